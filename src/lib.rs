@@ -1,0 +1,12 @@
+//! Courbe: a storage engine and server for electricity load curves.
+//!
+//! Map of the crate (see ARCHITECTURE.md):
+//! - [`engine`]: the durable store: write-ahead log, memtable, segments, compaction, erasure.
+//! - [`source`]: the read interface between the engine and the queries.
+//! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
+
+pub mod engine;
+pub mod query;
+pub mod source;
+
+pub use storage_format::{BlockSummary, Channel, Point, Quality};

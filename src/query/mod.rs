@@ -1,0 +1,1 @@
+//! Queries over a [`crate::source::SeriesSource`]. (query helper)

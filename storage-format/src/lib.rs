@@ -1,0 +1,117 @@
+//! Courbe's on-disk format: bytes in, values out.
+//!
+//! This crate is pure: no files, threads, clocks or logging. It knows two structures,
+//! specified byte for byte in `FORMAT.md` beside this crate:
+//!
+//! - a **block**: one meter's channel over a span of time, compressed ([`block`]);
+//! - a **segment**: many blocks grouped by meter, an index searchable in place, checksums
+//!   and a footer ([`segment`]).
+//!
+//! Every decoder takes a byte slice and returns values or an [`Error`]; bytes never panic.
+
+pub mod block;
+mod error;
+pub mod segment;
+
+pub use error::{Error, ErrorKind};
+
+/// Quality of a reading, as meters and distributors report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum Quality {
+    #[default]
+    Measured = 0,
+    Estimated = 1,
+    Corrected = 2,
+}
+
+impl Quality {
+    pub const ALL: [Quality; 3] = [Quality::Measured, Quality::Estimated, Quality::Corrected];
+
+    pub fn from_u8(code: u8) -> Option<Quality> {
+        Quality::ALL.get(usize::from(code)).copied()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Measured => "measured",
+            Quality::Estimated => "estimated",
+            Quality::Corrected => "corrected",
+        }
+    }
+}
+
+/// A channel of a meter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum Channel {
+    /// Load curve: average active power in W over each interval.
+    #[default]
+    Consumption = 0,
+    /// Injected power (solar, ...), W, same shape as consumption.
+    Production = 1,
+    /// One value a day: maximum apparent power in VA; `ts_utc` is the instant it occurred.
+    MaxPower = 2,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Consumption, Channel::Production, Channel::MaxPower];
+
+    pub fn from_u8(code: u8) -> Option<Channel> {
+        Channel::ALL.get(usize::from(code)).copied()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Consumption => "consumption",
+            Channel::Production => "production",
+            Channel::MaxPower => "max_power",
+        }
+    }
+}
+
+/// Longest meter id, in bytes.
+pub const METER_ID_MAX_LEN: usize = 64;
+
+/// Largest step a block accepts, in minutes (one day: the step given to `max_power` points).
+pub const STEP_MIN_MAX: u16 = 1440;
+
+/// One reading of one channel of one meter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Point {
+    /// Start of the interval (for `max_power`: the instant of the maximum), Unix seconds, UTC.
+    pub ts_utc: i64,
+    /// W for curves, VA for `max_power`.
+    pub value: i32,
+    /// Length of the interval, 1..=[`STEP_MIN_MAX`] minutes.
+    pub step_min: u16,
+    pub quality: Quality,
+}
+
+/// What a reader knows about a block without decoding it.
+///
+/// Stored in the segment index so that a query covering a whole block never touches its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct BlockSummary {
+    /// Number of points, at least 1.
+    pub count: u32,
+    /// `ts_utc` of the first and of the last point.
+    pub first_ts: i64,
+    pub last_ts: i64,
+    /// End of the coverage: the largest `ts_utc + 60 * step_min` over the points.
+    pub end_ts: i64,
+    /// Sum of the values.
+    pub sum_value: i64,
+    /// Sum of `value * step_min`: energy in W·min (divide by 60 for Wh), exact.
+    pub sum_energy_wmin: i64,
+    /// Smallest value and the `ts_utc` of its first occurrence.
+    pub min_value: i32,
+    pub min_ts: i64,
+    /// Largest value and the `ts_utc` of its first occurrence.
+    pub max_value: i32,
+    pub max_ts: i64,
+    /// Number of points whose quality is not `measured`.
+    pub non_measured: u32,
+    /// The step of every point when they all share one, else 0.
+    pub step_min: u16,
+}
