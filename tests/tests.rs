@@ -1,0 +1,6 @@
+//! The one integration-test binary: modules per area, helpers in `util`.
+
+mod engine;
+mod query;
+mod surface;
+mod util;
