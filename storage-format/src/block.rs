@@ -8,8 +8,7 @@
 //!   into columns, replacing `out`'s contents.
 
 use crate::bits::{
-    bit_width, pack, packed_len, put_varint, unpack, unzigzag32, varint_len, zigzag32, zigzag64,
-    Reader,
+    bit_width, pack, packed_len, put_varint, unpack, varint_len, zigzag32, zigzag64, Reader,
 };
 use crate::huffman;
 use crate::{BlockSummary, Error, Point, Quality, STEP_MIN_MAX};
@@ -190,7 +189,7 @@ impl Encoder {
             }
             let lengths = huffman::code_lengths(&counts);
             let payload = huffman::payload_bits(&counts, &lengths).div_ceil(8) as usize;
-            let len = huffman::table_len(&lengths) + varint_len(payload as u64) + payload;
+            let len = huffman::table_len(&lengths) + 2 * varint_len(payload as u64 / 2) + payload;
             if len < huff_len {
                 (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
             }
@@ -410,34 +409,35 @@ fn decode_timestamps(
     match mode {
         TS_EXCEPTIONS => {
             let count = r.varint_in("timestamp exception count", 0, n as u64 - 1)? as usize;
-            let mut next_at = 0usize;
-            let mut next_dev = 0i64;
-            let mut left = count;
-            let read_next = |r: &mut Reader<'_>, after: usize| -> Result<(usize, i64), Error> {
-                let gap = r.varint_in("timestamp exception index", 1, (n - 1 - after) as u64)?;
+            let mut t = first_ts;
+            let mut done = 1usize; // points whose ts is in `ts`
+            for _ in 0..count {
+                let gap = r.varint_in("timestamp exception index", 1, (n - done) as u64)? as usize;
                 let dev = r.zigzag64("timestamp deviation")?;
-                Ok((after + gap as usize, dev))
-            };
-            if left > 0 {
-                (next_at, next_dev) = read_next(r, 0)?;
-                left -= 1;
-            }
-            let mut prev = first_ts;
-            for i in 1..n {
-                let mut t = prev.wrapping_add(60 * i64::from(step_at(steps, i - 1)));
-                if i == next_at {
-                    t = t.wrapping_add(next_dev);
-                    if left > 0 {
-                        (next_at, next_dev) = read_next(r, i)?;
-                        left -= 1;
-                    }
+                // Points done..at follow the grid; point `at` deviates from it.
+                let at = done - 1 + gap;
+                extend_grid(
+                    r,
+                    ts,
+                    &mut t,
+                    steps.get(done - 1..at - 1).unwrap_or_default(),
+                )?;
+                let next = t
+                    .wrapping_add(60 * i64::from(step_at(steps, at - 1)))
+                    .wrapping_add(dev);
+                if next <= t {
+                    return Err(r.corruption("increasing timestamps", t as u64, next as u64));
                 }
-                if t <= prev {
-                    return Err(r.corruption("increasing timestamps", prev as u64, t as u64));
-                }
-                ts.push(t);
-                prev = t;
+                ts.push(next);
+                t = next;
+                done = at + 1;
             }
+            extend_grid(
+                r,
+                ts,
+                &mut t,
+                steps.get(done - 1..n - 1).unwrap_or_default(),
+            )?;
         }
         TS_EXPLICIT => {
             let mut prev = first_ts;
@@ -455,6 +455,31 @@ fn decode_timestamps(
         }
         other => return Err(r.corruption("timestamp mode", 1, u64::from(other))),
     }
+    Ok(())
+}
+
+/// Appends one timestamp per step in `steps`, each the previous plus that step.
+fn extend_grid(r: &Reader<'_>, ts: &mut Vec<i64>, t: &mut i64, steps: &[u16]) -> Result<(), Error> {
+    let start = *t;
+    // At most MAX_POINTS steps of at most a day: the total fits easily in an i64.
+    let total: i64 = steps.iter().map(|&s| 60 * i64::from(s)).sum();
+    if start.checked_add(total).is_none() {
+        return Err(r.corruption("timestamp range", i64::MAX as u64, start as u64));
+    }
+    match steps.first() {
+        Some(&first) if steps.iter().all(|&s| s == first) => {
+            let step = 60 * i64::from(first);
+            ts.extend((1..=steps.len() as i64).map(|k| start + k * step));
+        }
+        _ => {
+            let mut acc = start;
+            ts.extend(steps.iter().map(|&s| {
+                acc += 60 * i64::from(s);
+                acc
+            }));
+        }
+    }
+    *t = start + total;
     Ok(())
 }
 
@@ -526,10 +551,7 @@ fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<
             Ok(())
         }
         VALUES_HUFFMAN => {
-            let mut zigzagged = Vec::new();
-            huffman::decode(r, n, &mut zigzagged)?;
-            values.clear();
-            values.extend(zigzagged.iter().map(|&u| unzigzag32(u)));
+            huffman::decode(r, n, values)?;
             undo_prediction(values, lag);
             Ok(())
         }
