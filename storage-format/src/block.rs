@@ -52,16 +52,13 @@ impl DecodedBlock {
 pub const FRAME_LEN: usize = 128;
 
 /// Value codec tags (first byte of the value section).
-const VALUES_PACKED: u8 = 0;
-const VALUES_ZSTD: u8 = 1;
-const VALUES_HUFFMAN: u8 = 2;
+const VALUES_FRAMES: u8 = 0;
+const VALUES_HUFFMAN: u8 = 1;
 
 /// Timestamp mode tags.
 const TS_EXCEPTIONS: u8 = 0;
 const TS_EXPLICIT: u8 = 1;
-
-/// zstd level used for the entropy stage (only kept where it makes the block smaller).
-const ZSTD_LEVEL: i32 = 3;
+const TS_PACKED: u8 = 2;
 
 /// Summary of `points` as [`encode_into`] computes it (no validation).
 pub fn summarize(points: &[Point]) -> BlockSummary {
@@ -150,7 +147,6 @@ pub fn encode_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, 
 struct Encoder {
     values: Vec<i32>,
     residuals: Vec<i32>,
-    packed: Vec<u8>,
     zigzagged: Vec<u32>,
 }
 
@@ -160,13 +156,35 @@ impl Encoder {
         put_varint(out, n as u64);
         put_varint(out, zigzag64(points[0].ts_utc));
         encode_steps(points, out);
-        encode_timestamps(points, out);
+        self.encode_timestamps(points, out);
         encode_quality(points, out);
         self.values.clear();
         self.values.extend(points.iter().map(|p| p.value));
         self.encode_values(day_lag(points), out);
     }
 
+    fn encode_timestamps(&mut self, points: &[Point], out: &mut Vec<u8>) {
+        let start = out.len();
+        encode_timestamps(points, out);
+        // Irregular timestamps: deviations through the value codec, when they fit in an i32.
+        let devs: Option<Vec<i32>> = ts_deviations(points)
+            .map(|d| i32::try_from(d).ok())
+            .collect();
+        match devs {
+            Some(devs) if points.len() >= 2 => {
+                let mut packed = vec![TS_PACKED];
+                self.values = devs;
+                self.encode_values(None, &mut packed);
+                if packed.len() < out.len() - start {
+                    out.truncate(start);
+                    out.extend_from_slice(&packed);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Appends the value section coding `self.values`.
     fn encode_values(&mut self, day_lag: Option<usize>, out: &mut Vec<u8>) {
         let n = self.values.len();
         let candidates = [Some(1), Some(2), day_lag, Some(0)];
@@ -205,26 +223,9 @@ impl Encoder {
             return;
         }
         residuals(&self.values, for_lag, &mut self.residuals);
-        self.packed.clear();
-        pack_frames(&self.residuals, &mut self.packed);
-        let zstd = if self.packed.len() >= 64 {
-            zstd::bulk::compress(&self.packed, ZSTD_LEVEL).ok()
-        } else {
-            None
-        };
-        match zstd {
-            Some(z) if z.len() + varint_len(self.packed.len() as u64) < self.packed.len() => {
-                out.push(VALUES_ZSTD);
-                put_varint(out, for_lag as u64);
-                put_varint(out, self.packed.len() as u64);
-                out.extend_from_slice(&z);
-            }
-            _ => {
-                out.push(VALUES_PACKED);
-                put_varint(out, for_lag as u64);
-                out.extend_from_slice(&self.packed);
-            }
-        }
+        out.push(VALUES_FRAMES);
+        put_varint(out, for_lag as u64);
+        pack_frames(&self.residuals, out);
     }
 }
 
@@ -453,7 +454,22 @@ fn decode_timestamps(
                 prev = t;
             }
         }
-        other => return Err(r.corruption("timestamp mode", 1, u64::from(other))),
+        TS_PACKED if n >= 2 => {
+            let mut devs = Vec::new();
+            decode_values(r, n - 1, &mut devs)?;
+            let mut prev = first_ts;
+            for (i, &dev) in devs.iter().enumerate() {
+                let t = prev
+                    .wrapping_add(60 * i64::from(step_at(steps, i)))
+                    .wrapping_add(i64::from(dev));
+                if t <= prev {
+                    return Err(r.corruption("increasing timestamps", prev as u64, t as u64));
+                }
+                ts.push(t);
+                prev = t;
+            }
+        }
+        other => return Err(r.corruption("timestamp mode", 2, u64::from(other))),
     }
     Ok(())
 }
@@ -516,40 +532,7 @@ fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<
     let codec = r.u8("value codec")?;
     let lag = r.varint_in("predictor lag", 0, n as u64)? as usize;
     match codec {
-        VALUES_PACKED => decode_frames(r, n, lag, values),
-        VALUES_ZSTD => {
-            let bound = max_frames_len(n);
-            let packed_len = r.varint_in("packed value length", 1, bound as u64)? as usize;
-            let at = r.offset();
-            let compressed = r.rest();
-            let mut packed = Vec::with_capacity(packed_len);
-            let got = zstd::bulk::Decompressor::new()
-                .and_then(|mut d| d.decompress_to_buffer(compressed, &mut packed))
-                .map_err(|_| Error::Corruption {
-                    offset: at,
-                    what: "zstd value stream",
-                    expected: packed_len as u64,
-                    found: 0,
-                })?;
-            if got != packed_len {
-                return Err(Error::Corruption {
-                    offset: at,
-                    what: "zstd value stream length",
-                    expected: packed_len as u64,
-                    found: got as u64,
-                });
-            }
-            let mut inner = Reader::new(&packed, at);
-            decode_frames(&mut inner, n, lag, values)?;
-            if !inner.is_empty() {
-                return Err(inner.corruption(
-                    "bytes after the packed values",
-                    0,
-                    inner.remaining() as u64,
-                ));
-            }
-            Ok(())
-        }
+        VALUES_FRAMES => decode_frames(r, n, lag, values),
         VALUES_HUFFMAN => {
             huffman::decode(r, n, values)?;
             undo_prediction(values, lag);
@@ -557,11 +540,6 @@ fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<
         }
         other => Err(r.corruption("value codec", u64::from(VALUES_HUFFMAN), u64::from(other))),
     }
-}
-
-/// Largest valid packed-frame stream for `n` values (5-byte reference, width byte, 32-bit values).
-fn max_frames_len(n: usize) -> usize {
-    n.div_ceil(FRAME_LEN) * 6 + n * 4
 }
 
 fn decode_frames(
