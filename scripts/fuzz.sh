@@ -15,7 +15,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(block_decode segment_decode block_roundtrip)
+    targets=(block_decode segment_decode segment_structure block_roundtrip)
 fi
 
 cd "$(dirname "$0")/../fuzz"

@@ -106,3 +106,62 @@ pub fn block_roundtrip(data: &[u8]) {
         }
     }
 }
+
+/// Raw bytes into the segment reader after recomputing the header, footer, fence and page crcs
+/// wherever the (possibly mangled) layout lets us find them, so that mutations reach the fence
+/// and page parsers instead of stopping at a checksum.
+pub fn segment_structure(data: &[u8]) {
+    let mut bytes = data.to_vec();
+    repair_crcs(&mut bytes);
+    segment_decode(&bytes);
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn put_crc(bytes: &mut [u8], covered: std::ops::Range<usize>, at: usize) {
+    let Some(crc) = bytes.get(covered).map(crc32fast::hash) else {
+        return;
+    };
+    if let Some(slot) = bytes.get_mut(at..at + 4) {
+        slot.copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Recomputes every crc but the blocks' (see FORMAT.md §3.6), in dependency order.
+pub fn repair_crcs(bytes: &mut [u8]) {
+    use storage_format::segment::{FENCE_LEN, FOOTER_LEN, HEADER_LEN};
+    put_crc(bytes, 0..HEADER_LEN - 4, HEADER_LEN - 4);
+    let Some(footer) = bytes.len().checked_sub(FOOTER_LEN) else {
+        return;
+    };
+    let (Some(fence_offset), Some(page_count)) =
+        (read_u64(bytes, footer + 8), read_u32(bytes, footer + 40))
+    else {
+        return;
+    };
+    let fence_len = page_count as usize * FENCE_LEN;
+    let fence_start = fence_offset as usize;
+    let pages: Vec<usize> = (0..page_count as usize)
+        .filter_map(|i| read_u64(bytes, fence_start + i * FENCE_LEN + FENCE_LEN - 8))
+        .map(|o| o as usize)
+        .collect();
+    for (i, &start) in pages.iter().enumerate() {
+        let end = pages.get(i + 1).copied().unwrap_or(fence_start);
+        if start + 4 <= end && end <= bytes.len() {
+            put_crc(bytes, start + 4..end, start);
+        }
+    }
+    if fence_start
+        .checked_add(fence_len)
+        .is_some_and(|end| end <= footer)
+    {
+        put_crc(bytes, fence_start..fence_start + fence_len, footer + 44);
+    }
+    put_crc(bytes, footer..footer + 52, footer + 52);
+}

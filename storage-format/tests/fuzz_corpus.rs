@@ -44,3 +44,10 @@ fn the_block_roundtrip_corpus_replays_without_panic() {
         fuzz_drivers::block_roundtrip(&bytes);
     }
 }
+
+#[test]
+fn the_segment_structure_corpus_replays_without_panic() {
+    for (_, bytes) in corpus("segment_structure") {
+        fuzz_drivers::segment_structure(&bytes);
+    }
+}
