@@ -145,23 +145,26 @@ pub fn repair_crcs(bytes: &mut [u8]) {
     else {
         return;
     };
+    // Only a fence table that lies inside the file says where the pages are.
+    let fence_start = usize::try_from(fence_offset).unwrap_or(usize::MAX);
     let fence_len = page_count as usize * FENCE_LEN;
-    let fence_start = fence_offset as usize;
+    if fence_start
+        .checked_add(fence_len)
+        .is_none_or(|end| end > footer)
+    {
+        put_crc(bytes, footer..footer + 52, footer + 52);
+        return;
+    }
     let pages: Vec<usize> = (0..page_count as usize)
         .filter_map(|i| read_u64(bytes, fence_start + i * FENCE_LEN + FENCE_LEN - 8))
-        .map(|o| o as usize)
+        .map(|o| usize::try_from(o).unwrap_or(usize::MAX))
         .collect();
     for (i, &start) in pages.iter().enumerate() {
         let end = pages.get(i + 1).copied().unwrap_or(fence_start);
-        if start + 4 <= end && end <= bytes.len() {
+        if start.checked_add(4).is_some_and(|s| s <= end) && end <= bytes.len() {
             put_crc(bytes, start + 4..end, start);
         }
     }
-    if fence_start
-        .checked_add(fence_len)
-        .is_some_and(|end| end <= footer)
-    {
-        put_crc(bytes, fence_start..fence_start + fence_len, footer + 44);
-    }
+    put_crc(bytes, fence_start..fence_start + fence_len, footer + 44);
     put_crc(bytes, footer..footer + 52, footer + 52);
 }
