@@ -174,6 +174,13 @@ impl SegmentBuilder {
                 }
             }
         }
+        if let (Some(first), Some(last)) = (points.first(), points.last()) {
+            if last.ts_utc.checked_sub(first.ts_utc).is_none() {
+                return Err(Error::InvalidArgument {
+                    what: format!("block of {meter} spans more than i64::MAX seconds"),
+                });
+            }
+        }
         let start = out.len();
         let summary = match block::encode_into(points, out) {
             Ok(summary) => summary,
