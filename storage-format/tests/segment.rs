@@ -183,7 +183,7 @@ fn every_truncated_prefix_of_a_segment_is_truncated() {
 
 #[test]
 fn every_flipped_bit_is_corruption() {
-    let bytes = fleet_segment(12, 2);
+    let bytes = fleet_segment(4, 1);
     let mut copy = bytes.clone();
     for bit in 0..bytes.len() * 8 {
         let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
