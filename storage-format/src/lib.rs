@@ -9,6 +9,7 @@
 //!
 //! Every decoder takes a byte slice and returns values or an [`Error`]; bytes never panic.
 
+mod bits;
 pub mod block;
 mod error;
 pub mod segment;
