@@ -16,11 +16,13 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jiff::tz::TimeZone;
 use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta};
 
-/// One month partition: its local bounds and its segment bytes.
+/// One month partition: its local bounds and its segment, opened once (as the engine keeps its
+/// segments mapped and open).
 struct Month {
     start_utc: i64,
     end_utc: i64,
-    bytes: Vec<u8>,
+    segment: Segment<'static>,
+    bytes_len: usize,
 }
 
 struct Segments {
@@ -52,8 +54,7 @@ impl SeriesSource for Segments {
             if month.end_utc <= from_utc || month.start_utc >= to_utc {
                 continue;
             }
-            let segment = Segment::open(&month.bytes)?;
-            for block in segment.blocks(meter, channel)? {
+            for block in month.segment.blocks(meter, channel)? {
                 if block.summary.first_ts < to_utc && block.summary.last_ts >= from_utc {
                     out.push(Chunk::Block(block));
                 }
@@ -84,7 +85,8 @@ fn build(meters: u32) -> Segments {
         bounds.push(first.to_zoned(tz.clone()).unwrap().timestamp().as_second());
         first = first.last_of_month().tomorrow().unwrap();
     }
-    let mut months: Vec<(Month, SegmentBuilder)> = bounds
+    // (start, end, bytes, builder) per month.
+    let mut months: Vec<(i64, i64, Vec<u8>, SegmentBuilder)> = bounds
         .windows(2)
         .enumerate()
         .map(|(i, w)| {
@@ -94,12 +96,7 @@ fn build(meters: u32) -> Segments {
                 seq: i as u64,
             };
             let builder = SegmentBuilder::new(meta, &mut bytes);
-            let month = Month {
-                start_utc: w[0],
-                end_utc: w[1],
-                bytes,
-            };
-            (month, builder)
+            (w[0], w[1], bytes, builder)
         })
         .collect();
     let mut order: Vec<(String, u32)> = (0..meters).map(|i| (fleet.meter_id(i), i)).collect();
@@ -114,27 +111,31 @@ fn build(meters: u32) -> Segments {
             (Channel::MaxPower, &series.max_power),
         ] {
             points += readings.len() as u64;
-            for (month, builder) in &mut months {
+            for (start, end, bytes, builder) in &mut months {
                 scratch.clear();
                 scratch.extend(
                     readings
                         .iter()
-                        .filter(|r| r.ts_utc >= month.start_utc && r.ts_utc < month.end_utc)
+                        .filter(|r| r.ts_utc >= *start && r.ts_utc < *end)
                         .map(point),
                 );
                 if !scratch.is_empty() {
-                    builder
-                        .add_block(id, channel, &scratch, &mut month.bytes)
-                        .unwrap();
+                    builder.add_block(id, channel, &scratch, bytes).unwrap();
                 }
             }
         }
     }
     let months = months
         .into_iter()
-        .map(|(mut month, builder)| {
-            builder.finish(&mut month.bytes).unwrap();
-            month
+        .map(|(start_utc, end_utc, mut bytes, builder)| {
+            builder.finish(&mut bytes).unwrap();
+            let bytes: &'static [u8] = Vec::leak(bytes);
+            Month {
+                start_utc,
+                end_utc,
+                segment: Segment::open(bytes).unwrap(),
+                bytes_len: bytes.len(),
+            }
         })
         .collect();
     Segments {
@@ -157,7 +158,7 @@ fn queries(c: &mut Criterion) {
         period: Period::Day,
         tz: tz.clone(),
     };
-    let bytes: usize = src.months.iter().map(|m| m.bytes.len()).sum();
+    let bytes: usize = src.months.iter().map(|m| m.bytes_len).sum();
     eprintln!(
         "fleet: {meters} meters, {} points, {bytes} bytes in segments, {} rayon threads",
         src.points,

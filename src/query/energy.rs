@@ -15,6 +15,9 @@ pub const DEFAULT_STEP_MIN: u16 = 30;
 /// expected count from the step in force.
 struct Walker<'p> {
     periods: &'p [(i64, i64)],
+    /// Start of the first period and end of the last.
+    from: i64,
+    to: i64,
     out: Vec<EnergyPeriod>,
     /// Off-peak `value * seconds` per period, exact.
     off_peak_ws: Vec<i128>,
@@ -29,6 +32,8 @@ impl<'p> Walker<'p> {
     fn new(periods: &'p [(i64, i64)], initial_step_min: u16) -> Walker<'p> {
         Walker {
             periods,
+            from: periods.first().map_or(0, |p| p.0),
+            to: periods.last().map_or(0, |p| p.1),
             out: periods
                 .iter()
                 .map(|&(start_utc, end_utc)| EnergyPeriod {
@@ -76,16 +81,8 @@ impl<'p> Walker<'p> {
         }
     }
 
-    fn range(&self) -> (i64, i64) {
-        (
-            self.periods.first().map_or(0, |p| p.0),
-            self.periods.last().map_or(0, |p| p.1),
-        )
-    }
-
     fn point(&mut self, ts: i64, value: i32, step_min: u16, off_peak: Option<&mut OffPeak>) {
-        let (from, to) = self.range();
-        if ts < from || ts >= to {
+        if ts < self.from || ts >= self.to {
             return;
         }
         self.advance_to(ts);
@@ -108,8 +105,7 @@ impl<'p> Walker<'p> {
     /// Counts a block wholly inside one period with one step from its summary; false when it
     /// is not (the caller decodes it then).
     fn summary(&mut self, s: &crate::BlockSummary) -> bool {
-        let (from, to) = self.range();
-        if s.step_min == 0 || s.first_ts < from || s.last_ts >= to {
+        if s.step_min == 0 || s.first_ts < self.from || s.last_ts >= self.to {
             return false;
         }
         self.advance_to(s.first_ts);
@@ -126,8 +122,7 @@ impl<'p> Walker<'p> {
     }
 
     fn finish(mut self, with_tariff: bool) -> Vec<EnergyPeriod> {
-        let (_, to) = self.range();
-        self.advance_to(to);
+        self.advance_to(self.to);
         if with_tariff {
             for (period, hc_ws) in self.out.iter_mut().zip(&self.off_peak_ws) {
                 let hc_wmin = *hc_ws as f64 / 60.0;
