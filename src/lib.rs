@@ -6,6 +6,7 @@
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
 
 pub mod engine;
+pub mod ingest;
 pub mod query;
 pub mod source;
 
