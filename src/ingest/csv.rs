@@ -1,6 +1,7 @@
 //! The native CSV (`meter_id,ts,value_w[,quality[,step_min]]`, read and written) and the Enedis
 //! CSV export (read).
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 
 use csv::{ByteRecord, ReaderBuilder};
@@ -18,7 +19,10 @@ const REQUIRED_COLUMNS: usize = 3;
 const DEFAULT_STEP_MIN: u16 = 30;
 
 /// Reads native CSV from any reader, record by record (constant memory besides what the sink
-/// keeps). The header is line 1 and required.
+/// keeps). The header is line 1 and required; it names the first 3 to 5 columns of
+/// `meter_id,ts,value_w,quality,step_min`, and a row has at least 3 fields and at most as many as
+/// the header. An empty optional field takes its default (`measured`; 30 minutes, or 1440 for
+/// `max_power`).
 pub fn parse_csv_reader<R: io::Read>(
     input: R,
     channel: Channel,
@@ -27,7 +31,7 @@ pub fn parse_csv_reader<R: io::Read>(
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(input);
+        .from_reader(LineTracker::new(input));
     let mut record = ByteRecord::new();
     if !read_record(&mut reader, &mut record)? {
         return Err(IngestError::Header {
@@ -35,16 +39,69 @@ pub fn parse_csv_reader<R: io::Read>(
             reason: format!("empty input; expected the header {}", CSV_COLUMNS.join(",")),
         });
     }
-    check_header(&record)?;
+    let columns = check_header(&record)?;
     let mut last_meter = String::new();
     while read_record(&mut reader, &mut record)? {
-        let line = record.position().map_or(0, csv::Position::line);
-        match read_row(&record, channel, &mut last_meter) {
+        let offset = record.position().map_or(0, csv::Position::byte);
+        let line = reader.get_mut().line_at(offset);
+        match read_row(&record, columns, channel, &mut last_meter) {
             Ok(point) => sink.point(line, &last_meter, channel, point),
             Err(reason) => sink.reject(Rejected { line, reason }),
         }
     }
     Ok(())
+}
+
+/// Counts lines as the CSV reader pulls bytes. The csv crate's own record line numbers are off
+/// after CRLF terminators and blank lines; a record's byte offset is exact, but may point at the
+/// terminators before it. So this keeps the offsets and line numbers of the line starts read
+/// ahead (the first byte of a line that is not `\r` or `\n`), and a record's line is that of
+/// the first line start at or after its offset. Bounded by the reader's buffer.
+struct LineTracker<R> {
+    inner: R,
+    offset: u64,
+    line: u64,
+    at_line_start: bool,
+    starts: VecDeque<(u64, u64)>,
+}
+
+impl<R> LineTracker<R> {
+    fn new(inner: R) -> Self {
+        LineTracker {
+            inner,
+            offset: 0,
+            line: 1,
+            at_line_start: true,
+            starts: VecDeque::new(),
+        }
+    }
+
+    fn line_at(&mut self, record_offset: u64) -> u64 {
+        while let Some(&(start, line)) = self.starts.front() {
+            if start >= record_offset {
+                return line;
+            }
+            self.starts.pop_front();
+        }
+        self.line
+    }
+}
+
+impl<R: io::Read> io::Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, &b) in buf.get(..n).unwrap_or_default().iter().enumerate() {
+            if b == b'\n' {
+                self.line += 1;
+                self.at_line_start = true;
+            } else if self.at_line_start && b != b'\r' {
+                self.starts.push_back((self.offset + i as u64, self.line));
+                self.at_line_start = false;
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 fn read_record<R: io::Read>(
@@ -67,7 +124,8 @@ fn trim(field: &[u8]) -> &[u8] {
     field.trim_ascii()
 }
 
-fn check_header(record: &ByteRecord) -> Result<(), IngestError> {
+/// Checks the header and returns its number of columns.
+fn check_header(record: &ByteRecord) -> Result<usize, IngestError> {
     let names: Vec<&[u8]> = record
         .iter()
         .enumerate()
@@ -86,7 +144,7 @@ fn check_header(record: &ByteRecord) -> Result<(), IngestError> {
             .zip(CSV_COLUMNS)
             .all(|(n, expected)| n.eq_ignore_ascii_case(expected.as_bytes()));
     if ok {
-        return Ok(());
+        return Ok(names.len());
     }
     let found: Vec<String> = names
         .iter()
@@ -105,12 +163,15 @@ fn check_header(record: &ByteRecord) -> Result<(), IngestError> {
 /// of rows of the same meter).
 fn read_row(
     record: &ByteRecord,
+    columns: usize,
     channel: Channel,
     last_meter: &mut String,
 ) -> Result<Point, String> {
     let n = record.len();
-    if !(REQUIRED_COLUMNS..=CSV_COLUMNS.len()).contains(&n) {
-        return Err(format!("{n} fields (expected 3 to 5)"));
+    if !(REQUIRED_COLUMNS..=columns).contains(&n) {
+        return Err(format!(
+            "{n} fields (expected {REQUIRED_COLUMNS} to {columns}, as the header)"
+        ));
     }
     let field = |i: usize| trim(record.get(i).unwrap_or_default());
     let meter = field(0);
@@ -545,9 +606,15 @@ mod tests {
         }
         let header_only = parse_csv(b"meter_id,ts,value_w,quality,step_min\n");
         assert_eq!(header_only, Parsed::default());
-        let with_bom =
-            parse_csv(b"\xEF\xBB\xBFmeter_id, ts ,value_w\r\nm1,2024-01-01T00:00:00Z,5\r\n");
+        // A BOM, spaces and CRLF are tolerated; a row wider than the header is not.
+        let with_bom = parse_csv(
+            b"\xEF\xBB\xBFmeter_id, ts ,value_w\r\n\
+              m1,2024-01-01T00:00:00Z,5\r\n\
+              m1,2024-01-01T00:30:00Z,5,measured\r\n",
+        );
         assert_eq!(with_bom.rows.len(), 1);
+        assert_eq!(with_bom.rejected.len(), 1);
+        assert_eq!(with_bom.rejected[0].line, 3);
     }
 
     #[test]
@@ -562,6 +629,22 @@ mod tests {
         assert_eq!(parsed.rows[0].2.ts_utc, 1_704_131_233);
         assert_eq!(parsed.rejected.len(), 1);
         assert_eq!(parsed.rejected[0].line, 4);
+    }
+
+    #[test]
+    fn line_numbers_count_crlf_blank_lines_and_quoted_newlines() {
+        let input = b"meter_id,ts,value_w\r\n\
+                      \r\n\
+                      m1,2024-01-01T00:00:00Z,x\r\n\
+                      \n\
+                      \"m\n1\",2024-01-01T00:00:00Z,5\n\
+                      m1,2024-01-01T00:00:00Z,y\n";
+        let parsed = parse_csv(input);
+        let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 5, 7]);
+        let mut streamed = Parsed::default();
+        parse_csv_reader(Trickle(input), Channel::Consumption, &mut streamed).unwrap();
+        assert_eq!(streamed, parsed);
     }
 
     /// Hands the input over a few bytes at a time, as a pipe does.

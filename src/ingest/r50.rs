@@ -88,6 +88,7 @@ pub(crate) fn parse(
     let mut prm: Option<Result<String, String>> = None;
     let mut pdc: Option<Pdc> = None;
     let mut records_seen = false;
+    let mut root_seen = false;
 
     loop {
         let event = match reader.read_event() {
@@ -102,6 +103,11 @@ pub(crate) fn parse(
             Event::Start(e) => {
                 let name = e.local_name().as_ref().to_vec();
                 let line = lines.at(reader.buffer_position().saturating_sub(1));
+                if stack.is_empty() && root_seen {
+                    let reason = "XML not well-formed: a second root element".to_owned();
+                    return unreadable_rest(line, reason, records_seen, pdc, sink);
+                }
+                root_seen = true;
                 if stack.is_empty() && name != b"R50" {
                     return Err(IngestError::Document {
                         line,
@@ -534,6 +540,19 @@ mod tests {
         assert!(parsed.rejected[0]
             .reason
             .contains("document ends inside <PDC>"));
+    }
+
+    #[test]
+    fn a_second_root_after_records_is_reported_and_the_records_kept() {
+        let doc = format!(
+            "{HEADER}<PDC><H>2024-01-01T00:30:00+01:00</H><V>1</V></PDC>\n\
+             </Donnees_Releve></PRM></R50>\n<R50>\n"
+        );
+        let parsed = parse_r50(doc.as_bytes()).unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 6);
+        assert!(parsed.rejected[0].reason.contains("second root"));
     }
 
     #[test]
