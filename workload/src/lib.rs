@@ -41,6 +41,9 @@ pub use household::Household;
 use household::{simulate_day, DayOut, Scratch};
 use rng::{mix, Rng};
 
+/// The curve steps a meter may have, minutes.
+pub const STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
+
 const STEP_CHANGE_STREAM: u64 = 0x5354_4550_0000_0000;
 
 /// One generated reading. `quality`: 0 measured, 1 estimated, 2 corrected.
@@ -62,9 +65,11 @@ pub struct FleetConfig {
     pub start: Date,
     pub days: u32,
     pub seed: u64,
-    /// Step of every meter's curve, minutes (30 by default).
+    /// Step of every meter's curve, minutes (30 by default): 5, 10, 15, 30 or 60; any other
+    /// value is replaced by 30 in [`Fleet::new`].
     pub step_min: u16,
-    /// Share of meters whose step changes once in the span (30 to 10 minutes, say); 0 by default.
+    /// Share of meters whose step changes once in the span, 0 by default. The new step is finer
+    /// (60 to 30, 30 to 10, 15 or 10 to 5), or 10 for meters at 5 minutes.
     pub step_change_share: f64,
 }
 
@@ -102,7 +107,10 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(config: FleetConfig) -> Fleet {
+    pub fn new(mut config: FleetConfig) -> Fleet {
+        if !STEPS_MIN.contains(&config.step_min) {
+            config.step_min = 30;
+        }
         let calendar = calendar::build(config.start, config.days, config.seed).into();
         Fleet { config, calendar }
     }
@@ -409,6 +417,28 @@ mod tests {
                 assert!(max.value >= curve_max, "{} < {curve_max}", max.value);
             }
             assert!(m.max_power.len() <= 10);
+        }
+    }
+
+    #[test]
+    fn every_step_gives_whole_local_days_and_an_invalid_one_falls_back_to_30() {
+        for (step, per_day) in [
+            (5u16, 288usize),
+            (10, 144),
+            (15, 96),
+            (60, 24),
+            (0, 48),
+            (7, 48),
+        ] {
+            let f = Fleet::new(FleetConfig {
+                meters: 50,
+                days: 1,
+                step_min: step,
+                start: date(2024, 6, 3),
+                ..FleetConfig::default()
+            });
+            let full = f.meters().map(|m| m.consumption.len()).max().unwrap_or(0);
+            assert_eq!(full, per_day, "step {step}");
         }
     }
 
