@@ -7,9 +7,9 @@
 //! a missing or wrong CSV header, XML that is not well-formed before its first record, a document
 //! that is not an R50 flow.
 //!
-//! [`parse`] collects everything into a [`Parsed`]; [`parse_into`] and [`parse_csv_reader`] hand
-//! rows to a [`Sink`] as they are read, with the meter id borrowed, so a caller can fill an engine
-//! batch without an allocation per row.
+//! [`parse`] collects everything into a [`Parsed`]; [`parse_into`], [`parse_reader`] (any stream,
+//! format detected) and [`parse_csv_reader`] hand rows to a [`Sink`] as they are read, with the
+//! meter id borrowed, so a caller can fill an engine batch without an allocation per row.
 //!
 //! ```
 //! use courbe::ingest::{parse, Format};
@@ -173,6 +173,39 @@ pub fn parse_into(
     }
 }
 
+/// Reads from a stream (a pipe, stdin, a large file), detecting the format from its first bytes.
+/// Native CSV is read record by record in constant memory; the XML and Enedis formats are read
+/// whole first (their documents are daily or per-meter, hence small). Returns the format read.
+pub fn parse_reader<R: io::BufRead>(
+    mut input: R,
+    channel: Channel,
+    sink: &mut impl Sink,
+) -> Result<Format, IngestError> {
+    // Enough of the stream to see the first line: up to 4 KiB or the end.
+    let mut head = Vec::new();
+    while head.len() < 4096 && !head.contains(&b'\n') {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len().min(4096 - head.len());
+        head.extend_from_slice(buf.get(..n).unwrap_or_default());
+        input.consume(n);
+    }
+    let format = Format::detect(&head);
+    match format {
+        Format::Csv => {
+            let head = strip_bom(&head);
+            parse_csv_reader(io::Read::chain(head, input), channel, sink)?;
+        }
+        Format::R50 | Format::EnedisCsv => {
+            input.read_to_end(&mut head)?;
+            parse_into(&head, format, channel, sink)?;
+        }
+    }
+    Ok(format)
+}
+
 fn strip_bom(input: &[u8]) -> &[u8] {
     input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input)
 }
@@ -278,6 +311,62 @@ mod tests {
             Format::EnedisCsv
         );
         assert_eq!(Format::detect(b"Horodate;Valeur\n"), Format::EnedisCsv);
+    }
+
+    #[test]
+    fn a_stream_is_detected_and_read_like_a_slice() {
+        let inputs: [&[u8]; 3] = [
+            include_bytes!("../../tests/data/native_malformed.csv"),
+            include_bytes!("../../tests/data/r50_dst.xml"),
+            include_bytes!("../../tests/data/enedis_export.csv"),
+        ];
+        for input in inputs {
+            let expected = parse(input, Format::detect(input), Channel::Consumption).unwrap();
+            // A small buffer, so that detection and the CSV stream cross buffer boundaries.
+            let reader = io::BufReader::with_capacity(5, input);
+            let mut streamed = Parsed::default();
+            let format = parse_reader(reader, Channel::Consumption, &mut streamed).unwrap();
+            assert_eq!(format, Format::detect(input));
+            assert_eq!(streamed, expected);
+        }
+        let mut bom = Parsed::default();
+        let input = &b"\xEF\xBB\xBFmeter_id,ts,value_w\nm,2024-01-01T00:00:00Z,1\n"[..];
+        parse_reader(input, Channel::Consumption, &mut bom).unwrap();
+        assert_eq!(bom.rows.len(), 1);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Raw bytes, and fixtures with a few bytes overwritten, never panic any parser, and
+        /// every rejection names a line of the input.
+        #[test]
+        fn arbitrary_input_never_panics_and_rejections_name_real_lines(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            which in 0usize..3,
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..6),
+        ) {
+            let fixtures: [&[u8]; 3] = [
+                include_bytes!("../../tests/data/native_dst.csv"),
+                include_bytes!("../../tests/data/r50_dst.xml"),
+                include_bytes!("../../tests/data/enedis_export.csv"),
+            ];
+            let mut mutated = fixtures[which].to_vec();
+            for (at, byte) in edits {
+                let at = at % mutated.len();
+                mutated[at] = byte;
+            }
+            for input in [&raw[..], &mutated[..]] {
+                let lines = input.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+                for format in [Format::Csv, Format::R50, Format::EnedisCsv] {
+                    if let Ok(parsed) = parse(input, format, Channel::Consumption) {
+                        for r in &parsed.rejected {
+                            proptest::prop_assert!(r.line >= 1 && r.line <= lines, "{:?}", r);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
