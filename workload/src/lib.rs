@@ -443,6 +443,46 @@ mod tests {
     }
 
     #[test]
+    fn homes_use_less_while_their_occupants_are_on_vacation() {
+        let f = fleet(40, date(2024, 6, 15), 90);
+        let mut checked = 0;
+        for i in 0..40 {
+            let absences = f.household(i).absences(f.meter_seed(i), 2024);
+            let away = |ts: i64| {
+                f.calendar
+                    .iter()
+                    .find(|d| ts >= d.start_utc && ts < d.end_utc)
+                    .is_some_and(|d| {
+                        absences
+                            .iter()
+                            .any(|&(s, e)| d.day_num >= s && d.day_num < e)
+                    })
+            };
+            let m = f.meter(i);
+            let (mut in_sum, mut in_n, mut out_sum, mut out_n) = (0i64, 0i64, 0i64, 0i64);
+            for r in &m.consumption {
+                if away(r.ts_utc) {
+                    in_sum += i64::from(r.value);
+                    in_n += 1;
+                } else {
+                    out_sum += i64::from(r.value);
+                    out_n += 1;
+                }
+            }
+            if in_n < 48 * 3 || out_n == 0 || f.household(i).solar_peak_w > 0 {
+                continue;
+            }
+            checked += 1;
+            let (away_mean, home_mean) = (in_sum / in_n, out_sum / out_n);
+            assert!(
+                away_mean * 10 < home_mean * 7,
+                "meter {i}: away {away_mean} W, home {home_mean} W"
+            );
+        }
+        assert!(checked >= 15, "only {checked} meters had a summer vacation");
+    }
+
+    #[test]
     fn a_share_of_meters_changes_step_once() {
         let f = Fleet::new(FleetConfig {
             meters: 100,
