@@ -7,7 +7,12 @@
 //! - [`decode_from`] decodes exactly what one `encode_into` call appended (the whole slice)
 //!   into columns, replacing `out`'s contents.
 
-use crate::{BlockSummary, Error, Point, Quality};
+use crate::bits::{
+    bit_width, pack, packed_len, put_varint, unpack, unzigzag32, varint_len, zigzag32, zigzag64,
+    Reader,
+};
+use crate::huffman;
+use crate::{BlockSummary, Error, Point, Quality, STEP_MIN_MAX};
 
 /// Most points one block may hold (a month of 5-minute points is 8,928).
 pub const MAX_POINTS: usize = 65_536;
@@ -44,15 +49,537 @@ impl DecodedBlock {
     }
 }
 
+/// Values per bit-packing frame; each frame carries its own reference and width.
+pub const FRAME_LEN: usize = 128;
+
+/// Value codec tags (first byte of the value section).
+const VALUES_PACKED: u8 = 0;
+const VALUES_ZSTD: u8 = 1;
+const VALUES_HUFFMAN: u8 = 2;
+
+/// Timestamp mode tags.
+const TS_EXCEPTIONS: u8 = 0;
+const TS_EXPLICIT: u8 = 1;
+
+/// zstd level used for the entropy stage (only kept where it makes the block smaller).
+const ZSTD_LEVEL: i32 = 3;
+
 /// Summary of `points` as [`encode_into`] computes it (no validation).
 pub fn summarize(points: &[Point]) -> BlockSummary {
-    todo!("storage-format helper: {}", points.len())
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return BlockSummary::default();
+    };
+    let mut s = BlockSummary {
+        count: u32::try_from(points.len()).unwrap_or(u32::MAX),
+        first_ts: first.ts_utc,
+        last_ts: last.ts_utc,
+        end_ts: i64::MIN,
+        sum_value: 0,
+        sum_energy_wmin: 0,
+        min_value: first.value,
+        min_ts: first.ts_utc,
+        max_value: first.value,
+        max_ts: first.ts_utc,
+        non_measured: 0,
+        step_min: first.step_min,
+    };
+    for p in points {
+        s.sum_value = s.sum_value.wrapping_add(i64::from(p.value));
+        s.sum_energy_wmin = s
+            .sum_energy_wmin
+            .wrapping_add(i64::from(p.value) * i64::from(p.step_min));
+        if p.value < s.min_value {
+            s.min_value = p.value;
+            s.min_ts = p.ts_utc;
+        }
+        if p.value > s.max_value {
+            s.max_value = p.value;
+            s.max_ts = p.ts_utc;
+        }
+        s.non_measured += u32::from(p.quality != Quality::Measured);
+        s.end_ts = s
+            .end_ts
+            .max(p.ts_utc.saturating_add(60 * i64::from(p.step_min)));
+        if p.step_min != s.step_min {
+            s.step_min = 0;
+        }
+    }
+    s
+}
+
+fn invalid(what: String) -> Error {
+    Error::InvalidArgument { what }
+}
+
+fn validate(points: &[Point]) -> Result<(), Error> {
+    if points.is_empty() || points.len() > MAX_POINTS {
+        return Err(invalid(format!(
+            "a block holds 1 to {MAX_POINTS} points, not {}",
+            points.len()
+        )));
+    }
+    let mut prev: Option<i64> = None;
+    for (i, p) in points.iter().enumerate() {
+        if p.step_min == 0 || p.step_min > STEP_MIN_MAX {
+            return Err(invalid(format!(
+                "point {i}: step_min {} is outside 1..={STEP_MIN_MAX}",
+                p.step_min
+            )));
+        }
+        if let Some(prev) = prev {
+            if p.ts_utc <= prev {
+                return Err(invalid(format!(
+                    "point {i}: ts_utc {} does not follow {prev}",
+                    p.ts_utc
+                )));
+            }
+        }
+        prev = Some(p.ts_utc);
+    }
+    Ok(())
 }
 
 pub fn encode_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, Error> {
-    todo!("storage-format helper: {} {}", points.len(), out.len())
+    validate(points)?;
+    let mut encoder = Encoder::default();
+    encoder.encode(points, out);
+    Ok(summarize(points))
+}
+
+/// Reusable scratch space for encoding.
+#[derive(Default)]
+struct Encoder {
+    values: Vec<i32>,
+    residuals: Vec<i32>,
+    packed: Vec<u8>,
+    zigzagged: Vec<u32>,
+}
+
+impl Encoder {
+    fn encode(&mut self, points: &[Point], out: &mut Vec<u8>) {
+        let n = points.len();
+        put_varint(out, n as u64);
+        put_varint(out, zigzag64(points[0].ts_utc));
+        encode_steps(points, out);
+        encode_timestamps(points, out);
+        encode_quality(points, out);
+        self.values.clear();
+        self.values.extend(points.iter().map(|p| p.value));
+        self.encode_values(day_lag(points), out);
+    }
+
+    fn encode_values(&mut self, day_lag: Option<usize>, out: &mut Vec<u8>) {
+        let n = self.values.len();
+        let candidates = [Some(1), Some(2), day_lag, Some(0)];
+        // Best lag for bit-packed frames and for the Huffman stage, by exact size.
+        let (mut for_lag, mut for_len) = (1, usize::MAX);
+        let (mut huff_lag, mut huff_len) = (1, usize::MAX);
+        let mut huff_lengths = [0u8; huffman::SYMBOLS];
+        for lag in candidates.into_iter().flatten() {
+            if lag >= n && lag > 1 {
+                continue;
+            }
+            residuals(&self.values, lag, &mut self.residuals);
+            let len = frames_len(&self.residuals);
+            if len < for_len {
+                (for_lag, for_len) = (lag, len);
+            }
+            let mut counts = [0u64; huffman::SYMBOLS];
+            for &r in &self.residuals {
+                counts[huffman::symbol_of(zigzag32(r))] += 1;
+            }
+            let lengths = huffman::code_lengths(&counts);
+            let payload = huffman::payload_bits(&counts, &lengths).div_ceil(8) as usize;
+            let len = huffman::table_len(&lengths) + varint_len(payload as u64) + payload;
+            if len < huff_len {
+                (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
+            }
+        }
+        if huff_len < for_len {
+            out.push(VALUES_HUFFMAN);
+            put_varint(out, huff_lag as u64);
+            residuals(&self.values, huff_lag, &mut self.residuals);
+            self.zigzagged.clear();
+            self.zigzagged
+                .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+            huffman::encode(&self.zigzagged, &huff_lengths, out);
+            return;
+        }
+        residuals(&self.values, for_lag, &mut self.residuals);
+        self.packed.clear();
+        pack_frames(&self.residuals, &mut self.packed);
+        let zstd = if self.packed.len() >= 64 {
+            zstd::bulk::compress(&self.packed, ZSTD_LEVEL).ok()
+        } else {
+            None
+        };
+        match zstd {
+            Some(z) if z.len() + varint_len(self.packed.len() as u64) < self.packed.len() => {
+                out.push(VALUES_ZSTD);
+                put_varint(out, for_lag as u64);
+                put_varint(out, self.packed.len() as u64);
+                out.extend_from_slice(&z);
+            }
+            _ => {
+                out.push(VALUES_PACKED);
+                put_varint(out, for_lag as u64);
+                out.extend_from_slice(&self.packed);
+            }
+        }
+    }
+}
+
+/// Lag (in points) of "the same slot on the previous day" when every point shares one step that
+/// divides a day.
+fn day_lag(points: &[Point]) -> Option<usize> {
+    let step = points.first()?.step_min;
+    if points.iter().any(|p| p.step_min != step) || 1440 % step != 0 || step == 1440 {
+        return None;
+    }
+    Some(usize::from(1440 / step))
+}
+
+/// Residual of each value against its prediction: lag 0 predicts 0; lag L predicts the value L
+/// points earlier, or the previous value for the first L points (0 for the very first).
+fn residuals(values: &[i32], lag: usize, out: &mut Vec<i32>) {
+    out.clear();
+    if lag == 0 {
+        out.extend_from_slice(values);
+        return;
+    }
+    let mut prev = 0i32;
+    for (i, &v) in values.iter().enumerate() {
+        let pred = if i >= lag { values[i - lag] } else { prev };
+        out.push(v.wrapping_sub(pred));
+        prev = v;
+    }
+}
+
+fn frame_params(frame: &[i32]) -> (i32, u32) {
+    let min = frame.iter().copied().min().unwrap_or(0);
+    let max = frame.iter().copied().max().unwrap_or(0);
+    (min, bit_width(max.wrapping_sub(min) as u32))
+}
+
+fn frames_len(residuals: &[i32]) -> usize {
+    residuals
+        .chunks(FRAME_LEN)
+        .map(|frame| {
+            let (min, width) = frame_params(frame);
+            varint_len(u64::from(zigzag32(min))) + 1 + packed_len(frame.len(), width)
+        })
+        .sum()
+}
+
+fn pack_frames(residuals: &[i32], out: &mut Vec<u8>) {
+    let mut offsets = [0u32; FRAME_LEN];
+    for frame in residuals.chunks(FRAME_LEN) {
+        let (min, width) = frame_params(frame);
+        put_varint(out, u64::from(zigzag32(min)));
+        out.push(width as u8);
+        for (o, &r) in offsets.iter_mut().zip(frame) {
+            *o = r.wrapping_sub(min) as u32;
+        }
+        pack(&offsets[..frame.len()], width, out);
+    }
+}
+
+fn encode_steps(points: &[Point], out: &mut Vec<u8>) {
+    let mut runs: Vec<(u16, usize)> = Vec::new();
+    for p in points {
+        match runs.last_mut() {
+            Some((step, len)) if *step == p.step_min => *len += 1,
+            _ => runs.push((p.step_min, 1)),
+        }
+    }
+    put_varint(out, runs.len() as u64);
+    for (step, len) in runs {
+        put_varint(out, u64::from(step));
+        put_varint(out, len as u64);
+    }
+}
+
+/// Deviation of each timestamp from "previous timestamp + previous step", for points 1..n.
+fn ts_deviations(points: &[Point]) -> impl Iterator<Item = i64> + '_ {
+    points.windows(2).map(|w| {
+        let expected = 60 * i64::from(w[0].step_min);
+        w[1].ts_utc.wrapping_sub(w[0].ts_utc).wrapping_sub(expected)
+    })
+}
+
+fn encode_timestamps(points: &[Point], out: &mut Vec<u8>) {
+    let mut exceptions_len = 0usize;
+    let mut explicit_len = 0usize;
+    let mut count = 0usize;
+    let mut last = 0usize;
+    for (i, dev) in ts_deviations(points).enumerate() {
+        let zz = zigzag64(dev);
+        explicit_len += varint_len(zz);
+        if dev != 0 {
+            count += 1;
+            exceptions_len += varint_len((i + 1 - last) as u64) + varint_len(zz);
+            last = i + 1;
+        }
+    }
+    exceptions_len += varint_len(count as u64);
+    if exceptions_len <= explicit_len {
+        out.push(TS_EXCEPTIONS);
+        put_varint(out, count as u64);
+        let mut last = 0usize;
+        for (i, dev) in ts_deviations(points).enumerate() {
+            if dev != 0 {
+                put_varint(out, (i + 1 - last) as u64);
+                put_varint(out, zigzag64(dev));
+                last = i + 1;
+            }
+        }
+    } else {
+        out.push(TS_EXPLICIT);
+        for dev in ts_deviations(points) {
+            put_varint(out, zigzag64(dev));
+        }
+    }
+}
+
+fn encode_quality(points: &[Point], out: &mut Vec<u8>) {
+    let mut runs: Vec<(usize, usize, Quality)> = Vec::new(); // (start, len, quality)
+    for (i, p) in points.iter().enumerate() {
+        if p.quality == Quality::Measured {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((start, len, q)) if *q == p.quality && *start + *len == i => *len += 1,
+            _ => runs.push((i, 1, p.quality)),
+        }
+    }
+    put_varint(out, runs.len() as u64);
+    let mut end = 0usize;
+    for (start, len, q) in runs {
+        put_varint(out, (start - end) as u64);
+        put_varint(out, (((len - 1) as u64) << 1) | (q as u64 - 1));
+        end = start + len;
+    }
 }
 
 pub fn decode_from(bytes: &[u8], out: &mut DecodedBlock) -> Result<(), Error> {
-    todo!("storage-format helper: {} {}", bytes.len(), out.len())
+    let mut r = Reader::new(bytes, 0);
+    decode(&mut r, out)
+}
+
+pub(crate) fn decode(r: &mut Reader<'_>, out: &mut DecodedBlock) -> Result<(), Error> {
+    out.ts_utc.clear();
+    out.value.clear();
+    out.step_min.clear();
+    out.quality.clear();
+    let n = r.varint_in("block point count", 1, MAX_POINTS as u64)? as usize;
+    let first_ts = r.zigzag64("block first ts")?;
+    decode_steps(r, n, &mut out.step_min)?;
+    decode_timestamps(r, n, first_ts, &out.step_min, &mut out.ts_utc)?;
+    decode_quality(r, n, &mut out.quality)?;
+    decode_values(r, n, &mut out.value)?;
+    if !r.is_empty() {
+        return Err(r.corruption("bytes after the block", 0, r.remaining() as u64));
+    }
+    Ok(())
+}
+
+fn decode_steps(r: &mut Reader<'_>, n: usize, steps: &mut Vec<u16>) -> Result<(), Error> {
+    let runs = r.varint_in("step run count", 1, n as u64)?;
+    steps.reserve(n);
+    for _ in 0..runs {
+        let step = r.varint_in("step_min", 1, u64::from(STEP_MIN_MAX))? as u16;
+        let len = r.varint_in("step run length", 1, (n - steps.len()) as u64)? as usize;
+        steps.resize(steps.len() + len, step);
+    }
+    if steps.len() != n {
+        return Err(r.corruption("points covered by step runs", n as u64, steps.len() as u64));
+    }
+    Ok(())
+}
+
+fn decode_timestamps(
+    r: &mut Reader<'_>,
+    n: usize,
+    first_ts: i64,
+    steps: &[u16],
+    ts: &mut Vec<i64>,
+) -> Result<(), Error> {
+    let mode = r.u8("timestamp mode")?;
+    ts.reserve(n);
+    ts.push(first_ts);
+    match mode {
+        TS_EXCEPTIONS => {
+            let count = r.varint_in("timestamp exception count", 0, n as u64 - 1)? as usize;
+            let mut next_at = 0usize;
+            let mut next_dev = 0i64;
+            let mut left = count;
+            let read_next = |r: &mut Reader<'_>, after: usize| -> Result<(usize, i64), Error> {
+                let gap = r.varint_in("timestamp exception index", 1, (n - 1 - after) as u64)?;
+                let dev = r.zigzag64("timestamp deviation")?;
+                Ok((after + gap as usize, dev))
+            };
+            if left > 0 {
+                (next_at, next_dev) = read_next(r, 0)?;
+                left -= 1;
+            }
+            let mut prev = first_ts;
+            for i in 1..n {
+                let mut t = prev.wrapping_add(60 * i64::from(step_at(steps, i - 1)));
+                if i == next_at {
+                    t = t.wrapping_add(next_dev);
+                    if left > 0 {
+                        (next_at, next_dev) = read_next(r, i)?;
+                        left -= 1;
+                    }
+                }
+                if t <= prev {
+                    return Err(r.corruption("increasing timestamps", prev as u64, t as u64));
+                }
+                ts.push(t);
+                prev = t;
+            }
+        }
+        TS_EXPLICIT => {
+            let mut prev = first_ts;
+            for i in 1..n {
+                let dev = r.zigzag64("timestamp deviation")?;
+                let t = prev
+                    .wrapping_add(60 * i64::from(step_at(steps, i - 1)))
+                    .wrapping_add(dev);
+                if t <= prev {
+                    return Err(r.corruption("increasing timestamps", prev as u64, t as u64));
+                }
+                ts.push(t);
+                prev = t;
+            }
+        }
+        other => return Err(r.corruption("timestamp mode", 1, u64::from(other))),
+    }
+    Ok(())
+}
+
+fn step_at(steps: &[u16], i: usize) -> u16 {
+    steps.get(i).copied().unwrap_or(1)
+}
+
+fn decode_quality(r: &mut Reader<'_>, n: usize, quality: &mut Vec<Quality>) -> Result<(), Error> {
+    quality.resize(n, Quality::Measured);
+    let runs = r.varint_in("quality run count", 0, n as u64)?;
+    let mut end = 0usize;
+    for _ in 0..runs {
+        let skip = r.varint_in("quality run gap", 0, (n - end) as u64)? as usize;
+        let start = end + skip;
+        let code = r.varint("quality run")?;
+        let len = (code >> 1).saturating_add(1);
+        if len > (n - start) as u64 {
+            return Err(r.corruption("quality run length", (n - start) as u64, len));
+        }
+        let q = if code & 1 == 0 {
+            Quality::Estimated
+        } else {
+            Quality::Corrected
+        };
+        end = start + len as usize;
+        if let Some(run) = quality.get_mut(start..end) {
+            run.fill(q);
+        }
+    }
+    Ok(())
+}
+
+fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<(), Error> {
+    let codec = r.u8("value codec")?;
+    let lag = r.varint_in("predictor lag", 0, n as u64)? as usize;
+    match codec {
+        VALUES_PACKED => decode_frames(r, n, lag, values),
+        VALUES_ZSTD => {
+            let bound = max_frames_len(n);
+            let packed_len = r.varint_in("packed value length", 1, bound as u64)? as usize;
+            let at = r.offset();
+            let compressed = r.rest();
+            let mut packed = Vec::with_capacity(packed_len);
+            let got = zstd::bulk::Decompressor::new()
+                .and_then(|mut d| d.decompress_to_buffer(compressed, &mut packed))
+                .map_err(|_| Error::Corruption {
+                    offset: at,
+                    what: "zstd value stream",
+                    expected: packed_len as u64,
+                    found: 0,
+                })?;
+            if got != packed_len {
+                return Err(Error::Corruption {
+                    offset: at,
+                    what: "zstd value stream length",
+                    expected: packed_len as u64,
+                    found: got as u64,
+                });
+            }
+            let mut inner = Reader::new(&packed, at);
+            decode_frames(&mut inner, n, lag, values)?;
+            if !inner.is_empty() {
+                return Err(inner.corruption(
+                    "bytes after the packed values",
+                    0,
+                    inner.remaining() as u64,
+                ));
+            }
+            Ok(())
+        }
+        VALUES_HUFFMAN => {
+            let mut zigzagged = Vec::new();
+            huffman::decode(r, n, &mut zigzagged)?;
+            values.clear();
+            values.extend(zigzagged.iter().map(|&u| unzigzag32(u)));
+            undo_prediction(values, lag);
+            Ok(())
+        }
+        other => Err(r.corruption("value codec", u64::from(VALUES_HUFFMAN), u64::from(other))),
+    }
+}
+
+/// Largest valid packed-frame stream for `n` values (5-byte reference, width byte, 32-bit values).
+fn max_frames_len(n: usize) -> usize {
+    n.div_ceil(FRAME_LEN) * 6 + n * 4
+}
+
+fn decode_frames(
+    r: &mut Reader<'_>,
+    n: usize,
+    lag: usize,
+    values: &mut Vec<i32>,
+) -> Result<(), Error> {
+    values.clear();
+    values.reserve(n);
+    let mut offsets = [0u32; FRAME_LEN];
+    let mut left = n;
+    while left > 0 {
+        let len = left.min(FRAME_LEN);
+        let min = r.zigzag32("frame reference")?;
+        let width = u32::from(r.u8("frame bit width")?);
+        if width > 32 {
+            return Err(r.corruption("frame bit width", 32, u64::from(width)));
+        }
+        let packed = r.take(packed_len(len, width), "frame values")?;
+        let frame = &mut offsets[..len];
+        unpack(packed, width, frame);
+        values.extend(frame.iter().map(|&o| min.wrapping_add(o as i32)));
+        left -= len;
+    }
+    undo_prediction(values, lag);
+    Ok(())
+}
+
+fn undo_prediction(values: &mut [i32], lag: usize) {
+    if lag == 0 {
+        return;
+    }
+    let head = lag.min(values.len());
+    let mut prev = 0i32;
+    for v in &mut values[..head] {
+        *v = v.wrapping_add(prev);
+        prev = *v;
+    }
+    for i in head..values.len() {
+        values[i] = values[i].wrapping_add(values[i - lag]);
+    }
 }

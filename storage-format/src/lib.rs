@@ -9,8 +9,10 @@
 //!
 //! Every decoder takes a byte slice and returns values or an [`Error`]; bytes never panic.
 
+mod bits;
 pub mod block;
 mod error;
+mod huffman;
 pub mod segment;
 
 pub use error::{Error, ErrorKind};

@@ -10,8 +10,49 @@
 //!   [`BlockRef::decode_into`] checks the block's checksum then decodes it; [`Segment::verify`]
 //!   checks everything.
 
-use crate::block::DecodedBlock;
-use crate::{BlockSummary, Channel, Error, Point};
+use crate::bits::{put_varint, zigzag32, zigzag64, Reader};
+use crate::block::{self, DecodedBlock};
+use crate::{BlockSummary, Channel, Error, Point, METER_ID_MAX_LEN, STEP_MIN_MAX};
+
+/// First bytes of every segment: non-ASCII, CR-LF and ^Z catch transfers that mangle bytes.
+pub const MAGIC: [u8; 8] = *b"\x89CRBSEG\x1a";
+/// Last bytes of every complete segment.
+pub const END_MAGIC: [u8; 8] = *b"\x1aGESBRC\x89";
+
+/// The version this crate writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// The newest version this crate reads (and every one before it).
+pub const NEWEST_READABLE_VERSION: u16 = 1;
+
+/// Header: magic, version u16, reserved u16, partition u32, seq u64, reserved u32, crc32 u32.
+pub const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 4 + 4;
+/// Footer: index offset u64, fence offset u64, series u64, blocks u64, points u64, page count
+/// u32, fence crc32 u32, reserved u32, footer crc32 u32, end magic.
+pub const FOOTER_LEN: usize = 8 + 8 + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8;
+/// One fence: meter length u8, meter bytes zero-padded to 64, channel u8, page offset u64.
+pub const FENCE_LEN: usize = 1 + METER_ID_MAX_LEN + 1 + 8;
+/// An index page is closed once its body reaches this many bytes.
+pub const PAGE_TARGET_LEN: usize = 8192;
+/// Page header before its series entries: crc32 u32, first block offset u64.
+pub const PAGE_HEADER_LEN: usize = 4 + 8;
+
+/// Whether a segment of `version` stores per-block summaries in its index entries.
+pub fn supports_index_summaries(version: u16) -> bool {
+    version >= 1
+}
+
+fn crc(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+fn corruption(offset: u64, what: &'static str, expected: u64, found: u64) -> Error {
+    Error::Corruption {
+        offset,
+        what,
+        expected,
+        found,
+    }
+}
 
 /// What the engine records about a segment, stored in its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -31,14 +72,57 @@ pub struct SegmentStats {
     pub bytes: u64,
 }
 
+/// An index entry waiting for its series to be complete.
+#[derive(Clone, Copy, Debug)]
+struct PendingBlock {
+    len: u64,
+    crc: u32,
+    summary: BlockSummary,
+}
+
 pub struct SegmentBuilder {
-    _todo: (),
+    /// Bytes handed out so far: the file offset of the next byte.
+    offset: u64,
+    /// Closed pages, in order, and one fence per page.
+    pages: Vec<u8>,
+    fences: Vec<u8>,
+    page_count: u32,
+    /// Body of the open page (after its header), its first block offset and first key.
+    page: Vec<u8>,
+    page_first_offset: u64,
+    page_prev_first_ts: i64,
+    /// The series being added: key, first block offset, blocks.
+    key: Option<(String, Channel)>,
+    series_offset: u64,
+    blocks: Vec<PendingBlock>,
+    stats: SegmentStats,
 }
 
 impl SegmentBuilder {
     /// Starts a segment; appends the header to `out`.
     pub fn new(meta: SegmentMeta, out: &mut Vec<u8>) -> SegmentBuilder {
-        todo!("storage-format helper: {meta:?} {}", out.len())
+        let start = out.len();
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&meta.partition.to_le_bytes());
+        out.extend_from_slice(&meta.seq.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        let sum = crc(&out[start..]);
+        out.extend_from_slice(&sum.to_le_bytes());
+        SegmentBuilder {
+            offset: HEADER_LEN as u64,
+            pages: Vec::new(),
+            fences: Vec::new(),
+            page_count: 0,
+            page: Vec::new(),
+            page_first_offset: 0,
+            page_prev_first_ts: 0,
+            key: None,
+            series_offset: 0,
+            blocks: Vec::new(),
+            stats: SegmentStats::default(),
+        }
     }
 
     /// Encodes one block of `(meter, channel)` and appends it to `out`.
@@ -49,53 +133,706 @@ impl SegmentBuilder {
         points: &[Point],
         out: &mut Vec<u8>,
     ) -> Result<BlockSummary, Error> {
-        todo!(
-            "storage-format helper: {meter} {channel:?} {} {}",
-            points.len(),
-            out.len()
-        )
+        if meter.is_empty() || meter.len() > METER_ID_MAX_LEN {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "meter id of {} bytes (1 to {METER_ID_MAX_LEN})",
+                    meter.len()
+                ),
+            });
+        }
+        let same_key = match &self.key {
+            Some((m, c)) => {
+                let order = (m.as_bytes(), *c).cmp(&(meter.as_bytes(), channel));
+                match order {
+                    std::cmp::Ordering::Less => false,
+                    std::cmp::Ordering::Equal => true,
+                    std::cmp::Ordering::Greater => {
+                        return Err(Error::InvalidArgument {
+                            what: format!(
+                                "series ({meter}, {}) added after ({m}, {})",
+                                channel.as_str(),
+                                c.as_str()
+                            ),
+                        })
+                    }
+                }
+            }
+            None => false,
+        };
+        if same_key {
+            if let (Some(prev), Some(first)) = (self.blocks.last(), points.first()) {
+                if first.ts_utc <= prev.summary.last_ts {
+                    return Err(Error::InvalidArgument {
+                        what: format!(
+                            "block of {meter} starting at {} overlaps the previous one (ending {})",
+                            first.ts_utc, prev.summary.last_ts
+                        ),
+                    });
+                }
+            }
+        }
+        let start = out.len();
+        let summary = match block::encode_into(points, out) {
+            Ok(summary) => summary,
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        };
+        let len = (out.len() - start) as u64;
+        let crc = crc(&out[start..]);
+        if !same_key {
+            self.flush_series();
+            self.key = Some((meter.to_owned(), channel));
+            self.series_offset = self.offset;
+            self.stats.series += 1;
+        }
+        self.blocks.push(PendingBlock { len, crc, summary });
+        self.offset += len;
+        self.stats.blocks += 1;
+        self.stats.points += u64::from(summary.count);
+        Ok(summary)
+    }
+
+    /// Moves the pending series into the open page, closing the page when it is full.
+    fn flush_series(&mut self) {
+        let Some((meter, channel)) = self.key.take() else {
+            return;
+        };
+        if self.page.is_empty() {
+            self.page_first_offset = self.series_offset;
+            self.page_prev_first_ts = 0;
+            let mut fence = [0u8; FENCE_LEN];
+            fence[0] = meter.len() as u8;
+            fence[1..1 + meter.len()].copy_from_slice(meter.as_bytes());
+            fence[1 + METER_ID_MAX_LEN] = channel as u8;
+            // The page offset is known once earlier pages are laid out: relative for now.
+            fence[2 + METER_ID_MAX_LEN..].copy_from_slice(&(self.pages.len() as u64).to_le_bytes());
+            self.fences.extend_from_slice(&fence);
+        }
+        let page = &mut self.page;
+        page.push(meter.len() as u8);
+        page.extend_from_slice(meter.as_bytes());
+        page.push(channel as u8);
+        put_varint(page, self.blocks.len() as u64);
+        for b in self.blocks.drain(..) {
+            encode_entry(page, &b, self.page_prev_first_ts);
+            self.page_prev_first_ts = b.summary.first_ts;
+        }
+        if self.page.len() >= PAGE_TARGET_LEN {
+            self.close_page();
+        }
+    }
+
+    fn close_page(&mut self) {
+        if self.page.is_empty() {
+            return;
+        }
+        let mut body = Vec::with_capacity(8 + self.page.len());
+        body.extend_from_slice(&self.page_first_offset.to_le_bytes());
+        body.extend_from_slice(&self.page);
+        self.pages.extend_from_slice(&crc(&body).to_le_bytes());
+        self.pages.extend_from_slice(&body);
+        self.page.clear();
+        self.page_count += 1;
     }
 
     /// Appends the index and the footer to `out`.
-    pub fn finish(self, out: &mut Vec<u8>) -> Result<SegmentStats, Error> {
-        todo!("storage-format helper: {}", out.len())
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<SegmentStats, Error> {
+        self.flush_series();
+        self.close_page();
+        let index_offset = self.offset;
+        let fence_offset = index_offset + self.pages.len() as u64;
+        for fence in self.fences.chunks_exact_mut(FENCE_LEN) {
+            let at = 2 + METER_ID_MAX_LEN;
+            let mut rel = [0u8; 8];
+            rel.copy_from_slice(&fence[at..]);
+            let abs = index_offset + u64::from_le_bytes(rel);
+            fence[at..].copy_from_slice(&abs.to_le_bytes());
+        }
+        out.extend_from_slice(&self.pages);
+        out.extend_from_slice(&self.fences);
+        let footer_start = out.len();
+        out.extend_from_slice(&index_offset.to_le_bytes());
+        out.extend_from_slice(&fence_offset.to_le_bytes());
+        out.extend_from_slice(&self.stats.series.to_le_bytes());
+        out.extend_from_slice(&self.stats.blocks.to_le_bytes());
+        out.extend_from_slice(&self.stats.points.to_le_bytes());
+        out.extend_from_slice(&self.page_count.to_le_bytes());
+        out.extend_from_slice(&crc(&self.fences).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        let sum = crc(&out[footer_start..]);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out.extend_from_slice(&END_MAGIC);
+        self.stats.bytes = fence_offset + self.fences.len() as u64 + FOOTER_LEN as u64;
+        Ok(self.stats)
     }
+}
+
+/// Index entry of one block (see FORMAT.md, "Block entry").
+fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev_first_ts: i64) {
+    let s = &b.summary;
+    put_varint(out, b.len);
+    out.extend_from_slice(&b.crc.to_le_bytes());
+    put_varint(out, u64::from(s.count));
+    put_varint(out, zigzag64(s.first_ts.wrapping_sub(prev_first_ts)));
+    put_varint(out, s.last_ts.wrapping_sub(s.first_ts) as u64);
+    put_varint(out, s.end_ts.wrapping_sub(s.last_ts) as u64);
+    put_varint(out, zigzag64(s.sum_value));
+    put_varint(out, u64::from(s.step_min));
+    if s.step_min == 0 {
+        put_varint(out, zigzag64(s.sum_energy_wmin));
+    }
+    put_varint(out, u64::from(zigzag32(s.min_value)));
+    put_varint(out, s.min_ts.wrapping_sub(s.first_ts) as u64);
+    put_varint(out, u64::from(zigzag32(s.max_value)));
+    put_varint(out, s.max_ts.wrapping_sub(s.first_ts) as u64);
+    put_varint(out, u64::from(s.non_measured));
 }
 
 /// A segment read in place from a byte slice (typically an mmap).
 #[derive(Clone, Copy, Debug)]
 pub struct Segment<'a> {
     bytes: &'a [u8],
+    meta: SegmentMeta,
+    stats: SegmentStats,
+    version: u16,
+    index_offset: u64,
+    fence_offset: u64,
+    page_count: u32,
 }
 
 impl<'a> Segment<'a> {
     pub fn open(bytes: &'a [u8]) -> Result<Segment<'a>, Error> {
-        todo!("storage-format helper: {}", bytes.len())
+        let mut r = Reader::new(bytes, 0);
+        let header = r.take(HEADER_LEN, "segment header")?;
+        let mut h = Reader::new(header, 0);
+        let magic = h.array::<8>("magic")?;
+        if magic != MAGIC {
+            return Err(corruption(
+                0,
+                "segment magic",
+                u64::from_le_bytes(MAGIC),
+                u64::from_le_bytes(magic),
+            ));
+        }
+        let stored = u32::from_le_bytes(tail4(header));
+        let computed = crc(&header[..HEADER_LEN - 4]);
+        if stored != computed {
+            return Err(corruption(
+                (HEADER_LEN - 4) as u64,
+                "header crc32",
+                u64::from(computed),
+                u64::from(stored),
+            ));
+        }
+        let version = h.u16("format version")?;
+        if version == 0 {
+            return Err(corruption(8, "format version", 1, 0));
+        }
+        if version > NEWEST_READABLE_VERSION {
+            return Err(Error::Compatibility {
+                found_version: version,
+                newest_supported: NEWEST_READABLE_VERSION,
+            });
+        }
+        let reserved = h.u16("header reserved")?;
+        let partition = h.u32("partition")?;
+        let seq = h.u64("seq")?;
+        let reserved2 = h.u32("header reserved")?;
+        if reserved != 0 || reserved2 != 0 {
+            return Err(corruption(
+                10,
+                "header reserved bytes",
+                0,
+                u64::from(reserved) | u64::from(reserved2),
+            ));
+        }
+
+        let len = bytes.len() as u64;
+        let min_len = (HEADER_LEN + FOOTER_LEN) as u64;
+        if len < min_len {
+            return Err(Error::Truncated {
+                offset: len,
+                what: "segment footer",
+                needed: min_len - len,
+                available: 0,
+            });
+        }
+        let footer_at = bytes.len() - FOOTER_LEN;
+        let footer = bytes.get(footer_at..).unwrap_or_default();
+        let mut end_magic = [0u8; 8];
+        end_magic.copy_from_slice(footer.get(FOOTER_LEN - 8..).unwrap_or(&[0; 8]));
+        if end_magic != END_MAGIC {
+            let distance =
+                (u64::from_le_bytes(end_magic) ^ u64::from_le_bytes(END_MAGIC)).count_ones();
+            // A torn file ends wherever the write stopped; a damaged footer is within a few bits
+            // of the end magic.
+            if distance <= 2 {
+                return Err(corruption(
+                    len - 8,
+                    "end magic",
+                    u64::from_le_bytes(END_MAGIC),
+                    u64::from_le_bytes(end_magic),
+                ));
+            }
+            return Err(Error::Truncated {
+                offset: len,
+                what: "segment footer (end magic not found)",
+                needed: 8,
+                available: 0,
+            });
+        }
+        let stored = u32::from_le_bytes(tail4(&footer[..FOOTER_LEN - 8]));
+        let computed = crc(&footer[..FOOTER_LEN - 12]);
+        if stored != computed {
+            return Err(corruption(
+                len - 12,
+                "footer crc32",
+                u64::from(computed),
+                u64::from(stored),
+            ));
+        }
+        let mut f = Reader::new(footer, footer_at as u64);
+        let index_offset = f.u64("index offset")?;
+        let fence_offset = f.u64("fence offset")?;
+        let series = f.u64("series count")?;
+        let blocks = f.u64("block count")?;
+        let points = f.u64("point count")?;
+        let page_count = f.u32("page count")?;
+        let fence_crc = f.u32("fence crc32")?;
+        let reserved = f.u32("footer reserved")?;
+        let at = footer_at as u64;
+        if reserved != 0 {
+            return Err(corruption(
+                at + 52,
+                "footer reserved bytes",
+                0,
+                u64::from(reserved),
+            ));
+        }
+        let fence_len = u64::from(page_count) * FENCE_LEN as u64;
+        if index_offset < HEADER_LEN as u64 || index_offset > fence_offset {
+            return Err(corruption(
+                at,
+                "index offset",
+                HEADER_LEN as u64,
+                index_offset,
+            ));
+        }
+        if fence_offset.checked_add(fence_len) != Some(at) {
+            return Err(corruption(
+                at + 8,
+                "fence offset",
+                at.saturating_sub(fence_len),
+                fence_offset,
+            ));
+        }
+        if (page_count == 0) != (index_offset == fence_offset)
+            || page_count as u64 > series
+            || series > blocks
+            || blocks > points
+        {
+            return Err(corruption(
+                at + 40,
+                "page count",
+                series,
+                u64::from(page_count),
+            ));
+        }
+        let fences = slice(bytes, fence_offset, fence_len, "fence table")?;
+        let computed = crc(fences);
+        if computed != fence_crc {
+            return Err(corruption(
+                at + 44,
+                "fence crc32",
+                u64::from(computed),
+                u64::from(fence_crc),
+            ));
+        }
+        let segment = Segment {
+            bytes,
+            meta: SegmentMeta { partition, seq },
+            stats: SegmentStats {
+                series,
+                blocks,
+                points,
+                bytes: len,
+            },
+            version,
+            index_offset,
+            fence_offset,
+            page_count,
+        };
+        // Fences: keys strictly increasing, pages in order inside the index.
+        let mut prev: Option<Fence<'_>> = None;
+        for i in 0..page_count {
+            let fence = segment.fence(i)?;
+            let fence_at = segment.fence_at(i);
+            match &prev {
+                None if fence.page_offset != index_offset => {
+                    return Err(corruption(
+                        fence_at,
+                        "first page offset",
+                        index_offset,
+                        fence.page_offset,
+                    ));
+                }
+                Some(p) if fence.key() <= p.key() || fence.page_offset <= p.page_offset => {
+                    return Err(corruption(
+                        fence_at,
+                        "fence order",
+                        p.page_offset,
+                        fence.page_offset,
+                    ));
+                }
+                _ => {}
+            }
+            if fence.page_offset >= fence_offset {
+                return Err(corruption(
+                    fence_at,
+                    "page offset",
+                    fence_offset,
+                    fence.page_offset,
+                ));
+            }
+            prev = Some(fence);
+        }
+        Ok(segment)
     }
 
     pub fn meta(&self) -> SegmentMeta {
-        todo!("storage-format helper: {}", self.bytes.len())
+        self.meta
     }
 
     pub fn stats(&self) -> SegmentStats {
-        todo!("storage-format helper")
+        self.stats
+    }
+
+    /// The format version the segment was written with.
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    fn fence_at(&self, i: u32) -> u64 {
+        self.fence_offset + u64::from(i) * FENCE_LEN as u64
+    }
+
+    /// Fence `i` (< page_count), checked for shape.
+    fn fence(&self, i: u32) -> Result<Fence<'a>, Error> {
+        let at = self.fence_at(i);
+        let raw = slice(self.bytes, at, FENCE_LEN as u64, "fence")?;
+        let mut r = Reader::new(raw, at);
+        let meter_len = usize::from(r.u8("fence meter length")?);
+        let padded = r.take(METER_ID_MAX_LEN, "fence meter")?;
+        let channel_code = r.u8("fence channel")?;
+        let page_offset = r.u64("fence page offset")?;
+        if meter_len == 0 || meter_len > METER_ID_MAX_LEN {
+            return Err(corruption(
+                at,
+                "fence meter length",
+                METER_ID_MAX_LEN as u64,
+                meter_len as u64,
+            ));
+        }
+        let (meter, padding) = padded.split_at(meter_len);
+        if padding.iter().any(|&b| b != 0) {
+            return Err(corruption(at + 1, "fence padding", 0, 1));
+        }
+        let meter = std::str::from_utf8(meter)
+            .map_err(|_| corruption(at + 1, "fence meter utf-8", 0, 1))?;
+        let channel = Channel::from_u8(channel_code)
+            .ok_or_else(|| corruption(at + 65, "fence channel", 2, u64::from(channel_code)))?;
+        Ok(Fence {
+            meter,
+            channel,
+            page_offset,
+        })
+    }
+
+    fn page_bytes(&self, i: u32) -> Result<(u64, &'a [u8]), Error> {
+        let start = self.fence(i)?.page_offset;
+        let end = if i + 1 < self.page_count {
+            self.fence(i + 1)?.page_offset
+        } else {
+            self.fence_offset
+        };
+        Ok((
+            start,
+            slice(self.bytes, start, end.saturating_sub(start), "index page")?,
+        ))
+    }
+
+    /// Reads and checks page `i`: its crc, then every entry.
+    fn page(&self, i: u32) -> Result<Vec<SeriesRef<'a>>, Error> {
+        let (at, page) = self.page_bytes(i)?;
+        let mut r = Reader::new(page, at);
+        let stored = r.u32("page crc32")?;
+        let body = r.rest();
+        let computed = crc(body);
+        if stored != computed {
+            return Err(corruption(
+                at,
+                "index page crc32",
+                u64::from(computed),
+                u64::from(stored),
+            ));
+        }
+        let mut r = Reader::new(body, at + 4);
+        let mut block_offset = r.u64("page first block offset")?;
+        let mut prev_first_ts = 0i64;
+        let mut series = Vec::new();
+        while !r.is_empty() {
+            let entry_at = r.offset();
+            let meter_len = usize::from(r.u8("meter length")?);
+            if meter_len == 0 || meter_len > METER_ID_MAX_LEN {
+                return Err(corruption(
+                    entry_at,
+                    "meter length",
+                    METER_ID_MAX_LEN as u64,
+                    meter_len as u64,
+                ));
+            }
+            let meter = std::str::from_utf8(r.take(meter_len, "meter id")?)
+                .map_err(|_| corruption(entry_at + 1, "meter id utf-8", 0, 1))?;
+            let code = r.u8("channel")?;
+            let channel = Channel::from_u8(code)
+                .ok_or_else(|| corruption(r.offset() - 1, "channel", 2, u64::from(code)))?;
+            let max_blocks = (r.remaining() / ENTRY_MIN_LEN) as u64;
+            let count = r.varint_in("series block count", 1, max_blocks.max(1))? as usize;
+            let mut blocks = Vec::with_capacity(count);
+            for _ in 0..count {
+                let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
+                block_offset = b.offset + b.bytes.len() as u64;
+                prev_first_ts = b.summary.first_ts;
+                blocks.push(b);
+            }
+            series.push(SeriesRef {
+                meter,
+                channel,
+                blocks,
+            });
+        }
+        let fence = self.fence(i)?;
+        let first = series.first().map(|s| (s.meter.as_bytes(), s.channel));
+        if first != Some(fence.key()) {
+            return Err(corruption(at, "first key of index page (fence)", 1, 0));
+        }
+        Ok(series)
+    }
+
+    fn read_entry(
+        &self,
+        r: &mut Reader<'_>,
+        offset: u64,
+        prev_first_ts: i64,
+    ) -> Result<BlockRef<'a>, Error> {
+        let at = r.offset();
+        let len = r.varint_in("block length", 1, self.index_offset.saturating_sub(offset))?;
+        let crc = r.u32("block crc32")?;
+        let count = r.varint_in("block point count", 1, block::MAX_POINTS as u64)?;
+        let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
+        let span = r.varint_in("block last ts", 0, i64::MAX as u64)? as i64;
+        let last_ts = first_ts
+            .checked_add(span)
+            .ok_or_else(|| corruption(at, "block last ts", 0, span as u64))?;
+        if (count == 1) != (span == 0) || (span as u64) < count - 1 {
+            return Err(corruption(at, "block time span", count, span as u64));
+        }
+        let tail = r.varint_in("block end ts", 0, 60 * u64::from(STEP_MIN_MAX))?;
+        let end_ts = last_ts.saturating_add(tail as i64);
+        let sum_value = r.zigzag64("block sum")?;
+        let step_min = r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16;
+        let sum_energy_wmin = if step_min == 0 {
+            r.zigzag64("block energy")?
+        } else {
+            sum_value
+                .checked_mul(i64::from(step_min))
+                .ok_or_else(|| corruption(at, "block energy", 0, 1))?
+        };
+        let min_value = r.zigzag32("block min")?;
+        let min_off = r.varint_in("block min ts", 0, span as u64)? as i64;
+        let max_value = r.zigzag32("block max")?;
+        let max_off = r.varint_in("block max ts", 0, span as u64)? as i64;
+        let non_measured = r.varint_in("block non-measured count", 0, count)? as u32;
+        if min_value > max_value {
+            return Err(corruption(
+                at,
+                "block min and max",
+                max_value as u64,
+                min_value as u64,
+            ));
+        }
+        let bytes = slice(self.bytes, offset, len, "block")?;
+        Ok(BlockRef {
+            summary: BlockSummary {
+                count: count as u32,
+                first_ts,
+                last_ts,
+                end_ts,
+                sum_value,
+                sum_energy_wmin,
+                min_value,
+                min_ts: first_ts + min_off,
+                max_value,
+                max_ts: first_ts + max_off,
+                non_measured,
+                step_min,
+            },
+            offset,
+            crc,
+            bytes,
+        })
+    }
+
+    /// Page that would hold `key`: the last one whose first key is ≤ `key`.
+    fn find_page(&self, meter: &str, channel: Channel) -> Result<Option<u32>, Error> {
+        let key = (meter.as_bytes(), channel);
+        let (mut lo, mut hi) = (0u32, self.page_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.fence(mid)?.key() <= key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo.checked_sub(1))
     }
 
     /// The blocks of one series in time order; empty when the segment does not hold it.
     pub fn blocks(&self, meter: &str, channel: Channel) -> Result<Vec<BlockRef<'a>>, Error> {
-        todo!("storage-format helper: {meter} {channel:?}")
+        let Some(page) = self.find_page(meter, channel)? else {
+            return Ok(Vec::new());
+        };
+        for series in self.page(page)? {
+            if series.meter == meter && series.channel == channel {
+                return Ok(series.blocks);
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// Every series in key order with its blocks (compaction, fleet scans, verify).
     pub fn series(&self) -> impl Iterator<Item = Result<SeriesRef<'a>, Error>> + 'a {
-        todo!("storage-format helper");
-        #[allow(unreachable_code)]
-        std::iter::empty()
+        let segment = *self;
+        let mut failed = false;
+        (0..self.page_count).flat_map(move |i| {
+            let page: Vec<Result<SeriesRef<'a>, Error>> = if failed {
+                Vec::new()
+            } else {
+                match segment.page(i) {
+                    Ok(series) => series.into_iter().map(Ok).collect(),
+                    Err(e) => {
+                        failed = true;
+                        vec![Err(e)]
+                    }
+                }
+            };
+            page
+        })
     }
 
     /// Checks every checksum and every structure of the file.
     pub fn verify(&self) -> Result<SegmentStats, Error> {
-        todo!("storage-format helper")
+        let mut totals = SegmentStats {
+            bytes: self.bytes.len() as u64,
+            ..SegmentStats::default()
+        };
+        let mut next_offset = HEADER_LEN as u64;
+        let mut prev_key: Option<(&[u8], Channel)> = None;
+        let mut decoded = DecodedBlock::default();
+        for i in 0..self.page_count {
+            let series = self.page(i)?;
+            for s in series {
+                let key = (s.meter.as_bytes(), s.channel);
+                if prev_key.is_some_and(|p| p >= key) {
+                    return Err(corruption(self.fence_at(i), "series order", 0, 1));
+                }
+                prev_key = Some(key);
+                totals.series += 1;
+                let mut prev_last: Option<i64> = None;
+                for b in &s.blocks {
+                    if b.offset != next_offset {
+                        return Err(corruption(b.offset, "block offset", next_offset, b.offset));
+                    }
+                    next_offset += b.bytes.len() as u64;
+                    if prev_last.is_some_and(|p| p >= b.summary.first_ts) {
+                        return Err(corruption(b.offset, "block order", 0, 1));
+                    }
+                    prev_last = Some(b.summary.last_ts);
+                    b.decode_into(&mut decoded)?;
+                    let points: Vec<Point> = decoded.points().collect();
+                    if block::summarize(&points) != b.summary {
+                        return Err(corruption(b.offset, "block summary", 0, 1));
+                    }
+                    totals.blocks += 1;
+                    totals.points += u64::from(b.summary.count);
+                }
+            }
+        }
+        if next_offset != self.index_offset {
+            return Err(corruption(
+                next_offset,
+                "end of blocks",
+                self.index_offset,
+                next_offset,
+            ));
+        }
+        if totals != self.stats {
+            return Err(corruption(
+                self.fence_offset,
+                "segment totals",
+                self.stats.points,
+                totals.points,
+            ));
+        }
+        Ok(totals)
+    }
+}
+
+/// Smallest index entry of one block: length, crc, count and 10 one-byte fields.
+const ENTRY_MIN_LEN: usize = 1 + 4 + 1 + 10;
+
+/// A key of the fence table.
+#[derive(Clone, Copy, Debug)]
+struct Fence<'a> {
+    meter: &'a str,
+    channel: Channel,
+    page_offset: u64,
+}
+
+impl<'a> Fence<'a> {
+    fn key(&self) -> (&'a [u8], Channel) {
+        (self.meter.as_bytes(), self.channel)
+    }
+}
+
+fn tail4(bytes: &[u8]) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    if let Some(t) = bytes.len().checked_sub(4).and_then(|at| bytes.get(at..)) {
+        out.copy_from_slice(t);
+    }
+    out
+}
+
+/// `bytes[offset..offset + len]`, or truncated.
+fn slice<'a>(
+    bytes: &'a [u8],
+    offset: u64,
+    len: u64,
+    what: &'static str,
+) -> Result<&'a [u8], Error> {
+    let end = offset.checked_add(len);
+    match end.and_then(|end| bytes.get(usize::try_from(offset).ok()?..usize::try_from(end).ok()?)) {
+        Some(s) => Ok(s),
+        None => Err(Error::Truncated {
+            offset,
+            what,
+            needed: len,
+            available: (bytes.len() as u64).saturating_sub(offset),
+        }),
     }
 }
 
@@ -113,12 +850,37 @@ pub struct BlockRef<'a> {
     pub summary: BlockSummary,
     /// File offset of the block's bytes.
     pub offset: u64,
+    crc: u32,
     bytes: &'a [u8],
 }
 
 impl<'a> BlockRef<'a> {
     /// Checks the block's checksum, then decodes it into `out`.
     pub fn decode_into(&self, out: &mut DecodedBlock) -> Result<(), Error> {
-        todo!("storage-format helper: {} {}", self.bytes.len(), out.len())
+        let computed = crc(self.bytes);
+        if computed != self.crc {
+            return Err(corruption(
+                self.offset,
+                "block crc32",
+                u64::from(self.crc),
+                u64::from(computed),
+            ));
+        }
+        let mut r = Reader::new(self.bytes, self.offset);
+        block::decode(&mut r, out)?;
+        if out.len() as u64 != u64::from(self.summary.count) {
+            return Err(corruption(
+                self.offset,
+                "block point count",
+                u64::from(self.summary.count),
+                out.len() as u64,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The block's encoded bytes.
+    pub fn encoded(&self) -> &'a [u8] {
+        self.bytes
     }
 }

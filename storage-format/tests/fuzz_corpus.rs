@@ -1,0 +1,1 @@
+//! Replays the committed fuzz corpus (filled in below).

@@ -1,0 +1,160 @@
+//! Segment files: round trips through the index, lookups, verify.
+
+use storage_format::block::DecodedBlock;
+use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta};
+use storage_format::{block, Channel, ErrorKind, Point};
+
+use crate::util::{fleet_segment, household_month, open, JAN_2024};
+
+#[test]
+fn a_segment_of_many_series_round_trips_through_lookups_and_scans() {
+    let bytes = fleet_segment(300, 31);
+    let segment = open(&bytes);
+    assert_eq!(
+        segment.meta(),
+        SegmentMeta {
+            partition: 648,
+            seq: 7
+        }
+    );
+    let stats = segment.verify().expect("verifies");
+    assert_eq!(stats, segment.stats());
+    assert_eq!(stats.series, 400);
+    assert_eq!(stats.bytes, bytes.len() as u64);
+    let mut decoded = DecodedBlock::default();
+    for m in 0..300u32 {
+        let meter = format!("{:014}", 10_000_000_000_000u64 + u64::from(m) * 7919);
+        let expected = household_month(u64::from(m), JAN_2024, 30, 31);
+        let blocks = segment
+            .blocks(&meter, Channel::Consumption)
+            .expect("looks up");
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].summary, block::summarize(&expected));
+        blocks[0].decode_into(&mut decoded).expect("decodes");
+        let back: Vec<Point> = decoded.points().collect();
+        assert_eq!(back, expected);
+        let production = segment
+            .blocks(&meter, Channel::Production)
+            .expect("looks up");
+        assert_eq!(production.len(), usize::from(m % 3 == 0));
+        assert!(segment
+            .blocks(&meter, Channel::MaxPower)
+            .expect("looks up")
+            .is_empty());
+    }
+    assert!(segment
+        .blocks("0", Channel::Consumption)
+        .expect("looks up")
+        .is_empty());
+    assert!(segment
+        .blocks("99999999999999", Channel::Consumption)
+        .expect("looks up")
+        .is_empty());
+    let series: Vec<_> = segment.series().collect::<Result<_, _>>().expect("scans");
+    assert_eq!(series.len(), 400);
+    assert!(series
+        .windows(2)
+        .all(|w| (w[0].meter, w[0].channel) < (w[1].meter, w[1].channel)));
+}
+
+#[test]
+fn a_series_of_several_blocks_keeps_them_in_time_order() {
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
+    let month = household_month(1, JAN_2024, 30, 31);
+    for chunk in month.chunks(100) {
+        builder
+            .add_block("m", Channel::Consumption, chunk, &mut out)
+            .expect("adds");
+    }
+    let stats = builder.finish(&mut out).expect("finishes");
+    assert_eq!(stats.bytes, out.len() as u64);
+    let segment = open(&out);
+    segment.verify().expect("verifies");
+    let blocks = segment.blocks("m", Channel::Consumption).expect("looks up");
+    assert_eq!(blocks.len(), month.chunks(100).count());
+    let mut all = Vec::new();
+    let mut decoded = DecodedBlock::default();
+    for b in blocks {
+        b.decode_into(&mut decoded).expect("decodes");
+        all.extend(decoded.points());
+    }
+    assert_eq!(all, month);
+}
+
+#[test]
+fn an_empty_segment_is_valid() {
+    let mut out = Vec::new();
+    let builder = SegmentBuilder::new(
+        SegmentMeta {
+            partition: 1,
+            seq: 2,
+        },
+        &mut out,
+    );
+    builder.finish(&mut out).expect("finishes");
+    let segment = open(&out);
+    assert_eq!(segment.verify().expect("verifies").series, 0);
+    assert!(segment
+        .blocks("m", Channel::Consumption)
+        .expect("looks up")
+        .is_empty());
+}
+
+#[test]
+fn keys_out_of_order_and_overlapping_blocks_are_refused() {
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
+    let month = household_month(1, JAN_2024, 30, 2);
+    builder
+        .add_block("b", Channel::Production, &month, &mut out)
+        .expect("adds");
+    let len = out.len();
+    for (meter, channel) in [("a", Channel::MaxPower), ("b", Channel::Consumption)] {
+        let err = builder
+            .add_block(meter, channel, &month, &mut out)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+    let err = builder
+        .add_block("b", Channel::Production, &month, &mut out)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let err = builder
+        .add_block("", Channel::Production, &month, &mut out)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(out.len(), len);
+    builder.finish(&mut out).expect("finishes");
+    Segment::open(&out)
+        .expect("opens")
+        .verify()
+        .expect("verifies");
+}
+
+#[test]
+fn every_truncated_prefix_of_a_segment_is_truncated() {
+    let bytes = fleet_segment(40, 3);
+    for len in 0..bytes.len() {
+        let err = Segment::open(&bytes[..len]).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Truncated,
+            "prefix of {len} bytes: {err}"
+        );
+    }
+}
+
+#[test]
+fn every_flipped_bit_is_corruption() {
+    let bytes = fleet_segment(12, 2);
+    let mut copy = bytes.clone();
+    for bit in 0..bytes.len() * 8 {
+        let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
+        copy[byte] ^= mask;
+        let result = Segment::open(&copy).and_then(|s| s.verify());
+        let err = result.expect_err("a flipped bit is detected");
+        assert_eq!(err.kind(), ErrorKind::Corruption, "bit {bit}: {err}");
+        copy[byte] ^= mask;
+    }
+}
