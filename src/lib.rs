@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod engine;
 pub mod http;
+pub mod ingest;
 pub mod query;
 pub mod source;
 
