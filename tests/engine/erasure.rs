@@ -16,7 +16,8 @@ fn victim_day(d: i64, channel: Channel) -> Batch {
     let mut b = Batch::new();
     for i in 0..48 {
         let v = MARK + (d * 48 + i) as i32;
-        b.push(VICTIM, channel, pt(T0 + d * 86_400 + i * 1800, v)).unwrap();
+        b.push(VICTIM, channel, pt(T0 + d * 86_400 + i * 1800, v))
+            .unwrap();
     }
     b
 }
@@ -24,8 +25,12 @@ fn victim_day(d: i64, channel: Channel) -> Batch {
 fn other_day(meter: &str, d: i64) -> Batch {
     let mut b = Batch::new();
     for i in 0..48 {
-        b.push(meter, Channel::Consumption, pt(T0 + d * 86_400 + i * 1800, 300 + i as i32))
-            .unwrap();
+        b.push(
+            meter,
+            Channel::Consumption,
+            pt(T0 + d * 86_400 + i * 1800, 300 + i as i32),
+        )
+        .unwrap();
     }
     b
 }
@@ -74,15 +79,28 @@ fn an_erased_meter_is_in_no_file_of_the_data_directory_when_erase_returns() {
     assert!(!snap.has_meter(VICTIM));
     assert!(read(&store, VICTIM, Channel::Consumption).is_empty());
     assert!(read(&store, VICTIM, Channel::Production).is_empty());
-    assert_eq!(files_holding(dir.path(), VICTIM.as_bytes()), Vec::<String>::new());
+    assert_eq!(
+        files_holding(dir.path(), VICTIM.as_bytes()),
+        Vec::<String>::new()
+    );
     for d in [0, 1, 2, 40, 41] {
-        assert_eq!(files_holding_day(dir.path(), d), Vec::<String>::new(), "day {d}");
+        assert_eq!(
+            files_holding_day(dir.path(), d),
+            Vec::<String>::new(),
+            "day {d}"
+        );
     }
     // The other meter is whole, before and after reopening.
-    assert_eq!(read(&store, "10000000000001", Channel::Consumption).len(), 4 * 48);
+    assert_eq!(
+        read(&store, "10000000000001", Channel::Consumption).len(),
+        4 * 48
+    );
     drop(store);
     let store = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(read(&store, "10000000000001", Channel::Consumption).len(), 4 * 48);
+    assert_eq!(
+        read(&store, "10000000000001", Channel::Consumption).len(),
+        4 * 48
+    );
     assert!(!store.snapshot().has_meter(VICTIM));
     store.verify().unwrap();
 }
@@ -118,7 +136,11 @@ fn erasing_a_range_keeps_the_rest_of_the_curve_and_the_max_power() {
         .all(|p| p.ts_utc < T0 + 86_400 || p.ts_utc >= T0 + 3 * 86_400));
     assert_eq!(read(&store, VICTIM, Channel::MaxPower), vec![peak]);
     for d in [1, 2] {
-        assert_eq!(files_holding_day(dir.path(), d), Vec::<String>::new(), "day {d}");
+        assert_eq!(
+            files_holding_day(dir.path(), d),
+            Vec::<String>::new(),
+            "day {d}"
+        );
     }
     assert!(store.erase("bad id!", None).is_err());
     assert!(store.erase(VICTIM, Some((5, 5))).is_err());
