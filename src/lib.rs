@@ -5,7 +5,9 @@
 //! - [`source`]: the read interface between the engine and the queries.
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
 
+pub mod cli;
 pub mod engine;
+pub mod http;
 pub mod query;
 pub mod source;
 

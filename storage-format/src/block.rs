@@ -8,8 +8,10 @@
 //!   into columns, replacing `out`'s contents.
 
 use crate::bits::{
-    bit_width, pack, packed_len, put_varint, unpack, varint_len, zigzag32, zigzag64, Reader,
+    bit_width, pack, packed_len, put_varint, unpack, unzigzag32, varint_len, zigzag32, zigzag64,
+    Reader,
 };
+use crate::huffman;
 use crate::{BlockSummary, Error, Point, Quality, STEP_MIN_MAX};
 
 /// Most points one block may hold (a month of 5-minute points is 8,928).
@@ -53,6 +55,7 @@ pub const FRAME_LEN: usize = 128;
 /// Value codec tags (first byte of the value section).
 const VALUES_PACKED: u8 = 0;
 const VALUES_ZSTD: u8 = 1;
+const VALUES_HUFFMAN: u8 = 2;
 
 /// Timestamp mode tags.
 const TS_EXCEPTIONS: u8 = 0;
@@ -149,6 +152,7 @@ struct Encoder {
     values: Vec<i32>,
     residuals: Vec<i32>,
     packed: Vec<u8>,
+    zigzagged: Vec<u32>,
 }
 
 impl Encoder {
@@ -166,21 +170,42 @@ impl Encoder {
 
     fn encode_values(&mut self, day_lag: Option<usize>, out: &mut Vec<u8>) {
         let n = self.values.len();
-        let mut best_lag = 1;
-        let mut best_len = usize::MAX;
-        let candidates = [Some(1), day_lag, Some(0)];
+        let candidates = [Some(1), Some(2), day_lag, Some(0)];
+        // Best lag for bit-packed frames and for the Huffman stage, by exact size.
+        let (mut for_lag, mut for_len) = (1, usize::MAX);
+        let (mut huff_lag, mut huff_len) = (1, usize::MAX);
+        let mut huff_lengths = [0u8; huffman::SYMBOLS];
         for lag in candidates.into_iter().flatten() {
             if lag >= n && lag > 1 {
                 continue;
             }
             residuals(&self.values, lag, &mut self.residuals);
             let len = frames_len(&self.residuals);
-            if len < best_len {
-                best_len = len;
-                best_lag = lag;
+            if len < for_len {
+                (for_lag, for_len) = (lag, len);
+            }
+            let mut counts = [0u64; huffman::SYMBOLS];
+            for &r in &self.residuals {
+                counts[huffman::symbol_of(zigzag32(r))] += 1;
+            }
+            let lengths = huffman::code_lengths(&counts);
+            let payload = huffman::payload_bits(&counts, &lengths).div_ceil(8) as usize;
+            let len = huffman::table_len(&lengths) + varint_len(payload as u64) + payload;
+            if len < huff_len {
+                (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
             }
         }
-        residuals(&self.values, best_lag, &mut self.residuals);
+        if huff_len < for_len {
+            out.push(VALUES_HUFFMAN);
+            put_varint(out, huff_lag as u64);
+            residuals(&self.values, huff_lag, &mut self.residuals);
+            self.zigzagged.clear();
+            self.zigzagged
+                .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+            huffman::encode(&self.zigzagged, &huff_lengths, out);
+            return;
+        }
+        residuals(&self.values, for_lag, &mut self.residuals);
         self.packed.clear();
         pack_frames(&self.residuals, &mut self.packed);
         let zstd = if self.packed.len() >= 64 {
@@ -191,13 +216,13 @@ impl Encoder {
         match zstd {
             Some(z) if z.len() + varint_len(self.packed.len() as u64) < self.packed.len() => {
                 out.push(VALUES_ZSTD);
-                put_varint(out, best_lag as u64);
+                put_varint(out, for_lag as u64);
                 put_varint(out, self.packed.len() as u64);
                 out.extend_from_slice(&z);
             }
             _ => {
                 out.push(VALUES_PACKED);
-                put_varint(out, best_lag as u64);
+                put_varint(out, for_lag as u64);
                 out.extend_from_slice(&self.packed);
             }
         }
@@ -500,7 +525,15 @@ fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<
             }
             Ok(())
         }
-        other => Err(r.corruption("value codec", u64::from(VALUES_ZSTD), u64::from(other))),
+        VALUES_HUFFMAN => {
+            let mut zigzagged = Vec::new();
+            huffman::decode(r, n, &mut zigzagged)?;
+            values.clear();
+            values.extend(zigzagged.iter().map(|&u| unzigzag32(u)));
+            undo_prediction(values, lag);
+            Ok(())
+        }
+        other => Err(r.corruption("value codec", u64::from(VALUES_HUFFMAN), u64::from(other))),
     }
 }
 

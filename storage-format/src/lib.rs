@@ -12,6 +12,7 @@
 mod bits;
 pub mod block;
 mod error;
+mod huffman;
 pub mod segment;
 
 pub use error::{Error, ErrorKind};

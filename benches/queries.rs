@@ -1,0 +1,252 @@
+//! Query benchmarks on a generated fleet (2,000 meters, one year at 30 minutes by default),
+//! held in memory as one segment per local (Paris) month with one block per series and month,
+//! the way the engine partitions its data. No engine: the queries read segments directly.
+//!
+//! `COURBE_BENCH_METERS` shrinks the fleet for a quick run. Throughputs are points covered by the
+//! query per second over all threads of rayon's pool (`RAYON_NUM_THREADS`); divide by the thread
+//! count for points/s per core.
+
+use std::hint::black_box;
+
+use courbe::query::{self, Calendar, Period, Tariff};
+use courbe::source::{Chunk, SeriesSource, SourceError};
+use courbe::{Channel, Point, Quality};
+use courbe_workload::{Fleet, FleetConfig, Reading};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use jiff::tz::TimeZone;
+use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta};
+
+/// One month partition: its local bounds and its segment, opened once (as the engine keeps its
+/// segments mapped and open).
+struct Month {
+    start_utc: i64,
+    end_utc: i64,
+    segment: Segment<'static>,
+    bytes_len: usize,
+}
+
+struct Segments {
+    months: Vec<Month>,
+    meters: Vec<String>,
+    points: u64,
+}
+
+impl SeriesSource for Segments {
+    fn has_meter(&self, meter: &str) -> bool {
+        self.meters
+            .binary_search_by(|m| m.as_str().cmp(meter))
+            .is_ok()
+    }
+
+    fn meters(&self, _channel: Channel) -> Vec<String> {
+        self.meters.clone()
+    }
+
+    fn chunks(
+        &self,
+        meter: &str,
+        channel: Channel,
+        from_utc: i64,
+        to_utc: i64,
+    ) -> Result<Vec<Chunk<'_>>, SourceError> {
+        let mut out = Vec::new();
+        for month in &self.months {
+            if month.end_utc <= from_utc || month.start_utc >= to_utc {
+                continue;
+            }
+            for block in month.segment.blocks(meter, channel)? {
+                if block.summary.first_ts < to_utc && block.summary.last_ts >= from_utc {
+                    out.push(Chunk::Block(block));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn point(r: &Reading) -> Point {
+    Point {
+        ts_utc: r.ts_utc,
+        value: r.value,
+        step_min: r.step_min,
+        quality: Quality::from_u8(r.quality).unwrap_or(Quality::Measured),
+    }
+}
+
+fn build(meters: u32) -> Segments {
+    let tz = TimeZone::get("Europe/Paris").unwrap();
+    let fleet = Fleet::new(FleetConfig {
+        meters,
+        ..FleetConfig::default()
+    });
+    let mut bounds = Vec::new();
+    let mut first = fleet.config().start.first_of_month();
+    for _ in 0..=12 {
+        bounds.push(first.to_zoned(tz.clone()).unwrap().timestamp().as_second());
+        first = first.last_of_month().tomorrow().unwrap();
+    }
+    // (start, end, bytes, builder) per month.
+    let mut months: Vec<(i64, i64, Vec<u8>, SegmentBuilder)> = bounds
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let mut bytes = Vec::new();
+            let meta = SegmentMeta {
+                partition: i as u32,
+                seq: i as u64,
+            };
+            let builder = SegmentBuilder::new(meta, &mut bytes);
+            (w[0], w[1], bytes, builder)
+        })
+        .collect();
+    let mut order: Vec<(String, u32)> = (0..meters).map(|i| (fleet.meter_id(i), i)).collect();
+    order.sort();
+    let mut points = 0;
+    let mut scratch: Vec<Point> = Vec::new();
+    for (id, index) in &order {
+        let series = fleet.meter(*index);
+        for (channel, readings) in [
+            (Channel::Consumption, &series.consumption),
+            (Channel::Production, &series.production),
+            (Channel::MaxPower, &series.max_power),
+        ] {
+            points += readings.len() as u64;
+            for (start, end, bytes, builder) in &mut months {
+                scratch.clear();
+                scratch.extend(
+                    readings
+                        .iter()
+                        .filter(|r| r.ts_utc >= *start && r.ts_utc < *end)
+                        .map(point),
+                );
+                if !scratch.is_empty() {
+                    builder.add_block(id, channel, &scratch, bytes).unwrap();
+                }
+            }
+        }
+    }
+    let months = months
+        .into_iter()
+        .map(|(start_utc, end_utc, mut bytes, builder)| {
+            builder.finish(&mut bytes).unwrap();
+            let bytes: &'static [u8] = Vec::leak(bytes);
+            Month {
+                start_utc,
+                end_utc,
+                segment: Segment::open(bytes).unwrap(),
+                bytes_len: bytes.len(),
+            }
+        })
+        .collect();
+    Segments {
+        months,
+        meters: order.into_iter().map(|(id, _)| id).collect(),
+        points,
+    }
+}
+
+fn queries(c: &mut Criterion) {
+    let meters = std::env::var("COURBE_BENCH_METERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let src = build(meters);
+    let tz = TimeZone::get("Europe/Paris").unwrap();
+    let year = Calendar {
+        from_utc: src.months[0].start_utc,
+        to_utc: src.months[src.months.len() - 1].end_utc,
+        period: Period::Day,
+        tz: tz.clone(),
+    };
+    let bytes: usize = src.months.iter().map(|m| m.bytes_len).sum();
+    eprintln!(
+        "fleet: {meters} meters, {} points, {bytes} bytes in segments, {} rayon threads",
+        src.points,
+        rayon::current_num_threads()
+    );
+    let meter = src.meters[src.meters.len() / 2].clone();
+    let one_meter_points = query::curve(
+        &src,
+        &meter,
+        Channel::Consumption,
+        year.from_utc,
+        year.to_utc,
+    )
+    .unwrap()
+    .len() as u64;
+
+    let mut g = c.benchmark_group("one_meter_year");
+    g.throughput(Throughput::Elements(one_meter_points));
+    g.bench_function("daily_energy", |b| {
+        b.iter(|| query::energy(&src, black_box(&meter), Channel::Consumption, &year, None))
+    });
+    let months = Calendar {
+        period: Period::Month,
+        ..year.clone()
+    };
+    let tariff: Tariff = "HC:22:00-06:00".parse().unwrap();
+    g.bench_function("monthly_energy_with_tariff", |b| {
+        b.iter(|| {
+            query::energy(
+                &src,
+                black_box(&meter),
+                Channel::Consumption,
+                &months,
+                Some(&tariff),
+            )
+        })
+    });
+    g.bench_function("monthly_peak", |b| {
+        b.iter(|| query::peak(&src, black_box(&meter), &months))
+    });
+    g.finish();
+
+    let day_from = tz
+        .to_ambiguous_timestamp(
+            jiff::civil::date(2024, 6, 12).to_datetime(jiff::civil::Time::midnight()),
+        )
+        .compatible()
+        .unwrap()
+        .as_second();
+    let day_points: u64 = query::fleet_curve(
+        &src,
+        Channel::Consumption,
+        day_from,
+        day_from + 86_400,
+        None,
+    )
+    .unwrap()
+    .iter()
+    .map(|p| u64::from(p.meters))
+    .sum();
+    let year_points: u64 = query::fleet_energy(&src, Channel::Consumption, &months, None)
+        .unwrap()
+        .iter()
+        .flat_map(|m| &m.periods)
+        .map(|p| p.points)
+        .sum();
+    eprintln!("fleet day curve: {day_points} points; fleet year energy: {year_points} points");
+
+    let mut g = c.benchmark_group("fleet");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(day_points));
+    g.bench_function("half_hourly_total_one_day", |b| {
+        b.iter(|| {
+            query::fleet_curve(
+                &src,
+                Channel::Consumption,
+                black_box(day_from),
+                day_from + 86_400,
+                None,
+            )
+        })
+    });
+    g.throughput(Throughput::Elements(year_points));
+    g.bench_function("monthly_energy_every_meter_one_year", |b| {
+        b.iter(|| query::fleet_energy(&src, Channel::Consumption, black_box(&months), None))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, queries);
+criterion_main!(benches);

@@ -1,0 +1,369 @@
+//! The entropy stage of the value codec: zigzag residuals mapped to 128 bins (exact below 16,
+//! then by bit width and the two bits under the leading one), bin numbers Huffman-coded with
+//! codes of at most [`MAX_CODE_LEN`] bits, the remaining low bits stored raw.
+//!
+//! Bit order: LSB-first, codes bit-reversed so that a decoder peeks the low bits of its buffer.
+
+use crate::bits::{bit_width, put_varint, Reader};
+use crate::Error;
+
+/// Number of bins (symbols).
+pub const SYMBOLS: usize = 128;
+/// Longest code; the decoder's lookup table has `1 << MAX_CODE_LEN` entries.
+pub const MAX_CODE_LEN: u32 = 11;
+
+/// Bin of a zigzagged residual.
+#[inline]
+pub fn symbol_of(u: u32) -> usize {
+    if u < 16 {
+        u as usize
+    } else {
+        let b = bit_width(u);
+        16 + (b as usize - 5) * 4 + ((u >> (b - 3)) & 3) as usize
+    }
+}
+
+/// Raw bits stored after a symbol's code.
+#[inline]
+pub fn extra_bits(symbol: usize) -> u32 {
+    if symbol < 16 {
+        0
+    } else {
+        (symbol as u32 - 16) / 4 + 2
+    }
+}
+
+/// Smallest zigzagged residual of a bin.
+#[inline]
+fn base_of(symbol: usize) -> u32 {
+    if symbol < 16 {
+        symbol as u32
+    } else {
+        let b = (symbol as u32 - 16) / 4 + 5;
+        (4 | (symbol as u32 & 3)) << (b - 3)
+    }
+}
+
+/// Code lengths (0 = unused) for symbol counts, limited to [`MAX_CODE_LEN`].
+pub fn code_lengths(counts: &[u64; SYMBOLS]) -> [u8; SYMBOLS] {
+    let mut lengths = [0u8; SYMBOLS];
+    let mut used: Vec<(u64, usize)> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c > 0)
+        .map(|(s, &c)| (c, s))
+        .collect();
+    match used.len() {
+        0 => return lengths,
+        1 => {
+            lengths[used[0].1] = 1;
+            return lengths;
+        }
+        _ => {}
+    }
+    used.sort_unstable();
+    // Huffman tree by two queues: leaves sorted by weight, internal nodes in creation order.
+    let n = used.len();
+    let mut parent = vec![0usize; 2 * n - 1];
+    let mut weight: Vec<u64> = used.iter().map(|&(c, _)| c).collect();
+    weight.resize(2 * n - 1, 0);
+    let (mut leaf, mut node) = (0usize, n);
+    for next in n..2 * n - 1 {
+        let mut pick = || {
+            if leaf < n && (node >= next || weight[leaf] <= weight[node]) {
+                leaf += 1;
+                leaf - 1
+            } else {
+                node += 1;
+                node - 1
+            }
+        };
+        let (a, b) = (pick(), pick());
+        weight[next] = weight[a] + weight[b];
+        parent[a] = next;
+        parent[b] = next;
+    }
+    let mut depth = vec![0u32; 2 * n - 1];
+    for i in (0..2 * n - 2).rev() {
+        depth[i] = depth[parent[i]] + 1;
+    }
+    for (i, &(_, s)) in used.iter().enumerate() {
+        lengths[s] = depth[i].min(MAX_CODE_LEN) as u8;
+    }
+    // Clamping may over-subscribe the code space: lengthen the deepest codes still short of the
+    // limit until the Kraft sum fits.
+    let limit = 1u64 << MAX_CODE_LEN;
+    let kraft = |lengths: &[u8; SYMBOLS]| -> u64 {
+        lengths
+            .iter()
+            .filter(|&&l| l > 0)
+            .map(|&l| 1u64 << (MAX_CODE_LEN - u32::from(l)))
+            .sum()
+    };
+    while kraft(&lengths) > limit {
+        let deepest = lengths
+            .iter()
+            .enumerate()
+            .filter(|(_, &l)| l > 0 && u32::from(l) < MAX_CODE_LEN)
+            .max_by_key(|(s, &l)| (l, std::cmp::Reverse(counts[*s])))
+            .map(|(s, _)| s);
+        match deepest {
+            Some(s) => lengths[s] += 1,
+            None => break,
+        }
+    }
+    lengths
+}
+
+/// Canonical codes, bit-reversed for LSB-first output.
+fn codes(lengths: &[u8; SYMBOLS]) -> [u16; SYMBOLS] {
+    let mut count = [0u16; MAX_CODE_LEN as usize + 1];
+    for &l in lengths {
+        count[usize::from(l)] += 1;
+    }
+    count[0] = 0;
+    let mut next = [0u16; MAX_CODE_LEN as usize + 2];
+    let mut code = 0u16;
+    for len in 1..=MAX_CODE_LEN as usize {
+        code = (code + count[len - 1]) << 1;
+        next[len] = code;
+    }
+    let mut codes = [0u16; SYMBOLS];
+    for (s, &l) in lengths.iter().enumerate() {
+        if l > 0 {
+            let c = next[usize::from(l)];
+            next[usize::from(l)] += 1;
+            codes[s] = c.reverse_bits() >> (16 - u32::from(l));
+        }
+    }
+    codes
+}
+
+/// Bits the payload takes for `counts` under `lengths`.
+pub fn payload_bits(counts: &[u64; SYMBOLS], lengths: &[u8; SYMBOLS]) -> u64 {
+    counts
+        .iter()
+        .zip(lengths)
+        .enumerate()
+        .map(|(s, (&c, &l))| c * (u64::from(l) + u64::from(extra_bits(s))))
+        .sum()
+}
+
+/// Bytes of the table: its symbol count, then one nibble per symbol.
+pub fn table_len(lengths: &[u8; SYMBOLS]) -> usize {
+    let used = lengths.iter().rposition(|&l| l > 0).map_or(0, |p| p + 1);
+    1 + used.div_ceil(2)
+}
+
+/// Appends the table and the payload (length-prefixed) coding `values` (zigzagged residuals).
+pub fn encode(values: &[u32], lengths: &[u8; SYMBOLS], out: &mut Vec<u8>) {
+    let used = lengths.iter().rposition(|&l| l > 0).map_or(0, |p| p + 1);
+    out.push(used as u8);
+    for pair in lengths[..used].chunks(2) {
+        out.push(pair[0] | pair.get(1).map_or(0, |&h| h << 4));
+    }
+    let codes = codes(lengths);
+    let mut payload = Vec::with_capacity(values.len() * 2);
+    let mut acc: u64 = 0;
+    let mut bits: u32 = 0;
+    for &u in values {
+        let s = symbol_of(u);
+        let extra = extra_bits(s);
+        acc |= u64::from(codes[s]) << bits;
+        bits += u32::from(lengths[s]);
+        acc |= u64::from(u - base_of(s)) << bits;
+        bits += extra;
+        while bits >= 8 {
+            payload.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+    if bits > 0 {
+        payload.push(acc as u8);
+    }
+    put_varint(out, payload.len() as u64);
+    out.extend_from_slice(&payload);
+}
+
+/// Entry of the decoding table: symbol in the low byte, code length in the high byte (0: no code).
+type Entry = u16;
+
+/// Reads a table and payload written by [`encode`], decoding `n` values into `out`.
+pub fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), Error> {
+    let used = usize::from(r.u8("huffman symbol count")?);
+    if used == 0 || used > SYMBOLS {
+        return Err(r.corruption("huffman symbol count", SYMBOLS as u64, used as u64));
+    }
+    let nibbles = r.take(used.div_ceil(2), "huffman code lengths")?;
+    let mut lengths = [0u8; SYMBOLS];
+    for (s, l) in lengths.iter_mut().enumerate().take(used) {
+        let byte = nibbles.get(s / 2).copied().unwrap_or(0);
+        *l = if s % 2 == 0 { byte & 15 } else { byte >> 4 };
+    }
+    let kraft: u64 = lengths
+        .iter()
+        .filter(|&&l| l > 0)
+        .map(|&l| {
+            if u32::from(l) <= MAX_CODE_LEN {
+                1u64 << (MAX_CODE_LEN - u32::from(l))
+            } else {
+                u64::MAX / 256
+            }
+        })
+        .sum();
+    if kraft > 1 << MAX_CODE_LEN || kraft == 0 {
+        return Err(r.corruption("huffman code lengths (kraft sum)", 1 << MAX_CODE_LEN, kraft));
+    }
+    let codes = codes(&lengths);
+    let mut table = [0 as Entry; 1 << MAX_CODE_LEN];
+    for (s, (&l, &c)) in lengths.iter().zip(&codes).enumerate() {
+        if l == 0 {
+            continue;
+        }
+        let step = 1usize << l;
+        let mut i = usize::from(c);
+        while i < table.len() {
+            table[i] = (u16::from(l) << 8) | s as u16;
+            i += step;
+        }
+    }
+    let mut bases = [0u32; SYMBOLS];
+    let mut extras = [0u32; SYMBOLS];
+    for s in 0..SYMBOLS {
+        bases[s] = base_of(s);
+        extras[s] = extra_bits(s);
+    }
+
+    let payload_len = r.varint_in("huffman payload length", 0, r.remaining() as u64)? as usize;
+    let at = r.offset();
+    let payload = r.take(payload_len, "huffman payload")?;
+    let mut padded = Vec::with_capacity(payload_len + 16);
+    padded.extend_from_slice(payload);
+    padded.resize(payload_len + 16, 0);
+
+    out.clear();
+    out.reserve(n);
+    let mut pos = 0usize; // next byte to load
+    let mut buf: u64 = 0;
+    let mut avail: u32 = 0;
+    let mask = (1u64 << MAX_CODE_LEN) - 1;
+    for _ in 0..n {
+        // Refill to at least 56 bits; `pos` never passes payload_len + 8 (checked below), so the
+        // 8-byte window stays inside `padded`.
+        let mut word = [0u8; 8];
+        if let Some(w) = padded.get(pos..pos + 8) {
+            word.copy_from_slice(w);
+        }
+        buf |= u64::from_le_bytes(word) << avail;
+        pos += ((63 - avail) >> 3) as usize;
+        avail |= 56;
+        let entry = table[(buf & mask) as usize];
+        let len = u32::from(entry >> 8);
+        if len == 0 {
+            return Err(Error::Corruption {
+                offset: at + pos as u64,
+                what: "huffman code",
+                expected: 0,
+                found: buf & mask,
+            });
+        }
+        let s = usize::from(entry as u8);
+        buf >>= len;
+        avail -= len;
+        let extra = extras[s & (SYMBOLS - 1)];
+        let low = (buf & ((1u64 << extra) - 1)) as u32;
+        buf >>= extra;
+        avail -= extra;
+        out.push(bases[s & (SYMBOLS - 1)].wrapping_add(low));
+        if pos > payload_len + 8 {
+            return Err(Error::Truncated {
+                offset: at,
+                what: "huffman payload",
+                needed: pos as u64,
+                available: payload_len as u64,
+            });
+        }
+    }
+    // Bits actually consumed: loaded minus still buffered.
+    let consumed_bits = (pos as u64 * 8).saturating_sub(u64::from(avail));
+    if consumed_bits.div_ceil(8) != payload_len as u64 {
+        return Err(Error::Corruption {
+            offset: at,
+            what: "huffman payload length",
+            expected: payload_len as u64,
+            found: consumed_bits.div_ceil(8),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(values: &[u32]) -> Vec<u8> {
+        let mut counts = [0u64; SYMBOLS];
+        for &u in values {
+            counts[symbol_of(u)] += 1;
+        }
+        let lengths = code_lengths(&counts);
+        let mut out = Vec::new();
+        encode(values, &lengths, &mut out);
+        let mut back = Vec::new();
+        decode(&mut Reader::new(&out, 0), values.len(), &mut back).expect("decodes");
+        assert_eq!(back, values);
+        out
+    }
+
+    #[test]
+    fn every_bin_maps_back_to_its_values() {
+        for u in (0..70_000u32).chain([u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) - 1]) {
+            let s = symbol_of(u);
+            assert!(s < SYMBOLS);
+            let low = u - base_of(s);
+            assert!(u64::from(low) < 1u64 << extra_bits(s), "u {u} symbol {s}");
+        }
+    }
+
+    #[test]
+    fn skewed_counts_are_limited_to_the_longest_code() {
+        // Fibonacci weights would need codes of ~30 bits without the limit.
+        let mut counts = [0u64; SYMBOLS];
+        let (mut a, mut b) = (1u64, 1u64);
+        for c in counts.iter_mut().take(40) {
+            *c = a;
+            (a, b) = (b, a + b);
+        }
+        let lengths = code_lengths(&counts);
+        assert!(lengths.iter().all(|&l| u32::from(l) <= MAX_CODE_LEN));
+        let kraft: u64 = lengths
+            .iter()
+            .filter(|&&l| l > 0)
+            .map(|&l| 1u64 << (MAX_CODE_LEN - u32::from(l)))
+            .sum();
+        assert!(kraft <= 1 << MAX_CODE_LEN);
+        let values: Vec<u32> = (0..40u32)
+            .flat_map(|s| std::iter::repeat_n(base_of(s as usize), (s % 5 + 1) as usize))
+            .collect();
+        round_trip(&values);
+    }
+
+    #[test]
+    fn one_symbol_and_extreme_values_round_trip() {
+        round_trip(&[7; 100]);
+        round_trip(&[u32::MAX, 0, 1 << 31, 12345, u32::MAX]);
+    }
+
+    #[test]
+    fn a_payload_longer_than_its_values_is_corruption() {
+        let mut out = round_trip(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        out.push(0);
+        // Grow the announced payload by one byte: the length is the byte after the table.
+        let table = 1 + 9usize.div_ceil(2);
+        out[table] += 1;
+        let mut back = Vec::new();
+        let err = decode(&mut Reader::new(&out, 0), 8, &mut back).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corruption);
+    }
+}
