@@ -323,8 +323,10 @@ impl Store {
                 max_seq = max_seq.max(seq);
                 memtable.insert(seq, &batch);
             })?;
-            if r.valid_len < r.file_len || r.valid_len < wal::HEADER_LEN as u64 {
-                if r.valid_len < wal::HEADER_LEN as u64 {
+            // A log without a whole record (a torn header, or nothing logged) holds nothing.
+            let empty = r.valid_len <= wal::HEADER_LEN as u64;
+            if r.valid_len < r.file_len || empty {
+                if empty {
                     fs.remove(&path).map_err(io_err(&path))?;
                     dir_changed = true;
                 } else {
@@ -586,6 +588,11 @@ impl Store {
             wal::replay(&*self.fs, &path, i + 1 == gens.len(), |_, _| {})?;
         }
         Ok(self.stats())
+    }
+
+    /// Meters with points in the memtable.
+    pub fn memtable_meters(&self) -> usize {
+        self.version.read().memtable.meter_count()
     }
 
     /// Heap bytes held by the memtable (approximate), for memory reports.
