@@ -30,8 +30,39 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// `scale open DIR METER`: opens a store in a fresh process and reports what opening costs.
+fn open_only(dir: &str, meter: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let rss_before = proc_status_bytes("VmRSS:");
+    let t = Instant::now();
+    let store = Store::open(dir, Options::default())?;
+    let open_time = t.elapsed();
+    let rss_open = proc_status_bytes("VmRSS:");
+    let meters = store.stats().meters;
+    let t = Instant::now();
+    let read = store
+        .snapshot()
+        .points(meter, Channel::Consumption, 0, i64::MAX)?;
+    let read_time = t.elapsed();
+    println!(
+        "fresh process: open {:.1} ms; resident {:.1} MiB after open over {:.1} MiB before \
+         = {:.1} bytes/meter for {meters} meters; one meter ({} points) read in {:.3} ms",
+        open_time.as_secs_f64() * 1e3,
+        mib(rss_open),
+        mib(rss_before),
+        rss_open.saturating_sub(rss_before) as f64 / meters.max(1) as f64,
+        read.len(),
+        read_time.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, dir, meter] = args.as_slice() {
+        if cmd == "open" {
+            return open_only(dir, meter);
+        }
+    }
     let meters: u32 = args.first().map_or(Ok(1_000_000), |a| a.parse())?;
     let days: u32 = args.get(1).map_or(Ok(7), |a| a.parse())?;
     let tmp = tempfile::tempdir()?;
@@ -128,33 +159,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         peak_memtable_meters
     );
     drop(store);
-
-    let t = Instant::now();
-    let store = Store::open(&dir, Options::default())?;
-    let open_time = t.elapsed();
-    let rss_open = proc_status_bytes("VmRSS:");
-    println!("open: {:.1} ms", open_time.as_secs_f64() * 1e3);
-    let meter = courbe_workload::Fleet::new(FleetConfig {
+    println!(
+        "peak RSS (VmHWM) of the ingest process: {:.1} MiB (started at {:.1} MiB)",
+        mib(proc_status_bytes("VmHWM:")),
+        mib(rss_before)
+    );
+    let meter = Fleet::new(FleetConfig {
         meters,
         days,
         ..FleetConfig::default()
     })
     .meter_id(meters / 2);
-    let t = Instant::now();
-    let snap = store.snapshot();
-    let read = snap.points(&meter, Channel::Consumption, 0, i64::MAX)?;
-    println!(
-        "read one meter ({} points) after open: {:.3} ms",
-        read.len(),
-        t.elapsed().as_secs_f64() * 1e3
-    );
-    println!(
-        "memory: peak RSS (VmHWM) {:.1} MiB; resident after reopen {:.1} MiB over {:.1} MiB at start \
-         = {:.1} bytes/meter (mapped segment pages included)",
-        mib(proc_status_bytes("VmHWM:")),
-        mib(rss_open),
-        mib(rss_before),
-        rss_open.saturating_sub(rss_before) as f64 / f64::from(meters)
-    );
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .arg("open")
+        .arg(&dir)
+        .arg(&meter)
+        .status()?;
+    if !status.success() {
+        return Err("the open run failed".into());
+    }
     Ok(())
 }
