@@ -547,9 +547,7 @@ impl Store {
         ids.dedup();
         let mut points = snap.version.memtable.points() as u64;
         for s in &snap.version.segments {
-            if let Ok(seg) = s.segment() {
-                points += seg.stats().points;
-            }
+            points += s.segment().stats().points;
         }
         let bytes_on_disk = self
             .fs
@@ -570,7 +568,7 @@ impl Store {
     pub fn verify(&self) -> Result<Stats, Error> {
         let snap = self.snapshot();
         for s in &snap.version.segments {
-            s.segment()?
+            s.segment()
                 .verify()
                 .map_err(|e| segments::corruption(&s.path, e))?;
         }

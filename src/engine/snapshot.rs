@@ -62,7 +62,7 @@ impl Snapshot {
         meter: &str,
         channel: Channel,
     ) -> Result<Vec<BlockRef<'a>>, Error> {
-        let s: Segment<'a> = seg.segment()?;
+        let s: Segment<'a> = seg.segment();
         s.blocks(meter, channel)
             .map_err(|e| super::segments::corruption(&seg.path, e))
     }
@@ -279,7 +279,7 @@ impl SeriesSource for Snapshot {
             .map(|m| m.to_string())
             .collect();
         for seg in &self.version.segments {
-            let Ok(s) = seg.segment() else { continue };
+            let s = seg.segment();
             for series in s.series().flatten() {
                 if series.channel == channel {
                     ids.push(series.meter.to_string());
