@@ -395,6 +395,13 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
+        if wal::payload_len(batch) > wal::MAX_RECORD_LEN as usize {
+            return Err(Error::InvalidArgument(format!(
+                "a batch of {} points is over the log record limit of {} MiB; split it",
+                batch.len(),
+                wal::MAX_RECORD_LEN >> 20
+            )));
+        }
         {
             let _gate = self.gate.read();
             let seq = self.next_batch.fetch_add(1, Ordering::SeqCst);
@@ -421,7 +428,11 @@ impl Store {
             durable?;
         }
         if self.version.read().memtable.points() >= self.options.memtable_max_points {
-            self.flush()?;
+            let _gate = self.gate.write();
+            // Concurrent writers may all have seen it full: the first one flushes.
+            if self.version.read().memtable.points() >= self.options.memtable_max_points {
+                self.flush_locked(None)?;
+            }
         }
         Ok(())
     }
