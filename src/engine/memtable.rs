@@ -51,10 +51,6 @@ impl EraseSpec {
                 .range_utc
                 .is_none_or(|(from, to)| from <= ts && ts < to)
     }
-
-    pub fn covers_series(&self, meter: &str, channel: Channel) -> bool {
-        channel != Channel::MaxPower && meter == self.meter
-    }
 }
 
 #[derive(Default)]

@@ -20,12 +20,12 @@
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
 //!   open and after each erasure.
 
-pub mod compaction;
+mod compaction;
 pub mod fs;
 pub mod manifest;
-pub mod memtable;
-pub mod segments;
-pub mod snapshot;
+mod memtable;
+mod segments;
+mod snapshot;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
