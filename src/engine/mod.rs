@@ -2,13 +2,15 @@
 //!
 //! The life of a point, one module per stage:
 //! - [`Store::ingest`] encodes a batch as one [`wal`] record, appends it with group commit
-//!   (concurrent writers share one fsync) and, once durable, inserts it into the [`memtable`];
+//!   (concurrent writers share one fsync) and, once durable, inserts it into the memtable
+//!   (`memtable.rs`);
 //! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per UTC month
-//!   touched ([`segments`]), names them in the [`manifest`] (atomic replace), then deletes the
+//!   touched (`segments.rs`), names them in the [`manifest`] (atomic replace), then deletes the
 //!   obsolete logs;
 //! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] rewrites
-//!   every file that held the erased points; [`Store::apply_retention`] drops whole months;
-//! - [`Store::snapshot`] returns an immutable [`Snapshot`] ([`snapshot`]) that queries read.
+//!   every file that held the erased points; [`Store::apply_retention`] drops whole months
+//!   (`compaction.rs`);
+//! - [`Store::snapshot`] returns an immutable [`Snapshot`] (`snapshot.rs`) that queries read.
 //!
 //! Every file access goes through [`fs::FileSystem`]; tests inject [`fs::testing::SimFs`].
 //!
