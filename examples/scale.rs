@@ -121,18 +121,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&dir, Options::default())?;
     let mut points = 0u64;
     let mut in_ingest = Duration::ZERO;
-    let mut peak_memtable = 0usize;
-    let mut peak_memtable_meters = 0usize;
+    let mut peak = courbe::engine::MemtableMemory::default();
     let wall = Instant::now();
     for batch in rx {
         points += batch.len() as u64;
         let t = Instant::now();
         store.ingest(&batch)?;
         in_ingest += t.elapsed();
-        let heap = store.memtable_heap_bytes();
-        if heap > peak_memtable {
-            peak_memtable = heap;
-            peak_memtable_meters = store.memtable_meters();
+        let memory = store.memtable_memory();
+        if memory.heap_bytes > peak.heap_bytes {
+            peak = memory;
         }
     }
     generator.join().map_err(|_| "generator panicked")?;
@@ -159,9 +157,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.bytes_on_disk as f64 / stats.points.max(1) as f64
     );
     println!(
-        "memtable at its largest: {:.1} MiB for {} meters",
-        mib(peak_memtable as u64),
-        peak_memtable_meters
+        "memtable at its largest: {:.1} MiB for {} meters and {} points; {:.1} bytes/meter \
+         besides the point vectors",
+        mib(peak.heap_bytes as u64),
+        peak.meters,
+        peak.points,
+        (peak.heap_bytes - peak.point_bytes) as f64 / peak.meters.max(1) as f64
     );
     drop(store);
     println!(
