@@ -116,6 +116,13 @@ pub fn check_sources(seed: u64, g: &Generated, model: &Model, sources: &[&dyn Se
         );
         let listed: Vec<String> = g.meters.iter().take(2).cloned().collect();
         let fleet_curve = reference::fleet_curve(model, Channel::Consumption, from, to, &listed);
+        let fleet_curve_all = reference::fleet_curve(
+            model,
+            Channel::Consumption,
+            from,
+            to,
+            &model.meters(Channel::Consumption),
+        );
         let all = model.meters(Channel::Consumption);
         let fleet_energy = reference::fleet_energy(model, Channel::Consumption, &q, &all);
         for &src in sources {
@@ -146,6 +153,11 @@ pub fn check_sources(seed: u64, g: &Generated, model: &Model, sources: &[&dyn Se
                 query::fleet_curve(src, Channel::Consumption, from, to, Some(&listed)).unwrap(),
                 fleet_curve,
                 "{what} fleet curve"
+            );
+            assert_eq!(
+                query::fleet_curve(src, Channel::Consumption, from, to, None).unwrap(),
+                fleet_curve_all,
+                "{what} fleet curve of every meter"
             );
             let got = query::fleet_energy(src, Channel::Consumption, &cal, None).unwrap();
             assert_eq!(got.len(), fleet_energy.len(), "{what} fleet meters");
