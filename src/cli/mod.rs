@@ -5,6 +5,7 @@
 //! ([`CliError::User`]), 2 internal failure ([`CliError::Internal`]).
 
 mod gen;
+mod ingest;
 mod maintenance;
 mod query;
 mod serve;
@@ -19,6 +20,7 @@ use crate::engine::{self, Options, Store};
 use crate::http::error::ApiError;
 
 pub use gen::gen;
+pub use ingest::ingest;
 pub use maintenance::{compact, erase, stats, verify};
 pub use query::query;
 pub use serve::{demo, serve};
@@ -237,9 +239,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo(&cli.data, args),
         Command::Serve(args) => serve(&cli.data, args),
         Command::Gen(args) => gen(args, &mut out),
-        Command::Ingest(_) => Err(CliError::Internal(
-            "ingest is not available in this build".into(),
-        )),
+        Command::Ingest(args) => ingest(&cli.data, args, &mut out),
         Command::Query(args) => query(&cli.data, args, &mut out),
         Command::Erase(args) => erase(&cli.data, args, &mut out),
         Command::Compact => compact(&cli.data, &mut out),
