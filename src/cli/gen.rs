@@ -5,10 +5,11 @@ use std::io::Write;
 use courbe_workload::{Fleet, FleetConfig, MeterSeries};
 use rayon::prelude::*;
 
+use super::serve::point_of;
 use super::{output_error, progress_bar, CliError, GenArgs};
 use crate::http::api::parse_channel;
 use crate::ingest::{CsvWriter, CURVE_STEPS_MIN};
-use crate::{Channel, Point, Quality};
+use crate::Channel;
 
 /// Meters generated in parallel before being written in order.
 const METERS_PER_ROUND: u32 = 16;
@@ -72,13 +73,7 @@ fn write_meter(
         _ => &meter.consumption,
     };
     for r in readings {
-        let point = Point {
-            ts_utc: r.ts_utc,
-            value: r.value,
-            step_min: r.step_min,
-            quality: Quality::from_u8(r.quality).unwrap_or(Quality::Estimated),
-        };
-        writer.write_row(&meter.meter_id, &point)?;
+        writer.write_row(&meter.meter_id, &point_of(r))?;
     }
     Ok(())
 }
