@@ -35,7 +35,11 @@ pub fn ingest(data: &Path, args: &IngestArgs, out: &mut dyn Write) -> Result<(),
     let mut reports = Vec::new();
     let mut unusable = Vec::new();
     for path in &args.files {
-        let name = path.display().to_string();
+        let name = if path == Path::new("-") {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        };
         match ingest_input(&store, path, channel) {
             Ok(report) => reports.push(InputReport { name, report }),
             Err(CliError::User(reason)) => {
