@@ -187,3 +187,98 @@ pub fn ingest_document(
     ingest::parse_into(input, format, channel, &mut sink)?;
     Ok(sink.finish()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Options;
+    use crate::source::SeriesSource;
+
+    fn csv_rows(meter: &str, rows: usize) -> String {
+        let mut csv = String::from("meter_id,ts,value_w\n");
+        for i in 0..rows {
+            // Half-hours from 2024-01-15T00:00:00Z.
+            csv.push_str(&format!("{meter},{},{}\n", format_ts(i), 100 + i));
+        }
+        csv
+    }
+
+    fn format_ts(i: usize) -> String {
+        crate::http::api::format_ts(1_705_276_800 + 1_800 * i as i64)
+    }
+
+    #[test]
+    fn small_batches_still_land_every_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let csv = csv_rows("m1", 48);
+        let report = ingest_document(
+            &store,
+            csv.as_bytes(),
+            Format::Csv,
+            Channel::Consumption,
+            10,
+        )
+        .unwrap();
+        assert_eq!(report.accepted, 48);
+        assert_eq!(report.rejected_count, 0);
+        let points = crate::query::curve(
+            &*store.snapshot(),
+            "m1",
+            Channel::Consumption,
+            1_705_276_800,
+            1_705_276_800 + 2 * 86_400,
+        )
+        .unwrap();
+        assert_eq!(points.len(), 48);
+        assert_eq!(points.last().map(|p| p.value), Some(147));
+    }
+
+    #[test]
+    fn rejects_beyond_the_kept_ones_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let mut sink = BatchSink::new(
+            &store,
+            SinkConfig {
+                delivery: Delivery::Streaming,
+                batch_points: 100,
+                keep_rejected: 2,
+            },
+        );
+        let bad = format!("{}m1,oops,1\nm1,oops,2\nm1,oops,3\n", csv_rows("m1", 2));
+        ingest::parse_into(bad.as_bytes(), Format::Csv, Channel::Consumption, &mut sink).unwrap();
+        let report = sink.finish().unwrap();
+        assert_eq!(report.accepted, 2);
+        assert_eq!(report.rejected_count, 3);
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![4, 5]);
+        assert!(store.snapshot().has_meter("m1"));
+    }
+
+    #[test]
+    fn a_point_the_engine_refuses_is_rejected_by_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let mut sink = BatchSink::new(
+            &store,
+            SinkConfig {
+                delivery: Delivery::WholeDocument,
+                batch_points: 100,
+                keep_rejected: 10,
+            },
+        );
+        let point = Point {
+            ts_utc: 1_705_276_800,
+            value: 1,
+            step_min: 30,
+            quality: crate::Quality::Measured,
+        };
+        sink.point(7, "not a meter id", Channel::Consumption, point);
+        sink.point(8, "m1", Channel::Consumption, point);
+        let report = sink.finish().unwrap();
+        assert_eq!(report.accepted, 1);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(report.rejected[0].line, 7);
+    }
+}
