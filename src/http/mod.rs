@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::engine::Store;
 use crate::ingest::Format;
@@ -43,6 +44,9 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// Points per [`Store::ingest`] call when an ingest body is large.
     pub ingest_batch_points: usize,
+    /// Ingest requests read and parsed at once; others wait their turn. Bounds the memory of
+    /// bodies in flight to about this many times `max_body_bytes` (plus their parsed points).
+    pub max_concurrent_ingests: usize,
     pub limits: Limits,
 }
 
@@ -51,6 +55,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             ingest_batch_points: 100_000,
+            max_concurrent_ingests: 4,
             limits: Limits::default(),
         }
     }
@@ -61,6 +66,7 @@ struct AppState {
     store: Arc<Store>,
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
+    ingest_permits: Arc<Semaphore>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in flight.
@@ -79,6 +85,7 @@ pub async fn run(
 pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
     let state = AppState {
         store,
+        ingest_permits: Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1))),
         config: Arc::new(config),
         metrics: Arc::new(Metrics::new()),
     };
@@ -238,6 +245,20 @@ async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let channel = api::parse_channel(query_params(&uri)?.channel.as_deref())?;
+    let too_large = content_length(&headers).is_some_and(|len| len > state.config.max_body_bytes);
+    // An oversized body is refused at once, without waiting for a turn.
+    let _permit = if too_large {
+        None
+    } else {
+        Some(
+            state
+                .ingest_permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::internal("the server is shutting down"))?,
+        )
+    };
     let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
     let is_xml = headers
         .get(header::CONTENT_TYPE)
