@@ -95,10 +95,15 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
             ..FleetConfig::default()
         };
         eprintln!(
-            "courbe: generating {} meters x {} days into {}",
+            "courbe: generating {} meters x {} days into {}{}",
             config.meters,
             config.days,
-            data.display()
+            data.display(),
+            if cfg!(debug_assertions) {
+                " (a debug build: `cargo run --release -- demo` is about 3 times faster)"
+            } else {
+                ""
+            }
         );
         let started = Instant::now();
         let bar = progress_bar(
