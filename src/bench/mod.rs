@@ -33,7 +33,7 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 pub use client::{ClientError, Connection, Response};
-pub use workload::{Plan, Rng, Workload, KINDS, MIXED_WEIGHTS};
+pub use workload::{Plan, PlanConfig, Rng, Workload, KINDS, MIXED_WEIGHTS};
 
 /// Largest latency the histograms hold, microseconds (one hour); slower answers are clamped.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -59,6 +59,8 @@ pub struct BenchConfig {
     pub days: u32,
     /// Meters per ingest request (one local day each, 48 points per meter).
     pub ingest_meters: u32,
+    /// Off-peak windows added to energy questions (`HC:22:00-06:00`); none by default.
+    pub tariff: Option<String>,
     /// Seed of the draws of meters, days and ingest bodies.
     pub seed: u64,
     /// Worker threads of the client's runtime.
@@ -77,6 +79,7 @@ impl Default for BenchConfig {
             start: jiff::civil::date(2024, 1, 1),
             days: 365,
             ingest_meters: 100,
+            tariff: None,
             seed: 1,
             threads: 1,
         }
@@ -582,14 +585,17 @@ async fn run_async(config: &BenchConfig) -> Result<Report, BenchError> {
     let plan = Plan::new(
         &host,
         meters,
-        config.start,
-        config.days,
-        if needs_ingest {
-            config.ingest_meters
-        } else {
-            0
+        &PlanConfig {
+            start: config.start,
+            days: config.days,
+            ingest_meters: if needs_ingest {
+                config.ingest_meters
+            } else {
+                0
+            },
+            tariff: config.tariff.clone(),
+            seed: config.seed,
         },
-        config.seed,
     )
     .map_err(BenchError::Server)?;
     let meter_count = plan.meters().len();

@@ -17,7 +17,8 @@ pub enum Workload {
     CurveDay,
     /// One meter's curve over a year (about 17,500 points).
     CurveYear,
-    /// One meter's monthly energy over a year with an off-peak tariff (12 periods).
+    /// One meter's monthly energy over a year (12 periods), with the off-peak tariff of
+    /// [`Plan::new`] when one is given.
     EnergyYear,
     /// One meter's monthly peak over a year (12 periods).
     PeakYear,
@@ -122,21 +123,36 @@ pub struct Plan {
     year_end: usize,
     /// Whole `POST /v1/ingest` requests and the points each carries.
     ingest: Vec<(Vec<u8>, u64)>,
+    /// `&tariff=SPEC` (URL-encoded) of energy questions, or empty.
+    tariff_param: String,
+}
+
+/// What a [`Plan`] asks about, besides the meters.
+#[derive(Clone, Debug)]
+pub struct PlanConfig {
+    /// First local day of the data.
+    pub start: Date,
+    /// Days of data from `start`.
+    pub days: u32,
+    /// Meters per ingest body; 0 prepares no ingest body.
+    pub ingest_meters: u32,
+    /// Off-peak windows of energy questions, e.g. `HC:22:00-06:00`.
+    pub tariff: Option<String>,
+    pub seed: u64,
 }
 
 /// Distinct ingest bodies prebuilt; requests cycle through them.
 const INGEST_BODIES: u32 = 16;
 
 impl Plan {
-    /// `days` local days from `start`; ingest bodies only when `ingest_meters > 0`.
-    pub fn new(
-        host: &str,
-        meters: Vec<String>,
-        start: Date,
-        days: u32,
-        ingest_meters: u32,
-        seed: u64,
-    ) -> Result<Plan, String> {
+    pub fn new(host: &str, meters: Vec<String>, config: &PlanConfig) -> Result<Plan, String> {
+        let PlanConfig {
+            start,
+            days,
+            ingest_meters,
+            seed,
+            ..
+        } = *config;
         if meters.is_empty() {
             return Err("the server holds no meter to ask about".into());
         }
@@ -169,6 +185,11 @@ impl Plan {
             days: day_names,
             year_end,
             ingest,
+            tariff_param: config
+                .tariff
+                .as_ref()
+                .map(|t| format!("&tariff={}", encode_query_value(t)))
+                .unwrap_or_default(),
         })
     }
 
@@ -194,13 +215,15 @@ impl Plan {
             }
             Workload::CurveYear => format!("/v1/meters/{meter}/curve?from={first}&to={year_end}"),
             Workload::EnergyYear => format!(
-                "/v1/meters/{meter}/energy?from={first}&to={year_end}&period=month&tariff=HC:22:00-06:00"
+                "/v1/meters/{meter}/energy?from={first}&to={year_end}&period=month{}",
+                self.tariff_param
             ),
             Workload::PeakYear => {
                 format!("/v1/meters/{meter}/peak?from={first}&to={year_end}&period=month")
             }
             Workload::Ingest | Workload::Mixed => {
-                if let Some((request, points)) = self.ingest.get(rng.below(self.ingest.len().max(1)))
+                if let Some((request, points)) =
+                    self.ingest.get(rng.below(self.ingest.len().max(1)))
                 {
                     return (request.clone(), *points);
                 }
@@ -210,6 +233,19 @@ impl Plan {
         };
         (get_request(&self.host, &path), 0)
     }
+}
+
+/// Percent-encodes everything but unreserved characters and `:`.
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// One local day of `meters` generated meters as native CSV; the meters are those of the
@@ -263,7 +299,14 @@ mod tests {
     #[test]
     fn requests_stay_inside_the_span_and_name_known_meters() {
         let meters = vec!["00000000000001".to_string(), "00000000000002".to_string()];
-        let plan = Plan::new("h", meters, jiff::civil::date(2024, 1, 1), 400, 2, 7).unwrap();
+        let config = PlanConfig {
+            start: jiff::civil::date(2024, 1, 1),
+            days: 400,
+            ingest_meters: 2,
+            tariff: Some("HC:01:00-07:00,12:30-14:30".into()),
+            seed: 7,
+        };
+        let plan = Plan::new("h", meters, &config).unwrap();
         let mut rng = Rng::new(3);
         for _ in 0..200 {
             let (req, _) = plan.request(Workload::CurveDay, &mut rng);

@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Meters per ingest request (one local day each).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub ingest_meters: u32,
+    /// Off-peak windows added to energy-year questions, e.g. HC:22:00-06:00.
+    #[arg(long, value_name = "SPEC")]
+    pub tariff: Option<String>,
     /// Seed of the draws of meters and days.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -68,6 +71,7 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .map_err(|e| CliError::User(format!("--start {:?}: {e}", args.start)))?,
         days: args.days,
         ingest_meters: args.ingest_meters,
+        tariff: args.tariff.clone(),
         seed: args.seed,
         threads: args.threads,
     };
