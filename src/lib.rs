@@ -4,9 +4,11 @@
 //! - [`engine`]: the durable store: write-ahead log, memtable, segments, compaction, erasure.
 //! - [`source`]: the read interface between the engine and the queries.
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
+//! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
 
 pub mod cli;
 pub mod engine;
+pub mod governance;
 pub mod http;
 pub mod query;
 pub mod source;

@@ -1,6 +1,7 @@
 //! The one integration-test binary: modules per area, helpers in `util`.
 
 mod engine;
+mod governance;
 mod query;
 mod surface;
 mod util;

@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger ones are refused with 413.
     #[arg(long, value_name = "BYTES", default_value_t = crate::http::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: u64,
+    /// Bearer tokens, one a line: `SHA256-HEX ROLE [SUBJECT]` (re-read when it changes).
+    /// Without it every caller is an operator and only loopback addresses are served.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     /// Points per [`Store::ingest`] call when an ingest body is large.
     pub ingest_batch_points: usize,
     pub limits: Limits,
+    /// Consent, access control and the governance endpoints; `None`: none of them.
+    pub governance: Option<Arc<crate::governance::Governance>>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             ingest_batch_points: 100_000,
             limits: Limits::default(),
+            governance: None,
         }
     }
 }
@@ -79,15 +82,20 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         config: Arc::new(config),
         metrics: Arc::new(Metrics::new()),
     };
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/v1/meters/:id/curve", get(meter_curve).delete(meter_erase))
         .route("/v1/meters/:id/energy", get(meter_energy))
         .route("/v1/meters/:id/peak", get(meter_peak))
         .route("/v1/fleet/curve", get(fleet_curve))
-        .route("/v1/fleet/energy", get(fleet_energy))
-        .fallback(not_found)
+        .route("/v1/fleet/energy", get(fleet_energy));
+    // Hook (governance): its routes, and access control over every /v1 route above.
+    let app = match &state.config.governance {
+        Some(gov) => crate::governance::http::attach(app, state.store.clone(), gov.clone()),
+        None => app,
+    };
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

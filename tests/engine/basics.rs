@@ -12,8 +12,12 @@ use super::{batch, pt, read, T0};
 fn day(meter: &str, start: i64, base: i32) -> Batch {
     let mut b = Batch::new();
     for i in 0..48 {
-        b.push(meter, Channel::Consumption, pt(start + i * 1800, base + i as i32))
-            .expect("valid");
+        b.push(
+            meter,
+            Channel::Consumption,
+            pt(start + i * 1800, base + i as i32),
+        )
+        .expect("valid");
     }
     b
 }
@@ -25,20 +29,32 @@ fn ingested_points_read_back_from_the_memtable_the_segments_and_after_reopen() {
     {
         let store = Store::open(dir.path(), Options::default()).unwrap();
         store.ingest(&day("09111642617347", T0, 100)).unwrap();
-        assert_eq!(read(&store, "09111642617347", Channel::Consumption), expected);
+        assert_eq!(
+            read(&store, "09111642617347", Channel::Consumption),
+            expected
+        );
         assert!(store.snapshot().has_meter("09111642617347"));
         assert!(!store.snapshot().has_meter("00000000000000"));
     }
     {
         // Replayed from the log.
         let store = Store::open(dir.path(), Options::default()).unwrap();
-        assert_eq!(read(&store, "09111642617347", Channel::Consumption), expected);
+        assert_eq!(
+            read(&store, "09111642617347", Channel::Consumption),
+            expected
+        );
         store.flush().unwrap();
-        assert_eq!(read(&store, "09111642617347", Channel::Consumption), expected);
+        assert_eq!(
+            read(&store, "09111642617347", Channel::Consumption),
+            expected
+        );
         assert_eq!(store.stats().segments, 1);
     }
     let store = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(read(&store, "09111642617347", Channel::Consumption), expected);
+    assert_eq!(
+        read(&store, "09111642617347", Channel::Consumption),
+        expected
+    );
     assert_eq!(
         store.snapshot().meters(Channel::Consumption),
         vec!["09111642617347".to_string()]
@@ -91,8 +107,16 @@ fn late_duplicate_out_of_order_and_corrected_data_resolve_to_the_newest_value() 
     assert_eq!(read(&store, m, Channel::Consumption), want);
     store.compact().unwrap();
     assert_eq!(read(&store, m, Channel::Consumption), want);
-    assert_eq!(store.stats().segments, 2, "one segment per month after compaction");
-    assert_eq!(store.stats().points, 4, "replaced values are gone after compaction");
+    assert_eq!(
+        store.stats().segments,
+        2,
+        "one segment per month after compaction"
+    );
+    assert_eq!(
+        store.stats().points,
+        4,
+        "replaced values are gone after compaction"
+    );
     drop(store);
     let store = Store::open(dir.path(), Options::default()).unwrap();
     assert_eq!(read(&store, m, Channel::Consumption), want);
@@ -147,7 +171,11 @@ fn chunks_are_ordered_disjoint_and_a_block_chunk_is_exact() {
     }
     store.flush().unwrap();
     store
-        .ingest(&batch(&[("m", Channel::Consumption, pt(T0 + 31 * 86_400, -1))]))
+        .ingest(&batch(&[(
+            "m",
+            Channel::Consumption,
+            pt(T0 + 31 * 86_400, -1),
+        )]))
         .unwrap();
     let snap = store.snapshot();
     let chunks = snap
@@ -208,7 +236,9 @@ fn retention_drops_whole_months_older_than_the_configured_age() {
 fn a_batch_refuses_bad_meter_ids_and_steps() {
     let mut b = Batch::new();
     assert!(b.push("", Channel::Consumption, pt(T0, 1)).is_err());
-    assert!(b.push(&"x".repeat(65), Channel::Consumption, pt(T0, 1)).is_err());
+    assert!(b
+        .push(&"x".repeat(65), Channel::Consumption, pt(T0, 1))
+        .is_err());
     assert!(b.push("a b", Channel::Consumption, pt(T0, 1)).is_err());
     assert!(b.push("é", Channel::Consumption, pt(T0, 1)).is_err());
     let step = |s| Point {
@@ -222,7 +252,8 @@ fn a_batch_refuses_bad_meter_ids_and_steps() {
     for s in [5, 10, 15, 30, 60] {
         b.push("m", Channel::Production, step(s)).unwrap();
     }
-    b.push(&"x".repeat(64), Channel::MaxPower, step(1440)).unwrap();
+    b.push(&"x".repeat(64), Channel::MaxPower, step(1440))
+        .unwrap();
     assert_eq!(b.len(), 6);
 }
 
@@ -247,9 +278,8 @@ fn after_an_fsync_failure_the_store_refuses_every_write() {
 #[test]
 fn concurrent_writers_are_all_acknowledged_and_durable() {
     let fs = SimFs::new();
-    let store = Arc::new(
-        Store::open_with("/data", Options::default(), Arc::new(fs.clone())).unwrap(),
-    );
+    let store =
+        Arc::new(Store::open_with("/data", Options::default(), Arc::new(fs.clone())).unwrap());
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let store = store.clone();
@@ -268,7 +298,10 @@ fn concurrent_writers_are_all_acknowledged_and_durable() {
     drop(store);
     let store = Store::open_with("/data", Options::default(), Arc::new(fs.crash())).unwrap();
     for t in 0..4 {
-        assert_eq!(read(&store, &format!("m{t}"), Channel::Consumption).len(), 25 * 48);
+        assert_eq!(
+            read(&store, &format!("m{t}"), Channel::Consumption).len(),
+            25 * 48
+        );
     }
 }
 

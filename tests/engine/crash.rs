@@ -20,13 +20,21 @@ fn scripted_batch(k: i64) -> Batch {
     for (i, m) in METERS.iter().enumerate() {
         for j in 0..4 {
             let ts = T0 + (k * 4 + j) * 1800 * 7;
-            b.push(m, Channel::Consumption, pt(ts, (k * 100 + i as i64 * 10 + j) as i32))
-                .expect("valid");
+            b.push(
+                m,
+                Channel::Consumption,
+                pt(ts, (k * 100 + i as i64 * 10 + j) as i32),
+            )
+            .expect("valid");
         }
     }
     if k < 5 {
-        b.push(VICTIM, Channel::Consumption, pt(T0 + k * 1800, 777_000 + k as i32))
-            .expect("valid");
+        b.push(
+            VICTIM,
+            Channel::Consumption,
+            pt(T0 + k * 1800, 777_000 + k as i32),
+        )
+        .expect("valid");
     }
     b
 }
@@ -107,7 +115,10 @@ fn check_image(
     erased_at: u64,
     dir: &Path,
 ) {
-    let ctx = format!("crash at sync point {} (torn: {})", image.sync_point, image.torn);
+    let ctx = format!(
+        "crash at sync point {} (torn: {})",
+        image.sync_point, image.torn
+    );
     let fs = image.to_fs();
     let store = Store::open_with(dir, options.clone(), Arc::new(fs.clone()))
         .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
@@ -126,7 +137,11 @@ fn check_image(
             .map(|p| (p.ts_utc, p))
             .collect();
         for (ts, p) in &got {
-            assert_eq!(all.get(ts), Some(p), "{ctx}: {meter} has a point no batch wrote");
+            assert_eq!(
+                all.get(ts),
+                Some(p),
+                "{ctx}: {meter} has a point no batch wrote"
+            );
         }
         // Every acknowledged batch.
         for (synced, k) in acked {
