@@ -2,10 +2,16 @@
 //! held in memory as one segment per local (Paris) month with one block per series and month,
 //! the way the engine partitions its data. No engine: the queries read segments directly.
 //!
+//! Each query runs against two index paths: `segment_index` looks series up with
+//! [`Segment::blocks`] on every call (what the engine does today), `decoded_index` reads them from
+//! each segment's index decoded once into a map (what an engine may keep in memory: a few hundred
+//! KiB per month segment of 2,000 meters).
+//!
 //! `COURBE_BENCH_METERS` shrinks the fleet for a quick run. Throughputs are points covered by the
 //! query per second over all threads of rayon's pool (`RAYON_NUM_THREADS`); divide by the thread
 //! count for points/s per core.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 
 use courbe::query::{self, Calendar, Period, Tariff};
@@ -14,7 +20,7 @@ use courbe::{Channel, Point, Quality};
 use courbe_workload::{Fleet, FleetConfig, Reading};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jiff::tz::TimeZone;
-use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta};
+use storage_format::segment::{BlockRef, Segment, SegmentBuilder, SegmentMeta};
 
 /// One month partition: its local bounds and its segment, opened once (as the engine keeps its
 /// segments mapped and open).
@@ -23,23 +29,45 @@ struct Month {
     end_utc: i64,
     segment: Segment<'static>,
     bytes_len: usize,
+    /// The segment's index, decoded once: meter → blocks per channel code.
+    index: HashMap<String, [Vec<BlockRef<'static>>; 3]>,
+}
+
+impl Month {
+    fn blocks(&self, meter: &str, channel: Channel, decoded: bool) -> Vec<BlockRef<'static>> {
+        if decoded {
+            self.index
+                .get(meter)
+                .map_or_else(Vec::new, |by_channel| by_channel[channel as usize].clone())
+        } else {
+            self.segment.blocks(meter, channel).unwrap()
+        }
+    }
 }
 
 struct Segments {
     months: Vec<Month>,
+    /// Every meter, sorted; all of them have a consumption curve.
     meters: Vec<String>,
     points: u64,
 }
 
-impl SeriesSource for Segments {
+/// The fleet read through one of the two index paths.
+struct View<'a> {
+    segments: &'a Segments,
+    decoded_index: bool,
+}
+
+impl SeriesSource for View<'_> {
     fn has_meter(&self, meter: &str) -> bool {
-        self.meters
+        self.segments
+            .meters
             .binary_search_by(|m| m.as_str().cmp(meter))
             .is_ok()
     }
 
     fn meters(&self, _channel: Channel) -> Vec<String> {
-        self.meters.clone()
+        self.segments.meters.clone()
     }
 
     fn chunks(
@@ -50,11 +78,11 @@ impl SeriesSource for Segments {
         to_utc: i64,
     ) -> Result<Vec<Chunk<'_>>, SourceError> {
         let mut out = Vec::new();
-        for month in &self.months {
+        for month in &self.segments.months {
             if month.end_utc <= from_utc || month.start_utc >= to_utc {
                 continue;
             }
-            for block in month.segment.blocks(meter, channel)? {
+            for block in month.blocks(meter, channel, self.decoded_index) {
                 if block.summary.first_ts < to_utc && block.summary.last_ts >= from_utc {
                     out.push(Chunk::Block(block));
                 }
@@ -130,11 +158,19 @@ fn build(meters: u32) -> Segments {
         .map(|(start_utc, end_utc, mut bytes, builder)| {
             builder.finish(&mut bytes).unwrap();
             let bytes: &'static [u8] = Vec::leak(bytes);
+            let segment = Segment::open(bytes).unwrap();
+            let mut index: HashMap<String, [Vec<BlockRef<'static>>; 3]> = HashMap::new();
+            for series in segment.series() {
+                let series = series.unwrap();
+                index.entry(series.meter.to_string()).or_default()[series.channel as usize] =
+                    series.blocks;
+            }
             Month {
                 start_utc,
                 end_utc,
-                segment: Segment::open(bytes).unwrap(),
+                segment,
                 bytes_len: bytes.len(),
+                index,
             }
         })
         .collect();
@@ -150,57 +186,19 @@ fn queries(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
-    let src = build(meters);
+    let segments = build(meters);
     let tz = TimeZone::get("Europe/Paris").unwrap();
     let year = Calendar {
-        from_utc: src.months[0].start_utc,
-        to_utc: src.months[src.months.len() - 1].end_utc,
+        from_utc: segments.months[0].start_utc,
+        to_utc: segments.months[segments.months.len() - 1].end_utc,
         period: Period::Day,
         tz: tz.clone(),
     };
-    let bytes: usize = src.months.iter().map(|m| m.bytes_len).sum();
-    eprintln!(
-        "fleet: {meters} meters, {} points, {bytes} bytes in segments, {} rayon threads",
-        src.points,
-        rayon::current_num_threads()
-    );
-    let meter = src.meters[src.meters.len() / 2].clone();
-    let one_meter_points = query::curve(
-        &src,
-        &meter,
-        Channel::Consumption,
-        year.from_utc,
-        year.to_utc,
-    )
-    .unwrap()
-    .len() as u64;
-
-    let mut g = c.benchmark_group("one_meter_year");
-    g.throughput(Throughput::Elements(one_meter_points));
-    g.bench_function("daily_energy", |b| {
-        b.iter(|| query::energy(&src, black_box(&meter), Channel::Consumption, &year, None))
-    });
     let months = Calendar {
         period: Period::Month,
         ..year.clone()
     };
     let tariff: Tariff = "HC:22:00-06:00".parse().unwrap();
-    g.bench_function("monthly_energy_with_tariff", |b| {
-        b.iter(|| {
-            query::energy(
-                &src,
-                black_box(&meter),
-                Channel::Consumption,
-                &months,
-                Some(&tariff),
-            )
-        })
-    });
-    g.bench_function("monthly_peak", |b| {
-        b.iter(|| query::peak(&src, black_box(&meter), &months))
-    });
-    g.finish();
-
     let day_from = tz
         .to_ambiguous_timestamp(
             jiff::civil::date(2024, 6, 12).to_datetime(jiff::civil::Time::midnight()),
@@ -208,44 +206,90 @@ fn queries(c: &mut Criterion) {
         .compatible()
         .unwrap()
         .as_second();
-    let day_points: u64 = query::fleet_curve(
-        &src,
-        Channel::Consumption,
-        day_from,
-        day_from + 86_400,
-        None,
-    )
-    .unwrap()
-    .iter()
-    .map(|p| u64::from(p.meters))
-    .sum();
-    let year_points: u64 = query::fleet_energy(&src, Channel::Consumption, &months, None)
-        .unwrap()
-        .iter()
-        .flat_map(|m| &m.periods)
-        .map(|p| p.points)
-        .sum();
-    eprintln!("fleet day curve: {day_points} points; fleet year energy: {year_points} points");
+    let day_to = day_from + 86_400;
+    let bytes: usize = segments.months.iter().map(|m| m.bytes_len).sum();
+    let meter = segments.meters[segments.meters.len() / 2].clone();
 
-    let mut g = c.benchmark_group("fleet");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(day_points));
-    g.bench_function("half_hourly_total_one_day", |b| {
-        b.iter(|| {
-            query::fleet_curve(
-                &src,
-                Channel::Consumption,
-                black_box(day_from),
-                day_from + 86_400,
-                None,
-            )
-        })
-    });
-    g.throughput(Throughput::Elements(year_points));
-    g.bench_function("monthly_energy_every_meter_one_year", |b| {
-        b.iter(|| query::fleet_energy(&src, Channel::Consumption, black_box(&months), None))
-    });
-    g.finish();
+    for decoded_index in [false, true] {
+        let src = View {
+            segments: &segments,
+            decoded_index,
+        };
+        let path = if decoded_index {
+            "decoded_index"
+        } else {
+            "segment_index"
+        };
+        let one_meter_points = query::curve(
+            &src,
+            &meter,
+            Channel::Consumption,
+            year.from_utc,
+            year.to_utc,
+        )
+        .unwrap()
+        .len() as u64;
+        let day_points: u64 =
+            query::fleet_curve(&src, Channel::Consumption, day_from, day_to, None)
+                .unwrap()
+                .iter()
+                .map(|p| u64::from(p.meters))
+                .sum();
+        let year_points: u64 = query::fleet_energy(&src, Channel::Consumption, &months, None)
+            .unwrap()
+            .iter()
+            .flat_map(|m| &m.periods)
+            .map(|p| p.points)
+            .sum();
+        eprintln!(
+            "{path}: {meters} meters, {} points, {bytes} bytes in segments, {} rayon threads; \
+             one meter's year: {one_meter_points} points; fleet day: {day_points} points; \
+             fleet year: {year_points} points",
+            segments.points,
+            rayon::current_num_threads()
+        );
+
+        let mut g = c.benchmark_group(format!("one_meter_year/{path}"));
+        g.throughput(Throughput::Elements(one_meter_points));
+        g.bench_function("daily_energy", |b| {
+            b.iter(|| query::energy(&src, black_box(&meter), Channel::Consumption, &year, None))
+        });
+        g.bench_function("monthly_energy_with_tariff", |b| {
+            b.iter(|| {
+                query::energy(
+                    &src,
+                    black_box(&meter),
+                    Channel::Consumption,
+                    &months,
+                    Some(&tariff),
+                )
+            })
+        });
+        g.bench_function("monthly_peak", |b| {
+            b.iter(|| query::peak(&src, black_box(&meter), &months))
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("fleet/{path}"));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(day_points));
+        g.bench_function("half_hourly_total_one_day", |b| {
+            b.iter(|| {
+                query::fleet_curve(
+                    &src,
+                    Channel::Consumption,
+                    black_box(day_from),
+                    day_to,
+                    None,
+                )
+            })
+        });
+        g.throughput(Throughput::Elements(year_points));
+        g.bench_function("monthly_energy_every_meter_one_year", |b| {
+            b.iter(|| query::fleet_energy(&src, Channel::Consumption, black_box(&months), None))
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, queries);

@@ -10,7 +10,13 @@ pub mod cli;
 pub mod engine;
 pub mod governance;
 pub mod http;
+pub mod ingest;
 pub mod query;
 pub mod source;
 
 pub use storage_format::{BlockSummary, Channel, Point, Quality};
+
+/// The README's example, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

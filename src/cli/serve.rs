@@ -1,5 +1,6 @@
 //! `courbe serve` and `courbe demo`.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -133,12 +134,19 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
     };
     init_logging();
     serve_store(store, &args.listen, ServerConfig::default(), |addr| {
-        println!("courbe: serving {} on http://{addr}", data.display());
-        println!("Try:");
+        let mut text = format!(
+            "courbe: serving {} on http://{addr}\nTry:\n",
+            data.display()
+        );
         for line in example.curl_lines(&addr.to_string()) {
-            println!("  {line}");
+            text.push_str(&format!("  {line}\n"));
         }
-        println!("Ctrl-C stops the server.");
+        text.push_str("Ctrl-C stops the server.\n");
+        // A closed stdout must not stop the server.
+        let mut stdout = std::io::stdout();
+        let _ = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush());
     })
 }
 

@@ -123,7 +123,7 @@ impl Store {
         let version = self.version.read().clone();
         let mut affected = Vec::new();
         for s in &version.segments {
-            let seg = s.segment()?;
+            let seg = s.segment();
             let mut holds = false;
             for c in [Channel::Consumption, Channel::Production] {
                 let blocks = seg

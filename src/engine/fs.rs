@@ -24,6 +24,9 @@ pub trait WritableFile: Send {
 
 /// A whole file, read-only, in memory or mapped. The engine only maps files that are never
 /// written again (segments).
+///
+/// Contract: `bytes` returns the same slice (address and length) on every call, valid for as
+/// long as the object lives, even when the object is moved; the engine reads it in place.
 pub trait MappedFile: Send + Sync {
     fn bytes(&self) -> &[u8];
 }

@@ -323,8 +323,10 @@ impl Store {
                 max_seq = max_seq.max(seq);
                 memtable.insert(seq, &batch);
             })?;
-            if r.valid_len < r.file_len || r.valid_len < wal::HEADER_LEN as u64 {
-                if r.valid_len < wal::HEADER_LEN as u64 {
+            // A log without a whole record (a torn header, or nothing logged) holds nothing.
+            let empty = r.valid_len <= wal::HEADER_LEN as u64;
+            if r.valid_len < r.file_len || empty {
+                if empty {
                     fs.remove(&path).map_err(io_err(&path))?;
                     dir_changed = true;
                 } else {
@@ -393,6 +395,13 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
+        if wal::payload_len(batch) > wal::MAX_RECORD_LEN as usize {
+            return Err(Error::InvalidArgument(format!(
+                "a batch of {} points is over the log record limit of {} MiB; split it",
+                batch.len(),
+                wal::MAX_RECORD_LEN >> 20
+            )));
+        }
         {
             let _gate = self.gate.read();
             let seq = self.next_batch.fetch_add(1, Ordering::SeqCst);
@@ -419,7 +428,11 @@ impl Store {
             durable?;
         }
         if self.version.read().memtable.points() >= self.options.memtable_max_points {
-            self.flush()?;
+            let _gate = self.gate.write();
+            // Concurrent writers may all have seen it full: the first one flushes.
+            if self.version.read().memtable.points() >= self.options.memtable_max_points {
+                self.flush_locked(None)?;
+            }
         }
         Ok(())
     }
@@ -545,9 +558,7 @@ impl Store {
         ids.dedup();
         let mut points = snap.version.memtable.points() as u64;
         for s in &snap.version.segments {
-            if let Ok(seg) = s.segment() {
-                points += seg.stats().points;
-            }
+            points += s.segment().stats().points;
         }
         let bytes_on_disk = self
             .fs
@@ -568,7 +579,7 @@ impl Store {
     pub fn verify(&self) -> Result<Stats, Error> {
         let snap = self.snapshot();
         for s in &snap.version.segments {
-            s.segment()?
+            s.segment()
                 .verify()
                 .map_err(|e| segments::corruption(&s.path, e))?;
         }
@@ -586,6 +597,11 @@ impl Store {
             wal::replay(&*self.fs, &path, i + 1 == gens.len(), |_, _| {})?;
         }
         Ok(self.stats())
+    }
+
+    /// Meters with points in the memtable.
+    pub fn memtable_meters(&self) -> usize {
+        self.version.read().memtable.meter_count()
     }
 
     /// Heap bytes held by the memtable (approximate), for memory reports.

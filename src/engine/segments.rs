@@ -84,10 +84,12 @@ pub fn corruption(path: &Path, e: storage_format::Error) -> Error {
     }
 }
 
-/// A live segment file, mapped.
+/// A live segment file, mapped, its header and footer checked once.
 pub struct SegmentFile {
     pub path: PathBuf,
     pub entry: SegmentEntry,
+    /// Reads `map`'s bytes; only handed out with the lifetime of `&self` (see `open`).
+    segment: Segment<'static>,
     map: Arc<dyn MappedFile>,
 }
 
@@ -111,7 +113,13 @@ impl SegmentFile {
                 detail: format!("segment is {len} bytes, the manifest says {}", entry.len),
             });
         }
-        let seg = Segment::open(map.bytes()).map_err(|e| corruption(&path, e))?;
+        let bytes = map.bytes();
+        // SAFETY: the slice is owned by `map` (an mmap or a heap buffer behind an `Arc`, whose
+        // address does not change when this struct moves), which this struct holds for as long
+        // as `segment`; `segment` is only returned reborrowed for the lifetime of `&self`.
+        let bytes: &'static [u8] =
+            unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) };
+        let seg = Segment::open(bytes).map_err(|e| corruption(&path, e))?;
         let meta = seg.meta();
         if meta.seq != entry.seq || meta.partition != entry.partition {
             return Err(Error::Corruption {
@@ -123,12 +131,22 @@ impl SegmentFile {
                 ),
             });
         }
-        Ok(SegmentFile { path, entry, map })
+        Ok(SegmentFile {
+            path,
+            entry,
+            segment: seg,
+            map,
+        })
     }
 
     /// The segment read in place (header and footer were checked at open).
-    pub fn segment(&self) -> Result<Segment<'_>, Error> {
-        Segment::open(self.map.bytes()).map_err(|e| corruption(&self.path, e))
+    pub fn segment(&self) -> Segment<'_> {
+        self.segment
+    }
+
+    /// Length of the mapped file.
+    pub fn file_len(&self) -> u64 {
+        self.map.bytes().len() as u64
     }
 }
 
@@ -285,7 +303,7 @@ pub fn merge_into(
 ) -> Result<u64, Error> {
     let mut segs = Vec::with_capacity(inputs.len());
     for f in inputs {
-        segs.push((f, f.segment()?));
+        segs.push((f, f.segment()));
     }
     let mut iters: Vec<_> = segs
         .iter()

@@ -62,7 +62,7 @@ impl Snapshot {
         meter: &str,
         channel: Channel,
     ) -> Result<Vec<BlockRef<'a>>, Error> {
-        let s: Segment<'a> = seg.segment()?;
+        let s: Segment<'a> = seg.segment();
         s.blocks(meter, channel)
             .map_err(|e| super::segments::corruption(&seg.path, e))
     }
@@ -75,6 +75,21 @@ impl Snapshot {
         from: i64,
         to: i64,
     ) -> Result<Vec<Chunk<'_>>, Error> {
+        Ok(self
+            .chunks_with_origin(meter, channel, from, to)?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect())
+    }
+
+    /// Resolved chunks, each block with the segment file it lies in.
+    fn chunks_with_origin(
+        &self,
+        meter: &str,
+        channel: Channel,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Chunk<'_>, Option<&SegmentFile>)>, Error> {
         if from >= to {
             return Ok(Vec::new());
         }
@@ -130,7 +145,7 @@ impl Snapshot {
         items.sort_by_key(|it| (it.start, it.end));
 
         // 2. Clusters of overlapping items; a lone block is exact, the rest is merged.
-        let mut out: Vec<Chunk<'_>> = Vec::new();
+        let mut out: Vec<(Chunk<'_>, Option<&SegmentFile>)> = Vec::new();
         let mut scratch = DecodedBlock::default();
         let mut cluster: Vec<Item<'_>> = Vec::new();
         let mut cluster_end = i64::MIN;
@@ -150,11 +165,14 @@ impl Snapshot {
                 continue;
             }
             if let [Item {
-                source: Source::Block(_, b),
+                source: Source::Block(i, b),
                 ..
             }] = members.as_slice()
             {
-                out.push(Chunk::Block(*b));
+                out.push((
+                    Chunk::Block(*b),
+                    self.version.segments.get(*i).map(|s| &**s),
+                ));
                 continue;
             }
             let mut merged: Vec<(u64, Point)> = Vec::new();
@@ -183,7 +201,7 @@ impl Snapshot {
             }
             merged.sort_by_key(|(seq, p)| (p.ts_utc, *seq));
             let mut points: Vec<Point> = match out.pop() {
-                Some(Chunk::Points(prev)) => prev,
+                Some((Chunk::Points(prev), _)) => prev,
                 Some(other) => {
                     out.push(other);
                     Vec::new()
@@ -198,7 +216,7 @@ impl Snapshot {
                 }
             }
             if !points.is_empty() {
-                out.push(Chunk::Points(points));
+                out.push((Chunk::Points(points), None));
             }
         }
         Ok(out)
@@ -214,10 +232,15 @@ impl Snapshot {
     ) -> Result<Vec<Point>, Error> {
         let mut out = Vec::new();
         let mut scratch = DecodedBlock::default();
-        for chunk in self.chunks_checked(meter, channel, from, to)? {
-            chunk
-                .decode_into(&mut scratch)
-                .map_err(|e| Error::InvalidArgument(e.message))?;
+        for (chunk, origin) in self.chunks_with_origin(meter, channel, from, to)? {
+            match (&chunk, origin) {
+                (Chunk::Block(b), Some(seg)) => b
+                    .decode_into(&mut scratch)
+                    .map_err(|e| super::segments::corruption(&seg.path, e))?,
+                _ => chunk
+                    .decode_into(&mut scratch)
+                    .map_err(|e| Error::InvalidArgument(e.message))?,
+            }
             out.extend(
                 scratch
                     .points()
@@ -256,7 +279,7 @@ impl SeriesSource for Snapshot {
             .map(|m| m.to_string())
             .collect();
         for seg in &self.version.segments {
-            let Ok(s) = seg.segment() else { continue };
+            let s = seg.segment();
             for series in s.series().flatten() {
                 if series.channel == channel {
                     ids.push(series.meter.to_string());

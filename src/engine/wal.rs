@@ -59,11 +59,16 @@ fn header() -> [u8; HEADER_LEN] {
     h
 }
 
-/// Encodes `batch` as one complete record (header, checksum, payload).
-pub fn encode_record(seq: u64, batch: &Batch) -> Vec<u8> {
+/// Length of the payload that encodes `batch`.
+pub fn payload_len(batch: &Batch) -> usize {
     let meters_len: usize = batch.meters.iter().map(|m| 1 + m.len()).sum();
-    let payload_len =
-        8 + 4 + meters_len + 4 + batch.runs.len() * (4 + 1 + 4) + batch.points.len() * POINT_LEN;
+    8 + 4 + meters_len + 4 + batch.runs.len() * (4 + 1 + 4) + batch.points.len() * POINT_LEN
+}
+
+/// Encodes `batch` as one complete record (header, checksum, payload). The caller checks
+/// `payload_len(batch) <= MAX_RECORD_LEN`.
+pub fn encode_record(seq: u64, batch: &Batch) -> Vec<u8> {
+    let payload_len = payload_len(batch);
     let mut out = Vec::with_capacity(RECORD_HEADER_LEN + payload_len);
     out.extend_from_slice(&(payload_len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);

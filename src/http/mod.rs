@@ -122,7 +122,7 @@ async fn observe(
         method = %method,
         path = %path,
         status,
-        latency_ms = latency.as_secs_f64() * 1e3,
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     response

@@ -11,6 +11,9 @@ use crate::Channel;
 /// The step assumed for a series without any point, minutes.
 pub const DEFAULT_STEP_MIN: u16 = 30;
 
+/// How far back the step in force at `from` is looked for before searching the whole history.
+const RECENT_LOOKBACK_S: i64 = 31 * 86_400;
+
 /// Walks time-ordered points across contiguous periods, accumulating each period's sums and its
 /// expected count from the step in force.
 struct Walker<'p> {
@@ -146,7 +149,8 @@ fn last_step_before(
                 if s.first_ts >= before {
                     continue;
                 }
-                if s.last_ts < before && s.step_min != 0 {
+                if s.step_min != 0 {
+                    // Every point has this step, the latest before `before` too.
                     return Ok(Some(s.step_min));
                 }
                 chunk.decode_into(scratch)?;
@@ -178,7 +182,7 @@ fn first_step_from(
                 if s.last_ts < from {
                     continue;
                 }
-                if s.first_ts >= from && s.step_min != 0 {
+                if s.step_min != 0 {
                     return Ok(Some(s.step_min));
                 }
                 chunk.decode_into(scratch)?;
@@ -210,10 +214,14 @@ fn step_in_force_at_start(
     if let Some(step) = last_step_before(range_chunks, from, scratch)? {
         return Ok(step);
     }
-    if from > TIME_MIN_UTC {
-        let before = src.chunks(meter, channel, TIME_MIN_UTC, from)?;
-        if let Some(step) = last_step_before(&before, from, scratch)? {
-            return Ok(step);
+    // Look back a month first (nearly always enough), then through the whole history.
+    let recent = from.saturating_sub(RECENT_LOOKBACK_S).max(TIME_MIN_UTC);
+    for (start, end) in [(recent, from), (TIME_MIN_UTC, recent)] {
+        if start < end {
+            let before = src.chunks(meter, channel, start, end)?;
+            if let Some(step) = last_step_before(&before, end, scratch)? {
+                return Ok(step);
+            }
         }
     }
     if let Some(step) = first_step_from(range_chunks, from, scratch)? {

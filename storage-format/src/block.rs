@@ -8,8 +8,7 @@
 //!   into columns, replacing `out`'s contents.
 
 use crate::bits::{
-    bit_width, pack, packed_len, put_varint, unpack, unzigzag32, varint_len, zigzag32, zigzag64,
-    Reader,
+    bit_width, pack, packed_len, put_varint, unpack, varint_len, zigzag32, zigzag64, Reader,
 };
 use crate::huffman;
 use crate::{BlockSummary, Error, Point, Quality, STEP_MIN_MAX};
@@ -53,16 +52,13 @@ impl DecodedBlock {
 pub const FRAME_LEN: usize = 128;
 
 /// Value codec tags (first byte of the value section).
-const VALUES_PACKED: u8 = 0;
-const VALUES_ZSTD: u8 = 1;
-const VALUES_HUFFMAN: u8 = 2;
+const VALUES_FRAMES: u8 = 0;
+const VALUES_HUFFMAN: u8 = 1;
 
 /// Timestamp mode tags.
 const TS_EXCEPTIONS: u8 = 0;
 const TS_EXPLICIT: u8 = 1;
-
-/// zstd level used for the entropy stage (only kept where it makes the block smaller).
-const ZSTD_LEVEL: i32 = 3;
+const TS_PACKED: u8 = 2;
 
 /// Summary of `points` as [`encode_into`] computes it (no validation).
 pub fn summarize(points: &[Point]) -> BlockSummary {
@@ -151,7 +147,6 @@ pub fn encode_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, 
 struct Encoder {
     values: Vec<i32>,
     residuals: Vec<i32>,
-    packed: Vec<u8>,
     zigzagged: Vec<u32>,
 }
 
@@ -161,13 +156,35 @@ impl Encoder {
         put_varint(out, n as u64);
         put_varint(out, zigzag64(points[0].ts_utc));
         encode_steps(points, out);
-        encode_timestamps(points, out);
+        self.encode_timestamps(points, out);
         encode_quality(points, out);
         self.values.clear();
         self.values.extend(points.iter().map(|p| p.value));
         self.encode_values(day_lag(points), out);
     }
 
+    fn encode_timestamps(&mut self, points: &[Point], out: &mut Vec<u8>) {
+        let start = out.len();
+        encode_timestamps(points, out);
+        // Irregular timestamps: deviations through the value codec, when they fit in an i32.
+        let devs: Option<Vec<i32>> = ts_deviations(points)
+            .map(|d| i32::try_from(d).ok())
+            .collect();
+        match devs {
+            Some(devs) if points.len() >= 2 => {
+                let mut packed = vec![TS_PACKED];
+                self.values = devs;
+                self.encode_values(None, &mut packed);
+                if packed.len() < out.len() - start {
+                    out.truncate(start);
+                    out.extend_from_slice(&packed);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Appends the value section coding `self.values`.
     fn encode_values(&mut self, day_lag: Option<usize>, out: &mut Vec<u8>) {
         let n = self.values.len();
         let candidates = [Some(1), Some(2), day_lag, Some(0)];
@@ -190,7 +207,7 @@ impl Encoder {
             }
             let lengths = huffman::code_lengths(&counts);
             let payload = huffman::payload_bits(&counts, &lengths).div_ceil(8) as usize;
-            let len = huffman::table_len(&lengths) + varint_len(payload as u64) + payload;
+            let len = huffman::table_len(&lengths) + 2 * varint_len(payload as u64 / 2) + payload;
             if len < huff_len {
                 (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
             }
@@ -206,26 +223,9 @@ impl Encoder {
             return;
         }
         residuals(&self.values, for_lag, &mut self.residuals);
-        self.packed.clear();
-        pack_frames(&self.residuals, &mut self.packed);
-        let zstd = if self.packed.len() >= 64 {
-            zstd::bulk::compress(&self.packed, ZSTD_LEVEL).ok()
-        } else {
-            None
-        };
-        match zstd {
-            Some(z) if z.len() + varint_len(self.packed.len() as u64) < self.packed.len() => {
-                out.push(VALUES_ZSTD);
-                put_varint(out, for_lag as u64);
-                put_varint(out, self.packed.len() as u64);
-                out.extend_from_slice(&z);
-            }
-            _ => {
-                out.push(VALUES_PACKED);
-                put_varint(out, for_lag as u64);
-                out.extend_from_slice(&self.packed);
-            }
-        }
+        out.push(VALUES_FRAMES);
+        put_varint(out, for_lag as u64);
+        pack_frames(&self.residuals, out);
     }
 }
 
@@ -410,34 +410,35 @@ fn decode_timestamps(
     match mode {
         TS_EXCEPTIONS => {
             let count = r.varint_in("timestamp exception count", 0, n as u64 - 1)? as usize;
-            let mut next_at = 0usize;
-            let mut next_dev = 0i64;
-            let mut left = count;
-            let read_next = |r: &mut Reader<'_>, after: usize| -> Result<(usize, i64), Error> {
-                let gap = r.varint_in("timestamp exception index", 1, (n - 1 - after) as u64)?;
+            let mut t = first_ts;
+            let mut done = 1usize; // points whose ts is in `ts`
+            for _ in 0..count {
+                let gap = r.varint_in("timestamp exception index", 1, (n - done) as u64)? as usize;
                 let dev = r.zigzag64("timestamp deviation")?;
-                Ok((after + gap as usize, dev))
-            };
-            if left > 0 {
-                (next_at, next_dev) = read_next(r, 0)?;
-                left -= 1;
-            }
-            let mut prev = first_ts;
-            for i in 1..n {
-                let mut t = prev.wrapping_add(60 * i64::from(step_at(steps, i - 1)));
-                if i == next_at {
-                    t = t.wrapping_add(next_dev);
-                    if left > 0 {
-                        (next_at, next_dev) = read_next(r, i)?;
-                        left -= 1;
-                    }
+                // Points done..at follow the grid; point `at` deviates from it.
+                let at = done - 1 + gap;
+                extend_grid(
+                    r,
+                    ts,
+                    &mut t,
+                    steps.get(done - 1..at - 1).unwrap_or_default(),
+                )?;
+                let next = t
+                    .wrapping_add(60 * i64::from(step_at(steps, at - 1)))
+                    .wrapping_add(dev);
+                if next <= t {
+                    return Err(r.corruption("increasing timestamps", t as u64, next as u64));
                 }
-                if t <= prev {
-                    return Err(r.corruption("increasing timestamps", prev as u64, t as u64));
-                }
-                ts.push(t);
-                prev = t;
+                ts.push(next);
+                t = next;
+                done = at + 1;
             }
+            extend_grid(
+                r,
+                ts,
+                &mut t,
+                steps.get(done - 1..n - 1).unwrap_or_default(),
+            )?;
         }
         TS_EXPLICIT => {
             let mut prev = first_ts;
@@ -453,8 +454,48 @@ fn decode_timestamps(
                 prev = t;
             }
         }
-        other => return Err(r.corruption("timestamp mode", 1, u64::from(other))),
+        TS_PACKED if n >= 2 => {
+            let mut devs = Vec::new();
+            decode_values(r, n - 1, &mut devs)?;
+            let mut prev = first_ts;
+            for (i, &dev) in devs.iter().enumerate() {
+                let t = prev
+                    .wrapping_add(60 * i64::from(step_at(steps, i)))
+                    .wrapping_add(i64::from(dev));
+                if t <= prev {
+                    return Err(r.corruption("increasing timestamps", prev as u64, t as u64));
+                }
+                ts.push(t);
+                prev = t;
+            }
+        }
+        other => return Err(r.corruption("timestamp mode", 2, u64::from(other))),
     }
+    Ok(())
+}
+
+/// Appends one timestamp per step in `steps`, each the previous plus that step.
+fn extend_grid(r: &Reader<'_>, ts: &mut Vec<i64>, t: &mut i64, steps: &[u16]) -> Result<(), Error> {
+    let start = *t;
+    // At most MAX_POINTS steps of at most a day: the total fits easily in an i64.
+    let total: i64 = steps.iter().map(|&s| 60 * i64::from(s)).sum();
+    if start.checked_add(total).is_none() {
+        return Err(r.corruption("timestamp range", i64::MAX as u64, start as u64));
+    }
+    match steps.first() {
+        Some(&first) if steps.iter().all(|&s| s == first) => {
+            let step = 60 * i64::from(first);
+            ts.extend((1..=steps.len() as i64).map(|k| start + k * step));
+        }
+        _ => {
+            let mut acc = start;
+            ts.extend(steps.iter().map(|&s| {
+                acc += 60 * i64::from(s);
+                acc
+            }));
+        }
+    }
+    *t = start + total;
     Ok(())
 }
 
@@ -491,55 +532,14 @@ fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<
     let codec = r.u8("value codec")?;
     let lag = r.varint_in("predictor lag", 0, n as u64)? as usize;
     match codec {
-        VALUES_PACKED => decode_frames(r, n, lag, values),
-        VALUES_ZSTD => {
-            let bound = max_frames_len(n);
-            let packed_len = r.varint_in("packed value length", 1, bound as u64)? as usize;
-            let at = r.offset();
-            let compressed = r.rest();
-            let mut packed = Vec::with_capacity(packed_len);
-            let got = zstd::bulk::Decompressor::new()
-                .and_then(|mut d| d.decompress_to_buffer(compressed, &mut packed))
-                .map_err(|_| Error::Corruption {
-                    offset: at,
-                    what: "zstd value stream",
-                    expected: packed_len as u64,
-                    found: 0,
-                })?;
-            if got != packed_len {
-                return Err(Error::Corruption {
-                    offset: at,
-                    what: "zstd value stream length",
-                    expected: packed_len as u64,
-                    found: got as u64,
-                });
-            }
-            let mut inner = Reader::new(&packed, at);
-            decode_frames(&mut inner, n, lag, values)?;
-            if !inner.is_empty() {
-                return Err(inner.corruption(
-                    "bytes after the packed values",
-                    0,
-                    inner.remaining() as u64,
-                ));
-            }
-            Ok(())
-        }
+        VALUES_FRAMES => decode_frames(r, n, lag, values),
         VALUES_HUFFMAN => {
-            let mut zigzagged = Vec::new();
-            huffman::decode(r, n, &mut zigzagged)?;
-            values.clear();
-            values.extend(zigzagged.iter().map(|&u| unzigzag32(u)));
+            huffman::decode(r, n, values)?;
             undo_prediction(values, lag);
             Ok(())
         }
         other => Err(r.corruption("value codec", u64::from(VALUES_HUFFMAN), u64::from(other))),
     }
-}
-
-/// Largest valid packed-frame stream for `n` values (5-byte reference, width byte, 32-bit values).
-fn max_frames_len(n: usize) -> usize {
-    n.div_ceil(FRAME_LEN) * 6 + n * 4
 }
 
 fn decode_frames(

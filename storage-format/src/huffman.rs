@@ -4,7 +4,7 @@
 //!
 //! Bit order: LSB-first, codes bit-reversed so that a decoder peeks the low bits of its buffer.
 
-use crate::bits::{bit_width, put_varint, Reader};
+use crate::bits::{bit_width, put_varint, unzigzag32, Reader};
 use crate::Error;
 
 /// Number of bins (symbols).
@@ -149,7 +149,7 @@ pub fn payload_bits(counts: &[u64; SYMBOLS], lengths: &[u8; SYMBOLS]) -> u64 {
         .sum()
 }
 
-/// Bytes of the table: its symbol count, then one nibble per symbol.
+/// Bytes of the table: its symbol count, then one nibble per symbol (stream lengths excluded).
 pub fn table_len(lengths: &[u8; SYMBOLS]) -> usize {
     let used = lengths.iter().rposition(|&l| l > 0).map_or(0, |p| p + 1);
     1 + used.div_ceil(2)
@@ -163,6 +163,18 @@ pub fn encode(values: &[u32], lengths: &[u8; SYMBOLS], out: &mut Vec<u8>) {
         out.push(pair[0] | pair.get(1).map_or(0, |&h| h << 4));
     }
     let codes = codes(lengths);
+    // Two interleaved streams (the first half of the values, then the second) let a decoder
+    // overlap the latency of two lookups.
+    let (first, second) = values.split_at(values.len().div_ceil(2));
+    let a = encode_stream(first, lengths, &codes);
+    let b = encode_stream(second, lengths, &codes);
+    put_varint(out, a.len() as u64);
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(&a);
+    out.extend_from_slice(&b);
+}
+
+fn encode_stream(values: &[u32], lengths: &[u8; SYMBOLS], codes: &[u16; SYMBOLS]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(values.len() * 2);
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
@@ -182,15 +194,23 @@ pub fn encode(values: &[u32], lengths: &[u8; SYMBOLS], out: &mut Vec<u8>) {
     if bits > 0 {
         payload.push(acc as u8);
     }
-    put_varint(out, payload.len() as u64);
-    out.extend_from_slice(&payload);
+    payload
 }
 
-/// Entry of the decoding table: symbol in the low byte, code length in the high byte (0: no code).
+/// Entry of the decoding table: code length in bits 0..4 (0: no code has these bits), raw-bit
+/// count in bits 4..9, and in bits 9..13 the bin's leading bits `m`: the bin's base is
+/// `m << raw_bits` (for bins below 16, `m` is the value itself and there are no raw bits).
 type Entry = u16;
 
-/// Reads a table and payload written by [`encode`], decoding `n` values into `out`.
-pub fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), Error> {
+fn entry(symbol: usize, len: u8) -> Entry {
+    let extra = extra_bits(symbol);
+    let lead = base_of(symbol) >> extra;
+    ((lead as u16) << 9) | ((extra as u16) << 4) | u16::from(len)
+}
+
+/// Reads a table and payload written by [`encode`], decoding `n` residuals (unzigzagged) into
+/// `out`.
+pub fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result<(), Error> {
     let used = usize::from(r.u8("huffman symbol count")?);
     if used == 0 || used > SYMBOLS {
         return Err(r.corruption("huffman symbol count", SYMBOLS as u64, used as u64));
@@ -224,83 +244,128 @@ pub fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), Er
         let step = 1usize << l;
         let mut i = usize::from(c);
         while i < table.len() {
-            table[i] = (u16::from(l) << 8) | s as u16;
+            table[i] = entry(s, l);
             i += step;
         }
     }
-    let mut bases = [0u32; SYMBOLS];
-    let mut extras = [0u32; SYMBOLS];
-    for s in 0..SYMBOLS {
-        bases[s] = base_of(s);
-        extras[s] = extra_bits(s);
-    }
-
-    let payload_len = r.varint_in("huffman payload length", 0, r.remaining() as u64)? as usize;
-    let at = r.offset();
-    let payload = r.take(payload_len, "huffman payload")?;
-    let mut padded = Vec::with_capacity(payload_len + 16);
-    padded.extend_from_slice(payload);
-    padded.resize(payload_len + 16, 0);
+    let len_a = r.varint_in("huffman stream length", 0, r.remaining() as u64)? as usize;
+    let len_b = r.varint_in("huffman stream length", 0, r.remaining() as u64)? as usize;
+    let at_a = r.offset();
+    let mut a = Stream::new(r.take(len_a, "huffman stream")?);
+    let at_b = r.offset();
+    let mut b = Stream::new(r.take(len_b, "huffman stream")?);
 
     out.clear();
-    out.reserve(n);
-    let mut pos = 0usize; // next byte to load
-    let mut buf: u64 = 0;
-    let mut avail: u32 = 0;
-    let mask = (1u64 << MAX_CODE_LEN) - 1;
-    for _ in 0..n {
-        // Refill to at least 56 bits; `pos` never passes payload_len + 8 (checked below), so the
-        // 8-byte window stays inside `padded`.
-        let mut word = [0u8; 8];
-        if let Some(w) = padded.get(pos..pos + 8) {
-            word.copy_from_slice(w);
-        }
-        buf |= u64::from_le_bytes(word) << avail;
-        pos += ((63 - avail) >> 3) as usize;
-        avail |= 56;
-        let entry = table[(buf & mask) as usize];
-        let len = u32::from(entry >> 8);
-        if len == 0 {
-            return Err(Error::Corruption {
-                offset: at + pos as u64,
-                what: "huffman code",
-                expected: 0,
-                found: buf & mask,
-            });
-        }
-        let s = usize::from(entry as u8);
-        buf >>= len;
-        avail -= len;
-        let extra = extras[s & (SYMBOLS - 1)];
-        let low = (buf & ((1u64 << extra) - 1)) as u32;
-        buf >>= extra;
-        avail -= extra;
-        out.push(bases[s & (SYMBOLS - 1)].wrapping_add(low));
-        if pos > payload_len + 8 {
-            return Err(Error::Truncated {
-                offset: at,
-                what: "huffman payload",
-                needed: pos as u64,
-                available: payload_len as u64,
-            });
+    out.resize(n, 0);
+    let (first, second) = out.split_at_mut(n.div_ceil(2));
+    let mut invalid = false;
+    for (x, y) in first.iter_mut().zip(second.iter_mut()) {
+        *x = a.next(&table, &mut invalid);
+        *y = b.next(&table, &mut invalid);
+    }
+    if first.len() > second.len() {
+        if let Some(x) = first.last_mut() {
+            *x = a.next(&table, &mut invalid);
         }
     }
-    // Bits actually consumed: loaded minus still buffered.
-    let consumed_bits = (pos as u64 * 8).saturating_sub(u64::from(avail));
-    if consumed_bits.div_ceil(8) != payload_len as u64 {
+    if invalid {
         return Err(Error::Corruption {
-            offset: at,
-            what: "huffman payload length",
-            expected: payload_len as u64,
-            found: consumed_bits.div_ceil(8),
+            offset: at_a,
+            what: "huffman code",
+            expected: 0,
+            found: 1,
         });
     }
-    Ok(())
+    a.check_end(at_a)?;
+    b.check_end(at_b)
+}
+
+/// An LSB-first bit reader over one stream.
+struct Stream<'p> {
+    payload: &'p [u8],
+    /// Next payload byte to load.
+    pos: usize,
+    buf: u64,
+    avail: u32,
+}
+
+impl<'p> Stream<'p> {
+    fn new(payload: &'p [u8]) -> Stream<'p> {
+        Stream {
+            payload,
+            pos: 0,
+            buf: 0,
+            avail: 0,
+        }
+    }
+
+    /// Decodes one residual; a bit pattern with no code sets `invalid`.
+    #[inline(always)]
+    fn next(&mut self, table: &[Entry; 1 << MAX_CODE_LEN], invalid: &mut bool) -> i32 {
+        // Refill to at least 56 bits; bytes past the payload read as zero.
+        let word = match self.payload.get(self.pos..self.pos + 8) {
+            Some(w) => {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(w);
+                u64::from_le_bytes(word)
+            }
+            None => tail_word(self.payload, self.pos),
+        };
+        self.buf |= word << self.avail;
+        self.pos += ((63 - self.avail) >> 3) as usize;
+        self.avail |= 56;
+        let e = table[(self.buf & ((1u64 << MAX_CODE_LEN) - 1)) as usize];
+        let len = u32::from(e & 15);
+        *invalid |= len == 0;
+        let extra = u32::from((e >> 4) & 31);
+        let low = ((self.buf >> len) & ((1u64 << extra) - 1)) as u32;
+        self.buf >>= len + extra;
+        self.avail -= len + extra;
+        unzigzag32((u32::from(e >> 9) << extra) | low)
+    }
+
+    /// Every byte of the stream was needed, and none past it.
+    fn check_end(&self, at: u64) -> Result<(), Error> {
+        let consumed = (self.pos as u64 * 8)
+            .saturating_sub(u64::from(self.avail))
+            .div_ceil(8);
+        let len = self.payload.len() as u64;
+        let what = "huffman stream length";
+        if consumed > len {
+            return Err(Error::Truncated {
+                offset: at,
+                what,
+                needed: consumed,
+                available: len,
+            });
+        }
+        if consumed < len {
+            return Err(Error::Corruption {
+                offset: at,
+                what,
+                expected: len,
+                found: consumed,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The 8 bytes at `pos`, zero past the end of `payload`.
+#[cold]
+fn tail_word(payload: &[u8], pos: usize) -> u64 {
+    let mut word = [0u8; 8];
+    let rest = payload.get(pos..).unwrap_or_default();
+    for (w, b) in word.iter_mut().zip(rest) {
+        *w = *b;
+    }
+    u64::from_le_bytes(word)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bits::zigzag32;
 
     fn round_trip(values: &[u32]) -> Vec<u8> {
         let mut counts = [0u64; SYMBOLS];
@@ -312,6 +377,7 @@ mod tests {
         encode(values, &lengths, &mut out);
         let mut back = Vec::new();
         decode(&mut Reader::new(&out, 0), values.len(), &mut back).expect("decodes");
+        let back: Vec<u32> = back.into_iter().map(zigzag32).collect();
         assert_eq!(back, values);
         out
     }
@@ -359,7 +425,7 @@ mod tests {
     fn a_payload_longer_than_its_values_is_corruption() {
         let mut out = round_trip(&[1, 2, 3, 4, 5, 6, 7, 8]);
         out.push(0);
-        // Grow the announced payload by one byte: the length is the byte after the table.
+        // Grow the first stream by one byte: its length is the byte after the table.
         let table = 1 + 9usize.div_ceil(2);
         out[table] += 1;
         let mut back = Vec::new();

@@ -32,7 +32,7 @@ pub const FOOTER_LEN: usize = 8 + 8 + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 8;
 /// One fence: meter length u8, meter bytes zero-padded to 64, channel u8, page offset u64.
 pub const FENCE_LEN: usize = 1 + METER_ID_MAX_LEN + 1 + 8;
 /// An index page is closed once its body reaches this many bytes.
-pub const PAGE_TARGET_LEN: usize = 8192;
+pub const PAGE_TARGET_LEN: usize = 2048;
 /// Page header before its series entries: crc32 u32, first block offset u64.
 pub const PAGE_HEADER_LEN: usize = 4 + 8;
 
@@ -91,10 +91,11 @@ pub struct SegmentBuilder {
     page: Vec<u8>,
     page_first_offset: u64,
     page_prev_first_ts: i64,
-    /// The series being added: key, first block offset, blocks.
+    /// Key of the last block added.
     key: Option<(String, Channel)>,
-    series_offset: u64,
-    blocks: Vec<PendingBlock>,
+    /// The meter being added: offset of its first block and its series so far.
+    group_offset: u64,
+    group: Vec<(Channel, Vec<PendingBlock>)>,
     stats: SegmentStats,
 }
 
@@ -119,8 +120,8 @@ impl SegmentBuilder {
             page_first_offset: 0,
             page_prev_first_ts: 0,
             key: None,
-            series_offset: 0,
-            blocks: Vec::new(),
+            group_offset: 0,
+            group: Vec::new(),
             stats: SegmentStats::default(),
         }
     }
@@ -161,7 +162,8 @@ impl SegmentBuilder {
             None => false,
         };
         if same_key {
-            if let (Some(prev), Some(first)) = (self.blocks.last(), points.first()) {
+            let prev = self.group.last().and_then(|(_, blocks)| blocks.last());
+            if let (Some(prev), Some(first)) = (prev, points.first()) {
                 if first.ts_utc <= prev.summary.last_ts {
                     return Err(Error::InvalidArgument {
                         what: format!(
@@ -183,42 +185,54 @@ impl SegmentBuilder {
         let len = (out.len() - start) as u64;
         let crc = crc(&out[start..]);
         if !same_key {
-            self.flush_series();
+            let same_meter = self.key.as_ref().is_some_and(|(m, _)| m == meter);
+            if !same_meter {
+                self.flush_group();
+                self.group_offset = self.offset;
+            }
             self.key = Some((meter.to_owned(), channel));
-            self.series_offset = self.offset;
+            self.group.push((channel, Vec::new()));
             self.stats.series += 1;
         }
-        self.blocks.push(PendingBlock { len, crc, summary });
+        if let Some((_, blocks)) = self.group.last_mut() {
+            blocks.push(PendingBlock { len, crc, summary });
+        }
         self.offset += len;
         self.stats.blocks += 1;
         self.stats.points += u64::from(summary.count);
         Ok(summary)
     }
 
-    /// Moves the pending series into the open page, closing the page when it is full.
-    fn flush_series(&mut self) {
-        let Some((meter, channel)) = self.key.take() else {
+    /// Moves the pending meter group into the open page, closing the page when it is full.
+    fn flush_group(&mut self) {
+        let (Some((meter, _)), Some(&(first_channel, _))) = (&self.key, self.group.first()) else {
             return;
         };
         if self.page.is_empty() {
-            self.page_first_offset = self.series_offset;
+            self.page_first_offset = self.group_offset;
             self.page_prev_first_ts = 0;
             let mut fence = [0u8; FENCE_LEN];
             fence[0] = meter.len() as u8;
             fence[1..1 + meter.len()].copy_from_slice(meter.as_bytes());
-            fence[1 + METER_ID_MAX_LEN] = channel as u8;
-            // The page offset is known once earlier pages are laid out: relative for now.
+            fence[1 + METER_ID_MAX_LEN] = first_channel as u8;
+            // Page offsets are relative to the index until `finish` knows where it starts.
             fence[2 + METER_ID_MAX_LEN..].copy_from_slice(&(self.pages.len() as u64).to_le_bytes());
             self.fences.extend_from_slice(&fence);
         }
         let page = &mut self.page;
         page.push(meter.len() as u8);
         page.extend_from_slice(meter.as_bytes());
-        page.push(channel as u8);
-        put_varint(page, self.blocks.len() as u64);
-        for b in self.blocks.drain(..) {
-            encode_entry(page, &b, self.page_prev_first_ts);
-            self.page_prev_first_ts = b.summary.first_ts;
+        let mask = self
+            .group
+            .iter()
+            .fold(0u8, |mask, (c, _)| mask | (1 << *c as u8));
+        page.push(mask);
+        for (_, blocks) in self.group.drain(..) {
+            put_varint(page, blocks.len() as u64);
+            for b in &blocks {
+                encode_entry(page, b, self.page_prev_first_ts);
+                self.page_prev_first_ts = b.summary.first_ts;
+            }
         }
         if self.page.len() >= PAGE_TARGET_LEN {
             self.close_page();
@@ -240,7 +254,7 @@ impl SegmentBuilder {
 
     /// Appends the index and the footer to `out`.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<SegmentStats, Error> {
-        self.flush_series();
+        self.flush_group();
         self.close_page();
         let index_offset = self.offset;
         let fence_offset = index_offset + self.pages.len() as u64;
@@ -270,6 +284,31 @@ impl SegmentBuilder {
     }
 }
 
+/// A duration of at most `i64::MAX` seconds: `minutes << 1` when whole minutes, else
+/// `seconds << 1 | 1`.
+fn put_seconds(out: &mut Vec<u8>, seconds: u64) {
+    if seconds % 60 == 0 {
+        put_varint(out, (seconds / 60) << 1);
+    } else {
+        put_varint(out, (seconds << 1) | 1);
+    }
+}
+
+/// Reads what [`put_seconds`] wrote, checked against `min..=max` seconds.
+fn read_seconds(r: &mut Reader<'_>, what: &'static str, min: u64, max: u64) -> Result<u64, Error> {
+    let at = r.offset();
+    let code = r.varint(what)?;
+    let seconds = if code & 1 == 1 {
+        Some(code >> 1).filter(|s| s % 60 != 0)
+    } else {
+        (code >> 1).checked_mul(60)
+    };
+    match seconds {
+        Some(s) if (min..=max).contains(&s) => Ok(s),
+        _ => Err(corruption(at, what, max, code)),
+    }
+}
+
 /// Index entry of one block (see FORMAT.md, "Block entry").
 fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev_first_ts: i64) {
     let s = &b.summary;
@@ -277,17 +316,17 @@ fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev_first_ts: i64) {
     out.extend_from_slice(&b.crc.to_le_bytes());
     put_varint(out, u64::from(s.count));
     put_varint(out, zigzag64(s.first_ts.wrapping_sub(prev_first_ts)));
-    put_varint(out, s.last_ts.wrapping_sub(s.first_ts) as u64);
-    put_varint(out, s.end_ts.wrapping_sub(s.last_ts) as u64);
+    put_seconds(out, s.last_ts.wrapping_sub(s.first_ts) as u64);
+    put_seconds(out, s.end_ts.wrapping_sub(s.last_ts) as u64);
     put_varint(out, zigzag64(s.sum_value));
     put_varint(out, u64::from(s.step_min));
     if s.step_min == 0 {
         put_varint(out, zigzag64(s.sum_energy_wmin));
     }
     put_varint(out, u64::from(zigzag32(s.min_value)));
-    put_varint(out, s.min_ts.wrapping_sub(s.first_ts) as u64);
+    put_seconds(out, s.min_ts.wrapping_sub(s.first_ts) as u64);
     put_varint(out, u64::from(zigzag32(s.max_value)));
-    put_varint(out, s.max_ts.wrapping_sub(s.first_ts) as u64);
+    put_seconds(out, s.max_ts.wrapping_sub(s.first_ts) as u64);
     put_varint(out, u64::from(s.non_measured));
 }
 
@@ -564,8 +603,9 @@ impl<'a> Segment<'a> {
         ))
     }
 
-    /// Reads and checks page `i`: its crc, then every entry.
-    fn page(&self, i: u32) -> Result<Vec<SeriesRef<'a>>, Error> {
+    /// Reads and checks page `i` (its crc, then its entries in order) and returns its series, or
+    /// only the one with key `want`, parsing no further than that key.
+    fn page(&self, i: u32, want: Option<(&str, Channel)>) -> Result<Vec<SeriesRef<'a>>, Error> {
         let (at, page) = self.page_bytes(i)?;
         let mut r = Reader::new(page, at);
         let stored = r.u32("page crc32")?;
@@ -583,6 +623,7 @@ impl<'a> Segment<'a> {
         let mut block_offset = r.u64("page first block offset")?;
         let mut prev_first_ts = 0i64;
         let mut series = Vec::new();
+        let mut first = true;
         while !r.is_empty() {
             let entry_at = r.offset();
             let meter_len = usize::from(r.u8("meter length")?);
@@ -596,28 +637,53 @@ impl<'a> Segment<'a> {
             }
             let meter = std::str::from_utf8(r.take(meter_len, "meter id")?)
                 .map_err(|_| corruption(entry_at + 1, "meter id utf-8", 0, 1))?;
-            let code = r.u8("channel")?;
-            let channel = Channel::from_u8(code)
-                .ok_or_else(|| corruption(r.offset() - 1, "channel", 2, u64::from(code)))?;
-            let max_blocks = (r.remaining() / ENTRY_MIN_LEN) as u64;
-            let count = r.varint_in("series block count", 1, max_blocks.max(1))? as usize;
-            let mut blocks = Vec::with_capacity(count);
-            for _ in 0..count {
-                let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
-                block_offset = b.offset + b.bytes.len() as u64;
-                prev_first_ts = b.summary.first_ts;
-                blocks.push(b);
+            let mask_at = r.offset();
+            let mask = r.u8("channel mask")?;
+            if mask == 0 || mask >> Channel::ALL.len() != 0 {
+                return Err(corruption(mask_at, "channel mask", 7, u64::from(mask)));
             }
-            series.push(SeriesRef {
-                meter,
-                channel,
-                blocks,
-            });
+            if first {
+                first = false;
+                let first_channel = Channel::from_u8(mask.trailing_zeros() as u8);
+                if Some(self.fence(i)?.key()) != first_channel.map(|c| (meter.as_bytes(), c)) {
+                    return Err(corruption(at, "first key of index page (fence)", 1, 0));
+                }
+            }
+            if let Some((want_meter, _)) = want {
+                if meter.as_bytes() > want_meter.as_bytes() {
+                    break;
+                }
+            }
+            for channel in Channel::ALL {
+                if mask & (1 << channel as u8) == 0 {
+                    continue;
+                }
+                let max_blocks = (r.remaining() / ENTRY_MIN_LEN) as u64;
+                let count = r.varint_in("series block count", 1, max_blocks.max(1))? as usize;
+                let keep = want.is_none_or(|w| w == (meter, channel));
+                let mut blocks = Vec::with_capacity(if keep { count } else { 0 });
+                for _ in 0..count {
+                    let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
+                    block_offset = b.offset + b.bytes.len() as u64;
+                    prev_first_ts = b.summary.first_ts;
+                    if keep {
+                        blocks.push(b);
+                    }
+                }
+                if keep {
+                    series.push(SeriesRef {
+                        meter,
+                        channel,
+                        blocks,
+                    });
+                    if want.is_some() {
+                        return Ok(series);
+                    }
+                }
+            }
         }
-        let fence = self.fence(i)?;
-        let first = series.first().map(|s| (s.meter.as_bytes(), s.channel));
-        if first != Some(fence.key()) {
-            return Err(corruption(at, "first key of index page (fence)", 1, 0));
+        if first {
+            return Err(corruption(at, "series in index page", 1, 0));
         }
         Ok(series)
     }
@@ -633,14 +699,14 @@ impl<'a> Segment<'a> {
         let crc = r.u32("block crc32")?;
         let count = r.varint_in("block point count", 1, block::MAX_POINTS as u64)?;
         let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
-        let span = r.varint_in("block last ts", 0, i64::MAX as u64)? as i64;
+        let span = read_seconds(r, "block last ts", 0, i64::MAX as u64)? as i64;
         let last_ts = first_ts
             .checked_add(span)
             .ok_or_else(|| corruption(at, "block last ts", 0, span as u64))?;
         if (count == 1) != (span == 0) || (span as u64) < count - 1 {
             return Err(corruption(at, "block time span", count, span as u64));
         }
-        let tail = r.varint_in("block end ts", 0, 60 * u64::from(STEP_MIN_MAX))?;
+        let tail = read_seconds(r, "block end ts", 0, 60 * u64::from(STEP_MIN_MAX))?;
         let end_ts = last_ts.saturating_add(tail as i64);
         let sum_value = r.zigzag64("block sum")?;
         let step_min = r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16;
@@ -652,9 +718,9 @@ impl<'a> Segment<'a> {
                 .ok_or_else(|| corruption(at, "block energy", 0, 1))?
         };
         let min_value = r.zigzag32("block min")?;
-        let min_off = r.varint_in("block min ts", 0, span as u64)? as i64;
+        let min_off = read_seconds(r, "block min ts", 0, span as u64)? as i64;
         let max_value = r.zigzag32("block max")?;
-        let max_off = r.varint_in("block max ts", 0, span as u64)? as i64;
+        let max_off = read_seconds(r, "block max ts", 0, span as u64)? as i64;
         let non_measured = r.varint_in("block non-measured count", 0, count)? as u32;
         if min_value > max_value {
             return Err(corruption(
@@ -706,12 +772,12 @@ impl<'a> Segment<'a> {
         let Some(page) = self.find_page(meter, channel)? else {
             return Ok(Vec::new());
         };
-        for series in self.page(page)? {
-            if series.meter == meter && series.channel == channel {
-                return Ok(series.blocks);
-            }
-        }
-        Ok(Vec::new())
+        let found = self.page(page, Some((meter, channel)))?;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|s| s.blocks)
+            .unwrap_or_default())
     }
 
     /// Every series in key order with its blocks (compaction, fleet scans, verify).
@@ -722,7 +788,7 @@ impl<'a> Segment<'a> {
             let page: Vec<Result<SeriesRef<'a>, Error>> = if failed {
                 Vec::new()
             } else {
-                match segment.page(i) {
+                match segment.page(i, None) {
                     Ok(series) => series.into_iter().map(Ok).collect(),
                     Err(e) => {
                         failed = true;
@@ -744,7 +810,7 @@ impl<'a> Segment<'a> {
         let mut prev_key: Option<(&[u8], Channel)> = None;
         let mut decoded = DecodedBlock::default();
         for i in 0..self.page_count {
-            let series = self.page(i)?;
+            let series = self.page(i, None)?;
             for s in series {
                 let key = (s.meter.as_bytes(), s.channel);
                 if prev_key.is_some_and(|p| p >= key) {

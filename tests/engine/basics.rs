@@ -286,7 +286,7 @@ fn concurrent_writers_are_all_acknowledged_and_durable() {
             std::thread::spawn(move || {
                 for d in 0..25 {
                     store
-                        .ingest(&day(&format!("m{t}"), T0 + d * 86_400, t as i32))
+                        .ingest(&day(&format!("m{t}"), T0 + d * 86_400, t))
                         .unwrap();
                 }
             })

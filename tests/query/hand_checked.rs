@@ -256,3 +256,33 @@ fn the_peak_comes_from_max_power_where_the_day_has_it_else_from_the_curve() {
         );
     }
 }
+
+#[test]
+fn the_step_in_force_at_the_start_comes_from_the_latest_point_even_months_before() {
+    // 10-minute points in January, nothing until 30-minute points from 2024-03-01 12:00Z.
+    let mut rows = regular(
+        ts("2024-01-01T00:00:00Z"),
+        ts("2024-01-10T00:00:00Z"),
+        10,
+        50,
+    );
+    rows.extend(regular(
+        ts("2024-03-01T12:00:00Z"),
+        ts("2024-03-02T00:00:00Z"),
+        30,
+        80,
+    ));
+    let model = Model::resolve(&[Op::Batch(rows)]);
+    let cal = Calendar {
+        from_utc: ts("2024-03-01T00:00:00Z"),
+        to_utc: ts("2024-03-02T00:00:00Z"),
+        period: Period::Day,
+        tz: jiff::tz::TimeZone::UTC,
+    };
+    for src in all_sources(&model, &[]) {
+        let e = query::energy(src.as_ref(), METER, Channel::Consumption, &cal, None).unwrap();
+        assert_eq!(e.len(), 1);
+        // 00:00-12:00 at the 10-minute step still in force, then 12:00-24:00 at 30.
+        assert_eq!((e[0].points, e[0].expected_points), (24, 72 + 24));
+    }
+}

@@ -7,3 +7,4 @@ mod model;
 mod properties;
 mod reference;
 mod sources;
+mod store;

@@ -5,7 +5,7 @@ use courbe::source::SeriesSource;
 use courbe::Channel;
 use proptest::prelude::*;
 
-use super::model::{generate, Model, Rng};
+use super::model::{generate, Generated, Model, Rng};
 use super::reference::{self, Query};
 use super::sources::all_sources;
 
@@ -71,15 +71,25 @@ fn range(rng: &mut Rng, start: i64, end: i64) -> (i64, i64) {
     }
 }
 
+/// Local midnights of the generated span: where test segments cut their blocks.
+pub fn day_bounds(g: &Generated) -> Vec<i64> {
+    reference::periods(g.start_utc, g.end_utc, Period::Day, &g.tz)
+        .into_iter()
+        .map(|p| p.0)
+        .collect()
+}
+
 fn check_fleet(seed: u64, zone: usize, change: usize) {
     let g = generate(seed, zone, change);
     let model = Model::resolve(&g.ops);
+    let sources = all_sources(&model, &day_bounds(&g));
+    let sources: Vec<&dyn SeriesSource> = sources.iter().map(|s| s.as_ref()).collect();
+    check_sources(seed, &g, &model, &sources);
+}
+
+/// Random queries over the generated span: every source answers as the reference does.
+pub fn check_sources(seed: u64, g: &Generated, model: &Model, sources: &[&dyn SeriesSource]) {
     let mut rng = Rng::new(seed ^ 0x5EED);
-    let bounds: Vec<i64> = reference::periods(g.start_utc, g.end_utc, Period::Day, &g.tz)
-        .into_iter()
-        .map(|p| p.0)
-        .collect();
-    let sources = all_sources(&model, &bounds);
     for _ in 0..3 {
         let (from, to) = range(&mut rng, g.start_utc, g.end_utc);
         let period = *rng.pick(&PERIODS);
@@ -100,25 +110,27 @@ fn check_fleet(seed: u64, zone: usize, change: usize) {
             period,
             tz: g.tz.clone(),
         };
-        let what = format!("seed {seed} zone {zone} {from}..{to} {period:?} {tariff:?}");
+        let what = format!(
+            "seed {seed} {:?} {from}..{to} {period:?} {tariff:?}",
+            g.tz.iana_name()
+        );
         let listed: Vec<String> = g.meters.iter().take(2).cloned().collect();
-        let fleet_curve = reference::fleet_curve(&model, Channel::Consumption, from, to, &listed);
+        let fleet_curve = reference::fleet_curve(model, Channel::Consumption, from, to, &listed);
         let all = model.meters(Channel::Consumption);
-        let fleet_energy = reference::fleet_energy(&model, Channel::Consumption, &q, &all);
-        for src in &sources {
-            let src: &dyn SeriesSource = src.as_ref();
+        let fleet_energy = reference::fleet_energy(model, Channel::Consumption, &q, &all);
+        for &src in sources {
             for meter in &g.meters {
                 for channel in [Channel::Consumption, Channel::Production] {
-                    let want = reference::energy(&model, meter, channel, &q, tariff.as_ref());
+                    let want = reference::energy(model, meter, channel, &q, tariff.as_ref());
                     let got = query::energy(src, meter, channel, &cal, tariff.as_ref()).unwrap();
                     assert_energy_eq(&got, &want, &format!("{what} {meter} {channel:?}"));
                 }
                 assert_eq!(
                     query::peak(src, meter, &cal).unwrap(),
-                    reference::peak(&model, meter, &q),
+                    reference::peak(model, meter, &q),
                     "{what} peak {meter}"
                 );
-                let points = reference::curve(&model, meter, Channel::Consumption, from, to);
+                let points = reference::curve(model, meter, Channel::Consumption, from, to);
                 assert_eq!(
                     query::curve(src, meter, Channel::Consumption, from, to).unwrap(),
                     points,

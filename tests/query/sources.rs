@@ -37,10 +37,6 @@ impl SeriesSource for MapSource {
     }
 }
 
-#[expect(
-    dead_code,
-    reason = "served by all_sources once the block codec lands on main"
-)]
 /// How [`SegmentSource`] cuts a series into pieces.
 #[derive(Clone, Copy, Debug)]
 pub enum Cut {
@@ -64,10 +60,6 @@ pub struct SegmentSource {
     pieces: std::collections::BTreeMap<(String, Channel), Vec<Piece>>,
 }
 
-#[expect(
-    dead_code,
-    reason = "served by all_sources once the block codec lands on main"
-)]
 impl SegmentSource {
     pub fn new(model: Model, cut: Cut, bounds: &[i64], points_every: usize) -> SegmentSource {
         use storage_format::segment::{SegmentBuilder, SegmentMeta};
@@ -162,11 +154,14 @@ impl SeriesSource for SegmentSource {
     }
 }
 
-/// The model served every way the tests know: as points in chunks of a few lengths (and, once
-/// blocks can be built, as segments cut at `bounds` and every few points).
+/// The model served every way the tests know: as points in chunks of a few lengths, and as
+/// segment blocks cut at `bounds` (so whole periods use summaries) or every few points, with
+/// some pieces left as points.
 pub fn all_sources(model: &Model, bounds: &[i64]) -> Vec<Box<dyn SeriesSource>> {
-    let _ = bounds;
     vec![
+        Box::new(SegmentSource::new(model.clone(), Cut::AtBounds, bounds, 0)),
+        Box::new(SegmentSource::new(model.clone(), Cut::AtBounds, bounds, 3)),
+        Box::new(SegmentSource::new(model.clone(), Cut::Every(50), bounds, 4)),
         Box::new(MapSource {
             model: model.clone(),
             chunk_len: 1,

@@ -315,9 +315,9 @@ fn demo_generates_serves_and_prints_examples_that_work() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn courbe demo");
-    let reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut urls = Vec::new();
-    for line in reader.lines() {
+    for line in lines.by_ref() {
         let line = line.expect("a line");
         if let Some(url) = line.trim().strip_prefix("curl '") {
             urls.push(url.trim_end_matches('\'').to_string());
@@ -326,11 +326,14 @@ fn demo_generates_serves_and_prints_examples_that_work() {
             }
         }
     }
+    // Keep reading stdout to its end so that the demo never writes into a closed pipe.
+    let drain = std::thread::spawn(move || lines.count());
     let replies: Vec<_> = urls.iter().map(|u| (u.clone(), get(u))).collect();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().expect("demo ends");
+    let _ = drain.join();
     assert_eq!(urls.len(), 5, "five examples");
     for (url, reply) in replies {
         assert_eq!(reply.status, 200, "{url}: {}", reply.body);

@@ -276,7 +276,9 @@ pub(crate) fn simulate_day(
     draw_runs(h, day, &plan, rng, runs);
 
     let step_s = i64::from(step_min) * 60;
-    let standby = f64::from(h.standby_w) * rng.range(0.93, 1.07);
+    // Away on vacation, some appliances are switched off.
+    let away_factor = if absent { 0.7 } else { 1.0 };
+    let standby = f64::from(h.standby_w) * rng.range(0.93, 1.07) * away_factor;
     let fridge_period = h.fridge_period_s;
     let fridge_duty = (h.fridge_duty + 0.004 * (day.t_mean_c - 12.0)).clamp(0.15, 0.6);
     let fridge_on = (fridge_period as f64 * fridge_duty) as i64;

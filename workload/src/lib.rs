@@ -41,6 +41,9 @@ pub use household::Household;
 use household::{simulate_day, DayOut, Scratch};
 use rng::{mix, Rng};
 
+/// The curve steps a meter may have, minutes.
+pub const STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
+
 const STEP_CHANGE_STREAM: u64 = 0x5354_4550_0000_0000;
 
 /// One generated reading. `quality`: 0 measured, 1 estimated, 2 corrected.
@@ -62,9 +65,11 @@ pub struct FleetConfig {
     pub start: Date,
     pub days: u32,
     pub seed: u64,
-    /// Step of every meter's curve, minutes (30 by default).
+    /// Step of every meter's curve, minutes (30 by default): 5, 10, 15, 30 or 60; any other
+    /// value is replaced by 30 in [`Fleet::new`].
     pub step_min: u16,
-    /// Share of meters whose step changes once in the span (30 to 10 minutes, say); 0 by default.
+    /// Share of meters whose step changes once in the span, 0 by default. The new step is finer
+    /// (60 to 30, 30 to 10, 15 or 10 to 5), or 10 for meters at 5 minutes.
     pub step_change_share: f64,
 }
 
@@ -102,7 +107,10 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(config: FleetConfig) -> Fleet {
+    pub fn new(mut config: FleetConfig) -> Fleet {
+        if !STEPS_MIN.contains(&config.step_min) {
+            config.step_min = 30;
+        }
         let calendar = calendar::build(config.start, config.days, config.seed).into();
         Fleet { config, calendar }
     }
@@ -410,6 +418,68 @@ mod tests {
             }
             assert!(m.max_power.len() <= 10);
         }
+    }
+
+    #[test]
+    fn every_step_gives_whole_local_days_and_an_invalid_one_falls_back_to_30() {
+        for (step, per_day) in [
+            (5u16, 288usize),
+            (10, 144),
+            (15, 96),
+            (60, 24),
+            (0, 48),
+            (7, 48),
+        ] {
+            let f = Fleet::new(FleetConfig {
+                meters: 50,
+                days: 1,
+                step_min: step,
+                start: date(2024, 6, 3),
+                ..FleetConfig::default()
+            });
+            let full = f.meters().map(|m| m.consumption.len()).max().unwrap_or(0);
+            assert_eq!(full, per_day, "step {step}");
+        }
+    }
+
+    #[test]
+    fn homes_use_less_while_their_occupants_are_on_vacation() {
+        let f = fleet(40, date(2024, 6, 15), 90);
+        let mut checked = 0;
+        for i in 0..40 {
+            let absences = f.household(i).absences(f.meter_seed(i), 2024);
+            let away = |ts: i64| {
+                f.calendar
+                    .iter()
+                    .find(|d| ts >= d.start_utc && ts < d.end_utc)
+                    .is_some_and(|d| {
+                        absences
+                            .iter()
+                            .any(|&(s, e)| d.day_num >= s && d.day_num < e)
+                    })
+            };
+            let m = f.meter(i);
+            let (mut in_sum, mut in_n, mut out_sum, mut out_n) = (0i64, 0i64, 0i64, 0i64);
+            for r in &m.consumption {
+                if away(r.ts_utc) {
+                    in_sum += i64::from(r.value);
+                    in_n += 1;
+                } else {
+                    out_sum += i64::from(r.value);
+                    out_n += 1;
+                }
+            }
+            if in_n < 48 * 3 || out_n == 0 || f.household(i).solar_peak_w > 0 {
+                continue;
+            }
+            checked += 1;
+            let (away_mean, home_mean) = (in_sum / in_n, out_sum / out_n);
+            assert!(
+                away_mean * 10 < home_mean * 7,
+                "meter {i}: away {away_mean} W, home {home_mean} W"
+            );
+        }
+        assert!(checked >= 15, "only {checked} meters had a summer vacation");
     }
 
     #[test]
