@@ -20,7 +20,7 @@ use super::audit::AuditRecord;
 use super::auth::{Action, Decision, Level, Principal, Role};
 use super::consent::{Collection, ConsentEvent};
 use super::grants::Grant;
-use super::{export, groups, Governance};
+use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
 use crate::http::api::{format_ts, parse_instant, parse_tz, QueryParams};
 use crate::http::error::{ApiError, ErrorCode};
@@ -53,6 +53,8 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .route("/v1/meters/:id/grants", get(grants_get).post(grants_post))
         .route("/v1/meters/:id/grants/:grant", delete(grant_delete))
         .route("/v1/meters/:id/export", get(export_get))
+        .route("/v1/meters/:id/compare", get(compare_get))
+        .route("/v1/aggregates", get(aggregates_get))
         .route("/v1/audit", get(audit_get))
         .route(
             "/v1/groups",
@@ -577,6 +579,27 @@ async fn groups_get(State(s): State<GovState>) -> Result<Response, ApiError> {
         out.insert(name.to_string(), sizes.into());
     }
     Ok(Json(serde_json::json!({ "meters": groups.len(), "groups": out })).into_response())
+}
+
+async fn aggregates_get(
+    State(s): State<GovState>,
+    Extension(principal): Extension<Principal>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let params = aggregates::Params::from_uri(&uri)?;
+    let body = blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
+    Ok(Json(body).into_response())
+}
+
+async fn compare_get(
+    State(s): State<GovState>,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    check_meter(&id)?;
+    let params = aggregates::Params::from_uri(&uri)?;
+    let body = blocking(move || aggregates::compare(&s.store, &s.gov, &id, &params)).await?;
+    Ok(Json(body).into_response())
 }
 
 #[cfg(test)]
