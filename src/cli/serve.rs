@@ -31,7 +31,10 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
             ..Default::default()
         },
     )
-    .map_err(|e| CliError::User(e.to_string()))?;
+    .map_err(|e| match e {
+        crate::governance::Error::Tokens { .. } => CliError::User(e.to_string()),
+        other => CliError::Internal(other.to_string()),
+    })?;
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
         governance: Some(Arc::new(governance)),

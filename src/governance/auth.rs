@@ -317,9 +317,10 @@ impl Tokens {
 
     #[expect(clippy::type_complexity, reason = "a private pair")]
     fn read(path: &Path) -> Result<((Option<SystemTime>, u64), HashMap<String, Principal>), Error> {
-        let io = |source| Error::Io {
+        // An unreadable tokens file is the caller's to fix, like an invalid one.
+        let io = |e: std::io::Error| Error::Tokens {
             path: path.to_path_buf(),
-            source,
+            detail: format!("cannot read it: {e}"),
         };
         let before = stamp(path).map_err(io)?;
         let text = std::fs::read_to_string(path).map_err(io)?;

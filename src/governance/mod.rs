@@ -17,6 +17,7 @@
 pub mod aggregates;
 pub mod audit;
 pub mod auth;
+pub mod cli;
 pub mod consent;
 pub mod export;
 pub mod grants;
