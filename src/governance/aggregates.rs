@@ -191,7 +191,8 @@ impl Params {
 /// One meter's data on one local day.
 #[derive(Clone, Debug, Default)]
 struct MeterDay {
-    energy_wmin: f64,
+    /// Energy in W·min, exact.
+    energy_wmin: i64,
     /// `(ts_utc, value_w)` of the non-zero points.
     points: Vec<(i64, i64)>,
 }
@@ -200,8 +201,8 @@ struct MeterDay {
 #[derive(Clone, Debug, Default)]
 struct DayCell {
     active: u32,
-    energy_wmin: f64,
-    max_meter_wmin: f64,
+    energy_wmin: i64,
+    max_meter_wmin: i64,
     /// Per interval start: meters with a non-zero value, and the sum of values.
     per_ts: BTreeMap<i64, (u32, i64)>,
     published: bool,
@@ -239,7 +240,7 @@ impl Table {
                 }
                 let i = days.partition_point(|(_, end)| *end <= p.ts_utc);
                 if let Some(day) = per_day.get_mut(i) {
-                    day.energy_wmin += f64::from(p.value) * f64::from(p.step_min);
+                    day.energy_wmin += i64::from(p.value) * i64::from(p.step_min);
                     if p.value != 0 {
                         day.points.push((p.ts_utc, i64::from(p.value)));
                     }
@@ -283,7 +284,9 @@ fn passes_primary(cell: &DayCell, min: u32, rule: &Suppression) -> bool {
         return false;
     }
     match rule.max_share {
-        Some(share) if cell.energy_wmin > 0.0 => cell.max_meter_wmin <= share * cell.energy_wmin,
+        Some(share) if cell.energy_wmin > 0 => {
+            cell.max_meter_wmin as f64 <= share * cell.energy_wmin as f64
+        }
         _ => true,
     }
 }
@@ -497,7 +500,7 @@ fn group_cells(
                 if inside.is_empty() || !all_published {
                     return suppressed(start, end);
                 }
-                let energy_wmin: f64 = inside
+                let energy_wmin: i64 = inside
                     .iter()
                     .filter_map(|&i| cells.get(i))
                     .map(|c| c.energy_wmin)
@@ -516,7 +519,7 @@ fn group_cells(
                     start: format_ts(start),
                     end: format_ts(end),
                     meters: Some(active),
-                    energy_wh: Some(energy_wmin / 60.0),
+                    energy_wh: Some(energy_wmin as f64 / 60.0),
                     points: None,
                     suppressed: false,
                 }
@@ -692,8 +695,9 @@ pub fn compare(
             inside
                 .iter()
                 .filter_map(|&i| per_day.get(i))
-                .map(|d| d.energy_wmin / 60.0)
-                .sum()
+                .map(|d| d.energy_wmin)
+                .sum::<i64>() as f64
+                / 60.0
         })
     };
     let mut out = Vec::new();
@@ -775,8 +779,8 @@ mod tests {
         let rule = Suppression::default();
         let mut cell = DayCell {
             active: 12,
-            energy_wmin: 1.0,
-            max_meter_wmin: 0.1,
+            energy_wmin: 100,
+            max_meter_wmin: 10,
             ..DayCell::default()
         };
         cell.per_ts.insert(0, (12, 100));
