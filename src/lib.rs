@@ -5,10 +5,12 @@
 //! - [`source`]: the read interface between the engine and the queries.
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
 //! - [`bench`]: the load generator of `courbe bench`, against a running server.
+//! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
 
 pub mod bench;
 pub mod cli;
 pub mod engine;
+pub mod governance;
 pub mod http;
 pub mod ingest;
 pub mod query;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod engine;
+mod governance;
 mod query;
 mod surface;
 mod util;

@@ -76,6 +76,8 @@ pub enum Command {
     Stats,
     /// Load generator against a running server: requests/s and latency p50/p99/p99.9.
     Bench(BenchArgs),
+    /// Manage bearer tokens of the HTTP API (`token add`).
+    Token(crate::governance::cli::TokenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +101,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger ones are refused with 413.
     #[arg(long, value_name = "BYTES", default_value_t = crate::http::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: u64,
+    /// Bearer tokens, one a line: `SHA256-HEX ROLE [SUBJECT]` (re-read when it changes).
+    /// Without it every caller is an operator and only loopback addresses are served.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +268,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify => verify(&cli.data, &mut out),
         Command::Stats => stats(&cli.data, &mut out),
         Command::Bench(args) => bench(args, &mut out),
+        Command::Token(args) => {
+            crate::governance::cli::token(args, &mut out).map_err(|e| CliError::User(e.to_string()))
+        }
     };
     match result.and_then(|()| out.flush().map_err(output_error)) {
         Err(CliError::OutputClosed) => Ok(()),

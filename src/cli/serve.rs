@@ -24,8 +24,20 @@ const DEMO_METERS_PER_BATCH: u32 = 16;
 pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     init_logging();
     let store = Arc::new(open_store(data)?);
+    let governance = crate::governance::Governance::open(
+        data,
+        crate::governance::GovernanceConfig {
+            tokens_path: args.tokens.clone(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| match e {
+        crate::governance::Error::Tokens { .. } => CliError::User(e.to_string()),
+        other => CliError::Internal(other.to_string()),
+    })?;
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
+        governance: Some(Arc::new(governance)),
         ..ServerConfig::default()
     };
     serve_store(store, &args.listen, config, |addr| {
@@ -51,6 +63,10 @@ fn serve_store(
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::Internal(format!("no local address: {e}")))?;
+        // Hook (governance): without tokens, loopback only.
+        if let Some(gov) = &config.governance {
+            gov.check_listen(addr).map_err(CliError::User)?;
+        }
         on_listening(addr);
         http::run(listener, store.clone(), config, shutdown_signal())
             .await

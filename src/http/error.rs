@@ -24,6 +24,10 @@ pub enum ErrorCode {
     MalformedDocument,
     PayloadTooLarge,
     MethodNotAllowed,
+    /// No bearer token, or one the server does not know.
+    Unauthorized,
+    /// The token does not allow the request (never says whether a meter exists).
+    Forbidden,
     /// No route at this path.
     NotFound,
     /// A failure of the server or of the data under it (I/O, corruption).
@@ -41,6 +45,8 @@ impl ErrorCode {
             ErrorCode::MalformedDocument => "malformed_document",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal",
         }
@@ -56,6 +62,8 @@ impl ErrorCode {
             | ErrorCode::MalformedDocument => StatusCode::BAD_REQUEST,
             ErrorCode::UnknownMeter | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

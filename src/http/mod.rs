@@ -48,6 +48,8 @@ pub struct ServerConfig {
     /// bodies in flight to about this many times `max_body_bytes` (plus their parsed points).
     pub max_concurrent_ingests: usize,
     pub limits: Limits,
+    /// Consent, access control and the governance endpoints; `None`: none of them.
+    pub governance: Option<Arc<crate::governance::Governance>>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             ingest_batch_points: 100_000,
             max_concurrent_ingests: 4,
             limits: Limits::default(),
+            governance: None,
         }
     }
 }
@@ -89,7 +92,7 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         config: Arc::new(config),
         metrics: Arc::new(Metrics::new()),
     };
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/ingest", post(ingest))
         .route("/metrics", get(metrics_text))
@@ -97,8 +100,13 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route("/v1/meters/:id/energy", get(meter_energy))
         .route("/v1/meters/:id/peak", get(meter_peak))
         .route("/v1/fleet/curve", get(fleet_curve))
-        .route("/v1/fleet/energy", get(fleet_energy))
-        .fallback(not_found)
+        .route("/v1/fleet/energy", get(fleet_energy));
+    // Hook (governance): its routes, and access control over every /v1 route above.
+    let app = match &state.config.governance {
+        Some(gov) => crate::governance::http::attach(app, state.store.clone(), gov.clone()),
+        None => app,
+    };
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
