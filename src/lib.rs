@@ -4,9 +4,21 @@
 //! - [`engine`]: the durable store: write-ahead log, memtable, segments, compaction, erasure.
 //! - [`source`]: the read interface between the engine and the queries.
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
+//! - [`bench`]: the load generator of `courbe bench`, against a running server.
+//! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
 
+pub mod bench;
+pub mod cli;
 pub mod engine;
+pub mod governance;
+pub mod http;
+pub mod ingest;
 pub mod query;
 pub mod source;
 
 pub use storage_format::{BlockSummary, Channel, Point, Quality};
+
+/// The README's example, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

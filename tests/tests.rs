@@ -1,6 +1,8 @@
 //! The one integration-test binary: modules per area, helpers in `util`.
 
+mod bench;
 mod engine;
+mod governance;
 mod query;
 mod surface;
 mod util;

@@ -1,13 +1,50 @@
 //! The durable store: write-ahead log, memtable, immutable segments, compaction, erasure.
 //!
-//! API contract (the CLI, the HTTP layer and the tests code against it; the bodies are the
-//! engine's to write).
+//! The life of a point, one module per stage:
+//! - [`Store::ingest`] encodes a batch as one [`wal`] record, appends it with group commit
+//!   (concurrent writers share one fsync) and, once durable, inserts it into the memtable
+//!   (`memtable.rs`);
+//! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per UTC month
+//!   touched (`segments.rs`), names them in the [`manifest`] (atomic replace), then deletes the
+//!   obsolete logs;
+//! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] rewrites
+//!   every file that held the erased points; [`Store::apply_retention`] drops whole months
+//!   (`compaction.rs`);
+//! - [`Store::snapshot`] returns an immutable [`Snapshot`] (`snapshot.rs`) that queries read.
+//!
+//! Every file access goes through [`fs::FileSystem`]; tests inject [`fs::testing::SimFs`].
+//!
+//! Invariants:
+//! - acknowledged ⇒ in a synced log record or in a segment named by a synced manifest;
+//! - newest wins by sequence: batch sequence numbers in the memtable, segment `seq` among
+//!   segments, and the memtable is newer than every segment;
+//! - after an fsync failure the store refuses every write ([`Error::Closed`]);
+//! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
+//!   open and after each erasure.
+
+mod compaction;
+pub mod fs;
+pub mod manifest;
+mod memtable;
+mod segments;
+mod snapshot;
+pub mod wal;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::source::{Chunk, SeriesSource, SourceError};
 use crate::{Channel, Point};
+
+pub use snapshot::Snapshot;
+pub use storage_format::STEP_MIN_MAX;
+
+use fs::{FileSystem, RealFs};
+use manifest::Manifest;
+use memtable::{EraseSpec, Memtable};
+use segments::{SegmentFile, SegmentWriter};
+use snapshot::Version;
+use wal::Wal;
 
 /// How a store behaves; `Options::default()` is what `courbe` uses.
 #[derive(Clone, Debug)]
@@ -79,10 +116,33 @@ impl std::error::Error for Error {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidPoint(pub String);
 
+/// Whether `id` is a meter id: 1 to 64 characters of `[0-9A-Za-z_.-]`.
+pub fn valid_meter_id(id: &str) -> bool {
+    (1..=storage_format::METER_ID_MAX_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Consecutive points of one series in a [`Batch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// Index into `Batch::meters`.
+    pub meter: u32,
+    pub channel: Channel,
+    pub len: u32,
+}
+
 /// Points to ingest together; acknowledged as a whole.
+///
+/// Stored as runs of one series each over a per-batch dictionary of meter ids, which is also
+/// how the log record encodes it.
 #[derive(Clone, Debug, Default)]
 pub struct Batch {
-    rows: Vec<(String, Channel, Point)>,
+    pub(crate) meters: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+    pub(crate) runs: Vec<Run>,
+    pub(crate) points: Vec<Point>,
 }
 
 impl Batch {
@@ -98,19 +158,83 @@ impl Batch {
         channel: Channel,
         point: Point,
     ) -> Result<(), InvalidPoint> {
-        todo!(
-            "engine helper: {meter} {channel:?} {point:?} {}",
-            self.rows.len()
-        )
+        if let Some(last) = self.runs.last_mut() {
+            let same = last.channel == channel
+                && self.meters.get(last.meter as usize).map(String::as_str) == Some(meter);
+            if same && last.len < u32::MAX {
+                check_point(channel, &point)?;
+                last.len += 1;
+                self.points.push(point);
+                return Ok(());
+            }
+        }
+        if !valid_meter_id(meter) {
+            return Err(InvalidPoint(format!(
+                "meter id {meter:?} is not 1 to 64 characters of [0-9A-Za-z_.-]"
+            )));
+        }
+        check_point(channel, &point)?;
+        let idx = match self.index.get(meter) {
+            Some(&i) => i,
+            None => {
+                let i = self.meters.len() as u32;
+                self.meters.push(meter.to_string());
+                self.index.insert(meter.to_string(), i);
+                i
+            }
+        };
+        self.runs.push(Run {
+            meter: idx,
+            channel,
+            len: 1,
+        });
+        self.points.push(point);
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.points.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.points.is_empty()
     }
+
+    /// Every point in the order pushed.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Channel, Point)> + '_ {
+        let mut start = 0usize;
+        self.runs.iter().flat_map(move |run| {
+            let end = start + run.len as usize;
+            let pts = self.points.get(start..end).unwrap_or(&[]);
+            start = end;
+            let meter = self
+                .meters
+                .get(run.meter as usize)
+                .map_or("", String::as_str);
+            pts.iter().map(move |p| (meter, run.channel, *p))
+        })
+    }
+}
+
+fn check_point(channel: Channel, p: &Point) -> Result<(), InvalidPoint> {
+    let ok = match channel {
+        Channel::Consumption | Channel::Production => matches!(p.step_min, 5 | 10 | 15 | 30 | 60),
+        Channel::MaxPower => p.step_min == 1440,
+    };
+    if !ok {
+        return Err(InvalidPoint(format!(
+            "step {} min is not valid for {} (5, 10, 15, 30 or 60; 1440 for max_power)",
+            p.step_min,
+            channel.as_str()
+        )));
+    }
+    if !(segments::MIN_TS..=segments::MAX_TS).contains(&p.ts_utc) {
+        return Err(InvalidPoint(format!(
+            "timestamp {} is outside 1970-01-01..9999-12-31",
+            p.ts_utc
+        )));
+    }
+    Ok(())
 }
 
 /// What an erase call removed.
@@ -128,80 +252,363 @@ pub struct Stats {
     pub bytes_on_disk: u64,
 }
 
+/// The memtable's size, for memory reports ([`Store::memtable_memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemtableMemory {
+    pub meters: usize,
+    pub points: usize,
+    /// Heap bytes held, approximately.
+    pub heap_bytes: usize,
+    /// Of which in point vectors (24 bytes a point, plus spare capacity).
+    pub point_bytes: usize,
+}
+
 /// An open data directory. `Send + Sync`: share it behind an `Arc`.
+///
+/// Locks, always taken in this order: `maintenance` (compaction, erasure, retention) →
+/// `gate` (ingest shares it, flush takes it whole) → `manifest` → `version`.
 pub struct Store {
-    _dir: PathBuf,
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    options: Options,
+    wal: Wal,
+    /// Sequence number of the next batch.
+    next_batch: AtomicU64,
+    /// Batches applied to the memtable, in sequence order: the last one applied.
+    applied: std::sync::Mutex<u64>,
+    applied_cond: std::sync::Condvar,
+    /// Highest batch sequence number a new snapshot sees.
+    visible: AtomicU64,
+    /// Counters of segment `seq` and file number; the manifest records them at each commit.
+    next_seq: AtomicU64,
+    next_file_id: AtomicU64,
+    gate: parking_lot::RwLock<()>,
+    maintenance: parking_lot::Mutex<()>,
+    manifest: parking_lot::Mutex<Manifest>,
+    version: parking_lot::RwLock<Arc<Version>>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`, replaying its log.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Store, Error> {
-        todo!("engine helper: {} {options:?}", dir.as_ref().display())
+        Store::open_with(dir, options, Arc::new(RealFs))
+    }
+
+    /// [`Store::open`] through the file system `fs` (tests inject faults and crashes).
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        options: Options,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Store, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        fs.create_dir_all(&dir).map_err(io_err(&dir))?;
+        let loaded = Manifest::load(&*fs, &dir)?;
+        let fresh = loaded.is_none();
+        let man = loaded.unwrap_or_default();
+        let names = fs.list_dir(&dir).map_err(io_err(&dir))?;
+
+        let mut segments = Vec::with_capacity(man.segments.len());
+        for entry in &man.segments {
+            segments.push(Arc::new(SegmentFile::open(&*fs, &dir, *entry)?));
+        }
+        segments.sort_by_key(|s| s.entry.seq);
+
+        let mut gens: Vec<u64> = names
+            .iter()
+            .filter_map(|n| wal::parse_file_name(n))
+            .filter(|&g| g >= man.wal_generation)
+            .collect();
+        gens.sort_unstable();
+        let memtable = Memtable::new();
+        let mut max_seq = 0u64;
+        let mut dir_changed = false;
+        for (i, &g) in gens.iter().enumerate() {
+            let path = dir.join(wal::file_name(g));
+            let is_last = i + 1 == gens.len();
+            let r = wal::replay(&*fs, &path, is_last, |seq, batch| {
+                max_seq = max_seq.max(seq);
+                memtable.insert(seq, &batch);
+            })?;
+            // A log without a whole record (a torn header, or nothing logged) holds nothing.
+            let empty = r.valid_len <= wal::HEADER_LEN as u64;
+            if r.valid_len < r.file_len || empty {
+                if empty {
+                    fs.remove(&path).map_err(io_err(&path))?;
+                    dir_changed = true;
+                } else {
+                    fs.truncate(&path, r.valid_len).map_err(io_err(&path))?;
+                }
+            }
+        }
+
+        // Garbage: logs before the manifest's generation, segments it does not name, temp files.
+        let live: std::collections::HashSet<u64> = man.segments.iter().map(|s| s.file_id).collect();
+        for name in &names {
+            let garbage = match (
+                wal::parse_file_name(name),
+                manifest::parse_segment_file_name(name),
+            ) {
+                (Some(g), _) => g < man.wal_generation,
+                (_, Some(id)) => !live.contains(&id),
+                _ => name.ends_with(".tmp"),
+            };
+            if garbage {
+                let path = dir.join(name);
+                fs.remove(&path).map_err(io_err(&path))?;
+                dir_changed = true;
+            }
+        }
+        if dir_changed {
+            fs.sync_dir(&dir).map_err(io_err(&dir))?;
+        }
+        if fresh {
+            man.commit(&*fs, &dir)?;
+        }
+        let new_gen = gens
+            .last()
+            .map_or(man.wal_generation, |g| g + 1)
+            .max(man.wal_generation);
+        let wal = Wal::create(fs.clone(), &dir, new_gen)?;
+        let version = Version::new(segments, Arc::new(memtable));
+        Ok(Store {
+            dir,
+            fs,
+            options,
+            wal,
+            next_batch: AtomicU64::new(max_seq + 1),
+            applied: std::sync::Mutex::new(max_seq),
+            applied_cond: std::sync::Condvar::new(),
+            visible: AtomicU64::new(max_seq),
+            next_seq: AtomicU64::new(man.next_seq),
+            next_file_id: AtomicU64::new(man.next_file_id),
+            gate: parking_lot::RwLock::new(()),
+            maintenance: parking_lot::Mutex::new(()),
+            manifest: parking_lot::Mutex::new(man),
+            version: parking_lot::RwLock::new(Arc::new(version)),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Makes the batch durable (the call returns after fsync, shared with concurrent callers),
     /// then visible. A later value for the same meter, channel and `ts_utc` replaces the earlier.
     pub fn ingest(&self, batch: &Batch) -> Result<(), Error> {
-        todo!("engine helper: {}", batch.len())
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if wal::payload_len(batch) > wal::MAX_RECORD_LEN as usize {
+            return Err(Error::InvalidArgument(format!(
+                "a batch of {} points is over the log record limit of {} MiB; split it",
+                batch.len(),
+                wal::MAX_RECORD_LEN >> 20
+            )));
+        }
+        {
+            let _gate = self.gate.read();
+            let seq = self.next_batch.fetch_add(1, Ordering::SeqCst);
+            let record = wal::encode_record(seq, batch);
+            let durable = self.wal.append(record);
+            // Apply in sequence order, failed batches included (as nothing), so that no later
+            // batch waits forever.
+            let mut applied = match self.applied.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            while *applied + 1 != seq {
+                applied = match self.applied_cond.wait(applied) {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+            }
+            if durable.is_ok() {
+                self.version.read().memtable.insert(seq, batch);
+                self.visible.store(seq, Ordering::SeqCst);
+            }
+            *applied = seq;
+            self.applied_cond.notify_all();
+            durable?;
+        }
+        if self.version.read().memtable.points() >= self.options.memtable_max_points {
+            let _gate = self.gate.write();
+            // Concurrent writers may all have seen it full: the first one flushes.
+            if self.version.read().memtable.points() >= self.options.memtable_max_points {
+                self.flush_locked(None)?;
+            }
+        }
+        Ok(())
     }
 
-    /// Writes the memtable to a segment.
+    /// Writes the memtable to segments (one per month touched) and drops the logs that held it.
     pub fn flush(&self) -> Result<(), Error> {
-        todo!("engine helper")
+        let _gate = self.gate.write();
+        self.flush_locked(None).map(|_| ())
     }
 
-    /// Merges segments of the same time partition, dropping replaced and erased values.
-    pub fn compact(&self) -> Result<(), Error> {
-        todo!("engine helper")
+    /// The flush; the caller holds `gate` whole. With `erase`, the erased points are left out
+    /// and the log is rolled even when the memtable is empty. Returns the points left out.
+    fn flush_locked(&self, erase: Option<&EraseSpec>) -> Result<u64, Error> {
+        if self.wal.is_failed() {
+            return Err(Error::Closed);
+        }
+        let mem = self.version.read().memtable.clone();
+        if mem.points() == 0 && erase.is_none() {
+            return Ok(0);
+        }
+        let new_gen = self.wal.generation() + 1;
+        self.wal.rotate(new_gen)?;
+        let mut writer = SegmentWriter::new(
+            &*self.fs,
+            &self.dir,
+            None,
+            &self.next_seq,
+            &self.next_file_id,
+        );
+        let erased = mem.for_each_series(erase, |m, c, pts| writer.add_series(m, c, &pts))?;
+        let written = writer.finish()?;
+        let mut opened = Vec::with_capacity(written.len());
+        for w in &written {
+            opened.push(Arc::new(SegmentFile::open(&*self.fs, &self.dir, w.entry)?));
+        }
+        let newest = mem.newest_ts();
+        self.commit(
+            &[],
+            opened,
+            new_gen,
+            newest,
+            Some(Arc::new(Memtable::new())),
+        )?;
+        self.remove_obsolete_logs(new_gen)?;
+        Ok(erased)
     }
 
-    /// Drops time partitions older than `Options::retention_days`.
-    pub fn apply_retention(&self) -> Result<(), Error> {
-        todo!("engine helper")
+    /// Names `added` and forgets `removed` in the manifest (atomic, durable), then installs the
+    /// matching version. `memtable`: a new one replaces the current (flush).
+    fn commit(
+        &self,
+        removed: &[Arc<SegmentFile>],
+        added: Vec<Arc<SegmentFile>>,
+        wal_generation: u64,
+        newest_ts: Option<i64>,
+        memtable: Option<Arc<Memtable>>,
+    ) -> Result<(), Error> {
+        let mut man = self.manifest.lock();
+        let mut next = man.clone();
+        next.segments
+            .retain(|e| !removed.iter().any(|r| r.entry.file_id == e.file_id));
+        next.segments.extend(added.iter().map(|s| s.entry));
+        next.wal_generation = next.wal_generation.max(wal_generation);
+        next.next_seq = self.next_seq.load(Ordering::SeqCst);
+        next.next_file_id = self.next_file_id.load(Ordering::SeqCst);
+        if let Some(ts) = newest_ts {
+            next.newest_ts = next.newest_ts.max(ts);
+        }
+        next.commit(&*self.fs, &self.dir)?;
+        *man = next;
+        let mut version = self.version.write();
+        let mut segments: Vec<Arc<SegmentFile>> = version
+            .segments
+            .iter()
+            .filter(|s| !removed.iter().any(|r| r.entry.file_id == s.entry.file_id))
+            .cloned()
+            .collect();
+        segments.extend(added);
+        segments.sort_by_key(|s| s.entry.seq);
+        let memtable = memtable.unwrap_or_else(|| version.memtable.clone());
+        *version = Arc::new(Version::new(segments, memtable));
+        Ok(())
     }
 
-    /// Erases the curve (`consumption` and `production`) of `meter`, all of it or
-    /// `[from_utc, to_utc)`: invisible at once, physically gone from every file when it returns.
-    pub fn erase(&self, meter: &str, range_utc: Option<(i64, i64)>) -> Result<EraseReport, Error> {
-        todo!("engine helper: {meter} {range_utc:?}")
+    fn remove_obsolete_logs(&self, first_live: u64) -> Result<(), Error> {
+        let names = self.fs.list_dir(&self.dir).map_err(io_err(&self.dir))?;
+        for name in names {
+            if wal::parse_file_name(&name).is_some_and(|g| g < first_live) {
+                let path = self.dir.join(&name);
+                self.fs.remove(&path).map_err(io_err(&path))?;
+            }
+        }
+        self.fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
+    }
+
+    /// Deletes segment files no longer named, then syncs the directory.
+    fn remove_segments(&self, files: &[Arc<SegmentFile>]) -> Result<(), Error> {
+        for f in files {
+            self.fs.remove(&f.path).map_err(io_err(&f.path))?;
+        }
+        self.fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
     }
 
     /// A consistent view for queries; never waits for a flush or a compaction.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        todo!("engine helper")
+        let version = self.version.read();
+        Arc::new(Snapshot {
+            version: version.clone(),
+            visible_seq: self.visible.load(Ordering::SeqCst),
+        })
     }
 
     pub fn stats(&self) -> Stats {
-        todo!("engine helper")
+        let snap = self.snapshot();
+        let mut points = snap.version.memtable.points() as u64;
+        for s in &snap.version.segments {
+            points += s.segment().stats().points;
+        }
+        let bytes_on_disk = self
+            .fs
+            .list_dir(&self.dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| self.fs.len(&self.dir.join(n)).ok())
+            .sum();
+        Stats {
+            meters: snap.meter_count(),
+            points,
+            segments: snap.version.segments.len() as u64,
+            bytes_on_disk,
+        }
     }
 
     /// Checks every checksum of every file.
     pub fn verify(&self) -> Result<Stats, Error> {
-        todo!("engine helper")
+        let snap = self.snapshot();
+        for s in &snap.version.segments {
+            s.segment()
+                .verify()
+                .map_err(|e| segments::corruption(&s.path, e))?;
+        }
+        Manifest::load(&*self.fs, &self.dir)?;
+        let names = self.fs.list_dir(&self.dir).map_err(io_err(&self.dir))?;
+        let first = self.manifest.lock().wal_generation;
+        let mut gens: Vec<u64> = names
+            .iter()
+            .filter_map(|n| wal::parse_file_name(n))
+            .filter(|&g| g >= first)
+            .collect();
+        gens.sort_unstable();
+        for (i, g) in gens.iter().enumerate() {
+            let path = self.dir.join(wal::file_name(*g));
+            wal::replay(&*self.fs, &path, i + 1 == gens.len(), |_, _| {})?;
+        }
+        Ok(self.stats())
     }
-}
 
-/// An immutable view of the store at one instant.
-pub struct Snapshot {
-    _private: (),
-}
-
-impl SeriesSource for Snapshot {
-    fn has_meter(&self, meter: &str) -> bool {
-        todo!("engine helper: {meter}")
-    }
-
-    fn meters(&self, channel: Channel) -> Vec<String> {
-        todo!("engine helper: {channel:?}")
-    }
-
-    fn chunks(
-        &self,
-        meter: &str,
-        channel: Channel,
-        from_utc: i64,
-        to_utc: i64,
-    ) -> Result<Vec<Chunk<'_>>, SourceError> {
-        todo!("engine helper: {meter} {channel:?} {from_utc} {to_utc}")
+    /// What the memtable holds now, for memory reports.
+    pub fn memtable_memory(&self) -> MemtableMemory {
+        let mem = self.version.read().memtable.clone();
+        let (heap_bytes, point_bytes) = mem.heap_bytes();
+        MemtableMemory {
+            meters: mem.meter_count(),
+            points: mem.points(),
+            heap_bytes,
+            point_bytes,
+        }
     }
 }

@@ -1,13 +1,57 @@
 //! Queries over a [`SeriesSource`]: curve, calendar energy with tariff periods, peak power,
 //! fleet sums.
 //!
-//! API contract (the CLI, the HTTP layer and the tests code against it; the bodies are the
-//! query module's to write). Instants are Unix seconds UTC; `from` is inclusive, `to` exclusive.
+//! The CLI and the HTTP layer call the functions of this module; they read data only through
+//! [`SeriesSource`], so the same code answers from the engine and from test models.
+//!
+//! # Semantics
+//!
+//! - **Time**: Unix seconds UTC; `from` is inclusive, `to` exclusive. `from >= to`, or an instant
+//!   outside the civil years -9999..=9999, is [`QueryError::InvalidArgument`]. A meter that holds
+//!   no data on any channel ([`SeriesSource::has_meter`]) is [`QueryError::UnknownMeter`].
+//! - **Periods** are local calendar periods in the query's zone (see [`Calendar::periods`]): days
+//!   from local midnight to local midnight (a Paris day lasts 23, 24 or 25 hours), ISO weeks from
+//!   Monday, months, years. An answer lists every period overlapping `[from, to)`, the first and
+//!   last clipped to the range: `start_utc`/`end_utc` are the clipped bounds. A range of more
+//!   than [`MAX_PERIODS`] periods is InvalidArgument.
+//! - **Membership**: a point belongs to the period that contains its `ts_utc` (the start of its
+//!   interval), even when its interval ends after the period.
+//! - **Energy** of a point is `value * step_min` W·min, summed exactly in `i64` (Wh = /60).
+//!   Energy is asked of `consumption` or `production`; of `max_power` it is InvalidArgument.
+//! - **Expected points** of a period: the step in force at an instant is the step of the meter's
+//!   latest point at or before it (looking before `from` too); before the meter's first point it
+//!   is that point's step; a series without any point uses 30 minutes. A period is cut where the
+//!   step in force changes; each piece contributes `floor(piece length / step)` and the pieces are
+//!   summed. A full Paris day at 30 minutes expects 48 points (46 on 2024-03-31, 50 on
+//!   2024-10-27); a day whose step goes from 30 to 10 minutes at noon expects 24 + 72.
+//! - **Tariff** (`HC:HH:MM-HH:MM[,...]`, see [`Tariff`]): each interval's energy is split in
+//!   proportion to the seconds of it whose local wall-clock time (DST-correct) falls in an off-peak
+//!   window; `HP` is the rest. The split of a whole interval is charged to the period of its start.
+//! - **Peak**: per period, the highest `max_power` point (VA, at the point's instant) when the
+//!   period holds any, else the highest consumption value (W, at the interval's start); ties go to
+//!   the earliest instant.
+//! - **Fleet curve**: the sum of values grouped by exact `ts_utc` over the meters; a meter on
+//!   another step contributes at its own instants (a 10-minute meter adds to 12:00, 12:10, 12:20;
+//!   a 30-minute one only to 12:00), so totals are per instant, not resampled. Fleet queries
+//!   take every meter holding the channel, or the listed ones (each once; one the store does not
+//!   know is UnknownMeter), one meter per task on rayon's pool.
+//! - **Summaries**: a block wholly inside one period (first and last point in it) is counted from
+//!   its [`crate::BlockSummary`] without decoding, unless a tariff split needs its points, or its
+//!   steps are mixed and the expected count needs them.
 
 use jiff::tz::TimeZone;
 
 use crate::source::{SeriesSource, SourceError};
 use crate::{Channel, Quality};
+
+pub mod calendar;
+mod curve;
+mod energy;
+mod fleet;
+mod peak;
+mod tariff;
+
+pub use calendar::MAX_PERIODS;
 
 /// Why a query was refused or failed.
 #[derive(Debug)]
@@ -78,9 +122,13 @@ pub struct Tariff {
 
 impl std::str::FromStr for Tariff {
     type Err = QueryError;
-    /// Reads `HC:22:00-06:00` or `HC:01:00-07:00,12:30-14:30`.
+    /// Reads `HC:22:00-06:00` or `HC:01:00-07:00,12:30-14:30`: `HC:` then one or more windows
+    /// `HH:MM-HH:MM` separated by commas. Hours 00-24 (24:00 only as an end), minutes 00-59;
+    /// `end < start` crosses midnight; `00:00-24:00` is the whole day; overlapping windows merge.
+    /// An empty spec, an empty window (`06:00-06:00`) or any other form is
+    /// [`QueryError::BadTariff`] with the reason.
     fn from_str(s: &str) -> Result<Tariff, QueryError> {
-        todo!("query helper: {s}")
+        tariff::parse(s)
     }
 }
 
@@ -160,7 +208,24 @@ pub struct Calendar {
     pub tz: TimeZone,
 }
 
-/// The points of `(meter, channel)` in `[from, to)`.
+fn check_meter(src: &dyn SeriesSource, meter: &str) -> Result<(), QueryError> {
+    if src.has_meter(meter) {
+        Ok(())
+    } else {
+        Err(QueryError::UnknownMeter(meter.to_string()))
+    }
+}
+
+fn check_energy_channel(channel: Channel) -> Result<(), QueryError> {
+    if channel == Channel::MaxPower {
+        return Err(QueryError::InvalidArgument(
+            "energy is defined for the consumption and production channels, not max_power".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The points of `(meter, channel)` in `[from, to)`, in time order.
 pub fn curve(
     src: &dyn SeriesSource,
     meter: &str,
@@ -168,13 +233,13 @@ pub fn curve(
     from_utc: i64,
     to_utc: i64,
 ) -> Result<Vec<crate::Point>, QueryError> {
-    todo!(
-        "query helper: {} {meter} {channel:?} {from_utc} {to_utc}",
-        src.has_meter(meter)
-    )
+    calendar::check_range(from_utc, to_utc)?;
+    check_meter(src, meter)?;
+    curve::points(src, meter, channel, from_utc, to_utc)
 }
 
-/// The same points as compact runs of consecutive intervals.
+/// The same points as compact runs: a run continues while each point starts where the previous
+/// one ended and keeps its step.
 pub fn curve_runs(
     src: &dyn SeriesSource,
     meter: &str,
@@ -182,13 +247,12 @@ pub fn curve_runs(
     from_utc: i64,
     to_utc: i64,
 ) -> Result<Vec<Run>, QueryError> {
-    todo!(
-        "query helper: {} {meter} {channel:?} {from_utc} {to_utc}",
-        src.has_meter(meter)
-    )
+    let points = curve(src, meter, channel, from_utc, to_utc)?;
+    Ok(curve::runs(&points))
 }
 
-/// Energy per calendar period, every period of the range listed.
+/// Energy per calendar period, every period of the range listed (see the module docs for
+/// expected points and the tariff split). `max_power` has no energy: InvalidArgument.
 pub fn energy(
     src: &dyn SeriesSource,
     meter: &str,
@@ -196,9 +260,25 @@ pub fn energy(
     calendar: &Calendar,
     tariff: Option<&Tariff>,
 ) -> Result<Vec<EnergyPeriod>, QueryError> {
-    todo!(
-        "query helper: {} {meter} {channel:?} {calendar:?} {tariff:?}",
-        src.has_meter(meter)
+    check_energy_channel(channel)?;
+    let periods = calendar.periods()?;
+    check_meter(src, meter)?;
+    let mut off_peak = tariff.map(|t| {
+        tariff::OffPeak::new(
+            t,
+            &calendar.tz,
+            calendar.from_utc,
+            calendar.to_utc + 60 * i64::from(storage_format::STEP_MIN_MAX),
+        )
+    });
+    let mut scratch = storage_format::block::DecodedBlock::default();
+    energy::periods(
+        src,
+        meter,
+        channel,
+        &periods,
+        off_peak.as_mut(),
+        &mut scratch,
     )
 }
 
@@ -208,13 +288,13 @@ pub fn peak(
     meter: &str,
     calendar: &Calendar,
 ) -> Result<Vec<PeakPeriod>, QueryError> {
-    todo!(
-        "query helper: {} {meter} {calendar:?}",
-        src.has_meter(meter)
-    )
+    let periods = calendar.periods()?;
+    check_meter(src, meter)?;
+    peak::periods(src, meter, &periods)
 }
 
-/// Total per interval of all meters (or `meters`), with how many contributed.
+/// Total per interval of all meters of `channel` (or of `meters`, each counted once), with how
+/// many contributed; in time order. A listed meter unknown to the store is UnknownMeter.
 pub fn fleet_curve(
     src: &dyn SeriesSource,
     channel: Channel,
@@ -222,21 +302,21 @@ pub fn fleet_curve(
     to_utc: i64,
     meters: Option<&[String]>,
 ) -> Result<Vec<FleetPoint>, QueryError> {
-    todo!(
-        "query helper: {} {channel:?} {from_utc} {to_utc} {meters:?}",
-        src.has_meter("")
-    )
+    calendar::check_range(from_utc, to_utc)?;
+    let meters = fleet::meter_list(src, channel, meters)?;
+    fleet::curve(src, channel, from_utc, to_utc, &meters)
 }
 
-/// Every meter's (or `meters`') energy per period, computed on all cores.
+/// Every meter's (or `meters`') energy per period, like [`energy`] without tariff, sorted by
+/// meter id, computed on all cores.
 pub fn fleet_energy(
     src: &dyn SeriesSource,
     channel: Channel,
     calendar: &Calendar,
     meters: Option<&[String]>,
 ) -> Result<Vec<MeterEnergy>, QueryError> {
-    todo!(
-        "query helper: {} {channel:?} {calendar:?} {meters:?}",
-        src.has_meter("")
-    )
+    check_energy_channel(channel)?;
+    let periods = calendar.periods()?;
+    let meters = fleet::meter_list(src, channel, meters)?;
+    fleet::energy(src, channel, &periods, &meters)
 }

@@ -1,1 +1,10 @@
-//! Integration tests: query.
+//! Integration tests: query. A naive reference computes every answer from the raw points of a
+//! model; the engine's query functions must agree from every test source.
+
+mod errors;
+mod hand_checked;
+mod model;
+mod properties;
+mod reference;
+mod sources;
+mod store;

@@ -1,1 +1,6 @@
-//! Integration tests: surface.
+//! Integration tests: surface (the `courbe` binary and the HTTP API).
+
+mod cli;
+mod http;
+mod same_answers;
+mod support;

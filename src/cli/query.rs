@@ -1,0 +1,51 @@
+//! `courbe query`: the HTTP API's answers on stdout.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{open_existing_store, output_error, CliError, QueryArgs, QueryKindArg};
+use crate::http::api::{self, Encoding, Limits, QueryKind, QueryParams, Question};
+
+impl From<QueryKindArg> for QueryKind {
+    fn from(kind: QueryKindArg) -> QueryKind {
+        match kind {
+            QueryKindArg::Curve => QueryKind::Curve,
+            QueryKindArg::Energy => QueryKind::Energy,
+            QueryKindArg::Peak => QueryKind::Peak,
+            QueryKindArg::FleetCurve => QueryKind::FleetCurve,
+            QueryKindArg::FleetEnergy => QueryKind::FleetEnergy,
+        }
+    }
+}
+
+/// The parameters the HTTP API would receive for the same question.
+pub fn params_of(args: &QueryArgs) -> QueryParams {
+    QueryParams {
+        from: Some(args.from.clone()),
+        to: Some(args.to.clone()),
+        tz: Some(args.tz.clone()),
+        period: args.period.clone(),
+        tariff: args.tariff.clone(),
+        channel: args.channel.clone(),
+        format: Some(args.format.clone()),
+        meters: args.meters.clone(),
+    }
+}
+
+/// Answers the question on `out`: the JSON the HTTP API sends (one line), or CSV.
+/// The arguments are checked before the store is opened.
+pub fn query(data: &Path, args: &QueryArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let limits = Limits::default();
+    let (question, encoding) = Question::from_params(
+        args.kind.into(),
+        args.meter.as_deref(),
+        &params_of(args),
+        &limits,
+    )?;
+    let store = open_existing_store(data)?;
+    let answer = api::answer(&*store.snapshot(), &question, &limits)?;
+    match encoding {
+        Encoding::Json => writeln!(out, "{}", answer.to_json()?).map_err(output_error),
+        Encoding::Csv => answer.write_csv(out).map_err(output_error),
+    }
+}

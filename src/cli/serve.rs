@@ -1,0 +1,334 @@
+//! `courbe serve` and `courbe demo`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use courbe_workload::{Fleet, FleetConfig, MeterSeries, Reading};
+use indicatif::ProgressBar;
+use jiff::civil::Date;
+use rayon::prelude::*;
+use tokio::net::TcpListener;
+
+use super::{init_logging, open_store, progress_bar, CliError, DemoArgs, ServeArgs};
+use crate::engine::{Batch, Store};
+use crate::http::api::DEFAULT_TZ;
+use crate::http::{self, ServerConfig};
+use crate::source::SeriesSource;
+use crate::{Channel, Point, Quality};
+
+/// Meters generated in parallel, then ingested as one batch, by `demo`.
+const DEMO_METERS_PER_BATCH: u32 = 16;
+
+pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
+    init_logging();
+    let store = Arc::new(open_store(data)?);
+    let governance = crate::governance::Governance::open(
+        data,
+        crate::governance::GovernanceConfig {
+            tokens_path: args.tokens.clone(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| match e {
+        crate::governance::Error::Tokens { .. } => CliError::User(e.to_string()),
+        other => CliError::Internal(other.to_string()),
+    })?;
+    let config = ServerConfig {
+        max_body_bytes: args.max_body_bytes,
+        governance: Some(Arc::new(governance)),
+        ..ServerConfig::default()
+    };
+    serve_store(store, &args.listen, config, |addr| {
+        eprintln!("courbe: serving {} on http://{addr}", data.display());
+    })
+}
+
+/// Serves `store` on `listen` until Ctrl-C or SIGTERM, then flushes it.
+fn serve_store(
+    store: Arc<Store>,
+    listen: &str,
+    config: ServerConfig,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Internal(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| CliError::User(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::Internal(format!("no local address: {e}")))?;
+        // Hook (governance): without tokens, loopback only.
+        if let Some(gov) = &config.governance {
+            gov.check_listen(addr).map_err(CliError::User)?;
+        }
+        on_listening(addr);
+        http::run(listener, store.clone(), config, shutdown_signal())
+            .await
+            .map_err(|e| CliError::Internal(format!("server failed: {e}")))
+    })?;
+    eprintln!("courbe: shutting down");
+    store.flush()?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Fills an empty store with a generated fleet, then serves it and prints example queries.
+pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
+    let store = Arc::new(open_store(data)?);
+    if store.stats().points == 0 {
+        let config = FleetConfig {
+            meters: args.meters,
+            days: args.days,
+            ..FleetConfig::default()
+        };
+        eprintln!(
+            "courbe: generating {} meters x {} days into {}{}",
+            config.meters,
+            config.days,
+            data.display(),
+            if cfg!(debug_assertions) {
+                " (a debug build: `cargo run --release -- demo` is about 3 times faster)"
+            } else {
+                ""
+            }
+        );
+        let started = Instant::now();
+        let bar = progress_bar(
+            u64::from(config.meters),
+            "{elapsed_precise} [{bar:40}] {pos}/{len} meters, ETA {eta}",
+        );
+        let points = ingest_fleet(&store, &Fleet::new(config), &bar)?;
+        bar.finish_and_clear();
+        store.flush()?;
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "courbe: ingested {points} points in {seconds:.1} s ({:.0} points/s)",
+            points as f64 / seconds.max(1e-9)
+        );
+    }
+    let Some(example) = Example::find(&store) else {
+        return Err(CliError::Internal(
+            "the data directory holds no consumption curve to show".into(),
+        ));
+    };
+    init_logging();
+    serve_store(store, &args.listen, ServerConfig::default(), |addr| {
+        let mut text = format!(
+            "courbe: serving {} on http://{addr}\nTry:\n",
+            data.display()
+        );
+        for line in example.curl_lines(&addr.to_string()) {
+            text.push_str(&format!("  {line}\n"));
+        }
+        text.push_str("Ctrl-C stops the server.\n");
+        // A closed stdout must not stop the server.
+        let mut stdout = std::io::stdout();
+        let _ = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush());
+    })
+}
+
+/// Generates every meter of `fleet` (a few in parallel while the previous ones are ingested)
+/// and ingests all their channels. Returns the number of points.
+pub fn ingest_fleet(store: &Store, fleet: &Fleet, bar: &ProgressBar) -> Result<u64, CliError> {
+    let meters = fleet.config().meters;
+    let generate = |first: u32| -> Vec<MeterSeries> {
+        let last = first.saturating_add(DEMO_METERS_PER_BATCH).min(meters);
+        (first..last)
+            .into_par_iter()
+            .map(|i| fleet.meter(i))
+            .collect()
+    };
+    let mut points = 0u64;
+    let mut next = generate(0);
+    let mut first = 0;
+    while !next.is_empty() {
+        let current = std::mem::take(&mut next);
+        first += DEMO_METERS_PER_BATCH;
+        let (ingested, generated) = rayon::join(
+            || ingest_series(store, &current),
+            || {
+                if first < meters {
+                    generate(first)
+                } else {
+                    Vec::new()
+                }
+            },
+        );
+        points += ingested?;
+        bar.inc(current.len() as u64);
+        next = generated;
+    }
+    Ok(points)
+}
+
+fn ingest_series(store: &Store, series: &[MeterSeries]) -> Result<u64, CliError> {
+    let mut batch = Batch::new();
+    for meter in series {
+        for (channel, readings) in [
+            (Channel::Consumption, &meter.consumption),
+            (Channel::Production, &meter.production),
+            (Channel::MaxPower, &meter.max_power),
+        ] {
+            for r in readings {
+                batch
+                    .push(&meter.meter_id, channel, point_of(r))
+                    .map_err(|e| {
+                        CliError::Internal(format!(
+                            "generated point refused for meter {}: {}",
+                            meter.meter_id, e.0
+                        ))
+                    })?;
+            }
+        }
+    }
+    store.ingest(&batch)?;
+    Ok(batch.len() as u64)
+}
+
+/// A generated reading as an engine point.
+pub(super) fn point_of(r: &Reading) -> Point {
+    Point {
+        ts_utc: r.ts_utc,
+        value: r.value,
+        step_min: r.step_min,
+        quality: Quality::from_u8(r.quality).unwrap_or(Quality::Estimated),
+    }
+}
+
+/// A meter of the store and the span of its data, to write queries that answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Example {
+    pub meter: String,
+    /// First and last local days (Europe/Paris) with data.
+    pub first_day: Date,
+    pub last_day: Date,
+}
+
+impl Example {
+    /// The first meter with a consumption curve, and its span.
+    pub fn find(store: &Store) -> Option<Example> {
+        let snapshot = store.snapshot();
+        let meter = snapshot.meters(Channel::Consumption).into_iter().next()?;
+        let chunks = snapshot
+            .chunks(&meter, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+            .ok()?;
+        let (first_ts, _) = chunks.first()?.span();
+        let (_, end_ts) = chunks.last()?.span();
+        let tz = crate::query::time_zone(DEFAULT_TZ).ok()?;
+        let day = |ts: i64| -> Option<Date> {
+            Some(
+                jiff::Timestamp::from_second(ts)
+                    .ok()?
+                    .to_zoned(tz.clone())
+                    .date(),
+            )
+        };
+        Some(Example {
+            meter,
+            first_day: day(first_ts)?,
+            last_day: day(end_ts - 1)?,
+        })
+    }
+
+    /// Five `curl` command lines that work when pasted.
+    pub fn curl_lines(&self, addr: &str) -> Vec<String> {
+        let base = format!("http://{addr}");
+        let meter = &self.meter;
+        // A day inside the span, two weeks in when the span allows it.
+        let day = self
+            .first_day
+            .checked_add(jiff::Span::new().days(14))
+            .ok()
+            .filter(|d| *d <= self.last_day)
+            .unwrap_or(self.first_day);
+        let next_day = day.tomorrow().unwrap_or(day);
+        // Whole months: from the first of the first month to the first after the last day.
+        let first = self.first_day.first_of_month();
+        let end = self
+            .last_day
+            .last_of_month()
+            .tomorrow()
+            .unwrap_or(self.last_day);
+        vec![
+            format!("curl '{base}/v1/meters/{meter}/curve?from={day}&to={next_day}'"),
+            format!(
+                "curl '{base}/v1/meters/{meter}/energy?from={first}&to={end}&period=month&tariff=HC:22:00-06:00'"
+            ),
+            format!("curl '{base}/v1/meters/{meter}/peak?from={first}&to={end}&period=month'"),
+            format!("curl '{base}/v1/fleet/curve?from={day}&to={next_day}'"),
+            format!(
+                "curl '{base}/v1/fleet/energy?from={first}&to={end}&period=month&format=csv'"
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_examples_name_the_meter_and_days_inside_the_span() {
+        let example = Example {
+            meter: "09111642617347".into(),
+            first_day: jiff::civil::date(2024, 1, 1),
+            last_day: jiff::civil::date(2024, 12, 30),
+        };
+        let lines = example.curl_lines("127.0.0.1:8080");
+        assert_eq!(lines.len(), 5);
+        assert_eq!(
+            lines[0],
+            "curl 'http://127.0.0.1:8080/v1/meters/09111642617347/curve?from=2024-01-15&to=2024-01-16'"
+        );
+        assert!(lines[1].contains("from=2024-01-01&to=2025-01-01&period=month"));
+        assert!(lines
+            .iter()
+            .all(|l| l.starts_with("curl 'http://127.0.0.1:8080/v1/")));
+    }
+
+    #[test]
+    fn a_one_day_span_gives_examples_on_that_day() {
+        let example = Example {
+            meter: "m".into(),
+            first_day: jiff::civil::date(2024, 3, 31),
+            last_day: jiff::civil::date(2024, 3, 31),
+        };
+        let lines = example.curl_lines("h:1");
+        assert!(
+            lines[0].contains("from=2024-03-31&to=2024-04-01"),
+            "{}",
+            lines[0]
+        );
+    }
+}

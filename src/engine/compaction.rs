@@ -1,0 +1,185 @@
+//! Rewriting segments: compaction (merge a month's segments, newest wins), erasure (rewrite every
+//! file that held the erased points) and retention (drop whole months).
+//!
+//! Each rewrite writes new files, commits a manifest naming them instead of their inputs, and only
+//! then deletes the inputs, so a crash at any point leaves either the old or the new set live
+//! (the other is garbage deleted at open). A rewrite keeps the `seq` of its newest input, which
+//! keeps its order relative to the other segments of the month.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::memtable::EraseSpec;
+use super::segments::{merge_into, partition_end, SegmentFile, SegmentWriter};
+use super::{valid_meter_id, EraseReport, Error, Store};
+use crate::Channel;
+
+impl Store {
+    /// Writes `inputs` (one month, seq order) as one new segment without what `erase` covers.
+    fn rewrite(
+        &self,
+        inputs: &[Arc<SegmentFile>],
+        erase: Option<&EraseSpec>,
+    ) -> Result<(Vec<Arc<SegmentFile>>, u64), Error> {
+        let seq = inputs.iter().map(|s| s.entry.seq).max().unwrap_or(0);
+        let mut writer = SegmentWriter::new(
+            &*self.fs,
+            &self.dir,
+            Some(seq),
+            &self.next_seq,
+            &self.next_file_id,
+        );
+        let erased = merge_into(inputs, erase, &mut writer)?;
+        let mut out = Vec::new();
+        for w in writer.finish()? {
+            out.push(Arc::new(SegmentFile::open(&*self.fs, &self.dir, w.entry)?));
+        }
+        Ok((out, erased))
+    }
+
+    /// Merges the segments of each time partition into one, dropping replaced values.
+    pub fn compact(&self) -> Result<(), Error> {
+        let _m = self.maintenance.lock();
+        if self.wal.is_failed() {
+            return Err(Error::Closed);
+        }
+        let version = self.version.read().clone();
+        let mut by_partition: BTreeMap<u32, Vec<Arc<SegmentFile>>> = BTreeMap::new();
+        for s in &version.segments {
+            by_partition
+                .entry(s.entry.partition)
+                .or_default()
+                .push(s.clone());
+        }
+        for inputs in by_partition.values().filter(|v| v.len() >= 2) {
+            let (out, _) = self.rewrite(inputs, None)?;
+            self.commit(inputs, out, 0, None, None)?;
+            self.remove_segments(inputs)?;
+        }
+        Ok(())
+    }
+
+    /// Drops time partitions older than `Options::retention_days` before the newest point.
+    pub fn apply_retention(&self) -> Result<(), Error> {
+        let Some(days) = self.options.retention_days else {
+            return Ok(());
+        };
+        let _m = self.maintenance.lock();
+        {
+            let _gate = self.gate.write();
+            self.flush_locked(None)?;
+        }
+        let newest = self.manifest.lock().newest_ts;
+        if newest == i64::MIN {
+            return Ok(());
+        }
+        let cutoff = newest.saturating_sub(i64::from(days) * 86_400);
+        let version = self.version.read().clone();
+        let old: Vec<Arc<SegmentFile>> = version
+            .segments
+            .iter()
+            .filter(|s| partition_end(s.entry.partition) <= cutoff)
+            .cloned()
+            .collect();
+        if old.is_empty() {
+            return Ok(());
+        }
+        self.commit(&old, Vec::new(), 0, None, None)?;
+        self.remove_segments(&old)
+    }
+
+    /// Erases the curve (`consumption` and `production`) of `meter`, all of it or
+    /// `[from_utc, to_utc)`: invisible at once, physically gone from every file when it returns.
+    ///
+    /// Holds every writer out; flushes the memtable without the erased points (which rolls the
+    /// log and deletes the logs that held them), rewrites every segment holding them, commits the
+    /// manifest, deletes the replaced files and any garbage, and syncs the directory.
+    pub fn erase(&self, meter: &str, range_utc: Option<(i64, i64)>) -> Result<EraseReport, Error> {
+        if !valid_meter_id(meter) {
+            return Err(Error::InvalidArgument(format!("meter id {meter:?}")));
+        }
+        if let Some((from, to)) = range_utc {
+            if from >= to {
+                return Err(Error::InvalidArgument(format!(
+                    "erase range [{from}, {to}) is empty"
+                )));
+            }
+        }
+        let spec = EraseSpec {
+            meter: meter.to_string(),
+            range_utc,
+        };
+        let _m = self.maintenance.lock();
+        let _gate = self.gate.write();
+        let (from, to) = range_utc.unwrap_or((i64::MIN, i64::MAX));
+        let before = self.snapshot();
+        let mut removed = 0u64;
+        for c in [Channel::Consumption, Channel::Production] {
+            removed += before.points(meter, c, from, to)?.len() as u64;
+        }
+        drop(before);
+        self.flush_locked(Some(&spec))?;
+
+        let version = self.version.read().clone();
+        let mut affected = Vec::new();
+        for s in &version.segments {
+            let seg = s.segment();
+            let mut holds = false;
+            for c in [Channel::Consumption, Channel::Production] {
+                let blocks = seg
+                    .blocks(meter, c)
+                    .map_err(|e| super::segments::corruption(&s.path, e))?;
+                holds |= blocks
+                    .iter()
+                    .any(|b| b.summary.first_ts < to && b.summary.last_ts >= from);
+            }
+            if holds {
+                affected.push(s.clone());
+            }
+        }
+        let mut outputs = Vec::new();
+        for s in &affected {
+            let (out, _) = self.rewrite(std::slice::from_ref(s), Some(&spec))?;
+            outputs.extend(out);
+        }
+        if !affected.is_empty() {
+            self.commit(&affected, outputs, 0, None, None)?;
+            self.remove_segments(&affected)?;
+        }
+        self.remove_garbage()?;
+        Ok(EraseReport {
+            points_removed: removed,
+        })
+    }
+
+    /// Deletes every file of the data directory that the manifest does not need.
+    fn remove_garbage(&self) -> Result<(), Error> {
+        let man = self.manifest.lock().clone();
+        let names = self
+            .fs
+            .list_dir(&self.dir)
+            .map_err(super::io_err(&self.dir))?;
+        let current = self.wal.generation();
+        let mut removed = false;
+        for name in names {
+            let garbage = if let Some(g) = super::wal::parse_file_name(&name) {
+                g < man.wal_generation && g != current
+            } else if let Some(id) = super::manifest::parse_segment_file_name(&name) {
+                !man.segments.iter().any(|s| s.file_id == id)
+            } else {
+                name.ends_with(".tmp")
+            };
+            if garbage {
+                let path = self.dir.join(&name);
+                self.fs.remove(&path).map_err(super::io_err(&path))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(super::io_err(&self.dir))?;
+        }
+        Ok(())
+    }
+}

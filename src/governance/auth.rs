@@ -1,0 +1,462 @@
+//! Who is asking ([`Principal`], from a bearer token) and what they may do ([`authorize`]).
+//!
+//! Tokens file: one token a line, `SHA256-HEX ROLE [SUBJECT]`; `#` starts a comment. The file
+//! holds only the SHA-256 of each token, never the token. `SUBJECT` is the supplier's name for
+//! `supplier` (matched against grants), the meter id for `consumer`, and an optional label for
+//! the other roles. The file is re-read when its modification time or length changes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::consent::ConsentRegistry;
+use super::grants::GrantRegistry;
+use super::Error;
+
+/// What a principal is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything.
+    Operator,
+    /// The meters it holds a grant in force for; their curve only inside the grant's period
+    /// and while collection consent holds.
+    Supplier,
+    /// One meter.
+    Consumer,
+    /// Aggregates, building level included.
+    PublicBody,
+    /// Published aggregates only.
+    Public,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Operator,
+        Role::Supplier,
+        Role::Consumer,
+        Role::PublicBody,
+        Role::Public,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Supplier => "supplier",
+            Role::Consumer => "consumer",
+            Role::PublicBody => "public_body",
+            Role::Public => "public",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub role: Role,
+    /// Supplier name, consumer's meter, or a label.
+    pub subject: Option<String>,
+}
+
+impl Principal {
+    /// The caller without a tokens file: the server listens on loopback only.
+    pub fn local_operator() -> Principal {
+        Principal {
+            role: Role::Operator,
+            subject: Some("local".into()),
+        }
+    }
+
+    /// How logs and the audit trail name the caller.
+    pub fn label(&self) -> String {
+        match &self.subject {
+            Some(s) => format!("{}:{s}", self.role.as_str()),
+            None => self.role.as_str().to_string(),
+        }
+    }
+}
+
+/// The level of a predefined group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Level {
+    All,
+    Commune,
+    Iris,
+    Building,
+}
+
+/// What a request does, as far as access control cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// A meter's curve over `[from_utc, to_utc)`; `None` when the range is unreadable (the
+    /// handler answers 400 once the meter itself is allowed).
+    ReadCurve {
+        meter: &'a str,
+        range_utc: Option<(i64, i64)>,
+    },
+    /// Energy or peak of a meter: derived from its curve or its maximum power.
+    ReadMeterSummary {
+        meter: &'a str,
+    },
+    /// Everything held about a meter.
+    Export {
+        meter: &'a str,
+    },
+    /// A meter's monthly energy next to its group's distribution.
+    Compare {
+        meter: &'a str,
+    },
+    ReadConsent {
+        meter: &'a str,
+    },
+    SetConsent {
+        meter: &'a str,
+    },
+    ReadGrants {
+        meter: &'a str,
+    },
+    ManageGrants,
+    EraseCurve {
+        meter: &'a str,
+    },
+    Ingest,
+    /// Sums over all meters or listed ones: can isolate a household.
+    ReadFleet,
+    LoadGroups,
+    /// Aggregates at `level`; `predefined` is false for an ad-hoc list of meters.
+    ReadAggregates {
+        level: Level,
+        predefined: bool,
+    },
+    ReadAudit,
+    /// A `/v1` route the access table does not name: operators only.
+    Other,
+}
+
+/// The verdict of [`authorize`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Why, for the server's log; the client only learns "forbidden".
+    Deny(&'static str),
+}
+
+/// What [`authorize`] looks up: the registries at the instant of the request.
+pub struct Facts<'a> {
+    pub now_utc: i64,
+    pub grants: &'a GrantRegistry,
+    pub consent: &'a ConsentRegistry,
+}
+
+/// The one access rule of Courbe. A denial never depends on whether the meter exists.
+pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) -> Decision {
+    use Action as A;
+    let own_meter = |meter: &str| principal.subject.as_deref() == Some(meter);
+    let granted = |meter: &str| match &principal.subject {
+        Some(supplier) => facts
+            .grants
+            .in_force(supplier, meter, facts.now_utc)
+            .next()
+            .is_some(),
+        None => false,
+    };
+    let allow_if = |ok: bool, why: &'static str| {
+        if ok {
+            Decision::Allow
+        } else {
+            Decision::Deny(why)
+        }
+    };
+    match principal.role {
+        Role::Operator => Decision::Allow,
+        Role::Consumer => match action {
+            A::ReadCurve { meter, .. }
+            | A::ReadMeterSummary { meter }
+            | A::Export { meter }
+            | A::Compare { meter }
+            | A::ReadConsent { meter }
+            | A::SetConsent { meter }
+            | A::ReadGrants { meter } => allow_if(own_meter(meter), "not the consumer's meter"),
+            A::ReadAggregates {
+                level,
+                predefined: true,
+            } if *level != Level::Building => Decision::Allow,
+            _ => Decision::Deny("not for consumers"),
+        },
+        Role::Supplier => match action {
+            A::ReadMeterSummary { meter } | A::ReadConsent { meter } => {
+                allow_if(granted(meter), "no grant in force")
+            }
+            A::ReadCurve { meter, range_utc } => {
+                let Some(supplier) = principal.subject.as_deref() else {
+                    return Decision::Deny("a supplier token without a name");
+                };
+                let mut grants = facts.grants.in_force(supplier, meter, facts.now_utc);
+                match range_utc {
+                    None => allow_if(grants.next().is_some(), "no grant in force"),
+                    Some((from, to)) => {
+                        let inside = grants.any(|g| g.from_utc <= *from && *to <= g.to_utc);
+                        if !inside {
+                            Decision::Deny("curve range outside every grant in force")
+                        } else if !facts.consent.holds_over(meter, *from, *to) {
+                            Decision::Deny("collection consent does not hold over the range")
+                        } else {
+                            Decision::Allow
+                        }
+                    }
+                }
+            }
+            A::ReadAggregates {
+                level,
+                predefined: true,
+            } if *level != Level::Building => Decision::Allow,
+            _ => Decision::Deny("not for suppliers"),
+        },
+        Role::PublicBody => match action {
+            A::ReadAggregates {
+                predefined: true, ..
+            } => Decision::Allow,
+            _ => Decision::Deny("public bodies read aggregates only"),
+        },
+        Role::Public => match action {
+            A::ReadAggregates {
+                level,
+                predefined: true,
+            } if *level != Level::Building => Decision::Allow,
+            _ => Decision::Deny("the public reads published aggregates only"),
+        },
+    }
+}
+
+/// The SHA-256 of a token, lowercase hex, as the tokens file holds it.
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    hex
+}
+
+/// Parses a tokens file: hash to principal. Errors name the line.
+pub fn parse_tokens(text: &str) -> Result<HashMap<String, Principal>, String> {
+    let mut table = HashMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        let mut fields = line.split_whitespace();
+        let (Some(hash), Some(role)) = (fields.next(), fields.next()) else {
+            return Err(format!("line {n}: expected `SHA256-HEX ROLE [SUBJECT]`"));
+        };
+        let subject = fields.next().map(str::to_string);
+        if fields.next().is_some() {
+            return Err(format!("line {n}: too many fields"));
+        }
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("line {n}: the hash is not 64 hex digits"));
+        }
+        let role = Role::parse(role).ok_or_else(|| {
+            format!("line {n}: unknown role (operator, supplier, consumer, public_body, public)")
+        })?;
+        match (role, &subject) {
+            (Role::Supplier, None) => return Err(format!("line {n}: a supplier needs a name")),
+            (Role::Consumer, None) => return Err(format!("line {n}: a consumer needs a meter")),
+            (Role::Consumer, Some(m)) if !crate::engine::valid_meter_id(m) => {
+                return Err(format!("line {n}: {m:?} is not a meter id"))
+            }
+            _ => {}
+        }
+        table.insert(hash.to_ascii_lowercase(), Principal { role, subject });
+    }
+    Ok(table)
+}
+
+/// The tokens file, re-read when it changes (checked at most once per `recheck`).
+#[derive(Debug)]
+pub struct Tokens {
+    path: PathBuf,
+    recheck: Duration,
+    state: parking_lot::Mutex<TokensState>,
+}
+
+#[derive(Debug)]
+struct TokensState {
+    checked: Instant,
+    stamp: (Option<SystemTime>, u64),
+    table: std::sync::Arc<HashMap<String, Principal>>,
+}
+
+fn stamp(path: &Path) -> std::io::Result<(Option<SystemTime>, u64)> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.modified().ok(), meta.len()))
+}
+
+impl Tokens {
+    /// Reads the file; a missing or unreadable file is an error.
+    pub fn load(path: &Path, recheck: Duration) -> Result<Tokens, Error> {
+        let (stamp, table) = Tokens::read(path)?;
+        Ok(Tokens {
+            path: path.to_path_buf(),
+            recheck,
+            state: parking_lot::Mutex::new(TokensState {
+                checked: Instant::now(),
+                stamp,
+                table: std::sync::Arc::new(table),
+            }),
+        })
+    }
+
+    #[expect(clippy::type_complexity, reason = "a private pair")]
+    fn read(path: &Path) -> Result<((Option<SystemTime>, u64), HashMap<String, Principal>), Error> {
+        // An unreadable tokens file is the caller's to fix, like an invalid one.
+        let io = |e: std::io::Error| Error::Tokens {
+            path: path.to_path_buf(),
+            detail: format!("cannot read it: {e}"),
+        };
+        let before = stamp(path).map_err(io)?;
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let table = parse_tokens(&text).map_err(|detail| Error::Tokens {
+            path: path.to_path_buf(),
+            detail,
+        })?;
+        Ok((before, table))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The principal of a presented token, re-reading the file first when it changed. A file
+    /// that became unreadable or invalid leaves the previous table in force.
+    pub fn lookup(&self, token: &str) -> Option<Principal> {
+        let table = {
+            let mut state = self.state.lock();
+            if state.checked.elapsed() >= self.recheck {
+                state.checked = Instant::now();
+                if stamp(&self.path).is_ok_and(|s| s != state.stamp) {
+                    match Tokens::read(&self.path) {
+                        Ok((stamp, table)) => {
+                            state.stamp = stamp;
+                            state.table = std::sync::Arc::new(table);
+                            tracing::info!(path = %self.path.display(), "tokens reloaded");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "tokens file not reloaded");
+                        }
+                    }
+                }
+            }
+            state.table.clone()
+        };
+        table.get(&token_hash(token)).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::consent::{Collection, ConsentEvent};
+    use crate::governance::grants::{Grant, GrantEvent};
+
+    fn supplier() -> Principal {
+        Principal {
+            role: Role::Supplier,
+            subject: Some("acme".into()),
+        }
+    }
+
+    #[test]
+    fn the_hash_is_the_sha256_of_the_token() {
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn a_tokens_file_names_the_bad_line() {
+        let good = format!("# comment\n{} supplier acme\n", token_hash("t"));
+        let table = parse_tokens(&good).unwrap();
+        assert_eq!(table.get(&token_hash("t")), Some(&supplier()));
+        let bad = format!("{} consumer\n", token_hash("t"));
+        assert_eq!(
+            parse_tokens(&bad).unwrap_err(),
+            "line 1: a consumer needs a meter"
+        );
+        assert!(parse_tokens("abc operator\n")
+            .unwrap_err()
+            .starts_with("line 1"));
+    }
+
+    #[test]
+    fn a_supplier_reads_the_curve_only_inside_its_grant_and_while_consent_holds() {
+        let mut grants = GrantRegistry::default();
+        grants.apply(GrantEvent::Created(Grant {
+            id: 1,
+            meter: "m".into(),
+            supplier: "acme".into(),
+            from_utc: 1_000,
+            to_utc: 10_000,
+            created_utc: 0,
+            by: "operator".into(),
+            revoked_utc: None,
+        }));
+        let mut consent = ConsentRegistry::default();
+        consent.insert(ConsentEvent {
+            meter: "m".into(),
+            from_utc: 8_000,
+            collection: Collection::Revoked,
+            step_min: None,
+            erase: false,
+            recorded_utc: 0,
+            by: "consumer:m".into(),
+        });
+        let facts = Facts {
+            now_utc: 5_000,
+            grants: &grants,
+            consent: &consent,
+        };
+        let read = |from, to| Action::ReadCurve {
+            meter: "m",
+            range_utc: Some((from, to)),
+        };
+        assert_eq!(
+            authorize(&supplier(), &read(1_000, 8_000), &facts),
+            Decision::Allow
+        );
+        assert!(matches!(
+            authorize(&supplier(), &read(500, 2_000), &facts),
+            Decision::Deny(_)
+        ));
+        assert!(matches!(
+            authorize(&supplier(), &read(2_000, 9_000), &facts),
+            Decision::Deny(_)
+        ));
+        let other = Action::ReadMeterSummary { meter: "n" };
+        assert!(matches!(
+            authorize(&supplier(), &other, &facts),
+            Decision::Deny(_)
+        ));
+        let later = Facts {
+            now_utc: 10_000,
+            ..facts
+        };
+        assert!(matches!(
+            authorize(
+                &supplier(),
+                &Action::ReadMeterSummary { meter: "m" },
+                &later
+            ),
+            Decision::Deny(_)
+        ));
+    }
+}

@@ -1,0 +1,261 @@
+//! Consent to load-curve collection, per meter, with its history.
+//!
+//! A meter's consent is a list of events, each effective from an instant: collection granted
+//! (with the step the consumer chose) or revoked. The state at an instant is the last event
+//! effective at or before it. A meter with no event is collected: the consent was given before
+//! Courbe held the registry (the store's historical behaviour); a registry can flip that with
+//! [`ConsentPolicy::required`].
+//!
+//! [`ConsentRegistry::screen`] is the one door every ingest path goes through before
+//! `Store::ingest`: curve points (`consumption`, `production`) of a meter whose collection is
+//! revoked at the point's instant, or finer than the chosen step, are dropped and counted;
+//! `max_power` is always kept.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Batch;
+use crate::Channel;
+
+/// Whether load-curve collection is allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    Granted,
+    Revoked,
+}
+
+/// One change of a meter's consent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentEvent {
+    pub meter: String,
+    /// From this instant on (UTC seconds).
+    pub from_utc: i64,
+    pub collection: Collection,
+    /// The step the consumer chose; curve points with a finer step are refused.
+    pub step_min: Option<u16>,
+    /// Whether the revocation came with erasure of what was collected.
+    pub erase: bool,
+    /// When the registry recorded it (UTC seconds).
+    pub recorded_utc: i64,
+    /// Who recorded it (role and subject, never a token).
+    pub by: String,
+}
+
+/// What an absent registry entry means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConsentPolicy {
+    /// Refuse the curve of meters with no consent event at all.
+    pub required: bool,
+}
+
+/// Every meter's consent history, in memory; the durable copy is the registry file.
+#[derive(Clone, Debug, Default)]
+pub struct ConsentRegistry {
+    policy: ConsentPolicy,
+    /// Per meter, events sorted by `from_utc`, then by recording order.
+    by_meter: HashMap<String, Vec<ConsentEvent>>,
+}
+
+/// Why a curve point was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Refusal {
+    /// Collection revoked (or never granted under a consent-required policy).
+    NoConsent,
+    /// A step finer than the one the consumer chose.
+    FinerStep,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::NoConsent => "no_consent",
+            Refusal::FinerStep => "finer_step_than_chosen",
+        }
+    }
+}
+
+/// What [`ConsentRegistry::screen`] refused, per meter and reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Screening {
+    pub refused_points: u64,
+    /// `(meter, reason, points)`, sorted.
+    pub refused: Vec<(String, Refusal, u64)>,
+}
+
+impl ConsentRegistry {
+    pub fn new(policy: ConsentPolicy) -> ConsentRegistry {
+        ConsentRegistry {
+            policy,
+            by_meter: HashMap::new(),
+        }
+    }
+
+    pub fn insert(&mut self, event: ConsentEvent) {
+        let events = self.by_meter.entry(event.meter.clone()).or_default();
+        let at = events.partition_point(|e| e.from_utc <= event.from_utc);
+        events.insert(at, event);
+    }
+
+    /// The history of `meter`, oldest effective instant first.
+    pub fn history(&self, meter: &str) -> &[ConsentEvent] {
+        self.by_meter.get(meter).map_or(&[], Vec::as_slice)
+    }
+
+    /// The event in force at `ts_utc`, if any.
+    pub fn in_force(&self, meter: &str, ts_utc: i64) -> Option<&ConsentEvent> {
+        let events = self.by_meter.get(meter)?;
+        let n = events.partition_point(|e| e.from_utc <= ts_utc);
+        events.get(n.checked_sub(1)?)
+    }
+
+    /// Whether a curve point of `meter` at `ts_utc` with this step may be collected.
+    pub fn check(&self, meter: &str, ts_utc: i64, step_min: u16) -> Result<(), Refusal> {
+        match self.in_force(meter, ts_utc) {
+            None if self.policy.required => Err(Refusal::NoConsent),
+            None => Ok(()),
+            Some(e) if e.collection == Collection::Revoked => Err(Refusal::NoConsent),
+            Some(e) => match e.step_min {
+                Some(chosen) if step_min < chosen => Err(Refusal::FinerStep),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Whether collection holds over all of `[from_utc, to_utc)`.
+    pub fn holds_over(&self, meter: &str, from_utc: i64, to_utc: i64) -> bool {
+        let granted_at = |ts| match self.in_force(meter, ts) {
+            None => !self.policy.required,
+            Some(e) => e.collection == Collection::Granted,
+        };
+        if !granted_at(from_utc) {
+            return false;
+        }
+        self.history(meter)
+            .iter()
+            .filter(|e| e.from_utc > from_utc && e.from_utc < to_utc)
+            .all(|e| e.collection == Collection::Granted)
+    }
+
+    /// Splits `batch` into what may be stored and what consent refuses.
+    pub fn screen(&self, batch: &Batch) -> (Batch, Screening) {
+        let mut kept = Batch::new();
+        let mut counts: HashMap<(String, Refusal), u64> = HashMap::new();
+        let mut refused_points = 0u64;
+        for (meter, channel, point) in batch.iter() {
+            let verdict = match channel {
+                Channel::MaxPower => Ok(()),
+                Channel::Consumption | Channel::Production => {
+                    self.check(meter, point.ts_utc, point.step_min)
+                }
+            };
+            match verdict {
+                // The point already passed `Batch::push` once: it cannot fail again.
+                Ok(()) => {
+                    let _ = kept.push(meter, channel, point);
+                }
+                Err(reason) => {
+                    refused_points += 1;
+                    *counts.entry((meter.to_string(), reason)).or_default() += 1;
+                }
+            }
+        }
+        let mut refused: Vec<(String, Refusal, u64)> =
+            counts.into_iter().map(|((m, r), n)| (m, r, n)).collect();
+        refused.sort();
+        (
+            kept,
+            Screening {
+                refused_points,
+                refused,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Point, Quality};
+
+    fn event(from_utc: i64, collection: Collection, step_min: Option<u16>) -> ConsentEvent {
+        ConsentEvent {
+            meter: "m".into(),
+            from_utc,
+            collection,
+            step_min,
+            erase: false,
+            recorded_utc: 0,
+            by: "operator".into(),
+        }
+    }
+
+    fn point(ts_utc: i64, step_min: u16) -> Point {
+        Point {
+            ts_utc,
+            value: 100,
+            step_min,
+            quality: Quality::Measured,
+        }
+    }
+
+    #[test]
+    fn a_revocation_refuses_curve_points_from_its_instant_but_keeps_max_power() {
+        let mut reg = ConsentRegistry::default();
+        reg.insert(event(1_000, Collection::Revoked, None));
+        let mut batch = Batch::new();
+        batch.push("m", Channel::Consumption, point(0, 30)).unwrap();
+        batch
+            .push("m", Channel::Consumption, point(1_000, 30))
+            .unwrap();
+        batch
+            .push("m", Channel::Production, point(2_800, 30))
+            .unwrap();
+        batch
+            .push("m", Channel::MaxPower, point(1_800, 1440))
+            .unwrap();
+        batch
+            .push("other", Channel::Consumption, point(1_800, 30))
+            .unwrap();
+        let (kept, screening) = reg.screen(&batch);
+        let kept: Vec<_> = kept
+            .iter()
+            .map(|(m, c, p)| (m.to_string(), c, p.ts_utc))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                ("m".to_string(), Channel::Consumption, 0),
+                ("m".to_string(), Channel::MaxPower, 1_800),
+                ("other".to_string(), Channel::Consumption, 1_800),
+            ]
+        );
+        assert_eq!(screening.refused_points, 2);
+        assert_eq!(
+            screening.refused,
+            vec![("m".to_string(), Refusal::NoConsent, 2)]
+        );
+    }
+
+    #[test]
+    fn a_new_grant_after_a_revocation_collects_again_at_its_step() {
+        let mut reg = ConsentRegistry::default();
+        reg.insert(event(2_000, Collection::Granted, Some(30)));
+        reg.insert(event(1_000, Collection::Revoked, None));
+        assert_eq!(reg.check("m", 1_500, 30), Err(Refusal::NoConsent));
+        assert_eq!(reg.check("m", 2_000, 30), Ok(()));
+        assert_eq!(reg.check("m", 2_000, 60), Ok(()));
+        assert_eq!(reg.check("m", 2_000, 10), Err(Refusal::FinerStep));
+        assert!(reg.holds_over("m", 2_000, 9_000));
+        assert!(!reg.holds_over("m", 0, 9_000));
+        assert!(reg.holds_over("m", 0, 1_000));
+    }
+
+    #[test]
+    fn a_required_policy_refuses_meters_without_consent() {
+        let reg = ConsentRegistry::new(ConsentPolicy { required: true });
+        assert_eq!(reg.check("m", 0, 30), Err(Refusal::NoConsent));
+        assert!(!reg.holds_over("m", 0, 10));
+    }
+}

@@ -1,0 +1,376 @@
+//! Data governance: consent, access control, grants, groups and anonymised aggregates,
+//! portability, audit (French rules on load curves, Code de l'énergie D.111-52 to D.111-59).
+//!
+//! Courbe enforces these rules in the store's server, not in each portal:
+//! - [`consent`]: collection granted or revoked per meter from an instant, with history;
+//!   [`Governance::screen`] drops refused curve points before any ingest reaches the store;
+//! - [`auth`]: bearer tokens (stored hashed) and roles; [`auth::authorize`] is the one rule;
+//! - [`grants`]: a supplier's access to a meter for at most three years;
+//! - [`groups`] and [`aggregates`]: sums over predefined groups with small cells suppressed;
+//! - [`export`]: everything held about a meter in an open format;
+//! - [`audit`]: every read of a meter by a supplier;
+//! - [`http`]: the `/v1` endpoints of all of the above and the access-control middleware.
+//!
+//! The registries live in `DATA/governance/`, one append-only file each ([`record_log`]); the
+//! in-memory state is rebuilt from them at open. A write is durable before it is visible.
+
+pub mod aggregates;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod consent;
+pub mod export;
+pub mod grants;
+pub mod groups;
+pub mod http;
+pub mod record_log;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::{Batch, Store};
+use audit::AuditRecord;
+use auth::{Action, Decision, Facts, Principal, Tokens};
+use consent::{ConsentEvent, ConsentPolicy, ConsentRegistry, Screening};
+use grants::{Grant, GrantEvent, GrantRegistry};
+use groups::{GroupRegistry, Membership};
+use record_log::RecordLog;
+
+/// Name of the registries' folder inside the data directory.
+pub const DIR_NAME: &str = "governance";
+
+/// A governance failure.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Corruption {
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
+    /// A record that cannot be encoded (never expected from our own types).
+    Encode(String),
+    /// A tokens file that cannot be read as one.
+    Tokens {
+        path: PathBuf,
+        detail: String,
+    },
+    InvalidArgument(String),
+    /// The store failed while erasing on revocation.
+    Engine(crate::engine::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "I/O error on {}: {source}", path.display()),
+            Error::Corruption {
+                path,
+                offset,
+                detail,
+            } => write!(
+                f,
+                "corruption in {} at offset {offset}: {detail}",
+                path.display()
+            ),
+            Error::Encode(what) => write!(f, "cannot encode a registry record: {what}"),
+            Error::Tokens { path, detail } => {
+                write!(f, "tokens file {}: {detail}", path.display())
+            }
+            Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Error::Engine(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// How governance behaves; `GovernanceConfig::default()` is what `courbe serve` uses.
+#[derive(Clone, Debug)]
+pub struct GovernanceConfig {
+    /// The tokens file. `None`: no access control, and the server listens on loopback only.
+    pub tokens_path: Option<PathBuf>,
+    /// How often the tokens file is checked for changes.
+    pub tokens_recheck: Duration,
+    pub consent: ConsentPolicy,
+    pub aggregates: aggregates::Suppression,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        GovernanceConfig {
+            tokens_path: None,
+            tokens_recheck: Duration::from_secs(1),
+            consent: ConsentPolicy::default(),
+            aggregates: aggregates::Suppression::default(),
+        }
+    }
+}
+
+struct Registries {
+    consent: ConsentRegistry,
+    grants: GrantRegistry,
+    groups: GroupRegistry,
+    audit: Vec<AuditRecord>,
+}
+
+struct Logs {
+    consent: RecordLog,
+    grants: RecordLog,
+    groups: RecordLog,
+    audit: RecordLog,
+}
+
+/// The registries of one data directory and the tokens of its server. `Send + Sync`.
+///
+/// Locks, in this order: `logs` (writers, held across the append) → `state`.
+pub struct Governance {
+    dir: PathBuf,
+    config: GovernanceConfig,
+    tokens: Option<Tokens>,
+    logs: parking_lot::Mutex<Logs>,
+    state: parking_lot::RwLock<Registries>,
+}
+
+impl std::fmt::Debug for Governance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governance")
+            .field("dir", &self.dir)
+            .field("tokens", &self.tokens.as_ref().map(Tokens::path))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Now, UTC seconds.
+pub fn now_utc() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+impl Governance {
+    /// Opens (creating) the registries of the data directory `data_dir` and reads the tokens.
+    pub fn open(data_dir: &Path, config: GovernanceConfig) -> Result<Governance, Error> {
+        let dir = data_dir.join(DIR_NAME);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let tokens = match &config.tokens_path {
+            Some(path) => Some(Tokens::load(path, config.tokens_recheck)?),
+            None => None,
+        };
+        let mut consent = ConsentRegistry::new(config.consent);
+        let consent_log = RecordLog::open(&dir.join("consent.log"), |e: ConsentEvent| {
+            consent.insert(e)
+        })?;
+        let mut grants = GrantRegistry::default();
+        let grants_log = RecordLog::open(&dir.join("grants.log"), |e: GrantEvent| grants.apply(e))?;
+        let mut groups = GroupRegistry::default();
+        let groups_log =
+            RecordLog::open(&dir.join("groups.log"), |m: Membership| groups.insert(m))?;
+        let mut audit = Vec::new();
+        let audit_log = RecordLog::open(&dir.join("audit.log"), |r: AuditRecord| audit.push(r))?;
+        Ok(Governance {
+            dir,
+            config,
+            tokens,
+            logs: parking_lot::Mutex::new(Logs {
+                consent: consent_log,
+                grants: grants_log,
+                groups: groups_log,
+                audit: audit_log,
+            }),
+            state: parking_lot::RwLock::new(Registries {
+                consent,
+                grants,
+                groups,
+                audit,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &GovernanceConfig {
+        &self.config
+    }
+
+    /// Whether requests must carry a token.
+    pub fn has_tokens(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// Refuses a non-loopback `addr` when there is no tokens file: without tokens every caller
+    /// is an operator.
+    pub fn check_listen(&self, addr: std::net::SocketAddr) -> Result<(), String> {
+        if self.tokens.is_some() || addr.ip().is_loopback() {
+            return Ok(());
+        }
+        Err(format!(
+            "refusing to listen on {addr}: without a tokens file (--tokens FILE) every caller \
+             is an operator, so the server listens on loopback only (127.0.0.1, ::1)"
+        ))
+    }
+
+    /// The principal of a bearer token; `None` for an unknown token. Without a tokens file
+    /// every caller is the local operator.
+    pub fn authenticate(&self, token: Option<&str>) -> Option<Principal> {
+        match &self.tokens {
+            None => Some(Principal::local_operator()),
+            Some(tokens) => tokens.lookup(token?),
+        }
+    }
+
+    /// [`auth::authorize`] against the registries now.
+    pub fn authorize(&self, principal: &Principal, action: &Action<'_>) -> Decision {
+        let state = self.state.read();
+        auth::authorize(
+            principal,
+            action,
+            &Facts {
+                now_utc: now_utc(),
+                grants: &state.grants,
+                consent: &state.consent,
+            },
+        )
+    }
+
+    /// Splits `batch` into what consent lets the store keep and what it refuses. Every ingest
+    /// path calls it before `Store::ingest`.
+    pub fn screen(&self, batch: &Batch) -> (Batch, Screening) {
+        self.state.read().consent.screen(batch)
+    }
+
+    /// Records a consent change; a revocation with `erase` then erases the meter's curve
+    /// (from the revocation's instant on, or all of it when it is `i64::MIN`). Returns the
+    /// points erased.
+    pub fn record_consent(&self, store: &Store, event: ConsentEvent) -> Result<u64, Error> {
+        if !crate::engine::valid_meter_id(&event.meter) {
+            return Err(Error::InvalidArgument(format!(
+                "meter id {:?} is not 1 to 64 characters of [0-9A-Za-z_.-]",
+                event.meter
+            )));
+        }
+        let erase = event.erase && event.collection == consent::Collection::Revoked;
+        let meter = event.meter.clone();
+        let from = event.from_utc;
+        {
+            let mut logs = self.logs.lock();
+            logs.consent.append(&event)?;
+            self.state.write().consent.insert(event);
+        }
+        if !erase {
+            return Ok(0);
+        }
+        // The revocation is in force before the erasure starts: nothing collected after it
+        // can reach the store between the two.
+        let range = (from > i64::MIN).then_some((from, i64::MAX));
+        let report = store.erase(&meter, range).map_err(Error::Engine)?;
+        Ok(report.points_removed)
+    }
+
+    pub fn consent_history(&self, meter: &str) -> Vec<ConsentEvent> {
+        self.state.read().consent.history(meter).to_vec()
+    }
+
+    /// Creates a grant (period checked); returns it with its id.
+    pub fn create_grant(
+        &self,
+        meter: &str,
+        supplier: &str,
+        from_utc: i64,
+        to_utc: i64,
+        by: &str,
+    ) -> Result<Grant, Error> {
+        grants::check_period(from_utc, to_utc).map_err(Error::InvalidArgument)?;
+        if !crate::engine::valid_meter_id(meter) {
+            return Err(Error::InvalidArgument(format!("meter id {meter:?}")));
+        }
+        if supplier.is_empty() || supplier.len() > 128 || supplier.contains(char::is_whitespace) {
+            return Err(Error::InvalidArgument(
+                "a supplier name is 1 to 128 characters without spaces".into(),
+            ));
+        }
+        let mut logs = self.logs.lock();
+        let grant = Grant {
+            id: self.state.read().grants.next_id(),
+            meter: meter.to_string(),
+            supplier: supplier.to_string(),
+            from_utc,
+            to_utc,
+            created_utc: now_utc(),
+            by: by.to_string(),
+            revoked_utc: None,
+        };
+        let event = GrantEvent::Created(grant.clone());
+        logs.grants.append(&event)?;
+        self.state.write().grants.apply(event);
+        Ok(grant)
+    }
+
+    /// Revokes grant `id` of `meter` now; `None` when there is no such grant.
+    pub fn revoke_grant(&self, meter: &str, id: u64, by: &str) -> Result<Option<Grant>, Error> {
+        let mut logs = self.logs.lock();
+        let known = self
+            .state
+            .read()
+            .grants
+            .get(id)
+            .is_some_and(|g| g.meter == meter);
+        if !known {
+            return Ok(None);
+        }
+        let event = GrantEvent::Revoked {
+            id,
+            at_utc: now_utc(),
+            by: by.to_string(),
+        };
+        logs.grants.append(&event)?;
+        let mut state = self.state.write();
+        state.grants.apply(event);
+        Ok(state.grants.get(id).cloned())
+    }
+
+    pub fn grants_of(&self, meter: &str) -> Vec<Grant> {
+        self.state.read().grants.of_meter(meter).cloned().collect()
+    }
+
+    /// Appends to the audit trail; durable when it returns.
+    pub fn audit(&self, record: AuditRecord) -> Result<(), Error> {
+        let mut logs = self.logs.lock();
+        logs.audit.append(&record)?;
+        self.state.write().audit.push(record);
+        Ok(())
+    }
+
+    /// The audit records that `keep` selects, oldest first.
+    pub fn audit_records(&self, keep: impl Fn(&AuditRecord) -> bool) -> Vec<AuditRecord> {
+        self.state
+            .read()
+            .audit
+            .iter()
+            .filter(|r| keep(r))
+            .cloned()
+            .collect()
+    }
+
+    /// Records group memberships (a later one for a meter replaces the earlier).
+    pub fn load_groups(&self, memberships: Vec<Membership>) -> Result<usize, Error> {
+        let mut logs = self.logs.lock();
+        for m in &memberships {
+            logs.groups.append(m)?;
+        }
+        let n = memberships.len();
+        let mut state = self.state.write();
+        for m in memberships {
+            state.groups.insert(m);
+        }
+        Ok(n)
+    }
+
+    /// A copy of the group registry.
+    pub fn groups(&self) -> GroupRegistry {
+        self.state.read().groups.clone()
+    }
+}

@@ -1,0 +1,1041 @@
+//! Questions and answers of the query API, independent of the transport.
+//!
+//! The HTTP handlers and `courbe query` both build a [`Question`] from the same
+//! [`QueryParams`], answer it with [`answer`] and encode the [`Answer`] with
+//! [`Answer::to_json`] or [`Answer::write_csv`]: the two surfaces cannot disagree.
+
+use std::io;
+
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ErrorCode};
+use crate::engine::Store;
+use crate::query::{self, Calendar, PeakSource, Period, Tariff};
+use crate::source::SeriesSource;
+use crate::{Channel, Point, Quality};
+
+/// The zone of calendar questions and local dates when none is given.
+pub const DEFAULT_TZ: &str = "Europe/Paris";
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Bounds on what one question may ask for.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Longest `[from, to)` of a curve or fleet curve, days (the contract: at least 2 years).
+    pub max_curve_range_days: u32,
+    /// Longest `[from, to)` of an energy, peak or fleet energy question, days (at least 10 years).
+    pub max_calendar_range_days: u32,
+    /// Most (meter, period) cells of one fleet energy answer.
+    pub max_fleet_energy_cells: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_curve_range_days: 1_100,
+            max_calendar_range_days: 4_020,
+            max_fleet_energy_cells: 10_000_000,
+        }
+    }
+}
+
+/// The parameters of a question as text, from a query string or from command-line flags.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct QueryParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub tz: Option<String>,
+    pub period: Option<String>,
+    pub tariff: Option<String>,
+    pub channel: Option<String>,
+    /// `json` or `csv`; for curves also `points` (JSON, the default) or `columns` (JSON runs).
+    pub format: Option<String>,
+    /// Comma-separated meter ids for fleet questions.
+    pub meters: Option<String>,
+}
+
+/// Which question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryKind {
+    Curve,
+    Energy,
+    Peak,
+    FleetCurve,
+    FleetEnergy,
+}
+
+impl QueryKind {
+    fn range_limit_days(self, limits: &Limits) -> u32 {
+        match self {
+            QueryKind::Curve | QueryKind::FleetCurve => limits.max_curve_range_days,
+            QueryKind::Energy | QueryKind::Peak | QueryKind::FleetEnergy => {
+                limits.max_calendar_range_days
+            }
+        }
+    }
+}
+
+/// How an answer is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Json,
+    Csv,
+}
+
+/// A range in a calendar, with the name the caller gave its zone.
+#[derive(Clone, Debug)]
+pub struct CalendarQuestion {
+    pub calendar: Calendar,
+    pub tz_name: String,
+}
+
+/// A validated question.
+#[derive(Clone, Debug)]
+pub enum Question {
+    Curve {
+        meter: String,
+        channel: Channel,
+        from_utc: i64,
+        to_utc: i64,
+        /// Compact runs instead of points.
+        columns: bool,
+    },
+    Energy {
+        meter: String,
+        channel: Channel,
+        calendar: CalendarQuestion,
+        tariff: Option<Tariff>,
+    },
+    Peak {
+        meter: String,
+        calendar: CalendarQuestion,
+    },
+    FleetCurve {
+        channel: Channel,
+        from_utc: i64,
+        to_utc: i64,
+        meters: Option<Vec<String>>,
+    },
+    FleetEnergy {
+        channel: Channel,
+        calendar: CalendarQuestion,
+        meters: Option<Vec<String>>,
+    },
+}
+
+/// Whether `id` is a well-formed meter id: 1 to 64 of `[0-9A-Za-z_.-]`.
+pub fn is_valid_meter_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= storage_format::METER_ID_MAX_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+pub fn check_meter_id(id: &str) -> Result<(), ApiError> {
+    if is_valid_meter_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "meter id {id:?} is not 1 to 64 characters of [0-9A-Za-z_.-]"
+        )))
+    }
+}
+
+pub fn parse_channel(name: Option<&str>) -> Result<Channel, ApiError> {
+    match name {
+        None => Ok(Channel::Consumption),
+        Some(name) => Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "unknown channel {name:?} (consumption, production or max_power)"
+                ))
+            }),
+    }
+}
+
+pub fn parse_tz(name: Option<&str>) -> Result<(TimeZone, String), ApiError> {
+    let name = name.unwrap_or(DEFAULT_TZ);
+    Ok((query::time_zone(name)?, name.to_string()))
+}
+
+/// Reads an RFC 3339 instant with any offset, or a local date `YYYY-MM-DD` (midnight in `tz`),
+/// as Unix seconds. `param` names the parameter in the error.
+pub fn parse_instant(text: &str, tz: &TimeZone, param: &str) -> Result<i64, ApiError> {
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_second());
+    }
+    // An unescaped `+` in a query string arrives as a space: `...T00:00:00 01:00`.
+    if text.contains(' ') {
+        if let Ok(ts) = text.replace(' ', "+").parse::<jiff::Timestamp>() {
+            return Ok(ts.as_second());
+        }
+    }
+    let is_date_shape = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if is_date_shape {
+        if let Ok(date) = text.parse::<jiff::civil::Date>() {
+            return date
+                .to_zoned(tz.clone())
+                .map(|z| z.timestamp().as_second())
+                .map_err(|e| ApiError::invalid(format!("`{param}`: {text:?}: {e}")));
+        }
+    }
+    Err(ApiError::invalid(format!(
+        "`{param}`: {text:?} is neither an RFC 3339 instant (2024-01-01T00:00:00+01:00) \
+         nor a local date (2024-01-01)"
+    )))
+}
+
+/// RFC 3339 UTC with `Z`.
+pub fn format_ts(ts_utc: i64) -> String {
+    match jiff::Timestamp::from_second(ts_utc) {
+        Ok(ts) => ts.to_string(),
+        Err(_) => ts_utc.to_string(),
+    }
+}
+
+impl Question {
+    /// Validates `params` for a question of `kind` about `meter` (required by the per-meter
+    /// kinds, ignored by the fleet ones). Returns the question and how to encode its answer.
+    pub fn from_params(
+        kind: QueryKind,
+        meter: Option<&str>,
+        params: &QueryParams,
+        limits: &Limits,
+    ) -> Result<(Question, Encoding), ApiError> {
+        let (tz, tz_name) = parse_tz(params.tz.as_deref())?;
+        let from = params
+            .from
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("missing parameter `from`"))?;
+        let to = params
+            .to
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("missing parameter `to`"))?;
+        let from_utc = parse_instant(from, &tz, "from")?;
+        let to_utc = parse_instant(to, &tz, "to")?;
+        if from_utc >= to_utc {
+            return Err(ApiError::invalid(format!(
+                "`from` ({}) must be before `to` ({})",
+                format_ts(from_utc),
+                format_ts(to_utc)
+            )));
+        }
+        let limit_days = kind.range_limit_days(limits);
+        if to_utc - from_utc > i64::from(limit_days) * SECONDS_PER_DAY {
+            return Err(ApiError::invalid(format!(
+                "the range from {} to {} is over the limit of {limit_days} days for this question",
+                format_ts(from_utc),
+                format_ts(to_utc)
+            )));
+        }
+        let channel = parse_channel(params.channel.as_deref())?;
+        let (encoding, columns) = match params.format.as_deref() {
+            None | Some("json") => (Encoding::Json, false),
+            Some("csv") => (Encoding::Csv, false),
+            Some("points") if kind == QueryKind::Curve => (Encoding::Json, false),
+            Some("columns") if kind == QueryKind::Curve => (Encoding::Json, true),
+            Some(other) => {
+                let allowed = if kind == QueryKind::Curve {
+                    "points, columns, json or csv"
+                } else {
+                    "json or csv"
+                };
+                return Err(ApiError::invalid(format!(
+                    "unknown format {other:?} ({allowed})"
+                )));
+            }
+        };
+        let calendar = || -> Result<CalendarQuestion, ApiError> {
+            let period: Period = params.period.as_deref().unwrap_or("day").parse()?;
+            Ok(CalendarQuestion {
+                calendar: Calendar {
+                    from_utc,
+                    to_utc,
+                    period,
+                    tz: tz.clone(),
+                },
+                tz_name: tz_name.clone(),
+            })
+        };
+        let meter = || -> Result<String, ApiError> {
+            let meter = meter.ok_or_else(|| ApiError::invalid("missing meter id"))?;
+            check_meter_id(meter)?;
+            Ok(meter.to_string())
+        };
+        let meters = || -> Result<Option<Vec<String>>, ApiError> {
+            let Some(list) = params.meters.as_deref() else {
+                return Ok(None);
+            };
+            let ids: Vec<String> = list.split(',').map(|m| m.trim().to_string()).collect();
+            for id in &ids {
+                check_meter_id(id)?;
+            }
+            Ok(Some(ids))
+        };
+        let question = match kind {
+            QueryKind::Curve => Question::Curve {
+                meter: meter()?,
+                channel,
+                from_utc,
+                to_utc,
+                columns,
+            },
+            QueryKind::Energy => Question::Energy {
+                meter: meter()?,
+                channel,
+                calendar: calendar()?,
+                tariff: params.tariff.as_deref().map(str::parse).transpose()?,
+            },
+            QueryKind::Peak => Question::Peak {
+                meter: meter()?,
+                calendar: calendar()?,
+            },
+            QueryKind::FleetCurve => Question::FleetCurve {
+                channel,
+                from_utc,
+                to_utc,
+                meters: meters()?,
+            },
+            QueryKind::FleetEnergy => Question::FleetEnergy {
+                channel,
+                calendar: calendar()?,
+                meters: meters()?,
+            },
+        };
+        Ok((question, encoding))
+    }
+}
+
+/// An erasure: all of a meter's curve, or `[from, to)` of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EraseQuestion {
+    pub meter: String,
+    pub range_utc: Option<(i64, i64)>,
+}
+
+impl EraseQuestion {
+    /// `from` and `to` come together or not at all.
+    pub fn from_params(meter: &str, params: &QueryParams) -> Result<EraseQuestion, ApiError> {
+        check_meter_id(meter)?;
+        let range_utc = match (params.from.as_deref(), params.to.as_deref()) {
+            (None, None) => None,
+            (Some(from), Some(to)) => {
+                let (tz, _) = parse_tz(params.tz.as_deref())?;
+                let from_utc = parse_instant(from, &tz, "from")?;
+                let to_utc = parse_instant(to, &tz, "to")?;
+                if from_utc >= to_utc {
+                    return Err(ApiError::invalid(format!(
+                        "`from` ({}) must be before `to` ({})",
+                        format_ts(from_utc),
+                        format_ts(to_utc)
+                    )));
+                }
+                Some((from_utc, to_utc))
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "give both `from` and `to`, or neither to erase the whole curve",
+                ))
+            }
+        };
+        Ok(EraseQuestion {
+            meter: meter.to_string(),
+            range_utc,
+        })
+    }
+}
+
+/// What an erasure removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EraseBody {
+    pub meter: String,
+    pub points_removed: u64,
+}
+
+/// Erases as asked; the points are physically gone from disk when it returns.
+pub fn erase(store: &Store, question: &EraseQuestion) -> Result<EraseBody, ApiError> {
+    ensure_meter(&*store.snapshot(), &question.meter)?;
+    let report = store.erase(&question.meter, question.range_utc)?;
+    Ok(EraseBody {
+        meter: question.meter.clone(),
+        points_removed: report.points_removed,
+    })
+}
+
+/// An unknown meter is a 404 whatever the question.
+fn ensure_meter(src: &dyn SeriesSource, meter: &str) -> Result<(), ApiError> {
+    if src.has_meter(meter) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::UnknownMeter,
+            format!("unknown meter {meter:?}"),
+        ))
+    }
+}
+
+/// The fewest seconds a period of this kind lasts (DST days are 23 hours).
+fn shortest_period_s(period: Period) -> i64 {
+    let days = match period {
+        Period::Day => 1,
+        Period::Week => 7,
+        Period::Month => 28,
+        Period::Year => 365,
+    };
+    days * SECONDS_PER_DAY - 3_600
+}
+
+/// Answers `question` from `src`.
+pub fn answer(
+    src: &dyn SeriesSource,
+    question: &Question,
+    limits: &Limits,
+) -> Result<Answer, ApiError> {
+    match question {
+        Question::Curve {
+            meter,
+            channel,
+            from_utc,
+            to_utc,
+            columns,
+        } => {
+            ensure_meter(src, meter)?;
+            if *columns {
+                let runs = query::curve_runs(src, meter, *channel, *from_utc, *to_utc)?;
+                Ok(Answer::CurveRuns(RunsBody {
+                    meter: meter.clone(),
+                    channel: channel.as_str(),
+                    unit: unit_of(*channel),
+                    runs: runs
+                        .into_iter()
+                        .map(|r| RunJson {
+                            start_utc: r.start_utc,
+                            start: format_ts(r.start_utc),
+                            step_min: r.step_min,
+                            values: r.values,
+                            quality: r
+                                .quality
+                                .map(|q| q.into_iter().map(Quality::as_str).collect()),
+                        })
+                        .collect(),
+                }))
+            } else {
+                let points = query::curve(src, meter, *channel, *from_utc, *to_utc)?;
+                Ok(Answer::Curve(CurveBody {
+                    meter: meter.clone(),
+                    channel: channel.as_str(),
+                    unit: unit_of(*channel),
+                    points: points.iter().map(PointJson::from).collect(),
+                }))
+            }
+        }
+        Question::Energy {
+            meter,
+            channel,
+            calendar,
+            tariff,
+        } => {
+            ensure_meter(src, meter)?;
+            let periods = query::energy(src, meter, *channel, &calendar.calendar, tariff.as_ref())?;
+            Ok(Answer::Energy(EnergyBody {
+                meter: meter.clone(),
+                channel: channel.as_str(),
+                unit: "Wh",
+                tz: calendar.tz_name.clone(),
+                periods: periods
+                    .into_iter()
+                    .map(|p| EnergyPeriodJson {
+                        start: format_ts(p.start_utc),
+                        end: format_ts(p.end_utc),
+                        energy_wh: p.energy_wh(),
+                        points: p.points,
+                        expected_points: p.expected_points,
+                        by_tariff: p.by_tariff_wmin.map(|(hp, hc)| ByTariff {
+                            hp: hp / 60.0,
+                            hc: hc / 60.0,
+                        }),
+                    })
+                    .collect(),
+            }))
+        }
+        Question::Peak { meter, calendar } => {
+            ensure_meter(src, meter)?;
+            let periods = query::peak(src, meter, &calendar.calendar)?;
+            Ok(Answer::Peak(PeakBody {
+                meter: meter.clone(),
+                periods: periods
+                    .into_iter()
+                    .map(|p| {
+                        let (value, unit, at, source) = match p.peak {
+                            Some((value, at, PeakSource::MaxPower)) => (
+                                Some(value),
+                                Some("VA"),
+                                Some(format_ts(at)),
+                                Some("max_power"),
+                            ),
+                            Some((value, at, PeakSource::Curve)) => {
+                                (Some(value), Some("W"), Some(format_ts(at)), Some("curve"))
+                            }
+                            None => (None, None, None, None),
+                        };
+                        PeakPeriodJson {
+                            start: format_ts(p.start_utc),
+                            end: format_ts(p.end_utc),
+                            value,
+                            unit,
+                            at,
+                            source,
+                        }
+                    })
+                    .collect(),
+            }))
+        }
+        Question::FleetCurve {
+            channel,
+            from_utc,
+            to_utc,
+            meters,
+        } => {
+            for meter in meters.iter().flatten() {
+                ensure_meter(src, meter)?;
+            }
+            let points = query::fleet_curve(src, *channel, *from_utc, *to_utc, meters.as_deref())?;
+            Ok(Answer::FleetCurve(FleetCurveBody {
+                channel: channel.as_str(),
+                unit: unit_of(*channel),
+                points: points
+                    .into_iter()
+                    .map(|p| FleetPointJson {
+                        ts: format_ts(p.ts_utc),
+                        value: p.total,
+                        meters: p.meters,
+                    })
+                    .collect(),
+            }))
+        }
+        Question::FleetEnergy {
+            channel,
+            calendar,
+            meters,
+        } => {
+            let meter_count = match meters {
+                Some(list) => {
+                    for meter in list {
+                        ensure_meter(src, meter)?;
+                    }
+                    list.len()
+                }
+                None => src.meters(*channel).len(),
+            };
+            let cal = &calendar.calendar;
+            let periods = (cal.to_utc - cal.from_utc) / shortest_period_s(cal.period) + 2;
+            let cells = (meter_count as u64).saturating_mul(periods.max(0) as u64);
+            if cells > limits.max_fleet_energy_cells {
+                return Err(ApiError::invalid(format!(
+                    "the answer would hold about {cells} meter-periods, over the limit of {}: \
+                     narrow the range, take a longer period or list the meters",
+                    limits.max_fleet_energy_cells
+                )));
+            }
+            let answers = query::fleet_energy(src, *channel, cal, meters.as_deref())?;
+            Ok(Answer::FleetEnergy(FleetEnergyBody {
+                unit: "Wh",
+                tz: calendar.tz_name.clone(),
+                meters: answers
+                    .into_iter()
+                    .map(|m| MeterEnergyJson {
+                        meter: m.meter,
+                        periods: m
+                            .periods
+                            .into_iter()
+                            .map(|p| PeriodEnergyJson {
+                                start: format_ts(p.start_utc),
+                                end: format_ts(p.end_utc),
+                                energy_wh: p.energy_wh(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }))
+        }
+    }
+}
+
+fn unit_of(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Consumption | Channel::Production => "W",
+        Channel::MaxPower => "VA",
+    }
+}
+
+/// The answer to a [`Question`], in the shapes of the contract.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Curve(CurveBody),
+    CurveRuns(RunsBody),
+    Energy(EnergyBody),
+    Peak(PeakBody),
+    FleetCurve(FleetCurveBody),
+    FleetEnergy(FleetEnergyBody),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CurveBody {
+    pub meter: String,
+    pub channel: &'static str,
+    pub unit: &'static str,
+    pub points: Vec<PointJson>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PointJson {
+    pub ts: String,
+    pub value: i32,
+    pub step_min: u16,
+    pub quality: &'static str,
+}
+
+impl From<&Point> for PointJson {
+    fn from(p: &Point) -> PointJson {
+        PointJson {
+            ts: format_ts(p.ts_utc),
+            value: p.value,
+            step_min: p.step_min,
+            quality: p.quality.as_str(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunsBody {
+    pub meter: String,
+    pub channel: &'static str,
+    pub unit: &'static str,
+    pub runs: Vec<RunJson>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunJson {
+    #[serde(skip)]
+    pub start_utc: i64,
+    pub start: String,
+    pub step_min: u16,
+    pub values: Vec<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Vec<&'static str>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnergyBody {
+    pub meter: String,
+    pub channel: &'static str,
+    pub unit: &'static str,
+    pub tz: String,
+    pub periods: Vec<EnergyPeriodJson>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnergyPeriodJson {
+    pub start: String,
+    pub end: String,
+    pub energy_wh: f64,
+    pub points: u64,
+    pub expected_points: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_tariff: Option<ByTariff>,
+}
+
+/// Energy per tariff period, Wh.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ByTariff {
+    #[serde(rename = "HP")]
+    pub hp: f64,
+    #[serde(rename = "HC")]
+    pub hc: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeakBody {
+    pub meter: String,
+    pub periods: Vec<PeakPeriodJson>,
+}
+
+/// A period without data has every field but `start` and `end` null.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeakPeriodJson {
+    pub start: String,
+    pub end: String,
+    pub value: Option<i32>,
+    pub unit: Option<&'static str>,
+    pub at: Option<String>,
+    pub source: Option<&'static str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetCurveBody {
+    pub channel: &'static str,
+    pub unit: &'static str,
+    pub points: Vec<FleetPointJson>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetPointJson {
+    pub ts: String,
+    pub value: i64,
+    pub meters: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetEnergyBody {
+    pub unit: &'static str,
+    pub tz: String,
+    pub meters: Vec<MeterEnergyJson>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MeterEnergyJson {
+    pub meter: String,
+    pub periods: Vec<PeriodEnergyJson>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeriodEnergyJson {
+    pub start: String,
+    pub end: String,
+    pub energy_wh: f64,
+}
+
+impl Answer {
+    /// Compact JSON, exactly as the HTTP API sends it.
+    pub fn to_json(&self) -> Result<String, ApiError> {
+        serde_json::to_string(self)
+            .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
+    }
+
+    /// CSV with a header line; curves in the native ingest format.
+    pub fn write_csv(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        match self {
+            Answer::Curve(body) => {
+                writeln!(out, "meter_id,ts,value_w,quality,step_min")?;
+                for p in &body.points {
+                    writeln!(
+                        out,
+                        "{},{},{},{},{}",
+                        body.meter, p.ts, p.value, p.quality, p.step_min
+                    )?;
+                }
+            }
+            Answer::CurveRuns(body) => {
+                writeln!(out, "meter_id,ts,value_w,quality,step_min")?;
+                for run in &body.runs {
+                    for (i, value) in run.values.iter().enumerate() {
+                        let ts = run.start_utc + i as i64 * 60 * i64::from(run.step_min);
+                        let quality = run
+                            .quality
+                            .as_ref()
+                            .and_then(|q| q.get(i).copied())
+                            .unwrap_or("measured");
+                        writeln!(
+                            out,
+                            "{},{},{value},{quality},{}",
+                            body.meter,
+                            format_ts(ts),
+                            run.step_min
+                        )?;
+                    }
+                }
+            }
+            Answer::Energy(body) => {
+                let tariff = body.periods.iter().any(|p| p.by_tariff.is_some());
+                write!(out, "start,end,energy_wh,points,expected_points")?;
+                writeln!(out, "{}", if tariff { ",hp_wh,hc_wh" } else { "" })?;
+                for p in &body.periods {
+                    write!(
+                        out,
+                        "{},{},{},{},{}",
+                        p.start, p.end, p.energy_wh, p.points, p.expected_points
+                    )?;
+                    match &p.by_tariff {
+                        Some(t) => writeln!(out, ",{},{}", t.hp, t.hc)?,
+                        None if tariff => writeln!(out, ",,")?,
+                        None => writeln!(out)?,
+                    }
+                }
+            }
+            Answer::Peak(body) => {
+                writeln!(out, "start,end,value,unit,at,source")?;
+                for p in &body.periods {
+                    writeln!(
+                        out,
+                        "{},{},{},{},{},{}",
+                        p.start,
+                        p.end,
+                        p.value.map(|v| v.to_string()).unwrap_or_default(),
+                        p.unit.unwrap_or_default(),
+                        p.at.as_deref().unwrap_or_default(),
+                        p.source.unwrap_or_default()
+                    )?;
+                }
+            }
+            Answer::FleetCurve(body) => {
+                writeln!(out, "ts,value_w,meters")?;
+                for p in &body.points {
+                    writeln!(out, "{},{},{}", p.ts, p.value, p.meters)?;
+                }
+            }
+            Answer::FleetEnergy(body) => {
+                writeln!(out, "meter_id,start,end,energy_wh")?;
+                for m in &body.meters {
+                    for p in &m.periods {
+                        writeln!(out, "{},{},{},{}", m.meter, p.start, p.end, p.energy_wh)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The encoded answer and its media type.
+    pub fn encode(&self, encoding: Encoding) -> Result<(Vec<u8>, &'static str), ApiError> {
+        match encoding {
+            Encoding::Json => Ok((self.to_json()?.into_bytes(), "application/json")),
+            Encoding::Csv => {
+                let mut out = Vec::new();
+                self.write_csv(&mut out)
+                    .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))?;
+                Ok((out, "text/csv; charset=utf-8"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paris() -> TimeZone {
+        query::time_zone(DEFAULT_TZ).unwrap()
+    }
+
+    fn params(from: &str, to: &str) -> QueryParams {
+        QueryParams {
+            from: Some(from.into()),
+            to: Some(to.into()),
+            ..QueryParams::default()
+        }
+    }
+
+    #[test]
+    fn instants_are_read_with_any_offset() {
+        let tz = paris();
+        let utc = parse_instant("2024-01-01T00:00:00Z", &tz, "from").unwrap();
+        assert_eq!(utc, 1_704_067_200);
+        let plus_one = parse_instant("2024-01-01T01:00:00+01:00", &tz, "from").unwrap();
+        assert_eq!(plus_one, utc);
+        let minus = parse_instant("2023-12-31T19:00:00-05:00", &tz, "from").unwrap();
+        assert_eq!(minus, utc);
+    }
+
+    #[test]
+    fn an_unescaped_plus_read_as_a_space_is_still_an_offset() {
+        let tz = paris();
+        let t = parse_instant("2024-01-01T01:00:00 01:00", &tz, "from").unwrap();
+        assert_eq!(t, 1_704_067_200);
+    }
+
+    #[test]
+    fn a_local_date_is_midnight_in_the_zone() {
+        let t = parse_instant("2024-01-01", &paris(), "from").unwrap();
+        assert_eq!(t, 1_704_067_200 - 3_600);
+        let summer = parse_instant("2024-07-01", &paris(), "from").unwrap();
+        assert_eq!(format_ts(summer), "2024-06-30T22:00:00Z");
+        let utc = query::time_zone("UTC").unwrap();
+        assert_eq!(
+            parse_instant("2024-01-01", &utc, "from").unwrap(),
+            1_704_067_200
+        );
+    }
+
+    #[test]
+    fn unreadable_dates_are_invalid_arguments_naming_the_parameter() {
+        for bad in [
+            "yesterday",
+            "2024-13-01",
+            "2024-01-01T00:00:00",
+            "2024-1-1",
+            "",
+        ] {
+            let e = parse_instant(bad, &paris(), "to").unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
+            assert!(e.message.contains("`to`"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn from_must_be_before_to() {
+        let limits = Limits::default();
+        for (from, to) in [("2024-01-02", "2024-01-01"), ("2024-01-01", "2024-01-01")] {
+            let e = Question::from_params(QueryKind::Curve, Some("m1"), &params(from, to), &limits)
+                .unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument);
+            assert!(e.message.contains("before"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn ranges_are_bounded_per_kind_of_question() {
+        let limits = Limits::default();
+        let two_years = params("2022-01-01", "2024-01-01");
+        let ten_years = params("2014-01-01", "2024-01-01");
+        assert!(Question::from_params(QueryKind::Curve, Some("m"), &two_years, &limits).is_ok());
+        assert!(Question::from_params(QueryKind::Energy, Some("m"), &ten_years, &limits).is_ok());
+        assert!(Question::from_params(QueryKind::Peak, Some("m"), &ten_years, &limits).is_ok());
+        let e =
+            Question::from_params(QueryKind::Curve, Some("m"), &ten_years, &limits).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("limit"), "{}", e.message);
+        let fifty = params("1974-01-01", "2024-01-01");
+        let e = Question::from_params(QueryKind::Energy, Some("m"), &fifty, &limits).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn unknown_zone_period_channel_and_format_are_refused() {
+        let limits = Limits::default();
+        let mut p = params("2024-01-01", "2024-02-01");
+        p.tz = Some("Mars/Olympus_Mons".into());
+        let e = Question::from_params(QueryKind::Energy, Some("m"), &p, &limits).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownZone);
+
+        let mut p = params("2024-01-01", "2024-02-01");
+        p.period = Some("fortnight".into());
+        let e = Question::from_params(QueryKind::Energy, Some("m"), &p, &limits).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownPeriod);
+
+        let mut p = params("2024-01-01", "2024-02-01");
+        p.channel = Some("gas".into());
+        let e = Question::from_params(QueryKind::Curve, Some("m"), &p, &limits).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+
+        let mut p = params("2024-01-01", "2024-02-01");
+        p.format = Some("columns".into());
+        let e = Question::from_params(QueryKind::Energy, Some("m"), &p, &limits).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn meter_ids_are_checked_before_any_lookup() {
+        let limits = Limits::default();
+        let p = params("2024-01-01", "2024-02-01");
+        for bad in ["", "a b", "é", &"x".repeat(65)] {
+            let e = Question::from_params(QueryKind::Curve, Some(bad), &p, &limits).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad:?}");
+        }
+        assert!(is_valid_meter_id("09111642617347"));
+        assert!(is_valid_meter_id("site-1_a.b"));
+        assert!(is_valid_meter_id(&"x".repeat(64)));
+    }
+
+    #[test]
+    fn a_curve_question_reads_its_shape_and_encoding() {
+        let limits = Limits::default();
+        let mut p = params("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z");
+        p.format = Some("columns".into());
+        p.channel = Some("production".into());
+        let (q, enc) = Question::from_params(QueryKind::Curve, Some("m1"), &p, &limits).unwrap();
+        assert_eq!(enc, Encoding::Json);
+        match q {
+            Question::Curve {
+                meter,
+                channel,
+                from_utc,
+                to_utc,
+                columns,
+            } => {
+                assert_eq!(meter, "m1");
+                assert_eq!(channel, Channel::Production);
+                assert_eq!((from_utc, to_utc), (1_704_067_200, 1_704_153_600));
+                assert!(columns);
+            }
+            other => panic!("not a curve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_in_utc_with_z() {
+        assert_eq!(format_ts(1_704_067_200), "2024-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn json_shapes_follow_the_contract() {
+        let energy = Answer::Energy(EnergyBody {
+            meter: "m".into(),
+            channel: "consumption",
+            unit: "Wh",
+            tz: "Europe/Paris".into(),
+            periods: vec![EnergyPeriodJson {
+                start: format_ts(0),
+                end: format_ts(86_400),
+                energy_wh: 12.5,
+                points: 47,
+                expected_points: 48,
+                by_tariff: Some(ByTariff { hp: 10.0, hc: 2.5 }),
+            }],
+        });
+        let v: serde_json::Value = serde_json::from_str(&energy.to_json().unwrap()).unwrap();
+        assert_eq!(v["unit"], "Wh");
+        assert_eq!(v["periods"][0]["by_tariff"]["HC"], 2.5);
+        assert_eq!(v["periods"][0]["energy_wh"], 12.5);
+
+        let runs = Answer::CurveRuns(RunsBody {
+            meter: "m".into(),
+            channel: "consumption",
+            unit: "W",
+            runs: vec![RunJson {
+                start_utc: 0,
+                start: format_ts(0),
+                step_min: 30,
+                values: vec![1, 2],
+                quality: None,
+            }],
+        });
+        let v: serde_json::Value = serde_json::from_str(&runs.to_json().unwrap()).unwrap();
+        assert!(v["runs"][0].get("quality").is_none());
+        assert_eq!(v["runs"][0]["values"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn a_curve_in_csv_is_the_native_ingest_format() {
+        let curve = Answer::CurveRuns(RunsBody {
+            meter: "m".into(),
+            channel: "consumption",
+            unit: "W",
+            runs: vec![RunJson {
+                start_utc: 0,
+                start: format_ts(0),
+                step_min: 30,
+                values: vec![5, 7],
+                quality: Some(vec!["measured", "estimated"]),
+            }],
+        });
+        let mut out = Vec::new();
+        curve.write_csv(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "meter_id,ts,value_w,quality,step_min\n\
+             m,1970-01-01T00:00:00Z,5,measured,30\n\
+             m,1970-01-01T00:30:00Z,7,estimated,30\n"
+        );
+    }
+}

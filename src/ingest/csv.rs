@@ -1,0 +1,794 @@
+//! The native CSV (`meter_id,ts,value_w[,quality[,step_min]]`, read and written) and the Enedis
+//! CSV export (read).
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+
+use csv::{ByteRecord, ReaderBuilder};
+
+use super::time::{parse_rfc3339, write_rfc3339_utc};
+use super::{
+    check_meter_id, check_prm, check_step_and_alignment, parse_i32, IngestError, Rejected, Sink,
+    CURVE_STEPS_MIN, MAX_POWER_STEP_MIN,
+};
+use crate::{Channel, Point, Quality};
+
+/// The native columns, in order; the last two are optional.
+pub const CSV_COLUMNS: [&str; 5] = ["meter_id", "ts", "value_w", "quality", "step_min"];
+const REQUIRED_COLUMNS: usize = 3;
+const DEFAULT_STEP_MIN: u16 = 30;
+
+/// Reads native CSV from any reader, record by record (constant memory besides what the sink
+/// keeps). The header is line 1 and required; it names the first 3 to 5 columns of
+/// `meter_id,ts,value_w,quality,step_min`, and a row has at least 3 fields and at most as many as
+/// the header. An empty optional field takes its default (`measured`; 30 minutes, or 1440 for
+/// `max_power`).
+pub fn parse_csv_reader<R: io::Read>(
+    input: R,
+    channel: Channel,
+    sink: &mut impl Sink,
+) -> Result<(), IngestError> {
+    let mut reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(LineTracker::new(input));
+    let mut record = ByteRecord::new();
+    if !read_record(&mut reader, &mut record)? {
+        return Err(IngestError::Header {
+            line: 1,
+            reason: format!("empty input; expected the header {}", CSV_COLUMNS.join(",")),
+        });
+    }
+    let columns = check_header(&record)?;
+    let mut last_meter = String::new();
+    while read_record(&mut reader, &mut record)? {
+        let offset = record.position().map_or(0, csv::Position::byte);
+        let line = reader.get_mut().line_at(offset);
+        match read_row(&record, columns, channel, &mut last_meter) {
+            Ok(point) => sink.point(line, &last_meter, channel, point),
+            Err(reason) => sink.reject(Rejected { line, reason }),
+        }
+    }
+    Ok(())
+}
+
+/// Counts lines as the CSV reader pulls bytes. The csv crate's own record line numbers are off
+/// after CRLF terminators and blank lines; a record's byte offset is exact, but may point at the
+/// terminators before it. So this keeps the offsets and line numbers of the line starts read
+/// ahead (the first byte of a line that is not `\r` or `\n`), and a record's line is that of
+/// the first line start at or after its offset. Bounded by the reader's buffer.
+struct LineTracker<R> {
+    inner: R,
+    offset: u64,
+    line: u64,
+    at_line_start: bool,
+    starts: VecDeque<(u64, u64)>,
+}
+
+impl<R> LineTracker<R> {
+    fn new(inner: R) -> Self {
+        LineTracker {
+            inner,
+            offset: 0,
+            line: 1,
+            at_line_start: true,
+            starts: VecDeque::new(),
+        }
+    }
+
+    fn line_at(&mut self, record_offset: u64) -> u64 {
+        while let Some(&(start, line)) = self.starts.front() {
+            if start >= record_offset {
+                return line;
+            }
+            self.starts.pop_front();
+        }
+        self.line
+    }
+}
+
+impl<R: io::Read> io::Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let data = buf.get(..n).unwrap_or_default();
+        let mut i = 0;
+        while let Some(&b) = data.get(i) {
+            if self.at_line_start {
+                match b {
+                    b'\n' => self.line += 1,
+                    b'\r' => {}
+                    _ => {
+                        self.starts.push_back((self.offset + i as u64, self.line));
+                        self.at_line_start = false;
+                    }
+                }
+                i += 1;
+                continue;
+            }
+            // Inside a line: jump to its end.
+            match data
+                .get(i..)
+                .unwrap_or_default()
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                Some(p) => {
+                    i += p + 1;
+                    self.line += 1;
+                    self.at_line_start = true;
+                }
+                None => break,
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_record<R: io::Read>(
+    reader: &mut csv::Reader<R>,
+    record: &mut ByteRecord,
+) -> Result<bool, IngestError> {
+    reader.read_byte_record(record).map_err(|e| {
+        let line = e.position().map_or(0, csv::Position::line);
+        match e.into_kind() {
+            csv::ErrorKind::Io(e) => IngestError::Io(e),
+            other => IngestError::Document {
+                line,
+                reason: format!("unreadable CSV: {other:?}"),
+            },
+        }
+    })
+}
+
+fn trim(field: &[u8]) -> &[u8] {
+    field.trim_ascii()
+}
+
+/// Checks the header and returns its number of columns.
+fn check_header(record: &ByteRecord) -> Result<usize, IngestError> {
+    let names: Vec<&[u8]> = record
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let f = if i == 0 {
+                f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
+            } else {
+                f
+            };
+            trim(f)
+        })
+        .collect();
+    let ok = (REQUIRED_COLUMNS..=CSV_COLUMNS.len()).contains(&names.len())
+        && names
+            .iter()
+            .zip(CSV_COLUMNS)
+            .all(|(n, expected)| n.eq_ignore_ascii_case(expected.as_bytes()));
+    if ok {
+        return Ok(names.len());
+    }
+    let found: Vec<String> = names
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    Err(IngestError::Header {
+        line: 1,
+        reason: format!(
+            "expected meter_id,ts,value_w[,quality[,step_min]], found {:?}",
+            found.join(",")
+        ),
+    })
+}
+
+/// Reads one data row. On success `last_meter` holds the row's meter id (validated once per run
+/// of rows of the same meter).
+fn read_row(
+    record: &ByteRecord,
+    columns: usize,
+    channel: Channel,
+    last_meter: &mut String,
+) -> Result<Point, String> {
+    let n = record.len();
+    if !(REQUIRED_COLUMNS..=columns).contains(&n) {
+        return Err(format!(
+            "{n} fields (expected {REQUIRED_COLUMNS} to {columns}, as the header)"
+        ));
+    }
+    let field = |i: usize| trim(record.get(i).unwrap_or_default());
+    let meter = field(0);
+    if meter != last_meter.as_bytes() {
+        let id = check_meter_id(meter)?;
+        last_meter.clear();
+        last_meter.push_str(id);
+    }
+    let ts = field(1);
+    let ts_utc = parse_rfc3339(ts).map_err(|e| format!("ts {:?}: {e}", lossy(ts)))?;
+    let value = field(2);
+    let value = parse_i32(value)
+        .ok_or_else(|| format!("value_w {:?} is not a 32-bit integer", lossy(value)))?;
+    let quality = match field(3) {
+        b"" | b"measured" => Quality::Measured,
+        b"estimated" => Quality::Estimated,
+        b"corrected" => Quality::Corrected,
+        other => {
+            return Err(format!(
+                "quality {:?} (expected measured, estimated or corrected)",
+                lossy(other)
+            ))
+        }
+    };
+    let step_min = match field(4) {
+        b"" if channel == Channel::MaxPower => MAX_POWER_STEP_MIN,
+        b"" => DEFAULT_STEP_MIN,
+        step => parse_i32(step)
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| format!("step_min {:?} is not a number of minutes", lossy(step)))?,
+    };
+    check_step_and_alignment(channel, ts_utc, step_min)?;
+    Ok(Point {
+        ts_utc,
+        value,
+        step_min,
+        quality,
+    })
+}
+
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+/// Reads the Enedis CSV export: a metadata header (`Identifiant PRM;...;Unite;Pas en minutes`
+/// and its values), then `Horodate;Valeur` and one line per interval, `Horodate` being the END
+/// of the interval with its offset and `Valeur` the average power in W (empty: no reading, which
+/// is a gap and not a rejection). Several such blocks may follow one another.
+///
+/// When the metadata gives no step, a line's step is the time since the previous line, or
+/// failing that (first line, or after missing lines) the time to the next line, or the step of
+/// the line before; Enedis exports switch between 60 and 30 minutes this way.
+pub(crate) fn parse_enedis(
+    input: &[u8],
+    channel: Channel,
+    sink: &mut impl Sink,
+) -> Result<(), IngestError> {
+    let mut lines = input
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+        .peekable();
+    let mut meter: Option<String> = None;
+    let mut fixed_step: Option<u16> = None;
+    let mut in_data = false;
+    // (line, end of interval or why not, value) of the current block, in line order; steps are
+    // inferred over the block.
+    let mut block: Vec<EnedisLine<'_>> = Vec::new();
+    while let Some((line, text)) = lines.next() {
+        if text.trim_ascii().is_empty() {
+            continue;
+        }
+        if text.starts_with(b"Identifiant PRM;") {
+            flush_enedis_block(&mut block, meter.as_deref(), fixed_step, channel, sink);
+            in_data = false;
+            let Some((values_line, values)) = lines.next() else {
+                return Err(IngestError::Document {
+                    line,
+                    reason: "metadata header without its values line".into(),
+                });
+            };
+            let (id, step) = read_enedis_metadata(text, values, values_line)?;
+            meter = Some(id);
+            fixed_step = step;
+            continue;
+        }
+        if text.starts_with(b"Horodate;") {
+            flush_enedis_block(&mut block, meter.as_deref(), fixed_step, channel, sink);
+            if meter.is_none() {
+                return Err(IngestError::Document {
+                    line,
+                    reason: "no PRM: the export's metadata header (Identifiant PRM;...) is missing"
+                        .into(),
+                });
+            }
+            in_data = true;
+            continue;
+        }
+        if !in_data {
+            return Err(IngestError::Document {
+                line,
+                reason:
+                    "expected the Enedis header lines (Identifiant PRM;... then Horodate;Valeur)"
+                        .into(),
+            });
+        }
+        let mut fields = text.split(|&b| b == b';');
+        let (Some(ts), Some(value), None) = (fields.next(), fields.next(), fields.next()) else {
+            block.push((
+                line,
+                Err("expected two fields, Horodate;Valeur".into()),
+                b"",
+            ));
+            continue;
+        };
+        let end = parse_rfc3339(trim(ts)).map_err(|e| format!("Horodate {:?}: {e}", lossy(ts)));
+        block.push((line, end, trim(value)));
+    }
+    flush_enedis_block(&mut block, meter.as_deref(), fixed_step, channel, sink);
+    Ok(())
+}
+
+fn read_enedis_metadata(
+    names: &[u8],
+    values: &[u8],
+    values_line: u64,
+) -> Result<(String, Option<u16>), IngestError> {
+    let err = |reason: String| IngestError::Document {
+        line: values_line,
+        reason,
+    };
+    let mut id = None;
+    let mut step = None;
+    for (name, value) in names
+        .split(|&b| b == b';')
+        .zip(values.split(|&b| b == b';'))
+    {
+        let value = trim(value);
+        match trim(name) {
+            b"Identifiant PRM" => id = Some(check_prm(value).map_err(err)?.to_owned()),
+            b"Unite" if !value.is_empty() && value != b"W" => {
+                return Err(err(format!(
+                    "unit {:?} is not supported (the load curve is read in W)",
+                    lossy(value)
+                )))
+            }
+            b"Pas en minutes" if !value.is_empty() => {
+                let s = parse_i32(value)
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| CURVE_STEPS_MIN.contains(s))
+                    .ok_or_else(|| {
+                        err(format!("step {:?} minutes is not supported", lossy(value)))
+                    })?;
+                step = Some(s);
+            }
+            _ => {}
+        }
+    }
+    let id = id.ok_or_else(|| err("no Identifiant PRM value".into()))?;
+    Ok((id, step))
+}
+
+type EnedisLine<'a> = (u64, Result<i64, String>, &'a [u8]);
+
+fn flush_enedis_block(
+    block: &mut Vec<EnedisLine<'_>>,
+    meter: Option<&str>,
+    fixed_step: Option<u16>,
+    channel: Channel,
+    sink: &mut impl Sink,
+) {
+    let Some(meter) = meter else {
+        block.clear();
+        return;
+    };
+    let as_step = |seconds: i64| -> Option<u16> {
+        u16::try_from(seconds / 60)
+            .ok()
+            .filter(|s| seconds % 60 == 0 && CURVE_STEPS_MIN.contains(s))
+    };
+    let mut previous_step: Option<u16> = None;
+    let mut previous_end: Option<i64> = None;
+    for i in 0..block.len() {
+        let Some((line, end, value)) = block.get(i) else {
+            break;
+        };
+        let (line, value) = (*line, *value);
+        let end = match end {
+            Ok(end) => *end,
+            Err(reason) => {
+                sink.reject(Rejected {
+                    line,
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+        };
+        let before = previous_end.and_then(|p| as_step(end - p));
+        let after = block
+            .get(i + 1..)
+            .unwrap_or_default()
+            .iter()
+            .find_map(|(_, next, _)| next.as_ref().ok())
+            .and_then(|&next| as_step(next - end));
+        previous_end = Some(end);
+        let Some(step_min) = fixed_step.or(before).or(after).or(previous_step) else {
+            sink.reject(Rejected {
+                line,
+                reason:
+                    "cannot infer the step: no neighbouring line at 5, 10, 15, 30 or 60 minutes"
+                        .into(),
+            });
+            continue;
+        };
+        previous_step = Some(step_min);
+        if value.is_empty() {
+            continue;
+        }
+        let Some(value) = parse_i32(value) else {
+            sink.reject(Rejected {
+                line,
+                reason: format!("Valeur {:?} is not a 32-bit integer", lossy(value)),
+            });
+            continue;
+        };
+        let ts_utc = end - 60 * i64::from(step_min);
+        if let Err(reason) = check_step_and_alignment(channel, ts_utc, step_min) {
+            sink.reject(Rejected { line, reason });
+            continue;
+        }
+        let point = Point {
+            ts_utc,
+            value,
+            step_min,
+            quality: Quality::Measured,
+        };
+        sink.point(line, meter, channel, point);
+    }
+    block.clear();
+}
+
+/// Writes the native CSV: the header, then one line per point with every column, `ts` in UTC
+/// (`Z`). Buffers internally; [`CsvWriter::finish`] flushes.
+pub struct CsvWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+const WRITE_BUFFER_LEN: usize = 64 * 1024;
+
+impl<W: Write> CsvWriter<W> {
+    /// Starts a file: writes the header.
+    pub fn new(out: W) -> CsvWriter<W> {
+        let mut buf = Vec::with_capacity(WRITE_BUFFER_LEN + 256);
+        buf.extend_from_slice(CSV_COLUMNS.join(",").as_bytes());
+        buf.push(b'\n');
+        CsvWriter { out, buf }
+    }
+
+    pub fn write_row(&mut self, meter: &str, point: &Point) -> io::Result<()> {
+        let buf = &mut self.buf;
+        if meter
+            .bytes()
+            .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+        {
+            buf.push(b'"');
+            for b in meter.bytes() {
+                if b == b'"' {
+                    buf.push(b'"');
+                }
+                buf.push(b);
+            }
+            buf.push(b'"');
+        } else {
+            buf.extend_from_slice(meter.as_bytes());
+        }
+        buf.push(b',');
+        write_rfc3339_utc(point.ts_utc, buf);
+        buf.push(b',');
+        write_decimal(buf, i64::from(point.value));
+        buf.push(b',');
+        buf.extend_from_slice(point.quality.as_str().as_bytes());
+        buf.push(b',');
+        write_decimal(buf, i64::from(point.step_min));
+        buf.push(b'\n');
+        if self.buf.len() >= WRITE_BUFFER_LEN {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered, flushes, and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn write_decimal(buf: &mut Vec<u8>, v: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut m = v.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        buf.push(b'-');
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+/// Writes `rows` as a native CSV file (header included).
+pub fn write_csv<'a>(
+    rows: impl IntoIterator<Item = (&'a str, Point)>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let mut writer = CsvWriter::new(out);
+    for (meter, point) in rows {
+        writer.write_row(meter, &point)?;
+    }
+    writer.finish().map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{parse, Format, Parsed};
+
+    const NATIVE_DST: &[u8] = include_bytes!("../../tests/data/native_dst.csv");
+    const NATIVE_MALFORMED: &[u8] = include_bytes!("../../tests/data/native_malformed.csv");
+    const ENEDIS_EXPORT: &[u8] = include_bytes!("../../tests/data/enedis_export.csv");
+
+    fn parse_csv(input: &[u8]) -> Parsed {
+        parse(input, Format::Csv, Channel::Consumption).unwrap()
+    }
+
+    #[test]
+    fn native_rows_across_the_spring_dst_change_read_with_any_offset() {
+        let parsed = parse_csv(NATIVE_DST);
+        assert_eq!(parsed.rejected, []);
+        assert_eq!(parsed.rows.len(), 21);
+        let a: Vec<&Point> = parsed
+            .rows
+            .iter()
+            .filter(|r| r.0 == "09111642617347")
+            .map(|r| &r.2)
+            .collect();
+        // 2024-03-30T22:00:00+01:00, then every 30 minutes in UTC across the jump to +02:00.
+        for (i, p) in a.iter().enumerate() {
+            assert_eq!(p.ts_utc, 1_711_832_400 + 1800 * i as i64);
+            assert_eq!(p.value, 300 + 7 * i as i32);
+            assert_eq!(p.step_min, 30);
+        }
+        assert_eq!(a.len(), 12);
+        assert_eq!(
+            a.iter().take(3).map(|p| p.quality).collect::<Vec<_>>(),
+            [Quality::Measured, Quality::Estimated, Quality::Corrected]
+        );
+        let b: Vec<&Point> = parsed
+            .rows
+            .iter()
+            .filter(|r| r.0 == "PDL_demo-2.b")
+            .map(|r| &r.2)
+            .collect();
+        assert_eq!(b.len(), 6);
+        assert!(b
+            .iter()
+            .all(|p| p.step_min == 10 && p.quality == Quality::Measured));
+        let c = parsed.rows.last().unwrap();
+        assert_eq!(
+            (c.0.as_str(), c.2.step_min, c.2.quality),
+            ("09111642617348", 30, Quality::Measured)
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_rejected_with_their_line_numbers_and_the_rest_kept() {
+        let parsed = parse_csv(NATIVE_MALFORMED);
+        let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        let reasons: Vec<&str> = parsed.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].contains("value_w \"abc\""), "{}", reasons[0]);
+        assert!(
+            reasons[1].contains("without a UTC offset"),
+            "{}",
+            reasons[1]
+        );
+        assert!(
+            reasons[2].contains("not aligned to the 30-minute step"),
+            "{}",
+            reasons[2]
+        );
+        assert!(reasons[3].contains("meter id"), "{}", reasons[3]);
+        assert!(reasons[4].contains("quality \"guessed\""), "{}", reasons[4]);
+        assert!(reasons[5].contains("step of 20 minutes"), "{}", reasons[5]);
+        assert!(reasons[6].contains("2 fields"), "{}", reasons[6]);
+        assert!(reasons[7].contains("32-bit"), "{}", reasons[7]);
+        assert!(reasons[8].contains("6 fields"), "{}", reasons[8]);
+        let accepted: Vec<(i64, i32, Quality)> = parsed
+            .rows
+            .iter()
+            .map(|(_, _, p)| (p.ts_utc, p.value, p.quality))
+            .collect();
+        assert_eq!(
+            accepted,
+            [
+                (1_704_063_600, 476, Quality::Measured),
+                (1_704_079_800, 491, Quality::Measured),
+                (1_704_081_600, -5, Quality::Estimated),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_or_wrong_header_makes_the_document_unusable() {
+        for input in [
+            &b""[..],
+            b"id,ts,value\n1,2024-01-01T00:00:00Z,3\n",
+            b"meter_id,ts\n",
+            b"09111642617347,2024-01-01T00:00:00Z,476\n",
+        ] {
+            let err = parse(input, Format::Csv, Channel::Consumption).unwrap_err();
+            assert!(matches!(err, IngestError::Header { line: 1, .. }), "{err}");
+        }
+        let header_only = parse_csv(b"meter_id,ts,value_w,quality,step_min\n");
+        assert_eq!(header_only, Parsed::default());
+        // A BOM, spaces and CRLF are tolerated; a row wider than the header is not.
+        let with_bom = parse_csv(
+            b"\xEF\xBB\xBFmeter_id, ts ,value_w\r\n\
+              m1,2024-01-01T00:00:00Z,5\r\n\
+              m1,2024-01-01T00:30:00Z,5,measured\r\n",
+        );
+        assert_eq!(with_bom.rows.len(), 1);
+        assert_eq!(with_bom.rejected.len(), 1);
+        assert_eq!(with_bom.rejected[0].line, 3);
+    }
+
+    #[test]
+    fn max_power_rows_take_the_daily_step_and_any_instant() {
+        let input = b"meter_id,ts,value_w,quality,step_min\n\
+                      m1,2024-01-01T18:47:13+01:00,7310\n\
+                      m1,2024-01-02T19:02:00+01:00,6900,measured,1440\n\
+                      m1,2024-01-03T19:00:00+01:00,6900,measured,30\n";
+        let parsed = parse(input, Format::Csv, Channel::MaxPower).unwrap();
+        assert_eq!(parsed.rows.len(), 2);
+        assert_eq!(parsed.rows[0].1, Channel::MaxPower);
+        assert_eq!(parsed.rows[0].2.ts_utc, 1_704_131_233);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 4);
+    }
+
+    #[test]
+    fn line_numbers_count_crlf_blank_lines_and_quoted_newlines() {
+        let input = b"meter_id,ts,value_w\r\n\
+                      \r\n\
+                      m1,2024-01-01T00:00:00Z,x\r\n\
+                      \n\
+                      \"m\n1\",2024-01-01T00:00:00Z,5\n\
+                      m1,2024-01-01T00:00:00Z,y\n";
+        let parsed = parse_csv(input);
+        let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 5, 7]);
+        let mut streamed = Parsed::default();
+        parse_csv_reader(Trickle(input), Channel::Consumption, &mut streamed).unwrap();
+        assert_eq!(streamed, parsed);
+    }
+
+    /// Hands the input over a few bytes at a time, as a pipe does.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(7);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_streamed_reader_gives_the_same_rows_as_a_slice() {
+        let mut streamed = Parsed::default();
+        parse_csv_reader(
+            Trickle(NATIVE_MALFORMED),
+            Channel::Consumption,
+            &mut streamed,
+        )
+        .unwrap();
+        assert_eq!(streamed, parse_csv(NATIVE_MALFORMED));
+    }
+
+    #[test]
+    fn written_csv_reads_back_to_the_same_points() {
+        let fleet = courbe_workload::Fleet::new(courbe_workload::FleetConfig {
+            meters: 3,
+            days: 4,
+            step_change_share: 0.5,
+            ..Default::default()
+        });
+        let mut rows = Vec::new();
+        for m in fleet.meters() {
+            for r in &m.consumption {
+                let point = Point {
+                    ts_utc: r.ts_utc,
+                    value: r.value,
+                    step_min: r.step_min,
+                    quality: Quality::from_u8(r.quality).unwrap(),
+                };
+                rows.push((m.meter_id.clone(), Channel::Consumption, point));
+            }
+        }
+        rows.push((
+            "neg".into(),
+            Channel::Consumption,
+            Point {
+                ts_utc: -1800,
+                value: i32::MIN,
+                step_min: 5,
+                quality: Quality::Corrected,
+            },
+        ));
+        let mut out = Vec::new();
+        write_csv(rows.iter().map(|(m, _, p)| (m.as_str(), *p)), &mut out).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with("meter_id,ts,value_w,quality,step_min\n09111642617347,20"));
+        assert!(text.ends_with("neg,1969-12-31T23:30:00Z,-2147483648,corrected,5\n"));
+        let parsed = parse_csv(&out);
+        assert_eq!(parsed.rejected, []);
+        assert_eq!(parsed.rows, rows);
+    }
+
+    #[test]
+    fn the_enedis_export_infers_steps_across_a_change_a_gap_and_dst() {
+        assert_eq!(Format::detect(ENEDIS_EXPORT), Format::EnedisCsv);
+        let parsed = parse(ENEDIS_EXPORT, Format::EnedisCsv, Channel::Consumption).unwrap();
+        assert_eq!(parsed.rejected, []);
+        // Lines 4 and 5 have no value; 6 to 9 are hourly; then 44 half-hours after a gap.
+        assert_eq!(parsed.rows.len(), 48);
+        assert!(parsed.rows.iter().all(|r| r.0 == "12345678901234"));
+        let first = &parsed.rows[0].2;
+        assert_eq!(
+            (first.ts_utc, first.step_min, first.value),
+            (1_698_451_200, 60, 403)
+        );
+        assert!(parsed.rows[..4].iter().all(|r| r.2.step_min == 60));
+        assert!(parsed.rows[4..].iter().all(|r| r.2.step_min == 30));
+        // Half-hours are consecutive in UTC through the repeated hour of 2023-10-29.
+        for w in parsed.rows[4..].windows(2) {
+            assert_eq!(w[1].2.ts_utc - w[0].2.ts_utc, 1800);
+        }
+    }
+
+    #[test]
+    fn enedis_export_errors_and_bad_lines() {
+        let no_meta = b"Horodate;Valeur\n2023-10-28T01:00:00+02:00;5\n";
+        assert!(matches!(
+            parse(no_meta, Format::EnedisCsv, Channel::Consumption),
+            Err(IngestError::Document { line: 1, .. })
+        ));
+        let kw = b"Identifiant PRM;Unite;Pas en minutes\n12345678901234;kW;\nHorodate;Valeur\n";
+        assert!(matches!(
+            parse(kw, Format::EnedisCsv, Channel::Consumption),
+            Err(IngestError::Document { line: 2, .. })
+        ));
+        let input = b"Identifiant PRM;Unite;Pas en minutes\n12345678901234;W;30\nHorodate;Valeur\n\
+                      2023-10-28T01:00:00+02:00;5\n\
+                      2023-10-28T01:30:00+02:00;x\n\
+                      2023-10-28T02:00;7\n\
+                      2023-10-28T02:10:00+02:00;8\n\
+                      2023-10-28T03:00:00+02:00;9;9\n";
+        let parsed = parse(input, Format::EnedisCsv, Channel::Consumption).unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn the_shared_enedis_export_parses_when_present() {
+        let path = "/work/shared/fixtures/enedis/Enedis_SGE_HDM_A06NW0ZI.csv";
+        let Ok(input) = std::fs::read(path) else {
+            return;
+        };
+        let parsed = parse(&input, Format::detect(&input), Channel::Consumption).unwrap();
+        assert_eq!(parsed.rejected, []);
+        assert_eq!(parsed.rows.len(), 17_852);
+        assert!(parsed.rows.iter().all(|r| r.0 == "09111642617347"));
+        let steps: Vec<u16> = parsed.rows.iter().map(|r| r.2.step_min).collect();
+        assert_eq!(steps.windows(2).filter(|w| w[0] != w[1]).count(), 1);
+        assert_eq!((steps[0], steps[steps.len() - 1]), (60, 30));
+    }
+}

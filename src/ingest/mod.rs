@@ -1,0 +1,410 @@
+//! Reading load curves from the outside world: the native CSV, Enedis R50 XML flows and the
+//! Enedis CSV export, into `(meter, channel, point)` rows; and writing the native CSV.
+//!
+//! Parsing is record by record: a record that cannot be read is reported as [`Rejected`] with its
+//! line (1-based; the CSV header is line 1; for XML, the line where the `<PDC>` record starts) and
+//! the rest of the input is still read. An [`IngestError`] means the whole document is unusable:
+//! a missing or wrong CSV header, XML that is not well-formed before its first record, a document
+//! that is not an R50 flow.
+//!
+//! [`parse`] collects everything into a [`Parsed`]; [`parse_into`], [`parse_reader`] (any stream,
+//! format detected) and [`parse_csv_reader`] hand rows to a [`Sink`] as they are read, with the
+//! meter id borrowed, so a caller can fill an engine batch without an allocation per row.
+//!
+//! ```
+//! use courbe::ingest::{parse, Format};
+//! use courbe::Channel;
+//! let csv = b"meter_id,ts,value_w,quality,step_min\n\
+//!             09111642617347,2024-01-01T00:00:00+01:00,476,measured,30\n\
+//!             09111642617347,2024-01-01T00:10:00+01:00,480\n";
+//! let parsed = parse(csv, Format::detect(csv), Channel::Consumption).unwrap();
+//! assert_eq!(parsed.rows.len(), 1);
+//! assert_eq!(parsed.rows[0].2.ts_utc, 1_704_063_600);
+//! assert_eq!(parsed.rejected[0].line, 3); // 00:10 is not aligned to a 30-minute step
+//! ```
+
+mod csv;
+mod r50;
+mod time;
+
+use std::fmt;
+use std::io;
+
+use crate::{Channel, Point};
+
+pub use self::csv::{parse_csv_reader, write_csv, CsvWriter};
+pub use self::time::{format_rfc3339_utc, parse_rfc3339};
+
+/// Steps a curve may have, minutes.
+pub const CURVE_STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
+/// The step of a `max_power` point: one a day.
+pub const MAX_POWER_STEP_MIN: u16 = 1440;
+/// Longest meter id.
+pub const METER_ID_MAX_LEN: usize = 64;
+
+/// A record that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// 1-based line where the record starts.
+    pub line: u64,
+    pub reason: String,
+}
+
+/// Everything read from one input.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub rows: Vec<(String, Channel, Point)>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// The input formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Native CSV: `meter_id,ts,value_w[,quality[,step_min]]` with a header.
+    Csv,
+    /// Enedis R50 XML flow (daily load curves).
+    R50,
+    /// Enedis CSV export: a metadata header naming the PRM, then `Horodate;Valeur` lines with
+    /// end-of-interval timestamps.
+    EnedisCsv,
+}
+
+impl Format {
+    /// XML when the first byte after an optional BOM and white space is `<`; the Enedis export
+    /// when the first line is its metadata or `Horodate;Valeur` header; native CSV otherwise.
+    pub fn detect(input: &[u8]) -> Format {
+        let input = strip_bom(input);
+        let start = input
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(input.len());
+        let rest = input.get(start..).unwrap_or_default();
+        if rest.first() == Some(&b'<') {
+            return Format::R50;
+        }
+        let first_line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        if first_line.starts_with(b"Identifiant PRM;") || first_line.starts_with(b"Horodate;") {
+            Format::EnedisCsv
+        } else {
+            Format::Csv
+        }
+    }
+}
+
+/// The whole document is unusable.
+#[derive(Debug)]
+pub enum IngestError {
+    /// The CSV header is missing or not the expected columns.
+    Header { line: u64, reason: String },
+    /// The document is not well-formed before its first record, or not of the expected kind.
+    Document { line: u64, reason: String },
+    /// Reading the input failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IngestError::Header { line, reason } => write!(f, "line {line}: bad header: {reason}"),
+            IngestError::Document { line, reason } => write!(f, "line {line}: {reason}"),
+            IngestError::Io(e) => write!(f, "reading input: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for IngestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IngestError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for IngestError {
+    fn from(e: io::Error) -> Self {
+        IngestError::Io(e)
+    }
+}
+
+/// Where parsed rows go.
+pub trait Sink {
+    /// A record that was read; `line` is where it starts.
+    fn point(&mut self, line: u64, meter: &str, channel: Channel, point: Point);
+    /// A record that was not.
+    fn reject(&mut self, rejected: Rejected);
+}
+
+impl Sink for Parsed {
+    fn point(&mut self, _line: u64, meter: &str, channel: Channel, point: Point) {
+        // Consecutive rows mostly share their meter: clone the previous row's id (one exact-size
+        // allocation) rather than building a new string from the bytes.
+        let id = match self.rows.last() {
+            Some((last, _, _)) if last == meter => last.clone(),
+            _ => meter.to_owned(),
+        };
+        self.rows.push((id, channel, point));
+    }
+
+    fn reject(&mut self, rejected: Rejected) {
+        self.rejected.push(rejected);
+    }
+}
+
+/// Reads a whole input.
+pub fn parse(input: &[u8], format: Format, channel: Channel) -> Result<Parsed, IngestError> {
+    let mut parsed = Parsed::default();
+    parse_into(input, format, channel, &mut parsed)?;
+    Ok(parsed)
+}
+
+/// Reads a whole input into `sink`. On an error, the sink may already have received rows: the
+/// caller discards them (nothing is half-written).
+pub fn parse_into(
+    input: &[u8],
+    format: Format,
+    channel: Channel,
+    sink: &mut impl Sink,
+) -> Result<(), IngestError> {
+    match format {
+        Format::Csv => parse_csv_reader(strip_bom(input), channel, sink),
+        Format::R50 => r50::parse(input, channel, sink),
+        Format::EnedisCsv => csv::parse_enedis(strip_bom(input), channel, sink),
+    }
+}
+
+/// Reads from a stream (a pipe, stdin, a large file), detecting the format from its first bytes.
+/// Native CSV is read record by record in constant memory; the XML and Enedis formats are read
+/// whole first (their documents are daily or per-meter, hence small). Returns the format read.
+pub fn parse_reader<R: io::BufRead>(
+    mut input: R,
+    channel: Channel,
+    sink: &mut impl Sink,
+) -> Result<Format, IngestError> {
+    // Enough of the stream to see the first line: up to 4 KiB or the end.
+    let mut head = Vec::new();
+    while head.len() < 4096 && !head.contains(&b'\n') {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len().min(4096 - head.len());
+        head.extend_from_slice(buf.get(..n).unwrap_or_default());
+        input.consume(n);
+    }
+    let format = Format::detect(&head);
+    match format {
+        Format::Csv => {
+            let head = strip_bom(&head);
+            parse_csv_reader(io::Read::chain(head, input), channel, sink)?;
+        }
+        Format::R50 | Format::EnedisCsv => {
+            input.read_to_end(&mut head)?;
+            parse_into(&head, format, channel, sink)?;
+        }
+    }
+    Ok(format)
+}
+
+fn strip_bom(input: &[u8]) -> &[u8] {
+    input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input)
+}
+
+/// Checks a meter id: 1 to 64 characters of `[0-9A-Za-z_.-]`.
+pub fn check_meter_id(id: &[u8]) -> Result<&str, String> {
+    if id.is_empty() {
+        return Err("empty meter id".into());
+    }
+    if id.len() > METER_ID_MAX_LEN {
+        return Err(format!(
+            "meter id of {} characters (at most {METER_ID_MAX_LEN})",
+            id.len()
+        ));
+    }
+    if let Some(&b) = id
+        .iter()
+        .find(|&&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'))
+    {
+        return Err(format!(
+            "meter id {:?} has a character outside [0-9A-Za-z_.-] ({:?})",
+            String::from_utf8_lossy(id),
+            char::from(b)
+        ));
+    }
+    // Only ASCII bytes were accepted.
+    std::str::from_utf8(id).map_err(|_| "meter id is not UTF-8".to_owned())
+}
+
+/// Checks a PRM (French delivery point): exactly 14 digits.
+pub fn check_prm(id: &[u8]) -> Result<&str, String> {
+    if id.len() != 14 || !id.iter().all(u8::is_ascii_digit) {
+        return Err(format!(
+            "PRM {:?} is not 14 digits",
+            String::from_utf8_lossy(id)
+        ));
+    }
+    std::str::from_utf8(id).map_err(|_| "PRM is not UTF-8".to_owned())
+}
+
+/// Checks a step and a timestamp against it: a curve step is one of [`CURVE_STEPS_MIN`] and its
+/// interval starts are aligned to it in UTC; a `max_power` point has the daily step and any
+/// instant.
+fn check_step_and_alignment(channel: Channel, ts_utc: i64, step_min: u16) -> Result<(), String> {
+    if channel == Channel::MaxPower {
+        if step_min != MAX_POWER_STEP_MIN {
+            return Err(format!(
+                "max_power points have a step of {MAX_POWER_STEP_MIN} minutes, not {step_min}"
+            ));
+        }
+        return Ok(());
+    }
+    if !CURVE_STEPS_MIN.contains(&step_min) {
+        return Err(format!(
+            "step of {step_min} minutes (expected 5, 10, 15, 30 or 60)"
+        ));
+    }
+    let step_s = 60 * i64::from(step_min);
+    if ts_utc.rem_euclid(step_s) != 0 {
+        return Err(format!(
+            "{} is not aligned to the {step_min}-minute step",
+            format_rfc3339_utc(ts_utc)
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a decimal integer into an `i32`, with an optional sign.
+fn parse_i32(field: &[u8]) -> Option<i32> {
+    let (negative, digits) = match field.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, field),
+    };
+    if digits.is_empty() || digits.len() > 10 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(b - b'0');
+    }
+    i32::try_from(if negative { -v } else { v }).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_detected_from_the_first_bytes() {
+        assert_eq!(
+            Format::detect(b"  \n<?xml version=\"1.0\"?><R50/>"),
+            Format::R50
+        );
+        assert_eq!(Format::detect(b"\xEF\xBB\xBF<R50/>"), Format::R50);
+        assert_eq!(Format::detect(b"meter_id,ts,value_w\n"), Format::Csv);
+        assert_eq!(Format::detect(b""), Format::Csv);
+        assert_eq!(
+            Format::detect(b"\xEF\xBB\xBFIdentifiant PRM;Type de donnees\n"),
+            Format::EnedisCsv
+        );
+        assert_eq!(Format::detect(b"Horodate;Valeur\n"), Format::EnedisCsv);
+    }
+
+    #[test]
+    fn a_stream_is_detected_and_read_like_a_slice() {
+        let inputs: [&[u8]; 3] = [
+            include_bytes!("../../tests/data/native_malformed.csv"),
+            include_bytes!("../../tests/data/r50_dst.xml"),
+            include_bytes!("../../tests/data/enedis_export.csv"),
+        ];
+        for input in inputs {
+            let expected = parse(input, Format::detect(input), Channel::Consumption).unwrap();
+            // A small buffer, so that detection and the CSV stream cross buffer boundaries.
+            let reader = io::BufReader::with_capacity(5, input);
+            let mut streamed = Parsed::default();
+            let format = parse_reader(reader, Channel::Consumption, &mut streamed).unwrap();
+            assert_eq!(format, Format::detect(input));
+            assert_eq!(streamed, expected);
+        }
+        let mut bom = Parsed::default();
+        let input = &b"\xEF\xBB\xBFmeter_id,ts,value_w\nm,2024-01-01T00:00:00Z,1\n"[..];
+        parse_reader(input, Channel::Consumption, &mut bom).unwrap();
+        assert_eq!(bom.rows.len(), 1);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Raw bytes, and fixtures with a few bytes overwritten, never panic any parser, and
+        /// every rejection names a line of the input.
+        #[test]
+        fn arbitrary_input_never_panics_and_rejections_name_real_lines(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            which in 0usize..3,
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..6),
+        ) {
+            let fixtures: [&[u8]; 3] = [
+                include_bytes!("../../tests/data/native_dst.csv"),
+                include_bytes!("../../tests/data/r50_dst.xml"),
+                include_bytes!("../../tests/data/enedis_export.csv"),
+            ];
+            let mut mutated = fixtures[which].to_vec();
+            for (at, byte) in edits {
+                let at = at % mutated.len();
+                mutated[at] = byte;
+            }
+            for input in [&raw[..], &mutated[..]] {
+                let lines = input.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+                for format in [Format::Csv, Format::R50, Format::EnedisCsv] {
+                    if let Ok(parsed) = parse(input, format, Channel::Consumption) {
+                        for r in &parsed.rejected {
+                            proptest::prop_assert!(r.line >= 1 && r.line <= lines, "{:?}", r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn meter_ids_are_checked_for_length_and_charset() {
+        assert_eq!(check_meter_id(b"A-1_b.2"), Ok("A-1_b.2"));
+        assert!(check_meter_id(b"").is_err());
+        assert!(check_meter_id(&[b'a'; 65]).is_err());
+        assert!(check_meter_id(&[b'a'; 64]).is_ok());
+        assert!(check_meter_id(b"a b").is_err());
+        assert!(check_meter_id("é".as_bytes()).is_err());
+        assert!(check_prm(b"09111642617347").is_ok());
+        assert!(check_prm(b"0911164261734").is_err());
+        assert!(check_prm(b"0911164261734A").is_err());
+    }
+
+    #[test]
+    fn integers_parse_with_sign_and_range_checks() {
+        assert_eq!(parse_i32(b"476"), Some(476));
+        assert_eq!(parse_i32(b"-12"), Some(-12));
+        assert_eq!(parse_i32(b"+7"), Some(7));
+        assert_eq!(parse_i32(b"2147483647"), Some(i32::MAX));
+        assert_eq!(parse_i32(b"-2147483648"), Some(i32::MIN));
+        assert_eq!(parse_i32(b"2147483648"), None);
+        assert_eq!(parse_i32(b"99999999999"), None);
+        assert_eq!(parse_i32(b""), None);
+        assert_eq!(parse_i32(b"-"), None);
+        assert_eq!(parse_i32(b"4.5"), None);
+        assert_eq!(parse_i32(b" 4"), None);
+    }
+
+    #[test]
+    fn steps_and_alignment_are_checked_per_channel() {
+        let c = Channel::Consumption;
+        assert!(check_step_and_alignment(c, 1_704_063_600, 30).is_ok());
+        assert!(check_step_and_alignment(c, 1_704_063_600 + 600, 30).is_err());
+        assert!(check_step_and_alignment(c, 1_704_063_600 + 600, 10).is_ok());
+        assert!(check_step_and_alignment(c, 1_704_063_600, 20).is_err());
+        assert!(check_step_and_alignment(Channel::MaxPower, 1_704_063_601, 1440).is_ok());
+        assert!(check_step_and_alignment(Channel::MaxPower, 1_704_063_600, 30).is_err());
+    }
+}

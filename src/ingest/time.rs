@@ -1,0 +1,235 @@
+//! RFC 3339 timestamps: a fast parser for the fixed layout every input uses
+//! (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`) and a fast UTC formatter, both exact for years 0000 to
+//! 9999. They run once per ingested or exported row, hence no general date library on that path.
+
+const DAY_S: i64 = 86_400;
+
+/// Parses an RFC 3339 timestamp with any offset into Unix seconds UTC. Fractional seconds are
+/// accepted only when zero (points are whole seconds).
+pub fn parse_rfc3339(s: &[u8]) -> Result<i64, &'static str> {
+    const LAYOUT: &str = "not an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SS followed by Z or ±HH:MM)";
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let digits = s.get(from..from + len)?;
+        digits.iter().try_fold(0i64, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
+        })
+    };
+    let at = |i: usize, expected: &[u8]| s.get(i).is_some_and(|b| expected.contains(b));
+    let fields = (|| {
+        if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt ") && at(13, b":") && at(16, b":")) {
+            return None;
+        }
+        Some((
+            num(0, 4)?,
+            num(5, 2)?,
+            num(8, 2)?,
+            num(11, 2)?,
+            num(14, 2)?,
+            num(17, 2)?,
+        ))
+    })();
+    let Some((year, month, day, hour, minute, second)) = fields else {
+        return Err(LAYOUT);
+    };
+    let mut i = 19;
+    if at(i, b".") {
+        i += 1;
+        let start = i;
+        let mut nonzero = false;
+        while let Some(b) = s.get(i).filter(|b| b.is_ascii_digit()) {
+            nonzero |= *b != b'0';
+            i += 1;
+        }
+        if i == start {
+            return Err(LAYOUT);
+        }
+        if nonzero {
+            return Err("fractional seconds are not supported");
+        }
+    }
+    let offset_s = match s.get(i) {
+        Some(b'Z' | b'z') => {
+            i += 1;
+            0
+        }
+        Some(&sign @ (b'+' | b'-')) => {
+            let (Some(h), true, Some(m)) = (num(i + 1, 2), at(i + 3, b":"), num(i + 4, 2)) else {
+                return Err(LAYOUT);
+            };
+            if h > 23 || m > 59 {
+                return Err("UTC offset out of range");
+            }
+            i += 6;
+            let magnitude = h * 3600 + m * 60;
+            if sign == b'-' {
+                -magnitude
+            } else {
+                magnitude
+            }
+        }
+        None => return Err("timestamp without a UTC offset (add Z or ±HH:MM)"),
+        Some(_) => return Err(LAYOUT),
+    };
+    if i != s.len() {
+        return Err(LAYOUT);
+    }
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return Err("date out of range");
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return Err("time of day out of range");
+    }
+    Ok(days_from_civil(year, month, day) * DAY_S + hour * 3600 + minute * 60 + second - offset_s)
+}
+
+/// Formats Unix seconds as RFC 3339 UTC (`2024-01-01T00:00:00Z`).
+pub fn format_rfc3339_utc(ts_utc: i64) -> String {
+    let mut out = Vec::with_capacity(20);
+    write_rfc3339_utc(ts_utc, &mut out);
+    // Only ASCII is written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `ts_utc` as RFC 3339 UTC to `out`.
+pub(crate) fn write_rfc3339_utc(ts_utc: i64, out: &mut Vec<u8>) {
+    let days = ts_utc.div_euclid(DAY_S);
+    let sod = ts_utc.rem_euclid(DAY_S);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        // Outside RFC 3339's four-digit years: jiff's formatting (or the raw number) says it.
+        match jiff::Timestamp::from_second(ts_utc) {
+            Ok(ts) => out.extend_from_slice(ts.to_string().as_bytes()),
+            Err(_) => out.extend_from_slice(ts_utc.to_string().as_bytes()),
+        }
+        return;
+    }
+    let mut buf = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for d in buf[at..at + width].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    out.extend_from_slice(&buf);
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 (Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day number (Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn offsets_are_applied_and_z_means_utc() {
+        assert_eq!(
+            parse_rfc3339(b"2024-01-01T00:00:00+01:00"),
+            Ok(1_704_063_600)
+        );
+        assert_eq!(parse_rfc3339(b"2023-12-31T23:00:00Z"), Ok(1_704_063_600));
+        assert_eq!(parse_rfc3339(b"2023-12-31t23:00:00z"), Ok(1_704_063_600));
+        assert_eq!(
+            parse_rfc3339(b"2023-12-31 18:30:00-04:30"),
+            Ok(1_704_063_600)
+        );
+        assert_eq!(
+            parse_rfc3339(b"2023-12-31T23:00:00.000Z"),
+            Ok(1_704_063_600)
+        );
+        assert_eq!(parse_rfc3339(b"1969-12-31T23:59:59Z"), Ok(-1));
+        assert_eq!(parse_rfc3339(b"2024-02-29T00:00:00Z"), Ok(1_709_164_800));
+    }
+
+    #[test]
+    fn malformed_timestamps_are_refused_with_a_reason() {
+        for bad in [
+            &b"2024-01-01"[..],
+            b"2024-01-01T00:00:00",
+            b"2024-01-01T00:00:00+0100",
+            b"2024-01-01T00:00:00+01:00 ",
+            b"2024-13-01T00:00:00Z",
+            b"2023-02-29T00:00:00Z",
+            b"2024-01-01T24:00:00Z",
+            b"2024-01-01T00:00:60Z",
+            b"2024-01-01T00:00:00+24:00",
+            b"2024-01-01T00:00:00.5Z",
+            b"2024-01-01T00:00:00.Z",
+            b"2024/01/01T00:00:00Z",
+            b"\xff\xfe",
+            b"",
+        ] {
+            assert!(
+                parse_rfc3339(bad).is_err(),
+                "{:?} accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn utc_formatting_writes_z() {
+        assert_eq!(format_rfc3339_utc(1_704_063_600), "2023-12-31T23:00:00Z");
+        assert_eq!(format_rfc3339_utc(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339_utc(0), "1970-01-01T00:00:00Z");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn parsing_and_formatting_agree_with_jiff(
+            ts in -62_135_596_800i64..253_402_300_799,
+            offset_min in -23 * 60i32..=23 * 60,
+        ) {
+            let jts = jiff::Timestamp::from_second(ts).unwrap();
+            prop_assert_eq!(format_rfc3339_utc(ts), jts.to_string());
+            let offset = jiff::tz::Offset::from_seconds(offset_min * 60).unwrap();
+            let text = jts.display_with_offset(offset).to_string();
+            if text.len() == 25 {
+                prop_assert_eq!(parse_rfc3339(text.as_bytes()), Ok(ts), "{}", text);
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The points of one series over a range, and their compaction into runs.
+
+use storage_format::block::DecodedBlock;
+
+use super::{QueryError, Run};
+use crate::source::{Chunk, SeriesSource};
+use crate::{Channel, Point, Quality};
+
+/// Calls `f` on every point of `(meter, channel)` in `[from, to)`, in time order.
+pub(crate) fn for_each_point(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    (from, to): (i64, i64),
+    scratch: &mut DecodedBlock,
+    mut f: impl FnMut(Point),
+) -> Result<(), QueryError> {
+    for chunk in &src.chunks(meter, channel, from, to)? {
+        match chunk {
+            Chunk::Block(b) => {
+                if b.summary.last_ts < from || b.summary.first_ts >= to {
+                    continue;
+                }
+                chunk.decode_into(scratch)?;
+                scratch
+                    .points()
+                    .filter(|p| p.ts_utc >= from && p.ts_utc < to)
+                    .for_each(&mut f);
+            }
+            Chunk::Points(points) => points
+                .iter()
+                .filter(|p| p.ts_utc >= from && p.ts_utc < to)
+                .copied()
+                .for_each(&mut f),
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn points(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Point>, QueryError> {
+    let mut out = Vec::new();
+    let mut scratch = DecodedBlock::default();
+    for_each_point(src, meter, channel, (from, to), &mut scratch, |p| {
+        out.push(p)
+    })?;
+    Ok(out)
+}
+
+/// Groups time-ordered points into runs: a point extends the run when it starts where the
+/// previous one ends and has the same step.
+pub(crate) fn runs(points: &[Point]) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    let mut qualities: Vec<Vec<Quality>> = Vec::new();
+    let mut next_ts = None;
+    for p in points {
+        let extends = out
+            .last()
+            .is_some_and(|run| run.step_min == p.step_min && next_ts == Some(p.ts_utc));
+        if !extends {
+            out.push(Run {
+                start_utc: p.ts_utc,
+                step_min: p.step_min,
+                values: Vec::new(),
+                quality: None,
+            });
+            qualities.push(Vec::new());
+        }
+        if let (Some(run), Some(q)) = (out.last_mut(), qualities.last_mut()) {
+            run.values.push(p.value);
+            q.push(p.quality);
+        }
+        next_ts = Some(p.ts_utc + 60 * i64::from(p.step_min));
+    }
+    for (run, q) in out.iter_mut().zip(qualities) {
+        if q.iter().any(|&q| q != Quality::Measured) {
+            run.quality = Some(q);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(ts_utc: i64, value: i32, step_min: u16, quality: Quality) -> Point {
+        Point {
+            ts_utc,
+            value,
+            step_min,
+            quality,
+        }
+    }
+
+    #[test]
+    fn runs_break_at_gaps_and_step_changes_and_carry_quality_only_when_needed() {
+        let m = Quality::Measured;
+        let points = [
+            pt(0, 1, 30, m),
+            pt(1800, 2, 30, m),
+            pt(5400, 3, 30, m),
+            pt(7200, 4, 30, Quality::Estimated),
+            pt(9000, 5, 10, m),
+            pt(9600, 6, 10, m),
+        ];
+        let runs = runs(&points);
+        assert_eq!(
+            runs,
+            vec![
+                Run {
+                    start_utc: 0,
+                    step_min: 30,
+                    values: vec![1, 2],
+                    quality: None
+                },
+                Run {
+                    start_utc: 5400,
+                    step_min: 30,
+                    values: vec![3, 4],
+                    quality: Some(vec![m, Quality::Estimated])
+                },
+                Run {
+                    start_utc: 9000,
+                    step_min: 10,
+                    values: vec![5, 6],
+                    quality: None
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! Energy per period: exact sums, points present and expected, the off-peak split.
+
+use storage_format::block::DecodedBlock;
+
+use super::calendar::{TIME_MAX_UTC, TIME_MIN_UTC};
+use super::tariff::OffPeak;
+use super::{EnergyPeriod, QueryError};
+use crate::source::{Chunk, SeriesSource};
+use crate::Channel;
+
+/// The step assumed for a series without any point, minutes.
+pub const DEFAULT_STEP_MIN: u16 = 30;
+
+/// How far back the step in force at `from` is looked for before searching the whole history.
+const RECENT_LOOKBACK_S: i64 = 31 * 86_400;
+
+/// Walks time-ordered points across contiguous periods, accumulating each period's sums and its
+/// expected count from the step in force.
+struct Walker<'p> {
+    periods: &'p [(i64, i64)],
+    /// Start of the first period and end of the last.
+    from: i64,
+    to: i64,
+    out: Vec<EnergyPeriod>,
+    /// Off-peak `value * seconds` per period, exact.
+    off_peak_ws: Vec<i128>,
+    /// Index of the period the walk is in; `periods.len()` once past the end.
+    p: usize,
+    step_min: u16,
+    /// Since when `step_min` is in force, within period `p`.
+    since: i64,
+}
+
+impl<'p> Walker<'p> {
+    fn new(periods: &'p [(i64, i64)], initial_step_min: u16) -> Walker<'p> {
+        Walker {
+            periods,
+            from: periods.first().map_or(0, |p| p.0),
+            to: periods.last().map_or(0, |p| p.1),
+            out: periods
+                .iter()
+                .map(|&(start_utc, end_utc)| EnergyPeriod {
+                    start_utc,
+                    end_utc,
+                    energy_wmin: 0,
+                    points: 0,
+                    expected_points: 0,
+                    by_tariff_wmin: None,
+                })
+                .collect(),
+            off_peak_ws: vec![0; periods.len()],
+            p: 0,
+            step_min: initial_step_min.max(1),
+            since: periods.first().map_or(0, |p| p.0),
+        }
+    }
+
+    fn count_run(&mut self, until: i64) {
+        if let Some(period) = self.out.get_mut(self.p) {
+            let run = u64::try_from(until - self.since).unwrap_or(0);
+            period.expected_points += run / (60 * u64::from(self.step_min));
+        }
+    }
+
+    /// Moves to the period containing `ts`, closing the ones before it.
+    fn advance_to(&mut self, ts: i64) {
+        while let Some(&(_, end)) = self.periods.get(self.p) {
+            if ts < end {
+                break;
+            }
+            self.count_run(end);
+            self.p += 1;
+            self.since = end;
+        }
+    }
+
+    /// Records that a point of `step_min` starts at `ts` (in the current period).
+    fn step_at(&mut self, ts: i64, step_min: u16) {
+        let step_min = step_min.max(1);
+        if step_min != self.step_min {
+            self.count_run(ts);
+            self.since = ts;
+            self.step_min = step_min;
+        }
+    }
+
+    fn point(&mut self, ts: i64, value: i32, step_min: u16, off_peak: Option<&mut OffPeak>) {
+        if ts < self.from || ts >= self.to {
+            return;
+        }
+        self.advance_to(ts);
+        self.step_at(ts, step_min);
+        let Some(period) = self.out.get_mut(self.p) else {
+            return;
+        };
+        period.energy_wmin = period
+            .energy_wmin
+            .saturating_add(i64::from(value) * i64::from(step_min));
+        period.points += 1;
+        if let Some(off_peak) = off_peak {
+            let hc_s = off_peak.overlap_s(ts, ts + 60 * i64::from(step_min));
+            if let Some(acc) = self.off_peak_ws.get_mut(self.p) {
+                *acc += i128::from(value) * i128::from(hc_s);
+            }
+        }
+    }
+
+    /// Counts a block wholly inside one period with one step from its summary; false when it
+    /// is not (the caller decodes it then).
+    fn summary(&mut self, s: &crate::BlockSummary) -> bool {
+        if s.step_min == 0 || s.first_ts < self.from || s.last_ts >= self.to {
+            return false;
+        }
+        self.advance_to(s.first_ts);
+        match self.periods.get(self.p) {
+            Some(&(_, end)) if s.last_ts < end => {}
+            _ => return false,
+        }
+        self.step_at(s.first_ts, s.step_min);
+        if let Some(period) = self.out.get_mut(self.p) {
+            period.energy_wmin = period.energy_wmin.saturating_add(s.sum_energy_wmin);
+            period.points += u64::from(s.count);
+        }
+        true
+    }
+
+    fn finish(mut self, with_tariff: bool) -> Vec<EnergyPeriod> {
+        self.advance_to(self.to);
+        if with_tariff {
+            for (period, hc_ws) in self.out.iter_mut().zip(&self.off_peak_ws) {
+                let hc_wmin = *hc_ws as f64 / 60.0;
+                period.by_tariff_wmin = Some((period.energy_wmin as f64 - hc_wmin, hc_wmin));
+            }
+        }
+        self.out
+    }
+}
+
+/// The step of the latest point before `before` among `chunks` (time-ordered), if any.
+fn last_step_before(
+    chunks: &[Chunk<'_>],
+    before: i64,
+    scratch: &mut DecodedBlock,
+) -> Result<Option<u16>, QueryError> {
+    for chunk in chunks.iter().rev() {
+        match chunk {
+            Chunk::Block(b) => {
+                let s = &b.summary;
+                if s.first_ts >= before {
+                    continue;
+                }
+                if s.step_min != 0 {
+                    // Every point has this step, the latest before `before` too.
+                    return Ok(Some(s.step_min));
+                }
+                chunk.decode_into(scratch)?;
+                let last = scratch.ts_utc.iter().rposition(|&ts| ts < before);
+                if let Some(step) = last.and_then(|i| scratch.step_min.get(i)) {
+                    return Ok(Some(*step));
+                }
+            }
+            Chunk::Points(points) => {
+                if let Some(p) = points.iter().rev().find(|p| p.ts_utc < before) {
+                    return Ok(Some(p.step_min));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The step of the first point at or after `from` among `chunks` (time-ordered), if any.
+fn first_step_from(
+    chunks: &[Chunk<'_>],
+    from: i64,
+    scratch: &mut DecodedBlock,
+) -> Result<Option<u16>, QueryError> {
+    for chunk in chunks {
+        match chunk {
+            Chunk::Block(b) => {
+                let s = &b.summary;
+                if s.last_ts < from {
+                    continue;
+                }
+                if s.step_min != 0 {
+                    return Ok(Some(s.step_min));
+                }
+                chunk.decode_into(scratch)?;
+                let first = scratch.ts_utc.iter().position(|&ts| ts >= from);
+                if let Some(step) = first.and_then(|i| scratch.step_min.get(i)) {
+                    return Ok(Some(*step));
+                }
+            }
+            Chunk::Points(points) => {
+                if let Some(p) = points.iter().find(|p| p.ts_utc >= from) {
+                    return Ok(Some(p.step_min));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The step in force at `from`: the latest point before it, else the first point at or after
+/// it (in `range_chunks`, then after `to`), else [`DEFAULT_STEP_MIN`].
+fn step_in_force_at_start(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    (from, to): (i64, i64),
+    range_chunks: &[Chunk<'_>],
+    scratch: &mut DecodedBlock,
+) -> Result<u16, QueryError> {
+    if let Some(step) = last_step_before(range_chunks, from, scratch)? {
+        return Ok(step);
+    }
+    // Look back a month first (nearly always enough), then through the whole history.
+    let recent = from.saturating_sub(RECENT_LOOKBACK_S).max(TIME_MIN_UTC);
+    for (start, end) in [(recent, from), (TIME_MIN_UTC, recent)] {
+        if start < end {
+            let before = src.chunks(meter, channel, start, end)?;
+            if let Some(step) = last_step_before(&before, end, scratch)? {
+                return Ok(step);
+            }
+        }
+    }
+    if let Some(step) = first_step_from(range_chunks, from, scratch)? {
+        return Ok(step);
+    }
+    if to < TIME_MAX_UTC {
+        let after = src.chunks(meter, channel, to, TIME_MAX_UTC)?;
+        if let Some(step) = first_step_from(&after, to, scratch)? {
+            return Ok(step);
+        }
+    }
+    Ok(DEFAULT_STEP_MIN)
+}
+
+/// Energy of `(meter, channel)` over contiguous `periods`; split by `off_peak` when given.
+pub(crate) fn periods(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    periods: &[(i64, i64)],
+    mut off_peak: Option<&mut OffPeak>,
+    scratch: &mut DecodedBlock,
+) -> Result<Vec<EnergyPeriod>, QueryError> {
+    let (Some(&(from, _)), Some(&(_, to))) = (periods.first(), periods.last()) else {
+        return Ok(Vec::new());
+    };
+    let chunks = src.chunks(meter, channel, from, to)?;
+    let initial = step_in_force_at_start(src, meter, channel, (from, to), &chunks, scratch)?;
+    let mut walker = Walker::new(periods, initial);
+    let with_tariff = off_peak.is_some();
+    for chunk in &chunks {
+        match chunk {
+            Chunk::Block(b) => {
+                let s = &b.summary;
+                if s.last_ts < from || s.first_ts >= to {
+                    continue;
+                }
+                if !with_tariff && walker.summary(s) {
+                    continue;
+                }
+                chunk.decode_into(scratch)?;
+                for ((&ts, &value), &step) in scratch
+                    .ts_utc
+                    .iter()
+                    .zip(&scratch.value)
+                    .zip(&scratch.step_min)
+                {
+                    walker.point(ts, value, step, off_peak.as_deref_mut());
+                }
+            }
+            Chunk::Points(points) => {
+                for p in points {
+                    walker.point(p.ts_utc, p.value, p.step_min, off_peak.as_deref_mut());
+                }
+            }
+        }
+    }
+    Ok(walker.finish(with_tariff))
+}

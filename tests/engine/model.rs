@@ -1,0 +1,198 @@
+//! Random operations against an in-memory model, with injected I/O failures and crashes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use courbe::engine::fs::testing::{FaultOp, SimFs};
+use courbe::engine::{Batch, Options, Store};
+use courbe::{Channel, Point, Quality};
+
+use super::{read, Rng, T0};
+
+const METERS: [&str; 3] = ["m0", "m1", "m2"];
+const CHANNELS: [Channel; 2] = [Channel::Consumption, Channel::Production];
+
+type Model = BTreeMap<(usize, usize, i64), Point>;
+
+fn random_batch(rng: &mut Rng) -> (Batch, Vec<(usize, usize, Point)>) {
+    let mut b = Batch::new();
+    let mut rows = Vec::new();
+    let n = 1 + rng.below(24);
+    // Runs of one series, as real batches come.
+    let mut m = rng.below(3) as usize;
+    let mut c = rng.below(2) as usize;
+    for _ in 0..n {
+        if rng.below(4) == 0 {
+            m = rng.below(3) as usize;
+            c = rng.below(2) as usize;
+        }
+        // Three months of half-hours, with collisions on purpose.
+        let slot = rng.below(90 * 48 / 16) as i64 * 16 + rng.below(3) as i64;
+        let p = Point {
+            ts_utc: T0 + slot * 1800,
+            value: rng.below(5000) as i32 - 100,
+            step_min: [10, 30, 60][rng.below(3) as usize],
+            quality: Quality::ALL[rng.below(3) as usize],
+        };
+        b.push(METERS[m], CHANNELS[c], p).expect("valid");
+        rows.push((m, c, p));
+    }
+    (b, rows)
+}
+
+fn check(store: &Store, model: &Model, ctx: &str) {
+    for (m, meter) in METERS.iter().enumerate() {
+        for (c, channel) in CHANNELS.iter().enumerate() {
+            let want: Vec<Point> = model
+                .range((m, c, i64::MIN)..=(m, c, i64::MAX))
+                .map(|(_, p)| *p)
+                .collect();
+            assert_eq!(
+                read(store, meter, *channel),
+                want,
+                "{ctx}: {meter} {channel:?}"
+            );
+        }
+    }
+}
+
+/// After a failed ingest the batch may or may not be durable: adopt what the store shows,
+/// provided every point is either the old value or the batch's (the newest of it).
+fn adopt(store: &Store, model: &mut Model, rows: &[(usize, usize, Point)], ctx: &str) {
+    let mut batch_value: BTreeMap<(usize, usize, i64), Point> = BTreeMap::new();
+    for (m, c, p) in rows {
+        batch_value.insert((*m, *c, p.ts_utc), *p);
+    }
+    let mut present = None;
+    for (key, p) in &batch_value {
+        let got = read(store, METERS[key.0], CHANNELS[key.1])
+            .into_iter()
+            .find(|x| x.ts_utc == key.2);
+        let is_new = got == Some(*p);
+        let is_old = got == model.get(key).copied();
+        assert!(
+            is_new || is_old,
+            "{ctx}: {key:?} is neither old nor new: {got:?}"
+        );
+        if is_new != is_old {
+            // All or nothing: a batch is one log record.
+            assert!(
+                present.is_none_or(|b| b == is_new),
+                "{ctx}: batch half applied"
+            );
+            present = Some(is_new);
+        }
+    }
+    if present == Some(true) {
+        model.extend(batch_value);
+    }
+}
+
+fn run(seed: u64, steps: usize) {
+    let mut rng = Rng(seed);
+    let dir = Path::new("/model");
+    let options = Options {
+        memtable_max_points: 60,
+        ..Options::default()
+    };
+    let mut fs = SimFs::new();
+    let mut store = Store::open_with(dir, options.clone(), Arc::new(fs.clone())).unwrap();
+    let mut model = Model::new();
+    for step in 0..steps {
+        let ctx = format!("seed {seed} step {step}");
+        let roll = rng.below(100);
+        let failed = match roll {
+            0..=49 => {
+                let (b, rows) = random_batch(&mut rng);
+                match store.ingest(&b) {
+                    Ok(()) => {
+                        for (m, c, p) in rows {
+                            model.insert((m, c, p.ts_utc), p);
+                        }
+                        None
+                    }
+                    Err(_) => Some(rows),
+                }
+            }
+            50..=59 => store.flush().err().map(|_| Vec::new()),
+            60..=66 => store.compact().err().map(|_| Vec::new()),
+            67..=74 => {
+                let m = rng.below(3) as usize;
+                let range = (rng.below(2) == 0).then(|| {
+                    let from = T0 + rng.below(90 * 48) as i64 * 1800;
+                    (from, from + (1 + rng.below(30 * 48)) as i64 * 1800)
+                });
+                let mut result = store.erase(METERS[m], range);
+                if result.is_err() {
+                    // An erasure that failed is retried after a crash and restart.
+                    fs.clear_faults();
+                    drop(store);
+                    fs = fs.crash();
+                    store = Store::open_with(dir, options.clone(), Arc::new(fs.clone()))
+                        .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
+                    result = store.erase(METERS[m], range);
+                }
+                result.unwrap_or_else(|e| panic!("{ctx}: erase: {e}"));
+                let (from, to) = range.unwrap_or((i64::MIN, i64::MAX));
+                model.retain(|(mm, _, ts), _| !(*mm == m && from <= *ts && *ts < to));
+                None
+            }
+            75..=82 => {
+                drop(store);
+                if rng.below(2) == 0 {
+                    fs = fs.crash();
+                }
+                match Store::open_with(dir, options.clone(), Arc::new(fs.clone())) {
+                    Ok(s) => store = s,
+                    Err(_) => {
+                        // An injected failure during open: crash and open again.
+                        fs = fs.crash();
+                        store = Store::open_with(dir, options.clone(), Arc::new(fs.clone()))
+                            .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
+                    }
+                }
+                None
+            }
+            _ => {
+                let op = [
+                    FaultOp::Write,
+                    FaultOp::Sync,
+                    FaultOp::Create,
+                    FaultOp::Rename,
+                ][rng.below(4) as usize];
+                fs.fail_nth(op, rng.below(6));
+                None
+            }
+        };
+        if let Some(rows) = failed {
+            // Crash right after the failure, restart, and compare.
+            fs.clear_faults();
+            drop(store);
+            fs = fs.crash();
+            store = Store::open_with(dir, options.clone(), Arc::new(fs.clone()))
+                .unwrap_or_else(|e| panic!("{ctx}: reopen after failure: {e}"));
+            adopt(&store, &mut model, &rows, &ctx);
+        }
+        if step % 10 == 0 || failed_check(roll) {
+            check(&store, &model, &ctx);
+        }
+    }
+    fs.clear_faults();
+    check(&store, &model, &format!("seed {seed} end"));
+    store.verify().unwrap();
+    drop(store);
+    let store = Store::open_with(dir, options, Arc::new(fs.crash())).unwrap();
+    check(&store, &model, &format!("seed {seed} after a final crash"));
+}
+
+fn failed_check(roll: u64) -> bool {
+    (75..=82).contains(&roll)
+}
+
+#[test]
+fn random_operations_with_faults_and_crashes_match_a_model() {
+    for seed in 1..=12 {
+        run(seed, 200);
+    }
+}

@@ -1,0 +1,512 @@
+//! Access control over the real server: every role against every endpoint.
+
+use std::process::{Command, Stdio};
+
+use courbe::engine::Batch;
+use courbe::Channel;
+use serde_json::{json, Value};
+
+use super::support::*;
+
+/// Who calls: no token, an unknown token, then each role.
+const CALLERS: [(&str, Option<&str>); 9] = [
+    ("no token", None),
+    ("unknown token", Some("tok-nobody-knows")),
+    ("operator", Some(OPERATOR)),
+    ("supplier with grant", Some(ACME)),
+    ("supplier without grant", Some(OTHER_SUPPLIER)),
+    ("consumer of A", Some(CONSUMER_A)),
+    ("consumer of B", Some(CONSUMER_B)),
+    ("public body", Some(PUBLIC_BODY)),
+    ("public", Some(PUBLIC)),
+];
+
+/// A store with two days of A and B, max power for A, a grant to `acme` on A in force now,
+/// and groups: 12 meters in one IRIS of one commune (A and B among them), 3 in one building.
+pub fn fleet_server(dir: &std::path::Path) -> Server {
+    let server = Server::start(dir);
+    let mut batch = Batch::new();
+    for (i, m) in [A, B].iter().enumerate() {
+        day_batch(&mut batch, m, -3, 100 * (i as i32 + 1));
+        day_batch(&mut batch, m, -2, 100 * (i as i32 + 1));
+    }
+    for k in 0..10 {
+        day_batch(
+            &mut batch,
+            &format!("0911164261{:04}", 7000 + k),
+            -2,
+            300 + k,
+        );
+    }
+    batch
+        .push(
+            A,
+            Channel::MaxPower,
+            max_power_point(day_utc(-2) + 3_600, 6_000),
+        )
+        .unwrap();
+    server.store.ingest(&batch).unwrap();
+    server
+        .gov
+        .create_grant(A, "acme", day_utc(-10), day_utc(300), "operator:setup")
+        .unwrap();
+    let mut groups = String::from("meter_id,commune,iris,building\n");
+    groups.push_str(&format!("{A},75056,751010101,B1\n{B},75056,751010101,B1\n"));
+    for k in 0..10 {
+        let building = if k == 0 { "B1" } else { "" };
+        groups.push_str(&format!(
+            "0911164261{:04},75056,751010101,{building}\n",
+            7000 + k
+        ));
+    }
+    let memberships = courbe::governance::groups::parse_csv(&groups).unwrap();
+    server.gov.load_groups(memberships).unwrap();
+    server
+}
+
+struct Case {
+    what: &'static str,
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    /// Expected status per caller, in the order of [`CALLERS`].
+    expect: [u16; 9],
+    /// What a success's body must satisfy.
+    check: fn(&Value) -> bool,
+}
+
+fn any(_: &Value) -> bool {
+    true
+}
+
+#[test]
+fn every_role_against_every_endpoint_gets_the_expected_status_and_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let range = format!("from={}&to={}", rfc(d), rfc(d + 86_400));
+    let outside = format!("from={}&to={}", rfc(day_utc(-20)), rfc(day_utc(-19)));
+    let future = format!("from={}&to={}", rfc(day_utc(400)), rfc(day_utc(401)));
+    let cases = vec![
+        Case {
+            what: "curve of A inside the grant",
+            method: "GET",
+            path: format!("/v1/meters/{A}/curve?{range}"),
+            body: None,
+            expect: [401, 401, 200, 200, 403, 200, 403, 403, 403],
+            check: |v| v["points"].as_array().map(Vec::len) == Some(48),
+        },
+        Case {
+            what: "curve of A before the grant",
+            method: "GET",
+            path: format!("/v1/meters/{A}/curve?{outside}"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 200, 403, 403, 403],
+            check: |v| v["points"].as_array().is_some_and(Vec::is_empty),
+        },
+        Case {
+            what: "energy of A",
+            method: "GET",
+            path: format!("/v1/meters/{A}/energy?{range}&period=day&tz=UTC"),
+            body: None,
+            expect: [401, 401, 200, 200, 403, 200, 403, 403, 403],
+            check: |v| v["periods"][0]["points"] == 48,
+        },
+        Case {
+            what: "peak of A",
+            method: "GET",
+            path: format!("/v1/meters/{A}/peak?{range}&period=day&tz=UTC"),
+            body: None,
+            expect: [401, 401, 200, 200, 403, 200, 403, 403, 403],
+            check: |v| v["periods"][0]["value"] == 6_000,
+        },
+        Case {
+            what: "energy of a meter nobody holds",
+            method: "GET",
+            path: format!("/v1/meters/{NOBODY}/energy?{range}&period=day"),
+            body: None,
+            expect: [401, 401, 404, 403, 403, 403, 403, 403, 403],
+            check: any,
+        },
+        Case {
+            what: "curve of B",
+            method: "GET",
+            path: format!("/v1/meters/{B}/curve?{range}"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 403, 200, 403, 403],
+            check: |v| v["meter"] == B,
+        },
+        Case {
+            what: "erasure of a future range of B",
+            method: "DELETE",
+            path: format!("/v1/meters/{B}/curve?{future}"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 403, 403, 403, 403],
+            check: |v| v["points_removed"] == 0,
+        },
+        Case {
+            what: "fleet curve",
+            method: "GET",
+            path: format!("/v1/fleet/curve?{range}"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 403, 403, 403, 403],
+            check: |v| v["points"][0]["meters"] == 12,
+        },
+        Case {
+            what: "fleet energy",
+            method: "GET",
+            path: format!("/v1/fleet/energy?{range}&period=day"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 403, 403, 403, 403],
+            check: |v| v["meters"].as_array().map(Vec::len) == Some(12),
+        },
+        Case {
+            what: "consent of A",
+            method: "GET",
+            path: format!("/v1/meters/{A}/consent"),
+            body: None,
+            expect: [401, 401, 200, 200, 403, 200, 403, 403, 403],
+            check: |v| v["meter"] == A,
+        },
+        Case {
+            what: "consent change of A",
+            method: "POST",
+            path: format!("/v1/meters/{A}/consent"),
+            body: Some(
+                json!({"collection": "granted", "step_min": 30, "from": rfc(day_utc(-400))}),
+            ),
+            expect: [401, 401, 201, 403, 403, 201, 403, 403, 403],
+            check: |v| v["collection"] == "granted" && v["step_min"] == 30,
+        },
+        Case {
+            what: "grants of A",
+            method: "GET",
+            path: format!("/v1/meters/{A}/grants"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 200, 403, 403, 403],
+            check: |v| v["grants"][0]["supplier"] == "acme" && v["grants"][0]["in_force"] == true,
+        },
+        Case {
+            what: "grant creation on B",
+            method: "POST",
+            path: format!("/v1/meters/{B}/grants"),
+            body: Some(
+                json!({"supplier": "zeta", "from": rfc(day_utc(-1)), "to": rfc(day_utc(30))}),
+            ),
+            expect: [401, 401, 201, 403, 403, 403, 403, 403, 403],
+            check: |v| v["supplier"] == "zeta" && v["meter"] == B,
+        },
+        Case {
+            what: "revocation of an unknown grant",
+            method: "DELETE",
+            path: format!("/v1/meters/{B}/grants/999"),
+            body: None,
+            expect: [401, 401, 404, 403, 403, 403, 403, 403, 403],
+            check: any,
+        },
+        Case {
+            what: "export of A",
+            method: "GET",
+            path: format!("/v1/meters/{A}/export?format=json"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 200, 403, 403, 403],
+            check: |v| v["channels"]["consumption"].as_array().map(Vec::len) == Some(96),
+        },
+        Case {
+            what: "audit trail",
+            method: "GET",
+            path: "/v1/audit".into(),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 403, 403, 403, 403],
+            check: |v| v["records"].is_array(),
+        },
+        Case {
+            what: "group listing",
+            method: "GET",
+            path: "/v1/groups".into(),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 403, 403, 403, 403],
+            check: |v| v["meters"] == 12,
+        },
+        Case {
+            what: "aggregates by commune",
+            method: "GET",
+            path: format!("/v1/aggregates?level=commune&{range}&period=day&tz=UTC"),
+            body: None,
+            expect: [401, 401, 200, 200, 200, 200, 200, 200, 200],
+            check: |v| v["groups"][0]["cells"][0]["meters"] == 12,
+        },
+        Case {
+            what: "aggregates by building",
+            method: "GET",
+            path: format!("/v1/aggregates?level=building&{range}&period=day&tz=UTC"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 403, 403, 200, 403],
+            check: |v| v["groups"][0]["group"] == "B1" && v["groups"][0]["cells"][0]["meters"] == 3,
+        },
+        Case {
+            what: "aggregates over an ad-hoc list of meters",
+            method: "GET",
+            path: format!("/v1/aggregates?meters={A},{B}&{range}&period=day&tz=UTC"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 403, 403, 403, 403],
+            check: |v| v["groups"][0]["cells"][0]["suppressed"] == true,
+        },
+        Case {
+            what: "comparison of A",
+            method: "GET",
+            path: format!("/v1/meters/{A}/compare?{range}&tz=UTC"),
+            body: None,
+            expect: [401, 401, 200, 403, 403, 200, 403, 403, 403],
+            check: |v| v["months"][0]["groups"][0]["meters"] == 12,
+        },
+        Case {
+            what: "unknown /v1 path",
+            method: "GET",
+            path: "/v1/nothing/here".into(),
+            body: None,
+            // No route: nothing to protect, and the 404 names no meter.
+            expect: [404; 9],
+            check: any,
+        },
+        Case {
+            what: "liveness",
+            method: "GET",
+            path: "/healthz".into(),
+            body: None,
+            expect: [200; 9],
+            check: |v| v["status"] == "ok",
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        for ((who, token), expected) in CALLERS.iter().zip(case.expect) {
+            let body = case.body.as_ref().map(Value::to_string);
+            let reply = server.call(
+                *token,
+                case.method,
+                &case.path,
+                body.as_deref().map(|b| ("application/json", b)),
+            );
+            let wrong = if reply.status != expected {
+                Some(format!("status {}", reply.status))
+            } else {
+                match (expected, reply.error_code()) {
+                    (401, Some(code)) if code == "unauthorized" => None,
+                    (403, Some(code)) if code == "forbidden" => None,
+                    (401 | 403, code) => Some(format!("error code {code:?}")),
+                    (s, _) if s < 400 && !(case.check)(&reply.json()) => {
+                        Some("body check failed".to_string())
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(why) = wrong {
+                failures.push(format!(
+                    "{} / {who}: expected {expected}, {why}: {}",
+                    case.what, reply.body
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_refusal_is_the_same_for_a_meter_that_exists_and_one_that_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let range = format!("from={}&to={}&period=day", rfc(d), rfc(d + 86_400));
+    for token in [OTHER_SUPPLIER, CONSUMER_A, PUBLIC] {
+        let held = server.get(token, &format!("/v1/meters/{B}/energy?{range}"));
+        let absent = server.get(token, &format!("/v1/meters/{NOBODY}/energy?{range}"));
+        assert_eq!(held.status, 403);
+        assert_eq!((held.status, &held.body), (absent.status, &absent.body));
+    }
+}
+
+#[test]
+fn a_supplier_read_is_in_the_audit_trail_with_its_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let range = format!("from={}&to={}", rfc(d), rfc(d + 86_400));
+    assert_eq!(
+        server
+            .get(ACME, &format!("/v1/meters/{A}/curve?{range}"))
+            .status,
+        200
+    );
+    // A refused read is not a read.
+    assert_eq!(
+        server
+            .get(ACME, &format!("/v1/meters/{B}/curve?{range}"))
+            .status,
+        403
+    );
+    let trail = server.get(OPERATOR, &format!("/v1/audit?meter={A}")).json();
+    let records = trail["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{trail}");
+    assert_eq!(records[0]["who"], "supplier:acme");
+    assert_eq!(records[0]["from"], rfc(d));
+    assert_eq!(records[0]["to"], rfc(d + 86_400));
+    assert_eq!(records[0]["what"], "/v1/meters/:id/curve");
+    assert_eq!(
+        server.get(OPERATOR, &format!("/v1/audit?meter={B}")).json()["records"],
+        json!([])
+    );
+}
+
+#[test]
+fn a_token_added_to_the_file_works_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let path = format!("/v1/meters/{B}/consent");
+    assert_eq!(server.get("tok-late", &path).status, 401);
+    let mut text = tokens_file_text();
+    text.push_str(&format!(
+        "{} consumer {B}\n",
+        courbe::governance::auth::token_hash("tok-late")
+    ));
+    std::fs::write(&server.tokens_path, text).unwrap();
+    assert_eq!(server.get("tok-late", &path).status, 200);
+    // Removing a token takes effect the same way.
+    std::fs::write(&server.tokens_path, tokens_file_text()).unwrap();
+    assert_eq!(server.get("tok-late", &path).status, 401);
+}
+
+#[test]
+fn a_revoked_grant_ends_the_suppliers_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let path = format!(
+        "/v1/meters/{A}/energy?from={}&to={}&period=day",
+        rfc(d),
+        rfc(d + 86_400)
+    );
+    assert_eq!(server.get(ACME, &path).status, 200);
+    let grants = server
+        .get(OPERATOR, &format!("/v1/meters/{A}/grants"))
+        .json();
+    let id = grants["grants"][0]["id"].as_u64().unwrap();
+    let revoked = server.call(
+        Some(OPERATOR),
+        "DELETE",
+        &format!("/v1/meters/{A}/grants/{id}"),
+        None,
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(revoked.json()["in_force"], false);
+    assert_eq!(server.get(ACME, &path).status, 403);
+    let listed = server
+        .get(OPERATOR, &format!("/v1/meters/{A}/grants"))
+        .json();
+    assert!(listed["grants"][0]["revoked"].is_string(), "{listed}");
+}
+
+#[test]
+fn a_grant_over_three_years_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let body =
+        json!({"supplier": "acme", "from": rfc(day_utc(0)), "to": rfc(day_utc(3 * 366 + 1))});
+    let reply = server.post_json(OPERATOR, &format!("/v1/meters/{B}/grants"), &body);
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.error_code().as_deref(), Some("invalid_argument"));
+}
+
+/// Runs `courbe serve` with arguments; returns the child.
+fn spawn_serve(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_courbe"))
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn without_a_tokens_file_the_server_refuses_a_non_loopback_address_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = spawn_serve(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "0.0.0.0:0",
+    ])
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("loopback"), "{stderr}");
+    assert!(stderr.contains("--tokens"), "{stderr}");
+}
+
+#[test]
+fn tokens_never_appear_in_the_server_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, tokens_file_text()).unwrap();
+    let mut child = spawn_serve(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "0.0.0.0:0",
+        "--tokens",
+        tokens.to_str().unwrap(),
+    ]);
+    // The address is announced on stderr; read until it is.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let addr = loop {
+        let mut buf = [0u8; 256];
+        let n = std::io::Read::read(&mut stderr, &mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the server exited: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        if let Some(at) = text.find("on http://") {
+            if let Some(line) = text[at + 10..]
+                .split('\n')
+                .next()
+                .filter(|_| text[at..].contains('\n'))
+            {
+                break line.trim().to_string();
+            }
+        }
+    };
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    for token in [OPERATOR, ACME, PUBLIC, "tok-nobody-knows"] {
+        let _ = ureq::get(&format!("{base}/v1/meters/{A}/consent?token={token}"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call();
+    }
+    // The unknown token's path contains the token in its query string: the log must not.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stderr, &mut rest).unwrap();
+    let _ = child.wait().unwrap();
+    seen.extend_from_slice(&rest);
+    let log = String::from_utf8_lossy(&seen);
+    assert!(log.contains("/v1/meters/"), "requests are logged: {log}");
+    for token in [OPERATOR, ACME, PUBLIC, "tok-nobody-knows"] {
+        assert!(!log.contains(token), "{token} in the log: {log}");
+        let hash = courbe::governance::auth::token_hash(token);
+        assert!(!log.contains(&hash), "a token hash in the log: {log}");
+    }
+}

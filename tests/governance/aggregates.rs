@@ -1,0 +1,251 @@
+//! Anonymised aggregates: thresholds, secondary suppression, time consistency, erasure.
+
+use courbe::engine::Batch;
+use serde_json::{json, Value};
+
+use super::support::*;
+
+/// Energy of one `day_batch` day with base `base`: sum of (base + i) W over 48 half-hours.
+fn day_energy_wh(base: i32) -> f64 {
+    f64::from(24 * base + 564)
+}
+
+fn meter(i: u32) -> String {
+    format!("0911164262{i:04}")
+}
+
+/// Commune 75056 with IRIS I1 (12 meters), I2 (11 meters) and I3 (3 meters), every meter with
+/// day -2 (base 100 + index); meter 0 of I1 also has day -3, where it is alone.
+fn communes(dir: &std::path::Path) -> (Server, Vec<(String, String, i32)>) {
+    let server = Server::start(dir);
+    let mut batch = Batch::new();
+    let mut meters = Vec::new();
+    let mut groups = String::from("meter_id,commune,iris\n");
+    let mut n = 0;
+    for (iris, count) in [("I1", 12), ("I2", 11), ("I3", 3)] {
+        for _ in 0..count {
+            let m = meter(n);
+            let base = 100 + n as i32;
+            day_batch(&mut batch, &m, -2, base);
+            groups.push_str(&format!("{m},75056,{iris}\n"));
+            meters.push((m, iris.to_string(), base));
+            n += 1;
+        }
+    }
+    day_batch(&mut batch, &meter(0), -3, 5_000);
+    server.store.ingest(&batch).unwrap();
+    let reply = server.call(
+        Some(OPERATOR),
+        "PUT",
+        "/v1/groups",
+        Some(("text/csv", &groups)),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["loaded"], 26);
+    (server, meters)
+}
+
+fn aggregates(server: &Server, token: &str, query: &str) -> Value {
+    let reply = server.get(token, &format!("/v1/aggregates?{query}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+fn cell<'a>(body: &'a Value, group: &str) -> &'a Value {
+    body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == group)
+        .map(|g| &g["cells"][0])
+        .unwrap_or_else(|| panic!("no group {group}: {body}"))
+}
+
+fn assert_suppressed(c: &Value) {
+    let keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["end", "start", "suppressed"],
+        "a suppressed cell says only so: {c}"
+    );
+    assert_eq!(c["suppressed"], true);
+}
+
+#[test]
+fn a_suppressed_cell_never_leaks_its_value_in_any_field_or_through_an_overlapping_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, meters) = communes(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let day = format!("from={}&to={}&period=day&tz=UTC", rfc(d), rfc(d + 86_400));
+    let energy_of = |iris: &str| -> f64 {
+        meters
+            .iter()
+            .filter(|(_, i, _)| i == iris)
+            .map(|(_, _, b)| day_energy_wh(*b))
+            .sum()
+    };
+    let by_iris = aggregates(&server, PUBLIC, &format!("level=iris&{day}"));
+    let by_commune = aggregates(&server, PUBLIC, &format!("level=commune&{day}"));
+    let all = aggregates(&server, PUBLIC, &format!("level=all&{day}"));
+
+    // I1 is published; I3 (3 meters) is suppressed, and so is I2, else commune - I1 - I2 = I3.
+    let i1 = cell(&by_iris, "I1");
+    assert_eq!(i1["meters"], 12);
+    assert_eq!(i1["energy_wh"].as_f64(), Some(energy_of("I1")));
+    assert_suppressed(cell(&by_iris, "I3"));
+    assert_suppressed(cell(&by_iris, "I2"));
+    let commune = cell(&by_commune, "75056");
+    assert_eq!(commune["meters"], 26);
+    let total = commune["energy_wh"].as_f64().unwrap();
+    assert_eq!(
+        all["groups"][0]["cells"][0]["energy_wh"].as_f64(),
+        Some(total)
+    );
+    // What the overlapping answers give away is I2 + I3 together: 14 meters, not 3.
+    assert_eq!(total - energy_of("I1"), energy_of("I2") + energy_of("I3"));
+
+    // No field of any answer, in any kind, carries I3's value or its meters' values.
+    let curve = server.get(
+        PUBLIC,
+        &format!("/v1/aggregates?level=iris&kind=curve&{day}"),
+    );
+    assert_eq!(curve.status, 200);
+    assert_suppressed(cell(&curve.json(), "I3"));
+    let i3 = format!("{}", energy_of("I3"));
+    for body in [
+        by_iris.to_string(),
+        by_commune.to_string(),
+        all.to_string(),
+        curve.body,
+    ] {
+        assert!(!body.contains(&i3), "I3's energy {i3} leaks: {body}");
+    }
+}
+
+#[test]
+fn a_longer_period_is_suppressed_when_one_of_its_days_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = communes(&dir.path().join("data"));
+    // Day -3 holds one meter of the commune: suppressed. Day -2 holds 26: published. The two
+    // days together would give day -3 by subtraction, so their sum is suppressed too.
+    let two_days = format!(
+        "level=commune&from={}&to={}&tz=UTC",
+        rfc(day_utc(-3)),
+        rfc(day_utc(-1))
+    );
+    let daily = aggregates(&server, PUBLIC, &format!("{two_days}&period=day"));
+    let cells = daily["groups"][0]["cells"].as_array().unwrap();
+    assert_suppressed(&cells[0]);
+    assert_eq!(cells[1]["meters"], 26);
+    let weekly = aggregates(&server, OPERATOR, &format!("{two_days}&period=year"));
+    assert_suppressed(&weekly["groups"][0]["cells"][0]);
+}
+
+#[test]
+fn an_erased_meter_is_gone_from_aggregates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, meters) = communes(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let query = format!(
+        "level=commune&from={}&to={}&period=day&tz=UTC",
+        rfc(d),
+        rfc(d + 86_400)
+    );
+    let before = aggregates(&server, OPERATOR, &query);
+    let before_wh = cell(&before, "75056")["energy_wh"].as_f64().unwrap();
+    let (gone, _, base) = &meters[1];
+    let reply = server.post_json(
+        OPERATOR,
+        &format!("/v1/meters/{gone}/consent"),
+        &json!({"collection": "revoked", "from": "-infinity", "erase": true}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let after = aggregates(&server, OPERATOR, &query);
+    let c = cell(&after, "75056");
+    assert_eq!(c["meters"], 25);
+    assert_eq!(
+        c["energy_wh"].as_f64(),
+        Some(before_wh - day_energy_wh(*base))
+    );
+}
+
+#[test]
+fn building_cells_of_two_to_nine_meters_go_only_to_public_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, meters) = communes(&dir.path().join("data"));
+    // Four meters of I1 in building B4, one alone in building B1.
+    let mut groups = String::from("meter_id,commune,iris,building\n");
+    for (m, _, _) in meters.iter().take(4) {
+        groups.push_str(&format!("{m},75056,I1,B4\n"));
+    }
+    groups.push_str(&format!("{},75056,I1,B1\n", meters[4].0));
+    let reply = server.call(
+        Some(OPERATOR),
+        "PUT",
+        "/v1/groups",
+        Some(("text/csv", &groups)),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let d = day_utc(-2);
+    let query = format!(
+        "/v1/aggregates?level=building&from={}&to={}&period=day&tz=UTC",
+        rfc(d),
+        rfc(d + 86_400)
+    );
+    assert_eq!(server.get(PUBLIC, &query).status, 403);
+    let reply = server.get(PUBLIC_BODY, &query);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let b4 = cell(&body, "B4");
+    assert_eq!(b4["meters"], 4);
+    let expected: f64 = meters
+        .iter()
+        .take(4)
+        .map(|(_, _, b)| day_energy_wh(*b))
+        .sum();
+    assert_eq!(b4["energy_wh"].as_f64(), Some(expected));
+    assert_suppressed(cell(&body, "B1"));
+}
+
+#[test]
+fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, meters) = communes(&dir.path().join("data"));
+    let (m, _, base) = &meters[5];
+    let tokens = format!(
+        "{}{} consumer {m}\n",
+        tokens_file_text(),
+        courbe::governance::auth::token_hash("tok-m5")
+    );
+    std::fs::write(&server.tokens_path, tokens).unwrap();
+    let d = day_utc(-2);
+    let path = format!(
+        "/v1/meters/{m}/compare?from={}&to={}&tz=UTC",
+        rfc(d),
+        rfc(d + 86_400)
+    );
+    let reply = server.get("tok-m5", &path);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    let month = &body["months"][0];
+    assert_eq!(month["energy_wh"].as_f64(), Some(day_energy_wh(*base)));
+    let groups = month["groups"].as_array().unwrap();
+    // I1 (12 meters, bases 100..=111) is published: median of 24 * base + 564 over them.
+    assert_eq!(groups[0]["group"], "I1");
+    assert_eq!(groups[0]["meters"], 12);
+    assert_eq!(groups[0]["median_wh"].as_f64(), Some(24.0 * 105.5 + 564.0));
+    assert_eq!(groups[0]["q1_wh"].as_f64(), Some(24.0 * 102.75 + 564.0));
+    assert_eq!(groups[1]["group"], "75056");
+    assert_eq!(groups[1]["meters"], 26);
+    // Another consumer's meter is not theirs to compare.
+    let other = server.get(
+        "tok-m5",
+        &format!(
+            "/v1/meters/{}/compare?from={}&to={}",
+            meters[6].0,
+            rfc(d),
+            rfc(d + 86_400)
+        ),
+    );
+    assert_eq!(other.status, 403);
+}

@@ -1,0 +1,178 @@
+//! Consent: refusal at ingest, history, revocation with erasure.
+
+use courbe::engine::{Batch, Options, Store};
+use courbe::governance::consent::{Collection, ConsentEvent, Refusal};
+use courbe::governance::{Governance, GovernanceConfig};
+use courbe::source::SeriesSource;
+use courbe::Channel;
+use serde_json::json;
+
+use super::access::fleet_server;
+use super::support::*;
+
+fn revocation(meter: &str, from_utc: i64, erase: bool) -> ConsentEvent {
+    ConsentEvent {
+        meter: meter.into(),
+        from_utc,
+        collection: Collection::Revoked,
+        step_min: None,
+        erase,
+        recorded_utc: day_utc(0),
+        by: "consumer:test".into(),
+    }
+}
+
+#[test]
+fn revoked_consent_refuses_curve_points_and_still_accepts_maximum_power() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = Store::open(&data, Options::default()).unwrap();
+    let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
+    let revoked_at = day_utc(-2);
+    gov.record_consent(&store, revocation(A, revoked_at, false))
+        .unwrap();
+
+    let mut batch = Batch::new();
+    day_batch(&mut batch, A, -3, 100); // before the revocation: collected
+    day_batch(&mut batch, A, -2, 200); // after: refused
+    day_batch(&mut batch, B, -2, 300); // another meter: collected
+    batch
+        .push(
+            A,
+            Channel::MaxPower,
+            max_power_point(day_utc(-2) + 600, 7_000),
+        )
+        .unwrap();
+    let (kept, screening) = gov.screen(&batch);
+    assert_eq!(screening.refused_points, 48);
+    assert_eq!(
+        screening.refused,
+        vec![(A.to_string(), Refusal::NoConsent, 48)]
+    );
+    store.ingest(&kept).unwrap();
+
+    let snap = store.snapshot();
+    let a = snap
+        .points(A, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+        .unwrap();
+    assert_eq!(a.len(), 48);
+    assert!(a.iter().all(|p| p.ts_utc < revoked_at));
+    let max = snap
+        .points(A, Channel::MaxPower, i64::MIN / 4, i64::MAX / 4)
+        .unwrap();
+    assert_eq!(max.len(), 1);
+    assert_eq!(max[0].value, 7_000);
+    assert_eq!(
+        snap.points(B, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+            .unwrap()
+            .len(),
+        48
+    );
+}
+
+#[test]
+fn the_consent_history_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = Store::open(&data, Options::default()).unwrap();
+        let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
+        gov.record_consent(&store, revocation(A, 1_000, false))
+            .unwrap();
+        let mut granted = revocation(A, 5_000, false);
+        granted.collection = Collection::Granted;
+        granted.step_min = Some(60);
+        gov.record_consent(&store, granted).unwrap();
+    }
+    let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
+    let history = gov.consent_history(A);
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].collection, Collection::Revoked);
+    assert_eq!(history[1].step_min, Some(60));
+    let mut batch = Batch::new();
+    for (ts, step) in [(2_000, 30), (6_000, 30), (7_200, 60)] {
+        batch
+            .push(
+                A,
+                Channel::Consumption,
+                courbe::Point {
+                    ts_utc: ts,
+                    value: 1,
+                    step_min: step,
+                    quality: courbe::Quality::Measured,
+                },
+            )
+            .unwrap();
+    }
+    let (kept, screening) = gov.screen(&batch);
+    assert_eq!(kept.len(), 1, "only the hourly point after the new grant");
+    assert_eq!(
+        screening.refused,
+        vec![
+            (A.to_string(), Refusal::NoConsent, 1),
+            (A.to_string(), Refusal::FinerStep, 1)
+        ]
+    );
+}
+
+#[test]
+fn a_consumer_revoking_with_erasure_leaves_no_curve_on_disk_but_keeps_maximum_power() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let server = fleet_server(&data);
+        server.store.flush().unwrap();
+        let reply = server.post_json(
+            CONSUMER_A,
+            &format!("/v1/meters/{A}/consent"),
+            &json!({"collection": "revoked", "from": "-infinity", "erase": true}),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let body = reply.json();
+        assert_eq!(body["collection"], "revoked");
+        assert_eq!(body["points_erased"], 96);
+        let d = day_utc(-2);
+        let curve = server
+            .get(
+                OPERATOR,
+                &format!(
+                    "/v1/meters/{A}/curve?from={}&to={}",
+                    rfc(d),
+                    rfc(d + 86_400)
+                ),
+            )
+            .json();
+        assert_eq!(curve["points"], json!([]));
+        // A supplier's grant does not reach past a revocation.
+        let supplier = server.get(
+            ACME,
+            &format!(
+                "/v1/meters/{A}/curve?from={}&to={}",
+                rfc(d),
+                rfc(d + 86_400)
+            ),
+        );
+        assert_eq!(supplier.status, 403);
+    }
+    // From disk, after a restart: the curve is gone, the maximum power is there.
+    let store = Store::open(&data, Options::default()).unwrap();
+    let snap = store.snapshot();
+    let all = (i64::MIN / 4, i64::MAX / 4);
+    assert!(snap
+        .points(A, Channel::Consumption, all.0, all.1)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        snap.points(A, Channel::MaxPower, all.0, all.1)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        snap.points(B, Channel::Consumption, all.0, all.1)
+            .unwrap()
+            .len(),
+        96
+    );
+    assert!(snap.has_meter(A));
+}

@@ -1,0 +1,6 @@
+//! Integration tests: governance (consent, access control, grants, aggregates, export).
+
+mod access;
+mod aggregates;
+mod consent;
+mod support;

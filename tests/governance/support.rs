@@ -1,0 +1,235 @@
+//! Helpers of the governance tests: a server with tokens on port 0, a client that sends a
+//! bearer token, and a small fleet whose days are relative to today (grants last at most
+//! three years and must be in force now).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use courbe::engine::{Batch, Options, Store};
+use courbe::governance::auth::token_hash;
+use courbe::governance::{Governance, GovernanceConfig};
+use courbe::http::{self, ServerConfig};
+use courbe::{Channel, Point, Quality};
+
+/// Two meters like French PRMs; `A` has a supplier grant, `B` has none.
+pub const A: &str = "09111642617347";
+pub const B: &str = "09111642617348";
+/// A well-formed id no one holds data for.
+pub const NOBODY: &str = "09111642619999";
+
+/// Tokens of the test principals (the file holds only their hashes).
+pub const OPERATOR: &str = "tok-operator";
+pub const ACME: &str = "tok-supplier-acme";
+pub const OTHER_SUPPLIER: &str = "tok-supplier-other";
+pub const CONSUMER_A: &str = "tok-consumer-a";
+pub const CONSUMER_B: &str = "tok-consumer-b";
+pub const PUBLIC_BODY: &str = "tok-public-body";
+pub const PUBLIC: &str = "tok-public";
+
+pub fn tokens_file_text() -> String {
+    [
+        (OPERATOR, "operator ops"),
+        (ACME, "supplier acme"),
+        (OTHER_SUPPLIER, "supplier other"),
+        (CONSUMER_A, &format!("consumer {A}") as &str),
+        (CONSUMER_B, &format!("consumer {B}")),
+        (PUBLIC_BODY, "public_body insee"),
+        (PUBLIC, "public"),
+    ]
+    .iter()
+    .map(|(t, rest)| format!("{} {rest}\n", token_hash(t)))
+    .collect()
+}
+
+/// Midnight UTC `days` days from today (negative: in the past).
+pub fn day_utc(days: i64) -> i64 {
+    let now = jiff::Timestamp::now().as_second();
+    (now.div_euclid(86_400) + days) * 86_400
+}
+
+pub fn rfc(ts_utc: i64) -> String {
+    jiff::Timestamp::from_second(ts_utc).unwrap().to_string()
+}
+
+/// One day of half-hours from `day_utc(days)`, value `base + i`.
+pub fn day_batch(batch: &mut Batch, meter: &str, days: i64, base: i32) {
+    let start = day_utc(days);
+    for i in 0..48 {
+        batch
+            .push(
+                meter,
+                Channel::Consumption,
+                Point {
+                    ts_utc: start + i * 1_800,
+                    value: base + i as i32,
+                    step_min: 30,
+                    quality: Quality::Measured,
+                },
+            )
+            .unwrap();
+    }
+}
+
+pub fn max_power_point(ts_utc: i64, va: i32) -> Point {
+    Point {
+        ts_utc,
+        value: va,
+        step_min: 1440,
+        quality: Quality::Measured,
+    }
+}
+
+/// A server with governance over the store in `dir`.
+pub struct Server {
+    pub base: String,
+    pub store: Arc<Store>,
+    pub gov: Arc<Governance>,
+    pub tokens_path: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Writes the tokens file next to `dir` and serves the store in `dir` with it.
+    pub fn start(dir: &Path) -> Server {
+        let tokens_path = dir.with_extension("tokens");
+        std::fs::write(&tokens_path, tokens_file_text()).unwrap();
+        let config = GovernanceConfig {
+            tokens_path: Some(tokens_path.clone()),
+            tokens_recheck: Duration::ZERO,
+            ..GovernanceConfig::default()
+        };
+        Server::start_with(dir, config)
+    }
+
+    pub fn start_with(dir: &Path, config: GovernanceConfig) -> Server {
+        let tokens_path = config.tokens_path.clone().unwrap_or_default();
+        let store = Arc::new(Store::open(dir, Options::default()).expect("open store"));
+        let gov = Arc::new(Governance::open(dir, config).expect("open governance"));
+        let server_config = ServerConfig {
+            governance: Some(gov.clone()),
+            ..ServerConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let served = store.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let _ = addr_tx.send(listener.local_addr()?);
+                http::run(listener, served, server_config, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the server binds a port");
+        Server {
+            base: format!("http://{addr}"),
+            store,
+            gov,
+            tokens_path,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
+    /// Sends `method path` with `token` (none when `None`) and an optional body.
+    pub fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &str)>,
+    ) -> Reply {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build();
+        let mut req = agent.request(method, &self.url(path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let result = match body {
+            Some((content_type, text)) => req.set("Content-Type", content_type).send_string(text),
+            None => req.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        Reply {
+            status: response.status(),
+            content_type: response.content_type().to_string(),
+            body: response.into_string().expect("a UTF-8 body"),
+        }
+    }
+
+    pub fn get(&self, token: &str, path: &str) -> Reply {
+        self.call(Some(token), "GET", path, None)
+    }
+
+    pub fn post_json(&self, token: &str, path: &str, body: &serde_json::Value) -> Reply {
+        self.call(
+            Some(token),
+            "POST",
+            path,
+            Some(("application/json", &body.to_string())),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            if !std::thread::panicking() {
+                let served = thread.join().expect("the server thread does not panic");
+                assert!(served.is_ok(), "the server ends cleanly: {served:?}");
+            }
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The `error.code` of an error answer, or `None` for a success.
+    pub fn error_code(&self) -> Option<String> {
+        if self.status < 400 {
+            return None;
+        }
+        assert_eq!(self.content_type, "application/json", "{}", self.body);
+        Some(
+            self.json()["error"]["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    }
+}
