@@ -4,7 +4,9 @@
 //! - [`engine`]: the durable store: write-ahead log, memtable, segments, compaction, erasure.
 //! - [`source`]: the read interface between the engine and the queries.
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
+//! - [`bench`]: the load generator of `courbe bench`, against a running server.
 
+pub mod bench;
 pub mod cli;
 pub mod engine;
 pub mod http;

@@ -4,6 +4,7 @@
 //! go to stdout, progress and diagnostics to stderr. Exit statuses: 0 success, 1 user error
 //! ([`CliError::User`]), 2 internal failure ([`CliError::Internal`]).
 
+mod bench;
 mod gen;
 mod ingest;
 mod maintenance;
@@ -19,6 +20,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::{self, Options, Store};
 use crate::http::error::ApiError;
 
+pub use bench::{bench, BenchArgs};
 pub use gen::gen;
 pub use ingest::ingest;
 pub use maintenance::{compact, erase, stats, verify};
@@ -72,6 +74,8 @@ pub enum Command {
     Verify,
     /// Print meters, points, bytes on disk and bytes per point.
     Stats,
+    /// Load generator against a running server: requests/s and latency p50/p99/p99.9.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +261,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Compact => compact(&cli.data, &mut out),
         Command::Verify => verify(&cli.data, &mut out),
         Command::Stats => stats(&cli.data, &mut out),
+        Command::Bench(args) => bench(args, &mut out),
     };
     match result.and_then(|()| out.flush().map_err(output_error)) {
         Err(CliError::OutputClosed) => Ok(()),
