@@ -59,6 +59,23 @@ fn ingest(c: &mut Criterion) {
             i += 1;
         });
     });
+    // Four writers at once share fsyncs (group commit): throughput counts all four batches.
+    group.throughput(Throughput::Elements(points * 4));
+    group.bench_function("durable_4_concurrent_writers", |b| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), Options::default()).expect("open");
+        let mut i = 0usize;
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for t in 0..4 {
+                    let batch = &batches[(i + t) % batches.len()];
+                    let store = &store;
+                    s.spawn(move || store.ingest(batch).expect("ingest"));
+                }
+            });
+            i += 4;
+        });
+    });
     group.finish();
 }
 

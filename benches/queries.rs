@@ -1,11 +1,14 @@
 //! Query benchmarks on a generated fleet (2,000 meters, one year at 30 minutes by default),
-//! held in memory as one segment per local (Paris) month with one block per series and month,
-//! the way the engine partitions its data. No engine: the queries read segments directly.
+//! held in memory as one segment per local (Paris) month with one block per series and month.
+//! No engine: the queries read segments directly.
 //!
 //! Each query runs against two index paths: `segment_index` looks series up with
 //! [`Segment::blocks`] on every call (what the engine does today), `decoded_index` reads them from
 //! each segment's index decoded once into a map (what an engine may keep in memory: a few hundred
 //! KiB per month segment of 2,000 meters).
+//!
+//! `COURBE_BENCH_PARTITIONS=utc` partitions by UTC months instead (as the engine does today):
+//! every block then straddles a Paris month boundary, so monthly energy decodes every block.
 //!
 //! `COURBE_BENCH_METERS` shrinks the fleet for a quick run. Throughputs are points covered by the
 //! query per second over all threads of rayon's pool (`RAYON_NUM_THREADS`); divide by the thread
@@ -101,16 +104,28 @@ fn point(r: &Reading) -> Point {
     }
 }
 
-fn build(meters: u32) -> Segments {
-    let tz = TimeZone::get("Europe/Paris").unwrap();
+/// Month partitions in `partition_tz` covering the fleet's Paris year.
+fn build(meters: u32, partition_tz: &TimeZone) -> Segments {
     let fleet = Fleet::new(FleetConfig {
         meters,
         ..FleetConfig::default()
     });
     let mut bounds = Vec::new();
-    let mut first = fleet.config().start.first_of_month();
-    for _ in 0..=12 {
-        bounds.push(first.to_zoned(tz.clone()).unwrap().timestamp().as_second());
+    // A month early: in UTC the Paris year starts on the last evening of the year before.
+    let mut first = fleet
+        .config()
+        .start
+        .first_of_month()
+        .checked_sub(jiff::ToSpan::months(1))
+        .unwrap();
+    for _ in 0..=13 {
+        bounds.push(
+            first
+                .to_zoned(partition_tz.clone())
+                .unwrap()
+                .timestamp()
+                .as_second(),
+        );
         first = first.last_of_month().tomorrow().unwrap();
     }
     // (start, end, bytes, builder) per month.
@@ -186,11 +201,19 @@ fn queries(c: &mut Criterion) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
-    let segments = build(meters);
     let tz = TimeZone::get("Europe/Paris").unwrap();
+    let utc_partitions = std::env::var("COURBE_BENCH_PARTITIONS").is_ok_and(|p| p == "utc");
+    let partition_tz = if utc_partitions {
+        TimeZone::UTC
+    } else {
+        tz.clone()
+    };
+    let segments = build(meters, &partition_tz);
+    let midnight =
+        |date: jiff::civil::Date| date.to_zoned(tz.clone()).unwrap().timestamp().as_second();
     let year = Calendar {
-        from_utc: segments.months[0].start_utc,
-        to_utc: segments.months[segments.months.len() - 1].end_utc,
+        from_utc: midnight(jiff::civil::date(2024, 1, 1)),
+        to_utc: midnight(jiff::civil::date(2025, 1, 1)),
         period: Period::Day,
         tz: tz.clone(),
     };
@@ -199,13 +222,7 @@ fn queries(c: &mut Criterion) {
         ..year.clone()
     };
     let tariff: Tariff = "HC:22:00-06:00".parse().unwrap();
-    let day_from = tz
-        .to_ambiguous_timestamp(
-            jiff::civil::date(2024, 6, 12).to_datetime(jiff::civil::Time::midnight()),
-        )
-        .compatible()
-        .unwrap()
-        .as_second();
+    let day_from = midnight(jiff::civil::date(2024, 6, 12));
     let day_to = day_from + 86_400;
     let bytes: usize = segments.months.iter().map(|m| m.bytes_len).sum();
     let meter = segments.meters[segments.meters.len() / 2].clone();
@@ -215,10 +232,11 @@ fn queries(c: &mut Criterion) {
             segments: &segments,
             decoded_index,
         };
-        let path = if decoded_index {
-            "decoded_index"
-        } else {
-            "segment_index"
+        let path = match (decoded_index, utc_partitions) {
+            (false, false) => "segment_index",
+            (true, false) => "decoded_index",
+            (false, true) => "utc_months/segment_index",
+            (true, true) => "utc_months/decoded_index",
         };
         let one_meter_points = query::curve(
             &src,

@@ -5,7 +5,9 @@
 //! - [`source`]: the read interface between the engine and the queries.
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
 //! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
+//! - [`bench`]: the load generator of `courbe bench`, against a running server.
 
+pub mod bench;
 pub mod cli;
 pub mod engine;
 pub mod governance;

@@ -1,5 +1,6 @@
 //! The one integration-test binary: modules per area, helpers in `util`.
 
+mod bench;
 mod engine;
 mod governance;
 mod query;

@@ -1,13 +1,15 @@
 //! `courbe gen`: a generated fleet as native CSV on stdout, one meter at a time.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 use courbe_workload::{Fleet, FleetConfig, MeterSeries};
 use rayon::prelude::*;
 
+use super::serve::point_of;
 use super::{output_error, progress_bar, CliError, GenArgs};
-use crate::http::api::{format_ts, parse_channel};
-use crate::{Channel, Quality};
+use crate::http::api::parse_channel;
+use crate::ingest::{CsvWriter, CURVE_STEPS_MIN};
+use crate::Channel;
 
 /// Meters generated in parallel before being written in order.
 const METERS_PER_ROUND: u32 = 16;
@@ -21,7 +23,7 @@ pub fn gen(args: &GenArgs, out: &mut dyn Write) -> Result<(), CliError> {
             "gen writes curves: --channel consumption or production".into(),
         ));
     }
-    if ![5, 10, 15, 30, 60].contains(&args.step) {
+    if !CURVE_STEPS_MIN.contains(&args.step) {
         return Err(CliError::User(format!(
             "--step {} is not one of 5, 10, 15, 30 or 60 minutes",
             args.step
@@ -43,8 +45,7 @@ pub fn gen(args: &GenArgs, out: &mut dyn Write) -> Result<(), CliError> {
         u64::from(args.meters),
         "{elapsed_precise} [{bar:40}] {pos}/{len} meters, ETA {eta}",
     );
-    let mut out = BufWriter::with_capacity(1 << 20, out);
-    writeln!(out, "meter_id,ts,value_w,quality,step_min").map_err(output_error)?;
+    let mut writer = CsvWriter::new(out);
     let mut first = 0;
     while first < args.meters {
         let last = first.saturating_add(METERS_PER_ROUND).min(args.meters);
@@ -53,31 +54,26 @@ pub fn gen(args: &GenArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .map(|i| fleet.meter(i))
             .collect();
         for meter in &round {
-            write_meter(&mut out, meter, channel).map_err(output_error)?;
+            write_meter(&mut writer, meter, channel).map_err(output_error)?;
         }
         bar.inc(u64::from(last - first));
         first = last;
     }
     bar.finish_and_clear();
-    out.flush().map_err(output_error)
+    writer.finish().map(|_| ()).map_err(output_error)
 }
 
-fn write_meter(out: &mut dyn Write, meter: &MeterSeries, channel: Channel) -> std::io::Result<()> {
+fn write_meter(
+    writer: &mut CsvWriter<&mut dyn Write>,
+    meter: &MeterSeries,
+    channel: Channel,
+) -> std::io::Result<()> {
     let readings = match channel {
         Channel::Production => &meter.production,
         _ => &meter.consumption,
     };
     for r in readings {
-        let quality = Quality::from_u8(r.quality).unwrap_or(Quality::Estimated);
-        writeln!(
-            out,
-            "{},{},{},{},{}",
-            meter.meter_id,
-            format_ts(r.ts_utc),
-            r.value,
-            quality.as_str(),
-            r.step_min
-        )?;
+        writer.write_row(&meter.meter_id, &point_of(r))?;
     }
     Ok(())
 }

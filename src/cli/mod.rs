@@ -4,7 +4,9 @@
 //! go to stdout, progress and diagnostics to stderr. Exit statuses: 0 success, 1 user error
 //! ([`CliError::User`]), 2 internal failure ([`CliError::Internal`]).
 
+mod bench;
 mod gen;
+mod ingest;
 mod maintenance;
 mod query;
 mod serve;
@@ -18,7 +20,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::{self, Options, Store};
 use crate::http::error::ApiError;
 
+pub use bench::{bench, BenchArgs};
 pub use gen::gen;
+pub use ingest::ingest;
 pub use maintenance::{compact, erase, stats, verify};
 pub use query::query;
 pub use serve::{demo, serve};
@@ -28,7 +32,14 @@ pub const DEFAULT_DATA_DIR: &str = "./courbe-data";
 
 /// Storage engine and server for French smart-meter load curves.
 #[derive(Debug, Parser)]
-#[command(name = "courbe", version)]
+#[command(
+    name = "courbe",
+    version,
+    after_help = "Exit status: 0 on success, 1 on a user error (bad input, unknown meter), \
+                  2 on an internal failure.\n\n\
+                  Quick start: courbe demo\n\
+                  Example:     courbe gen --meters 20 --days 10 | courbe ingest -"
+)]
 pub struct Cli {
     /// Data directory of the store.
     #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
@@ -46,9 +57,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write realistic synthetic load curves as native CSV on stdout (deterministic for a seed).
     Gen(GenArgs),
-    /// Ingest native CSV or Enedis R50 files (`-` is stdin); durable when it returns.
+    /// Ingest native CSV, Enedis R50 XML or Enedis CSV exports (`-` is stdin); durable when it
+    /// returns.
     Ingest(IngestArgs),
     /// Answer a question on stdout, as the HTTP API does.
+    #[command(
+        after_help = "Example: courbe query energy --meter 09111642617347 --from 2024-01-01 \
+                      --to 2025-01-01 --period month --tariff HC:22:00-06:00"
+    )]
     Query(QueryArgs),
     /// Erase a meter's curve, all of it or [from, to); physically gone when it returns.
     Erase(EraseArgs),
@@ -60,6 +76,8 @@ pub enum Command {
     Stats,
     /// Manage bearer tokens of the HTTP API (`token add`).
     Token(crate::governance::cli::TokenArgs),
+    /// Load generator against a running server: requests/s and latency p50/p99/p99.9.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,7 +134,7 @@ pub struct IngestArgs {
     /// Channel of the native CSV points: consumption, production or max_power.
     #[arg(long, default_value = "consumption")]
     pub channel: String,
-    /// Files to ingest, native CSV or R50 XML (detected); `-` reads stdin.
+    /// Files to ingest, native CSV, R50 XML or Enedis CSV export (detected); `-` reads stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
@@ -143,7 +161,7 @@ pub struct QueryArgs {
     /// End, exclusive: RFC 3339 instant or local date YYYY-MM-DD.
     #[arg(long)]
     pub to: String,
-    /// Calendar period: day, week, month or year (energy, peak, fleet-energy).
+    /// Calendar period: day, week, month or year (energy, peak, fleet-energy) [default: day].
     #[arg(long)]
     pub period: Option<String>,
     /// Time zone of calendar periods and local dates.
@@ -243,9 +261,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo(&cli.data, args),
         Command::Serve(args) => serve(&cli.data, args),
         Command::Gen(args) => gen(args, &mut out),
-        Command::Ingest(_) => Err(CliError::Internal(
-            "ingest is not available in this build".into(),
-        )),
+        Command::Ingest(args) => ingest(&cli.data, args, &mut out),
         Command::Query(args) => query(&cli.data, args, &mut out),
         Command::Erase(args) => erase(&cli.data, args, &mut out),
         Command::Compact => compact(&cli.data, &mut out),
@@ -254,6 +270,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(args) => {
             crate::governance::cli::token(args, &mut out).map_err(|e| CliError::User(e.to_string()))
         }
+        Command::Bench(args) => bench(args, &mut out),
     };
     match result.and_then(|()| out.flush().map_err(output_error)) {
         Err(CliError::OutputClosed) => Ok(()),

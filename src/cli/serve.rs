@@ -111,10 +111,15 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
             ..FleetConfig::default()
         };
         eprintln!(
-            "courbe: generating {} meters x {} days into {}",
+            "courbe: generating {} meters x {} days into {}{}",
             config.meters,
             config.days,
-            data.display()
+            data.display(),
+            if cfg!(debug_assertions) {
+                " (a debug build: `cargo run --release -- demo` is about 3 times faster)"
+            } else {
+                ""
+            }
         );
         let started = Instant::now();
         let bar = progress_bar(
@@ -211,7 +216,8 @@ fn ingest_series(store: &Store, series: &[MeterSeries]) -> Result<u64, CliError>
     Ok(batch.len() as u64)
 }
 
-fn point_of(r: &Reading) -> Point {
+/// A generated reading as an engine point.
+pub(super) fn point_of(r: &Reading) -> Point {
     Point {
         ts_utc: r.ts_utc,
         value: r.value,
@@ -267,8 +273,13 @@ impl Example {
             .filter(|d| *d <= self.last_day)
             .unwrap_or(self.first_day);
         let next_day = day.tomorrow().unwrap_or(day);
-        let end = self.last_day.tomorrow().unwrap_or(self.last_day);
-        let first = self.first_day;
+        // Whole months: from the first of the first month to the first after the last day.
+        let first = self.first_day.first_of_month();
+        let end = self
+            .last_day
+            .last_of_month()
+            .tomorrow()
+            .unwrap_or(self.last_day);
         vec![
             format!("curl '{base}/v1/meters/{meter}/curve?from={day}&to={next_day}'"),
             format!(
@@ -300,7 +311,7 @@ mod tests {
             lines[0],
             "curl 'http://127.0.0.1:8080/v1/meters/09111642617347/curve?from=2024-01-15&to=2024-01-16'"
         );
-        assert!(lines[1].contains("from=2024-01-01&to=2024-12-31&period=month"));
+        assert!(lines[1].contains("from=2024-01-01&to=2025-01-01&period=month"));
         assert!(lines
             .iter()
             .all(|l| l.starts_with("curl 'http://127.0.0.1:8080/v1/")));

@@ -51,10 +51,6 @@ impl EraseSpec {
                 .range_utc
                 .is_none_or(|(from, to)| from <= ts && ts < to)
     }
-
-    pub fn covers_series(&self, meter: &str, channel: Channel) -> bool {
-        channel != Channel::MaxPower && meter == self.meter
-    }
 }
 
 #[derive(Default)]
@@ -248,24 +244,26 @@ impl Memtable {
         Ok(erased)
     }
 
-    /// Approximate heap bytes held (capacity of the point vectors, interned ids, the map).
-    pub fn heap_bytes(&self) -> usize {
+    /// Approximate heap bytes held: `(total, in point vectors)`. The rest is the per-meter
+    /// overhead: the interned id, the three channel vectors, the map entry.
+    pub fn heap_bytes(&self) -> (usize, usize) {
         let inner = self.inner.read();
-        let points: usize = inner
-            .meters
-            .iter()
-            .map(|m| {
-                m.channels
-                    .iter()
-                    .map(|c| c.capacity() * std::mem::size_of::<MemPoint>())
-                    .sum::<usize>()
-                    + m.id.len()
-                    + 16
-            })
-            .sum();
-        points
+        let mut points = 0usize;
+        let mut ids = 0usize;
+        for m in &inner.meters {
+            points += m
+                .channels
+                .iter()
+                .map(|c| c.capacity() * std::mem::size_of::<MemPoint>())
+                .sum::<usize>();
+            // An `Arc<str>` allocation: two counters and the bytes.
+            ids += 16 + m.id.len();
+        }
+        let total = points
+            + ids
             + inner.meters.capacity() * std::mem::size_of::<MemMeter>()
-            + inner.by_id.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1)
+            + inner.by_id.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1);
+        (total, points)
     }
 }
 

@@ -2,13 +2,15 @@
 //!
 //! The life of a point, one module per stage:
 //! - [`Store::ingest`] encodes a batch as one [`wal`] record, appends it with group commit
-//!   (concurrent writers share one fsync) and, once durable, inserts it into the [`memtable`];
+//!   (concurrent writers share one fsync) and, once durable, inserts it into the memtable
+//!   (`memtable.rs`);
 //! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per UTC month
-//!   touched ([`segments`]), names them in the [`manifest`] (atomic replace), then deletes the
+//!   touched (`segments.rs`), names them in the [`manifest`] (atomic replace), then deletes the
 //!   obsolete logs;
 //! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] rewrites
-//!   every file that held the erased points; [`Store::apply_retention`] drops whole months;
-//! - [`Store::snapshot`] returns an immutable [`Snapshot`] ([`snapshot`]) that queries read.
+//!   every file that held the erased points; [`Store::apply_retention`] drops whole months
+//!   (`compaction.rs`);
+//! - [`Store::snapshot`] returns an immutable [`Snapshot`] (`snapshot.rs`) that queries read.
 //!
 //! Every file access goes through [`fs::FileSystem`]; tests inject [`fs::testing::SimFs`].
 //!
@@ -20,12 +22,12 @@
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
 //!   open and after each erasure.
 
-pub mod compaction;
+mod compaction;
 pub mod fs;
 pub mod manifest;
-pub mod memtable;
-pub mod segments;
-pub mod snapshot;
+mod memtable;
+mod segments;
+mod snapshot;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
@@ -250,6 +252,17 @@ pub struct Stats {
     pub bytes_on_disk: u64,
 }
 
+/// The memtable's size, for memory reports ([`Store::memtable_memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemtableMemory {
+    pub meters: usize,
+    pub points: usize,
+    /// Heap bytes held, approximately.
+    pub heap_bytes: usize,
+    /// Of which in point vectors (24 bytes a point, plus spare capacity).
+    pub point_bytes: usize,
+}
+
 /// An open data directory. `Send + Sync`: share it behind an `Arc`.
 ///
 /// Locks, always taken in this order: `maintenance` (compaction, erasure, retention) →
@@ -363,10 +376,7 @@ impl Store {
             .map_or(man.wal_generation, |g| g + 1)
             .max(man.wal_generation);
         let wal = Wal::create(fs.clone(), &dir, new_gen)?;
-        let version = Version {
-            segments,
-            memtable: Arc::new(memtable),
-        };
+        let version = Version::new(segments, Arc::new(memtable));
         Ok(Store {
             dir,
             fs,
@@ -512,10 +522,8 @@ impl Store {
             .collect();
         segments.extend(added);
         segments.sort_by_key(|s| s.entry.seq);
-        *version = Arc::new(Version {
-            segments,
-            memtable: memtable.unwrap_or_else(|| version.memtable.clone()),
-        });
+        let memtable = memtable.unwrap_or_else(|| version.memtable.clone());
+        *version = Arc::new(Version::new(segments, memtable));
         Ok(())
     }
 
@@ -548,14 +556,7 @@ impl Store {
     }
 
     pub fn stats(&self) -> Stats {
-        use crate::source::SeriesSource;
         let snap = self.snapshot();
-        let mut ids: Vec<String> = Vec::new();
-        for c in Channel::ALL {
-            ids.extend(snap.meters(c));
-        }
-        ids.sort_unstable();
-        ids.dedup();
         let mut points = snap.version.memtable.points() as u64;
         for s in &snap.version.segments {
             points += s.segment().stats().points;
@@ -568,7 +569,7 @@ impl Store {
             .filter_map(|n| self.fs.len(&self.dir.join(n)).ok())
             .sum();
         Stats {
-            meters: ids.len() as u64,
+            meters: snap.meter_count(),
             points,
             segments: snap.version.segments.len() as u64,
             bytes_on_disk,
@@ -599,13 +600,15 @@ impl Store {
         Ok(self.stats())
     }
 
-    /// Meters with points in the memtable.
-    pub fn memtable_meters(&self) -> usize {
-        self.version.read().memtable.meter_count()
-    }
-
-    /// Heap bytes held by the memtable (approximate), for memory reports.
-    pub fn memtable_heap_bytes(&self) -> usize {
-        self.version.read().memtable.heap_bytes()
+    /// What the memtable holds now, for memory reports.
+    pub fn memtable_memory(&self) -> MemtableMemory {
+        let mem = self.version.read().memtable.clone();
+        let (heap_bytes, point_bytes) = mem.heap_bytes();
+        MemtableMemory {
+            meters: mem.meter_count(),
+            points: mem.points(),
+            heap_bytes,
+            point_bytes,
+        }
     }
 }

@@ -88,9 +88,10 @@ pub fn corruption(path: &Path, e: storage_format::Error) -> Error {
 pub struct SegmentFile {
     pub path: PathBuf,
     pub entry: SegmentEntry,
-    /// Reads `map`'s bytes; only handed out with the lifetime of `&self` (see `open`).
+    /// Reads `_map`'s bytes; only handed out with the lifetime of `&self` (see `open`).
     segment: Segment<'static>,
-    map: Arc<dyn MappedFile>,
+    /// Owns the bytes `segment` reads: held, never read directly.
+    _map: Arc<dyn MappedFile>,
 }
 
 impl SegmentFile {
@@ -135,7 +136,7 @@ impl SegmentFile {
             path,
             entry,
             segment: seg,
-            map,
+            _map: map,
         })
     }
 
@@ -143,17 +144,11 @@ impl SegmentFile {
     pub fn segment(&self) -> Segment<'_> {
         self.segment
     }
-
-    /// Length of the mapped file.
-    pub fn file_len(&self) -> u64 {
-        self.map.bytes().len() as u64
-    }
 }
 
 /// A segment written and synced but not yet named by the manifest.
 pub struct Written {
     pub entry: SegmentEntry,
-    pub points: u64,
 }
 
 struct Open {
@@ -162,7 +157,6 @@ struct Open {
     builder: SegmentBuilder,
     out: Vec<u8>,
     entry: SegmentEntry,
-    points: u64,
 }
 
 /// Writes segments, one per partition touched, with series added in key order.
@@ -256,7 +250,6 @@ impl<'a> SegmentWriter<'a> {
                     builder,
                     out,
                     entry,
-                    points: 0,
                 },
             );
         }
@@ -266,7 +259,6 @@ impl<'a> SegmentWriter<'a> {
         o.builder
             .add_block(meter, channel, points, &mut o.out)
             .map_err(|e| corruption(&o.path, e))?;
-        o.points += points.len() as u64;
         if o.out.len() >= WRITE_CHUNK {
             o.file.write_all(&o.out).map_err(Self::io(&o.path))?;
             o.entry.len += o.out.len() as u64;
@@ -285,10 +277,7 @@ impl<'a> SegmentWriter<'a> {
             o.file.write_all(&o.out).map_err(Self::io(&o.path))?;
             o.entry.len += o.out.len() as u64;
             o.file.sync().map_err(Self::io(&o.path))?;
-            done.push(Written {
-                entry: o.entry,
-                points: o.points,
-            });
+            done.push(Written { entry: o.entry });
         }
         Ok(done)
     }

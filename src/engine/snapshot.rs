@@ -5,7 +5,7 @@
 //! number it may see in the memtable, so it never waits for, nor is changed by, later writes.
 //! Segment files a newer version dropped stay mapped as long as an old snapshot holds them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use storage_format::block::DecodedBlock;
 use storage_format::segment::{BlockRef, Segment};
@@ -20,6 +20,71 @@ use crate::{Channel, Point};
 pub struct Version {
     pub segments: Vec<Arc<SegmentFile>>,
     pub memtable: Arc<Memtable>,
+    /// Every meter id in the segments, built on first use (statistics).
+    pub segment_meters: OnceLock<MeterSet>,
+}
+
+impl Version {
+    pub fn new(segments: Vec<Arc<SegmentFile>>, memtable: Arc<Memtable>) -> Version {
+        Version {
+            segments,
+            memtable,
+            segment_meters: OnceLock::new(),
+        }
+    }
+}
+
+/// A sorted set of meter ids in one buffer (about 20 bytes a meter).
+pub struct MeterSet {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl MeterSet {
+    pub fn of_segments(segments: &[Arc<SegmentFile>]) -> MeterSet {
+        let mut ids: Vec<&str> = Vec::new();
+        for seg in segments {
+            ids.extend(seg.segment().series().flatten().map(|s| s.meter));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut set = MeterSet {
+            bytes: Vec::with_capacity(ids.iter().map(|m| m.len()).sum()),
+            ends: Vec::with_capacity(ids.len()),
+        };
+        for id in ids {
+            set.bytes.extend_from_slice(id.as_bytes());
+            set.ends.push(set.bytes.len() as u32);
+        }
+        set
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1).map_or(0, |&e| e as usize)
+        };
+        let end = self.ends.get(i).map_or(start, |&e| e as usize);
+        self.bytes.get(start..end).unwrap_or(&[])
+    }
+
+    pub fn contains(&self, meter: &str) -> bool {
+        let (mut lo, mut hi) = (0usize, self.ends.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).cmp(meter.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
 }
 
 /// An immutable view of the store at one instant.
@@ -250,9 +315,20 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// Segments in this view.
-    pub fn segment_count(&self) -> usize {
-        self.version.segments.len()
+    /// Number of distinct meters with any point.
+    pub fn meter_count(&self) -> u64 {
+        let set = self
+            .version
+            .segment_meters
+            .get_or_init(|| MeterSet::of_segments(&self.version.segments));
+        let mut extra: Vec<Arc<str>> = Channel::ALL
+            .iter()
+            .flat_map(|&c| self.version.memtable.meters(c, self.visible_seq))
+            .filter(|m| !set.contains(m))
+            .collect();
+        extra.sort_unstable();
+        extra.dedup();
+        (set.len() + extra.len()) as u64
     }
 }
 

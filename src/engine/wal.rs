@@ -242,11 +242,11 @@ enum Frame<'a> {
 }
 
 fn frame(bytes: &[u8]) -> Frame<'_> {
-    let Some(head) = bytes.get(..RECORD_HEADER_LEN) else {
+    let Some(&[l0, l1, l2, l3, c0, c1, c2, c3]) = bytes.get(..RECORD_HEADER_LEN) else {
         return Frame::Short;
     };
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let len = u32::from_le_bytes([l0, l1, l2, l3]);
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
     if len > MAX_RECORD_LEN || (len as usize) < 8 {
         return Frame::Bad("record length out of range");
     }
@@ -255,7 +255,7 @@ fn frame(bytes: &[u8]) -> Frame<'_> {
         return Frame::Short;
     };
     let mut h = crc32fast::Hasher::new();
-    h.update(&head[..4]);
+    h.update(&[l0, l1, l2, l3]);
     h.update(payload);
     if h.finalize() != crc {
         return Frame::Bad("record checksum mismatch");
@@ -297,10 +297,13 @@ pub fn replay(
         }
         None => return Err(corrupt(0, "log header truncated".into())),
         Some(h) => {
-            if h[..8] != MAGIC {
+            let Some(&[m0, m1, m2, m3, m4, m5, m6, m7, v0, v1, v2, v3, ..]) = h.get(..) else {
+                return Err(corrupt(0, "log header truncated".into()));
+            };
+            if [m0, m1, m2, m3, m4, m5, m6, m7] != MAGIC {
                 return Err(corrupt(0, "bad log magic".into()));
             }
-            let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+            let version = u32::from_le_bytes([v0, v1, v2, v3]);
             if version > VERSION {
                 return Err(Error::Compatibility {
                     path: path.to_path_buf(),
@@ -348,8 +351,10 @@ pub fn replay(
 }
 
 fn record_end(rest: &[u8]) -> Option<usize> {
-    let head = rest.get(..4)?;
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let &[l0, l1, l2, l3, ..] = rest else {
+        return None;
+    };
+    let len = u32::from_le_bytes([l0, l1, l2, l3]);
     RECORD_HEADER_LEN.checked_add(len as usize)
 }
 

@@ -419,6 +419,7 @@ pub fn answer(
                     runs: runs
                         .into_iter()
                         .map(|r| RunJson {
+                            start_utc: r.start_utc,
                             start: format_ts(r.start_utc),
                             step_min: r.step_min,
                             values: r.values,
@@ -626,6 +627,8 @@ pub struct RunsBody {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunJson {
+    #[serde(skip)]
+    pub start_utc: i64,
     pub start: String,
     pub step_min: u16,
     pub values: Vec<i32>,
@@ -736,13 +739,8 @@ impl Answer {
             Answer::CurveRuns(body) => {
                 writeln!(out, "meter_id,ts,value_w,quality,step_min")?;
                 for run in &body.runs {
-                    let start = run
-                        .start
-                        .parse::<jiff::Timestamp>()
-                        .map_err(io::Error::other)?
-                        .as_second();
                     for (i, value) in run.values.iter().enumerate() {
-                        let ts = start + i as i64 * 60 * i64::from(run.step_min);
+                        let ts = run.start_utc + i as i64 * 60 * i64::from(run.step_min);
                         let quality = run
                             .quality
                             .as_ref()
@@ -1005,6 +1003,7 @@ mod tests {
             channel: "consumption",
             unit: "W",
             runs: vec![RunJson {
+                start_utc: 0,
                 start: format_ts(0),
                 step_min: 30,
                 values: vec![1, 2],
@@ -1023,6 +1022,7 @@ mod tests {
             channel: "consumption",
             unit: "W",
             runs: vec![RunJson {
+                start_utc: 0,
                 start: format_ts(0),
                 step_min: 30,
                 values: vec![5, 7],

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod error;
+pub mod loading;
 pub mod metrics;
 
 use std::future::Future;
@@ -21,13 +22,16 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::engine::Store;
+use crate::ingest::Format;
 use api::{EraseQuestion, Limits, QueryKind, QueryParams, Question};
 use error::{ApiError, ErrorCode};
+use loading::IngestBody;
 use metrics::Metrics;
 
 /// Default largest ingest body: 64 MiB.
@@ -40,6 +44,9 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// Points per [`Store::ingest`] call when an ingest body is large.
     pub ingest_batch_points: usize,
+    /// Ingest requests read and parsed at once; others wait their turn. Bounds the memory of
+    /// bodies in flight to about this many times `max_body_bytes` (plus their parsed points).
+    pub max_concurrent_ingests: usize,
     pub limits: Limits,
     /// Consent, access control and the governance endpoints; `None`: none of them.
     pub governance: Option<Arc<crate::governance::Governance>>,
@@ -50,6 +57,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             ingest_batch_points: 100_000,
+            max_concurrent_ingests: 4,
             limits: Limits::default(),
             governance: None,
         }
@@ -61,6 +69,7 @@ struct AppState {
     store: Arc<Store>,
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
+    ingest_permits: Arc<Semaphore>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in flight.
@@ -79,11 +88,13 @@ pub async fn run(
 pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
     let state = AppState {
         store,
+        ingest_permits: Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1))),
         config: Arc::new(config),
         metrics: Arc::new(Metrics::new()),
     };
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .route("/v1/ingest", post(ingest))
         .route("/metrics", get(metrics_text))
         .route("/v1/meters/:id/curve", get(meter_curve).delete(meter_erase))
         .route("/v1/meters/:id/energy", get(meter_energy))
@@ -234,6 +245,53 @@ async fn meter_erase(
     Ok(axum::Json(body).into_response())
 }
 
+/// `POST /v1/ingest[?channel=C]`: R50 when the body says it is XML, else detected.
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let channel = api::parse_channel(query_params(&uri)?.channel.as_deref())?;
+    let too_large = content_length(&headers).is_some_and(|len| len > state.config.max_body_bytes);
+    // An oversized body is refused at once, without waiting for a turn.
+    let _permit = if too_large {
+        None
+    } else {
+        Some(
+            state
+                .ingest_permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::internal("the server is shutting down"))?,
+        )
+    };
+    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
+    let is_xml = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            let media = t.split(';').next().unwrap_or_default().trim();
+            media.eq_ignore_ascii_case("application/xml") || media.eq_ignore_ascii_case("text/xml")
+        });
+    let format = if is_xml {
+        Format::R50
+    } else {
+        Format::detect(&bytes)
+    };
+    let store = state.store.clone();
+    let batch_points = state.config.ingest_batch_points;
+    let body_len = bytes.len() as u64;
+    let report =
+        blocking(move || loading::ingest_document(&store, &bytes, format, channel, batch_points))
+            .await?;
+    state
+        .metrics
+        .observe_ingest(body_len, report.accepted, report.rejected_count);
+    Ok(axum::Json(IngestBody::from(report)).into_response())
+}
+
 /// The declared length of the body, when the client gave one.
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
@@ -246,7 +304,6 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Reads the whole body, refusing (413) one over `limit` bytes: at once when its declared
 /// length says so, else as soon as the bytes read pass the limit.
-#[expect(dead_code, reason = "the ingest route comes with courbe::ingest")]
 async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(

@@ -90,13 +90,34 @@ impl<R> LineTracker<R> {
 impl<R: io::Read> io::Read for LineTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for (i, &b) in buf.get(..n).unwrap_or_default().iter().enumerate() {
-            if b == b'\n' {
-                self.line += 1;
-                self.at_line_start = true;
-            } else if self.at_line_start && b != b'\r' {
-                self.starts.push_back((self.offset + i as u64, self.line));
-                self.at_line_start = false;
+        let data = buf.get(..n).unwrap_or_default();
+        let mut i = 0;
+        while let Some(&b) = data.get(i) {
+            if self.at_line_start {
+                match b {
+                    b'\n' => self.line += 1,
+                    b'\r' => {}
+                    _ => {
+                        self.starts.push_back((self.offset + i as u64, self.line));
+                        self.at_line_start = false;
+                    }
+                }
+                i += 1;
+                continue;
+            }
+            // Inside a line: jump to its end.
+            match data
+                .get(i..)
+                .unwrap_or_default()
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                Some(p) => {
+                    i += p + 1;
+                    self.line += 1;
+                    self.at_line_start = true;
+                }
+                None => break,
             }
         }
         self.offset += n as u64;

@@ -150,10 +150,12 @@ pub(crate) fn parse(
             Event::Empty(e) => {
                 let line = lines.at(reader.buffer_position().saturating_sub(1));
                 if stack.is_empty() {
-                    return Err(IngestError::Document {
-                        line,
-                        reason: "empty document: no R50 content".into(),
-                    });
+                    let reason = if root_seen {
+                        "XML not well-formed: a second root element"
+                    } else {
+                        "no R50 content: the root element is empty"
+                    };
+                    return unreadable_rest(line, reason.to_owned(), records_seen, pdc, sink);
                 }
                 let name = e.local_name();
                 if let Some(open) = pdc.as_mut() {
@@ -504,6 +506,7 @@ mod tests {
             ("<R50><En_Tete_Flux><Pas_Publication>30</Pas_Publication></En_Tete_Flux>\n<PRM", 2),
             ("", 1),
             ("<?xml version=\"1.0\"?>", 1),
+            ("<R50/>", 1),
         ] {
             let err = parse_r50(doc.as_bytes()).unwrap_err();
             assert!(
@@ -553,6 +556,10 @@ mod tests {
         assert_eq!(parsed.rejected.len(), 1);
         assert_eq!(parsed.rejected[0].line, 6);
         assert!(parsed.rejected[0].reason.contains("second root"));
+        let empty_second_root = doc.replace("<R50>\n", "<R50/>\n");
+        let parsed = parse_r50(empty_second_root.as_bytes()).unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 6);
     }
 
     #[test]

@@ -12,10 +12,12 @@
 //! - **Periods** are local calendar periods in the query's zone (see [`Calendar::periods`]): days
 //!   from local midnight to local midnight (a Paris day lasts 23, 24 or 25 hours), ISO weeks from
 //!   Monday, months, years. An answer lists every period overlapping `[from, to)`, the first and
-//!   last clipped to the range: `start_utc`/`end_utc` are the clipped bounds.
+//!   last clipped to the range: `start_utc`/`end_utc` are the clipped bounds. A range of more
+//!   than [`MAX_PERIODS`] periods is InvalidArgument.
 //! - **Membership**: a point belongs to the period that contains its `ts_utc` (the start of its
 //!   interval), even when its interval ends after the period.
 //! - **Energy** of a point is `value * step_min` W·min, summed exactly in `i64` (Wh = /60).
+//!   Energy is asked of `consumption` or `production`; of `max_power` it is InvalidArgument.
 //! - **Expected points** of a period: the step in force at an instant is the step of the meter's
 //!   latest point at or before it (looking before `from` too); before the meter's first point it
 //!   is that point's step; a series without any point uses 30 minutes. A period is cut where the
@@ -30,7 +32,9 @@
 //!   the earliest instant.
 //! - **Fleet curve**: the sum of values grouped by exact `ts_utc` over the meters; a meter on
 //!   another step contributes at its own instants (a 10-minute meter adds to 12:00, 12:10, 12:20;
-//!   a 30-minute one only to 12:00), so totals are per instant, not resampled.
+//!   a 30-minute one only to 12:00), so totals are per instant, not resampled. Fleet queries
+//!   take every meter holding the channel, or the listed ones (each once; one the store does not
+//!   know is UnknownMeter), one meter per task on rayon's pool.
 //! - **Summaries**: a block wholly inside one period (first and last point in it) is counted from
 //!   its [`crate::BlockSummary`] without decoding, unless a tariff split needs its points, or its
 //!   steps are mixed and the expected count needs them.

@@ -569,17 +569,30 @@ fn decode_frames(
     Ok(())
 }
 
+/// Turns residuals back into values (the inverse of [`residuals`]).
 fn undo_prediction(values: &mut [i32], lag: usize) {
     if lag == 0 {
         return;
     }
-    let head = lag.min(values.len());
+    let (head, tail) = values.split_at_mut(lag.min(values.len()));
     let mut prev = 0i32;
-    for v in &mut values[..head] {
+    for v in head.iter_mut() {
         *v = v.wrapping_add(prev);
         prev = *v;
     }
-    for i in head..values.len() {
-        values[i] = values[i].wrapping_add(values[i - lag]);
+    if lag == 1 {
+        for v in tail.iter_mut() {
+            *v = v.wrapping_add(prev);
+            prev = *v;
+        }
+        return;
+    }
+    // Each chunk of `lag` values adds the chunk before it.
+    let mut before: &[i32] = head;
+    for chunk in tail.chunks_mut(lag) {
+        for (v, p) in chunk.iter_mut().zip(before) {
+            *v = v.wrapping_add(*p);
+        }
+        before = chunk;
     }
 }

@@ -302,18 +302,21 @@ impl<'p> Stream<'p> {
     /// Decodes one residual; a bit pattern with no code sets `invalid`.
     #[inline(always)]
     fn next(&mut self, table: &[Entry; 1 << MAX_CODE_LEN], invalid: &mut bool) -> i32 {
-        // Refill to at least 56 bits; bytes past the payload read as zero.
-        let word = match self.payload.get(self.pos..self.pos + 8) {
-            Some(w) => {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(w);
-                u64::from_le_bytes(word)
-            }
-            None => tail_word(self.payload, self.pos),
-        };
-        self.buf |= word << self.avail;
-        self.pos += ((63 - self.avail) >> 3) as usize;
-        self.avail |= 56;
+        // A value takes at most 11 + 29 bits; refill to at least 56 when fewer are buffered.
+        // Bytes past the payload read as zero.
+        if self.avail < 40 {
+            let word = match self.payload.get(self.pos..self.pos + 8) {
+                Some(w) => {
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(w);
+                    u64::from_le_bytes(word)
+                }
+                None => tail_word(self.payload, self.pos),
+            };
+            self.buf |= word << self.avail;
+            self.pos += ((63 - self.avail) >> 3) as usize;
+            self.avail |= 56;
+        }
         let e = table[(self.buf & ((1u64 << MAX_CODE_LEN) - 1)) as usize];
         let len = u32::from(e & 15);
         *invalid |= len == 0;

@@ -3,11 +3,51 @@
 //! This crate is pure: no files, threads, clocks or logging. It knows two structures,
 //! specified byte for byte in `FORMAT.md` beside this crate:
 //!
-//! - a **block**: one meter's channel over a span of time, compressed ([`block`]);
-//! - a **segment**: many blocks grouped by meter, an index searchable in place, checksums
-//!   and a footer ([`segment`]).
+//! - a **block**: one meter's channel over a span of time, compressed ([`block`]): timestamps as a
+//!   grid of start + steps with exceptions (gaps cost a few bytes), quality as runs of
+//!   non-measured points (all measured costs one byte), values as residuals of a per-block
+//!   predictor (previous value, two back, same slot the previous day) Huffman-coded in bins, or
+//!   bit-packed in frames of 128 when that is smaller;
+//! - a **segment**: many blocks grouped by meter, an index of ~2 KiB pages (each with its crc32
+//!   and the summaries of its blocks) searchable in place through a fence table, a crc32 over every
+//!   block, and a footer ([`segment`]).
 //!
-//! Every decoder takes a byte slice and returns values or an [`Error`]; bytes never panic.
+//! Every decoder takes a byte slice and returns values or an [`Error`] whose [`ErrorKind`] tells
+//! corruption, truncation and compatibility apart; bytes never panic and never drive an
+//! unchecked allocation.
+//!
+//! # Example
+//!
+//! ```
+//! use storage_format::block::DecodedBlock;
+//! use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta};
+//! use storage_format::{Channel, Point, Quality};
+//!
+//! let points: Vec<Point> = (0..48)
+//!     .map(|i| Point {
+//!         ts_utc: 1_704_067_200 + i * 1800,
+//!         value: 300 + (i as i32 % 7),
+//!         step_min: 30,
+//!         quality: Quality::Measured,
+//!     })
+//!     .collect();
+//!
+//! // Write: the caller appends each chunk to its file, in order.
+//! let mut file = Vec::new();
+//! let mut builder = SegmentBuilder::new(SegmentMeta { partition: 648, seq: 1 }, &mut file);
+//! builder.add_block("09111642617347", Channel::Consumption, &points, &mut file)?;
+//! let stats = builder.finish(&mut file)?;
+//! assert_eq!(stats.points, 48);
+//!
+//! // Read in place (typically from an mmap): summaries without decoding, then the points.
+//! let segment = Segment::open(&file)?;
+//! let blocks = segment.blocks("09111642617347", Channel::Consumption)?;
+//! assert_eq!(blocks[0].summary.max_value, 306);
+//! let mut decoded = DecodedBlock::default();
+//! blocks[0].decode_into(&mut decoded)?;
+//! assert!(decoded.points().eq(points.iter().copied()));
+//! # Ok::<(), storage_format::Error>(())
+//! ```
 
 mod bits;
 pub mod block;

@@ -158,3 +158,33 @@ fn every_flipped_bit_is_corruption() {
         copy[byte] ^= mask;
     }
 }
+
+fn index_heavy_segment() -> &'static [u8] {
+    static SEGMENT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SEGMENT.get_or_init(|| fleet_segment(60, 1))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mangled_index_bytes_with_repaired_crcs_never_panic(
+        at in 0.0..1.0f64,
+        mask in 1..=255u8,
+    ) {
+        let mut bytes = index_heavy_segment().to_vec();
+        let segment = open(index_heavy_segment());
+        // Somewhere after the last block: pages, fences or footer.
+        let blocks_end = segment
+            .series()
+            .filter_map(Result::ok)
+            .flat_map(|s| s.blocks)
+            .map(|b| b.offset as usize + b.encoded().len())
+            .max()
+            .unwrap_or(0);
+        let pos = blocks_end + ((bytes.len() - blocks_end) as f64 * at) as usize;
+        let pos = pos.min(bytes.len() - 1);
+        bytes[pos] ^= mask;
+        crate::fuzz_drivers::segment_structure(&bytes);
+    }
+}

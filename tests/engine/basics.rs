@@ -61,6 +61,12 @@ fn ingested_points_read_back_from_the_memtable_the_segments_and_after_reopen() {
     );
     let stats = store.verify().unwrap();
     assert_eq!((stats.meters, stats.points, stats.segments), (1, 48, 1));
+    // Meters are counted once whether in segments, the memtable or both.
+    store
+        .ingest(&day("09111642617347", T0 + 86_400, 0))
+        .unwrap();
+    store.ingest(&day("other", T0, 0)).unwrap();
+    assert_eq!(store.stats().meters, 2);
 }
 
 #[test]

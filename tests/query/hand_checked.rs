@@ -286,3 +286,45 @@ fn the_step_in_force_at_the_start_comes_from_the_latest_point_even_months_before
         assert_eq!((e[0].points, e[0].expected_points), (24, 72 + 24));
     }
 }
+
+#[test]
+fn lord_howe_days_have_47_and_49_half_hours_around_its_30_minute_dst_shifts() {
+    let tz = query::time_zone("Australia/Lord_Howe").unwrap();
+    let midnight = |y, m, d| {
+        jiff::civil::date(y, m, d)
+            .to_zoned(tz.clone())
+            .unwrap()
+            .timestamp()
+            .as_second()
+    };
+    // 2024-04-07: 02:00 goes back to 01:30 (24.5 h); 2024-10-06: 02:00 jumps to 02:30 (23.5 h).
+    for ((y, m, d), half_hours) in [((2024, 4, 7), 49), ((2024, 10, 6), 47)] {
+        let (from, to) = (midnight(y, m, d), midnight(y, m, d + 1));
+        assert_eq!(to - from, half_hours * 1800);
+        let model = Model::resolve(&[Op::Batch(regular(from - 7200, to + 7200, 30, 1000))]);
+        let cal = Calendar {
+            from_utc: from,
+            to_utc: to,
+            period: Period::Day,
+            tz: tz.clone(),
+        };
+        let tariff: Tariff = "HC:01:00-02:00".parse().unwrap();
+        for src in all_sources(&model, &[from, to]) {
+            let e = query::energy(
+                src.as_ref(),
+                METER,
+                Channel::Consumption,
+                &cal,
+                Some(&tariff),
+            )
+            .unwrap();
+            assert_eq!(e.len(), 1);
+            assert_eq!(e[0].points, half_hours as u64);
+            assert_eq!(e[0].expected_points, half_hours as u64);
+            // The wall clock shows 01:00-02:00 for 90 minutes in April (01:30-02:00 twice),
+            // for 60 minutes in October.
+            let hc_min = if half_hours == 49 { 90.0 } else { 60.0 };
+            assert_eq!(e[0].by_tariff_wmin.map(|t| t.1), Some(1000.0 * hc_min));
+        }
+    }
+}

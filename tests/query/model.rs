@@ -277,3 +277,77 @@ pub fn generate(seed: u64, zone: usize, change: usize) -> Generated {
         meters,
     }
 }
+
+/// A realistic fleet from `courbe-workload` (Paris households, `max_power`, solar for some,
+/// step changes for all), sent as one batch per meter and channel, then estimated values of the
+/// first day corrected.
+pub fn generate_workload(seed: u64, start: Date, days: u32) -> Generated {
+    use courbe_workload::{Fleet, FleetConfig};
+    let tz = TimeZone::get("Europe/Paris").unwrap();
+    let fleet = Fleet::new(FleetConfig {
+        meters: 3,
+        start,
+        days,
+        seed,
+        step_min: 30,
+        step_change_share: 1.0,
+    });
+    let mut ops = Vec::new();
+    let mut meters = Vec::new();
+    for index in 0..3 {
+        let series = fleet.meter(index);
+        for (channel, readings) in [
+            (Channel::Consumption, &series.consumption),
+            (Channel::Production, &series.production),
+            (Channel::MaxPower, &series.max_power),
+        ] {
+            let rows: Vec<(String, Channel, Point)> = readings
+                .iter()
+                .map(|r| {
+                    let point = Point {
+                        ts_utc: r.ts_utc,
+                        value: r.value,
+                        step_min: r.step_min,
+                        quality: Quality::from_u8(r.quality).unwrap_or(Quality::Measured),
+                    };
+                    (series.meter_id.clone(), channel, point)
+                })
+                .collect();
+            if !rows.is_empty() {
+                ops.push(Op::Batch(rows));
+            }
+        }
+        meters.push(series.meter_id);
+    }
+    let start_utc = midnight_utc(&tz, start);
+    let end_utc = midnight_utc(
+        &tz,
+        start
+            .checked_add(jiff::Span::new().days(i64::from(days)))
+            .unwrap(),
+    );
+    let corrections: Vec<(String, Channel, Point)> = ops
+        .iter()
+        .flat_map(|op| match op {
+            Op::Batch(rows) => rows.clone(),
+            Op::Erase { .. } => Vec::new(),
+        })
+        .filter(|(_, _, p)| p.quality == Quality::Estimated && p.ts_utc < start_utc + 86_400)
+        .map(|(m, c, p)| {
+            let corrected = Point {
+                value: p.value / 2,
+                quality: Quality::Corrected,
+                ..p
+            };
+            (m, c, corrected)
+        })
+        .collect();
+    ops.push(Op::Batch(corrections));
+    Generated {
+        ops,
+        tz,
+        start_utc,
+        end_utc,
+        meters,
+    }
+}

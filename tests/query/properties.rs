@@ -5,7 +5,7 @@ use courbe::source::SeriesSource;
 use courbe::Channel;
 use proptest::prelude::*;
 
-use super::model::{generate, Generated, Model, Rng};
+use super::model::{generate, generate_workload, Generated, Model, Rng};
 use super::reference::{self, Query};
 use super::sources::all_sources;
 
@@ -116,6 +116,13 @@ pub fn check_sources(seed: u64, g: &Generated, model: &Model, sources: &[&dyn Se
         );
         let listed: Vec<String> = g.meters.iter().take(2).cloned().collect();
         let fleet_curve = reference::fleet_curve(model, Channel::Consumption, from, to, &listed);
+        let fleet_curve_all = reference::fleet_curve(
+            model,
+            Channel::Consumption,
+            from,
+            to,
+            &model.meters(Channel::Consumption),
+        );
         let all = model.meters(Channel::Consumption);
         let fleet_energy = reference::fleet_energy(model, Channel::Consumption, &q, &all);
         for &src in sources {
@@ -147,6 +154,11 @@ pub fn check_sources(seed: u64, g: &Generated, model: &Model, sources: &[&dyn Se
                 fleet_curve,
                 "{what} fleet curve"
             );
+            assert_eq!(
+                query::fleet_curve(src, Channel::Consumption, from, to, None).unwrap(),
+                fleet_curve_all,
+                "{what} fleet curve of every meter"
+            );
             let got = query::fleet_energy(src, Channel::Consumption, &cal, None).unwrap();
             assert_eq!(got.len(), fleet_energy.len(), "{what} fleet meters");
             for (g2, w2) in got.iter().zip(&fleet_energy) {
@@ -176,5 +188,20 @@ fn the_reference_agrees_on_a_fixed_fleet_in_each_zone_and_dst_change() {
         for change in 0..2 {
             check_fleet(7 + zone as u64 * 2 + change as u64, zone, change);
         }
+    }
+}
+
+#[test]
+fn realistic_workload_fleets_across_both_paris_dst_changes_match_the_reference() {
+    for (seed, (y, m, d)) in [(1, (2024, 3, 27)), (2, (2024, 10, 24))] {
+        let g = generate_workload(seed, jiff::civil::date(y, m, d), 8);
+        let model = Model::resolve(&g.ops);
+        assert!(
+            model.series.len() >= 6,
+            "consumption and max_power for each meter"
+        );
+        let sources = all_sources(&model, &day_bounds(&g));
+        let sources: Vec<&dyn SeriesSource> = sources.iter().map(|s| s.as_ref()).collect();
+        check_sources(seed, &g, &model, &sources);
     }
 }

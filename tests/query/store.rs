@@ -5,11 +5,10 @@ use courbe::engine::{Batch, Options, Store};
 use courbe::source::SeriesSource;
 use proptest::prelude::*;
 
-use super::model::{generate, Model, Op, Rng};
+use super::model::{generate, generate_workload, Generated, Model, Op, Rng};
 use super::properties::check_sources;
 
-fn replay(seed: u64, zone: usize, change: usize) {
-    let g = generate(seed, zone, change);
+fn replay(seed: u64, g: &Generated) {
     let model = Model::resolve(&g.ops);
     let dir = tempfile::tempdir().expect("temp dir");
     let options = Options {
@@ -40,7 +39,7 @@ fn replay(seed: u64, zone: usize, change: usize) {
     }
     let snapshot = store.snapshot();
     let sources: [&dyn SeriesSource; 1] = [snapshot.as_ref()];
-    check_sources(seed, &g, &model, &sources);
+    check_sources(seed, g, &model, &sources);
 }
 
 proptest! {
@@ -52,6 +51,14 @@ proptest! {
         zone in 0usize..3,
         change in 0usize..2,
     ) {
-        replay(seed, zone, change);
+        replay(seed, &generate(seed, zone, change));
     }
+}
+
+#[test]
+fn a_real_store_answers_as_the_reference_on_a_realistic_fleet_over_the_fall_back() {
+    replay(
+        3,
+        &generate_workload(3, jiff::civil::date(2024, 10, 22), 10),
+    );
 }

@@ -28,7 +28,10 @@ fn summary_counts(line: &str) -> (u64, u64) {
 #[test]
 fn gen_is_deterministic_for_a_seed_and_writes_native_csv() {
     let args = ["gen", "--meters", "3", "--days", "2", "--seed", "3"];
-    let first = courbe_ok(&args, None);
+    let out = courbe(&args, None);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "", "no progress off a terminal");
+    let first = stdout(&out);
     let second = courbe_ok(&args, None);
     assert_eq!(first, second);
     let other = courbe_ok(
@@ -344,4 +347,20 @@ fn demo_generates_serves_and_prints_examples_that_work() {
         );
     }
     assert_eq!(status.code(), Some(0), "SIGTERM is a graceful shutdown");
+}
+
+#[test]
+fn a_reader_closing_the_pipe_early_is_not_a_failure() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_courbe"))
+        .args(["gen", "--meters", "200", "--days", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn courbe gen");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let header = lines.next().expect("a line").expect("UTF-8");
+    assert_eq!(header, "meter_id,ts,value_w,quality,step_min");
+    drop(lines);
+    let out = child.wait_with_output().expect("gen ends");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -421,3 +421,38 @@ fn the_server_shuts_down_gracefully_and_the_data_stays() {
     let curve = get(&server.url(&curve_url(METER, "from=2024-01-15&to=2024-01-16"))).json();
     assert_eq!(curve["points"].as_array().map(Vec::len), Some(48));
 }
+
+#[test]
+fn concurrent_ingests_over_http_all_land() {
+    let (_dir, server) = server();
+    let meters: Vec<String> = (0..8).map(|i| format!("0911164261734{i}")).collect();
+    std::thread::scope(|scope| {
+        for meter in &meters {
+            let (server, body) = (&server, day_csv().replace(METER, meter));
+            scope.spawn(move || {
+                let reply = post(&server.url("/v1/ingest"), CSV, &body);
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                assert_eq!(reply.json()["accepted"], 48);
+            });
+        }
+    });
+    let curve = get(&server.url("/v1/fleet/curve?from=2024-01-15&to=2024-01-16")).json();
+    let points = curve["points"].as_array().expect("points");
+    assert_eq!(points.len(), 48);
+    assert!(points.iter().all(|p| p["meters"] == 8), "{curve}");
+    assert_eq!(points[0]["value"], 8 * day_value(0));
+}
+
+#[test]
+fn a_fleet_energy_answer_over_the_size_limit_is_400() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::default();
+    config.limits.max_fleet_energy_cells = 10;
+    let server = Server::start(dir.path(), config);
+    ingest_day(&server);
+    let ok = get(&server.url("/v1/fleet/energy?from=2024-01-15&to=2024-01-17&period=day"));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let message = get(&server.url("/v1/fleet/energy?from=2024-01-01&to=2024-03-01&period=day"))
+        .assert_error(400, "invalid_argument");
+    assert!(message.contains("limit"), "{message}");
+}

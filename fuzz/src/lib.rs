@@ -1,0 +1,170 @@
+//! What each fuzz target does with its input. Shared with `storage-format/tests/fuzz_corpus.rs`,
+//! which replays the committed corpus through these same functions.
+//!
+//! The decoders must never panic, loop or allocate from an unchecked length; when they accept
+//! bytes, what they return must be self-consistent and must round-trip through the encoder.
+
+use arbitrary::{Arbitrary, Unstructured};
+use storage_format::block::{self, DecodedBlock};
+use storage_format::segment::Segment;
+use storage_format::{Channel, Point, Quality, STEP_MIN_MAX};
+
+/// Raw bytes into the block decoder.
+pub fn block_decode(data: &[u8]) {
+    let mut out = DecodedBlock::default();
+    if block::decode_from(data, &mut out).is_err() {
+        return;
+    }
+    let n = out.len();
+    assert!((1..=block::MAX_POINTS).contains(&n));
+    assert!(out.ts_utc.len() == n && out.step_min.len() == n && out.quality.len() == n);
+    assert!(
+        out.ts_utc.windows(2).all(|w| w[0] < w[1]),
+        "timestamps increase"
+    );
+    assert!(out
+        .step_min
+        .iter()
+        .all(|&s| (1..=STEP_MIN_MAX).contains(&s)));
+    // What decodes re-encodes, and decodes to the same points.
+    let points: Vec<Point> = out.points().collect();
+    let mut bytes = Vec::new();
+    let summary = block::encode_into(&points, &mut bytes).expect("decoded points are encodable");
+    assert_eq!(summary, block::summarize(&points));
+    let mut again = DecodedBlock::default();
+    block::decode_from(&bytes, &mut again).expect("re-encoded block decodes");
+    assert_eq!(again, out);
+}
+
+/// Raw bytes into the segment reader: open, look up, scan, verify, decode.
+pub fn segment_decode(data: &[u8]) {
+    let Ok(segment) = Segment::open(data) else {
+        return;
+    };
+    let _ = segment.meta();
+    let mut out = DecodedBlock::default();
+    let mut keys = Vec::new();
+    for series in segment.series() {
+        let Ok(series) = series else {
+            break;
+        };
+        keys.push((series.meter, series.channel));
+        for b in &series.blocks {
+            if b.decode_into(&mut out).is_ok() {
+                assert_eq!(out.len() as u64, u64::from(b.summary.count));
+            }
+        }
+    }
+    for (meter, channel) in keys.iter().take(16) {
+        let _ = segment.blocks(meter, *channel);
+    }
+    let _ = segment.blocks("09111642617347", Channel::Consumption);
+    if let Ok(stats) = segment.verify() {
+        assert_eq!(stats, segment.stats());
+        assert_eq!(stats.bytes, data.len() as u64);
+    }
+}
+
+/// A structured series for round trips.
+#[derive(Arbitrary, Debug)]
+pub struct Series {
+    start: i64,
+    points: Vec<(u32, i32, u16, u8)>,
+}
+
+/// A structured series through the encoder and back.
+pub fn block_roundtrip(data: &[u8]) {
+    let Ok(series) = Series::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    let mut ts = series.start;
+    let mut points = Vec::new();
+    for (gap, value, step, quality) in series.points.into_iter().take(block::MAX_POINTS) {
+        let step_min = step % STEP_MIN_MAX + 1;
+        let Some(next) = ts.checked_add(i64::from(gap % 200_000) + 1) else {
+            break;
+        };
+        points.push(Point {
+            ts_utc: next,
+            value,
+            step_min,
+            quality: Quality::from_u8(quality % 3).unwrap_or_default(),
+        });
+        ts = next;
+    }
+    let mut bytes = Vec::new();
+    match block::encode_into(&points, &mut bytes) {
+        Ok(summary) => {
+            assert_eq!(summary, block::summarize(&points));
+            let mut out = DecodedBlock::default();
+            block::decode_from(&bytes, &mut out).expect("an encoded block decodes");
+            assert!(out.points().eq(points.iter().copied()));
+        }
+        Err(e) => {
+            assert!(points.is_empty(), "refused {} points: {e}", points.len());
+            assert!(bytes.is_empty());
+        }
+    }
+}
+
+/// Raw bytes into the segment reader after recomputing the header, footer, fence and page crcs
+/// wherever the (possibly mangled) layout lets us find them, so that mutations reach the fence
+/// and page parsers instead of stopping at a checksum.
+pub fn segment_structure(data: &[u8]) {
+    let mut bytes = data.to_vec();
+    repair_crcs(&mut bytes);
+    segment_decode(&bytes);
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn put_crc(bytes: &mut [u8], covered: std::ops::Range<usize>, at: usize) {
+    let Some(crc) = bytes.get(covered).map(crc32fast::hash) else {
+        return;
+    };
+    if let Some(slot) = bytes.get_mut(at..at + 4) {
+        slot.copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Recomputes every crc but the blocks' (see FORMAT.md §3.6), in dependency order.
+pub fn repair_crcs(bytes: &mut [u8]) {
+    use storage_format::segment::{FENCE_LEN, FOOTER_LEN, HEADER_LEN};
+    put_crc(bytes, 0..HEADER_LEN - 4, HEADER_LEN - 4);
+    let Some(footer) = bytes.len().checked_sub(FOOTER_LEN) else {
+        return;
+    };
+    let (Some(fence_offset), Some(page_count)) =
+        (read_u64(bytes, footer + 8), read_u32(bytes, footer + 40))
+    else {
+        return;
+    };
+    // Only a fence table that lies inside the file says where the pages are.
+    let fence_start = usize::try_from(fence_offset).unwrap_or(usize::MAX);
+    let fence_len = page_count as usize * FENCE_LEN;
+    if fence_start
+        .checked_add(fence_len)
+        .is_none_or(|end| end > footer)
+    {
+        put_crc(bytes, footer..footer + 52, footer + 52);
+        return;
+    }
+    let pages: Vec<usize> = (0..page_count as usize)
+        .filter_map(|i| read_u64(bytes, fence_start + i * FENCE_LEN + FENCE_LEN - 8))
+        .map(|o| usize::try_from(o).unwrap_or(usize::MAX))
+        .collect();
+    for (i, &start) in pages.iter().enumerate() {
+        let end = pages.get(i + 1).copied().unwrap_or(fence_start);
+        if start.checked_add(4).is_some_and(|s| s <= end) && end <= bytes.len() {
+            put_crc(bytes, start + 4..end, start);
+        }
+    }
+    put_crc(bytes, fence_start..fence_start + fence_len, footer + 44);
+    put_crc(bytes, footer..footer + 52, footer + 52);
+}

@@ -1,0 +1,91 @@
+//! `courbe bench`: flags of the load generator, which lives in [`crate::bench`].
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{output_error, CliError};
+use crate::bench::{self, BenchConfig, BenchError, Workload};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The server, http://HOST:PORT.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Measured seconds, after the warm-up.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of warm-up, not measured.
+    #[arg(long, value_name = "S", default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Connections, one request in flight on each.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+    /// curve-day, curve-year, energy-year, peak-year, fleet-day, ingest or mixed.
+    #[arg(long, value_name = "W", default_value = "energy-year")]
+    pub workload: Workload,
+    /// Open loop: requests per second, due at fixed times whatever the answers (latency
+    /// counts from the due time). Without it, a closed loop.
+    #[arg(long, value_name = "PER_S")]
+    pub rate: Option<f64>,
+    /// First local day of the server's data (questions are asked inside the span).
+    #[arg(long, default_value = "2024-01-01")]
+    pub start: String,
+    /// Days of data from --start.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Meters per ingest request (one local day each).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub ingest_meters: u32,
+    /// Off-peak windows added to energy-year questions, e.g. HC:22:00-06:00.
+    #[arg(long, value_name = "SPEC")]
+    pub tariff: Option<String>,
+    /// Seed of the draws of meters and days.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Client threads.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration, CliError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| CliError::User(format!("--{flag} {value}: not a number of seconds")))
+}
+
+pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let config = BenchConfig {
+        url: args.url.clone(),
+        workload: args.workload,
+        duration: seconds("duration", args.duration)?,
+        warmup: seconds("warmup", args.warmup)?,
+        concurrency: args.concurrency,
+        rate_per_s: args.rate,
+        start: args
+            .start
+            .parse()
+            .map_err(|e| CliError::User(format!("--start {:?}: {e}", args.start)))?,
+        days: args.days,
+        ingest_meters: args.ingest_meters,
+        tariff: args.tariff.clone(),
+        seed: args.seed,
+        threads: args.threads,
+    };
+    let report = bench::run(&config).map_err(|e| match e {
+        BenchError::InvalidArgument(m) => CliError::User(m),
+        BenchError::Server(m) => CliError::Internal(m),
+        BenchError::Runtime(e) => CliError::Internal(e.to_string()),
+    })?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::Internal(format!("cannot encode the report: {e}")))?;
+        writeln!(out, "{text}").map_err(output_error)
+    } else {
+        out.write_all(report.to_text().as_bytes())
+            .map_err(output_error)
+    }
+}

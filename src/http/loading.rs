@@ -1,0 +1,284 @@
+//! From parsed records to durable batches, shared by `POST /v1/ingest` and `courbe ingest`.
+//!
+//! A [`BatchSink`] receives the parser's rows with their line numbers, fills engine batches of
+//! a bounded size and keeps the rejected records. Points the engine's batch refuses are
+//! rejected by their line like any unreadable record.
+
+use serde::Serialize;
+
+use super::error::{ApiError, ErrorCode};
+use crate::engine::{self, Batch, InvalidPoint, Store};
+use crate::ingest::{self, Format, IngestError, Rejected, Sink};
+use crate::{Channel, Point};
+
+/// When full batches reach the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Each batch as soon as it is full: memory stays bounded on inputs of any size, and a
+    /// document error late in the input leaves the earlier batches ingested.
+    Streaming,
+    /// Every batch once the whole document was read: a document error ingests nothing.
+    WholeDocument,
+}
+
+/// How a [`BatchSink`] behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct SinkConfig {
+    pub delivery: Delivery,
+    /// Points per [`Store::ingest`] call.
+    pub batch_points: usize,
+    /// Rejected records kept to be shown; the others are only counted.
+    pub keep_rejected: usize,
+}
+
+/// Collects parsed rows into engine batches.
+pub struct BatchSink<'a> {
+    store: &'a Store,
+    config: SinkConfig,
+    current: Batch,
+    waiting: Vec<Batch>,
+    accepted: u64,
+    rejected: Vec<Rejected>,
+    rejected_count: u64,
+    /// The first engine failure; rows after it are dropped.
+    failure: Option<engine::Error>,
+}
+
+impl<'a> BatchSink<'a> {
+    pub fn new(store: &'a Store, config: SinkConfig) -> BatchSink<'a> {
+        BatchSink {
+            store,
+            config,
+            current: Batch::new(),
+            waiting: Vec::new(),
+            accepted: 0,
+            rejected: Vec::new(),
+            rejected_count: 0,
+            failure: None,
+        }
+    }
+
+    fn deliver(&mut self, batch: Batch) {
+        if self.failure.is_some() || batch.is_empty() {
+            return;
+        }
+        match self.store.ingest(&batch) {
+            Ok(()) => self.accepted += batch.len() as u64,
+            Err(e) => self.failure = Some(e),
+        }
+    }
+
+    /// Ingests what is left; the report of the whole input.
+    pub fn finish(mut self) -> Result<IngestReport, engine::Error> {
+        let last = std::mem::take(&mut self.current);
+        let waiting = std::mem::take(&mut self.waiting);
+        for batch in waiting.into_iter().chain(std::iter::once(last)) {
+            self.deliver(batch);
+        }
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(IngestReport {
+                accepted: self.accepted,
+                rejected: self.rejected,
+                rejected_count: self.rejected_count,
+            }),
+        }
+    }
+
+    /// Points ingested so far (streaming delivery).
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+}
+
+impl Sink for BatchSink<'_> {
+    fn point(&mut self, line: u64, meter: &str, channel: Channel, point: Point) {
+        if self.failure.is_some() {
+            return;
+        }
+        if let Err(InvalidPoint(reason)) = self.current.push(meter, channel, point) {
+            self.reject(Rejected { line, reason });
+            return;
+        }
+        if self.current.len() >= self.config.batch_points {
+            let full = std::mem::take(&mut self.current);
+            match self.config.delivery {
+                Delivery::Streaming => self.deliver(full),
+                Delivery::WholeDocument => self.waiting.push(full),
+            }
+        }
+    }
+
+    fn reject(&mut self, rejected: Rejected) {
+        self.rejected_count += 1;
+        if self.rejected.len() < self.config.keep_rejected {
+            self.rejected.push(rejected);
+        }
+    }
+}
+
+/// What an input gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Points made durable.
+    pub accepted: u64,
+    /// The first rejected records (all of them unless the sink was told to keep fewer).
+    pub rejected: Vec<Rejected>,
+    pub rejected_count: u64,
+}
+
+/// The answer of `POST /v1/ingest`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IngestBody {
+    pub accepted: u64,
+    pub rejected: Vec<RejectedJson>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RejectedJson {
+    pub line: u64,
+    pub reason: String,
+}
+
+impl From<IngestReport> for IngestBody {
+    fn from(report: IngestReport) -> IngestBody {
+        IngestBody {
+            accepted: report.accepted,
+            rejected: report
+                .rejected
+                .into_iter()
+                .map(|r| RejectedJson {
+                    line: r.line,
+                    reason: r.reason,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> ApiError {
+        match e {
+            IngestError::Io(_) => ApiError::new(ErrorCode::Internal, e.to_string()),
+            _ => ApiError::new(
+                ErrorCode::MalformedDocument,
+                format!("not a readable document: {e}"),
+            ),
+        }
+    }
+}
+
+/// Reads a whole document held in memory and ingests it; a document error ingests nothing.
+pub fn ingest_document(
+    store: &Store,
+    input: &[u8],
+    format: Format,
+    channel: Channel,
+    batch_points: usize,
+) -> Result<IngestReport, ApiError> {
+    let mut sink = BatchSink::new(
+        store,
+        SinkConfig {
+            delivery: Delivery::WholeDocument,
+            batch_points,
+            keep_rejected: usize::MAX,
+        },
+    );
+    ingest::parse_into(input, format, channel, &mut sink)?;
+    Ok(sink.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Options;
+    use crate::source::SeriesSource;
+
+    fn csv_rows(meter: &str, rows: usize) -> String {
+        let mut csv = String::from("meter_id,ts,value_w\n");
+        for i in 0..rows {
+            // Half-hours from 2024-01-15T00:00:00Z.
+            csv.push_str(&format!("{meter},{},{}\n", format_ts(i), 100 + i));
+        }
+        csv
+    }
+
+    fn format_ts(i: usize) -> String {
+        crate::http::api::format_ts(1_705_276_800 + 1_800 * i as i64)
+    }
+
+    #[test]
+    fn small_batches_still_land_every_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let csv = csv_rows("m1", 48);
+        let report = ingest_document(
+            &store,
+            csv.as_bytes(),
+            Format::Csv,
+            Channel::Consumption,
+            10,
+        )
+        .unwrap();
+        assert_eq!(report.accepted, 48);
+        assert_eq!(report.rejected_count, 0);
+        let points = crate::query::curve(
+            &*store.snapshot(),
+            "m1",
+            Channel::Consumption,
+            1_705_276_800,
+            1_705_276_800 + 2 * 86_400,
+        )
+        .unwrap();
+        assert_eq!(points.len(), 48);
+        assert_eq!(points.last().map(|p| p.value), Some(147));
+    }
+
+    #[test]
+    fn rejects_beyond_the_kept_ones_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let mut sink = BatchSink::new(
+            &store,
+            SinkConfig {
+                delivery: Delivery::Streaming,
+                batch_points: 100,
+                keep_rejected: 2,
+            },
+        );
+        let bad = format!("{}m1,oops,1\nm1,oops,2\nm1,oops,3\n", csv_rows("m1", 2));
+        ingest::parse_into(bad.as_bytes(), Format::Csv, Channel::Consumption, &mut sink).unwrap();
+        let report = sink.finish().unwrap();
+        assert_eq!(report.accepted, 2);
+        assert_eq!(report.rejected_count, 3);
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![4, 5]);
+        assert!(store.snapshot().has_meter("m1"));
+    }
+
+    #[test]
+    fn a_point_the_engine_refuses_is_rejected_by_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let mut sink = BatchSink::new(
+            &store,
+            SinkConfig {
+                delivery: Delivery::WholeDocument,
+                batch_points: 100,
+                keep_rejected: 10,
+            },
+        );
+        let point = Point {
+            ts_utc: 1_705_276_800,
+            value: 1,
+            step_min: 30,
+            quality: crate::Quality::Measured,
+        };
+        sink.point(7, "not a meter id", Channel::Consumption, point);
+        sink.point(8, "m1", Channel::Consumption, point);
+        let report = sink.finish().unwrap();
+        assert_eq!(report.accepted, 1);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(report.rejected[0].line, 7);
+    }
+}

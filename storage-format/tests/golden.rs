@@ -1,0 +1,309 @@
+//! Golden segment files of format v1, written once and decoded by every build.
+//!
+//! `COURBE_WRITE_GOLDEN=1 cargo test -p storage-format --test tests golden` writes them (only
+//! needed when a new format version adds files); every other run reads them and checks each point
+//! against [`golden_series`], which is frozen: changing it breaks the files it describes.
+
+use std::path::PathBuf;
+
+use storage_format::block::DecodedBlock;
+use storage_format::segment::{
+    Segment, SegmentBuilder, SegmentMeta, SegmentStats, END_MAGIC, FENCE_LEN, FOOTER_LEN,
+    FORMAT_VERSION, HEADER_LEN, MAGIC, NEWEST_READABLE_VERSION, PAGE_HEADER_LEN,
+};
+use storage_format::{Channel, ErrorKind, Point, Quality};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/v1")
+}
+
+/// SplitMix64, frozen with the files.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+const MARCH_2024: i64 = 1_709_251_200;
+
+fn point(ts_utc: i64, value: i32, step_min: u16, quality: Quality) -> Point {
+    Point {
+        ts_utc,
+        value,
+        step_min,
+        quality,
+    }
+}
+
+/// A curve at `step_min` from `start` for `n` intervals: base load, evening peak, noise, gaps,
+/// estimated and corrected runs, and a step change at `change` (to 10 minutes) when given.
+fn curve(seed: u64, start: i64, step_min: u16, n: u32, change: Option<u32>) -> Vec<Point> {
+    let mut rng = Mix(seed);
+    let base = 150 + rng.next(300) as i32;
+    let (mut ts, mut step) = (start, step_min);
+    let mut points = Vec::new();
+    for i in 0..n {
+        if Some(i) == change {
+            step = 10;
+        }
+        let hour = (ts.rem_euclid(86_400) / 3600) as i32;
+        let mut value = base + rng.next(9) as i32;
+        if (17..22).contains(&hour) {
+            value += 700 + rng.next(900) as i32;
+        }
+        if rng.next(97) == 0 {
+            value += 6_000;
+        }
+        let quality = match (i / 40) % 23 {
+            5 => Quality::Estimated,
+            11 if i % 3 == 0 => Quality::Corrected,
+            _ => Quality::Measured,
+        };
+        if rng.next(53) != 0 {
+            points.push(point(ts, value, step, quality));
+        }
+        ts += 60 * i64::from(step);
+    }
+    points
+}
+
+/// What the golden files hold, frozen: (meter, channel, blocks).
+fn golden_series() -> Vec<(String, Channel, Vec<Vec<Point>>)> {
+    let mut series = Vec::new();
+    for m in 0..12u64 {
+        let meter = format!("{:014}", 9_111_642_617_347 + m * 31_415_926_537);
+        let step = [30u16, 30, 15, 60, 5, 30][m as usize % 6];
+        let n = 31 * 1440 / u32::from(step);
+        let change = (m == 3).then_some(n / 2);
+        series.push((
+            meter.clone(),
+            Channel::Consumption,
+            vec![curve(m, MARCH_2024, step, n, change)],
+        ));
+        if m % 4 == 1 {
+            let production: Vec<Point> = curve(m + 100, MARCH_2024, step, n, None)
+                .into_iter()
+                .map(|p| {
+                    let hour = p.ts_utc.rem_euclid(86_400) / 3600;
+                    Point {
+                        value: if (7..19).contains(&hour) { p.value } else { 0 },
+                        ..p
+                    }
+                })
+                .collect();
+            series.push((meter.clone(), Channel::Production, vec![production]));
+        }
+        let mut rng = Mix(m + 1000);
+        let max_power: Vec<Point> = (0..31)
+            .map(|d| {
+                point(
+                    MARCH_2024 + d * 86_400 + rng.next(86_400) as i64,
+                    3_000 + rng.next(9_000) as i32,
+                    1440,
+                    Quality::Measured,
+                )
+            })
+            .collect();
+        series.push((meter, Channel::MaxPower, vec![max_power]));
+    }
+    // Edges: extreme values and timestamps, one-point blocks, a series of several blocks.
+    let extremes = vec![
+        point(i64::MIN / 2, i32::MIN, 1, Quality::Corrected),
+        point(0, i32::MAX, 1440, Quality::Estimated),
+        point(1, 0, 5, Quality::Measured),
+        point(i64::MAX / 2, -1, 30, Quality::Measured),
+    ];
+    series.push(("edge.meter-1".into(), Channel::Consumption, vec![extremes]));
+    let month = curve(77, MARCH_2024, 30, 1488, None);
+    let blocks: Vec<Vec<Point>> = month.chunks(400).map(<[Point]>::to_vec).collect();
+    series.push(("edge.meter-2".into(), Channel::Consumption, blocks));
+    series.push((
+        "edge.meter-2".into(),
+        Channel::MaxPower,
+        vec![vec![point(MARCH_2024 + 7, 42, 1440, Quality::Measured)]],
+    ));
+    series.sort_by(|a, b| (a.0.as_bytes(), a.1).cmp(&(b.0.as_bytes(), b.1)));
+    series
+}
+
+fn build(series: &[(String, Channel, Vec<Vec<Point>>)], meta: SegmentMeta) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(meta, &mut out);
+    for (meter, channel, blocks) in series {
+        for points in blocks {
+            builder
+                .add_block(meter, *channel, points, &mut out)
+                .expect("adds");
+        }
+    }
+    builder.finish(&mut out).expect("finishes");
+    out
+}
+
+const FLEET_META: SegmentMeta = SegmentMeta {
+    partition: 650,
+    seq: 123_456_789,
+};
+const EMPTY_META: SegmentMeta = SegmentMeta {
+    partition: 0,
+    seq: 1,
+};
+
+fn golden(name: &str, build_it: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    let path = dir().join(name);
+    if std::env::var_os("COURBE_WRITE_GOLDEN").is_some() {
+        std::fs::create_dir_all(dir()).expect("creates testdata/v1");
+        std::fs::write(&path, build_it()).expect("writes a golden file");
+    }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// With `COURBE_WRITE_GOLDEN` set, also seeds the fuzz corpus from the golden data.
+fn write_fuzz_seeds(expected: &[(String, Channel, Vec<Vec<Point>>)]) {
+    if std::env::var_os("COURBE_WRITE_GOLDEN").is_none() {
+        return;
+    }
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let write = |target: &str, name: String, bytes: &[u8]| {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).expect("creates a corpus dir");
+        std::fs::write(dir.join(name), bytes).expect("writes a seed");
+    };
+    for (i, (_, _, blocks)) in expected.iter().enumerate().step_by(3) {
+        let mut bytes = Vec::new();
+        storage_format::block::encode_into(&blocks[0], &mut bytes).expect("encodes");
+        write("block_decode", format!("golden-{i:02}.bin"), &bytes);
+    }
+    let small: Vec<_> = expected
+        .iter()
+        .skip(3)
+        .take(4)
+        .map(|(m, c, b)| (m.clone(), *c, vec![b[0][..b[0].len().min(60)].to_vec()]))
+        .collect();
+    write(
+        "segment_decode",
+        "small.seg".into(),
+        &build(&small, FLEET_META),
+    );
+    write(
+        "segment_decode",
+        "empty.seg".into(),
+        &build(&[], EMPTY_META),
+    );
+    for (i, seed) in [
+        &b"\x00\x00\x00\x00\x00\x00\x00\x00"[..],
+        &[7u8; 64][..],
+        &[0x55u8; 300][..],
+    ]
+    .iter()
+    .enumerate()
+    {
+        write("block_roundtrip", format!("seed-{i}.bin"), seed);
+    }
+}
+
+#[test]
+fn the_v1_fleet_golden_file_decodes_to_its_points() {
+    let expected = golden_series();
+    write_fuzz_seeds(&expected);
+    let bytes = golden("fleet.seg", || build(&expected, FLEET_META));
+    let segment = Segment::open(&bytes).expect("opens");
+    assert_eq!(segment.meta(), FLEET_META);
+    assert_eq!(segment.version(), 1);
+    let stats = segment.verify().expect("verifies");
+    let blocks: usize = expected.iter().map(|s| s.2.len()).sum();
+    let points: usize = expected.iter().flat_map(|s| &s.2).map(Vec::len).sum();
+    assert_eq!(
+        stats,
+        SegmentStats {
+            series: expected.len() as u64,
+            blocks: blocks as u64,
+            points: points as u64,
+            bytes: bytes.len() as u64
+        }
+    );
+    let mut decoded = DecodedBlock::default();
+    let scanned: Vec<_> = segment.series().collect::<Result<_, _>>().expect("scans");
+    assert_eq!(scanned.len(), expected.len());
+    for ((meter, channel, blocks), s) in expected.iter().zip(&scanned) {
+        assert_eq!((s.meter, s.channel), (meter.as_str(), *channel));
+        let found = segment.blocks(meter, *channel).expect("looks up");
+        assert_eq!(found.len(), blocks.len());
+        for (points, b) in blocks.iter().zip(&found) {
+            assert_eq!(b.summary, storage_format::block::summarize(points));
+            b.decode_into(&mut decoded).expect("decodes");
+            assert!(
+                decoded.points().eq(points.iter().copied()),
+                "{meter} {channel:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_v1_empty_golden_file_opens_empty() {
+    let bytes = golden("empty.seg", || build(&[], EMPTY_META));
+    assert_eq!(bytes.len(), HEADER_LEN + FOOTER_LEN);
+    let segment = Segment::open(&bytes).expect("opens");
+    assert_eq!(segment.meta(), EMPTY_META);
+    assert_eq!(segment.verify().expect("verifies").series, 0);
+}
+
+#[test]
+fn the_sizes_the_spec_states_hold() {
+    assert_eq!(HEADER_LEN, 32);
+    assert_eq!(FOOTER_LEN, 64);
+    assert_eq!(FENCE_LEN, 74);
+    assert_eq!(PAGE_HEADER_LEN, 12);
+    assert_eq!(storage_format::segment::PAGE_TARGET_LEN, 2048);
+    assert_eq!(storage_format::block::MAX_POINTS, 65_536);
+    assert_eq!(storage_format::block::FRAME_LEN, 128);
+    assert_eq!(&MAGIC, b"\x89CRBSEG\x1a");
+    assert_eq!(&END_MAGIC, b"\x1aGESBRC\x89");
+    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (1, 1));
+    // An empty segment is exactly a header and a footer; the header starts with the magic and
+    // the version, the footer ends with the end magic.
+    let bytes = build(&[], EMPTY_META);
+    assert_eq!(bytes.len(), 96);
+    assert_eq!(bytes[..8], MAGIC);
+    assert_eq!(bytes[8..10], 1u16.to_le_bytes());
+    assert_eq!(bytes[bytes.len() - 8..], END_MAGIC);
+    // A one-series segment: header, block, one 12-byte page header plus its entry, one fence,
+    // footer.
+    let series = vec![(
+        "m".to_string(),
+        Channel::Consumption,
+        vec![vec![point(0, 5, 30, Quality::Measured)]],
+    )];
+    let bytes = build(&series, EMPTY_META);
+    let segment = Segment::open(&bytes).expect("opens");
+    let block = segment.blocks("m", Channel::Consumption).expect("looks up")[0];
+    assert_eq!(block.offset, HEADER_LEN as u64);
+    let index_len = bytes.len() - HEADER_LEN - block.encoded().len() - FENCE_LEN - FOOTER_LEN;
+    assert!(index_len > PAGE_HEADER_LEN, "page of {index_len} bytes");
+}
+
+fn with_header_crc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&bytes[..HEADER_LEN - 4]);
+    bytes[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn a_newer_version_is_a_compatibility_error_and_version_zero_is_corruption() {
+    let bytes = build(&[], EMPTY_META);
+    let mut newer = bytes.clone();
+    newer[8..10].copy_from_slice(&(NEWEST_READABLE_VERSION + 1).to_le_bytes());
+    let err = Segment::open(&with_header_crc(newer)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Compatibility);
+    let mut zero = bytes;
+    zero[8..10].copy_from_slice(&0u16.to_le_bytes());
+    let err = Segment::open(&with_header_crc(zero)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corruption);
+}
