@@ -123,13 +123,17 @@ impl ConsentRegistry {
         }
     }
 
-    /// Whether collection holds over all of `[from_utc, to_utc)`.
-    pub fn holds_over(&self, meter: &str, from_utc: i64, to_utc: i64) -> bool {
-        let granted_at = |ts| match self.in_force(meter, ts) {
+    /// Whether collection is granted at `ts_utc`.
+    pub fn collecting(&self, meter: &str, ts_utc: i64) -> bool {
+        match self.in_force(meter, ts_utc) {
             None => !self.policy.required,
             Some(e) => e.collection == Collection::Granted,
-        };
-        if !granted_at(from_utc) {
+        }
+    }
+
+    /// Whether collection holds over all of `[from_utc, to_utc)`.
+    pub fn holds_over(&self, meter: &str, from_utc: i64, to_utc: i64) -> bool {
+        if !self.collecting(meter, from_utc) {
             return false;
         }
         self.history(meter)

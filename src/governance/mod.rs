@@ -242,9 +242,8 @@ impl Governance {
         self.state.read().consent.screen(batch)
     }
 
-    /// Records a consent change; a revocation with `erase` then erases the meter's curve
-    /// (from the revocation's instant on, or all of it when it is `i64::MIN`). Returns the
-    /// points erased.
+    /// Records a consent change; a revocation with `erase` then erases the meter's whole curve
+    /// (everything collected, whatever the revocation's instant). Returns the points erased.
     pub fn record_consent(&self, store: &Store, event: ConsentEvent) -> Result<u64, Error> {
         if !crate::engine::valid_meter_id(&event.meter) {
             return Err(Error::InvalidArgument(format!(
@@ -254,7 +253,6 @@ impl Governance {
         }
         let erase = event.erase && event.collection == consent::Collection::Revoked;
         let meter = event.meter.clone();
-        let from = event.from_utc;
         {
             let mut logs = self.logs.lock();
             logs.consent.append(&event)?;
@@ -265,8 +263,7 @@ impl Governance {
         }
         // The revocation is in force before the erasure starts: nothing collected after it
         // can reach the store between the two.
-        let range = (from > i64::MIN).then_some((from, i64::MAX));
-        let report = store.erase(&meter, range).map_err(Error::Engine)?;
+        let report = store.erase(&meter, None).map_err(Error::Engine)?;
         Ok(report.points_removed)
     }
 

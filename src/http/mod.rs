@@ -306,9 +306,18 @@ async fn ingest(
     let store = state.store.clone();
     let batch_points = state.config.ingest_batch_points;
     let body_len = bytes.len() as u64;
-    let report =
-        blocking(move || loading::ingest_document(&store, &bytes, format, channel, batch_points))
-            .await?;
+    let gov = state.config.governance.clone();
+    let report = blocking(move || {
+        loading::ingest_document_screened(
+            &store,
+            gov.as_deref(),
+            &bytes,
+            format,
+            channel,
+            batch_points,
+        )
+    })
+    .await?;
     state
         .metrics
         .observe_ingest(body_len, report.accepted, report.rejected_count);

@@ -3,4 +3,5 @@
 mod access;
 mod aggregates;
 mod consent;
+mod export;
 mod support;

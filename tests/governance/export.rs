@@ -1,0 +1,81 @@
+//! Portability: the export of a meter, and its round trip through `courbe ingest`.
+
+use std::process::Command;
+
+use courbe::engine::{Options, Store};
+use courbe::Channel;
+
+use super::access::fleet_server;
+use super::support::*;
+
+#[test]
+fn the_json_export_holds_every_channel_and_the_consent_and_grant_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let consent = serde_json::json!({"collection": "granted", "step_min": 30});
+    assert_eq!(
+        server
+            .post_json(CONSUMER_A, &format!("/v1/meters/{A}/consent"), &consent)
+            .status,
+        201
+    );
+    let reply = server.get(CONSUMER_A, &format!("/v1/meters/{A}/export?format=json"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.content_type, "application/json");
+    let doc = reply.json();
+    assert_eq!(doc["meter"], A);
+    assert_eq!(doc["channels"]["consumption"].as_array().unwrap().len(), 96);
+    assert_eq!(doc["channels"]["consumption"][0]["value"], 100);
+    assert_eq!(doc["channels"]["max_power"][0]["value"], 6_000);
+    assert_eq!(doc["channels"]["production"], serde_json::json!([]));
+    assert_eq!(doc["consent"][0]["collection"], "granted");
+    assert_eq!(doc["consent"][0]["by"], format!("consumer:{A}"));
+    assert_eq!(doc["grants"][0]["supplier"], "acme");
+    let unknown = server.get(OPERATOR, &format!("/v1/meters/{NOBODY}/export"));
+    assert_eq!(unknown.status, 404);
+}
+
+#[test]
+fn a_csv_export_round_trips_through_courbe_ingest_to_the_same_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let copy = dir.path().join("copy");
+    for channel in [Channel::Consumption, Channel::MaxPower] {
+        let reply = server.get(
+            CONSUMER_A,
+            &format!(
+                "/v1/meters/{A}/export?format=csv&channel={}",
+                channel.as_str()
+            ),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(reply
+            .body
+            .starts_with("meter_id,ts,value_w,quality,step_min\n"));
+        let file = dir.path().join(format!("{}.csv", channel.as_str()));
+        std::fs::write(&file, &reply.body).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_courbe"))
+            .args(["ingest", "--data"])
+            .arg(&copy)
+            .args(["--channel", channel.as_str()])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let copied = Store::open(&copy, Options::default()).unwrap();
+    let all = (i64::MIN / 4, i64::MAX / 4);
+    for channel in Channel::ALL {
+        let original = server
+            .store
+            .snapshot()
+            .points(A, channel, all.0, all.1)
+            .unwrap();
+        let read_back = copied.snapshot().points(A, channel, all.0, all.1).unwrap();
+        assert_eq!(original, read_back, "{}", channel.as_str());
+    }
+}
