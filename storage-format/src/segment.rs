@@ -670,11 +670,17 @@ impl<'a> Segment<'a> {
                 let keep = want.is_none_or(|w| w == (meter, channel));
                 let mut blocks = Vec::with_capacity(if keep { count } else { 0 });
                 for _ in 0..count {
-                    let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
-                    block_offset = b.offset + b.bytes.len() as u64;
-                    prev_first_ts = b.summary.first_ts;
                     if keep {
+                        let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
+                        block_offset = b.offset + b.bytes.len() as u64;
+                        prev_first_ts = b.summary.first_ts;
                         blocks.push(b);
+                    } else {
+                        // A lookup passing other series only follows the offset and time chains
+                        // (the page crc already vouches for the bytes).
+                        let (len, first_ts) = skip_entry(&mut r, prev_first_ts)?;
+                        block_offset = block_offset.saturating_add(len);
+                        prev_first_ts = first_ts;
                     }
                 }
                 if keep {
@@ -872,6 +878,24 @@ impl<'a> Segment<'a> {
         }
         Ok(totals)
     }
+}
+
+/// Steps over one block entry, returning its length and `first_ts`.
+fn skip_entry(r: &mut Reader<'_>, prev_first_ts: i64) -> Result<(u64, i64), Error> {
+    let len = r.varint("block length")?;
+    r.take(4, "block crc32")?;
+    r.skip_varint("block point count")?;
+    let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
+    r.skip_varint("block last ts")?;
+    r.skip_varint("block end ts")?;
+    r.skip_varint("block sum")?;
+    let step_min = r.varint("block step_min")?;
+    // min, min ts, max, max ts, non-measured; the energy first when the step varies.
+    let rest = if step_min == 0 { 6 } else { 5 };
+    for _ in 0..rest {
+        r.skip_varint("block summary")?;
+    }
+    Ok((len, first_ts))
 }
 
 /// Smallest index entry of one block: length, crc, count and 10 one-byte fields.
