@@ -5,10 +5,13 @@
 //!   call leaves in `out` to its file, in order. Series keys `(meter, channel)` are added in strictly
 //!   increasing order (meter bytes, then channel code); within a key, blocks in increasing time
 //!   without overlap. Only the index is held in memory.
-//! - [`Segment::open`] checks header and footer only; [`Segment::blocks`] binary-searches the index
+//! - [`Segment::open`] checks header and footer only (with the fence table, the footer area's
+//!   small top-level index: 74 bytes per ~2 KiB page); [`Segment::blocks`] binary-searches the index
 //!   through the slice (an mmap) and validates only the index parts it touches;
 //!   [`BlockRef::decode_into`] checks the block's checksum then decodes it; [`Segment::verify`]
 //!   checks everything.
+//!
+//! Layout, checksums and the truncation/corruption rules: `FORMAT.md` §3.
 
 use crate::bits::{put_varint, zigzag32, zigzag64, Reader};
 use crate::block::{self, DecodedBlock};
