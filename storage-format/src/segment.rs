@@ -634,6 +634,8 @@ impl<'a> Segment<'a> {
         let mut prev_first_ts = 0i64;
         let mut series = Vec::new();
         let mut first = true;
+        let mut prev_meter: Option<&[u8]> = None;
+        let mut last_key: (&[u8], u8) = (&[], 0);
         while !r.is_empty() {
             let entry_at = r.offset();
             let meter_len = usize::from(r.u8("meter length")?);
@@ -652,6 +654,11 @@ impl<'a> Segment<'a> {
             if mask == 0 || mask >> Channel::ALL.len() != 0 {
                 return Err(corruption(mask_at, "channel mask", 7, u64::from(mask)));
             }
+            if prev_meter.is_some_and(|p| p >= meter.as_bytes()) {
+                return Err(corruption(entry_at, "meter order in index page", 1, 0));
+            }
+            prev_meter = Some(meter.as_bytes());
+            last_key = (meter.as_bytes(), (7 - mask.leading_zeros()) as u8);
             if first {
                 first = false;
                 let first_channel = Channel::from_u8(mask.trailing_zeros() as u8);
@@ -700,6 +707,9 @@ impl<'a> Segment<'a> {
         }
         if first {
             return Err(corruption(at, "series in index page", 1, 0));
+        }
+        if want.is_none() && i + 1 < self.page_count && last_key >= self.fence_key(i + 1)? {
+            return Err(corruption(at, "last key of index page (next fence)", 1, 0));
         }
         Ok(series)
     }
