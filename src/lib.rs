@@ -4,8 +4,8 @@
 //! - [`engine`]: the durable store: write-ahead log, memtable, segments, compaction, erasure.
 //! - [`source`]: the read interface between the engine and the queries.
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
-//! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
 //! - [`bench`]: the load generator of `courbe bench`, against a running server.
+//! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
 
 pub mod bench;
 pub mod cli;

@@ -74,10 +74,10 @@ pub enum Command {
     Verify,
     /// Print meters, points, bytes on disk and bytes per point.
     Stats,
-    /// Manage bearer tokens of the HTTP API (`token add`).
-    Token(crate::governance::cli::TokenArgs),
     /// Load generator against a running server: requests/s and latency p50/p99/p99.9.
     Bench(BenchArgs),
+    /// Manage bearer tokens of the HTTP API (`token add`).
+    Token(crate::governance::cli::TokenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -267,10 +267,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Compact => compact(&cli.data, &mut out),
         Command::Verify => verify(&cli.data, &mut out),
         Command::Stats => stats(&cli.data, &mut out),
+        Command::Bench(args) => bench(args, &mut out),
         Command::Token(args) => {
             crate::governance::cli::token(args, &mut out).map_err(|e| CliError::User(e.to_string()))
         }
-        Command::Bench(args) => bench(args, &mut out),
     };
     match result.and_then(|()| out.flush().map_err(output_error)) {
         Err(CliError::OutputClosed) => Ok(()),

@@ -174,6 +174,13 @@ impl SegmentBuilder {
                 }
             }
         }
+        if let (Some(first), Some(last)) = (points.first(), points.last()) {
+            if last.ts_utc.checked_sub(first.ts_utc).is_none() {
+                return Err(Error::InvalidArgument {
+                    what: format!("block of {meter} spans more than i64::MAX seconds"),
+                });
+            }
+        }
         let start = out.len();
         let summary = match block::encode_into(points, out) {
             Ok(summary) => summary,
@@ -752,13 +759,22 @@ impl<'a> Segment<'a> {
         })
     }
 
+    /// Key bytes of fence `i` (`open` checked every fence's shape and the table's crc).
+    fn fence_key(&self, i: u32) -> Result<(&'a [u8], u8), Error> {
+        let at = self.fence_at(i);
+        let raw = slice(self.bytes, at, FENCE_LEN as u64, "fence")?;
+        let meter_len = usize::from(raw.first().copied().unwrap_or(0)).min(METER_ID_MAX_LEN);
+        let meter = raw.get(1..1 + meter_len).unwrap_or_default();
+        let channel = raw.get(1 + METER_ID_MAX_LEN).copied().unwrap_or(0);
+        Ok((meter, channel))
+    }
+
     /// Page that would hold `key`: the last one whose first key is ≤ `key`.
     fn find_page(&self, meter: &str, channel: Channel) -> Result<Option<u32>, Error> {
-        let key = (meter.as_bytes(), channel);
         let (mut lo, mut hi) = (0u32, self.page_count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.fence(mid)?.key() <= key {
+            if self.fence_key(mid)? <= (meter.as_bytes(), channel as u8) {
                 lo = mid + 1;
             } else {
                 hi = mid;

@@ -8,7 +8,7 @@ use crate::util::{decode, encode, household_month, JAN_2024};
 
 /// One stretch of a series: a step, a gap before it, a value shape.
 #[derive(Clone, Debug)]
-struct Stretch {
+pub(crate) struct Stretch {
     step_min: u16,
     gap_slots: u32,
     len: usize,
@@ -42,7 +42,7 @@ fn shape() -> impl Strategy<Value = Shape> {
     ]
 }
 
-fn stretch() -> impl Strategy<Value = Stretch> {
+pub(crate) fn stretch() -> impl Strategy<Value = Stretch> {
     (
         step(),
         prop_oneof![3 => Just(0u32), 1 => 1..5_000u32],
@@ -68,7 +68,11 @@ fn quality() -> impl Strategy<Value = Vec<(usize, usize, Quality)>> {
     )
 }
 
-fn build(start: i64, stretches: &[Stretch], qualities: &[(usize, usize, Quality)]) -> Vec<Point> {
+pub(crate) fn build(
+    start: i64,
+    stretches: &[Stretch],
+    qualities: &[(usize, usize, Quality)],
+) -> Vec<Point> {
     let mut points: Vec<Point> = Vec::new();
     let mut ts = start;
     for s in stretches {
