@@ -24,25 +24,31 @@ const DEMO_METERS_PER_BATCH: u32 = 16;
 pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     init_logging();
     let store = Arc::new(open_store(data)?);
-    let governance = crate::governance::Governance::open(
-        data,
-        crate::governance::GovernanceConfig {
-            tokens_path: args.tokens.clone(),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| match e {
-        crate::governance::Error::Tokens { .. } => CliError::User(e.to_string()),
-        other => CliError::Internal(other.to_string()),
-    })?;
+    let governance = open_governance(data, args.tokens.clone())?;
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
-        governance: Some(Arc::new(governance)),
+        governance: Some(governance),
         ..ServerConfig::default()
     };
     serve_store(store, &args.listen, config, |addr| {
         eprintln!("courbe: serving {} on http://{addr}", data.display());
     })
+}
+
+/// Hook (governance): the registries of `data` and the tokens of the server.
+fn open_governance(
+    data: &Path,
+    tokens_path: Option<std::path::PathBuf>,
+) -> Result<Arc<crate::governance::Governance>, CliError> {
+    let config = crate::governance::GovernanceConfig {
+        tokens_path,
+        ..Default::default()
+    };
+    match crate::governance::Governance::open(data, config) {
+        Ok(gov) => Ok(Arc::new(gov)),
+        Err(e @ crate::governance::Error::Tokens { .. }) => Err(CliError::User(e.to_string())),
+        Err(e) => Err(CliError::Internal(e.to_string())),
+    }
 }
 
 /// Serves `store` on `listen` until Ctrl-C or SIGTERM, then flushes it.
@@ -141,7 +147,11 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
         ));
     };
     init_logging();
-    serve_store(store, &args.listen, ServerConfig::default(), |addr| {
+    let config = ServerConfig {
+        governance: Some(open_governance(data, None)?),
+        ..ServerConfig::default()
+    };
+    serve_store(store, &args.listen, config, |addr| {
         let mut text = format!(
             "courbe: serving {} on http://{addr}\nTry:\n",
             data.display()

@@ -122,17 +122,30 @@ struct Logs {
     consent: RecordLog,
     grants: RecordLog,
     groups: RecordLog,
-    audit: RecordLog,
+}
+
+/// The audit trail's writer and its group commit: concurrent reads share one fsync.
+struct AuditLog {
+    writer: parking_lot::Mutex<RecordLog>,
+    /// Records written (whole) so far; a record's number is assigned under `writer`.
+    written: std::sync::atomic::AtomicU64,
+    /// Records known durable; held across the fsync so that one waiter syncs for all.
+    synced: parking_lot::Mutex<u64>,
+    /// A second handle on the file, synced without holding `writer`.
+    sync_file: std::fs::File,
+    path: PathBuf,
 }
 
 /// The registries of one data directory and the tokens of its server. `Send + Sync`.
 ///
-/// Locks, in this order: `logs` (writers, held across the append) → `state`.
+/// Locks, in this order: `logs` (writers, held across the append) → `state`; the audit
+/// trail's `synced` → its `writer` (only to poison it) → `state`.
 pub struct Governance {
     dir: PathBuf,
     config: GovernanceConfig,
     tokens: Option<Tokens>,
     logs: parking_lot::Mutex<Logs>,
+    audit: AuditLog,
     state: parking_lot::RwLock<Registries>,
 }
 
@@ -173,6 +186,7 @@ impl Governance {
             RecordLog::open(&dir.join("groups.log"), |m: Membership| groups.insert(m))?;
         let mut audit = Vec::new();
         let audit_log = RecordLog::open(&dir.join("audit.log"), |r: AuditRecord| audit.push(r))?;
+        let audit_sync_file = audit_log.sync_handle()?;
         Ok(Governance {
             dir,
             config,
@@ -181,8 +195,14 @@ impl Governance {
                 consent: consent_log,
                 grants: grants_log,
                 groups: groups_log,
-                audit: audit_log,
             }),
+            audit: AuditLog {
+                path: audit_log.path().to_path_buf(),
+                writer: parking_lot::Mutex::new(audit_log),
+                written: std::sync::atomic::AtomicU64::new(0),
+                synced: parking_lot::Mutex::new(0),
+                sync_file: audit_sync_file,
+            },
             state: parking_lot::RwLock::new(Registries {
                 consent,
                 grants,
@@ -333,10 +353,30 @@ impl Governance {
         self.state.read().grants.of_meter(meter).cloned().collect()
     }
 
-    /// Appends to the audit trail; durable when it returns.
+    /// Appends to the audit trail; durable when it returns. Concurrent callers share fsyncs.
     pub fn audit(&self, record: AuditRecord) -> Result<(), Error> {
-        let mut logs = self.logs.lock();
-        logs.audit.append(&record)?;
+        use std::sync::atomic::Ordering;
+        let number = {
+            let mut writer = self.audit.writer.lock();
+            writer.write(&record)?;
+            self.audit.written.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        {
+            let mut synced = self.audit.synced.lock();
+            if *synced < number {
+                // Every record counted in `written` is whole in the file: one fsync covers all.
+                let target = self.audit.written.load(Ordering::SeqCst);
+                if let Err(source) = self.audit.sync_file.sync_data() {
+                    // What reached the disk is unknown: the writer refuses from now on.
+                    self.audit.writer.lock().poison();
+                    return Err(Error::Io {
+                        path: self.audit.path.clone(),
+                        source,
+                    });
+                }
+                *synced = target;
+            }
+        }
         self.state.write().audit.push(record);
         Ok(())
     }

@@ -273,3 +273,46 @@ fn courbe_ingest_refuses_the_curve_of_a_revoked_meter_and_says_so() {
     assert!(!snap.has_meter(A));
     assert!(snap.has_meter(B));
 }
+
+/// Every file under `dir` (recursively) except the governance registries.
+fn store_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name() != Some(std::ffi::OsStr::new(courbe::governance::DIR_NAME)) {
+                out.extend(store_files(&path));
+            }
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_erasing_revocation_leaves_no_byte_of_the_meter_in_the_store_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = fleet_server(&data);
+    server.store.flush().unwrap();
+    let holds_b = |files: &[std::path::PathBuf]| {
+        files.iter().any(|f| {
+            std::fs::read(f)
+                .unwrap()
+                .windows(B.len())
+                .any(|w| w == B.as_bytes())
+        })
+    };
+    assert!(holds_b(&store_files(&data)), "B is on disk before");
+    let reply = server.post_json(
+        CONSUMER_B,
+        &format!("/v1/meters/{B}/consent"),
+        &json!({"collection": "revoked", "erase": true}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["points_erased"], 96);
+    // B had only a curve: its id is gone with it (the registries keep the revocation).
+    assert!(!holds_b(&store_files(&data)), "B's bytes remain on disk");
+    assert_eq!(server.gov.consent_history(B).len(), 1);
+}
