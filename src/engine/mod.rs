@@ -20,7 +20,12 @@
 //!   segments, and the memtable is newer than every segment;
 //! - after an fsync failure the store refuses every write ([`Error::Closed`]);
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
-//!   open and after each erasure.
+//!   open and after each erasure;
+//! - one open store per data directory: `LOCK` is held with `flock` while a store is open.
+//!
+//! Files of a data directory: `MANIFEST` (see [`manifest`]), `wal-{generation:020}.log` (see
+//! [`wal`]), `seg-{file_id:020}.seg` (segments, `storage-format`), `LOCK`; `MANIFEST.tmp` only
+//! while a manifest is replaced.
 
 mod compaction;
 pub mod fs;
