@@ -351,3 +351,18 @@ fn a_snapshot_keeps_its_view_through_ingest_flush_compaction_and_erasure() {
     assert!(snap.has_meter("m"));
     assert!(!store.snapshot().has_meter("m"));
 }
+
+#[test]
+fn a_data_directory_opens_in_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let err = Store::open(dir.path(), Options::default())
+        .err()
+        .expect("second open fails");
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::WouldBlock),
+        "{err}"
+    );
+    drop(store);
+    Store::open(dir.path(), Options::default()).unwrap();
+}
