@@ -79,3 +79,38 @@ fn a_csv_export_round_trips_through_courbe_ingest_to_the_same_points() {
         assert_eq!(original, read_back, "{}", channel.as_str());
     }
 }
+
+#[test]
+fn a_long_history_streams_in_chunks_that_form_one_valid_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let mut batch = courbe::engine::Batch::new();
+    for day in -90..-3 {
+        day_batch(&mut batch, A, day, 1_000);
+    }
+    server.store.ingest(&batch).unwrap();
+    server.store.flush().unwrap();
+    // Corrections after the flush: the export holds the newest value of each interval.
+    let mut fix = courbe::engine::Batch::new();
+    day_batch(&mut fix, A, -50, 7_000);
+    server.store.ingest(&fix).unwrap();
+    let reply = server.get(OPERATOR, &format!("/v1/meters/{A}/export"));
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.len() > 256 * 1024, "{} bytes", reply.body.len());
+    let doc = reply.json();
+    let points = doc["channels"]["consumption"].as_array().unwrap();
+    assert_eq!(points.len(), 89 * 48);
+    let ts: Vec<&str> = points.iter().map(|p| p["ts"].as_str().unwrap()).collect();
+    assert!(
+        ts.windows(2).all(|w| w[0] < w[1]),
+        "in time order, once each"
+    );
+    let corrected = rfc(day_utc(-50));
+    let at = points
+        .iter()
+        .position(|p| p["ts"] == corrected.as_str())
+        .unwrap();
+    assert_eq!(points[at]["value"], 7_000);
+    let csv = server.get(OPERATOR, &format!("/v1/meters/{A}/export?format=csv"));
+    assert_eq!(csv.body.lines().count(), 1 + 89 * 48);
+}
