@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use courbe::engine::{Options, Store};
+use courbe::http::api::{Limits, QueryKind, QueryParams, Question};
 use courbe::Channel;
 
 use super::access::fleet_server;
@@ -77,6 +78,35 @@ fn a_csv_export_round_trips_through_courbe_ingest_to_the_same_points() {
             .unwrap();
         let read_back = copied.snapshot().points(A, channel, all.0, all.1).unwrap();
         assert_eq!(original, read_back, "{}", channel.as_str());
+    }
+    // The same answers: energy by day with a tariff, and peaks (from max_power).
+    let d = day_utc(-3);
+    for (kind, extra) in [
+        (QueryKind::Energy, "&period=day&tariff=HC:22:00-06:00"),
+        (QueryKind::Peak, "&period=day"),
+        (QueryKind::Curve, "&format=columns"),
+    ] {
+        let uri: axum::http::Uri = format!("/?from={}&to={}{extra}", rfc(d), rfc(d + 2 * 86_400))
+            .parse()
+            .unwrap();
+        let axum::extract::Query(params) =
+            axum::extract::Query::<QueryParams>::try_from_uri(&uri).unwrap();
+        let limits = Limits::default();
+        let (question, encoding) = Question::from_params(kind, Some(A), &params, &limits).unwrap();
+        let answer = |store: &Store| {
+            courbe::http::api::answer(&*store.snapshot(), &question, &limits)
+                .unwrap()
+                .encode(encoding)
+                .unwrap()
+                .0
+        };
+        let copied_answer = answer(&copied);
+        assert_eq!(answer(&server.store), copied_answer, "{kind:?}");
+        let text = String::from_utf8(copied_answer).unwrap();
+        assert!(
+            text.contains(A) && text.contains("\"start\""),
+            "a real answer: {text}"
+        );
     }
 }
 
