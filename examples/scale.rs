@@ -171,12 +171,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         points as f64 / in_ingest.as_secs_f64(),
         ingest_wall.as_secs_f64()
     );
+    println!(
+        "memory after ingest: peak RSS (VmHWM) {:.1} MiB",
+        mib(proc_status_bytes("VmHWM:"))
+    );
     let t = Instant::now();
     store.flush()?;
     println!("flush: {:.1} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     store.compact()?;
-    println!("compact: {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "compact: {:.1} s; peak RSS now {:.1} MiB; resident now {:.1} MiB anonymous + {:.1} MiB \
+         mapped file pages",
+        t.elapsed().as_secs_f64(),
+        mib(proc_status_bytes("VmHWM:")),
+        mib(proc_status_bytes("RssAnon:")),
+        mib(proc_status_bytes("RssFile:"))
+    );
     let stats = store.stats();
     println!(
         "store: {} meters, {} points, {} segments, {:.1} MiB on disk, {:.2} bytes/point",

@@ -4,7 +4,7 @@
 //! - [`Store::ingest`] encodes a batch as one [`wal`] record, appends it with group commit
 //!   (concurrent writers share one fsync) and, once durable, inserts it into the memtable
 //!   (`memtable.rs`);
-//! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per UTC month
+//! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per Europe/Paris month
 //!   touched (`segments.rs`), names them in the [`manifest`] (atomic replace), then deletes the
 //!   obsolete logs;
 //! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] rewrites

@@ -6,6 +6,8 @@
 //!   `step_min` in 1..=[`crate::STEP_MIN_MAX`]. Any `i32` value and any quality are accepted.
 //! - [`decode_from`] decodes exactly what one `encode_into` call appended (the whole slice)
 //!   into columns, replacing `out`'s contents.
+//!
+//! Layout and the measurements behind each encoding: `FORMAT.md` §2.
 
 use crate::bits::{
     bit_width, pack, packed_len, put_varint, unpack, varint_len, zigzag32, zigzag64, Reader,
