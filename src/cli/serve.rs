@@ -24,7 +24,21 @@ const DEMO_METERS_PER_BATCH: u32 = 16;
 pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     init_logging();
     let store = Arc::new(open_store(data)?);
-    let governance = open_governance(data, args.tokens.clone())?;
+    if args.aggregate_min_meters < 2
+        || args
+            .dominance_share
+            .is_some_and(|s| !(0.0..=1.0).contains(&s))
+    {
+        return Err(CliError::User(
+            "--aggregate-min-meters is at least 2; --dominance-share is between 0 and 1".into(),
+        ));
+    }
+    let suppression = crate::governance::aggregates::Suppression {
+        min_meters: args.aggregate_min_meters,
+        max_share: args.dominance_share,
+        ..Default::default()
+    };
+    let governance = open_governance(data, args.tokens.clone(), suppression)?;
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
         governance: Some(governance),
@@ -39,9 +53,11 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
 fn open_governance(
     data: &Path,
     tokens_path: Option<std::path::PathBuf>,
+    aggregates: crate::governance::aggregates::Suppression,
 ) -> Result<Arc<crate::governance::Governance>, CliError> {
     let config = crate::governance::GovernanceConfig {
         tokens_path,
+        aggregates,
         ..Default::default()
     };
     match crate::governance::Governance::open(data, config) {
@@ -148,7 +164,7 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
     };
     init_logging();
     let config = ServerConfig {
-        governance: Some(open_governance(data, None)?),
+        governance: Some(open_governance(data, None, Default::default())?),
         ..ServerConfig::default()
     };
     serve_store(store, &args.listen, config, |addr| {

@@ -6,8 +6,8 @@
 //! Courbe held the registry (the store's historical behaviour); a registry can flip that with
 //! [`ConsentPolicy::required`].
 //!
-//! [`ConsentRegistry::screen`] is the one door every ingest path goes through before
-//! `Store::ingest`: curve points (`consumption`, `production`) of a meter whose collection is
+//! [`ConsentRegistry::screen`] is what every ingest path applies (through
+//! `Governance::ingest`) before `Store::ingest`: curve points (`consumption`, `production`) of a meter whose collection is
 //! revoked at the point's instant, or finer than the chosen step, are dropped and counted;
 //! `max_power` is always kept.
 

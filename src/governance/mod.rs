@@ -3,7 +3,7 @@
 //!
 //! Courbe enforces these rules in the store's server, not in each portal:
 //! - [`consent`]: collection granted or revoked per meter from an instant, with history;
-//!   [`Governance::screen`] drops refused curve points before any ingest reaches the store;
+//!   [`Governance::ingest`] screens every batch of every ingest path before `Store::ingest`;
 //! - [`auth`]: bearer tokens (stored hashed) and roles; [`auth::authorize`] is the one rule;
 //! - [`grants`]: a supplier's access to a meter for at most three years;
 //! - [`groups`] and [`aggregates`]: sums over predefined groups with small cells suppressed;
@@ -138,7 +138,7 @@ struct AuditLog {
 
 /// The registries of one data directory and the tokens of its server. `Send + Sync`.
 ///
-/// Locks, in this order: `logs` (writers, held across the append) → `state`; the audit
+/// Locks, in this order: `ingest_gate` → `logs` (writers, held across the append) → `state`; the audit
 /// trail's `synced` → its `writer` (only to poison it) → `state`.
 pub struct Governance {
     dir: PathBuf,
@@ -146,6 +146,9 @@ pub struct Governance {
     tokens: Option<Tokens>,
     logs: parking_lot::Mutex<Logs>,
     audit: AuditLog,
+    /// Ingests share it across screening and `Store::ingest`; an erasing revocation takes it
+    /// whole.
+    ingest_gate: parking_lot::RwLock<()>,
     state: parking_lot::RwLock<Registries>,
 }
 
@@ -196,6 +199,7 @@ impl Governance {
                 grants: grants_log,
                 groups: groups_log,
             }),
+            ingest_gate: parking_lot::RwLock::new(()),
             audit: AuditLog {
                 path: audit_log.path().to_path_buf(),
                 writer: parking_lot::Mutex::new(audit_log),
@@ -256,10 +260,24 @@ impl Governance {
         )
     }
 
-    /// Splits `batch` into what consent lets the store keep and what it refuses. Every ingest
-    /// path calls it before `Store::ingest`.
+    /// Splits `batch` into what consent lets the store keep and what it refuses.
     pub fn screen(&self, batch: &Batch) -> (Batch, Screening) {
         self.state.read().consent.screen(batch)
+    }
+
+    /// The door of every ingest path: screens `batch`, then ingests what consent allows.
+    /// Returns the points stored and what was refused. A revocation with erasure waits for
+    /// the ingests in flight and holds new ones out, so no point screened before it lands
+    /// after its erasure.
+    pub fn ingest(
+        &self,
+        store: &Store,
+        batch: &Batch,
+    ) -> Result<(u64, Screening), crate::engine::Error> {
+        let _gate = self.ingest_gate.read();
+        let (kept, screening) = self.screen(batch);
+        store.ingest(&kept)?;
+        Ok((kept.len() as u64, screening))
     }
 
     /// Records a consent change; a revocation with `erase` then erases the meter's whole curve
@@ -273,6 +291,7 @@ impl Governance {
         }
         let erase = event.erase && event.collection == consent::Collection::Revoked;
         let meter = event.meter.clone();
+        let _gate = erase.then(|| self.ingest_gate.write());
         {
             let mut logs = self.logs.lock();
             logs.consent.append(&event)?;

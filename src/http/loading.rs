@@ -74,16 +74,15 @@ impl<'a> BatchSink<'a> {
         if self.failure.is_some() || batch.is_empty() {
             return;
         }
-        let batch = match self.consent {
-            Some(gov) => {
-                let (kept, screening) = gov.screen(&batch);
+        let ingested = match self.consent {
+            Some(gov) => gov.ingest(self.store, &batch).map(|(kept, screening)| {
                 self.refused_by_consent += screening.refused_points;
                 kept
-            }
-            None => batch,
+            }),
+            None => self.store.ingest(&batch).map(|()| batch.len() as u64),
         };
-        match self.store.ingest(&batch) {
-            Ok(()) => self.accepted += batch.len() as u64,
+        match ingested {
+            Ok(kept) => self.accepted += kept,
             Err(e) => self.failure = Some(e),
         }
     }
