@@ -3,9 +3,9 @@
 //! No engine: the queries read segments directly.
 //!
 //! Each query runs against two index paths: `segment_index` looks series up with
-//! [`Segment::blocks`] on every call (what the engine does today), `decoded_index` reads them from
-//! each segment's index decoded once into a map (what an engine may keep in memory: a few hundred
-//! KiB per month segment of 2,000 meters).
+//! [`Segment::blocks`] on every call, `decoded_index` reads them from each segment's index decoded
+//! once into a map (close to what the engine does: it keeps a bounded number of decoded index
+//! pages per segment). `store_queries.rs` runs the same queries through a real store.
 //!
 //! `COURBE_BENCH_PARTITIONS=utc` partitions by UTC months instead (as the engine does today):
 //! every block then straddles a Paris month boundary, so monthly energy decodes every block.

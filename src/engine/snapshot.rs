@@ -418,3 +418,63 @@ impl SeriesSource for Snapshot {
             .map_err(source_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::AtomicU64;
+
+    use super::super::fs::testing::SimFs;
+    use super::super::segments::SegmentWriter;
+    use super::*;
+    use crate::Quality;
+
+    /// One segment per call, holding one point on each listed series.
+    fn segment(
+        fs: &SimFs,
+        file_id: u64,
+        ts_utc: i64,
+        series: &[(&str, Channel)],
+    ) -> Arc<SegmentFile> {
+        let dir = Path::new("/meters");
+        let (seq, id) = (AtomicU64::new(file_id), AtomicU64::new(file_id));
+        let mut writer = SegmentWriter::new(fs, dir, None, &seq, &id);
+        for &(meter, channel) in series {
+            let point = Point {
+                ts_utc,
+                value: 1,
+                step_min: 30,
+                quality: Quality::Measured,
+            };
+            writer.add_series(meter, channel, &[point]).unwrap();
+        }
+        let written = writer.finish().unwrap();
+        Arc::new(SegmentFile::open(fs, dir, written[0].entry).unwrap())
+    }
+
+    #[test]
+    fn the_meter_set_of_segments_knows_each_meters_channels_across_segments() {
+        use Channel::{Consumption, MaxPower, Production};
+        let fs = SimFs::new();
+        let january = segment(
+            &fs,
+            1,
+            1_704_067_200,
+            &[("a", Consumption), ("a", Production), ("c", Consumption)],
+        );
+        let february = segment(
+            &fs,
+            2,
+            1_706_745_600,
+            &[("b", MaxPower), ("c", MaxPower), ("d", Production)],
+        );
+        let set = MeterSet::of_segments(&[january, february]);
+        assert_eq!(set.len(), 4);
+        let list = |c| set.with_channel(c).collect::<Vec<_>>();
+        assert_eq!(list(Consumption), ["a", "c"]);
+        assert_eq!(list(Production), ["a", "d"]);
+        assert_eq!(list(MaxPower), ["b", "c"]);
+        assert!(set.contains("d"));
+        assert!(!set.contains("e"));
+    }
+}
