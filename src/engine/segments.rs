@@ -113,11 +113,54 @@ pub fn corruption(path: &Path, e: storage_format::Error) -> Error {
 /// 1,000,000 meters (~50,000 pages) keeps its most recently used pages.
 pub const DECODED_PAGES_MAX: usize = 256;
 
+/// The first 16 bytes of a meter id as two big-endian words, zero-padded: for ids of at most 16
+/// bytes, `(words, len)` orders like the id's bytes (a zero-padded id equals a longer one only
+/// when the longer one extends it with zero bytes, and then it is the greater).
+fn key_words(meter: &[u8]) -> [u64; 2] {
+    let mut padded = [0u8; 16];
+    let n = meter.len().min(16);
+    if let (Some(dst), Some(src)) = (padded.get_mut(..n), meter.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    let (hi, lo) = padded.split_at(8);
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_be_bytes(w)
+    };
+    [word(hi), word(lo)]
+}
+
+/// A series key of a decoded page, compared without touching the meter bytes when the ids are
+/// at most 16 bytes long (meter ids are usually 14 digits).
+#[derive(Clone, Copy)]
+struct SeriesKey {
+    words: [u64; 2],
+    meter: &'static str,
+    channel: u8,
+    /// End of the series' blocks in `DecodedPage::blocks`; each series starts where the previous
+    /// one ends.
+    end: u32,
+}
+
+impl SeriesKey {
+    fn cmp_to(&self, words: [u64; 2], meter: &str, channel: u8) -> std::cmp::Ordering {
+        self.words
+            .cmp(&words)
+            .then_with(|| {
+                if self.meter.len() <= 16 && meter.len() <= 16 {
+                    self.meter.len().cmp(&meter.len())
+                } else {
+                    self.meter.as_bytes().cmp(meter.as_bytes())
+                }
+            })
+            .then(self.channel.cmp(&channel))
+    }
+}
+
 /// One index page decoded: its series in key order, each with its blocks.
 struct DecodedPage {
-    /// Meter, channel code, and the end of the series' blocks in `blocks` (each series starts
-    /// where the previous one ends).
-    series: Vec<(&'static str, u8, u32)>,
+    series: Vec<SeriesKey>,
     blocks: Vec<BlockRef<'static>>,
 }
 
@@ -129,29 +172,30 @@ impl DecodedPage {
         };
         for s in series {
             page.blocks.extend_from_slice(&s.blocks);
-            page.series
-                .push((s.meter, s.channel as u8, page.blocks.len() as u32));
+            page.series.push(SeriesKey {
+                words: key_words(s.meter.as_bytes()),
+                meter: s.meter,
+                channel: s.channel as u8,
+                end: page.blocks.len() as u32,
+            });
         }
         page
     }
 
     /// The blocks of `(meter, channel)`; empty when the page does not hold it.
     fn blocks(&self, meter: &str, channel: Channel) -> &[BlockRef<'static>] {
-        let key = (meter.as_bytes(), channel as u8);
+        let words = key_words(meter.as_bytes());
         let Ok(i) = self
             .series
-            .binary_search_by(|&(m, c, _)| (m.as_bytes(), c).cmp(&key))
+            .binary_search_by(|k| k.cmp_to(words, meter, channel as u8))
         else {
             return &[];
         };
         let start = match i.checked_sub(1).and_then(|p| self.series.get(p)) {
-            Some(&(_, _, end)) => end as usize,
+            Some(k) => k.end as usize,
             None => 0,
         };
-        let end = self
-            .series
-            .get(i)
-            .map_or(start, |&(_, _, end)| end as usize);
+        let end = self.series.get(i).map_or(start, |k| k.end as usize);
         self.blocks.get(start..end).unwrap_or(&[])
     }
 }
@@ -584,6 +628,42 @@ mod tests {
         let mut out = Vec::new();
         seg.for_each_block(meter, channel, |b| out.push(b)).unwrap();
         out
+    }
+
+    #[test]
+    fn series_keys_order_like_meter_bytes_then_channel() {
+        let ids = [
+            "",
+            "0",
+            "00",
+            "0\u{0}",
+            "0\u{0}\u{0}",
+            "01",
+            "1",
+            "09111642617347",
+            "09111642617348",
+            "0911164261734700",
+            "09111642617347000",
+            "0911164261734700a",
+            "0911164261734701",
+            "z",
+            "zzzzzzzzzzzzzzzzzzzz",
+        ];
+        let key = |id: &'static str, channel: u8| SeriesKey {
+            words: key_words(id.as_bytes()),
+            meter: id,
+            channel,
+            end: 0,
+        };
+        for a in ids {
+            for b in ids {
+                for (ca, cb) in [(0, 0), (0, 2), (2, 1)] {
+                    let expected = (a.as_bytes(), ca).cmp(&(b.as_bytes(), cb));
+                    let found = key(a, ca).cmp_to(key_words(b.as_bytes()), b, cb);
+                    assert_eq!(found, expected, "{a:?}/{ca} vs {b:?}/{cb}");
+                }
+            }
+        }
     }
 
     #[test]
