@@ -228,12 +228,12 @@ impl PageCache {
 pub struct SegmentFile {
     pub path: PathBuf,
     pub entry: SegmentEntry,
-    /// Reads `_map`'s bytes; only handed out with the lifetime of `&self` (see `open`).
+    /// Reads `map`'s bytes; only handed out with the lifetime of `&self` (see `open`).
     segment: Segment<'static>,
-    /// Index pages decoded from `segment`; their block refs borrow `_map` like `segment` does.
+    /// Index pages decoded from `segment`; their block refs borrow `map` like `segment` does.
     pages: PageCache,
-    /// Owns the bytes `segment` reads: held, never read directly.
-    _map: Arc<dyn MappedFile>,
+    /// Owns the bytes `segment` reads; only their address range is read directly.
+    map: Arc<dyn MappedFile>,
 }
 
 impl SegmentFile {
@@ -279,7 +279,7 @@ impl SegmentFile {
             entry,
             pages: PageCache::new(seg.page_count()),
             segment: seg,
-            _map: map,
+            map,
         })
     }
 
@@ -308,6 +308,11 @@ impl SegmentFile {
             f(*b);
         }
         Ok(())
+    }
+
+    /// Whether `bytes` (a block's, say) lie in this segment's file.
+    pub fn holds_bytes(&self, bytes: &[u8]) -> bool {
+        self.map.bytes().as_ptr_range().contains(&bytes.as_ptr())
     }
 
     /// Whether the segment holds a series `(meter, channel)`.

@@ -179,27 +179,25 @@ impl Snapshot {
         from: i64,
         to: i64,
     ) -> Result<Vec<Chunk<'_>>, Error> {
-        Ok(self
-            .chunks_with_origin(meter, channel, from, to)?
-            .into_iter()
-            .map(|(c, _)| c)
-            .collect())
+        self.resolve(meter, channel, from, to)
     }
 
-    /// Resolved chunks, each block with the segment file it lies in.
-    fn chunks_with_origin(
+    /// Resolved chunks: blocks no newer source overlaps, and merged points.
+    fn resolve(
         &self,
         meter: &str,
         channel: Channel,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(Chunk<'_>, Option<&SegmentFile>)>, Error> {
+    ) -> Result<Vec<Chunk<'_>>, Error> {
         if from >= to {
             return Ok(Vec::new());
         }
         // 1. Blocks meeting [from, to); their coverage widens the window, so that every newer
         //    source overlapping one of them is seen below.
-        let mut items: Vec<Item<'_>> = Vec::new();
+        // Usually one block per series and segment.
+        let mut items: Vec<Item<'_>> =
+            Vec::with_capacity(self.segments_meeting(from, to).count() + 1);
         let (mut wfrom, mut wto) = (from, to);
         for (i, seg) in self.segments_meeting(from, to) {
             seg.for_each_block(meter, channel, |b| {
@@ -250,7 +248,7 @@ impl Snapshot {
         items.sort_by_key(|it| (it.start, it.end));
 
         // 2. Clusters of overlapping items; a lone block is exact, the rest is merged.
-        let mut out: Vec<(Chunk<'_>, Option<&SegmentFile>)> = Vec::with_capacity(items.len());
+        let mut out: Vec<Chunk<'_>> = Vec::with_capacity(items.len());
         let mut scratch = DecodedBlock::default();
         let mut cluster: Vec<Item<'_>> = Vec::new();
         let mut cluster_end = i64::MIN;
@@ -273,14 +271,11 @@ impl Snapshot {
                 continue;
             }
             if let [Item {
-                source: Source::Block(i, b),
+                source: Source::Block(_, b),
                 ..
             }] = members
             {
-                out.push((
-                    Chunk::Block(*b),
-                    self.version.segments.get(*i).map(|s| &**s),
-                ));
+                out.push(Chunk::Block(*b));
                 continue;
             }
             let mut merged: Vec<(u64, Point)> = Vec::new();
@@ -309,7 +304,7 @@ impl Snapshot {
             }
             merged.sort_by_key(|(seq, p)| (p.ts_utc, *seq));
             let mut points: Vec<Point> = match out.pop() {
-                Some((Chunk::Points(prev), _)) => prev,
+                Some(Chunk::Points(prev)) => prev,
                 Some(other) => {
                     out.push(other);
                     Vec::new()
@@ -324,7 +319,7 @@ impl Snapshot {
                 }
             }
             if !points.is_empty() {
-                out.push((Chunk::Points(points), None));
+                out.push(Chunk::Points(points));
             }
         }
         Ok(out)
@@ -340,12 +335,20 @@ impl Snapshot {
     ) -> Result<Vec<Point>, Error> {
         let mut out = Vec::new();
         let mut scratch = DecodedBlock::default();
-        for (chunk, origin) in self.chunks_with_origin(meter, channel, from, to)? {
-            match (&chunk, origin) {
-                (Chunk::Block(b), Some(seg)) => b
-                    .decode_into(&mut scratch)
-                    .map_err(|e| super::segments::corruption(&seg.path, e))?,
-                _ => chunk
+        for chunk in self.resolve(meter, channel, from, to)? {
+            match &chunk {
+                Chunk::Block(b) => b.decode_into(&mut scratch).map_err(|e| {
+                    match self
+                        .version
+                        .segments
+                        .iter()
+                        .find(|s| s.holds_bytes(b.encoded()))
+                    {
+                        Some(seg) => super::segments::corruption(&seg.path, e),
+                        None => Error::InvalidArgument(e.to_string()),
+                    }
+                })?,
+                Chunk::Points(_) => chunk
                     .decode_into(&mut scratch)
                     .map_err(|e| Error::InvalidArgument(e.message))?,
             }
