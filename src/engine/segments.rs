@@ -3,6 +3,9 @@
 //!
 //! A block holds one series over at most one partition, so a segment's blocks never cross its
 //! month; a block's coverage (`end_ts`) may reach at most one step (≤ 1 day) past the month end.
+//!
+//! Lookups go through index pages decoded once and kept, at most [`DECODED_PAGES_MAX`] per
+//! segment, so a query reads the fence table and the decoded page, not the index bytes.
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
@@ -303,11 +306,27 @@ impl SegmentFile {
         else {
             return Ok(());
         };
-        let page = self.decoded_page(i)?;
-        for b in page.blocks(meter, channel) {
-            f(*b);
+        let Some(slot) = self.pages.slots.get(i as usize) else {
+            return Err(self.page_past_fences(i));
+        };
+        if let Some(page) = slot.page.read().as_ref() {
+            if !slot.used.load(Ordering::Relaxed) {
+                slot.used.store(true, Ordering::Relaxed);
+            }
+            page.blocks(meter, channel).iter().for_each(|b| f(*b));
+            return Ok(());
         }
+        let page = self.decoded_page(i)?;
+        page.blocks(meter, channel).iter().for_each(|b| f(*b));
         Ok(())
+    }
+
+    fn page_past_fences(&self, i: u32) -> Error {
+        Error::Corruption {
+            path: self.path.clone(),
+            offset: 0,
+            detail: format!("index page {i} past the fence table"),
+        }
     }
 
     /// Whether `bytes` (a block's, say) lie in this segment's file.
@@ -327,11 +346,7 @@ impl SegmentFile {
     fn decoded_page(&self, i: u32) -> Result<Arc<DecodedPage>, Error> {
         let cache = &self.pages;
         let Some(slot) = cache.slots.get(i as usize) else {
-            return Err(Error::Corruption {
-                path: self.path.clone(),
-                offset: 0,
-                detail: format!("index page {i} past the fence table"),
-            });
+            return Err(self.page_past_fences(i));
         };
         if let Some(page) = slot.page.read().as_ref() {
             if !slot.used.load(Ordering::Relaxed) {
