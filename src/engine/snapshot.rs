@@ -250,23 +250,23 @@ impl Snapshot {
         // 2. Clusters of overlapping items; a lone block is exact, the rest is merged.
         let mut out: Vec<Chunk<'_>> = Vec::with_capacity(items.len());
         let mut scratch = DecodedBlock::default();
-        let mut cluster: Vec<Item<'_>> = Vec::new();
+        // The current cluster is `items[first..=k]`.
+        let mut first = 0;
         let mut cluster_end = i64::MIN;
-        let mut iter = items.into_iter().peekable();
-        while let Some(item) = iter.next() {
-            if cluster_end == i64::MIN {
-                cluster.clear();
-            }
+        for (k, item) in items.iter().enumerate() {
             cluster_end = cluster_end.max(item.end);
-            cluster.push(item);
-            if iter.peek().is_some_and(|next| next.start < cluster_end) {
+            if items
+                .get(k + 1)
+                .is_some_and(|next| next.start < cluster_end)
+            {
                 continue;
             }
+            let members = items.get(first..=k).unwrap_or_default();
+            first = k + 1;
             let (start, end) = (
-                cluster.first().map_or(0, |c| c.start),
+                members.first().map_or(0, |c| c.start),
                 std::mem::replace(&mut cluster_end, i64::MIN),
             );
-            let members = cluster.as_slice();
             if !(start < to && end > from) {
                 continue;
             }
