@@ -262,7 +262,8 @@ def courbe_paths():
     m = f"/v1/meters/{METER}"
     y = f"from={YEAR_FROM_LOCAL}&to={YEAR_TO_LOCAL}"
     return {
-        "Q1": f"{m}/curve?{y}",
+        # Compact runs, the API's format for charts; the points format is timed apart.
+        "Q1": f"{m}/curve?{y}&format=columns",
         "Q2": f"{m}/energy?{y}&period=day",
         "Q3": f"{m}/peak?{y}&period=month",
         "Q4": f"/v1/fleet/curve?from={DAY_LOCAL}&to={NEXT_DAY_LOCAL}",
@@ -272,7 +273,10 @@ def courbe_paths():
 
 def courbe_answers(raw):
     """The Courbe answers in the peers' shape: lists of rows keyed by Unix seconds."""
-    q1 = [[epoch(p["ts"]), p["value"]] for p in json.loads(raw["Q1"])["points"]]
+    q1 = []
+    for run in json.loads(raw["Q1"])["runs"]:
+        start = epoch(run["start"])
+        q1 += [[start + i * 60 * run["step_min"], v] for i, v in enumerate(run["values"])]
     q2 = [[epoch(p["start"]), p["energy_wh"]] for p in json.loads(raw["Q2"])["periods"]
           if p["points"] > 0]
     q3 = [[epoch(p["start"]), p["value"], epoch(p["at"])] for p in json.loads(raw["Q3"])["periods"]
@@ -322,6 +326,8 @@ def courbe_run(courbe, csv, work, reps, port):
         for q in QUESTIONS:
             raw[q] = get(paths[q])
             latency[q] = median_ms(lambda: get(paths[q]), reps)
+        q1_points = paths["Q1"].replace("&format=columns", "")
+        points_ms = median_ms(lambda: get(q1_points), reps)
         serve_rss = None
         try:
             with open(f"/proc/{server.pid}/status") as f:
@@ -342,6 +348,7 @@ def courbe_run(courbe, csv, work, reps, port):
         "bytes": disk,
         "answers": courbe_answers(raw),
         "latency_ms": latency,
+        "q1_points_format_ms": points_ms,
         "paths": paths,
     }
 
@@ -436,6 +443,7 @@ def print_table(r, peers):
               + "".join(f"{lat[q] / c['latency_ms'][q]:>9.1f}x" for q in QUESTIONS))
     print("(ratios: load = courbe speed / peer speed; B/point = courbe / peer (best codecs);"
           " Q = peer latency / courbe latency, > 1 means courbe is faster)")
+    print(f"courbe: Q1 in the points format (one JSON object per point): {c['q1_points_format_ms']:.2f} ms")
     print(f"courbe: bytes/point after ingest {c['bytes_after_ingest'] / pts:.3f}, after compact"
           f" {c['bytes'] / pts:.3f}; ingest peak RSS {c['ingest_peak_rss_mib']:.0f} MiB; serve peak"
           f" RSS {c['serve_peak_rss_mib'] or 0:.0f} MiB")

@@ -247,6 +247,18 @@ impl Report {
             "received  {:.1} MB/s of bodies\n",
             self.body_bytes_per_s / 1e6
         ));
+        let failed: Vec<String> = self
+            .statuses
+            .iter()
+            .filter(|(status, _)| **status >= 400)
+            .map(|(status, n)| format!("{n} x {status}"))
+            .collect();
+        if !failed.is_empty() {
+            out.push_str(&format!(
+                "failed    {}, warm-up included\n",
+                failed.join(", ")
+            ));
+        }
         if let Some(e) = &self.first_transport_error {
             out.push_str(&format!(
                 "transport {} requests without answer; first: {e}\n",

@@ -1,4 +1,4 @@
-//! Immutable segment files: one time partition (a UTC calendar month) each, written by a flush,
+//! Immutable segment files: one time partition (a Europe/Paris calendar month) each, written by a flush,
 //! a compaction or an erasure, read in place through a read-only map.
 //!
 //! A block holds one series over at most one partition, so a segment's blocks never cross its
@@ -21,7 +21,7 @@ use crate::{Channel, Point};
 /// Bytes buffered before they are appended to the segment file.
 const WRITE_CHUNK: usize = 1 << 20;
 
-/// Earliest and latest `ts_utc` the engine accepts: 1970-01-01 to 9999-12-31 (partition fits u32).
+/// Earliest and latest `ts_utc` the engine accepts: 1970-01-01 to 9999-12-31 UTC (partition fits u32).
 pub const MIN_TS: i64 = 0;
 pub const MAX_TS: i64 = 253_402_300_799;
 
@@ -48,17 +48,38 @@ fn civil_from_days(z: i64) -> (i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m)
 }
 
-/// The partition (months since 1970-01) of `ts_utc`, which must be in `MIN_TS..=MAX_TS`.
-pub fn partition_of(ts_utc: i64) -> u32 {
-    let (y, m) = civil_from_days(ts_utc.div_euclid(86_400));
-    ((y - 1970) * 12 + (m - 1)).clamp(0, i64::from(u32::MAX)) as u32
+/// UTC offset of local midnight on the first day of month `m` (1..=12) under the French civil
+/// rule the partitions follow (CET, UTC+1; CEST, UTC+2, from the last Sunday of March to the last
+/// Sunday of October, the EU rule since 1996): the first of April to the first of October fall in
+/// summer time, the other firsts in winter time. The rule is fixed here, not read from a time-zone
+/// database, so a file's partition never changes with a tzdb update.
+fn paris_month_start_offset_s(m: i64) -> i64 {
+    if (4..=10).contains(&m) {
+        7_200
+    } else {
+        3_600
+    }
 }
 
-/// First second of partition `p`.
+/// The partition of `ts_utc` (which must be in `MIN_TS..=MAX_TS`): the months since 1970-01 of its
+/// Europe/Paris local date. Partitions follow Paris months so that the monthly and yearly periods
+/// French consumers are shown cover whole blocks, which queries answer from summaries alone.
+pub fn partition_of(ts_utc: i64) -> u32 {
+    let (y, m) = civil_from_days(ts_utc.div_euclid(86_400));
+    let utc_month = ((y - 1970) * 12 + (m - 1)).clamp(0, i64::from(u32::MAX - 1)) as u32;
+    // Local time is ahead of UTC, so the local month is the UTC month or the next one.
+    if ts_utc >= partition_start(utc_month + 1) {
+        utc_month + 1
+    } else {
+        utc_month
+    }
+}
+
+/// First second of partition `p`: local midnight, Europe/Paris, on the first of its month.
 pub fn partition_start(p: u32) -> i64 {
     let y = 1970 + i64::from(p / 12);
     let m = i64::from(p % 12) + 1;
-    days_from_civil(y, m, 1) * 86_400
+    days_from_civil(y, m, 1) * 86_400 - paris_month_start_offset_s(m)
 }
 
 pub fn partition_end(p: u32) -> i64 {
@@ -360,15 +381,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn partitions_are_utc_calendar_months() {
+    fn partitions_are_paris_calendar_months() {
         assert_eq!(partition_of(0), 0);
-        assert_eq!(partition_start(0), 0);
-        // 2024-02-29T23:59:59Z is in February 2024, 2024-03-01T00:00:00Z in March.
-        assert_eq!(partition_of(1_709_251_199), (2024 - 1970) * 12 + 1);
-        assert_eq!(partition_of(1_709_251_200), (2024 - 1970) * 12 + 2);
-        assert_eq!(partition_start((2024 - 1970) * 12 + 2), 1_709_251_200);
-        assert_eq!(partition_end((2024 - 1970) * 12 + 1), 1_709_251_200);
-        assert_eq!(partition_of(MAX_TS), (9999 - 1970) * 12 + 11);
+        assert_eq!(partition_start(0), -3_600);
+        // Paris March 2024 starts 2024-02-29T23:00:00Z (CET) and April 2024-03-31T22:00:00Z (CEST).
+        let march = (2024 - 1970) * 12 + 2;
+        assert_eq!(partition_of(1_709_247_599), march - 1);
+        assert_eq!(partition_of(1_709_247_600), march);
+        assert_eq!(partition_start(march), 1_709_247_600);
+        assert_eq!(partition_end(march - 1), 1_709_247_600);
+        assert_eq!(partition_end(march), 1_711_922_400);
+        assert_eq!(partition_of(1_711_922_399), march);
+        assert_eq!(partition_of(1_711_922_400), march + 1);
+        // 9999-12-31T23:59:59Z is already January 10000 in Paris.
+        assert_eq!(partition_of(MAX_TS), (10_000 - 1970) * 12);
         for p in [0, 1, 11, 12, 649, 1000, 96_347] {
             assert_eq!(partition_of(partition_start(p)), p);
             assert_eq!(partition_of(partition_end(p) - 1), p);

@@ -177,3 +177,27 @@ fn a_server_that_is_not_there_is_a_server_error() {
         "{result:?}"
     );
 }
+
+#[test]
+fn ingest_requests_land_and_report_the_points_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_meters(dir.path());
+    let server = Server::start(store.clone());
+    let report = bench::run(&BenchConfig {
+        ingest_meters: 2,
+        duration: Duration::from_secs(1),
+        ..config(&server, Workload::Ingest)
+    })
+    .expect("the run completes");
+    assert_eq!(report.errors, 0, "{}", report.to_text());
+    assert!(report.requests > 0);
+    let points_per_s = report.ingest_points_per_s.expect("ingest figures");
+    // Every body holds one local day of 2 meters: at most 100 points per request.
+    assert!(points_per_s > 0.0, "{}", report.to_text());
+    assert!(
+        points_per_s <= 100.0 * report.requests_per_s,
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.matches_server(), Some(true), "{}", report.to_text());
+}
