@@ -802,6 +802,29 @@ impl<'a> Segment<'a> {
         Ok(lo.checked_sub(1))
     }
 
+    /// Number of index pages (one fence each).
+    pub fn page_count(&self) -> u32 {
+        self.page_count
+    }
+
+    /// The index page that would hold the series `(meter, channel)`: the last one whose first
+    /// key is ≤ it; `None` when the key sorts before every page. Reads only the fence table.
+    pub fn page_of(&self, meter: &str, channel: Channel) -> Result<Option<u32>, Error> {
+        self.find_page(meter, channel)
+    }
+
+    /// Every series of index page `i` (< [`page_count`](Self::page_count)) in key order, the
+    /// page checked (crc, entries, key order, both fences) as [`series`](Self::series) does.
+    /// Lets a reader keep decoded pages and look series up in them instead of the bytes.
+    pub fn page_series(&self, i: u32) -> Result<Vec<SeriesRef<'a>>, Error> {
+        if i >= self.page_count {
+            return Err(Error::InvalidArgument {
+                what: format!("index page {i} of a segment with {}", self.page_count),
+            });
+        }
+        self.page(i, None)
+    }
+
     /// The blocks of one series in time order; empty when the segment does not hold it.
     pub fn blocks(&self, meter: &str, channel: Channel) -> Result<Vec<BlockRef<'a>>, Error> {
         let Some(page) = self.find_page(meter, channel)? else {
