@@ -3,6 +3,8 @@
 //! [`run`] takes a [`BenchConfig`] and returns a [`Report`]:
 //! 1. **Discovery**: the meters are read once from `GET /v1/fleet/energy` (CSV, one local
 //!    day from [`BenchConfig::start`]); every meter with data in the store is listed there.
+//!    With [`BenchConfig::fleet_meters`], the ids of the generated fleet (`courbe gen`,
+//!    `courbe demo`) are used instead, without asking the server.
 //! 2. **Warm-up** for [`BenchConfig::warmup`], then **measurement** for
 //!    [`BenchConfig::duration`], on [`BenchConfig::concurrency`] keep-alive connections:
 //!    - closed loop (no rate): each connection sends its next request when the previous
@@ -59,6 +61,8 @@ pub struct BenchConfig {
     pub days: u32,
     /// Meters per ingest request (one local day each, 48 points per meter).
     pub ingest_meters: u32,
+    /// Ask about meters `0..n` of the generated fleet instead of discovering the server's.
+    pub fleet_meters: Option<u32>,
     /// Off-peak windows added to energy questions (`HC:22:00-06:00`); none by default.
     pub tariff: Option<String>,
     /// Seed of the draws of meters, days and ingest bodies.
@@ -79,6 +83,7 @@ impl Default for BenchConfig {
             start: jiff::civil::date(2024, 1, 1),
             days: 365,
             ingest_meters: 100,
+            fleet_meters: None,
             tariff: None,
             seed: 1,
             threads: 1,
@@ -389,6 +394,16 @@ async fn discover_meters(
     Ok(meters)
 }
 
+/// The ids of meters `0..n` of the generated fleet (they do not depend on its seed or span).
+fn fleet_meter_ids(n: u32) -> Vec<String> {
+    let fleet = courbe_workload::Fleet::new(courbe_workload::FleetConfig {
+        meters: n,
+        days: 1,
+        ..courbe_workload::FleetConfig::default()
+    });
+    (0..n).map(|i| fleet.meter_id(i)).collect()
+}
+
 /// Requests the server counted, every route but `/metrics`, and those with a status >= 400.
 pub fn server_requests(metrics_text: &str) -> (u64, u64) {
     let (mut all, mut errors) = (0, 0);
@@ -592,7 +607,10 @@ async fn run_async(config: &BenchConfig) -> Result<Report, BenchError> {
     let mut control = Connection::connect(addr)
         .await
         .map_err(|e| BenchError::Server(format!("cannot reach {}: {e}", config.url)))?;
-    let meters = discover_meters(&mut control, &host, config.start).await?;
+    let meters = match config.fleet_meters {
+        Some(n) => fleet_meter_ids(n),
+        None => discover_meters(&mut control, &host, config.start).await?,
+    };
     let needs_ingest = matches!(config.workload, Workload::Ingest | Workload::Mixed);
     let plan = Plan::new(
         &host,

@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Meters per ingest request (one local day each).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub ingest_meters: u32,
+    /// Ask about meters 0..N of the generated fleet (courbe gen, courbe demo) instead of
+    /// reading the server's meters from /v1/fleet/energy at start.
+    #[arg(long, value_name = "N")]
+    pub fleet_meters: Option<u32>,
     /// Off-peak windows added to energy-year questions, e.g. HC:22:00-06:00.
     #[arg(long, value_name = "SPEC")]
     pub tariff: Option<String>,
@@ -71,6 +75,7 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .map_err(|e| CliError::User(format!("--start {:?}: {e}", args.start)))?,
         days: args.days,
         ingest_meters: args.ingest_meters,
+        fleet_meters: args.fleet_meters,
         tariff: args.tariff.clone(),
         seed: args.seed,
         threads: args.threads,

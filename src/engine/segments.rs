@@ -21,6 +21,7 @@ use super::fs::{FileSystem, MappedFile, WritableFile};
 use super::manifest::{segment_file_name, SegmentEntry};
 use super::memtable::EraseSpec;
 use super::Error;
+use crate::civil::{civil_from_days, days_from_civil};
 use crate::{Channel, Point};
 
 /// Bytes buffered before they are appended to the segment file.
@@ -29,29 +30,6 @@ const WRITE_CHUNK: usize = 1 << 20;
 /// Earliest and latest `ts_utc` the engine accepts: 1970-01-01 to 9999-12-31 UTC (partition fits u32).
 pub const MIN_TS: i64 = 0;
 pub const MAX_TS: i64 = 253_402_300_799;
-
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m)
-}
 
 /// UTC offset of local midnight on the first day of month `m` (1..=12) under the French civil
 /// rule the partitions follow (CET, UTC+1; CEST, UTC+2, from the last Sunday of March to the last
@@ -70,7 +48,7 @@ fn paris_month_start_offset_s(m: i64) -> i64 {
 /// Europe/Paris local date. Partitions follow Paris months so that the monthly and yearly periods
 /// French consumers are shown cover whole blocks, which queries answer from summaries alone.
 pub fn partition_of(ts_utc: i64) -> u32 {
-    let (y, m) = civil_from_days(ts_utc.div_euclid(86_400));
+    let (y, m, _) = civil_from_days(ts_utc.div_euclid(86_400));
     let utc_month = ((y - 1970) * 12 + (m - 1)).clamp(0, i64::from(u32::MAX - 1)) as u32;
     // Local time is ahead of UTC, so the local month is the UTC month or the next one.
     if ts_utc >= partition_start(utc_month + 1) {

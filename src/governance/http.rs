@@ -23,6 +23,7 @@ use super::grants::Grant;
 use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
 use crate::http::api::{format_ts, parse_instant, parse_tz, QueryParams};
+use crate::http::blocking;
 use crate::http::error::{ApiError, ErrorCode};
 
 /// Largest body of a groups upload.
@@ -236,14 +237,6 @@ async fn guard(
         }
     }
     response
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
 }
 
 impl From<super::Error> for ApiError {

@@ -163,7 +163,7 @@ async fn observe(
 }
 
 /// Runs engine work on the blocking pool; a panic there is an internal error.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
