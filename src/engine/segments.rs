@@ -726,6 +726,27 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_lookups_agree_while_pages_are_evicted() {
+        let fs = SimFs::new();
+        let seg = segment_of(&fs, 20_000);
+        std::thread::scope(|s| {
+            for t in 0..3u32 {
+                let seg = &seg;
+                s.spawn(move || {
+                    for k in 0..2_000u32 {
+                        let i = (k * (61 + 2 * t) + 977 * t) % 20_000;
+                        let b =
+                            blocks_via_pages(seg, &format!("{:014}", 2 * i), Channel::Consumption);
+                        assert_eq!(b.len(), 1);
+                        assert_eq!(b[0].summary.sum_value, i64::from(i));
+                    }
+                });
+            }
+        });
+        assert!(seg.decoded_pages() <= DECODED_PAGES_MAX);
+    }
+
+    #[test]
     fn a_corrupt_index_page_is_reported_on_every_lookup_and_never_kept() {
         let fs = SimFs::new();
         let seg = segment_of(&fs, 600);
