@@ -1,7 +1,9 @@
 //! The fleet-scale run: N meters x D days of generated load curves through the engine.
 //!
-//! `cargo run --release --example scale -- [METERS] [DAYS] [DIR]` (default 1,000,000 x 7, a
-//! temporary directory). Reports ingest points/s (time inside `Store::ingest` only; generation
+//! `cargo run --release --example scale -- [METERS] [DAYS] [DIR] [--by-day]` (default
+//! 1,000,000 x 7, a temporary directory). Batches hold 1,000 meters each: their whole span by
+//! default (a bulk import), or one day of every meter at a time with `--by-day` (daily ingest:
+//! each day touches every meter). Reports ingest points/s (time inside `Store::ingest` only; generation
 //! runs on another thread), peak RSS (VmHWM), bytes per point on disk, the memtable's bytes per
 //! meter, resident memory per meter once flushed and reopened, open time and one meter's read.
 
@@ -13,6 +15,32 @@ use courbe::{Channel, Point, Quality};
 use courbe_workload::{Fleet, FleetConfig};
 
 const METERS_PER_BATCH: u32 = 1_000;
+
+/// Every reading of meters `range` of `fleet` as one batch.
+fn batch_of(fleet: &Fleet, range: std::ops::Range<u32>) -> Batch {
+    let mut batch = Batch::new();
+    for i in range {
+        let m = fleet.meter(i);
+        for (channel, readings) in [
+            (Channel::Consumption, &m.consumption),
+            (Channel::Production, &m.production),
+            (Channel::MaxPower, &m.max_power),
+        ] {
+            for r in readings {
+                let p = Point {
+                    ts_utc: r.ts_utc,
+                    value: r.value,
+                    step_min: r.step_min,
+                    quality: Quality::from_u8(r.quality).unwrap_or_default(),
+                };
+                if batch.push(&m.meter_id, channel, p).is_err() {
+                    eprintln!("skipped an invalid generated point of {}", m.meter_id);
+                }
+            }
+        }
+    }
+    batch
+}
 
 /// A field of /proc/self/status in bytes (Linux), 0 elsewhere.
 fn proc_status_bytes(field: &str) -> u64 {
@@ -68,10 +96,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return open_only(dir, meter);
         }
     }
-    let meters: u32 = args.first().map_or(Ok(1_000_000), |a| a.parse())?;
-    let days: u32 = args.get(1).map_or(Ok(7), |a| a.parse())?;
+    let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let meters: u32 = positional.first().map_or(Ok(1_000_000), |a| a.parse())?;
+    let days: u32 = positional.get(1).map_or(Ok(7), |a| a.parse())?;
     let tmp = tempfile::tempdir()?;
-    let dir = args
+    let dir = positional
         .get(2)
         .map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
     let fleet = Fleet::new(FleetConfig {
@@ -79,42 +108,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         days,
         ..FleetConfig::default()
     });
+    let by_day = args.iter().any(|a| a == "--by-day");
     println!(
-        "scale: {meters} meters x {days} days into {}",
-        dir.display()
+        "scale: {meters} meters x {days} days into {}, {}",
+        dir.display(),
+        if by_day {
+            "one day of every meter at a time"
+        } else {
+            "each meter's whole span at a time"
+        }
     );
     let rss_before = proc_status_bytes("VmRSS:");
 
     let (tx, rx) = mpsc::sync_channel::<Batch>(4);
     let generator = std::thread::spawn(move || {
-        let mut start = 0;
-        while start < meters {
-            let end = (start + METERS_PER_BATCH).min(meters);
-            let mut batch = Batch::new();
-            for i in start..end {
-                let m = fleet.meter(i);
-                for (channel, readings) in [
-                    (Channel::Consumption, &m.consumption),
-                    (Channel::Production, &m.production),
-                    (Channel::MaxPower, &m.max_power),
-                ] {
-                    for r in readings {
-                        let p = Point {
-                            ts_utc: r.ts_utc,
-                            value: r.value,
-                            step_min: r.step_min,
-                            quality: Quality::from_u8(r.quality).unwrap_or_default(),
-                        };
-                        if batch.push(&m.meter_id, channel, p).is_err() {
-                            eprintln!("skipped an invalid generated point of {}", m.meter_id);
-                        }
-                    }
+        // One fleet per day with `--by-day` (each meter generated one day at a time).
+        let fleets: Vec<Fleet> = if by_day {
+            (0..days)
+                .map(|d| {
+                    Fleet::new(FleetConfig {
+                        start: fleet.config().start + jiff::Span::new().days(i64::from(d)),
+                        days: 1,
+                        ..fleet.config().clone()
+                    })
+                })
+                .collect()
+        } else {
+            vec![fleet]
+        };
+        for fleet in &fleets {
+            let mut start = 0;
+            while start < meters {
+                let end = (start + METERS_PER_BATCH).min(meters);
+                if tx.send(batch_of(fleet, start..end)).is_err() {
+                    return;
                 }
+                start = end;
             }
-            if tx.send(batch).is_err() {
-                return;
-            }
-            start = end;
         }
     });
 
@@ -141,12 +171,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         points as f64 / in_ingest.as_secs_f64(),
         ingest_wall.as_secs_f64()
     );
+    println!(
+        "memory after ingest: peak RSS (VmHWM) {:.1} MiB",
+        mib(proc_status_bytes("VmHWM:"))
+    );
     let t = Instant::now();
     store.flush()?;
     println!("flush: {:.1} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     store.compact()?;
-    println!("compact: {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "compact: {:.1} s; peak RSS now {:.1} MiB; resident now {:.1} MiB anonymous + {:.1} MiB \
+         mapped file pages",
+        t.elapsed().as_secs_f64(),
+        mib(proc_status_bytes("VmHWM:")),
+        mib(proc_status_bytes("RssAnon:")),
+        mib(proc_status_bytes("RssFile:"))
+    );
     let stats = store.stats();
     println!(
         "store: {} meters, {} points, {} segments, {:.1} MiB on disk, {:.2} bytes/point",

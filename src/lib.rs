@@ -8,6 +8,7 @@
 //! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
 
 pub mod bench;
+mod civil;
 pub mod cli;
 pub mod engine;
 pub mod governance;

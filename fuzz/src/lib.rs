@@ -7,12 +7,21 @@
 use arbitrary::{Arbitrary, Unstructured};
 use storage_format::block::{self, DecodedBlock};
 use storage_format::segment::Segment;
-use storage_format::{Channel, Point, Quality, STEP_MIN_MAX};
+use storage_format::{Channel, Error, ErrorKind, Point, Quality, STEP_MIN_MAX};
+
+/// Bytes can only be corrupt or cut short (or, for a segment header, too new).
+fn assert_data_error(e: &Error) {
+    assert!(
+        matches!(e.kind(), ErrorKind::Corruption | ErrorKind::Truncated),
+        "unexpected error kind: {e}"
+    );
+}
 
 /// Raw bytes into the block decoder.
 pub fn block_decode(data: &[u8]) {
     let mut out = DecodedBlock::default();
-    if block::decode_from(data, &mut out).is_err() {
+    if let Err(e) = block::decode_from(data, &mut out) {
+        assert_data_error(&e);
         return;
     }
     let n = out.len();
@@ -38,30 +47,44 @@ pub fn block_decode(data: &[u8]) {
 
 /// Raw bytes into the segment reader: open, look up, scan, verify, decode.
 pub fn segment_decode(data: &[u8]) {
-    let Ok(segment) = Segment::open(data) else {
-        return;
+    let segment = match Segment::open(data) {
+        Ok(segment) => segment,
+        Err(e) if e.kind() == ErrorKind::Compatibility => return,
+        Err(e) => return assert_data_error(&e),
     };
-    let _ = segment.meta();
     let mut out = DecodedBlock::default();
     let mut keys = Vec::new();
     for series in segment.series() {
-        let Ok(series) = series else {
-            break;
+        let series = match series {
+            Ok(series) => series,
+            Err(e) => {
+                assert_data_error(&e);
+                break;
+            }
         };
         keys.push((series.meter, series.channel));
         for b in &series.blocks {
-            if b.decode_into(&mut out).is_ok() {
-                assert_eq!(out.len() as u64, u64::from(b.summary.count));
+            match b.decode_into(&mut out) {
+                Ok(()) => assert_eq!(out.len() as u64, u64::from(b.summary.count)),
+                Err(e) => assert_data_error(&e),
             }
         }
     }
     for (meter, channel) in keys.iter().take(16) {
-        let _ = segment.blocks(meter, *channel);
+        match segment.blocks(meter, *channel) {
+            Ok(blocks) => assert!(!blocks.is_empty(), "a listed series has blocks"),
+            Err(e) => assert_data_error(&e),
+        }
     }
-    let _ = segment.blocks("09111642617347", Channel::Consumption);
-    if let Ok(stats) = segment.verify() {
-        assert_eq!(stats, segment.stats());
-        assert_eq!(stats.bytes, data.len() as u64);
+    if let Err(e) = segment.blocks("09111642617347", Channel::Consumption) {
+        assert_data_error(&e);
+    }
+    match segment.verify() {
+        Ok(stats) => {
+            assert_eq!(stats, segment.stats());
+            assert_eq!(stats.bytes, data.len() as u64);
+        }
+        Err(e) => assert_data_error(&e),
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::{open_store, output_error, progress_bar, CliError, IngestArgs};
 use crate::engine::Store;
+use crate::governance::Governance;
 use crate::http::api::parse_channel;
 use crate::http::error::ApiError;
 use crate::http::loading::{BatchSink, Delivery, IngestReport, SinkConfig};
@@ -31,6 +32,9 @@ struct InputReport {
 pub fn ingest(data: &Path, args: &IngestArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let channel = parse_channel(Some(&args.channel))?;
     let store = open_store(data)?;
+    // Hook (governance): the consent registry screens every batch.
+    let gov = crate::governance::Governance::open(data, Default::default())
+        .map_err(|e| CliError::Internal(e.to_string()))?;
     let started = Instant::now();
     let mut reports = Vec::new();
     let mut unusable = Vec::new();
@@ -40,7 +44,7 @@ pub fn ingest(data: &Path, args: &IngestArgs, out: &mut dyn Write) -> Result<(),
         } else {
             path.display().to_string()
         };
-        match ingest_input(&store, path, channel) {
+        match ingest_input(&store, &gov, path, channel) {
             Ok(report) => reports.push(InputReport { name, report }),
             Err(CliError::User(reason)) => {
                 eprintln!("courbe: {name}: {reason}");
@@ -54,6 +58,10 @@ pub fn ingest(data: &Path, args: &IngestArgs, out: &mut dyn Write) -> Result<(),
     let accepted: u64 = reports.iter().map(|r| r.report.accepted).sum();
     let rejected: u64 = reports.iter().map(|r| r.report.rejected_count).sum();
     print_rejected(&reports, rejected);
+    let refused: u64 = reports.iter().map(|r| r.report.refused_by_consent).sum();
+    if refused > 0 {
+        eprintln!("courbe: {refused} curve points refused: collection consent revoked");
+    }
     writeln!(
         out,
         "accepted {accepted}, rejected {rejected}, {:.0} points/s ({seconds:.2} s)",
@@ -93,17 +101,23 @@ fn print_rejected(reports: &[InputReport], total: u64) {
 }
 
 /// Reads and ingests one input (`-` is stdin).
-fn ingest_input(store: &Store, path: &Path, channel: Channel) -> Result<IngestReport, CliError> {
+fn ingest_input(
+    store: &Store,
+    gov: &Governance,
+    path: &Path,
+    channel: Channel,
+) -> Result<IngestReport, CliError> {
     if path == Path::new("-") {
-        return ingest_reader(store, io::stdin().lock(), None, channel);
+        return ingest_reader(store, gov, io::stdin().lock(), None, channel);
     }
     let file = File::open(path).map_err(|e| CliError::User(format!("cannot open: {e}")))?;
     let len = file.metadata().ok().map(|m| m.len());
-    ingest_reader(store, file, len, channel)
+    ingest_reader(store, gov, file, len, channel)
 }
 
 fn ingest_reader(
     store: &Store,
+    gov: &Governance,
     input: impl Read,
     len: Option<u64>,
     channel: Channel,
@@ -123,7 +137,8 @@ fn ingest_reader(
             batch_points: BATCH_POINTS,
             keep_rejected: SHOWN_REJECTED,
         },
-    );
+    )
+    .with_consent(Some(gov));
     let parsed = ingest::parse_reader(reader, channel, &mut sink);
     bar.finish_and_clear();
     if let Err(e) = parsed {

@@ -105,6 +105,13 @@ pub struct ServeArgs {
     /// Without it every caller is an operator and only loopback addresses are served.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
+    /// Fewest active meters of a published aggregate cell (D.111-53: 10).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub aggregate_min_meters: u32,
+    /// Suppress an aggregate cell where one meter holds more than this share of the energy
+    /// (0 to 1); no dominance rule when absent.
+    #[arg(long, value_name = "SHARE")]
+    pub dominance_share: Option<f64>,
 }
 
 #[derive(Debug, Args)]

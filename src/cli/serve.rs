@@ -24,25 +24,47 @@ const DEMO_METERS_PER_BATCH: u32 = 16;
 pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     init_logging();
     let store = Arc::new(open_store(data)?);
-    let governance = crate::governance::Governance::open(
-        data,
-        crate::governance::GovernanceConfig {
-            tokens_path: args.tokens.clone(),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| match e {
-        crate::governance::Error::Tokens { .. } => CliError::User(e.to_string()),
-        other => CliError::Internal(other.to_string()),
-    })?;
+    if args.aggregate_min_meters < 2
+        || args
+            .dominance_share
+            .is_some_and(|s| !(0.0..=1.0).contains(&s))
+    {
+        return Err(CliError::User(
+            "--aggregate-min-meters is at least 2; --dominance-share is between 0 and 1".into(),
+        ));
+    }
+    let suppression = crate::governance::aggregates::Suppression {
+        min_meters: args.aggregate_min_meters,
+        max_share: args.dominance_share,
+        ..Default::default()
+    };
+    let governance = open_governance(data, args.tokens.clone(), suppression)?;
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
-        governance: Some(Arc::new(governance)),
+        governance: Some(governance),
         ..ServerConfig::default()
     };
     serve_store(store, &args.listen, config, |addr| {
         eprintln!("courbe: serving {} on http://{addr}", data.display());
     })
+}
+
+/// Hook (governance): the registries of `data` and the tokens of the server.
+fn open_governance(
+    data: &Path,
+    tokens_path: Option<std::path::PathBuf>,
+    aggregates: crate::governance::aggregates::Suppression,
+) -> Result<Arc<crate::governance::Governance>, CliError> {
+    let config = crate::governance::GovernanceConfig {
+        tokens_path,
+        aggregates,
+        ..Default::default()
+    };
+    match crate::governance::Governance::open(data, config) {
+        Ok(gov) => Ok(Arc::new(gov)),
+        Err(e @ crate::governance::Error::Tokens { .. }) => Err(CliError::User(e.to_string())),
+        Err(e) => Err(CliError::Internal(e.to_string())),
+    }
 }
 
 /// Serves `store` on `listen` until Ctrl-C or SIGTERM, then flushes it.
@@ -141,7 +163,11 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
         ));
     };
     init_logging();
-    serve_store(store, &args.listen, ServerConfig::default(), |addr| {
+    let config = ServerConfig {
+        governance: Some(open_governance(data, None, Default::default())?),
+        ..ServerConfig::default()
+    };
+    serve_store(store, &args.listen, config, |addr| {
         let mut text = format!(
             "courbe: serving {} on http://{addr}\nTry:\n",
             data.display()

@@ -31,8 +31,14 @@ pub trait MappedFile: Send + Sync {
     fn bytes(&self) -> &[u8];
 }
 
+/// An exclusive lock on a data directory, released when dropped.
+pub trait DirLock: Send + Sync {}
+
 /// The file operations of the engine; paths are absolute or relative to the process.
 pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Takes the exclusive lock file `path`, failing at once (`WouldBlock`) when another open
+    /// store holds it, in this process or another.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>>;
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Names (not paths) of the regular files in `dir`.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
@@ -74,6 +80,12 @@ impl MappedFile for RealMap {
     }
 }
 
+struct RealLock(
+    #[expect(dead_code, reason = "held open: closing it drops the lock")] std::fs::File,
+);
+
+impl DirLock for RealLock {}
+
 struct EmptyMap;
 
 impl MappedFile for EmptyMap {
@@ -83,6 +95,40 @@ impl MappedFile for EmptyMap {
 }
 
 impl FileSystem for RealFs {
+    #[cfg(unix)]
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
+        use std::os::unix::io::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        // SAFETY: flock on a descriptor this function owns; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.kind() == io::ErrorKind::WouldBlock {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "the data directory is in use by another open store",
+                )
+            } else {
+                e
+            });
+        }
+        Ok(Box::new(RealLock(file)))
+    }
+
+    #[cfg(not(unix))]
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Ok(Box::new(RealLock(file)))
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
     }
@@ -399,6 +445,10 @@ pub mod testing {
         }
     }
 
+    struct SimLock;
+
+    impl DirLock for SimLock {}
+
     struct SimMap(Vec<u8>);
 
     impl MappedFile for SimMap {
@@ -408,6 +458,11 @@ pub mod testing {
     }
 
     impl FileSystem for SimFs {
+        /// No exclusion: a simulated directory belongs to one test.
+        fn lock(&self, _path: &Path) -> io::Result<Box<dyn DirLock>> {
+            Ok(Box::new(SimLock))
+        }
+
         fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
             Ok(())
         }

@@ -4,7 +4,7 @@
 //! - [`Store::ingest`] encodes a batch as one [`wal`] record, appends it with group commit
 //!   (concurrent writers share one fsync) and, once durable, inserts it into the memtable
 //!   (`memtable.rs`);
-//! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per UTC month
+//! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per Europe/Paris month
 //!   touched (`segments.rs`), names them in the [`manifest`] (atomic replace), then deletes the
 //!   obsolete logs;
 //! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] rewrites
@@ -20,7 +20,12 @@
 //!   segments, and the memtable is newer than every segment;
 //! - after an fsync failure the store refuses every write ([`Error::Closed`]);
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
-//!   open and after each erasure.
+//!   open and after each erasure;
+//! - one open store per data directory: `LOCK` is held with `flock` while a store is open.
+//!
+//! Files of a data directory: `MANIFEST` (see [`manifest`]), `wal-{generation:020}.log` (see
+//! [`wal`]), `seg-{file_id:020}.seg` (segments, `storage-format`), `LOCK`; `MANIFEST.tmp` only
+//! while a manifest is replaced.
 
 mod compaction;
 pub mod fs;
@@ -252,6 +257,9 @@ pub struct Stats {
     pub bytes_on_disk: u64,
 }
 
+/// The lock file of a data directory (empty; held with `flock` while a store is open).
+pub const LOCK_NAME: &str = "LOCK";
+
 /// The memtable's size, for memory reports ([`Store::memtable_memory`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemtableMemory {
@@ -268,6 +276,8 @@ pub struct MemtableMemory {
 /// Locks, always taken in this order: `maintenance` (compaction, erasure, retention) →
 /// `gate` (ingest shares it, flush takes it whole) → `manifest` → `version`.
 pub struct Store {
+    /// Held while open: one store per data directory.
+    _lock: Box<dyn fs::DirLock>,
     dir: PathBuf,
     fs: Arc<dyn FileSystem>,
     options: Options,
@@ -309,6 +319,8 @@ impl Store {
     ) -> Result<Store, Error> {
         let dir = dir.as_ref().to_path_buf();
         fs.create_dir_all(&dir).map_err(io_err(&dir))?;
+        let lock_path = dir.join(LOCK_NAME);
+        let lock = fs.lock(&lock_path).map_err(io_err(&lock_path))?;
         let loaded = Manifest::load(&*fs, &dir)?;
         let fresh = loaded.is_none();
         let man = loaded.unwrap_or_default();
@@ -378,6 +390,7 @@ impl Store {
         let wal = Wal::create(fs.clone(), &dir, new_gen)?;
         let version = Version::new(segments, Arc::new(memtable));
         Ok(Store {
+            _lock: lock,
             dir,
             fs,
             options,

@@ -1,64 +1,65 @@
-//! Immutable segment files: one time partition (a UTC calendar month) each, written by a flush,
+//! Immutable segment files: one time partition (a Europe/Paris calendar month) each, written by a flush,
 //! a compaction or an erasure, read in place through a read-only map.
 //!
 //! A block holds one series over at most one partition, so a segment's blocks never cross its
 //! month; a block's coverage (`end_ts`) may reach at most one step (≤ 1 day) past the month end.
 
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::{Mutex, RwLock};
 use storage_format::block::{DecodedBlock, MAX_POINTS};
-use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta};
+use storage_format::segment::{BlockRef, Segment, SegmentBuilder, SegmentMeta, SeriesRef};
 
 use super::fs::{FileSystem, MappedFile, WritableFile};
 use super::manifest::{segment_file_name, SegmentEntry};
 use super::memtable::EraseSpec;
 use super::Error;
+use crate::civil::{civil_from_days, days_from_civil};
 use crate::{Channel, Point};
 
 /// Bytes buffered before they are appended to the segment file.
 const WRITE_CHUNK: usize = 1 << 20;
 
-/// Earliest and latest `ts_utc` the engine accepts: 1970-01-01 to 9999-12-31 (partition fits u32).
+/// Earliest and latest `ts_utc` the engine accepts: 1970-01-01 to 9999-12-31 UTC (partition fits u32).
 pub const MIN_TS: i64 = 0;
 pub const MAX_TS: i64 = 253_402_300_799;
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// UTC offset of local midnight on the first day of month `m` (1..=12) under the French civil
+/// rule the partitions follow (CET, UTC+1; CEST, UTC+2, from the last Sunday of March to the last
+/// Sunday of October, the EU rule since 1996): the first of April to the first of October fall in
+/// summer time, the other firsts in winter time. The rule is fixed here, not read from a time-zone
+/// database, so a file's partition never changes with a tzdb update.
+fn paris_month_start_offset_s(m: i64) -> i64 {
+    if (4..=10).contains(&m) {
+        7_200
+    } else {
+        3_600
+    }
 }
 
-fn civil_from_days(z: i64) -> (i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m)
-}
-
-/// The partition (months since 1970-01) of `ts_utc`, which must be in `MIN_TS..=MAX_TS`.
+/// The partition of `ts_utc` (which must be in `MIN_TS..=MAX_TS`): the months since 1970-01 of its
+/// Europe/Paris local date. Partitions follow Paris months so that the monthly and yearly periods
+/// French consumers are shown cover whole blocks, which queries answer from summaries alone.
 pub fn partition_of(ts_utc: i64) -> u32 {
-    let (y, m) = civil_from_days(ts_utc.div_euclid(86_400));
-    ((y - 1970) * 12 + (m - 1)).clamp(0, i64::from(u32::MAX)) as u32
+    let (y, m, _) = civil_from_days(ts_utc.div_euclid(86_400));
+    let utc_month = ((y - 1970) * 12 + (m - 1)).clamp(0, i64::from(u32::MAX - 1)) as u32;
+    // Local time is ahead of UTC, so the local month is the UTC month or the next one.
+    if ts_utc >= partition_start(utc_month + 1) {
+        utc_month + 1
+    } else {
+        utc_month
+    }
 }
 
-/// First second of partition `p`.
+/// First second of partition `p`: local midnight, Europe/Paris, on the first of its month.
 pub fn partition_start(p: u32) -> i64 {
     let y = 1970 + i64::from(p / 12);
     let m = i64::from(p % 12) + 1;
-    days_from_civil(y, m, 1) * 86_400
+    days_from_civil(y, m, 1) * 86_400 - paris_month_start_offset_s(m)
 }
 
 pub fn partition_end(p: u32) -> i64 {
@@ -84,12 +85,87 @@ pub fn corruption(path: &Path, e: storage_format::Error) -> Error {
     }
 }
 
+/// Most index pages one segment keeps decoded. A page holds about 2 KiB of index (some 20
+/// meters of three series), about 10 KiB decoded, so a segment holds at most ~2.5 MiB of decoded
+/// index whatever its size: a month of 2,000 meters (~100 pages) stays whole, a month of
+/// 1,000,000 meters (~50,000 pages) keeps its most recently used pages.
+pub const DECODED_PAGES_MAX: usize = 256;
+
+/// One index page decoded: its series in key order, each with its blocks.
+struct DecodedPage {
+    /// Meter, channel code, and the end of the series' blocks in `blocks` (each series starts
+    /// where the previous one ends).
+    series: Vec<(&'static str, u8, u32)>,
+    blocks: Vec<BlockRef<'static>>,
+}
+
+impl DecodedPage {
+    fn new(series: Vec<SeriesRef<'static>>) -> DecodedPage {
+        let mut page = DecodedPage {
+            series: Vec::with_capacity(series.len()),
+            blocks: Vec::with_capacity(series.iter().map(|s| s.blocks.len()).sum()),
+        };
+        for s in series {
+            page.blocks.extend_from_slice(&s.blocks);
+            page.series
+                .push((s.meter, s.channel as u8, page.blocks.len() as u32));
+        }
+        page
+    }
+
+    /// The blocks of `(meter, channel)`; empty when the page does not hold it.
+    fn blocks(&self, meter: &str, channel: Channel) -> &[BlockRef<'static>] {
+        let key = (meter.as_bytes(), channel as u8);
+        let Ok(i) = self
+            .series
+            .binary_search_by(|&(m, c, _)| (m.as_bytes(), c).cmp(&key))
+        else {
+            return &[];
+        };
+        let start = match i.checked_sub(1).and_then(|p| self.series.get(p)) {
+            Some(&(_, _, end)) => end as usize,
+            None => 0,
+        };
+        let end = self
+            .series
+            .get(i)
+            .map_or(start, |&(_, _, end)| end as usize);
+        self.blocks.get(start..end).unwrap_or(&[])
+    }
+}
+
+/// Decoded index pages of one segment, at most [`DECODED_PAGES_MAX`], evicted in CLOCK order
+/// (second chance to a page used since it was last passed).
+struct PageCache {
+    /// One slot per index page (24 bytes each, allocated at open).
+    slots: Box<[PageSlot]>,
+    /// Numbers of the resident pages, oldest first: the clock's queue.
+    resident: Mutex<VecDeque<u32>>,
+}
+
+#[derive(Default)]
+struct PageSlot {
+    page: RwLock<Option<Arc<DecodedPage>>>,
+    used: AtomicBool,
+}
+
+impl PageCache {
+    fn new(pages: u32) -> PageCache {
+        PageCache {
+            slots: (0..pages).map(|_| PageSlot::default()).collect(),
+            resident: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
 /// A live segment file, mapped, its header and footer checked once.
 pub struct SegmentFile {
     pub path: PathBuf,
     pub entry: SegmentEntry,
     /// Reads `_map`'s bytes; only handed out with the lifetime of `&self` (see `open`).
     segment: Segment<'static>,
+    /// Index pages decoded from `segment`; their block refs borrow `_map` like `segment` does.
+    pages: PageCache,
     /// Owns the bytes `segment` reads: held, never read directly.
     _map: Arc<dyn MappedFile>,
 }
@@ -135,6 +211,7 @@ impl SegmentFile {
         Ok(SegmentFile {
             path,
             entry,
+            pages: PageCache::new(seg.page_count()),
             segment: seg,
             _map: map,
         })
@@ -143,6 +220,92 @@ impl SegmentFile {
     /// The segment read in place (header and footer were checked at open).
     pub fn segment(&self) -> Segment<'_> {
         self.segment
+    }
+
+    /// Calls `f` with each block of `(meter, channel)` in time order; none when the segment does
+    /// not hold the series. Reads the index through the decoded pages.
+    pub fn for_each_block<'s>(
+        &'s self,
+        meter: &str,
+        channel: Channel,
+        mut f: impl FnMut(BlockRef<'s>),
+    ) -> Result<(), Error> {
+        let Some(i) = self
+            .segment
+            .page_of(meter, channel)
+            .map_err(|e| corruption(&self.path, e))?
+        else {
+            return Ok(());
+        };
+        let page = self.decoded_page(i)?;
+        for b in page.blocks(meter, channel) {
+            f(*b);
+        }
+        Ok(())
+    }
+
+    /// Whether the segment holds a series `(meter, channel)`.
+    pub fn holds(&self, meter: &str, channel: Channel) -> Result<bool, Error> {
+        let mut any = false;
+        self.for_each_block(meter, channel, |_| any = true)?;
+        Ok(any)
+    }
+
+    /// Index page `i`, decoded now unless it is resident; a page that fails its checks is
+    /// reported every time, never kept.
+    fn decoded_page(&self, i: u32) -> Result<Arc<DecodedPage>, Error> {
+        let cache = &self.pages;
+        let Some(slot) = cache.slots.get(i as usize) else {
+            return Err(Error::Corruption {
+                path: self.path.clone(),
+                offset: 0,
+                detail: format!("index page {i} past the fence table"),
+            });
+        };
+        if let Some(page) = slot.page.read().as_ref() {
+            if !slot.used.load(Ordering::Relaxed) {
+                slot.used.store(true, Ordering::Relaxed);
+            }
+            return Ok(page.clone());
+        }
+        let series = self
+            .segment
+            .page_series(i)
+            .map_err(|e| corruption(&self.path, e))?;
+        let page = Arc::new(DecodedPage::new(series));
+        let mut resident = cache.resident.lock();
+        {
+            let mut held = slot.page.write();
+            if let Some(other) = held.as_ref() {
+                // Another reader decoded it meanwhile.
+                return Ok(other.clone());
+            }
+            *held = Some(page.clone());
+        }
+        slot.used.store(false, Ordering::Relaxed);
+        resident.push_back(i);
+        // Evict in clock order until within bounds; each page gets at most one second chance,
+        // so this ends within two passes over the queue.
+        while resident.len() > DECODED_PAGES_MAX {
+            let Some(oldest) = resident.pop_front() else {
+                break;
+            };
+            let Some(victim) = cache.slots.get(oldest as usize) else {
+                continue;
+            };
+            if victim.used.swap(false, Ordering::Relaxed) {
+                resident.push_back(oldest);
+            } else {
+                *victim.page.write() = None;
+            }
+        }
+        Ok(page)
+    }
+
+    /// Number of index pages held decoded (tests).
+    #[cfg(test)]
+    fn decoded_pages(&self) -> usize {
+        self.pages.resident.lock().len()
     }
 }
 
@@ -357,18 +520,154 @@ pub fn merge_into(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fs::testing::SimFs;
     use super::*;
+    use crate::Quality;
+    use storage_format::segment::FOOTER_LEN;
+
+    /// One segment of January 2024 (partition 648) holding `meters` meters: meter `i` has a
+    /// consumption series of one block with value `i`, odd meters also a production series.
+    fn segment_of(fs: &SimFs, meters: u32) -> SegmentFile {
+        let dir = Path::new("/seg");
+        let (seq, file_id) = (AtomicU64::new(1), AtomicU64::new(1));
+        let mut writer = SegmentWriter::new(fs, dir, None, &seq, &file_id);
+        let ts = 1_704_067_200; // 2024-01-01T00:00:00Z
+        for i in 0..meters {
+            let meter = format!("{:014}", 2 * i);
+            let point = |value: i32| Point {
+                ts_utc: ts + i64::from(i % 1000) * 1800,
+                value,
+                step_min: 30,
+                quality: Quality::Measured,
+            };
+            writer
+                .add_series(&meter, Channel::Consumption, &[point(i as i32)])
+                .unwrap();
+            if i % 2 == 1 {
+                writer
+                    .add_series(&meter, Channel::Production, &[point(-1)])
+                    .unwrap();
+            }
+        }
+        let written = writer.finish().unwrap();
+        assert_eq!(written.len(), 1);
+        SegmentFile::open(fs, dir, written[0].entry).unwrap()
+    }
+
+    fn blocks_via_pages<'s>(
+        seg: &'s SegmentFile,
+        meter: &str,
+        channel: Channel,
+    ) -> Vec<BlockRef<'s>> {
+        let mut out = Vec::new();
+        seg.for_each_block(meter, channel, |b| out.push(b)).unwrap();
+        out
+    }
 
     #[test]
-    fn partitions_are_utc_calendar_months() {
+    fn lookups_through_decoded_pages_match_the_segment_index() {
+        let fs = SimFs::new();
+        let seg = segment_of(&fs, 600);
+        assert!(seg.segment().page_count() > 3);
+        // Present keys, absent channels, and absent meters before, between and after the keys
+        // (meter ids are even numbers).
+        for i in 0..1202u32 {
+            let meter = format!("{:014}", i);
+            for channel in Channel::ALL {
+                let direct = seg.segment().blocks(&meter, channel).unwrap();
+                let cached = blocks_via_pages(&seg, &meter, channel);
+                assert_eq!(
+                    cached
+                        .iter()
+                        .map(|b| (b.offset, b.summary))
+                        .collect::<Vec<_>>(),
+                    direct
+                        .iter()
+                        .map(|b| (b.offset, b.summary))
+                        .collect::<Vec<_>>(),
+                    "{meter} {channel:?}"
+                );
+                let expected = i % 2 == 0
+                    && i < 1200
+                    && (channel == Channel::Consumption
+                        || (channel == Channel::Production && (i / 2) % 2 == 1));
+                assert_eq!(seg.holds(&meter, channel).unwrap(), expected);
+            }
+        }
+        let b = blocks_via_pages(&seg, "00000000000014", Channel::Consumption);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].summary.sum_value, 7);
+    }
+
+    #[test]
+    fn a_segment_keeps_at_most_its_budget_of_decoded_pages() {
+        let fs = SimFs::new();
+        let seg = segment_of(&fs, 20_000);
+        let pages = seg.segment().page_count() as usize;
+        assert!(pages > DECODED_PAGES_MAX * 3 / 2, "{pages} pages");
+        for round in 0..2 {
+            for i in (0..20_000u32).step_by(7) {
+                let meter = format!("{:014}", 2 * i);
+                let b = blocks_via_pages(&seg, &meter, Channel::Consumption);
+                assert_eq!(b.len(), 1, "round {round}, meter {meter}");
+                assert_eq!(b[0].summary.sum_value, i64::from(i));
+                assert!(seg.decoded_pages() <= DECODED_PAGES_MAX);
+            }
+        }
+        assert_eq!(seg.decoded_pages(), DECODED_PAGES_MAX);
+        // A page used again keeps its place while others are evicted.
+        let hot = format!("{:014}", 0);
+        for i in 0..3 * DECODED_PAGES_MAX as u32 {
+            blocks_via_pages(&seg, &hot, Channel::Consumption);
+            let cold = format!("{:014}", 2 * (i * 60 % 20_000));
+            assert_eq!(blocks_via_pages(&seg, &cold, Channel::Consumption).len(), 1);
+        }
+        assert!(seg.pages.slots[0].page.read().is_some());
+    }
+
+    #[test]
+    fn a_corrupt_index_page_is_reported_on_every_lookup_and_never_kept() {
+        let fs = SimFs::new();
+        let seg = segment_of(&fs, 600);
+        let path = seg.path.clone();
+        let entry = seg.entry;
+        drop(seg);
+        // Flip a byte inside the first index page (after its crc): found from the fence table.
+        let bytes = fs.files().into_iter().find(|(p, _)| *p == path).unwrap().1;
+        let first_page = Segment::open(&bytes)
+            .unwrap()
+            .page_of("0", Channel::Consumption);
+        assert!(matches!(first_page, Ok(None)));
+        let index_offset = {
+            let footer = &bytes[bytes.len() - FOOTER_LEN..];
+            u64::from_le_bytes(footer[..8].try_into().unwrap()) as usize
+        };
+        fs.modify(&path, |b| b[index_offset + 20] ^= 0x40).unwrap();
+        let seg = SegmentFile::open(&fs, Path::new("/seg"), entry).unwrap();
+        for _ in 0..2 {
+            let err = seg
+                .for_each_block("00000000000000", Channel::Consumption, |_| {})
+                .unwrap_err();
+            assert!(matches!(err, Error::Corruption { .. }), "{err}");
+            assert_eq!(seg.decoded_pages(), 0);
+        }
+    }
+
+    #[test]
+    fn partitions_are_paris_calendar_months() {
         assert_eq!(partition_of(0), 0);
-        assert_eq!(partition_start(0), 0);
-        // 2024-02-29T23:59:59Z is in February 2024, 2024-03-01T00:00:00Z in March.
-        assert_eq!(partition_of(1_709_251_199), (2024 - 1970) * 12 + 1);
-        assert_eq!(partition_of(1_709_251_200), (2024 - 1970) * 12 + 2);
-        assert_eq!(partition_start((2024 - 1970) * 12 + 2), 1_709_251_200);
-        assert_eq!(partition_end((2024 - 1970) * 12 + 1), 1_709_251_200);
-        assert_eq!(partition_of(MAX_TS), (9999 - 1970) * 12 + 11);
+        assert_eq!(partition_start(0), -3_600);
+        // Paris March 2024 starts 2024-02-29T23:00:00Z (CET) and April 2024-03-31T22:00:00Z (CEST).
+        let march = (2024 - 1970) * 12 + 2;
+        assert_eq!(partition_of(1_709_247_599), march - 1);
+        assert_eq!(partition_of(1_709_247_600), march);
+        assert_eq!(partition_start(march), 1_709_247_600);
+        assert_eq!(partition_end(march - 1), 1_709_247_600);
+        assert_eq!(partition_end(march), 1_711_922_400);
+        assert_eq!(partition_of(1_711_922_399), march);
+        assert_eq!(partition_of(1_711_922_400), march + 1);
+        // 9999-12-31T23:59:59Z is already January 10000 in Paris.
+        assert_eq!(partition_of(MAX_TS), (10_000 - 1970) * 12);
         for p in [0, 1, 11, 12, 649, 1000, 96_347] {
             assert_eq!(partition_of(partition_start(p)), p);
             assert_eq!(partition_of(partition_end(p) - 1), p);

@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 
 use storage_format::block::DecodedBlock;
-use storage_format::segment::{BlockRef, Segment};
+use storage_format::segment::BlockRef;
 
 use super::memtable::Memtable;
 use super::segments::{partition_meets, SegmentFile};
@@ -34,29 +34,51 @@ impl Version {
     }
 }
 
-/// A sorted set of meter ids in one buffer (about 20 bytes a meter).
+/// A sorted set of meter ids in one buffer, with the channels each has a series on (about 21
+/// bytes a meter).
 pub struct MeterSet {
     bytes: Vec<u8>,
     ends: Vec<u32>,
+    /// Per meter, bit `channel as u8` set when some segment holds that series.
+    channels: Vec<u8>,
 }
 
 impl MeterSet {
     pub fn of_segments(segments: &[Arc<SegmentFile>]) -> MeterSet {
-        let mut ids: Vec<&str> = Vec::new();
+        // Meters with their channel masks, sorted and unique: each segment's list (its series
+        // come in key order) is merged into the running one, so memory stays a few times the
+        // number of distinct meters.
+        let mut ids: Vec<(&str, u8)> = Vec::new();
         for seg in segments {
-            ids.extend(seg.segment().series().flatten().map(|s| s.meter));
+            let mut one: Vec<(&str, u8)> = Vec::new();
+            for s in seg.segment().series().flatten() {
+                let bit = 1u8 << (s.channel as u8);
+                match one.last_mut() {
+                    Some((m, mask)) if *m == s.meter => *mask |= bit,
+                    _ => one.push((s.meter, bit)),
+                }
+            }
+            ids = merge_masks(ids, one);
         }
-        ids.sort_unstable();
-        ids.dedup();
         let mut set = MeterSet {
-            bytes: Vec::with_capacity(ids.iter().map(|m| m.len()).sum()),
+            bytes: Vec::with_capacity(ids.iter().map(|(m, _)| m.len()).sum()),
             ends: Vec::with_capacity(ids.len()),
+            channels: Vec::with_capacity(ids.len()),
         };
-        for id in ids {
+        for (id, mask) in ids {
             set.bytes.extend_from_slice(id.as_bytes());
             set.ends.push(set.bytes.len() as u32);
+            set.channels.push(mask);
         }
         set
+    }
+
+    /// The meters with a series on `channel`, in id order.
+    fn with_channel(&self, channel: Channel) -> impl Iterator<Item = &str> + '_ {
+        let bit = 1u8 << (channel as u8);
+        (0..self.ends.len())
+            .filter(move |&i| self.channels.get(i).is_some_and(|m| m & bit != 0))
+            .filter_map(|i| std::str::from_utf8(self.get(i)).ok())
     }
 
     fn get(&self, i: usize) -> &[u8] {
@@ -84,6 +106,34 @@ impl MeterSet {
 
     pub fn len(&self) -> usize {
         self.ends.len()
+    }
+}
+
+/// The union of two sorted lists of unique meters, masks of a meter in both or-ed.
+fn merge_masks<'a>(a: Vec<(&'a str, u8)>, b: Vec<(&'a str, u8)>) -> Vec<(&'a str, u8)> {
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match x.0.cmp(y.0) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let mask = y.1;
+                    b.next();
+                    a.next().map(|(m, k)| (m, k | mask))
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(item) => out.push(item),
+            None => return out,
+        }
     }
 }
 
@@ -121,17 +171,6 @@ impl Snapshot {
             .map(|(i, s)| (i, &**s))
     }
 
-    fn blocks_of<'a>(
-        &'a self,
-        seg: &'a SegmentFile,
-        meter: &str,
-        channel: Channel,
-    ) -> Result<Vec<BlockRef<'a>>, Error> {
-        let s: Segment<'a> = seg.segment();
-        s.blocks(meter, channel)
-            .map_err(|e| super::segments::corruption(&seg.path, e))
-    }
-
     /// Resolved chunks; see [`SeriesSource::chunks`].
     pub fn chunks_checked(
         &self,
@@ -160,38 +199,39 @@ impl Snapshot {
         }
         // 1. Blocks meeting [from, to); their coverage widens the window, so that every newer
         //    source overlapping one of them is seen below.
-        let mut blocks: Vec<(usize, BlockRef<'_>)> = Vec::new();
+        let mut items: Vec<Item<'_>> = Vec::new();
         let (mut wfrom, mut wto) = (from, to);
         for (i, seg) in self.segments_meeting(from, to) {
-            for b in self.blocks_of(seg, meter, channel)? {
+            seg.for_each_block(meter, channel, |b| {
                 let (s, e) = (b.summary.first_ts, b.summary.end_ts);
                 if s < to && e > from {
                     wfrom = wfrom.min(s);
                     wto = wto.max(e);
                 }
-                blocks.push((i, b));
-            }
+                items.push(Item {
+                    start: s,
+                    end: e,
+                    source: Source::Block(i, b),
+                });
+            })?;
         }
         if (wfrom, wto) != (from, to) {
-            let seen: Vec<usize> = blocks.iter().map(|(i, _)| *i).collect();
+            // The segments meeting [from, to) are a subset of those meeting the wider window.
+            let read: Vec<usize> = self.segments_meeting(from, to).map(|(i, _)| i).collect();
             for (i, seg) in self.segments_meeting(wfrom, wto) {
-                if seen.contains(&i) {
+                if read.contains(&i) {
                     continue;
                 }
-                for b in self.blocks_of(seg, meter, channel)? {
-                    blocks.push((i, b));
-                }
+                seg.for_each_block(meter, channel, |b| {
+                    items.push(Item {
+                        start: b.summary.first_ts,
+                        end: b.summary.end_ts,
+                        source: Source::Block(i, b),
+                    });
+                })?;
             }
         }
-        let mut items: Vec<Item<'_>> = blocks
-            .into_iter()
-            .filter(|(_, b)| b.summary.first_ts < wto && b.summary.end_ts > wfrom)
-            .map(|(i, b)| Item {
-                start: b.summary.first_ts,
-                end: b.summary.end_ts,
-                source: Source::Block(i, b),
-            })
-            .collect();
+        items.retain(|it| it.start < wto && it.end > wfrom);
         let mem = self.version.memtable.series(
             meter,
             channel,
@@ -210,12 +250,15 @@ impl Snapshot {
         items.sort_by_key(|it| (it.start, it.end));
 
         // 2. Clusters of overlapping items; a lone block is exact, the rest is merged.
-        let mut out: Vec<(Chunk<'_>, Option<&SegmentFile>)> = Vec::new();
+        let mut out: Vec<(Chunk<'_>, Option<&SegmentFile>)> = Vec::with_capacity(items.len());
         let mut scratch = DecodedBlock::default();
         let mut cluster: Vec<Item<'_>> = Vec::new();
         let mut cluster_end = i64::MIN;
         let mut iter = items.into_iter().peekable();
         while let Some(item) = iter.next() {
+            if cluster_end == i64::MIN {
+                cluster.clear();
+            }
             cluster_end = cluster_end.max(item.end);
             cluster.push(item);
             if iter.peek().is_some_and(|next| next.start < cluster_end) {
@@ -225,14 +268,14 @@ impl Snapshot {
                 cluster.first().map_or(0, |c| c.start),
                 std::mem::replace(&mut cluster_end, i64::MIN),
             );
-            let members = std::mem::take(&mut cluster);
+            let members = cluster.as_slice();
             if !(start < to && end > from) {
                 continue;
             }
             if let [Item {
                 source: Source::Block(i, b),
                 ..
-            }] = members.as_slice()
+            }] = members
             {
                 out.push((
                     Chunk::Block(*b),
@@ -315,12 +358,16 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// Every meter of the segments, built once per version.
+    fn segment_meters(&self) -> &MeterSet {
+        self.version
+            .segment_meters
+            .get_or_init(|| MeterSet::of_segments(&self.version.segments))
+    }
+
     /// Number of distinct meters with any point.
     pub fn meter_count(&self) -> u64 {
-        let set = self
-            .version
-            .segment_meters
-            .get_or_init(|| MeterSet::of_segments(&self.version.segments));
+        let set = self.segment_meters();
         let mut extra: Vec<Arc<str>> = Channel::ALL
             .iter()
             .flat_map(|&c| self.version.memtable.meters(c, self.visible_seq))
@@ -340,8 +387,7 @@ impl SeriesSource for Snapshot {
         self.version.segments.iter().any(|seg| {
             Channel::ALL.iter().any(|&c| {
                 // An unreadable index answers "yes": the query then reports the corruption.
-                self.blocks_of(seg, meter, c)
-                    .map_or(true, |b| !b.is_empty())
+                seg.holds(meter, c).unwrap_or(true)
             })
         })
     }
@@ -354,14 +400,8 @@ impl SeriesSource for Snapshot {
             .iter()
             .map(|m| m.to_string())
             .collect();
-        for seg in &self.version.segments {
-            let s = seg.segment();
-            for series in s.series().flatten() {
-                if series.channel == channel {
-                    ids.push(series.meter.to_string());
-                }
-            }
-        }
+        let set = self.segment_meters();
+        ids.extend(set.with_channel(channel).map(str::to_string));
         ids.sort_unstable();
         ids.dedup();
         ids

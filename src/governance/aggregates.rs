@@ -26,7 +26,7 @@ use serde::Serialize;
 use super::auth::{Level, Principal, Role};
 use super::Governance;
 use crate::engine::Store;
-use crate::http::api::{format_ts, parse_channel, parse_instant, parse_tz};
+use crate::http::api::{format_ts, parse_channel, parse_meter_list, parse_range, parse_tz};
 use crate::http::error::ApiError;
 use crate::query::{Calendar, Period};
 use crate::Channel;
@@ -142,16 +142,7 @@ impl Params {
             ));
         }
         let (tz, tz_name) = parse_tz(raw.tz.as_deref())?;
-        let from = raw
-            .from
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("missing parameter `from`"))?;
-        let to = raw
-            .to
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("missing parameter `to`"))?;
-        let from_utc = parse_instant(from, &tz, "from")?;
-        let to_utc = parse_instant(to, &tz, "to")?;
+        let (from_utc, to_utc) = parse_range(raw.from.as_deref(), raw.to.as_deref(), &tz)?;
         if from_utc >= to_utc {
             return Err(ApiError::invalid("`from` must be before `to`"));
         }
@@ -161,16 +152,7 @@ impl Params {
             )));
         }
         let period: Period = raw.period.as_deref().unwrap_or("month").parse()?;
-        let meters = match raw.meters.as_deref() {
-            None => None,
-            Some(list) => {
-                let ids: Vec<String> = list.split(',').map(|m| m.trim().to_string()).collect();
-                for id in &ids {
-                    crate::http::api::check_meter_id(id)?;
-                }
-                Some(ids)
-            }
-        };
+        let meters = parse_meter_list(raw.meters.as_deref())?;
         Ok(Params {
             level,
             code: raw.code,

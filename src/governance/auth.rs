@@ -203,8 +203,12 @@ pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) 
                         let inside = grants.any(|g| g.from_utc <= *from && *to <= g.to_utc);
                         if !inside {
                             Decision::Deny("curve range outside every grant in force")
-                        } else if !facts.consent.holds_over(meter, *from, *to) {
-                            Decision::Deny("collection consent does not hold over the range")
+                        } else if !facts.consent.holds_over(meter, *from, *to)
+                            || !facts.consent.collecting(meter, facts.now_utc)
+                        {
+                            Decision::Deny(
+                                "collection consent does not hold, now or over the range",
+                            )
                         } else {
                             Decision::Allow
                         }

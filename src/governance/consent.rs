@@ -6,8 +6,8 @@
 //! Courbe held the registry (the store's historical behaviour); a registry can flip that with
 //! [`ConsentPolicy::required`].
 //!
-//! [`ConsentRegistry::screen`] is the one door every ingest path goes through before
-//! `Store::ingest`: curve points (`consumption`, `production`) of a meter whose collection is
+//! [`ConsentRegistry::screen`] is what every ingest path applies (through
+//! `Governance::ingest`) before `Store::ingest`: curve points (`consumption`, `production`) of a meter whose collection is
 //! revoked at the point's instant, or finer than the chosen step, are dropped and counted;
 //! `max_power` is always kept.
 
@@ -123,13 +123,17 @@ impl ConsentRegistry {
         }
     }
 
-    /// Whether collection holds over all of `[from_utc, to_utc)`.
-    pub fn holds_over(&self, meter: &str, from_utc: i64, to_utc: i64) -> bool {
-        let granted_at = |ts| match self.in_force(meter, ts) {
+    /// Whether collection is granted at `ts_utc`.
+    pub fn collecting(&self, meter: &str, ts_utc: i64) -> bool {
+        match self.in_force(meter, ts_utc) {
             None => !self.policy.required,
             Some(e) => e.collection == Collection::Granted,
-        };
-        if !granted_at(from_utc) {
+        }
+    }
+
+    /// Whether collection holds over all of `[from_utc, to_utc)`.
+    pub fn holds_over(&self, meter: &str, from_utc: i64, to_utc: i64) -> bool {
+        if !self.collecting(meter, from_utc) {
             return false;
         }
         self.history(meter)

@@ -53,34 +53,102 @@ impl From<&Point> for PointJson {
     }
 }
 
-fn all_points(store: &Store, meter: &str, channel: Channel) -> Result<Vec<Point>, ApiError> {
-    let snapshot = store.snapshot();
-    snapshot
-        .points(meter, channel, i64::MIN / 4, i64::MAX / 4)
-        .map_err(|e| ApiError::internal(e.to_string()))
+/// Bytes gathered before a chunk is handed to the sink.
+const CHUNK_LEN: usize = 64 * 1024;
+
+/// Hands out chunks of at least [`CHUNK_LEN`] bytes; `false` from the sink stops the export.
+struct Chunker<'a> {
+    buf: Vec<u8>,
+    sink: &'a mut dyn FnMut(Vec<u8>) -> bool,
+    open: bool,
 }
 
-/// The export of `meter`: body and content type. 404 when Courbe holds nothing about it.
-pub fn export(
+impl Chunker<'_> {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK_LEN {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.open && !self.buf.is_empty() {
+            self.open = (self.sink)(std::mem::take(&mut self.buf));
+        }
+        self.buf.clear();
+    }
+}
+
+/// Visits the points of `(meter, channel)` in time order, one stored chunk at a time (memory
+/// stays bounded by a chunk, whatever the meter's history).
+fn each_point(
+    store: &Store,
+    meter: &str,
+    channel: Channel,
+    mut visit: impl FnMut(&Point) -> bool,
+) -> Result<(), ApiError> {
+    let snapshot = store.snapshot();
+    let spans: Vec<(i64, i64)> = snapshot
+        .chunks(meter, channel, i64::MIN / 4, i64::MAX / 4)
+        .map_err(|e| ApiError::internal(e.message))?
+        .iter()
+        .map(|c| c.span())
+        .collect();
+    for (from, to) in spans {
+        for p in snapshot
+            .points(meter, channel, from, to)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        {
+            if !visit(&p) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether Courbe holds anything about `meter`: data, consent or grants.
+pub fn holds(store: &Store, gov: &Governance, meter: &str) -> bool {
+    store.snapshot().has_meter(meter)
+        || !gov.consent_history(meter).is_empty()
+        || !gov.grants_of(meter).is_empty()
+}
+
+/// The content type of an export.
+pub fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Json => "application/json",
+    }
+}
+
+/// Writes the export of `meter` to `sink` in chunks; 404 when Courbe holds nothing about it.
+pub fn write_export(
     store: &Store,
     gov: &Governance,
     meter: &str,
     format: Format,
     channel: Channel,
-) -> Result<(Vec<u8>, &'static str), ApiError> {
-    let consent = gov.consent_history(meter);
-    let grants = gov.grants_of(meter);
-    if !store.snapshot().has_meter(meter) && consent.is_empty() && grants.is_empty() {
+    sink: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> Result<(), ApiError> {
+    if !holds(store, gov, meter) {
         return Err(ApiError::new(
             ErrorCode::UnknownMeter,
             format!("unknown meter {meter:?}"),
         ));
     }
+    let mut out = Chunker {
+        buf: Vec::with_capacity(CHUNK_LEN * 2),
+        sink,
+        open: true,
+    };
+    let encode = |v: &serde_json::Value| -> Result<Vec<u8>, ApiError> {
+        serde_json::to_vec(v).map_err(|e| ApiError::internal(e.to_string()))
+    };
     match format {
         Format::Csv => {
-            let mut out = Vec::new();
-            out.extend_from_slice(b"meter_id,ts,value_w,quality,step_min\n");
-            for p in all_points(store, meter, channel)? {
+            out.push(b"meter_id,ts,value_w,quality,step_min\n");
+            each_point(store, meter, channel, |p| {
                 let line = format!(
                     "{meter},{},{},{},{}\n",
                     format_ts(p.ts_utc),
@@ -88,22 +156,47 @@ pub fn export(
                     p.quality.as_str(),
                     p.step_min
                 );
-                out.extend_from_slice(line.as_bytes());
-            }
-            Ok((out, "text/csv; charset=utf-8"))
+                out.push(line.as_bytes());
+                out.open
+            })?;
         }
         Format::Json => {
-            let mut channels = serde_json::Map::new();
-            for c in Channel::ALL {
-                let points: Vec<PointJson> = all_points(store, meter, c)?
-                    .iter()
-                    .map(PointJson::from)
-                    .collect();
-                let value =
-                    serde_json::to_value(points).map_err(|e| ApiError::internal(e.to_string()))?;
-                channels.insert(c.as_str().to_string(), value);
+            let head = serde_json::json!({
+                "meter": meter,
+                "exported": format_ts(super::now_utc()),
+                "units": {"consumption": "W", "production": "W", "max_power": "VA"},
+            });
+            let head = encode(&head)?;
+            // The head object without its closing brace, then the channels.
+            out.push(head.get(..head.len().saturating_sub(1)).unwrap_or_default());
+            out.push(b",\"channels\":{");
+            for (i, c) in Channel::ALL.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b",");
+                }
+                out.push(format!("\"{}\":[", c.as_str()).as_bytes());
+                let mut first = true;
+                let mut failed = None;
+                each_point(store, meter, c, |p| {
+                    match serde_json::to_vec(&PointJson::from(p)) {
+                        Ok(bytes) => {
+                            if !first {
+                                out.push(b",");
+                            }
+                            first = false;
+                            out.push(&bytes);
+                        }
+                        Err(e) => failed = Some(e.to_string()),
+                    }
+                    out.open && failed.is_none()
+                })?;
+                if let Some(e) = failed {
+                    return Err(ApiError::internal(e));
+                }
+                out.push(b"]");
             }
-            let consent: Vec<serde_json::Value> = consent
+            let consent: Vec<serde_json::Value> = gov
+                .consent_history(meter)
                 .iter()
                 .map(|e| {
                     serde_json::json!({
@@ -116,7 +209,8 @@ pub fn export(
                     })
                 })
                 .collect();
-            let grants: Vec<serde_json::Value> = grants
+            let grants: Vec<serde_json::Value> = gov
+                .grants_of(meter)
                 .iter()
                 .map(|g| {
                     serde_json::json!({
@@ -130,16 +224,29 @@ pub fn export(
                     })
                 })
                 .collect();
-            let doc = serde_json::json!({
-                "meter": meter,
-                "exported": format_ts(super::now_utc()),
-                "units": {"consumption": "W", "production": "W", "max_power": "VA"},
-                "channels": channels,
-                "consent": consent,
-                "grants": grants,
-            });
-            let body = serde_json::to_vec(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
-            Ok((body, "application/json"))
+            out.push(b"},\"consent\":");
+            out.push(&encode(&serde_json::Value::Array(consent))?);
+            out.push(b",\"grants\":");
+            out.push(&encode(&serde_json::Value::Array(grants))?);
+            out.push(b"}");
         }
     }
+    out.flush();
+    Ok(())
+}
+
+/// The whole export in memory (for callers that want one buffer).
+pub fn export(
+    store: &Store,
+    gov: &Governance,
+    meter: &str,
+    format: Format,
+    channel: Channel,
+) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    write_export(store, gov, meter, format, channel, &mut |chunk| {
+        body.extend_from_slice(&chunk);
+        true
+    })?;
+    Ok(body)
 }

@@ -1,6 +1,8 @@
 //! Grants to third parties (suppliers): access to one meter's data for a validity period of at
 //! most three years, created and revoked by operators.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Longest validity of a grant: three years of 366 days.
@@ -38,18 +40,24 @@ impl Grant {
     }
 }
 
-/// Every grant, in creation order.
+/// Every grant, indexed by meter (creation order within a meter) and by id.
 #[derive(Clone, Debug, Default)]
 pub struct GrantRegistry {
-    grants: Vec<Grant>,
+    by_meter: HashMap<String, Vec<Grant>>,
+    meter_of: HashMap<u64, String>,
+    max_id: u64,
 }
 
 impl GrantRegistry {
     pub fn apply(&mut self, event: GrantEvent) {
         match event {
-            GrantEvent::Created(g) => self.grants.push(g),
+            GrantEvent::Created(g) => {
+                self.max_id = self.max_id.max(g.id);
+                self.meter_of.insert(g.id, g.meter.clone());
+                self.by_meter.entry(g.meter.clone()).or_default().push(g);
+            }
             GrantEvent::Revoked { id, at_utc, .. } => {
-                if let Some(g) = self.grants.iter_mut().find(|g| g.id == id) {
+                if let Some(g) = self.get_mut(id) {
                     g.revoked_utc.get_or_insert(at_utc);
                 }
             }
@@ -57,23 +65,32 @@ impl GrantRegistry {
     }
 
     pub fn next_id(&self) -> u64 {
-        self.grants.iter().map(|g| g.id).max().unwrap_or(0) + 1
+        self.max_id + 1
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Grant> {
+        let meter = self.meter_of.get(&id)?;
+        self.by_meter
+            .get_mut(meter)?
+            .iter_mut()
+            .find(|g| g.id == id)
     }
 
     pub fn get(&self, id: u64) -> Option<&Grant> {
-        self.grants.iter().find(|g| g.id == id)
+        let meter = self.meter_of.get(&id)?;
+        self.by_meter.get(meter)?.iter().find(|g| g.id == id)
     }
 
     /// The grants of `meter`, revoked and expired ones included.
-    pub fn of_meter<'a>(&'a self, meter: &'a str) -> impl Iterator<Item = &'a Grant> + 'a {
-        self.grants.iter().filter(move |g| g.meter == meter)
+    pub fn of_meter<'a>(&'a self, meter: &str) -> impl Iterator<Item = &'a Grant> + 'a {
+        self.by_meter.get(meter).into_iter().flatten()
     }
 
     /// The grants of `supplier` on `meter` in force at `now_utc`.
     pub fn in_force<'a>(
         &'a self,
         supplier: &'a str,
-        meter: &'a str,
+        meter: &str,
         now_utc: i64,
     ) -> impl Iterator<Item = &'a Grant> + 'a {
         self.of_meter(meter)

@@ -23,6 +23,7 @@ use super::grants::Grant;
 use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
 use crate::http::api::{format_ts, parse_instant, parse_tz, QueryParams};
+use crate::http::blocking;
 use crate::http::error::{ApiError, ErrorCode};
 
 /// Largest body of a groups upload.
@@ -236,14 +237,6 @@ async fn guard(
         }
     }
     response
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
 }
 
 impl From<super::Error> for ApiError {
@@ -500,9 +493,44 @@ async fn export_get(
     check_meter(&id)?;
     let format = export::Format::parse(params.format.as_deref())?;
     let channel = crate::http::api::parse_channel(params.channel.as_deref())?;
-    let (body, content_type) =
-        blocking(move || export::export(&s.store, &s.gov, &id, format, channel)).await?;
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    let (store, gov, meter) = (s.store.clone(), s.gov.clone(), id.clone());
+    if !blocking(move || Ok(export::holds(&store, &gov, &meter))).await? {
+        return Err(ApiError::new(
+            ErrorCode::UnknownMeter,
+            format!("unknown meter {id:?}"),
+        ));
+    }
+    // Streamed: a worker writes chunks into a small channel as the client reads them.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let written = export::write_export(&s.store, &s.gov, &id, format, channel, &mut |c| {
+            tx.blocking_send(Ok(Bytes::from(c))).is_ok()
+        });
+        if let Err(e) = written {
+            // The status is sent already: the connection is cut short instead.
+            tracing::error!(message = %e.message, "export failed");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.message)));
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, export::content_type(format))],
+        axum::body::Body::from_stream(ChunkStream(rx)),
+    )
+        .into_response())
+}
+
+/// The receiving end of an export as a body stream.
+struct ChunkStream(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures_core::Stream for ChunkStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
 }
 
 // ---- audit ----

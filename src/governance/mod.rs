@@ -3,7 +3,7 @@
 //!
 //! Courbe enforces these rules in the store's server, not in each portal:
 //! - [`consent`]: collection granted or revoked per meter from an instant, with history;
-//!   [`Governance::screen`] drops refused curve points before any ingest reaches the store;
+//!   [`Governance::ingest`] screens every batch of every ingest path before `Store::ingest`;
 //! - [`auth`]: bearer tokens (stored hashed) and roles; [`auth::authorize`] is the one rule;
 //! - [`grants`]: a supplier's access to a meter for at most three years;
 //! - [`groups`] and [`aggregates`]: sums over predefined groups with small cells suppressed;
@@ -122,17 +122,33 @@ struct Logs {
     consent: RecordLog,
     grants: RecordLog,
     groups: RecordLog,
-    audit: RecordLog,
+}
+
+/// The audit trail's writer and its group commit: concurrent reads share one fsync.
+struct AuditLog {
+    writer: parking_lot::Mutex<RecordLog>,
+    /// Records written (whole) so far; a record's number is assigned under `writer`.
+    written: std::sync::atomic::AtomicU64,
+    /// Records known durable; held across the fsync so that one waiter syncs for all.
+    synced: parking_lot::Mutex<u64>,
+    /// A second handle on the file, synced without holding `writer`.
+    sync_file: std::fs::File,
+    path: PathBuf,
 }
 
 /// The registries of one data directory and the tokens of its server. `Send + Sync`.
 ///
-/// Locks, in this order: `logs` (writers, held across the append) → `state`.
+/// Locks, in this order: `ingest_gate` → `logs` (writers, held across the append) → `state`; the audit
+/// trail's `synced` → its `writer` (only to poison it) → `state`.
 pub struct Governance {
     dir: PathBuf,
     config: GovernanceConfig,
     tokens: Option<Tokens>,
     logs: parking_lot::Mutex<Logs>,
+    audit: AuditLog,
+    /// Ingests share it across screening and `Store::ingest`; an erasing revocation takes it
+    /// whole.
+    ingest_gate: parking_lot::RwLock<()>,
     state: parking_lot::RwLock<Registries>,
 }
 
@@ -173,6 +189,7 @@ impl Governance {
             RecordLog::open(&dir.join("groups.log"), |m: Membership| groups.insert(m))?;
         let mut audit = Vec::new();
         let audit_log = RecordLog::open(&dir.join("audit.log"), |r: AuditRecord| audit.push(r))?;
+        let audit_sync_file = audit_log.sync_handle()?;
         Ok(Governance {
             dir,
             config,
@@ -181,8 +198,15 @@ impl Governance {
                 consent: consent_log,
                 grants: grants_log,
                 groups: groups_log,
-                audit: audit_log,
             }),
+            ingest_gate: parking_lot::RwLock::new(()),
+            audit: AuditLog {
+                path: audit_log.path().to_path_buf(),
+                writer: parking_lot::Mutex::new(audit_log),
+                written: std::sync::atomic::AtomicU64::new(0),
+                synced: parking_lot::Mutex::new(0),
+                sync_file: audit_sync_file,
+            },
             state: parking_lot::RwLock::new(Registries {
                 consent,
                 grants,
@@ -236,15 +260,28 @@ impl Governance {
         )
     }
 
-    /// Splits `batch` into what consent lets the store keep and what it refuses. Every ingest
-    /// path calls it before `Store::ingest`.
+    /// Splits `batch` into what consent lets the store keep and what it refuses.
     pub fn screen(&self, batch: &Batch) -> (Batch, Screening) {
         self.state.read().consent.screen(batch)
     }
 
-    /// Records a consent change; a revocation with `erase` then erases the meter's curve
-    /// (from the revocation's instant on, or all of it when it is `i64::MIN`). Returns the
-    /// points erased.
+    /// The door of every ingest path: screens `batch`, then ingests what consent allows.
+    /// Returns the points stored and what was refused. A revocation with erasure waits for
+    /// the ingests in flight and holds new ones out, so no point screened before it lands
+    /// after its erasure.
+    pub fn ingest(
+        &self,
+        store: &Store,
+        batch: &Batch,
+    ) -> Result<(u64, Screening), crate::engine::Error> {
+        let _gate = self.ingest_gate.read();
+        let (kept, screening) = self.screen(batch);
+        store.ingest(&kept)?;
+        Ok((kept.len() as u64, screening))
+    }
+
+    /// Records a consent change; a revocation with `erase` then erases the meter's whole curve
+    /// (everything collected, whatever the revocation's instant). Returns the points erased.
     pub fn record_consent(&self, store: &Store, event: ConsentEvent) -> Result<u64, Error> {
         if !crate::engine::valid_meter_id(&event.meter) {
             return Err(Error::InvalidArgument(format!(
@@ -254,7 +291,7 @@ impl Governance {
         }
         let erase = event.erase && event.collection == consent::Collection::Revoked;
         let meter = event.meter.clone();
-        let from = event.from_utc;
+        let _gate = erase.then(|| self.ingest_gate.write());
         {
             let mut logs = self.logs.lock();
             logs.consent.append(&event)?;
@@ -265,8 +302,7 @@ impl Governance {
         }
         // The revocation is in force before the erasure starts: nothing collected after it
         // can reach the store between the two.
-        let range = (from > i64::MIN).then_some((from, i64::MAX));
-        let report = store.erase(&meter, range).map_err(Error::Engine)?;
+        let report = store.erase(&meter, None).map_err(Error::Engine)?;
         Ok(report.points_removed)
     }
 
@@ -336,10 +372,30 @@ impl Governance {
         self.state.read().grants.of_meter(meter).cloned().collect()
     }
 
-    /// Appends to the audit trail; durable when it returns.
+    /// Appends to the audit trail; durable when it returns. Concurrent callers share fsyncs.
     pub fn audit(&self, record: AuditRecord) -> Result<(), Error> {
-        let mut logs = self.logs.lock();
-        logs.audit.append(&record)?;
+        use std::sync::atomic::Ordering;
+        let number = {
+            let mut writer = self.audit.writer.lock();
+            writer.write(&record)?;
+            self.audit.written.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        {
+            let mut synced = self.audit.synced.lock();
+            if *synced < number {
+                // Every record counted in `written` is whole in the file: one fsync covers all.
+                let target = self.audit.written.load(Ordering::SeqCst);
+                if let Err(source) = self.audit.sync_file.sync_data() {
+                    // What reached the disk is unknown: the writer refuses from now on.
+                    self.audit.writer.lock().poison();
+                    return Err(Error::Io {
+                        path: self.audit.path.clone(),
+                        source,
+                    });
+                }
+                *synced = target;
+            }
+        }
         self.state.write().audit.push(record);
         Ok(())
     }

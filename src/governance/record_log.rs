@@ -32,6 +32,9 @@ pub const MAX_RECORD_LEN: u32 = 1 << 20;
 pub struct RecordLog {
     path: PathBuf,
     file: File,
+    /// A write or sync failed: what reached the disk is unknown, so nothing more is appended
+    /// (a torn record followed by whole ones would read as corruption).
+    failed: bool,
 }
 
 impl RecordLog {
@@ -72,11 +75,54 @@ impl RecordLog {
         Ok(RecordLog {
             path: path.to_path_buf(),
             file,
+            failed: false,
         })
     }
 
     /// Appends one record; durable when it returns.
     pub fn append<T: Serialize>(&mut self, record: &T) -> Result<(), Error> {
+        self.write(record)?;
+        self.sync()
+    }
+
+    /// Syncs what was written.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.check()?;
+        let synced = self.file.sync_data();
+        self.failed |= synced.is_err();
+        synced.map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// A second handle on the file, to sync it without holding the writer (group commit).
+    pub fn sync_handle(&self) -> Result<File, Error> {
+        self.file.try_clone().map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Refuses every later append: a sync of this file failed elsewhere.
+    pub fn poison(&mut self) {
+        self.failed = true;
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other("an earlier write to this registry failed"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one record without syncing it; [`RecordLog::sync`] (or a sync of
+    /// [`RecordLog::sync_handle`]) makes it durable.
+    pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), Error> {
+        self.check()?;
         let payload = serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
         let len = u32::try_from(payload.len())
             .ok()
@@ -90,8 +136,9 @@ impl RecordLog {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(&frame).map_err(io)?;
-        self.file.sync_data().map_err(io)
+        let written = self.file.write_all(&frame);
+        self.failed |= written.is_err();
+        written.map_err(io)
     }
 
     pub fn path(&self) -> &Path {

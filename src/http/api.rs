@@ -127,11 +127,7 @@ pub enum Question {
 
 /// Whether `id` is a well-formed meter id: 1 to 64 of `[0-9A-Za-z_.-]`.
 pub fn is_valid_meter_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= storage_format::METER_ID_MAX_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    crate::engine::valid_meter_id(id)
 }
 
 pub fn check_meter_id(id: &str) -> Result<(), ApiError> {
@@ -195,6 +191,44 @@ pub fn parse_instant(text: &str, tz: &TimeZone, param: &str) -> Result<i64, ApiE
     )))
 }
 
+/// `from` and `to`, both required, read with [`parse_instant`].
+pub fn parse_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    tz: &TimeZone,
+) -> Result<(i64, i64), ApiError> {
+    let from = from.ok_or_else(|| ApiError::invalid("missing parameter `from`"))?;
+    let to = to.ok_or_else(|| ApiError::invalid("missing parameter `to`"))?;
+    Ok((
+        parse_instant(from, tz, "from")?,
+        parse_instant(to, tz, "to")?,
+    ))
+}
+
+/// Refuses an empty or reversed `[from, to)`, naming both instants.
+fn check_from_before_to(from_utc: i64, to_utc: i64) -> Result<(), ApiError> {
+    if from_utc >= to_utc {
+        return Err(ApiError::invalid(format!(
+            "`from` ({}) must be before `to` ({})",
+            format_ts(from_utc),
+            format_ts(to_utc)
+        )));
+    }
+    Ok(())
+}
+
+/// A comma-separated list of meter ids, each checked; `None` when there is no list.
+pub fn parse_meter_list(list: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = list else {
+        return Ok(None);
+    };
+    let ids: Vec<String> = list.split(',').map(|m| m.trim().to_string()).collect();
+    for id in &ids {
+        check_meter_id(id)?;
+    }
+    Ok(Some(ids))
+}
+
 /// RFC 3339 UTC with `Z`.
 pub fn format_ts(ts_utc: i64) -> String {
     match jiff::Timestamp::from_second(ts_utc) {
@@ -213,23 +247,8 @@ impl Question {
         limits: &Limits,
     ) -> Result<(Question, Encoding), ApiError> {
         let (tz, tz_name) = parse_tz(params.tz.as_deref())?;
-        let from = params
-            .from
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("missing parameter `from`"))?;
-        let to = params
-            .to
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("missing parameter `to`"))?;
-        let from_utc = parse_instant(from, &tz, "from")?;
-        let to_utc = parse_instant(to, &tz, "to")?;
-        if from_utc >= to_utc {
-            return Err(ApiError::invalid(format!(
-                "`from` ({}) must be before `to` ({})",
-                format_ts(from_utc),
-                format_ts(to_utc)
-            )));
-        }
+        let (from_utc, to_utc) = parse_range(params.from.as_deref(), params.to.as_deref(), &tz)?;
+        check_from_before_to(from_utc, to_utc)?;
         let limit_days = kind.range_limit_days(limits);
         if to_utc - from_utc > i64::from(limit_days) * SECONDS_PER_DAY {
             return Err(ApiError::invalid(format!(
@@ -272,16 +291,7 @@ impl Question {
             check_meter_id(meter)?;
             Ok(meter.to_string())
         };
-        let meters = || -> Result<Option<Vec<String>>, ApiError> {
-            let Some(list) = params.meters.as_deref() else {
-                return Ok(None);
-            };
-            let ids: Vec<String> = list.split(',').map(|m| m.trim().to_string()).collect();
-            for id in &ids {
-                check_meter_id(id)?;
-            }
-            Ok(Some(ids))
-        };
+        let meters = || parse_meter_list(params.meters.as_deref());
         let question = match kind {
             QueryKind::Curve => Question::Curve {
                 meter: meter()?,
@@ -333,13 +343,7 @@ impl EraseQuestion {
                 let (tz, _) = parse_tz(params.tz.as_deref())?;
                 let from_utc = parse_instant(from, &tz, "from")?;
                 let to_utc = parse_instant(to, &tz, "to")?;
-                if from_utc >= to_utc {
-                    return Err(ApiError::invalid(format!(
-                        "`from` ({}) must be before `to` ({})",
-                        format_ts(from_utc),
-                        format_ts(to_utc)
-                    )));
-                }
+                check_from_before_to(from_utc, to_utc)?;
                 Some((from_utc, to_utc))
             }
             _ => {

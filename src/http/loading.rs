@@ -42,6 +42,9 @@ pub struct BatchSink<'a> {
     rejected_count: u64,
     /// The first engine failure; rows after it are dropped.
     failure: Option<engine::Error>,
+    /// Hook (governance): consent screening of every batch before the store.
+    consent: Option<&'a crate::governance::Governance>,
+    refused_by_consent: u64,
 }
 
 impl<'a> BatchSink<'a> {
@@ -55,15 +58,31 @@ impl<'a> BatchSink<'a> {
             rejected: Vec::new(),
             rejected_count: 0,
             failure: None,
+            consent: None,
+            refused_by_consent: 0,
         }
+    }
+
+    /// Screens every batch with `gov`'s consent registry before it reaches the store: refused
+    /// curve points are counted, never stored.
+    pub fn with_consent(mut self, gov: Option<&'a crate::governance::Governance>) -> Self {
+        self.consent = gov;
+        self
     }
 
     fn deliver(&mut self, batch: Batch) {
         if self.failure.is_some() || batch.is_empty() {
             return;
         }
-        match self.store.ingest(&batch) {
-            Ok(()) => self.accepted += batch.len() as u64,
+        let ingested = match self.consent {
+            Some(gov) => gov.ingest(self.store, &batch).map(|(kept, screening)| {
+                self.refused_by_consent += screening.refused_points;
+                kept
+            }),
+            None => self.store.ingest(&batch).map(|()| batch.len() as u64),
+        };
+        match ingested {
+            Ok(kept) => self.accepted += kept,
             Err(e) => self.failure = Some(e),
         }
     }
@@ -81,6 +100,7 @@ impl<'a> BatchSink<'a> {
                 accepted: self.accepted,
                 rejected: self.rejected,
                 rejected_count: self.rejected_count,
+                refused_by_consent: self.refused_by_consent,
             }),
         }
     }
@@ -125,6 +145,8 @@ pub struct IngestReport {
     /// The first rejected records (all of them unless the sink was told to keep fewer).
     pub rejected: Vec<Rejected>,
     pub rejected_count: u64,
+    /// Curve points refused because collection consent is revoked (never stored).
+    pub refused_by_consent: u64,
 }
 
 /// The answer of `POST /v1/ingest`.
@@ -132,6 +154,13 @@ pub struct IngestReport {
 pub struct IngestBody {
     pub accepted: u64,
     pub rejected: Vec<RejectedJson>,
+    /// Present when consent refused curve points of the input.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused_by_consent: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -152,6 +181,7 @@ impl From<IngestReport> for IngestBody {
                     reason: r.reason,
                 })
                 .collect(),
+            refused_by_consent: report.refused_by_consent,
         }
     }
 }
@@ -176,6 +206,18 @@ pub fn ingest_document(
     channel: Channel,
     batch_points: usize,
 ) -> Result<IngestReport, ApiError> {
+    ingest_document_screened(store, None, input, format, channel, batch_points)
+}
+
+/// [`ingest_document`], each batch screened by `consent` first.
+pub fn ingest_document_screened(
+    store: &Store,
+    consent: Option<&crate::governance::Governance>,
+    input: &[u8],
+    format: Format,
+    channel: Channel,
+    batch_points: usize,
+) -> Result<IngestReport, ApiError> {
     let mut sink = BatchSink::new(
         store,
         SinkConfig {
@@ -183,7 +225,8 @@ pub fn ingest_document(
             batch_points,
             keep_rejected: usize::MAX,
         },
-    );
+    )
+    .with_consent(consent);
     ingest::parse_into(input, format, channel, &mut sink)?;
     Ok(sink.finish()?)
 }

@@ -7,6 +7,29 @@
 //!
 //! Engine work never runs on the async workers: every handler that touches the store does it
 //! in [`tokio::task::spawn_blocking`].
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use courbe::engine::{Options, Store};
+//! use courbe::http::{run, ServerConfig};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(Store::open(dir.path(), Options::default())?);
+//! tokio::runtime::Runtime::new()?.block_on(async {
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let addr = listener.local_addr()?; // clients talk to http://{addr}/v1/...
+//!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//!     let shutdown = async {
+//!         let _ = stopped.await;
+//!     };
+//!     let server = tokio::spawn(run(listener, store, ServerConfig::default(), shutdown));
+//!     let _ = stop.send(());
+//!     server.await??;
+//!     Ok(())
+//! })
+//! # }
+//! ```
 
 pub mod api;
 pub mod error;
@@ -140,7 +163,7 @@ async fn observe(
 }
 
 /// Runs engine work on the blocking pool; a panic there is an internal error.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -283,9 +306,18 @@ async fn ingest(
     let store = state.store.clone();
     let batch_points = state.config.ingest_batch_points;
     let body_len = bytes.len() as u64;
-    let report =
-        blocking(move || loading::ingest_document(&store, &bytes, format, channel, batch_points))
-            .await?;
+    let gov = state.config.governance.clone();
+    let report = blocking(move || {
+        loading::ingest_document_screened(
+            &store,
+            gov.as_deref(),
+            &bytes,
+            format,
+            channel,
+            batch_points,
+        )
+    })
+    .await?;
     state
         .metrics
         .observe_ingest(body_len, report.accepted, report.rejected_count);

@@ -115,6 +115,23 @@ impl<'a> Reader<'a> {
         Err(self.corruption(what, VARINT_MAX_LEN as u64, VARINT_MAX_LEN as u64 + 1))
     }
 
+    /// Steps over a varint without decoding it.
+    pub(crate) fn skip_varint(&mut self, what: &'static str) -> Result<(), Error> {
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        match rest
+            .iter()
+            .take(VARINT_MAX_LEN)
+            .position(|&b| b & 0x80 == 0)
+        {
+            Some(i) => {
+                self.pos += i + 1;
+                Ok(())
+            }
+            None if rest.len() < VARINT_MAX_LEN => Err(self.truncated(what, rest.len() + 1)),
+            None => Err(self.corruption(what, VARINT_MAX_LEN as u64, VARINT_MAX_LEN as u64 + 1)),
+        }
+    }
+
     /// A varint that must lie in `min..=max`, else corruption.
     pub(crate) fn varint_in(
         &mut self,
@@ -280,6 +297,17 @@ mod tests {
     fn a_varint_cut_short_is_truncated() {
         let err = Reader::new(&[0x80, 0x80], 0).varint("v").unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Truncated);
+    }
+
+    #[test]
+    fn skipping_a_varint_stops_after_its_last_byte() {
+        let mut r = Reader::new(&[0x80, 0x01, 0x05], 0);
+        r.skip_varint("v").unwrap();
+        assert_eq!(r.remaining(), 1);
+        let err = Reader::new(&[0x80], 0).skip_varint("v").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Truncated);
+        let err = Reader::new(&[0xff; 11], 0).skip_varint("v").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corruption);
     }
 
     #[test]

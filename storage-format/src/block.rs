@@ -6,6 +6,8 @@
 //!   `step_min` in 1..=[`crate::STEP_MIN_MAX`]. Any `i32` value and any quality are accepted.
 //! - [`decode_from`] decodes exactly what one `encode_into` call appended (the whole slice)
 //!   into columns, replacing `out`'s contents.
+//!
+//! Layout and the measurements behind each encoding: `FORMAT.md` §2.
 
 use crate::bits::{
     bit_width, pack, packed_len, put_varint, unpack, varint_len, zigzag32, zigzag64, Reader,
@@ -477,23 +479,30 @@ fn decode_timestamps(
 /// Appends one timestamp per step in `steps`, each the previous plus that step.
 fn extend_grid(r: &Reader<'_>, ts: &mut Vec<i64>, t: &mut i64, steps: &[u16]) -> Result<(), Error> {
     let start = *t;
+    let (Some(&first), Some(&last)) = (steps.first(), steps.last()) else {
+        return Ok(());
+    };
+    // Steps come in runs (§2.1): equal ends are almost always one run; checking the whole slice
+    // only then keeps the common case to one pass.
+    let uniform = first == last && steps.iter().all(|&s| s == first);
     // At most MAX_POINTS steps of at most a day: the total fits easily in an i64.
-    let total: i64 = steps.iter().map(|&s| 60 * i64::from(s)).sum();
+    let total: i64 = if uniform {
+        steps.len() as i64 * 60 * i64::from(first)
+    } else {
+        steps.iter().map(|&s| 60 * i64::from(s)).sum()
+    };
     if start.checked_add(total).is_none() {
         return Err(r.corruption("timestamp range", i64::MAX as u64, start as u64));
     }
-    match steps.first() {
-        Some(&first) if steps.iter().all(|&s| s == first) => {
-            let step = 60 * i64::from(first);
-            ts.extend((1..=steps.len() as i64).map(|k| start + k * step));
-        }
-        _ => {
-            let mut acc = start;
-            ts.extend(steps.iter().map(|&s| {
-                acc += 60 * i64::from(s);
-                acc
-            }));
-        }
+    if uniform {
+        let step = 60 * i64::from(first);
+        ts.extend((1..=steps.len() as i64).map(|k| start + k * step));
+    } else {
+        let mut acc = start;
+        ts.extend(steps.iter().map(|&s| {
+            acc += 60 * i64::from(s);
+            acc
+        }));
     }
     *t = start + total;
     Ok(())

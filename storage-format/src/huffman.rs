@@ -236,16 +236,35 @@ pub fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result<(), Er
         return Err(r.corruption("huffman code lengths (kraft sum)", 1 << MAX_CODE_LEN, kraft));
     }
     let codes = codes(&lengths);
-    let mut table = [0 as Entry; 1 << MAX_CODE_LEN];
-    for (s, (&l, &c)) in lengths.iter().zip(&codes).enumerate() {
-        if l == 0 {
-            continue;
+    // Built by doubling: once `table[..1 << (k - 1)]` decodes every code shorter than k, its copy
+    // above it does too (the extra peeked bit belongs to the next value), and each code of length
+    // k then takes its one slot below `1 << k` (codes are prefix-free, so the slot is free).
+    const LENS: usize = MAX_CODE_LEN as usize + 1;
+    // Bins grouped by code length (a counting sort).
+    let mut starts = [0usize; LENS + 1];
+    for &l in &lengths {
+        starts[usize::from(l) + 1] += 1;
+    }
+    for k in 1..=LENS {
+        starts[k] += starts[k - 1];
+    }
+    let mut by_len = [0u8; SYMBOLS];
+    let mut next = starts;
+    for (s, &l) in lengths.iter().enumerate() {
+        if let Some(slot) = by_len.get_mut(next[usize::from(l)]) {
+            *slot = s as u8;
         }
-        let step = 1usize << l;
-        let mut i = usize::from(c);
-        while i < table.len() {
-            table[i] = entry(s, l);
-            i += step;
+        next[usize::from(l)] += 1;
+    }
+    let mut table = [0 as Entry; 1 << MAX_CODE_LEN];
+    for k in 1..LENS {
+        let half = 1usize << (k - 1);
+        table.copy_within(..half, half);
+        for &s in by_len.get(starts[k]..starts[k + 1]).unwrap_or_default() {
+            let s = usize::from(s) & (SYMBOLS - 1);
+            if let Some(slot) = table.get_mut(usize::from(codes[s])) {
+                *slot = entry(s, k as u8);
+            }
         }
     }
     let len_a = r.varint_in("huffman stream length", 0, r.remaining() as u64)? as usize;
@@ -321,7 +340,8 @@ impl<'p> Stream<'p> {
         let len = u32::from(e & 15);
         *invalid |= len == 0;
         let extra = u32::from((e >> 4) & 31);
-        let low = ((self.buf >> len) & ((1u64 << extra) - 1)) as u32;
+        // `extra` ≤ 29 and `len` ≤ 11: the raw bits are the low `extra` of `buf >> len`.
+        let low = ((self.buf >> len) as u32) & ((1u32 << extra) - 1);
         self.buf >>= len + extra;
         self.avail -= len + extra;
         unzigzag32((u32::from(e >> 9) << extra) | low)

@@ -5,10 +5,13 @@
 //!   call leaves in `out` to its file, in order. Series keys `(meter, channel)` are added in strictly
 //!   increasing order (meter bytes, then channel code); within a key, blocks in increasing time
 //!   without overlap. Only the index is held in memory.
-//! - [`Segment::open`] checks header and footer only; [`Segment::blocks`] binary-searches the index
+//! - [`Segment::open`] checks header and footer only (with the fence table, the footer area's
+//!   small top-level index: 74 bytes per ~2 KiB page); [`Segment::blocks`] binary-searches the index
 //!   through the slice (an mmap) and validates only the index parts it touches;
 //!   [`BlockRef::decode_into`] checks the block's checksum then decodes it; [`Segment::verify`]
 //!   checks everything.
+//!
+//! Layout, checksums and the truncation/corruption rules: `FORMAT.md` §3.
 
 use crate::bits::{put_varint, zigzag32, zigzag64, Reader};
 use crate::block::{self, DecodedBlock};
@@ -172,6 +175,13 @@ impl SegmentBuilder {
                         ),
                     });
                 }
+            }
+        }
+        if let (Some(first), Some(last)) = (points.first(), points.last()) {
+            if last.ts_utc.checked_sub(first.ts_utc).is_none() {
+                return Err(Error::InvalidArgument {
+                    what: format!("block of {meter} spans more than i64::MAX seconds"),
+                });
             }
         }
         let start = out.len();
@@ -624,6 +634,8 @@ impl<'a> Segment<'a> {
         let mut prev_first_ts = 0i64;
         let mut series = Vec::new();
         let mut first = true;
+        let mut prev_meter: Option<&[u8]> = None;
+        let mut last_key: (&[u8], u8) = (&[], 0);
         while !r.is_empty() {
             let entry_at = r.offset();
             let meter_len = usize::from(r.u8("meter length")?);
@@ -642,6 +654,11 @@ impl<'a> Segment<'a> {
             if mask == 0 || mask >> Channel::ALL.len() != 0 {
                 return Err(corruption(mask_at, "channel mask", 7, u64::from(mask)));
             }
+            if prev_meter.is_some_and(|p| p >= meter.as_bytes()) {
+                return Err(corruption(entry_at, "meter order in index page", 1, 0));
+            }
+            prev_meter = Some(meter.as_bytes());
+            last_key = (meter.as_bytes(), (7 - mask.leading_zeros()) as u8);
             if first {
                 first = false;
                 let first_channel = Channel::from_u8(mask.trailing_zeros() as u8);
@@ -663,11 +680,17 @@ impl<'a> Segment<'a> {
                 let keep = want.is_none_or(|w| w == (meter, channel));
                 let mut blocks = Vec::with_capacity(if keep { count } else { 0 });
                 for _ in 0..count {
-                    let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
-                    block_offset = b.offset + b.bytes.len() as u64;
-                    prev_first_ts = b.summary.first_ts;
                     if keep {
+                        let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
+                        block_offset = b.offset + b.bytes.len() as u64;
+                        prev_first_ts = b.summary.first_ts;
                         blocks.push(b);
+                    } else {
+                        // A lookup passing other series only follows the offset and time chains
+                        // (the page crc already vouches for the bytes).
+                        let (len, first_ts) = skip_entry(&mut r, prev_first_ts)?;
+                        block_offset = block_offset.saturating_add(len);
+                        prev_first_ts = first_ts;
                     }
                 }
                 if keep {
@@ -684,6 +707,9 @@ impl<'a> Segment<'a> {
         }
         if first {
             return Err(corruption(at, "series in index page", 1, 0));
+        }
+        if want.is_none() && i + 1 < self.page_count && last_key >= self.fence_key(i + 1)? {
+            return Err(corruption(at, "last key of index page (next fence)", 1, 0));
         }
         Ok(series)
     }
@@ -752,19 +778,51 @@ impl<'a> Segment<'a> {
         })
     }
 
+    /// Key bytes of fence `i` (`open` checked every fence's shape and the table's crc).
+    fn fence_key(&self, i: u32) -> Result<(&'a [u8], u8), Error> {
+        let at = self.fence_at(i);
+        let raw = slice(self.bytes, at, FENCE_LEN as u64, "fence")?;
+        let meter_len = usize::from(raw.first().copied().unwrap_or(0)).min(METER_ID_MAX_LEN);
+        let meter = raw.get(1..1 + meter_len).unwrap_or_default();
+        let channel = raw.get(1 + METER_ID_MAX_LEN).copied().unwrap_or(0);
+        Ok((meter, channel))
+    }
+
     /// Page that would hold `key`: the last one whose first key is ≤ `key`.
     fn find_page(&self, meter: &str, channel: Channel) -> Result<Option<u32>, Error> {
-        let key = (meter.as_bytes(), channel);
         let (mut lo, mut hi) = (0u32, self.page_count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.fence(mid)?.key() <= key {
+            if self.fence_key(mid)? <= (meter.as_bytes(), channel as u8) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
         Ok(lo.checked_sub(1))
+    }
+
+    /// Number of index pages (one fence each).
+    pub fn page_count(&self) -> u32 {
+        self.page_count
+    }
+
+    /// The index page that would hold the series `(meter, channel)`: the last one whose first
+    /// key is ≤ it; `None` when the key sorts before every page. Reads only the fence table.
+    pub fn page_of(&self, meter: &str, channel: Channel) -> Result<Option<u32>, Error> {
+        self.find_page(meter, channel)
+    }
+
+    /// Every series of index page `i` (< [`page_count`](Self::page_count)) in key order, the
+    /// page checked (crc, entries, key order, both fences) as [`series`](Self::series) does.
+    /// Lets a reader keep decoded pages and look series up in them instead of the bytes.
+    pub fn page_series(&self, i: u32) -> Result<Vec<SeriesRef<'a>>, Error> {
+        if i >= self.page_count {
+            return Err(Error::InvalidArgument {
+                what: format!("index page {i} of a segment with {}", self.page_count),
+            });
+        }
+        self.page(i, None)
     }
 
     /// The blocks of one series in time order; empty when the segment does not hold it.
@@ -856,6 +914,24 @@ impl<'a> Segment<'a> {
         }
         Ok(totals)
     }
+}
+
+/// Steps over one block entry, returning its length and `first_ts`.
+fn skip_entry(r: &mut Reader<'_>, prev_first_ts: i64) -> Result<(u64, i64), Error> {
+    let len = r.varint("block length")?;
+    r.take(4, "block crc32")?;
+    r.skip_varint("block point count")?;
+    let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
+    r.skip_varint("block last ts")?;
+    r.skip_varint("block end ts")?;
+    r.skip_varint("block sum")?;
+    let step_min = r.varint("block step_min")?;
+    // min, min ts, max, max ts, non-measured; the energy first when the step varies.
+    let rest = if step_min == 0 { 6 } else { 5 };
+    for _ in 0..rest {
+        r.skip_varint("block summary")?;
+    }
+    Ok((len, first_ts))
 }
 
 /// Smallest index entry of one block: length, crc, count and 10 one-byte fields.

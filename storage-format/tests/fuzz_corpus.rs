@@ -51,3 +51,15 @@ fn the_segment_structure_corpus_replays_without_panic() {
         fuzz_drivers::segment_structure(&bytes);
     }
 }
+
+/// Found by `segment_structure`: a footer whose fence offset lies far past the end of the file
+/// (it crashed the crc-repairing harness; the reader always rejected it).
+#[test]
+fn a_fence_offset_past_the_end_of_the_file_is_corruption() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus/segment_structure/regression-huge-fence-offset");
+    let mut bytes = std::fs::read(path).expect("reads the regression file");
+    fuzz_drivers::repair_crcs(&mut bytes);
+    let err = storage_format::segment::Segment::open(&bytes).unwrap_err();
+    assert_eq!(err.kind(), storage_format::ErrorKind::Corruption, "{err}");
+}

@@ -133,6 +133,42 @@ fn keys_out_of_order_and_overlapping_blocks_are_refused() {
 }
 
 #[test]
+fn a_block_spanning_more_than_i64_max_seconds_is_refused_by_the_index() {
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
+    let p = Point {
+        ts_utc: i64::MIN,
+        value: 1,
+        step_min: 1,
+        quality: storage_format::Quality::Measured,
+    };
+    let points = [
+        p,
+        Point {
+            ts_utc: i64::MAX,
+            ..p
+        },
+    ];
+    let err = builder
+        .add_block("m", Channel::Consumption, &points, &mut out)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let points = [p, Point { ts_utc: -1, ..p }];
+    builder
+        .add_block("m", Channel::Consumption, &points, &mut out)
+        .expect("adds");
+    builder.finish(&mut out).expect("finishes");
+    let segment = open(&out);
+    segment.verify().expect("verifies");
+    assert_eq!(
+        segment.blocks("m", Channel::Consumption).expect("looks up")[0]
+            .summary
+            .first_ts,
+        i64::MIN
+    );
+}
+
+#[test]
 fn every_truncated_prefix_of_a_segment_is_truncated() {
     let bytes = fleet_segment(40, 3);
     for len in 0..bytes.len() {
@@ -147,7 +183,7 @@ fn every_truncated_prefix_of_a_segment_is_truncated() {
 
 #[test]
 fn every_flipped_bit_is_corruption() {
-    let bytes = fleet_segment(12, 2);
+    let bytes = fleet_segment(4, 1);
     let mut copy = bytes.clone();
     for bit in 0..bytes.len() * 8 {
         let (byte, mask) = (bit / 8, 1u8 << (bit % 8));
@@ -186,5 +222,48 @@ proptest::proptest! {
         let pos = pos.min(bytes.len() - 1);
         bytes[pos] ^= mask;
         crate::fuzz_drivers::segment_structure(&bytes);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_set_of_series_round_trips_through_a_segment(
+        series in proptest::collection::btree_map(
+            ("[0-9a-z]{1,20}", 0..3u8),
+            (proptest::collection::vec(crate::roundtrip::stretch(), 1..4), 1..4usize),
+            1..12,
+        ),
+    ) {
+        let mut out = Vec::new();
+        let mut builder = SegmentBuilder::new(SegmentMeta { partition: 3, seq: 9 }, &mut out);
+        let mut expected = Vec::new();
+        for ((meter, channel), (stretches, blocks)) in &series {
+            let channel = Channel::from_u8(*channel).expect("channel");
+            let points = crate::roundtrip::build(JAN_2024, stretches, &[]);
+            let chunk = points.len().div_ceil(*blocks);
+            for block in points.chunks(chunk) {
+                builder.add_block(meter, channel, block, &mut out).expect("adds");
+                expected.push((meter.clone(), channel, block.to_vec()));
+            }
+        }
+        let stats = builder.finish(&mut out).expect("finishes");
+        let segment = open(&out);
+        proptest::prop_assert_eq!(segment.verify().expect("verifies"), stats);
+        let mut decoded = DecodedBlock::default();
+        let mut at = 0;
+        for (meter, channel) in series.keys() {
+            let channel = Channel::from_u8(*channel).expect("channel");
+            for b in segment.blocks(meter, channel).expect("looks up") {
+                let (m, c, points) = &expected[at];
+                proptest::prop_assert_eq!((m, *c), (meter, channel));
+                proptest::prop_assert_eq!(b.summary, block::summarize(points));
+                b.decode_into(&mut decoded).expect("decodes");
+                proptest::prop_assert!(decoded.points().eq(points.iter().copied()));
+                at += 1;
+            }
+        }
+        proptest::prop_assert_eq!(at, expected.len());
     }
 }

@@ -1,60 +1,14 @@
 //! Integration tests: `courbe bench` against an in-process server on port 0.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use courbe::bench::{self, BenchConfig, Workload};
 use courbe::engine::{Batch, Options, Store};
-use courbe::http::{self, ServerConfig};
+use courbe::http::ServerConfig;
 use courbe::{Channel, Point, Quality};
 
-/// A server on `127.0.0.1:0` in a thread of its own, stopped on drop.
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Server {
-    fn start(store: Arc<Store>) -> Server {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let _ = addr_tx.send(listener.local_addr()?);
-                http::run(listener, store, ServerConfig::default(), async {
-                    let _ = stopped.await;
-                })
-                .await
-            })
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the server binds a port");
-        Server {
-            base: format!("http://{addr}"),
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+use crate::util::Server;
 
 /// Three meters with 30 days of half-hourly points from 2024-01-01 (Paris).
 fn store_with_meters(dir: &std::path::Path) -> Arc<Store> {
@@ -96,7 +50,7 @@ fn config(server: &Server, workload: Workload) -> BenchConfig {
 #[test]
 fn a_closed_loop_run_counts_exactly_what_the_server_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(store_with_meters(dir.path()));
+    let server = Server::start(store_with_meters(dir.path()), ServerConfig::default());
     let report = bench::run(&config(&server, Workload::CurveDay)).expect("the run completes");
     assert_eq!(report.meters, 3);
     assert!(report.requests > 100, "{}", report.to_text());
@@ -122,7 +76,7 @@ fn a_closed_loop_run_counts_exactly_what_the_server_counted() {
 #[test]
 fn an_open_loop_run_sends_the_requested_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(store_with_meters(dir.path()));
+    let server = Server::start(store_with_meters(dir.path()), ServerConfig::default());
     let report = bench::run(&BenchConfig {
         rate_per_s: Some(200.0),
         ..config(&server, Workload::PeakYear)
@@ -138,7 +92,7 @@ fn an_open_loop_run_sends_the_requested_rate() {
 #[test]
 fn the_json_report_names_the_figures_of_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(store_with_meters(dir.path()));
+    let server = Server::start(store_with_meters(dir.path()), ServerConfig::default());
     let report = bench::run(&BenchConfig {
         duration: Duration::from_millis(500),
         warmup: Duration::ZERO,
@@ -182,7 +136,7 @@ fn a_server_that_is_not_there_is_a_server_error() {
 fn ingest_requests_land_and_report_the_points_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_meters(dir.path());
-    let server = Server::start(store.clone());
+    let server = Server::start(store.clone(), ServerConfig::default());
     let report = bench::run(&BenchConfig {
         ingest_meters: 2,
         duration: Duration::from_secs(1),

@@ -326,3 +326,43 @@ fn a_full_memtable_flushes_by_itself() {
     assert_eq!(store.stats().segments, 2);
     assert_eq!(read(&store, "m", Channel::Consumption).len(), 7 * 48);
 }
+
+#[test]
+fn a_snapshot_keeps_its_view_through_ingest_flush_compaction_and_erasure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    store.ingest(&day("m", T0, 0)).unwrap();
+    store.flush().unwrap();
+    store.ingest(&day("m", T0 + 86_400, 0)).unwrap();
+    let snap = store.snapshot();
+    let before = snap.points("m", Channel::Consumption, 0, i64::MAX).unwrap();
+    assert_eq!(before.len(), 96);
+    // Overwrites, a flush, a compaction, then an erasure, all after the snapshot.
+    store.ingest(&day("m", T0, 5000)).unwrap();
+    store.flush().unwrap();
+    store.compact().unwrap();
+    assert_eq!(read(&store, "m", Channel::Consumption)[0].value, 5000);
+    store.erase("m", None).unwrap();
+    assert!(read(&store, "m", Channel::Consumption).is_empty());
+    assert_eq!(
+        snap.points("m", Channel::Consumption, 0, i64::MAX).unwrap(),
+        before
+    );
+    assert!(snap.has_meter("m"));
+    assert!(!store.snapshot().has_meter("m"));
+}
+
+#[test]
+fn a_data_directory_opens_in_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let err = Store::open(dir.path(), Options::default())
+        .err()
+        .expect("second open fails");
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::WouldBlock),
+        "{err}"
+    );
+    drop(store);
+    Store::open(dir.path(), Options::default()).unwrap();
+}

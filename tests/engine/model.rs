@@ -8,7 +8,8 @@ use courbe::engine::fs::testing::{FaultOp, SimFs};
 use courbe::engine::{Batch, Options, Store};
 use courbe::{Channel, Point, Quality};
 
-use super::{read, Rng, T0};
+use super::{read, T0};
+use crate::util::Rng;
 
 const METERS: [&str; 3] = ["m0", "m1", "m2"];
 const CHANNELS: [Channel; 2] = [Channel::Consumption, Channel::Production];
@@ -90,7 +91,7 @@ fn adopt(store: &Store, model: &mut Model, rows: &[(usize, usize, Point)], ctx: 
 }
 
 fn run(seed: u64, steps: usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = Path::new("/model");
     let options = Options {
         memtable_max_points: 60,

@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use courbe::engine::{Batch, Options, Store};
 use courbe::{Channel, Point};
 
-use super::{pt, read, Rng, T0};
+use super::{pt, read, T0};
+use crate::util::Rng;
 
 const ENV_DIR: &str = "COURBE_SIGKILL_CHILD_DIR";
 const METERS: i64 = 20;
@@ -56,7 +57,7 @@ fn sigkill_child_writer() {
 #[test]
 fn every_batch_acknowledged_before_a_sigkill_reads_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(0x5161_4b11);
+    let mut rng = Rng::new(0x5161_4b11);
     let mut last_acked: i64 = -1;
     for round in 0..3 {
         let kill_after = last_acked + 30 + rng.below(300) as i64;

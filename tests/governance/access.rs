@@ -68,11 +68,19 @@ struct Case {
     what: &'static str,
     method: &'static str,
     path: String,
+    /// JSON, or `(content type, text)` through [`raw`].
     body: Option<Value>,
     /// Expected status per caller, in the order of [`CALLERS`].
     expect: [u16; 9],
     /// What a success's body must satisfy.
     check: fn(&Value) -> bool,
+}
+
+/// The key of a non-JSON body in [`Case::body`].
+const RAW: &str = "raw body";
+
+fn raw(content_type: &str, text: &str) -> Value {
+    json!({ RAW: [content_type, text] })
 }
 
 fn any(_: &Value) -> bool {
@@ -229,6 +237,17 @@ fn every_role_against_every_endpoint_gets_the_expected_status_and_body() {
             check: |v| v["meters"] == 12,
         },
         Case {
+            what: "ingest",
+            method: "POST",
+            path: "/v1/ingest".into(),
+            body: Some(raw(
+                "text/csv",
+                &format!("meter_id,ts,value_w\n{B},{},42\n", rfc(day_utc(-1))),
+            )),
+            expect: [401, 401, 200, 403, 403, 403, 403, 403, 403],
+            check: |v| v["accepted"] == 1,
+        },
+        Case {
             what: "aggregates by commune",
             method: "GET",
             path: format!("/v1/aggregates?level=commune&{range}&period=day&tz=UTC"),
@@ -281,12 +300,18 @@ fn every_role_against_every_endpoint_gets_the_expected_status_and_body() {
     let mut failures = Vec::new();
     for case in &cases {
         for ((who, token), expected) in CALLERS.iter().zip(case.expect) {
-            let body = case.body.as_ref().map(Value::to_string);
+            let body = case.body.as_ref().map(|b| match b.get(RAW) {
+                Some(raw) => (
+                    raw[0].as_str().unwrap_or_default().to_string(),
+                    raw[1].as_str().unwrap_or_default().to_string(),
+                ),
+                None => ("application/json".to_string(), b.to_string()),
+            });
             let reply = server.call(
                 *token,
                 case.method,
                 &case.path,
-                body.as_deref().map(|b| ("application/json", b)),
+                body.as_ref().map(|(t, b)| (t.as_str(), b.as_str())),
             );
             let wrong = if reply.status != expected {
                 Some(format!("status {}", reply.status))

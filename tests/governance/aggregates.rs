@@ -157,7 +157,7 @@ fn an_erased_meter_is_gone_from_aggregates() {
     let reply = server.post_json(
         OPERATOR,
         &format!("/v1/meters/{gone}/consent"),
-        &json!({"collection": "revoked", "from": "-infinity", "erase": true}),
+        &json!({"collection": "revoked", "erase": true}),
     );
     assert_eq!(reply.status, 201, "{}", reply.body);
     let after = aggregates(&server, OPERATOR, &query);
@@ -248,4 +248,152 @@ fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
         ),
     );
     assert_eq!(other.status, 403);
+}
+
+mod properties {
+    use std::collections::BTreeMap;
+
+    use courbe::engine::{Batch, Options, Store};
+    use courbe::governance::aggregates::{self, Params};
+    use courbe::governance::auth::{Principal, Role};
+    use courbe::governance::groups::Membership;
+    use courbe::governance::{Governance, GovernanceConfig};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::super::support::{day_batch, day_utc, rfc};
+
+    /// A meter of the model: where it lies, on which of two days it has data, its base value.
+    #[derive(Clone, Debug)]
+    struct M {
+        commune: u8,
+        iris: u8,
+        building: Option<u8>,
+        days: [bool; 2],
+        base: i32,
+    }
+
+    fn meter_strategy() -> impl Strategy<Value = M> {
+        (
+            0..2u8,
+            0..3u8,
+            prop::option::of(0..3u8),
+            any::<[bool; 2]>(),
+            1..1_000i32,
+        )
+            .prop_map(|(commune, iris, building, days, base)| M {
+                commune,
+                iris,
+                building,
+                days,
+                base,
+            })
+    }
+
+    fn codes(m: &M) -> [Option<String>; 4] {
+        let commune = format!("C{}", m.commune);
+        let iris = format!("{commune}I{}", m.iris);
+        let building = m.building.map(|b| format!("{iris}B{b}"));
+        [Some(String::new()), Some(commune), Some(iris), building]
+    }
+
+    const LEVELS: [&str; 4] = ["all", "commune", "iris", "building"];
+
+    fn ask(store: &Store, gov: &Governance, query: &str) -> Value {
+        let uri: axum::http::Uri = format!("/v1/aggregates?{query}").parse().unwrap();
+        let params = Params::from_uri(&uri).unwrap();
+        let who = Principal {
+            role: Role::PublicBody,
+            subject: None,
+        };
+        serde_json::to_value(aggregates::answer(store, gov, &who, &params).unwrap()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn published_cells_are_exact_and_no_subtraction_isolates_fewer_than_the_minimum(
+            meters in prop::collection::vec(meter_strategy(), 10..40)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            let store = Store::open(&data, Options::default()).unwrap();
+            let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
+            let ids: Vec<String> = (0..meters.len()).map(|i| format!("0911164263{i:04}")).collect();
+            let mut batch = Batch::new();
+            let mut memberships = Vec::new();
+            for (id, m) in ids.iter().zip(&meters) {
+                for (d, on) in m.days.iter().enumerate() {
+                    if *on {
+                        day_batch(&mut batch, id, d as i64 - 3, m.base);
+                    }
+                }
+                let [_, commune, iris, building] = codes(m);
+                memberships.push(Membership {
+                    meter: id.clone(),
+                    commune: commune.unwrap(),
+                    iris: iris.unwrap(),
+                    building,
+                });
+            }
+            store.ingest(&batch).unwrap();
+            gov.load_groups(memberships).unwrap();
+            let range = format!("from={}&to={}&tz=UTC", rfc(day_utc(-3)), rfc(day_utc(-1)));
+            // Published day cells: (level, code, day) -> (meters, energy).
+            let mut published: BTreeMap<(usize, String, usize), (u64, f64)> = BTreeMap::new();
+            for (l, level) in LEVELS.iter().enumerate() {
+                let days = ask(&store, &gov, &format!("level={level}&period=day&{range}"));
+                let total = ask(&store, &gov, &format!("level={level}&period=year&{range}"));
+                let min = if *level == "building" { 2 } else { 10 };
+                for (g, group) in days["groups"].as_array().unwrap().iter().enumerate() {
+                    let code = group["group"].as_str().unwrap().to_string();
+                    let members: Vec<usize> = (0..meters.len())
+                        .filter(|&i| codes(&meters[i])[l].as_deref() == Some(code.as_str()))
+                        .collect();
+                    let mut all_days = true;
+                    for (d, cell) in group["cells"].as_array().unwrap().iter().enumerate() {
+                        if cell["suppressed"] == true {
+                            all_days = false;
+                            continue;
+                        }
+                        let active: Vec<usize> =
+                            members.iter().copied().filter(|&i| meters[i].days[d]).collect();
+                        let energy: f64 = active
+                            .iter()
+                            .map(|&i| f64::from(24 * meters[i].base + 564))
+                            .sum();
+                        prop_assert_eq!(cell["meters"].as_u64(), Some(active.len() as u64));
+                        prop_assert!(active.len() >= min, "{cell}");
+                        prop_assert_eq!(cell["energy_wh"].as_f64(), Some(energy));
+                        published.insert((l, code.clone(), d), (active.len() as u64, energy));
+                    }
+                    // A longer period is published only when all its days are.
+                    let whole = &total["groups"][g]["cells"][0];
+                    prop_assert_eq!(whole["suppressed"] == true, !all_days, "{}", whole);
+                }
+            }
+            // Inside a published parent, what published children leave over is 0 or >= min.
+            for ((l, code, d), (parent_meters, _)) in &published {
+                let Some(child) = l.checked_add(1).filter(|&c| c < LEVELS.len()) else {
+                    continue;
+                };
+                let min = if child == 3 { 2 } else { 10 };
+                let covered: u64 = published
+                    .iter()
+                    .filter(|((cl, cc, cd), _)| {
+                        *cl == child
+                            && cd == d
+                            && (0..meters.len()).any(|i| {
+                                codes(&meters[i])[child].as_deref() == Some(cc.as_str())
+                                    && codes(&meters[i])[*l].as_deref() == Some(code.as_str())
+                            })
+                    })
+                    .map(|(_, (n, _))| *n)
+                    .sum();
+                let left = parent_meters - covered;
+                prop_assert!(left == 0 || left >= min, "{code} day {d}: {left} meters left over");
+            }
+        }
+    }
 }

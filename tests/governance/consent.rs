@@ -125,7 +125,7 @@ fn a_consumer_revoking_with_erasure_leaves_no_curve_on_disk_but_keeps_maximum_po
         let reply = server.post_json(
             CONSUMER_A,
             &format!("/v1/meters/{A}/consent"),
-            &json!({"collection": "revoked", "from": "-infinity", "erase": true}),
+            &json!({"collection": "revoked", "erase": true}),
         );
         assert_eq!(reply.status, 201, "{}", reply.body);
         let body = reply.json();
@@ -175,4 +175,144 @@ fn a_consumer_revoking_with_erasure_leaves_no_curve_on_disk_but_keeps_maximum_po
         96
     );
     assert!(snap.has_meter(A));
+}
+
+#[test]
+fn the_ingest_endpoint_refuses_the_curve_of_a_revoked_meter_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let revoke = server.post_json(
+        CONSUMER_B,
+        &format!("/v1/meters/{B}/consent"),
+        &json!({"collection": "revoked", "from": rfc(day_utc(-1))}),
+    );
+    assert_eq!(revoke.status, 201, "{}", revoke.body);
+    let d = day_utc(-1);
+    let mut csv = String::from("meter_id,ts,value_w,quality,step_min\n");
+    for i in 0..4 {
+        csv.push_str(&format!("{A},{},500,measured,30\n", rfc(d + i * 1_800)));
+        csv.push_str(&format!("{B},{},600,measured,30\n", rfc(d + i * 1_800)));
+    }
+    // Before the revocation's instant: collected.
+    csv.push_str(&format!("{B},{},700,measured,30\n", rfc(d - 1_800)));
+    let reply = server.call(
+        Some(OPERATOR),
+        "POST",
+        "/v1/ingest",
+        Some(("text/csv", &csv)),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        json!({"accepted": 5, "rejected": [], "refused_by_consent": 4})
+    );
+    let max_power = format!(
+        "meter_id,ts,value_w,quality,step_min\n{B},{},9000,measured,1440\n",
+        rfc(d + 3_600)
+    );
+    let reply = server.call(
+        Some(OPERATOR),
+        "POST",
+        "/v1/ingest?channel=max_power",
+        Some(("text/csv", &max_power)),
+    );
+    assert_eq!(reply.json(), json!({"accepted": 1, "rejected": []}));
+    let snap = server.store.snapshot();
+    let b = snap
+        .points(B, Channel::Consumption, d - 1_800, d + 86_400)
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].value, 700);
+    assert_eq!(
+        snap.points(B, Channel::MaxPower, d, d + 86_400)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        snap.points(A, Channel::Consumption, d, d + 86_400)
+            .unwrap()
+            .len(),
+        4
+    );
+    // Suppliers and consumers do not ingest.
+    for token in [ACME, CONSUMER_A, PUBLIC_BODY] {
+        let reply = server.call(Some(token), "POST", "/v1/ingest", Some(("text/csv", &csv)));
+        assert_eq!(reply.status, 403);
+    }
+}
+
+#[test]
+fn courbe_ingest_refuses_the_curve_of_a_revoked_meter_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = Store::open(&data, Options::default()).unwrap();
+        let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
+        gov.record_consent(&store, revocation(A, 0, false)).unwrap();
+        store.flush().unwrap();
+    }
+    let file = dir.path().join("in.csv");
+    std::fs::write(
+        &file,
+        format!("meter_id,ts,value_w\n{A},2024-01-01T00:00:00Z,5\n{B},2024-01-01T00:00:00Z,6\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_courbe"))
+        .args(["ingest", "--data"])
+        .arg(&data)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("accepted 1,"));
+    assert!(stderr.contains("1 curve points refused"), "{stderr}");
+    let store = Store::open(&data, Options::default()).unwrap();
+    let snap = store.snapshot();
+    assert!(!snap.has_meter(A));
+    assert!(snap.has_meter(B));
+}
+
+/// Every file under `dir` (recursively) except the governance registries.
+fn store_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name() != Some(std::ffi::OsStr::new(courbe::governance::DIR_NAME)) {
+                out.extend(store_files(&path));
+            }
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_erasing_revocation_leaves_no_byte_of_the_meter_in_the_store_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = fleet_server(&data);
+    server.store.flush().unwrap();
+    let holds_b = |files: &[std::path::PathBuf]| {
+        files.iter().any(|f| {
+            std::fs::read(f)
+                .unwrap()
+                .windows(B.len())
+                .any(|w| w == B.as_bytes())
+        })
+    };
+    assert!(holds_b(&store_files(&data)), "B is on disk before");
+    let reply = server.post_json(
+        CONSUMER_B,
+        &format!("/v1/meters/{B}/consent"),
+        &json!({"collection": "revoked", "erase": true}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["points_erased"], 96);
+    // B had only a curve: its id is gone with it (the registries keep the revocation).
+    assert!(!holds_b(&store_files(&data)), "B's bytes remain on disk");
+    assert_eq!(server.gov.consent_history(B).len(), 1);
 }

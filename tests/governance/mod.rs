@@ -2,5 +2,7 @@
 
 mod access;
 mod aggregates;
+mod audit;
 mod consent;
+mod export;
 mod support;

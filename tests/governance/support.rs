@@ -4,14 +4,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use courbe::engine::{Batch, Options, Store};
 use courbe::governance::auth::token_hash;
 use courbe::governance::{Governance, GovernanceConfig};
-use courbe::http::{self, ServerConfig};
+use courbe::http::ServerConfig;
 use courbe::{Channel, Point, Quality};
+
+use crate::util::{self, Reply};
 
 /// Two meters like French PRMs; `A` has a supplier grant, `B` has none.
 pub const A: &str = "09111642617347";
@@ -83,12 +84,10 @@ pub fn max_power_point(ts_utc: i64, va: i32) -> Point {
 
 /// A server with governance over the store in `dir`.
 pub struct Server {
-    pub base: String,
+    http: util::Server,
     pub store: Arc<Store>,
     pub gov: Arc<Governance>,
     pub tokens_path: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
@@ -112,38 +111,16 @@ impl Server {
             governance: Some(gov.clone()),
             ..ServerConfig::default()
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let served = store.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let _ = addr_tx.send(listener.local_addr()?);
-                http::run(listener, served, server_config, async {
-                    let _ = stopped.await;
-                })
-                .await
-            })
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the server binds a port");
         Server {
-            base: format!("http://{addr}"),
+            http: util::Server::start(store.clone(), server_config),
             store,
             gov,
             tokens_path,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
-        format!("{}{path_and_query}", self.base)
+        self.http.url(path_and_query)
     }
 
     /// Sends `method path` with `token` (none when `None`) and an optional body.
@@ -154,27 +131,14 @@ impl Server {
         path: &str,
         body: Option<(&str, &str)>,
     ) -> Reply {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(60))
-            .build();
-        let mut req = agent.request(method, &self.url(path));
+        let mut req = util::agent().request(method, &self.url(path));
         if let Some(t) = token {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
-        let result = match body {
+        util::reply(match body {
             Some((content_type, text)) => req.set("Content-Type", content_type).send_string(text),
             None => req.call(),
-        };
-        let response = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        Reply {
-            status: response.status(),
-            content_type: response.content_type().to_string(),
-            body: response.into_string().expect("a UTF-8 body"),
-        }
+        })
     }
 
     pub fn get(&self, token: &str, path: &str) -> Reply {
@@ -187,49 +151,6 @@ impl Server {
             "POST",
             path,
             Some(("application/json", &body.to_string())),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            if !std::thread::panicking() {
-                let served = thread.join().expect("the server thread does not panic");
-                assert!(served.is_ok(), "the server ends cleanly: {served:?}");
-            }
-        }
-    }
-}
-
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: String,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    /// The `error.code` of an error answer, or `None` for a success.
-    pub fn error_code(&self) -> Option<String> {
-        if self.status < 400 {
-            return None;
-        }
-        assert_eq!(self.content_type, "application/json", "{}", self.body);
-        Some(
-            self.json()["error"]["code"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
         )
     }
 }

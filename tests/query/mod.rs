@@ -8,3 +8,4 @@ mod properties;
 mod reference;
 mod sources;
 mod store;
+mod summaries;

@@ -5,9 +5,10 @@ use courbe::source::SeriesSource;
 use courbe::Channel;
 use proptest::prelude::*;
 
-use super::model::{generate, generate_workload, Generated, Model, Rng};
+use super::model::{generate, generate_workload, Generated, Model};
 use super::reference::{self, Query};
 use super::sources::all_sources;
+use crate::util::Rng;
 
 const TARIFFS: [&str; 5] = [
     "HC:22:00-06:00",

@@ -109,6 +109,23 @@ impl SegmentSource {
     }
 }
 
+impl SegmentSource {
+    /// Flips a byte inside every block: decoding any of them fails its checksum, while the
+    /// index and its summaries stay readable.
+    pub fn corrupt_every_block(&mut self) {
+        let segment = storage_format::segment::Segment::open(&self.bytes).expect("segment opens");
+        let mut offsets = Vec::new();
+        for series in segment.series() {
+            for b in series.expect("index reads").blocks {
+                offsets.push(b.offset as usize + b.encoded().len() / 2);
+            }
+        }
+        for at in offsets {
+            self.bytes[at] ^= 0x5A;
+        }
+    }
+}
+
 impl SeriesSource for SegmentSource {
     fn has_meter(&self, meter: &str) -> bool {
         self.model.has_meter(meter)

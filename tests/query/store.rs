@@ -5,8 +5,9 @@ use courbe::engine::{Batch, Options, Store};
 use courbe::source::SeriesSource;
 use proptest::prelude::*;
 
-use super::model::{generate, generate_workload, Generated, Model, Op, Rng};
+use super::model::{generate, generate_workload, Generated, Model, Op};
 use super::properties::check_sources;
+use crate::util::Rng;
 
 fn replay(seed: u64, g: &Generated) {
     let model = Model::resolve(&g.ops);

@@ -3,7 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use super::support::{courbe, courbe_ok, day_csv, get, r50, stderr, stdout, METER};
+use super::support::{courbe, courbe_ok, day_csv, r50, stderr, stdout, METER};
+use crate::util::get;
 
 fn data_arg(dir: &tempfile::TempDir) -> String {
     dir.path().join("data").display().to_string()

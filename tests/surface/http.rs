@@ -2,7 +2,8 @@
 
 use courbe::http::ServerConfig;
 
-use super::support::{day_csv, day_value, get, post, post_chunked, r50, request, Server, METER};
+use super::support::{day_csv, day_value, r50, Server, METER};
+use crate::util::{get, post, post_chunked, request};
 
 const CSV: &str = "text/csv";
 const XML: &str = "application/xml";

@@ -8,7 +8,8 @@ use courbe::http::ServerConfig;
 use courbe::query::{self, Calendar, Period, Tariff};
 use courbe::Channel;
 
-use super::support::{courbe_ok, get, Server};
+use super::support::{courbe_ok, Server};
+use crate::util::get;
 
 const FROM: &str = "2024-01-01";
 const TO: &str = "2024-01-11";

@@ -1,25 +1,23 @@
-//! Helpers of the surface tests: an in-process server on port 0, an HTTP client, the real
+//! Helpers of the surface tests: an in-process server over a store the test can read, the real
 //! binary, and hand-written inputs whose answers are known.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use courbe::engine::{Options, Store};
-use courbe::http::{self, ServerConfig};
+use courbe::http::ServerConfig;
+
+use crate::util;
 
 /// A meter id like a French PRM.
 pub const METER: &str = "09111642617347";
 
-/// A server running [`http::run`] on `127.0.0.1:0` in a thread of its own.
+/// A server running [`http::run`] on `127.0.0.1:0` over a store the test can read too.
 pub struct Server {
-    pub base: String,
+    http: util::Server,
     pub store: Arc<Store>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
@@ -30,138 +28,21 @@ impl Server {
     }
 
     pub fn start_with(store: Arc<Store>, config: ServerConfig) -> Server {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let served = store.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let _ = addr_tx.send(listener.local_addr()?);
-                http::run(listener, served, config, async {
-                    let _ = stopped.await;
-                })
-                .await
-            })
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the server binds a port");
         Server {
-            base: format!("http://{addr}"),
+            http: util::Server::start(store.clone(), config),
             store,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
-        format!("{}{path_and_query}", self.base)
+        self.http.url(path_and_query)
     }
 
     /// Stops the server (graceful shutdown) and hands back its store.
     pub fn stop(mut self) -> Arc<Store> {
-        self.shutdown();
-        self.store.clone()
+        self.http.stop();
+        self.store
     }
-
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let served = thread.join().expect("the server thread does not panic");
-            assert!(served.is_ok(), "the server ends cleanly: {served:?}");
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = self.stop.take().map(|s| s.send(()));
-            return;
-        }
-        self.shutdown();
-    }
-}
-
-/// An HTTP answer: status, content type and body.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: String,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    /// Asserts a JSON error answer with this status and code; returns its message.
-    pub fn assert_error(&self, status: u16, code: &str) -> String {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.content_type, "application/json", "{}", self.body);
-        let v = self.json();
-        assert_eq!(v["error"]["code"], code, "{}", self.body);
-        let message = v["error"]["message"].as_str().unwrap_or_default();
-        assert!(!message.is_empty(), "an error says why: {}", self.body);
-        message.to_string()
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(60))
-        .build()
-}
-
-fn reply(result: Result<ureq::Response, ureq::Error>) -> Reply {
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport error: {e}"),
-    };
-    let status = response.status();
-    let content_type = response.content_type().to_string();
-    let body = response.into_string().expect("a UTF-8 body");
-    Reply {
-        status,
-        content_type,
-        body,
-    }
-}
-
-pub fn get(url: &str) -> Reply {
-    reply(agent().get(url).call())
-}
-
-pub fn request(method: &str, url: &str) -> Reply {
-    reply(agent().request(method, url).call())
-}
-
-pub fn post(url: &str, content_type: &str, body: &str) -> Reply {
-    reply(
-        agent()
-            .post(url)
-            .set("Content-Type", content_type)
-            .send_string(body),
-    )
-}
-
-/// Sends the body with chunked transfer encoding: no declared length.
-pub fn post_chunked(url: &str, content_type: &str, body: &[u8]) -> Reply {
-    reply(
-        agent()
-            .post(url)
-            .set("Content-Type", content_type)
-            .send(body),
-    )
 }
 
 /// Runs the real `courbe` binary.
