@@ -362,6 +362,10 @@ def agree(a, b, q):
     db = {tuple(r[:key_len]): r[key_len:] for r in b}
     if len(da) != len(a) or len(db) != len(b):
         return "duplicate keys"
+    if q == "Q5":
+        # Courbe lists every period of the range, with 0 Wh where a meter has no data; the peers
+        # only have rows where there is data.
+        da = {k: v for k, v in da.items() if k in db or any(float(x) != 0.0 for x in v)}
     if da.keys() != db.keys():
         only_a = sorted(da.keys() - db.keys())[:3]
         only_b = sorted(db.keys() - da.keys())[:3]

@@ -5,14 +5,17 @@
 # Builds courbe (release), installs the peers from PyPI into target/peers/venv, generates the
 # fleet CSV once (kept in the work dir, default target/peers/work), and prints the table; the
 # full figures go to WORK/results.json. Exits 1 when the systems' answers disagree.
+# Honours CARGO_TARGET_DIR (the venv and the work dir then live under it).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
+target="${CARGO_TARGET_DIR:-$root/target}"
 cargo build --release --bin courbe
-venv="$root/target/peers/venv"
+venv="$target/peers/venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 # The versions the figures in BENCHMARKS.md were taken with.
 "$venv/bin/pip" install --quiet --disable-pip-version-check "duckdb==2.0.0" "chdb==4.4.0"
-exec "$venv/bin/python" "$root/benches/peers/peers.py" suite --courbe "$root/target/release/courbe" "$@"
+exec "$venv/bin/python" "$root/benches/peers/peers.py" suite --courbe "$target/release/courbe" \
+  --work "$target/peers/work" "$@"

@@ -94,3 +94,53 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .map_err(output_error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("courbe").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_flags_of_the_contract_parse_into_bench_args() {
+        let cli = parse(&[
+            "bench",
+            "--url",
+            "http://127.0.0.1:9000",
+            "--duration",
+            "5",
+            "--concurrency",
+            "8",
+            "--workload",
+            "mixed",
+            "--rate",
+            "250",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Bench(args) = cli.command else {
+            panic!("not the bench command: {:?}", cli.command);
+        };
+        assert_eq!(args.url, "http://127.0.0.1:9000");
+        assert_eq!((args.duration, args.concurrency), (5.0, 8));
+        assert_eq!(args.workload, Workload::Mixed);
+        assert_eq!(args.rate, Some(250.0));
+        assert!(args.json);
+    }
+
+    #[test]
+    fn an_unknown_workload_or_a_negative_duration_is_refused() {
+        assert!(parse(&["bench", "--workload", "curve"]).is_err());
+        let cli = parse(&["bench", "--duration=-1"]).unwrap();
+        let Command::Bench(args) = cli.command else {
+            panic!("not the bench command");
+        };
+        let result = bench(&args, &mut Vec::new());
+        assert!(matches!(result, Err(CliError::User(_))), "{result:?}");
+    }
+}
