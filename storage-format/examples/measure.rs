@@ -1,5 +1,5 @@
-//! Measures the format on a generated fleet, the way the engine lays it out: one segment per UTC
-//! month, one block per (meter, channel) and month.
+//! Measures the format on a generated fleet, the way the engine lays it out: one segment per
+//! calendar month (Europe/Paris, as the engine partitions), one block per (meter, channel) and month.
 //!
 //! ```text
 //! cargo run --release -p storage-format --example measure -- --meters 2000 --days 365
@@ -54,7 +54,7 @@ fn parse_args() -> Args {
 }
 
 /// Months since 1970-01 of a Unix timestamp (UTC).
-fn month_of(ts_utc: i64) -> u32 {
+fn utc_month_of(ts_utc: i64) -> u32 {
     let days = ts_utc.div_euclid(86_400);
     // Civil-from-days (H. Hinnant), shifted so that March is month 0.
     let z = days + 719_468;
@@ -66,6 +66,31 @@ fn month_of(ts_utc: i64) -> u32 {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     ((year - 1970) * 12 + month - 1) as u32
+}
+
+/// First second of month `p` (months since 1970-01) in Europe/Paris: local midnight on the
+/// first, UTC+2 from April to October and UTC+1 otherwise (the engine's partition rule).
+fn paris_month_start(p: u32) -> i64 {
+    let y = 1970 + i64::from(p / 12);
+    let m = i64::from(p % 12) + 1;
+    // Days-from-civil (H. Hinnant).
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let offset_s = if (4..=10).contains(&m) { 7_200 } else { 3_600 };
+    days * 86_400 - offset_s
+}
+
+/// The engine's time partition of a timestamp: its Europe/Paris calendar month.
+fn month_of(ts_utc: i64) -> u32 {
+    let utc = utc_month_of(ts_utc);
+    if ts_utc >= paris_month_start(utc + 1) {
+        utc + 1
+    } else {
+        utc
+    }
 }
 
 fn points_of(readings: &[Reading]) -> Vec<Point> {
