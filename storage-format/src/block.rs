@@ -13,6 +13,7 @@ use crate::bits::{
     bit_width, pack, packed_len, put_varint, unpack, varint_len, zigzag32, zigzag64, Reader,
 };
 use crate::huffman;
+use crate::rans;
 use crate::{BlockSummary, Error, Point, Quality, STEP_MIN_MAX};
 
 /// Most points one block may hold (a month of 5-minute points is 8,928).
@@ -56,6 +57,7 @@ pub const FRAME_LEN: usize = 128;
 /// Value codec tags (first byte of the value section).
 const VALUES_FRAMES: u8 = 0;
 const VALUES_HUFFMAN: u8 = 1;
+const VALUES_TRAINED: u8 = 2;
 
 /// Timestamp mode tags.
 const TS_EXCEPTIONS: u8 = 0;
@@ -213,6 +215,40 @@ impl Encoder {
             if len < huff_len {
                 (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
             }
+        }
+        // The trained codec: its best lag by estimate, then its exact length.
+        let mut trained: Option<Vec<u8>> = None;
+        let mut best_plan: Option<(usize, rans::Plan)> = None;
+        for lag in candidates.into_iter().flatten() {
+            if lag >= n && lag > 1 {
+                continue;
+            }
+            residuals(&self.values, lag, &mut self.residuals);
+            self.zigzagged.clear();
+            self.zigzagged
+                .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+            let plan = rans::plan(&self.zigzagged);
+            if best_plan.as_ref().is_none_or(|(_, p)| plan.len < p.len) {
+                best_plan = Some((lag, plan));
+            }
+        }
+        if let Some((lag, plan)) = best_plan {
+            if plan.len < huff_len.min(for_len) + 8 {
+                let mut body = vec![VALUES_TRAINED];
+                put_varint(&mut body, lag as u64);
+                residuals(&self.values, lag, &mut self.residuals);
+                self.zigzagged.clear();
+                self.zigzagged
+                    .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+                rans::encode(&self.zigzagged, &plan, &mut body);
+                if body.len() < 1 + varint_len(huff_lag as u64) + huff_len.min(for_len) {
+                    trained = Some(body);
+                }
+            }
+        }
+        if let Some(body) = trained {
+            out.extend_from_slice(&body);
+            return;
         }
         if huff_len < for_len {
             out.push(VALUES_HUFFMAN);
@@ -547,7 +583,12 @@ fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<
             undo_prediction(values, lag);
             Ok(())
         }
-        other => Err(r.corruption("value codec", u64::from(VALUES_HUFFMAN), u64::from(other))),
+        VALUES_TRAINED => {
+            rans::decode(r, n, values)?;
+            undo_prediction(values, lag);
+            Ok(())
+        }
+        other => Err(r.corruption("value codec", u64::from(VALUES_TRAINED), u64::from(other))),
     }
 }
 

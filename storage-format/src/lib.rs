@@ -53,6 +53,8 @@ mod bits;
 pub mod block;
 mod error;
 mod huffman;
+#[doc(hidden)]
+pub mod rans;
 pub mod segment;
 
 pub use error::{Error, ErrorKind};
