@@ -9,7 +9,8 @@
 //! seed 1): 600 meters at 30 minutes, 60 at 15 and 30 at 10, a year from 2024-01-01, cut in
 //! Europe/Paris months as the engine does; every value section a block may hold (consumption,
 //! production, `max_power` values and its timestamp deviations). Each block's residuals are
-//! taken at the lag among {1, 2, a day, 0} with the lowest order-0 entropy per context; then, per
+//! taken at the lag among 0..=9 and a day (the writer's candidates) with the lowest order-0 entropy
+//! per context; then, per
 //! context, k-means over the blocks' histograms: each block goes to the table that codes it in
 //! the fewest bits, each table is rebuilt from its blocks, 16 rounds. A table gives every bin a
 //! frequency of at least 1, so any residual can be coded with any table.
@@ -76,7 +77,7 @@ fn entropy_bits(h: &Histogram) -> f64 {
 /// Histograms per context of the block's residuals at its best lag.
 fn block_histograms(values: &[i32], day_lag: Option<usize>) -> [Histogram; CONTEXTS] {
     let mut best: Option<(f64, [Histogram; CONTEXTS])> = None;
-    for lag in [Some(1), Some(2), day_lag, Some(0)].into_iter().flatten() {
+    for lag in (0..=9).chain(day_lag) {
         if lag >= values.len() && lag > 1 {
             continue;
         }

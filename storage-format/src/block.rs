@@ -191,23 +191,34 @@ impl Encoder {
     /// Appends the value section coding `self.values`.
     fn encode_values(&mut self, day_lag: Option<usize>, out: &mut Vec<u8>) {
         let n = self.values.len();
-        let candidates = [Some(1), Some(2), day_lag, Some(0)];
-        // Best lag for bit-packed frames and for the Huffman stage, by exact size.
+        // Every lag is scored by a cheap estimate (the order-0 entropy of its bins per trained
+        // context, plus raw bits) and exactly for frames; the best FINALISTS are then sized
+        // exactly with the Huffman and trained codecs.
+        let mut lags: Vec<usize> = LAGS.iter().copied().chain(day_lag).collect();
+        lags.sort_unstable();
+        lags.dedup();
+        lags.retain(|&lag| lag <= 1 || lag < n);
         let (mut for_lag, mut for_len) = (1, usize::MAX);
-        let (mut huff_lag, mut huff_len) = (1, usize::MAX);
-        let mut huff_lengths = [0u8; huffman::SYMBOLS];
-        for lag in candidates.into_iter().flatten() {
-            if lag >= n && lag > 1 {
-                continue;
-            }
-            residuals(&self.values, lag, &mut self.residuals);
+        let mut scored: Vec<(f64, usize)> = Vec::with_capacity(lags.len());
+        for &lag in &lags {
+            self.zigzag_residuals(lag);
             let len = frames_len(&self.residuals);
             if len < for_len {
                 (for_lag, for_len) = (lag, len);
             }
+            let (counts, raw_bits) = rans::profile(&self.zigzagged);
+            let bits: f64 = counts.iter().map(|c| entropy_bits(c)).sum();
+            scored.push((bits + raw_bits as f64, lag));
+        }
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut huff_lag, mut huff_len) = (1, usize::MAX);
+        let mut huff_lengths = [0u8; huffman::SYMBOLS];
+        let mut best_plan: Option<(usize, rans::Plan)> = None;
+        for &(_, lag) in scored.iter().take(FINALISTS) {
+            self.zigzag_residuals(lag);
             let mut counts = [0u64; huffman::SYMBOLS];
-            for &r in &self.residuals {
-                counts[huffman::symbol_of(zigzag32(r))] += 1;
+            for &u in &self.zigzagged {
+                counts[huffman::symbol_of(u)] += 1;
             }
             let lengths = huffman::code_lengths(&counts);
             let payload = huffman::payload_bits(&counts, &lengths).div_ceil(8) as usize;
@@ -215,48 +226,33 @@ impl Encoder {
             if len < huff_len {
                 (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
             }
-        }
-        // The trained codec: its best lag by estimate, then its exact length.
-        let mut trained: Option<Vec<u8>> = None;
-        let mut best_plan: Option<(usize, rans::Plan)> = None;
-        for lag in candidates.into_iter().flatten() {
-            if lag >= n && lag > 1 {
-                continue;
-            }
-            residuals(&self.values, lag, &mut self.residuals);
-            self.zigzagged.clear();
-            self.zigzagged
-                .extend(self.residuals.iter().map(|&r| zigzag32(r)));
             let plan = rans::plan(&self.zigzagged);
             if best_plan.as_ref().is_none_or(|(_, p)| plan.len < p.len) {
                 best_plan = Some((lag, plan));
             }
         }
+        // The trained codec when its exact length is the smallest.
         if let Some((lag, plan)) = best_plan {
             if plan.len < huff_len.min(for_len) + 8 {
                 let mut body = vec![VALUES_TRAINED];
                 put_varint(&mut body, lag as u64);
-                residuals(&self.values, lag, &mut self.residuals);
-                self.zigzagged.clear();
-                self.zigzagged
-                    .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+                self.zigzag_residuals(lag);
                 rans::encode(&self.zigzagged, &plan, &mut body);
-                if body.len() < 1 + varint_len(huff_lag as u64) + huff_len.min(for_len) {
-                    trained = Some(body);
+                let other = if huff_len < for_len {
+                    varint_len(huff_lag as u64) + huff_len
+                } else {
+                    varint_len(for_lag as u64) + for_len
+                };
+                if body.len() < 1 + other {
+                    out.extend_from_slice(&body);
+                    return;
                 }
             }
-        }
-        if let Some(body) = trained {
-            out.extend_from_slice(&body);
-            return;
         }
         if huff_len < for_len {
             out.push(VALUES_HUFFMAN);
             put_varint(out, huff_lag as u64);
-            residuals(&self.values, huff_lag, &mut self.residuals);
-            self.zigzagged.clear();
-            self.zigzagged
-                .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+            self.zigzag_residuals(huff_lag);
             huffman::encode(&self.zigzagged, &huff_lengths, out);
             return;
         }
@@ -265,6 +261,33 @@ impl Encoder {
         put_varint(out, for_lag as u64);
         pack_frames(&self.residuals, out);
     }
+
+    /// Fills `residuals` and `zigzagged` for `lag`.
+    fn zigzag_residuals(&mut self, lag: usize) {
+        residuals(&self.values, lag, &mut self.residuals);
+        self.zigzagged.clear();
+        self.zigzagged
+            .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+    }
+}
+
+/// Lags the writer tries, besides the day's (FORMAT.md §2.4).
+const LAGS: [usize; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+/// Lags sized exactly with the entropy codecs, best estimates first.
+const FINALISTS: usize = 2;
+
+/// Order-0 entropy of a histogram, bits.
+fn entropy_bits(counts: &[u64]) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let t = total as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| c as f64 * (t / c as f64).log2())
+        .sum()
 }
 
 /// Lag (in points) of "the same slot on the previous day" when every point shares one step that

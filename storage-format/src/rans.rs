@@ -60,6 +60,35 @@ fn states_for(n: usize) -> usize {
     }
 }
 
+/// Where the second state's values start: with two states, state 0 codes values `0..h` and
+/// state 1 values `h..n`, `h = ⌈n/2⌉`, decoded alternately (0, h, 1, h + 1, ...) so that the
+/// two chains of contexts are independent; with one state, `n`.
+fn second_start(n: usize) -> usize {
+    if states_for(n) == 2 {
+        n.div_ceil(2)
+    } else {
+        n
+    }
+}
+
+/// Value indices in decoding order, with the state that codes each.
+fn decode_order(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    let h = second_start(n);
+    (0..h).flat_map(move |k| std::iter::once((k, 0)).chain((h + k < n).then_some((h + k, 1))))
+}
+
+/// Context of each value: 0 where a state's values start, else after the value before it.
+fn contexts(symbols: &[u8], n: usize) -> impl Iterator<Item = usize> + '_ {
+    let h = second_start(n);
+    (0..symbols.len()).map(move |i| {
+        if i == 0 || i == h {
+            0
+        } else {
+            context_after(usize::from(symbols[i - 1]))
+        }
+    })
+}
+
 /// Decoding and costing views of the format's tables, built once per process.
 struct Tables {
     /// Per table: the frequency of each bin.
@@ -148,14 +177,12 @@ pub(crate) struct Plan {
 /// bits, and estimates the body's length.
 pub(crate) fn plan(zz: &[u32]) -> Plan {
     let t = tables();
+    let symbols: Vec<u8> = zz.iter().map(|&u| symbol_of(u) as u8).collect();
     let mut counts = [[0u32; SYMBOLS]; CONTEXTS];
-    let mut ctx = 0usize;
     let mut raw_bits = 0u64;
-    for &u in zz {
-        let s = symbol_of(u);
-        counts[ctx][s] += 1;
-        raw_bits += u64::from(extra_bits(s));
-        ctx = usize::from(t.context_after[s]);
+    for (ctx, &s) in contexts(&symbols, zz.len()).zip(&symbols) {
+        counts[ctx][usize::from(s)] += 1;
+        raw_bits += u64::from(extra_bits(usize::from(s)));
     }
     let mut plan = Plan {
         table: [0; CONTEXTS],
@@ -206,16 +233,16 @@ pub(crate) fn encode(zz: &[u32], plan: &Plan, out: &mut Vec<u8>) {
     let t = tables();
     let n = zz.len();
     let streams = states_for(n);
-    // Raw bits go forward; rANS codes backwards so that the decoder reads forward.
+    let symbols: Vec<u8> = zz.iter().map(|&u| symbol_of(u) as u8).collect();
+    let ctxs: Vec<u8> = contexts(&symbols, n).map(|c| c as u8).collect();
+    // Raw bits go forward in decoding order; rANS codes backwards so that the decoder reads
+    // forward.
     let mut raw = Vec::new();
     let (mut acc, mut bits) = (0u64, 0u32);
-    let mut symbols = Vec::with_capacity(n);
-    for &u in zz {
-        let s = symbol_of(u);
-        symbols.push(s as u8);
-        let extra = extra_bits(s);
-        acc |= u64::from(u - base_of(s)) << bits;
-        bits += extra;
+    for (i, _) in decode_order(n) {
+        let s = usize::from(symbols[i]);
+        acc |= u64::from(zz[i] - base_of(s)) << bits;
+        bits += extra_bits(s);
         while bits >= 8 {
             raw.push(acc as u8);
             acc >>= 8;
@@ -225,19 +252,15 @@ pub(crate) fn encode(zz: &[u32], plan: &Plan, out: &mut Vec<u8>) {
     if bits > 0 {
         raw.push(acc as u8);
     }
+    let order: Vec<(usize, usize)> = decode_order(n).collect();
     let mut state = [STATE_LOW; 2];
     let mut words: Vec<u16> = Vec::with_capacity(n);
-    for i in (0..n).rev() {
-        let ctx = if i == 0 {
-            0
-        } else {
-            usize::from(t.context_after[usize::from(symbols[i - 1])])
-        };
-        let table = plan.table[ctx];
+    for &(i, stream) in order.iter().rev() {
+        let table = plan.table[usize::from(ctxs[i])];
         let s = usize::from(symbols[i]);
         let freq = u32::from(t.freq[table][s]);
         let start = u32::from(t.start[table][s]);
-        let x = &mut state[i % streams];
+        let x = &mut state[stream];
         // Keeps the state below 2^32 after coding: x < (STATE_LOW >> SCALE_BITS << 16) * freq.
         let limit = (u64::from(STATE_LOW >> SCALE_BITS) << 16) * u64::from(freq);
         if u64::from(*x) >= limit {
@@ -295,7 +318,6 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result
 
     out.clear();
     out.reserve(n);
-    // The block's tables side by side, so that a context is an offset, not a pointer to load.
     let mut coarse = [[0u8; COARSE_RUNS]; CONTEXTS];
     let mut freq_start = [[0u32; SYMBOLS]; CONTEXTS];
     for c in 0..CONTEXTS {
@@ -304,44 +326,29 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result
             freq_start[c] = t.freq_start[table[c]];
         }
     }
-    let mut raw_bits = RawBits::new(raw);
-    let mut next_word = 0usize;
-    let mut ctx = 0usize;
-    let mut seen = 0u8;
-    let odd = usize::from(streams == 2);
+    let mut d = Decoder {
+        t,
+        coarse,
+        freq_start,
+        words,
+        next_word: 0,
+        raw_bits: RawBits::new(raw),
+        seen: 0,
+    };
     out.clear();
     out.resize(n, 0);
-    for (i, value) in out.iter_mut().enumerate() {
-        seen |= 1 << ctx;
-        let x = state[i & odd];
-        let slot = x & (SCALE - 1);
-        let fss = &freq_start[ctx];
-        let e = coarse[ctx][(slot / COARSE_SLOTS) as usize];
-        let mut s = usize::from(e & 0x7F);
-        if e & 0x80 != 0 {
-            // A run shared by several bins: the slot's bin is the last one starting at or
-            // before it (bins tile the slots, so this stops by bin 127).
-            while s + 1 < SYMBOLS && fss[s + 1] >> 16 <= slot {
-                s += 1;
-            }
+    let (first, second) = out.split_at_mut(second_start(n));
+    let [mut x0, mut x1] = state;
+    let (mut ctx0, mut ctx1) = (0usize, 0usize);
+    let mut second = second.iter_mut();
+    for value in first.iter_mut() {
+        *value = d.next(&mut x0, &mut ctx0);
+        if let Some(value) = second.next() {
+            *value = d.next(&mut x1, &mut ctx1);
         }
-        let fs = fss[s];
-        // slot ≥ start (the slot belongs to s) and freq ≥ 1: no overflow below 2^32.
-        let x = (fs & 0xFFFF) * (x >> SCALE_BITS) + slot - (fs >> 16);
-        // Renormalise without a branch (taken about half the time): the next word is read
-        // either way; past the stream it reads as 0 and the count of words used is checked
-        // below.
-        let need = x < STATE_LOW;
-        let w = words
-            .get(2 * next_word..2 * next_word + 2)
-            .map_or(0, |w| u32::from(u16::from_le_bytes([w[0], w[1]])));
-        let x = if need { (x << 16) | w } else { x };
-        next_word += usize::from(need);
-        state[i & odd] = x;
-        let (base, extra) = t.bin[s];
-        *value = unzigzag32(base | raw_bits.read(extra));
-        ctx = usize::from(t.context_after[s]) & (CONTEXTS - 1);
     }
+    let state = [x0, x1];
+    let (next_word, seen, raw_bits) = (d.next_word, d.seen, d.raw_bits);
     if next_word != words_len {
         return Err(Error::Corruption {
             offset: at_words,
@@ -370,6 +377,54 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result
         });
     }
     Ok(())
+}
+
+/// The decoding loop's state shared by both rANS states.
+struct Decoder<'a> {
+    t: &'static Tables,
+    /// The block's tables side by side, so that a context is an offset, not a pointer to load.
+    coarse: [[u8; COARSE_RUNS]; CONTEXTS],
+    freq_start: [[u32; SYMBOLS]; CONTEXTS],
+    words: &'a [u8],
+    next_word: usize,
+    raw_bits: RawBits<'a>,
+    /// Contexts met.
+    seen: u8,
+}
+
+impl Decoder<'_> {
+    /// Decodes the next residual of the state `x` whose context is `ctx`.
+    #[inline(always)]
+    fn next(&mut self, x: &mut u32, ctx: &mut usize) -> i32 {
+        self.seen |= 1 << *ctx;
+        let slot = *x & (SCALE - 1);
+        let fss = &self.freq_start[*ctx];
+        let e = self.coarse[*ctx][(slot / COARSE_SLOTS) as usize];
+        let mut s = usize::from(e & 0x7F);
+        if e & 0x80 != 0 {
+            // A run shared by several bins: the slot's bin is the last one starting at or
+            // before it (bins tile the slots, so this stops by bin 127).
+            while s + 1 < SYMBOLS && fss[s + 1] >> 16 <= slot {
+                s += 1;
+            }
+        }
+        let fs = fss[s];
+        // slot ≥ start (the slot belongs to s) and freq ≥ 1: no overflow below 2^32.
+        let y = (fs & 0xFFFF) * (*x >> SCALE_BITS) + slot - (fs >> 16);
+        // Renormalise without a branch (taken about half the time): the next word is read
+        // either way; past the stream it reads as 0 and the count of words used is checked
+        // by the caller.
+        let need = y < STATE_LOW;
+        let w = self
+            .words
+            .get(2 * self.next_word..2 * self.next_word + 2)
+            .map_or(0, |w| u32::from(u16::from_le_bytes([w[0], w[1]])));
+        *x = if need { (y << 16) | w } else { y };
+        self.next_word += usize::from(need);
+        let (base, extra) = self.t.bin[s];
+        *ctx = usize::from(self.t.context_after[s]) & (CONTEXTS - 1);
+        unzigzag32(base | self.raw_bits.read(extra))
+    }
 }
 
 /// LSB-first reader of the raw low bits; bits past the end read as zero (the caller checks the
@@ -433,14 +488,12 @@ fn tail_word(bytes: &[u8], at: usize) -> u64 {
 /// (`examples/train_tables.rs`).
 #[doc(hidden)]
 pub fn profile(zz: &[u32]) -> ([[u64; SYMBOLS]; CONTEXTS], u64) {
+    let symbols: Vec<u8> = zz.iter().map(|&u| symbol_of(u) as u8).collect();
     let mut counts = [[0u64; SYMBOLS]; CONTEXTS];
-    let mut ctx = 0usize;
     let mut raw_bits = 0u64;
-    for &u in zz {
-        let s = symbol_of(u);
-        counts[ctx][s] += 1;
-        raw_bits += u64::from(extra_bits(s));
-        ctx = context_after(s);
+    for (ctx, &s) in contexts(&symbols, zz.len()).zip(&symbols) {
+        counts[ctx][usize::from(s)] += 1;
+        raw_bits += u64::from(extra_bits(usize::from(s)));
     }
     (counts, raw_bits)
 }
@@ -451,7 +504,7 @@ mod tests {
     use crate::bits::zigzag32;
 
     /// crc32 of `tables/rans-v2.bin`, as FORMAT.md §2.5.2 states it.
-    const PINNED_TABLES_CRC32: u32 = 0x74CE_750E;
+    const PINNED_TABLES_CRC32: u32 = 0x6383_8F5A;
 
     fn round_trip(values: &[i32]) -> Vec<u8> {
         let zz: Vec<u32> = values.iter().map(|&v| zigzag32(v)).collect();
