@@ -23,9 +23,9 @@ pub const MAGIC: [u8; 8] = *b"\x89CRBSEG\x1a";
 pub const END_MAGIC: [u8; 8] = *b"\x1aGESBRC\x89";
 
 /// The version this crate writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The newest version this crate reads (and every one before it).
-pub const NEWEST_READABLE_VERSION: u16 = 1;
+pub const NEWEST_READABLE_VERSION: u16 = 2;
 
 /// Header: magic, version u16, reserved u16, partition u32, seq u64, reserved u32, crc32 u32.
 pub const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 4 + 4;
