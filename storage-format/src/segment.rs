@@ -44,6 +44,13 @@ pub fn supports_index_summaries(version: u16) -> bool {
     version >= 1
 }
 
+/// Whether a segment of `version` writes its block entries in the v2 layout (FORMAT.md §3.3):
+/// `step_min` before the times, times on the block's step grid, the `tail` implied by a uniform
+/// step, and `first_ts` chained per channel.
+pub fn supports_grid_entries(version: u16) -> bool {
+    version >= 2
+}
+
 fn crc(bytes: &[u8]) -> u32 {
     crc32fast::hash(bytes)
 }
@@ -93,7 +100,8 @@ pub struct SegmentBuilder {
     /// Body of the open page (after its header), its first block offset and first key.
     page: Vec<u8>,
     page_first_offset: u64,
-    page_prev_first_ts: i64,
+    /// `first_ts` of the page's last entry of each channel (0 before the first).
+    page_prev_first_ts: [i64; 3],
     /// Key of the last block added.
     key: Option<(String, Channel)>,
     /// The meter being added: offset of its first block and its series so far.
@@ -121,7 +129,7 @@ impl SegmentBuilder {
             page_count: 0,
             page: Vec::new(),
             page_first_offset: 0,
-            page_prev_first_ts: 0,
+            page_prev_first_ts: [0; 3],
             key: None,
             group_offset: 0,
             group: Vec::new(),
@@ -220,7 +228,7 @@ impl SegmentBuilder {
         };
         if self.page.is_empty() {
             self.page_first_offset = self.group_offset;
-            self.page_prev_first_ts = 0;
+            self.page_prev_first_ts = [0; 3];
             let mut fence = [0u8; FENCE_LEN];
             fence[0] = meter.len() as u8;
             fence[1..1 + meter.len()].copy_from_slice(meter.as_bytes());
@@ -237,11 +245,12 @@ impl SegmentBuilder {
             .iter()
             .fold(0u8, |mask, (c, _)| mask | (1 << *c as u8));
         page.push(mask);
-        for (_, blocks) in self.group.drain(..) {
+        for (channel, blocks) in self.group.drain(..) {
             put_varint(page, blocks.len() as u64);
+            let prev = &mut self.page_prev_first_ts[channel as usize];
             for b in &blocks {
-                encode_entry(page, b, self.page_prev_first_ts);
-                self.page_prev_first_ts = b.summary.first_ts;
+                encode_entry(page, b, *prev);
+                *prev = b.summary.first_ts;
             }
         }
         if self.page.len() >= PAGE_TARGET_LEN {
@@ -294,24 +303,31 @@ impl SegmentBuilder {
     }
 }
 
-/// A duration of at most `i64::MAX` seconds: `minutes << 1` when whole minutes, else
-/// `seconds << 1 | 1`.
-fn put_seconds(out: &mut Vec<u8>, seconds: u64) {
-    if seconds % 60 == 0 {
-        put_varint(out, (seconds / 60) << 1);
+/// A duration of at most `i64::MAX` seconds in units of `unit` seconds: `(seconds / unit) << 1`
+/// when it is a whole number of units, else `seconds << 1 | 1`.
+fn put_units(out: &mut Vec<u8>, seconds: u64, unit: u64) {
+    if seconds % unit == 0 {
+        put_varint(out, (seconds / unit) << 1);
     } else {
         put_varint(out, (seconds << 1) | 1);
     }
 }
 
-/// Reads what [`put_seconds`] wrote, checked against `min..=max` seconds.
-fn read_seconds(r: &mut Reader<'_>, what: &'static str, min: u64, max: u64) -> Result<u64, Error> {
+/// Reads what [`put_units`] wrote, checked against `min..=max` seconds (a whole number of units
+/// coded in seconds is corruption).
+fn read_units(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    unit: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, Error> {
     let at = r.offset();
     let code = r.varint(what)?;
     let seconds = if code & 1 == 1 {
-        Some(code >> 1).filter(|s| s % 60 != 0)
+        Some(code >> 1).filter(|s| s % unit != 0)
     } else {
-        (code >> 1).checked_mul(60)
+        (code >> 1).checked_mul(unit)
     };
     match seconds {
         Some(s) if (min..=max).contains(&s) => Ok(s),
@@ -319,25 +335,65 @@ fn read_seconds(r: &mut Reader<'_>, what: &'static str, min: u64, max: u64) -> R
     }
 }
 
-/// Index entry of one block (see FORMAT.md, "Block entry").
+/// Zigzag of a deviation `d ≥ −bound` folded so that it fits in 63 bits: `zigzag(d)` when
+/// `|d| ≤ bound`, else `d + bound` (then `d > bound`, and `d + bound` is the quantity the deviation
+/// was taken from, at most `i64::MAX`).
+fn fold(d: i64, bound: u64) -> u64 {
+    if d.unsigned_abs() <= bound {
+        zigzag64(d)
+    } else {
+        (d as u64).wrapping_add(bound)
+    }
+}
+
+/// Inverse of [`fold`]; `None` when `code` is no fold of a deviation `≥ −bound`.
+fn unfold(code: u64, bound: u64) -> Option<i64> {
+    if code <= bound.checked_mul(2)? {
+        Some(crate::bits::unzigzag64(code))
+    } else {
+        i64::try_from(code - bound).ok()
+    }
+}
+
+/// Index entry of one block, v2 layout (see FORMAT.md, "Block entry").
 fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev_first_ts: i64) {
     let s = &b.summary;
     put_varint(out, b.len);
     out.extend_from_slice(&b.crc.to_le_bytes());
     put_varint(out, u64::from(s.count));
-    put_varint(out, zigzag64(s.first_ts.wrapping_sub(prev_first_ts)));
-    put_seconds(out, s.last_ts.wrapping_sub(s.first_ts) as u64);
-    put_seconds(out, s.end_ts.wrapping_sub(s.last_ts) as u64);
-    put_varint(out, zigzag64(s.sum_value));
     put_varint(out, u64::from(s.step_min));
+    put_varint(out, zigzag64(s.first_ts.wrapping_sub(prev_first_ts)));
+    let span = s.last_ts.wrapping_sub(s.first_ts) as u64;
+    let unit = time_unit(s.step_min);
+    if s.step_min == 0 {
+        put_units(out, span, unit);
+        put_units(out, s.end_ts.wrapping_sub(s.last_ts) as u64, unit);
+    } else {
+        let grid = u64::from(s.count - 1) * unit;
+        let d = span.wrapping_sub(grid) as i64;
+        if d % unit as i64 == 0 {
+            put_varint(out, zigzag64(d / unit as i64) << 1);
+        } else {
+            put_varint(out, (fold(d, grid) << 1) | 1);
+        }
+    }
+    put_varint(out, zigzag64(s.sum_value));
     if s.step_min == 0 {
         put_varint(out, zigzag64(s.sum_energy_wmin));
     }
     put_varint(out, u64::from(zigzag32(s.min_value)));
-    put_seconds(out, s.min_ts.wrapping_sub(s.first_ts) as u64);
-    put_varint(out, u64::from(zigzag32(s.max_value)));
-    put_seconds(out, s.max_ts.wrapping_sub(s.first_ts) as u64);
+    put_units(out, s.min_ts.wrapping_sub(s.first_ts) as u64, unit);
+    put_varint(
+        out,
+        (i64::from(s.max_value) - i64::from(s.min_value)) as u64,
+    );
+    put_units(out, s.max_ts.wrapping_sub(s.first_ts) as u64, unit);
     put_varint(out, u64::from(s.non_measured));
+}
+
+/// Unit of the times of a v2 entry: one step when the block's step is uniform, else a minute.
+fn time_unit(step_min: u16) -> u64 {
+    60 * u64::from(step_min.max(1))
 }
 
 /// A segment read in place from a byte slice (typically an mmap).
@@ -631,7 +687,10 @@ impl<'a> Segment<'a> {
         }
         let mut r = Reader::new(body, at + 4);
         let mut block_offset = r.u64("page first block offset")?;
-        let mut prev_first_ts = 0i64;
+        // `first_ts` chains: one per channel in v2, one for the whole page in v1.
+        let mut prev_first_ts = [0i64; 3];
+        let chained_per_channel = supports_grid_entries(self.version);
+        let entry_min_len = entry_min_len(self.version);
         let mut series = Vec::new();
         let mut first = true;
         let mut prev_meter: Option<&[u8]> = None;
@@ -675,22 +734,28 @@ impl<'a> Segment<'a> {
                 if mask & (1 << channel as u8) == 0 {
                     continue;
                 }
-                let max_blocks = (r.remaining() / ENTRY_MIN_LEN) as u64;
+                let max_blocks = (r.remaining() / entry_min_len) as u64;
+                let chain = if chained_per_channel {
+                    channel as usize
+                } else {
+                    0
+                };
                 let count = r.varint_in("series block count", 1, max_blocks.max(1))? as usize;
                 let keep = want.is_none_or(|w| w == (meter, channel));
                 let mut blocks = Vec::with_capacity(if keep { count } else { 0 });
                 for _ in 0..count {
                     if keep {
-                        let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
+                        let b = self.read_entry(&mut r, block_offset, prev_first_ts[chain])?;
                         block_offset = b.offset + b.bytes.len() as u64;
-                        prev_first_ts = b.summary.first_ts;
+                        prev_first_ts[chain] = b.summary.first_ts;
                         blocks.push(b);
                     } else {
                         // A lookup passing other series only follows the offset and time chains
                         // (the page crc already vouches for the bytes).
-                        let (len, first_ts) = skip_entry(&mut r, prev_first_ts)?;
+                        let (len, first_ts) =
+                            skip_entry(&mut r, self.version, prev_first_ts[chain])?;
                         block_offset = block_offset.saturating_add(len);
-                        prev_first_ts = first_ts;
+                        prev_first_ts[chain] = first_ts;
                     }
                 }
                 if keep {
@@ -724,18 +789,52 @@ impl<'a> Segment<'a> {
         let len = r.varint_in("block length", 1, self.index_offset.saturating_sub(offset))?;
         let crc = r.u32("block crc32")?;
         let count = r.varint_in("block point count", 1, block::MAX_POINTS as u64)?;
+        // v2 reads the step first: the times that follow are on its grid.
+        let grid_entries = supports_grid_entries(self.version);
+        let mut step_min = if grid_entries {
+            r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16
+        } else {
+            0
+        };
         let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
-        let span = read_seconds(r, "block last ts", 0, i64::MAX as u64)? as i64;
+        let unit = if grid_entries {
+            time_unit(step_min)
+        } else {
+            60
+        };
+        let uniform = grid_entries && step_min != 0;
+        let span = if uniform {
+            // At most 65,535 steps of a day: no overflow.
+            let grid = (count - 1) * unit;
+            let code = r.varint("block last ts")?;
+            let d = if code & 1 == 0 {
+                crate::bits::unzigzag64(code >> 1).checked_mul(unit as i64)
+            } else {
+                unfold(code >> 1, grid).filter(|d| d % unit as i64 != 0)
+            };
+            d.and_then(|d| (grid as i64).checked_add(d))
+                .filter(|span| *span >= 0)
+                .ok_or_else(|| corruption(at, "block last ts", grid, code))?
+        } else {
+            read_units(r, "block last ts", unit, 0, i64::MAX as u64)? as i64
+        };
         let last_ts = first_ts
             .checked_add(span)
             .ok_or_else(|| corruption(at, "block last ts", 0, span as u64))?;
         if (count == 1) != (span == 0) || (span as u64) < count - 1 {
             return Err(corruption(at, "block time span", count, span as u64));
         }
-        let tail = read_seconds(r, "block end ts", 0, 60 * u64::from(STEP_MIN_MAX))?;
+        // A uniform step ends the block one step after its last point.
+        let tail = if uniform {
+            unit
+        } else {
+            read_units(r, "block end ts", 60, 0, 60 * u64::from(STEP_MIN_MAX))?
+        };
         let end_ts = last_ts.saturating_add(tail as i64);
         let sum_value = r.zigzag64("block sum")?;
-        let step_min = r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16;
+        if !grid_entries {
+            step_min = r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16;
+        }
         let sum_energy_wmin = if step_min == 0 {
             r.zigzag64("block energy")?
         } else {
@@ -744,9 +843,17 @@ impl<'a> Segment<'a> {
                 .ok_or_else(|| corruption(at, "block energy", 0, 1))?
         };
         let min_value = r.zigzag32("block min")?;
-        let min_off = read_seconds(r, "block min ts", 0, span as u64)? as i64;
-        let max_value = r.zigzag32("block max")?;
-        let max_off = read_seconds(r, "block max ts", 0, span as u64)? as i64;
+        let min_off = read_units(r, "block min ts", unit, 0, span as u64)? as i64;
+        let max_value = if grid_entries {
+            // v2 stores `max − min`: a maximum below the minimum cannot be written.
+            let range_at = r.offset();
+            let range = r.varint_in("block max − min", 0, u64::from(u32::MAX))?;
+            i32::try_from(i64::from(min_value) + range as i64)
+                .map_err(|_| corruption(range_at, "block max", i32::MAX as u64, range))?
+        } else {
+            r.zigzag32("block max")?
+        };
+        let max_off = read_units(r, "block max ts", unit, 0, span as u64)? as i64;
         let non_measured = r.varint_in("block non-measured count", 0, count)? as u32;
         if min_value > max_value {
             return Err(corruption(
@@ -916,26 +1023,52 @@ impl<'a> Segment<'a> {
     }
 }
 
-/// Steps over one block entry, returning its length and `first_ts`.
-fn skip_entry(r: &mut Reader<'_>, prev_first_ts: i64) -> Result<(u64, i64), Error> {
+/// Steps over one block entry of a segment of `version`, returning its length and `first_ts`.
+fn skip_entry(r: &mut Reader<'_>, version: u16, prev_first_ts: i64) -> Result<(u64, i64), Error> {
     let len = r.varint("block length")?;
     r.take(4, "block crc32")?;
     r.skip_varint("block point count")?;
+    let rest = if supports_grid_entries(version) {
+        let step_min = r.varint("block step_min")?;
+        // span, sum, min, min ts, max, max ts, non-measured; tail and energy when the step varies.
+        if step_min == 0 {
+            9
+        } else {
+            7
+        }
+    } else {
+        0
+    };
     let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
-    r.skip_varint("block last ts")?;
-    r.skip_varint("block end ts")?;
-    r.skip_varint("block sum")?;
-    let step_min = r.varint("block step_min")?;
-    // min, min ts, max, max ts, non-measured; the energy first when the step varies.
-    let rest = if step_min == 0 { 6 } else { 5 };
+    let rest = if supports_grid_entries(version) {
+        rest
+    } else {
+        r.skip_varint("block last ts")?;
+        r.skip_varint("block end ts")?;
+        r.skip_varint("block sum")?;
+        let step_min = r.varint("block step_min")?;
+        // min, min ts, max, max ts, non-measured; the energy first when the step varies.
+        if step_min == 0 {
+            6
+        } else {
+            5
+        }
+    };
     for _ in 0..rest {
         r.skip_varint("block summary")?;
     }
     Ok((len, first_ts))
 }
 
-/// Smallest index entry of one block: length, crc, count and 10 one-byte fields.
-const ENTRY_MIN_LEN: usize = 1 + 4 + 1 + 10;
+/// Smallest index entry of one block of a segment of `version`: length, crc, count and the
+/// one-byte fields that follow (10 in v1, 9 in v2, whose uniform steps imply the tail).
+fn entry_min_len(version: u16) -> usize {
+    if supports_grid_entries(version) {
+        1 + 4 + 1 + 9
+    } else {
+        1 + 4 + 1 + 10
+    }
+}
 
 /// A key of the fence table.
 #[derive(Clone, Copy, Debug)]

@@ -1,0 +1,238 @@
+//! Version 2 block entries: every summary survives the index, whatever the times and values.
+
+use proptest::prelude::*;
+use storage_format::block::{self, DecodedBlock};
+use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta, FORMAT_VERSION};
+use storage_format::{Channel, Point, Quality, STEP_MIN_MAX};
+
+/// How the timestamps of a generated block advance.
+#[derive(Clone, Debug)]
+enum Times {
+    /// On a uniform grid with `gaps` (point index, missing slots).
+    Grid { gaps: Vec<(usize, u32)> },
+    /// Uniform step, each point off the grid by a deviation (sub-step or beyond).
+    Jitter(Vec<i64>),
+    /// The step changes at the given point indexes.
+    StepChanges(Vec<(usize, u16)>),
+}
+
+fn times() -> impl Strategy<Value = Times> {
+    prop_oneof![
+        prop::collection::vec((0..400usize, 1..3_000u32), 0..4)
+            .prop_map(|gaps| Times::Grid { gaps }),
+        prop::collection::vec(-86_399..200_000i64, 1..20).prop_map(Times::Jitter),
+        prop::collection::vec((0..400usize, 1..=STEP_MIN_MAX), 1..4).prop_map(Times::StepChanges),
+    ]
+}
+
+fn values() -> impl Strategy<Value = Vec<i32>> {
+    prop_oneof![
+        prop::collection::vec(any::<i32>(), 1..30),
+        prop::collection::vec(prop::sample::select(vec![i32::MIN, i32::MAX, 0, -1]), 1..5),
+        prop::collection::vec(0..9_000i32, 1..60),
+    ]
+}
+
+fn start() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        Just(1_704_067_200i64),
+        -1_000_000_000_000i64..1_000_000_000_000,
+        Just(i64::MIN),
+        Just(i64::MAX - 40_000_000_000),
+    ]
+}
+
+/// The points of one block: `len` points from `start` at `step_min`, times and values as given.
+fn points(start: i64, step_min: u16, len: usize, times: &Times, values: &[i32]) -> Vec<Point> {
+    let mut out: Vec<Point> = Vec::with_capacity(len);
+    let mut ts = start;
+    let mut step = step_min;
+    for i in 0..len {
+        let mut at = ts;
+        match times {
+            Times::Grid { gaps } => {
+                for &(g, slots) in gaps {
+                    if g == i {
+                        at = at.saturating_add(i64::from(slots) * 60 * i64::from(step));
+                    }
+                }
+                ts = at;
+            }
+            Times::Jitter(devs) => at = at.saturating_add(devs[i % devs.len()]),
+            Times::StepChanges(changes) => {
+                for &(c, s) in changes {
+                    if c == i {
+                        step = s;
+                    }
+                }
+            }
+        }
+        if let Some(prev) = out.last() {
+            at = at.max(prev.ts_utc.saturating_add(1));
+        }
+        if out.last().is_some_and(|p| p.ts_utc >= at) {
+            break;
+        }
+        out.push(Point {
+            ts_utc: at,
+            value: values[i % values.len()],
+            step_min: step,
+            quality: if i % 11 == 3 {
+                Quality::Estimated
+            } else {
+                Quality::Measured
+            },
+        });
+        ts = ts.saturating_add(60 * i64::from(step));
+    }
+    out
+}
+
+#[derive(Clone, Debug)]
+struct Spec {
+    start: i64,
+    step_min: u16,
+    len: usize,
+    times: Times,
+    values: Vec<i32>,
+    blocks: usize,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (
+        start(),
+        prop_oneof![Just(30u16), Just(1440), 1..=STEP_MIN_MAX],
+        1..500usize,
+        times(),
+        values(),
+        1..4usize,
+    )
+        .prop_map(|(start, step_min, len, times, values, blocks)| Spec {
+            start,
+            step_min,
+            len,
+            times,
+            values,
+            blocks,
+        })
+}
+
+/// Builds a segment of the given series; returns it and the expected blocks per key.
+#[allow(clippy::type_complexity)]
+fn build(
+    series: &std::collections::BTreeMap<(String, u8), Spec>,
+) -> (Vec<u8>, Vec<(String, Channel, Vec<Point>)>) {
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
+    let mut expected = Vec::new();
+    for ((meter, channel), spec) in series {
+        let channel = Channel::from_u8(*channel).expect("channel");
+        let all = points(
+            spec.start,
+            spec.step_min,
+            spec.len,
+            &spec.times,
+            &spec.values,
+        );
+        let chunk = all.len().div_ceil(spec.blocks).max(1);
+        for block in all.chunks(chunk) {
+            if builder.add_block(meter, channel, block, &mut out).is_ok() {
+                expected.push((meter.clone(), channel, block.to_vec()));
+            }
+        }
+    }
+    builder.finish(&mut out).expect("finishes");
+    (out, expected)
+}
+
+fn check(bytes: &[u8], expected: &[(String, Channel, Vec<Point>)]) -> Result<(), TestCaseError> {
+    let segment = Segment::open(bytes).expect("opens");
+    prop_assert_eq!(segment.version(), FORMAT_VERSION);
+    let stats = segment.verify().expect("verifies");
+    prop_assert_eq!(stats.blocks, expected.len() as u64);
+    let mut decoded = DecodedBlock::default();
+    let mut at = 0;
+    for s in segment.series() {
+        let s = s.expect("scans");
+        let looked_up = segment.blocks(s.meter, s.channel).expect("looks up");
+        prop_assert_eq!(looked_up.len(), s.blocks.len());
+        for (b, l) in s.blocks.iter().zip(&looked_up) {
+            let (meter, channel, points) = &expected[at];
+            prop_assert_eq!((meter.as_str(), *channel), (s.meter, s.channel));
+            prop_assert_eq!(b.summary, block::summarize(points));
+            prop_assert_eq!(l.summary, b.summary);
+            b.decode_into(&mut decoded).expect("decodes");
+            prop_assert!(decoded.points().eq(points.iter().copied()));
+            at += 1;
+        }
+    }
+    prop_assert_eq!(at, expected.len());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn any_summary_round_trips_through_a_v2_entry(
+        series in prop::collection::btree_map(
+            (prop::sample::select(vec!["09111642617347", "09111642617348", "5", "m"])
+                .prop_map(str::to_owned), 0..3u8),
+            spec(),
+            1..8,
+        ),
+    ) {
+        let (bytes, expected) = build(&series);
+        check(&bytes, &expected)?;
+    }
+}
+
+fn one_block(points: &[Point]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
+    builder
+        .add_block("m", Channel::MaxPower, points, &mut out)
+        .expect("adds");
+    builder.finish(&mut out).expect("finishes");
+    out
+}
+
+fn at(ts_utc: i64, value: i32, step_min: u16) -> Point {
+    Point {
+        ts_utc,
+        value,
+        step_min,
+        quality: Quality::Corrected,
+    }
+}
+
+#[test]
+fn uniform_blocks_far_off_their_grid_keep_their_summaries() {
+    let cases: Vec<Vec<Point>> = vec![
+        // The largest span (i64::MAX seconds), not a whole number of steps.
+        vec![at(i64::MIN, i32::MIN, 1), at(-1, i32::MAX, 1)],
+        vec![at(i64::MIN, i32::MAX, 1440), at(-7, i32::MIN, 1440)],
+        // Points closer than their step: the span is below the grid.
+        vec![at(0, 5, 1440), at(1, 6, 1440), at(2, 4, 1440)],
+        vec![
+            at(i64::MAX - 2, 5, 30),
+            at(i64::MAX - 1, 6, 30),
+            at(i64::MAX, 4, 30),
+        ],
+        // One point at either end of time.
+        vec![at(i64::MIN, 0, 1440)],
+        vec![at(i64::MAX, -1, 1)],
+        // Whole steps beyond the grid (a gap), then a deviation of a whole number of minutes.
+        vec![at(0, 1, 30), at(1800 * 5, 2, 30), at(1800 * 6 + 60, 3, 30)],
+    ];
+    for points in cases {
+        let bytes = one_block(&points);
+        let segment = Segment::open(&bytes).expect("opens");
+        segment.verify().expect("verifies");
+        let b = segment.blocks("m", Channel::MaxPower).expect("looks up")[0];
+        assert_eq!(b.summary, block::summarize(&points), "{points:?}");
+        let mut decoded = DecodedBlock::default();
+        b.decode_into(&mut decoded).expect("decodes");
+        assert!(decoded.points().eq(points.iter().copied()));
+    }
+}
