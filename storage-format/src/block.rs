@@ -144,6 +144,21 @@ pub fn encode_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, 
     Ok(summarize(points))
 }
 
+/// Appends the **body** of the block of `points` (FORMAT.md §2, "Header and body"): what
+/// [`encode_into`] writes without `count`, `first_ts` and, when every point has the same step, the
+/// step runs. A v2 segment stores those in the block's index entry; [`decode_body`] takes them
+/// back. Same preconditions as [`encode_into`].
+pub(crate) fn encode_body_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, Error> {
+    validate(points)?;
+    let summary = summarize(points);
+    let mut encoder = Encoder::default();
+    if summary.step_min == 0 {
+        encode_steps(points, out);
+    }
+    encoder.encode_sections(points, out);
+    Ok(summary)
+}
+
 /// Reusable scratch space for encoding.
 #[derive(Default)]
 struct Encoder {
@@ -158,6 +173,11 @@ impl Encoder {
         put_varint(out, n as u64);
         put_varint(out, zigzag64(points[0].ts_utc));
         encode_steps(points, out);
+        self.encode_sections(points, out);
+    }
+
+    /// Timestamps, quality and values: the sections after the steps.
+    fn encode_sections(&mut self, points: &[Point], out: &mut Vec<u8>) {
         self.encode_timestamps(points, out);
         encode_quality(points, out);
         self.values.clear();
@@ -375,7 +395,43 @@ pub(crate) fn decode(r: &mut Reader<'_>, out: &mut DecodedBlock) -> Result<(), E
     out.quality.clear();
     let n = r.varint_in("block point count", 1, MAX_POINTS as u64)? as usize;
     let first_ts = r.zigzag64("block first ts")?;
-    decode_steps(r, n, &mut out.step_min)?;
+    decode_steps(r, n, 1, &mut out.step_min)?;
+    decode_sections(r, n, first_ts, out)
+}
+
+/// Decodes what [`encode_body_into`] wrote into columns, replacing `out`'s contents, with the
+/// header fields from the block's index entry: `n` points (1..=[`MAX_POINTS`]: it bounds every
+/// allocation), the first at `first_ts`, every one at `step_min`, or (`step_min` = 0) steps that
+/// vary, stored in the body as at least two runs.
+pub(crate) fn decode_body(
+    r: &mut Reader<'_>,
+    n: usize,
+    first_ts: i64,
+    step_min: u16,
+    out: &mut DecodedBlock,
+) -> Result<(), Error> {
+    out.ts_utc.clear();
+    out.value.clear();
+    out.step_min.clear();
+    out.quality.clear();
+    if n == 0 || n > MAX_POINTS || step_min > STEP_MIN_MAX {
+        return Err(r.corruption("block point count", MAX_POINTS as u64, n as u64));
+    }
+    if step_min == 0 {
+        decode_steps(r, n, 2, &mut out.step_min)?;
+    } else {
+        out.step_min.resize(n, step_min);
+    }
+    decode_sections(r, n, first_ts, out)
+}
+
+/// Timestamps, quality and values, once the steps are known; then the end of the block.
+fn decode_sections(
+    r: &mut Reader<'_>,
+    n: usize,
+    first_ts: i64,
+    out: &mut DecodedBlock,
+) -> Result<(), Error> {
     decode_timestamps(r, n, first_ts, &out.step_min, &mut out.ts_utc)?;
     decode_quality(r, n, &mut out.quality)?;
     decode_values(r, n, &mut out.value)?;
@@ -385,8 +441,14 @@ pub(crate) fn decode(r: &mut Reader<'_>, out: &mut DecodedBlock) -> Result<(), E
     Ok(())
 }
 
-fn decode_steps(r: &mut Reader<'_>, n: usize, steps: &mut Vec<u16>) -> Result<(), Error> {
-    let runs = r.varint_in("step run count", 1, n as u64)?;
+/// Step runs covering `n` points, at least `min_runs` of them.
+fn decode_steps(
+    r: &mut Reader<'_>,
+    n: usize,
+    min_runs: u64,
+    steps: &mut Vec<u16>,
+) -> Result<(), Error> {
+    let runs = r.varint_in("step run count", min_runs, n as u64)?;
     steps.reserve(n);
     for _ in 0..runs {
         let step = r.varint_in("step_min", 1, u64::from(STEP_MIN_MAX))? as u16;

@@ -44,6 +44,12 @@ pub fn supports_index_summaries(version: u16) -> bool {
     version >= 1
 }
 
+/// Whether the blocks of a segment of `version` leave out the header their index entries hold:
+/// `count`, `first_ts` and, when the step is uniform, the step runs (FORMAT.md §2, §3.2).
+pub fn supports_headerless_blocks(version: u16) -> bool {
+    version >= 2
+}
+
 /// Whether a segment of `version` writes its block entries in the v2 layout (FORMAT.md §3.3):
 /// `step_min` before the times, times on the block's step grid, the `tail` implied by a uniform
 /// step, and `first_ts` chained per channel.
@@ -193,7 +199,12 @@ impl SegmentBuilder {
             }
         }
         let start = out.len();
-        let summary = match block::encode_into(points, out) {
+        let encoded = if supports_headerless_blocks(FORMAT_VERSION) {
+            block::encode_body_into(points, out)
+        } else {
+            block::encode_into(points, out)
+        };
+        let summary = match encoded {
             Ok(summary) => summary,
             Err(e) => {
                 out.truncate(start);
@@ -881,6 +892,7 @@ impl<'a> Segment<'a> {
             },
             offset,
             crc,
+            headerless: supports_headerless_blocks(self.version),
             bytes,
         })
     }
@@ -1126,6 +1138,8 @@ pub struct BlockRef<'a> {
     /// File offset of the block's bytes.
     pub offset: u64,
     crc: u32,
+    /// The bytes are a body whose header is `summary` (v2), not a whole block (v1).
+    headerless: bool,
     bytes: &'a [u8],
 }
 
@@ -1142,19 +1156,45 @@ impl<'a> BlockRef<'a> {
             ));
         }
         let mut r = Reader::new(self.bytes, self.offset);
-        block::decode(&mut r, out)?;
-        if out.len() as u64 != u64::from(self.summary.count) {
+        let s = &self.summary;
+        if self.headerless {
+            // The body's bytes are all there (its crc matched): running out inside it means it
+            // disagrees with its entry.
+            block::decode_body(&mut r, s.count as usize, s.first_ts, s.step_min, out).map_err(
+                |e| match e {
+                    Error::Truncated { offset, what, .. } => {
+                        corruption(offset, what, u64::from(s.count), self.bytes.len() as u64)
+                    }
+                    other => other,
+                },
+            )?;
+        } else {
+            block::decode(&mut r, out)?;
+            if out.len() as u64 != u64::from(s.count) {
+                return Err(corruption(
+                    self.offset,
+                    "block point count",
+                    u64::from(s.count),
+                    out.len() as u64,
+                ));
+            }
+        }
+        // The entry and the block must agree on the last point (`verify` compares whole
+        // summaries).
+        let last = out.ts_utc.last().copied().unwrap_or(s.first_ts);
+        if last != s.last_ts {
             return Err(corruption(
                 self.offset,
-                "block point count",
-                u64::from(self.summary.count),
-                out.len() as u64,
+                "block last ts (index entry)",
+                s.last_ts as u64,
+                last as u64,
             ));
         }
         Ok(())
     }
 
-    /// The block's encoded bytes.
+    /// The block's encoded bytes: in a v2 segment its body, without the header its index entry
+    /// holds (FORMAT.md §2).
     pub fn encoded(&self) -> &'a [u8] {
         self.bytes
     }
