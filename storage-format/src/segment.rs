@@ -51,8 +51,9 @@ pub fn supports_headerless_blocks(version: u16) -> bool {
 }
 
 /// Whether a segment of `version` writes its block entries in the v2 layout (FORMAT.md §3.3):
-/// `step_min` before the times, times on the block's step grid, the `tail` implied by a uniform
-/// step, and `first_ts` chained per channel.
+/// a flags byte, `count` and `step_min` only when they change along their channel's chain,
+/// times on the block's step grid, the `tail` implied by a uniform step, `first_ts` chained per
+/// channel, and groups whose series all hold one block flagged in their channel mask.
 pub fn supports_grid_entries(version: u16) -> bool {
     version >= 2
 }
@@ -106,8 +107,8 @@ pub struct SegmentBuilder {
     /// Body of the open page (after its header), its first block offset and first key.
     page: Vec<u8>,
     page_first_offset: u64,
-    /// `first_ts` of the page's last entry of each channel (0 before the first).
-    page_prev_first_ts: [i64; 3],
+    /// The page's last entry of each channel (zeros before the first).
+    page_chain: [Chain; 3],
     /// Key of the last block added.
     key: Option<(String, Channel)>,
     /// The meter being added: offset of its first block and its series so far.
@@ -135,7 +136,7 @@ impl SegmentBuilder {
             page_count: 0,
             page: Vec::new(),
             page_first_offset: 0,
-            page_prev_first_ts: [0; 3],
+            page_chain: [Chain::default(); 3],
             key: None,
             group_offset: 0,
             group: Vec::new(),
@@ -239,7 +240,7 @@ impl SegmentBuilder {
         };
         if self.page.is_empty() {
             self.page_first_offset = self.group_offset;
-            self.page_prev_first_ts = [0; 3];
+            self.page_chain = [Chain::default(); 3];
             let mut fence = [0u8; FENCE_LEN];
             fence[0] = meter.len() as u8;
             fence[1..1 + meter.len()].copy_from_slice(meter.as_bytes());
@@ -255,13 +256,16 @@ impl SegmentBuilder {
             .group
             .iter()
             .fold(0u8, |mask, (c, _)| mask | (1 << *c as u8));
-        page.push(mask);
+        let single = self.group.iter().all(|(_, blocks)| blocks.len() == 1);
+        page.push(if single { mask | SINGLE_BLOCKS } else { mask });
         for (channel, blocks) in self.group.drain(..) {
-            put_varint(page, blocks.len() as u64);
-            let prev = &mut self.page_prev_first_ts[channel as usize];
+            if !single {
+                put_varint(page, blocks.len() as u64);
+            }
+            let chain = &mut self.page_chain[channel as usize];
             for b in &blocks {
-                encode_entry(page, b, *prev);
-                *prev = b.summary.first_ts;
+                encode_entry(page, b, chain);
+                *chain = Chain::of(&b.summary);
             }
         }
         if self.page.len() >= PAGE_TARGET_LEN {
@@ -366,14 +370,50 @@ fn unfold(code: u64, bound: u64) -> Option<i64> {
     }
 }
 
+/// Channel mask bit of a group whose series each hold exactly one block (v2): no block counts.
+const SINGLE_BLOCKS: u8 = 0x80;
+
+/// Entry flags (v2): which of the fields that usually repeat along a channel are stored.
+const HAS_COUNT: u8 = 1;
+const HAS_STEP: u8 = 2;
+const HAS_NON_MEASURED: u8 = 4;
+
+/// What a block entry is coded against: the previous entry of its channel in the page (v2; v1
+/// chains only `first_ts`, over the whole page).
+#[derive(Clone, Copy, Debug, Default)]
+struct Chain {
+    first_ts: i64,
+    count: u32,
+    step_min: u16,
+}
+
+impl Chain {
+    fn of(s: &BlockSummary) -> Chain {
+        Chain {
+            first_ts: s.first_ts,
+            count: s.count,
+            step_min: s.step_min,
+        }
+    }
+}
+
 /// Index entry of one block, v2 layout (see FORMAT.md, "Block entry").
-fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev_first_ts: i64) {
+fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev: &Chain) {
     let s = &b.summary;
     put_varint(out, b.len);
     out.extend_from_slice(&b.crc.to_le_bytes());
-    put_varint(out, u64::from(s.count));
-    put_varint(out, u64::from(s.step_min));
-    put_varint(out, zigzag64(s.first_ts.wrapping_sub(prev_first_ts)));
+    let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+    let flags = flag(s.count != prev.count, HAS_COUNT)
+        | flag(s.step_min != prev.step_min, HAS_STEP)
+        | flag(s.non_measured != 0, HAS_NON_MEASURED);
+    out.push(flags);
+    if flags & HAS_COUNT != 0 {
+        put_varint(out, u64::from(s.count));
+    }
+    if flags & HAS_STEP != 0 {
+        put_varint(out, u64::from(s.step_min));
+    }
+    put_varint(out, zigzag64(s.first_ts.wrapping_sub(prev.first_ts)));
     let span = s.last_ts.wrapping_sub(s.first_ts) as u64;
     let unit = time_unit(s.step_min);
     if s.step_min == 0 {
@@ -399,7 +439,9 @@ fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev_first_ts: i64) {
         (i64::from(s.max_value) - i64::from(s.min_value)) as u64,
     );
     put_units(out, s.max_ts.wrapping_sub(s.first_ts) as u64, unit);
-    put_varint(out, u64::from(s.non_measured));
+    if flags & HAS_NON_MEASURED != 0 {
+        put_varint(out, u64::from(s.non_measured));
+    }
 }
 
 /// Unit of the times of a v2 entry: one step when the block's step is uniform, else a minute.
@@ -683,6 +725,24 @@ impl<'a> Segment<'a> {
     /// Reads and checks page `i` (its crc, then its entries in order) and returns its series, or
     /// only the one with key `want`, parsing no further than that key.
     fn page(&self, i: u32, want: Option<(&str, Channel)>) -> Result<Vec<SeriesRef<'a>>, Error> {
+        // `open` placed every page inside the file: an entry running past its page's end is a
+        // page that contradicts itself, not a file cut short.
+        self.read_page(i, want).map_err(|e| match e {
+            Error::Truncated {
+                offset,
+                what,
+                needed,
+                ..
+            } => corruption(offset, what, needed, 0),
+            other => other,
+        })
+    }
+
+    fn read_page(
+        &self,
+        i: u32,
+        want: Option<(&str, Channel)>,
+    ) -> Result<Vec<SeriesRef<'a>>, Error> {
         let (at, page) = self.page_bytes(i)?;
         let mut r = Reader::new(page, at);
         let stored = r.u32("page crc32")?;
@@ -698,9 +758,9 @@ impl<'a> Segment<'a> {
         }
         let mut r = Reader::new(body, at + 4);
         let mut block_offset = r.u64("page first block offset")?;
-        // `first_ts` chains: one per channel in v2, one for the whole page in v1.
-        let mut prev_first_ts = [0i64; 3];
-        let chained_per_channel = supports_grid_entries(self.version);
+        // Entry chains: one per channel in v2, one for the whole page in v1.
+        let mut chains = [Chain::default(); 3];
+        let grid_entries = supports_grid_entries(self.version);
         let entry_min_len = entry_min_len(self.version);
         let mut series = Vec::new();
         let mut first = true;
@@ -720,9 +780,15 @@ impl<'a> Segment<'a> {
             let meter = std::str::from_utf8(r.take(meter_len, "meter id")?)
                 .map_err(|_| corruption(entry_at + 1, "meter id utf-8", 0, 1))?;
             let mask_at = r.offset();
-            let mask = r.u8("channel mask")?;
+            let raw_mask = r.u8("channel mask")?;
+            let single = grid_entries && raw_mask & SINGLE_BLOCKS != 0;
+            let mask = if single {
+                raw_mask & !SINGLE_BLOCKS
+            } else {
+                raw_mask
+            };
             if mask == 0 || mask >> Channel::ALL.len() != 0 {
-                return Err(corruption(mask_at, "channel mask", 7, u64::from(mask)));
+                return Err(corruption(mask_at, "channel mask", 7, u64::from(raw_mask)));
             }
             if prev_meter.is_some_and(|p| p >= meter.as_bytes()) {
                 return Err(corruption(entry_at, "meter order in index page", 1, 0));
@@ -746,27 +812,25 @@ impl<'a> Segment<'a> {
                     continue;
                 }
                 let max_blocks = (r.remaining() / entry_min_len) as u64;
-                let chain = if chained_per_channel {
-                    channel as usize
+                let chain = &mut chains[if grid_entries { channel as usize } else { 0 }];
+                let count = if single {
+                    1
                 } else {
-                    0
+                    r.varint_in("series block count", 1, max_blocks.max(1))? as usize
                 };
-                let count = r.varint_in("series block count", 1, max_blocks.max(1))? as usize;
                 let keep = want.is_none_or(|w| w == (meter, channel));
                 let mut blocks = Vec::with_capacity(if keep { count } else { 0 });
                 for _ in 0..count {
                     if keep {
-                        let b = self.read_entry(&mut r, block_offset, prev_first_ts[chain])?;
+                        let b = self.read_entry(&mut r, block_offset, chain)?;
                         block_offset = b.offset + b.bytes.len() as u64;
-                        prev_first_ts[chain] = b.summary.first_ts;
+                        *chain = Chain::of(&b.summary);
                         blocks.push(b);
                     } else {
-                        // A lookup passing other series only follows the offset and time chains
+                        // A lookup passing other series only follows the offset and entry chains
                         // (the page crc already vouches for the bytes).
-                        let (len, first_ts) =
-                            skip_entry(&mut r, self.version, prev_first_ts[chain])?;
+                        let len = skip_entry(&mut r, self.version, chain)?;
                         block_offset = block_offset.saturating_add(len);
-                        prev_first_ts[chain] = first_ts;
                     }
                 }
                 if keep {
@@ -794,20 +858,49 @@ impl<'a> Segment<'a> {
         &self,
         r: &mut Reader<'_>,
         offset: u64,
-        prev_first_ts: i64,
+        prev: &Chain,
     ) -> Result<BlockRef<'a>, Error> {
         let at = r.offset();
         let len = r.varint_in("block length", 1, self.index_offset.saturating_sub(offset))?;
         let crc = r.u32("block crc32")?;
-        let count = r.varint_in("block point count", 1, block::MAX_POINTS as u64)?;
-        // v2 reads the step first: the times that follow are on its grid.
         let grid_entries = supports_grid_entries(self.version);
-        let mut step_min = if grid_entries {
-            r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16
+        let flags = if grid_entries {
+            let flags = r.u8("block entry flags")?;
+            if flags & !(HAS_COUNT | HAS_STEP | HAS_NON_MEASURED) != 0 {
+                return Err(corruption(at, "block entry flags", 7, u64::from(flags)));
+            }
+            flags
         } else {
-            0
+            HAS_COUNT | HAS_NON_MEASURED
         };
-        let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
+        let count = if flags & HAS_COUNT != 0 {
+            r.varint_in("block point count", 1, block::MAX_POINTS as u64)?
+        } else if (1..=block::MAX_POINTS as u64).contains(&u64::from(prev.count)) {
+            u64::from(prev.count)
+        } else {
+            // The channel's first entry in the page states its count (a skipped entry's count is
+            // checked here, when an entry inherits it).
+            return Err(corruption(
+                at,
+                "block point count",
+                1,
+                u64::from(prev.count),
+            ));
+        };
+        // v2 reads the step first: the times that follow are on its grid.
+        let mut step_min = if flags & HAS_STEP != 0 {
+            r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16
+        } else if prev.step_min <= STEP_MIN_MAX {
+            prev.step_min
+        } else {
+            return Err(corruption(
+                at,
+                "block step_min",
+                u64::from(STEP_MIN_MAX),
+                u64::from(prev.step_min),
+            ));
+        };
+        let first_ts = prev.first_ts.wrapping_add(r.zigzag64("block first ts")?);
         let unit = if grid_entries {
             time_unit(step_min)
         } else {
@@ -865,7 +958,11 @@ impl<'a> Segment<'a> {
             r.zigzag32("block max")?
         };
         let max_off = read_units(r, "block max ts", unit, 0, span as u64)? as i64;
-        let non_measured = r.varint_in("block non-measured count", 0, count)? as u32;
+        let non_measured = if flags & HAS_NON_MEASURED != 0 {
+            r.varint_in("block non-measured count", 0, count)? as u32
+        } else {
+            0
+        };
         if min_value > max_value {
             return Err(corruption(
                 at,
@@ -1035,26 +1132,27 @@ impl<'a> Segment<'a> {
     }
 }
 
-/// Steps over one block entry of a segment of `version`, returning its length and `first_ts`.
-fn skip_entry(r: &mut Reader<'_>, version: u16, prev_first_ts: i64) -> Result<(u64, i64), Error> {
+/// Steps over one block entry of a segment of `version`, returning its length and moving `chain`
+/// past it.
+fn skip_entry(r: &mut Reader<'_>, version: u16, chain: &mut Chain) -> Result<u64, Error> {
     let len = r.varint("block length")?;
     r.take(4, "block crc32")?;
-    r.skip_varint("block point count")?;
     let rest = if supports_grid_entries(version) {
-        let step_min = r.varint("block step_min")?;
-        // span, sum, min, min ts, max, max ts, non-measured; tail and energy when the step varies.
-        if step_min == 0 {
-            9
-        } else {
-            7
+        let flags = r.u8("block entry flags")?;
+        // Out-of-range values saturate; an entry that inherits them reports them.
+        if flags & HAS_COUNT != 0 {
+            chain.count = u32::try_from(r.varint("block point count")?).unwrap_or(u32::MAX);
         }
+        if flags & HAS_STEP != 0 {
+            chain.step_min = u16::try_from(r.varint("block step_min")?).unwrap_or(u16::MAX);
+        }
+        chain.first_ts = chain.first_ts.wrapping_add(r.zigzag64("block first ts")?);
+        // span, sum, min, min ts, max − min, max ts; tail and energy when the step varies; the
+        // non-measured count when flagged.
+        6 + if chain.step_min == 0 { 2 } else { 0 } + usize::from(flags & HAS_NON_MEASURED != 0)
     } else {
-        0
-    };
-    let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
-    let rest = if supports_grid_entries(version) {
-        rest
-    } else {
+        r.skip_varint("block point count")?;
+        chain.first_ts = chain.first_ts.wrapping_add(r.zigzag64("block first ts")?);
         r.skip_varint("block last ts")?;
         r.skip_varint("block end ts")?;
         r.skip_varint("block sum")?;
@@ -1069,14 +1167,14 @@ fn skip_entry(r: &mut Reader<'_>, version: u16, prev_first_ts: i64) -> Result<(u
     for _ in 0..rest {
         r.skip_varint("block summary")?;
     }
-    Ok((len, first_ts))
+    Ok(len)
 }
 
-/// Smallest index entry of one block of a segment of `version`: length, crc, count and the
-/// one-byte fields that follow (10 in v1, 9 in v2, whose uniform steps imply the tail).
+/// Smallest index entry of one block of a segment of `version`: length, crc, then one byte per
+/// field always present (v1: count and 10 more; v2: flags and 7 more).
 fn entry_min_len(version: u16) -> usize {
     if supports_grid_entries(version) {
-        1 + 4 + 1 + 9
+        1 + 4 + 1 + 7
     } else {
         1 + 4 + 1 + 10
     }

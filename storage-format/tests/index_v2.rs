@@ -293,8 +293,10 @@ fn with_entry_byte(bytes: &[u8], at: usize, expect: u8, value: u8) -> Vec<u8> {
     let footer = bytes.len() - 64;
     let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes")) as usize;
     let (index, fences) = (word(footer), word(footer + 8));
-    // Page: crc, first block offset, meter length, "m", channel mask, block count, then the entry.
-    let entry = index + 4 + 8 + 1 + 1 + 1 + 1;
+    // Page: crc, first block offset, meter length, "m", channel mask (its single-block bit set:
+    // no block count), then the entry.
+    let entry = index + 4 + 8 + 1 + 1 + 1;
+    assert_eq!(bytes[entry - 1], 0x81, "a single-block consumption group");
     let mut out = bytes.to_vec();
     assert_eq!(
         out[entry + at],
@@ -333,11 +335,22 @@ fn an_entry_that_disagrees_with_its_block_is_corruption() {
         .encoded()
         .len();
     assert!(len < 128, "a one-byte length");
-    // Entry: len (1 byte), crc (4), count, step_min. (Another uniform step would rescale every
-    // time of the entry and the body alike: only the page crc tells that change.)
-    for (at, expect, value) in [(5, 48, 47), (5, 48, 49), (5, 48, 1), (6, 30, 0)] {
+    // Entry: len (1 byte), crc (4), flags (count and step present), count, step_min. (Another
+    // uniform step would rescale every time of the entry and the body alike: only the page crc
+    // tells that change.) Flags: an unknown bit; a count missing from the channel's first entry;
+    // a non-measured count where there is none (the entry then ends one byte early).
+    let cases = [
+        (6, 48, 47),
+        (6, 48, 49),
+        (6, 48, 1),
+        (7, 30, 0),
+        (5, 3, 3 | 8),
+        (5, 3, 2),
+        (5, 3, 3 | 4),
+    ];
+    for (at, expect, value) in cases {
         let bad = with_entry_byte(&bytes, at, expect, value);
-        let segment = Segment::open(&bad).expect("opens: the page is checked when read");
+        let segment = Segment::open(&bad).expect("opens: the page is read later");
         let err = segment
             .verify()
             .expect_err(&format!("verify sees byte {at} = {value}"));
