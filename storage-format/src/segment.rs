@@ -50,6 +50,12 @@ pub fn supports_headerless_blocks(version: u16) -> bool {
     version >= 2
 }
 
+/// Whether the blocks of a segment of `version` may code their timestamps as deviations from the
+/// grid anchored at the first point (timestamp mode 3, FORMAT.md §2.2).
+pub fn supports_anchored_timestamps(version: u16) -> bool {
+    version >= 2
+}
+
 /// Whether a segment of `version` writes its block entries in the v2 layout (FORMAT.md §3.3):
 /// a flags byte, `count` and `step_min` only when they change along their channel's chain,
 /// times on the block's step grid, the `tail` implied by a uniform step, `first_ts` chained per
@@ -989,7 +995,7 @@ impl<'a> Segment<'a> {
             },
             offset,
             crc,
-            headerless: supports_headerless_blocks(self.version),
+            version: self.version,
             bytes,
         })
     }
@@ -1236,8 +1242,9 @@ pub struct BlockRef<'a> {
     /// File offset of the block's bytes.
     pub offset: u64,
     crc: u32,
-    /// The bytes are a body whose header is `summary` (v2), not a whole block (v1).
-    headerless: bool,
+    /// Version of the segment: whether the bytes are a whole block (v1) or a body whose header is
+    /// `summary` (v2), and which timestamp modes they may use.
+    version: u16,
     bytes: &'a [u8],
 }
 
@@ -1255,7 +1262,7 @@ impl<'a> BlockRef<'a> {
         }
         let mut r = Reader::new(self.bytes, self.offset);
         let s = &self.summary;
-        if self.headerless {
+        if supports_headerless_blocks(self.version) {
             // The body's bytes are all there (its crc matched): running out inside it means it
             // disagrees with its entry.
             block::decode_body(&mut r, s.count as usize, s.first_ts, s.step_min, out).map_err(
@@ -1267,7 +1274,7 @@ impl<'a> BlockRef<'a> {
                 },
             )?;
         } else {
-            block::decode(&mut r, out)?;
+            block::decode(&mut r, supports_anchored_timestamps(self.version), out)?;
             if out.len() as u64 != u64::from(s.count) {
                 return Err(corruption(
                     self.offset,
