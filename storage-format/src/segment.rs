@@ -56,6 +56,12 @@ pub fn supports_anchored_timestamps(version: u16) -> bool {
     version >= 2
 }
 
+/// Whether a segment of `version` keeps one crc32 per meter group, over all of the group's blocks
+/// (FORMAT.md §3.3), rather than one per block in each entry.
+pub fn supports_group_crc(version: u16) -> bool {
+    version >= 2
+}
+
 /// Whether a segment of `version` writes its block entries in the v2 layout (FORMAT.md §3.3):
 /// a flags byte, `count` and `step_min` only when they change along their channel's chain,
 /// times on the block's step grid, the `tail` implied by a uniform step, `first_ts` chained per
@@ -99,7 +105,6 @@ pub struct SegmentStats {
 #[derive(Clone, Copy, Debug)]
 struct PendingBlock {
     len: u64,
-    crc: u32,
     summary: BlockSummary,
 }
 
@@ -117,8 +122,10 @@ pub struct SegmentBuilder {
     page_chain: [Chain; 3],
     /// Key of the last block added.
     key: Option<(String, Channel)>,
-    /// The meter being added: offset of its first block and its series so far.
+    /// The meter being added: offset of its first block, crc of its blocks so far and its
+    /// series so far.
     group_offset: u64,
+    group_crc: crc32fast::Hasher,
     group: Vec<(Channel, Vec<PendingBlock>)>,
     stats: SegmentStats,
 }
@@ -145,6 +152,7 @@ impl SegmentBuilder {
             page_chain: [Chain::default(); 3],
             key: None,
             group_offset: 0,
+            group_crc: crc32fast::Hasher::new(),
             group: Vec::new(),
             stats: SegmentStats::default(),
         }
@@ -219,19 +227,20 @@ impl SegmentBuilder {
             }
         };
         let len = (out.len() - start) as u64;
-        let crc = crc(&out[start..]);
         if !same_key {
             let same_meter = self.key.as_ref().is_some_and(|(m, _)| m == meter);
             if !same_meter {
                 self.flush_group();
                 self.group_offset = self.offset;
+                self.group_crc = crc32fast::Hasher::new();
             }
             self.key = Some((meter.to_owned(), channel));
             self.group.push((channel, Vec::new()));
             self.stats.series += 1;
         }
+        self.group_crc.update(&out[start..]);
         if let Some((_, blocks)) = self.group.last_mut() {
-            blocks.push(PendingBlock { len, crc, summary });
+            blocks.push(PendingBlock { len, summary });
         }
         self.offset += len;
         self.stats.blocks += 1;
@@ -264,6 +273,7 @@ impl SegmentBuilder {
             .fold(0u8, |mask, (c, _)| mask | (1 << *c as u8));
         let single = self.group.iter().all(|(_, blocks)| blocks.len() == 1);
         page.push(if single { mask | SINGLE_BLOCKS } else { mask });
+        page.extend_from_slice(&self.group_crc.clone().finalize().to_le_bytes());
         for (channel, blocks) in self.group.drain(..) {
             if !single {
                 put_varint(page, blocks.len() as u64);
@@ -407,7 +417,6 @@ impl Chain {
 fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev: &Chain) {
     let s = &b.summary;
     put_varint(out, b.len);
-    out.extend_from_slice(&b.crc.to_le_bytes());
     let flag = |set: bool, bit: u8| if set { bit } else { 0 };
     let flags = flag(s.count != prev.count, HAS_COUNT)
         | flag(s.step_min != prev.step_min, HAS_STEP)
@@ -767,6 +776,7 @@ impl<'a> Segment<'a> {
         // Entry chains: one per channel in v2, one for the whole page in v1.
         let mut chains = [Chain::default(); 3];
         let grid_entries = supports_grid_entries(self.version);
+        let group_crcs = supports_group_crc(self.version);
         let entry_min_len = entry_min_len(self.version);
         let mut series = Vec::new();
         let mut first = true;
@@ -796,6 +806,12 @@ impl<'a> Segment<'a> {
             if mask == 0 || mask >> Channel::ALL.len() != 0 {
                 return Err(corruption(mask_at, "channel mask", 7, u64::from(raw_mask)));
             }
+            let group_crc = if group_crcs {
+                Some(r.u32("meter group crc32")?)
+            } else {
+                None
+            };
+            let (group_offset, group_series) = (block_offset, series.len());
             if prev_meter.is_some_and(|p| p >= meter.as_bytes()) {
                 return Err(corruption(entry_at, "meter order in index page", 1, 0));
             }
@@ -845,10 +861,21 @@ impl<'a> Segment<'a> {
                         channel,
                         blocks,
                     });
-                    if want.is_some() {
-                        return Ok(series);
+                }
+            }
+            if let Some(crc) = group_crc {
+                // The group's crc covers its blocks, which end where the last entry's block does.
+                let len = block_offset.saturating_sub(group_offset);
+                let checked = slice(self.bytes, group_offset, len, "meter group blocks")?;
+                for s in series.iter_mut().skip(group_series) {
+                    for b in &mut s.blocks {
+                        b.crc = crc;
+                        b.checked = checked;
                     }
                 }
+            }
+            if want.is_some() && !series.is_empty() {
+                return Ok(series);
             }
         }
         if first {
@@ -868,7 +895,12 @@ impl<'a> Segment<'a> {
     ) -> Result<BlockRef<'a>, Error> {
         let at = r.offset();
         let len = r.varint_in("block length", 1, self.index_offset.saturating_sub(offset))?;
-        let crc = r.u32("block crc32")?;
+        // With group crcs, the page sets the crc once it has read the whole group.
+        let crc = if supports_group_crc(self.version) {
+            0
+        } else {
+            r.u32("block crc32")?
+        };
         let grid_entries = supports_grid_entries(self.version);
         let flags = if grid_entries {
             let flags = r.u8("block entry flags")?;
@@ -996,6 +1028,7 @@ impl<'a> Segment<'a> {
             offset,
             crc,
             version: self.version,
+            checked: bytes,
             bytes,
         })
     }
@@ -1142,7 +1175,9 @@ impl<'a> Segment<'a> {
 /// past it.
 fn skip_entry(r: &mut Reader<'_>, version: u16, chain: &mut Chain) -> Result<u64, Error> {
     let len = r.varint("block length")?;
-    r.take(4, "block crc32")?;
+    if !supports_group_crc(version) {
+        r.take(4, "block crc32")?;
+    }
     let rest = if supports_grid_entries(version) {
         let flags = r.u8("block entry flags")?;
         // Out-of-range values saturate; an entry that inherits them reports them.
@@ -1176,11 +1211,11 @@ fn skip_entry(r: &mut Reader<'_>, version: u16, chain: &mut Chain) -> Result<u64
     Ok(len)
 }
 
-/// Smallest index entry of one block of a segment of `version`: length, crc, then one byte per
-/// field always present (v1: count and 10 more; v2: flags and 7 more).
+/// Smallest index entry of one block of a segment of `version`: length, crc (v1), then one byte
+/// per field always present (v1: count and 10 more; v2: flags and 7 more).
 fn entry_min_len(version: u16) -> usize {
     if supports_grid_entries(version) {
-        1 + 4 + 1 + 7
+        1 + 1 + 7
     } else {
         1 + 4 + 1 + 10
     }
@@ -1246,12 +1281,15 @@ pub struct BlockRef<'a> {
     /// `summary` (v2), and which timestamp modes they may use.
     version: u16,
     bytes: &'a [u8],
+    /// What `crc` covers: the block's bytes (v1) or all the blocks of its meter group (v2).
+    checked: &'a [u8],
 }
 
 impl<'a> BlockRef<'a> {
-    /// Checks the block's checksum, then decodes it into `out`.
+    /// Checks the checksum covering the block (its own in v1, its meter group's in v2), then
+    /// decodes it into `out`.
     pub fn decode_into(&self, out: &mut DecodedBlock) -> Result<(), Error> {
-        let computed = crc(self.bytes);
+        let computed = crc(self.checked);
         if computed != self.crc {
             return Err(corruption(
                 self.offset,

@@ -294,9 +294,9 @@ fn with_entry_byte(bytes: &[u8], at: usize, expect: u8, value: u8) -> Vec<u8> {
     let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes")) as usize;
     let (index, fences) = (word(footer), word(footer + 8));
     // Page: crc, first block offset, meter length, "m", channel mask (its single-block bit set:
-    // no block count), then the entry.
-    let entry = index + 4 + 8 + 1 + 1 + 1;
-    assert_eq!(bytes[entry - 1], 0x81, "a single-block consumption group");
+    // no block count), the group's crc, then the entry.
+    let entry = index + 4 + 8 + 1 + 1 + 1 + 4;
+    assert_eq!(bytes[entry - 5], 0x81, "a single-block consumption group");
     let mut out = bytes.to_vec();
     assert_eq!(
         out[entry + at],
@@ -335,18 +335,18 @@ fn an_entry_that_disagrees_with_its_block_is_corruption() {
         .encoded()
         .len();
     assert!(len < 128, "a one-byte length");
-    // Entry: len (1 byte), crc (4), flags (count and step present), count, step_min. (Another
+    // Entry: len (1 byte), flags (count and step present), count, step_min. (Another
     // uniform step would rescale every time of the entry and the body alike: only the page crc
     // tells that change.) Flags: an unknown bit; a count missing from the channel's first entry;
     // a non-measured count where there is none (the entry then ends one byte early).
     let cases = [
-        (6, 48, 47),
-        (6, 48, 49),
-        (6, 48, 1),
-        (7, 30, 0),
-        (5, 3, 3 | 8),
-        (5, 3, 2),
-        (5, 3, 3 | 4),
+        (2, 48, 47),
+        (2, 48, 49),
+        (2, 48, 1),
+        (3, 30, 0),
+        (1, 3, 3 | 8),
+        (1, 3, 2),
+        (1, 3, 3 | 4),
     ];
     for (at, expect, value) in cases {
         let bad = with_entry_byte(&bytes, at, expect, value);
@@ -369,4 +369,43 @@ fn an_entry_that_disagrees_with_its_block_is_corruption() {
             );
         }
     }
+}
+
+#[test]
+fn a_damaged_block_fails_every_block_of_its_meter_group_and_no_other() {
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
+    for meter in ["a", "b"] {
+        for (channel, step) in [(Channel::Consumption, 30), (Channel::MaxPower, 1440)] {
+            for chunk in regular(96, step).chunks(48) {
+                builder
+                    .add_block(meter, channel, chunk, &mut out)
+                    .expect("adds");
+            }
+        }
+    }
+    builder.finish(&mut out).expect("finishes");
+    let segment = Segment::open(&out).expect("opens");
+    let b_max = segment.blocks("b", Channel::MaxPower).expect("looks up")[1];
+    let mut bad = out.clone();
+    bad[b_max.offset as usize] ^= 0x10;
+    let segment = Segment::open(&bad).expect("opens");
+    let mut decoded = DecodedBlock::default();
+    for (meter, damaged) in [("a", false), ("b", true)] {
+        for channel in [Channel::Consumption, Channel::MaxPower] {
+            let blocks = segment.blocks(meter, channel).expect("looks up");
+            assert_eq!(blocks.len(), 2);
+            for b in blocks {
+                match b.decode_into(&mut decoded) {
+                    Ok(()) => assert!(!damaged, "{meter} {channel:?} decodes"),
+                    Err(e) => {
+                        assert!(damaged, "{meter} {channel:?}: {e}");
+                        assert_eq!(e.kind(), ErrorKind::Corruption);
+                    }
+                }
+            }
+        }
+    }
+    let err = segment.verify().expect_err("verify sees the damage");
+    assert_eq!(err.kind(), ErrorKind::Corruption);
 }
