@@ -63,6 +63,8 @@ const VALUES_TRAINED: u8 = 2;
 const TS_EXCEPTIONS: u8 = 0;
 const TS_EXPLICIT: u8 = 1;
 const TS_PACKED: u8 = 2;
+/// Deviations from the grid anchored at the first point, through the value codec (since v2).
+const TS_ANCHORED: u8 = 3;
 
 /// Summary of `points` as [`encode_into`] computes it (no validation).
 pub fn summarize(points: &[Point]) -> BlockSummary {
@@ -146,6 +148,21 @@ pub fn encode_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, 
     Ok(summarize(points))
 }
 
+/// Appends the **body** of the block of `points` (FORMAT.md §2, "Header and body"): what
+/// [`encode_into`] writes without `count`, `first_ts` and, when every point has the same step, the
+/// step runs. A v2 segment stores those in the block's index entry; [`decode_body`] takes them
+/// back. Same preconditions as [`encode_into`].
+pub(crate) fn encode_body_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, Error> {
+    validate(points)?;
+    let summary = summarize(points);
+    let mut encoder = Encoder::default();
+    if summary.step_min == 0 {
+        encode_steps(points, out);
+    }
+    encoder.encode_sections(points, out);
+    Ok(summary)
+}
+
 /// Reusable scratch space for encoding.
 #[derive(Default)]
 struct Encoder {
@@ -160,6 +177,11 @@ impl Encoder {
         put_varint(out, n as u64);
         put_varint(out, zigzag64(points[0].ts_utc));
         encode_steps(points, out);
+        self.encode_sections(points, out);
+    }
+
+    /// Timestamps, quality and values: the sections after the steps.
+    fn encode_sections(&mut self, points: &[Point], out: &mut Vec<u8>) {
         self.encode_timestamps(points, out);
         encode_quality(points, out);
         self.values.clear();
@@ -183,8 +205,34 @@ impl Encoder {
                     out.truncate(start);
                     out.extend_from_slice(&packed);
                 }
+                // Regular series (a few bytes of exceptions) skip the second codec pass.
+                if out.len() - start > 8 + points.len() / 8 {
+                    self.encode_anchored(points, start, out);
+                }
             }
             _ => {}
+        }
+    }
+
+    /// Replaces the timestamp section at `out[start..]` with anchored deviations when they fit in
+    /// i32 and are smaller.
+    fn encode_anchored(&mut self, points: &[Point], start: usize, out: &mut Vec<u8>) {
+        let mut anchor = 0i64;
+        let anchored: Option<Vec<i32>> = ts_deviations(points)
+            .map(|d| {
+                anchor = anchor.checked_add(d)?;
+                i32::try_from(anchor).ok()
+            })
+            .collect();
+        let Some(anchored) = anchored else {
+            return;
+        };
+        let mut section = vec![TS_ANCHORED];
+        self.values = anchored;
+        self.encode_values(None, &mut section);
+        if section.len() < out.len() - start {
+            out.truncate(start);
+            out.extend_from_slice(&section);
         }
     }
 
@@ -424,18 +472,61 @@ fn encode_quality(points: &[Point], out: &mut Vec<u8>) {
 
 pub fn decode_from(bytes: &[u8], out: &mut DecodedBlock) -> Result<(), Error> {
     let mut r = Reader::new(bytes, 0);
-    decode(&mut r, out)
+    decode(&mut r, true, out)
 }
 
-pub(crate) fn decode(r: &mut Reader<'_>, out: &mut DecodedBlock) -> Result<(), Error> {
+/// Decodes a whole block; `anchored` tells whether timestamp mode 3 is valid (not in a v1
+/// segment, whose writers never wrote it).
+pub(crate) fn decode(
+    r: &mut Reader<'_>,
+    anchored: bool,
+    out: &mut DecodedBlock,
+) -> Result<(), Error> {
     out.ts_utc.clear();
     out.value.clear();
     out.step_min.clear();
     out.quality.clear();
     let n = r.varint_in("block point count", 1, MAX_POINTS as u64)? as usize;
     let first_ts = r.zigzag64("block first ts")?;
-    decode_steps(r, n, &mut out.step_min)?;
-    decode_timestamps(r, n, first_ts, &out.step_min, &mut out.ts_utc)?;
+    decode_steps(r, n, 1, &mut out.step_min)?;
+    decode_sections(r, n, first_ts, anchored, out)
+}
+
+/// Decodes what [`encode_body_into`] wrote into columns, replacing `out`'s contents, with the
+/// header fields from the block's index entry: `n` points (1..=[`MAX_POINTS`]: it bounds every
+/// allocation), the first at `first_ts`, every one at `step_min`, or (`step_min` = 0) steps that
+/// vary, stored in the body as at least two runs. Bodies exist since v2: timestamp mode 3 is valid.
+pub(crate) fn decode_body(
+    r: &mut Reader<'_>,
+    n: usize,
+    first_ts: i64,
+    step_min: u16,
+    out: &mut DecodedBlock,
+) -> Result<(), Error> {
+    out.ts_utc.clear();
+    out.value.clear();
+    out.step_min.clear();
+    out.quality.clear();
+    if n == 0 || n > MAX_POINTS || step_min > STEP_MIN_MAX {
+        return Err(r.corruption("block point count", MAX_POINTS as u64, n as u64));
+    }
+    if step_min == 0 {
+        decode_steps(r, n, 2, &mut out.step_min)?;
+    } else {
+        out.step_min.resize(n, step_min);
+    }
+    decode_sections(r, n, first_ts, true, out)
+}
+
+/// Timestamps, quality and values, once the steps are known; then the end of the block.
+fn decode_sections(
+    r: &mut Reader<'_>,
+    n: usize,
+    first_ts: i64,
+    anchored: bool,
+    out: &mut DecodedBlock,
+) -> Result<(), Error> {
+    decode_timestamps(r, n, first_ts, &out.step_min, anchored, &mut out.ts_utc)?;
     decode_quality(r, n, &mut out.quality)?;
     decode_values(r, n, &mut out.value)?;
     if !r.is_empty() {
@@ -444,8 +535,14 @@ pub(crate) fn decode(r: &mut Reader<'_>, out: &mut DecodedBlock) -> Result<(), E
     Ok(())
 }
 
-fn decode_steps(r: &mut Reader<'_>, n: usize, steps: &mut Vec<u16>) -> Result<(), Error> {
-    let runs = r.varint_in("step run count", 1, n as u64)?;
+/// Step runs covering `n` points, at least `min_runs` of them.
+fn decode_steps(
+    r: &mut Reader<'_>,
+    n: usize,
+    min_runs: u64,
+    steps: &mut Vec<u16>,
+) -> Result<(), Error> {
+    let runs = r.varint_in("step run count", min_runs, n as u64)?;
     steps.reserve(n);
     for _ in 0..runs {
         let step = r.varint_in("step_min", 1, u64::from(STEP_MIN_MAX))? as u16;
@@ -463,6 +560,7 @@ fn decode_timestamps(
     n: usize,
     first_ts: i64,
     steps: &[u16],
+    anchored: bool,
     ts: &mut Vec<i64>,
 ) -> Result<(), Error> {
     let mode = r.u8("timestamp mode")?;
@@ -530,7 +628,24 @@ fn decode_timestamps(
                 prev = t;
             }
         }
-        other => return Err(r.corruption("timestamp mode", 2, u64::from(other))),
+        TS_ANCHORED if anchored && n >= 2 => {
+            // `anchor[i]` is point i+1's deviation from the grid drawn from point 0.
+            let mut anchors = Vec::new();
+            decode_values(r, n - 1, &mut anchors)?;
+            let (mut prev, mut prev_anchor) = (first_ts, 0i64);
+            for (i, &anchor) in anchors.iter().enumerate() {
+                let t = prev
+                    .wrapping_add(60 * i64::from(step_at(steps, i)))
+                    .wrapping_add(i64::from(anchor) - prev_anchor);
+                if t <= prev {
+                    return Err(r.corruption("increasing timestamps", prev as u64, t as u64));
+                }
+                ts.push(t);
+                prev = t;
+                prev_anchor = i64::from(anchor);
+            }
+        }
+        other => return Err(r.corruption("timestamp mode", 3, u64::from(other))),
     }
     Ok(())
 }

@@ -23,9 +23,9 @@ pub const MAGIC: [u8; 8] = *b"\x89CRBSEG\x1a";
 pub const END_MAGIC: [u8; 8] = *b"\x1aGESBRC\x89";
 
 /// The version this crate writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The newest version this crate reads (and every one before it).
-pub const NEWEST_READABLE_VERSION: u16 = 1;
+pub const NEWEST_READABLE_VERSION: u16 = 2;
 
 /// Header: magic, version u16, reserved u16, partition u32, seq u64, reserved u32, crc32 u32.
 pub const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 4 + 4;
@@ -42,6 +42,32 @@ pub const PAGE_HEADER_LEN: usize = 4 + 8;
 /// Whether a segment of `version` stores per-block summaries in its index entries.
 pub fn supports_index_summaries(version: u16) -> bool {
     version >= 1
+}
+
+/// Whether the blocks of a segment of `version` leave out the header their index entries hold:
+/// `count`, `first_ts` and, when the step is uniform, the step runs (FORMAT.md §2, §3.2).
+pub fn supports_headerless_blocks(version: u16) -> bool {
+    version >= 2
+}
+
+/// Whether the blocks of a segment of `version` may code their timestamps as deviations from the
+/// grid anchored at the first point (timestamp mode 3, FORMAT.md §2.2).
+pub fn supports_anchored_timestamps(version: u16) -> bool {
+    version >= 2
+}
+
+/// Whether a segment of `version` keeps one crc32 per meter group, over all of the group's blocks
+/// (FORMAT.md §3.3), rather than one per block in each entry.
+pub fn supports_group_crc(version: u16) -> bool {
+    version >= 2
+}
+
+/// Whether a segment of `version` writes its block entries in the v2 layout (FORMAT.md §3.3):
+/// a flags byte, `count` and `step_min` only when they change along their channel's chain,
+/// times on the block's step grid, the `tail` implied by a uniform step, `first_ts` chained per
+/// channel, and groups whose series all hold one block flagged in their channel mask.
+pub fn supports_grid_entries(version: u16) -> bool {
+    version >= 2
 }
 
 fn crc(bytes: &[u8]) -> u32 {
@@ -79,7 +105,6 @@ pub struct SegmentStats {
 #[derive(Clone, Copy, Debug)]
 struct PendingBlock {
     len: u64,
-    crc: u32,
     summary: BlockSummary,
 }
 
@@ -93,11 +118,14 @@ pub struct SegmentBuilder {
     /// Body of the open page (after its header), its first block offset and first key.
     page: Vec<u8>,
     page_first_offset: u64,
-    page_prev_first_ts: i64,
+    /// The page's last entry of each channel (zeros before the first).
+    page_chain: [Chain; 3],
     /// Key of the last block added.
     key: Option<(String, Channel)>,
-    /// The meter being added: offset of its first block and its series so far.
+    /// The meter being added: offset of its first block, crc of its blocks so far and its
+    /// series so far.
     group_offset: u64,
+    group_crc: crc32fast::Hasher,
     group: Vec<(Channel, Vec<PendingBlock>)>,
     stats: SegmentStats,
 }
@@ -121,9 +149,10 @@ impl SegmentBuilder {
             page_count: 0,
             page: Vec::new(),
             page_first_offset: 0,
-            page_prev_first_ts: 0,
+            page_chain: [Chain::default(); 3],
             key: None,
             group_offset: 0,
+            group_crc: crc32fast::Hasher::new(),
             group: Vec::new(),
             stats: SegmentStats::default(),
         }
@@ -185,7 +214,12 @@ impl SegmentBuilder {
             }
         }
         let start = out.len();
-        let summary = match block::encode_into(points, out) {
+        let encoded = if supports_headerless_blocks(FORMAT_VERSION) {
+            block::encode_body_into(points, out)
+        } else {
+            block::encode_into(points, out)
+        };
+        let summary = match encoded {
             Ok(summary) => summary,
             Err(e) => {
                 out.truncate(start);
@@ -193,19 +227,20 @@ impl SegmentBuilder {
             }
         };
         let len = (out.len() - start) as u64;
-        let crc = crc(&out[start..]);
         if !same_key {
             let same_meter = self.key.as_ref().is_some_and(|(m, _)| m == meter);
             if !same_meter {
                 self.flush_group();
                 self.group_offset = self.offset;
+                self.group_crc = crc32fast::Hasher::new();
             }
             self.key = Some((meter.to_owned(), channel));
             self.group.push((channel, Vec::new()));
             self.stats.series += 1;
         }
+        self.group_crc.update(&out[start..]);
         if let Some((_, blocks)) = self.group.last_mut() {
-            blocks.push(PendingBlock { len, crc, summary });
+            blocks.push(PendingBlock { len, summary });
         }
         self.offset += len;
         self.stats.blocks += 1;
@@ -220,7 +255,7 @@ impl SegmentBuilder {
         };
         if self.page.is_empty() {
             self.page_first_offset = self.group_offset;
-            self.page_prev_first_ts = 0;
+            self.page_chain = [Chain::default(); 3];
             let mut fence = [0u8; FENCE_LEN];
             fence[0] = meter.len() as u8;
             fence[1..1 + meter.len()].copy_from_slice(meter.as_bytes());
@@ -236,12 +271,17 @@ impl SegmentBuilder {
             .group
             .iter()
             .fold(0u8, |mask, (c, _)| mask | (1 << *c as u8));
-        page.push(mask);
-        for (_, blocks) in self.group.drain(..) {
-            put_varint(page, blocks.len() as u64);
+        let single = self.group.iter().all(|(_, blocks)| blocks.len() == 1);
+        page.push(if single { mask | SINGLE_BLOCKS } else { mask });
+        page.extend_from_slice(&self.group_crc.clone().finalize().to_le_bytes());
+        for (channel, blocks) in self.group.drain(..) {
+            if !single {
+                put_varint(page, blocks.len() as u64);
+            }
+            let chain = &mut self.page_chain[channel as usize];
             for b in &blocks {
-                encode_entry(page, b, self.page_prev_first_ts);
-                self.page_prev_first_ts = b.summary.first_ts;
+                encode_entry(page, b, chain);
+                *chain = Chain::of(&b.summary);
             }
         }
         if self.page.len() >= PAGE_TARGET_LEN {
@@ -294,24 +334,31 @@ impl SegmentBuilder {
     }
 }
 
-/// A duration of at most `i64::MAX` seconds: `minutes << 1` when whole minutes, else
-/// `seconds << 1 | 1`.
-fn put_seconds(out: &mut Vec<u8>, seconds: u64) {
-    if seconds % 60 == 0 {
-        put_varint(out, (seconds / 60) << 1);
+/// A duration of at most `i64::MAX` seconds in units of `unit` seconds: `(seconds / unit) << 1`
+/// when it is a whole number of units, else `seconds << 1 | 1`.
+fn put_units(out: &mut Vec<u8>, seconds: u64, unit: u64) {
+    if seconds % unit == 0 {
+        put_varint(out, (seconds / unit) << 1);
     } else {
         put_varint(out, (seconds << 1) | 1);
     }
 }
 
-/// Reads what [`put_seconds`] wrote, checked against `min..=max` seconds.
-fn read_seconds(r: &mut Reader<'_>, what: &'static str, min: u64, max: u64) -> Result<u64, Error> {
+/// Reads what [`put_units`] wrote, checked against `min..=max` seconds (a whole number of units
+/// coded in seconds is corruption).
+fn read_units(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    unit: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, Error> {
     let at = r.offset();
     let code = r.varint(what)?;
     let seconds = if code & 1 == 1 {
-        Some(code >> 1).filter(|s| s % 60 != 0)
+        Some(code >> 1).filter(|s| s % unit != 0)
     } else {
-        (code >> 1).checked_mul(60)
+        (code >> 1).checked_mul(unit)
     };
     match seconds {
         Some(s) if (min..=max).contains(&s) => Ok(s),
@@ -319,25 +366,102 @@ fn read_seconds(r: &mut Reader<'_>, what: &'static str, min: u64, max: u64) -> R
     }
 }
 
-/// Index entry of one block (see FORMAT.md, "Block entry").
-fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev_first_ts: i64) {
+/// Zigzag of a deviation `d ≥ −bound` folded so that it fits in 63 bits: `zigzag(d)` when
+/// `|d| ≤ bound`, else `d + bound` (then `d > bound`, and `d + bound` is the quantity the deviation
+/// was taken from, at most `i64::MAX`).
+fn fold(d: i64, bound: u64) -> u64 {
+    if d.unsigned_abs() <= bound {
+        zigzag64(d)
+    } else {
+        (d as u64).wrapping_add(bound)
+    }
+}
+
+/// Inverse of [`fold`]; `None` when `code` is no fold of a deviation `≥ −bound`.
+fn unfold(code: u64, bound: u64) -> Option<i64> {
+    if code <= bound.checked_mul(2)? {
+        Some(crate::bits::unzigzag64(code))
+    } else {
+        i64::try_from(code - bound).ok()
+    }
+}
+
+/// Channel mask bit of a group whose series each hold exactly one block (v2): no block counts.
+const SINGLE_BLOCKS: u8 = 0x80;
+
+/// Entry flags (v2): which of the fields that usually repeat along a channel are stored.
+const HAS_COUNT: u8 = 1;
+const HAS_STEP: u8 = 2;
+const HAS_NON_MEASURED: u8 = 4;
+
+/// What a block entry is coded against: the previous entry of its channel in the page (v2; v1
+/// chains only `first_ts`, over the whole page).
+#[derive(Clone, Copy, Debug, Default)]
+struct Chain {
+    first_ts: i64,
+    count: u32,
+    step_min: u16,
+}
+
+impl Chain {
+    fn of(s: &BlockSummary) -> Chain {
+        Chain {
+            first_ts: s.first_ts,
+            count: s.count,
+            step_min: s.step_min,
+        }
+    }
+}
+
+/// Index entry of one block, v2 layout (see FORMAT.md, "Block entry").
+fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev: &Chain) {
     let s = &b.summary;
     put_varint(out, b.len);
-    out.extend_from_slice(&b.crc.to_le_bytes());
-    put_varint(out, u64::from(s.count));
-    put_varint(out, zigzag64(s.first_ts.wrapping_sub(prev_first_ts)));
-    put_seconds(out, s.last_ts.wrapping_sub(s.first_ts) as u64);
-    put_seconds(out, s.end_ts.wrapping_sub(s.last_ts) as u64);
+    let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+    let flags = flag(s.count != prev.count, HAS_COUNT)
+        | flag(s.step_min != prev.step_min, HAS_STEP)
+        | flag(s.non_measured != 0, HAS_NON_MEASURED);
+    out.push(flags);
+    if flags & HAS_COUNT != 0 {
+        put_varint(out, u64::from(s.count));
+    }
+    if flags & HAS_STEP != 0 {
+        put_varint(out, u64::from(s.step_min));
+    }
+    put_varint(out, zigzag64(s.first_ts.wrapping_sub(prev.first_ts)));
+    let span = s.last_ts.wrapping_sub(s.first_ts) as u64;
+    let unit = time_unit(s.step_min);
+    if s.step_min == 0 {
+        put_units(out, span, unit);
+        put_units(out, s.end_ts.wrapping_sub(s.last_ts) as u64, unit);
+    } else {
+        let grid = u64::from(s.count - 1) * unit;
+        let d = span.wrapping_sub(grid) as i64;
+        if d % unit as i64 == 0 {
+            put_varint(out, zigzag64(d / unit as i64) << 1);
+        } else {
+            put_varint(out, (fold(d, grid) << 1) | 1);
+        }
+    }
     put_varint(out, zigzag64(s.sum_value));
-    put_varint(out, u64::from(s.step_min));
     if s.step_min == 0 {
         put_varint(out, zigzag64(s.sum_energy_wmin));
     }
     put_varint(out, u64::from(zigzag32(s.min_value)));
-    put_seconds(out, s.min_ts.wrapping_sub(s.first_ts) as u64);
-    put_varint(out, u64::from(zigzag32(s.max_value)));
-    put_seconds(out, s.max_ts.wrapping_sub(s.first_ts) as u64);
-    put_varint(out, u64::from(s.non_measured));
+    put_units(out, s.min_ts.wrapping_sub(s.first_ts) as u64, unit);
+    put_varint(
+        out,
+        (i64::from(s.max_value) - i64::from(s.min_value)) as u64,
+    );
+    put_units(out, s.max_ts.wrapping_sub(s.first_ts) as u64, unit);
+    if flags & HAS_NON_MEASURED != 0 {
+        put_varint(out, u64::from(s.non_measured));
+    }
+}
+
+/// Unit of the times of a v2 entry: one step when the block's step is uniform, else a minute.
+fn time_unit(step_min: u16) -> u64 {
+    60 * u64::from(step_min.max(1))
 }
 
 /// A segment read in place from a byte slice (typically an mmap).
@@ -616,6 +740,24 @@ impl<'a> Segment<'a> {
     /// Reads and checks page `i` (its crc, then its entries in order) and returns its series, or
     /// only the one with key `want`, parsing no further than that key.
     fn page(&self, i: u32, want: Option<(&str, Channel)>) -> Result<Vec<SeriesRef<'a>>, Error> {
+        // `open` placed every page inside the file: an entry running past its page's end is a
+        // page that contradicts itself, not a file cut short.
+        self.read_page(i, want).map_err(|e| match e {
+            Error::Truncated {
+                offset,
+                what,
+                needed,
+                ..
+            } => corruption(offset, what, needed, 0),
+            other => other,
+        })
+    }
+
+    fn read_page(
+        &self,
+        i: u32,
+        want: Option<(&str, Channel)>,
+    ) -> Result<Vec<SeriesRef<'a>>, Error> {
         let (at, page) = self.page_bytes(i)?;
         let mut r = Reader::new(page, at);
         let stored = r.u32("page crc32")?;
@@ -631,7 +773,11 @@ impl<'a> Segment<'a> {
         }
         let mut r = Reader::new(body, at + 4);
         let mut block_offset = r.u64("page first block offset")?;
-        let mut prev_first_ts = 0i64;
+        // Entry chains: one per channel in v2, one for the whole page in v1.
+        let mut chains = [Chain::default(); 3];
+        let grid_entries = supports_grid_entries(self.version);
+        let group_crcs = supports_group_crc(self.version);
+        let entry_min_len = entry_min_len(self.version);
         let mut series = Vec::new();
         let mut first = true;
         let mut prev_meter: Option<&[u8]> = None;
@@ -650,10 +796,22 @@ impl<'a> Segment<'a> {
             let meter = std::str::from_utf8(r.take(meter_len, "meter id")?)
                 .map_err(|_| corruption(entry_at + 1, "meter id utf-8", 0, 1))?;
             let mask_at = r.offset();
-            let mask = r.u8("channel mask")?;
+            let raw_mask = r.u8("channel mask")?;
+            let single = grid_entries && raw_mask & SINGLE_BLOCKS != 0;
+            let mask = if single {
+                raw_mask & !SINGLE_BLOCKS
+            } else {
+                raw_mask
+            };
             if mask == 0 || mask >> Channel::ALL.len() != 0 {
-                return Err(corruption(mask_at, "channel mask", 7, u64::from(mask)));
+                return Err(corruption(mask_at, "channel mask", 7, u64::from(raw_mask)));
             }
+            let group_crc = if group_crcs {
+                Some(r.u32("meter group crc32")?)
+            } else {
+                None
+            };
+            let (group_offset, group_series) = (block_offset, series.len());
             if prev_meter.is_some_and(|p| p >= meter.as_bytes()) {
                 return Err(corruption(entry_at, "meter order in index page", 1, 0));
             }
@@ -675,22 +833,26 @@ impl<'a> Segment<'a> {
                 if mask & (1 << channel as u8) == 0 {
                     continue;
                 }
-                let max_blocks = (r.remaining() / ENTRY_MIN_LEN) as u64;
-                let count = r.varint_in("series block count", 1, max_blocks.max(1))? as usize;
+                let max_blocks = (r.remaining() / entry_min_len) as u64;
+                let chain = &mut chains[if grid_entries { channel as usize } else { 0 }];
+                let count = if single {
+                    1
+                } else {
+                    r.varint_in("series block count", 1, max_blocks.max(1))? as usize
+                };
                 let keep = want.is_none_or(|w| w == (meter, channel));
                 let mut blocks = Vec::with_capacity(if keep { count } else { 0 });
                 for _ in 0..count {
                     if keep {
-                        let b = self.read_entry(&mut r, block_offset, prev_first_ts)?;
+                        let b = self.read_entry(&mut r, block_offset, chain)?;
                         block_offset = b.offset + b.bytes.len() as u64;
-                        prev_first_ts = b.summary.first_ts;
+                        *chain = Chain::of(&b.summary);
                         blocks.push(b);
                     } else {
-                        // A lookup passing other series only follows the offset and time chains
+                        // A lookup passing other series only follows the offset and entry chains
                         // (the page crc already vouches for the bytes).
-                        let (len, first_ts) = skip_entry(&mut r, prev_first_ts)?;
+                        let len = skip_entry(&mut r, self.version, chain)?;
                         block_offset = block_offset.saturating_add(len);
-                        prev_first_ts = first_ts;
                     }
                 }
                 if keep {
@@ -699,10 +861,21 @@ impl<'a> Segment<'a> {
                         channel,
                         blocks,
                     });
-                    if want.is_some() {
-                        return Ok(series);
+                }
+            }
+            if let Some(crc) = group_crc {
+                // The group's crc covers its blocks, which end where the last entry's block does.
+                let len = block_offset.saturating_sub(group_offset);
+                let checked = slice(self.bytes, group_offset, len, "meter group blocks")?;
+                for s in series.iter_mut().skip(group_series) {
+                    for b in &mut s.blocks {
+                        b.crc = crc;
+                        b.checked = checked;
                     }
                 }
+            }
+            if want.is_some() && !series.is_empty() {
+                return Ok(series);
             }
         }
         if first {
@@ -718,24 +891,92 @@ impl<'a> Segment<'a> {
         &self,
         r: &mut Reader<'_>,
         offset: u64,
-        prev_first_ts: i64,
+        prev: &Chain,
     ) -> Result<BlockRef<'a>, Error> {
         let at = r.offset();
         let len = r.varint_in("block length", 1, self.index_offset.saturating_sub(offset))?;
-        let crc = r.u32("block crc32")?;
-        let count = r.varint_in("block point count", 1, block::MAX_POINTS as u64)?;
-        let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
-        let span = read_seconds(r, "block last ts", 0, i64::MAX as u64)? as i64;
+        // With group crcs, the page sets the crc once it has read the whole group.
+        let crc = if supports_group_crc(self.version) {
+            0
+        } else {
+            r.u32("block crc32")?
+        };
+        let grid_entries = supports_grid_entries(self.version);
+        let flags = if grid_entries {
+            let flags = r.u8("block entry flags")?;
+            if flags & !(HAS_COUNT | HAS_STEP | HAS_NON_MEASURED) != 0 {
+                return Err(corruption(at, "block entry flags", 7, u64::from(flags)));
+            }
+            flags
+        } else {
+            HAS_COUNT | HAS_NON_MEASURED
+        };
+        let count = if flags & HAS_COUNT != 0 {
+            r.varint_in("block point count", 1, block::MAX_POINTS as u64)?
+        } else if (1..=block::MAX_POINTS as u64).contains(&u64::from(prev.count)) {
+            u64::from(prev.count)
+        } else {
+            // The channel's first entry in the page states its count (a skipped entry's count is
+            // checked here, when an entry inherits it).
+            return Err(corruption(
+                at,
+                "block point count",
+                1,
+                u64::from(prev.count),
+            ));
+        };
+        // v2 reads the step first: the times that follow are on its grid.
+        let mut step_min = if flags & HAS_STEP != 0 {
+            r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16
+        } else if prev.step_min <= STEP_MIN_MAX {
+            prev.step_min
+        } else {
+            return Err(corruption(
+                at,
+                "block step_min",
+                u64::from(STEP_MIN_MAX),
+                u64::from(prev.step_min),
+            ));
+        };
+        let first_ts = prev.first_ts.wrapping_add(r.zigzag64("block first ts")?);
+        let unit = if grid_entries {
+            time_unit(step_min)
+        } else {
+            60
+        };
+        let uniform = grid_entries && step_min != 0;
+        let span = if uniform {
+            // At most 65,535 steps of a day: no overflow.
+            let grid = (count - 1) * unit;
+            let code = r.varint("block last ts")?;
+            let d = if code & 1 == 0 {
+                crate::bits::unzigzag64(code >> 1).checked_mul(unit as i64)
+            } else {
+                unfold(code >> 1, grid).filter(|d| d % unit as i64 != 0)
+            };
+            d.and_then(|d| (grid as i64).checked_add(d))
+                .filter(|span| *span >= 0)
+                .ok_or_else(|| corruption(at, "block last ts", grid, code))?
+        } else {
+            read_units(r, "block last ts", unit, 0, i64::MAX as u64)? as i64
+        };
         let last_ts = first_ts
             .checked_add(span)
             .ok_or_else(|| corruption(at, "block last ts", 0, span as u64))?;
         if (count == 1) != (span == 0) || (span as u64) < count - 1 {
             return Err(corruption(at, "block time span", count, span as u64));
         }
-        let tail = read_seconds(r, "block end ts", 0, 60 * u64::from(STEP_MIN_MAX))?;
+        // A uniform step ends the block one step after its last point.
+        let tail = if uniform {
+            unit
+        } else {
+            read_units(r, "block end ts", 60, 0, 60 * u64::from(STEP_MIN_MAX))?
+        };
         let end_ts = last_ts.saturating_add(tail as i64);
         let sum_value = r.zigzag64("block sum")?;
-        let step_min = r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16;
+        if !grid_entries {
+            step_min = r.varint_in("block step_min", 0, u64::from(STEP_MIN_MAX))? as u16;
+        }
         let sum_energy_wmin = if step_min == 0 {
             r.zigzag64("block energy")?
         } else {
@@ -744,10 +985,22 @@ impl<'a> Segment<'a> {
                 .ok_or_else(|| corruption(at, "block energy", 0, 1))?
         };
         let min_value = r.zigzag32("block min")?;
-        let min_off = read_seconds(r, "block min ts", 0, span as u64)? as i64;
-        let max_value = r.zigzag32("block max")?;
-        let max_off = read_seconds(r, "block max ts", 0, span as u64)? as i64;
-        let non_measured = r.varint_in("block non-measured count", 0, count)? as u32;
+        let min_off = read_units(r, "block min ts", unit, 0, span as u64)? as i64;
+        let max_value = if grid_entries {
+            // v2 stores `max − min`: a maximum below the minimum cannot be written.
+            let range_at = r.offset();
+            let range = r.varint_in("block max − min", 0, u64::from(u32::MAX))?;
+            i32::try_from(i64::from(min_value) + range as i64)
+                .map_err(|_| corruption(range_at, "block max", i32::MAX as u64, range))?
+        } else {
+            r.zigzag32("block max")?
+        };
+        let max_off = read_units(r, "block max ts", unit, 0, span as u64)? as i64;
+        let non_measured = if flags & HAS_NON_MEASURED != 0 {
+            r.varint_in("block non-measured count", 0, count)? as u32
+        } else {
+            0
+        };
         if min_value > max_value {
             return Err(corruption(
                 at,
@@ -774,6 +1027,8 @@ impl<'a> Segment<'a> {
             },
             offset,
             crc,
+            version: self.version,
+            checked: bytes,
             bytes,
         })
     }
@@ -916,26 +1171,55 @@ impl<'a> Segment<'a> {
     }
 }
 
-/// Steps over one block entry, returning its length and `first_ts`.
-fn skip_entry(r: &mut Reader<'_>, prev_first_ts: i64) -> Result<(u64, i64), Error> {
+/// Steps over one block entry of a segment of `version`, returning its length and moving `chain`
+/// past it.
+fn skip_entry(r: &mut Reader<'_>, version: u16, chain: &mut Chain) -> Result<u64, Error> {
     let len = r.varint("block length")?;
-    r.take(4, "block crc32")?;
-    r.skip_varint("block point count")?;
-    let first_ts = prev_first_ts.wrapping_add(r.zigzag64("block first ts")?);
-    r.skip_varint("block last ts")?;
-    r.skip_varint("block end ts")?;
-    r.skip_varint("block sum")?;
-    let step_min = r.varint("block step_min")?;
-    // min, min ts, max, max ts, non-measured; the energy first when the step varies.
-    let rest = if step_min == 0 { 6 } else { 5 };
+    if !supports_group_crc(version) {
+        r.take(4, "block crc32")?;
+    }
+    let rest = if supports_grid_entries(version) {
+        let flags = r.u8("block entry flags")?;
+        // Out-of-range values saturate; an entry that inherits them reports them.
+        if flags & HAS_COUNT != 0 {
+            chain.count = u32::try_from(r.varint("block point count")?).unwrap_or(u32::MAX);
+        }
+        if flags & HAS_STEP != 0 {
+            chain.step_min = u16::try_from(r.varint("block step_min")?).unwrap_or(u16::MAX);
+        }
+        chain.first_ts = chain.first_ts.wrapping_add(r.zigzag64("block first ts")?);
+        // span, sum, min, min ts, max − min, max ts; tail and energy when the step varies; the
+        // non-measured count when flagged.
+        6 + if chain.step_min == 0 { 2 } else { 0 } + usize::from(flags & HAS_NON_MEASURED != 0)
+    } else {
+        r.skip_varint("block point count")?;
+        chain.first_ts = chain.first_ts.wrapping_add(r.zigzag64("block first ts")?);
+        r.skip_varint("block last ts")?;
+        r.skip_varint("block end ts")?;
+        r.skip_varint("block sum")?;
+        let step_min = r.varint("block step_min")?;
+        // min, min ts, max, max ts, non-measured; the energy first when the step varies.
+        if step_min == 0 {
+            6
+        } else {
+            5
+        }
+    };
     for _ in 0..rest {
         r.skip_varint("block summary")?;
     }
-    Ok((len, first_ts))
+    Ok(len)
 }
 
-/// Smallest index entry of one block: length, crc, count and 10 one-byte fields.
-const ENTRY_MIN_LEN: usize = 1 + 4 + 1 + 10;
+/// Smallest index entry of one block of a segment of `version`: length, crc (v1), then one byte
+/// per field always present (v1: count and 10 more; v2: flags and 7 more).
+fn entry_min_len(version: u16) -> usize {
+    if supports_grid_entries(version) {
+        1 + 1 + 7
+    } else {
+        1 + 4 + 1 + 10
+    }
+}
 
 /// A key of the fence table.
 #[derive(Clone, Copy, Debug)]
@@ -993,13 +1277,19 @@ pub struct BlockRef<'a> {
     /// File offset of the block's bytes.
     pub offset: u64,
     crc: u32,
+    /// Version of the segment: whether the bytes are a whole block (v1) or a body whose header is
+    /// `summary` (v2), and which timestamp modes they may use.
+    version: u16,
     bytes: &'a [u8],
+    /// What `crc` covers: the block's bytes (v1) or all the blocks of its meter group (v2).
+    checked: &'a [u8],
 }
 
 impl<'a> BlockRef<'a> {
-    /// Checks the block's checksum, then decodes it into `out`.
+    /// Checks the checksum covering the block (its own in v1, its meter group's in v2), then
+    /// decodes it into `out`.
     pub fn decode_into(&self, out: &mut DecodedBlock) -> Result<(), Error> {
-        let computed = crc(self.bytes);
+        let computed = crc(self.checked);
         if computed != self.crc {
             return Err(corruption(
                 self.offset,
@@ -1009,19 +1299,45 @@ impl<'a> BlockRef<'a> {
             ));
         }
         let mut r = Reader::new(self.bytes, self.offset);
-        block::decode(&mut r, out)?;
-        if out.len() as u64 != u64::from(self.summary.count) {
+        let s = &self.summary;
+        if supports_headerless_blocks(self.version) {
+            // The body's bytes are all there (its crc matched): running out inside it means it
+            // disagrees with its entry.
+            block::decode_body(&mut r, s.count as usize, s.first_ts, s.step_min, out).map_err(
+                |e| match e {
+                    Error::Truncated { offset, what, .. } => {
+                        corruption(offset, what, u64::from(s.count), self.bytes.len() as u64)
+                    }
+                    other => other,
+                },
+            )?;
+        } else {
+            block::decode(&mut r, supports_anchored_timestamps(self.version), out)?;
+            if out.len() as u64 != u64::from(s.count) {
+                return Err(corruption(
+                    self.offset,
+                    "block point count",
+                    u64::from(s.count),
+                    out.len() as u64,
+                ));
+            }
+        }
+        // The entry and the block must agree on the last point (`verify` compares whole
+        // summaries).
+        let last = out.ts_utc.last().copied().unwrap_or(s.first_ts);
+        if last != s.last_ts {
             return Err(corruption(
                 self.offset,
-                "block point count",
-                u64::from(self.summary.count),
-                out.len() as u64,
+                "block last ts (index entry)",
+                s.last_ts as u64,
+                last as u64,
             ));
         }
         Ok(())
     }
 
-    /// The block's encoded bytes.
+    /// The block's encoded bytes: in a v2 segment its body, without the header its index entry
+    /// holds (FORMAT.md §2).
     pub fn encoded(&self) -> &'a [u8] {
         self.bytes
     }

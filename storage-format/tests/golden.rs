@@ -1,8 +1,10 @@
-//! Golden segment files of format v1, written once and decoded by every build.
+//! Golden segment files of every format version (`testdata/v<N>/`), written once and decoded by
+//! every build.
 //!
-//! `COURBE_WRITE_GOLDEN=1 cargo test -p storage-format --test tests golden` writes them (only
-//! needed when a new format version adds files); every other run reads them and checks each point
-//! against [`golden_series`], which is frozen: changing it breaks the files it describes.
+//! `COURBE_WRITE_GOLDEN=1 cargo test -p storage-format --test tests golden` writes those of the
+//! version this crate writes (only needed when a new format version adds files; older versions'
+//! files are never rewritten); every other run reads them and checks each point against
+//! [`golden_series`], which is frozen: changing it breaks the files it describes.
 
 use std::path::PathBuf;
 
@@ -13,8 +15,9 @@ use storage_format::segment::{
 };
 use storage_format::{Channel, ErrorKind, Point, Quality};
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/v1")
+/// Where the golden files of `version` live.
+fn dir(version: u16) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/v{version}"))
 }
 
 /// SplitMix64, frozen with the files.
@@ -155,10 +158,12 @@ const EMPTY_META: SegmentMeta = SegmentMeta {
     seq: 1,
 };
 
-fn golden(name: &str, build_it: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
-    let path = dir().join(name);
-    if std::env::var_os("COURBE_WRITE_GOLDEN").is_some() {
-        std::fs::create_dir_all(dir()).expect("creates testdata/v1");
+/// The golden file `name` of `version`; with `COURBE_WRITE_GOLDEN` set, first (re)written when
+/// `version` is the one this crate writes (files of older versions are never rewritten).
+fn golden(version: u16, name: &str, build_it: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    let path = dir(version).join(name);
+    if std::env::var_os("COURBE_WRITE_GOLDEN").is_some() && version == FORMAT_VERSION {
+        std::fs::create_dir_all(dir(version)).expect("creates the golden directory");
         std::fs::write(&path, build_it()).expect("writes a golden file");
     }
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -212,7 +217,7 @@ fn write_fuzz_seeds(expected: &[(String, Channel, Vec<Vec<Point>>)]) {
 fn the_v1_fleet_golden_file_decodes_to_its_points() {
     let expected = golden_series();
     write_fuzz_seeds(&expected);
-    let bytes = golden("fleet.seg", || build(&expected, FLEET_META));
+    let bytes = golden(1, "fleet.seg", || build(&expected, FLEET_META));
     let segment = Segment::open(&bytes).expect("opens");
     assert_eq!(segment.meta(), FLEET_META);
     assert_eq!(segment.version(), 1);
@@ -248,10 +253,11 @@ fn the_v1_fleet_golden_file_decodes_to_its_points() {
 
 #[test]
 fn the_v1_empty_golden_file_opens_empty() {
-    let bytes = golden("empty.seg", || build(&[], EMPTY_META));
+    let bytes = golden(1, "empty.seg", || build(&[], EMPTY_META));
     assert_eq!(bytes.len(), HEADER_LEN + FOOTER_LEN);
     let segment = Segment::open(&bytes).expect("opens");
     assert_eq!(segment.meta(), EMPTY_META);
+    assert_eq!(segment.version(), 1);
     assert_eq!(segment.verify().expect("verifies").series, 0);
 }
 
@@ -266,13 +272,13 @@ fn the_sizes_the_spec_states_hold() {
     assert_eq!(storage_format::block::FRAME_LEN, 128);
     assert_eq!(&MAGIC, b"\x89CRBSEG\x1a");
     assert_eq!(&END_MAGIC, b"\x1aGESBRC\x89");
-    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (1, 1));
+    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (2, 2));
     // An empty segment is exactly a header and a footer; the header starts with the magic and
     // the version, the footer ends with the end magic.
     let bytes = build(&[], EMPTY_META);
     assert_eq!(bytes.len(), 96);
     assert_eq!(bytes[..8], MAGIC);
-    assert_eq!(bytes[8..10], 1u16.to_le_bytes());
+    assert_eq!(bytes[8..10], FORMAT_VERSION.to_le_bytes());
     assert_eq!(bytes[bytes.len() - 8..], END_MAGIC);
     // A one-series segment: header, block, one 12-byte page header plus its entry, one fence,
     // footer.

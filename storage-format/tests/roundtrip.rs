@@ -263,3 +263,28 @@ fn every_truncated_block_is_an_error_never_a_panic() {
         household_month(3, JAN_2024, 30, 31).len()
     );
 }
+
+#[test]
+fn daily_maxima_code_their_times_against_the_grid_of_the_first_point() {
+    // One maximum a day at an evening second, as `max_power` has: anchored to the first point's
+    // grid, each is a time-of-day offset (mode 3), not a difference of two of them.
+    let mut rng = crate::util::Rng::new(5);
+    let points: Vec<Point> = (0..31)
+        .map(|d| Point {
+            ts_utc: JAN_2024 + d * 86_400 + 64_800 + rng.below(7_200) as i64,
+            value: 3_000 + rng.below(6_000) as i32,
+            step_min: 1440,
+            quality: Quality::Measured,
+        })
+        .collect();
+    let bytes = encode(&points);
+    // count (1), first_ts (5), one step run (1 + 2 + 1), then the timestamp mode.
+    assert_eq!(bytes[10], 3, "timestamp mode");
+    assert_eq!(decode(&bytes), points);
+    // A regular curve keeps its one-byte exception list.
+    let month = household_month(3, JAN_2024, 30, 31);
+    let bytes = encode(&month);
+    // count (2), first_ts (5), one step run (1 + 1 + 2), then the timestamp mode.
+    assert_eq!(bytes[2 + 5 + 4], 0, "timestamp mode");
+    assert_eq!(decode(&bytes), month);
+}
