@@ -702,11 +702,11 @@ mod tests {
     #[test]
     fn a_segment_keeps_at_most_its_budget_of_decoded_pages() {
         let fs = SimFs::new();
-        let seg = segment_of(&fs, 20_000);
+        let seg = segment_of(&fs, 40_000);
         let pages = seg.segment().page_count() as usize;
         assert!(pages > DECODED_PAGES_MAX * 3 / 2, "{pages} pages");
         for round in 0..2 {
-            for i in (0..20_000u32).step_by(7) {
+            for i in (0..40_000u32).step_by(7) {
                 let meter = format!("{:014}", 2 * i);
                 let b = blocks_via_pages(&seg, &meter, Channel::Consumption);
                 assert_eq!(b.len(), 1, "round {round}, meter {meter}");

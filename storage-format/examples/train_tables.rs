@@ -8,7 +8,7 @@
 //! Training data: `courbe-workload` fleets with seed 2 (the figures in FORMAT.md are measured on
 //! seed 1): 600 meters at 30 minutes, 60 at 15 and 30 at 10, a year from 2024-01-01, cut in
 //! Europe/Paris months as the engine does; every value section a block may hold (consumption,
-//! production, `max_power` values and its timestamp deviations). Each block's residuals are
+//! production, `max_power` values and its anchored timestamp deviations). Each block's residuals are
 //! taken at the lag among 0..=9 and a day (the writer's candidates) with the lowest order-0 entropy
 //! per context; then, per
 //! context, k-means over the blocks' histograms: each block goes to the table that codes it in
@@ -99,12 +99,17 @@ fn series_blocks(readings: &[Reading], out: &mut Vec<[Histogram; CONTEXTS]>) {
         let values: Vec<i32> = month.iter().map(|r| r.value).collect();
         out.push(block_histograms(&values, day_lag));
         if month.len() >= 2 && step == 1440 {
-            // Irregular instants (`max_power`): their deviations from the grid.
-            let devs: Vec<i32> = month
+            // Irregular instants (`max_power`): their deviations from the grid anchored at the
+            // first point (timestamp mode 3; lag 1 of these is mode 2's deviations).
+            let mut anchor = 0i64;
+            let anchored: Vec<i32> = month
                 .windows(2)
-                .map(|w| (w[1].ts_utc - w[0].ts_utc - 60 * i64::from(w[0].step_min)) as i32)
+                .map(|w| {
+                    anchor += w[1].ts_utc - w[0].ts_utc - 60 * i64::from(w[0].step_min);
+                    anchor as i32
+                })
                 .collect();
-            out.push(block_histograms(&devs, None));
+            out.push(block_histograms(&anchored, None));
         }
     }
 }

@@ -472,16 +472,29 @@ fn encode_quality(points: &[Point], out: &mut Vec<u8>) {
 
 pub fn decode_from(bytes: &[u8], out: &mut DecodedBlock) -> Result<(), Error> {
     let mut r = Reader::new(bytes, 0);
-    decode(&mut r, true, out)
+    decode(&mut r, Tags::ALL, out)
 }
 
-/// Decodes a whole block; `anchored` tells whether timestamp mode 3 is valid (not in a v1
-/// segment, whose writers never wrote it).
-pub(crate) fn decode(
-    r: &mut Reader<'_>,
-    anchored: bool,
-    out: &mut DecodedBlock,
-) -> Result<(), Error> {
+/// The tags a block may use beyond version 1's (a v1 segment's writers never wrote them, so
+/// there they are corruption).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tags {
+    /// Timestamp mode 3 (§2.2).
+    pub(crate) anchored_timestamps: bool,
+    /// Value codec 2 (§2.5.2).
+    pub(crate) trained_values: bool,
+}
+
+impl Tags {
+    /// Every tag this crate knows.
+    pub(crate) const ALL: Tags = Tags {
+        anchored_timestamps: true,
+        trained_values: true,
+    };
+}
+
+/// Decodes a whole block using only the tags `tags` allows.
+pub(crate) fn decode(r: &mut Reader<'_>, tags: Tags, out: &mut DecodedBlock) -> Result<(), Error> {
     out.ts_utc.clear();
     out.value.clear();
     out.step_min.clear();
@@ -489,7 +502,7 @@ pub(crate) fn decode(
     let n = r.varint_in("block point count", 1, MAX_POINTS as u64)? as usize;
     let first_ts = r.zigzag64("block first ts")?;
     decode_steps(r, n, 1, &mut out.step_min)?;
-    decode_sections(r, n, first_ts, anchored, out)
+    decode_sections(r, n, first_ts, tags, out)
 }
 
 /// Decodes what [`encode_body_into`] wrote into columns, replacing `out`'s contents, with the
@@ -515,7 +528,7 @@ pub(crate) fn decode_body(
     } else {
         out.step_min.resize(n, step_min);
     }
-    decode_sections(r, n, first_ts, true, out)
+    decode_sections(r, n, first_ts, Tags::ALL, out)
 }
 
 /// Timestamps, quality and values, once the steps are known; then the end of the block.
@@ -523,12 +536,12 @@ fn decode_sections(
     r: &mut Reader<'_>,
     n: usize,
     first_ts: i64,
-    anchored: bool,
+    tags: Tags,
     out: &mut DecodedBlock,
 ) -> Result<(), Error> {
-    decode_timestamps(r, n, first_ts, &out.step_min, anchored, &mut out.ts_utc)?;
+    decode_timestamps(r, n, first_ts, &out.step_min, tags, &mut out.ts_utc)?;
     decode_quality(r, n, &mut out.quality)?;
-    decode_values(r, n, &mut out.value)?;
+    decode_values(r, n, tags, &mut out.value)?;
     if !r.is_empty() {
         return Err(r.corruption("bytes after the block", 0, r.remaining() as u64));
     }
@@ -560,7 +573,7 @@ fn decode_timestamps(
     n: usize,
     first_ts: i64,
     steps: &[u16],
-    anchored: bool,
+    tags: Tags,
     ts: &mut Vec<i64>,
 ) -> Result<(), Error> {
     let mode = r.u8("timestamp mode")?;
@@ -615,7 +628,7 @@ fn decode_timestamps(
         }
         TS_PACKED if n >= 2 => {
             let mut devs = Vec::new();
-            decode_values(r, n - 1, &mut devs)?;
+            decode_values(r, n - 1, tags, &mut devs)?;
             let mut prev = first_ts;
             for (i, &dev) in devs.iter().enumerate() {
                 let t = prev
@@ -628,10 +641,10 @@ fn decode_timestamps(
                 prev = t;
             }
         }
-        TS_ANCHORED if anchored && n >= 2 => {
+        TS_ANCHORED if tags.anchored_timestamps && n >= 2 => {
             // `anchor[i]` is point i+1's deviation from the grid drawn from point 0.
             let mut anchors = Vec::new();
-            decode_values(r, n - 1, &mut anchors)?;
+            decode_values(r, n - 1, tags, &mut anchors)?;
             let (mut prev, mut prev_anchor) = (first_ts, 0i64);
             for (i, &anchor) in anchors.iter().enumerate() {
                 let t = prev
@@ -711,7 +724,12 @@ fn decode_quality(r: &mut Reader<'_>, n: usize, quality: &mut Vec<Quality>) -> R
     Ok(())
 }
 
-fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<(), Error> {
+fn decode_values(
+    r: &mut Reader<'_>,
+    n: usize,
+    tags: Tags,
+    values: &mut Vec<i32>,
+) -> Result<(), Error> {
     let codec = r.u8("value codec")?;
     let lag = r.varint_in("predictor lag", 0, n as u64)? as usize;
     match codec {
@@ -721,7 +739,7 @@ fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<
             undo_prediction(values, lag);
             Ok(())
         }
-        VALUES_TRAINED => {
+        VALUES_TRAINED if tags.trained_values => {
             rans::decode(r, n, values)?;
             undo_prediction(values, lag);
             Ok(())
@@ -782,5 +800,46 @@ fn undo_prediction(values: &mut [i32], lag: usize) {
             *v = v.wrapping_add(*p);
         }
         before = chunk;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated household's January, which the trained codec codes smallest.
+    fn generated_month() -> Vec<Point> {
+        let fleet = courbe_workload::Fleet::new(courbe_workload::FleetConfig {
+            meters: 1,
+            days: 31,
+            ..Default::default()
+        });
+        fleet
+            .meter(0)
+            .consumption
+            .iter()
+            .map(|r| Point {
+                ts_utc: r.ts_utc,
+                value: r.value,
+                step_min: r.step_min,
+                quality: Quality::from_u8(r.quality).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tags_of_version_2_are_corruption_where_only_version_1_is_allowed() {
+        let points = generated_month();
+        let mut bytes = Vec::new();
+        encode_into(&points, &mut bytes).expect("encodes");
+        let mut out = DecodedBlock::default();
+        decode(&mut Reader::new(&bytes, 0), Tags::ALL, &mut out).expect("decodes");
+        assert!(out.points().eq(points.iter().copied()));
+        let v1 = Tags {
+            anchored_timestamps: false,
+            trained_values: false,
+        };
+        let err = decode(&mut Reader::new(&bytes, 0), v1, &mut out).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corruption, "{err}");
     }
 }

@@ -56,6 +56,12 @@ pub fn supports_anchored_timestamps(version: u16) -> bool {
     version >= 2
 }
 
+/// Whether the blocks of a segment of `version` may code values with the trained rANS codec
+/// (value codec 2, FORMAT.md §2.5.2).
+pub fn supports_trained_codec(version: u16) -> bool {
+    version >= 2
+}
+
 /// Whether a segment of `version` keeps one crc32 per meter group, over all of the group's blocks
 /// (FORMAT.md §3.3), rather than one per block in each entry.
 pub fn supports_group_crc(version: u16) -> bool {
@@ -1312,7 +1318,11 @@ impl<'a> BlockRef<'a> {
                 },
             )?;
         } else {
-            block::decode(&mut r, supports_anchored_timestamps(self.version), out)?;
+            let tags = block::Tags {
+                anchored_timestamps: supports_anchored_timestamps(self.version),
+                trained_values: supports_trained_codec(self.version),
+            };
+            block::decode(&mut r, tags, out)?;
             if out.len() as u64 != u64::from(s.count) {
                 return Err(corruption(
                     self.offset,
