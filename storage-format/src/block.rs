@@ -146,19 +146,50 @@ pub fn encode_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, 
     Ok(summarize(points))
 }
 
-/// Appends the **body** of the block of `points` (FORMAT.md §2, "Header and body"): what
-/// [`encode_into`] writes without `count`, `first_ts` and, when every point has the same step, the
-/// step runs. A v2 segment stores those in the block's index entry; [`decode_body`] takes them
-/// back. Same preconditions as [`encode_into`].
-pub(crate) fn encode_body_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, Error> {
+/// The header of a block body (FORMAT.md §2, "Header and body"): what a v2 segment keeps in the
+/// block's index entry instead of the block's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BodyHeader {
+    /// Points, 1..=[`MAX_POINTS`] (it bounds every allocation).
+    pub n: usize,
+    pub first_ts: i64,
+    /// Every point's step, or 0 when they vary (the body then holds the step runs).
+    pub step_min: u16,
+    /// Every point is on the grid of the steps (the body holds no timestamp section).
+    pub on_grid: bool,
+    /// Every point is measured (the body holds no quality section).
+    pub all_measured: bool,
+}
+
+/// Appends the **body** of the block of `points`: what [`encode_into`] writes without `count`,
+/// `first_ts`, the step runs when every point has the same step, the timestamps when every point
+/// is on the grid and the quality when every point is measured. Returns the summary and the
+/// header [`decode_body`] needs back. Same preconditions as [`encode_into`].
+pub(crate) fn encode_body_into(
+    points: &[Point],
+    out: &mut Vec<u8>,
+) -> Result<(BlockSummary, BodyHeader), Error> {
     validate(points)?;
     let summary = summarize(points);
+    let header = BodyHeader {
+        n: points.len(),
+        first_ts: summary.first_ts,
+        step_min: summary.step_min,
+        on_grid: ts_deviations(points).all(|d| d == 0),
+        all_measured: summary.non_measured == 0,
+    };
     let mut encoder = Encoder::default();
     if summary.step_min == 0 {
         encode_steps(points, out);
     }
-    encoder.encode_sections(points, out);
-    Ok(summary)
+    if !header.on_grid {
+        encoder.encode_timestamps(points, out);
+    }
+    if !header.all_measured {
+        encode_quality(points, out);
+    }
+    encoder.encode_point_values(points, out);
+    Ok((summary, header))
 }
 
 /// Reusable scratch space for encoding.
@@ -182,6 +213,11 @@ impl Encoder {
     fn encode_sections(&mut self, points: &[Point], out: &mut Vec<u8>) {
         self.encode_timestamps(points, out);
         encode_quality(points, out);
+        self.encode_point_values(points, out);
+    }
+
+    /// The value section of the points' values.
+    fn encode_point_values(&mut self, points: &[Point], out: &mut Vec<u8>) {
         self.values.clear();
         self.values.extend(points.iter().map(|p| p.value));
         self.encode_values(day_lag(points), out);
@@ -434,29 +470,45 @@ pub(crate) fn decode(
 }
 
 /// Decodes what [`encode_body_into`] wrote into columns, replacing `out`'s contents, with the
-/// header fields from the block's index entry: `n` points (1..=[`MAX_POINTS`]: it bounds every
-/// allocation), the first at `first_ts`, every one at `step_min`, or (`step_min` = 0) steps that
-/// vary, stored in the body as at least two runs. Bodies exist since v2: timestamp mode 3 is valid.
+/// header from the block's index entry. When `h.step_min` = 0 the body holds at least two step
+/// runs. Bodies exist since v2: timestamp mode 3 is valid.
 pub(crate) fn decode_body(
     r: &mut Reader<'_>,
-    n: usize,
-    first_ts: i64,
-    step_min: u16,
+    h: &BodyHeader,
     out: &mut DecodedBlock,
 ) -> Result<(), Error> {
     out.ts_utc.clear();
     out.value.clear();
     out.step_min.clear();
     out.quality.clear();
-    if n == 0 || n > MAX_POINTS || step_min > STEP_MIN_MAX {
+    let n = h.n;
+    if n == 0 || n > MAX_POINTS || h.step_min > STEP_MIN_MAX {
         return Err(r.corruption("block point count", MAX_POINTS as u64, n as u64));
     }
-    if step_min == 0 {
+    if h.step_min == 0 {
         decode_steps(r, n, 2, &mut out.step_min)?;
     } else {
-        out.step_min.resize(n, step_min);
+        out.step_min.resize(n, h.step_min);
     }
-    decode_sections(r, n, first_ts, true, out)
+    if h.on_grid {
+        out.ts_utc.reserve(n);
+        out.ts_utc.push(h.first_ts);
+        let mut t = h.first_ts;
+        let steps = out.step_min.get(..n - 1).unwrap_or_default();
+        extend_grid(r, &mut out.ts_utc, &mut t, steps)?;
+    } else {
+        decode_timestamps(r, n, h.first_ts, &out.step_min, true, &mut out.ts_utc)?;
+    }
+    if h.all_measured {
+        out.quality.resize(n, Quality::Measured);
+    } else {
+        decode_quality(r, n, &mut out.quality)?;
+    }
+    decode_values(r, n, &mut out.value)?;
+    if !r.is_empty() {
+        return Err(r.corruption("bytes after the block", 0, r.remaining() as u64));
+    }
+    Ok(())
 }
 
 /// Timestamps, quality and values, once the steps are known; then the end of the block.
