@@ -63,6 +63,8 @@ const TS_EXPLICIT: u8 = 1;
 const TS_PACKED: u8 = 2;
 /// Deviations from the grid anchored at the first point, through the value codec (since v2).
 const TS_ANCHORED: u8 = 3;
+/// Exceptions as in mode 0, deviations counted in steps when whole (since v2).
+const TS_STEP_EXCEPTIONS: u8 = 4;
 
 /// Summary of `points` as [`encode_into`] computes it (no validation).
 pub fn summarize(points: &[Point]) -> BlockSummary {
@@ -393,8 +395,21 @@ fn ts_deviations(points: &[Point]) -> impl Iterator<Item = i64> + '_ {
     })
 }
 
+/// A deviation `d` of a point whose grid step is `unit` seconds, in mode 4: `zigzag(d / unit) << 1`
+/// when it is a whole number of steps, else `zigzag(d) << 1 | 1`; `None` when that overflows.
+fn step_deviation_code(d: i64, unit: i64) -> Option<u64> {
+    if d % unit == 0 {
+        // |d / unit| ≤ 2^63 / 60: the zigzag fits in 59 bits.
+        Some(zigzag64(d / unit) << 1)
+    } else {
+        let z = zigzag64(d);
+        (z >> 63 == 0).then_some((z << 1) | 1)
+    }
+}
+
 fn encode_timestamps(points: &[Point], out: &mut Vec<u8>) {
     let mut exceptions_len = 0usize;
+    let mut step_exceptions_len = Some(0usize);
     let mut explicit_len = 0usize;
     let mut count = 0usize;
     let mut last = 0usize;
@@ -403,12 +418,31 @@ fn encode_timestamps(points: &[Point], out: &mut Vec<u8>) {
         explicit_len += varint_len(zz);
         if dev != 0 {
             count += 1;
-            exceptions_len += varint_len((i + 1 - last) as u64) + varint_len(zz);
+            let gap_len = varint_len((i + 1 - last) as u64);
+            exceptions_len += gap_len + varint_len(zz);
+            let unit = 60 * i64::from(points[i].step_min);
+            step_exceptions_len = step_exceptions_len
+                .zip(step_deviation_code(dev, unit))
+                .map(|(len, code)| len + gap_len + varint_len(code));
             last = i + 1;
         }
     }
     exceptions_len += varint_len(count as u64);
-    if exceptions_len <= explicit_len {
+    let step_exceptions_len =
+        step_exceptions_len.map_or(usize::MAX, |len| len + varint_len(count as u64));
+    if step_exceptions_len < exceptions_len.min(explicit_len) {
+        out.push(TS_STEP_EXCEPTIONS);
+        put_varint(out, count as u64);
+        let mut last = 0usize;
+        for (i, dev) in ts_deviations(points).enumerate() {
+            if dev != 0 {
+                put_varint(out, (i + 1 - last) as u64);
+                let unit = 60 * i64::from(points[i].step_min);
+                put_varint(out, step_deviation_code(dev, unit).unwrap_or_default());
+                last = i + 1;
+            }
+        }
+    } else if exceptions_len <= explicit_len {
         out.push(TS_EXCEPTIONS);
         put_varint(out, count as u64);
         let mut last = 0usize;
@@ -452,11 +486,11 @@ pub fn decode_from(bytes: &[u8], out: &mut DecodedBlock) -> Result<(), Error> {
     decode(&mut r, true, out)
 }
 
-/// Decodes a whole block; `anchored` tells whether timestamp mode 3 is valid (not in a v1
-/// segment, whose writers never wrote it).
+/// Decodes a whole block; `v2_modes` tells whether timestamp modes 3 and 4 are valid (not in a v1
+/// segment, whose writers never wrote them).
 pub(crate) fn decode(
     r: &mut Reader<'_>,
-    anchored: bool,
+    v2_modes: bool,
     out: &mut DecodedBlock,
 ) -> Result<(), Error> {
     out.ts_utc.clear();
@@ -466,12 +500,12 @@ pub(crate) fn decode(
     let n = r.varint_in("block point count", 1, MAX_POINTS as u64)? as usize;
     let first_ts = r.zigzag64("block first ts")?;
     decode_steps(r, n, 1, &mut out.step_min)?;
-    decode_sections(r, n, first_ts, anchored, out)
+    decode_sections(r, n, first_ts, v2_modes, out)
 }
 
 /// Decodes what [`encode_body_into`] wrote into columns, replacing `out`'s contents, with the
 /// header from the block's index entry. When `h.step_min` = 0 the body holds at least two step
-/// runs. Bodies exist since v2: timestamp mode 3 is valid.
+/// runs. Bodies exist since v2: timestamp modes 3 and 4 are valid.
 pub(crate) fn decode_body(
     r: &mut Reader<'_>,
     h: &BodyHeader,
@@ -516,10 +550,10 @@ fn decode_sections(
     r: &mut Reader<'_>,
     n: usize,
     first_ts: i64,
-    anchored: bool,
+    v2_modes: bool,
     out: &mut DecodedBlock,
 ) -> Result<(), Error> {
-    decode_timestamps(r, n, first_ts, &out.step_min, anchored, &mut out.ts_utc)?;
+    decode_timestamps(r, n, first_ts, &out.step_min, v2_modes, &mut out.ts_utc)?;
     decode_quality(r, n, &mut out.quality)?;
     decode_values(r, n, &mut out.value)?;
     if !r.is_empty() {
@@ -553,22 +587,40 @@ fn decode_timestamps(
     n: usize,
     first_ts: i64,
     steps: &[u16],
-    anchored: bool,
+    v2_modes: bool,
     ts: &mut Vec<i64>,
 ) -> Result<(), Error> {
     let mode = r.u8("timestamp mode")?;
     ts.reserve(n);
     ts.push(first_ts);
     match mode {
-        TS_EXCEPTIONS => {
+        TS_EXCEPTIONS | TS_STEP_EXCEPTIONS if mode == TS_EXCEPTIONS || v2_modes => {
             let count = r.varint_in("timestamp exception count", 0, n as u64 - 1)? as usize;
             let mut t = first_ts;
             let mut done = 1usize; // points whose ts is in `ts`
             for _ in 0..count {
                 let gap = r.varint_in("timestamp exception index", 1, (n - done) as u64)? as usize;
-                let dev = r.zigzag64("timestamp deviation")?;
                 // Points done..at follow the grid; point `at` deviates from it.
                 let at = done - 1 + gap;
+                let dev = if mode == TS_STEP_EXCEPTIONS {
+                    let unit = 60 * i64::from(step_at(steps, at - 1));
+                    let dev_at = r.offset();
+                    let code = r.varint("timestamp deviation")?;
+                    let dev = crate::bits::unzigzag64(code >> 1);
+                    let dev = if code & 1 == 0 {
+                        dev.checked_mul(unit)
+                    } else {
+                        Some(dev).filter(|d| d % unit != 0)
+                    };
+                    dev.ok_or(Error::Corruption {
+                        offset: dev_at,
+                        what: "timestamp deviation in steps",
+                        expected: unit as u64,
+                        found: code,
+                    })?
+                } else {
+                    r.zigzag64("timestamp deviation")?
+                };
                 extend_grid(
                     r,
                     ts,
@@ -621,7 +673,7 @@ fn decode_timestamps(
                 prev = t;
             }
         }
-        TS_ANCHORED if anchored && n >= 2 => {
+        TS_ANCHORED if v2_modes && n >= 2 => {
             // `anchor[i]` is point i+1's deviation from the grid drawn from point 0.
             let mut anchors = Vec::new();
             decode_values(r, n - 1, &mut anchors)?;
@@ -638,7 +690,7 @@ fn decode_timestamps(
                 prev_anchor = i64::from(anchor);
             }
         }
-        other => return Err(r.corruption("timestamp mode", 3, u64::from(other))),
+        other => return Err(r.corruption("timestamp mode", 4, u64::from(other))),
     }
     Ok(())
 }

@@ -51,9 +51,9 @@ pub fn supports_headerless_blocks(version: u16) -> bool {
     version >= 2
 }
 
-/// Whether the blocks of a segment of `version` may code their timestamps as deviations from the
-/// grid anchored at the first point (timestamp mode 3, FORMAT.md §2.2).
-pub fn supports_anchored_timestamps(version: u16) -> bool {
+/// Whether the blocks of a segment of `version` may use timestamp modes 3 (deviations anchored at
+/// the first point's grid) and 4 (exceptions in steps), FORMAT.md §2.2.
+pub fn supports_v2_timestamp_modes(version: u16) -> bool {
     version >= 2
 }
 
@@ -1333,7 +1333,7 @@ impl<'a> BlockRef<'a> {
                 other => other,
             })?;
         } else {
-            block::decode(&mut r, supports_anchored_timestamps(self.version), out)?;
+            block::decode(&mut r, supports_v2_timestamp_modes(self.version), out)?;
             if out.len() as u64 != u64::from(s.count) {
                 return Err(corruption(
                     self.offset,
