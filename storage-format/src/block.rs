@@ -6,6 +6,8 @@
 //!   `step_min` in 1..=[`crate::STEP_MIN_MAX`]. Any `i32` value and any quality are accepted.
 //! - [`decode_from`] decodes exactly what one `encode_into` call appended (the whole slice)
 //!   into columns, replacing `out`'s contents.
+//! - Inside a v2 segment a block is a *body* (`encode_body_into` / `decode_body`, crate-private):
+//!   the header fields its index entry holds or implies are left out.
 //!
 //! Layout and the measurements behind each encoding: `FORMAT.md` §2.
 

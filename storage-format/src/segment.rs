@@ -8,8 +8,10 @@
 //! - [`Segment::open`] checks header and footer only (with the fence table, the footer area's
 //!   small top-level index: 74 bytes per ~2 KiB page); [`Segment::blocks`] binary-searches the index
 //!   through the slice (an mmap) and validates only the index parts it touches;
-//!   [`BlockRef::decode_into`] checks the block's checksum then decodes it; [`Segment::verify`]
-//!   checks everything.
+//!   [`BlockRef::decode_into`] checks the checksum covering the block (its meter group's in v2)
+//!   then decodes it; [`Segment::verify`] checks everything.
+//! - Writers write [`FORMAT_VERSION`] (2); readers read versions 1 and 2, differences gated on the
+//!   `supports_*` predicates.
 //!
 //! Layout, checksums and the truncation/corruption rules: `FORMAT.md` §3.
 
