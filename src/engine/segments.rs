@@ -702,13 +702,11 @@ mod tests {
     #[test]
     fn a_segment_keeps_at_most_its_budget_of_decoded_pages() {
         let fs = SimFs::new();
-        // Enough meters for half again as many pages as the budget (format v2: ~54 per page).
-        const METERS: u32 = 30_000;
-        let seg = segment_of(&fs, METERS);
+        let seg = segment_of(&fs, 40_000);
         let pages = seg.segment().page_count() as usize;
         assert!(pages > DECODED_PAGES_MAX * 3 / 2, "{pages} pages");
         for round in 0..2 {
-            for i in (0..METERS).step_by(7) {
+            for i in (0..40_000u32).step_by(7) {
                 let meter = format!("{:014}", 2 * i);
                 let b = blocks_via_pages(&seg, &meter, Channel::Consumption);
                 assert_eq!(b.len(), 1, "round {round}, meter {meter}");
@@ -721,7 +719,7 @@ mod tests {
         let hot = format!("{:014}", 0);
         for i in 0..3 * DECODED_PAGES_MAX as u32 {
             blocks_via_pages(&seg, &hot, Channel::Consumption);
-            let cold = format!("{:014}", 2 * (i * 60 % METERS));
+            let cold = format!("{:014}", 2 * (i * 60 % 20_000));
             assert_eq!(blocks_via_pages(&seg, &cold, Channel::Consumption).len(), 1);
         }
         assert!(seg.pages.slots[0].page.read().is_some());

@@ -15,6 +15,7 @@ use crate::bits::{
     bit_width, pack, packed_len, put_varint, unpack, varint_len, zigzag32, zigzag64, Reader,
 };
 use crate::huffman;
+use crate::rans;
 use crate::{BlockSummary, Error, Point, Quality, STEP_MIN_MAX};
 
 /// Most points one block may hold (a month of 5-minute points is 8,928).
@@ -58,6 +59,7 @@ pub const FRAME_LEN: usize = 128;
 /// Value codec tags (first byte of the value section).
 const VALUES_FRAMES: u8 = 0;
 const VALUES_HUFFMAN: u8 = 1;
+const VALUES_TRAINED: u8 = 2;
 
 /// Timestamp mode tags.
 const TS_EXCEPTIONS: u8 = 0;
@@ -277,23 +279,34 @@ impl Encoder {
     /// Appends the value section coding `self.values`.
     fn encode_values(&mut self, day_lag: Option<usize>, out: &mut Vec<u8>) {
         let n = self.values.len();
-        let candidates = [Some(1), Some(2), day_lag, Some(0)];
-        // Best lag for bit-packed frames and for the Huffman stage, by exact size.
+        // Every lag is scored by a cheap estimate (the order-0 entropy of its bins per trained
+        // context, plus raw bits) and exactly for frames; the best FINALISTS are then sized
+        // exactly with the Huffman and trained codecs.
+        let mut lags: Vec<usize> = LAGS.iter().copied().chain(day_lag).collect();
+        lags.sort_unstable();
+        lags.dedup();
+        lags.retain(|&lag| lag <= 1 || lag < n);
         let (mut for_lag, mut for_len) = (1, usize::MAX);
-        let (mut huff_lag, mut huff_len) = (1, usize::MAX);
-        let mut huff_lengths = [0u8; huffman::SYMBOLS];
-        for lag in candidates.into_iter().flatten() {
-            if lag >= n && lag > 1 {
-                continue;
-            }
-            residuals(&self.values, lag, &mut self.residuals);
+        let mut scored: Vec<(f64, usize)> = Vec::with_capacity(lags.len());
+        for &lag in &lags {
+            self.zigzag_residuals(lag);
             let len = frames_len(&self.residuals);
             if len < for_len {
                 (for_lag, for_len) = (lag, len);
             }
+            let (counts, raw_bits) = rans::profile(&self.zigzagged);
+            let bits: f64 = counts.iter().map(|c| entropy_bits(c)).sum();
+            scored.push((bits + raw_bits as f64, lag));
+        }
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut huff_lag, mut huff_len) = (1, usize::MAX);
+        let mut huff_lengths = [0u8; huffman::SYMBOLS];
+        let mut best_plan: Option<(usize, rans::Plan)> = None;
+        for &(_, lag) in scored.iter().take(FINALISTS) {
+            self.zigzag_residuals(lag);
             let mut counts = [0u64; huffman::SYMBOLS];
-            for &r in &self.residuals {
-                counts[huffman::symbol_of(zigzag32(r))] += 1;
+            for &u in &self.zigzagged {
+                counts[huffman::symbol_of(u)] += 1;
             }
             let lengths = huffman::code_lengths(&counts);
             let payload = huffman::payload_bits(&counts, &lengths).div_ceil(8) as usize;
@@ -301,14 +314,33 @@ impl Encoder {
             if len < huff_len {
                 (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
             }
+            let plan = rans::plan(&self.zigzagged);
+            if best_plan.as_ref().is_none_or(|(_, p)| plan.len < p.len) {
+                best_plan = Some((lag, plan));
+            }
+        }
+        // The trained codec when its exact length is the smallest.
+        if let Some((lag, plan)) = best_plan {
+            if plan.len < huff_len.min(for_len) + 8 {
+                let mut body = vec![VALUES_TRAINED];
+                put_varint(&mut body, lag as u64);
+                self.zigzag_residuals(lag);
+                rans::encode(&self.zigzagged, &plan, &mut body);
+                let other = if huff_len < for_len {
+                    varint_len(huff_lag as u64) + huff_len
+                } else {
+                    varint_len(for_lag as u64) + for_len
+                };
+                if body.len() < 1 + other {
+                    out.extend_from_slice(&body);
+                    return;
+                }
+            }
         }
         if huff_len < for_len {
             out.push(VALUES_HUFFMAN);
             put_varint(out, huff_lag as u64);
-            residuals(&self.values, huff_lag, &mut self.residuals);
-            self.zigzagged.clear();
-            self.zigzagged
-                .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+            self.zigzag_residuals(huff_lag);
             huffman::encode(&self.zigzagged, &huff_lengths, out);
             return;
         }
@@ -317,6 +349,33 @@ impl Encoder {
         put_varint(out, for_lag as u64);
         pack_frames(&self.residuals, out);
     }
+
+    /// Fills `residuals` and `zigzagged` for `lag`.
+    fn zigzag_residuals(&mut self, lag: usize) {
+        residuals(&self.values, lag, &mut self.residuals);
+        self.zigzagged.clear();
+        self.zigzagged
+            .extend(self.residuals.iter().map(|&r| zigzag32(r)));
+    }
+}
+
+/// Lags the writer tries, besides the day's (FORMAT.md §2.4).
+const LAGS: [usize; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+/// Lags sized exactly with the entropy codecs, best estimates first.
+const FINALISTS: usize = 2;
+
+/// Order-0 entropy of a histogram, bits.
+fn entropy_bits(counts: &[u64]) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let t = total as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| c as f64 * (t / c as f64).log2())
+        .sum()
 }
 
 /// Lag (in points) of "the same slot on the previous day" when every point shares one step that
@@ -485,16 +544,32 @@ fn encode_quality(points: &[Point], out: &mut Vec<u8>) {
 
 pub fn decode_from(bytes: &[u8], out: &mut DecodedBlock) -> Result<(), Error> {
     let mut r = Reader::new(bytes, 0);
-    decode(&mut r, true, out)
+    decode(&mut r, Tags::ALL, out)
 }
 
-/// Decodes a whole block; `v2_modes` tells whether timestamp modes 3 and 4 are valid (not in a v1
-/// segment, whose writers never wrote them).
-pub(crate) fn decode(
-    r: &mut Reader<'_>,
-    v2_modes: bool,
-    out: &mut DecodedBlock,
-) -> Result<(), Error> {
+/// The tags a block may use beyond version 1's (a v1 segment's writers never wrote them, so
+/// there they are corruption).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tags {
+    /// Timestamp mode 3 (§2.2).
+    pub(crate) anchored_timestamps: bool,
+    /// Timestamp mode 4 (§2.2).
+    pub(crate) step_exceptions: bool,
+    /// Value codec 2 (§2.5.2).
+    pub(crate) trained_values: bool,
+}
+
+impl Tags {
+    /// Every tag this crate knows.
+    pub(crate) const ALL: Tags = Tags {
+        anchored_timestamps: true,
+        step_exceptions: true,
+        trained_values: true,
+    };
+}
+
+/// Decodes a whole block using only the tags `tags` allows.
+pub(crate) fn decode(r: &mut Reader<'_>, tags: Tags, out: &mut DecodedBlock) -> Result<(), Error> {
     out.ts_utc.clear();
     out.value.clear();
     out.step_min.clear();
@@ -502,7 +577,7 @@ pub(crate) fn decode(
     let n = r.varint_in("block point count", 1, MAX_POINTS as u64)? as usize;
     let first_ts = r.zigzag64("block first ts")?;
     decode_steps(r, n, 1, &mut out.step_min)?;
-    decode_sections(r, n, first_ts, v2_modes, out)
+    decode_sections(r, n, first_ts, tags, out)
 }
 
 /// Decodes what [`encode_body_into`] wrote into columns, replacing `out`'s contents, with the
@@ -533,14 +608,14 @@ pub(crate) fn decode_body(
         let steps = out.step_min.get(..n - 1).unwrap_or_default();
         extend_grid(r, &mut out.ts_utc, &mut t, steps)?;
     } else {
-        decode_timestamps(r, n, h.first_ts, &out.step_min, true, &mut out.ts_utc)?;
+        decode_timestamps(r, n, h.first_ts, &out.step_min, Tags::ALL, &mut out.ts_utc)?;
     }
     if h.all_measured {
         out.quality.resize(n, Quality::Measured);
     } else {
         decode_quality(r, n, &mut out.quality)?;
     }
-    decode_values(r, n, &mut out.value)?;
+    decode_values(r, n, Tags::ALL, &mut out.value)?;
     if !r.is_empty() {
         return Err(r.corruption("bytes after the block", 0, r.remaining() as u64));
     }
@@ -552,12 +627,12 @@ fn decode_sections(
     r: &mut Reader<'_>,
     n: usize,
     first_ts: i64,
-    v2_modes: bool,
+    tags: Tags,
     out: &mut DecodedBlock,
 ) -> Result<(), Error> {
-    decode_timestamps(r, n, first_ts, &out.step_min, v2_modes, &mut out.ts_utc)?;
+    decode_timestamps(r, n, first_ts, &out.step_min, tags, &mut out.ts_utc)?;
     decode_quality(r, n, &mut out.quality)?;
-    decode_values(r, n, &mut out.value)?;
+    decode_values(r, n, tags, &mut out.value)?;
     if !r.is_empty() {
         return Err(r.corruption("bytes after the block", 0, r.remaining() as u64));
     }
@@ -589,14 +664,14 @@ fn decode_timestamps(
     n: usize,
     first_ts: i64,
     steps: &[u16],
-    v2_modes: bool,
+    tags: Tags,
     ts: &mut Vec<i64>,
 ) -> Result<(), Error> {
     let mode = r.u8("timestamp mode")?;
     ts.reserve(n);
     ts.push(first_ts);
     match mode {
-        TS_EXCEPTIONS | TS_STEP_EXCEPTIONS if mode == TS_EXCEPTIONS || v2_modes => {
+        TS_EXCEPTIONS | TS_STEP_EXCEPTIONS if mode == TS_EXCEPTIONS || tags.step_exceptions => {
             let count = r.varint_in("timestamp exception count", 0, n as u64 - 1)? as usize;
             let mut t = first_ts;
             let mut done = 1usize; // points whose ts is in `ts`
@@ -662,7 +737,7 @@ fn decode_timestamps(
         }
         TS_PACKED if n >= 2 => {
             let mut devs = Vec::new();
-            decode_values(r, n - 1, &mut devs)?;
+            decode_values(r, n - 1, tags, &mut devs)?;
             let mut prev = first_ts;
             for (i, &dev) in devs.iter().enumerate() {
                 let t = prev
@@ -675,10 +750,10 @@ fn decode_timestamps(
                 prev = t;
             }
         }
-        TS_ANCHORED if v2_modes && n >= 2 => {
+        TS_ANCHORED if tags.anchored_timestamps && n >= 2 => {
             // `anchor[i]` is point i+1's deviation from the grid drawn from point 0.
             let mut anchors = Vec::new();
-            decode_values(r, n - 1, &mut anchors)?;
+            decode_values(r, n - 1, tags, &mut anchors)?;
             let (mut prev, mut prev_anchor) = (first_ts, 0i64);
             for (i, &anchor) in anchors.iter().enumerate() {
                 let t = prev
@@ -758,7 +833,12 @@ fn decode_quality(r: &mut Reader<'_>, n: usize, quality: &mut Vec<Quality>) -> R
     Ok(())
 }
 
-fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<(), Error> {
+fn decode_values(
+    r: &mut Reader<'_>,
+    n: usize,
+    tags: Tags,
+    values: &mut Vec<i32>,
+) -> Result<(), Error> {
     let codec = r.u8("value codec")?;
     let lag = r.varint_in("predictor lag", 0, n as u64)? as usize;
     match codec {
@@ -768,7 +848,12 @@ fn decode_values(r: &mut Reader<'_>, n: usize, values: &mut Vec<i32>) -> Result<
             undo_prediction(values, lag);
             Ok(())
         }
-        other => Err(r.corruption("value codec", u64::from(VALUES_HUFFMAN), u64::from(other))),
+        VALUES_TRAINED if tags.trained_values => {
+            rans::decode(r, n, values)?;
+            undo_prediction(values, lag);
+            Ok(())
+        }
+        other => Err(r.corruption("value codec", u64::from(VALUES_TRAINED), u64::from(other))),
     }
 }
 
@@ -824,5 +909,47 @@ fn undo_prediction(values: &mut [i32], lag: usize) {
             *v = v.wrapping_add(*p);
         }
         before = chunk;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated household's January, which the trained codec codes smallest.
+    fn generated_month() -> Vec<Point> {
+        let fleet = courbe_workload::Fleet::new(courbe_workload::FleetConfig {
+            meters: 1,
+            days: 31,
+            ..Default::default()
+        });
+        fleet
+            .meter(0)
+            .consumption
+            .iter()
+            .map(|r| Point {
+                ts_utc: r.ts_utc,
+                value: r.value,
+                step_min: r.step_min,
+                quality: Quality::from_u8(r.quality).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_tags_of_version_2_are_corruption_where_only_version_1_is_allowed() {
+        let points = generated_month();
+        let mut bytes = Vec::new();
+        encode_into(&points, &mut bytes).expect("encodes");
+        let mut out = DecodedBlock::default();
+        decode(&mut Reader::new(&bytes, 0), Tags::ALL, &mut out).expect("decodes");
+        assert!(out.points().eq(points.iter().copied()));
+        let v1 = Tags {
+            anchored_timestamps: false,
+            step_exceptions: false,
+            trained_values: false,
+        };
+        let err = decode(&mut Reader::new(&bytes, 0), v1, &mut out).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corruption, "{err}");
     }
 }

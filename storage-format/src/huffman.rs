@@ -35,7 +35,7 @@ pub fn extra_bits(symbol: usize) -> u32 {
 
 /// Smallest zigzagged residual of a bin.
 #[inline]
-fn base_of(symbol: usize) -> u32 {
+pub(crate) fn base_of(symbol: usize) -> u32 {
     if symbol < 16 {
         symbol as u32
     } else {

@@ -55,6 +55,8 @@ mod bits;
 pub mod block;
 mod error;
 mod huffman;
+#[doc(hidden)]
+pub mod rans;
 pub mod segment;
 
 pub use error::{Error, ErrorKind};

@@ -53,9 +53,21 @@ pub fn supports_headerless_blocks(version: u16) -> bool {
     version >= 2
 }
 
-/// Whether the blocks of a segment of `version` may use timestamp modes 3 (deviations anchored at
-/// the first point's grid) and 4 (exceptions in steps), FORMAT.md §2.2.
-pub fn supports_v2_timestamp_modes(version: u16) -> bool {
+/// Whether the blocks of a segment of `version` may code their timestamps as deviations from the
+/// grid anchored at the first point (timestamp mode 3, FORMAT.md §2.2).
+pub fn supports_anchored_timestamps(version: u16) -> bool {
+    version >= 2
+}
+
+/// Whether the blocks of a segment of `version` may code their timestamp exceptions in steps
+/// (timestamp mode 4, FORMAT.md §2.2).
+pub fn supports_step_exceptions(version: u16) -> bool {
+    version >= 2
+}
+
+/// Whether the blocks of a segment of `version` may code values with the trained rANS codec
+/// (value codec 2, FORMAT.md §2.5.2).
+pub fn supports_trained_codec(version: u16) -> bool {
     version >= 2
 }
 
@@ -1335,7 +1347,12 @@ impl<'a> BlockRef<'a> {
                 other => other,
             })?;
         } else {
-            block::decode(&mut r, supports_v2_timestamp_modes(self.version), out)?;
+            let tags = block::Tags {
+                anchored_timestamps: supports_anchored_timestamps(self.version),
+                step_exceptions: supports_step_exceptions(self.version),
+                trained_values: supports_trained_codec(self.version),
+            };
+            block::decode(&mut r, tags, out)?;
             if out.len() as u64 != u64::from(s.count) {
                 return Err(corruption(
                     self.offset,
