@@ -6,6 +6,8 @@
 //!   `step_min` in 1..=[`crate::STEP_MIN_MAX`]. Any `i32` value and any quality are accepted.
 //! - [`decode_from`] decodes exactly what one `encode_into` call appended (the whole slice)
 //!   into columns, replacing `out`'s contents.
+//! - Inside a v2 segment a block is a *body* (`encode_body_into` / `decode_body`, crate-private):
+//!   the header fields its index entry holds or implies are left out.
 //!
 //! Layout and the measurements behind each encoding: `FORMAT.md` §2.
 
@@ -65,6 +67,8 @@ const TS_EXPLICIT: u8 = 1;
 const TS_PACKED: u8 = 2;
 /// Deviations from the grid anchored at the first point, through the value codec (since v2).
 const TS_ANCHORED: u8 = 3;
+/// Exceptions as in mode 0, deviations counted in steps when whole (since v2).
+const TS_STEP_EXCEPTIONS: u8 = 4;
 
 /// Summary of `points` as [`encode_into`] computes it (no validation).
 pub fn summarize(points: &[Point]) -> BlockSummary {
@@ -148,19 +152,50 @@ pub fn encode_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, 
     Ok(summarize(points))
 }
 
-/// Appends the **body** of the block of `points` (FORMAT.md §2, "Header and body"): what
-/// [`encode_into`] writes without `count`, `first_ts` and, when every point has the same step, the
-/// step runs. A v2 segment stores those in the block's index entry; [`decode_body`] takes them
-/// back. Same preconditions as [`encode_into`].
-pub(crate) fn encode_body_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, Error> {
+/// The header of a block body (FORMAT.md §2, "Header and body"): what a v2 segment keeps in the
+/// block's index entry instead of the block's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BodyHeader {
+    /// Points, 1..=[`MAX_POINTS`] (it bounds every allocation).
+    pub n: usize,
+    pub first_ts: i64,
+    /// Every point's step, or 0 when they vary (the body then holds the step runs).
+    pub step_min: u16,
+    /// Every point is on the grid of the steps (the body holds no timestamp section).
+    pub on_grid: bool,
+    /// Every point is measured (the body holds no quality section).
+    pub all_measured: bool,
+}
+
+/// Appends the **body** of the block of `points`: what [`encode_into`] writes without `count`,
+/// `first_ts`, the step runs when every point has the same step, the timestamps when every point
+/// is on the grid and the quality when every point is measured. Returns the summary and the
+/// header [`decode_body`] needs back. Same preconditions as [`encode_into`].
+pub(crate) fn encode_body_into(
+    points: &[Point],
+    out: &mut Vec<u8>,
+) -> Result<(BlockSummary, BodyHeader), Error> {
     validate(points)?;
     let summary = summarize(points);
+    let header = BodyHeader {
+        n: points.len(),
+        first_ts: summary.first_ts,
+        step_min: summary.step_min,
+        on_grid: ts_deviations(points).all(|d| d == 0),
+        all_measured: summary.non_measured == 0,
+    };
     let mut encoder = Encoder::default();
     if summary.step_min == 0 {
         encode_steps(points, out);
     }
-    encoder.encode_sections(points, out);
-    Ok(summary)
+    if !header.on_grid {
+        encoder.encode_timestamps(points, out);
+    }
+    if !header.all_measured {
+        encode_quality(points, out);
+    }
+    encoder.encode_point_values(points, out);
+    Ok((summary, header))
 }
 
 /// Reusable scratch space for encoding.
@@ -184,6 +219,11 @@ impl Encoder {
     fn encode_sections(&mut self, points: &[Point], out: &mut Vec<u8>) {
         self.encode_timestamps(points, out);
         encode_quality(points, out);
+        self.encode_point_values(points, out);
+    }
+
+    /// The value section of the points' values.
+    fn encode_point_values(&mut self, points: &[Point], out: &mut Vec<u8>) {
         self.values.clear();
         self.values.extend(points.iter().map(|p| p.value));
         self.encode_values(day_lag(points), out);
@@ -416,8 +456,21 @@ fn ts_deviations(points: &[Point]) -> impl Iterator<Item = i64> + '_ {
     })
 }
 
+/// A deviation `d` of a point whose grid step is `unit` seconds, in mode 4: `zigzag(d / unit) << 1`
+/// when it is a whole number of steps, else `zigzag(d) << 1 | 1`; `None` when that overflows.
+fn step_deviation_code(d: i64, unit: i64) -> Option<u64> {
+    if d % unit == 0 {
+        // |d / unit| ≤ 2^63 / 60: the zigzag fits in 59 bits.
+        Some(zigzag64(d / unit) << 1)
+    } else {
+        let z = zigzag64(d);
+        (z >> 63 == 0).then_some((z << 1) | 1)
+    }
+}
+
 fn encode_timestamps(points: &[Point], out: &mut Vec<u8>) {
     let mut exceptions_len = 0usize;
+    let mut step_exceptions_len = Some(0usize);
     let mut explicit_len = 0usize;
     let mut count = 0usize;
     let mut last = 0usize;
@@ -426,12 +479,31 @@ fn encode_timestamps(points: &[Point], out: &mut Vec<u8>) {
         explicit_len += varint_len(zz);
         if dev != 0 {
             count += 1;
-            exceptions_len += varint_len((i + 1 - last) as u64) + varint_len(zz);
+            let gap_len = varint_len((i + 1 - last) as u64);
+            exceptions_len += gap_len + varint_len(zz);
+            let unit = 60 * i64::from(points[i].step_min);
+            step_exceptions_len = step_exceptions_len
+                .zip(step_deviation_code(dev, unit))
+                .map(|(len, code)| len + gap_len + varint_len(code));
             last = i + 1;
         }
     }
     exceptions_len += varint_len(count as u64);
-    if exceptions_len <= explicit_len {
+    let step_exceptions_len =
+        step_exceptions_len.map_or(usize::MAX, |len| len + varint_len(count as u64));
+    if step_exceptions_len < exceptions_len.min(explicit_len) {
+        out.push(TS_STEP_EXCEPTIONS);
+        put_varint(out, count as u64);
+        let mut last = 0usize;
+        for (i, dev) in ts_deviations(points).enumerate() {
+            if dev != 0 {
+                put_varint(out, (i + 1 - last) as u64);
+                let unit = 60 * i64::from(points[i].step_min);
+                put_varint(out, step_deviation_code(dev, unit).unwrap_or_default());
+                last = i + 1;
+            }
+        }
+    } else if exceptions_len <= explicit_len {
         out.push(TS_EXCEPTIONS);
         put_varint(out, count as u64);
         let mut last = 0usize;
@@ -481,6 +553,8 @@ pub fn decode_from(bytes: &[u8], out: &mut DecodedBlock) -> Result<(), Error> {
 pub(crate) struct Tags {
     /// Timestamp mode 3 (§2.2).
     pub(crate) anchored_timestamps: bool,
+    /// Timestamp mode 4 (§2.2).
+    pub(crate) step_exceptions: bool,
     /// Value codec 2 (§2.5.2).
     pub(crate) trained_values: bool,
 }
@@ -489,6 +563,7 @@ impl Tags {
     /// Every tag this crate knows.
     pub(crate) const ALL: Tags = Tags {
         anchored_timestamps: true,
+        step_exceptions: true,
         trained_values: true,
     };
 }
@@ -506,29 +581,45 @@ pub(crate) fn decode(r: &mut Reader<'_>, tags: Tags, out: &mut DecodedBlock) -> 
 }
 
 /// Decodes what [`encode_body_into`] wrote into columns, replacing `out`'s contents, with the
-/// header fields from the block's index entry: `n` points (1..=[`MAX_POINTS`]: it bounds every
-/// allocation), the first at `first_ts`, every one at `step_min`, or (`step_min` = 0) steps that
-/// vary, stored in the body as at least two runs. Bodies exist since v2: timestamp mode 3 is valid.
+/// header from the block's index entry. When `h.step_min` = 0 the body holds at least two step
+/// runs. Bodies exist since v2: timestamp modes 3 and 4 are valid.
 pub(crate) fn decode_body(
     r: &mut Reader<'_>,
-    n: usize,
-    first_ts: i64,
-    step_min: u16,
+    h: &BodyHeader,
     out: &mut DecodedBlock,
 ) -> Result<(), Error> {
     out.ts_utc.clear();
     out.value.clear();
     out.step_min.clear();
     out.quality.clear();
-    if n == 0 || n > MAX_POINTS || step_min > STEP_MIN_MAX {
+    let n = h.n;
+    if n == 0 || n > MAX_POINTS || h.step_min > STEP_MIN_MAX {
         return Err(r.corruption("block point count", MAX_POINTS as u64, n as u64));
     }
-    if step_min == 0 {
+    if h.step_min == 0 {
         decode_steps(r, n, 2, &mut out.step_min)?;
     } else {
-        out.step_min.resize(n, step_min);
+        out.step_min.resize(n, h.step_min);
     }
-    decode_sections(r, n, first_ts, Tags::ALL, out)
+    if h.on_grid {
+        out.ts_utc.reserve(n);
+        out.ts_utc.push(h.first_ts);
+        let mut t = h.first_ts;
+        let steps = out.step_min.get(..n - 1).unwrap_or_default();
+        extend_grid(r, &mut out.ts_utc, &mut t, steps)?;
+    } else {
+        decode_timestamps(r, n, h.first_ts, &out.step_min, Tags::ALL, &mut out.ts_utc)?;
+    }
+    if h.all_measured {
+        out.quality.resize(n, Quality::Measured);
+    } else {
+        decode_quality(r, n, &mut out.quality)?;
+    }
+    decode_values(r, n, Tags::ALL, &mut out.value)?;
+    if !r.is_empty() {
+        return Err(r.corruption("bytes after the block", 0, r.remaining() as u64));
+    }
+    Ok(())
 }
 
 /// Timestamps, quality and values, once the steps are known; then the end of the block.
@@ -580,15 +671,33 @@ fn decode_timestamps(
     ts.reserve(n);
     ts.push(first_ts);
     match mode {
-        TS_EXCEPTIONS => {
+        TS_EXCEPTIONS | TS_STEP_EXCEPTIONS if mode == TS_EXCEPTIONS || tags.step_exceptions => {
             let count = r.varint_in("timestamp exception count", 0, n as u64 - 1)? as usize;
             let mut t = first_ts;
             let mut done = 1usize; // points whose ts is in `ts`
             for _ in 0..count {
                 let gap = r.varint_in("timestamp exception index", 1, (n - done) as u64)? as usize;
-                let dev = r.zigzag64("timestamp deviation")?;
                 // Points done..at follow the grid; point `at` deviates from it.
                 let at = done - 1 + gap;
+                let dev = if mode == TS_STEP_EXCEPTIONS {
+                    let unit = 60 * i64::from(step_at(steps, at - 1));
+                    let dev_at = r.offset();
+                    let code = r.varint("timestamp deviation")?;
+                    let dev = crate::bits::unzigzag64(code >> 1);
+                    let dev = if code & 1 == 0 {
+                        dev.checked_mul(unit)
+                    } else {
+                        Some(dev).filter(|d| d % unit != 0)
+                    };
+                    dev.ok_or(Error::Corruption {
+                        offset: dev_at,
+                        what: "timestamp deviation in steps",
+                        expected: unit as u64,
+                        found: code,
+                    })?
+                } else {
+                    r.zigzag64("timestamp deviation")?
+                };
                 extend_grid(
                     r,
                     ts,
@@ -658,7 +767,7 @@ fn decode_timestamps(
                 prev_anchor = i64::from(anchor);
             }
         }
-        other => return Err(r.corruption("timestamp mode", 3, u64::from(other))),
+        other => return Err(r.corruption("timestamp mode", 4, u64::from(other))),
     }
     Ok(())
 }
@@ -837,6 +946,7 @@ mod tests {
         assert!(out.points().eq(points.iter().copied()));
         let v1 = Tags {
             anchored_timestamps: false,
+            step_exceptions: false,
             trained_values: false,
         };
         let err = decode(&mut Reader::new(&bytes, 0), v1, &mut out).unwrap_err();

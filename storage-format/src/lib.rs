@@ -9,8 +9,10 @@
 //!   predictor (previous value, two back, same slot the previous day) Huffman-coded in bins, or
 //!   bit-packed in frames of 128 when that is smaller;
 //! - a **segment**: many blocks grouped by meter, an index of ~2 KiB pages (each with its crc32
-//!   and the summaries of its blocks) searchable in place through a fence table, a crc32 over every
-//!   block, and a footer ([`segment`]).
+//!   and the summaries of its blocks) searchable in place through a fence table, a crc32 over each
+//!   meter's blocks, and a footer ([`segment`]). Since format v2 a block in a segment leaves out
+//!   what its index entry holds or implies (point count, first timestamp, a uniform step, on-grid
+//!   timestamps, all-measured quality).
 //!
 //! Every decoder takes a byte slice and returns values or an [`Error`] whose [`ErrorKind`] tells
 //! corruption, truncation and compatibility apart; bytes never panic and never drive an

@@ -8,8 +8,10 @@
 //! - [`Segment::open`] checks header and footer only (with the fence table, the footer area's
 //!   small top-level index: 74 bytes per ~2 KiB page); [`Segment::blocks`] binary-searches the index
 //!   through the slice (an mmap) and validates only the index parts it touches;
-//!   [`BlockRef::decode_into`] checks the block's checksum then decodes it; [`Segment::verify`]
-//!   checks everything.
+//!   [`BlockRef::decode_into`] checks the checksum covering the block (its meter group's in v2)
+//!   then decodes it; [`Segment::verify`] checks everything.
+//! - Writers write [`FORMAT_VERSION`] (2); readers read versions 1 and 2, differences gated on the
+//!   `supports_*` predicates.
 //!
 //! Layout, checksums and the truncation/corruption rules: `FORMAT.md` §3.
 
@@ -44,8 +46,9 @@ pub fn supports_index_summaries(version: u16) -> bool {
     version >= 1
 }
 
-/// Whether the blocks of a segment of `version` leave out the header their index entries hold:
-/// `count`, `first_ts` and, when the step is uniform, the step runs (FORMAT.md §2, §3.2).
+/// Whether the blocks of a segment of `version` leave out the header their index entries hold or
+/// imply: `count`, `first_ts`, the step runs when the step is uniform, the timestamps when every
+/// point is on the grid, the quality when every point is measured (FORMAT.md §2, §3.2).
 pub fn supports_headerless_blocks(version: u16) -> bool {
     version >= 2
 }
@@ -53,6 +56,12 @@ pub fn supports_headerless_blocks(version: u16) -> bool {
 /// Whether the blocks of a segment of `version` may code their timestamps as deviations from the
 /// grid anchored at the first point (timestamp mode 3, FORMAT.md §2.2).
 pub fn supports_anchored_timestamps(version: u16) -> bool {
+    version >= 2
+}
+
+/// Whether the blocks of a segment of `version` may code their timestamp exceptions in steps
+/// (timestamp mode 4, FORMAT.md §2.2).
+pub fn supports_step_exceptions(version: u16) -> bool {
     version >= 2
 }
 
@@ -112,6 +121,8 @@ pub struct SegmentStats {
 struct PendingBlock {
     len: u64,
     summary: BlockSummary,
+    /// Every point is on the grid of its steps.
+    on_grid: bool,
 }
 
 pub struct SegmentBuilder {
@@ -220,13 +231,9 @@ impl SegmentBuilder {
             }
         }
         let start = out.len();
-        let encoded = if supports_headerless_blocks(FORMAT_VERSION) {
-            block::encode_body_into(points, out)
-        } else {
-            block::encode_into(points, out)
-        };
-        let summary = match encoded {
-            Ok(summary) => summary,
+        // This crate writes v2 only: bodies (`supports_headerless_blocks`).
+        let (summary, on_grid) = match block::encode_body_into(points, out) {
+            Ok((summary, header)) => (summary, header.on_grid),
             Err(e) => {
                 out.truncate(start);
                 return Err(e);
@@ -246,7 +253,11 @@ impl SegmentBuilder {
         }
         self.group_crc.update(&out[start..]);
         if let Some((_, blocks)) = self.group.last_mut() {
-            blocks.push(PendingBlock { len, summary });
+            blocks.push(PendingBlock {
+                len,
+                summary,
+                on_grid,
+            });
         }
         self.offset += len;
         self.stats.blocks += 1;
@@ -399,6 +410,9 @@ const SINGLE_BLOCKS: u8 = 0x80;
 const HAS_COUNT: u8 = 1;
 const HAS_STEP: u8 = 2;
 const HAS_NON_MEASURED: u8 = 4;
+/// Every point is on the grid of its steps: the block has no timestamp section and, with a
+/// uniform step, the entry no `span`.
+const ON_GRID: u8 = 8;
 
 /// What a block entry is coded against: the previous entry of its channel in the page (v2; v1
 /// chains only `first_ts`, over the whole page).
@@ -426,7 +440,8 @@ fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev: &Chain) {
     let flag = |set: bool, bit: u8| if set { bit } else { 0 };
     let flags = flag(s.count != prev.count, HAS_COUNT)
         | flag(s.step_min != prev.step_min, HAS_STEP)
-        | flag(s.non_measured != 0, HAS_NON_MEASURED);
+        | flag(s.non_measured != 0, HAS_NON_MEASURED)
+        | flag(b.on_grid, ON_GRID);
     out.push(flags);
     if flags & HAS_COUNT != 0 {
         put_varint(out, u64::from(s.count));
@@ -440,7 +455,7 @@ fn encode_entry(out: &mut Vec<u8>, b: &PendingBlock, prev: &Chain) {
     if s.step_min == 0 {
         put_units(out, span, unit);
         put_units(out, s.end_ts.wrapping_sub(s.last_ts) as u64, unit);
-    } else {
+    } else if !b.on_grid {
         let grid = u64::from(s.count - 1) * unit;
         let d = span.wrapping_sub(grid) as i64;
         if d % unit as i64 == 0 {
@@ -910,8 +925,8 @@ impl<'a> Segment<'a> {
         let grid_entries = supports_grid_entries(self.version);
         let flags = if grid_entries {
             let flags = r.u8("block entry flags")?;
-            if flags & !(HAS_COUNT | HAS_STEP | HAS_NON_MEASURED) != 0 {
-                return Err(corruption(at, "block entry flags", 7, u64::from(flags)));
+            if flags & !(HAS_COUNT | HAS_STEP | HAS_NON_MEASURED | ON_GRID) != 0 {
+                return Err(corruption(at, "block entry flags", 15, u64::from(flags)));
             }
             flags
         } else {
@@ -951,8 +966,11 @@ impl<'a> Segment<'a> {
             60
         };
         let uniform = grid_entries && step_min != 0;
-        let span = if uniform {
+        let on_grid = flags & ON_GRID != 0;
+        let span = if uniform && on_grid {
             // At most 65,535 steps of a day: no overflow.
+            ((count - 1) * unit) as i64
+        } else if uniform {
             let grid = (count - 1) * unit;
             let code = r.varint("block last ts")?;
             let d = if code & 1 == 0 {
@@ -1034,6 +1052,7 @@ impl<'a> Segment<'a> {
             offset,
             crc,
             version: self.version,
+            on_grid,
             checked: bytes,
             bytes,
         })
@@ -1194,9 +1213,12 @@ fn skip_entry(r: &mut Reader<'_>, version: u16, chain: &mut Chain) -> Result<u64
             chain.step_min = u16::try_from(r.varint("block step_min")?).unwrap_or(u16::MAX);
         }
         chain.first_ts = chain.first_ts.wrapping_add(r.zigzag64("block first ts")?);
-        // span, sum, min, min ts, max − min, max ts; tail and energy when the step varies; the
-        // non-measured count when flagged.
-        6 + if chain.step_min == 0 { 2 } else { 0 } + usize::from(flags & HAS_NON_MEASURED != 0)
+        // span (not with a uniform step on the grid), sum, min, min ts, max − min, max ts; tail
+        // and energy when the step varies; the non-measured count when flagged.
+        let span = usize::from(chain.step_min == 0 || flags & ON_GRID == 0);
+        5 + span
+            + if chain.step_min == 0 { 2 } else { 0 }
+            + usize::from(flags & HAS_NON_MEASURED != 0)
     } else {
         r.skip_varint("block point count")?;
         chain.first_ts = chain.first_ts.wrapping_add(r.zigzag64("block first ts")?);
@@ -1218,10 +1240,10 @@ fn skip_entry(r: &mut Reader<'_>, version: u16, chain: &mut Chain) -> Result<u64
 }
 
 /// Smallest index entry of one block of a segment of `version`: length, crc (v1), then one byte
-/// per field always present (v1: count and 10 more; v2: flags and 7 more).
+/// per field always present (v1: count and 10 more; v2: flags and 6 more).
 fn entry_min_len(version: u16) -> usize {
     if supports_grid_entries(version) {
-        1 + 1 + 7
+        1 + 1 + 6
     } else {
         1 + 4 + 1 + 10
     }
@@ -1286,6 +1308,8 @@ pub struct BlockRef<'a> {
     /// Version of the segment: whether the bytes are a whole block (v1) or a body whose header is
     /// `summary` (v2), and which timestamp modes they may use.
     version: u16,
+    /// (v2) Every point is on the grid: the body has no timestamp section.
+    on_grid: bool,
     bytes: &'a [u8],
     /// What `crc` covers: the block's bytes (v1) or all the blocks of its meter group (v2).
     checked: &'a [u8],
@@ -1309,17 +1333,23 @@ impl<'a> BlockRef<'a> {
         if supports_headerless_blocks(self.version) {
             // The body's bytes are all there (its crc matched): running out inside it means it
             // disagrees with its entry.
-            block::decode_body(&mut r, s.count as usize, s.first_ts, s.step_min, out).map_err(
-                |e| match e {
-                    Error::Truncated { offset, what, .. } => {
-                        corruption(offset, what, u64::from(s.count), self.bytes.len() as u64)
-                    }
-                    other => other,
-                },
-            )?;
+            let header = block::BodyHeader {
+                n: s.count as usize,
+                first_ts: s.first_ts,
+                step_min: s.step_min,
+                on_grid: self.on_grid,
+                all_measured: s.non_measured == 0,
+            };
+            block::decode_body(&mut r, &header, out).map_err(|e| match e {
+                Error::Truncated { offset, what, .. } => {
+                    corruption(offset, what, u64::from(s.count), self.bytes.len() as u64)
+                }
+                other => other,
+            })?;
         } else {
             let tags = block::Tags {
                 anchored_timestamps: supports_anchored_timestamps(self.version),
+                step_exceptions: supports_step_exceptions(self.version),
                 trained_values: supports_trained_codec(self.version),
             };
             block::decode(&mut r, tags, out)?;

@@ -259,32 +259,51 @@ fn segment_of(points: &[Point]) -> Vec<u8> {
     out
 }
 
+fn only_block(bytes: &[u8]) -> storage_format::segment::BlockRef<'_> {
+    let segment = Segment::open(bytes).expect("opens");
+    segment.verify().expect("verifies");
+    segment.blocks("m", Channel::Consumption).expect("looks up")[0]
+}
+
+fn round_trips(bytes: &[u8], points: &[Point]) {
+    let mut decoded = DecodedBlock::default();
+    only_block(bytes)
+        .decode_into(&mut decoded)
+        .expect("decodes");
+    assert!(decoded.points().eq(points.iter().copied()));
+}
+
 #[test]
-fn a_v2_block_leaves_out_the_header_its_entry_holds() {
-    // Uniform step: count (1 byte), first_ts (5 bytes) and one step run (3 bytes) go.
+fn a_v2_block_leaves_out_what_its_entry_implies() {
+    // Uniform step, on the grid, all measured: count (1 byte), first_ts (5), one step run (3),
+    // the timestamp section (mode 0, no exception: 2) and the quality section (no run: 1) go.
     let points = regular(48, 30);
     let bytes = segment_of(&points);
-    let segment = Segment::open(&bytes).expect("opens");
-    let b = segment.blocks("m", Channel::Consumption).expect("looks up")[0];
     let mut whole = Vec::new();
     block::encode_into(&points, &mut whole).expect("encodes");
-    assert_eq!(b.encoded(), &whole[9..]);
-    // Varying steps: the runs stay in the body.
+    assert_eq!(only_block(&bytes).encoded(), &whole[9 + 2 + 1..]);
+    round_trips(&bytes, &points);
+    // Varying steps, still on the grid: the runs (5 bytes) stay in the body.
     let mut points = regular(48, 30);
     points.extend(regular(10, 15).into_iter().map(|p| Point {
         ts_utc: p.ts_utc + 48 * 1800,
         ..p
     }));
     let bytes = segment_of(&points);
-    let segment = Segment::open(&bytes).expect("opens");
-    segment.verify().expect("verifies");
-    let b = segment.blocks("m", Channel::Consumption).expect("looks up")[0];
     let mut whole = Vec::new();
     block::encode_into(&points, &mut whole).expect("encodes");
-    assert_eq!(b.encoded(), &whole[6..]);
-    let mut decoded = DecodedBlock::default();
-    b.decode_into(&mut decoded).expect("decodes");
-    assert!(decoded.points().eq(points.iter().copied()));
+    let body: Vec<u8> = [&whole[6..11], &whole[11 + 2 + 1..]].concat();
+    assert_eq!(only_block(&bytes).encoded(), &body[..]);
+    round_trips(&bytes, &points);
+    // A gap and an estimated point: the timestamp and quality sections stay.
+    let mut points = regular(48, 30);
+    points.remove(20);
+    points[30].quality = Quality::Estimated;
+    let bytes = segment_of(&points);
+    let mut whole = Vec::new();
+    block::encode_into(&points, &mut whole).expect("encodes");
+    assert_eq!(only_block(&bytes).encoded(), &whole[9..]);
+    round_trips(&bytes, &points);
 }
 
 /// `bytes` with the entry byte `at` bytes after the start of the only block entry set to
@@ -335,18 +354,20 @@ fn an_entry_that_disagrees_with_its_block_is_corruption() {
         .encoded()
         .len();
     assert!(len < 128, "a one-byte length");
-    // Entry: len (1 byte), flags (count and step present), count, step_min. (Another
+    // Entry: len (1 byte), flags (count and step present, on the grid), count, step_min. (Another
     // uniform step would rescale every time of the entry and the body alike: only the page crc
     // tells that change.) Flags: an unknown bit; a count missing from the channel's first entry;
-    // a non-measured count where there is none (the entry then ends one byte early).
+    // a non-measured count where there is none (the entry then ends one byte early); off the
+    // grid (the entry then reads a span, and the body a timestamp section, that are not there).
     let cases = [
         (2, 48, 47),
         (2, 48, 49),
         (2, 48, 1),
         (3, 30, 0),
-        (1, 3, 3 | 8),
-        (1, 3, 2),
-        (1, 3, 3 | 4),
+        (1, 11, 11 | 16),
+        (1, 11, 10),
+        (1, 11, 11 | 4),
+        (1, 11, 3),
     ];
     for (at, expect, value) in cases {
         let bad = with_entry_byte(&bytes, at, expect, value);

@@ -281,10 +281,38 @@ fn daily_maxima_code_their_times_against_the_grid_of_the_first_point() {
     // count (1), first_ts (5), one step run (1 + 2 + 1), then the timestamp mode.
     assert_eq!(bytes[10], 3, "timestamp mode");
     assert_eq!(decode(&bytes), points);
-    // A regular curve keeps its one-byte exception list.
+}
+
+#[test]
+fn gaps_of_whole_steps_cost_a_byte_less_each_as_step_exceptions() {
+    // A curve with missing points: each gap is one exception whose deviation is whole steps
+    // (mode 4: 1 byte for up to 31 missing slots, against 2–3 in seconds in mode 0).
     let month = household_month(3, JAN_2024, 30, 31);
+    let gaps = month
+        .windows(2)
+        .filter(|w| w[1].ts_utc - w[0].ts_utc != 1800)
+        .count();
+    assert!(gaps > 0, "the month has gaps");
     let bytes = encode(&month);
     // count (2), first_ts (5), one step run (1 + 1 + 2), then the timestamp mode.
-    assert_eq!(bytes[2 + 5 + 4], 0, "timestamp mode");
+    assert_eq!(bytes[2 + 5 + 4], 4, "timestamp mode");
     assert_eq!(decode(&bytes), month);
+    // A deviation off the step grid is still exact (in seconds).
+    let mut shifted = month.clone();
+    shifted[100].ts_utc += 7;
+    let bytes = encode(&shifted);
+    assert_eq!(decode(&bytes), shifted);
+    // Without gaps, the exception list is empty (mode 0, one byte).
+    let regular: Vec<Point> = (0..1488)
+        .map(|i| Point {
+            ts_utc: JAN_2024 + i * 1800,
+            ..month[0]
+        })
+        .collect();
+    let bytes = encode(&regular);
+    assert_eq!(
+        bytes[2 + 5 + 4..2 + 5 + 4 + 2],
+        [0, 0],
+        "mode 0, no exception"
+    );
 }
