@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Training data: `courbe-workload` fleets with seed 2 (the figures in FORMAT.md are measured on
-//! seed 1): 600 meters at 30 minutes, 60 at 15 and 30 at 10, a year from 2024-01-01, cut in
+//! seed 1): 1,200 meters at 30 minutes, 120 at 15 and 60 at 10, a year from 2024-01-01, cut in
 //! Europe/Paris months as the engine does; every value section a block may hold (consumption,
 //! production, `max_power` values and its anchored timestamp deviations). Each block's residuals are
 //! taken at the lag among 0..=9 and a day (the writer's candidates) with the lowest order-0 entropy
@@ -218,7 +218,7 @@ fn main() {
         }
     }
     let mut blocks = Vec::new();
-    for (meters, step_min) in [(600u32, 30u16), (60, 15), (30, 10)] {
+    for (meters, step_min) in [(1200u32, 30u16), (120, 15), (60, 10)] {
         let fleet = Fleet::new(FleetConfig {
             meters,
             days: 365,
