@@ -103,8 +103,10 @@ struct Tables {
     freq_start: Vec<[u32; SYMBOLS]>,
     /// Each bin's smallest zigzagged residual and raw bit count.
     bin: [(u32, u32); SYMBOLS],
-    /// Per table: the cost of each bin in 1/256 bits, `-log2(freq / SCALE)`.
-    cost: Vec<[u32; SYMBOLS]>,
+    /// Per context and bin, the bin's cost in each of the context's tables, in 1/256 bits
+    /// (`-log2(freq / SCALE)`): laid out so that costing a histogram against every table is a
+    /// run of vector additions.
+    cost: Vec<[u32; TABLES_PER_CONTEXT]>,
     /// Bin of each context-after class, as a table for the decoder's loop.
     context_after: [u8; SYMBOLS],
 }
@@ -118,10 +120,10 @@ fn tables() -> &'static Tables {
             start: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
             freq_start: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
             bin: [(0, 0); SYMBOLS],
-            cost: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
+            cost: vec![[0; TABLES_PER_CONTEXT]; CONTEXTS * SYMBOLS],
             context_after: [0; SYMBOLS],
         };
-        for bytes in TABLE_BYTES.chunks_exact(2 * SYMBOLS) {
+        for (table, bytes) in TABLE_BYTES.chunks_exact(2 * SYMBOLS).enumerate() {
             let mut freqs = [0u16; SYMBOLS];
             for (f, b) in freqs.iter_mut().zip(bytes.chunks_exact(2)) {
                 *f = u16::from_le_bytes([b[0], b[1]]);
@@ -129,7 +131,6 @@ fn tables() -> &'static Tables {
             let mut slots = [0u8; SCALE as usize];
             let mut coarse = [0u8; COARSE_RUNS];
             let mut start = [0u16; SYMBOLS];
-            let mut cost = [0u32; SYMBOLS];
             let mut at = 0usize;
             for (s, &f) in freqs.iter().enumerate() {
                 start[s] = at as u16;
@@ -137,7 +138,9 @@ fn tables() -> &'static Tables {
                     *slot = s as u8;
                 }
                 at += usize::from(f);
-                cost[s] = (256.0 * (f64::from(SCALE) / f64::from(f.max(1))).log2()).round() as u32;
+                let (c, k) = (table / TABLES_PER_CONTEXT, table % TABLES_PER_CONTEXT);
+                t.cost[c * SYMBOLS + s][k] =
+                    (256.0 * (f64::from(SCALE) / f64::from(f.max(1))).log2()).round() as u32;
             }
             for (run, c) in coarse.iter_mut().enumerate() {
                 let first = run * COARSE_SLOTS as usize;
@@ -152,7 +155,6 @@ fn tables() -> &'static Tables {
             }
             t.freq_start.push(freq_start);
             t.start.push(start);
-            t.cost.push(cost);
         }
         for (s, b) in t.bin.iter_mut().enumerate() {
             *b = (base_of(s), extra_bits(s));
@@ -178,13 +180,7 @@ pub(crate) struct Plan {
 /// bits, and estimates the body's length.
 pub(crate) fn plan(zz: &[u32]) -> Plan {
     let t = tables();
-    let symbols: Vec<u8> = zz.iter().map(|&u| symbol_of(u) as u8).collect();
-    let mut counts = [[0u32; SYMBOLS]; CONTEXTS];
-    let mut raw_bits = 0u64;
-    for (ctx, &s) in contexts(&symbols, zz.len()).zip(&symbols) {
-        counts[ctx][usize::from(s)] += 1;
-        raw_bits += u64::from(extra_bits(usize::from(s)));
-    }
+    let (counts, raw_bits) = profile(zz);
     let mut plan = Plan {
         table: [0; CONTEXTS],
         mask: 0,
@@ -192,7 +188,7 @@ pub(crate) fn plan(zz: &[u32]) -> Plan {
     };
     let mut cost_256 = 0u64;
     for (c, counts) in counts.iter().enumerate() {
-        let used: Vec<(usize, u32)> = counts
+        let used: Vec<(usize, u64)> = counts
             .iter()
             .enumerate()
             .filter(|(_, &n)| n > 0)
@@ -202,18 +198,20 @@ pub(crate) fn plan(zz: &[u32]) -> Plan {
             continue;
         }
         plan.mask |= 1 << c;
-        let (mut best, mut best_cost) = (0usize, u64::MAX);
-        for k in 0..TABLES_PER_CONTEXT {
-            let index = c * TABLES_PER_CONTEXT + k;
-            let costs = &t.cost[index];
-            let cost: u64 = used
-                .iter()
-                .map(|&(s, n)| u64::from(n) * u64::from(costs[s]))
-                .sum();
-            if cost < best_cost {
-                (best, best_cost) = (index, cost);
+        // Every table's cost at once (n ≤ 65,536 values of at most 12 bits: fits in u32).
+        let mut costs = [0u32; TABLES_PER_CONTEXT];
+        for &(s, n) in &used {
+            let n = n as u32;
+            for (acc, &cost) in costs.iter_mut().zip(&t.cost[c * SYMBOLS + s]) {
+                *acc += n * cost;
             }
         }
+        let (k, &best_cost) = costs
+            .iter()
+            .enumerate()
+            .min_by_key(|&(k, &cost)| (cost, k))
+            .unwrap_or((0, &0));
+        let (best, best_cost) = (c * TABLES_PER_CONTEXT + k, u64::from(best_cost));
         plan.table[c] = best;
         cost_256 += best_cost;
     }
@@ -485,16 +483,24 @@ fn tail_word(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Histograms of bins per context and raw bits, for the table trainer
-/// (`examples/train_tables.rs`).
+/// Histograms of bins per context (the contexts of [`contexts`], in one pass) and the count of
+/// raw bits: what [`plan`] chooses tables from, what the writer scores lags with, and what the
+/// table trainer (`examples/train_tables.rs`) learns from.
 #[doc(hidden)]
 pub fn profile(zz: &[u32]) -> ([[u64; SYMBOLS]; CONTEXTS], u64) {
-    let symbols: Vec<u8> = zz.iter().map(|&u| symbol_of(u) as u8).collect();
+    let t = tables();
+    let h = second_start(zz.len());
     let mut counts = [[0u64; SYMBOLS]; CONTEXTS];
     let mut raw_bits = 0u64;
-    for (ctx, &s) in contexts(&symbols, zz.len()).zip(&symbols) {
-        counts[ctx][usize::from(s)] += 1;
-        raw_bits += u64::from(extra_bits(usize::from(s)));
+    let mut ctx = 0usize;
+    for (i, &u) in zz.iter().enumerate() {
+        if i == h {
+            ctx = 0;
+        }
+        let s = symbol_of(u);
+        counts[ctx][s] += 1;
+        raw_bits += u64::from(t.bin[s].1);
+        ctx = usize::from(t.context_after[s]) & (CONTEXTS - 1);
     }
     (counts, raw_bits)
 }
