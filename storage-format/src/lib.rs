@@ -6,8 +6,9 @@
 //! - a **block**: one meter's channel over a span of time, compressed ([`block`]): timestamps as a
 //!   grid of start + steps with exceptions (gaps cost a few bytes), quality as runs of
 //!   non-measured points (all measured costs one byte), values as residuals of a per-block
-//!   predictor (previous value, two back, same slot the previous day) Huffman-coded in bins, or
-//!   bit-packed in frames of 128 when that is smaller;
+//!   predictor (the value 1 to 9 points back, the same slot the previous day, or none) coded in
+//!   bins by rANS against the format's trained tables, by a per-block Huffman table, or
+//!   bit-packed in frames of 128, whichever is smallest;
 //! - a **segment**: many blocks grouped by meter, an index of ~2 KiB pages (each with its crc32
 //!   and the summaries of its blocks) searchable in place through a fence table, a crc32 over each
 //!   meter's blocks, and a footer ([`segment`]). Since format v2 a block in a segment leaves out
