@@ -307,9 +307,13 @@ impl Encoder {
         let mut best_plan: Option<(usize, rans::Plan)> = None;
         for &(_, lag) in scored.iter().take(FINALISTS) {
             self.zigzag_residuals(lag);
+            // One pass gives the trained codec's histograms per context and, summed, Huffman's.
+            let (by_context, raw_bits) = rans::profile(&self.zigzagged);
             let mut counts = [0u64; huffman::SYMBOLS];
-            for &u in &self.zigzagged {
-                counts[huffman::symbol_of(u)] += 1;
+            for context in &by_context {
+                for (c, &k) in counts.iter_mut().zip(context) {
+                    *c += k;
+                }
             }
             let lengths = huffman::code_lengths(&counts);
             let payload = huffman::payload_bits(&counts, &lengths).div_ceil(8) as usize;
@@ -317,7 +321,7 @@ impl Encoder {
             if len < huff_len {
                 (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
             }
-            let plan = rans::plan(&self.zigzagged);
+            let plan = rans::plan_from(&by_context, raw_bits, n);
             if best_plan.as_ref().is_none_or(|(_, p)| plan.len < p.len) {
                 best_plan = Some((lag, plan));
             }
@@ -385,12 +389,20 @@ fn residuals(values: &[i32], lag: usize, out: &mut Vec<i32>) {
         out.extend_from_slice(values);
         return;
     }
+    // The first `lag` values predict from the one before (0 for the first); the rest from `lag`
+    // back, in a loop without branches.
+    let head = lag.min(values.len());
     let mut prev = 0i32;
-    for (i, &v) in values.iter().enumerate() {
-        let pred = if i >= lag { values[i - lag] } else { prev };
-        out.push(v.wrapping_sub(pred));
+    for &v in &values[..head] {
+        out.push(v.wrapping_sub(prev));
         prev = v;
     }
+    out.extend(
+        values[head..]
+            .iter()
+            .zip(values)
+            .map(|(&v, &pred)| v.wrapping_sub(pred)),
+    );
 }
 
 fn frame_params(frame: &[i32]) -> (i32, u32) {

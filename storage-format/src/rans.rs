@@ -178,9 +178,15 @@ pub(crate) struct Plan {
 
 /// Chooses, for each context, the table that codes the residuals `zz` (zigzagged) in the fewest
 /// bits, and estimates the body's length.
+#[cfg(test)]
 pub(crate) fn plan(zz: &[u32]) -> Plan {
-    let t = tables();
     let (counts, raw_bits) = profile(zz);
+    plan_from(&counts, raw_bits, zz.len())
+}
+
+/// [`plan`] from the [`profile`] of `n` residuals.
+pub(crate) fn plan_from(counts: &[[u64; SYMBOLS]; CONTEXTS], raw_bits: u64, n: usize) -> Plan {
+    let t = tables();
     let mut plan = Plan {
         table: [0; CONTEXTS],
         mask: 0,
@@ -221,7 +227,7 @@ pub(crate) fn plan(zz: &[u32]) -> Plan {
         + plan.mask.count_ones() as usize
         + varint_len(words as u64)
         + varint_len(raw as u64)
-        + 4 * states_for(zz.len())
+        + 4 * states_for(n)
         + 2 * words
         + raw;
     plan
