@@ -37,7 +37,9 @@ impl Store {
         Ok((out, erased))
     }
 
-    /// Merges the segments of each time partition into one, dropping replaced values.
+    /// Merges the segments of each time partition into one, dropping replaced values; a
+    /// partition whose segment was written in an older format version is rewritten too, so a
+    /// store moves to the current format by compacting.
     pub fn compact(&self) -> Result<(), Error> {
         let _m = self.maintenance.lock();
         if self.wal.is_failed() {
@@ -51,7 +53,11 @@ impl Store {
                 .or_default()
                 .push(s.clone());
         }
-        for inputs in by_partition.values().filter(|v| v.len() >= 2) {
+        let current = storage_format::segment::FORMAT_VERSION;
+        let stale = |v: &&Vec<Arc<SegmentFile>>| {
+            v.len() >= 2 || v.iter().any(|s| s.segment().version() < current)
+        };
+        for inputs in by_partition.values().filter(stale) {
             let (out, _) = self.rewrite(inputs, None)?;
             self.commit(inputs, out, 0, None, None)?;
             self.remove_segments(inputs)?;

@@ -6,6 +6,7 @@ mod crash;
 mod erasure;
 mod model;
 mod sigkill;
+mod upgrade;
 
 use courbe::engine::{Batch, Store};
 use courbe::{Channel, Point, Quality};

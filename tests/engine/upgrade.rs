@@ -1,0 +1,102 @@
+//! A data directory written by format version 1 (`tests/data/store-v1/`, made once by the stop-8
+//! build, see its README) opens, reads and verifies with this build, and compaction rewrites it
+//! in the current version with identical answers.
+
+use std::path::Path;
+
+use courbe::engine::{Options, Store};
+use courbe::{Channel, Point, Quality};
+use courbe_workload::{Fleet, FleetConfig};
+
+/// What the fixture holds: the generated fleet it was built from.
+const METERS: u32 = 6;
+const DAYS: u32 = 62;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "README.md" {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// The format version of every segment file in `dir`, from its header (offset 8, u16).
+fn segment_versions(dir: &Path) -> Vec<u16> {
+    let mut versions: Vec<u16> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            u16::from_le_bytes([bytes[8], bytes[9]])
+        })
+        .collect();
+    versions.sort_unstable();
+    versions
+}
+
+fn expected() -> Vec<(String, Channel, Vec<Point>)> {
+    let fleet = Fleet::new(FleetConfig {
+        meters: METERS,
+        days: DAYS,
+        ..FleetConfig::default()
+    });
+    let mut out = Vec::new();
+    for m in fleet.meters() {
+        for (channel, readings) in [
+            (Channel::Consumption, &m.consumption),
+            (Channel::Production, &m.production),
+            (Channel::MaxPower, &m.max_power),
+        ] {
+            let points = readings
+                .iter()
+                .map(|r| Point {
+                    ts_utc: r.ts_utc,
+                    value: r.value,
+                    step_min: r.step_min,
+                    quality: Quality::from_u8(r.quality).unwrap(),
+                })
+                .collect();
+            out.push((m.meter_id.clone(), channel, points));
+        }
+    }
+    out
+}
+
+fn assert_reads(store: &Store, expected: &[(String, Channel, Vec<Point>)]) {
+    let snap = store.snapshot();
+    for (meter, channel, points) in expected {
+        let read = snap.points(meter, *channel, 0, i64::MAX).unwrap();
+        assert_eq!(&read, points, "{meter} {channel:?}");
+    }
+}
+
+#[test]
+fn a_version_1_store_reads_and_compacts_into_the_current_version_with_the_same_points() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v1");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let before = segment_versions(dir.path());
+    assert!(
+        before.len() > 1 && before.iter().all(|&v| v == 1),
+        "{before:?}"
+    );
+    let expected = expected();
+    {
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        assert_reads(&store, &expected);
+        store.compact().unwrap();
+        assert_reads(&store, &expected);
+    }
+    let after = segment_versions(dir.path());
+    let current = storage_format::segment::FORMAT_VERSION;
+    assert!(
+        !after.is_empty() && after.iter().all(|&v| v == current),
+        "{after:?}"
+    );
+    // And after a restart, from the rewritten files alone.
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert_reads(&store, &expected);
+}
