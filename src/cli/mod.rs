@@ -68,7 +68,8 @@ pub enum Command {
     Query(QueryArgs),
     /// Erase a meter's curve, all of it or [from, to); physically gone when it returns.
     Erase(EraseArgs),
-    /// Merge segments, dropping replaced and erased values.
+    /// Merge segments, dropping replaced and erased values; rewrite segments of an older format
+    /// version in the current one.
     Compact,
     /// Check every checksum of every file.
     Verify,
