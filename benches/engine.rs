@@ -7,19 +7,10 @@
 use std::hint::black_box;
 
 use courbe::engine::{Batch, Options, Store};
-use courbe::{Channel, Point, Quality};
-use courbe_workload::{Fleet, FleetConfig, Reading};
+use courbe::{point_of, Channel};
+use courbe_workload::{Fleet, FleetConfig};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use storage_format::block::DecodedBlock;
-
-fn point(r: &Reading) -> Point {
-    Point {
-        ts_utc: r.ts_utc,
-        value: r.value,
-        step_min: r.step_min,
-        quality: Quality::from_u8(r.quality).unwrap_or_default(),
-    }
-}
 
 /// Batches of `meters_per_batch` meters x `days` days each, consumption only.
 fn batches(fleet: &Fleet, count: u32, meters_per_batch: u32) -> Vec<Batch> {
@@ -30,7 +21,7 @@ fn batches(fleet: &Fleet, count: u32, meters_per_batch: u32) -> Vec<Batch> {
                 let m = fleet.meter(b * meters_per_batch + i);
                 for r in &m.consumption {
                     batch
-                        .push(&m.meter_id, Channel::Consumption, point(r))
+                        .push(&m.meter_id, Channel::Consumption, point_of(r))
                         .expect("generated points are valid");
                 }
             }

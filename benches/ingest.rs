@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use courbe::ingest::{self, Format, Rejected, Sink};
-use courbe::{Channel, Point, Quality};
+use courbe::{Channel, Point};
 use courbe_workload::{Fleet, FleetConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -23,13 +23,7 @@ fn rows() -> Vec<(String, Point)> {
     let mut rows = Vec::new();
     for m in fleet.meters() {
         for r in &m.consumption {
-            let point = Point {
-                ts_utc: r.ts_utc,
-                value: r.value,
-                step_min: r.step_min,
-                quality: Quality::from_u8(r.quality).unwrap_or_default(),
-            };
-            rows.push((m.meter_id.clone(), point));
+            rows.push((m.meter_id.clone(), courbe::point_of(r)));
         }
     }
     rows

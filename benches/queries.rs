@@ -19,8 +19,8 @@ use std::hint::black_box;
 
 use courbe::query::{self, Calendar, Period, Tariff};
 use courbe::source::{Chunk, SeriesSource, SourceError};
-use courbe::{Channel, Point, Quality};
-use courbe_workload::{Fleet, FleetConfig, Reading};
+use courbe::{point_of, Channel, Point};
+use courbe_workload::{Fleet, FleetConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jiff::tz::TimeZone;
 use storage_format::segment::{BlockRef, Segment, SegmentBuilder, SegmentMeta};
@@ -95,15 +95,6 @@ impl SeriesSource for View<'_> {
     }
 }
 
-fn point(r: &Reading) -> Point {
-    Point {
-        ts_utc: r.ts_utc,
-        value: r.value,
-        step_min: r.step_min,
-        quality: Quality::from_u8(r.quality).unwrap_or(Quality::Measured),
-    }
-}
-
 /// Month partitions in `partition_tz` covering the fleet's Paris year.
 fn build(meters: u32, partition_tz: &TimeZone) -> Segments {
     let fleet = Fleet::new(FleetConfig {
@@ -160,7 +151,7 @@ fn build(meters: u32, partition_tz: &TimeZone) -> Segments {
                     readings
                         .iter()
                         .filter(|r| r.ts_utc >= *start && r.ts_utc < *end)
-                        .map(point),
+                        .map(point_of),
                 );
                 if !scratch.is_empty() {
                     builder.add_block(id, channel, &scratch, bytes).unwrap();

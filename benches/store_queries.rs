@@ -13,19 +13,10 @@ use std::path::Path;
 
 use courbe::engine::{Batch, Options, Store};
 use courbe::query::{self, Calendar, Period, Tariff};
-use courbe::{Channel, Point, Quality};
-use courbe_workload::{Fleet, FleetConfig, Reading};
+use courbe::{point_of, Channel};
+use courbe_workload::{Fleet, FleetConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jiff::tz::TimeZone;
-
-fn point(r: &Reading) -> Point {
-    Point {
-        ts_utc: r.ts_utc,
-        value: r.value,
-        step_min: r.step_min,
-        quality: Quality::from_u8(r.quality).unwrap_or_default(),
-    }
-}
 
 /// Ingests the fleet in batches of 50 meters, then flushes and compacts once.
 fn build(dir: &Path, meters: u32) -> Store {
@@ -47,7 +38,7 @@ fn build(dir: &Path, meters: u32) -> Store {
             ] {
                 for r in readings {
                     batch
-                        .push(&m.meter_id, channel, point(r))
+                        .push(&m.meter_id, channel, point_of(r))
                         .expect("generated points are valid");
                 }
             }

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use courbe::engine::{Batch, Options, Store};
-use courbe::{Channel, Point, Quality};
+use courbe::{point_of, Channel};
 use courbe_workload::{Fleet, FleetConfig};
 
 const METERS_PER_BATCH: u32 = 1_000;
@@ -27,13 +27,7 @@ fn batch_of(fleet: &Fleet, range: std::ops::Range<u32>) -> Batch {
             (Channel::MaxPower, &m.max_power),
         ] {
             for r in readings {
-                let p = Point {
-                    ts_utc: r.ts_utc,
-                    value: r.value,
-                    step_min: r.step_min,
-                    quality: Quality::from_u8(r.quality).unwrap_or_default(),
-                };
-                if batch.push(&m.meter_id, channel, p).is_err() {
+                if batch.push(&m.meter_id, channel, point_of(r)).is_err() {
                     eprintln!("skipped an invalid generated point of {}", m.meter_id);
                 }
             }

@@ -19,6 +19,17 @@ pub mod source;
 
 pub use storage_format::{BlockSummary, Channel, Point, Quality};
 
+/// A generated reading (`courbe-workload`) as an engine point: what `courbe gen`, the demo, the
+/// benches and the tests ingest.
+pub fn point_of(r: &courbe_workload::Reading) -> Point {
+    Point {
+        ts_utc: r.ts_utc,
+        value: r.value,
+        step_min: r.step_min,
+        quality: Quality::from_u8(r.quality).unwrap_or(Quality::Estimated),
+    }
+}
+
 /// The README's example, compiled as a doctest so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -5,10 +5,10 @@ use std::io::Write;
 use courbe_workload::{Fleet, FleetConfig, MeterSeries};
 use rayon::prelude::*;
 
-use super::serve::point_of;
 use super::{output_error, progress_bar, CliError, GenArgs};
 use crate::http::api::parse_channel;
 use crate::ingest::{CsvWriter, CURVE_STEPS_MIN};
+use crate::point_of;
 use crate::Channel;
 
 /// Meters generated in parallel before being written in order.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use courbe_workload::{Fleet, FleetConfig, MeterSeries, Reading};
+use courbe_workload::{Fleet, FleetConfig, MeterSeries};
 use indicatif::ProgressBar;
 use jiff::civil::Date;
 use rayon::prelude::*;
@@ -16,7 +16,7 @@ use crate::engine::{Batch, Store};
 use crate::http::api::DEFAULT_TZ;
 use crate::http::{self, ServerConfig};
 use crate::source::SeriesSource;
-use crate::{Channel, Point, Quality};
+use crate::{point_of, Channel};
 
 /// Meters generated in parallel, then ingested as one batch, by `demo`.
 const DEMO_METERS_PER_BATCH: u32 = 16;
@@ -243,16 +243,6 @@ fn ingest_series(store: &Store, series: &[MeterSeries]) -> Result<u64, CliError>
     }
     store.ingest(&batch)?;
     Ok(batch.len() as u64)
-}
-
-/// A generated reading as an engine point.
-pub(super) fn point_of(r: &Reading) -> Point {
-    Point {
-        ts_utc: r.ts_utc,
-        value: r.value,
-        step_min: r.step_min,
-        quality: Quality::from_u8(r.quality).unwrap_or(Quality::Estimated),
-    }
 }
 
 /// A meter of the store and the span of its data, to write queries that answer.

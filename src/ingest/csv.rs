@@ -703,13 +703,7 @@ mod tests {
         let mut rows = Vec::new();
         for m in fleet.meters() {
             for r in &m.consumption {
-                let point = Point {
-                    ts_utc: r.ts_utc,
-                    value: r.value,
-                    step_min: r.step_min,
-                    quality: Quality::from_u8(r.quality).unwrap(),
-                };
-                rows.push((m.meter_id.clone(), Channel::Consumption, point));
+                rows.push((m.meter_id.clone(), Channel::Consumption, crate::point_of(r)));
             }
         }
         rows.push((

@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use courbe::engine::{Options, Store};
-use courbe::{Channel, Point, Quality};
+use courbe::{Channel, Point};
 use courbe_workload::{Fleet, FleetConfig};
+use storage_format::segment::{Segment, FORMAT_VERSION};
 
 /// What the fixture holds: the generated fleet it was built from.
 const METERS: u32 = 6;
@@ -22,7 +23,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The format version of every segment file in `dir`, from its header (offset 8, u16).
+/// The format version of every segment file in `dir`.
 fn segment_versions(dir: &Path) -> Vec<u16> {
     let mut versions: Vec<u16> = std::fs::read_dir(dir)
         .unwrap()
@@ -30,7 +31,7 @@ fn segment_versions(dir: &Path) -> Vec<u16> {
         .filter(|p| p.extension().is_some_and(|x| x == "seg"))
         .map(|p| {
             let bytes = std::fs::read(p).unwrap();
-            u16::from_le_bytes([bytes[8], bytes[9]])
+            Segment::open(&bytes).unwrap().version()
         })
         .collect();
     versions.sort_unstable();
@@ -50,15 +51,7 @@ fn expected() -> Vec<(String, Channel, Vec<Point>)> {
             (Channel::Production, &m.production),
             (Channel::MaxPower, &m.max_power),
         ] {
-            let points = readings
-                .iter()
-                .map(|r| Point {
-                    ts_utc: r.ts_utc,
-                    value: r.value,
-                    step_min: r.step_min,
-                    quality: Quality::from_u8(r.quality).unwrap(),
-                })
-                .collect();
+            let points = readings.iter().map(courbe::point_of).collect();
             out.push((m.meter_id.clone(), channel, points));
         }
     }
@@ -91,9 +84,8 @@ fn a_version_1_store_reads_and_compacts_into_the_current_version_with_the_same_p
         assert_reads(&store, &expected);
     }
     let after = segment_versions(dir.path());
-    let current = storage_format::segment::FORMAT_VERSION;
     assert!(
-        !after.is_empty() && after.iter().all(|&v| v == current),
+        !after.is_empty() && after.iter().all(|&v| v == FORMAT_VERSION),
         "{after:?}"
     );
     // And after a restart, from the rewritten files alone.

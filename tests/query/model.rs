@@ -275,15 +275,7 @@ pub fn generate_workload(seed: u64, start: Date, days: u32) -> Generated {
         ] {
             let rows: Vec<(String, Channel, Point)> = readings
                 .iter()
-                .map(|r| {
-                    let point = Point {
-                        ts_utc: r.ts_utc,
-                        value: r.value,
-                        step_min: r.step_min,
-                        quality: Quality::from_u8(r.quality).unwrap_or(Quality::Measured),
-                    };
-                    (series.meter_id.clone(), channel, point)
-                })
+                .map(|r| (series.meter_id.clone(), channel, courbe::point_of(r)))
                 .collect();
             if !rows.is_empty() {
                 ops.push(Op::Batch(rows));
