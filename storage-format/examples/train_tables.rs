@@ -7,15 +7,20 @@
 //!
 //! Training data: `courbe-workload` fleets with seed 2 (the figures in FORMAT.md are measured on
 //! seed 1): 1,200 meters at 30 minutes, 120 at 15 and 60 at 10, a year from 2024-01-01, cut in
-//! Europe/Paris months as the engine does; every value section a block may hold (consumption,
-//! production, `max_power` values and its anchored timestamp deviations). Each block's residuals are
-//! taken at the lag among 0..=9 and a day (the writer's candidates) with the lowest order-0 entropy
-//! per context; then, per
-//! context, k-means over the blocks' histograms: each block goes to the table that codes it in
-//! the fewest bits, each table is rebuilt from its blocks, 16 rounds. A table gives every bin a
-//! frequency of at least 1, so any residual can be coded with any table.
+//! months (nearly the engine's Europe/Paris months, see `month_of`); every value section a block
+//! may hold (consumption, production, `max_power` values and its anchored timestamp deviations).
+//! Each block's residuals are taken at the lag among 0..=9 and a day (the writer's candidates) with
+//! the lowest order-0 entropy per context; then, per context, k-means over the blocks' histograms:
+//! each block goes to the table that codes it in the fewest bits, each table is rebuilt from its
+//! blocks, 16 rounds. A table gives every bin a frequency of at least 1, so any residual can be
+//! coded with any table.
+
+#[path = "common/months.rs"]
+mod months;
 
 use courbe_workload::{Fleet, FleetConfig, Reading};
+use months::utc_month_of;
+use storage_format::block::{zigzagged_residuals, LAGS};
 use storage_format::rans::{profile, CONTEXTS, SCALE_BITS};
 
 const SYMBOLS: usize = 128;
@@ -23,47 +28,12 @@ const ROUNDS: usize = 16;
 
 type Histogram = [u64; SYMBOLS];
 
-fn utc_month_of(ts_utc: i64) -> i64 {
-    let days = ts_utc.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year - 1970) * 12 + month - 1
-}
-
-/// Europe/Paris month, by the EU rule's approximation used for training only (offset of the
-/// UTC month: +2 h April to October, +1 h otherwise).
-fn month_of(ts_utc: i64) -> i64 {
+/// The training cut: nearly the engine's Europe/Paris month, but with the offset of the
+/// instant's UTC month (+2 h April to October, +1 h otherwise), so the last UTC hour of March and
+/// October fall in the wrong month. Kept as it is: the tables of format v2 were trained with it.
+fn month_of(ts_utc: i64) -> u32 {
     let m = utc_month_of(ts_utc) % 12 + 1;
     utc_month_of(ts_utc + if (4..=10).contains(&m) { 7_200 } else { 3_600 })
-}
-
-fn zigzag(v: i32) -> u32 {
-    ((v << 1) ^ (v >> 31)) as u32
-}
-
-fn residuals(values: &[i32], lag: usize) -> Vec<u32> {
-    let mut prev = 0i32;
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let pred = if lag == 0 {
-                0
-            } else if i >= lag {
-                values[i - lag]
-            } else {
-                prev
-            };
-            prev = v;
-            zigzag(v.wrapping_sub(pred))
-        })
-        .collect()
 }
 
 fn entropy_bits(h: &Histogram) -> f64 {
@@ -77,11 +47,11 @@ fn entropy_bits(h: &Histogram) -> f64 {
 /// Histograms per context of the block's residuals at its best lag.
 fn block_histograms(values: &[i32], day_lag: Option<usize>) -> [Histogram; CONTEXTS] {
     let mut best: Option<(f64, [Histogram; CONTEXTS])> = None;
-    for lag in (0..=9).chain(day_lag) {
+    for lag in LAGS.iter().copied().chain(day_lag) {
         if lag >= values.len() && lag > 1 {
             continue;
         }
-        let (counts, raw) = profile(&residuals(values, lag));
+        let (counts, raw) = profile(&zigzagged_residuals(values, lag));
         let bits = counts.iter().map(entropy_bits).sum::<f64>() + raw as f64;
         if best.as_ref().is_none_or(|(b, _)| bits < *b) {
             best = Some((bits, counts));

@@ -287,7 +287,7 @@ impl Encoder {
         lags.dedup();
         lags.retain(|&lag| lag <= 1 || lag < n);
         let (mut for_lag, mut for_len) = (1, usize::MAX);
-        let mut scored: Vec<(f64, usize)> = Vec::with_capacity(lags.len());
+        let mut scored: Vec<(u64, usize)> = Vec::with_capacity(lags.len());
         for &lag in &lags {
             self.zigzag_residuals(lag);
             let len = frames_len(&self.residuals);
@@ -299,9 +299,9 @@ impl Encoder {
                 .iter()
                 .map(|&u| u64::from(32 - u.leading_zeros()))
                 .sum();
-            scored.push((bits as f64, lag));
+            scored.push((bits, lag));
         }
-        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        scored.sort_unstable();
         let (mut huff_lag, mut huff_len) = (1, usize::MAX);
         let mut huff_lengths = [0u8; huffman::SYMBOLS];
         let mut best_plan: Option<(usize, rans::Plan)> = None;
@@ -366,8 +366,18 @@ impl Encoder {
     }
 }
 
-/// Lags the writer tries, besides the day's (FORMAT.md §2.4).
-const LAGS: [usize; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+/// Lags the writer tries, besides the day's (FORMAT.md §2.4); the table trainer tries the same.
+#[doc(hidden)]
+pub const LAGS: [usize; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+/// The zigzagged residuals of `values` at `lag`, as the writer codes them (for the table
+/// trainer, `examples/train_tables.rs`).
+#[doc(hidden)]
+pub fn zigzagged_residuals(values: &[i32], lag: usize) -> Vec<u32> {
+    let mut r = Vec::with_capacity(values.len());
+    residuals(values, lag, &mut r);
+    r.into_iter().map(zigzag32).collect()
+}
 /// Lags sized exactly with the entropy codecs, best estimates first.
 const FINALISTS: usize = 3;
 

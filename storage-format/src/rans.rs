@@ -78,27 +78,29 @@ fn decode_order(n: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..h).flat_map(move |k| std::iter::once((k, 0)).chain((h + k < n).then_some((h + k, 1))))
 }
 
-/// Context of each value: 0 where a state's values start, else after the value before it.
-fn contexts(symbols: &[u8], n: usize) -> impl Iterator<Item = usize> + '_ {
-    let h = second_start(n);
-    (0..symbols.len()).map(move |i| {
-        if i == 0 || i == h {
-            0
-        } else {
-            context_after(usize::from(symbols[i - 1]))
+/// Calls `f(context, bin)` for each residual of `zz` in value order. The one statement of the
+/// writer's context rule (the decoder's loop follows it): 0 where a state's values start, else
+/// the context after the residual before.
+#[inline]
+fn for_each_context(zz: &[u32], mut f: impl FnMut(usize, usize)) {
+    let t = tables();
+    let h = second_start(zz.len());
+    let mut ctx = 0usize;
+    for (i, &u) in zz.iter().enumerate() {
+        if i == h {
+            ctx = 0;
         }
-    })
+        let s = symbol_of(u);
+        f(ctx, s);
+        ctx = usize::from(t.context_after[s]) & (CONTEXTS - 1);
+    }
 }
 
 /// Decoding and costing views of the format's tables, built once per process.
 struct Tables {
-    /// Per table: the frequency of each bin.
-    freq: Vec<[u16; SYMBOLS]>,
     /// Per table, per run of [`COARSE_SLOTS`] slots: the bin of its first slot, with bit 7 set
     /// when a later bin starts inside the run.
     coarse: Vec<[u8; COARSE_RUNS]>,
-    /// Per table: the first slot of each bin.
-    start: Vec<[u16; SYMBOLS]>,
     /// Per table: each bin's frequency in the low 16 bits, its first slot in the high 16.
     freq_start: Vec<[u32; SYMBOLS]>,
     /// Each bin's smallest zigzagged residual and raw bit count.
@@ -115,9 +117,7 @@ fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
     TABLES.get_or_init(|| {
         let mut t = Tables {
-            freq: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
             coarse: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
-            start: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
             freq_start: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
             bin: [(0, 0); SYMBOLS],
             cost: vec![[0; TABLES_PER_CONTEXT]; CONTEXTS * SYMBOLS],
@@ -148,13 +148,11 @@ fn tables() -> &'static Tables {
                 *c = slots[first] | if slots[last] != slots[first] { 0x80 } else { 0 };
             }
             t.coarse.push(coarse);
-            t.freq.push(freqs);
             let mut freq_start = [0u32; SYMBOLS];
             for ((fs, &f), &st) in freq_start.iter_mut().zip(&freqs).zip(&start) {
                 *fs = u32::from(f) | (u32::from(st) << 16);
             }
             t.freq_start.push(freq_start);
-            t.start.push(start);
         }
         for (s, b) in t.bin.iter_mut().enumerate() {
             *b = (base_of(s), extra_bits(s));
@@ -238,16 +236,21 @@ pub(crate) fn encode(zz: &[u32], plan: &Plan, out: &mut Vec<u8>) {
     let t = tables();
     let n = zz.len();
     let streams = states_for(n);
-    let symbols: Vec<u8> = zz.iter().map(|&u| symbol_of(u) as u8).collect();
-    let ctxs: Vec<u8> = contexts(&symbols, n).map(|c| c as u8).collect();
+    let mut symbols = Vec::with_capacity(n);
+    let mut ctxs = Vec::with_capacity(n);
+    for_each_context(zz, |ctx, s| {
+        ctxs.push(ctx as u8);
+        symbols.push(s as u8);
+    });
+    let order: Vec<(usize, usize)> = decode_order(n).collect();
     // Raw bits go forward in decoding order; rANS codes backwards so that the decoder reads
     // forward.
     let mut raw = Vec::new();
     let (mut acc, mut bits) = (0u64, 0u32);
-    for (i, _) in decode_order(n) {
-        let s = usize::from(symbols[i]);
-        acc |= u64::from(zz[i] - base_of(s)) << bits;
-        bits += extra_bits(s);
+    for &(i, _) in &order {
+        let (base, extra) = t.bin[usize::from(symbols[i])];
+        acc |= u64::from(zz[i] - base) << bits;
+        bits += extra;
         while bits >= 8 {
             raw.push(acc as u8);
             acc >>= 8;
@@ -257,14 +260,11 @@ pub(crate) fn encode(zz: &[u32], plan: &Plan, out: &mut Vec<u8>) {
     if bits > 0 {
         raw.push(acc as u8);
     }
-    let order: Vec<(usize, usize)> = decode_order(n).collect();
     let mut state = [STATE_LOW; 2];
     let mut words: Vec<u16> = Vec::with_capacity(n);
     for &(i, stream) in order.iter().rev() {
-        let table = plan.table[usize::from(ctxs[i])];
-        let s = usize::from(symbols[i]);
-        let freq = u32::from(t.freq[table][s]);
-        let start = u32::from(t.start[table][s]);
+        let fs = t.freq_start[plan.table[usize::from(ctxs[i])]][usize::from(symbols[i])];
+        let (freq, start) = (fs & 0xFFFF, fs >> 16);
         let x = &mut state[stream];
         // Keeps the state below 2^32 after coding: x < (STATE_LOW >> SCALE_BITS << 16) * freq.
         let limit = (u64::from(STATE_LOW >> SCALE_BITS) << 16) * u64::from(freq);
@@ -321,20 +321,11 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result
     let at_raw = r.offset();
     let raw = r.take(raw_len, "rans raw bits")?;
 
-    out.clear();
-    out.reserve(n);
-    let mut coarse = [[0u8; COARSE_RUNS]; CONTEXTS];
-    let mut freq_start = [[0u32; SYMBOLS]; CONTEXTS];
-    for c in 0..CONTEXTS {
-        if mask & (1 << c) != 0 {
-            coarse[c] = t.coarse[table[c]];
-            freq_start[c] = t.freq_start[table[c]];
-        }
-    }
+    // Contexts outside the mask keep table 0 of context 0; meeting one is corruption (`seen`).
     let mut d = Decoder {
         t,
-        coarse,
-        freq_start,
+        coarse: table.map(|i| &t.coarse[i]),
+        freq_start: table.map(|i| &t.freq_start[i]),
         words,
         next_word: 0,
         raw_bits: RawBits::new(raw),
@@ -387,9 +378,9 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result
 /// The decoding loop's state shared by both rANS states.
 struct Decoder<'a> {
     t: &'static Tables,
-    /// The block's tables side by side, so that a context is an offset, not a pointer to load.
-    coarse: [[u8; COARSE_RUNS]; CONTEXTS],
-    freq_start: [[u32; SYMBOLS]; CONTEXTS],
+    /// The table of each context: its coarse slot index and its frequencies and starts.
+    coarse: [&'static [u8; COARSE_RUNS]; CONTEXTS],
+    freq_start: [&'static [u32; SYMBOLS]; CONTEXTS],
     words: &'a [u8],
     next_word: usize,
     raw_bits: RawBits<'a>,
@@ -403,7 +394,7 @@ impl Decoder<'_> {
     fn next(&mut self, x: &mut u32, ctx: &mut usize) -> i32 {
         self.seen |= 1 << *ctx;
         let slot = *x & (SCALE - 1);
-        let fss = &self.freq_start[*ctx];
+        let fss = self.freq_start[*ctx];
         let e = self.coarse[*ctx][(slot / COARSE_SLOTS) as usize];
         let mut s = usize::from(e & 0x7F);
         if e & 0x80 != 0 {
@@ -489,25 +480,18 @@ fn tail_word(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Histograms of bins per context (the contexts of [`contexts`], in one pass) and the count of
-/// raw bits: what [`plan`] chooses tables from, what the writer scores lags with, and what the
-/// table trainer (`examples/train_tables.rs`) learns from.
+/// Histograms of bins per context (by [`for_each_context`]) and the count of raw bits: what
+/// [`plan_from`] chooses tables from and what the table trainer (`examples/train_tables.rs`)
+/// learns from.
 #[doc(hidden)]
 pub fn profile(zz: &[u32]) -> ([[u64; SYMBOLS]; CONTEXTS], u64) {
     let t = tables();
-    let h = second_start(zz.len());
     let mut counts = [[0u64; SYMBOLS]; CONTEXTS];
     let mut raw_bits = 0u64;
-    let mut ctx = 0usize;
-    for (i, &u) in zz.iter().enumerate() {
-        if i == h {
-            ctx = 0;
-        }
-        let s = symbol_of(u);
+    for_each_context(zz, |ctx, s| {
         counts[ctx][s] += 1;
         raw_bits += u64::from(t.bin[s].1);
-        ctx = usize::from(t.context_after[s]) & (CONTEXTS - 1);
-    }
+    });
     (counts, raw_bits)
 }
 
@@ -589,8 +573,12 @@ mod tests {
             CONTEXTS * TABLES_PER_CONTEXT * SYMBOLS * 2
         );
         assert!((1..=256).contains(&TABLES_PER_CONTEXT));
-        for f in &tables().freq {
-            assert_eq!(f.iter().map(|&x| u32::from(x)).sum::<u32>(), SCALE);
+        for table in TABLE_BYTES.chunks_exact(2 * SYMBOLS) {
+            let f: Vec<u32> = table
+                .chunks_exact(2)
+                .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])))
+                .collect();
+            assert_eq!(f.iter().sum::<u32>(), SCALE);
             assert!(f.iter().all(|&x| x >= 1), "every bin is codable");
         }
         // The tables are part of format v2: changing them breaks every v2 file.
