@@ -201,25 +201,53 @@ pub(crate) fn packed_len(count: usize, width: u32) -> usize {
     (count * width as usize).div_ceil(8)
 }
 
+/// Appends bits LSB-first to a byte vector (§1: the first bit is bit 0 of byte 0); the last
+/// byte is padded with zeros by [`BitWriter::finish`].
+pub(crate) struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u64,
+    bits: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> BitWriter<'a> {
+        BitWriter {
+            out,
+            acc: 0,
+            bits: 0,
+        }
+    }
+
+    /// Appends the low `width` (≤ 32) bits of `value`, whose other bits are 0.
+    #[inline]
+    pub(crate) fn put(&mut self, value: u32, width: u32) {
+        self.acc |= u64::from(value) << self.bits;
+        self.bits += width;
+        while self.bits >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.bits -= 8;
+        }
+    }
+
+    /// Writes the last, partial byte.
+    pub(crate) fn finish(self) {
+        if self.bits > 0 {
+            self.out.push(self.acc as u8);
+        }
+    }
+}
+
 /// Appends `values` packed LSB-first at `width` bits each (`width` ≥ the width of every value).
 pub(crate) fn pack(values: &[u32], width: u32, out: &mut Vec<u8>) {
     if width == 0 {
         return;
     }
-    let mut acc: u64 = 0;
-    let mut bits: u32 = 0;
+    let mut w = BitWriter::new(out);
     for &value in values {
-        acc |= u64::from(value) << bits;
-        bits += width;
-        while bits >= 8 {
-            out.push(acc as u8);
-            acc >>= 8;
-            bits -= 8;
-        }
+        w.put(value, width);
     }
-    if bits > 0 {
-        out.push(acc as u8);
-    }
+    w.finish();
 }
 
 /// Largest number of values one call to [`unpack`] handles.

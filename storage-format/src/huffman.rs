@@ -4,7 +4,7 @@
 //!
 //! Bit order: LSB-first, codes bit-reversed so that a decoder peeks the low bits of its buffer.
 
-use crate::bits::{bit_width, put_varint, unzigzag32, Reader};
+use crate::bits::{bit_width, put_varint, unzigzag32, BitWriter, Reader};
 use crate::Error;
 
 /// Number of bins (symbols).
@@ -176,24 +176,13 @@ pub fn encode(values: &[u32], lengths: &[u8; SYMBOLS], out: &mut Vec<u8>) {
 
 fn encode_stream(values: &[u32], lengths: &[u8; SYMBOLS], codes: &[u16; SYMBOLS]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(values.len() * 2);
-    let mut acc: u64 = 0;
-    let mut bits: u32 = 0;
+    let mut w = BitWriter::new(&mut payload);
     for &u in values {
         let s = symbol_of(u);
-        let extra = extra_bits(s);
-        acc |= u64::from(codes[s]) << bits;
-        bits += u32::from(lengths[s]);
-        acc |= u64::from(u - base_of(s)) << bits;
-        bits += extra;
-        while bits >= 8 {
-            payload.push(acc as u8);
-            acc >>= 8;
-            bits -= 8;
-        }
+        w.put(u32::from(codes[s]), u32::from(lengths[s]));
+        w.put(u - base_of(s), extra_bits(s));
     }
-    if bits > 0 {
-        payload.push(acc as u8);
-    }
+    w.finish();
     payload
 }
 

@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use crate::bits::{bit_width, put_varint, unzigzag32, varint_len, Reader};
+use crate::bits::{bit_width, put_varint, unzigzag32, varint_len, BitWriter, Reader};
 use crate::huffman::{base_of, extra_bits, symbol_of, SYMBOLS};
 use crate::Error;
 
@@ -246,20 +246,12 @@ pub(crate) fn encode(zz: &[u32], plan: &Plan, out: &mut Vec<u8>) {
     // Raw bits go forward in decoding order; rANS codes backwards so that the decoder reads
     // forward.
     let mut raw = Vec::new();
-    let (mut acc, mut bits) = (0u64, 0u32);
+    let mut w = BitWriter::new(&mut raw);
     for &(i, _) in &order {
         let (base, extra) = t.bin[usize::from(symbols[i])];
-        acc |= u64::from(zz[i] - base) << bits;
-        bits += extra;
-        while bits >= 8 {
-            raw.push(acc as u8);
-            acc >>= 8;
-            bits -= 8;
-        }
+        w.put(zz[i] - base, extra);
     }
-    if bits > 0 {
-        raw.push(acc as u8);
-    }
+    w.finish();
     let mut state = [STATE_LOW; 2];
     let mut words: Vec<u16> = Vec::with_capacity(n);
     for &(i, stream) in order.iter().rev() {
