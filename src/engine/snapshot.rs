@@ -171,19 +171,9 @@ impl Snapshot {
             .map(|(i, s)| (i, &**s))
     }
 
-    /// Resolved chunks; see [`SeriesSource::chunks`].
+    /// Resolved chunks (see [`SeriesSource::chunks`]): blocks no newer source overlaps, and
+    /// merged points.
     pub fn chunks_checked(
-        &self,
-        meter: &str,
-        channel: Channel,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<Chunk<'_>>, Error> {
-        self.resolve(meter, channel, from, to)
-    }
-
-    /// Resolved chunks: blocks no newer source overlaps, and merged points.
-    fn resolve(
         &self,
         meter: &str,
         channel: Channel,
@@ -335,7 +325,7 @@ impl Snapshot {
     ) -> Result<Vec<Point>, Error> {
         let mut out = Vec::new();
         let mut scratch = DecodedBlock::default();
-        for chunk in self.resolve(meter, channel, from, to)? {
+        for chunk in self.chunks_checked(meter, channel, from, to)? {
             match &chunk {
                 Chunk::Block(b) => b.decode_into(&mut scratch).map_err(|e| {
                     match self
