@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::consent::ConsentRegistry;
 use super::grants::GrantRegistry;
 use super::Error;
+use crate::query::Period;
 
 /// What a principal is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,18 +91,47 @@ pub enum Level {
     Building,
 }
 
-/// What a request does, as far as access control cares.
+/// The shape of an energy or peak question: what decides whether it can rebuild the curve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// `[from, to)`, UTC seconds.
+    pub range_utc: (i64, i64),
+    pub period: Period,
+    /// The zone is Europe/Paris (the one fixed zone of daily data).
+    pub tz_paris: bool,
+    /// `from` and `to` are midnights in the question's zone.
+    pub whole_local_days: bool,
+    /// A tariff splits each day into windows.
+    pub tariff: bool,
+}
+
+impl Summary {
+    /// Whether the answer is whole Europe/Paris days or longer, nothing finer: what a caller
+    /// without curve rights may ask. Another zone is refused too: two answers in zones a
+    /// quarter-hour apart subtract to quarter-hours of the curve.
+    pub fn daily(&self) -> bool {
+        let period_is_days = match self.period {
+            Period::Day | Period::Week | Period::Month | Period::Year => true,
+        };
+        period_is_days && self.tz_paris && self.whole_local_days && !self.tariff
+    }
+}
+
+/// What a request does, as far as access control cares. Every field is read from the request
+/// before [`authorize`] is asked: a request that cannot be read is refused before this.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action<'a> {
-    /// A meter's curve over `[from_utc, to_utc)`; `None` when the range is unreadable (the
-    /// handler answers 400 once the meter itself is allowed).
+    /// A meter's curve over `[from_utc, to_utc)`.
     ReadCurve {
         meter: &'a str,
-        range_utc: Option<(i64, i64)>,
+        range_utc: (i64, i64),
     },
-    /// Energy or peak of a meter: derived from its curve or its maximum power.
+    /// Energy or peak of a meter: derived from its curve or its maximum power. Without curve
+    /// rights over the range, only [`Summary::daily`] questions (and a peak only from
+    /// `max_power`, which the handler enforces on the answer).
     ReadMeterSummary {
         meter: &'a str,
+        summary: Summary,
     },
     /// Everything held about a meter.
     Export {
@@ -153,6 +183,29 @@ pub struct Facts<'a> {
     pub consent: &'a ConsentRegistry,
 }
 
+/// Whether a supplier may read `meter`'s curve over `[from, to)`: a grant in force covers the
+/// range, and collection consent holds over it and now.
+fn supplier_curve(
+    supplier: &str,
+    meter: &str,
+    (from, to): (i64, i64),
+    facts: &Facts<'_>,
+) -> Decision {
+    let inside = facts
+        .grants
+        .in_force(supplier, meter, facts.now_utc)
+        .any(|g| g.from_utc <= from && to <= g.to_utc);
+    if !inside {
+        Decision::Deny("curve range outside every grant in force")
+    } else if !facts.consent.holds_over(meter, from, to)
+        || !facts.consent.collecting(meter, facts.now_utc)
+    {
+        Decision::Deny("collection consent does not hold, now or over the range")
+    } else {
+        Decision::Allow
+    }
+}
+
 /// The one access rule of Courbe. A denial never depends on whether the meter exists.
 pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) -> Decision {
     use Action as A;
@@ -176,7 +229,7 @@ pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) 
         Role::Operator => Decision::Allow,
         Role::Consumer => match action {
             A::ReadCurve { meter, .. }
-            | A::ReadMeterSummary { meter }
+            | A::ReadMeterSummary { meter, .. }
             | A::Export { meter }
             | A::Compare { meter }
             | A::ReadConsent { meter }
@@ -189,31 +242,28 @@ pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) 
             _ => Decision::Deny("not for consumers"),
         },
         Role::Supplier => match action {
-            A::ReadMeterSummary { meter } | A::ReadConsent { meter } => {
-                allow_if(granted(meter), "no grant in force")
+            A::ReadConsent { meter } => allow_if(granted(meter), "no grant in force"),
+            A::ReadMeterSummary { meter, summary } => {
+                let Some(supplier) = principal.subject.as_deref() else {
+                    return Decision::Deny("a supplier token without a name");
+                };
+                if !granted(meter) {
+                    Decision::Deny("no grant in force")
+                } else if summary.daily()
+                    || supplier_curve(supplier, meter, summary.range_utc, facts) == Decision::Allow
+                {
+                    Decision::Allow
+                } else {
+                    Decision::Deny(
+                        "without curve rights over the range: whole Europe/Paris days, no tariff",
+                    )
+                }
             }
             A::ReadCurve { meter, range_utc } => {
                 let Some(supplier) = principal.subject.as_deref() else {
                     return Decision::Deny("a supplier token without a name");
                 };
-                let mut grants = facts.grants.in_force(supplier, meter, facts.now_utc);
-                match range_utc {
-                    None => allow_if(grants.next().is_some(), "no grant in force"),
-                    Some((from, to)) => {
-                        let inside = grants.any(|g| g.from_utc <= *from && *to <= g.to_utc);
-                        if !inside {
-                            Decision::Deny("curve range outside every grant in force")
-                        } else if !facts.consent.holds_over(meter, *from, *to)
-                            || !facts.consent.collecting(meter, facts.now_utc)
-                        {
-                            Decision::Deny(
-                                "collection consent does not hold, now or over the range",
-                            )
-                        } else {
-                            Decision::Allow
-                        }
-                    }
-                }
+                supplier_curve(supplier, meter, *range_utc, facts)
             }
             A::ReadAggregates {
                 level,
@@ -378,6 +428,73 @@ mod tests {
         }
     }
 
+    fn daily(from: i64, to: i64) -> Summary {
+        Summary {
+            range_utc: (from, to),
+            period: Period::Day,
+            tz_paris: true,
+            whole_local_days: true,
+            tariff: false,
+        }
+    }
+
+    #[test]
+    fn without_curve_rights_a_summary_is_whole_paris_days_without_tariff() {
+        let mut grants = GrantRegistry::default();
+        grants.apply(GrantEvent::Created(Grant {
+            id: 1,
+            meter: "m".into(),
+            supplier: "acme".into(),
+            from_utc: 5_000,
+            to_utc: 10_000,
+            created_utc: 0,
+            by: "operator".into(),
+            revoked_utc: None,
+        }));
+        let consent = ConsentRegistry::default();
+        let facts = Facts {
+            now_utc: 6_000,
+            grants: &grants,
+            consent: &consent,
+        };
+        let ask = |summary: Summary| {
+            authorize(
+                &supplier(),
+                &Action::ReadMeterSummary {
+                    meter: "m",
+                    summary,
+                },
+                &facts,
+            )
+        };
+        // Before the grant: no curve rights, so daily questions only.
+        assert_eq!(ask(daily(1_000, 2_000)), Decision::Allow);
+        for finer in [
+            Summary {
+                tz_paris: false,
+                ..daily(1_000, 2_000)
+            },
+            Summary {
+                whole_local_days: false,
+                ..daily(1_000, 2_000)
+            },
+            Summary {
+                tariff: true,
+                ..daily(1_000, 2_000)
+            },
+        ] {
+            assert!(matches!(ask(finer), Decision::Deny(_)), "{finer:?}");
+        }
+        // Inside the grant, with consent: anything, as for the curve.
+        let fine = Summary {
+            tz_paris: false,
+            whole_local_days: false,
+            tariff: true,
+            ..daily(6_000, 7_000)
+        };
+        assert_eq!(ask(fine), Decision::Allow);
+    }
+
     #[test]
     fn the_hash_is_the_sha256_of_the_token() {
         assert_eq!(
@@ -431,7 +548,7 @@ mod tests {
         };
         let read = |from, to| Action::ReadCurve {
             meter: "m",
-            range_utc: Some((from, to)),
+            range_utc: (from, to),
         };
         assert_eq!(
             authorize(&supplier(), &read(1_000, 8_000), &facts),
@@ -445,7 +562,10 @@ mod tests {
             authorize(&supplier(), &read(2_000, 9_000), &facts),
             Decision::Deny(_)
         ));
-        let other = Action::ReadMeterSummary { meter: "n" };
+        let other = Action::ReadMeterSummary {
+            meter: "n",
+            summary: daily(1_000, 8_000),
+        };
         assert!(matches!(
             authorize(&supplier(), &other, &facts),
             Decision::Deny(_)
@@ -457,7 +577,10 @@ mod tests {
         assert!(matches!(
             authorize(
                 &supplier(),
-                &Action::ReadMeterSummary { meter: "m" },
+                &Action::ReadMeterSummary {
+                    meter: "m",
+                    summary: daily(1_000, 8_000)
+                },
                 &later
             ),
             Decision::Deny(_)

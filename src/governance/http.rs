@@ -1,9 +1,12 @@
 //! The governance endpoints under `/v1` and the access-control middleware of every `/v1` route.
 //!
 //! [`attach`] adds both to the main router. The middleware ([`guard`]) authenticates the bearer
-//! token (401 without a known one), maps the route to an [`Action`] and asks
-//! [`auth::authorize`] (403, the same for a meter that exists or not), then records every
-//! successful read of a meter by a supplier in the audit trail before the answer leaves.
+//! token (401 without a known one), reads the whole request (400 for anything it cannot read:
+//! a repeated parameter, a parameter the route does not read, a bad date, zone or meter id),
+//! maps it to an [`Action`] and asks [`auth::authorize`] (403, the same for a meter that exists
+//! or not), hands the question it read to the handler (which does not read the query string
+//! again), then records every successful read of a meter by a supplier in the audit trail,
+//! with the range it read, before the answer leaves.
 
 use std::sync::Arc;
 
@@ -13,16 +16,19 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json, RequestExt, Router};
 use serde::{Deserialize, Serialize};
 
 use super::audit::AuditRecord;
-use super::auth::{Action, Decision, Level, Principal, Role};
+use super::auth::{Action, Decision, Level, Principal, Role, Summary};
 use super::consent::{Collection, ConsentEvent};
 use super::grants::Grant;
 use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
-use crate::http::api::{format_ts, parse_instant, parse_tz, QueryParams};
+use crate::http::api::{
+    self as api, format_ts, parse_instant, parse_tz, Asked, Limits, QueryKind, QueryParams,
+    Question,
+};
 use crate::http::blocking;
 use crate::http::error::{ApiError, ErrorCode};
 
@@ -35,13 +41,25 @@ struct GovState {
     gov: Arc<Governance>,
 }
 
+/// What the guard needs: the registries, and the bounds questions are read with.
+#[derive(Clone)]
+struct GuardState {
+    gov: Arc<Governance>,
+    limits: Arc<Limits>,
+}
+
 /// Adds the governance routes and the access-control middleware to `router`: every route
-/// already in it, and the new ones, go through [`guard`].
+/// already in it, and the new ones, go through [`guard`], which reads questions with `limits`.
 pub fn attach<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     store: Arc<Store>,
     gov: Arc<Governance>,
+    limits: Limits,
 ) -> Router<S> {
+    let guard_state = GuardState {
+        gov: gov.clone(),
+        limits: Arc::new(limits),
+    };
     let state = GovState {
         store,
         gov: gov.clone(),
@@ -66,14 +84,7 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .with_state(state);
     router
         .merge(routes)
-        .layer(middleware::from_fn_with_state(gov, guard))
-}
-
-fn forbidden() -> ApiError {
-    ApiError::new(
-        ErrorCode::Forbidden,
-        "this token does not allow this request",
-    )
+        .layer(middleware::from_fn_with_state(guard_state, guard))
 }
 
 fn unauthorized() -> Response {
@@ -98,12 +109,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The meter id of a `/v1/meters/{id}/...` path, as sent.
-fn path_meter(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/v1/meters/")?;
-    rest.split('/').next().filter(|s| !s.is_empty())
-}
-
 fn parse_level(text: Option<&str>) -> Option<Level> {
     match text.unwrap_or("commune") {
         "all" => Some(Level::All),
@@ -114,42 +119,74 @@ fn parse_level(text: Option<&str>) -> Option<Level> {
     }
 }
 
-/// The query parameters the guard reads.
-#[derive(Default, Deserialize)]
-struct GuardParams {
-    from: Option<String>,
-    to: Option<String>,
-    tz: Option<String>,
-    level: Option<String>,
-    meters: Option<String>,
+/// The question a query route asks, for the methods that ask it.
+fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    Some(match route {
+        "/v1/meters/:id/curve" => QueryKind::Curve,
+        "/v1/meters/:id/energy" => QueryKind::Energy,
+        "/v1/meters/:id/peak" => QueryKind::Peak,
+        "/v1/fleet/curve" => QueryKind::FleetCurve,
+        "/v1/fleet/energy" => QueryKind::FleetEnergy,
+        _ => return None,
+    })
 }
 
-/// The range of a curve question, when readable.
-fn curve_range(params: &GuardParams) -> Option<(i64, i64)> {
-    let (tz, _) = parse_tz(params.tz.as_deref()).ok()?;
-    let from = parse_instant(params.from.as_deref()?, &tz, "from").ok()?;
-    let to = parse_instant(params.to.as_deref()?, &tz, "to").ok()?;
-    (from < to).then_some((from, to))
+/// What access control needs of an energy or peak question.
+fn summary_of(question: &Question) -> Option<Summary> {
+    let (calendar, tariff) = match question {
+        Question::Energy {
+            calendar, tariff, ..
+        } => (calendar, tariff.is_some()),
+        Question::Peak { calendar, .. } => (calendar, false),
+        _ => return None,
+    };
+    Some(Summary {
+        range_utc: question.range_utc(),
+        period: calendar.calendar.period,
+        tz_paris: calendar.tz_name == api::DEFAULT_TZ,
+        whole_local_days: calendar.whole_local_days(),
+        tariff,
+    })
 }
 
-/// What the request does, from its route template and method. `None`: a method the route does
-/// not serve (its handler answers 405). Routes unknown here are the operator's only.
+/// What the request does, from its route template, method and what the guard read of it (the
+/// question of a query route, the parameters of any other). `None`: a method the route does not
+/// serve (its handler answers 405). Routes unknown here are the operator's only.
 fn action_of<'a>(
     route: &str,
     method: &Method,
     meter: Option<&'a str>,
-    params: &GuardParams,
+    asked: Option<&Asked>,
+    params: &[(String, String)],
 ) -> Option<Action<'a>> {
     let m = meter.unwrap_or("");
     let get = method == Method::GET || method == Method::HEAD;
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let question = asked.map(|a| &a.question);
     Some(match route {
-        "/v1/meters/:id/curve" if get => Action::ReadCurve {
-            meter: m,
-            range_utc: curve_range(params),
+        // Without the question read (never the case once the guard has read it), the
+        // operator's only: unknown is never allowed.
+        "/v1/meters/:id/curve" if get => match question {
+            Some(q) => Action::ReadCurve {
+                meter: m,
+                range_utc: q.range_utc(),
+            },
+            None => Action::Other,
         },
         "/v1/meters/:id/curve" if method == Method::DELETE => Action::EraseCurve { meter: m },
         "/v1/meters/:id/energy" | "/v1/meters/:id/peak" if get => {
-            Action::ReadMeterSummary { meter: m }
+            match question.and_then(summary_of) {
+                Some(summary) => Action::ReadMeterSummary { meter: m, summary },
+                None => Action::Other,
+            }
         }
         "/v1/meters/:id/export" if get => Action::Export { meter: m },
         "/v1/meters/:id/compare" if get => Action::Compare { meter: m },
@@ -160,8 +197,8 @@ fn action_of<'a>(
         "/v1/fleet/curve" | "/v1/fleet/energy" if get => Action::ReadFleet,
         "/v1/aggregates" if get => Action::ReadAggregates {
             // An unknown level is the handler's 400; for access it is the strictest level.
-            level: parse_level(params.level.as_deref()).unwrap_or(Level::Building),
-            predefined: params.meters.is_none(),
+            level: parse_level(param("level")).unwrap_or(Level::Building),
+            predefined: param("meters").is_none(),
         },
         "/v1/audit" if get => Action::ReadAudit,
         "/v1/groups" => Action::LoadGroups,
@@ -181,9 +218,27 @@ fn action_of<'a>(
     })
 }
 
+/// The meter id of a `/v1/meters/{id}/...` route, percent-decoded as its handler reads it, and
+/// checked. `Ok(None)` for a route without one.
+async fn path_meter(route: &str, request: &mut Request) -> Result<Option<String>, ApiError> {
+    if !route.starts_with("/v1/meters/:id") {
+        return Ok(None);
+    }
+    let Path(params) = request
+        .extract_parts::<Path<std::collections::HashMap<String, String>>>()
+        .await
+        .map_err(|e| ApiError::invalid(format!("unreadable meter id: {}", e.body_text())))?;
+    let id = params
+        .get("id")
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("missing meter id"))?;
+    check_meter(&id)?;
+    Ok(Some(id))
+}
+
 /// Access control of every `/v1` request; other paths pass.
 async fn guard(
-    State(gov): State<Arc<Governance>>,
+    State(state): State<GuardState>,
     matched: Option<MatchedPath>,
     mut request: Request,
     next: Next,
@@ -192,6 +247,7 @@ async fn guard(
     if !path.starts_with("/v1/") {
         return next.run(request).await;
     }
+    let gov = state.gov.clone();
     let Some(principal) = gov.authenticate(bearer(request.headers())) else {
         return unauthorized();
     };
@@ -199,28 +255,61 @@ async fn guard(
         // No such route: the 404 says nothing about any meter.
         return next.run(request).await;
     };
-    let params: GuardParams = Query::<GuardParams>::try_from_uri(request.uri())
-        .map(|Query(p)| p)
-        .unwrap_or_default();
     let method = request.method().clone();
-    let meter = path_meter(&path).map(str::to_string);
-    let Some(action) = action_of(&route, &method, meter.as_deref(), &params) else {
+    // Everything access depends on is read here, once; what cannot be read is refused.
+    let meter = match path_meter(&route, &mut request).await {
+        Ok(meter) => meter,
+        Err(e) => return e.into_response(),
+    };
+    let query = request.uri().query().map(str::to_string);
+    let params = match api::read_query(query.as_deref()) {
+        Ok(params) => params,
+        Err(e) => return e.into_response(),
+    };
+    let mut asked = match query_kind(&route, &method)
+        .map(|kind| Asked::read(kind, meter.as_deref(), query.as_deref(), &state.limits))
+        .transpose()
+    {
+        Ok(asked) => asked,
+        Err(e) => return e.into_response(),
+    };
+    let Some(action) = action_of(&route, &method, meter.as_deref(), asked.as_ref(), &params) else {
         return next.run(request).await;
     };
     if let Decision::Deny(why) = gov.authorize(&principal, &action) {
         tracing::info!(who = %principal.label(), route = %route, why, "forbidden");
-        return forbidden().into_response();
+        return api::forbidden().into_response();
+    }
+    if let (
+        Some(Asked {
+            question: Question::Peak { max_power_only, .. },
+            ..
+        }),
+        Action::ReadMeterSummary { meter, summary },
+    ) = (asked.as_mut(), &action)
+    {
+        // A peak from the curve is curve data: answered only with curve rights.
+        let curve = Action::ReadCurve {
+            meter,
+            range_utc: summary.range_utc,
+        };
+        *max_power_only = gov.authorize(&principal, &curve) != Decision::Allow;
     }
     let audited = principal.role == Role::Supplier
         && matches!(
             action,
             Action::ReadCurve { .. } | Action::ReadMeterSummary { .. }
         );
-    let range = curve_range(&params);
+    let range = asked.as_ref().map(|a| a.question.range_utc());
     request.extensions_mut().insert(principal.clone());
+    if let Some(asked) = asked {
+        request.extensions_mut().insert(asked);
+    }
     let response = next.run(request).await;
     if audited && response.status().is_success() {
-        let (from_utc, to_utc) = range.unwrap_or((i64::MIN, i64::MAX));
+        let Some((from_utc, to_utc)) = range else {
+            return ApiError::internal("a read without a range").into_response();
+        };
         let record = AuditRecord {
             who: principal.label(),
             at_utc: super::now_utc(),
@@ -229,7 +318,6 @@ async fn guard(
             to_utc,
             what: route,
         };
-        let gov = gov.clone();
         let logged = tokio::task::spawn_blocking(move || gov.audit(record)).await;
         if !matches!(logged, Ok(Ok(()))) {
             // An unrecorded read is not served.
@@ -488,9 +576,10 @@ async fn grant_delete(
 async fn export_get(
     State(s): State<GovState>,
     Path(id): Path<String>,
-    Query(params): Query<QueryParams>,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
+    let params = QueryParams::from_query(uri.query(), api::EXPORT_PARAMETERS)?;
     let format = export::Format::parse(params.format.as_deref())?;
     let channel = crate::http::api::parse_channel(params.channel.as_deref())?;
     let (store, gov, meter) = (s.store.clone(), s.gov.clone(), id.clone());
@@ -645,9 +734,20 @@ mod tests {
     }
 
     #[test]
+    fn a_read_whose_question_was_not_read_is_for_operators_only() {
+        for route in [
+            "/v1/meters/:id/curve",
+            "/v1/meters/:id/energy",
+            "/v1/meters/:id/peak",
+        ] {
+            let action = action_of(route, &Method::GET, Some("m"), None, &[]);
+            assert_eq!(action, Some(Action::Other), "{route}");
+        }
+    }
+
+    #[test]
     fn routes_unknown_to_the_guard_are_for_operators_only() {
-        let p = GuardParams::default();
-        let action = action_of("/v1/something/new", &Method::GET, None, &p);
+        let action = action_of("/v1/something/new", &Method::GET, None, None, &[]);
         assert_eq!(action, Some(Action::Other));
         let consumer = Principal {
             role: Role::Consumer,

@@ -41,7 +41,8 @@ impl Default for Limits {
     }
 }
 
-/// The parameters of a question as text, from a query string or from command-line flags.
+/// The parameters of a question as text, from a query string ([`QueryParams::from_query`]) or
+/// from command-line flags.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct QueryParams {
     pub from: Option<String>,
@@ -56,6 +57,90 @@ pub struct QueryParams {
     pub meters: Option<String>,
 }
 
+/// The parameters an erasure reads.
+pub const ERASE_PARAMETERS: &[&str] = &["from", "to", "tz"];
+
+/// The parameters an export reads.
+pub const EXPORT_PARAMETERS: &[&str] = &["format", "channel"];
+
+/// Reads a query string as `name=value` pairs, names and values percent-decoded (`+` is a
+/// space, as in HTML forms); a pair without `=` has an empty value.
+///
+/// Fails closed: a name given twice (whatever its spelling, `from` or `%66rom`), a bad escape
+/// or bytes that are not UTF-8 are an invalid argument naming the parameter, so that no two
+/// readers of one request can pick different values.
+pub fn read_query(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for segment in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+        let (raw_name, raw_value) = segment.split_once('=').unwrap_or((segment, ""));
+        let name = percent_decode(raw_name)
+            .ok_or_else(|| ApiError::invalid("unreadable query string: a bad parameter name"))?;
+        let value = percent_decode(raw_value).ok_or_else(|| {
+            ApiError::invalid(format!("unreadable query string: the value of `{name}`"))
+        })?;
+        if pairs.iter().any(|(n, _)| *n == name) {
+            return Err(ApiError::invalid(format!(
+                "parameter `{name}` is given more than once"
+            )));
+        }
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+/// `application/x-www-form-urlencoded` decoding; `None` for a bad escape or non-UTF-8 bytes.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 2;
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+impl QueryParams {
+    /// Reads a query string with [`read_query`]; a parameter not in `allowed` is an invalid
+    /// argument naming it (a parameter no one reads is refused, not ignored).
+    pub fn from_query(query: Option<&str>, allowed: &[&str]) -> Result<QueryParams, ApiError> {
+        let mut params = QueryParams::default();
+        for (name, value) in read_query(query)? {
+            let slot = match name.as_str() {
+                _ if !allowed.contains(&name.as_str()) => None,
+                "from" => Some(&mut params.from),
+                "to" => Some(&mut params.to),
+                "tz" => Some(&mut params.tz),
+                "period" => Some(&mut params.period),
+                "tariff" => Some(&mut params.tariff),
+                "channel" => Some(&mut params.channel),
+                "format" => Some(&mut params.format),
+                "meters" => Some(&mut params.meters),
+                _ => None,
+            };
+            let Some(slot) = slot else {
+                return Err(ApiError::invalid(format!(
+                    "unknown parameter `{name}` (this request reads {})",
+                    allowed.join(", ")
+                )));
+            };
+            *slot = Some(value);
+        }
+        Ok(params)
+    }
+}
+
 /// Which question.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueryKind {
@@ -67,6 +152,19 @@ pub enum QueryKind {
 }
 
 impl QueryKind {
+    /// The parameters this question reads; any other is refused.
+    pub fn parameters(self) -> &'static [&'static str] {
+        match self {
+            QueryKind::Curve => &["from", "to", "tz", "channel", "format"],
+            QueryKind::Energy => &["from", "to", "tz", "period", "tariff", "channel", "format"],
+            QueryKind::Peak => &["from", "to", "tz", "period", "format"],
+            QueryKind::FleetCurve => &["from", "to", "tz", "channel", "format", "meters"],
+            QueryKind::FleetEnergy => {
+                &["from", "to", "tz", "period", "channel", "format", "meters"]
+            }
+        }
+    }
+
     fn range_limit_days(self, limits: &Limits) -> u32 {
         match self {
             QueryKind::Curve | QueryKind::FleetCurve => limits.max_curve_range_days,
@@ -91,6 +189,21 @@ pub struct CalendarQuestion {
     pub tz_name: String,
 }
 
+impl CalendarQuestion {
+    /// Whether `from` and `to` are both midnights in the question's zone, so that every period
+    /// (a day or longer) is made of whole local days.
+    pub fn whole_local_days(&self) -> bool {
+        let midnight = |ts_utc: i64| {
+            jiff::Timestamp::from_second(ts_utc)
+                .map(|t| {
+                    t.to_zoned(self.calendar.tz.clone()).time() == jiff::civil::Time::midnight()
+                })
+                .unwrap_or(false)
+        };
+        midnight(self.calendar.from_utc) && midnight(self.calendar.to_utc)
+    }
+}
+
 /// A validated question.
 #[derive(Clone, Debug)]
 pub enum Question {
@@ -111,6 +224,9 @@ pub enum Question {
     Peak {
         meter: String,
         calendar: CalendarQuestion,
+        /// Refuse (403) rather than answer a period from the curve: for callers without
+        /// curve rights over the range.
+        max_power_only: bool,
     },
     FleetCurve {
         channel: Channel,
@@ -237,7 +353,57 @@ pub fn format_ts(ts_utc: i64) -> String {
     }
 }
 
+/// A question read from a request, and how to encode its answer. The access guard reads it and
+/// hands it to the handler: both see the same parameters, parsed once.
+#[derive(Clone, Debug)]
+pub struct Asked {
+    pub question: Question,
+    pub encoding: Encoding,
+}
+
+impl Asked {
+    /// Reads a query string strictly ([`QueryParams::from_query`] with the parameters of
+    /// `kind`) and validates it as [`Question::from_params`] does.
+    pub fn read(
+        kind: QueryKind,
+        meter: Option<&str>,
+        query: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Asked, ApiError> {
+        let params = QueryParams::from_query(query, kind.parameters())?;
+        let (question, encoding) = Question::from_params(kind, meter, &params, limits)?;
+        Ok(Asked { question, encoding })
+    }
+}
+
 impl Question {
+    /// The meter of a per-meter question.
+    pub fn meter(&self) -> Option<&str> {
+        match self {
+            Question::Curve { meter, .. }
+            | Question::Energy { meter, .. }
+            | Question::Peak { meter, .. } => Some(meter),
+            Question::FleetCurve { .. } | Question::FleetEnergy { .. } => None,
+        }
+    }
+
+    /// `[from, to)` of the question, UTC seconds.
+    pub fn range_utc(&self) -> (i64, i64) {
+        match self {
+            Question::Curve {
+                from_utc, to_utc, ..
+            }
+            | Question::FleetCurve {
+                from_utc, to_utc, ..
+            } => (*from_utc, *to_utc),
+            Question::Energy { calendar, .. }
+            | Question::Peak { calendar, .. }
+            | Question::FleetEnergy { calendar, .. } => {
+                (calendar.calendar.from_utc, calendar.calendar.to_utc)
+            }
+        }
+    }
+
     /// Validates `params` for a question of `kind` about `meter` (required by the per-meter
     /// kinds, ignored by the fleet ones). Returns the question and how to encode its answer.
     pub fn from_params(
@@ -309,6 +475,7 @@ impl Question {
             QueryKind::Peak => Question::Peak {
                 meter: meter()?,
                 calendar: calendar()?,
+                max_power_only: false,
             },
             QueryKind::FleetCurve => Question::FleetCurve {
                 channel,
@@ -374,6 +541,15 @@ pub fn erase(store: &Store, question: &EraseQuestion) -> Result<EraseBody, ApiEr
         meter: question.meter.clone(),
         points_removed: report.points_removed,
     })
+}
+
+/// The refusal of a request the caller's token does not allow; the same words whatever the
+/// reason, so that a refusal says nothing about the meter.
+pub fn forbidden() -> ApiError {
+    ApiError::new(
+        ErrorCode::Forbidden,
+        "this token does not allow this request",
+    )
 }
 
 /// An unknown meter is a 404 whatever the question.
@@ -472,9 +648,20 @@ pub fn answer(
                     .collect(),
             }))
         }
-        Question::Peak { meter, calendar } => {
+        Question::Peak {
+            meter,
+            calendar,
+            max_power_only,
+        } => {
             ensure_meter(src, meter)?;
             let periods = query::peak(src, meter, &calendar.calendar)?;
+            if *max_power_only
+                && periods
+                    .iter()
+                    .any(|p| matches!(p.peak, Some((_, _, PeakSource::Curve))))
+            {
+                return Err(forbidden());
+            }
             Ok(Answer::Peak(PeakBody {
                 meter: meter.clone(),
                 periods: periods
@@ -974,6 +1161,83 @@ mod tests {
             }
             other => panic!("not a curve: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_query_string_is_read_once_and_fails_closed() {
+        let pairs = read_query(Some("from=a+b&%74o=%2B1&&flag")).unwrap();
+        let expect = [("from", "a b"), ("to", "+1"), ("flag", "")];
+        let expect: Vec<(String, String)> = expect
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(pairs, expect);
+        assert_eq!(read_query(None).unwrap(), Vec::new());
+        for (bad, name) in [
+            ("from=a&from=b", "`from`"),
+            ("from=a&%66rom=b", "`from`"),
+            ("tz=UTC&t%7A=UTC", "`tz`"),
+            ("from=%zz", "`from`"),
+            ("from=%e9", "`from`"),
+            ("from=%+1", "`from`"),
+        ] {
+            let e = read_query(Some(bad)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
+            assert!(e.message.contains(name), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_parameter_the_question_does_not_read_is_refused_naming_it() {
+        let limits = Limits::default();
+        let range = "from=2024-01-01&to=2024-01-02";
+        for (kind, extra) in [
+            (QueryKind::Curve, "period=day"),
+            (QueryKind::Curve, "tariff=HC:22:00-06:00"),
+            (QueryKind::Peak, "channel=production"),
+            (QueryKind::Energy, "meters=m"),
+            (QueryKind::FleetCurve, "level=x"),
+        ] {
+            let query = format!("{range}&{extra}");
+            let e = Asked::read(kind, Some("m"), Some(&query), &limits).unwrap_err();
+            let name = extra.split('=').next().unwrap_or_default();
+            assert!(e.message.contains(&format!("`{name}`")), "{}", e.message);
+        }
+        let asked = Asked::read(
+            QueryKind::Energy,
+            Some("m"),
+            Some(&format!("{range}&period=week&tz=UTC&tariff=HC:22:00-06:00")),
+            &limits,
+        )
+        .unwrap();
+        assert!(matches!(
+            asked.question,
+            Question::Energy {
+                tariff: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(asked.question.range_utc(), (1_704_067_200, 1_704_153_600));
+    }
+
+    #[test]
+    fn whole_local_days_are_midnight_to_midnight_in_the_questions_zone() {
+        let limits = Limits::default();
+        let calendar =
+            |query: &str| match Asked::read(QueryKind::Energy, Some("m"), Some(query), &limits)
+                .unwrap()
+                .question
+            {
+                Question::Energy { calendar, .. } => calendar,
+                other => panic!("not energy: {other:?}"),
+            };
+        assert!(calendar("from=2024-03-30&to=2024-04-01").whole_local_days());
+        assert!(calendar("from=2024-03-30T23:00:00Z&to=2024-03-31T22:00:00Z").whole_local_days());
+        assert!(!calendar("from=2024-03-31T00:00:00Z&to=2024-04-01").whole_local_days());
+        assert!(!calendar("from=2024-03-30&to=2024-03-30T00:30:00+01:00").whole_local_days());
+        assert!(
+            calendar("from=2024-03-31T00:00:00Z&to=2024-04-01T00:00:00Z&tz=UTC").whole_local_days()
+        );
     }
 
     #[test]

@@ -46,13 +46,13 @@ use axum::http::{header, HeaderMap, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::engine::Store;
 use crate::ingest::Format;
-use api::{EraseQuestion, Limits, QueryKind, QueryParams, Question};
+use api::{Asked, EraseQuestion, Limits, QueryKind, QueryParams};
 use error::{ApiError, ErrorCode};
 use loading::IngestBody;
 use metrics::Metrics;
@@ -126,7 +126,12 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route("/v1/fleet/energy", get(fleet_energy));
     // Hook (governance): its routes, and access control over every /v1 route above.
     let app = match &state.config.governance {
-        Some(gov) => crate::governance::http::attach(app, state.store.clone(), gov.clone()),
+        Some(gov) => crate::governance::http::attach(
+            app,
+            state.store.clone(),
+            gov.clone(),
+            state.config.limits.clone(),
+        ),
         None => app,
     };
     app.fallback(not_found)
@@ -206,15 +211,19 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Answers the question the access guard read (the one it authorized), or reads it from the
+/// query string where no guard runs.
 async fn answer_query(
     state: AppState,
     kind: QueryKind,
-    meter: Option<String>,
+    meter: impl FnOnce() -> Result<Option<String>, ApiError>,
+    asked: Option<Extension<Asked>>,
     uri: &Uri,
 ) -> Result<Response, ApiError> {
-    let params = query_params(uri)?;
-    let (question, encoding) =
-        Question::from_params(kind, meter.as_deref(), &params, &state.config.limits)?;
+    let Asked { question, encoding } = match asked {
+        Some(Extension(asked)) => asked,
+        None => Asked::read(kind, meter()?.as_deref(), uri.query(), &state.config.limits)?,
+    };
     let store = state.store.clone();
     let config = state.config.clone();
     let (body, content_type) = blocking(move || {
@@ -225,36 +234,52 @@ async fn answer_query(
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
+type MeterPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
+
 async fn meter_curve(
     State(state): State<AppState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: MeterPath,
+    asked: Option<Extension<Asked>>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    answer_query(state, QueryKind::Curve, Some(meter_id(path)?), &uri).await
+    let meter = || meter_id(path).map(Some);
+    answer_query(state, QueryKind::Curve, meter, asked, &uri).await
 }
 
 async fn meter_energy(
     State(state): State<AppState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: MeterPath,
+    asked: Option<Extension<Asked>>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    answer_query(state, QueryKind::Energy, Some(meter_id(path)?), &uri).await
+    let meter = || meter_id(path).map(Some);
+    answer_query(state, QueryKind::Energy, meter, asked, &uri).await
 }
 
 async fn meter_peak(
     State(state): State<AppState>,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    path: MeterPath,
+    asked: Option<Extension<Asked>>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    answer_query(state, QueryKind::Peak, Some(meter_id(path)?), &uri).await
+    let meter = || meter_id(path).map(Some);
+    answer_query(state, QueryKind::Peak, meter, asked, &uri).await
 }
 
-async fn fleet_curve(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
-    answer_query(state, QueryKind::FleetCurve, None, &uri).await
+async fn fleet_curve(
+    State(state): State<AppState>,
+    asked: Option<Extension<Asked>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    answer_query(state, QueryKind::FleetCurve, || Ok(None), asked, &uri).await
 }
 
-async fn fleet_energy(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
-    answer_query(state, QueryKind::FleetEnergy, None, &uri).await
+async fn fleet_energy(
+    State(state): State<AppState>,
+    asked: Option<Extension<Asked>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    answer_query(state, QueryKind::FleetEnergy, || Ok(None), asked, &uri).await
 }
 
 async fn meter_erase(
@@ -262,7 +287,8 @@ async fn meter_erase(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let question = EraseQuestion::from_params(&meter_id(path)?, &query_params(&uri)?)?;
+    let params = QueryParams::from_query(uri.query(), api::ERASE_PARAMETERS)?;
+    let question = EraseQuestion::from_params(&meter_id(path)?, &params)?;
     let store = state.store.clone();
     let body = blocking(move || api::erase(&store, &question)).await?;
     Ok(axum::Json(body).into_response())

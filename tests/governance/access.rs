@@ -535,3 +535,401 @@ fn tokens_never_appear_in_the_server_log() {
         assert!(!log.contains(&hash), "a token hash in the log: {log}");
     }
 }
+
+// ---- the guard reads the request once, and refuses what it cannot read ----
+
+/// The local date (`YYYY-MM-DD`) of `day_utc(days)`.
+fn date(days: i64) -> String {
+    rfc(day_utc(days))[..10].to_string()
+}
+
+/// The curve of A over day -2 (inside acme's grant) and over day -20 (before it).
+fn inside_and_outside() -> (String, String) {
+    let d = day_utc(-2);
+    let o = day_utc(-20);
+    (
+        format!("from={}&to={}", rfc(d), rfc(d + 86_400)),
+        format!("from={}&to={}", rfc(o), rfc(o + 86_400)),
+    )
+}
+
+fn audit_of(server: &Server, meter: &str) -> Vec<Value> {
+    server
+        .get(OPERATOR, &format!("/v1/audit?meter={meter}"))
+        .json()["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_repeated_parameter_is_refused_not_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let (inside, outside) = inside_and_outside();
+    let o = day_utc(-20);
+    // The red-team request: a range outside the grant and a repeated parameter the guard
+    // could not read.
+    let reply = server.get(
+        ACME,
+        &format!("/v1/meters/{A}/curve?{outside}&level=x&level=y"),
+    );
+    let message = reply.assert_error(400, "invalid_argument");
+    assert!(message.contains("`level`"), "{message}");
+    // A repeated `from` or `to`: neither value is chosen.
+    for (name, extra) in [
+        ("from", format!("from={}", rfc(o))),
+        ("to", format!("to={}", rfc(o + 86_400))),
+    ] {
+        let path = format!("/v1/meters/{A}/curve?{inside}&{extra}");
+        let message = server
+            .get(ACME, &path)
+            .assert_error(400, "invalid_argument");
+        assert!(message.contains(&format!("`{name}`")), "{message}");
+    }
+    // A second zone, and the same on energy and peak.
+    for what in ["curve", "energy", "peak"] {
+        let path = format!("/v1/meters/{A}/{what}?{inside}&tz=UTC&tz=Asia/Kathmandu");
+        let message = server
+            .get(ACME, &path)
+            .assert_error(400, "invalid_argument");
+        assert!(message.contains("`tz`"), "{what}: {message}");
+    }
+    assert_eq!(audit_of(&server, A), Vec::<Value>::new());
+    // The building level hidden behind a second `level` is not read as the default commune.
+    let reply = server.get(
+        PUBLIC,
+        &format!("/v1/aggregates?level=commune&level=building&{inside}&period=day"),
+    );
+    let message = reply.assert_error(400, "invalid_argument");
+    assert!(message.contains("`level`"), "{message}");
+}
+
+#[test]
+fn a_parameter_the_route_does_not_read_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let (inside, _) = inside_and_outside();
+    for path in [
+        format!("/v1/meters/{A}/curve?{inside}&level=building"),
+        format!("/v1/meters/{A}/curve?{inside}&period=day"),
+        format!("/v1/meters/{A}/peak?{inside}&tariff=HC:22:00-06:00"),
+        format!("/v1/meters/{A}/energy?{inside}&meters={B}"),
+        format!("/v1/meters/{A}/energy?{inside}&fro=x"),
+    ] {
+        let reply = server.get(OPERATOR, &path);
+        let message = reply.assert_error(400, "invalid_argument");
+        let name = path.rsplit('&').next().unwrap().split('=').next().unwrap();
+        assert!(message.contains(&format!("`{name}`")), "{path}: {message}");
+    }
+}
+
+#[test]
+fn a_percent_encoded_name_is_the_parameter_it_spells() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let (inside, _) = inside_and_outside();
+    let o = day_utc(-20);
+    // `%66rom` is `from`: a second one.
+    let path = format!("/v1/meters/{A}/curve?{inside}&%66rom={}", rfc(o));
+    let message = server
+        .get(ACME, &path)
+        .assert_error(400, "invalid_argument");
+    assert!(message.contains("`from`"), "{message}");
+    // Alone, it is the range, and the range is outside the grant.
+    let path = format!(
+        "/v1/meters/{A}/curve?%66rom={}&%74o={}",
+        rfc(o),
+        rfc(o + 86_400)
+    );
+    server.get(ACME, &path).assert_error(403, "forbidden");
+    assert_eq!(audit_of(&server, A), Vec::<Value>::new());
+    // A percent-encoded meter id is the meter it spells, for access and for the audit trail.
+    let encoded = format!("{}%{:x}{}", &A[..4], A.as_bytes()[4], &A[5..]);
+    let reply = server.get(ACME, &format!("/v1/meters/{encoded}/curve?{inside}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["meter"], A);
+    let records = audit_of(&server, A);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let reply = server.get(ACME, &format!("/v1/meters/{encoded}/curve?{inside}&x=1"));
+    reply.assert_error(400, "invalid_argument");
+}
+
+#[test]
+fn an_unescaped_plus_is_an_offset_for_the_guard_and_the_handler_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let local = |ts: i64| {
+        // `+01:00` written as is: the query string turns `+` into a space.
+        let t = jiff::Timestamp::from_second(ts + 3_600).unwrap();
+        format!("{}+01:00", &t.to_string()[..19])
+    };
+    let path = format!(
+        "/v1/meters/{A}/curve?from={}&to={}",
+        local(d),
+        local(d + 86_400)
+    );
+    let reply = server.get(ACME, &path);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["points"].as_array().map(Vec::len), Some(48));
+    let o = day_utc(-20);
+    let outside = format!(
+        "/v1/meters/{A}/curve?from={}&to={}",
+        local(o),
+        local(o + 86_400)
+    );
+    server.get(ACME, &outside).assert_error(403, "forbidden");
+    let records = audit_of(&server, A);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["from"], rfc(d));
+    assert_eq!(records[0]["to"], rfc(d + 86_400));
+}
+
+#[test]
+fn empty_values_are_invalid_arguments_before_any_access_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let to = rfc(d + 86_400);
+    for (query, name) in [
+        (format!("from=&to={to}"), "from"),
+        (format!("from&to={to}"), "from"),
+        (format!("from={}&to={to}&tz=", rfc(d)), "time zone"),
+        (format!("from={}&to={to}&channel=", rfc(d)), "channel"),
+        (format!("from={}&to={to}&format=", rfc(d)), "format"),
+    ] {
+        for token in [ACME, OTHER_SUPPLIER] {
+            let reply = server.get(token, &format!("/v1/meters/{A}/curve?{query}"));
+            assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+            assert!(
+                reply.body.contains(name),
+                "{query}: the message names {name}: {}",
+                reply.body
+            );
+        }
+    }
+    assert_eq!(audit_of(&server, A), Vec::<Value>::new());
+}
+
+#[test]
+fn head_is_guarded_like_get_and_a_trailing_slash_is_no_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let (inside, outside) = inside_and_outside();
+    let head = |token: &str, path: &str| server.call(Some(token), "HEAD", path, None).status;
+    assert_eq!(head(ACME, &format!("/v1/meters/{A}/curve?{inside}")), 200);
+    assert_eq!(head(ACME, &format!("/v1/meters/{A}/curve?{outside}")), 403);
+    assert_eq!(
+        head(
+            ACME,
+            &format!("/v1/meters/{A}/curve?{outside}&level=x&level=y")
+        ),
+        400
+    );
+    for who in [ACME, OTHER_SUPPLIER, OPERATOR] {
+        let reply = server.get(who, &format!("/v1/meters/{A}/curve/?{outside}"));
+        reply.assert_error(404, "not_found");
+    }
+}
+
+// ---- without curve rights, energy and peak answer whole local days only ----
+
+/// [`fleet_server`], plus a grant on A to `other` that starts after A's data: `other` may ask
+/// about A but holds no curve rights over any day with data.
+fn late_grant_server(dir: &std::path::Path) -> Server {
+    let server = fleet_server(dir);
+    server
+        .gov
+        .create_grant(A, "other", day_utc(-1), day_utc(300), "operator:setup")
+        .unwrap();
+    server
+}
+
+#[test]
+fn the_red_team_sub_day_peak_and_energy_are_refused_without_curve_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = late_grant_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let half_hour = format!("from={}&to={}", rfc(d), rfc(d + 1_800));
+    for what in ["peak", "energy"] {
+        let path = format!("/v1/meters/{A}/{what}?period=day&{half_hour}");
+        server
+            .get(OTHER_SUPPLIER, &path)
+            .assert_error(403, "forbidden");
+        let production = format!("{path}&channel=production");
+        if what == "energy" {
+            server
+                .get(OTHER_SUPPLIER, &production)
+                .assert_error(403, "forbidden");
+        }
+        assert_eq!(
+            server
+                .call(Some(OTHER_SUPPLIER), "HEAD", &path, None)
+                .status,
+            403
+        );
+        // With curve rights over the range, the same question is answered as before.
+        let reply = server.get(ACME, &path);
+        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+    }
+    let peak = server
+        .get(ACME, &format!("/v1/meters/{A}/peak?period=day&{half_hour}"))
+        .json();
+    assert_eq!(peak["periods"][0]["source"], "curve");
+}
+
+#[test]
+fn without_curve_rights_energy_answers_whole_paris_days_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = late_grant_server(&dir.path().join("data"));
+    let days = format!("from={}&to={}", date(-3), date(-1));
+    let energy = |query: &str| {
+        server.get(
+            OTHER_SUPPLIER,
+            &format!("/v1/meters/{A}/energy?{days}&{query}"),
+        )
+    };
+    for query in ["period=day", "period=week", "period=month&tz=Europe/Paris"] {
+        let reply = energy(query);
+        assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+    }
+    let day = energy("period=day").json();
+    assert_eq!(day["periods"].as_array().map(Vec::len), Some(2), "{day}");
+    assert_eq!(day["tz"], "Europe/Paris");
+    // Differencing: the same days in other zones would subtract to sub-day windows; an off-peak
+    // window would isolate one half-hour a day.
+    for query in [
+        "period=day&tz=UTC",
+        "period=day&tz=Asia/Kathmandu",
+        "period=day&tz=Etc/GMT-1",
+        "period=day&tariff=HC:03:00-03:30",
+        "period=day&channel=production&tz=UTC",
+    ] {
+        energy(query).assert_error(403, "forbidden");
+    }
+    // From and to must be local midnights.
+    let d = day_utc(-2);
+    for (from, to) in [
+        (rfc(d), date(-1)),
+        (date(-3), rfc(d)),
+        (format!("{}T00:30:00+01:00", date(-3)), date(-1)),
+    ] {
+        let path = format!("/v1/meters/{A}/energy?from={from}&to={to}&period=day");
+        let reply = server.get(OTHER_SUPPLIER, &path);
+        // A UTC midnight is a Paris midnight only when Paris is at +00:00, which it never is.
+        reply.assert_error(403, "forbidden");
+    }
+    // Every allowed read is audited with its real range.
+    let records = audit_of(&server, A);
+    assert_eq!(records.len(), 4, "{records:?}");
+    for r in &records {
+        assert_eq!(r["who"], "supplier:other");
+        assert!(r["from"].is_string() && r["to"].is_string(), "{r}");
+    }
+    let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let midnight = |text: &str| {
+        let date: jiff::civil::Date = text.parse().unwrap();
+        date.to_zoned(paris.clone())
+            .unwrap()
+            .timestamp()
+            .as_second()
+    };
+    assert_eq!(records[0]["from"], rfc(midnight(&date(-3))));
+    assert_eq!(records[0]["to"], rfc(midnight(&date(-1))));
+}
+
+#[test]
+fn without_curve_rights_a_peak_comes_from_max_power_over_whole_days_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = late_grant_server(&dir.path().join("data"));
+    let peak = |from: &str, to: &str| {
+        server.get(
+            OTHER_SUPPLIER,
+            &format!("/v1/meters/{A}/peak?from={from}&to={to}&period=day"),
+        )
+    };
+    // Day -2 has a max_power record: answered from it.
+    let reply = peak(&date(-2), &date(-1));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let v = reply.json();
+    assert_eq!(v["periods"][0]["source"], "max_power", "{v}");
+    assert_eq!(v["periods"][0]["value"], 6_000);
+    // Day -3 has only its curve: its highest half-hour is curve data.
+    peak(&date(-3), &date(-1)).assert_error(403, "forbidden");
+    peak(&date(-3), &date(-2)).assert_error(403, "forbidden");
+    // The curve-sourced peak of the same day is answered with curve rights.
+    let reply = server.get(
+        ACME,
+        &format!(
+            "/v1/meters/{A}/peak?from={}&to={}&period=day",
+            date(-3),
+            date(-2)
+        ),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["periods"][0]["source"], "curve");
+}
+
+#[test]
+fn after_consent_is_revoked_a_supplier_keeps_whole_days_and_loses_the_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let curve = format!(
+        "/v1/meters/{A}/curve?from={}&to={}",
+        rfc(d),
+        rfc(d + 86_400)
+    );
+    let sub_day = format!(
+        "/v1/meters/{A}/energy?from={}&to={}&period=day",
+        rfc(d),
+        rfc(d + 1_800)
+    );
+    let whole_days = format!(
+        "/v1/meters/{A}/energy?from={}&to={}&period=day",
+        date(-3),
+        date(-1)
+    );
+    for path in [&curve, &sub_day, &whole_days] {
+        assert_eq!(server.get(ACME, path).status, 200, "{path}");
+    }
+    let revoked = server.post_json(
+        OPERATOR,
+        &format!("/v1/meters/{A}/consent"),
+        &json!({"collection": "revoked"}),
+    );
+    assert_eq!(revoked.status, 201, "{}", revoked.body);
+    server.get(ACME, &curve).assert_error(403, "forbidden");
+    server.get(ACME, &sub_day).assert_error(403, "forbidden");
+    assert_eq!(server.get(ACME, &whole_days).status, 200);
+}
+
+#[test]
+fn a_consumer_reads_everything_of_its_own_meter_and_a_supplier_no_export_or_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let half_hour = format!(
+        "from={}&to={}&tz=UTC&tariff=HC:00:00-00:30",
+        rfc(d),
+        rfc(d + 1_800)
+    );
+    for path in [
+        format!("/v1/meters/{A}/energy?{half_hour}"),
+        format!("/v1/meters/{A}/peak?from={}&to={}", rfc(d), rfc(d + 1_800)),
+        format!("/v1/meters/{A}/export?format=json"),
+        format!(
+            "/v1/meters/{A}/compare?from={}&to={}",
+            rfc(d),
+            rfc(d + 86_400)
+        ),
+    ] {
+        let reply = server.get(CONSUMER_A, &path);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        server.get(CONSUMER_B, &path).assert_error(403, "forbidden");
+        if path.contains("/export") || path.contains("/compare") {
+            server.get(ACME, &path).assert_error(403, "forbidden");
+        }
+    }
+}
