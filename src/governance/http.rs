@@ -341,6 +341,20 @@ fn check_meter(id: &str) -> Result<(), ApiError> {
     crate::http::api::check_meter_id(id)
 }
 
+/// 404 (`not_found`) for a meter Courbe holds nothing about: no data, consent or grant. Only
+/// reached once access is granted, so a refusal never depends on it.
+async fn ensure_held(s: &GovState, meter: &str) -> Result<(), ApiError> {
+    let (store, gov, id) = (s.store.clone(), s.gov.clone(), meter.to_string());
+    if blocking(move || Ok(export::holds(&store, &gov, &id))).await? {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("nothing is held about meter {meter:?}"),
+        ))
+    }
+}
+
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
@@ -426,6 +440,7 @@ async fn consent_get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
+    ensure_held(&s, &id).await?;
     Ok(Json(consent_body(&s.gov, &id, None)).into_response())
 }
 
@@ -522,6 +537,7 @@ async fn grants_get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
+    ensure_held(&s, &id).await?;
     let grants = s.gov.grants_of(&id).iter().map(GrantJson::from).collect();
     Ok(Json(GrantsBody { meter: id, grants }).into_response())
 }
@@ -715,6 +731,7 @@ async fn compare_get(
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
     let params = aggregates::Params::from_uri(&uri)?;
+    ensure_held(&s, &id).await?;
     let body = blocking(move || aggregates::compare(&s.store, &s.gov, &id, &params)).await?;
     Ok(Json(body).into_response())
 }

@@ -933,3 +933,32 @@ fn a_consumer_reads_everything_of_its_own_meter_and_a_supplier_no_export_or_comp
         }
     }
 }
+
+// ---- unknown meters ----
+
+#[test]
+fn the_operator_gets_404_for_an_unknown_meter_and_others_the_same_403_as_for_a_known_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let range = format!("from={}&to={}", rfc(d), rfc(d + 86_400));
+    for what in ["consent", "grants", &format!("compare?{range}")] {
+        let reply = server.get(OPERATOR, &format!("/v1/meters/{NOBODY}/{what}"));
+        reply.assert_error(404, "not_found");
+        assert_eq!(
+            server
+                .get(OPERATOR, &format!("/v1/meters/{B}/{what}"))
+                .status,
+            200
+        );
+        for token in [ACME, OTHER_SUPPLIER, CONSUMER_B, PUBLIC, PUBLIC_BODY] {
+            let held = server.get(token, &format!("/v1/meters/{A}/{what}"));
+            let absent = server.get(token, &format!("/v1/meters/{NOBODY}/{what}"));
+            if held.status == 403 {
+                assert_eq!((absent.status, &absent.body), (403, &held.body), "{what}");
+            } else {
+                assert_eq!(absent.status, 403, "{what}: {}", absent.body);
+            }
+        }
+    }
+}
