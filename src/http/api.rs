@@ -1187,6 +1187,52 @@ mod tests {
         }
     }
 
+    /// `text` form-encoded, each byte written literally or escaped as `bits` says.
+    fn encode(text: &str, mut bits: u64) -> String {
+        let mut out = String::new();
+        for b in text.bytes() {
+            let escape = bits & 1 == 1;
+            bits = bits.rotate_right(1);
+            match b {
+                b' ' if !escape => out.push('+'),
+                b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' | b'-' | b'_' | b':' if !escape => {
+                    out.push(char::from(b))
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// However the names and values are escaped, they read back as sent; and a name sent
+        /// twice, in any two spellings, is refused naming it.
+        #[test]
+        fn any_escaping_reads_back_and_any_second_spelling_is_refused(
+            pairs in proptest::collection::btree_map("[a-z%+ é]{1,6}", "[ -~é€]{0,12}", 1..6),
+            bits in proptest::prelude::any::<u64>(),
+            repeat in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+            let query: Vec<String> = pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (n, v))| {
+                    let b = bits.rotate_left(i as u32 * 7);
+                    format!("{}={}", encode(n, b), encode(v, !b))
+                })
+                .collect();
+            proptest::prop_assert_eq!(read_query(Some(&query.join("&"))).unwrap(), pairs.clone());
+            let (name, value) = &pairs[repeat.index(pairs.len())];
+            let again = format!("{}&{}={}", query.join("&"), encode(name, !bits), encode(value, bits));
+            let e = read_query(Some(&again)).unwrap_err();
+            proptest::prop_assert_eq!(e.code, ErrorCode::InvalidArgument);
+            proptest::prop_assert!(e.message.contains(&format!("`{name}`")), "{}", e.message);
+        }
+    }
+
     #[test]
     fn a_parameter_the_question_does_not_read_is_refused_naming_it() {
         let limits = Limits::default();
