@@ -7,9 +7,9 @@
 //! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per Europe/Paris month
 //!   touched (`segments.rs`), names them in the [`manifest`] (atomic replace), then deletes the
 //!   obsolete logs;
-//! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] rewrites
-//!   every file that held the erased points; [`Store::apply_retention`] drops whole months
-//!   (`compaction.rs`);
+//! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] commits
+//!   its intent in the manifest, rewrites every file that held the erased points, then drops
+//!   the intent; [`Store::apply_retention`] drops whole months (`compaction.rs`);
 //! - [`Store::snapshot`] returns an immutable [`Snapshot`] (`snapshot.rs`) that queries read.
 //!
 //! Every file access goes through [`fs::FileSystem`]; tests inject [`fs::testing::SimFs`].
@@ -21,7 +21,8 @@
 //! - after an fsync failure the store refuses every write ([`Error::Closed`]);
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
 //!   open and after each erasure;
-//! - one open store per data directory: `LOCK` is held with `flock` while a store is open.
+//! - one open store per data directory: `LOCK` is held with `flock` while a store is open;
+//! - an erasure whose intent is in the manifest is complete before [`Store::open`] returns.
 //!
 //! Files of a data directory: `MANIFEST` (see [`manifest`]), `wal-{generation:020}.log` (see
 //! [`wal`]), `seg-{file_id:020}.seg` (segments, `storage-format`), `LOCK`; `MANIFEST.tmp` only
@@ -389,7 +390,8 @@ impl Store {
             .max(man.wal_generation);
         let wal = Wal::create(fs.clone(), &dir, new_gen)?;
         let version = Version::new(segments, Arc::new(memtable));
-        Ok(Store {
+        let resume = !man.pending_erasures.is_empty();
+        let store = Store {
             _lock: lock,
             dir,
             fs,
@@ -405,7 +407,13 @@ impl Store {
             maintenance: parking_lot::Mutex::new(()),
             manifest: parking_lot::Mutex::new(man),
             version: parking_lot::RwLock::new(Arc::new(version)),
-        })
+        };
+        if resume {
+            // An erasure begun before a crash or a failure: the store is not used before it
+            // is complete.
+            store.resume_erasures()?;
+        }
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
