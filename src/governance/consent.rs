@@ -1,14 +1,17 @@
 //! Consent to load-curve collection, per meter, with its history.
 //!
-//! A meter's consent is a list of events, each effective from an instant: collection granted
-//! (with the step the consumer chose) or revoked. The state at an instant is the last event
-//! effective at or before it. A meter with no event is collected: the consent was given before
-//! Courbe held the registry (the store's historical behaviour); a registry can flip that with
-//! [`ConsentPolicy::required`].
+//! A meter's consent is a list of decisions in the order recorded, each covering the instants
+//! from its `from_utc` on: collection granted (with the step the consumer chose) or revoked.
+//! **The latest recorded decision wins for the instants it covers**: the state at `t` is the most
+//! recently recorded event with `from_utc <= t`, whatever the instants of earlier events (a
+//! revocation from `-infinity` recorded after a grant from 2024 revokes everything). A meter with
+//! no event covering `t` is collected: the consent was given before Courbe held the registry (the
+//! store's historical behaviour); a registry can flip that with [`ConsentPolicy::required`].
 //!
 //! [`ConsentRegistry::screen`] is what every ingest path applies (through
-//! `Governance::ingest`) before `Store::ingest`: curve points (`consumption`, `production`) of a meter whose collection is
-//! revoked at the point's instant, or finer than the chosen step, are dropped and counted;
+//! `Governance::ingest`) before `Store::ingest`: curve points (`consumption`, `production`) of a
+//! meter whose collection is revoked now, or at the point's instant, or finer than the chosen
+//! step, are dropped and counted (so a re-sent old batch cannot repopulate a revoked curve);
 //! `max_power` is always kept.
 
 use std::collections::HashMap;
@@ -54,7 +57,7 @@ pub struct ConsentPolicy {
 #[derive(Clone, Debug, Default)]
 pub struct ConsentRegistry {
     policy: ConsentPolicy,
-    /// Per meter, events sorted by `from_utc`, then by recording order.
+    /// Per meter, events in recording order.
     by_meter: HashMap<String, Vec<ConsentEvent>>,
 }
 
@@ -92,22 +95,26 @@ impl ConsentRegistry {
         }
     }
 
+    /// Records `event` as the latest decision of its meter.
     pub fn insert(&mut self, event: ConsentEvent) {
-        let events = self.by_meter.entry(event.meter.clone()).or_default();
-        let at = events.partition_point(|e| e.from_utc <= event.from_utc);
-        events.insert(at, event);
+        self.by_meter
+            .entry(event.meter.clone())
+            .or_default()
+            .push(event);
     }
 
-    /// The history of `meter`, oldest effective instant first.
+    /// The history of `meter`, in recording order.
     pub fn history(&self, meter: &str) -> &[ConsentEvent] {
         self.by_meter.get(meter).map_or(&[], Vec::as_slice)
     }
 
-    /// The event in force at `ts_utc`, if any.
+    /// The event in force at `ts_utc`: the latest recorded one covering it, if any.
     pub fn in_force(&self, meter: &str, ts_utc: i64) -> Option<&ConsentEvent> {
-        let events = self.by_meter.get(meter)?;
-        let n = events.partition_point(|e| e.from_utc <= ts_utc);
-        events.get(n.checked_sub(1)?)
+        self.by_meter
+            .get(meter)?
+            .iter()
+            .rev()
+            .find(|e| e.from_utc <= ts_utc)
     }
 
     /// Whether a curve point of `meter` at `ts_utc` with this step may be collected.
@@ -131,19 +138,21 @@ impl ConsentRegistry {
         }
     }
 
-    /// Whether collection holds over all of `[from_utc, to_utc)`.
+    /// Whether collection holds over all of `[from_utc, to_utc)`. The state changes only at
+    /// the instants of events, so it is checked at `from_utc` and at each of those inside.
     pub fn holds_over(&self, meter: &str, from_utc: i64, to_utc: i64) -> bool {
-        if !self.collecting(meter, from_utc) {
-            return false;
-        }
-        self.history(meter)
-            .iter()
-            .filter(|e| e.from_utc > from_utc && e.from_utc < to_utc)
-            .all(|e| e.collection == Collection::Granted)
+        self.collecting(meter, from_utc)
+            && self
+                .history(meter)
+                .iter()
+                .filter(|e| e.from_utc > from_utc && e.from_utc < to_utc)
+                .all(|e| self.collecting(meter, e.from_utc))
     }
 
-    /// Splits `batch` into what may be stored and what consent refuses.
-    pub fn screen(&self, batch: &Batch) -> (Batch, Screening) {
+    /// Splits `batch`, received at `now_utc`, into what may be stored and what consent
+    /// refuses: while collection is revoked now, every curve point of the meter is refused,
+    /// whatever its instant.
+    pub fn screen(&self, batch: &Batch, now_utc: i64) -> (Batch, Screening) {
         let mut kept = Batch::new();
         let mut counts: HashMap<(String, Refusal), u64> = HashMap::new();
         let mut refused_points = 0u64;
@@ -151,7 +160,11 @@ impl ConsentRegistry {
             let verdict = match channel {
                 Channel::MaxPower => Ok(()),
                 Channel::Consumption | Channel::Production => {
-                    self.check(meter, point.ts_utc, point.step_min)
+                    if self.collecting(meter, now_utc) {
+                        self.check(meter, point.ts_utc, point.step_min)
+                    } else {
+                        Err(Refusal::NoConsent)
+                    }
                 }
             };
             match verdict {
@@ -205,7 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn a_revocation_refuses_curve_points_from_its_instant_but_keeps_max_power() {
+    fn a_past_revocation_refuses_curve_points_from_its_instant_but_keeps_max_power() {
         let mut reg = ConsentRegistry::default();
         reg.insert(event(1_000, Collection::Revoked, None));
         let mut batch = Batch::new();
@@ -222,7 +235,8 @@ mod tests {
         batch
             .push("other", Channel::Consumption, point(1_800, 30))
             .unwrap();
-        let (kept, screening) = reg.screen(&batch);
+        reg.insert(event(5_000, Collection::Granted, None));
+        let (kept, screening) = reg.screen(&batch, 6_000);
         let kept: Vec<_> = kept
             .iter()
             .map(|(m, c, p)| (m.to_string(), c, p.ts_utc))
@@ -245,8 +259,8 @@ mod tests {
     #[test]
     fn a_new_grant_after_a_revocation_collects_again_at_its_step() {
         let mut reg = ConsentRegistry::default();
-        reg.insert(event(2_000, Collection::Granted, Some(30)));
         reg.insert(event(1_000, Collection::Revoked, None));
+        reg.insert(event(2_000, Collection::Granted, Some(30)));
         assert_eq!(reg.check("m", 1_500, 30), Err(Refusal::NoConsent));
         assert_eq!(reg.check("m", 2_000, 30), Ok(()));
         assert_eq!(reg.check("m", 2_000, 60), Ok(()));
@@ -254,6 +268,34 @@ mod tests {
         assert!(reg.holds_over("m", 2_000, 9_000));
         assert!(!reg.holds_over("m", 0, 9_000));
         assert!(reg.holds_over("m", 0, 1_000));
+    }
+
+    #[test]
+    fn the_latest_recorded_decision_wins_whatever_the_instants_of_earlier_ones() {
+        let mut reg = ConsentRegistry::default();
+        reg.insert(event(2_000, Collection::Granted, None));
+        reg.insert(event(i64::MIN, Collection::Revoked, None));
+        assert!(!reg.collecting("m", 3_000));
+        assert!(!reg.collecting("m", i64::MIN));
+        reg.insert(event(4_000, Collection::Granted, Some(30)));
+        assert!(!reg.collecting("m", 3_999));
+        assert!(reg.collecting("m", 4_000));
+        assert!(reg.holds_over("m", 4_000, 9_000));
+        assert!(!reg.holds_over("m", 3_000, 9_000));
+    }
+
+    #[test]
+    fn while_revoked_now_every_curve_point_is_refused_even_an_old_one() {
+        let mut reg = ConsentRegistry::default();
+        reg.insert(event(1_000, Collection::Revoked, None));
+        let mut batch = Batch::new();
+        batch.push("m", Channel::Consumption, point(0, 30)).unwrap();
+        batch.push("m", Channel::MaxPower, point(0, 1440)).unwrap();
+        let (kept, screening) = reg.screen(&batch, 2_000);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(screening.refused, vec![("m".into(), Refusal::NoConsent, 1)]);
+        // Before the revocation's instant the same point was collected.
+        assert_eq!(reg.screen(&batch, 999).0.len(), 2);
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub struct Governance {
     tokens: Option<Tokens>,
     logs: parking_lot::Mutex<Logs>,
     audit: AuditLog,
-    /// Ingests share it across screening and `Store::ingest`; an erasing revocation takes it
+    /// Ingests share it across screening and `Store::ingest`; every consent change takes it
     /// whole.
     ingest_gate: parking_lot::RwLock<()>,
     state: parking_lot::RwLock<Registries>,
@@ -260,15 +260,15 @@ impl Governance {
         )
     }
 
-    /// Splits `batch` into what consent lets the store keep and what it refuses.
+    /// Splits `batch` into what consent lets the store keep now and what it refuses.
     pub fn screen(&self, batch: &Batch) -> (Batch, Screening) {
-        self.state.read().consent.screen(batch)
+        self.state.read().consent.screen(batch, now_utc())
     }
 
     /// The door of every ingest path: screens `batch`, then ingests what consent allows.
-    /// Returns the points stored and what was refused. A revocation with erasure waits for
-    /// the ingests in flight and holds new ones out, so no point screened before it lands
-    /// after its erasure.
+    /// Returns the points stored and what was refused. Every consent change waits for the
+    /// ingests in flight and holds new ones out, so no point screened before it lands after
+    /// it is acknowledged.
     pub fn ingest(
         &self,
         store: &Store,
@@ -282,6 +282,11 @@ impl Governance {
 
     /// Records a consent change; a revocation with `erase` then erases the meter's whole curve
     /// (everything collected, whatever the revocation's instant). Returns the points erased.
+    ///
+    /// Holds every ingest out for the whole change. With erasure, the store's intent is durable
+    /// before the revocation is ([`Store::begin_erase`]), so a crash leaves the meter either
+    /// untouched and not revoked, or wholly erased when the store is next opened; never
+    /// revoked with its curve still there.
     pub fn record_consent(&self, store: &Store, event: ConsentEvent) -> Result<u64, Error> {
         if !crate::engine::valid_meter_id(&event.meter) {
             return Err(Error::InvalidArgument(format!(
@@ -291,7 +296,10 @@ impl Governance {
         }
         let erase = event.erase && event.collection == consent::Collection::Revoked;
         let meter = event.meter.clone();
-        let _gate = erase.then(|| self.ingest_gate.write());
+        let _gate = self.ingest_gate.write();
+        if erase {
+            store.begin_erase(&meter, None).map_err(Error::Engine)?;
+        }
         {
             let mut logs = self.logs.lock();
             logs.consent.append(&event)?;
@@ -300,10 +308,13 @@ impl Governance {
         if !erase {
             return Ok(0);
         }
-        // The revocation is in force before the erasure starts: nothing collected after it
-        // can reach the store between the two.
         let report = store.erase(&meter, None).map_err(Error::Engine)?;
         Ok(report.points_removed)
+    }
+
+    /// The consent event in force for `meter` at `ts_utc` (the latest recorded covering it).
+    pub fn consent_in_force(&self, meter: &str, ts_utc: i64) -> Option<ConsentEvent> {
+        self.state.read().consent.in_force(meter, ts_utc).cloned()
     }
 
     pub fn consent_history(&self, meter: &str) -> Vec<ConsentEvent> {
