@@ -117,6 +117,42 @@ impl ConsentRegistry {
             .find(|e| e.from_utc <= ts_utc)
     }
 
+    /// Every event, meter by meter, each meter's in recording order (what the registry file
+    /// must hold).
+    pub fn events(&self) -> impl Iterator<Item = &ConsentEvent> + '_ {
+        self.by_meter.values().flatten()
+    }
+
+    /// After an erasure, the registry keeps of a meter only what still means something: its
+    /// erasing revocations, everything recorded after the latest one, and the earlier events
+    /// that still decide some instant. An earlier event decides nothing once a later-recorded
+    /// one covers its instant, so dropping it changes no state at any instant (a revocation
+    /// with erasure from `-infinity` leaves that revocation alone). Returns the events dropped.
+    pub fn forget_superseded_before_erasure(&mut self) -> usize {
+        let mut dropped = 0;
+        for events in self.by_meter.values_mut() {
+            let is_erasure = |e: &ConsentEvent| e.erase && e.collection == Collection::Revoked;
+            let Some(last) = events.iter().rposition(is_erasure) else {
+                continue;
+            };
+            // Per position, the smallest `from_utc` recorded after it.
+            let mut later_min = vec![i64::MAX; events.len()];
+            for i in (0..events.len().saturating_sub(1)).rev() {
+                later_min[i] = later_min[i + 1].min(events[i + 1].from_utc);
+            }
+            let mut i = 0;
+            let before = events.len();
+            events.retain(|e| {
+                let superseded = i < last && !is_erasure(e) && later_min[i] <= e.from_utc;
+                i += 1;
+                !superseded
+            });
+            dropped += before - events.len();
+        }
+        self.by_meter.retain(|_, events| !events.is_empty());
+        dropped
+    }
+
     /// Whether a curve point of `meter` at `ts_utc` with this step may be collected.
     pub fn check(&self, meter: &str, ts_utc: i64, step_min: u16) -> Result<(), Refusal> {
         match self.in_force(meter, ts_utc) {
@@ -296,6 +332,53 @@ mod tests {
         assert_eq!(screening.refused, vec![("m".into(), Refusal::NoConsent, 1)]);
         // Before the revocation's instant the same point was collected.
         assert_eq!(reg.screen(&batch, 999).0.len(), 2);
+    }
+
+    #[test]
+    fn after_an_erasure_from_minus_infinity_only_the_erasing_revocation_is_kept() {
+        let mut reg = ConsentRegistry::default();
+        reg.insert(event(2_000, Collection::Granted, Some(30)));
+        reg.insert(event(5_000, Collection::Revoked, None));
+        let mut erasure = event(i64::MIN, Collection::Revoked, None);
+        erasure.erase = true;
+        reg.insert(erasure.clone());
+        assert_eq!(reg.forget_superseded_before_erasure(), 2);
+        assert_eq!(reg.history("m"), std::slice::from_ref(&erasure));
+        assert_eq!(reg.forget_superseded_before_erasure(), 0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Forgetting after an erasure keeps the state at every instant.
+        #[test]
+        fn forgetting_after_an_erasure_changes_no_state_at_any_instant(
+            history in proptest::collection::vec(
+                (proptest::sample::select(vec![i64::MIN, 0, 10, 20, 30]),
+                 proptest::prelude::any::<bool>(),
+                 proptest::prelude::any::<bool>()),
+                0..8,
+            ),
+        ) {
+            let mut reg = ConsentRegistry::default();
+            for (from, granted, erase) in &history {
+                let collection = if *granted { Collection::Granted } else { Collection::Revoked };
+                let mut e = event(*from, collection, None);
+                e.erase = *erase && !*granted;
+                reg.insert(e);
+            }
+            let probes = [i64::MIN, -1, 0, 5, 10, 15, 20, 25, 30, 40];
+            let before: Vec<bool> = probes.iter().map(|t| reg.collecting("m", *t)).collect();
+            let erasures = reg.history("m").iter().filter(|e| e.erase).count();
+            reg.forget_superseded_before_erasure();
+            let after: Vec<bool> = probes.iter().map(|t| reg.collecting("m", *t)).collect();
+            proptest::prop_assert_eq!(before, after);
+            proptest::prop_assert_eq!(reg.history("m").iter().filter(|e| e.erase).count(), erasures);
+        }
     }
 
     #[test]

@@ -38,6 +38,35 @@ use record_log::RecordLog;
 
 /// Name of the registries' folder inside the data directory.
 pub const DIR_NAME: &str = "governance";
+/// The consent registry's file inside [`DIR_NAME`].
+const CONSENT_LOG: &str = "consent.log";
+
+/// Replaces the consent registry file in `dir` with the events of `consent`: written whole to a
+/// `.tmp`, synced, renamed over the file, the directory synced (a crash leaves the old file or
+/// the new). Returns the new file open for appends.
+fn rewrite_consent_log(dir: &Path, consent: &ConsentRegistry) -> Result<RecordLog, Error> {
+    let path = dir.join(CONSENT_LOG);
+    let tmp = dir.join("consent.log.tmp");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+        _ => {}
+    }
+    let mut log = RecordLog::open(&tmp, |_: ConsentEvent| {})?;
+    for event in consent.events() {
+        log.write(event)?;
+    }
+    log.sync()?;
+    drop(log);
+    std::fs::rename(&tmp, &path).map_err(io(&tmp))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    RecordLog::open(&path, |_: ConsentEvent| {})
+}
 
 /// A governance failure.
 #[derive(Debug)]
@@ -179,9 +208,12 @@ impl Governance {
             None => None,
         };
         let mut consent = ConsentRegistry::new(config.consent);
-        let consent_log = RecordLog::open(&dir.join("consent.log"), |e: ConsentEvent| {
-            consent.insert(e)
-        })?;
+        let mut consent_log =
+            RecordLog::open(&dir.join(CONSENT_LOG), |e: ConsentEvent| consent.insert(e))?;
+        // A crash may have come between an erasing revocation and the rewrite that follows it.
+        if consent.forget_superseded_before_erasure() > 0 {
+            consent_log = rewrite_consent_log(&dir, &consent)?;
+        }
         let mut grants = GrantRegistry::default();
         let grants_log = RecordLog::open(&dir.join("grants.log"), |e: GrantEvent| grants.apply(e))?;
         let mut groups = GroupRegistry::default();
@@ -309,7 +341,19 @@ impl Governance {
             return Ok(0);
         }
         let report = store.erase(&meter, None).map_err(Error::Engine)?;
+        self.forget_superseded_consent()?;
         Ok(report.points_removed)
+    }
+
+    /// Drops from the registry (memory and file) the consent events an erasure left
+    /// meaningless ([`ConsentRegistry::forget_superseded_before_erasure`]).
+    fn forget_superseded_consent(&self) -> Result<(), Error> {
+        let mut logs = self.logs.lock();
+        let mut state = self.state.write();
+        if state.consent.forget_superseded_before_erasure() > 0 {
+            logs.consent = rewrite_consent_log(&self.dir, &state.consent)?;
+        }
+        Ok(())
     }
 
     /// The consent event in force for `meter` at `ts_utc` (the latest recorded covering it).

@@ -547,3 +547,69 @@ fn consent_is_the_latest_recorded_decision_for_the_instants_it_covers() {
         })
         .unwrap();
 }
+
+/// How many records of the consent registry file name `meter` (its records are JSON).
+fn consent_records_naming(data: &std::path::Path, meter: &str) -> usize {
+    let bytes = std::fs::read(data.join(courbe::governance::DIR_NAME).join("consent.log")).unwrap();
+    bytes
+        .windows(meter.len() + 2)
+        .filter(|w| *w == format!("\"{meter}\"").as_bytes())
+        .count()
+}
+
+#[test]
+fn after_an_erasure_the_consent_registry_keeps_of_the_meter_only_its_erasing_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let server = fleet_server(&data);
+        post_consent(
+            &server,
+            A,
+            json!({"collection": "granted", "from": "2024-01-01T00:00:00Z", "step_min": 30}),
+        );
+        post_consent(&server, A, json!({"collection": "revoked"}));
+        post_consent(
+            &server,
+            B,
+            json!({"collection": "granted", "from": "2024-01-01"}),
+        );
+        assert_eq!(consent_records_naming(&data, A), 2);
+        let body = post_consent(
+            &server,
+            A,
+            json!({"collection": "revoked", "from": "-infinity", "erase": true}),
+        );
+        assert_eq!(body["history"].as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(body["history"][0]["erase"], true);
+        // The meter id is in the erasure's record only (its `meter` field); B is untouched.
+        assert_eq!(consent_records_naming(&data, A), 1);
+        assert_eq!(consent_records_naming(&data, B), 1);
+        // The registry is appended to as before.
+        post_consent(&server, B, json!({"collection": "revoked"}));
+    }
+    let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
+    assert_eq!(gov.consent_history(A).len(), 1);
+    assert_eq!(gov.consent_history(B).len(), 2);
+}
+
+#[test]
+fn a_registry_left_unpruned_by_a_crash_after_an_erasure_is_pruned_at_open() {
+    use courbe::governance::record_log::RecordLog;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let registries = data.join(courbe::governance::DIR_NAME);
+    std::fs::create_dir_all(&registries).unwrap();
+    {
+        let mut log =
+            RecordLog::open(&registries.join("consent.log"), |_: ConsentEvent| {}).unwrap();
+        let mut granted = revocation(A, day_utc(-100), false);
+        granted.collection = Collection::Granted;
+        log.append(&granted).unwrap();
+        log.append(&revocation(A, i64::MIN, true)).unwrap();
+    }
+    let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
+    assert_eq!(gov.consent_history(A), vec![revocation(A, i64::MIN, true)]);
+    drop(gov);
+    assert_eq!(consent_records_naming(&data, A), 1);
+}
