@@ -279,3 +279,45 @@ fn a_crash_at_any_sync_point_of_an_erasure_leaves_the_meter_untouched_or_wholly_
     }
     assert!(resumed > 0, "no crash image needed the erasure resumed");
 }
+
+#[test]
+fn an_erasure_begun_and_not_finished_is_completed_before_the_store_opens() {
+    let fs = SimFs::new();
+    let dir = Path::new("/data");
+    let (_, other) = victim_everywhere(&fs, dir);
+    {
+        let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
+        store.begin_erase(VICTIM, None).unwrap();
+        // Nothing changes for readers until the erasure runs.
+        assert_eq!(curve_of(&store, VICTIM).len(), 5 * 48);
+    }
+    let outcome = reopen_and_judge(&fs, dir, &[], &other, "reopened after begin_erase");
+    assert_eq!(outcome, Outcome::Erased);
+}
+
+#[test]
+fn an_erasure_failing_in_the_middle_is_completed_when_the_store_is_next_opened() {
+    use courbe::engine::fs::testing::FaultOp;
+    // Fail each sync of the erasure in turn once the intent is durable (the first two syncs
+    // commit it: the manifest's temporary file, then the directory).
+    let mut failed = 0;
+    for n in 2..12 {
+        let fs = SimFs::new();
+        let dir = Path::new("/data");
+        let (victim, other) = victim_everywhere(&fs, dir);
+        {
+            let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
+            fs.fail_nth(FaultOp::Sync, n);
+            if store.erase(VICTIM, None).is_ok() {
+                fs.clear_faults();
+                continue;
+            }
+            fs.clear_faults();
+        }
+        failed += 1;
+        let ctx = format!("sync {n} of the erasure failed");
+        let outcome = reopen_and_judge(&fs, dir, &victim, &other, &ctx);
+        assert_eq!(outcome, Outcome::Erased, "{ctx}");
+    }
+    assert!(failed >= 8, "only {failed} erasures failed");
+}
