@@ -49,7 +49,7 @@ impl Store {
     /// store moves to the current format by compacting.
     pub fn compact(&self) -> Result<(), Error> {
         let _m = self.maintenance.lock();
-        if self.wal.is_failed() {
+        if self.is_closed() {
             return Err(Error::Closed);
         }
         let version = self.version.read().clone();
@@ -114,15 +114,21 @@ impl Store {
         let intent = PendingErase::new(meter, range_utc);
         let _m = self.maintenance.lock();
         self.record_intent(&intent)?;
-        let report = self.erase_locked(&intent)?;
-        self.forget_intent(&intent)?;
-        Ok(report)
+        let done = self
+            .erase_locked(&intent)
+            .and_then(|report| self.forget_intent(&intent).map(|()| report));
+        if done.is_err() {
+            self.erase_unfinished
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        done
     }
 
     /// Makes the intent to erase (as [`Store::erase`] would) durable and returns: from now on
     /// a crash, or a failure of the erasure itself, leaves the erasure to be completed when the
-    /// store is next opened. [`Store::erase`] with the same arguments completes it. Nothing
-    /// changes in what reads see until then.
+    /// store is next opened (a failed erasure also makes the store refuse writes until then).
+    /// [`Store::erase`] with the same arguments completes it. Nothing changes in what reads see
+    /// until then.
     pub fn begin_erase(&self, meter: &str, range_utc: Option<(i64, i64)>) -> Result<(), Error> {
         check_erase(meter, range_utc)?;
         let _m = self.maintenance.lock();
@@ -142,7 +148,7 @@ impl Store {
 
     /// Commits a manifest listing `intent` among the pending erasures (once).
     fn record_intent(&self, intent: &PendingErase) -> Result<(), Error> {
-        if self.wal.is_failed() {
+        if self.is_closed() {
             return Err(Error::Closed);
         }
         let mut man = self.manifest.lock();

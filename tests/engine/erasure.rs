@@ -313,6 +313,12 @@ fn an_erasure_failing_in_the_middle_is_completed_when_the_store_is_next_opened()
                 continue;
             }
             fs.clear_faults();
+            // Nothing more is written (it would be erased with the rest when reopened).
+            let refused = store.ingest(&other_day(OTHER, 50));
+            assert!(
+                matches!(refused, Err(courbe::engine::Error::Closed)),
+                "sync {n}: {refused:?}"
+            );
         }
         failed += 1;
         let ctx = format!("sync {n} of the erasure failed");
