@@ -126,8 +126,9 @@ impl ConsentRegistry {
     /// After an erasure, the registry keeps of a meter only what still means something: its
     /// erasing revocations, everything recorded after the latest one, and the earlier events
     /// that still decide some instant. An earlier event decides nothing once a later-recorded
-    /// one covers its instant, so dropping it changes no state at any instant (a revocation
-    /// with erasure from `-infinity` leaves that revocation alone). Returns the events dropped.
+    /// one covers its instant, so dropping it changes no state at any instant (after a
+    /// revocation with erasure from `-infinity`, that revocation is all that is left). Returns
+    /// the events dropped.
     pub fn forget_superseded_before_erasure(&mut self) -> usize {
         let mut dropped = 0;
         for events in self.by_meter.values_mut() {
