@@ -5,10 +5,17 @@
 //! then deletes the inputs, so a crash at any point leaves either the old or the new set live
 //! (the other is garbage deleted at open). A rewrite keeps the `seq` of its newest input, which
 //! keeps its order relative to the other segments of the month.
+//!
+//! An erasure spans several commits (the flush of the log, then each rewrite), so it is made
+//! atomic by an intent: a [`PendingErase`] committed in the manifest before any file changes for
+//! it, dropped by a last commit once no file holds the erased points. `Store::open` completes
+//! every pending intent before returning (an erasure runs again harmlessly), so after a crash the
+//! meter is untouched (the intent was not durable) or wholly erased.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::manifest::PendingErase;
 use super::memtable::EraseSpec;
 use super::segments::{merge_into, partition_end, SegmentFile, SegmentWriter};
 use super::{valid_meter_id, EraseReport, Error, Store};
@@ -42,7 +49,7 @@ impl Store {
     /// store moves to the current format by compacting.
     pub fn compact(&self) -> Result<(), Error> {
         let _m = self.maintenance.lock();
-        if self.wal.is_failed() {
+        if self.is_closed() {
             return Err(Error::Closed);
         }
         let version = self.version.read().clone();
@@ -97,27 +104,84 @@ impl Store {
     /// Erases the curve (`consumption` and `production`) of `meter`, all of it or
     /// `[from_utc, to_utc)`: invisible at once, physically gone from every file when it returns.
     ///
-    /// Holds every writer out; flushes the memtable without the erased points (which rolls the
-    /// log and deletes the logs that held them), rewrites every segment holding them, commits the
-    /// manifest, deletes the replaced files and any garbage, and syncs the directory.
+    /// Commits the intent first ([`Store::begin_erase`], nothing more when it is already
+    /// pending), then holds every writer out; flushes the memtable without the erased points
+    /// (which rolls the log and deletes the logs that held them), rewrites every segment
+    /// holding them, commits the manifest, deletes the replaced files and any garbage, syncs the
+    /// directory, and commits the manifest without the intent.
     pub fn erase(&self, meter: &str, range_utc: Option<(i64, i64)>) -> Result<EraseReport, Error> {
-        if !valid_meter_id(meter) {
-            return Err(Error::InvalidArgument(format!("meter id {meter:?}")));
-        }
-        if let Some((from, to)) = range_utc {
-            if from >= to {
-                return Err(Error::InvalidArgument(format!(
-                    "erase range [{from}, {to}) is empty"
-                )));
-            }
-        }
-        let spec = EraseSpec {
-            meter: meter.to_string(),
-            range_utc,
-        };
+        check_erase(meter, range_utc)?;
+        let intent = PendingErase::new(meter, range_utc);
         let _m = self.maintenance.lock();
+        self.record_intent(&intent)?;
+        let done = self
+            .erase_locked(&intent)
+            .and_then(|report| self.forget_intent(&intent).map(|()| report));
+        if done.is_err() {
+            self.erase_unfinished
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        done
+    }
+
+    /// Makes the intent to erase (as [`Store::erase`] would) durable and returns: from now on
+    /// a crash, or a failure of the erasure itself, leaves the erasure to be completed when the
+    /// store is next opened (a failed erasure also makes the store refuse writes until then).
+    /// [`Store::erase`] with the same arguments completes it. Nothing changes in what reads see
+    /// until then.
+    pub fn begin_erase(&self, meter: &str, range_utc: Option<(i64, i64)>) -> Result<(), Error> {
+        check_erase(meter, range_utc)?;
+        let _m = self.maintenance.lock();
+        self.record_intent(&PendingErase::new(meter, range_utc))
+    }
+
+    /// Completes every erasure the manifest lists as pending (at open).
+    pub(super) fn resume_erasures(&self) -> Result<(), Error> {
+        let _m = self.maintenance.lock();
+        let pending = self.manifest.lock().pending_erasures.clone();
+        for intent in &pending {
+            self.erase_locked(intent)?;
+            self.forget_intent(intent)?;
+        }
+        Ok(())
+    }
+
+    /// Commits a manifest listing `intent` among the pending erasures (once).
+    fn record_intent(&self, intent: &PendingErase) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let mut man = self.manifest.lock();
+        if man.pending_erasures.contains(intent) {
+            return Ok(());
+        }
+        let mut next = man.clone();
+        next.pending_erasures.push(intent.clone());
+        next.commit(&*self.fs, &self.dir)?;
+        *man = next;
+        Ok(())
+    }
+
+    /// Commits a manifest without `intent`: its erasure is complete.
+    fn forget_intent(&self, intent: &PendingErase) -> Result<(), Error> {
+        let mut man = self.manifest.lock();
+        let mut next = man.clone();
+        next.pending_erasures.retain(|e| e != intent);
+        next.commit(&*self.fs, &self.dir)?;
+        *man = next;
+        Ok(())
+    }
+
+    /// The erasure itself, without its intent; the caller holds `maintenance`. Running it
+    /// again after it completed (or after a crash in the middle) changes nothing more.
+    fn erase_locked(&self, intent: &PendingErase) -> Result<EraseReport, Error> {
+        let meter = intent.meter.as_str();
+        let spec = EraseSpec {
+            meter: intent.meter.clone(),
+            range_utc: intent.range_utc(),
+        };
         let _gate = self.gate.write();
-        let (from, to) = range_utc.unwrap_or((i64::MIN, i64::MAX));
+        let (from, to) = (intent.from_utc, intent.to_utc);
         let before = self.snapshot();
         let mut removed = 0u64;
         for c in [Channel::Consumption, Channel::Production] {
@@ -188,4 +252,19 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The arguments of an erasure: a meter id and a non-empty range.
+fn check_erase(meter: &str, range_utc: Option<(i64, i64)>) -> Result<(), Error> {
+    if !valid_meter_id(meter) {
+        return Err(Error::InvalidArgument(format!("meter id {meter:?}")));
+    }
+    if let Some((from, to)) = range_utc {
+        if from >= to {
+            return Err(Error::InvalidArgument(format!(
+                "erase range [{from}, {to}) is empty"
+            )));
+        }
+    }
+    Ok(())
 }

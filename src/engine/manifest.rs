@@ -1,11 +1,12 @@
-//! The manifest: which segment files are live and which log generation to replay from.
+//! The manifest: which segment files are live, which log generation to replay from, and the
+//! erasures begun but not finished.
 //!
 //! Replaced atomically: written whole to `MANIFEST.tmp`, synced, renamed over `MANIFEST`, and the
 //! directory synced. A crash leaves either the old or the new manifest; files it does not name
 //! (a segment written by an unfinished flush, a `.tmp`) are deleted at open.
 //!
 //! ```text
-//! MANIFEST = magic "CRBMAN\0\x01" (8) | version u32 (= 1) | body_len u32 | crc u32 | body
+//! MANIFEST = magic "CRBMAN\0\x01" (8) | version u32 (1 or 2) | body_len u32 | crc u32 | body
 //!            crc: CRC-32 (IEEE) of the body
 //! body     = wal_generation u64     first log generation to replay; older logs are obsolete
 //!            next_seq u64           sequence number of the next segment written
@@ -13,8 +14,19 @@
 //!            newest_ts i64          newest point ts_utc ever flushed (i64::MIN: none)
 //!            segment_count u32, then per segment (28 bytes):
 //!              file_id u64 | seq u64 | partition u32 | len u64   (file seg-{file_id:020}.seg)
+//!            version 2 only:
+//!            erase_count u32, then per pending erasure (17 + meter_len bytes):
+//!              meter_len u8 (1..=64) | meter (meter_len bytes of [0-9A-Za-z_.-])
+//!              | from_utc i64 | to_utc i64   erased: [from_utc, to_utc), from_utc < to_utc;
+//!                                            the whole curve is [i64::MIN, i64::MAX)
 //! ```
-//! Little-endian throughout; the body is exactly as long as `segment_count` implies.
+//! Little-endian throughout; the body is exactly as long as its counts imply. Version 1 (no
+//! pending erasures) is read as a manifest with none; this build writes version 2.
+//!
+//! A pending erasure is an intent: it is committed before any file changes for it, the
+//! erasure's last commit drops it, and `Store::open` completes every one it finds before
+//! returning. So a crash before the intent is durable leaves the meter untouched, and after it
+//! the meter is wholly erased when the store is next opened.
 
 use std::path::{Path, PathBuf};
 
@@ -24,10 +36,49 @@ use super::Error;
 pub const FILE_NAME: &str = "MANIFEST";
 pub const TMP_NAME: &str = "MANIFEST.tmp";
 pub const MAGIC: [u8; 8] = *b"CRBMAN\0\x01";
-pub const VERSION: u32 = 1;
+/// The version this build writes; it reads every version up to it.
+pub const VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 8 + 4 + 4 + 4;
+/// The body before the segment entries (every version).
 pub const FIXED_BODY_LEN: usize = 8 + 8 + 8 + 8 + 4;
 pub const ENTRY_LEN: usize = 8 + 8 + 4 + 8;
+/// `erase_count` (version 2).
+pub const ERASE_COUNT_LEN: usize = 4;
+/// A pending erasure's bytes besides its meter id.
+pub const ERASE_FIXED_LEN: usize = 1 + RANGE_LEN;
+/// `from_utc` and `to_utc` of a pending erasure.
+const RANGE_LEN: usize = 8 + 8;
+
+/// Whether a manifest of `version` lists pending erasures.
+pub fn supports_pending_erasures(version: u32) -> bool {
+    version >= 2
+}
+
+/// An erasure begun and not yet finished: the curve of `meter` over `[from_utc, to_utc)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingErase {
+    pub meter: String,
+    pub from_utc: i64,
+    pub to_utc: i64,
+}
+
+impl PendingErase {
+    /// `range_utc: None` is the whole curve.
+    pub fn new(meter: &str, range_utc: Option<(i64, i64)>) -> PendingErase {
+        let (from_utc, to_utc) = range_utc.unwrap_or((i64::MIN, i64::MAX));
+        PendingErase {
+            meter: meter.to_string(),
+            from_utc,
+            to_utc,
+        }
+    }
+
+    /// The range, `None` for the whole curve.
+    pub fn range_utc(&self) -> Option<(i64, i64)> {
+        let whole = self.from_utc == i64::MIN && self.to_utc == i64::MAX;
+        (!whole).then_some((self.from_utc, self.to_utc))
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentEntry {
@@ -44,6 +95,8 @@ pub struct Manifest {
     pub next_file_id: u64,
     pub newest_ts: i64,
     pub segments: Vec<SegmentEntry>,
+    /// Erasures to complete (in the order begun) before the store is used.
+    pub pending_erasures: Vec<PendingErase>,
 }
 
 impl Default for Manifest {
@@ -54,6 +107,7 @@ impl Default for Manifest {
             next_file_id: 1,
             newest_ts: i64::MIN,
             segments: Vec::new(),
+            pending_erasures: Vec::new(),
         }
     }
 }
@@ -82,6 +136,14 @@ impl Manifest {
             body.extend_from_slice(&s.seq.to_le_bytes());
             body.extend_from_slice(&s.partition.to_le_bytes());
             body.extend_from_slice(&s.len.to_le_bytes());
+        }
+        body.extend_from_slice(&(self.pending_erasures.len() as u32).to_le_bytes());
+        for e in &self.pending_erasures {
+            // Meter ids are 1 to 64 bytes (checked by `Store::erase`).
+            body.push(e.meter.len() as u8);
+            body.extend_from_slice(e.meter.as_bytes());
+            body.extend_from_slice(&e.from_utc.to_le_bytes());
+            body.extend_from_slice(&e.to_utc.to_le_bytes());
         }
         let mut out = Vec::with_capacity(HEADER_LEN + body.len());
         out.extend_from_slice(&MAGIC);
@@ -130,7 +192,13 @@ impl Manifest {
         let next_file_id = field(16)?;
         let newest_ts = field(24)? as i64;
         let count = u32_at(b + 32).ok_or_else(|| corrupt(b + 32, "manifest truncated"))? as usize;
-        if body_len != FIXED_BODY_LEN + count.saturating_mul(ENTRY_LEN) {
+        let segments_end = FIXED_BODY_LEN.saturating_add(count.saturating_mul(ENTRY_LEN));
+        let fits = if supports_pending_erasures(version) {
+            body_len >= segments_end.saturating_add(ERASE_COUNT_LEN)
+        } else {
+            body_len == segments_end
+        };
+        if !fits {
             return Err(corrupt(
                 b + 32,
                 "segment count does not match the body length",
@@ -151,12 +219,49 @@ impl Manifest {
             }
             segments.push(entry);
         }
+        let mut pending_erasures = Vec::new();
+        if supports_pending_erasures(version) {
+            let mut at = b + segments_end;
+            let erase_count = u32_at(at).ok_or_else(|| corrupt(at, "manifest truncated"))?;
+            at += ERASE_COUNT_LEN;
+            let end = b + body_len;
+            for _ in 0..erase_count {
+                let bad = |at: usize| corrupt(at, "pending erasure truncated");
+                let meter_len =
+                    *bytes.get(at).filter(|_| at < end).ok_or_else(|| bad(at))? as usize;
+                let meter_at = at + 1;
+                let range_at = meter_at + meter_len;
+                if range_at + RANGE_LEN > end {
+                    return Err(bad(at));
+                }
+                let meter = bytes
+                    .get(meter_at..range_at)
+                    .and_then(|m| std::str::from_utf8(m).ok())
+                    .filter(|m| super::valid_meter_id(m))
+                    .ok_or_else(|| corrupt(meter_at, "pending erasure of an invalid meter id"))?;
+                let from_utc = u64_at(range_at).ok_or_else(|| bad(range_at))? as i64;
+                let to_utc = u64_at(range_at + 8).ok_or_else(|| bad(range_at))? as i64;
+                if from_utc >= to_utc {
+                    return Err(corrupt(range_at, "pending erasure of an empty range"));
+                }
+                pending_erasures.push(PendingErase {
+                    meter: meter.to_string(),
+                    from_utc,
+                    to_utc,
+                });
+                at = range_at + RANGE_LEN;
+            }
+            if at != end {
+                return Err(corrupt(at, "bytes after the pending erasures"));
+            }
+        }
         Ok(Manifest {
             wal_generation,
             next_seq,
             next_file_id,
             newest_ts,
             segments,
+            pending_erasures,
         })
     }
 
@@ -200,6 +305,59 @@ mod tests {
                 partition: 647,
                 len: 4096,
             }],
+            pending_erasures: vec![
+                PendingErase::new("30000000000042", None),
+                PendingErase::new("m.1", Some((-5, 1_700_000_000))),
+            ],
+        }
+    }
+
+    /// `m` as version 1 wrote it: no pending erasures.
+    fn encode_v1(m: &Manifest) -> Vec<u8> {
+        let v2 = m.encode();
+        let segments_end = FIXED_BODY_LEN + m.segments.len() * ENTRY_LEN;
+        let body = &v2[HEADER_LEN..HEADER_LEN + segments_end];
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn a_version_1_manifest_reads_as_one_without_pending_erasures() {
+        let mut m = sample();
+        let v1 = encode_v1(&m);
+        m.pending_erasures.clear();
+        assert_eq!(Manifest::decode(&v1, Path::new("M")).ok(), Some(m));
+    }
+
+    #[test]
+    fn a_whole_curve_erasure_has_no_range_and_a_range_keeps_it() {
+        let m = sample();
+        assert_eq!(m.pending_erasures[0].range_utc(), None);
+        assert_eq!(m.pending_erasures[1].range_utc(), Some((-5, 1_700_000_000)));
+    }
+
+    #[test]
+    fn a_pending_erasure_of_a_bad_meter_or_an_empty_range_is_corruption() {
+        for bad in [
+            PendingErase::new("no spaces", None),
+            PendingErase {
+                meter: "m".into(),
+                from_utc: 5,
+                to_utc: 5,
+            },
+        ] {
+            let mut m = sample();
+            m.pending_erasures = vec![bad.clone()];
+            let got = Manifest::decode(&m.encode(), Path::new("M"));
+            assert!(
+                matches!(got, Err(Error::Corruption { .. })),
+                "{bad:?}: {got:?}"
+            );
         }
     }
 
@@ -212,17 +370,18 @@ mod tests {
 
     #[test]
     fn every_prefix_and_every_flipped_byte_of_a_manifest_is_an_error() {
-        let bytes = sample().encode();
-        for n in 0..bytes.len() {
-            assert!(
-                Manifest::decode(&bytes[..n], Path::new("M")).is_err(),
-                "prefix {n}"
-            );
-        }
-        for i in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[i] ^= 0x10;
-            assert!(Manifest::decode(&b, Path::new("M")).is_err(), "byte {i}");
+        for bytes in [sample().encode(), encode_v1(&sample())] {
+            for n in 0..bytes.len() {
+                assert!(
+                    Manifest::decode(&bytes[..n], Path::new("M")).is_err(),
+                    "prefix {n}"
+                );
+            }
+            for i in 0..bytes.len() {
+                let mut b = bytes.clone();
+                b[i] ^= 0x10;
+                assert!(Manifest::decode(&b, Path::new("M")).is_err(), "byte {i}");
+            }
         }
     }
 
@@ -231,5 +390,7 @@ mod tests {
         assert_eq!(HEADER_LEN, 20);
         assert_eq!(FIXED_BODY_LEN, 36);
         assert_eq!(ENTRY_LEN, 28);
+        assert_eq!(ERASE_COUNT_LEN, 4);
+        assert_eq!(ERASE_FIXED_LEN, 17);
     }
 }

@@ -7,9 +7,9 @@
 //! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per Europe/Paris month
 //!   touched (`segments.rs`), names them in the [`manifest`] (atomic replace), then deletes the
 //!   obsolete logs;
-//! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] rewrites
-//!   every file that held the erased points; [`Store::apply_retention`] drops whole months
-//!   (`compaction.rs`);
+//! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] commits
+//!   its intent in the manifest, rewrites every file that held the erased points, then drops
+//!   the intent; [`Store::apply_retention`] drops whole months (`compaction.rs`);
 //! - [`Store::snapshot`] returns an immutable [`Snapshot`] (`snapshot.rs`) that queries read.
 //!
 //! Every file access goes through [`fs::FileSystem`]; tests inject [`fs::testing::SimFs`].
@@ -18,10 +18,12 @@
 //! - acknowledged ⇒ in a synced log record or in a segment named by a synced manifest;
 //! - newest wins by sequence: batch sequence numbers in the memtable, segment `seq` among
 //!   segments, and the memtable is newer than every segment;
-//! - after an fsync failure the store refuses every write ([`Error::Closed`]);
+//! - after an fsync failure, or an erasure that failed after its intent was committed, the
+//!   store refuses every write ([`Error::Closed`]) until it is reopened;
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
 //!   open and after each erasure;
-//! - one open store per data directory: `LOCK` is held with `flock` while a store is open.
+//! - one open store per data directory: `LOCK` is held with `flock` while a store is open;
+//! - an erasure whose intent is in the manifest is complete before [`Store::open`] returns.
 //!
 //! Files of a data directory: `MANIFEST` (see [`manifest`]), `wal-{generation:020}.log` (see
 //! [`wal`]), `seg-{file_id:020}.seg` (segments, `storage-format`), `LOCK`; `MANIFEST.tmp` only
@@ -292,6 +294,10 @@ pub struct Store {
     /// Counters of segment `seq` and file number; the manifest records them at each commit.
     next_seq: AtomicU64,
     next_file_id: AtomicU64,
+    /// An erasure failed after its intent was committed: every write is refused until the
+    /// store is reopened (which completes the erasure), so nothing ingested meanwhile is
+    /// erased with it.
+    erase_unfinished: std::sync::atomic::AtomicBool,
     gate: parking_lot::RwLock<()>,
     maintenance: parking_lot::Mutex<()>,
     manifest: parking_lot::Mutex<Manifest>,
@@ -389,7 +395,8 @@ impl Store {
             .max(man.wal_generation);
         let wal = Wal::create(fs.clone(), &dir, new_gen)?;
         let version = Version::new(segments, Arc::new(memtable));
-        Ok(Store {
+        let resume = !man.pending_erasures.is_empty();
+        let store = Store {
             _lock: lock,
             dir,
             fs,
@@ -401,11 +408,18 @@ impl Store {
             visible: AtomicU64::new(max_seq),
             next_seq: AtomicU64::new(man.next_seq),
             next_file_id: AtomicU64::new(man.next_file_id),
+            erase_unfinished: std::sync::atomic::AtomicBool::new(false),
             gate: parking_lot::RwLock::new(()),
             maintenance: parking_lot::Mutex::new(()),
             manifest: parking_lot::Mutex::new(man),
             version: parking_lot::RwLock::new(Arc::new(version)),
-        })
+        };
+        if resume {
+            // An erasure begun before a crash or a failure: the store is not used before it
+            // is complete.
+            store.resume_erasures()?;
+        }
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
@@ -427,6 +441,9 @@ impl Store {
         }
         {
             let _gate = self.gate.read();
+            if self.erase_unfinished.load(Ordering::SeqCst) {
+                return Err(Error::Closed);
+            }
             let seq = self.next_batch.fetch_add(1, Ordering::SeqCst);
             let record = wal::encode_record(seq, batch);
             let durable = self.wal.append(record);
@@ -469,7 +486,7 @@ impl Store {
     /// The flush; the caller holds `gate` whole. With `erase`, the erased points are left out
     /// and the log is rolled even when the memtable is empty. Returns the points left out.
     fn flush_locked(&self, erase: Option<&EraseSpec>) -> Result<u64, Error> {
-        if self.wal.is_failed() {
+        if self.is_closed() {
             return Err(Error::Closed);
         }
         let mem = self.version.read().memtable.clone();
@@ -501,6 +518,11 @@ impl Store {
         )?;
         self.remove_obsolete_logs(new_gen)?;
         Ok(erased)
+    }
+
+    /// Whether writes are refused: after an fsync failure, or an erasure left unfinished.
+    fn is_closed(&self) -> bool {
+        self.wal.is_failed() || self.erase_unfinished.load(Ordering::SeqCst)
     }
 
     /// Names `added` and forgets `removed` in the manifest (atomic, durable), then installs the

@@ -420,16 +420,15 @@ struct ConsentBody {
 
 fn consent_body(gov: &Governance, meter: &str, points_erased: Option<u64>) -> ConsentBody {
     let history = gov.consent_history(meter);
-    let now = super::now_utc();
-    let current = history.iter().rev().find(|e| e.from_utc <= now);
+    let current = gov.consent_in_force(meter, super::now_utc());
     ConsentBody {
         meter: meter.to_string(),
-        collection: match current.map(|e| e.collection) {
+        collection: match current.as_ref().map(|e| e.collection) {
             None => "not_recorded",
             Some(Collection::Granted) => "granted",
             Some(Collection::Revoked) => "revoked",
         },
-        step_min: current.and_then(|e| e.step_min),
+        step_min: current.as_ref().and_then(|e| e.step_min),
         history: history.iter().map(ConsentEventJson::from).collect(),
         points_erased,
     }

@@ -38,6 +38,35 @@ use record_log::RecordLog;
 
 /// Name of the registries' folder inside the data directory.
 pub const DIR_NAME: &str = "governance";
+/// The consent registry's file inside [`DIR_NAME`].
+const CONSENT_LOG: &str = "consent.log";
+
+/// Replaces the consent registry file in `dir` with the events of `consent`: written whole to a
+/// `.tmp`, synced, renamed over the file, the directory synced (a crash leaves the old file or
+/// the new). Returns the new file open for appends.
+fn rewrite_consent_log(dir: &Path, consent: &ConsentRegistry) -> Result<RecordLog, Error> {
+    let path = dir.join(CONSENT_LOG);
+    let tmp = dir.join("consent.log.tmp");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+        _ => {}
+    }
+    let mut log = RecordLog::open(&tmp, |_: ConsentEvent| {})?;
+    for event in consent.events() {
+        log.write(event)?;
+    }
+    log.sync()?;
+    drop(log);
+    std::fs::rename(&tmp, &path).map_err(io(&tmp))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    RecordLog::open(&path, |_: ConsentEvent| {})
+}
 
 /// A governance failure.
 #[derive(Debug)]
@@ -146,7 +175,7 @@ pub struct Governance {
     tokens: Option<Tokens>,
     logs: parking_lot::Mutex<Logs>,
     audit: AuditLog,
-    /// Ingests share it across screening and `Store::ingest`; an erasing revocation takes it
+    /// Ingests share it across screening and `Store::ingest`; every consent change takes it
     /// whole.
     ingest_gate: parking_lot::RwLock<()>,
     state: parking_lot::RwLock<Registries>,
@@ -179,9 +208,12 @@ impl Governance {
             None => None,
         };
         let mut consent = ConsentRegistry::new(config.consent);
-        let consent_log = RecordLog::open(&dir.join("consent.log"), |e: ConsentEvent| {
-            consent.insert(e)
-        })?;
+        let mut consent_log =
+            RecordLog::open(&dir.join(CONSENT_LOG), |e: ConsentEvent| consent.insert(e))?;
+        // A crash may have come between an erasing revocation and the rewrite that follows it.
+        if consent.forget_superseded_before_erasure() > 0 {
+            consent_log = rewrite_consent_log(&dir, &consent)?;
+        }
         let mut grants = GrantRegistry::default();
         let grants_log = RecordLog::open(&dir.join("grants.log"), |e: GrantEvent| grants.apply(e))?;
         let mut groups = GroupRegistry::default();
@@ -260,15 +292,15 @@ impl Governance {
         )
     }
 
-    /// Splits `batch` into what consent lets the store keep and what it refuses.
+    /// Splits `batch` into what consent lets the store keep now and what it refuses.
     pub fn screen(&self, batch: &Batch) -> (Batch, Screening) {
-        self.state.read().consent.screen(batch)
+        self.state.read().consent.screen(batch, now_utc())
     }
 
     /// The door of every ingest path: screens `batch`, then ingests what consent allows.
-    /// Returns the points stored and what was refused. A revocation with erasure waits for
-    /// the ingests in flight and holds new ones out, so no point screened before it lands
-    /// after its erasure.
+    /// Returns the points stored and what was refused. Every consent change waits for the
+    /// ingests in flight and holds new ones out, so no point screened before it lands after
+    /// it is acknowledged.
     pub fn ingest(
         &self,
         store: &Store,
@@ -282,6 +314,11 @@ impl Governance {
 
     /// Records a consent change; a revocation with `erase` then erases the meter's whole curve
     /// (everything collected, whatever the revocation's instant). Returns the points erased.
+    ///
+    /// Holds every ingest out for the whole change. With erasure, the store's intent is durable
+    /// before the revocation is ([`Store::begin_erase`]), so a crash leaves the meter either
+    /// untouched and not revoked, or wholly erased when the store is next opened; never
+    /// revoked with its curve still there.
     pub fn record_consent(&self, store: &Store, event: ConsentEvent) -> Result<u64, Error> {
         if !crate::engine::valid_meter_id(&event.meter) {
             return Err(Error::InvalidArgument(format!(
@@ -291,7 +328,10 @@ impl Governance {
         }
         let erase = event.erase && event.collection == consent::Collection::Revoked;
         let meter = event.meter.clone();
-        let _gate = erase.then(|| self.ingest_gate.write());
+        let _gate = self.ingest_gate.write();
+        if erase {
+            store.begin_erase(&meter, None).map_err(Error::Engine)?;
+        }
         {
             let mut logs = self.logs.lock();
             logs.consent.append(&event)?;
@@ -300,10 +340,25 @@ impl Governance {
         if !erase {
             return Ok(0);
         }
-        // The revocation is in force before the erasure starts: nothing collected after it
-        // can reach the store between the two.
         let report = store.erase(&meter, None).map_err(Error::Engine)?;
+        self.forget_superseded_consent()?;
         Ok(report.points_removed)
+    }
+
+    /// Drops from the registry (memory and file) the consent events an erasure left
+    /// meaningless ([`ConsentRegistry::forget_superseded_before_erasure`]).
+    fn forget_superseded_consent(&self) -> Result<(), Error> {
+        let mut logs = self.logs.lock();
+        let mut state = self.state.write();
+        if state.consent.forget_superseded_before_erasure() > 0 {
+            logs.consent = rewrite_consent_log(&self.dir, &state.consent)?;
+        }
+        Ok(())
+    }
+
+    /// The consent event in force for `meter` at `ts_utc` (the latest recorded covering it).
+    pub fn consent_in_force(&self, meter: &str, ts_utc: i64) -> Option<ConsentEvent> {
+        self.state.read().consent.in_force(meter, ts_utc).cloned()
     }
 
     pub fn consent_history(&self, meter: &str) -> Vec<ConsentEvent> {

@@ -1,7 +1,9 @@
 //! Erasure: invisible at once, and physically absent from every file when the call returns.
 
 use std::path::Path;
+use std::sync::Arc;
 
+use courbe::engine::fs::testing::SimFs;
 use courbe::engine::{Batch, Options, Store};
 use courbe::source::SeriesSource;
 use courbe::{Channel, Point, Quality};
@@ -144,4 +146,184 @@ fn erasing_a_range_keeps_the_rest_of_the_curve_and_the_max_power() {
     }
     assert!(store.erase("bad id!", None).is_err());
     assert!(store.erase(VICTIM, Some((5, 5))).is_err());
+}
+
+/// A store in `dir` through `fs` where the victim has points in two compacted months of
+/// segments, in a later segment and in the log, next to another meter; returns the victim's
+/// curve and the other meter's.
+fn victim_everywhere(fs: &SimFs, dir: &Path) -> (Vec<Point>, Vec<Point>) {
+    let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
+    for d in [0, 1, 40] {
+        store.ingest(&victim_day(d, Channel::Consumption)).unwrap();
+        store.ingest(&other_day(OTHER, d)).unwrap();
+        store.flush().unwrap();
+    }
+    store.compact().unwrap();
+    store.ingest(&victim_day(41, Channel::Production)).unwrap();
+    store.flush().unwrap();
+    // Newer points, only in the log: these went first in a torn erasure.
+    store.ingest(&victim_day(42, Channel::Consumption)).unwrap();
+    store.ingest(&other_day(OTHER, 42)).unwrap();
+    let victim = curve_of(&store, VICTIM);
+    let other = curve_of(&store, OTHER);
+    assert_eq!(victim.len(), 5 * 48);
+    (victim, other)
+}
+
+const OTHER: &str = "10000000000001";
+
+/// Both curve channels of `meter`, consumption first.
+fn curve_of(store: &Store, meter: &str) -> Vec<Point> {
+    let mut all = read(store, meter, Channel::Consumption);
+    all.extend(read(store, meter, Channel::Production));
+    all
+}
+
+/// What a reopened store may hold of the victim: its whole curve or none of it.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Untouched,
+    Erased,
+}
+
+/// Opens the image `fs`, checks that the other meter is whole and that the victim is untouched
+/// or wholly erased (then in no file at all), and says which.
+fn reopen_and_judge(
+    fs: &SimFs,
+    dir: &Path,
+    victim: &[Point],
+    other: &[Point],
+    ctx: &str,
+) -> Outcome {
+    let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone()))
+        .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+    store
+        .verify()
+        .unwrap_or_else(|e| panic!("{ctx}: verify failed: {e}"));
+    assert_eq!(curve_of(&store, OTHER), other, "{ctx}: the other meter");
+    let got = curve_of(&store, VICTIM);
+    drop(store);
+    if got.is_empty() {
+        for (path, bytes) in fs.files() {
+            assert!(
+                !bytes.windows(VICTIM.len()).any(|w| w == VICTIM.as_bytes()),
+                "{ctx}: {} still holds the erased meter id",
+                path.display()
+            );
+        }
+        Outcome::Erased
+    } else {
+        assert_eq!(
+            got, victim,
+            "{ctx}: the victim is neither untouched nor erased"
+        );
+        Outcome::Untouched
+    }
+}
+
+#[test]
+fn a_crash_at_any_sync_point_of_an_erasure_leaves_the_meter_untouched_or_wholly_erased() {
+    let fs = SimFs::new();
+    let dir = Path::new("/data");
+    let (victim, other) = victim_everywhere(&fs, dir);
+    let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
+    fs.record_crash_images();
+    let started = fs.sync_points();
+    let report = store.erase(VICTIM, None).unwrap();
+    assert_eq!(report.points_removed, 5 * 48);
+    let acknowledged = fs.sync_points();
+    drop(store);
+    let images = fs.take_crash_images();
+    assert!(images.len() > 10, "only {} crash images", images.len());
+    let mut erased_from = u64::MAX;
+    let mut resumed = 0;
+    for image in &images {
+        let ctx = format!(
+            "crash at sync point {} (torn: {}; erase ran from {started} to {acknowledged})",
+            image.sync_point, image.torn
+        );
+        let crashed = image.to_fs();
+        let before = crashed.files();
+        let holds_victim = before
+            .iter()
+            .any(|(_, b)| b.windows(VICTIM.len()).any(|w| w == VICTIM.as_bytes()));
+        // The reopening itself may crash: every crash of it must be judged the same way.
+        crashed.record_crash_images();
+        let outcome = reopen_and_judge(&crashed, dir, &victim, &other, &ctx);
+        if outcome == Outcome::Erased {
+            erased_from = erased_from.min(image.sync_point);
+        } else {
+            assert!(
+                image.sync_point < erased_from,
+                "{ctx}: untouched after an earlier crash image was erased"
+            );
+        }
+        if image.sync_point >= acknowledged {
+            assert_eq!(
+                outcome,
+                Outcome::Erased,
+                "{ctx}: acknowledged erasure undone"
+            );
+        }
+        if holds_victim && outcome == Outcome::Erased {
+            resumed += 1;
+            for again in crashed.take_crash_images() {
+                let ctx = format!(
+                    "{ctx}, then at sync point {} of the reopening",
+                    again.sync_point
+                );
+                let outcome = reopen_and_judge(&again.to_fs(), dir, &victim, &other, &ctx);
+                assert_eq!(outcome, Outcome::Erased, "{ctx}: a resumed erasure undone");
+            }
+        }
+    }
+    assert!(resumed > 0, "no crash image needed the erasure resumed");
+}
+
+#[test]
+fn an_erasure_begun_and_not_finished_is_completed_before_the_store_opens() {
+    let fs = SimFs::new();
+    let dir = Path::new("/data");
+    let (_, other) = victim_everywhere(&fs, dir);
+    {
+        let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
+        store.begin_erase(VICTIM, None).unwrap();
+        // Nothing changes for readers until the erasure runs.
+        assert_eq!(curve_of(&store, VICTIM).len(), 5 * 48);
+    }
+    let outcome = reopen_and_judge(&fs, dir, &[], &other, "reopened after begin_erase");
+    assert_eq!(outcome, Outcome::Erased);
+}
+
+#[test]
+fn an_erasure_failing_in_the_middle_is_completed_when_the_store_is_next_opened() {
+    use courbe::engine::fs::testing::FaultOp;
+    // Fail each sync of the erasure in turn once the intent is durable (the first two syncs
+    // commit it: the manifest's temporary file, then the directory).
+    let mut failed = 0;
+    for n in 2..12 {
+        let fs = SimFs::new();
+        let dir = Path::new("/data");
+        let (victim, other) = victim_everywhere(&fs, dir);
+        {
+            let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
+            fs.fail_nth(FaultOp::Sync, n);
+            if store.erase(VICTIM, None).is_ok() {
+                fs.clear_faults();
+                continue;
+            }
+            fs.clear_faults();
+            // Nothing more is written (it would be erased with the rest when reopened).
+            let refused = store.ingest(&other_day(OTHER, 50));
+            assert!(
+                matches!(refused, Err(courbe::engine::Error::Closed)),
+                "sync {n}: {refused:?}"
+            );
+        }
+        failed += 1;
+        let ctx = format!("sync {n} of the erasure failed");
+        let outcome = reopen_and_judge(&fs, dir, &victim, &other, &ctx);
+        assert_eq!(outcome, Outcome::Erased, "{ctx}");
+    }
+    assert!(failed >= 8, "only {failed} erasures failed");
 }

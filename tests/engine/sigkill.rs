@@ -1,9 +1,14 @@
-//! A real process killed with SIGKILL while ingesting: every batch it acknowledged reads back.
+//! A real process killed with SIGKILL: while ingesting, every batch it acknowledged reads back;
+//! while erasing (alone or with a revocation), the meter is untouched or wholly erased at
+//! reopening, and wholly erased once the erasure was acknowledged.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use courbe::engine::{Batch, Options, Store};
+use courbe::governance::consent::{Collection, ConsentEvent};
+use courbe::governance::{Governance, GovernanceConfig};
 use courbe::{Channel, Point};
 
 use super::{pt, read, T0};
@@ -22,6 +27,17 @@ fn nth_batch(k: i64) -> (String, Vec<Point>) {
     (meter, points)
 }
 
+/// The arguments that run exactly the ignored child test `name` of this binary.
+fn child_args(name: &str) -> [&str; 5] {
+    [
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]
+}
+
 fn options() -> Options {
     Options {
         memtable_max_points: 5_000,
@@ -29,14 +45,13 @@ fn options() -> Options {
     }
 }
 
-/// The child side of the test below, run in a separate process; it does nothing unless
-/// `COURBE_SIGKILL_CHILD_DIR` is set. It ingests batches forever, printing `acked K` after each
+/// The child side of the test below, run in a separate process (it fails without
+/// `COURBE_SIGKILL_CHILD_DIR`). It ingests batches forever, printing `acked K` after each
 /// acknowledgement, and compacts now and then.
 #[test]
+#[ignore = "the child process of every_batch_acknowledged_before_a_sigkill_reads_back_exactly, run by it"]
 fn sigkill_child_writer() {
-    let Ok(dir) = std::env::var(ENV_DIR) else {
-        return;
-    };
+    let dir = std::env::var(ENV_DIR).expect("run by its parent test, which sets the directory");
     let store = Store::open(&dir, options()).expect("child opens the store");
     let mut out = std::io::stdout().lock();
     for k in 0.. {
@@ -62,12 +77,7 @@ fn every_batch_acknowledged_before_a_sigkill_reads_back_exactly() {
     for round in 0..3 {
         let kill_after = last_acked + 30 + rng.below(300) as i64;
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "engine::sigkill::sigkill_child_writer",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(child_args("engine::sigkill::sigkill_child_writer"))
             .env(ENV_DIR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -115,4 +125,265 @@ fn every_batch_acknowledged_before_a_sigkill_reads_back_exactly() {
             );
         }
     }
+}
+
+const VICTIM: &str = "30000000000042";
+const OTHER: &str = "10000000000001";
+
+fn day(meter: &str, channel: Channel, d: i64, base: i32) -> Batch {
+    let mut b = Batch::new();
+    for i in 0..48 {
+        b.push(
+            meter,
+            channel,
+            pt(T0 + d * 86_400 + i * 1800, base + (d * 48 + i) as i32),
+        )
+        .expect("valid");
+    }
+    b
+}
+
+/// A data directory where the victim has points in segments of two months and newer ones only
+/// in the log, next to another meter; returns the victim's curve and the other meter's.
+fn erasure_template(dir: &Path) -> (Vec<Point>, Vec<Point>) {
+    let store = Store::open(dir, Options::default()).unwrap();
+    for d in [0, 1, 40] {
+        store
+            .ingest(&day(VICTIM, Channel::Consumption, d, 7_000))
+            .unwrap();
+        store
+            .ingest(&day(OTHER, Channel::Consumption, d, 100))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    store
+        .ingest(&day(VICTIM, Channel::Production, 41, 9_000))
+        .unwrap();
+    store.flush().unwrap();
+    store
+        .ingest(&day(VICTIM, Channel::Consumption, 42, 7_000))
+        .unwrap();
+    store
+        .ingest(&day(OTHER, Channel::Consumption, 42, 100))
+        .unwrap();
+    (curve(&store, VICTIM), curve(&store, OTHER))
+}
+
+fn curve(store: &Store, meter: &str) -> Vec<Point> {
+    let mut all = read(store, meter, Channel::Consumption);
+    all.extend(read(store, meter, Channel::Production));
+    all
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn revocation_with_erasure() -> ConsentEvent {
+    ConsentEvent {
+        meter: VICTIM.into(),
+        from_utc: i64::MIN,
+        collection: Collection::Revoked,
+        step_min: None,
+        erase: true,
+        recorded_utc: T0 + 100 * 86_400,
+        by: "consumer:test".into(),
+    }
+}
+
+/// The child of the erasure kills below: opens the store, prints `open`, erases the victim,
+/// prints `done` (each on a line of its own: the test harness may have begun one).
+#[test]
+#[ignore = "the child process of an_erasure_killed_at_any_moment_is_untouched_or_wholly_done_at_reopening, run by it"]
+fn sigkill_child_eraser() {
+    let dir = std::env::var(ENV_DIR).expect("run by its parent test, which sets the directory");
+    let store = Store::open(&dir, Options::default()).expect("child opens the store");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nopen")
+        .and_then(|()| out.flush())
+        .expect("parent reads");
+    store.erase(VICTIM, None).expect("child erases");
+    writeln!(out, "\ndone")
+        .and_then(|()| out.flush())
+        .expect("parent reads");
+}
+
+/// The child of the revocation kills below: opens store and governance, prints `open`, records
+/// a revocation with erasure, prints `done`.
+#[test]
+#[ignore = "the child process of a_revocation_with_erasure_killed_at_any_moment_never_leaves_the_curve_behind, run by it"]
+fn sigkill_child_revoker() {
+    let dir = std::env::var(ENV_DIR).expect("run by its parent test, which sets the directory");
+    let store = Store::open(&dir, Options::default()).expect("child opens the store");
+    let gov = Governance::open(Path::new(&dir), GovernanceConfig::default())
+        .expect("child opens governance");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nopen")
+        .and_then(|()| out.flush())
+        .expect("parent reads");
+    gov.record_consent(&store, revocation_with_erasure())
+        .expect("child revokes");
+    writeln!(out, "\ndone")
+        .and_then(|()| out.flush())
+        .expect("parent reads");
+}
+
+/// How a killed run ended, seen from its reopened store.
+#[derive(Debug, Default)]
+struct Tally {
+    untouched: u32,
+    erased: u32,
+    /// Erased although the child was killed before it printed `done`.
+    erased_at_reopening: u32,
+}
+
+/// Runs the child test `child` `runs` times on a copy of `template`, each killed (SIGKILL) at a
+/// random moment after it printed `open`; `judge(dir, acknowledged)` checks each reopened copy
+/// and says whether the victim was erased.
+fn kill_at_random_moments(
+    child: &str,
+    template: &Path,
+    runs: u32,
+    seed: u64,
+    window_us: u64,
+    mut judge: impl FnMut(&Path, bool, &str) -> bool,
+) -> Tally {
+    let mut rng = Rng::new(seed);
+    let mut tally = Tally::default();
+    for run in 0..runs {
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(template, work.path());
+        let mut proc = Command::new(std::env::current_exe().unwrap())
+            .args(child_args(child))
+            .env(ENV_DIR, work.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
+        let opened = lines.by_ref().map_while(Result::ok).any(|l| l == "open");
+        // Skewed early, where the erasure's first commits are.
+        let delay_us = rng.below(window_us) * rng.below(1_000) / 1_000;
+        std::thread::sleep(std::time::Duration::from_micros(delay_us));
+        proc.kill().unwrap(); // SIGKILL on Unix
+        proc.wait().unwrap();
+        assert!(opened, "run {run}: the child did not open the store");
+        let acknowledged = lines.map_while(Result::ok).any(|l| l == "done");
+        let ctx = format!("run {run}, killed {delay_us} µs after open");
+        let erased = judge(work.path(), acknowledged, &ctx);
+        match (erased, acknowledged) {
+            (false, _) => tally.untouched += 1,
+            (true, true) => tally.erased += 1,
+            (true, false) => tally.erased_at_reopening += 1,
+        }
+    }
+    tally
+}
+
+/// The victim as a reopened store holds it: untouched (`false`) or wholly erased (`true`),
+/// the other meter whole either way.
+fn judge_store(store: &Store, victim: &[Point], other: &[Point], ctx: &str) -> bool {
+    store
+        .verify()
+        .unwrap_or_else(|e| panic!("{ctx}: verify failed: {e}"));
+    assert_eq!(curve(store, OTHER), other, "{ctx}: the other meter");
+    let got = curve(store, VICTIM);
+    if got.is_empty() {
+        return true;
+    }
+    assert_eq!(
+        got, victim,
+        "{ctx}: the victim is neither untouched nor wholly erased"
+    );
+    false
+}
+
+/// The time from `open` to `done` of one uninterrupted run of the child test `child` on a copy
+/// of `template`, in µs, with a margin: the window the kills are spread over.
+fn child_window_us(child: &str, template: &Path) -> u64 {
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(template, work.path());
+    let mut proc = Command::new(std::env::current_exe().unwrap())
+        .args(child_args(child))
+        .env(ENV_DIR, work.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l == "open"));
+    let started = std::time::Instant::now();
+    assert!(lines.map_while(Result::ok).any(|l| l == "done"));
+    let took = started.elapsed();
+    proc.wait().unwrap();
+    (took.as_micros() as u64 * 3 / 2).max(500)
+}
+
+#[test]
+fn an_erasure_killed_at_any_moment_is_untouched_or_wholly_done_at_reopening() {
+    let template = tempfile::tempdir().unwrap();
+    let (victim, other) = erasure_template(template.path());
+    let child = "engine::sigkill::sigkill_child_eraser";
+    let window_us = child_window_us(child, template.path());
+    let tally = kill_at_random_moments(
+        child,
+        template.path(),
+        50,
+        0xE7A5_0001,
+        window_us,
+        |dir, acknowledged, ctx| {
+            let store = Store::open(dir, Options::default()).unwrap();
+            let erased = judge_store(&store, &victim, &other, ctx);
+            assert!(
+                erased || !acknowledged,
+                "{ctx}: acknowledged erasure undone"
+            );
+            erased
+        },
+    );
+    eprintln!("erasure killed 50 times within {window_us} µs: {tally:?}");
+}
+
+#[test]
+fn a_revocation_with_erasure_killed_at_any_moment_never_leaves_the_curve_behind() {
+    let template = tempfile::tempdir().unwrap();
+    let (victim, other) = erasure_template(template.path());
+    Governance::open(template.path(), GovernanceConfig::default()).unwrap();
+    let child = "engine::sigkill::sigkill_child_revoker";
+    let window_us = child_window_us(child, template.path());
+    let tally = kill_at_random_moments(
+        child,
+        template.path(),
+        50,
+        0xE7A5_0002,
+        window_us,
+        |dir, acknowledged, ctx| {
+            let store = Store::open(dir, Options::default()).unwrap();
+            let gov = Governance::open(dir, GovernanceConfig::default()).unwrap();
+            let revoked = gov
+                .consent_history(VICTIM)
+                .iter()
+                .any(|e| e.erase && e.collection == Collection::Revoked);
+            let erased = judge_store(&store, &victim, &other, ctx);
+            assert!(
+                erased || !revoked,
+                "{ctx}: revoked with erasure, and the curve is still there"
+            );
+            assert!(
+                (erased && revoked) || !acknowledged,
+                "{ctx}: acknowledged revocation not in force"
+            );
+            erased
+        },
+    );
+    eprintln!("revocation killed 50 times within {window_us} µs: {tally:?}");
 }
