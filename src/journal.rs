@@ -531,23 +531,19 @@ mod tests {
         assert_eq!(REGISTRY.header_len(), 8);
         assert_eq!(WAL.header(), b"CRBWAL\0\x01\x01\0\0\0\0\0\0\0");
         assert_eq!(REGISTRY.header(), b"CRBREG1\n");
+        assert_eq!((WAL.min_payload, WAL.max_payload), (8, 268_435_456));
+        assert_eq!((REGISTRY.min_payload, REGISTRY.max_payload), (1, 1_048_576));
     }
 
     #[test]
     fn the_frame_bytes_of_each_kind_are_pinned() {
-        // payload "ab": len 2; WAL crc over 02 00 00 00 61 62, registry crc over 61 62.
-        let mut h = crc32fast::Hasher::new();
-        h.update(&[2, 0, 0, 0, b'a', b'b']);
-        let wal_crc = h.finalize();
-        let reg_crc = crc32fast::hash(b"ab");
-        let mut wal = vec![2, 0, 0, 0];
-        wal.extend_from_slice(&wal_crc.to_le_bytes());
-        wal.extend_from_slice(b"ab");
-        let mut reg = vec![2, 0, 0, 0];
-        reg.extend_from_slice(&reg_crc.to_le_bytes());
-        reg.extend_from_slice(b"ab");
-        assert_eq!(WAL.frame(b"ab"), wal);
-        assert_eq!(REGISTRY.frame(b"ab"), reg);
+        // The examples of JOURNAL.md §3.
+        let wal = [8, 0, 0, 0, 0x67, 0x07, 0x51, 0x90, 0, 1, 2, 3, 4, 5, 6, 7];
+        assert_eq!(WAL.frame(&[0, 1, 2, 3, 4, 5, 6, 7]), wal);
+        let registry = [7, 0, 0, 0, 0xF8, 0x9C, 0x11, 0x82];
+        let mut want = registry.to_vec();
+        want.extend_from_slice(br#"{"n":7}"#);
+        assert_eq!(REGISTRY.frame(br#"{"n":7}"#), want);
     }
 
     #[test]
