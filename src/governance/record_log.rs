@@ -194,4 +194,21 @@ mod tests {
         assert_eq!(read_all(&path).unwrap(), vec![]);
         assert_eq!(std::fs::read(&path).unwrap(), MAGIC.to_vec());
     }
+
+    #[test]
+    fn a_zero_filled_tail_is_torn_not_a_record() {
+        // A crash after the file grew but before its new blocks were written leaves zeros:
+        // length 0 with crc 0 (the crc of nothing) must not read as an empty record.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.log");
+        let log = RecordLog::open(Arc::new(RealFs), &path, |_: R| {}).unwrap();
+        log.append(&R { n: 1 }).unwrap();
+        drop(log);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let whole = bytes.len();
+        bytes.extend_from_slice(&[0; 40]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_all(&path).unwrap(), vec![R { n: 1 }]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, whole);
+    }
 }
