@@ -2,7 +2,7 @@
 //! its points in segments named by the manifest.
 //!
 //! # Files
-//! `wal-{generation:020}.log`, a [`journal`](crate::journal) of kind [`journal::WAL`]: the
+//! `wal-{generation:020}.log`, a [`journal`] of kind [`journal::WAL`]: the
 //! framing, the header, the torn-tail rule and the group commit are the journal's. A flush starts
 //! a new generation; the manifest names the first generation to replay, older ones are deleted.
 //! All integers are little-endian.
@@ -22,11 +22,9 @@
 //! A payload is 8 to [`MAX_RECORD_LEN`] bytes; anything else is corruption.
 //!
 //! # Recovery rule
-//! The journal's torn-tail rule: in the **last** log file, a record that runs past the end of
-//! the file, or whose checksum fails and is not followed by a valid record, is a torn write: the
-//! file is cut before it. A failed checksum followed by a valid record, or any damage in an
-//! earlier file (they were synced whole before the next one was started), is
-//! [`Error::Corruption`] naming the file and offset.
+//! The journal's torn-tail rule (stated once, in [`crate::journal`]): only the **last** log file
+//! may end in a torn write, which is cut at open; any other damage is [`Error::Corruption`]
+//! naming the file and offset, and a newer header version is [`Error::Compatibility`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! A registry file: a [`journal`](crate::journal) of kind [`journal::REGISTRY`] whose payloads
+//! A registry file: a [`journal`] of kind [`journal::REGISTRY`] whose payloads
 //! are JSON records. Framing, the torn-tail rule, group commit and poisoning are the journal's;
 //! this module only encodes and decodes the records.
 
