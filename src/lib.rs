@@ -5,6 +5,7 @@
 //! - [`source`]: the read interface between the engine and the queries.
 //! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
 //! - [`bench`]: the load generator of `courbe bench`, against a running server.
+//! - [`journal`]: the framed append-only files of the log and the registries, group commit.
 //! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
 
 pub mod bench;
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod governance;
 pub mod http;
 pub mod ingest;
+pub mod journal;
 pub mod query;
 pub mod source;
 

@@ -64,12 +64,16 @@ impl Store {
         let stale = |v: &&Vec<Arc<SegmentFile>>| {
             v.len() >= 2 || v.iter().any(|s| s.segment().version() < current)
         };
-        for inputs in by_partition.values().filter(stale) {
+        let result = by_partition.values().filter(stale).try_for_each(|inputs| {
             let (out, _) = self.rewrite(inputs, None)?;
             self.commit(inputs, out, 0, None, None)?;
-            self.remove_segments(inputs)?;
+            self.remove_segments(inputs)
+        });
+        if result.is_err() {
+            // Like a failed flush: reads go on, writes are refused until reopened.
+            self.wal.poison();
         }
-        Ok(())
+        result
     }
 
     /// Drops time partitions older than `Options::retention_days` before the newest point.

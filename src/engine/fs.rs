@@ -45,6 +45,8 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Creates `path` empty (truncating it when it exists).
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens the existing file `path` for writing after its last byte (`NotFound` when absent).
+    fn append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>>;
     /// Cuts `path` to `len` bytes, durably.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
@@ -160,6 +162,11 @@ impl FileSystem for RealFs {
         Ok(Box::new(RealFile(file)))
     }
 
+    fn append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(RealFile(file)))
+    }
+
     fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>> {
         let file = std::fs::File::open(path)?;
         if file.metadata()?.len() == 0 {
@@ -204,10 +211,34 @@ pub mod testing {
     /// Which operation an injected failure hits.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum FaultOp {
+        /// A write that fails before writing anything.
         Write,
+        /// A write that writes the first half of its buffer, then fails with
+        /// `io::ErrorKind::StorageFull` (a full disk).
+        PartialWrite,
+        /// A file or directory sync (a failed file sync also drops the unsynced bytes).
         Sync,
         Create,
+        /// Opening an existing file to append to it.
+        Append,
+        Read,
         Rename,
+        Remove,
+        Truncate,
+    }
+
+    impl FaultOp {
+        pub const ALL: [FaultOp; 9] = [
+            FaultOp::Write,
+            FaultOp::PartialWrite,
+            FaultOp::Sync,
+            FaultOp::Create,
+            FaultOp::Append,
+            FaultOp::Read,
+            FaultOp::Rename,
+            FaultOp::Remove,
+            FaultOp::Truncate,
+        ];
     }
 
     #[derive(Default)]
@@ -416,11 +447,21 @@ pub mod testing {
     impl WritableFile for SimFile {
         fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
             let mut st = self.fs.lock();
-            st.check_fault(FaultOp::Write)?;
+            let partial = st.check_fault(FaultOp::PartialWrite).is_err();
+            if !partial {
+                st.check_fault(FaultOp::Write)?;
+            }
             let inode = st
                 .inodes
                 .get_mut(&self.ino)
                 .ok_or_else(|| io::Error::other("inode gone"))?;
+            if partial {
+                inode.data.extend_from_slice(&buf[..buf.len() / 2]);
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected PartialWrite failure: no space left on device",
+                ));
+            }
             inode.data.extend_from_slice(buf);
             Ok(())
         }
@@ -478,7 +519,8 @@ pub mod testing {
         }
 
         fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-            let st = self.lock();
+            let mut st = self.lock();
+            st.check_fault(FaultOp::Read)?;
             let ino = st.live.get(path).ok_or_else(|| not_found(path))?;
             Ok(st
                 .inodes
@@ -500,12 +542,23 @@ pub mod testing {
             }))
         }
 
+        fn append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+            let mut st = self.lock();
+            st.check_fault(FaultOp::Append)?;
+            let ino = *st.live.get(path).ok_or_else(|| not_found(path))?;
+            Ok(Box::new(SimFile {
+                fs: self.clone(),
+                ino,
+            }))
+        }
+
         fn map(&self, path: &Path) -> io::Result<Arc<dyn MappedFile>> {
             Ok(Arc::new(SimMap(self.read(path)?)))
         }
 
         fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
             let mut st = self.lock();
+            st.check_fault(FaultOp::Truncate)?;
             let ino = *st.live.get(path).ok_or_else(|| not_found(path))?;
             let inode = st.inodes.get_mut(&ino).ok_or_else(|| not_found(path))?;
             let len = usize::try_from(len).map_err(io::Error::other)?;
@@ -524,6 +577,7 @@ pub mod testing {
 
         fn remove(&self, path: &Path) -> io::Result<()> {
             let mut st = self.lock();
+            st.check_fault(FaultOp::Remove)?;
             st.live.remove(path).ok_or_else(|| not_found(path))?;
             Ok(())
         }

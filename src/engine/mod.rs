@@ -18,8 +18,9 @@
 //! - acknowledged ⇒ in a synced log record or in a segment named by a synced manifest;
 //! - newest wins by sequence: batch sequence numbers in the memtable, segment `seq` among
 //!   segments, and the memtable is newer than every segment;
-//! - after an fsync failure, or an erasure that failed after its intent was committed, the
-//!   store refuses every write ([`Error::Closed`]) until it is reopened;
+//! - after an fsync failure, a failed flush or compaction, or an erasure that failed after its
+//!   intent was committed, the store refuses every write ([`Error::Closed`]) until it is
+//!   reopened, and keeps answering reads;
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
 //!   open and after each erasure;
 //! - one open store per data directory: `LOCK` is held with `flock` while a store is open;
@@ -485,7 +486,17 @@ impl Store {
 
     /// The flush; the caller holds `gate` whole. With `erase`, the erased points are left out
     /// and the log is rolled even when the memtable is empty. Returns the points left out.
+    /// A failure poisons the store: it keeps answering reads from the version it had and
+    /// refuses writes until reopened.
     fn flush_locked(&self, erase: Option<&EraseSpec>) -> Result<u64, Error> {
+        let result = self.write_memtable(erase);
+        if result.is_err() {
+            self.wal.poison();
+        }
+        result
+    }
+
+    fn write_memtable(&self, erase: Option<&EraseSpec>) -> Result<u64, Error> {
         if self.is_closed() {
             return Err(Error::Closed);
         }

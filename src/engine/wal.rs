@@ -2,13 +2,15 @@
 //! its points in segments named by the manifest.
 //!
 //! # Files
-//! `wal-{generation:020}.log`. A flush starts a new generation; the manifest names the first
-//! generation to replay, older ones are deleted. All integers are little-endian.
+//! `wal-{generation:020}.log`, a [`journal`] of kind [`journal::WAL`]: the
+//! framing, the header, the torn-tail rule and the group commit are the journal's. A flush starts
+//! a new generation; the manifest names the first generation to replay, older ones are deleted.
+//! All integers are little-endian.
 //!
 //! ```text
-//! file    = header record*
+//! file    = header frame*
 //! header  = magic "CRBWAL\0\x01" (8 bytes) | version u32 (= 1) | reserved u32 (= 0)   16 bytes
-//! record  = payload_len u32 | crc u32 | payload
+//! frame   = payload_len u32 | crc u32 | payload
 //!           crc: CRC-32 (IEEE, as crc32fast) of the 4 payload_len bytes followed by the payload
 //! payload = seq u64                     batch sequence number, newest wins
 //!           meter_count u32, then per meter: id_len u8 (1..=64) | id bytes ([0-9A-Za-z_.-])
@@ -17,28 +19,28 @@
 //!             point_count x point
 //! point   = ts_utc i64 | value i32 | step_min u16 (1..=1440) | quality u8 (0..=2)   15 bytes
 //! ```
-//! A record is at most [`MAX_RECORD_LEN`] bytes of payload; anything else is corruption.
+//! A payload is 8 to [`MAX_RECORD_LEN`] bytes; anything else is corruption.
 //!
 //! # Recovery rule
-//! In the **last** log file, a record that runs past the end of the file, or whose checksum fails
-//! and is not followed by a valid record, is a torn write: the file is cut before it. A failed
-//! checksum followed by a valid record, or any damage in an earlier file (they were synced whole
-//! before the next one was started), is [`Error::Corruption`] naming the file and offset.
+//! The journal's torn-tail rule (stated once, in [`crate::journal`]): only the **last** log file
+//! may end in a torn write, which is cut at open; any other damage is [`Error::Corruption`]
+//! naming the file and offset, and a newer header version is [`Error::Compatibility`].
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use super::fs::{FileSystem, WritableFile};
+use super::fs::FileSystem;
 use super::{valid_meter_id, Batch, Error};
+use crate::journal::{self, BadPayload, Journal, ScanError};
 use crate::{Channel, Point, Quality};
 
-pub const MAGIC: [u8; 8] = *b"CRBWAL\0\x01";
-pub const VERSION: u32 = 1;
-pub const HEADER_LEN: usize = MAGIC.len() + 4 + 4;
-pub const RECORD_HEADER_LEN: usize = 4 + 4;
+pub const MAGIC: [u8; 8] = journal::WAL.magic;
+pub const HEADER_LEN: usize = journal::WAL.header_len();
+pub const RECORD_HEADER_LEN: usize = journal::FRAME_LEN;
 pub const POINT_LEN: usize = 8 + 4 + 2 + 1;
 /// Largest payload a record may announce (a batch of ~17 million points).
-pub const MAX_RECORD_LEN: u32 = 256 << 20;
+pub const MAX_RECORD_LEN: u32 = journal::WAL.max_payload;
 
 pub fn file_name(generation: u64) -> String {
     format!("wal-{generation:020}.log")
@@ -52,13 +54,6 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
         .ok()
 }
 
-fn header() -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[..8].copy_from_slice(&MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    h
-}
-
 /// Length of the payload that encodes `batch`.
 pub fn payload_len(batch: &Batch) -> usize {
     let meters_len: usize = batch.meters.iter().map(|m| 1 + m.len()).sum();
@@ -70,8 +65,7 @@ pub fn payload_len(batch: &Batch) -> usize {
 pub fn encode_record(seq: u64, batch: &Batch) -> Vec<u8> {
     let payload_len = payload_len(batch);
     let mut out = Vec::with_capacity(RECORD_HEADER_LEN + payload_len);
-    out.extend_from_slice(&(payload_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+    let frame = journal::WAL.begin(&mut out);
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&(batch.meters.len() as u32).to_le_bytes());
     for m in &batch.meters {
@@ -96,11 +90,7 @@ pub fn encode_record(seq: u64, batch: &Batch) -> Vec<u8> {
         start = end;
     }
     debug_assert_eq!(out.len(), RECORD_HEADER_LEN + payload_len);
-    let mut h = crc32fast::Hasher::new();
-    h.update(&out[..4]);
-    h.update(&out[RECORD_HEADER_LEN..]);
-    let crc = h.finalize();
-    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    journal::WAL.seal(&mut out, frame);
     out
 }
 
@@ -232,37 +222,6 @@ fn decode_payload(payload: &[u8]) -> Result<(u64, Batch), Bad> {
     Ok((seq, batch))
 }
 
-enum Frame<'a> {
-    /// A whole record with a good checksum: its payload and total length.
-    Valid(&'a [u8], usize),
-    /// The record runs past the end of the bytes.
-    Short,
-    /// The length is out of range or the checksum fails.
-    Bad(&'static str),
-}
-
-fn frame(bytes: &[u8]) -> Frame<'_> {
-    let Some(&[l0, l1, l2, l3, c0, c1, c2, c3]) = bytes.get(..RECORD_HEADER_LEN) else {
-        return Frame::Short;
-    };
-    let len = u32::from_le_bytes([l0, l1, l2, l3]);
-    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
-    if len > MAX_RECORD_LEN || (len as usize) < 8 {
-        return Frame::Bad("record length out of range");
-    }
-    let total = RECORD_HEADER_LEN + len as usize;
-    let Some(payload) = bytes.get(RECORD_HEADER_LEN..total) else {
-        return Frame::Short;
-    };
-    let mut h = crc32fast::Hasher::new();
-    h.update(&[l0, l1, l2, l3]);
-    h.update(payload);
-    if h.finalize() != crc {
-        return Frame::Bad("record checksum mismatch");
-    }
-    Frame::Valid(payload, total)
-}
-
 /// What replaying one log file found.
 pub struct Replayed {
     /// Length of the valid prefix; shorter than the file when a torn tail was found.
@@ -281,241 +240,94 @@ pub fn replay(
         path: path.to_path_buf(),
         source,
     })?;
-    let corrupt = |offset: usize, detail: String| Error::Corruption {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        detail,
-    };
-    let file_len = bytes.len() as u64;
-    match bytes.get(..HEADER_LEN) {
-        None if is_last && header().starts_with(&bytes) => {
-            // Created but its header never fully reached the disk.
-            return Ok(Replayed {
-                valid_len: 0,
-                file_len,
-            });
-        }
-        None => return Err(corrupt(0, "log header truncated".into())),
-        Some(h) => {
-            let Some(&[m0, m1, m2, m3, m4, m5, m6, m7, v0, v1, v2, v3, ..]) = h.get(..) else {
-                return Err(corrupt(0, "log header truncated".into()));
-            };
-            if [m0, m1, m2, m3, m4, m5, m6, m7] != MAGIC {
-                return Err(corrupt(0, "bad log magic".into()));
-            }
-            let version = u32::from_le_bytes([v0, v1, v2, v3]);
-            if version > VERSION {
-                return Err(Error::Compatibility {
-                    path: path.to_path_buf(),
-                    detail: format!("log version {version}, this build reads up to {VERSION}"),
-                });
-            }
-        }
-    }
-    let mut pos = HEADER_LEN;
-    while pos < bytes.len() {
-        let rest = bytes.get(pos..).unwrap_or(&[]);
-        match frame(rest) {
-            Frame::Valid(payload, total) => {
-                let (seq, batch) = decode_payload(payload).map_err(|b| {
-                    corrupt(pos + RECORD_HEADER_LEN + b.at, format!("bad {}", b.what))
-                })?;
-                apply(seq, batch);
-                pos += total;
-            }
-            Frame::Short if is_last => {
-                return Ok(Replayed {
-                    valid_len: pos as u64,
-                    file_len,
-                })
-            }
-            Frame::Short => return Err(corrupt(pos, "record truncated".into())),
-            Frame::Bad(what) => {
-                // A torn tail only if nothing valid follows the damaged record.
-                let next = record_end(rest).and_then(|end| rest.get(end..));
-                let followed = next.is_some_and(|n| matches!(frame(n), Frame::Valid(..)));
-                if is_last && !followed {
-                    return Ok(Replayed {
-                        valid_len: pos as u64,
-                        file_len,
-                    });
-                }
-                return Err(corrupt(pos, what.into()));
-            }
-        }
-    }
+    let valid_len = journal::scan(&journal::WAL, &bytes, is_last, |payload| {
+        let (seq, batch) = decode_payload(payload).map_err(|b| BadPayload {
+            at: b.at,
+            detail: format!("bad {}", b.what),
+        })?;
+        apply(seq, batch);
+        Ok(())
+    })
+    .map_err(|e| scan_error(path, e))?;
     Ok(Replayed {
-        valid_len: pos as u64,
-        file_len,
+        valid_len,
+        file_len: bytes.len() as u64,
     })
 }
 
-fn record_end(rest: &[u8]) -> Option<usize> {
-    let &[l0, l1, l2, l3, ..] = rest else {
-        return None;
-    };
-    let len = u32::from_le_bytes([l0, l1, l2, l3]);
-    RECORD_HEADER_LEN.checked_add(len as usize)
-}
-
-struct WalState {
-    /// `None` while the group-commit leader writes outside the lock.
-    file: Option<Box<dyn WritableFile>>,
-    generation: u64,
-    /// Records appended and not yet handed to a leader.
-    pending: Vec<Vec<u8>>,
-    /// Tickets: records appended so far, and records durable so far.
-    appended: u64,
-    synced: u64,
-    leader: bool,
-    failed: bool,
-}
-
-/// The open log, appended with group commit: concurrent writers share one fsync.
-pub struct Wal {
-    fs: Arc<dyn FileSystem>,
-    dir: PathBuf,
-    state: Mutex<WalState>,
-    cond: Condvar,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
+fn scan_error(path: &Path, e: ScanError) -> Error {
+    match e {
+        ScanError::Corrupt { offset, detail } => Error::Corruption {
+            path: path.to_path_buf(),
+            offset,
+            detail,
+        },
+        ScanError::Newer { version, newest } => Error::Compatibility {
+            path: path.to_path_buf(),
+            detail: format!("log version {version}, this build reads up to {newest}"),
+        },
     }
+}
+
+fn engine_error(e: journal::Error) -> Error {
+    match e {
+        journal::Error::Io { path, source } => Error::Io { path, source },
+        journal::Error::Scan { path, error } => scan_error(&path, error),
+        journal::Error::Poisoned { .. } => Error::Closed,
+    }
+}
+
+/// The open log: a journal whose file changes at each generation.
+pub struct Wal {
+    journal: Journal,
+    dir: PathBuf,
+    generation: AtomicU64,
 }
 
 impl Wal {
     /// Creates log file `generation` (header synced, name synced) and appends to it.
     pub fn create(fs: Arc<dyn FileSystem>, dir: &Path, generation: u64) -> Result<Wal, Error> {
-        let file = new_file(&*fs, dir, generation)?;
+        let journal = Journal::create(fs, &journal::WAL, &dir.join(file_name(generation)))
+            .map_err(engine_error)?;
         Ok(Wal {
-            fs,
+            journal,
             dir: dir.to_path_buf(),
-            state: Mutex::new(WalState {
-                file: Some(file),
-                generation,
-                pending: Vec::new(),
-                appended: 0,
-                synced: 0,
-                leader: false,
-                failed: false,
-            }),
-            cond: Condvar::new(),
+            generation: AtomicU64::new(generation),
         })
     }
 
     pub fn generation(&self) -> u64 {
-        lock(&self.state).generation
+        self.generation.load(Ordering::SeqCst)
     }
 
     pub fn path(&self, generation: u64) -> PathBuf {
         self.dir.join(file_name(generation))
     }
 
-    /// Appends one record and returns once it is durable. The first failure poisons the log:
-    /// that call gets the I/O error, every later one [`Error::Closed`].
+    /// Appends one record (from [`encode_record`]) and returns once it is durable, the sync
+    /// shared with concurrent callers. The first failure poisons the log: that call gets the
+    /// I/O error, every later one [`Error::Closed`].
     pub fn append(&self, record: Vec<u8>) -> Result<(), Error> {
-        let mut st = lock(&self.state);
-        if st.failed {
-            return Err(Error::Closed);
-        }
-        st.pending.push(record);
-        st.appended += 1;
-        let ticket = st.appended;
-        loop {
-            if st.synced >= ticket {
-                return Ok(());
-            }
-            if st.failed {
-                return Err(Error::Closed);
-            }
-            if st.leader {
-                st = match self.cond.wait(st) {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                continue;
-            }
-            st.leader = true;
-            let records = std::mem::take(&mut st.pending);
-            let upto = st.appended;
-            let generation = st.generation;
-            let Some(mut file) = st.file.take() else {
-                st.leader = false;
-                st.failed = true;
-                self.cond.notify_all();
-                return Err(Error::Closed);
-            };
-            drop(st);
-            let mut result = Ok(());
-            for r in &records {
-                result = file.write_all(r);
-                if result.is_err() {
-                    break;
-                }
-            }
-            let result = result.and_then(|()| file.sync());
-            st = lock(&self.state);
-            st.file = Some(file);
-            st.leader = false;
-            self.cond.notify_all();
-            match result {
-                Ok(()) => st.synced = upto,
-                Err(source) => {
-                    st.failed = true;
-                    return Err(Error::Io {
-                        path: self.path(generation),
-                        source,
-                    });
-                }
-            }
-        }
+        self.journal.append(record).map_err(engine_error)
     }
 
     /// Starts generation `generation`; the caller holds every writer out.
     pub fn rotate(&self, generation: u64) -> Result<(), Error> {
-        let mut st = lock(&self.state);
-        if st.failed {
-            return Err(Error::Closed);
-        }
-        match new_file(&*self.fs, &self.dir, generation) {
-            Ok(file) => {
-                st.file = Some(file);
-                st.generation = generation;
-                Ok(())
-            }
-            Err(e) => {
-                st.failed = true;
-                Err(e)
-            }
-        }
+        self.journal
+            .rotate(&self.path(generation))
+            .map_err(engine_error)?;
+        self.generation.store(generation, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Refuses every later append (and so every write of the store).
+    pub fn poison(&self) {
+        self.journal.poison();
     }
 
     pub fn is_failed(&self) -> bool {
-        lock(&self.state).failed
+        self.journal.is_failed()
     }
-}
-
-fn new_file(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    generation: u64,
-) -> Result<Box<dyn WritableFile>, Error> {
-    let path = dir.join(file_name(generation));
-    let io = |source| Error::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut file = fs.create(&path).map_err(io)?;
-    file.write_all(&header()).map_err(io)?;
-    file.sync().map_err(io)?;
-    fs.sync_dir(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    Ok(file)
 }
 
 #[cfg(test)]
@@ -555,35 +367,21 @@ mod tests {
     fn a_record_round_trips() {
         let b = batch();
         let rec = encode_record(42, &b);
-        let Frame::Valid(payload, total) = frame(&rec) else {
-            panic!("frame not valid");
-        };
-        assert_eq!(total, rec.len());
-        let Ok((seq, back)) = decode_payload(payload) else {
+        let mut file = journal::WAL.header();
+        file.extend_from_slice(&rec);
+        let mut payloads = Vec::new();
+        let valid = journal::scan(&journal::WAL, &file, false, |p| {
+            payloads.push(p.to_vec());
+            Ok(())
+        });
+        assert_eq!(valid, Ok(file.len() as u64));
+        let Ok((seq, back)) = decode_payload(&payloads[0]) else {
             panic!("payload not decoded");
         };
         assert_eq!(seq, 42);
         assert_eq!(back.meters, b.meters);
         assert_eq!(back.points, b.points);
         assert_eq!(back.runs, b.runs);
-    }
-
-    #[test]
-    fn every_flipped_bit_of_a_record_is_detected() {
-        let rec = encode_record(1, &batch());
-        for i in 0..rec.len() * 8 {
-            let mut r = rec.clone();
-            r[i / 8] ^= 1 << (i % 8);
-            assert!(!matches!(frame(&r), Frame::Valid(..)), "bit {i} undetected");
-        }
-    }
-
-    #[test]
-    fn every_prefix_of_a_record_is_short_or_bad() {
-        let rec = encode_record(1, &batch());
-        for n in 0..rec.len() {
-            assert!(!matches!(frame(&rec[..n]), Frame::Valid(..)), "prefix {n}");
-        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`audit`]: every read of a meter by a supplier;
 //! - [`http`]: the `/v1` endpoints of all of the above and the access-control middleware.
 //!
-//! The registries live in `DATA/governance/`, one append-only file each ([`record_log`]); the
+//! The registries live in `DATA/governance/`, one append-only file each ([`record_log`], a
+//! [`journal`](crate::journal) of JSON records written through the engine's `FileSystem`); the
 //! in-memory state is rebuilt from them at open. A write is durable before it is visible.
 
 pub mod aggregates;
@@ -26,8 +27,10 @@ pub mod http;
 pub mod record_log;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::fs::{FileSystem, RealFs};
 use crate::engine::{Batch, Store};
 use audit::AuditRecord;
 use auth::{Action, Decision, Facts, Principal, Tokens};
@@ -40,33 +43,6 @@ use record_log::RecordLog;
 pub const DIR_NAME: &str = "governance";
 /// The consent registry's file inside [`DIR_NAME`].
 const CONSENT_LOG: &str = "consent.log";
-
-/// Replaces the consent registry file in `dir` with the events of `consent`: written whole to a
-/// `.tmp`, synced, renamed over the file, the directory synced (a crash leaves the old file or
-/// the new). Returns the new file open for appends.
-fn rewrite_consent_log(dir: &Path, consent: &ConsentRegistry) -> Result<RecordLog, Error> {
-    let path = dir.join(CONSENT_LOG);
-    let tmp = dir.join("consent.log.tmp");
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
-        _ => {}
-    }
-    let mut log = RecordLog::open(&tmp, |_: ConsentEvent| {})?;
-    for event in consent.events() {
-        log.write(event)?;
-    }
-    log.sync()?;
-    drop(log);
-    std::fs::rename(&tmp, &path).map_err(io(&tmp))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    RecordLog::open(&path, |_: ConsentEvent| {})
-}
 
 /// A governance failure.
 #[derive(Debug)]
@@ -153,28 +129,19 @@ struct Logs {
     groups: RecordLog,
 }
 
-/// The audit trail's writer and its group commit: concurrent reads share one fsync.
-struct AuditLog {
-    writer: parking_lot::Mutex<RecordLog>,
-    /// Records written (whole) so far; a record's number is assigned under `writer`.
-    written: std::sync::atomic::AtomicU64,
-    /// Records known durable; held across the fsync so that one waiter syncs for all.
-    synced: parking_lot::Mutex<u64>,
-    /// A second handle on the file, synced without holding `writer`.
-    sync_file: std::fs::File,
-    path: PathBuf,
-}
-
 /// The registries of one data directory and the tokens of its server. `Send + Sync`.
 ///
-/// Locks, in this order: `ingest_gate` → `logs` (writers, held across the append) → `state`; the audit
-/// trail's `synced` → its `writer` (only to poison it) → `state`.
+/// Locks, in this order: `ingest_gate` → `logs` (writers, held across the append) → `state`; the
+/// audit trail appends without a lock of ours (its journal's group commit: concurrent reads
+/// share one fsync), then takes `state`.
 pub struct Governance {
     dir: PathBuf,
     config: GovernanceConfig,
     tokens: Option<Tokens>,
     logs: parking_lot::Mutex<Logs>,
-    audit: AuditLog,
+    audit: RecordLog,
+    /// The registries' door to the disk.
+    fs: Arc<dyn FileSystem>,
     /// Ingests share it across screening and `Store::ingest`; every consent change takes it
     /// whole.
     ingest_gate: parking_lot::RwLock<()>,
@@ -198,32 +165,43 @@ pub fn now_utc() -> i64 {
 impl Governance {
     /// Opens (creating) the registries of the data directory `data_dir` and reads the tokens.
     pub fn open(data_dir: &Path, config: GovernanceConfig) -> Result<Governance, Error> {
+        Governance::open_with(data_dir, config, Arc::new(RealFs))
+    }
+
+    /// [`Governance::open`] through the file system `fs` (tests inject faults and crashes).
+    pub fn open_with(
+        data_dir: &Path,
+        config: GovernanceConfig,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Governance, Error> {
         let dir = data_dir.join(DIR_NAME);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        fs.create_dir_all(&dir).map_err(io(&dir))?;
+        fs.sync_dir(data_dir).map_err(io(data_dir))?;
         let tokens = match &config.tokens_path {
             Some(path) => Some(Tokens::load(path, config.tokens_recheck)?),
             None => None,
         };
         let mut consent = ConsentRegistry::new(config.consent);
         let mut consent_log =
-            RecordLog::open(&dir.join(CONSENT_LOG), |e: ConsentEvent| consent.insert(e))?;
+            RecordLog::open(fs.clone(), &dir.join(CONSENT_LOG), |e| consent.insert(e))?;
         // A crash may have come between an erasing revocation and the rewrite that follows it.
         if consent.forget_superseded_before_erasure() > 0 {
-            consent_log = rewrite_consent_log(&dir, &consent)?;
+            consent_log = RecordLog::rewrite(fs.clone(), &dir.join(CONSENT_LOG), consent.events())?;
         }
         let mut grants = GrantRegistry::default();
-        let grants_log = RecordLog::open(&dir.join("grants.log"), |e: GrantEvent| grants.apply(e))?;
+        let grants_log = RecordLog::open(fs.clone(), &dir.join("grants.log"), |e| grants.apply(e))?;
         let mut groups = GroupRegistry::default();
         let groups_log =
-            RecordLog::open(&dir.join("groups.log"), |m: Membership| groups.insert(m))?;
+            RecordLog::open(fs.clone(), &dir.join("groups.log"), |m| groups.insert(m))?;
         let mut audit = Vec::new();
-        let audit_log = RecordLog::open(&dir.join("audit.log"), |r: AuditRecord| audit.push(r))?;
-        let audit_sync_file = audit_log.sync_handle()?;
+        let audit_log = RecordLog::open(fs.clone(), &dir.join("audit.log"), |r| audit.push(r))?;
         Ok(Governance {
             dir,
+            fs,
             config,
             tokens,
             logs: parking_lot::Mutex::new(Logs {
@@ -232,13 +210,7 @@ impl Governance {
                 groups: groups_log,
             }),
             ingest_gate: parking_lot::RwLock::new(()),
-            audit: AuditLog {
-                path: audit_log.path().to_path_buf(),
-                writer: parking_lot::Mutex::new(audit_log),
-                written: std::sync::atomic::AtomicU64::new(0),
-                synced: parking_lot::Mutex::new(0),
-                sync_file: audit_sync_file,
-            },
+            audit: audit_log,
             state: parking_lot::RwLock::new(Registries {
                 consent,
                 grants,
@@ -333,7 +305,7 @@ impl Governance {
             store.begin_erase(&meter, None).map_err(Error::Engine)?;
         }
         {
-            let mut logs = self.logs.lock();
+            let logs = self.logs.lock();
             logs.consent.append(&event)?;
             self.state.write().consent.insert(event);
         }
@@ -351,7 +323,11 @@ impl Governance {
         let mut logs = self.logs.lock();
         let mut state = self.state.write();
         if state.consent.forget_superseded_before_erasure() > 0 {
-            logs.consent = rewrite_consent_log(&self.dir, &state.consent)?;
+            logs.consent = RecordLog::rewrite(
+                self.fs.clone(),
+                &self.dir.join(CONSENT_LOG),
+                state.consent.events(),
+            )?;
         }
         Ok(())
     }
@@ -383,7 +359,7 @@ impl Governance {
                 "a supplier name is 1 to 128 characters without spaces".into(),
             ));
         }
-        let mut logs = self.logs.lock();
+        let logs = self.logs.lock();
         let grant = Grant {
             id: self.state.read().grants.next_id(),
             meter: meter.to_string(),
@@ -402,7 +378,7 @@ impl Governance {
 
     /// Revokes grant `id` of `meter` now; `None` when there is no such grant.
     pub fn revoke_grant(&self, meter: &str, id: u64, by: &str) -> Result<Option<Grant>, Error> {
-        let mut logs = self.logs.lock();
+        let logs = self.logs.lock();
         let known = self
             .state
             .read()
@@ -429,28 +405,7 @@ impl Governance {
 
     /// Appends to the audit trail; durable when it returns. Concurrent callers share fsyncs.
     pub fn audit(&self, record: AuditRecord) -> Result<(), Error> {
-        use std::sync::atomic::Ordering;
-        let number = {
-            let mut writer = self.audit.writer.lock();
-            writer.write(&record)?;
-            self.audit.written.fetch_add(1, Ordering::SeqCst) + 1
-        };
-        {
-            let mut synced = self.audit.synced.lock();
-            if *synced < number {
-                // Every record counted in `written` is whole in the file: one fsync covers all.
-                let target = self.audit.written.load(Ordering::SeqCst);
-                if let Err(source) = self.audit.sync_file.sync_data() {
-                    // What reached the disk is unknown: the writer refuses from now on.
-                    self.audit.writer.lock().poison();
-                    return Err(Error::Io {
-                        path: self.audit.path.clone(),
-                        source,
-                    });
-                }
-                *synced = target;
-            }
-        }
+        self.audit.append(&record)?;
         self.state.write().audit.push(record);
         Ok(())
     }
@@ -468,7 +423,7 @@ impl Governance {
 
     /// Records group memberships (a later one for a meter replaces the earlier).
     pub fn load_groups(&self, memberships: Vec<Membership>) -> Result<usize, Error> {
-        let mut logs = self.logs.lock();
+        let logs = self.logs.lock();
         for m in &memberships {
             logs.groups.append(m)?;
         }

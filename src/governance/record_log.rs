@@ -1,207 +1,136 @@
-//! Append-only files of records, each framed with its length and crc32, like the engine's log.
-//!
-//! Layout: the 8-byte magic [`MAGIC`], then records of
-//! `payload_len: u32 LE | crc32(payload): u32 LE | payload (JSON, payload_len bytes)`.
-//!
-//! Recovery rule: a torn last record (short frame, short payload, or a bad checksum on the
-//! last record of the file) is truncated away at open; a bad checksum with bytes after it is
-//! corruption. A payload over [`MAX_RECORD_LEN`] is corruption (never allocated).
-//!
-//! These files are written with `std::fs` rather than the engine's `FileSystem` trait, which
-//! has no append primitive: every append is followed by `sync_data`, and a new file by a sync
-//! of its directory, before the call returns.
+//! A registry file: a [`journal`] of kind [`journal::REGISTRY`] whose payloads
+//! are JSON records. Framing, the torn-tail rule, group commit and poisoning are the journal's;
+//! this module only encodes and decodes the records.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::Error;
+use crate::engine::fs::FileSystem;
+use crate::journal::{self, BadPayload, Journal, ScanError};
 
 /// First bytes of every registry file: a name, a version digit and a newline.
-pub const MAGIC: &[u8; 8] = b"CRBREG1\n";
+pub const MAGIC: &[u8; 8] = &journal::REGISTRY.magic;
 /// Bytes of a record's frame before its payload.
-pub const FRAME_LEN: usize = 8;
+pub const FRAME_LEN: usize = journal::FRAME_LEN;
 /// Largest payload of one record.
-pub const MAX_RECORD_LEN: u32 = 1 << 20;
+pub const MAX_RECORD_LEN: u32 = journal::REGISTRY.max_payload;
 
-/// An open registry file, appended to under the caller's lock.
+/// An open registry file. Appends are durable when they return; concurrent appenders share
+/// one sync.
 #[derive(Debug)]
 pub struct RecordLog {
-    path: PathBuf,
-    file: File,
-    /// A write or sync failed: what reached the disk is unknown, so nothing more is appended
-    /// (a torn record followed by whole ones would read as corruption).
-    failed: bool,
+    journal: Journal,
 }
 
 impl RecordLog {
-    /// Opens (creating) the file at `path`, decodes every record with `each`, and truncates a
-    /// torn tail.
+    /// Opens (creating) the file at `path` through `fs`, decodes every record with `each`, and
+    /// cuts a torn tail.
     pub fn open<T: DeserializeOwned>(
+        fs: Arc<dyn FileSystem>,
         path: &Path,
         mut each: impl FnMut(T),
     ) -> Result<RecordLog, Error> {
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(io)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let valid_len = decode_all(path, &bytes, &mut each)?;
-        if valid_len < bytes.len() {
-            file.set_len(valid_len as u64).map_err(io)?;
-        }
-        if valid_len < MAGIC.len() {
-            file.set_len(0).map_err(io)?;
-            file.seek(SeekFrom::End(0)).map_err(io)?;
-            file.write_all(MAGIC).map_err(io)?;
-        }
-        file.sync_all().map_err(io)?;
-        if !existed {
-            if let Some(dir) = path.parent() {
-                File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-            }
-        }
-        Ok(RecordLog {
-            path: path.to_path_buf(),
-            file,
-            failed: false,
+        let journal = Journal::open(fs, &journal::REGISTRY, path, |payload| {
+            let record = serde_json::from_slice(payload).map_err(|e| BadPayload {
+                at: 0,
+                detail: format!("undecodable record: {e}"),
+            })?;
+            each(record);
+            Ok(())
         })
+        .map_err(from_journal)?;
+        Ok(RecordLog { journal })
     }
 
-    /// Appends one record; durable when it returns.
-    pub fn append<T: Serialize>(&mut self, record: &T) -> Result<(), Error> {
-        self.write(record)?;
-        self.sync()
-    }
-
-    /// Syncs what was written.
-    pub fn sync(&mut self) -> Result<(), Error> {
-        self.check()?;
-        let synced = self.file.sync_data();
-        self.failed |= synced.is_err();
-        synced.map_err(|source| Error::Io {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    /// A second handle on the file, to sync it without holding the writer (group commit).
-    pub fn sync_handle(&self) -> Result<File, Error> {
-        self.file.try_clone().map_err(|source| Error::Io {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    /// Refuses every later append: a sync of this file failed elsewhere.
-    pub fn poison(&mut self) {
-        self.failed = true;
-    }
-
-    fn check(&self) -> Result<(), Error> {
-        if self.failed {
-            return Err(Error::Io {
-                path: self.path.clone(),
-                source: std::io::Error::other("an earlier write to this registry failed"),
-            });
-        }
-        Ok(())
-    }
-
-    /// Appends one record without syncing it; [`RecordLog::sync`] (or a sync of
-    /// [`RecordLog::sync_handle`]) makes it durable.
-    pub fn write<T: Serialize>(&mut self, record: &T) -> Result<(), Error> {
-        self.check()?;
+    /// Appends one record; durable when it returns. After a failed write or sync every later
+    /// append is refused.
+    pub fn append<T: Serialize>(&self, record: &T) -> Result<(), Error> {
         let payload = serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
-        let len = u32::try_from(payload.len())
-            .ok()
-            .filter(|&l| l <= MAX_RECORD_LEN)
-            .ok_or_else(|| Error::Encode(format!("a record of {} bytes", payload.len())))?;
-        let mut frame = Vec::with_capacity(FRAME_LEN + payload.len());
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        frame.extend_from_slice(&payload);
-        let io = |source| Error::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let written = self.file.write_all(&frame);
-        self.failed |= written.is_err();
-        written.map_err(io)
+        if payload.len() > MAX_RECORD_LEN as usize {
+            return Err(Error::Encode(format!(
+                "a record of {} bytes",
+                payload.len()
+            )));
+        }
+        self.journal
+            .append(journal::REGISTRY.frame(&payload))
+            .map_err(from_journal)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Replaces the file at `path` with `records`, atomically: written whole to `path.tmp`,
+    /// synced, renamed over `path`, the directory synced (a crash leaves the old file or the
+    /// new one). Returns the new file open for appends.
+    pub fn rewrite<'r, T: Serialize + 'r>(
+        fs: Arc<dyn FileSystem>,
+        path: &Path,
+        records: impl IntoIterator<Item = &'r T>,
+    ) -> Result<RecordLog, Error> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let mut tmp_name = path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
+        let mut bytes = journal::REGISTRY.header();
+        for record in records {
+            let payload = serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
+            bytes.extend_from_slice(&journal::REGISTRY.frame(&payload));
+        }
+        let mut file = fs.create(&tmp).map_err(io(&tmp))?;
+        file.write_all(&bytes).map_err(io(&tmp))?;
+        file.sync().map_err(io(&tmp))?;
+        drop(file);
+        fs.rename(&tmp, path).map_err(io(&tmp))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs.sync_dir(dir).map_err(io(dir))?;
+        RecordLog::open(fs, path, |_: serde_json::Value| {})
+    }
+
+    /// Whether an earlier write or sync failed (appends are refused).
+    pub fn is_failed(&self) -> bool {
+        self.journal.is_failed()
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.journal.path()
     }
 }
 
-/// Decodes every record of `bytes`; returns the length of the valid prefix.
-fn decode_all<T: DeserializeOwned>(
-    path: &Path,
-    bytes: &[u8],
-    each: &mut impl FnMut(T),
-) -> Result<usize, Error> {
-    let corruption = |offset: usize, detail: String| Error::Corruption {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        detail,
-    };
-    let Some(head) = bytes.get(..MAGIC.len()) else {
-        // A file shorter than its magic is a torn creation when it is a prefix of it.
-        return if MAGIC.starts_with(bytes) {
-            Ok(0)
-        } else {
-            Err(corruption(0, "not a registry file".into()))
-        };
-    };
-    if head != MAGIC {
-        return Err(corruption(0, "bad magic".into()));
-    }
-    let mut at = MAGIC.len();
-    loop {
-        let Some(frame) = bytes.get(at..at + FRAME_LEN) else {
-            return Ok(at);
-        };
-        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
-        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        if len > MAX_RECORD_LEN {
-            return Err(corruption(
-                at,
-                format!("record length {len} over the limit"),
-            ));
-        }
-        let start = at + FRAME_LEN;
-        let end = start + len as usize;
-        let Some(payload) = bytes.get(start..end) else {
-            return Ok(at);
-        };
-        if crc32fast::hash(payload) != crc {
-            if end == bytes.len() {
-                return Ok(at);
-            }
-            return Err(corruption(at, "record checksum mismatch".into()));
-        }
-        let record: T = serde_json::from_slice(payload)
-            .map_err(|e| corruption(at, format!("undecodable record: {e}")))?;
-        each(record);
-        at = end;
+fn from_journal(e: journal::Error) -> Error {
+    match e {
+        journal::Error::Io { path, source } => Error::Io { path, source },
+        journal::Error::Scan {
+            path,
+            error: ScanError::Corrupt { offset, detail },
+        } => Error::Corruption {
+            path,
+            offset,
+            detail,
+        },
+        journal::Error::Scan {
+            path,
+            error: ScanError::Newer { version, newest },
+        } => Error::Corruption {
+            path,
+            offset: 0,
+            detail: format!("version {version}, this build reads up to {newest}"),
+        },
+        journal::Error::Poisoned { path } => Error::Io {
+            path,
+            source: std::io::Error::other("an earlier write to this registry failed"),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fs::RealFs;
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     struct R {
@@ -210,7 +139,7 @@ mod tests {
 
     fn read_all(path: &Path) -> Result<Vec<R>, Error> {
         let mut out = Vec::new();
-        RecordLog::open(path, |r: R| out.push(r))?;
+        RecordLog::open(Arc::new(RealFs), path, |r: R| out.push(r))?;
         Ok(out)
     }
 
@@ -218,7 +147,7 @@ mod tests {
     fn records_survive_a_reopen_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.log");
-        let mut log = RecordLog::open(&path, |_: R| {}).unwrap();
+        let log = RecordLog::open(Arc::new(RealFs), &path, |_: R| {}).unwrap();
         for n in 0..5 {
             log.append(&R { n }).unwrap();
         }
@@ -228,10 +157,25 @@ mod tests {
     }
 
     #[test]
+    fn the_bytes_of_a_registry_file_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.log");
+        let log = RecordLog::open(Arc::new(RealFs), &path, |_: R| {}).unwrap();
+        log.append(&R { n: 7 }).unwrap();
+        drop(log);
+        let payload = br#"{"n":7}"#;
+        let mut want = b"CRBREG1\n".to_vec();
+        want.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        want.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        want.extend_from_slice(payload);
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    #[test]
     fn every_torn_prefix_is_truncated_to_the_last_whole_record() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.log");
-        let mut log = RecordLog::open(&path, |_: R| {}).unwrap();
+        let log = RecordLog::open(Arc::new(RealFs), &path, |_: R| {}).unwrap();
         let mut ends = vec![MAGIC.len()];
         for n in 0..3 {
             log.append(&R { n }).unwrap();
@@ -253,7 +197,7 @@ mod tests {
     fn a_bad_checksum_before_the_last_record_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.log");
-        let mut log = RecordLog::open(&path, |_: R| {}).unwrap();
+        let log = RecordLog::open(Arc::new(RealFs), &path, |_: R| {}).unwrap();
         log.append(&R { n: 1 }).unwrap();
         log.append(&R { n: 2 }).unwrap();
         drop(log);
@@ -269,13 +213,32 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_declared_length_is_corruption_not_an_allocation() {
+    fn a_huge_declared_length_is_never_an_allocation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.log");
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         bytes.extend_from_slice(&[0; 4]);
         std::fs::write(&path, &bytes).unwrap();
-        assert!(matches!(read_all(&path), Err(Error::Corruption { .. })));
+        // Nothing can follow a frame whose end is unknown: a torn tail, cut.
+        assert_eq!(read_all(&path).unwrap(), vec![]);
+        assert_eq!(std::fs::read(&path).unwrap(), MAGIC.to_vec());
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_torn_not_a_record() {
+        // A crash after the file grew but before its new blocks were written leaves zeros:
+        // length 0 with crc 0 (the crc of nothing) must not read as an empty record.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.log");
+        let log = RecordLog::open(Arc::new(RealFs), &path, |_: R| {}).unwrap();
+        log.append(&R { n: 1 }).unwrap();
+        drop(log);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let whole = bytes.len();
+        bytes.extend_from_slice(&[0; 40]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_all(&path).unwrap(), vec![R { n: 1 }]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, whole);
     }
 }

@@ -82,3 +82,284 @@ fn a_torn_audit_tail_is_truncated_and_appends_continue() {
     let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
     assert_eq!(gov.audit_records(|_| true), vec![record(1), record(3)]);
 }
+
+/// The registries and the store on one simulated disk: crash images at every sync point and
+/// injected faults reach consent, grants and the audit trail.
+mod crash {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use courbe::engine::fs::testing::{CrashImage, FaultOp, SimFs};
+    use courbe::engine::{Batch, Options, Store};
+    use courbe::governance::audit::AuditRecord;
+    use courbe::governance::consent::{Collection, ConsentEvent};
+    use courbe::governance::grants::Grant;
+    use courbe::governance::{Error, Governance, GovernanceConfig};
+    use courbe::source::SeriesSource;
+
+    use super::super::support::{day_batch, day_utc, A};
+
+    const VICTIM: &str = "victim-meter-42";
+
+    fn data() -> &'static Path {
+        Path::new("/data")
+    }
+
+    fn audit_record(i: i64) -> AuditRecord {
+        AuditRecord {
+            who: "supplier:acme".into(),
+            at_utc: i,
+            meter: A.into(),
+            from_utc: i * 1_800,
+            to_utc: (i + 1) * 1_800,
+            what: "/v1/meters/:id/curve".into(),
+        }
+    }
+
+    fn consent(meter: &str, collection: Collection, erase: bool) -> ConsentEvent {
+        ConsentEvent {
+            meter: meter.into(),
+            from_utc: day_utc(-5),
+            collection,
+            step_min: None,
+            erase,
+            recorded_utc: day_utc(0),
+            by: "consumer:test".into(),
+        }
+    }
+
+    fn open(fs: &SimFs) -> Result<(Store, Governance), String> {
+        let store = Store::open_with(data(), Options::default(), Arc::new(fs.clone()))
+            .map_err(|e| format!("store: {e}"))?;
+        let gov = Governance::open_with(data(), GovernanceConfig::default(), Arc::new(fs.clone()))
+            .map_err(|e| format!("governance: {e}"))?;
+        Ok((store, gov))
+    }
+
+    /// Sync points completed when each write of the script was acknowledged.
+    #[derive(Default)]
+    struct Acked {
+        audits: Vec<(u64, i64)>,
+        grant: Option<(u64, Grant)>,
+        grant_revoked: u64,
+        consent_revoked: u64,
+    }
+
+    #[test]
+    fn every_acknowledged_registry_write_survives_a_crash_at_every_sync_point() {
+        let fs = SimFs::new();
+        fs.record_crash_images();
+        let mut acked = Acked::default();
+        let audits = 12;
+        {
+            let (store, gov) = open(&fs).unwrap();
+            let mut b = Batch::new();
+            day_batch(&mut b, A, -3, 100);
+            day_batch(&mut b, VICTIM, -3, 500);
+            gov.ingest(&store, &b).unwrap();
+            store.flush().unwrap();
+            let mut b = Batch::new();
+            day_batch(&mut b, VICTIM, -2, 600);
+            gov.ingest(&store, &b).unwrap();
+            for i in 0..audits {
+                if i == 3 {
+                    let g = gov
+                        .create_grant(A, "acme", day_utc(-10), day_utc(100), "operator:ops")
+                        .unwrap();
+                    acked.grant = Some((fs.sync_points(), g));
+                }
+                if i == 6 {
+                    let erased = gov
+                        .record_consent(&store, consent(VICTIM, Collection::Revoked, true))
+                        .unwrap();
+                    assert_eq!(erased, 96);
+                    acked.consent_revoked = fs.sync_points();
+                }
+                if i == 9 {
+                    let id = acked.grant.as_ref().map(|(_, g)| g.id).unwrap();
+                    gov.revoke_grant(A, id, "operator:ops").unwrap().unwrap();
+                    acked.grant_revoked = fs.sync_points();
+                }
+                gov.audit(audit_record(i)).unwrap();
+                acked.audits.push((fs.sync_points(), i));
+            }
+        }
+        let images = fs.take_crash_images();
+        assert!(images.len() > 40, "only {} crash images", images.len());
+        for image in &images {
+            check_image(image, &acked, audits);
+        }
+    }
+
+    fn check_image(image: &CrashImage, acked: &Acked, audits: i64) {
+        let ctx = format!(
+            "crash at sync point {} (torn: {})",
+            image.sync_point, image.torn
+        );
+        let durable = |at: u64| at <= image.sync_point;
+        let fs = image.to_fs();
+        let (store, gov) = open(&fs).unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
+
+        // The audit trail: whole records in the order written, every acknowledged one.
+        let got: Vec<i64> = gov
+            .audit_records(|_| true)
+            .iter()
+            .map(|r| r.at_utc)
+            .collect();
+        assert_eq!(got, (0..got.len() as i64).collect::<Vec<_>>(), "{ctx}");
+        assert!(got.len() as i64 <= audits, "{ctx}");
+        for (at, i) in &acked.audits {
+            if durable(*at) {
+                assert!(got.contains(i), "{ctx}: audit record {i} lost");
+            }
+        }
+        for r in gov.audit_records(|_| true) {
+            assert_eq!(r, audit_record(r.at_utc), "{ctx}: audit record altered");
+        }
+
+        // The grant: absent or whole before its acknowledgement, present after.
+        let (grant_at, grant) = acked.grant.as_ref().unwrap();
+        let grants = gov.grants_of(A);
+        assert!(grants.len() <= 1, "{ctx}: {grants:?}");
+        if let Some(g) = grants.first() {
+            let mut want = grant.clone();
+            want.revoked_utc = g.revoked_utc;
+            assert_eq!(g, &want, "{ctx}: grant altered");
+        }
+        if durable(*grant_at) {
+            assert_eq!(grants.len(), 1, "{ctx}: acknowledged grant lost");
+        }
+        if durable(acked.grant_revoked) {
+            assert!(
+                grants[0].revoked_utc.is_some(),
+                "{ctx}: grant revocation lost"
+            );
+        }
+
+        // The revocation with erasure: once acknowledged, in force and the curve gone.
+        let history = gov.consent_history(VICTIM);
+        assert!(history.len() <= 1, "{ctx}: {history:?}");
+        if let Some(e) = history.first() {
+            assert_eq!(e, &consent(VICTIM, Collection::Revoked, true), "{ctx}");
+        }
+        if durable(acked.consent_revoked) {
+            assert_eq!(history.len(), 1, "{ctx}: acknowledged revocation lost");
+            assert!(
+                !store.snapshot().has_meter(VICTIM),
+                "{ctx}: erased meter came back"
+            );
+            for (path, bytes) in fs.files() {
+                if path.parent() != Some(data()) {
+                    continue; // the consent registry names the meter by design
+                }
+                assert!(
+                    !bytes.windows(VICTIM.len()).any(|w| w == VICTIM.as_bytes()),
+                    "{ctx}: {} still holds the erased meter id",
+                    path.display()
+                );
+            }
+        }
+
+        // Reopened registries take writes again.
+        gov.audit(audit_record(audits))
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        gov.create_grant(A, "other", day_utc(-1), day_utc(10), "operator:ops")
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    }
+
+    /// One registry write of each kind, run with a fault armed.
+    #[derive(Clone, Copy, Debug)]
+    enum Write {
+        Audit,
+        Grant,
+        Consent,
+    }
+
+    fn write(gov: &Governance, store: &Store, w: Write, n: i64) -> Result<(), Error> {
+        match w {
+            Write::Audit => gov.audit(audit_record(n)),
+            Write::Grant => gov
+                .create_grant(
+                    A,
+                    &format!("s{n}"),
+                    day_utc(-1),
+                    day_utc(10),
+                    "operator:ops",
+                )
+                .map(drop),
+            Write::Consent => gov
+                .record_consent(store, consent(&format!("m{n}"), Collection::Granted, false))
+                .map(drop),
+        }
+    }
+
+    /// What the registries show of writes `0..n` of kind `w`.
+    fn shown(gov: &Governance, w: Write, n: i64) -> Vec<i64> {
+        (0..n)
+            .filter(|&i| match w {
+                Write::Audit => !gov.audit_records(|r| r.at_utc == i).is_empty(),
+                Write::Grant => gov
+                    .grants_of(A)
+                    .iter()
+                    .any(|g| g.supplier == format!("s{i}")),
+                Write::Consent => !gov.consent_history(&format!("m{i}")).is_empty(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_registry_write_refuses_later_writes_and_a_reopen_keeps_every_acknowledged_one() {
+        for op in [FaultOp::Write, FaultOp::PartialWrite, FaultOp::Sync] {
+            for w in [Write::Audit, Write::Grant, Write::Consent] {
+                let ctx = format!("{op:?} on {w:?}");
+                let fs = SimFs::new();
+                let (store, gov) = open(&fs).unwrap();
+                write(&gov, &store, w, 0).unwrap();
+                write(&gov, &store, w, 1).unwrap();
+                fs.fail_nth(op, 0);
+                assert!(
+                    matches!(write(&gov, &store, w, 2), Err(Error::Io { .. })),
+                    "{ctx}: the faulty write succeeded"
+                );
+                fs.clear_faults();
+                assert!(
+                    matches!(write(&gov, &store, w, 3), Err(Error::Io { .. })),
+                    "{ctx}: a write after the failure was accepted"
+                );
+                // Still answering reads: the acknowledged writes, not the refused one.
+                assert_eq!(shown(&gov, w, 4), vec![0, 1], "{ctx}");
+                drop((store, gov));
+                for (how, fs) in [("reopen", fs.clone()), ("crash", fs.crash())] {
+                    let (store, gov) = open(&fs).unwrap_or_else(|e| panic!("{ctx} {how}: {e}"));
+                    let got = shown(&gov, w, 4);
+                    assert!(got == [0, 1] || got == [0, 1, 2], "{ctx} {how}: {got:?}");
+                    write(&gov, &store, w, 4).unwrap_or_else(|e| panic!("{ctx} {how}: {e}"));
+                    assert_eq!(shown(&gov, w, 5).last(), Some(&4), "{ctx} {how}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_fault_while_opening_the_registries_is_an_error_and_a_retry_opens_them() {
+        for op in [FaultOp::Read, FaultOp::Append, FaultOp::Truncate] {
+            let fs = SimFs::new();
+            {
+                let (_store, gov) = open(&fs).unwrap();
+                gov.audit(audit_record(0)).unwrap();
+            }
+            // A torn tail, so that the open has to cut it.
+            let path = data().join(courbe::governance::DIR_NAME).join("audit.log");
+            fs.modify(&path, |b| b.extend_from_slice(&[7, 0, 0]))
+                .unwrap();
+            fs.fail_nth(op, 0);
+            let first =
+                Governance::open_with(data(), GovernanceConfig::default(), Arc::new(fs.clone()));
+            assert!(matches!(first, Err(Error::Io { .. })), "{op:?}");
+            fs.clear_faults();
+            let (_store, gov) = open(&fs).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            assert_eq!(gov.audit_records(|_| true), vec![audit_record(0)], "{op:?}");
+            gov.audit(audit_record(1)).unwrap();
+        }
+    }
+}

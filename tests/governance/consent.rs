@@ -606,8 +606,12 @@ fn a_registry_left_unpruned_by_a_crash_after_an_erasure_is_pruned_at_open() {
     let registries = data.join(courbe::governance::DIR_NAME);
     std::fs::create_dir_all(&registries).unwrap();
     {
-        let mut log =
-            RecordLog::open(&registries.join("consent.log"), |_: ConsentEvent| {}).unwrap();
+        let log = RecordLog::open(
+            std::sync::Arc::new(courbe::engine::fs::RealFs),
+            &registries.join("consent.log"),
+            |_: ConsentEvent| {},
+        )
+        .unwrap();
         let mut granted = revocation(A, day_utc(-100), false);
         granted.collection = Collection::Granted;
         log.append(&granted).unwrap();
