@@ -4,18 +4,45 @@
 //! Groups nest: `all` ⊃ `commune` ⊃ `iris` ⊃ `building` (a meter's codes are assumed to
 //! nest, as INSEE codes do). Only meters with a membership are counted.
 //!
-//! Every decision is taken once per **local day** and group, from the data alone, so that two
-//! requests (any periods, any levels, any roles) see the same decisions and cannot be
-//! subtracted from one another to isolate what a suppressed cell hides:
-//! 1. **primary**: a day cell is suppressed when fewer than the level's minimum of its meters
-//!    are active (non-zero energy that day), when some interval of the day has between 1 and
-//!    minimum-1 meters with a non-zero value (the curve sums would single them out), or when one
-//!    meter holds more than the dominance share of the energy (when configured);
-//! 2. **secondary**, top-down per day: inside a published parent cell, the suppressed children
-//!    plus the parent's meters that belong to no child must hold 0 or at least the child level's
-//!    minimum of active meters, else the smallest published children are suppressed too;
-//! 3. a cell of a longer period (week, month, year) is published only when every day in it is:
-//!    it is then a sum of published days and reveals nothing they do not.
+//! # The decision unit: a group at one interval start
+//!
+//! Every published number is a sum over meters and interval starts: a curve point is the sum
+//! of the members' values at one start, an energy cell the sum of value × step over the starts
+//! of its period. Publication is therefore decided per **slot** (a group at one interval start,
+//! in UTC), from the readings at that start alone: the decisions at a start are the same
+//! whatever the range, period, time zone, level or role of the request, so no two answers can
+//! be told apart by their decisions, only by which published slots they add up. A meter
+//! *contributes* to a slot when its value there is non-zero, and contributors are counted per
+//! step (5 to 60 min): a curve point weighs a meter by 1 and an energy by its step, so a curve
+//! point and the energy of the same slot together give the sum of each step apart.
+//!
+//! 1. **primary**: a slot is suppressed when, for some step, 1 to minimum-1 of its meters
+//!    contribute, or (when configured) when one meter holds more than the dominance share of
+//!    the slot's energy;
+//! 2. **inside the parent**: a slot is published only when its parent's slot at that start is
+//!    (the buildings of a withheld IRIS are withheld);
+//! 3. **secondary**, top-down per start: inside a published parent slot, the *hidden part*
+//!    (the suppressed children and the parent's meters in no child) holds, for every step, 0 or
+//!    at least the child level's minimum of contributors, else the published children with the
+//!    fewest contributors of that step are suppressed too;
+//! 4. a response cell (the curve of a local day, the energy of a day, week, month or year, in
+//!    the requested time zone, clipped to the range) is published when it holds at least one
+//!    slot and all its slots are published: it is then a sum of published slots.
+//!
+//! What this proves: at every start, the published slots form a nested family in which each
+//! published group minus its published children (and each published group without published
+//! children) holds, per step, 0 or at least the minimum of contributors. Any linear
+//! combination of published values (parents, children, curve points, energies of any
+//! overlapping periods in any time zone) gives each meter's value at a start the same
+//! coefficient as every other meter of the same step in that part, so whatever it isolates
+//! at a start is the sum of whole parts: 0 or at least the minimum of meters. Without the
+//! building level (the public's view) the parts are the same with each IRIS whole, hence at
+//! least `min_meters`; with it (public bodies), an IRIS minus its published buildings and a
+//! building hold at least `building_min_meters`. Zero readings are not protected: that a
+//! part held no contributor at a start is published (a slot exists only where one does).
+//! The count of active meters of a cell over a period is not a sum over starts: counts of two
+//! overlapping periods may differ by fewer than the minimum (a meter active on one day of a
+//! week), which tells that some meters were inactive, never what they consumed.
 //!
 //! A suppressed cell says so and carries no value and no count.
 
@@ -170,31 +197,58 @@ impl Params {
     }
 }
 
-/// One meter's data on one local day.
-#[derive(Clone, Debug, Default)]
-struct MeterDay {
-    /// Energy in W·min, exact.
-    energy_wmin: i64,
-    /// `(ts_utc, value_w)` of the non-zero points.
-    points: Vec<(i64, i64)>,
+/// The steps of a curve point (`engine::Batch::push`); contributors are counted per step, the
+/// last class holding any other.
+const STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
+const CLASSES: usize = STEPS_MIN.len() + 1;
+
+/// Contributors per step class.
+type Contributors = [u32; CLASSES];
+
+fn step_class(step_min: u16) -> usize {
+    STEPS_MIN
+        .iter()
+        .position(|&s| s == step_min)
+        .unwrap_or(STEPS_MIN.len())
 }
 
-/// One group's cell on one local day.
+fn add_contributors(to: &mut Contributors, more: &Contributors) {
+    for (t, m) in to.iter_mut().zip(more) {
+        *t += m;
+    }
+}
+
+/// A non-zero reading of one meter.
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    ts_utc: i64,
+    value_w: i64,
+    step_min: u16,
+}
+
+/// One group at one interval start: what its curve point and its energy sum there.
 #[derive(Clone, Debug, Default)]
-struct DayCell {
-    active: u32,
+struct Slot {
+    contributors: Contributors,
+    value_w: i64,
+    /// Energy in W·min, exact.
     energy_wmin: i64,
     max_meter_wmin: i64,
-    /// Per interval start: meters with a non-zero value, and the sum of values.
-    per_ts: BTreeMap<i64, (u32, i64)>,
     published: bool,
 }
 
-/// The days of the range and every meter's data per day.
+impl Slot {
+    fn meters(&self) -> u32 {
+        self.contributors.iter().sum()
+    }
+}
+
+/// A group's slots by interval start (UTC); a start where no member contributes has none.
+type Slots = BTreeMap<i64, Slot>;
+
+/// Every meter's non-zero readings over the range, in time order.
 struct Table {
-    days: Vec<(i64, i64)>,
-    /// meter -> per day index.
-    by_meter: HashMap<String, Vec<MeterDay>>,
+    by_meter: HashMap<String, Vec<Reading>>,
 }
 
 impl Table {
@@ -202,83 +256,102 @@ impl Table {
         store: &Store,
         meters: &[String],
         channel: Channel,
-        calendar: &Calendar,
+        from_utc: i64,
+        to_utc: i64,
     ) -> Result<Table, ApiError> {
-        let days = Calendar {
-            period: Period::Day,
-            ..calendar.clone()
-        }
-        .periods()?;
         let snapshot = store.snapshot();
         let mut by_meter = HashMap::with_capacity(meters.len());
         for m in meters {
             let points = snapshot
-                .points(m, channel, calendar.from_utc, calendar.to_utc)
+                .points(m, channel, from_utc, to_utc)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            let mut per_day = vec![MeterDay::default(); days.len()];
-            for p in points {
-                if p.ts_utc < calendar.from_utc || p.ts_utc >= calendar.to_utc {
-                    continue;
-                }
-                let i = days.partition_point(|(_, end)| *end <= p.ts_utc);
-                if let Some(day) = per_day.get_mut(i) {
-                    day.energy_wmin += i64::from(p.value) * i64::from(p.step_min);
-                    if p.value != 0 {
-                        day.points.push((p.ts_utc, i64::from(p.value)));
-                    }
-                }
-            }
-            by_meter.insert(m.clone(), per_day);
+            let mut readings: Vec<Reading> = points
+                .into_iter()
+                .filter(|p| p.value != 0 && (from_utc..to_utc).contains(&p.ts_utc))
+                .map(|p| Reading {
+                    ts_utc: p.ts_utc,
+                    value_w: i64::from(p.value),
+                    step_min: p.step_min,
+                })
+                .collect();
+            readings.sort_by_key(|r| r.ts_utc);
+            by_meter.insert(m.clone(), readings);
         }
-        Ok(Table { days, by_meter })
+        Ok(Table { by_meter })
     }
 
-    /// The day cells of a set of meters.
-    fn cells(&self, members: &[String]) -> Vec<DayCell> {
-        let mut cells = vec![DayCell::default(); self.days.len()];
+    fn readings(&self, meter: &str, start: i64, end: i64) -> &[Reading] {
+        let Some(all) = self.by_meter.get(meter) else {
+            return &[];
+        };
+        let lo = all.partition_point(|r| r.ts_utc < start);
+        let hi = all.partition_point(|r| r.ts_utc < end);
+        all.get(lo..hi).unwrap_or(&[])
+    }
+
+    /// The slots of a set of meters, none published yet.
+    fn slots(&self, members: &[String]) -> Slots {
+        let mut slots = Slots::new();
         for m in members {
-            let Some(per_day) = self.by_meter.get(m) else {
-                continue;
-            };
-            for (cell, day) in cells.iter_mut().zip(per_day) {
-                if day.points.is_empty() {
-                    continue;
+            for r in self.by_meter.get(m).into_iter().flatten() {
+                let slot = slots.entry(r.ts_utc).or_default();
+                let energy_wmin = r.value_w * i64::from(r.step_min);
+                if let Some(n) = slot.contributors.get_mut(step_class(r.step_min)) {
+                    *n += 1;
                 }
-                cell.active += 1;
-                cell.energy_wmin += day.energy_wmin;
-                cell.max_meter_wmin = cell.max_meter_wmin.max(day.energy_wmin);
-                for &(ts, v) in &day.points {
-                    let e = cell.per_ts.entry(ts).or_default();
-                    e.0 += 1;
-                    e.1 += v;
-                }
+                slot.value_w += r.value_w;
+                slot.energy_wmin += energy_wmin;
+                slot.max_meter_wmin = slot.max_meter_wmin.max(energy_wmin);
             }
         }
-        cells
+        slots
+    }
+
+    /// Members with a non-zero reading in `[start, end)`.
+    fn active(&self, members: &[String], start: i64, end: i64) -> u32 {
+        members
+            .iter()
+            .filter(|m| !self.readings(m, start, end).is_empty())
+            .count() as u32
+    }
+
+    fn energy_wmin(&self, meter: &str, start: i64, end: i64) -> i64 {
+        self.readings(meter, start, end)
+            .iter()
+            .map(|r| r.value_w * i64::from(r.step_min))
+            .sum()
     }
 }
 
-fn passes_primary(cell: &DayCell, min: u32, rule: &Suppression) -> bool {
-    if cell.active < min.max(1) {
-        return false;
-    }
-    if cell.per_ts.values().any(|&(n, _)| n > 0 && n < min) {
+fn passes_primary(slot: &Slot, min: u32, rule: &Suppression) -> bool {
+    if slot.meters() == 0 || slot.contributors.iter().any(|&n| n > 0 && n < min) {
         return false;
     }
     match rule.max_share {
-        Some(share) if cell.energy_wmin > 0 => {
-            cell.max_meter_wmin as f64 <= share * cell.energy_wmin as f64
+        Some(share) if slot.energy_wmin > 0 => {
+            slot.max_meter_wmin as f64 <= share * slot.energy_wmin as f64
         }
         _ => true,
     }
 }
 
-/// The groups of one level: code to members and day cells.
-type LevelCells = BTreeMap<String, (Vec<String>, Vec<DayCell>)>;
+/// Whether the cell `[start, end)` of a group is published: it holds a slot and every slot
+/// in it is published.
+fn publishable(slots: &Slots, start: i64, end: i64) -> bool {
+    let mut inside = slots.range(start..end).peekable();
+    inside.peek().is_some() && inside.all(|(_, s)| s.published)
+}
 
-/// Every group's day cells at every level, with the final publication decisions.
+/// A group: its members and its slots with their decisions.
+#[derive(Clone, Debug, Default)]
+struct Group {
+    members: Vec<String>,
+    slots: Slots,
+}
+
+/// Every group's slots at every level, with the final publication decisions.
 struct Decisions {
-    levels: BTreeMap<Level, LevelCells>,
+    levels: BTreeMap<Level, BTreeMap<String, Group>>,
 }
 
 const LEVELS: [Level; 4] = [Level::All, Level::Commune, Level::Iris, Level::Building];
@@ -291,25 +364,34 @@ impl Decisions {
             let min = rule.min_for(level);
             let mut at_level = BTreeMap::new();
             for (code, members) in groups.groups(level) {
-                let mut cells = table.cells(&members);
-                for c in &mut cells {
-                    c.published = passes_primary(c, min, rule);
+                let mut slots = table.slots(&members);
+                for s in slots.values_mut() {
+                    s.published = passes_primary(s, min, rule);
                 }
-                at_level.insert(code, (members, cells));
+                at_level.insert(code, Group { members, slots });
             }
             levels.insert(level, at_level);
         }
         let mut decisions = Decisions { levels };
-        for pair in LEVELS.windows(2) {
-            if let [parent, child] = pair {
-                decisions.secondary(&groups, *parent, *child, table, rule);
+        // Only suppressions happen, so this ends; a second pass is needed only when a parent
+        // slot had to be withheld itself, which changes the hidden part of its own parent.
+        loop {
+            let mut parent_withheld = false;
+            for pair in LEVELS.windows(2) {
+                if let [parent, child] = pair {
+                    parent_withheld |= decisions.secondary(&groups, *parent, *child, table, rule);
+                }
+            }
+            if !parent_withheld {
+                break;
             }
         }
         decisions
     }
 
-    /// Inside each published parent day cell, the hidden part (suppressed children and the
-    /// meters in no child) holds 0 or at least the child minimum of active meters.
+    /// Withholds the child slots of withheld parent slots, then makes the hidden part of each
+    /// published parent slot hold, per step, 0 or at least the child minimum of contributors.
+    /// True when a parent slot had to be withheld (no published child left to withhold).
     fn secondary(
         &mut self,
         groups: &super::groups::GroupRegistry,
@@ -317,17 +399,21 @@ impl Decisions {
         child: Level,
         table: &Table,
         rule: &Suppression,
-    ) {
+    ) -> bool {
         let min = rule.min_for(child);
-        let parents = self.levels.get(&parent).cloned().unwrap_or_default();
-        let Some(children) = self.levels.get_mut(&child) else {
-            return;
-        };
-        for (_, (members, parent_cells)) in parents {
+        let mut children = self.levels.remove(&child).unwrap_or_default();
+        let mut parent_withheld = false;
+        for parent_group in self
+            .levels
+            .get_mut(&parent)
+            .into_iter()
+            .flatten()
+            .map(|(_, g)| g)
+        {
             // The children of this parent, and the members in no child.
             let mut kids: Vec<String> = Vec::new();
             let mut orphans: Vec<String> = Vec::new();
-            for m in &members {
+            for m in &parent_group.members {
                 match groups.get(m).and_then(|ms| ms.code(child)) {
                     Some(code) => {
                         if !kids.iter().any(|k| k == code) {
@@ -337,43 +423,67 @@ impl Decisions {
                     None => orphans.push(m.clone()),
                 }
             }
-            let orphan_cells = table.cells(&orphans);
-            for (d, parent_cell) in parent_cells.iter().enumerate() {
-                if !parent_cell.published {
+            let mut hidden: BTreeMap<i64, Contributors> = table
+                .slots(&orphans)
+                .into_iter()
+                .map(|(ts, s)| (ts, s.contributors))
+                .collect();
+            for k in &kids {
+                let Some(kid) = children.get_mut(k) else {
+                    continue;
+                };
+                for (ts, s) in &mut kid.slots {
+                    if !parent_group.slots.get(ts).is_some_and(|p| p.published) {
+                        s.published = false;
+                    } else if !s.published {
+                        add_contributors(hidden.entry(*ts).or_default(), &s.contributors);
+                    }
+                }
+            }
+            for (ts, mut h) in hidden {
+                let Some(parent_slot) = parent_group.slots.get_mut(&ts) else {
+                    continue;
+                };
+                if !parent_slot.published {
                     continue;
                 }
-                let active =
-                    |code: &str, children: &BTreeMap<String, (Vec<String>, Vec<DayCell>)>| {
-                        children
-                            .get(code)
-                            .and_then(|(_, cells)| cells.get(d))
-                            .map_or((0, false), |c| (c.active, c.published))
-                    };
-                let mut hidden: u32 = orphan_cells.get(d).map_or(0, |c| c.active);
-                for k in &kids {
-                    let (a, published) = active(k, children);
-                    if !published {
-                        hidden += a;
-                    }
-                }
-                while hidden > 0 && hidden < min {
-                    let smallest = kids
+                while let Some(class) = h.iter().position(|&n| n > 0 && n < min) {
+                    let fewest = kids
                         .iter()
                         .filter_map(|k| {
-                            let (a, published) = active(k, children);
-                            published.then_some((a, k.clone()))
+                            let s = children.get(k)?.slots.get(&ts)?;
+                            let n = *s.contributors.get(class)?;
+                            (s.published && n > 0).then(|| (n, s.meters(), k.clone()))
                         })
                         .min();
-                    let Some((a, k)) = smallest else {
-                        break;
-                    };
-                    if let Some(cell) = children.get_mut(&k).and_then(|(_, c)| c.get_mut(d)) {
-                        cell.published = false;
+                    let withheld = fewest.and_then(|(_, _, k)| {
+                        children.get_mut(&k).and_then(|g| g.slots.get_mut(&ts))
+                    });
+                    match withheld {
+                        Some(s) => {
+                            s.published = false;
+                            add_contributors(&mut h, &s.contributors);
+                        }
+                        None => {
+                            // Unreachable while the parent's minimum is at least the child's
+                            // (then the parent itself fails the primary rule).
+                            parent_slot.published = false;
+                            parent_withheld = true;
+                            for k in &kids {
+                                if let Some(s) =
+                                    children.get_mut(k).and_then(|g| g.slots.get_mut(&ts))
+                                {
+                                    s.published = false;
+                                }
+                            }
+                            break;
+                        }
                     }
-                    hidden += a;
                 }
             }
         }
+        self.levels.insert(child, children);
+        parent_withheld
     }
 }
 
@@ -426,88 +536,64 @@ fn period_name(p: Period) -> &'static str {
     }
 }
 
-/// The cells of one group over the periods, from its day cells.
+/// The cells of one group: the curve of each local day, or the energy of each period.
 fn group_cells(
     kind: Kind,
-    days: &[(i64, i64)],
-    periods: &[(i64, i64)],
+    calendar: &Calendar,
     members: &[String],
     table: &Table,
-    cells: &[DayCell],
-) -> Vec<CellJson> {
-    let suppressed = |start: i64, end: i64| CellJson {
-        start: format_ts(start),
-        end: format_ts(end),
-        meters: None,
-        energy_wh: None,
-        points: None,
-        suppressed: true,
+    slots: &Slots,
+) -> Result<Vec<CellJson>, ApiError> {
+    let spans = match kind {
+        Kind::Curve => Calendar {
+            period: Period::Day,
+            ..calendar.clone()
+        }
+        .periods()?,
+        Kind::Energy => calendar.periods()?,
     };
-    match kind {
-        Kind::Curve => days
-            .iter()
-            .zip(cells)
-            .map(|(&(start, end), c)| {
-                if !c.published {
-                    return suppressed(start, end);
-                }
-                CellJson {
+    Ok(spans
+        .into_iter()
+        .map(|(start, end)| {
+            if !publishable(slots, start, end) {
+                return CellJson {
                     start: format_ts(start),
                     end: format_ts(end),
-                    meters: Some(c.active),
+                    meters: None,
                     energy_wh: None,
-                    points: Some(
-                        c.per_ts
-                            .iter()
-                            .map(|(&ts, &(n, sum))| CurvePointJson {
+                    points: None,
+                    suppressed: true,
+                };
+            }
+            let inside = slots.range(start..end);
+            let (energy_wh, points) = match kind {
+                Kind::Curve => (
+                    None,
+                    Some(
+                        inside
+                            .map(|(&ts, s)| CurvePointJson {
                                 ts: format_ts(ts),
-                                value: sum,
-                                meters: n,
+                                value: s.value_w,
+                                meters: s.meters(),
                             })
                             .collect(),
                     ),
-                    suppressed: false,
-                }
-            })
-            .collect(),
-        Kind::Energy => periods
-            .iter()
-            .map(|&(start, end)| {
-                let inside: Vec<usize> = (0..days.len())
-                    .filter(|&i| days.get(i).is_some_and(|&(s, _)| s >= start && s < end))
-                    .collect();
-                let all_published = inside
-                    .iter()
-                    .all(|&i| cells.get(i).is_some_and(|c| c.published));
-                if inside.is_empty() || !all_published {
-                    return suppressed(start, end);
-                }
-                let energy_wmin: i64 = inside
-                    .iter()
-                    .filter_map(|&i| cells.get(i))
-                    .map(|c| c.energy_wmin)
-                    .sum();
-                let active = members
-                    .iter()
-                    .filter(|m| {
-                        table.by_meter.get(*m).is_some_and(|per_day| {
-                            inside
-                                .iter()
-                                .any(|&i| per_day.get(i).is_some_and(|d| !d.points.is_empty()))
-                        })
-                    })
-                    .count() as u32;
-                CellJson {
-                    start: format_ts(start),
-                    end: format_ts(end),
-                    meters: Some(active),
-                    energy_wh: Some(energy_wmin as f64 / 60.0),
-                    points: None,
-                    suppressed: false,
-                }
-            })
-            .collect(),
-    }
+                ),
+                Kind::Energy => (
+                    Some(inside.map(|(_, s)| s.energy_wmin).sum::<i64>() as f64 / 60.0),
+                    None,
+                ),
+            };
+            CellJson {
+                start: format_ts(start),
+                end: format_ts(end),
+                meters: Some(table.active(members, start, end)),
+                energy_wh,
+                points,
+                suppressed: false,
+            }
+        })
+        .collect())
 }
 
 /// Answers an aggregate question for `principal` (already authorised for its level).
@@ -518,22 +604,21 @@ pub fn answer(
     params: &Params,
 ) -> Result<AggregatesBody, ApiError> {
     let rule = gov.config().aggregates;
-    let periods = params.calendar.periods()?;
-    let groups_reg = gov.groups();
+    let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
     let (groups_out, min) = match &params.meters {
         Some(ids) => {
             // Ad-hoc groups are the operator's (see `authorize`): primary rule only.
-            let table = Table::load(store, ids, params.channel, &params.calendar)?;
+            let table = Table::load(store, ids, params.channel, from_utc, to_utc)?;
             let min = rule.min_meters;
-            let mut cells = table.cells(ids);
-            for c in &mut cells {
-                c.published = passes_primary(c, min, &rule);
+            let mut slots = table.slots(ids);
+            for s in slots.values_mut() {
+                s.published = passes_primary(s, min, &rule);
             }
-            let out = group_cells(params.kind, &table.days, &periods, ids, &table, &cells);
+            let cells = group_cells(params.kind, &params.calendar, ids, &table, &slots)?;
             (
                 vec![GroupJson {
                     group: "ad-hoc".into(),
-                    cells: out,
+                    cells,
                 }],
                 min,
             )
@@ -547,16 +632,17 @@ pub fn answer(
                     "this token does not allow this request",
                 ));
             }
-            let all: Vec<String> = groups_reg
+            let all: Vec<String> = gov
+                .groups()
                 .groups(Level::All)
                 .into_values()
                 .next()
                 .unwrap_or_default();
-            let table = Table::load(store, &all, params.channel, &params.calendar)?;
+            let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
             let decisions = Decisions::compute(gov, &table, &rule);
             let mut out = Vec::new();
             if let Some(at_level) = decisions.levels.get(&params.level) {
-                for (code, (members, cells)) in at_level {
+                for (code, group) in at_level {
                     if params.code.as_deref().is_some_and(|c| c != code) {
                         continue;
                     }
@@ -564,12 +650,11 @@ pub fn answer(
                         group: code.clone(),
                         cells: group_cells(
                             params.kind,
-                            &table.days,
-                            &periods,
-                            members,
+                            &params.calendar,
+                            &group.members,
                             &table,
-                            cells,
-                        ),
+                            &group.slots,
+                        )?,
                     });
                 }
             }
@@ -669,55 +754,34 @@ pub fn compare(
     if !all.iter().any(|m| m == meter) {
         all.push(meter.to_string());
     }
-    let table = Table::load(store, &all, params.channel, &calendar)?;
+    let table = Table::load(
+        store,
+        &all,
+        params.channel,
+        calendar.from_utc,
+        calendar.to_utc,
+    )?;
     let decisions = Decisions::compute(gov, &table, &rule);
     let membership = groups_reg.get(meter);
-    let month_energy = |m: &str, inside: &[usize]| -> f64 {
-        table.by_meter.get(m).map_or(0.0, |per_day| {
-            inside
-                .iter()
-                .filter_map(|&i| per_day.get(i))
-                .map(|d| d.energy_wmin)
-                .sum::<i64>() as f64
-                / 60.0
-        })
-    };
+    let wh = |wmin: i64| wmin as f64 / 60.0;
     let mut out = Vec::new();
     for &(start, end) in &months {
-        let inside: Vec<usize> = (0..table.days.len())
-            .filter(|&i| {
-                table
-                    .days
-                    .get(i)
-                    .is_some_and(|&(s, _)| s >= start && s < end)
-            })
-            .collect();
         let mut groups = Vec::new();
         for level in [Level::Iris, Level::Commune, Level::All] {
             let Some(code) = membership.and_then(|ms| ms.code(level)) else {
                 continue;
             };
-            let Some((members, cells)) = decisions.levels.get(&level).and_then(|l| l.get(code))
-            else {
+            let Some(group) = decisions.levels.get(&level).and_then(|l| l.get(code)) else {
                 continue;
             };
-            let published = !inside.is_empty()
-                && inside
-                    .iter()
-                    .all(|&i| cells.get(i).is_some_and(|c| c.published));
-            let mut values: Vec<f64> = members
+            let mut values: Vec<f64> = group
+                .members
                 .iter()
-                .filter(|m| {
-                    table.by_meter.get(*m).is_some_and(|per_day| {
-                        inside
-                            .iter()
-                            .any(|&i| per_day.get(i).is_some_and(|d| !d.points.is_empty()))
-                    })
-                })
-                .map(|m| month_energy(m, &inside))
+                .filter(|m| !table.readings(m, start, end).is_empty())
+                .map(|m| wh(table.energy_wmin(m, start, end)))
                 .collect();
             values.sort_by(f64::total_cmp);
-            let q = quartiles(&values).filter(|_| published);
+            let q = quartiles(&values).filter(|_| publishable(&group.slots, start, end));
             groups.push(DistributionJson {
                 level: level_name(level),
                 group: code.to_string(),
@@ -731,7 +795,7 @@ pub fn compare(
         out.push(CompareMonthJson {
             start: format_ts(start),
             end: format_ts(end),
-            energy_wh: month_energy(meter, &inside),
+            energy_wh: wh(table.energy_wmin(meter, start, end)),
             groups,
         });
     }
@@ -757,23 +821,25 @@ mod tests {
     }
 
     #[test]
-    fn an_interval_with_few_contributors_fails_the_primary_rule() {
+    fn a_slot_with_few_contributors_of_one_step_fails_the_primary_rule() {
         let rule = Suppression::default();
-        let mut cell = DayCell {
-            active: 12,
-            energy_wmin: 100,
-            max_meter_wmin: 10,
-            ..DayCell::default()
+        let mut slot = Slot {
+            value_w: 1_200,
+            energy_wmin: 36_000,
+            max_meter_wmin: 3_000,
+            ..Slot::default()
         };
-        cell.per_ts.insert(0, (12, 100));
-        assert!(passes_primary(&cell, 10, &rule));
-        cell.per_ts.insert(1_800, (3, 100));
-        assert!(!passes_primary(&cell, 10, &rule));
-        cell.per_ts.remove(&1_800);
+        slot.contributors[step_class(30)] = 12;
+        assert!(passes_primary(&slot, 10, &rule));
+        // One hourly meter among twelve half-hourly ones: 30 × curve − energy would be it.
+        slot.contributors[step_class(60)] = 1;
+        assert!(!passes_primary(&slot, 10, &rule));
+        slot.contributors[step_class(60)] = 0;
         let dominant = Suppression {
             max_share: Some(0.05),
             ..rule
         };
-        assert!(!passes_primary(&cell, 10, &dominant));
+        assert!(!passes_primary(&slot, 10, &dominant));
+        assert!(!passes_primary(&Slot::default(), 10, &rule));
     }
 }

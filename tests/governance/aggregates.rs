@@ -122,6 +122,198 @@ fn a_suppressed_cell_never_leaks_its_value_in_any_field_or_through_an_overlappin
     }
 }
 
+/// One day of half-hours from `day_utc(days)`, value `value(i)` at half-hour `i` (0 is a
+/// reading of zero, stored like any other).
+fn curve_batch(batch: &mut Batch, meter: &str, days: i64, value: impl Fn(i64) -> i32) {
+    let start = day_utc(days);
+    for i in 0..48 {
+        batch
+            .push(
+                meter,
+                courbe::Channel::Consumption,
+                courbe::Point {
+                    ts_utc: start + i * 1_800,
+                    value: value(i),
+                    step_min: 30,
+                    quality: courbe::Quality::Measured,
+                },
+            )
+            .unwrap();
+    }
+}
+
+fn load_groups(server: &Server, csv: &str) {
+    let reply = server.call(Some(OPERATOR), "PUT", "/v1/groups", Some(("text/csv", csv)));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// `(value, meters)` of the published curve point at `ts` of `group`, `None` when the cell
+/// holding it is suppressed or has no such point.
+fn curve_point(body: &Value, group: &str, ts: i64) -> Option<(i64, u64)> {
+    let at = rfc(ts);
+    let g = body["groups"]
+        .as_array()?
+        .iter()
+        .find(|g| g["group"] == group)?;
+    g["cells"].as_array()?.iter().find_map(|c| {
+        c["points"].as_array()?.iter().find_map(|p| {
+            (p["ts"] == at.as_str())
+                .then(|| (p["value"].as_i64().unwrap(), p["meters"].as_u64().unwrap()))
+        })
+    })
+}
+
+#[test]
+fn a_commune_minus_its_published_iris_never_isolates_the_one_meter_of_an_interval() {
+    // Commune C1: IRIS I1 of 12 meters, all non-zero all day; IRIS I2 of 10 meters, of which
+    // only the lone meter L is non-zero at 03:00Z (the 9 others read 0 then, non-zero else).
+    // At 03:00Z the commune has 13 contributing meters and I1 12: C1 - I1 would be L.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut batch = Batch::new();
+    let mut groups = String::from("meter_id,commune,iris\n");
+    for n in 0..12 {
+        curve_batch(&mut batch, &meter(n), -2, |i| 100 + n as i32 + i as i32);
+        groups.push_str(&format!("{},C1,I1\n", meter(n)));
+    }
+    let lone = meter(12);
+    let lone_w = 4_321;
+    curve_batch(&mut batch, &lone, -2, |_| lone_w);
+    groups.push_str(&format!("{lone},C1,I2\n"));
+    for n in 13..22 {
+        curve_batch(&mut batch, &meter(n), -2, |i| {
+            if i == 6 {
+                0
+            } else {
+                200 + i as i32
+            }
+        });
+        groups.push_str(&format!("{},C1,I2\n", meter(n)));
+    }
+    server.store.ingest(&batch).unwrap();
+    load_groups(&server, &groups);
+
+    let d = day_utc(-2);
+    let at = d + 3 * 3_600;
+    let day = format!("kind=curve&tz=UTC&from={}&to={}", rfc(d), rfc(d + 86_400));
+    let communes = aggregates(&server, PUBLIC, &format!("level=commune&{day}"));
+    let iris = aggregates(&server, PUBLIC, &format!("level=iris&{day}"));
+    let c1 = curve_point(&communes, "C1", at);
+    let i1 = curve_point(&iris, "I1", at);
+    assert_eq!(
+        curve_point(&iris, "I2", at),
+        None,
+        "I2 has one contributor at 03:00Z"
+    );
+    assert!(c1.is_some(), "the commune's 13 contributors are published");
+    if let (Some((c1_w, c1_n)), Some((i1_w, i1_n))) = (c1, i1) {
+        assert_ne!(
+            c1_w - i1_w,
+            i64::from(lone_w),
+            "C1 - I1 at 03:00Z is L: {c1_w} - {i1_w}"
+        );
+        let hidden = c1_n - i1_n;
+        assert!(
+            hidden == 0 || hidden >= 10,
+            "C1 - I1 at 03:00Z covers {hidden} meters"
+        );
+    }
+}
+
+/// The UTC instant of the Paris midnight that falls inside UTC day `day_utc(days)`.
+fn paris_midnight_in_utc_day(days: i64) -> i64 {
+    let tz = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let noon = jiff::Timestamp::from_second(day_utc(days) + 12 * 3_600).unwrap();
+    let next_day = noon.to_zoned(tz).date().tomorrow().unwrap();
+    next_day
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Paris").unwrap())
+        .unwrap()
+        .timestamp()
+        .as_second()
+}
+
+#[test]
+fn a_utc_day_minus_a_paris_day_never_isolates_the_hour_between_them() {
+    // Commune C1: I1 of 12 meters non-zero always; I2 of 10 meters zero from 22:00Z to 24:00Z
+    // every day (other values changing from day to day), and a lone meter L of I2 non-zero only
+    // in the hour after the Paris midnight that falls in UTC day -2. That UTC day and the Paris
+    // day ending at that midnight differ by the hour, so their (C1 - I1) differ by L's energy
+    // of the hour, unless one of them is withheld.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut batch = Batch::new();
+    let mut groups = String::from("meter_id,commune,iris\n");
+    let lone = meter(12);
+    let midnight = paris_midnight_in_utc_day(-2);
+    let lone_w = 4_321;
+    for days in -3..=-1 {
+        for n in 0..12 {
+            curve_batch(&mut batch, &meter(n), days, |i| 100 + n as i32 + i as i32);
+        }
+        for n in 13..23 {
+            curve_batch(&mut batch, &meter(n), days, |i| {
+                if i >= 44 {
+                    0
+                } else {
+                    200 + i as i32 + 7 * days as i32
+                }
+            });
+        }
+        let start = day_utc(days);
+        curve_batch(&mut batch, &lone, days, |i| {
+            let ts = start + i * 1_800;
+            if (midnight..midnight + 3_600).contains(&ts) {
+                lone_w
+            } else {
+                0
+            }
+        });
+    }
+    for n in 0..12 {
+        groups.push_str(&format!("{},C1,I1\n", meter(n)));
+    }
+    for n in 12..23 {
+        groups.push_str(&format!("{},C1,I2\n", meter(n)));
+    }
+    server.store.ingest(&batch).unwrap();
+    load_groups(&server, &groups);
+
+    let lone_hour_wh = f64::from(lone_w);
+    let range = format!(
+        "from={}&to={}&period=day",
+        rfc(day_utc(-3)),
+        rfc(day_utc(0))
+    );
+    let mut differences = Vec::new();
+    for tz in ["UTC", "Europe/Paris"] {
+        let communes = aggregates(&server, PUBLIC, &format!("level=commune&tz={tz}&{range}"));
+        let iris = aggregates(&server, PUBLIC, &format!("level=iris&tz={tz}&{range}"));
+        let cells = |body: &Value, group: &str| -> Vec<Value> {
+            body["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["group"] == group)
+                .map(|g| g["cells"].as_array().unwrap().clone())
+                .unwrap()
+        };
+        for (c, i) in cells(&communes, "C1").iter().zip(cells(&iris, "I1")) {
+            if let (Some(c_wh), Some(i_wh)) = (c["energy_wh"].as_f64(), i["energy_wh"].as_f64()) {
+                differences.push((tz, c["start"].to_string(), c_wh - i_wh));
+            }
+        }
+    }
+    for (tz_a, start_a, a) in &differences {
+        for (tz_b, start_b, b) in &differences {
+            assert_ne!(
+                a - b,
+                lone_hour_wh,
+                "(C1 - I1) of {tz_a} day {start_a} minus that of {tz_b} day {start_b} is L's hour"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_longer_period_is_suppressed_when_one_of_its_days_is() {
     let dir = tempfile::tempdir().unwrap();
