@@ -4,45 +4,44 @@
 //! Groups nest: `all` ⊃ `commune` ⊃ `iris` ⊃ `building` (a meter's codes are assumed to
 //! nest, as INSEE codes do). Only meters with a membership are counted.
 //!
-//! # The decision unit: a group at one interval start
+//! # The decision unit: a group in one half-hour
 //!
-//! Every published number is a sum over meters and interval starts: a curve point is the sum
-//! of the members' values at one start, an energy cell the sum of value × step over the starts
-//! of its period. Publication is therefore decided per **slot** (a group at one interval start,
-//! in UTC), from the readings at that start alone: the decisions at a start are the same
-//! whatever the range, period, time zone, level or role of the request, so no two answers can
-//! be told apart by their decisions, only by which published slots they add up. A meter
-//! *contributes* to a slot when its value there is non-zero, and contributors are counted per
-//! step (5 to 60 min): a curve point weighs a meter by 1 and an energy by its step, so a curve
-//! point and the energy of the same slot together give the sum of each step apart.
+//! Aggregates are summed on one grid, the UTC half-hours: a reading (5 to 60 min) gives each
+//! half-hour it overlaps its value × the overlap. A curve point is a group's energy in one
+//! half-hour divided by its length (the mean power, exact for half-hourly readings), an energy
+//! cell the sum of its half-hours, so every published number is a sum of **slots** (a group in
+//! one half-hour) and a curve point and an energy can never be weighed against each other to
+//! separate meters of different steps. Publication is decided per slot from the readings of
+//! that half-hour alone: the decisions are the same whatever the range, period, time zone,
+//! level or role of the request, and two answers differ only by which published slots they
+//! add up. A meter *contributes* to a slot when a non-zero reading of it overlaps the slot.
 //!
-//! 1. **primary**: a slot is suppressed when, for some step, 1 to minimum-1 of its meters
+//! 1. **primary**: a slot is suppressed when fewer than the level's minimum of its meters
 //!    contribute, or (when configured) when one meter holds more than the dominance share of
 //!    the slot's energy;
-//! 2. **inside the parent**: a slot is published only when its parent's slot at that start is
-//!    (the buildings of a withheld IRIS are withheld);
-//! 3. **secondary**, top-down per start: inside a published parent slot, the *hidden part*
-//!    (the suppressed children and the parent's meters in no child) holds, for every step, 0 or
-//!    at least the child level's minimum of contributors, else the published children with the
-//!    fewest contributors of that step are suppressed too;
-//! 4. a response cell (the curve of a local day, the energy of a day, week, month or year, in
-//!    the requested time zone, clipped to the range) is published when it holds at least one
-//!    slot and all its slots are published: it is then a sum of published slots.
+//! 2. **inside the parent**: a slot is published only when its parent's slot is (the buildings
+//!    of a withheld IRIS are withheld);
+//! 3. **secondary**, top-down per half-hour: inside a published parent slot, the *hidden part*
+//!    (the suppressed children and the parent's meters in no child) holds 0 or at least the
+//!    child level's minimum of contributors, else the published children with the fewest
+//!    contributors are suppressed too;
+//! 4. a cell of an answer (the curve of a local day, the energy of a day, week, month or year
+//!    in the requested time zone, clipped to the range) is published when it holds at least
+//!    one slot and all its slots are; its bounds must fall on the grid (a time zone whose
+//!    offset is not a whole half-hour, or a `from`/`to` off the grid, is refused).
 //!
-//! What this proves: at every start, the published slots form a nested family in which each
-//! published group minus its published children (and each published group without published
-//! children) holds, per step, 0 or at least the minimum of contributors. Any linear
-//! combination of published values (parents, children, curve points, energies of any
-//! overlapping periods in any time zone) gives each meter's value at a start the same
-//! coefficient as every other meter of the same step in that part, so whatever it isolates
-//! at a start is the sum of whole parts: 0 or at least the minimum of meters. Without the
-//! building level (the public's view) the parts are the same with each IRIS whole, hence at
-//! least `min_meters`; with it (public bodies), an IRIS minus its published buildings and a
-//! building hold at least `building_min_meters`. Zero readings are not protected: that a
-//! part held no contributor at a start is published (a slot exists only where one does).
-//! The count of active meters of a cell over a period is not a sum over starts: counts of two
-//! overlapping periods may differ by fewer than the minimum (a meter active on one day of a
-//! week), which tells that some meters were inactive, never what they consumed.
+//! What this proves: in every half-hour, the published slots form a nested family in which a
+//! published group minus its published children holds 0 or at least the minimum of
+//! contributors. A linear combination of published numbers (parents, children, curve points,
+//! energies of overlapping periods in any time zone) weighs all meters of such a part in a
+//! half-hour alike, so what it isolates in a half-hour is a union of whole parts: 0 or at
+//! least the minimum of meters. Without the building level (the public's view) each IRIS is
+//! a whole part, so at least `min_meters`; with it (public bodies), an IRIS minus its published
+//! buildings and a building hold at least `building_min_meters`. Not protected: that a part
+//! had no contributor in a half-hour (a zero is a zero), and the count of active meters of a
+//! cell, which is not a sum over half-hours: the counts of two overlapping periods may differ
+//! by fewer than the minimum (a meter active on one day of a week), telling that some meters
+//! were inactive, never what they consumed.
 //!
 //! A suppressed cell says so and carries no value and no count.
 
@@ -197,58 +196,76 @@ impl Params {
     }
 }
 
-/// The steps of a curve point (`engine::Batch::push`); contributors are counted per step, the
-/// last class holding any other.
-const STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
-const CLASSES: usize = STEPS_MIN.len() + 1;
+/// The grid every aggregate is summed on: half-hours from the Unix epoch, in seconds.
+const SLOT_S: i64 = 1_800;
 
-/// Contributors per step class.
-type Contributors = [u32; CLASSES];
-
-fn step_class(step_min: u16) -> usize {
-    STEPS_MIN
+/// Whether every boundary of `spans` falls on the grid.
+fn check_grid(spans: &[(i64, i64)]) -> Result<(), ApiError> {
+    if spans
         .iter()
-        .position(|&s| s == step_min)
-        .unwrap_or(STEPS_MIN.len())
-}
-
-fn add_contributors(to: &mut Contributors, more: &Contributors) {
-    for (t, m) in to.iter_mut().zip(more) {
-        *t += m;
+        .all(|&(start, end)| start.rem_euclid(SLOT_S) == 0 && end.rem_euclid(SLOT_S) == 0)
+    {
+        return Ok(());
     }
+    Err(ApiError::invalid(
+        "aggregates are summed per half-hour: `from`, `to` and the period boundaries in `tz` \
+         must fall on a half-hour",
+    ))
 }
 
-/// A non-zero reading of one meter.
-#[derive(Clone, Copy, Debug)]
-struct Reading {
-    ts_utc: i64,
-    value_w: i64,
-    step_min: u16,
+/// One meter over the range: its energy per grid slot where a non-zero reading overlaps it.
+type MeterSlots = Vec<(i64, i64)>;
+
+/// The longest step of a reading, seconds: a slot holds readings that started that much
+/// before it.
+const MAX_STEP_S: i64 = 3_600;
+
+/// A meter's readings spread on the grid, each slot of `[from, to)` getting value × overlap
+/// in W·s, whatever reading it comes from.
+fn meter_slots(points: &[crate::Point], from_utc: i64, to_utc: i64) -> MeterSlots {
+    let mut by_slot: BTreeMap<i64, i64> = BTreeMap::new();
+    for p in points {
+        if p.value == 0 {
+            continue;
+        }
+        let end = p.ts_utc + i64::from(p.step_min) * 60;
+        let mut slot = p.ts_utc - p.ts_utc.rem_euclid(SLOT_S);
+        while slot < end {
+            let overlap_s = end.min(slot + SLOT_S) - p.ts_utc.max(slot);
+            if (from_utc..to_utc).contains(&slot) {
+                *by_slot.entry(slot).or_default() += i64::from(p.value) * overlap_s;
+            }
+            slot += SLOT_S;
+        }
+    }
+    by_slot.into_iter().collect()
 }
 
-/// One group at one interval start: what its curve point and its energy sum there.
+/// One group in one grid slot: its contributors and the energy its curve point and its
+/// energy cells are made of.
 #[derive(Clone, Debug, Default)]
 struct Slot {
-    contributors: Contributors,
-    value_w: i64,
-    /// Energy in W·min, exact.
-    energy_wmin: i64,
-    max_meter_wmin: i64,
+    /// Members with a non-zero reading in the slot.
+    contributors: u32,
+    /// Energy in W·s, exact.
+    energy_ws: i64,
+    max_meter_ws: i64,
     published: bool,
 }
 
 impl Slot {
-    fn meters(&self) -> u32 {
-        self.contributors.iter().sum()
+    /// The mean power over the slot, to the watt (exact for half-hourly readings).
+    fn value_w(&self) -> i64 {
+        (self.energy_ws + SLOT_S / 2).div_euclid(SLOT_S)
     }
 }
 
-/// A group's slots by interval start (UTC); a start where no member contributes has none.
+/// A group's slots by start (UTC); a slot where no member contributes is absent.
 type Slots = BTreeMap<i64, Slot>;
 
-/// Every meter's non-zero readings over the range, in time order.
+/// Every meter's energy per grid slot over the range.
 struct Table {
-    by_meter: HashMap<String, Vec<Reading>>,
+    by_meter: HashMap<String, MeterSlots>,
 }
 
 impl Table {
@@ -263,29 +280,20 @@ impl Table {
         let mut by_meter = HashMap::with_capacity(meters.len());
         for m in meters {
             let points = snapshot
-                .points(m, channel, from_utc, to_utc)
+                .points(m, channel, from_utc - MAX_STEP_S, to_utc)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            let mut readings: Vec<Reading> = points
-                .into_iter()
-                .filter(|p| p.value != 0 && (from_utc..to_utc).contains(&p.ts_utc))
-                .map(|p| Reading {
-                    ts_utc: p.ts_utc,
-                    value_w: i64::from(p.value),
-                    step_min: p.step_min,
-                })
-                .collect();
-            readings.sort_by_key(|r| r.ts_utc);
-            by_meter.insert(m.clone(), readings);
+            by_meter.insert(m.clone(), meter_slots(&points, from_utc, to_utc));
         }
         Ok(Table { by_meter })
     }
 
-    fn readings(&self, meter: &str, start: i64, end: i64) -> &[Reading] {
+    /// A meter's slots starting in `[start, end)`.
+    fn meter(&self, meter: &str, start: i64, end: i64) -> &[(i64, i64)] {
         let Some(all) = self.by_meter.get(meter) else {
             return &[];
         };
-        let lo = all.partition_point(|r| r.ts_utc < start);
-        let hi = all.partition_point(|r| r.ts_utc < end);
+        let lo = all.partition_point(|&(slot, _)| slot < start);
+        let hi = all.partition_point(|&(slot, _)| slot < end);
         all.get(lo..hi).unwrap_or(&[])
     }
 
@@ -293,15 +301,11 @@ impl Table {
     fn slots(&self, members: &[String]) -> Slots {
         let mut slots = Slots::new();
         for m in members {
-            for r in self.by_meter.get(m).into_iter().flatten() {
-                let slot = slots.entry(r.ts_utc).or_default();
-                let energy_wmin = r.value_w * i64::from(r.step_min);
-                if let Some(n) = slot.contributors.get_mut(step_class(r.step_min)) {
-                    *n += 1;
-                }
-                slot.value_w += r.value_w;
-                slot.energy_wmin += energy_wmin;
-                slot.max_meter_wmin = slot.max_meter_wmin.max(energy_wmin);
+            for &(start, energy_ws) in self.by_meter.get(m).into_iter().flatten() {
+                let slot = slots.entry(start).or_default();
+                slot.contributors += 1;
+                slot.energy_ws += energy_ws;
+                slot.max_meter_ws = slot.max_meter_ws.max(energy_ws);
             }
         }
         slots
@@ -311,25 +315,25 @@ impl Table {
     fn active(&self, members: &[String], start: i64, end: i64) -> u32 {
         members
             .iter()
-            .filter(|m| !self.readings(m, start, end).is_empty())
+            .filter(|m| !self.meter(m, start, end).is_empty())
             .count() as u32
     }
 
-    fn energy_wmin(&self, meter: &str, start: i64, end: i64) -> i64 {
-        self.readings(meter, start, end)
+    fn energy_ws(&self, meter: &str, start: i64, end: i64) -> i64 {
+        self.meter(meter, start, end)
             .iter()
-            .map(|r| r.value_w * i64::from(r.step_min))
+            .map(|&(_, ws)| ws)
             .sum()
     }
 }
 
 fn passes_primary(slot: &Slot, min: u32, rule: &Suppression) -> bool {
-    if slot.meters() == 0 || slot.contributors.iter().any(|&n| n > 0 && n < min) {
+    if slot.contributors < min.max(1) {
         return false;
     }
     match rule.max_share {
-        Some(share) if slot.energy_wmin > 0 => {
-            slot.max_meter_wmin as f64 <= share * slot.energy_wmin as f64
+        Some(share) if slot.energy_ws > 0 => {
+            slot.max_meter_ws as f64 <= share * slot.energy_ws as f64
         }
         _ => true,
     }
@@ -390,8 +394,8 @@ impl Decisions {
     }
 
     /// Withholds the child slots of withheld parent slots, then makes the hidden part of each
-    /// published parent slot hold, per step, 0 or at least the child minimum of contributors.
-    /// True when a parent slot had to be withheld (no published child left to withhold).
+    /// published parent slot hold 0 or at least the child minimum of contributors. True when
+    /// a parent slot had to be withheld (no published child left to withhold).
     fn secondary(
         &mut self,
         groups: &super::groups::GroupRegistry,
@@ -407,8 +411,7 @@ impl Decisions {
             .levels
             .get_mut(&parent)
             .into_iter()
-            .flatten()
-            .map(|(_, g)| g)
+            .flat_map(|l| l.values_mut())
         {
             // The children of this parent, and the members in no child.
             let mut kids: Vec<String> = Vec::new();
@@ -423,7 +426,7 @@ impl Decisions {
                     None => orphans.push(m.clone()),
                 }
             }
-            let mut hidden: BTreeMap<i64, Contributors> = table
+            let mut hidden: BTreeMap<i64, u32> = table
                 .slots(&orphans)
                 .into_iter()
                 .map(|(ts, s)| (ts, s.contributors))
@@ -436,7 +439,7 @@ impl Decisions {
                     if !parent_group.slots.get(ts).is_some_and(|p| p.published) {
                         s.published = false;
                     } else if !s.published {
-                        add_contributors(hidden.entry(*ts).or_default(), &s.contributors);
+                        *hidden.entry(*ts).or_default() += s.contributors;
                     }
                 }
             }
@@ -447,26 +450,24 @@ impl Decisions {
                 if !parent_slot.published {
                     continue;
                 }
-                while let Some(class) = h.iter().position(|&n| n > 0 && n < min) {
+                while h > 0 && h < min {
                     let fewest = kids
                         .iter()
                         .filter_map(|k| {
                             let s = children.get(k)?.slots.get(&ts)?;
-                            let n = *s.contributors.get(class)?;
-                            (s.published && n > 0).then(|| (n, s.meters(), k.clone()))
+                            s.published.then(|| (s.contributors, k.clone()))
                         })
                         .min();
-                    let withheld = fewest.and_then(|(_, _, k)| {
-                        children.get_mut(&k).and_then(|g| g.slots.get_mut(&ts))
-                    });
+                    let withheld = fewest
+                        .and_then(|(_, k)| children.get_mut(&k).and_then(|g| g.slots.get_mut(&ts)));
                     match withheld {
                         Some(s) => {
                             s.published = false;
-                            add_contributors(&mut h, &s.contributors);
+                            h += s.contributors;
                         }
                         None => {
                             // Unreachable while the parent's minimum is at least the child's
-                            // (then the parent itself fails the primary rule).
+                            // (the parent would have failed the primary rule).
                             parent_slot.published = false;
                             parent_withheld = true;
                             for k in &kids {
@@ -536,14 +537,9 @@ fn period_name(p: Period) -> &'static str {
     }
 }
 
-/// The cells of one group: the curve of each local day, or the energy of each period.
-fn group_cells(
-    kind: Kind,
-    calendar: &Calendar,
-    members: &[String],
-    table: &Table,
-    slots: &Slots,
-) -> Result<Vec<CellJson>, ApiError> {
+/// The cells of a question: the local days of a curve, or the periods of an energy, each on
+/// the grid.
+fn spans(kind: Kind, calendar: &Calendar) -> Result<Vec<(i64, i64)>, ApiError> {
     let spans = match kind {
         Kind::Curve => Calendar {
             period: Period::Day,
@@ -552,6 +548,19 @@ fn group_cells(
         .periods()?,
         Kind::Energy => calendar.periods()?,
     };
+    check_grid(&spans)?;
+    Ok(spans)
+}
+
+/// The cells of one group: the curve of each local day, or the energy of each period.
+fn group_cells(
+    kind: Kind,
+    calendar: &Calendar,
+    members: &[String],
+    table: &Table,
+    slots: &Slots,
+) -> Result<Vec<CellJson>, ApiError> {
+    let spans = spans(kind, calendar)?;
     Ok(spans
         .into_iter()
         .map(|(start, end)| {
@@ -573,14 +582,14 @@ fn group_cells(
                         inside
                             .map(|(&ts, s)| CurvePointJson {
                                 ts: format_ts(ts),
-                                value: s.value_w,
-                                meters: s.meters(),
+                                value: s.value_w(),
+                                meters: s.contributors,
                             })
                             .collect(),
                     ),
                 ),
                 Kind::Energy => (
-                    Some(inside.map(|(_, s)| s.energy_wmin).sum::<i64>() as f64 / 60.0),
+                    Some(inside.map(|(_, s)| s.energy_ws).sum::<i64>() as f64 / 3_600.0),
                     None,
                 ),
             };
@@ -604,6 +613,7 @@ pub fn answer(
     params: &Params,
 ) -> Result<AggregatesBody, ApiError> {
     let rule = gov.config().aggregates;
+    spans(params.kind, &params.calendar)?;
     let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
     let (groups_out, min) = match &params.meters {
         Some(ids) => {
@@ -745,7 +755,7 @@ pub fn compare(
         period: Period::Month,
         ..params.calendar.clone()
     };
-    let months = calendar.periods()?;
+    let months = spans(Kind::Energy, &calendar)?;
     let mut all: Vec<String> = groups_reg
         .groups(Level::All)
         .into_values()
@@ -763,7 +773,7 @@ pub fn compare(
     )?;
     let decisions = Decisions::compute(gov, &table, &rule);
     let membership = groups_reg.get(meter);
-    let wh = |wmin: i64| wmin as f64 / 60.0;
+    let wh = |ws: i64| ws as f64 / 3_600.0;
     let mut out = Vec::new();
     for &(start, end) in &months {
         let mut groups = Vec::new();
@@ -777,8 +787,8 @@ pub fn compare(
             let mut values: Vec<f64> = group
                 .members
                 .iter()
-                .filter(|m| !table.readings(m, start, end).is_empty())
-                .map(|m| wh(table.energy_wmin(m, start, end)))
+                .filter(|m| !table.meter(m, start, end).is_empty())
+                .map(|m| wh(table.energy_ws(m, start, end)))
                 .collect();
             values.sort_by(f64::total_cmp);
             let q = quartiles(&values).filter(|_| publishable(&group.slots, start, end));
@@ -795,7 +805,7 @@ pub fn compare(
         out.push(CompareMonthJson {
             start: format_ts(start),
             end: format_ts(end),
-            energy_wh: wh(table.energy_wmin(meter, start, end)),
+            energy_wh: wh(table.energy_ws(meter, start, end)),
             groups,
         });
     }
@@ -821,25 +831,48 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_with_few_contributors_of_one_step_fails_the_primary_rule() {
+    fn a_slot_with_few_contributors_fails_the_primary_rule() {
         let rule = Suppression::default();
         let mut slot = Slot {
-            value_w: 1_200,
-            energy_wmin: 36_000,
-            max_meter_wmin: 3_000,
-            ..Slot::default()
+            contributors: 12,
+            energy_ws: 1_200 * SLOT_S,
+            max_meter_ws: 150 * SLOT_S,
+            published: false,
         };
-        slot.contributors[step_class(30)] = 12;
         assert!(passes_primary(&slot, 10, &rule));
-        // One hourly meter among twelve half-hourly ones: 30 × curve − energy would be it.
-        slot.contributors[step_class(60)] = 1;
-        assert!(!passes_primary(&slot, 10, &rule));
-        slot.contributors[step_class(60)] = 0;
         let dominant = Suppression {
             max_share: Some(0.05),
             ..rule
         };
         assert!(!passes_primary(&slot, 10, &dominant));
-        assert!(!passes_primary(&Slot::default(), 10, &rule));
+        slot.contributors = 9;
+        assert!(!passes_primary(&slot, 10, &rule));
+        assert!(!passes_primary(&Slot::default(), 2, &rule));
+    }
+
+    #[test]
+    fn readings_of_any_step_are_spread_on_the_half_hour_grid_by_overlap() {
+        let point = |ts_utc: i64, value: i32, step_min: u16| crate::Point {
+            ts_utc,
+            value,
+            step_min,
+            quality: crate::Quality::Measured,
+        };
+        let points = [
+            // An hour from -00:30 (before the range), ten minutes at 01:10 and 01:20 (zero),
+            // a zero half-hour at 01:30.
+            point(-SLOT_S, 100, 60),
+            point(2 * SLOT_S + 600, 30, 10),
+            point(2 * SLOT_S + 1_200, 0, 10),
+            point(3 * SLOT_S, 0, 30),
+        ];
+        let slots = meter_slots(&points, 0, 4 * SLOT_S);
+        assert_eq!(slots, [(0, 100 * SLOT_S), (2 * SLOT_S, 30 * 600)]);
+        let slot = Slot {
+            contributors: 1,
+            energy_ws: 30 * 600,
+            ..Slot::default()
+        };
+        assert_eq!(slot.value_w(), 10, "the mean power over the half-hour");
     }
 }
