@@ -24,7 +24,7 @@
 //! 3. **secondary**, top-down per half-hour: inside a published parent slot, the *hidden part*
 //!    (the suppressed children and the parent's meters in no child) holds 0 or at least the
 //!    child level's minimum of contributors, else the published children with the fewest
-//!    contributors are suppressed too;
+//!    members are suppressed too (the same ones in every half-hour where they contribute);
 //! 4. a cell of an answer (the curve of a local day, the energy of a day, week, month or year
 //!    in the requested time zone, clipped to the range) is published when it holds at least
 //!    one slot and all its slots are; its bounds must fall on the grid (a time zone whose
@@ -451,11 +451,14 @@ impl Decisions {
                     continue;
                 }
                 while h > 0 && h < min {
+                    // By membership, not by contributors in this half-hour: the same child
+                    // goes first all day long, so that the others' days stay whole.
                     let fewest = kids
                         .iter()
                         .filter_map(|k| {
-                            let s = children.get(k)?.slots.get(&ts)?;
-                            s.published.then(|| (s.contributors, k.clone()))
+                            let kid = children.get(k)?;
+                            let s = kid.slots.get(&ts)?;
+                            s.published.then(|| (kid.members.len(), k.clone()))
                         })
                         .min();
                     let withheld = fewest
