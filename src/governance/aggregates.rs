@@ -223,7 +223,7 @@ const MAX_STEP_S: i64 = 3_600;
 /// A meter's readings spread on the grid, each slot of `[from, to)` getting value × overlap
 /// in W·s, whatever reading it comes from.
 fn meter_slots(points: &[crate::Point], from_utc: i64, to_utc: i64) -> MeterSlots {
-    let mut by_slot: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut by_slot: MeterSlots = Vec::with_capacity(points.len());
     for p in points {
         if p.value == 0 {
             continue;
@@ -233,12 +233,21 @@ fn meter_slots(points: &[crate::Point], from_utc: i64, to_utc: i64) -> MeterSlot
         while slot < end {
             let overlap_s = end.min(slot + SLOT_S) - p.ts_utc.max(slot);
             if (from_utc..to_utc).contains(&slot) {
-                *by_slot.entry(slot).or_default() += i64::from(p.value) * overlap_s;
+                by_slot.push((slot, i64::from(p.value) * overlap_s));
             }
             slot += SLOT_S;
         }
     }
-    by_slot.into_iter().collect()
+    // Points come in time order, so this sort finds them sorted.
+    by_slot.sort_by_key(|&(slot, _)| slot);
+    by_slot.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 += later.1;
+        }
+        same
+    });
+    by_slot
 }
 
 /// One group in one grid slot: its contributors and the energy its curve point and its
@@ -260,11 +269,72 @@ impl Slot {
     }
 }
 
-/// A group's slots by start (UTC); a slot where no member contributes is absent.
-type Slots = BTreeMap<i64, Slot>;
+/// A group's slots, one per half-hour of the range; a slot where no member contributes is
+/// empty and counts as absent.
+#[derive(Clone, Debug, Default)]
+struct Slots {
+    first: i64,
+    slots: Vec<Slot>,
+}
+
+impl Slots {
+    fn new(first: i64, len: usize) -> Slots {
+        Slots {
+            first,
+            slots: vec![Slot::default(); len],
+        }
+    }
+
+    fn index(&self, ts: i64) -> Option<usize> {
+        let i = usize::try_from((ts - self.first).div_euclid(SLOT_S)).ok()?;
+        (ts >= self.first && i < self.slots.len()).then_some(i)
+    }
+
+    fn get(&self, ts: i64) -> Option<&Slot> {
+        self.slots
+            .get(self.index(ts)?)
+            .filter(|s| s.contributors > 0)
+    }
+
+    fn get_mut(&mut self, ts: i64) -> Option<&mut Slot> {
+        let i = self.index(ts)?;
+        self.slots.get_mut(i).filter(|s| s.contributors > 0)
+    }
+
+    /// The non-empty slots starting in `[start, end)`, with their starts.
+    fn range(&self, start: i64, end: i64) -> impl Iterator<Item = (i64, &Slot)> + '_ {
+        let lo = self
+            .index(start.max(self.first))
+            .unwrap_or(self.slots.len());
+        let hi = usize::try_from((end - self.first).div_euclid(SLOT_S))
+            .unwrap_or(0)
+            .min(self.slots.len());
+        let first = self.first;
+        self.slots
+            .get(lo..hi.max(lo))
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.contributors > 0)
+            .map(move |(i, s)| (first + (lo + i) as i64 * SLOT_S, s))
+    }
+
+    /// The non-empty slots, with their starts.
+    fn iter_mut(&mut self) -> impl Iterator<Item = (i64, &mut Slot)> + '_ {
+        let first = self.first;
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, s)| s.contributors > 0)
+            .map(move |(i, s)| (first + i as i64 * SLOT_S, s))
+    }
+}
 
 /// Every meter's energy per grid slot over the range.
 struct Table {
+    /// The range, on the grid.
+    from_utc: i64,
+    to_utc: i64,
     by_meter: HashMap<String, MeterSlots>,
 }
 
@@ -284,7 +354,11 @@ impl Table {
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             by_meter.insert(m.clone(), meter_slots(&points, from_utc, to_utc));
         }
-        Ok(Table { by_meter })
+        Ok(Table {
+            from_utc,
+            to_utc,
+            by_meter,
+        })
     }
 
     /// A meter's slots starting in `[start, end)`.
@@ -299,10 +373,13 @@ impl Table {
 
     /// The slots of a set of meters, none published yet.
     fn slots(&self, members: &[String]) -> Slots {
-        let mut slots = Slots::new();
+        let len = usize::try_from((self.to_utc - self.from_utc).div_euclid(SLOT_S)).unwrap_or(0);
+        let mut slots = Slots::new(self.from_utc, len);
         for m in members {
             for &(start, energy_ws) in self.by_meter.get(m).into_iter().flatten() {
-                let slot = slots.entry(start).or_default();
+                let Some(slot) = slots.index(start).and_then(|i| slots.slots.get_mut(i)) else {
+                    continue;
+                };
                 slot.contributors += 1;
                 slot.energy_ws += energy_ws;
                 slot.max_meter_ws = slot.max_meter_ws.max(energy_ws);
@@ -342,7 +419,7 @@ fn passes_primary(slot: &Slot, min: u32, rule: &Suppression) -> bool {
 /// Whether the cell `[start, end)` of a group is published: it holds a slot and every slot
 /// in it is published.
 fn publishable(slots: &Slots, start: i64, end: i64) -> bool {
-    let mut inside = slots.range(start..end).peekable();
+    let mut inside = slots.range(start, end).peekable();
     inside.peek().is_some() && inside.all(|(_, s)| s.published)
 }
 
@@ -369,7 +446,7 @@ impl Decisions {
             let mut at_level = BTreeMap::new();
             for (code, members) in groups.groups(level) {
                 let mut slots = table.slots(&members);
-                for s in slots.values_mut() {
+                for (_, s) in slots.iter_mut() {
                     s.published = passes_primary(s, min, rule);
                 }
                 at_level.insert(code, Group { members, slots });
@@ -426,25 +503,34 @@ impl Decisions {
                     None => orphans.push(m.clone()),
                 }
             }
-            let mut hidden: BTreeMap<i64, u32> = table
+            let mut hidden: Vec<u32> = table
                 .slots(&orphans)
-                .into_iter()
-                .map(|(ts, s)| (ts, s.contributors))
+                .slots
+                .iter()
+                .map(|s| s.contributors)
                 .collect();
             for k in &kids {
                 let Some(kid) = children.get_mut(k) else {
                     continue;
                 };
-                for (ts, s) in &mut kid.slots {
+                for (ts, s) in kid.slots.iter_mut() {
                     if !parent_group.slots.get(ts).is_some_and(|p| p.published) {
                         s.published = false;
                     } else if !s.published {
-                        *hidden.entry(*ts).or_default() += s.contributors;
+                        if let Some(h) =
+                            parent_group.slots.index(ts).and_then(|i| hidden.get_mut(i))
+                        {
+                            *h += s.contributors;
+                        }
                     }
                 }
             }
-            for (ts, mut h) in hidden {
-                let Some(parent_slot) = parent_group.slots.get_mut(&ts) else {
+            for (i, mut h) in hidden.into_iter().enumerate() {
+                if h == 0 || h >= min {
+                    continue;
+                }
+                let ts = parent_group.slots.first + i as i64 * SLOT_S;
+                let Some(parent_slot) = parent_group.slots.get_mut(ts) else {
                     continue;
                 };
                 if !parent_slot.published {
@@ -457,12 +543,12 @@ impl Decisions {
                         .iter()
                         .filter_map(|k| {
                             let kid = children.get(k)?;
-                            let s = kid.slots.get(&ts)?;
+                            let s = kid.slots.get(ts)?;
                             s.published.then(|| (kid.members.len(), k.clone()))
                         })
                         .min();
                     let withheld = fewest
-                        .and_then(|(_, k)| children.get_mut(&k).and_then(|g| g.slots.get_mut(&ts)));
+                        .and_then(|(_, k)| children.get_mut(&k).and_then(|g| g.slots.get_mut(ts)));
                     match withheld {
                         Some(s) => {
                             s.published = false;
@@ -475,7 +561,7 @@ impl Decisions {
                             parent_withheld = true;
                             for k in &kids {
                                 if let Some(s) =
-                                    children.get_mut(k).and_then(|g| g.slots.get_mut(&ts))
+                                    children.get_mut(k).and_then(|g| g.slots.get_mut(ts))
                                 {
                                     s.published = false;
                                 }
@@ -577,13 +663,13 @@ fn group_cells(
                     suppressed: true,
                 };
             }
-            let inside = slots.range(start..end);
+            let inside = slots.range(start, end);
             let (energy_wh, points) = match kind {
                 Kind::Curve => (
                     None,
                     Some(
                         inside
-                            .map(|(&ts, s)| CurvePointJson {
+                            .map(|(ts, s)| CurvePointJson {
                                 ts: format_ts(ts),
                                 value: s.value_w(),
                                 meters: s.contributors,
@@ -624,7 +710,7 @@ pub fn answer(
             let table = Table::load(store, ids, params.channel, from_utc, to_utc)?;
             let min = rule.min_meters;
             let mut slots = table.slots(ids);
-            for s in slots.values_mut() {
+            for (_, s) in slots.iter_mut() {
                 s.published = passes_primary(s, min, &rule);
             }
             let cells = group_cells(params.kind, &params.calendar, ids, &table, &slots)?;
