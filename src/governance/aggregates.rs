@@ -4,18 +4,44 @@
 //! Groups nest: `all` ⊃ `commune` ⊃ `iris` ⊃ `building` (a meter's codes are assumed to
 //! nest, as INSEE codes do). Only meters with a membership are counted.
 //!
-//! Every decision is taken once per **local day** and group, from the data alone, so that two
-//! requests (any periods, any levels, any roles) see the same decisions and cannot be
-//! subtracted from one another to isolate what a suppressed cell hides:
-//! 1. **primary**: a day cell is suppressed when fewer than the level's minimum of its meters
-//!    are active (non-zero energy that day), when some interval of the day has between 1 and
-//!    minimum-1 meters with a non-zero value (the curve sums would single them out), or when one
-//!    meter holds more than the dominance share of the energy (when configured);
-//! 2. **secondary**, top-down per day: inside a published parent cell, the suppressed children
-//!    plus the parent's meters that belong to no child must hold 0 or at least the child level's
-//!    minimum of active meters, else the smallest published children are suppressed too;
-//! 3. a cell of a longer period (week, month, year) is published only when every day in it is:
-//!    it is then a sum of published days and reveals nothing they do not.
+//! # The decision unit: a group in one half-hour
+//!
+//! Aggregates are summed on one grid, the UTC half-hours: a reading (5 to 60 min) gives each
+//! half-hour it overlaps its value × the overlap. A curve point is a group's energy in one
+//! half-hour divided by its length (the mean power, exact for half-hourly readings), an energy
+//! cell the sum of its half-hours, so every published number is a sum of **slots** (a group in
+//! one half-hour) and a curve point and an energy can never be weighed against each other to
+//! separate meters of different steps. Publication is decided per slot from the readings of
+//! that half-hour alone: the decisions are the same whatever the range, period, time zone,
+//! level or role of the request, and two answers differ only by which published slots they
+//! add up. A meter *contributes* to a slot when a non-zero reading of it overlaps the slot.
+//!
+//! 1. **primary**: a slot is suppressed when fewer than the level's minimum of its meters
+//!    contribute, or (when configured) when one meter holds more than the dominance share of
+//!    the slot's energy;
+//! 2. **inside the parent**: a slot is published only when its parent's slot is (the buildings
+//!    of a withheld IRIS are withheld);
+//! 3. **secondary**, top-down per half-hour: inside a published parent slot, the *hidden part*
+//!    (the suppressed children and the parent's meters in no child) holds 0 or at least the
+//!    child level's minimum of contributors, else the published children with the fewest
+//!    members are suppressed too (the same ones in every half-hour where they contribute);
+//! 4. a cell of an answer (the curve of a local day, the energy of a day, week, month or year
+//!    in the requested time zone, clipped to the range) is published when it holds at least
+//!    one slot and all its slots are; its bounds must fall on the grid (a time zone whose
+//!    offset is not a whole half-hour, or a `from`/`to` off the grid, is refused).
+//!
+//! What this proves: in every half-hour, the published slots form a nested family in which a
+//! published group minus its published children holds 0 or at least the minimum of
+//! contributors. A linear combination of published numbers (parents, children, curve points,
+//! energies of overlapping periods in any time zone) weighs all meters of such a part in a
+//! half-hour alike, so what it isolates in a half-hour is a union of whole parts: 0 or at
+//! least the minimum of meters. Without the building level (the public's view) each IRIS is
+//! a whole part, so at least `min_meters`; with it (public bodies), an IRIS minus its published
+//! buildings and a building hold at least `building_min_meters`. Not protected: that a part
+//! had no contributor in a half-hour (a zero is a zero), and the count of active meters of a
+//! cell, which is not a sum over half-hours: the counts of two overlapping periods may differ
+//! by fewer than the minimum (a meter active on one day of a week), telling that some meters
+//! were inactive, never what they consumed.
 //!
 //! A suppressed cell says so and carries no value and no count.
 
@@ -170,31 +196,146 @@ impl Params {
     }
 }
 
-/// One meter's data on one local day.
-#[derive(Clone, Debug, Default)]
-struct MeterDay {
-    /// Energy in W·min, exact.
-    energy_wmin: i64,
-    /// `(ts_utc, value_w)` of the non-zero points.
-    points: Vec<(i64, i64)>,
+/// The grid every aggregate is summed on: half-hours from the Unix epoch, in seconds.
+const SLOT_S: i64 = 1_800;
+
+/// Whether every boundary of `spans` falls on the grid.
+fn check_grid(spans: &[(i64, i64)]) -> Result<(), ApiError> {
+    if spans
+        .iter()
+        .all(|&(start, end)| start.rem_euclid(SLOT_S) == 0 && end.rem_euclid(SLOT_S) == 0)
+    {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "aggregates are summed per half-hour: `from`, `to` and the period boundaries in `tz` \
+         must fall on a half-hour",
+    ))
 }
 
-/// One group's cell on one local day.
+/// One meter over the range: its energy per grid slot where a non-zero reading overlaps it.
+type MeterSlots = Vec<(i64, i64)>;
+
+/// The longest step of a reading, seconds: a slot holds readings that started that much
+/// before it.
+const MAX_STEP_S: i64 = 3_600;
+
+/// A meter's readings spread on the grid, each slot of `[from, to)` getting value × overlap
+/// in W·s, whatever reading it comes from.
+fn meter_slots(points: &[crate::Point], from_utc: i64, to_utc: i64) -> MeterSlots {
+    let mut by_slot: MeterSlots = Vec::with_capacity(points.len());
+    for p in points {
+        if p.value == 0 {
+            continue;
+        }
+        let end = p.ts_utc + i64::from(p.step_min) * 60;
+        let mut slot = p.ts_utc - p.ts_utc.rem_euclid(SLOT_S);
+        while slot < end {
+            let overlap_s = end.min(slot + SLOT_S) - p.ts_utc.max(slot);
+            if (from_utc..to_utc).contains(&slot) {
+                by_slot.push((slot, i64::from(p.value) * overlap_s));
+            }
+            slot += SLOT_S;
+        }
+    }
+    // Points come in time order, so this sort finds them sorted.
+    by_slot.sort_by_key(|&(slot, _)| slot);
+    by_slot.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 += later.1;
+        }
+        same
+    });
+    by_slot
+}
+
+/// One group in one grid slot: its contributors and the energy its curve point and its
+/// energy cells are made of.
 #[derive(Clone, Debug, Default)]
-struct DayCell {
-    active: u32,
-    energy_wmin: i64,
-    max_meter_wmin: i64,
-    /// Per interval start: meters with a non-zero value, and the sum of values.
-    per_ts: BTreeMap<i64, (u32, i64)>,
+struct Slot {
+    /// Members with a non-zero reading in the slot.
+    contributors: u32,
+    /// Energy in W·s, exact.
+    energy_ws: i64,
+    max_meter_ws: i64,
     published: bool,
 }
 
-/// The days of the range and every meter's data per day.
+impl Slot {
+    /// The mean power over the slot, to the watt (exact for half-hourly readings).
+    fn value_w(&self) -> i64 {
+        (self.energy_ws + SLOT_S / 2).div_euclid(SLOT_S)
+    }
+}
+
+/// A group's slots, one per half-hour of the range; a slot where no member contributes is
+/// empty and counts as absent.
+#[derive(Clone, Debug, Default)]
+struct Slots {
+    first: i64,
+    slots: Vec<Slot>,
+}
+
+impl Slots {
+    fn new(first: i64, len: usize) -> Slots {
+        Slots {
+            first,
+            slots: vec![Slot::default(); len],
+        }
+    }
+
+    fn index(&self, ts: i64) -> Option<usize> {
+        let i = usize::try_from((ts - self.first).div_euclid(SLOT_S)).ok()?;
+        (ts >= self.first && i < self.slots.len()).then_some(i)
+    }
+
+    fn get(&self, ts: i64) -> Option<&Slot> {
+        self.slots
+            .get(self.index(ts)?)
+            .filter(|s| s.contributors > 0)
+    }
+
+    fn get_mut(&mut self, ts: i64) -> Option<&mut Slot> {
+        let i = self.index(ts)?;
+        self.slots.get_mut(i).filter(|s| s.contributors > 0)
+    }
+
+    /// The non-empty slots starting in `[start, end)`, with their starts.
+    fn range(&self, start: i64, end: i64) -> impl Iterator<Item = (i64, &Slot)> + '_ {
+        let lo = self
+            .index(start.max(self.first))
+            .unwrap_or(self.slots.len());
+        let hi = usize::try_from((end - self.first).div_euclid(SLOT_S))
+            .unwrap_or(0)
+            .min(self.slots.len());
+        let first = self.first;
+        self.slots
+            .get(lo..hi.max(lo))
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.contributors > 0)
+            .map(move |(i, s)| (first + (lo + i) as i64 * SLOT_S, s))
+    }
+
+    /// The non-empty slots, with their starts.
+    fn iter_mut(&mut self) -> impl Iterator<Item = (i64, &mut Slot)> + '_ {
+        let first = self.first;
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, s)| s.contributors > 0)
+            .map(move |(i, s)| (first + i as i64 * SLOT_S, s))
+    }
+}
+
+/// Every meter's energy per grid slot over the range.
 struct Table {
-    days: Vec<(i64, i64)>,
-    /// meter -> per day index.
-    by_meter: HashMap<String, Vec<MeterDay>>,
+    /// The range, on the grid.
+    from_utc: i64,
+    to_utc: i64,
+    by_meter: HashMap<String, MeterSlots>,
 }
 
 impl Table {
@@ -202,83 +343,96 @@ impl Table {
         store: &Store,
         meters: &[String],
         channel: Channel,
-        calendar: &Calendar,
+        from_utc: i64,
+        to_utc: i64,
     ) -> Result<Table, ApiError> {
-        let days = Calendar {
-            period: Period::Day,
-            ..calendar.clone()
-        }
-        .periods()?;
         let snapshot = store.snapshot();
         let mut by_meter = HashMap::with_capacity(meters.len());
         for m in meters {
             let points = snapshot
-                .points(m, channel, calendar.from_utc, calendar.to_utc)
+                .points(m, channel, from_utc - MAX_STEP_S, to_utc)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            let mut per_day = vec![MeterDay::default(); days.len()];
-            for p in points {
-                if p.ts_utc < calendar.from_utc || p.ts_utc >= calendar.to_utc {
-                    continue;
-                }
-                let i = days.partition_point(|(_, end)| *end <= p.ts_utc);
-                if let Some(day) = per_day.get_mut(i) {
-                    day.energy_wmin += i64::from(p.value) * i64::from(p.step_min);
-                    if p.value != 0 {
-                        day.points.push((p.ts_utc, i64::from(p.value)));
-                    }
-                }
-            }
-            by_meter.insert(m.clone(), per_day);
+            by_meter.insert(m.clone(), meter_slots(&points, from_utc, to_utc));
         }
-        Ok(Table { days, by_meter })
+        Ok(Table {
+            from_utc,
+            to_utc,
+            by_meter,
+        })
     }
 
-    /// The day cells of a set of meters.
-    fn cells(&self, members: &[String]) -> Vec<DayCell> {
-        let mut cells = vec![DayCell::default(); self.days.len()];
+    /// A meter's slots starting in `[start, end)`.
+    fn meter(&self, meter: &str, start: i64, end: i64) -> &[(i64, i64)] {
+        let Some(all) = self.by_meter.get(meter) else {
+            return &[];
+        };
+        let lo = all.partition_point(|&(slot, _)| slot < start);
+        let hi = all.partition_point(|&(slot, _)| slot < end);
+        all.get(lo..hi).unwrap_or(&[])
+    }
+
+    /// The slots of a set of meters, none published yet.
+    fn slots(&self, members: &[String]) -> Slots {
+        let len = usize::try_from((self.to_utc - self.from_utc).div_euclid(SLOT_S)).unwrap_or(0);
+        let mut slots = Slots::new(self.from_utc, len);
         for m in members {
-            let Some(per_day) = self.by_meter.get(m) else {
-                continue;
-            };
-            for (cell, day) in cells.iter_mut().zip(per_day) {
-                if day.points.is_empty() {
+            for &(start, energy_ws) in self.by_meter.get(m).into_iter().flatten() {
+                let Some(slot) = slots.index(start).and_then(|i| slots.slots.get_mut(i)) else {
                     continue;
-                }
-                cell.active += 1;
-                cell.energy_wmin += day.energy_wmin;
-                cell.max_meter_wmin = cell.max_meter_wmin.max(day.energy_wmin);
-                for &(ts, v) in &day.points {
-                    let e = cell.per_ts.entry(ts).or_default();
-                    e.0 += 1;
-                    e.1 += v;
-                }
+                };
+                slot.contributors += 1;
+                slot.energy_ws += energy_ws;
+                slot.max_meter_ws = slot.max_meter_ws.max(energy_ws);
             }
         }
-        cells
+        slots
+    }
+
+    /// Members with a non-zero reading in `[start, end)`.
+    fn active(&self, members: &[String], start: i64, end: i64) -> u32 {
+        members
+            .iter()
+            .filter(|m| !self.meter(m, start, end).is_empty())
+            .count() as u32
+    }
+
+    fn energy_ws(&self, meter: &str, start: i64, end: i64) -> i64 {
+        self.meter(meter, start, end)
+            .iter()
+            .map(|&(_, ws)| ws)
+            .sum()
     }
 }
 
-fn passes_primary(cell: &DayCell, min: u32, rule: &Suppression) -> bool {
-    if cell.active < min.max(1) {
-        return false;
-    }
-    if cell.per_ts.values().any(|&(n, _)| n > 0 && n < min) {
+fn passes_primary(slot: &Slot, min: u32, rule: &Suppression) -> bool {
+    if slot.contributors < min.max(1) {
         return false;
     }
     match rule.max_share {
-        Some(share) if cell.energy_wmin > 0 => {
-            cell.max_meter_wmin as f64 <= share * cell.energy_wmin as f64
+        Some(share) if slot.energy_ws > 0 => {
+            slot.max_meter_ws as f64 <= share * slot.energy_ws as f64
         }
         _ => true,
     }
 }
 
-/// The groups of one level: code to members and day cells.
-type LevelCells = BTreeMap<String, (Vec<String>, Vec<DayCell>)>;
+/// Whether the cell `[start, end)` of a group is published: it holds a slot and every slot
+/// in it is published.
+fn publishable(slots: &Slots, start: i64, end: i64) -> bool {
+    let mut inside = slots.range(start, end).peekable();
+    inside.peek().is_some() && inside.all(|(_, s)| s.published)
+}
 
-/// Every group's day cells at every level, with the final publication decisions.
+/// A group: its members and its slots with their decisions.
+#[derive(Clone, Debug, Default)]
+struct Group {
+    members: Vec<String>,
+    slots: Slots,
+}
+
+/// Every group's slots at every level, with the final publication decisions.
 struct Decisions {
-    levels: BTreeMap<Level, LevelCells>,
+    levels: BTreeMap<Level, BTreeMap<String, Group>>,
 }
 
 const LEVELS: [Level; 4] = [Level::All, Level::Commune, Level::Iris, Level::Building];
@@ -291,25 +445,34 @@ impl Decisions {
             let min = rule.min_for(level);
             let mut at_level = BTreeMap::new();
             for (code, members) in groups.groups(level) {
-                let mut cells = table.cells(&members);
-                for c in &mut cells {
-                    c.published = passes_primary(c, min, rule);
+                let mut slots = table.slots(&members);
+                for (_, s) in slots.iter_mut() {
+                    s.published = passes_primary(s, min, rule);
                 }
-                at_level.insert(code, (members, cells));
+                at_level.insert(code, Group { members, slots });
             }
             levels.insert(level, at_level);
         }
         let mut decisions = Decisions { levels };
-        for pair in LEVELS.windows(2) {
-            if let [parent, child] = pair {
-                decisions.secondary(&groups, *parent, *child, table, rule);
+        // Only suppressions happen, so this ends; a second pass is needed only when a parent
+        // slot had to be withheld itself, which changes the hidden part of its own parent.
+        loop {
+            let mut parent_withheld = false;
+            for pair in LEVELS.windows(2) {
+                if let [parent, child] = pair {
+                    parent_withheld |= decisions.secondary(&groups, *parent, *child, table, rule);
+                }
+            }
+            if !parent_withheld {
+                break;
             }
         }
         decisions
     }
 
-    /// Inside each published parent day cell, the hidden part (suppressed children and the
-    /// meters in no child) holds 0 or at least the child minimum of active meters.
+    /// Withholds the child slots of withheld parent slots, then makes the hidden part of each
+    /// published parent slot hold 0 or at least the child minimum of contributors. True when
+    /// a parent slot had to be withheld (no published child left to withhold).
     fn secondary(
         &mut self,
         groups: &super::groups::GroupRegistry,
@@ -317,17 +480,20 @@ impl Decisions {
         child: Level,
         table: &Table,
         rule: &Suppression,
-    ) {
+    ) -> bool {
         let min = rule.min_for(child);
-        let parents = self.levels.get(&parent).cloned().unwrap_or_default();
-        let Some(children) = self.levels.get_mut(&child) else {
-            return;
-        };
-        for (_, (members, parent_cells)) in parents {
+        let mut children = self.levels.remove(&child).unwrap_or_default();
+        let mut parent_withheld = false;
+        for parent_group in self
+            .levels
+            .get_mut(&parent)
+            .into_iter()
+            .flat_map(|l| l.values_mut())
+        {
             // The children of this parent, and the members in no child.
             let mut kids: Vec<String> = Vec::new();
             let mut orphans: Vec<String> = Vec::new();
-            for m in &members {
+            for m in &parent_group.members {
                 match groups.get(m).and_then(|ms| ms.code(child)) {
                     Some(code) => {
                         if !kids.iter().any(|k| k == code) {
@@ -337,43 +503,77 @@ impl Decisions {
                     None => orphans.push(m.clone()),
                 }
             }
-            let orphan_cells = table.cells(&orphans);
-            for (d, parent_cell) in parent_cells.iter().enumerate() {
-                if !parent_cell.published {
+            let mut hidden: Vec<u32> = table
+                .slots(&orphans)
+                .slots
+                .iter()
+                .map(|s| s.contributors)
+                .collect();
+            for k in &kids {
+                let Some(kid) = children.get_mut(k) else {
+                    continue;
+                };
+                for (ts, s) in kid.slots.iter_mut() {
+                    if !parent_group.slots.get(ts).is_some_and(|p| p.published) {
+                        s.published = false;
+                    } else if !s.published {
+                        if let Some(h) =
+                            parent_group.slots.index(ts).and_then(|i| hidden.get_mut(i))
+                        {
+                            *h += s.contributors;
+                        }
+                    }
+                }
+            }
+            for (i, mut h) in hidden.into_iter().enumerate() {
+                if h == 0 || h >= min {
                     continue;
                 }
-                let active =
-                    |code: &str, children: &BTreeMap<String, (Vec<String>, Vec<DayCell>)>| {
-                        children
-                            .get(code)
-                            .and_then(|(_, cells)| cells.get(d))
-                            .map_or((0, false), |c| (c.active, c.published))
-                    };
-                let mut hidden: u32 = orphan_cells.get(d).map_or(0, |c| c.active);
-                for k in &kids {
-                    let (a, published) = active(k, children);
-                    if !published {
-                        hidden += a;
-                    }
+                let ts = parent_group.slots.first + i as i64 * SLOT_S;
+                let Some(parent_slot) = parent_group.slots.get_mut(ts) else {
+                    continue;
+                };
+                if !parent_slot.published {
+                    continue;
                 }
-                while hidden > 0 && hidden < min {
-                    let smallest = kids
+                while h > 0 && h < min {
+                    // By membership, not by contributors in this half-hour: the same child
+                    // goes first all day long, so that the others' days stay whole.
+                    let fewest = kids
                         .iter()
                         .filter_map(|k| {
-                            let (a, published) = active(k, children);
-                            published.then_some((a, k.clone()))
+                            let kid = children.get(k)?;
+                            let s = kid.slots.get(ts)?;
+                            s.published.then(|| (kid.members.len(), k.clone()))
                         })
                         .min();
-                    let Some((a, k)) = smallest else {
-                        break;
-                    };
-                    if let Some(cell) = children.get_mut(&k).and_then(|(_, c)| c.get_mut(d)) {
-                        cell.published = false;
+                    let withheld = fewest
+                        .and_then(|(_, k)| children.get_mut(&k).and_then(|g| g.slots.get_mut(ts)));
+                    match withheld {
+                        Some(s) => {
+                            s.published = false;
+                            h += s.contributors;
+                        }
+                        None => {
+                            // Unreachable while the parent's minimum is at least the child's
+                            // (the parent would have failed the primary rule).
+                            parent_slot.published = false;
+                            parent_withheld = true;
+                            for k in &kids {
+                                if let Some(s) =
+                                    children.get_mut(k).and_then(|g| g.slots.get_mut(ts))
+                                {
+                                    s.published = false;
+                                }
+                            }
+                            break;
+                        }
                     }
-                    hidden += a;
                 }
             }
         }
+        self.levels.insert(child, children);
+        parent_withheld
     }
 }
 
@@ -426,88 +626,72 @@ fn period_name(p: Period) -> &'static str {
     }
 }
 
-/// The cells of one group over the periods, from its day cells.
+/// The cells of a question: the local days of a curve, or the periods of an energy, each on
+/// the grid.
+fn spans(kind: Kind, calendar: &Calendar) -> Result<Vec<(i64, i64)>, ApiError> {
+    let spans = match kind {
+        Kind::Curve => Calendar {
+            period: Period::Day,
+            ..calendar.clone()
+        }
+        .periods()?,
+        Kind::Energy => calendar.periods()?,
+    };
+    check_grid(&spans)?;
+    Ok(spans)
+}
+
+/// The cells of one group: the curve of each local day, or the energy of each period.
 fn group_cells(
     kind: Kind,
-    days: &[(i64, i64)],
-    periods: &[(i64, i64)],
+    calendar: &Calendar,
     members: &[String],
     table: &Table,
-    cells: &[DayCell],
-) -> Vec<CellJson> {
-    let suppressed = |start: i64, end: i64| CellJson {
-        start: format_ts(start),
-        end: format_ts(end),
-        meters: None,
-        energy_wh: None,
-        points: None,
-        suppressed: true,
-    };
-    match kind {
-        Kind::Curve => days
-            .iter()
-            .zip(cells)
-            .map(|(&(start, end), c)| {
-                if !c.published {
-                    return suppressed(start, end);
-                }
-                CellJson {
+    slots: &Slots,
+) -> Result<Vec<CellJson>, ApiError> {
+    let spans = spans(kind, calendar)?;
+    Ok(spans
+        .into_iter()
+        .map(|(start, end)| {
+            if !publishable(slots, start, end) {
+                return CellJson {
                     start: format_ts(start),
                     end: format_ts(end),
-                    meters: Some(c.active),
+                    meters: None,
                     energy_wh: None,
-                    points: Some(
-                        c.per_ts
-                            .iter()
-                            .map(|(&ts, &(n, sum))| CurvePointJson {
+                    points: None,
+                    suppressed: true,
+                };
+            }
+            let inside = slots.range(start, end);
+            let (energy_wh, points) = match kind {
+                Kind::Curve => (
+                    None,
+                    Some(
+                        inside
+                            .map(|(ts, s)| CurvePointJson {
                                 ts: format_ts(ts),
-                                value: sum,
-                                meters: n,
+                                value: s.value_w(),
+                                meters: s.contributors,
                             })
                             .collect(),
                     ),
-                    suppressed: false,
-                }
-            })
-            .collect(),
-        Kind::Energy => periods
-            .iter()
-            .map(|&(start, end)| {
-                let inside: Vec<usize> = (0..days.len())
-                    .filter(|&i| days.get(i).is_some_and(|&(s, _)| s >= start && s < end))
-                    .collect();
-                let all_published = inside
-                    .iter()
-                    .all(|&i| cells.get(i).is_some_and(|c| c.published));
-                if inside.is_empty() || !all_published {
-                    return suppressed(start, end);
-                }
-                let energy_wmin: i64 = inside
-                    .iter()
-                    .filter_map(|&i| cells.get(i))
-                    .map(|c| c.energy_wmin)
-                    .sum();
-                let active = members
-                    .iter()
-                    .filter(|m| {
-                        table.by_meter.get(*m).is_some_and(|per_day| {
-                            inside
-                                .iter()
-                                .any(|&i| per_day.get(i).is_some_and(|d| !d.points.is_empty()))
-                        })
-                    })
-                    .count() as u32;
-                CellJson {
-                    start: format_ts(start),
-                    end: format_ts(end),
-                    meters: Some(active),
-                    energy_wh: Some(energy_wmin as f64 / 60.0),
-                    points: None,
-                    suppressed: false,
-                }
-            })
-            .collect(),
-    }
+                ),
+                Kind::Energy => (
+                    Some(inside.map(|(_, s)| s.energy_ws).sum::<i64>() as f64 / 3_600.0),
+                    None,
+                ),
+            };
+            CellJson {
+                start: format_ts(start),
+                end: format_ts(end),
+                meters: Some(table.active(members, start, end)),
+                energy_wh,
+                points,
+                suppressed: false,
+            }
+        })
+        .collect())
 }
 
 /// Answers an aggregate question for `principal` (already authorised for its level).
@@ -518,22 +702,22 @@ pub fn answer(
     params: &Params,
 ) -> Result<AggregatesBody, ApiError> {
     let rule = gov.config().aggregates;
-    let periods = params.calendar.periods()?;
-    let groups_reg = gov.groups();
+    spans(params.kind, &params.calendar)?;
+    let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
     let (groups_out, min) = match &params.meters {
         Some(ids) => {
             // Ad-hoc groups are the operator's (see `authorize`): primary rule only.
-            let table = Table::load(store, ids, params.channel, &params.calendar)?;
+            let table = Table::load(store, ids, params.channel, from_utc, to_utc)?;
             let min = rule.min_meters;
-            let mut cells = table.cells(ids);
-            for c in &mut cells {
-                c.published = passes_primary(c, min, &rule);
+            let mut slots = table.slots(ids);
+            for (_, s) in slots.iter_mut() {
+                s.published = passes_primary(s, min, &rule);
             }
-            let out = group_cells(params.kind, &table.days, &periods, ids, &table, &cells);
+            let cells = group_cells(params.kind, &params.calendar, ids, &table, &slots)?;
             (
                 vec![GroupJson {
                     group: "ad-hoc".into(),
-                    cells: out,
+                    cells,
                 }],
                 min,
             )
@@ -547,16 +731,17 @@ pub fn answer(
                     "this token does not allow this request",
                 ));
             }
-            let all: Vec<String> = groups_reg
+            let all: Vec<String> = gov
+                .groups()
                 .groups(Level::All)
                 .into_values()
                 .next()
                 .unwrap_or_default();
-            let table = Table::load(store, &all, params.channel, &params.calendar)?;
+            let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
             let decisions = Decisions::compute(gov, &table, &rule);
             let mut out = Vec::new();
             if let Some(at_level) = decisions.levels.get(&params.level) {
-                for (code, (members, cells)) in at_level {
+                for (code, group) in at_level {
                     if params.code.as_deref().is_some_and(|c| c != code) {
                         continue;
                     }
@@ -564,12 +749,11 @@ pub fn answer(
                         group: code.clone(),
                         cells: group_cells(
                             params.kind,
-                            &table.days,
-                            &periods,
-                            members,
+                            &params.calendar,
+                            &group.members,
                             &table,
-                            cells,
-                        ),
+                            &group.slots,
+                        )?,
                     });
                 }
             }
@@ -660,7 +844,7 @@ pub fn compare(
         period: Period::Month,
         ..params.calendar.clone()
     };
-    let months = calendar.periods()?;
+    let months = spans(Kind::Energy, &calendar)?;
     let mut all: Vec<String> = groups_reg
         .groups(Level::All)
         .into_values()
@@ -669,55 +853,34 @@ pub fn compare(
     if !all.iter().any(|m| m == meter) {
         all.push(meter.to_string());
     }
-    let table = Table::load(store, &all, params.channel, &calendar)?;
+    let table = Table::load(
+        store,
+        &all,
+        params.channel,
+        calendar.from_utc,
+        calendar.to_utc,
+    )?;
     let decisions = Decisions::compute(gov, &table, &rule);
     let membership = groups_reg.get(meter);
-    let month_energy = |m: &str, inside: &[usize]| -> f64 {
-        table.by_meter.get(m).map_or(0.0, |per_day| {
-            inside
-                .iter()
-                .filter_map(|&i| per_day.get(i))
-                .map(|d| d.energy_wmin)
-                .sum::<i64>() as f64
-                / 60.0
-        })
-    };
+    let wh = |ws: i64| ws as f64 / 3_600.0;
     let mut out = Vec::new();
     for &(start, end) in &months {
-        let inside: Vec<usize> = (0..table.days.len())
-            .filter(|&i| {
-                table
-                    .days
-                    .get(i)
-                    .is_some_and(|&(s, _)| s >= start && s < end)
-            })
-            .collect();
         let mut groups = Vec::new();
         for level in [Level::Iris, Level::Commune, Level::All] {
             let Some(code) = membership.and_then(|ms| ms.code(level)) else {
                 continue;
             };
-            let Some((members, cells)) = decisions.levels.get(&level).and_then(|l| l.get(code))
-            else {
+            let Some(group) = decisions.levels.get(&level).and_then(|l| l.get(code)) else {
                 continue;
             };
-            let published = !inside.is_empty()
-                && inside
-                    .iter()
-                    .all(|&i| cells.get(i).is_some_and(|c| c.published));
-            let mut values: Vec<f64> = members
+            let mut values: Vec<f64> = group
+                .members
                 .iter()
-                .filter(|m| {
-                    table.by_meter.get(*m).is_some_and(|per_day| {
-                        inside
-                            .iter()
-                            .any(|&i| per_day.get(i).is_some_and(|d| !d.points.is_empty()))
-                    })
-                })
-                .map(|m| month_energy(m, &inside))
+                .filter(|m| !table.meter(m, start, end).is_empty())
+                .map(|m| wh(table.energy_ws(m, start, end)))
                 .collect();
             values.sort_by(f64::total_cmp);
-            let q = quartiles(&values).filter(|_| published);
+            let q = quartiles(&values).filter(|_| publishable(&group.slots, start, end));
             groups.push(DistributionJson {
                 level: level_name(level),
                 group: code.to_string(),
@@ -731,7 +894,7 @@ pub fn compare(
         out.push(CompareMonthJson {
             start: format_ts(start),
             end: format_ts(end),
-            energy_wh: month_energy(meter, &inside),
+            energy_wh: wh(table.energy_ws(meter, start, end)),
             groups,
         });
     }
@@ -757,23 +920,48 @@ mod tests {
     }
 
     #[test]
-    fn an_interval_with_few_contributors_fails_the_primary_rule() {
+    fn a_slot_with_few_contributors_fails_the_primary_rule() {
         let rule = Suppression::default();
-        let mut cell = DayCell {
-            active: 12,
-            energy_wmin: 100,
-            max_meter_wmin: 10,
-            ..DayCell::default()
+        let mut slot = Slot {
+            contributors: 12,
+            energy_ws: 1_200 * SLOT_S,
+            max_meter_ws: 150 * SLOT_S,
+            published: false,
         };
-        cell.per_ts.insert(0, (12, 100));
-        assert!(passes_primary(&cell, 10, &rule));
-        cell.per_ts.insert(1_800, (3, 100));
-        assert!(!passes_primary(&cell, 10, &rule));
-        cell.per_ts.remove(&1_800);
+        assert!(passes_primary(&slot, 10, &rule));
         let dominant = Suppression {
             max_share: Some(0.05),
             ..rule
         };
-        assert!(!passes_primary(&cell, 10, &dominant));
+        assert!(!passes_primary(&slot, 10, &dominant));
+        slot.contributors = 9;
+        assert!(!passes_primary(&slot, 10, &rule));
+        assert!(!passes_primary(&Slot::default(), 2, &rule));
+    }
+
+    #[test]
+    fn readings_of_any_step_are_spread_on_the_half_hour_grid_by_overlap() {
+        let point = |ts_utc: i64, value: i32, step_min: u16| crate::Point {
+            ts_utc,
+            value,
+            step_min,
+            quality: crate::Quality::Measured,
+        };
+        let points = [
+            // An hour from -00:30 (before the range), ten minutes at 01:10 and 01:20 (zero),
+            // a zero half-hour at 01:30.
+            point(-SLOT_S, 100, 60),
+            point(2 * SLOT_S + 600, 30, 10),
+            point(2 * SLOT_S + 1_200, 0, 10),
+            point(3 * SLOT_S, 0, 30),
+        ];
+        let slots = meter_slots(&points, 0, 4 * SLOT_S);
+        assert_eq!(slots, [(0, 100 * SLOT_S), (2 * SLOT_S, 30 * 600)]);
+        let slot = Slot {
+            contributors: 1,
+            energy_ws: 30 * 600,
+            ..Slot::default()
+        };
+        assert_eq!(slot.value_w(), 10, "the mean power over the half-hour");
     }
 }
