@@ -319,9 +319,11 @@ mod tests {
         };
         sink.point(7, "not a meter id", Channel::Consumption, point);
         sink.point(8, "m1", Channel::Consumption, point);
+        sink.point(9, "..", Channel::Consumption, point);
+        sink.point(10, ".", Channel::Consumption, point);
         let report = sink.finish().unwrap();
         assert_eq!(report.accepted, 1);
-        assert_eq!(report.rejected.len(), 1);
-        assert_eq!(report.rejected[0].line, 7);
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [7, 9, 10], "meter ids of dots are refused too");
     }
 }

@@ -26,9 +26,7 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use super::time::parse_rfc3339;
-use super::{
-    check_prm, check_step_and_alignment, parse_i32, IngestError, Rejected, Sink, CURVE_STEPS_MIN,
-};
+use super::{check_point, check_prm, parse_i32, IngestError, Rejected, Sink, CURVE_STEPS_MIN};
 use crate::{Channel, Point, Quality};
 
 /// Line numbers of byte offsets, counted incrementally (offsets mostly increase).
@@ -374,17 +372,14 @@ fn finish(
         let end = record.h.ok_or("missing <H>")??;
         let value = record.v.ok_or("missing <V>")??;
         let quality = record.iv.unwrap_or(Ok(Quality::Measured))?;
-        let ts_utc = end - 60 * i64::from(step_min);
-        check_step_and_alignment(channel, ts_utc, step_min)?;
-        Ok((
-            meter,
-            Point {
-                ts_utc,
-                value,
-                step_min,
-                quality,
-            },
-        ))
+        let point = Point {
+            ts_utc: end - 60 * i64::from(step_min),
+            value,
+            step_min,
+            quality,
+        };
+        check_point(channel, &point)?;
+        Ok((meter, point))
     })();
     match point {
         Ok((meter, point)) => sink.point(line, meter, channel, point),
