@@ -467,6 +467,11 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an earlier I/O failure made the store refuse writes; it stays so until reopened.
+    pub fn is_failed(&self) -> bool {
+        self.wal.is_failed()
+    }
+
     /// Writes the memtable to segments (one per month touched) and drops the logs that held it.
     pub fn flush(&self) -> Result<(), Error> {
         let _gate = self.gate.write();

@@ -21,6 +21,10 @@ pub enum Delivery {
     WholeDocument,
 }
 
+/// Rejected records an answer of `POST /v1/ingest` lists; the others are only counted, so that a
+/// body of bad lines costs no more memory than its own bytes.
+pub const KEPT_REJECTED: usize = 1_000;
+
 /// How a [`BatchSink`] behaves.
 #[derive(Clone, Copy, Debug)]
 pub struct SinkConfig {
@@ -153,7 +157,10 @@ pub struct IngestReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IngestBody {
     pub accepted: u64,
+    /// The first [`KEPT_REJECTED`] rejected records.
     pub rejected: Vec<RejectedJson>,
+    /// Every rejected record, listed or not.
+    pub rejected_count: u64,
     /// Present when consent refused curve points of the input.
     #[serde(skip_serializing_if = "is_zero")]
     pub refused_by_consent: u64,
@@ -181,6 +188,7 @@ impl From<IngestReport> for IngestBody {
                     reason: r.reason,
                 })
                 .collect(),
+            rejected_count: report.rejected_count,
             refused_by_consent: report.refused_by_consent,
         }
     }
@@ -198,7 +206,8 @@ impl From<IngestError> for ApiError {
     }
 }
 
-/// Reads a whole document held in memory and ingests it; a document error ingests nothing.
+/// Reads a whole document held in memory and ingests it; a document error ingests nothing. The
+/// report keeps the first [`KEPT_REJECTED`] rejected records.
 pub fn ingest_document(
     store: &Store,
     input: &[u8],
@@ -223,7 +232,7 @@ pub fn ingest_document_screened(
         SinkConfig {
             delivery: Delivery::WholeDocument,
             batch_points,
-            keep_rejected: usize::MAX,
+            keep_rejected: KEPT_REJECTED,
         },
     )
     .with_consent(consent);
