@@ -182,8 +182,9 @@ pub fn parse_into(
 }
 
 /// Reads from a stream (a pipe, stdin, a large file), detecting the format from its first bytes.
-/// Native CSV is read record by record in constant memory; the XML and Enedis formats are read
-/// whole first (their documents are daily or per-meter, hence small). Returns the format read.
+/// Native CSV and R50 XML are read as they arrive, in memory bounded by their longest line or
+/// element; the Enedis export is read whole first (its documents are per meter, hence small).
+/// Returns the format read.
 pub fn parse_reader<R: io::BufRead>(
     mut input: R,
     channel: Channel,
@@ -206,7 +207,10 @@ pub fn parse_reader<R: io::BufRead>(
             let head = strip_bom(&head);
             parse_csv_reader(io::Read::chain(head, input), channel, sink)?;
         }
-        Format::R50 | Format::EnedisCsv => {
+        Format::R50 => {
+            r50::parse(io::Read::chain(&head[..], input), channel, sink)?;
+        }
+        Format::EnedisCsv => {
             input.read_to_end(&mut head)?;
             parse_into(&head, format, channel, sink)?;
         }
