@@ -292,3 +292,47 @@ fn after_a_failed_fsync_healthz_is_degraded_and_the_500_names_no_path() {
     assert_degraded(&server);
     drop(server.stop());
 }
+
+#[test]
+fn bodies_in_memory_are_bounded_and_a_body_past_the_bound_waits_then_gets_503() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = ServerConfig {
+        max_body_bytes: 1_024,
+        max_body_memory_bytes: 2_048,
+        ..short_timeouts()
+    };
+    let server = Server::start(dir.path(), config);
+    let small = format!("meter_id,ts,value_w\n{METER},2024-01-15T00:00:00Z,5\n");
+    let small_head = format!(
+        "POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        small.len()
+    );
+    // Its body time starts now; the two bodies that fill the memory come a second later.
+    let mut waiter = stalled_client(&server, &small_head);
+    std::thread::sleep(Duration::from_secs(1));
+    let half = format!("meter_id,ts,value_w\n{}", "x\n".repeat(490));
+    let mut holders: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            stalled_client(
+                &server,
+                &format!(
+                    "POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n\
+                     Content-Length: 1024\r\n\r\n{half}"
+                ),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    waiter.write_all(small.as_bytes()).expect("send the body");
+    let answer = read_until_closed(&mut waiter, Duration::from_secs(30));
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains(r#""code":"unavailable""#), "{answer:?}");
+    for stream in &mut holders {
+        let answer = read_until_closed(stream, Duration::from_secs(30));
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    }
+    // Their bytes are given back with their answers.
+    let reply = post(&server.url("/v1/ingest"), CSV, &small);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
