@@ -159,8 +159,9 @@ pub struct IngestBody {
     pub accepted: u64,
     /// The first [`KEPT_REJECTED`] rejected records.
     pub rejected: Vec<RejectedJson>,
-    /// Every rejected record, listed or not.
-    pub rejected_count: u64,
+    /// Every rejected record, listed or not; present only when `rejected` does not list them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_count: Option<u64>,
     /// Present when consent refused curve points of the input.
     #[serde(skip_serializing_if = "is_zero")]
     pub refused_by_consent: u64,
@@ -178,6 +179,7 @@ pub struct RejectedJson {
 
 impl From<IngestReport> for IngestBody {
     fn from(report: IngestReport) -> IngestBody {
+        let unlisted = report.rejected_count > report.rejected.len() as u64;
         IngestBody {
             accepted: report.accepted,
             rejected: report
@@ -188,7 +190,7 @@ impl From<IngestReport> for IngestBody {
                     reason: r.reason,
                 })
                 .collect(),
-            rejected_count: report.rejected_count,
+            rejected_count: unlisted.then_some(report.rejected_count),
             refused_by_consent: report.refused_by_consent,
         }
     }
