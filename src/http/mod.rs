@@ -40,6 +40,7 @@ pub mod api;
 pub mod error;
 pub mod loading;
 pub mod metrics;
+mod refusals;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,9 +74,9 @@ pub const MAX_URI_LEN: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// Most bytes of header names and values of a request; more get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// hyper's own limits, above the ones checked here so that a request over those is answered
-/// with a JSON error by [`check_head`]; only a request over these gets hyper's bare refusal
-/// (431, or 414 for a target over 65,534 bytes) with an empty body.
+/// hyper's own limits, above the ones checked here so that a request over those is answered by
+/// [`check_head`] with its size; a request over these is refused by hyper itself (431, or 414
+/// for a target over 65,534 bytes), which [`refusals`] turns into the same JSON errors.
 const HYPER_MAX_HEADERS: usize = 4 * MAX_HEADERS;
 const HYPER_MAX_BUF_BYTES: usize = 1024 * 1024;
 
@@ -159,7 +160,9 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let service = TowerToHyperService::new(app.clone());
-        let connection = connections.watch(http1.serve_connection(TokioIo::new(stream), service));
+        let connection = connections.watch(
+            http1.serve_connection(TokioIo::new(refusals::JsonRefusals::new(stream)), service),
+        );
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");

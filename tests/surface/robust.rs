@@ -336,3 +336,49 @@ fn bodies_in_memory_are_bounded_and_a_body_past_the_bound_waits_then_gets_503() 
     let reply = post(&server.url("/v1/ingest"), CSV, &small);
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
+
+#[test]
+fn requests_hyper_refuses_itself_get_the_json_error_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), ServerConfig::default());
+    let answer_to = |request: String| {
+        let mut stream = stalled_client(&server, &request);
+        read_until_closed(&mut stream, Duration::from_secs(30))
+    };
+    let cases = [
+        (
+            format!(
+                "GET /healthz?x={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(70_000)
+            ),
+            "HTTP/1.1 414",
+            "uri_too_long",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..1_000)
+                    .map(|i| format!("x-h{i}: 1\r\n"))
+                    .collect::<String>()
+            ),
+            "HTTP/1.1 431",
+            "headers_too_large",
+        ),
+        (
+            "NOT HTTP AT ALL\r\n\r\n".to_string(),
+            "HTTP/1.1 400",
+            "invalid_argument",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let answer = answer_to(request);
+        assert!(answer.starts_with(status), "{answer:?}");
+        assert!(
+            answer.contains("content-type: application/json"),
+            "{answer:?}"
+        );
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let v: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(v["error"]["code"], code, "{answer:?}");
+    }
+}
