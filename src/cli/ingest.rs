@@ -111,8 +111,13 @@ fn ingest_input(
         return ingest_reader(store, gov, io::stdin().lock(), None, channel);
     }
     let file = File::open(path).map_err(|e| CliError::User(format!("cannot open: {e}")))?;
-    let len = file.metadata().ok().map(|m| m.len());
-    ingest_reader(store, gov, file, len, channel)
+    let metadata = file.metadata().ok();
+    if metadata.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+        return Err(CliError::User(
+            "a directory, not a file (name the files in it)".into(),
+        ));
+    }
+    ingest_reader(store, gov, file, metadata.map(|m| m.len()), channel)
 }
 
 fn ingest_reader(

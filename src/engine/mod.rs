@@ -132,6 +132,13 @@ pub fn valid_meter_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// Whether `id` may name a meter not yet stored: a [`valid_meter_id`] that is not made only of
+/// dots (`.` and `..` read as paths). Stored ids are read, queried and erased by
+/// [`valid_meter_id`], so data written before this rule stays reachable.
+pub fn valid_new_meter_id(id: &str) -> bool {
+    valid_meter_id(id) && !id.bytes().all(|b| b == b'.')
+}
+
 /// Consecutive points of one series in a [`Batch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Run {
@@ -176,9 +183,9 @@ impl Batch {
                 return Ok(());
             }
         }
-        if !valid_meter_id(meter) {
+        if !valid_new_meter_id(meter) {
             return Err(InvalidPoint(format!(
-                "meter id {meter:?} is not 1 to 64 characters of [0-9A-Za-z_.-]"
+                "meter id {meter:?} is not 1 to 64 characters of [0-9A-Za-z_.-], not only dots"
             )));
         }
         check_point(channel, &point)?;
@@ -476,6 +483,11 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Whether an earlier I/O failure made the store refuse writes; it stays so until reopened.
+    pub fn is_failed(&self) -> bool {
+        self.wal.is_failed()
     }
 
     /// Writes the memtable to segments (one per month touched) and drops the logs that held it.

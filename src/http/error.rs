@@ -30,6 +30,17 @@ pub enum ErrorCode {
     Forbidden,
     /// No route at this path.
     NotFound,
+    /// The request's headers or body did not arrive within the server's time limits.
+    RequestTimeout,
+    /// The request target is longer than the server reads.
+    UriTooLong,
+    /// The request has more header lines, or more header bytes, than the server reads.
+    HeadersTooLarge,
+    /// The server cannot take the request now: its store refuses writes after an I/O failure,
+    /// or it holds as many request bodies as it may. Not the caller's fault.
+    Unavailable,
+    /// The server's disk is full (or over quota).
+    InsufficientStorage,
     /// A failure of the server or of the data under it (I/O, corruption).
     Internal,
 }
@@ -48,6 +59,11 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::Internal => "internal",
         }
     }
@@ -65,13 +81,28 @@ impl ErrorCode {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Whether the caller can fix it (exit status 1) rather than the server (exit status 2).
     pub fn is_user_error(self) -> bool {
-        self != ErrorCode::Internal
+        !self.is_server_side()
+    }
+
+    /// Failures of the server or its machine (exit status 2, logged by the server). Their messages
+    /// are written by the server, never from a path: internal and disk-full details are replaced
+    /// by [`ApiError::client_message`].
+    pub fn is_server_side(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Internal | ErrorCode::InsufficientStorage | ErrorCode::Unavailable
+        )
     }
 }
 
@@ -98,7 +129,19 @@ impl ApiError {
         ApiError::new(ErrorCode::Internal, message)
     }
 
-    /// The JSON body, as the HTTP API sends it.
+    /// The message a client is sent: the message itself for the caller's errors; for a failure of
+    /// the server, a fixed sentence per code (the detail, with its paths, is for the server log).
+    pub fn client_message(&self) -> &str {
+        match self.code {
+            ErrorCode::Internal => "internal error; the server log has the detail",
+            ErrorCode::InsufficientStorage => {
+                "the server's disk is full: this request was not stored; retry once space is freed"
+            }
+            _ => &self.message,
+        }
+    }
+
+    /// The JSON body, as the HTTP API sends it (with [`ApiError::client_message`]).
     pub fn to_json(&self) -> String {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -112,7 +155,7 @@ impl ApiError {
         let body = Body {
             error: Inner {
                 code: self.code.as_str(),
-                message: &self.message,
+                message: self.client_message(),
             },
         };
         serde_json::to_string(&body).unwrap_or_else(|_| {
@@ -150,22 +193,39 @@ impl From<engine::Error> for ApiError {
     fn from(e: engine::Error) -> ApiError {
         let code = match &e {
             engine::Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            engine::Error::Io { source, .. } if is_storage_full(source) => {
+                ErrorCode::InsufficientStorage
+            }
+            engine::Error::Closed => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
         ApiError::new(code, e.to_string())
     }
 }
 
+/// Whether an I/O error says the disk is full or the quota spent.
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.code == ErrorCode::Internal {
-            tracing::error!(message = %self.message, "internal error");
+        if self.code.is_server_side() {
+            tracing::error!(code = self.code.as_str(), message = %self.message, "server error");
         }
         let mut response = (self.code.status(), self.to_json()).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if self.code == ErrorCode::RequestTimeout {
+            // The rest of the body is not waited for.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -222,5 +282,34 @@ mod tests {
         assert!(!ErrorCode::Internal.is_user_error());
         let bad = engine::Error::InvalidArgument("meter id".into());
         assert_eq!(ApiError::from(bad).code.status().as_u16(), 400);
+    }
+
+    #[test]
+    fn a_full_disk_is_507_and_no_server_failure_sends_a_path() {
+        let full = |source| engine::Error::Io {
+            path: "/srv/courbe/data/wal-00000000000000000007.log".into(),
+            source,
+        };
+        for source in [
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+            std::io::Error::from_raw_os_error(libc::EDQUOT),
+        ] {
+            let e = ApiError::from(full(source));
+            assert_eq!(e.code, ErrorCode::InsufficientStorage);
+            assert_eq!(e.code.status().as_u16(), 507);
+            assert!(
+                e.message.contains("/srv/courbe"),
+                "the log keeps the detail"
+            );
+            assert!(!e.to_json().contains("/srv"), "{}", e.to_json());
+            assert!(!e.code.is_user_error());
+        }
+        let other = ApiError::from(full(std::io::Error::other("bad sector")));
+        assert_eq!(other.code, ErrorCode::Internal);
+        assert!(!other.to_json().contains("/srv"), "{}", other.to_json());
+        let closed = ApiError::from(engine::Error::Closed);
+        assert_eq!(closed.code.status().as_u16(), 503);
+        assert!(!closed.code.is_user_error());
     }
 }

@@ -21,6 +21,10 @@ pub enum Delivery {
     WholeDocument,
 }
 
+/// Rejected records an answer of `POST /v1/ingest` lists; the others are only counted, so that a
+/// body of bad lines costs no more memory than its own bytes.
+pub const KEPT_REJECTED: usize = 1_000;
+
 /// How a [`BatchSink`] behaves.
 #[derive(Clone, Copy, Debug)]
 pub struct SinkConfig {
@@ -153,7 +157,11 @@ pub struct IngestReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IngestBody {
     pub accepted: u64,
+    /// The first [`KEPT_REJECTED`] rejected records.
     pub rejected: Vec<RejectedJson>,
+    /// Every rejected record, listed or not; present only when `rejected` does not list them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_count: Option<u64>,
     /// Present when consent refused curve points of the input.
     #[serde(skip_serializing_if = "is_zero")]
     pub refused_by_consent: u64,
@@ -171,6 +179,7 @@ pub struct RejectedJson {
 
 impl From<IngestReport> for IngestBody {
     fn from(report: IngestReport) -> IngestBody {
+        let unlisted = report.rejected_count > report.rejected.len() as u64;
         IngestBody {
             accepted: report.accepted,
             rejected: report
@@ -181,6 +190,7 @@ impl From<IngestReport> for IngestBody {
                     reason: r.reason,
                 })
                 .collect(),
+            rejected_count: unlisted.then_some(report.rejected_count),
             refused_by_consent: report.refused_by_consent,
         }
     }
@@ -198,7 +208,8 @@ impl From<IngestError> for ApiError {
     }
 }
 
-/// Reads a whole document held in memory and ingests it; a document error ingests nothing.
+/// Reads a whole document held in memory and ingests it; a document error ingests nothing. The
+/// report keeps the first [`KEPT_REJECTED`] rejected records.
 pub fn ingest_document(
     store: &Store,
     input: &[u8],
@@ -223,7 +234,7 @@ pub fn ingest_document_screened(
         SinkConfig {
             delivery: Delivery::WholeDocument,
             batch_points,
-            keep_rejected: usize::MAX,
+            keep_rejected: KEPT_REJECTED,
         },
     )
     .with_consent(consent);
@@ -319,9 +330,11 @@ mod tests {
         };
         sink.point(7, "not a meter id", Channel::Consumption, point);
         sink.point(8, "m1", Channel::Consumption, point);
+        sink.point(9, "..", Channel::Consumption, point);
+        sink.point(10, ".", Channel::Consumption, point);
         let report = sink.finish().unwrap();
         assert_eq!(report.accepted, 1);
-        assert_eq!(report.rejected.len(), 1);
-        assert_eq!(report.rejected[0].line, 7);
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [7, 9, 10], "meter ids of dots are refused too");
     }
 }

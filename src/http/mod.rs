@@ -8,6 +8,11 @@
 //! Engine work never runs on the async workers: every handler that touches the store does it
 //! in [`tokio::task::spawn_blocking`].
 //!
+//! A request's head must arrive within [`ServerConfig::header_read_timeout`] and an ingest body
+//! within [`ServerConfig::body_read_timeout`]; a body is read whole, within the limits of its size
+//! and of the bytes of all bodies in memory, before it waits for a turn to be parsed, so slow or
+//! stalled clients never hold a parsing turn.
+//!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
@@ -35,10 +40,11 @@ pub mod api;
 pub mod error;
 pub mod loading;
 pub mod metrics;
+mod refusals;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
@@ -47,8 +53,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Store;
 use crate::ingest::Format;
@@ -59,6 +68,17 @@ use metrics::Metrics;
 
 /// Default largest ingest body: 64 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest request target (path and query) answered; longer ones get 414.
+pub const MAX_URI_LEN: usize = 8 * 1024;
+/// Most header lines of a request; more get 431.
+pub const MAX_HEADERS: usize = 100;
+/// Most bytes of header names and values of a request; more get 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// hyper's own limits, above the ones checked here so that a request over those is answered by
+/// [`check_head`] with its size; a request over these is refused by hyper itself (431, or 414
+/// for a target over 65,534 bytes), which [`refusals`] turns into the same JSON errors.
+const HYPER_MAX_HEADERS: usize = 4 * MAX_HEADERS;
+const HYPER_MAX_BUF_BYTES: usize = 1024 * 1024;
 
 /// How a server behaves; `ServerConfig::default()` is what `courbe serve` uses.
 #[derive(Clone, Debug)]
@@ -70,6 +90,16 @@ pub struct ServerConfig {
     /// Ingest requests read and parsed at once; others wait their turn. Bounds the memory of
     /// bodies in flight to about this many times `max_body_bytes` (plus their parsed points).
     pub max_concurrent_ingests: usize,
+    /// Bytes of the ingest bodies being read or parsed at once, all requests together (at least
+    /// `max_body_bytes`). A body takes its share as its bytes arrive; when none is left a body
+    /// waits, within its `body_read_timeout`, then gets 503.
+    pub max_body_memory_bytes: u64,
+    /// Time for a request's head (request line and headers) to arrive once the connection is
+    /// waiting for it; past it the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Time for a whole ingest body to arrive; past it the request gets 408 and the connection
+    /// is closed.
+    pub body_read_timeout: Duration,
     pub limits: Limits,
     /// Consent, access control and the governance endpoints; `None`: none of them.
     pub governance: Option<Arc<crate::governance::Governance>>,
@@ -81,6 +111,9 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             ingest_batch_points: 100_000,
             max_concurrent_ingests: 4,
+            max_body_memory_bytes: 4 * DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(120),
             limits: Limits::default(),
             governance: None,
         }
@@ -93,6 +126,8 @@ struct AppState {
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
     ingest_permits: Arc<Semaphore>,
+    /// One permit per byte of ingest bodies held in memory.
+    body_memory: Arc<Semaphore>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in flight.
@@ -102,16 +137,54 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store, config))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_headers(HYPER_MAX_HEADERS)
+        .max_buf_size(HYPER_MAX_BUF_BYTES);
+    let app = router(store, config);
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections.watch(
+            http1.serve_connection(TokioIo::new(refusals::JsonRefusals::new(stream)), service),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// The application, for callers that bring their own server.
 pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
+    let body_memory = config.max_body_memory_bytes.max(config.max_body_bytes);
     let state = AppState {
         store,
         ingest_permits: Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1))),
+        body_memory: Arc::new(Semaphore::new(
+            usize::try_from(body_memory)
+                .unwrap_or(usize::MAX)
+                .min(Semaphore::MAX_PERMITS),
+        )),
         config: Arc::new(config),
         metrics: Arc::new(Metrics::new()),
     };
@@ -136,8 +209,42 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
     };
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(check_head))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Refuses, with a JSON error, a request target over [`MAX_URI_LEN`] (414) and headers over
+/// [`MAX_HEADERS`] lines or [`MAX_HEADER_BYTES`] bytes (431), before any route sees them.
+async fn check_head(request: Request, next: Next) -> Response {
+    let target_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target_len > MAX_URI_LEN {
+        return ApiError::new(
+            ErrorCode::UriTooLong,
+            format!("the request target is {target_len} bytes (at most {MAX_URI_LEN})"),
+        )
+        .into_response();
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "{} header lines of {header_bytes} bytes (at most {MAX_HEADERS} lines and \
+                 {MAX_HEADER_BYTES} bytes)",
+                headers.len()
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Request log and metrics: route template, method, status, latency (never the query string).
@@ -189,12 +296,18 @@ fn meter_id(
         .map_err(|e| ApiError::invalid(format!("unreadable meter id: {}", e.body_text())))
 }
 
-async fn healthz() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
-        .into_response()
+/// `{"status":"ok"}` (200) while the store takes writes; `{"status":"degraded", "reason"}` (503)
+/// once an I/O failure made it refuse them.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let (status, body) = if state.store.is_failed() {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"degraded","reason":"the store refuses writes after an I/O failure; restart the server once the disk is fixed"}"#,
+        )
+    } else {
+        (axum::http::StatusCode::OK, r#"{"status":"ok"}"#)
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
@@ -302,21 +415,14 @@ async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let channel = api::parse_channel(query_params(&uri)?.channel.as_deref())?;
-    let too_large = content_length(&headers).is_some_and(|len| len > state.config.max_body_bytes);
-    // An oversized body is refused at once, without waiting for a turn.
-    let _permit = if too_large {
-        None
-    } else {
-        Some(
-            state
-                .ingest_permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| ApiError::internal("the server is shutting down"))?,
-        )
-    };
-    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
+    let (bytes, _memory) = read_body(&headers, body, &state).await?;
+    // The body is all here: waiting for a turn to parse it costs no client any time.
+    let _permit = state
+        .ingest_permits
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the server is shutting down"))?;
     let is_xml = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -360,9 +466,18 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Reads the whole body, refusing (413) one over `limit` bytes: at once when its declared
-/// length says so, else as soon as the bytes read pass the limit.
-async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
+/// Reads the whole body within the server's limits: 413 for one over `max_body_bytes` (at once
+/// when its declared length says so, else as soon as the bytes read pass it), 408 when it has
+/// not all arrived within `body_read_timeout`, 503 when the bytes of the bodies in memory stay at
+/// `max_body_memory_bytes` that long. Returns the body with its share of that memory, to hold
+/// while the body is.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    state: &AppState,
+) -> Result<(bytes::Bytes, Option<OwnedSemaphorePermit>), ApiError> {
+    let limit = state.config.max_body_bytes;
+    let timeout = state.config.body_read_timeout;
     let too_large = || {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -372,13 +487,64 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<bytes:
     if content_length(headers).is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    let limited = http_body_util::Limited::new(body, limit_usize);
-    match http_body_util::BodyExt::collect(limited).await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::invalid(format!("cannot read the body: {e}"))),
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut body = body;
+    let mut bytes = Vec::new();
+    let mut memory: Option<OwnedSemaphorePermit> = None;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, http_body_util::BodyExt::frame(&mut body));
+        let data = match frame.await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "the body did not arrive within {} s ({} bytes received)",
+                        timeout.as_secs_f64(),
+                        bytes.len()
+                    ),
+                ))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::invalid(format!("cannot read the body: {e}")))
+            }
+            Ok(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_trailers) => continue,
+            },
+        };
+        if bytes.len() as u64 + data.len() as u64 > limit {
+            return Err(too_large());
+        }
+        let share = u32::try_from(data.len()).map_err(|_| too_large())?;
+        let semaphore = state.body_memory.clone();
+        let taken = match semaphore.clone().try_acquire_many_owned(share) {
+            Ok(permit) => permit,
+            Err(_) => {
+                match tokio::time::timeout_at(deadline, semaphore.acquire_many_owned(share)).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_closed)) => {
+                        return Err(ApiError::new(
+                            ErrorCode::Unavailable,
+                            "the server is shutting down",
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(ApiError::new(
+                            ErrorCode::Unavailable,
+                            "the server holds as many request bodies as it may; retry later",
+                        ))
+                    }
+                }
+            }
+        };
+        match memory.as_mut() {
+            Some(held) => held.merge(taken),
+            None => memory = Some(taken),
+        }
+        bytes.extend_from_slice(&data);
     }
+    Ok((bytes::Bytes::from(bytes), memory))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

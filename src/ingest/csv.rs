@@ -1,14 +1,11 @@
 //! The native CSV (`meter_id,ts,value_w[,quality[,step_min]]`, read and written) and the Enedis
 //! CSV export (read).
 
-use std::collections::VecDeque;
-use std::io::{self, Write};
-
-use csv::{ByteRecord, ReaderBuilder};
+use std::io::{self, BufRead, Write};
 
 use super::time::{parse_rfc3339, write_rfc3339_utc};
 use super::{
-    check_meter_id, check_prm, check_step_and_alignment, parse_i32, IngestError, Rejected, Sink,
+    check_meter_id, check_point, check_prm, parse_i32, IngestError, Rejected, Sink,
     CURVE_STEPS_MIN, MAX_POWER_STEP_MIN,
 };
 use crate::{Channel, Point, Quality};
@@ -17,165 +14,177 @@ use crate::{Channel, Point, Quality};
 pub const CSV_COLUMNS: [&str; 5] = ["meter_id", "ts", "value_w", "quality", "step_min"];
 const REQUIRED_COLUMNS: usize = 3;
 const DEFAULT_STEP_MIN: u16 = 30;
+/// Longest native CSV line read, bytes without its terminator. A full row with spaces around its
+/// fields is under 200 bytes; a longer line is rejected without being held in memory.
+pub const MAX_LINE_LEN: usize = 1024;
 
-/// Reads native CSV from any reader, record by record (constant memory besides what the sink
-/// keeps). The header is line 1 and required; it names the first 3 to 5 columns of
-/// `meter_id,ts,value_w,quality,step_min`, and a row has at least 3 fields and at most as many as
-/// the header. An empty optional field takes its default (`measured`; 30 minutes, or 1440 for
-/// `max_power`).
+/// Reads native CSV from any reader, line by line (memory bounded by [`MAX_LINE_LEN`] besides
+/// what the sink keeps). The first line that is not blank is the header, required; it names the
+/// first 3 to 5 columns of `meter_id,ts,value_w,quality,step_min`, and a row has at least 3 fields
+/// and at most as many as the header. An empty optional field takes its default (`measured`; 30
+/// minutes, or 1440 for `max_power`). Fields are separated by commas and never quoted (no value
+/// of the format holds a comma): a quote makes a bad line, and the next line is read as a line.
+/// Blank lines are skipped; lines end with LF or CRLF.
 pub fn parse_csv_reader<R: io::Read>(
     input: R,
     channel: Channel,
     sink: &mut impl Sink,
 ) -> Result<(), IngestError> {
-    let mut reader = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(LineTracker::new(input));
-    let mut record = ByteRecord::new();
-    if !read_record(&mut reader, &mut record)? {
-        return Err(IngestError::Header {
-            line: 1,
-            reason: format!("empty input; expected the header {}", CSV_COLUMNS.join(",")),
-        });
-    }
-    let columns = check_header(&record)?;
+    let mut lines = Lines::new(input);
+    let mut text = Vec::with_capacity(256);
+    let columns = loop {
+        match lines.next_into(&mut text)? {
+            None => {
+                return Err(IngestError::Header {
+                    line: 1,
+                    reason: format!("empty input; expected the header {}", CSV_COLUMNS.join(",")),
+                })
+            }
+            Some(Line::Blank) => continue,
+            Some(Line::TooLong { number, len }) => {
+                return Err(IngestError::Header {
+                    line: number,
+                    reason: format!("a first line of {len} bytes is not a header"),
+                })
+            }
+            Some(Line::Text { number }) => break check_header(&text, number)?,
+        }
+    };
     let mut last_meter = String::new();
-    while read_record(&mut reader, &mut record)? {
-        let offset = record.position().map_or(0, csv::Position::byte);
-        let line = reader.get_mut().line_at(offset);
-        match read_row(&record, columns, channel, &mut last_meter) {
-            Ok(point) => sink.point(line, &last_meter, channel, point),
-            Err(reason) => sink.reject(Rejected { line, reason }),
+    while let Some(line) = lines.next_into(&mut text)? {
+        match line {
+            Line::Blank => {}
+            Line::TooLong { number, len } => sink.reject(Rejected {
+                line: number,
+                reason: format!("line of {len} bytes (at most {MAX_LINE_LEN})"),
+            }),
+            Line::Text { number } => match read_row(&text, columns, channel, &mut last_meter) {
+                Ok(point) => sink.point(number, &last_meter, channel, point),
+                Err(reason) => sink.reject(Rejected {
+                    line: number,
+                    reason,
+                }),
+            },
         }
     }
     Ok(())
 }
 
-/// Counts lines as the CSV reader pulls bytes. The csv crate's own record line numbers are off
-/// after CRLF terminators and blank lines; a record's byte offset is exact, but may point at the
-/// terminators before it. So this keeps the offsets and line numbers of the line starts read
-/// ahead (the first byte of a line that is not `\r` or `\n`), and a record's line is that of
-/// the first line start at or after its offset. Bounded by the reader's buffer.
-struct LineTracker<R> {
-    inner: R,
-    offset: u64,
-    line: u64,
-    at_line_start: bool,
-    starts: VecDeque<(u64, u64)>,
+/// What [`Lines::next_into`] read.
+enum Line {
+    /// Nothing but a terminator (LF or CRLF).
+    Blank,
+    /// A line, without its terminator, is in the buffer.
+    Text { number: u64 },
+    /// A line over [`MAX_LINE_LEN`] bytes, skipped to its end.
+    TooLong { number: u64, len: u64 },
 }
 
-impl<R> LineTracker<R> {
+/// Splits a stream into lines of at most [`MAX_LINE_LEN`] bytes, numbering them from 1.
+struct Lines<R> {
+    inner: io::BufReader<R>,
+    next_number: u64,
+}
+
+impl<R: io::Read> Lines<R> {
     fn new(inner: R) -> Self {
-        LineTracker {
-            inner,
-            offset: 0,
-            line: 1,
-            at_line_start: true,
-            starts: VecDeque::new(),
+        Lines {
+            inner: io::BufReader::with_capacity(64 * 1024, inner),
+            next_number: 1,
         }
     }
 
-    fn line_at(&mut self, record_offset: u64) -> u64 {
-        while let Some(&(start, line)) = self.starts.front() {
-            if start >= record_offset {
-                return line;
+    /// Reads the next line into `text` (cleared first); `None` at the end of the input.
+    fn next_into(&mut self, text: &mut Vec<u8>) -> io::Result<Option<Line>> {
+        text.clear();
+        let mut len: u64 = 0;
+        let mut too_long = false;
+        let mut read_any = false;
+        loop {
+            let chunk = match self.inner.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                if !read_any {
+                    return Ok(None);
+                }
+                break;
             }
-            self.starts.pop_front();
+            read_any = true;
+            let end = chunk.iter().position(|&b| b == b'\n');
+            let part = chunk.get(..end.unwrap_or(chunk.len())).unwrap_or_default();
+            len += part.len() as u64;
+            if !too_long {
+                if text.len() + part.len() > MAX_LINE_LEN + 1 {
+                    // One byte of slack keeps a CR before the LF of a line of MAX_LINE_LEN.
+                    too_long = true;
+                    text.clear();
+                } else {
+                    text.extend_from_slice(part);
+                }
+            }
+            let consumed = part.len() + usize::from(end.is_some());
+            self.inner.consume(consumed);
+            if end.is_some() {
+                break;
+            }
         }
-        self.line
+        let number = self.next_number;
+        self.next_number += 1;
+        if too_long {
+            return Ok(Some(Line::TooLong { number, len }));
+        }
+        if text.last() == Some(&b'\r') {
+            text.pop();
+        }
+        if text.len() > MAX_LINE_LEN {
+            return Ok(Some(Line::TooLong { number, len }));
+        }
+        Ok(Some(if text.is_empty() {
+            Line::Blank
+        } else {
+            Line::Text { number }
+        }))
     }
 }
 
-impl<R: io::Read> io::Read for LineTracker<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let data = buf.get(..n).unwrap_or_default();
-        let mut i = 0;
-        while let Some(&b) = data.get(i) {
-            if self.at_line_start {
-                match b {
-                    b'\n' => self.line += 1,
-                    b'\r' => {}
-                    _ => {
-                        self.starts.push_back((self.offset + i as u64, self.line));
-                        self.at_line_start = false;
-                    }
-                }
-                i += 1;
-                continue;
-            }
-            // Inside a line: jump to its end.
-            match data
-                .get(i..)
-                .unwrap_or_default()
-                .iter()
-                .position(|&b| b == b'\n')
-            {
-                Some(p) => {
-                    i += p + 1;
-                    self.line += 1;
-                    self.at_line_start = true;
-                }
-                None => break,
-            }
+/// The fields of a line: up to one more than [`CSV_COLUMNS`], and how many there were in all.
+fn split_fields(line: &[u8]) -> ([&[u8]; CSV_COLUMNS.len() + 1], usize) {
+    let mut fields: [&[u8]; CSV_COLUMNS.len() + 1] = [b""; CSV_COLUMNS.len() + 1];
+    let mut n = 0;
+    for field in line.split(|&b| b == b',') {
+        if let Some(slot) = fields.get_mut(n) {
+            *slot = field;
         }
-        self.offset += n as u64;
-        Ok(n)
+        n += 1;
     }
-}
-
-fn read_record<R: io::Read>(
-    reader: &mut csv::Reader<R>,
-    record: &mut ByteRecord,
-) -> Result<bool, IngestError> {
-    reader.read_byte_record(record).map_err(|e| {
-        let line = e.position().map_or(0, csv::Position::line);
-        match e.into_kind() {
-            csv::ErrorKind::Io(e) => IngestError::Io(e),
-            other => IngestError::Document {
-                line,
-                reason: format!("unreadable CSV: {other:?}"),
-            },
-        }
-    })
+    (fields, n)
 }
 
 fn trim(field: &[u8]) -> &[u8] {
     field.trim_ascii()
 }
 
-/// Checks the header and returns its number of columns.
-fn check_header(record: &ByteRecord) -> Result<usize, IngestError> {
-    let names: Vec<&[u8]> = record
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let f = if i == 0 {
-                f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f)
-            } else {
-                f
-            };
-            trim(f)
-        })
-        .collect();
-    let ok = (REQUIRED_COLUMNS..=CSV_COLUMNS.len()).contains(&names.len())
+/// Checks the header (line `number`) and returns its number of columns.
+fn check_header(line: &[u8], number: u64) -> Result<usize, IngestError> {
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    let (fields, n) = split_fields(line);
+    let names: Vec<&[u8]> = fields.iter().take(n).map(|f| trim(f)).collect();
+    let ok = (REQUIRED_COLUMNS..=CSV_COLUMNS.len()).contains(&n)
         && names
             .iter()
             .zip(CSV_COLUMNS)
-            .all(|(n, expected)| n.eq_ignore_ascii_case(expected.as_bytes()));
+            .all(|(name, expected)| name.eq_ignore_ascii_case(expected.as_bytes()));
     if ok {
-        return Ok(names.len());
+        return Ok(n);
     }
-    let found: Vec<String> = names
-        .iter()
-        .map(|n| String::from_utf8_lossy(n).into_owned())
-        .collect();
     Err(IngestError::Header {
-        line: 1,
+        line: number,
         reason: format!(
             "expected meter_id,ts,value_w[,quality[,step_min]], found {:?}",
-            found.join(",")
+            lossy(line)
         ),
     })
 }
@@ -183,18 +192,21 @@ fn check_header(record: &ByteRecord) -> Result<usize, IngestError> {
 /// Reads one data row. On success `last_meter` holds the row's meter id (validated once per run
 /// of rows of the same meter).
 fn read_row(
-    record: &ByteRecord,
+    line: &[u8],
     columns: usize,
     channel: Channel,
     last_meter: &mut String,
 ) -> Result<Point, String> {
-    let n = record.len();
+    if line.contains(&b'"') {
+        return Err("a quote: native CSV fields are never quoted".into());
+    }
+    let (fields, n) = split_fields(line);
     if !(REQUIRED_COLUMNS..=columns).contains(&n) {
         return Err(format!(
             "{n} fields (expected {REQUIRED_COLUMNS} to {columns}, as the header)"
         ));
     }
-    let field = |i: usize| trim(record.get(i).unwrap_or_default());
+    let field = |i: usize| trim(fields.get(i).copied().unwrap_or_default());
     let meter = field(0);
     if meter != last_meter.as_bytes() {
         let id = check_meter_id(meter)?;
@@ -224,13 +236,14 @@ fn read_row(
             .and_then(|s| u16::try_from(s).ok())
             .ok_or_else(|| format!("step_min {:?} is not a number of minutes", lossy(step)))?,
     };
-    check_step_and_alignment(channel, ts_utc, step_min)?;
-    Ok(Point {
+    let point = Point {
         ts_utc,
         value,
         step_min,
         quality,
-    })
+    };
+    check_point(channel, &point)?;
+    Ok(point)
 }
 
 fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -418,17 +431,16 @@ fn flush_enedis_block(
             });
             continue;
         };
-        let ts_utc = end - 60 * i64::from(step_min);
-        if let Err(reason) = check_step_and_alignment(channel, ts_utc, step_min) {
-            sink.reject(Rejected { line, reason });
-            continue;
-        }
         let point = Point {
-            ts_utc,
+            ts_utc: end - 60 * i64::from(step_min),
             value,
             step_min,
             quality: Quality::Measured,
         };
+        if let Err(reason) = check_point(channel, &point) {
+            sink.reject(Rejected { line, reason });
+            continue;
+        }
         sink.point(line, meter, channel, point);
     }
     block.clear();
@@ -527,7 +539,7 @@ pub fn write_csv<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{parse, Format, Parsed};
+    use crate::ingest::{format_rfc3339_utc, parse, Format, Parsed};
 
     const NATIVE_DST: &[u8] = include_bytes!("../../tests/data/native_dst.csv");
     const NATIVE_MALFORMED: &[u8] = include_bytes!("../../tests/data/native_malformed.csv");
@@ -580,7 +592,7 @@ mod tests {
     fn malformed_lines_are_rejected_with_their_line_numbers_and_the_rest_kept() {
         let parsed = parse_csv(NATIVE_MALFORMED);
         let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
-        assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(lines, [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
         let reasons: Vec<&str> = parsed.rejected.iter().map(|r| r.reason.as_str()).collect();
         assert!(reasons[0].contains("value_w \"abc\""), "{}", reasons[0]);
         assert!(
@@ -599,19 +611,110 @@ mod tests {
         assert!(reasons[6].contains("2 fields"), "{}", reasons[6]);
         assert!(reasons[7].contains("32-bit"), "{}", reasons[7]);
         assert!(reasons[8].contains("6 fields"), "{}", reasons[8]);
+        assert!(reasons[9].contains("never quoted"), "{}", reasons[9]);
+        assert!(reasons[10].contains("negative value -5"), "{}", reasons[10]);
         let accepted: Vec<(i64, i32, Quality)> = parsed
             .rows
             .iter()
             .map(|(_, _, p)| (p.ts_utc, p.value, p.quality))
             .collect();
-        assert_eq!(
-            accepted,
-            [
-                (1_704_063_600, 476, Quality::Measured),
-                (1_704_079_800, 491, Quality::Measured),
-                (1_704_081_600, -5, Quality::Estimated),
-            ]
+        assert_eq!(accepted, [(1_704_063_600, 476, Quality::Measured)]);
+    }
+
+    #[test]
+    fn a_stray_quote_rejects_its_line_and_every_following_good_line_lands() {
+        let mut input = String::from("meter_id,ts,value_w\nQA,2024-01-01T00:00:00Z,5\n");
+        input.push_str("QA,\"2024-01-01T00:30:00Z,5\n");
+        for i in 0..5_000i64 {
+            let ts = format_rfc3339_utc(1_704_067_200 + 1800 * i);
+            input.push_str(&format!("QA,{ts},{i}\n"));
+        }
+        let parsed = parse_csv(input.as_bytes());
+        assert_eq!(parsed.rows.len(), 5_001);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 3);
+        assert!(parsed.rejected[0].reason.contains("quote"));
+        assert_eq!(parsed.rows.last().map(|r| r.2.value), Some(4_999));
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_rejected_and_the_next_one_read() {
+        /// A header, one line of `len` bytes streamed without being built, then a good line.
+        struct LongLine {
+            head: &'static [u8],
+            len: u64,
+            tail: &'static [u8],
+        }
+        impl io::Read for LongLine {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if !self.head.is_empty() {
+                    let n = buf.len().min(self.head.len());
+                    buf[..n].copy_from_slice(&self.head[..n]);
+                    self.head = &self.head[n..];
+                    return Ok(n);
+                }
+                if self.len > 0 {
+                    let n = buf
+                        .len()
+                        .min(usize::try_from(self.len).unwrap_or(usize::MAX));
+                    buf[..n].fill(b'7');
+                    self.len -= n as u64;
+                    return Ok(n);
+                }
+                let n = buf.len().min(self.tail.len());
+                buf[..n].copy_from_slice(&self.tail[..n]);
+                self.tail = &self.tail[n..];
+                Ok(n)
+            }
+        }
+        let input = LongLine {
+            head: b"meter_id,ts,value_w\nm1,2024-01-01T00:00:00Z,",
+            len: 50_000_000,
+            tail: b"\nm1,2024-01-01T00:30:00Z,8\n",
+        };
+        let mut parsed = Parsed::default();
+        parse_csv_reader(input, Channel::Consumption, &mut parsed).unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rows[0].2.value, 8);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 2);
+        assert!(
+            parsed.rejected[0].reason.contains("50000024 bytes"),
+            "{}",
+            parsed.rejected[0].reason
         );
+        let exact = format!(
+            "meter_id,ts,value_w\nm1,2024-01-01T00:00:00Z,1{}\n",
+            " ".repeat(MAX_LINE_LEN - 25)
+        );
+        assert_eq!(
+            parse_csv(exact.as_bytes()).rows.len(),
+            1,
+            "a line of the limit is read"
+        );
+        let crlf = exact.replace('\n', "\r\n");
+        assert_eq!(
+            parse_csv(crlf.as_bytes()).rows.len(),
+            1,
+            "its CR does not count"
+        );
+        let over = exact.replace(",1 ", ",1  ");
+        assert_eq!(parse_csv(over.as_bytes()).rejected.len(), 1);
+    }
+
+    #[test]
+    fn year_9999_is_refused_with_the_supported_range() {
+        let input = b"meter_id,ts,value_w\n\
+                      m1,9999-06-01T00:00:00Z,5\n\
+                      m1,9998-12-31T23:30:00Z,5\n\
+                      m1,1969-12-31T23:30:00Z,5\n";
+        let parsed = parse_csv(input);
+        assert_eq!(parsed.rows.len(), 1);
+        let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 4]);
+        for r in &parsed.rejected {
+            assert!(r.reason.contains(crate::ingest::TS_RANGE), "{}", r.reason);
+        }
     }
 
     #[test]
@@ -653,7 +756,7 @@ mod tests {
     }
 
     #[test]
-    fn line_numbers_count_crlf_blank_lines_and_quoted_newlines() {
+    fn line_numbers_count_crlf_and_blank_lines_and_a_quote_ends_at_its_line() {
         let input = b"meter_id,ts,value_w\r\n\
                       \r\n\
                       m1,2024-01-01T00:00:00Z,x\r\n\
@@ -662,7 +765,7 @@ mod tests {
                       m1,2024-01-01T00:00:00Z,y\n";
         let parsed = parse_csv(input);
         let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
-        assert_eq!(lines, [3, 5, 7]);
+        assert_eq!(lines, [3, 5, 6, 7]);
         let mut streamed = Parsed::default();
         parse_csv_reader(Trickle(input), Channel::Consumption, &mut streamed).unwrap();
         assert_eq!(streamed, parsed);
@@ -710,8 +813,8 @@ mod tests {
             "neg".into(),
             Channel::Consumption,
             Point {
-                ts_utc: -1800,
-                value: i32::MIN,
+                ts_utc: 0,
+                value: i32::MAX,
                 step_min: 5,
                 quality: Quality::Corrected,
             },
@@ -720,7 +823,7 @@ mod tests {
         write_csv(rows.iter().map(|(m, _, p)| (m.as_str(), *p)), &mut out).unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.starts_with("meter_id,ts,value_w,quality,step_min\n09111642617347,20"));
-        assert!(text.ends_with("neg,1969-12-31T23:30:00Z,-2147483648,corrected,5\n"));
+        assert!(text.ends_with("neg,1970-01-01T00:00:00Z,2147483647,corrected,5\n"));
         let parsed = parse_csv(&out);
         assert_eq!(parsed.rejected, []);
         assert_eq!(parsed.rows, rows);

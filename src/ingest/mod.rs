@@ -41,6 +41,14 @@ pub const CURVE_STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
 pub const MAX_POWER_STEP_MIN: u16 = 1440;
 /// Longest meter id.
 pub const METER_ID_MAX_LEN: usize = 64;
+/// Earliest interval start ingested: 1970-01-01T00:00:00Z (the engine stores no earlier instant).
+pub const MIN_TS_UTC: i64 = 0;
+/// Latest interval start ingested: 9998-12-31T23:59:59Z. A point of this year ends before
+/// 9999-01-02 in every time zone, so every query, calendar period and RFC 3339 export of it can
+/// be written; jiff, and so the queries' local calendars, stop in the last days of 9999.
+pub const MAX_TS_UTC: i64 = 253_370_764_800 - 1;
+/// [`MIN_TS_UTC`]..=[`MAX_TS_UTC`] as the rejection reasons state it.
+pub const TS_RANGE: &str = "1970-01-01T00:00:00Z to 9998-12-31T23:59:59Z";
 
 /// A record that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,8 +182,9 @@ pub fn parse_into(
 }
 
 /// Reads from a stream (a pipe, stdin, a large file), detecting the format from its first bytes.
-/// Native CSV is read record by record in constant memory; the XML and Enedis formats are read
-/// whole first (their documents are daily or per-meter, hence small). Returns the format read.
+/// Native CSV and R50 XML are read as they arrive, in memory bounded by their longest line or
+/// element; the Enedis export is read whole first (its documents are per meter, hence small).
+/// Returns the format read.
 pub fn parse_reader<R: io::BufRead>(
     mut input: R,
     channel: Channel,
@@ -198,7 +207,10 @@ pub fn parse_reader<R: io::BufRead>(
             let head = strip_bom(&head);
             parse_csv_reader(io::Read::chain(head, input), channel, sink)?;
         }
-        Format::R50 | Format::EnedisCsv => {
+        Format::R50 => {
+            r50::parse(io::Read::chain(&head[..], input), channel, sink)?;
+        }
+        Format::EnedisCsv => {
             input.read_to_end(&mut head)?;
             parse_into(&head, format, channel, sink)?;
         }
@@ -210,10 +222,17 @@ fn strip_bom(input: &[u8]) -> &[u8] {
     input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input)
 }
 
-/// Checks a meter id: 1 to 64 characters of `[0-9A-Za-z_.-]`.
+/// Checks a meter id: 1 to 64 characters of `[0-9A-Za-z_.-]`, not only dots (`.` and `..` read
+/// as paths).
 pub fn check_meter_id(id: &[u8]) -> Result<&str, String> {
     if id.is_empty() {
         return Err("empty meter id".into());
+    }
+    if id.iter().all(|&b| b == b'.') {
+        return Err(format!(
+            "meter id {:?} is only dots",
+            String::from_utf8_lossy(id)
+        ));
     }
     if id.len() > METER_ID_MAX_LEN {
         return Err(format!(
@@ -244,6 +263,27 @@ pub fn check_prm(id: &[u8]) -> Result<&str, String> {
         ));
     }
     std::str::from_utf8(id).map_err(|_| "PRM is not UTF-8".to_owned())
+}
+
+/// Checks a parsed point: its start within [`MIN_TS_UTC`]..=[`MAX_TS_UTC`], its step and
+/// alignment ([`check_step_and_alignment`]) and its value, a power that is never negative
+/// (injection is the `production` channel, not negative consumption).
+fn check_point(channel: Channel, point: &Point) -> Result<(), String> {
+    if !(MIN_TS_UTC..=MAX_TS_UTC).contains(&point.ts_utc) {
+        return Err(format!(
+            "interval start {} is outside the supported range, {TS_RANGE}",
+            format_rfc3339_utc(point.ts_utc)
+        ));
+    }
+    check_step_and_alignment(channel, point.ts_utc, point.step_min)?;
+    if point.value < 0 {
+        return Err(format!(
+            "negative value {} W: a {} power is never below 0",
+            point.value,
+            channel.as_str()
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a step and a timestamp against it: a curve step is one of [`CURVE_STEPS_MIN`] and its
@@ -376,10 +416,60 @@ mod tests {
         assert!(check_meter_id(&[b'a'; 65]).is_err());
         assert!(check_meter_id(&[b'a'; 64]).is_ok());
         assert!(check_meter_id(b"a b").is_err());
+        assert!(check_meter_id(b".a").is_ok());
         assert!(check_meter_id("é".as_bytes()).is_err());
         assert!(check_prm(b"09111642617347").is_ok());
         assert!(check_prm(b"0911164261734").is_err());
         assert!(check_prm(b"0911164261734A").is_err());
+    }
+
+    #[test]
+    fn meter_ids_made_only_of_dots_are_refused() {
+        for id in [&b"."[..], b"..", b"..."] {
+            let reason = check_meter_id(id).unwrap_err();
+            assert!(reason.contains("only dots"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn points_outside_the_representable_years_are_refused_with_the_range() {
+        let point = |ts_utc| Point {
+            ts_utc,
+            value: 1,
+            step_min: 30,
+            quality: crate::Quality::Measured,
+        };
+        let c = Channel::Consumption;
+        assert!(check_point(c, &point(0)).is_ok());
+        assert!(check_point(c, &point(MAX_TS_UTC + 1 - 1800)).is_ok());
+        for ts in [-1800, MAX_TS_UTC + 1, 253_402_300_800 - 1800] {
+            let reason = check_point(c, &point(ts)).unwrap_err();
+            assert!(reason.contains(TS_RANGE), "{reason}");
+        }
+        assert_eq!(
+            format_rfc3339_utc(MAX_TS_UTC + 1),
+            "9999-01-01T00:00:00Z",
+            "the range stated is the range checked"
+        );
+    }
+
+    #[test]
+    fn a_negative_power_is_refused_on_every_channel() {
+        for (channel, step_min) in [
+            (Channel::Consumption, 30),
+            (Channel::Production, 30),
+            (Channel::MaxPower, 1440),
+        ] {
+            let point = Point {
+                ts_utc: 1_704_063_600,
+                value: -5,
+                step_min,
+                quality: crate::Quality::Measured,
+            };
+            let reason = check_point(channel, &point).unwrap_err();
+            assert!(reason.contains("negative value -5"), "{reason}");
+            assert!(check_point(channel, &Point { value: 0, ..point }).is_ok());
+        }
     }
 
     #[test]

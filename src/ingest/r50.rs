@@ -16,48 +16,150 @@
 //! Enedis flagged the value as not plainly measured and it is read as `estimated`. A missing `IV`
 //! reads as measured. Elements other than these are ignored.
 //!
-//! A `<PDC>` with a missing or unreadable `H` or `V`, or with a mismatched end tag inside it, is
-//! rejected with the line of its `<PDC>` and the rest is read. A well-formedness error before the
-//! first `<PDC>`, a root other than `R50`, or a missing or unsupported `Pas_Publication` makes the
-//! whole document unusable; a well-formedness error after records have been read rejects the
-//! record it interrupts and reports the rest of the document as unread at the error's line.
+//! A `<PDC>` with a missing, repeated or unreadable `H` or `V` (or `IV`), with an element of
+//! another XML namespace, or with a mismatched end tag inside it, is rejected with the line of
+//! its `<PDC>` and the rest is read. R50 elements are in no namespace: another element in a
+//! namespace is rejected with its line and nothing inside it is read; a root in a namespace is
+//! not an R50 flow. A well-formedness error before the first `<PDC>`, a root other than `R50`, or
+//! a missing or unsupported `Pas_Publication` makes the whole document unusable; a
+//! well-formedness error after records have been read rejects the record it interrupts and
+//! reports the rest of the document as unread at the error's line.
+//!
+//! The document is read as a stream in bounded memory: elements nest at most [`MAX_DEPTH`] deep
+//! and one tag, text or comment is at most [`MAX_EVENT_BYTES`] long; past either, the rest of
+//! the document is unread as after a well-formedness error.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead};
 
 use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
 
 use super::time::parse_rfc3339;
-use super::{
-    check_prm, check_step_and_alignment, parse_i32, IngestError, Rejected, Sink, CURVE_STEPS_MIN,
-};
+use super::{check_point, check_prm, parse_i32, IngestError, Rejected, Sink, CURVE_STEPS_MIN};
 use crate::{Channel, Point, Quality};
 
-/// Line numbers of byte offsets, counted incrementally (offsets mostly increase).
-struct Lines<'a> {
-    input: &'a [u8],
-    pos: usize,
-    line: u64,
+/// Deepest nesting of elements read (an R50 flow nests 5 deep).
+pub const MAX_DEPTH: usize = 32;
+/// Longest tag, text, comment or other markup read, bytes (an R50 tag or value is under 100).
+pub const MAX_EVENT_BYTES: u64 = 64 * 1024;
+/// Bytes handed to the XML reader at a time, so that [`MAX_EVENT_BYTES`] is checked as it reads.
+const CHUNK_LEN: usize = 8 * 1024;
+
+/// The input as the XML reader reads it: counts lines, keeps the offsets of the recent line
+/// breaks (those within two events' length back, where positions asked about lie), and fails
+/// once more than [`MAX_EVENT_BYTES`] were read since the last [`Tracked::mark`].
+struct Tracked<R> {
+    inner: R,
+    consumed: u64,
+    /// Line breaks consumed in all.
+    newlines: u64,
+    /// Offsets of the last line breaks consumed, oldest first.
+    recent: VecDeque<u64>,
+    since_mark: u64,
 }
 
-impl Lines<'_> {
-    fn at(&mut self, offset: u64) -> u64 {
-        let offset = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.input.len());
-        if offset < self.pos {
-            self.pos = 0;
-            self.line = 1;
-        }
-        let newlines = self
-            .input
-            .get(self.pos..offset)
-            .unwrap_or_default()
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        self.line += newlines as u64;
-        self.pos = offset;
-        self.line
+/// The error [`Tracked`] reads as when an event is over [`MAX_EVENT_BYTES`].
+#[derive(Debug)]
+struct EventTooLong;
+
+impl std::fmt::Display for EventTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a tag, text or comment of more than {MAX_EVENT_BYTES} bytes is not part of an R50 flow"
+        )
     }
+}
+
+impl std::error::Error for EventTooLong {}
+
+impl<R: BufRead> Tracked<R> {
+    fn new(inner: R) -> Self {
+        Tracked {
+            inner,
+            consumed: 0,
+            newlines: 0,
+            recent: VecDeque::new(),
+            since_mark: 0,
+        }
+    }
+
+    /// Starts counting the bytes of the next event.
+    fn mark(&mut self) {
+        self.since_mark = 0;
+    }
+
+    /// The 1-based line of byte `offset` (at most the bytes consumed; an offset older than the
+    /// breaks kept reads as the oldest line they cover).
+    fn line_at(&self, offset: u64) -> u64 {
+        let after = self
+            .recent
+            .iter()
+            .rev()
+            .take_while(|&&at| at >= offset)
+            .count();
+        self.newlines - after as u64 + 1
+    }
+}
+
+impl<R: BufRead> io::Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf.get_mut(..n)
+            .unwrap_or_default()
+            .copy_from_slice(available.get(..n).unwrap_or_default());
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Tracked<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let allowed = MAX_EVENT_BYTES.saturating_sub(self.since_mark);
+        if allowed == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, EventTooLong));
+        }
+        let len = usize::try_from(allowed)
+            .unwrap_or(usize::MAX)
+            .min(CHUNK_LEN);
+        let buf = self.inner.fill_buf()?;
+        Ok(buf.get(..buf.len().min(len)).unwrap_or_default())
+    }
+
+    fn consume(&mut self, n: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            for (i, _) in buf
+                .get(..n)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+            {
+                self.recent.push_back(self.consumed + i as u64);
+                self.newlines += 1;
+            }
+        }
+        self.inner.consume(n);
+        self.consumed += n as u64;
+        self.since_mark += n as u64;
+        let keep_from = self
+            .consumed
+            .saturating_sub(2 * MAX_EVENT_BYTES + CHUNK_LEN as u64);
+        while self.recent.front().is_some_and(|&at| at < keep_from) {
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// An element open around the reader's position.
+struct Open {
+    /// The name as written, prefix included.
+    name: Vec<u8>,
+    /// In another namespace than R50's, or inside such an element: not read.
+    foreign: bool,
 }
 
 /// The record being read.
@@ -66,24 +168,34 @@ struct Pdc {
     h: Option<Result<i64, String>>,
     v: Option<Result<i32, String>>,
     iv: Option<Result<Quality, String>>,
+    /// `H`, `V` and `IV` elements opened so far (bits 0, 1, 2).
+    seen: u8,
     broken: Option<String>,
 }
 
-pub(crate) fn parse(
-    input: &[u8],
+/// The namespace of an element, when it has one.
+fn namespace_of(resolved: &ResolveResult<'_>) -> Option<String> {
+    match resolved {
+        ResolveResult::Unbound => None,
+        ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.as_ref()).into_owned()),
+        ResolveResult::Unknown(prefix) => Some(format!(
+            "of the undeclared prefix {}",
+            String::from_utf8_lossy(prefix)
+        )),
+    }
+}
+
+pub(crate) fn parse<R: BufRead>(
+    input: R,
     channel: Channel,
     sink: &mut impl Sink,
 ) -> Result<(), IngestError> {
-    let mut reader = Reader::from_reader(input);
+    let mut reader = NsReader::from_reader(Tracked::new(input));
     // End tags are matched here, so that a mismatch inside a record rejects only that record.
     reader.config_mut().check_end_names = false;
     reader.config_mut().trim_text(true);
-    let mut lines = Lines {
-        input,
-        pos: 0,
-        line: 1,
-    };
-    let mut stack: Vec<Vec<u8>> = Vec::new();
+    let mut buf = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
     let mut step_min: Option<u16> = None;
     let mut prm: Option<Result<String, String>> = None;
     let mut pdc: Option<Pdc> = None;
@@ -91,64 +203,70 @@ pub(crate) fn parse(
     let mut root_seen = false;
 
     loop {
-        let event = match reader.read_event() {
+        buf.clear();
+        reader.get_mut().mark();
+        let (resolved, event) = match reader.read_resolved_event_into(&mut buf) {
             Ok(event) => event,
+            Err(quick_xml::Error::Io(e)) if e.get_ref().is_some_and(|e| e.is::<EventTooLong>()) => {
+                let line = reader.get_ref_line(reader.buffer_position());
+                return unreadable_rest(line, EventTooLong.to_string(), records_seen, pdc, sink);
+            }
+            Err(quick_xml::Error::Io(e)) => {
+                return Err(IngestError::Io(io::Error::new(e.kind(), e.to_string())))
+            }
             Err(e) => {
-                let line = lines.at(reader.error_position());
+                let line = reader.get_ref_line(reader.error_position());
                 let reason = format!("XML not well-formed: {e}");
                 return unreadable_rest(line, reason, records_seen, pdc, sink);
             }
         };
+        let namespace = namespace_of(&resolved);
         match event {
             Event::Start(e) => {
-                let name = e.local_name().as_ref().to_vec();
-                let line = lines.at(reader.buffer_position().saturating_sub(1));
+                let name = e.name().as_ref().to_vec();
+                let line = reader.get_ref_line(reader.buffer_position().saturating_sub(1));
                 if stack.is_empty() && root_seen {
                     let reason = "XML not well-formed: a second root element".to_owned();
                     return unreadable_rest(line, reason, records_seen, pdc, sink);
                 }
                 root_seen = true;
-                if stack.is_empty() && name != b"R50" {
+                if stack.is_empty() && (name != b"R50" || namespace.is_some()) {
                     return Err(IngestError::Document {
                         line,
                         reason: format!(
-                            "not an R50 flow (root element <{}>)",
-                            String::from_utf8_lossy(&name)
+                            "not an R50 flow (root element <{}>{})",
+                            String::from_utf8_lossy(&name),
+                            namespace
+                                .map(|ns| format!(" in namespace {ns}"))
+                                .unwrap_or_default()
                         ),
                     });
                 }
-                match name.as_slice() {
-                    b"PDC" => {
-                        if step_min.is_none() {
-                            return Err(IngestError::Document {
-                                line,
-                                reason: "En_Tete_Flux/Pas_Publication is missing before the first \
-                                         record"
-                                    .into(),
-                            });
-                        }
-                        if let Some(open) = pdc.take() {
-                            sink.reject(Rejected {
-                                line: open.line,
-                                reason: "record not closed before the next <PDC>".into(),
-                            });
-                        }
-                        records_seen = true;
-                        pdc = Some(Pdc {
-                            line,
-                            h: None,
-                            v: None,
-                            iv: None,
-                            broken: None,
-                        });
-                    }
-                    b"PRM" => prm = None,
-                    _ => {}
+                if stack.len() >= MAX_DEPTH {
+                    let reason = format!("elements nested more than {MAX_DEPTH} deep");
+                    return unreadable_rest(line, reason, records_seen, pdc, sink);
                 }
-                stack.push(name);
+                let inside_foreign = stack.last().is_some_and(|open| open.foreign);
+                if let Some(ns) = namespace.as_deref().filter(|_| !inside_foreign) {
+                    foreign_element(&name, ns, line, pdc.as_mut(), sink);
+                }
+                let foreign = inside_foreign || namespace.is_some();
+                if !foreign {
+                    on_start(
+                        &name,
+                        line,
+                        &stack,
+                        step_min,
+                        &mut prm,
+                        &mut pdc,
+                        &mut records_seen,
+                        sink,
+                    )?;
+                }
+                stack.push(Open { name, foreign });
             }
             Event::Empty(e) => {
-                let line = lines.at(reader.buffer_position().saturating_sub(1));
+                let line = reader.get_ref_line(reader.buffer_position().saturating_sub(1));
                 if stack.is_empty() {
                     let reason = if root_seen {
                         "XML not well-formed: a second root element"
@@ -157,14 +275,20 @@ pub(crate) fn parse(
                     };
                     return unreadable_rest(line, reason.to_owned(), records_seen, pdc, sink);
                 }
-                let name = e.local_name();
-                if let Some(open) = pdc.as_mut() {
-                    if matches!(name.as_ref(), b"H" | b"V" | b"IV") {
+                let name = e.name();
+                let name = name.as_ref();
+                if stack.last().is_some_and(|open| open.foreign) {
+                    continue;
+                }
+                if let Some(ns) = namespace.as_deref() {
+                    foreign_element(name, ns, line, pdc.as_mut(), sink);
+                } else if let Some(open) = pdc.as_mut() {
+                    if matches!(name, b"H" | b"V" | b"IV") {
                         open.broken.get_or_insert_with(|| {
-                            format!("empty <{}>", String::from_utf8_lossy(name.as_ref()))
+                            format!("empty <{}>", String::from_utf8_lossy(name))
                         });
                     }
-                } else if name.as_ref() == b"PDC" {
+                } else if name == b"PDC" {
                     sink.reject(Rejected {
                         line,
                         reason: "empty record <PDC/>".into(),
@@ -173,39 +297,36 @@ pub(crate) fn parse(
             }
             Event::Text(t) => {
                 let text = t.unescape().map_err(|e| format!("unreadable text: {e}"));
-                on_text(
+                if let Err(reason) = on_text(
                     &stack,
                     text.as_deref().map_err(String::clone),
                     &mut step_min,
                     &mut prm,
                     &mut pdc,
-                    &mut lines,
-                    &reader,
-                )?;
+                ) {
+                    let line = reader.get_ref_line(reader.buffer_position());
+                    return Err(IngestError::Document { line, reason });
+                }
             }
             Event::CData(c) => {
                 let text = std::str::from_utf8(&c).map_err(|_| "text is not UTF-8".to_owned());
-                on_text(
-                    &stack,
-                    text,
-                    &mut step_min,
-                    &mut prm,
-                    &mut pdc,
-                    &mut lines,
-                    &reader,
-                )?;
+                if let Err(reason) = on_text(&stack, text, &mut step_min, &mut prm, &mut pdc) {
+                    let line = reader.get_ref_line(reader.buffer_position());
+                    return Err(IngestError::Document { line, reason });
+                }
             }
             Event::End(e) => {
-                let name = e.local_name();
+                let name = e.name();
                 let name = name.as_ref();
-                if stack.last().is_some_and(|top| top == name) {
-                    stack.pop();
-                } else if let Some(depth) = stack.iter().rposition(|open| open == name) {
+                let closed_foreign;
+                if stack.last().is_some_and(|top| top.name == name) {
+                    closed_foreign = stack.pop().is_some_and(|open| open.foreign);
+                } else if let Some(depth) = stack.iter().rposition(|open| open.name == name) {
                     // A mismatched end tag: the elements opened since are cut short.
                     if let Some(open) = pdc.as_mut() {
                         let expected = stack
                             .last()
-                            .map(|t| String::from_utf8_lossy(t).into_owned());
+                            .map(|t| String::from_utf8_lossy(&t.name).into_owned());
                         open.broken.get_or_insert_with(|| {
                             format!(
                                 "malformed element: expected </{}>, found </{}>",
@@ -214,10 +335,13 @@ pub(crate) fn parse(
                             )
                         });
                     }
+                    closed_foreign = stack.get(depth).is_some_and(|open| open.foreign);
                     stack.truncate(depth);
                 } else if let Some(open) = pdc.as_mut() {
                     // Inside a record, a stray end tag closes the innermost element.
-                    let expected = stack.pop().unwrap_or_default();
+                    let expected = stack.pop();
+                    closed_foreign = expected.as_ref().is_some_and(|open| open.foreign);
+                    let expected = expected.map(|open| open.name).unwrap_or_default();
                     open.broken.get_or_insert_with(|| {
                         format!(
                             "malformed element: expected </{}>, found </{}>",
@@ -226,14 +350,14 @@ pub(crate) fn parse(
                         )
                     });
                 } else {
-                    let line = lines.at(reader.buffer_position().saturating_sub(1));
+                    let line = reader.get_ref_line(reader.buffer_position().saturating_sub(1));
                     let reason = format!(
                         "XML not well-formed: end tag </{}> matches no open element",
                         String::from_utf8_lossy(name)
                     );
                     return unreadable_rest(line, reason, records_seen, pdc, sink);
                 }
-                if name == b"PDC" {
+                if name == b"PDC" && !closed_foreign {
                     if let (Some(record), Some(step)) = (pdc.take(), step_min) {
                         finish(record, prm.as_ref(), step, channel, sink);
                     }
@@ -241,14 +365,16 @@ pub(crate) fn parse(
             }
             Event::Eof => {
                 if let Some(open) = stack.last() {
-                    let line = lines.at(reader.buffer_position());
-                    let reason =
-                        format!("document ends inside <{}>", String::from_utf8_lossy(open));
+                    let line = reader.get_ref_line(reader.buffer_position());
+                    let reason = format!(
+                        "document ends inside <{}>",
+                        String::from_utf8_lossy(&open.name)
+                    );
                     return unreadable_rest(line, reason, records_seen, pdc, sink);
                 }
                 if !records_seen && step_min.is_none() {
                     return Err(IngestError::Document {
-                        line: lines.at(reader.buffer_position()),
+                        line: reader.get_ref_line(reader.buffer_position()),
                         reason: "no R50 content".into(),
                     });
                 }
@@ -257,6 +383,97 @@ pub(crate) fn parse(
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
         }
     }
+}
+
+/// The line of byte `offset` of the reader's input.
+trait LineOf {
+    fn get_ref_line(&self, offset: u64) -> u64;
+}
+
+impl<R: BufRead> LineOf for NsReader<Tracked<R>> {
+    fn get_ref_line(&self, offset: u64) -> u64 {
+        self.get_ref().line_at(offset)
+    }
+}
+
+/// An element in namespace `ns` at `line`, outside any other: inside a record it breaks the
+/// record; elsewhere it is rejected on its own.
+fn foreign_element(name: &[u8], ns: &str, line: u64, pdc: Option<&mut Pdc>, sink: &mut impl Sink) {
+    let reason = format!(
+        "element <{}> is in namespace {ns}, not R50's; not read",
+        String::from_utf8_lossy(name)
+    );
+    match pdc {
+        Some(open) => {
+            open.broken.get_or_insert(reason);
+        }
+        None => sink.reject(Rejected { line, reason }),
+    }
+}
+
+/// An R50 element opens at `line` under `stack`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parser state, borrowed field by field"
+)]
+fn on_start(
+    name: &[u8],
+    line: u64,
+    stack: &[Open],
+    step_min: Option<u16>,
+    prm: &mut Option<Result<String, String>>,
+    pdc: &mut Option<Pdc>,
+    records_seen: &mut bool,
+    sink: &mut impl Sink,
+) -> Result<(), IngestError> {
+    let parent = stack.last().map(|open| open.name.as_slice());
+    match name {
+        b"PDC" => {
+            if step_min.is_none() {
+                return Err(IngestError::Document {
+                    line,
+                    reason: "En_Tete_Flux/Pas_Publication is missing before the first record"
+                        .into(),
+                });
+            }
+            if let Some(open) = pdc.take() {
+                sink.reject(Rejected {
+                    line: open.line,
+                    reason: "record not closed before the next <PDC>".into(),
+                });
+            }
+            *records_seen = true;
+            *pdc = Some(Pdc {
+                line,
+                h: None,
+                v: None,
+                iv: None,
+                seen: 0,
+                broken: None,
+            });
+        }
+        b"PRM" => *prm = None,
+        b"Id_PRM" if parent == Some(b"PRM") && prm.is_some() => {
+            *prm = Some(Err("a <PRM> with more than one <Id_PRM>".into()));
+        }
+        b"H" | b"V" | b"IV" if parent == Some(b"PDC") => {
+            if let Some(open) = pdc.as_mut() {
+                let bit = match name {
+                    b"H" => 1,
+                    b"V" => 2,
+                    _ => 4,
+                };
+                if open.seen & bit != 0 {
+                    open.broken.get_or_insert_with(|| {
+                        format!("more than one <{}>", String::from_utf8_lossy(name))
+                    });
+                }
+                open.seen |= bit;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The document cannot be read past `line`: before any record the whole document is unusable;
@@ -286,22 +503,24 @@ fn unreadable_rest(
     Ok(())
 }
 
+/// Text inside the innermost open element; an error makes the whole document unusable.
 fn on_text(
-    stack: &[Vec<u8>],
+    stack: &[Open],
     text: Result<&str, String>,
     step_min: &mut Option<u16>,
     prm: &mut Option<Result<String, String>>,
     pdc: &mut Option<Pdc>,
-    lines: &mut Lines<'_>,
-    reader: &Reader<&[u8]>,
-) -> Result<(), IngestError> {
+) -> Result<(), String> {
     let (Some(leaf), Some(parent)) = (
         stack.last(),
         stack.len().checked_sub(2).and_then(|i| stack.get(i)),
     ) else {
         return Ok(());
     };
-    match (parent.as_slice(), leaf.as_slice()) {
+    if leaf.foreign {
+        return Ok(());
+    }
+    match (parent.name.as_slice(), leaf.name.as_slice()) {
         (b"En_Tete_Flux", b"Pas_Publication") => {
             let step = text
                 .ok()
@@ -311,15 +530,16 @@ fn on_text(
             match step {
                 Some(s) => *step_min = Some(s),
                 None => {
-                    return Err(IngestError::Document {
-                        line: lines.at(reader.buffer_position()),
-                        reason: "Pas_Publication is not a step of 5, 10, 15, 30 or 60 minutes"
-                            .into(),
-                    })
+                    return Err(
+                        "Pas_Publication is not a step of 5, 10, 15, 30 or 60 minutes".into(),
+                    )
                 }
             }
         }
         (b"PRM", b"Id_PRM") => {
+            if prm.as_ref().is_some_and(Result::is_err) {
+                return Ok(());
+            }
             *prm = Some(text.and_then(|t| check_prm(t.trim().as_bytes()).map(str::to_owned)));
         }
         (b"PDC", field) => {
@@ -374,17 +594,14 @@ fn finish(
         let end = record.h.ok_or("missing <H>")??;
         let value = record.v.ok_or("missing <V>")??;
         let quality = record.iv.unwrap_or(Ok(Quality::Measured))?;
-        let ts_utc = end - 60 * i64::from(step_min);
-        check_step_and_alignment(channel, ts_utc, step_min)?;
-        Ok((
-            meter,
-            Point {
-                ts_utc,
-                value,
-                step_min,
-                quality,
-            },
-        ))
+        let point = Point {
+            ts_utc: end - 60 * i64::from(step_min),
+            value,
+            step_min,
+            quality,
+        };
+        check_point(channel, &point)?;
+        Ok((meter, point))
     })();
     match point {
         Ok((meter, point)) => sink.point(line, meter, channel, point),
@@ -480,6 +697,120 @@ mod tests {
                 (1_704_074_400, 600, Quality::Estimated)
             ]
         );
+    }
+
+    #[test]
+    fn a_repeated_h_v_or_iv_rejects_its_record() {
+        let doc = format!(
+            "{HEADER}<PDC><H>2024-01-01T00:30:00+01:00</H><H>2024-01-01T05:30:00+01:00</H><V>1</V></PDC>\n\
+             <PDC><H>2024-01-01T01:00:00+01:00</H><V>2</V><V>3</V></PDC>\n\
+             <PDC><H>2024-01-01T01:30:00+01:00</H><V>4</V><IV>0</IV><IV>1</IV></PDC>\n\
+             <PDC><H>2024-01-01T02:00:00+01:00</H><V>5</V></PDC>\n\
+             </Donnees_Releve></PRM></R50>\n"
+        );
+        let parsed = parse_r50(doc.as_bytes()).unwrap();
+        let rejected: Vec<(u64, &str)> = parsed
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (4, "more than one <H>"),
+                (5, "more than one <V>"),
+                (6, "more than one <IV>")
+            ]
+        );
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rows[0].2.value, 5);
+        let two_ids = format!(
+            "{HEADER}</Donnees_Releve><Id_PRM>12345678901235</Id_PRM><Donnees_Releve>\n\
+             <PDC><H>2024-01-01T00:30:00+01:00</H><V>1</V></PDC>\n</Donnees_Releve></PRM></R50>"
+        );
+        let parsed = parse_r50(two_ids.as_bytes()).unwrap();
+        assert_eq!(parsed.rows.len(), 0);
+        assert!(parsed.rejected[0].reason.contains("more than one <Id_PRM>"));
+    }
+
+    #[test]
+    fn elements_of_another_namespace_are_rejected_and_not_read() {
+        let doc = format!(
+            "{HEADER}<x:PDC xmlns:x=\"urn:other\"><H>2024-01-01T00:30:00+01:00</H><V>1</V></x:PDC>\n\
+             <PDC xmlns=\"urn:other\"><H>2024-01-01T01:00:00+01:00</H><V>2</V></PDC>\n\
+             <PDC><H>2024-01-01T01:30:00+01:00</H><y:V xmlns:y=\"urn:other\">3</y:V><V>3</V></PDC>\n\
+             <PDC><H>2024-01-01T02:00:00+01:00</H><V>4</V></PDC>\n\
+             <z:Extra xmlns:z=\"urn:other\"><PDC><H>2024-01-01T02:30:00+01:00</H><V>5</V></PDC></z:Extra>\n\
+             </Donnees_Releve></PRM></R50>\n"
+        );
+        let parsed = parse_r50(doc.as_bytes()).unwrap();
+        let rejected: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(rejected, [4, 5, 6, 8], "{:?}", parsed.rejected);
+        for r in &parsed.rejected {
+            assert!(r.reason.contains("namespace urn:other"), "{}", r.reason);
+        }
+        let values: Vec<i32> = parsed.rows.iter().map(|r| r.2.value).collect();
+        assert_eq!(values, [4]);
+        let foreign_root = "<R50 xmlns=\"urn:other\"><En_Tete_Flux><Pas_Publication>30\
+                            </Pas_Publication></En_Tete_Flux></R50>";
+        let err = parse_r50(foreign_root.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, IngestError::Document { line: 1, reason } if reason.contains("urn:other")),
+            "{err}"
+        );
+        // The namespace of attributes (xsi in Enedis files) is not an element's.
+        let with_xsi = HEADER.replace(
+            "<R50>",
+            "<R50 xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">",
+        );
+        let doc = format!(
+            "{with_xsi}<PDC><H>2024-01-01T00:30:00+01:00</H><V>1</V></PDC>\n</Donnees_Releve></PRM></R50>"
+        );
+        assert_eq!(parse_r50(doc.as_bytes()).unwrap().rows.len(), 1);
+    }
+
+    #[test]
+    fn nesting_past_the_limit_leaves_the_rest_unread() {
+        let deep = "<a>".repeat(200_000);
+        let after_records =
+            format!("{HEADER}<PDC><H>2024-01-01T00:30:00+01:00</H><V>1</V></PDC>\n{deep}");
+        let parsed = parse_r50(after_records.as_bytes()).unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 5);
+        assert!(
+            parsed.rejected[0].reason.contains("more than 32 deep"),
+            "{}",
+            parsed.rejected[0].reason
+        );
+        let before_records = format!("<R50>{deep}");
+        assert!(matches!(
+            parse_r50(before_records.as_bytes()),
+            Err(IngestError::Document { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn a_text_over_the_event_limit_leaves_the_rest_unread() {
+        let long = "1".repeat(usize::try_from(MAX_EVENT_BYTES).unwrap() + 10);
+        let doc = format!(
+            "{HEADER}<PDC><H>2024-01-01T00:30:00+01:00</H><V>1</V></PDC>\n\
+             <PDC><H>2024-01-01T01:00:00+01:00</H><V>{long}</V></PDC>\n\
+             <PDC><H>2024-01-01T01:30:00+01:00</H><V>3</V></PDC>\n\
+             </Donnees_Releve></PRM></R50>\n"
+        );
+        let parsed = parse_r50(doc.as_bytes()).unwrap();
+        assert_eq!(parsed.rows.len(), 1);
+        let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [5], "{:?}", parsed.rejected);
+        assert!(parsed.rejected[0].reason.contains("more than 65536 bytes"));
+        assert!(parsed.rejected[0].reason.contains("not read"));
+        // A comment over the limit, outside any record, also stops the document.
+        let comment = format!("{HEADER}<!--{long}-->\n</Donnees_Releve></PRM></R50>");
+        assert!(matches!(
+            parse_r50(comment.as_bytes()),
+            Err(IngestError::Document { line: 4, .. })
+        ));
     }
 
     #[test]

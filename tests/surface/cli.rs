@@ -365,3 +365,33 @@ fn a_reader_closing_the_pipe_early_is_not_a_failure() {
     let out = child.wait_with_output().expect("gen ends");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn ingesting_a_directory_is_a_user_error_that_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = data_arg(&dir);
+    let folder = dir.path().join("inputs");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let out = courbe(
+        &["ingest", "--data", &data, folder.to_str().expect("path")],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a directory"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_stray_quote_costs_its_own_line_only_through_the_binary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = data_arg(&dir);
+    let mut input = String::from("meter_id,ts,value_w\nQA,2024-01-01T00:00:00Z,5\n");
+    input.push_str("QA,\"2024-01-01T00:30:00Z,5\n");
+    for i in 0..5_000i64 {
+        let ts = courbe::ingest::format_rfc3339_utc(1_704_067_200 + 1800 * i);
+        input.push_str(&format!("QA,{ts},{i}\n"));
+    }
+    let out = courbe(&["ingest", "--data", &data, "-"], Some(input.as_bytes()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(summary_counts(&stdout(&out)), (5_001, 1));
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+}

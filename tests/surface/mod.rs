@@ -2,5 +2,6 @@
 
 mod cli;
 mod http;
+mod robust;
 mod same_answers;
 mod support;
