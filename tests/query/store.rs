@@ -63,3 +63,79 @@ fn a_real_store_answers_as_the_reference_on_a_realistic_fleet_over_the_fall_back
         &generate_workload(3, jiff::civil::date(2024, 10, 22), 10),
     );
 }
+
+/// `n` points of `value_w` every `step_min` from `from`, one batch.
+fn steady(meter: &str, from: i64, n: i64, step_min: u16, value_w: i32) -> Batch {
+    let mut batch = Batch::new();
+    for i in 0..n {
+        let p = courbe::Point {
+            ts_utc: from + i * 60 * i64::from(step_min),
+            value: value_w,
+            step_min,
+            quality: courbe::Quality::Measured,
+        };
+        batch
+            .push(meter, courbe::Channel::Consumption, p)
+            .expect("valid point");
+    }
+    batch
+}
+
+/// Two hours sent at one step, then again at another: whether the first is still in the
+/// memtable, flushed, or compacted with the second, only the newer readings count.
+#[test]
+fn a_step_change_over_the_same_hours_counts_only_the_newest_covering_readings() {
+    use courbe::query::{self, Calendar, Period};
+    use courbe::Channel;
+    const METER: &str = "09111642617347";
+    let day = 1_717_192_800; // 2024-06-01T00:00+02:00
+    let hours = day + 10 * 3600;
+    let cal = Calendar {
+        from_utc: day,
+        to_utc: day + 86_400,
+        period: Period::Day,
+        tz: query::time_zone("Europe/Paris").expect("zone"),
+    };
+    for (older, newer) in [((15u16, 8i64), (30u16, 4i64)), ((30, 4), (15, 8))] {
+        for between in 0..3 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Store::open(dir.path(), Options::default()).expect("store opens");
+            store
+                .ingest(&steady(METER, hours, older.1, older.0, 1000))
+                .expect("ingest");
+            if between >= 1 {
+                store.flush().expect("flush");
+            }
+            store
+                .ingest(&steady(METER, hours, newer.1, newer.0, 1000))
+                .expect("ingest");
+            if between >= 2 {
+                store.flush().expect("flush");
+                store.compact().expect("compact");
+            }
+            let what = format!("{older:?} then {newer:?}, stage {between}");
+            let snapshot = store.snapshot();
+            let e = query::energy(snapshot.as_ref(), METER, Channel::Consumption, &cal, None)
+                .expect("energy");
+            assert_eq!(e.len(), 1, "{what}");
+            assert_eq!(e[0].energy_wh(), 2000.0, "{what}");
+            assert_eq!(e[0].points, newer.1 as u64, "{what}");
+            let curve = query::curve(
+                snapshot.as_ref(),
+                METER,
+                Channel::Consumption,
+                day,
+                day + 86_400,
+            )
+            .expect("curve");
+            assert_eq!(curve.len(), newer.1 as usize, "{what}");
+            assert!(curve.iter().all(|p| p.step_min == newer.0), "{what}");
+            assert!(
+                curve
+                    .windows(2)
+                    .all(|w| w[0].ts_utc + 60 * i64::from(w[0].step_min) <= w[1].ts_utc),
+                "{what}: curve intervals overlap"
+            );
+        }
+    }
+}
