@@ -535,3 +535,33 @@ fn tokens_never_appear_in_the_server_log() {
         assert!(!log.contains(&hash), "a token hash in the log: {log}");
     }
 }
+
+#[test]
+fn a_tokens_file_that_cannot_be_read_whole_refuses_every_token_until_it_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let path = format!("/v1/meters/{B}/consent");
+    assert_eq!(server.get(CONSUMER_B, &path).status, 200);
+    assert_eq!(server.gov.tokens_status(), Ok(()));
+    // The consumer's line removed and a broken line added in the same edit.
+    let edited: String = tokens_file_text()
+        .lines()
+        .filter(|l| !l.starts_with(&courbe::governance::auth::token_hash(CONSUMER_B)))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + "oops operator\n";
+    std::fs::write(&server.tokens_path, &edited).unwrap();
+    assert_eq!(server.get(CONSUMER_B, &path).status, 401);
+    assert_eq!(server.get(OPERATOR, &path).status, 401);
+    assert!(server.gov.tokens_status().is_err());
+    // Deleted: nobody.
+    std::fs::remove_file(&server.tokens_path).unwrap();
+    assert_eq!(server.get(OPERATOR, &path).status, 401);
+    let why = server.gov.tokens_status().unwrap_err();
+    assert!(why.contains("cannot read"), "{why}");
+    // Fixed: the file as written now, the removed token still out.
+    std::fs::write(&server.tokens_path, edited.replace("oops operator\n", "")).unwrap();
+    assert_eq!(server.get(OPERATOR, &path).status, 200);
+    assert_eq!(server.get(CONSUMER_B, &path).status, 401);
+    assert_eq!(server.gov.tokens_status(), Ok(()));
+}
