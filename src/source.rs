@@ -8,17 +8,23 @@
 //!
 //! A curve reading (`consumption`, `production`) covers `[ts_utc, ts_utc + step)`. Readings of
 //! one series are ranked by the sequence number of their batch (later position in the batch
-//! breaks ties), and **a reading is dropped when a higher-ranked reading overlaps any part of
-//! its interval**, whether or not that reading survives in turn. What remains never overlaps,
-//! so energy counts each instant at most once and a curve is a sequence of disjoint intervals;
-//! with the same step everywhere this is "the newest value of each interval start".
+//! breaks ties), and **each instant takes the value of the highest-ranked reading covering
+//! it**. A reading newer readings cover only in part keeps the rest of its interval, as one
+//! point per uncovered stretch: same value (average W) and quality, `ts_utc` at the start of
+//! the stretch, `step_min` its length (so 45 for the last three quarters of an hour whose
+//! first quarter was re-sent at 15 minutes). What remains never overlaps, energy counts each
+//! instant exactly once with its newest value, and with one step everywhere this is "the
+//! newest value of each interval start".
 //!
-//! The rule is decided reading by reading against the higher-ranked ones only, so resolving a
-//! part first (a memtable at flush, a month at compaction) and the rest later gives what
-//! resolving everything at once gives: every layer (memtable, flush, compaction, snapshot
-//! merge) applies it through [`resolve_newest_covering`]. A newer reading that covers only part
-//! of an older one leaves the rest of the older interval empty (a gap, counted by
-//! `expected_points`), never half a reading.
+//! Per instant, the newest wins whatever was resolved before: resolving a part first (the
+//! memtable at flush, a month at compaction) and the rest later gives what resolving everything
+//! at once gives, so every layer (memtable, flush, compaction, snapshot merge) applies the rule
+//! through [`resolve_newest_covering`] and stores only resolved, disjoint points. Readings start
+//! on whole minutes; a stretch shorter than a minute is dropped.
+//!
+//! Erasure removes the points whose `ts_utc` is in its range; a range that starts or ends inside
+//! a reading (not on an hour, for the usual grids) may leave a stretch that a newer reading had
+//! not yet been resolved against.
 //!
 //! `max_power` readings are daily maxima at an instant: only one at the same `ts_utc` replaces
 //! another.
@@ -96,45 +102,64 @@ pub fn claim(channel: Channel, p: &Point) -> (i64, i64) {
 }
 
 /// Applies the newest-covering-reading rule (module docs) to readings ranked by `(seq, order)`
-/// (higher wins); returns the survivors sorted by `ts_utc`.
+/// (higher wins); returns the resolved points sorted by `ts_utc`.
 ///
-/// Exact only for the readings whose every overlapping reading is among `ranked`: a caller
-/// resolving `[from, to)` passes the readings of `[from - MAX_CURVE_STEP_S, to +
-/// MAX_CURVE_STEP_S)` and keeps those starting in `[from, to)`.
+/// Exact only for the points whose every overlapping reading is among `ranked`: a caller
+/// resolving `[from, to)` passes the readings of `[from - 2 * MAX_CURVE_STEP_S, to +
+/// MAX_CURVE_STEP_S)` and keeps the points starting in `[from, to)`.
 pub fn resolve_newest_covering(
     channel: Channel,
     mut ranked: Vec<((u64, u64), Point)>,
 ) -> Vec<Point> {
-    let sorted = |r: &[((u64, u64), Point)]| {
+    let disjoint = |r: &[((u64, u64), Point)]| {
         r.windows(2)
             .all(|w| claim(channel, &w[0].1).1 <= w[1].1.ts_utc)
     };
     // Usual case: already in time order and disjoint (one step, no re-sent interval).
-    if sorted(&ranked) {
+    if disjoint(&ranked) {
         return ranked.into_iter().map(|(_, p)| p).collect();
     }
     ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
     // The union of the intervals of every reading ranked higher than the current one, as
-    // disjoint `start -> end` runs.
+    // disjoint, non-touching `start -> end` runs.
     let mut claimed: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
     let mut out: Vec<Point> = Vec::with_capacity(ranked.len());
     for (_, p) in ranked {
         let (start, end) = claim(channel, &p);
-        // Only the last run starting before `end` can meet `[start, end)`: runs are disjoint.
-        let overlapped = claimed
-            .range(..end)
-            .next_back()
-            .is_some_and(|(_, &e)| e > start);
-        if !overlapped {
-            out.push(p);
-        }
-        let (mut lo, mut hi) = (start, end);
-        let touching: Vec<(i64, i64)> = claimed
+        // The runs meeting or touching [start, end), in time order.
+        let mut touching: Vec<(i64, i64)> = claimed
             .range(..=end)
             .rev()
             .take_while(|(_, &e)| e >= start)
             .map(|(&s, &e)| (s, e))
             .collect();
+        touching.reverse();
+        let mut cursor = start;
+        let mut free = |a: i64, b: i64| {
+            if a >= b {
+                return;
+            }
+            match channel {
+                Channel::MaxPower => out.push(p),
+                Channel::Consumption | Channel::Production => {
+                    if let Ok(step_min) = u16::try_from((b - a) / 60) {
+                        if step_min > 0 {
+                            out.push(Point {
+                                ts_utc: a,
+                                step_min,
+                                ..p
+                            });
+                        }
+                    }
+                }
+            }
+        };
+        for &(s, e) in &touching {
+            free(cursor, s.min(end));
+            cursor = cursor.max(e);
+        }
+        free(cursor, end);
+        let (mut lo, mut hi) = (start, end);
         for (s, e) in touching {
             claimed.remove(&s);
             lo = lo.min(s);
@@ -203,18 +228,27 @@ mod tests {
     }
 
     #[test]
-    fn a_reading_any_newer_reading_overlaps_is_dropped_even_when_that_one_is_dropped_too() {
-        // seq 1: 15 min at 30; seq 2: 60 min at 0 (overlaps it); seq 3: 15 min at 0.
+    fn each_instant_takes_the_newest_reading_covering_it() {
+        // seq 1: 15 min at 30; seq 2: 60 min at 0; seq 3: 15 min at 0.
         let ranked = vec![
             ((2, 0), p(0, 60, 2)),
             ((3, 0), p(0, 15, 3)),
             ((1, 0), p(30, 15, 1)),
         ];
+        let want = vec![p(0, 15, 3), p(15, 45, 2)];
         assert_eq!(
             resolve_newest_covering(Channel::Consumption, ranked.clone()),
-            vec![p(0, 15, 3)]
+            want
         );
-        // Resolving the two older first, then the newest, gives the same.
+        // Resolving the two newer first, or the two older first, gives the same.
+        let newer = resolve_newest_covering(
+            Channel::Consumption,
+            vec![((2, 0), p(0, 60, 2)), ((3, 0), p(0, 15, 3))],
+        );
+        let mut again: Vec<_> = newer.into_iter().map(|q| ((3, 0), q)).collect();
+        again.push(((1, 0), p(30, 15, 1)));
+        again.sort_by_key(|(r, q)| (q.ts_utc, *r));
+        assert_eq!(resolve_newest_covering(Channel::Consumption, again), want);
         let older = resolve_newest_covering(
             Channel::Consumption,
             vec![((2, 0), p(0, 60, 2)), ((1, 0), p(30, 15, 1))],
@@ -222,22 +256,25 @@ mod tests {
         assert_eq!(older, vec![p(0, 60, 2)]);
         let mut again: Vec<_> = older.into_iter().map(|q| ((2, 0), q)).collect();
         again.push(((3, 0), p(0, 15, 3)));
-        assert_eq!(
-            resolve_newest_covering(Channel::Consumption, again),
-            vec![p(0, 15, 3)]
-        );
+        assert_eq!(resolve_newest_covering(Channel::Consumption, again), want);
     }
 
     #[test]
-    fn partial_overlaps_between_grids_drop_every_older_reading_they_touch() {
-        // Older 10-minute readings, newer 15-minute ones from 15 to 45: 10..20, 20..30, 30..40
-        // and 40..50 are touched, 0..10 and 50..60 stay.
+    fn partial_overlaps_between_grids_keep_the_uncovered_stretches() {
+        // Older 10-minute readings, newer 15-minute ones from 15 to 45.
         let mut ranked: Vec<_> = (0..6).map(|i| ((1, i as u64), p(10 * i, 10, 1))).collect();
         ranked.extend((0..2).map(|i| ((2, i as u64), p(15 + 15 * i, 15, 2))));
         ranked.sort_by_key(|(r, q)| (q.ts_utc, *r));
         assert_eq!(
             resolve_newest_covering(Channel::Consumption, ranked),
-            vec![p(0, 10, 1), p(15, 15, 2), p(30, 15, 2), p(50, 10, 1)]
+            vec![
+                p(0, 10, 1),
+                p(10, 5, 1),
+                p(15, 15, 2),
+                p(30, 15, 2),
+                p(45, 5, 1),
+                p(50, 10, 1)
+            ]
         );
     }
 

@@ -173,9 +173,10 @@ impl Memtable {
         let Some(series) = m.channels.get(channel as usize) else {
             return Vec::new();
         };
-        // Every reading that may overlap one starting in `[from, to)`.
+        // Every reading that may overlap one covering an instant of a point starting in
+        // `[from, to)` (module docs of `crate::source`).
         let (wide_from, wide_to) = (
-            from.saturating_sub(MAX_CURVE_STEP_S),
+            from.saturating_sub(2 * MAX_CURVE_STEP_S),
             to.saturating_add(MAX_CURVE_STEP_S),
         );
         let mut out = resolve(

@@ -183,12 +183,12 @@ impl Snapshot {
         if from >= to {
             return Ok(Vec::new());
         }
-        // 1. Blocks meeting [from, to) widened by the longest interval (every reading that may
-        //    overlap one starting in [from, to)); their coverage widens the window further, so
-        //    that every newer source overlapping one of them is seen below.
+        // 1. Blocks meeting [from, to) widened as `resolve_newest_covering` requires (every
+        //    reading that decides a point starting in [from, to)); their coverage widens the
+        //    window further, so that every newer source overlapping one of them is seen below.
         // Usually one block per series and segment.
         let (qfrom, qto) = (
-            from.saturating_sub(MAX_CURVE_STEP_S),
+            from.saturating_sub(2 * MAX_CURVE_STEP_S),
             to.saturating_add(MAX_CURVE_STEP_S),
         );
         let mut items: Vec<Item<'_>> =

@@ -20,7 +20,8 @@ pub enum Op {
     },
 }
 
-/// The resolved content: every series in time order, by the newest covering reading rule.
+/// The resolved content: every series in time order, each instant from the newest reading
+/// covering it (a reading covered in part keeps the rest as shorter points).
 #[derive(Clone, Debug, Default)]
 pub struct Model {
     pub series: BTreeMap<(String, Channel), Vec<Point>>,
@@ -29,17 +30,9 @@ pub struct Model {
 /// (operation, position in its batch): the higher the newer.
 type Rank = (usize, usize);
 
-/// The instants a reading claims: its interval on the curve channels, its instant on `max_power`.
-fn claim(channel: Channel, p: &Point) -> (i64, i64) {
-    match channel {
-        Channel::MaxPower => (p.ts_utc, p.ts_utc + 1),
-        _ => (p.ts_utc, p.ts_utc + 60 * i64::from(p.step_min)),
-    }
-}
-
 impl Model {
     /// Every reading ever sent and not erased, ranked by (operation, position in its batch);
-    /// a reading is kept when no higher-ranked one overlaps any instant of its interval.
+    /// each minute takes the value of the highest-ranked reading covering it.
     pub fn resolve(ops: &[Op]) -> Model {
         let mut log: BTreeMap<(String, Channel), Vec<(Rank, Point)>> = BTreeMap::new();
         for (k, op) in ops.iter().enumerate() {
@@ -61,25 +54,48 @@ impl Model {
             }
         }
         let mut series = BTreeMap::new();
-        for ((meter, channel), mut readings) in log {
-            // Each reading against every other that starts less than an hour (the longest
-            // curve step) before it, up to its end.
-            readings.sort_by_key(|(rank, p)| (p.ts_utc, *rank));
-            let kept: Vec<Point> = readings
-                .iter()
-                .filter(|(rank, p)| {
-                    let (s, e) = claim(channel, p);
-                    let lo = readings.partition_point(|(_, q)| q.ts_utc <= s - 3600);
-                    !readings[lo..]
-                        .iter()
-                        .take_while(|(_, q)| q.ts_utc < e)
-                        .any(|(r2, q)| {
-                            let (s2, e2) = claim(channel, q);
-                            r2 > rank && s2 < e && s < e2
-                        })
-                })
-                .map(|(_, p)| *p)
-                .collect();
+        for ((meter, channel), readings) in log {
+            let kept: Vec<Point> = if channel == Channel::MaxPower {
+                // An instant: the newest at the same `ts_utc`.
+                let mut at: BTreeMap<i64, (Rank, Point)> = BTreeMap::new();
+                for (rank, p) in readings {
+                    if at.get(&p.ts_utc).is_none_or(|(r, _)| *r < rank) {
+                        at.insert(p.ts_utc, (rank, p));
+                    }
+                }
+                at.into_values().map(|(_, p)| p).collect()
+            } else {
+                // Minute by minute: the newest reading covering it; then the minutes a reading
+                // owns one after another make one point.
+                let mut owner: BTreeMap<i64, (Rank, usize)> = BTreeMap::new();
+                for (i, (rank, p)) in readings.iter().enumerate() {
+                    for m in 0..i64::from(p.step_min) {
+                        let t = p.ts_utc + 60 * m;
+                        if owner.get(&t).is_none_or(|(r, _)| r < rank) {
+                            owner.insert(t, (*rank, i));
+                        }
+                    }
+                }
+                let mut kept: Vec<(usize, Point)> = Vec::new();
+                for (t, (_, i)) in owner {
+                    match kept.last_mut() {
+                        Some((j, last))
+                            if *j == i && last.ts_utc + 60 * i64::from(last.step_min) == t =>
+                        {
+                            last.step_min += 1;
+                        }
+                        _ => kept.push((
+                            i,
+                            Point {
+                                ts_utc: t,
+                                step_min: 1,
+                                ..readings[i].1
+                            },
+                        )),
+                    }
+                }
+                kept.into_iter().map(|(_, p)| p).collect()
+            };
             if !kept.is_empty() {
                 series.insert((meter, channel), kept);
             }
