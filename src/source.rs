@@ -33,7 +33,8 @@ use storage_format::block::DecodedBlock;
 use storage_format::segment::BlockRef;
 use storage_format::{BlockSummary, Channel, Point};
 
-/// A run of one series' points, already resolved (the newest value of each interval won).
+/// A run of one series' points, already resolved (each instant from the newest reading covering
+/// it: module docs).
 #[derive(Clone, Debug)]
 pub enum Chunk<'a> {
     /// A block of a segment that no newer data overlaps: its summary is exact for its points.
