@@ -3,17 +3,44 @@
 //! The engine implements [`SeriesSource`] on its snapshots; tests implement it on a plain map
 //! (the reference model). Queries use a chunk's summary when the chunk lies wholly inside the
 //! period they compute, and decode it otherwise.
+//!
+//! # Which reading of an instant wins: the newest covering reading
+//!
+//! A curve reading (`consumption`, `production`) covers `[ts_utc, ts_utc + step)`. Readings of
+//! one series are ranked by the sequence number of their batch (later position in the batch
+//! breaks ties), and **each instant takes the value of the highest-ranked reading covering
+//! it**. A reading newer readings cover only in part keeps the rest of its interval, as one
+//! point per uncovered stretch: same value (average W) and quality, `ts_utc` at the start of
+//! the stretch, `step_min` its length (so 45 for the last three quarters of an hour whose
+//! first quarter was re-sent at 15 minutes). What remains never overlaps, energy counts each
+//! instant exactly once with its newest value, and with one step everywhere this is "the
+//! newest value of each interval start".
+//!
+//! Per instant, the newest wins whatever was resolved before: resolving a part first (the
+//! memtable at flush, a month at compaction) and the rest later gives what resolving everything
+//! at once gives, so every layer (memtable, flush, compaction, snapshot merge) applies the rule
+//! through [`resolve_newest_covering`] and stores only resolved, disjoint points. Readings start
+//! on whole minutes; a stretch shorter than a minute is dropped.
+//!
+//! Erasure removes the points whose `ts_utc` is in its range; a range that starts or ends inside
+//! a reading (not on an hour, for the usual grids) may leave a stretch that a newer reading had
+//! not yet been resolved against.
+//!
+//! `max_power` readings are daily maxima at an instant: only one at the same `ts_utc` replaces
+//! another.
 
 use storage_format::block::DecodedBlock;
 use storage_format::segment::BlockRef;
 use storage_format::{BlockSummary, Channel, Point};
 
-/// A run of one series' points, already resolved (the newest value of each interval won).
+/// A run of one series' points, already resolved (each instant from the newest reading covering
+/// it: module docs).
 #[derive(Clone, Debug)]
 pub enum Chunk<'a> {
     /// A block of a segment that no newer data overlaps: its summary is exact for its points.
     Block(BlockRef<'a>),
-    /// Points sorted by `ts_utc`, unique: from the memtable, or merged from overlapping sources.
+    /// Points sorted by `ts_utc` whose intervals do not overlap: from the memtable, or merged
+    /// from overlapping sources.
     Points(Vec<Point>),
 }
 
@@ -60,6 +87,91 @@ impl Chunk<'_> {
     }
 }
 
+/// The longest interval of a curve reading, seconds (60-minute step).
+pub const MAX_CURVE_STEP_S: i64 = 3600;
+
+/// The part of time a reading of `channel` claims: its interval for the curve channels, its
+/// instant for `max_power`.
+pub fn claim(channel: Channel, p: &Point) -> (i64, i64) {
+    match channel {
+        Channel::MaxPower => (p.ts_utc, p.ts_utc.saturating_add(1)),
+        Channel::Consumption | Channel::Production => (
+            p.ts_utc,
+            p.ts_utc.saturating_add(60 * i64::from(p.step_min.max(1))),
+        ),
+    }
+}
+
+/// Applies the newest-covering-reading rule (module docs) to readings ranked by `(seq, order)`
+/// (higher wins); returns the resolved points sorted by `ts_utc`.
+///
+/// Exact only for the points whose every overlapping reading is among `ranked`: a caller
+/// resolving `[from, to)` passes the readings of `[from - 2 * MAX_CURVE_STEP_S, to +
+/// MAX_CURVE_STEP_S)` and keeps the points starting in `[from, to)`.
+pub fn resolve_newest_covering(
+    channel: Channel,
+    mut ranked: Vec<((u64, u64), Point)>,
+) -> Vec<Point> {
+    let disjoint = |r: &[((u64, u64), Point)]| {
+        r.windows(2)
+            .all(|w| claim(channel, &w[0].1).1 <= w[1].1.ts_utc)
+    };
+    // Usual case: already in time order and disjoint (one step, no re-sent interval).
+    if disjoint(&ranked) {
+        return ranked.into_iter().map(|(_, p)| p).collect();
+    }
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
+    // The union of the intervals of every reading ranked higher than the current one, as
+    // disjoint, non-touching `start -> end` runs.
+    let mut claimed: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+    let mut out: Vec<Point> = Vec::with_capacity(ranked.len());
+    for (_, p) in ranked {
+        let (start, end) = claim(channel, &p);
+        // The runs meeting or touching [start, end), in time order.
+        let mut touching: Vec<(i64, i64)> = claimed
+            .range(..=end)
+            .rev()
+            .take_while(|(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        touching.reverse();
+        let mut cursor = start;
+        let mut free = |a: i64, b: i64| {
+            if a >= b {
+                return;
+            }
+            match channel {
+                Channel::MaxPower => out.push(p),
+                Channel::Consumption | Channel::Production => {
+                    if let Ok(step_min) = u16::try_from((b - a) / 60) {
+                        if step_min > 0 {
+                            out.push(Point {
+                                ts_utc: a,
+                                step_min,
+                                ..p
+                            });
+                        }
+                    }
+                }
+            }
+        };
+        for &(s, e) in &touching {
+            free(cursor, s.min(end));
+            cursor = cursor.max(e);
+        }
+        free(cursor, end);
+        let (mut lo, mut hi) = (start, end);
+        for (s, e) in touching {
+            claimed.remove(&s);
+            lo = lo.min(s);
+            hi = hi.max(e);
+        }
+        claimed.insert(lo, hi);
+    }
+    out.sort_by_key(|p| p.ts_utc);
+    out
+}
+
 /// A read failed: corrupt or unreadable data under the view.
 #[derive(Debug)]
 pub struct SourceError {
@@ -100,4 +212,87 @@ pub trait SeriesSource: Sync {
         from_utc: i64,
         to_utc: i64,
     ) -> Result<Vec<Chunk<'_>>, SourceError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quality;
+
+    fn p(min: i64, step_min: u16, value: i32) -> Point {
+        Point {
+            ts_utc: 60 * min,
+            value,
+            step_min,
+            quality: Quality::Measured,
+        }
+    }
+
+    #[test]
+    fn each_instant_takes_the_newest_reading_covering_it() {
+        // seq 1: 15 min at 30; seq 2: 60 min at 0; seq 3: 15 min at 0.
+        let ranked = vec![
+            ((2, 0), p(0, 60, 2)),
+            ((3, 0), p(0, 15, 3)),
+            ((1, 0), p(30, 15, 1)),
+        ];
+        let want = vec![p(0, 15, 3), p(15, 45, 2)];
+        assert_eq!(
+            resolve_newest_covering(Channel::Consumption, ranked.clone()),
+            want
+        );
+        // Resolving the two newer first, or the two older first, gives the same.
+        let newer = resolve_newest_covering(
+            Channel::Consumption,
+            vec![((2, 0), p(0, 60, 2)), ((3, 0), p(0, 15, 3))],
+        );
+        let mut again: Vec<_> = newer.into_iter().map(|q| ((3, 0), q)).collect();
+        again.push(((1, 0), p(30, 15, 1)));
+        again.sort_by_key(|(r, q)| (q.ts_utc, *r));
+        assert_eq!(resolve_newest_covering(Channel::Consumption, again), want);
+        let older = resolve_newest_covering(
+            Channel::Consumption,
+            vec![((2, 0), p(0, 60, 2)), ((1, 0), p(30, 15, 1))],
+        );
+        assert_eq!(older, vec![p(0, 60, 2)]);
+        let mut again: Vec<_> = older.into_iter().map(|q| ((2, 0), q)).collect();
+        again.push(((3, 0), p(0, 15, 3)));
+        assert_eq!(resolve_newest_covering(Channel::Consumption, again), want);
+    }
+
+    #[test]
+    fn partial_overlaps_between_grids_keep_the_uncovered_stretches() {
+        // Older 10-minute readings, newer 15-minute ones from 15 to 45.
+        let mut ranked: Vec<_> = (0..6).map(|i| ((1, i as u64), p(10 * i, 10, 1))).collect();
+        ranked.extend((0..2).map(|i| ((2, i as u64), p(15 + 15 * i, 15, 2))));
+        ranked.sort_by_key(|(r, q)| (q.ts_utc, *r));
+        assert_eq!(
+            resolve_newest_covering(Channel::Consumption, ranked),
+            vec![
+                p(0, 10, 1),
+                p(10, 5, 1),
+                p(15, 15, 2),
+                p(30, 15, 2),
+                p(45, 5, 1),
+                p(50, 10, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn max_power_readings_replace_only_at_the_same_instant() {
+        let day = |min: i64, v: i32| Point {
+            step_min: 1440,
+            ..p(min, 10, v)
+        };
+        let ranked = vec![
+            ((1, 0), day(0, 1)),
+            ((1, 1), day(600, 2)),
+            ((2, 0), day(600, 3)),
+        ];
+        assert_eq!(
+            resolve_newest_covering(Channel::MaxPower, ranked),
+            vec![day(0, 1), day(600, 3)]
+        );
+    }
 }

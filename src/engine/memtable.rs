@@ -2,7 +2,7 @@
 //!
 //! One entry per meter (its id interned once) with one compact vector per channel; points are
 //! appended as they arrive, with the sequence number of their batch, and resolved (sorted by time,
-//! newest sequence number wins) when read or flushed. A snapshot reads only the points whose
+//! the newest covering reading winning: [`crate::source`] module docs) when read or flushed. A snapshot reads only the points whose
 //! sequence number it can see, so inserts never change what an existing snapshot returns.
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::Batch;
+use crate::source::MAX_CURVE_STEP_S;
 use crate::{Channel, Point, Quality};
 
 #[derive(Clone, Copy, Debug)]
@@ -58,28 +59,26 @@ pub struct Memtable {
     inner: RwLock<Inner>,
 }
 
-/// Sorts by time and keeps, for each `ts_utc`, the point with the highest sequence number.
-fn resolve(mut pts: Vec<MemPoint>) -> Vec<Point> {
-    if !pts
-        .windows(2)
-        .all(|w| (w[0].ts_utc, w[0].seq) < (w[1].ts_utc, w[1].seq))
-    {
-        pts.sort_by_key(|p| (p.ts_utc, p.seq));
-    }
-    let mut out: Vec<Point> = Vec::with_capacity(pts.len());
-    for p in pts {
-        let point = Point {
-            ts_utc: p.ts_utc,
-            value: p.value,
-            step_min: p.step_min,
-            quality: p.quality,
-        };
-        match out.last_mut() {
-            Some(last) if last.ts_utc == p.ts_utc => *last = point,
-            _ => out.push(point),
-        }
-    }
-    out
+/// The readings of `pts` (in insertion order) that the newest-covering-reading rule keeps
+/// ([`crate::source`] module docs), sorted by time: ranked by sequence number, then by
+/// insertion.
+fn resolve<'a>(channel: Channel, pts: impl Iterator<Item = (usize, &'a MemPoint)>) -> Vec<Point> {
+    let ranked: Vec<((u64, u64), Point)> = pts
+        .map(|(i, p)| {
+            (
+                (p.seq, i as u64),
+                Point {
+                    ts_utc: p.ts_utc,
+                    value: p.value,
+                    step_min: p.step_min,
+                    quality: p.quality,
+                },
+            )
+        })
+        .collect();
+    let mut ranked = ranked;
+    ranked.sort_by_key(|(rank, p)| (p.ts_utc, *rank));
+    crate::source::resolve_newest_covering(channel, ranked)
 }
 
 impl Memtable {
@@ -174,13 +173,21 @@ impl Memtable {
         let Some(series) = m.channels.get(channel as usize) else {
             return Vec::new();
         };
-        let pts: Vec<MemPoint> = series
-            .iter()
-            .filter(|p| p.seq <= visible_seq && from <= p.ts_utc && p.ts_utc < to)
-            .copied()
-            .collect();
+        // Every reading that may overlap one covering an instant of a point starting in
+        // `[from, to)` (module docs of `crate::source`).
+        let (wide_from, wide_to) = (
+            from.saturating_sub(2 * MAX_CURVE_STEP_S),
+            to.saturating_add(MAX_CURVE_STEP_S),
+        );
+        let mut out = resolve(
+            channel,
+            series.iter().enumerate().filter(|(_, p)| {
+                p.seq <= visible_seq && wide_from <= p.ts_utc && p.ts_utc < wide_to
+            }),
+        );
         drop(inner);
-        resolve(pts)
+        out.retain(|p| from <= p.ts_utc && p.ts_utc < to);
+        out
     }
 
     pub fn has_meter(&self, meter: &str, visible_seq: u64) -> bool {
@@ -230,7 +237,7 @@ impl Memtable {
                 if series.is_empty() {
                     continue;
                 }
-                let mut pts = resolve(series.clone());
+                let mut pts = resolve(channel, series.iter().enumerate());
                 if let Some(spec) = erase {
                     let before = pts.len();
                     pts.retain(|p| !spec.covers(&m.id, channel, p.ts_utc));

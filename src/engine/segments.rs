@@ -422,13 +422,23 @@ impl<'a> SegmentWriter<'a> {
         }
     }
 
-    /// Adds a resolved series (sorted, unique `ts_utc`), split into partitions and blocks.
+    /// Adds a resolved series (sorted by `ts_utc`, intervals not overlapping: block summaries
+    /// feed energy as they are), split into partitions and blocks.
     pub fn add_series(
         &mut self,
         meter: &str,
         channel: Channel,
         points: &[Point],
     ) -> Result<(), Error> {
+        if let Some(w) = points
+            .windows(2)
+            .find(|w| crate::source::claim(channel, &w[0]).1 > w[1].ts_utc)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "series {meter} {channel:?} is not resolved: the reading at {} overlaps the one at {}",
+                w[0].ts_utc, w[1].ts_utc
+            )));
+        }
         let mut rest = points;
         while let Some(first) = rest.first() {
             let p = partition_of(first.ts_utc);
@@ -510,7 +520,8 @@ impl<'a> SegmentWriter<'a> {
     }
 }
 
-/// Merges `inputs` (all of one partition, ordered by seq) series by series, newest wins, dropping
+/// Merges `inputs` (all of one partition, ordered by seq) series by series, the newest covering
+/// reading winning ([`crate::source`] module docs), dropping
 /// what `erase` covers, into `writer`. Returns the points erased. Memory: one series at a time.
 pub fn merge_into(
     inputs: &[Arc<SegmentFile>],
@@ -562,14 +573,10 @@ pub fn merge_into(
                 merged.extend(scratch.points().map(|p| (f.entry.seq, p)));
             }
         }
-        merged.sort_by_key(|(seq, p)| (p.ts_utc, *seq));
-        let mut points: Vec<Point> = Vec::with_capacity(merged.len());
-        for (_, p) in merged {
-            match points.last_mut() {
-                Some(last) if last.ts_utc == p.ts_utc => *last = p,
-                _ => points.push(p),
-            }
-        }
+        let mut ranked: Vec<((u64, u64), Point)> =
+            merged.into_iter().map(|(seq, p)| ((seq, 0), p)).collect();
+        ranked.sort_by_key(|(rank, p)| (p.ts_utc, *rank));
+        let mut points = crate::source::resolve_newest_covering(channel, ranked);
         if let Some(spec) = erase {
             let before = points.len();
             points.retain(|p| !spec.covers(&meter, channel, p.ts_utc));

@@ -13,7 +13,7 @@ use storage_format::segment::BlockRef;
 use super::memtable::Memtable;
 use super::segments::{partition_meets, SegmentFile};
 use super::Error;
-use crate::source::{Chunk, SeriesSource, SourceError};
+use crate::source::{resolve_newest_covering, Chunk, SeriesSource, SourceError, MAX_CURVE_STEP_S};
 use crate::{Channel, Point};
 
 /// The live segments (ordered by seq, oldest first) and the memtable (newer than all of them).
@@ -171,8 +171,8 @@ impl Snapshot {
             .map(|(i, s)| (i, &**s))
     }
 
-    /// Resolved chunks (see [`SeriesSource::chunks`]): blocks no newer source overlaps, and
-    /// merged points.
+    /// Resolved chunks (see [`SeriesSource::chunks`]): blocks no other source overlaps, and
+    /// points merged by the newest-covering-reading rule ([`crate::source`] module docs).
     pub fn chunks_checked(
         &self,
         meter: &str,
@@ -183,16 +183,21 @@ impl Snapshot {
         if from >= to {
             return Ok(Vec::new());
         }
-        // 1. Blocks meeting [from, to); their coverage widens the window, so that every newer
-        //    source overlapping one of them is seen below.
+        // 1. Blocks meeting [from, to) widened as `resolve_newest_covering` requires (every
+        //    reading that decides a point starting in [from, to)); their coverage widens the
+        //    window further, so that every newer source overlapping one of them is seen below.
         // Usually one block per series and segment.
+        let (qfrom, qto) = (
+            from.saturating_sub(2 * MAX_CURVE_STEP_S),
+            to.saturating_add(MAX_CURVE_STEP_S),
+        );
         let mut items: Vec<Item<'_>> =
-            Vec::with_capacity(self.segments_meeting(from, to).count() + 1);
-        let (mut wfrom, mut wto) = (from, to);
-        for (i, seg) in self.segments_meeting(from, to) {
+            Vec::with_capacity(self.segments_meeting(qfrom, qto).count() + 1);
+        let (mut wfrom, mut wto) = (qfrom, qto);
+        for (i, seg) in self.segments_meeting(qfrom, qto) {
             seg.for_each_block(meter, channel, |b| {
                 let (s, e) = (b.summary.first_ts, b.summary.end_ts);
-                if s < to && e > from {
+                if s < qto && e > qfrom {
                     wfrom = wfrom.min(s);
                     wto = wto.max(e);
                 }
@@ -203,9 +208,9 @@ impl Snapshot {
                 });
             })?;
         }
-        if (wfrom, wto) != (from, to) {
-            // The segments meeting [from, to) are a subset of those meeting the wider window.
-            let read: Vec<usize> = self.segments_meeting(from, to).map(|(i, _)| i).collect();
+        if (wfrom, wto) != (qfrom, qto) {
+            // The segments meeting [qfrom, qto) are a subset of those meeting the wider window.
+            let read: Vec<usize> = self.segments_meeting(qfrom, qto).map(|(i, _)| i).collect();
             for (i, seg) in self.segments_meeting(wfrom, wto) {
                 if read.contains(&i) {
                     continue;
@@ -268,8 +273,10 @@ impl Snapshot {
                 out.push(Chunk::Block(*b));
                 continue;
             }
-            let mut merged: Vec<(u64, Point)> = Vec::new();
-            for m in members {
+            // Every reading of the cluster, ranked: a segment by its seq, the memtable (already
+            // resolved, newer than every segment) above all of them.
+            let mut ranked: Vec<((u64, u64), Point)> = Vec::new();
+            for (k, m) in members.iter().enumerate() {
                 match m.source {
                     Source::Block(i, b) => {
                         let seg = self.version.segments.get(i);
@@ -278,21 +285,14 @@ impl Snapshot {
                             None => Error::InvalidArgument(e.to_string()),
                         })?;
                         let seq = seg.map_or(0, |s| s.entry.seq);
-                        merged.extend(
-                            scratch
-                                .points()
-                                .filter(|p| from <= p.ts_utc && p.ts_utc < to)
-                                .map(|p| (seq, p)),
-                        );
+                        ranked.extend(scratch.points().map(|p| ((seq, 0), p)));
                     }
-                    Source::Mem(p) => {
-                        if from <= p.ts_utc && p.ts_utc < to {
-                            merged.push((u64::MAX, p));
-                        }
-                    }
+                    Source::Mem(p) => ranked.push(((u64::MAX, k as u64), p)),
                 }
             }
-            merged.sort_by_key(|(seq, p)| (p.ts_utc, *seq));
+            ranked.sort_by_key(|(rank, p)| (p.ts_utc, *rank));
+            let mut merged = resolve_newest_covering(channel, ranked);
+            merged.retain(|p| from <= p.ts_utc && p.ts_utc < to);
             let mut points: Vec<Point> = match out.pop() {
                 Some(Chunk::Points(prev)) => prev,
                 Some(other) => {
@@ -301,13 +301,7 @@ impl Snapshot {
                 }
                 None => Vec::new(),
             };
-            let merged_from = points.len();
-            for (_, p) in merged {
-                match points.get_mut(merged_from..).and_then(|s| s.last_mut()) {
-                    Some(last) if last.ts_utc == p.ts_utc => *last = p,
-                    _ => points.push(p),
-                }
-            }
+            points.extend(merged);
             if !points.is_empty() {
                 out.push(Chunk::Points(points));
             }

@@ -3,11 +3,12 @@
 //! Tokens file: one token a line, `SHA256-HEX ROLE [SUBJECT]`; `#` starts a comment. The file
 //! holds only the SHA-256 of each token, never the token. `SUBJECT` is the supplier's name for
 //! `supplier` (matched against grants), the meter id for `consumer`, and an optional label for
-//! the other roles. The file is re-read when its modification time or length changes.
+//! the other roles. The file is re-read when its bytes change; while it cannot be read or parsed
+//! whole (deleted included), every token is refused ([`Tokens`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -334,7 +335,10 @@ pub fn parse_tokens(text: &str) -> Result<HashMap<String, Principal>, String> {
     Ok(table)
 }
 
-/// The tokens file, re-read when it changes (checked at most once per `recheck`).
+/// The tokens file. The table in force is always the file as last read whole: it is read again
+/// at most once per `recheck` (its bytes compared, not its modification time), and while it
+/// cannot be read or parsed (deleted included) every token is refused, never the previous
+/// table kept.
 #[derive(Debug)]
 pub struct Tokens {
     path: PathBuf,
@@ -345,73 +349,162 @@ pub struct Tokens {
 #[derive(Debug)]
 struct TokensState {
     checked: Instant,
-    stamp: (Option<SystemTime>, u64),
-    table: std::sync::Arc<HashMap<String, Principal>>,
-}
-
-fn stamp(path: &Path) -> std::io::Result<(Option<SystemTime>, u64)> {
-    let meta = std::fs::metadata(path)?;
-    Ok((meta.modified().ok(), meta.len()))
+    /// SHA-256 of the bytes last read; `None` when the last read failed.
+    digest: Option<[u8; 32]>,
+    /// The table, or why there is none.
+    table: Result<std::sync::Arc<HashMap<String, Principal>>, String>,
 }
 
 impl Tokens {
     /// Reads the file; a missing or unreadable file is an error.
     pub fn load(path: &Path, recheck: Duration) -> Result<Tokens, Error> {
-        let (stamp, table) = Tokens::read(path)?;
+        let bytes = Tokens::read_bytes(path)?;
+        let table = Tokens::parse(path, &bytes)?;
         Ok(Tokens {
             path: path.to_path_buf(),
             recheck,
             state: parking_lot::Mutex::new(TokensState {
                 checked: Instant::now(),
-                stamp,
-                table: std::sync::Arc::new(table),
+                digest: Some(Sha256::digest(&bytes).into()),
+                table: Ok(std::sync::Arc::new(table)),
             }),
         })
     }
 
-    #[expect(clippy::type_complexity, reason = "a private pair")]
-    fn read(path: &Path) -> Result<((Option<SystemTime>, u64), HashMap<String, Principal>), Error> {
-        // An unreadable tokens file is the caller's to fix, like an invalid one.
-        let io = |e: std::io::Error| Error::Tokens {
+    fn read_bytes(path: &Path) -> Result<Vec<u8>, Error> {
+        std::fs::read(path).map_err(|e| Error::Tokens {
             path: path.to_path_buf(),
             detail: format!("cannot read it: {e}"),
-        };
-        let before = stamp(path).map_err(io)?;
-        let text = std::fs::read_to_string(path).map_err(io)?;
-        let table = parse_tokens(&text).map_err(|detail| Error::Tokens {
+        })
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Principal>, Error> {
+        let invalid = |detail| Error::Tokens {
             path: path.to_path_buf(),
             detail,
-        })?;
-        Ok((before, table))
+        };
+        let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+        parse_tokens(text).map_err(invalid)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The principal of a presented token, re-reading the file first when it changed. A file
-    /// that became unreadable or invalid leaves the previous table in force.
-    pub fn lookup(&self, token: &str) -> Option<Principal> {
-        let table = {
-            let mut state = self.state.lock();
-            if state.checked.elapsed() >= self.recheck {
-                state.checked = Instant::now();
-                if stamp(&self.path).is_ok_and(|s| s != state.stamp) {
-                    match Tokens::read(&self.path) {
-                        Ok((stamp, table)) => {
-                            state.stamp = stamp;
-                            state.table = std::sync::Arc::new(table);
-                            tracing::info!(path = %self.path.display(), "tokens reloaded");
+    /// Reads the file again when `recheck` has passed; returns the table in force.
+    fn current(&self) -> Result<std::sync::Arc<HashMap<String, Principal>>, String> {
+        let mut state = self.state.lock();
+        if state.checked.elapsed() >= self.recheck {
+            state.checked = Instant::now();
+            let read = Tokens::read_bytes(&self.path);
+            let digest: Option<[u8; 32]> = read.as_ref().ok().map(|b| Sha256::digest(b).into());
+            if digest.is_none() || digest != state.digest {
+                let was_ok = state.table.is_ok();
+                let next = read.and_then(|bytes| Tokens::parse(&self.path, &bytes));
+                state.digest = digest;
+                match next {
+                    Ok(table) => {
+                        state.table = Ok(std::sync::Arc::new(table));
+                        tracing::info!(path = %self.path.display(), "tokens reloaded");
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        if was_ok || state.table.as_ref().err() != Some(&message) {
+                            tracing::warn!(error = %message, "every token refused until the tokens file is fixed");
                         }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "tokens file not reloaded");
-                        }
+                        state.table = Err(message);
                     }
                 }
             }
-            state.table.clone()
-        };
-        table.get(&token_hash(token)).cloned()
+        }
+        state.table.clone()
+    }
+
+    /// The principal of a presented token; `None` for an unknown token and for every token
+    /// while the file cannot be read whole.
+    pub fn lookup(&self, token: &str) -> Option<Principal> {
+        self.current().ok()?.get(&token_hash(token)).cloned()
+    }
+
+    /// `Err` with the reason while the file cannot be read whole (every token is refused).
+    pub fn status(&self) -> Result<(), String> {
+        self.current().map(|_| ())
+    }
+}
+
+/// The tokens file as an attacker or a clumsy edit leaves it.
+#[cfg(test)]
+mod token_file_tests {
+    use super::*;
+
+    fn line(token: &str, role: &str, subject: &str) -> String {
+        format!("{} {role} {subject}\n", token_hash(token))
+    }
+
+    fn tokens_in(dir: &Path, text: &str) -> Tokens {
+        let path = dir.join("tokens");
+        std::fs::write(&path, text).unwrap();
+        Tokens::load(&path, Duration::ZERO).unwrap()
+    }
+
+    #[test]
+    fn a_removed_token_is_refused_even_when_another_line_is_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let tokens = tokens_in(
+            dir.path(),
+            &(line("keep", "operator", "") + &line("gone", "supplier", "acme")),
+        );
+        assert!(tokens.lookup("gone").is_some());
+        // The supplier's line removed, and a typo elsewhere in the same edit.
+        std::fs::write(
+            &path,
+            line("keep", "operator", "") + "not-a-hash operator\n",
+        )
+        .unwrap();
+        assert_eq!(tokens.lookup("gone"), None);
+        assert_eq!(
+            tokens.lookup("keep"),
+            None,
+            "a broken file refuses every token"
+        );
+        let status = tokens.status().unwrap_err();
+        assert!(status.contains("line 2"), "{status}");
+    }
+
+    #[test]
+    fn a_deleted_tokens_file_refuses_every_token_until_it_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let text = line("op", "operator", "");
+        let tokens = tokens_in(dir.path(), &text);
+        assert!(tokens.lookup("op").is_some());
+        assert_eq!(tokens.status(), Ok(()));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(tokens.lookup("op"), None);
+        assert!(tokens.status().unwrap_err().contains("cannot read"));
+        std::fs::write(&path, &text).unwrap();
+        assert!(
+            tokens.lookup("op").is_some(),
+            "a fixed file is accepted again"
+        );
+        assert_eq!(tokens.status(), Ok(()));
+    }
+
+    #[test]
+    fn an_edit_of_the_same_length_within_the_same_second_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let tokens = tokens_in(dir.path(), &line("aaaa", "operator", ""));
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(tokens.lookup("aaaa").is_some());
+        std::fs::write(&path, line("bbbb", "operator", "")).unwrap();
+        // Same length; the modification time put back as it was.
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(modified).unwrap();
+        drop(file);
+        assert_eq!(tokens.lookup("aaaa"), None);
+        assert!(tokens.lookup("bbbb").is_some());
     }
 }
 

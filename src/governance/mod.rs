@@ -241,6 +241,12 @@ impl Governance {
         ))
     }
 
+    /// `Err` with the reason while the tokens file cannot be read whole: every token is refused
+    /// until it is fixed. `Ok` without a tokens file.
+    pub fn tokens_status(&self) -> Result<(), String> {
+        self.tokens.as_ref().map_or(Ok(()), Tokens::status)
+    }
+
     /// The principal of a bearer token; `None` for an unknown token. Without a tokens file
     /// every caller is the local operator.
     pub fn authenticate(&self, token: Option<&str>) -> Option<Principal> {

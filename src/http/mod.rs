@@ -299,10 +299,21 @@ fn meter_id(
 /// `{"status":"ok"}` (200) while the store takes writes; `{"status":"degraded", "reason"}` (503)
 /// once an I/O failure made it refuse them.
 async fn healthz(State(state): State<AppState>) -> Response {
+    let tokens = match &state.config.governance {
+        Some(gov) => gov.tokens_status(),
+        None => Ok(()),
+    };
     let (status, body) = if state.store.is_failed() {
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             r#"{"status":"degraded","reason":"the store refuses writes after an I/O failure; restart the server once the disk is fixed"}"#,
+        )
+    } else if let Err(why) = tokens {
+        // The detail names the file: it stays in the server's log (/healthz needs no token).
+        tracing::warn!(reason = %why, "healthz: tokens file unreadable");
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"degraded","reason":"the tokens file cannot be read whole: every token is refused until it is fixed"}"#,
         )
     } else {
         (axum::http::StatusCode::OK, r#"{"status":"ok"}"#)

@@ -875,11 +875,12 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_enedis_export_parses_when_present() {
-        let path = "/work/shared/fixtures/enedis/Enedis_SGE_HDM_A06NW0ZI.csv";
-        let Ok(input) = std::fs::read(path) else {
-            return;
-        };
+    fn the_vendored_enedis_export_parses_whole() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/enedis/Enedis_SGE_HDM_A06NW0ZI.csv"
+        );
+        let input = std::fs::read(path).expect("vendored fixture (tests/data/enedis)");
         let parsed = parse(&input, Format::detect(&input), Channel::Consumption).unwrap();
         assert_eq!(parsed.rejected, []);
         assert_eq!(parsed.rows.len(), 17_852);
@@ -887,5 +888,13 @@ mod tests {
         let steps: Vec<u16> = parsed.rows.iter().map(|r| r.2.step_min).collect();
         assert_eq!(steps.windows(2).filter(|w| w[0] != w[1]).count(), 1);
         assert_eq!((steps[0], steps[steps.len() - 1]), (60, 30));
+        let (first, last) = (&parsed.rows[0].2, &parsed.rows[parsed.rows.len() - 1].2);
+        // The first value: `2021-01-07T14:00:00+01:00;1061`, the end of an hour.
+        assert_eq!(
+            (first.ts_utc, first.value, first.step_min),
+            (1_610_020_800, 1061, 60)
+        );
+        // The last line: `2022-02-02T00:00:00+01:00;602`, the end of a half hour.
+        assert_eq!((last.ts_utc, last.value), (1_643_754_600, 602));
     }
 }

@@ -33,7 +33,10 @@ fn random_batch(rng: &mut Rng) -> (Batch, Vec<(usize, usize, Point)>) {
         let p = Point {
             ts_utc: T0 + slot * 1800,
             value: rng.below(5000) as i32 - 100,
-            step_min: [10, 30, 60][rng.below(3) as usize],
+            // One step per meter, at most the slot: a reading meets another only at the same
+            // start and replaces it whole (mixed steps are the query model's, in
+            // tests/query/model.rs).
+            step_min: [10, 15, 30][m],
             quality: Quality::ALL[rng.below(3) as usize],
         };
         b.push(METERS[m], CHANNELS[c], p).expect("valid");

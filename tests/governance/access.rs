@@ -962,3 +962,42 @@ fn the_operator_gets_404_for_an_unknown_meter_and_others_the_same_403_as_for_a_k
         }
     }
 }
+
+#[test]
+fn a_tokens_file_that_cannot_be_read_whole_refuses_every_token_until_it_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let path = format!("/v1/meters/{B}/consent");
+    assert_eq!(server.get(CONSUMER_B, &path).status, 200);
+    assert_eq!(server.gov.tokens_status(), Ok(()));
+    // The consumer's line removed and a broken line added in the same edit.
+    let edited: String = tokens_file_text()
+        .lines()
+        .filter(|l| !l.starts_with(&courbe::governance::auth::token_hash(CONSUMER_B)))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + "oops operator\n";
+    std::fs::write(&server.tokens_path, &edited).unwrap();
+    assert_eq!(server.get(CONSUMER_B, &path).status, 401);
+    assert_eq!(server.get(OPERATOR, &path).status, 401);
+    assert!(server.gov.tokens_status().is_err());
+    let health = server.call(None, "GET", "/healthz", None);
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(health.json()["status"], "degraded", "{}", health.body);
+    assert!(
+        !health.body.contains(&*server.tokens_path.to_string_lossy()),
+        "{}",
+        health.body
+    );
+    // Deleted: nobody.
+    std::fs::remove_file(&server.tokens_path).unwrap();
+    assert_eq!(server.get(OPERATOR, &path).status, 401);
+    let why = server.gov.tokens_status().unwrap_err();
+    assert!(why.contains("cannot read"), "{why}");
+    // Fixed: the file as written now, the removed token still out.
+    std::fs::write(&server.tokens_path, edited.replace("oops operator\n", "")).unwrap();
+    assert_eq!(server.get(OPERATOR, &path).status, 200);
+    assert_eq!(server.get(CONSUMER_B, &path).status, 401);
+    assert_eq!(server.gov.tokens_status(), Ok(()));
+    assert_eq!(server.call(None, "GET", "/healthz", None).status, 200);
+}

@@ -20,40 +20,87 @@ pub enum Op {
     },
 }
 
-/// The resolved content: every series in time order, newest value of each instant.
+/// The resolved content: every series in time order, each instant from the newest reading
+/// covering it (a reading covered in part keeps the rest as shorter points).
 #[derive(Clone, Debug, Default)]
 pub struct Model {
     pub series: BTreeMap<(String, Channel), Vec<Point>>,
 }
 
+/// (operation, position in its batch): the higher the newer.
+type Rank = (usize, usize);
+
 impl Model {
+    /// Every reading ever sent and not erased, ranked by (operation, position in its batch);
+    /// each minute takes the value of the highest-ranked reading covering it.
     pub fn resolve(ops: &[Op]) -> Model {
-        let mut map: BTreeMap<(String, Channel), BTreeMap<i64, Point>> = BTreeMap::new();
-        for op in ops {
+        let mut log: BTreeMap<(String, Channel), Vec<(Rank, Point)>> = BTreeMap::new();
+        for (k, op) in ops.iter().enumerate() {
             match op {
                 Op::Batch(rows) => {
-                    for (meter, channel, p) in rows {
-                        map.entry((meter.clone(), *channel))
+                    for (i, (meter, channel, p)) in rows.iter().enumerate() {
+                        log.entry((meter.clone(), *channel))
                             .or_default()
-                            .insert(p.ts_utc, *p);
+                            .push(((k, i), *p));
                     }
                 }
                 Op::Erase { meter, from, to } => {
                     for channel in [Channel::Consumption, Channel::Production] {
-                        if let Some(s) = map.get_mut(&(meter.clone(), channel)) {
-                            s.retain(|&ts, _| ts < *from || ts >= *to);
+                        if let Some(s) = log.get_mut(&(meter.clone(), channel)) {
+                            s.retain(|(_, p)| p.ts_utc < *from || p.ts_utc >= *to);
                         }
                     }
                 }
             }
         }
-        Model {
-            series: map
-                .into_iter()
-                .filter(|(_, s)| !s.is_empty())
-                .map(|(k, s)| (k, s.into_values().collect()))
-                .collect(),
+        let mut series = BTreeMap::new();
+        for ((meter, channel), readings) in log {
+            let kept: Vec<Point> = if channel == Channel::MaxPower {
+                // An instant: the newest at the same `ts_utc`.
+                let mut at: BTreeMap<i64, (Rank, Point)> = BTreeMap::new();
+                for (rank, p) in readings {
+                    if at.get(&p.ts_utc).is_none_or(|(r, _)| *r < rank) {
+                        at.insert(p.ts_utc, (rank, p));
+                    }
+                }
+                at.into_values().map(|(_, p)| p).collect()
+            } else {
+                // Minute by minute: the newest reading covering it; then the minutes a reading
+                // owns one after another make one point.
+                let mut owner: BTreeMap<i64, (Rank, usize)> = BTreeMap::new();
+                for (i, (rank, p)) in readings.iter().enumerate() {
+                    for m in 0..i64::from(p.step_min) {
+                        let t = p.ts_utc + 60 * m;
+                        if owner.get(&t).is_none_or(|(r, _)| r < rank) {
+                            owner.insert(t, (*rank, i));
+                        }
+                    }
+                }
+                let mut kept: Vec<(usize, Point)> = Vec::new();
+                for (t, (_, i)) in owner {
+                    match kept.last_mut() {
+                        Some((j, last))
+                            if *j == i && last.ts_utc + 60 * i64::from(last.step_min) == t =>
+                        {
+                            last.step_min += 1;
+                        }
+                        _ => kept.push((
+                            i,
+                            Point {
+                                ts_utc: t,
+                                step_min: 1,
+                                ..readings[i].1
+                            },
+                        )),
+                    }
+                }
+                kept.into_iter().map(|(_, p)| p).collect()
+            };
+            if !kept.is_empty() {
+                series.insert((meter, channel), kept);
+            }
         }
+        Model { series }
     }
 
     pub fn points(&self, meter: &str, channel: Channel) -> &[Point] {
@@ -102,6 +149,12 @@ pub struct Generated {
 
 const STEPS: [u16; 5] = [5, 10, 15, 30, 60];
 
+/// The first instant at or after `ts` on the grid of `step_min` from `origin`.
+fn on_grid(origin: i64, ts: i64, step_min: u16) -> i64 {
+    let step = 60 * i64::from(step_min);
+    origin + (ts - origin + step - 1).div_euclid(step) * step
+}
+
 /// A fleet of 1 to 3 meters over a few days around a DST change of the zone: gaps, step
 /// changes, estimated points, duplicates, corrections, batches out of order, erasures, and
 /// `max_power` for some meters.
@@ -131,10 +184,11 @@ pub fn generate(seed: u64, zone: usize, change: usize) -> Generated {
             None
         };
         let new_step = *rng.pick(&STEPS);
-        // Some meters start late, some are aligned off the hour.
+        // Some meters start late. Every reading lies on its step's grid from local midnight,
+        // so none crosses an hour from `start_utc` (where erasures cut).
         let mut ts = start_utc
             + if rng.chance(20) {
-                1800 * rng.below(20) as i64
+                3600 * rng.below(10) as i64
             } else {
                 0
             };
@@ -144,8 +198,12 @@ pub fn generate(seed: u64, zone: usize, change: usize) -> Generated {
         );
         let solar = rng.chance(30);
         while ts < end_utc {
-            if change_at.is_some_and(|c| ts >= c) {
+            if change_at.is_some_and(|c| ts >= c) && step != new_step {
                 step = new_step;
+                ts = on_grid(start_utc, ts, step);
+                if ts >= end_utc {
+                    break;
+                }
             }
             let in_gap = ts >= gap.0 && ts < gap.0 + gap.1;
             if !in_gap && !rng.chance(8) {
@@ -234,10 +292,43 @@ pub fn generate(seed: u64, zone: usize, change: usize) -> Generated {
         let at = rng.below(ops.len() as u64 + 1) as usize;
         ops.insert(at, Op::Batch(vec![(meter, channel, corrected)]));
     }
+    // Hours re-sent at another step (a meter reconfigured, a supplier's re-send), late and
+    // anywhere in the log: the newest covering readings win over both.
+    for _ in 0..rng.below(4) {
+        let meter = rng.pick(&meters).clone();
+        let step = *rng.pick(&STEPS);
+        let hours = (end_utc - start_utc) as u64 / 3600;
+        let from = start_utc + 3600 * rng.below(hours) as i64;
+        let to = (from + 3600 * (1 + rng.below(6) as i64)).min(end_utc);
+        // Sometimes starting off the hour: partial overlaps with the older grid.
+        let mut ts = on_grid(start_utc, from + 60 * rng.below(60) as i64, step);
+        let mut resent = Vec::new();
+        while ts + 60 * i64::from(step) <= to {
+            resent.push((
+                meter.clone(),
+                Channel::Consumption,
+                Point {
+                    ts_utc: ts,
+                    value: rng.below(9000) as i32,
+                    step_min: step,
+                    quality: Quality::Corrected,
+                },
+            ));
+            ts += 60 * i64::from(step);
+        }
+        if !resent.is_empty() {
+            if rng.chance(30) {
+                resent.reverse();
+            }
+            let at = rng.below(ops.len() as u64 + 1) as usize;
+            ops.insert(at, Op::Batch(resent));
+        }
+    }
     if rng.chance(40) {
         let meter = rng.pick(&meters).clone();
-        let from = start_utc + rng.below((end_utc - start_utc) as u64) as i64;
-        let to = from + 1 + rng.below(12 * 3600) as i64;
+        let hours = (end_utc - start_utc) as u64 / 3600;
+        let from = start_utc + 3600 * rng.below(hours) as i64;
+        let to = from + 3600 * (1 + rng.below(12) as i64);
         let at = rng.below(ops.len() as u64 + 1) as usize;
         ops.insert(at, Op::Erase { meter, from, to });
     }
