@@ -262,14 +262,7 @@ fn kill_at_random_moments(
     for run in 0..runs {
         let work = tempfile::tempdir().unwrap();
         copy_dir(template, work.path());
-        let mut proc = Command::new(std::env::current_exe().unwrap())
-            .args(child_args(child))
-            .env(ENV_DIR, work.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
+        let (mut proc, mut lines) = spawn_child(child, work.path());
         let opened = lines.by_ref().map_while(Result::ok).any(|l| l == "open");
         // Skewed early, where the erasure's first commits are.
         let delay_us = rng.below(window_us) * rng.below(1_000) / 1_000;
@@ -287,6 +280,25 @@ fn kill_at_random_moments(
         }
     }
     tally
+}
+
+/// The child test `child` on the data directory `dir`, and its stdout read line by line.
+fn spawn_child(
+    child: &str,
+    dir: &Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut proc = Command::new(std::env::current_exe().unwrap())
+        .args(child_args(child))
+        .env(ENV_DIR, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(proc.stdout.take().unwrap()).lines();
+    (proc, lines)
 }
 
 /// The victim as a reopened store holds it: untouched (`false`) or wholly erased (`true`),
@@ -312,14 +324,7 @@ fn judge_store(store: &Store, victim: &[Point], other: &[Point], ctx: &str) -> b
 fn child_window_us(child: &str, template: &Path) -> u64 {
     let work = tempfile::tempdir().unwrap();
     copy_dir(template, work.path());
-    let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args(child_args(child))
-        .env(ENV_DIR, work.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
+    let (mut proc, mut lines) = spawn_child(child, work.path());
     assert!(lines.by_ref().map_while(Result::ok).any(|l| l == "open"));
     let started = std::time::Instant::now();
     assert!(lines.map_while(Result::ok).any(|l| l == "done"));
