@@ -231,6 +231,17 @@ impl Batch {
     }
 }
 
+/// Earliest interval start of a new point: 1970-01-01T00:00:00Z (the engine stores no earlier
+/// instant).
+pub const MIN_TS_UTC: i64 = 0;
+/// Latest interval start of a new point: 9998-12-31T23:59:59Z. A point of this year ends before
+/// 9999-01-02 in every time zone, so every query, calendar period and RFC 3339 export of it can
+/// be written; jiff, and so the queries' local calendars, stop in the last days of 9999. Segments
+/// still read every instant up to the end of 9999, which older builds accepted.
+pub const MAX_TS_UTC: i64 = 253_370_764_800 - 1;
+/// [`MIN_TS_UTC`]..=[`MAX_TS_UTC`] as rejection reasons state it.
+pub const TS_RANGE: &str = "1970-01-01T00:00:00Z to 9998-12-31T23:59:59Z";
+
 fn check_point(channel: Channel, p: &Point) -> Result<(), InvalidPoint> {
     let ok = match channel {
         Channel::Consumption | Channel::Production => matches!(p.step_min, 5 | 10 | 15 | 30 | 60),
@@ -243,9 +254,9 @@ fn check_point(channel: Channel, p: &Point) -> Result<(), InvalidPoint> {
             channel.as_str()
         )));
     }
-    if !(segments::MIN_TS..=segments::MAX_TS).contains(&p.ts_utc) {
+    if !(MIN_TS_UTC..=MAX_TS_UTC).contains(&p.ts_utc) {
         return Err(InvalidPoint(format!(
-            "timestamp {} is outside 1970-01-01..9999-12-31",
+            "interval start {} is outside the supported range, {TS_RANGE}",
             p.ts_utc
         )));
     }

@@ -27,10 +27,6 @@ use crate::{Channel, Point};
 /// Bytes buffered before they are appended to the segment file.
 const WRITE_CHUNK: usize = 1 << 20;
 
-/// Earliest and latest `ts_utc` the engine accepts: 1970-01-01 to 9999-12-31 UTC (partition fits u32).
-pub const MIN_TS: i64 = 0;
-pub const MAX_TS: i64 = 253_402_300_799;
-
 /// UTC offset of local midnight on the first day of month `m` (1..=12) under the French civil
 /// rule the partitions follow (CET, UTC+1; CEST, UTC+2, from the last Sunday of March to the last
 /// Sunday of October, the EU rule since 1996): the first of April to the first of October fall in
@@ -44,7 +40,7 @@ fn paris_month_start_offset_s(m: i64) -> i64 {
     }
 }
 
-/// The partition of `ts_utc` (which must be in `MIN_TS..=MAX_TS`): the months since 1970-01 of its
+/// The partition of `ts_utc` (from 1970 to the end of 9999, so that it fits a `u32`): the months since 1970-01 of its
 /// Europe/Paris local date. Partitions follow Paris months so that the monthly and yearly periods
 /// French consumers are shown cover whole blocks, which queries answer from summaries alone.
 pub fn partition_of(ts_utc: i64) -> u32 {
@@ -795,7 +791,7 @@ mod tests {
         assert_eq!(partition_of(1_711_922_399), march);
         assert_eq!(partition_of(1_711_922_400), march + 1);
         // 9999-12-31T23:59:59Z is already January 10000 in Paris.
-        assert_eq!(partition_of(MAX_TS), (10_000 - 1970) * 12);
+        assert_eq!(partition_of(253_402_300_799), (10_000 - 1970) * 12);
         for p in [0, 1, 11, 12, 649, 1000, 96_347] {
             assert_eq!(partition_of(partition_start(p)), p);
             assert_eq!(partition_of(partition_end(p) - 1), p);

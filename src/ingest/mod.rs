@@ -41,14 +41,8 @@ pub const CURVE_STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
 pub const MAX_POWER_STEP_MIN: u16 = 1440;
 /// Longest meter id.
 pub const METER_ID_MAX_LEN: usize = 64;
-/// Earliest interval start ingested: 1970-01-01T00:00:00Z (the engine stores no earlier instant).
-pub const MIN_TS_UTC: i64 = 0;
-/// Latest interval start ingested: 9998-12-31T23:59:59Z. A point of this year ends before
-/// 9999-01-02 in every time zone, so every query, calendar period and RFC 3339 export of it can
-/// be written; jiff, and so the queries' local calendars, stop in the last days of 9999.
-pub const MAX_TS_UTC: i64 = 253_370_764_800 - 1;
-/// [`MIN_TS_UTC`]..=[`MAX_TS_UTC`] as the rejection reasons state it.
-pub const TS_RANGE: &str = "1970-01-01T00:00:00Z to 9998-12-31T23:59:59Z";
+/// The instants a new point may start at: the engine's rule, stated where parsers check it.
+pub use crate::engine::{MAX_TS_UTC, MIN_TS_UTC, TS_RANGE};
 
 /// A record that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]

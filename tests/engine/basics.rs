@@ -239,7 +239,7 @@ fn retention_drops_whole_months_older_than_the_configured_age() {
 }
 
 #[test]
-fn a_batch_refuses_bad_meter_ids_and_steps() {
+fn a_batch_refuses_bad_meter_ids_steps_and_instants_outside_the_supported_range() {
     let mut b = Batch::new();
     assert!(b.push("", Channel::Consumption, pt(T0, 1)).is_err());
     assert!(b
@@ -254,6 +254,19 @@ fn a_batch_refuses_bad_meter_ids_and_steps() {
     assert!(b.push("m", Channel::Consumption, step(20)).is_err());
     assert!(b.push("m", Channel::MaxPower, step(30)).is_err());
     assert!(b.push("m", Channel::Consumption, pt(-1, 1)).is_err());
+    // Year 9999 cannot be written by every query and export: an embedder is refused it too.
+    let year_9999 = b
+        .push(
+            "m",
+            Channel::Consumption,
+            pt(courbe::engine::MAX_TS_UTC + 1, 1),
+        )
+        .unwrap_err();
+    assert!(
+        year_9999.0.contains(courbe::engine::TS_RANGE),
+        "{}",
+        year_9999.0
+    );
     assert!(b.is_empty());
     for s in [5, 10, 15, 30, 60] {
         b.push("m", Channel::Production, step(s)).unwrap();
