@@ -310,15 +310,19 @@ impl Governance {
         if erase {
             store.begin_erase(&meter, None).map_err(Error::Engine)?;
         }
-        {
+        let recorded = {
             let logs = self.logs.lock();
-            logs.consent.append(&event)?;
-            self.state.write().consent.insert(event);
-        }
+            logs.consent
+                .append(&event)
+                .map(|()| self.state.write().consent.insert(event))
+        };
         if !erase {
-            return Ok(0);
+            return recorded.map(|()| 0);
         }
+        // The intent is durable: the erasure is completed now even when the revocation could
+        // not be recorded, rather than at the next open over points ingested in between.
         let report = store.erase(&meter, None).map_err(Error::Engine)?;
+        recorded?;
         self.forget_superseded_consent()?;
         Ok(report.points_removed)
     }

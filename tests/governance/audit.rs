@@ -480,4 +480,45 @@ mod crash {
             gov.audit(audit_record(1)).unwrap();
         }
     }
+
+    #[test]
+    fn a_revocation_with_erasure_whose_consent_write_fails_still_erases_before_it_returns() {
+        // Arm a write fault at every position until one lands on the consent registry's
+        // append, after the store's erase intent is durable.
+        let mut hit = false;
+        for n in 0..16 {
+            let fs = SimFs::new();
+            let (store, gov) = open(&fs).unwrap();
+            let mut b = Batch::new();
+            day_batch(&mut b, A, -3, 100);
+            day_batch(&mut b, VICTIM, -3, 500);
+            gov.ingest(&store, &b).unwrap();
+            store.flush().unwrap();
+            let mut b = Batch::new();
+            day_batch(&mut b, VICTIM, -2, 600);
+            gov.ingest(&store, &b).unwrap();
+            fs.fail_nth(FaultOp::Write, n);
+            let result = gov.record_consent(&store, consent(VICTIM, Collection::Revoked, true));
+            fs.clear_faults();
+            let Err(Error::Io { path, .. }) = &result else {
+                continue;
+            };
+            if !path.ends_with("consent.log") {
+                continue;
+            }
+            hit = true;
+            // The revocation was not recorded, but the erasure it asked for is done: the
+            // running store holds nothing of the meter, and a reopened one neither.
+            assert!(gov.consent_history(VICTIM).is_empty(), "fault {n}");
+            assert!(!store.snapshot().has_meter(VICTIM), "fault {n}: curve left");
+            assert!(store.snapshot().has_meter(A), "fault {n}: the other meter");
+            drop((store, gov));
+            let (store, _gov) = open(&fs.crash()).unwrap();
+            assert!(
+                !store.snapshot().has_meter(VICTIM),
+                "fault {n}: after a crash"
+            );
+        }
+        assert!(hit, "no fault landed on the consent registry's write");
+    }
 }
