@@ -830,14 +830,36 @@ pub struct CompareBody {
     months: Vec<CompareMonthJson>,
 }
 
+/// Refuses a comparison that is not of whole Europe/Paris months. Quartiles are order
+/// statistics, not sums: over a range a caller chooses they would be members' own values of
+/// that range (with 13 contributors in a half-hour, the first quartile is one neighbour's
+/// half-hour), and two months in zones an hour apart would differ by one member's hours.
+pub fn check_whole_paris_months(params: &Params) -> Result<(), ApiError> {
+    let month_start = |ts_utc: i64| {
+        jiff::Timestamp::from_second(ts_utc).is_ok_and(|t| {
+            let local = t.to_zoned(params.calendar.tz.clone());
+            local.day() == 1 && local.time() == jiff::civil::Time::midnight()
+        })
+    };
+    let (from, to) = (params.calendar.from_utc, params.calendar.to_utc);
+    if params.tz_name == crate::http::api::DEFAULT_TZ && month_start(from) && month_start(to) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "a comparison is of whole Europe/Paris months: `from` and `to` are the first of a \
+         month (2024-01-01), `tz` is Europe/Paris",
+    ))
+}
+
 /// A meter's monthly energy next to the quartiles of its IRIS, its commune and all meters,
-/// each from cells that pass the suppression rules.
+/// each from cells that pass the suppression rules, over whole Europe/Paris months only.
 pub fn compare(
     store: &Store,
     gov: &Governance,
     meter: &str,
     params: &Params,
 ) -> Result<CompareBody, ApiError> {
+    check_whole_paris_months(params)?;
     let rule = gov.config().aggregates;
     let groups_reg = gov.groups();
     let calendar = Calendar {

@@ -730,6 +730,7 @@ async fn compare_get(
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
     let params = aggregates::Params::from_uri(&uri)?;
+    aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
     let body = blocking(move || aggregates::compare(&s.store, &s.gov, &id, &params)).await?;
     Ok(Json(body).into_response())
