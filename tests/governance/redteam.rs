@@ -1,8 +1,14 @@
 //! Attacks on the merged fixes of access, anonymity, consent and erasure that found a hole or
 //! that no other test made: each test is named for the rule it holds.
 
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use courbe::engine::fs::testing::{FaultOp, SimFs};
 use courbe::engine::Batch;
 use courbe::governance::auth::token_hash;
+use courbe::governance::GovernanceConfig;
 
 use super::support::*;
 
@@ -64,4 +70,88 @@ fn a_comparison_is_of_whole_paris_months_so_no_quartile_is_a_neighbours_half_hou
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body = reply.json();
     assert_eq!(body["months"][0]["groups"][0]["meters"], 13, "{body}");
+}
+
+#[test]
+fn a_supplier_read_the_audit_trail_cannot_record_is_not_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tokens_path = data.with_extension("tokens");
+    std::fs::write(&tokens_path, tokens_file_text()).unwrap();
+    let config = GovernanceConfig {
+        tokens_path: Some(tokens_path),
+        tokens_recheck: Duration::ZERO,
+        ..GovernanceConfig::default()
+    };
+    let fs = SimFs::new();
+    let server = Server::start_on(&data, config, Arc::new(fs.clone()));
+    let mut batch = Batch::new();
+    day_batch(&mut batch, A, -2, 100);
+    server.store.ingest(&batch).unwrap();
+    server
+        .gov
+        .create_grant(A, "acme", day_utc(-10), day_utc(300), "operator:setup")
+        .unwrap();
+    let d = day_utc(-2);
+    let range = format!("from={}&to={}", rfc(d), rfc(d + 86_400));
+    // The registry's next write fails: the read is not recorded, so it is not answered.
+    fs.fail_nth(FaultOp::Write, 0);
+    for what in ["curve", "energy"] {
+        let path = format!("/v1/meters/{A}/{what}?{range}");
+        let reply = server.get(ACME, &path);
+        reply.assert_error(500, "internal");
+        assert!(!reply.body.contains("energy_wh") && !reply.body.contains("\"points\""));
+    }
+    let audit = server.get(OPERATOR, &format!("/v1/audit?meter={A}")).json();
+    assert_eq!(audit["records"], serde_json::json!([]), "{audit}");
+    // The operator's reads are not audited and still answered.
+    let reply = server.get(OPERATOR, &format!("/v1/meters/{A}/curve?{range}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// Sends `request` as raw bytes to `server` and returns the status line.
+fn raw_status(server: &Server, request: &str) -> String {
+    let url = server.url("/");
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn two_authorization_headers_are_no_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut batch = Batch::new();
+    day_batch(&mut batch, A, -2, 100);
+    server.store.ingest(&batch).unwrap();
+    let d = day_utc(-2);
+    let target = format!(
+        "/v1/meters/{A}/curve?from={}&to={}",
+        rfc(d),
+        rfc(d + 86_400)
+    );
+    // Whichever a reader takes, the first or the last, two credentials are none.
+    for (first, second) in [(OPERATOR, PUBLIC), (PUBLIC, OPERATOR), (OPERATOR, OPERATOR)] {
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {first}\r\n\
+             Authorization: Bearer {second}\r\nConnection: close\r\n\r\n"
+        );
+        let status = raw_status(&server, &request);
+        assert!(status.contains(" 401 "), "{first} then {second}: {status}");
+    }
+    let one = format!(
+        "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {OPERATOR}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    assert!(raw_status(&server, &one).contains(" 200 "));
 }
