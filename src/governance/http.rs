@@ -5,8 +5,8 @@
 //! a repeated parameter, a parameter the route does not read, a bad date, zone or meter id),
 //! maps it to an [`Action`] and asks [`auth::authorize`] (403, the same for a meter that exists
 //! or not), hands the question it read to the handler (which does not read the query string
-//! again), then records every successful read of a meter by a supplier in the audit trail,
-//! with the range it read, before the answer leaves.
+//! again), then records every successful read of a meter by a supplier (curve, energy, peak,
+//! consent) in the audit trail, with the range it read, before the answer leaves.
 
 use std::sync::Arc;
 
@@ -304,9 +304,13 @@ async fn guard(
     let audited = principal.role == Role::Supplier
         && matches!(
             action,
-            Action::ReadCurve { .. } | Action::ReadMeterSummary { .. }
+            Action::ReadCurve { .. } | Action::ReadMeterSummary { .. } | Action::ReadConsent { .. }
         );
-    let range = asked.as_ref().map(|a| a.question.range_utc());
+    // A consent answer is the meter's whole history: a read without bounds.
+    let range = match action {
+        Action::ReadConsent { .. } => Some((i64::MIN, i64::MAX)),
+        _ => asked.as_ref().map(|a| a.question.range_utc()),
+    };
     request.extensions_mut().insert(principal.clone());
     if let Some(asked) = asked {
         request.extensions_mut().insert(asked);

@@ -155,3 +155,26 @@ fn two_authorization_headers_are_no_credential() {
     );
     assert!(raw_status(&server, &one).contains(" 200 "));
 }
+
+#[test]
+fn a_suppliers_read_of_a_meters_consent_is_in_the_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = super::access::fleet_server(&dir.path().join("data"));
+    let reply = server.get(ACME, &format!("/v1/meters/{A}/consent"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // A refused read is not a read.
+    assert_eq!(
+        server
+            .get(OTHER_SUPPLIER, &format!("/v1/meters/{A}/consent"))
+            .status,
+        403
+    );
+    let trail = server.get(OPERATOR, &format!("/v1/audit?meter={A}")).json();
+    let records = trail["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{trail}");
+    assert_eq!(records[0]["who"], "supplier:acme");
+    assert_eq!(records[0]["what"], "/v1/meters/:id/consent");
+    // The whole history was read: no bound.
+    assert_eq!(records[0]["from"], serde_json::Value::Null);
+    assert_eq!(records[0]["to"], serde_json::Value::Null);
+}
