@@ -438,8 +438,11 @@ struct Decisions {
 const LEVELS: [Level; 4] = [Level::All, Level::Commune, Level::Iris, Level::Building];
 
 impl Decisions {
-    fn compute(gov: &Governance, table: &Table, rule: &Suppression) -> Decisions {
+    /// Refused when the groups do not nest (a registry recorded before loads were checked):
+    /// the suppression rules protect nothing then.
+    fn compute(gov: &Governance, table: &Table, rule: &Suppression) -> Result<Decisions, ApiError> {
         let groups = gov.groups();
+        groups.check_nesting().map_err(ApiError::internal)?;
         let mut levels = BTreeMap::new();
         for level in LEVELS {
             let min = rule.min_for(level);
@@ -467,7 +470,7 @@ impl Decisions {
                 break;
             }
         }
-        decisions
+        Ok(decisions)
     }
 
     /// Withholds the child slots of withheld parent slots, then makes the hidden part of each
@@ -738,7 +741,7 @@ pub fn answer(
                 .next()
                 .unwrap_or_default();
             let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
-            let decisions = Decisions::compute(gov, &table, &rule);
+            let decisions = Decisions::compute(gov, &table, &rule)?;
             let mut out = Vec::new();
             if let Some(at_level) = decisions.levels.get(&params.level) {
                 for (code, group) in at_level {
@@ -882,7 +885,7 @@ pub fn compare(
         calendar.from_utc,
         calendar.to_utc,
     )?;
-    let decisions = Decisions::compute(gov, &table, &rule);
+    let decisions = Decisions::compute(gov, &table, &rule)?;
     let membership = groups_reg.get(meter);
     let wh = |ws: i64| ws as f64 / 3_600.0;
     let mut out = Vec::new();

@@ -178,3 +178,46 @@ fn a_suppliers_read_of_a_meters_consent_is_in_the_audit_trail() {
     assert_eq!(records[0]["from"], serde_json::Value::Null);
     assert_eq!(records[0]["to"], serde_json::Value::Null);
 }
+
+#[test]
+fn groups_that_do_not_nest_are_refused_so_a_commune_minus_an_iris_is_never_one_meter() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let mut batch = Batch::new();
+    for i in 0..21 {
+        day_batch(&mut batch, &neighbour(i), -2, 100 + i as i32);
+    }
+    server.store.ingest(&batch).unwrap();
+    // Commune X: ten meters in IRIS P and the victim (neighbour 10) in IRIS Y; Y's other ten
+    // meters lie in commune Z. Each group holds at least ten, yet X minus P is the victim.
+    let mut groups = String::from("meter_id,commune,iris\n");
+    for i in 0..21 {
+        let (commune, iris) = match i {
+            0..=9 => ("X", "P"),
+            10 => ("X", "Y"),
+            _ => ("Z", "Y"),
+        };
+        groups.push_str(&format!("{},{commune},{iris}\n", neighbour(i)));
+    }
+    let put = |csv: &str| server.call(Some(OPERATOR), "PUT", "/v1/groups", Some(("text/csv", csv)));
+    let message = put(&groups).assert_error(400, "invalid_argument");
+    assert!(message.contains("IRIS \"Y\""), "{message}");
+    let sizes = server.get(OPERATOR, "/v1/groups").json();
+    assert_eq!(
+        sizes["meters"], 0,
+        "nothing of a refused load is kept: {sizes}"
+    );
+    // Nor can a later load move one meter out of the nesting of the earlier ones.
+    let nested = groups.replace(",X,Y\n", ",Z,Y\n");
+    assert_eq!(put(&nested).status, 200);
+    let moved = format!("meter_id,commune,iris\n{},X,Y\n", neighbour(10));
+    put(&moved).assert_error(400, "invalid_argument");
+    // A building lies in one IRIS.
+    let buildings = format!(
+        "meter_id,commune,iris,building\n{},X,P,B1\n{},Z,Y,B1\n",
+        neighbour(0),
+        neighbour(11)
+    );
+    let message = put(&buildings).assert_error(400, "invalid_argument");
+    assert!(message.contains("building \"B1\""), "{message}");
+}
