@@ -9,9 +9,10 @@
 //! consent) in the audit trail, with the range it read, before the answer leaves.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -35,10 +36,15 @@ use crate::http::error::{ApiError, ErrorCode};
 /// Largest body of a groups upload.
 const MAX_GROUPS_BODY_BYTES: usize = 64 * 1024 * 1024;
 
+/// Largest body of a consent or grant request: a small JSON document.
+const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
 #[derive(Clone)]
 struct GovState {
     store: Arc<Store>,
     gov: Arc<Governance>,
+    /// Time for a whole request body to arrive (the server's `body_read_timeout`).
+    body_timeout: Duration,
 }
 
 /// What the guard needs: the registries, and the bounds questions are read with.
@@ -50,11 +56,13 @@ struct GuardState {
 
 /// Adds the governance routes and the access-control middleware to `router`: every route
 /// already in it, and the new ones, go through [`guard`], which reads questions with `limits`.
+/// A request body must arrive whole within `body_timeout`, as an ingest body.
 pub fn attach<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     store: Arc<Store>,
     gov: Arc<Governance>,
     limits: Limits,
+    body_timeout: Duration,
 ) -> Router<S> {
     let guard_state = GuardState {
         gov: gov.clone(),
@@ -63,6 +71,7 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
     let state = GovState {
         store,
         gov: gov.clone(),
+        body_timeout,
     };
     let routes: Router<S> = Router::new()
         .route(
@@ -75,12 +84,7 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .route("/v1/meters/:id/compare", get(compare_get))
         .route("/v1/aggregates", get(aggregates_get))
         .route("/v1/audit", get(audit_get))
-        .route(
-            "/v1/groups",
-            put(groups_put)
-                .get(groups_get)
-                .layer(DefaultBodyLimit::max(MAX_GROUPS_BODY_BYTES)),
-        )
+        .route("/v1/groups", put(groups_put).get(groups_get))
         .with_state(state);
     router
         .merge(routes)
@@ -365,6 +369,30 @@ async fn ensure_held(s: &GovState, meter: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Reads a request body whole: 413 past `max` bytes, 408 (and the connection closed) when it
+/// has not all arrived within `timeout`, so a stalled client holds neither a handler nor its
+/// bytes for long.
+async fn read_body(body: Body, max: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body is over the limit of {max} bytes"),
+                ))
+            } else {
+                Err(ApiError::invalid(format!("cannot read the body: {e}")))
+            }
+        }
+        Err(_) => Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the body did not arrive within {} s", timeout.as_secs_f64()),
+        )),
+    }
+}
+
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
@@ -469,9 +497,10 @@ async fn consent_post(
     State(s): State<GovState>,
     Path(id): Path<String>,
     principal: Option<Extension<Principal>>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
+    let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let req: ConsentRequest = json_body(&body)?;
     if req.erase && req.collection != Collection::Revoked {
         return Err(ApiError::invalid("`erase` comes only with a revocation"));
@@ -563,9 +592,10 @@ async fn grants_post(
     State(s): State<GovState>,
     Path(id): Path<String>,
     principal: Option<Extension<Principal>>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
+    let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let req: GrantRequest = json_body(&body)?;
     let from = instant(Some(&req.from), "from")?.unwrap_or_default();
     let to = instant(Some(&req.to), "to")?.unwrap_or_default();
@@ -695,7 +725,8 @@ async fn audit_get(
 
 // ---- groups and aggregates ----
 
-async fn groups_put(State(s): State<GovState>, body: Bytes) -> Result<Response, ApiError> {
+async fn groups_put(State(s): State<GovState>, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(body, MAX_GROUPS_BODY_BYTES, s.body_timeout).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
     let memberships =

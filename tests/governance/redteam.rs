@@ -109,17 +109,16 @@ fn a_supplier_read_the_audit_trail_cannot_record_is_not_answered() {
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
-/// Sends `request` as raw bytes to `server` and returns the status line.
-fn raw_status(server: &Server, request: &str) -> String {
+/// Sends `request` as raw bytes to `server` and returns the status line (empty when none
+/// came within `wait`).
+fn raw_status(server: &Server, request: &str, wait: Duration) -> String {
     let url = server.url("/");
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
@@ -146,14 +145,14 @@ fn two_authorization_headers_are_no_credential() {
             "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {first}\r\n\
              Authorization: Bearer {second}\r\nConnection: close\r\n\r\n"
         );
-        let status = raw_status(&server, &request);
+        let status = raw_status(&server, &request, Duration::from_secs(30));
         assert!(status.contains(" 401 "), "{first} then {second}: {status}");
     }
     let one = format!(
         "GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {OPERATOR}\r\n\
          Connection: close\r\n\r\n"
     );
-    assert!(raw_status(&server, &one).contains(" 200 "));
+    assert!(raw_status(&server, &one, Duration::from_secs(30)).contains(" 200 "));
 }
 
 #[test]
@@ -220,4 +219,41 @@ fn groups_that_do_not_nest_are_refused_so_a_commune_minus_an_iris_is_never_one_m
     );
     let message = put(&buildings).assert_error(400, "invalid_argument");
     assert!(message.contains("building \"B1\""), "{message}");
+}
+
+#[test]
+fn a_governance_body_is_bounded_in_time_and_size_as_an_ingest_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = courbe::http::ServerConfig {
+        body_read_timeout: Duration::from_secs(1),
+        ..courbe::http::ServerConfig::default()
+    };
+    let server = Server::start_serving(&dir.path().join("data"), config);
+    // A consumer's consent, an operator's grant and groups: each body stalls after a byte.
+    for (token, method, path) in [
+        (CONSUMER_A, "POST", format!("/v1/meters/{A}/consent")),
+        (OPERATOR, "POST", format!("/v1/meters/{A}/grants")),
+        (OPERATOR, "PUT", "/v1/groups".to_string()),
+    ] {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        let started = std::time::Instant::now();
+        let status = raw_status(&server, &request, Duration::from_secs(8));
+        assert!(status.contains(" 408 "), "{method} {path}: {status:?}");
+        assert!(started.elapsed() < Duration::from_secs(8));
+    }
+    // A consent or grant is a small document.
+    let big = format!(
+        "{{\"collection\":\"granted\",\"from\":\"{}\"}}",
+        " ".repeat(100_000)
+    );
+    let reply = server.call(
+        Some(CONSUMER_A),
+        "POST",
+        &format!("/v1/meters/{A}/consent"),
+        Some(("application/json", &big)),
+    );
+    reply.assert_error(413, "payload_too_large");
 }

@@ -106,6 +106,11 @@ pub struct Server {
 impl Server {
     /// Writes the tokens file next to `dir` and serves the store in `dir` with it.
     pub fn start(dir: &Path) -> Server {
+        Server::start_serving(dir, ServerConfig::default())
+    }
+
+    /// [`Server::start`] with the server's own settings `server` (its governance replaced).
+    pub fn start_serving(dir: &Path, server: ServerConfig) -> Server {
         let tokens_path = dir.with_extension("tokens");
         std::fs::write(&tokens_path, tokens_file_text()).unwrap();
         let config = GovernanceConfig {
@@ -113,25 +118,31 @@ impl Server {
             tokens_recheck: Duration::ZERO,
             ..GovernanceConfig::default()
         };
-        Server::start_with(dir, config)
+        Server::start_full(dir, config, Arc::new(courbe::engine::fs::RealFs), server)
     }
 
-    pub fn start_with(dir: &Path, config: GovernanceConfig) -> Server {
-        Server::start_on(dir, config, Arc::new(courbe::engine::fs::RealFs))
-    }
-
-    /// [`Server::start_with`], the registries opened through `fs` (the store on the disk).
+    /// A server with governance `config`, the registries opened through `fs` (the store on
+    /// the disk).
     pub fn start_on(
         dir: &Path,
         config: GovernanceConfig,
         fs: Arc<dyn courbe::engine::fs::FileSystem>,
+    ) -> Server {
+        Server::start_full(dir, config, fs, ServerConfig::default())
+    }
+
+    fn start_full(
+        dir: &Path,
+        config: GovernanceConfig,
+        fs: Arc<dyn courbe::engine::fs::FileSystem>,
+        server: ServerConfig,
     ) -> Server {
         let tokens_path = config.tokens_path.clone().unwrap_or_default();
         let store = Arc::new(Store::open(dir, Options::default()).expect("open store"));
         let gov = Arc::new(Governance::open_with(dir, config, fs).expect("open governance"));
         let server_config = ServerConfig {
             governance: Some(gov.clone()),
-            ..ServerConfig::default()
+            ..server
         };
         Server {
             http: util::Server::start(store.clone(), server_config),
