@@ -144,6 +144,47 @@ fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
     })
 }
 
+/// The parameters a route that asks no question reads (a question's are
+/// [`QueryKind::parameters`]); `None` for a route this table does not know (the operator's).
+fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
+    Some(match route {
+        "/v1/meters/:id/consent"
+        | "/v1/meters/:id/grants"
+        | "/v1/meters/:id/grants/:grant"
+        | "/v1/groups" => &[],
+        "/v1/meters/:id/export" => api::EXPORT_PARAMETERS,
+        "/v1/meters/:id/compare" => &["from", "to", "tz", "channel"],
+        "/v1/aggregates" => &[
+            "level", "code", "meters", "kind", "channel", "from", "to", "period", "tz",
+        ],
+        "/v1/audit" => &["meter", "who", "from", "to"],
+        "/v1/ingest" => &["channel"],
+        "/v1/meters/:id/curve" => api::ERASE_PARAMETERS,
+        _ => return None,
+    })
+}
+
+/// Refuses a parameter `route` does not read, naming it, as a question's reader does.
+fn check_parameters(route: &str, params: &[(String, String)]) -> Result<(), ApiError> {
+    let Some(allowed) = route_parameters(route) else {
+        return Ok(());
+    };
+    match params
+        .iter()
+        .find(|(name, _)| !allowed.contains(&name.as_str()))
+    {
+        None => Ok(()),
+        Some((name, _)) => Err(ApiError::invalid(format!(
+            "unknown parameter `{name}` (this request reads {})",
+            if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        ))),
+    }
+}
+
 /// What access control needs of an energy or peak question.
 fn summary_of(question: &Question) -> Option<Summary> {
     let (calendar, tariff) = match question {
@@ -276,7 +317,13 @@ async fn guard(
         Ok(params) => params,
         Err(e) => return e.into_response(),
     };
-    let mut asked = match query_kind(&route, &method)
+    let kind = query_kind(&route, &method);
+    if kind.is_none() {
+        if let Err(e) = check_parameters(&route, &params) {
+            return e.into_response();
+        }
+    }
+    let mut asked = match kind
         .map(|kind| Asked::read(kind, meter.as_deref(), query.as_deref(), &state.limits))
         .transpose()
     {

@@ -441,8 +441,8 @@ fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
     );
     let reply = server.call(Some(OPERATOR), "DELETE", &erase, None);
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let month = paris_month(-2);
-    let path = format!("/v1/meters/{m}/compare?{month}");
+    let range = paris_month(-2);
+    let path = format!("/v1/meters/{m}/compare?{range}");
     let reply = server.get("tok-m5", &path);
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body = reply.json();
@@ -459,7 +459,7 @@ fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
     // Another consumer's meter is not theirs to compare.
     let other = server.get(
         "tok-m5",
-        &format!("/v1/meters/{}/compare?{month}", meters[6].0),
+        &format!("/v1/meters/{}/compare?{range}", meters[6].0),
     );
     assert_eq!(other.status, 403);
 }

@@ -257,3 +257,87 @@ fn a_governance_body_is_bounded_in_time_and_size_as_an_ingest_body() {
     );
     reply.assert_error(413, "payload_too_large");
 }
+
+#[test]
+fn a_parameter_no_governance_route_reads_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = super::access::fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let range = format!("from={}&to={}", rfc(d), rfc(d + 86_400));
+    let month = paris_month(-2);
+    let csv = ("text/csv", "meter_id,ts,value_w\n");
+    for (token, method, path, body, name) in [
+        (
+            PUBLIC,
+            "GET",
+            format!("/v1/aggregates?{range}&levle=building"),
+            None,
+            "levle",
+        ),
+        (
+            CONSUMER_A,
+            "GET",
+            format!("/v1/meters/{A}/compare?{month}&meters={B}"),
+            None,
+            "meters",
+        ),
+        (
+            CONSUMER_A,
+            "GET",
+            format!("/v1/meters/{A}/compare?{month}&level=iris"),
+            None,
+            "level",
+        ),
+        (
+            OPERATOR,
+            "GET",
+            format!("/v1/audit?metre={A}"),
+            None,
+            "metre",
+        ),
+        (
+            CONSUMER_A,
+            "GET",
+            format!("/v1/meters/{A}/consent?x=1"),
+            None,
+            "x",
+        ),
+        (
+            CONSUMER_A,
+            "GET",
+            format!("/v1/meters/{A}/grants?x=1"),
+            None,
+            "x",
+        ),
+        (OPERATOR, "GET", "/v1/groups?x=1".to_string(), None, "x"),
+        (
+            OPERATOR,
+            "POST",
+            "/v1/ingest?chanel=production".to_string(),
+            Some(csv),
+            "chanel",
+        ),
+    ] {
+        let reply = server.call(Some(token), method, &path, body);
+        let message = reply.assert_error(400, "invalid_argument");
+        assert!(message.contains(&format!("`{name}`")), "{path}: {message}");
+    }
+    // What each route reads is still read.
+    for (token, path) in [
+        (
+            PUBLIC,
+            format!("/v1/aggregates?{range}&level=iris&code=751010101&kind=curve&tz=UTC"),
+        ),
+        (
+            CONSUMER_A,
+            format!("/v1/meters/{A}/compare?{month}&channel=consumption"),
+        ),
+        (
+            OPERATOR,
+            format!("/v1/audit?meter={A}&who=supplier:acme&{range}"),
+        ),
+    ] {
+        let reply = server.get(token, &path);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    }
+}
