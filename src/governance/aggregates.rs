@@ -1,8 +1,10 @@
 //! Anonymised aggregates over predefined groups (D.111-53, D.111-57), and a meter's
 //! comparison with its group.
 //!
-//! Groups nest: `all` ⊃ `commune` ⊃ `iris` ⊃ `building` (a meter's codes are assumed to
-//! nest, as INSEE codes do). Only meters with a membership are counted.
+//! Groups nest: `all` ⊃ `commune` ⊃ `iris` ⊃ `building` (each IRIS in one commune, each
+//! building in one IRIS, as INSEE codes do: a load that would break it is refused, and a
+//! registry that does not nest answers no aggregate). Only meters with a membership are
+//! counted.
 //!
 //! # The decision unit: a group in one half-hour
 //!
