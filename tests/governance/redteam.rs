@@ -341,3 +341,45 @@ fn a_parameter_no_governance_route_reads_is_refused_naming_it() {
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
     }
 }
+
+#[test]
+fn a_meter_spelled_another_way_in_the_path_is_the_same_meter_for_access_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = super::access::fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let range = format!("from={}&to={}", rfc(d), rfc(d + 86_400));
+    // `%30` is `0`: the guard and the handler decode the path alike.
+    let spelled = |meter: &str| format!("%30{}", &meter[1..]);
+    let curve = |meter: &str| format!("/v1/meters/{meter}/curve?{range}");
+    server
+        .get(ACME, &curve(&spelled(B)))
+        .assert_error(403, "forbidden");
+    server
+        .get(CONSUMER_B, &curve(&spelled(A)))
+        .assert_error(403, "forbidden");
+    assert_eq!(server.get(CONSUMER_A, &curve(&spelled(A))).status, 200);
+    let reply = server.get(ACME, &curve(&spelled(A)));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["meter"], A);
+    // Dots are meter-id characters, never a way up the path (sent raw: a client would
+    // remove the dot segment).
+    for meter in ["..", "%2E%2E", "."] {
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {CONSUMER_A}\r\n\
+             Connection: close\r\n\r\n",
+            curve(meter)
+        );
+        let status = raw_status(&server, &request, Duration::from_secs(30));
+        assert!(status.contains(" 403 "), "{meter}: {status}");
+    }
+    // A route's own words are not decoded: no route, nothing read.
+    let encoded = format!("/v1/meters/{A}/%63urve?{range}");
+    server.get(ACME, &encoded).assert_error(404, "not_found");
+    let trail = server.get(OPERATOR, &format!("/v1/audit?meter={A}")).json();
+    let records = trail["records"].as_array().unwrap();
+    assert_eq!(
+        records.len(),
+        1,
+        "the one read, under the meter's id: {trail}"
+    );
+}
