@@ -1,8 +1,10 @@
 //! Anonymised aggregates over predefined groups (D.111-53, D.111-57), and a meter's
 //! comparison with its group.
 //!
-//! Groups nest: `all` ⊃ `commune` ⊃ `iris` ⊃ `building` (a meter's codes are assumed to
-//! nest, as INSEE codes do). Only meters with a membership are counted.
+//! Groups nest: `all` ⊃ `commune` ⊃ `iris` ⊃ `building` (each IRIS in one commune, each
+//! building in one IRIS, as INSEE codes do: a load that would break it is refused, and a
+//! registry that does not nest answers no aggregate). Only meters with a membership are
+//! counted.
 //!
 //! # The decision unit: a group in one half-hour
 //!
@@ -438,8 +440,11 @@ struct Decisions {
 const LEVELS: [Level; 4] = [Level::All, Level::Commune, Level::Iris, Level::Building];
 
 impl Decisions {
-    fn compute(gov: &Governance, table: &Table, rule: &Suppression) -> Decisions {
+    /// Refused when the groups do not nest (a registry recorded before loads were checked):
+    /// the suppression rules protect nothing then.
+    fn compute(gov: &Governance, table: &Table, rule: &Suppression) -> Result<Decisions, ApiError> {
         let groups = gov.groups();
+        groups.check_nesting().map_err(ApiError::internal)?;
         let mut levels = BTreeMap::new();
         for level in LEVELS {
             let min = rule.min_for(level);
@@ -467,7 +472,7 @@ impl Decisions {
                 break;
             }
         }
-        decisions
+        Ok(decisions)
     }
 
     /// Withholds the child slots of withheld parent slots, then makes the hidden part of each
@@ -738,7 +743,7 @@ pub fn answer(
                 .next()
                 .unwrap_or_default();
             let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
-            let decisions = Decisions::compute(gov, &table, &rule);
+            let decisions = Decisions::compute(gov, &table, &rule)?;
             let mut out = Vec::new();
             if let Some(at_level) = decisions.levels.get(&params.level) {
                 for (code, group) in at_level {
@@ -830,14 +835,36 @@ pub struct CompareBody {
     months: Vec<CompareMonthJson>,
 }
 
+/// Refuses a comparison that is not of whole Europe/Paris months. Quartiles are order
+/// statistics, not sums: over a range a caller chooses they would be members' own values of
+/// that range (with 13 contributors in a half-hour, the first quartile is one neighbour's
+/// half-hour), and two months in zones an hour apart would differ by one member's hours.
+pub fn check_whole_paris_months(params: &Params) -> Result<(), ApiError> {
+    let month_start = |ts_utc: i64| {
+        jiff::Timestamp::from_second(ts_utc).is_ok_and(|t| {
+            let local = t.to_zoned(params.calendar.tz.clone());
+            local.day() == 1 && local.time() == jiff::civil::Time::midnight()
+        })
+    };
+    let (from, to) = (params.calendar.from_utc, params.calendar.to_utc);
+    if params.tz_name == crate::http::api::DEFAULT_TZ && month_start(from) && month_start(to) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "a comparison is of whole Europe/Paris months: `from` and `to` are the first of a \
+         month (2024-01-01), `tz` is Europe/Paris",
+    ))
+}
+
 /// A meter's monthly energy next to the quartiles of its IRIS, its commune and all meters,
-/// each from cells that pass the suppression rules.
+/// each from cells that pass the suppression rules, over whole Europe/Paris months only.
 pub fn compare(
     store: &Store,
     gov: &Governance,
     meter: &str,
     params: &Params,
 ) -> Result<CompareBody, ApiError> {
+    check_whole_paris_months(params)?;
     let rule = gov.config().aggregates;
     let groups_reg = gov.groups();
     let calendar = Calendar {
@@ -860,7 +887,7 @@ pub fn compare(
         calendar.from_utc,
         calendar.to_utc,
     )?;
-    let decisions = Decisions::compute(gov, &table, &rule);
+    let decisions = Decisions::compute(gov, &table, &rule)?;
     let membership = groups_reg.get(meter);
     let wh = |ws: i64| ws as f64 / 3_600.0;
     let mut out = Vec::new();

@@ -53,6 +53,38 @@ impl GroupRegistry {
         self.by_meter.is_empty()
     }
 
+    /// Whether the groups nest: each IRIS in one commune, each building in one IRIS. The
+    /// suppression of aggregates rests on it (a published group minus its published children
+    /// is a union of whole parts); without it a commune minus one of its IRIS can be one meter
+    /// whose IRIS lies mostly in another commune. The error names both memberships.
+    pub fn check_nesting(&self) -> Result<(), String> {
+        let mut meters: Vec<&Membership> = self.by_meter.values().collect();
+        meters.sort_unstable_by(|a, b| a.meter.cmp(&b.meter));
+        let mut iris_in: HashMap<&str, &Membership> = HashMap::new();
+        let mut building_in: HashMap<&str, &Membership> = HashMap::new();
+        for m in meters {
+            let first = *iris_in.entry(&m.iris).or_insert(m);
+            if first.commune != m.commune {
+                return Err(format!(
+                    "groups must nest: IRIS {:?} is in commune {:?} (meter {}) and in commune \
+                     {:?} (meter {})",
+                    m.iris, first.commune, first.meter, m.commune, m.meter
+                ));
+            }
+            if let Some(building) = m.building.as_deref() {
+                let first = *building_in.entry(building).or_insert(m);
+                if first.iris != m.iris {
+                    return Err(format!(
+                        "groups must nest: building {building:?} is in IRIS {:?} (meter {}) and \
+                         in IRIS {:?} (meter {})",
+                        first.iris, first.meter, m.iris, m.meter
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The groups at `level`: code to member meters (sorted), codes sorted.
     pub fn groups(&self, level: Level) -> std::collections::BTreeMap<String, Vec<String>> {
         let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -103,4 +135,41 @@ pub fn parse_csv(text: &str) -> Result<Vec<Membership>, String> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(meter: &str, commune: &str, iris: &str, building: Option<&str>) -> Membership {
+        Membership {
+            meter: meter.into(),
+            commune: commune.into(),
+            iris: iris.into(),
+            building: building.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn groups_nest_when_each_iris_has_one_commune_and_each_building_one_iris() {
+        let mut groups = GroupRegistry::default();
+        groups.insert(member("a", "X", "P", Some("B1")));
+        groups.insert(member("b", "X", "P", Some("B1")));
+        groups.insert(member("c", "Z", "Q", None));
+        assert_eq!(groups.check_nesting(), Ok(()));
+        let mut two_communes = groups.clone();
+        two_communes.insert(member("d", "Z", "P", None));
+        let error = two_communes.check_nesting().unwrap_err();
+        assert!(
+            error.contains("IRIS \"P\"") && error.contains("meter d"),
+            "{error}"
+        );
+        let mut two_iris = groups.clone();
+        two_iris.insert(member("d", "Z", "Q", Some("B1")));
+        let error = two_iris.check_nesting().unwrap_err();
+        assert!(error.contains("building \"B1\""), "{error}");
+        // A later membership of a meter replaces the earlier: moving every member is nesting.
+        groups.insert(member("c", "X", "P", None));
+        assert_eq!(groups.check_nesting(), Ok(()));
+    }
 }

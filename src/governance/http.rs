@@ -5,13 +5,14 @@
 //! a repeated parameter, a parameter the route does not read, a bad date, zone or meter id),
 //! maps it to an [`Action`] and asks [`auth::authorize`] (403, the same for a meter that exists
 //! or not), hands the question it read to the handler (which does not read the query string
-//! again), then records every successful read of a meter by a supplier in the audit trail,
-//! with the range it read, before the answer leaves.
+//! again), then records every successful read of a meter by a supplier (curve, energy, peak,
+//! consent) in the audit trail, with the range it read, before the answer leaves.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -35,10 +36,15 @@ use crate::http::error::{ApiError, ErrorCode};
 /// Largest body of a groups upload.
 const MAX_GROUPS_BODY_BYTES: usize = 64 * 1024 * 1024;
 
+/// Largest body of a consent or grant request: a small JSON document.
+const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
 #[derive(Clone)]
 struct GovState {
     store: Arc<Store>,
     gov: Arc<Governance>,
+    /// Time for a whole request body to arrive (the server's `body_read_timeout`).
+    body_timeout: Duration,
 }
 
 /// What the guard needs: the registries, and the bounds questions are read with.
@@ -50,11 +56,13 @@ struct GuardState {
 
 /// Adds the governance routes and the access-control middleware to `router`: every route
 /// already in it, and the new ones, go through [`guard`], which reads questions with `limits`.
+/// A request body must arrive whole within `body_timeout`, as an ingest body.
 pub fn attach<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     store: Arc<Store>,
     gov: Arc<Governance>,
     limits: Limits,
+    body_timeout: Duration,
 ) -> Router<S> {
     let guard_state = GuardState {
         gov: gov.clone(),
@@ -63,6 +71,7 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
     let state = GovState {
         store,
         gov: gov.clone(),
+        body_timeout,
     };
     let routes: Router<S> = Router::new()
         .route(
@@ -75,12 +84,7 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .route("/v1/meters/:id/compare", get(compare_get))
         .route("/v1/aggregates", get(aggregates_get))
         .route("/v1/audit", get(audit_get))
-        .route(
-            "/v1/groups",
-            put(groups_put)
-                .get(groups_get)
-                .layer(DefaultBodyLimit::max(MAX_GROUPS_BODY_BYTES)),
-        )
+        .route("/v1/groups", put(groups_put).get(groups_get))
         .with_state(state);
     router
         .merge(routes)
@@ -100,8 +104,14 @@ fn unauthorized() -> Response {
     response
 }
 
+/// The bearer token of a request; none when the request carries two `Authorization` headers,
+/// since a proxy in front may read the other one.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -132,6 +142,47 @@ fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
         "/v1/fleet/energy" => QueryKind::FleetEnergy,
         _ => return None,
     })
+}
+
+/// The parameters a route that asks no question reads (a question's are
+/// [`QueryKind::parameters`]); `None` for a route this table does not know (the operator's).
+fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
+    Some(match route {
+        "/v1/meters/:id/consent"
+        | "/v1/meters/:id/grants"
+        | "/v1/meters/:id/grants/:grant"
+        | "/v1/groups" => &[],
+        "/v1/meters/:id/export" => api::EXPORT_PARAMETERS,
+        "/v1/meters/:id/compare" => &["from", "to", "tz", "channel"],
+        "/v1/aggregates" => &[
+            "level", "code", "meters", "kind", "channel", "from", "to", "period", "tz",
+        ],
+        "/v1/audit" => &["meter", "who", "from", "to"],
+        "/v1/ingest" => &["channel"],
+        "/v1/meters/:id/curve" => api::ERASE_PARAMETERS,
+        _ => return None,
+    })
+}
+
+/// Refuses a parameter `route` does not read, naming it, as a question's reader does.
+fn check_parameters(route: &str, params: &[(String, String)]) -> Result<(), ApiError> {
+    let Some(allowed) = route_parameters(route) else {
+        return Ok(());
+    };
+    match params
+        .iter()
+        .find(|(name, _)| !allowed.contains(&name.as_str()))
+    {
+        None => Ok(()),
+        Some((name, _)) => Err(ApiError::invalid(format!(
+            "unknown parameter `{name}` (this request reads {})",
+            if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        ))),
+    }
 }
 
 /// What access control needs of an energy or peak question.
@@ -266,7 +317,13 @@ async fn guard(
         Ok(params) => params,
         Err(e) => return e.into_response(),
     };
-    let mut asked = match query_kind(&route, &method)
+    let kind = query_kind(&route, &method);
+    if kind.is_none() {
+        if let Err(e) = check_parameters(&route, &params) {
+            return e.into_response();
+        }
+    }
+    let mut asked = match kind
         .map(|kind| Asked::read(kind, meter.as_deref(), query.as_deref(), &state.limits))
         .transpose()
     {
@@ -298,9 +355,13 @@ async fn guard(
     let audited = principal.role == Role::Supplier
         && matches!(
             action,
-            Action::ReadCurve { .. } | Action::ReadMeterSummary { .. }
+            Action::ReadCurve { .. } | Action::ReadMeterSummary { .. } | Action::ReadConsent { .. }
         );
-    let range = asked.as_ref().map(|a| a.question.range_utc());
+    // A consent answer is the meter's whole history: a read without bounds.
+    let range = match action {
+        Action::ReadConsent { .. } => Some((i64::MIN, i64::MAX)),
+        _ => asked.as_ref().map(|a| a.question.range_utc()),
+    };
     request.extensions_mut().insert(principal.clone());
     if let Some(asked) = asked {
         request.extensions_mut().insert(asked);
@@ -352,6 +413,30 @@ async fn ensure_held(s: &GovState, meter: &str) -> Result<(), ApiError> {
             ErrorCode::NotFound,
             format!("nothing is held about meter {meter:?}"),
         ))
+    }
+}
+
+/// Reads a request body whole: 413 past `max` bytes, 408 (and the connection closed) when it
+/// has not all arrived within `timeout`, so a stalled client holds neither a handler nor its
+/// bytes for long.
+async fn read_body(body: Body, max: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body is over the limit of {max} bytes"),
+                ))
+            } else {
+                Err(ApiError::invalid(format!("cannot read the body: {e}")))
+            }
+        }
+        Err(_) => Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the body did not arrive within {} s", timeout.as_secs_f64()),
+        )),
     }
 }
 
@@ -459,9 +544,10 @@ async fn consent_post(
     State(s): State<GovState>,
     Path(id): Path<String>,
     principal: Option<Extension<Principal>>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
+    let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let req: ConsentRequest = json_body(&body)?;
     if req.erase && req.collection != Collection::Revoked {
         return Err(ApiError::invalid("`erase` comes only with a revocation"));
@@ -553,9 +639,10 @@ async fn grants_post(
     State(s): State<GovState>,
     Path(id): Path<String>,
     principal: Option<Extension<Principal>>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
+    let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let req: GrantRequest = json_body(&body)?;
     let from = instant(Some(&req.from), "from")?.unwrap_or_default();
     let to = instant(Some(&req.to), "to")?.unwrap_or_default();
@@ -685,7 +772,8 @@ async fn audit_get(
 
 // ---- groups and aggregates ----
 
-async fn groups_put(State(s): State<GovState>, body: Bytes) -> Result<Response, ApiError> {
+async fn groups_put(State(s): State<GovState>, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(body, MAX_GROUPS_BODY_BYTES, s.body_timeout).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
     let memberships =
@@ -730,6 +818,7 @@ async fn compare_get(
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
     let params = aggregates::Params::from_uri(&uri)?;
+    aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
     let body = blocking(move || aggregates::compare(&s.store, &s.gov, &id, &params)).await?;
     Ok(Json(body).into_response())
@@ -747,6 +836,9 @@ mod tests {
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
         assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        h.append(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), None, "two credentials are none");
     }
 
     #[test]

@@ -431,9 +431,17 @@ impl Governance {
             .collect()
     }
 
-    /// Records group memberships (a later one for a meter replaces the earlier).
+    /// Records group memberships (a later one for a meter replaces the earlier); refused
+    /// whole, as an invalid argument, when the groups after the load would not nest
+    /// ([`groups::GroupRegistry::check_nesting`]).
     pub fn load_groups(&self, memberships: Vec<Membership>) -> Result<usize, Error> {
         let logs = self.logs.lock();
+        // The registry after this load must nest, else none of it is recorded.
+        let mut after = self.state.read().groups.clone();
+        for m in &memberships {
+            after.insert(m.clone());
+        }
+        after.check_nesting().map_err(Error::InvalidArgument)?;
         for m in &memberships {
             logs.groups.append(m)?;
         }

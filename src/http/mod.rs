@@ -204,6 +204,7 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
             state.store.clone(),
             gov.clone(),
             state.config.limits.clone(),
+            state.config.body_read_timeout,
         ),
         None => app,
     };

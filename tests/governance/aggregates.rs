@@ -431,12 +431,18 @@ fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
         courbe::governance::auth::token_hash("tok-m5")
     );
     std::fs::write(&server.tokens_path, tokens).unwrap();
-    let d = day_utc(-2);
-    let path = format!(
-        "/v1/meters/{m}/compare?from={}&to={}&tz=UTC",
-        rfc(d),
-        rfc(d + 86_400)
+    // Meter 0's lone day -3 would withhold I1's month when it falls in it: erased first.
+    let d3 = day_utc(-3);
+    let erase = format!(
+        "/v1/meters/{}/curve?from={}&to={}",
+        meters[0].0,
+        rfc(d3),
+        rfc(d3 + 86_400)
     );
+    let reply = server.call(Some(OPERATOR), "DELETE", &erase, None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let range = paris_month(-2);
+    let path = format!("/v1/meters/{m}/compare?{range}");
     let reply = server.get("tok-m5", &path);
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body = reply.json();
@@ -453,12 +459,7 @@ fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
     // Another consumer's meter is not theirs to compare.
     let other = server.get(
         "tok-m5",
-        &format!(
-            "/v1/meters/{}/compare?from={}&to={}",
-            meters[6].0,
-            rfc(d),
-            rfc(d + 86_400)
-        ),
+        &format!("/v1/meters/{}/compare?{range}", meters[6].0),
     );
     assert_eq!(other.status, 403);
 }

@@ -5,4 +5,5 @@ mod aggregates;
 mod audit;
 mod consent;
 mod export;
+mod redteam;
 mod support;

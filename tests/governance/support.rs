@@ -54,6 +54,19 @@ pub fn rfc(ts_utc: i64) -> String {
     jiff::Timestamp::from_second(ts_utc).unwrap().to_string()
 }
 
+/// `from=...&to=...` of the Europe/Paris calendar month holding `day_utc(days)`, with `tz`.
+pub fn paris_month(days: i64) -> String {
+    let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let day = jiff::Timestamp::from_second(day_utc(days))
+        .unwrap()
+        .to_zoned(paris.clone())
+        .date();
+    let start = day.first_of_month();
+    let end = start.checked_add(jiff::Span::new().months(1)).unwrap();
+    let at = |d: jiff::civil::Date| rfc(d.to_zoned(paris.clone()).unwrap().timestamp().as_second());
+    format!("from={}&to={}&tz=Europe/Paris", at(start), at(end))
+}
+
 /// One day of half-hours from `day_utc(days)`, value `base + i`.
 pub fn day_batch(batch: &mut Batch, meter: &str, days: i64, base: i32) {
     let start = day_utc(days);
@@ -93,6 +106,11 @@ pub struct Server {
 impl Server {
     /// Writes the tokens file next to `dir` and serves the store in `dir` with it.
     pub fn start(dir: &Path) -> Server {
+        Server::start_serving(dir, ServerConfig::default())
+    }
+
+    /// [`Server::start`] with the server's own settings `server` (its governance replaced).
+    pub fn start_serving(dir: &Path, server: ServerConfig) -> Server {
         let tokens_path = dir.with_extension("tokens");
         std::fs::write(&tokens_path, tokens_file_text()).unwrap();
         let config = GovernanceConfig {
@@ -100,16 +118,31 @@ impl Server {
             tokens_recheck: Duration::ZERO,
             ..GovernanceConfig::default()
         };
-        Server::start_with(dir, config)
+        Server::start_full(dir, config, Arc::new(courbe::engine::fs::RealFs), server)
     }
 
-    pub fn start_with(dir: &Path, config: GovernanceConfig) -> Server {
+    /// A server with governance `config`, the registries opened through `fs` (the store on
+    /// the disk).
+    pub fn start_on(
+        dir: &Path,
+        config: GovernanceConfig,
+        fs: Arc<dyn courbe::engine::fs::FileSystem>,
+    ) -> Server {
+        Server::start_full(dir, config, fs, ServerConfig::default())
+    }
+
+    fn start_full(
+        dir: &Path,
+        config: GovernanceConfig,
+        fs: Arc<dyn courbe::engine::fs::FileSystem>,
+        server: ServerConfig,
+    ) -> Server {
         let tokens_path = config.tokens_path.clone().unwrap_or_default();
         let store = Arc::new(Store::open(dir, Options::default()).expect("open store"));
-        let gov = Arc::new(Governance::open(dir, config).expect("open governance"));
+        let gov = Arc::new(Governance::open_with(dir, config, fs).expect("open governance"));
         let server_config = ServerConfig {
             governance: Some(gov.clone()),
-            ..ServerConfig::default()
+            ..server
         };
         Server {
             http: util::Server::start(store.clone(), server_config),
