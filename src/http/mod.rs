@@ -8,8 +8,8 @@
 //! Engine work never runs on the async workers: every handler that touches the store does it
 //! in [`tokio::task::spawn_blocking`].
 //!
-//! A request's head must arrive within [`ServerConfig::header_read_timeout`] and an ingest or governance body
-//! within [`ServerConfig::body_read_timeout`]; a body is read whole, within the limits of its size
+//! A request's head must arrive within [`ServerConfig::header_read_timeout`] and an ingest or
+//! governance body within [`ServerConfig::body_read_timeout`]; a body is read whole, within the limits of its size
 //! and of the bytes of all bodies in memory, before it waits for a turn to be parsed, so slow or
 //! stalled clients never hold a parsing turn.
 //!
@@ -97,8 +97,8 @@ pub struct ServerConfig {
     /// Time for a request's head (request line and headers) to arrive once the connection is
     /// waiting for it; past it the connection is closed.
     pub header_read_timeout: Duration,
-    /// Time for a whole ingest or governance body to arrive; past it the request gets 408 and the connection
-    /// is closed.
+    /// Time for a whole ingest or governance body to arrive; past it the request gets 408 and
+    /// the connection is closed.
     pub body_read_timeout: Duration,
     pub limits: Limits,
     /// Consent, access control and the governance endpoints; `None`: none of them.
