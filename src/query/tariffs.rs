@@ -363,6 +363,91 @@ pub enum TariffPlan {
     Contracts(Vec<(i64, i64, TariffOption)>),
 }
 
+/// What an energy question's `tariff` parameter asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TariffSpec {
+    /// `HC:22:00-06:00`: the HP/HC split of a window list (`by_tariff`).
+    Hc(Tariff),
+    /// `option:TEMPO`, `option:HPHC:22:00-06:00`: one option over the whole range.
+    Option(TariffOption),
+    /// `contract`: the meter's own contracts, read from the registry.
+    Contract,
+    /// An option or the contracts with the day colours they read, ready to answer.
+    Resolved {
+        plan: TariffPlan,
+        colours: DayColours,
+    },
+}
+
+impl TariffSpec {
+    /// Whether the caller chose the windows (an `HC:` list or an option) rather than the
+    /// meter's own contracts.
+    pub fn chosen(&self) -> bool {
+        matches!(self, TariffSpec::Hc(_) | TariffSpec::Option(_))
+    }
+}
+
+impl std::str::FromStr for TariffSpec {
+    type Err = QueryError;
+    /// `contract`, `option:NAME[:WINDOWS]` or an `HC:` spec.
+    fn from_str(s: &str) -> Result<TariffSpec, QueryError> {
+        if s == "contract" {
+            Ok(TariffSpec::Contract)
+        } else if let Some(option) = s.strip_prefix("option:") {
+            Ok(TariffSpec::Option(TariffOption::parse(option)?))
+        } else {
+            Ok(TariffSpec::Hc(super::tariff::parse(s)?))
+        }
+    }
+}
+
+impl DayColours {
+    /// The colours of days `first..last` (day numbers, `last` excluded) of every series.
+    pub fn between(&self, first: i64, last: i64) -> DayColours {
+        DayColours {
+            series: self
+                .series
+                .iter()
+                .map(|(name, days)| {
+                    let days = days
+                        .range(first..last.max(first))
+                        .map(|(&d, &c)| (d, c))
+                        .collect();
+                    (name.clone(), days)
+                })
+                .collect(),
+        }
+    }
+
+    /// Every `(day number, colour)` of series `name` in `first..last`.
+    pub fn days(&self, name: &str, first: i64, last: i64) -> Vec<(i64, Colour)> {
+        self.series.get(name).map_or_else(Vec::new, |days| {
+            days.range(first..last.max(first))
+                .map(|(&d, &c)| (d, c))
+                .collect()
+        })
+    }
+
+    /// Sets the colour of day number `day` in series `name`.
+    pub fn insert_day(&mut self, name: &str, day: i64, colour: Colour) {
+        self.series
+            .entry(name.to_string())
+            .or_default()
+            .insert(day, colour);
+    }
+}
+
+/// The civil date of a day number.
+pub fn date_of_day(day: i64) -> Result<Date, QueryError> {
+    let (y, m, d) = civil_from_days(day);
+    let (Ok(y), Ok(m), Ok(d)) = (i16::try_from(y), i8::try_from(m), i8::try_from(d)) else {
+        return Err(QueryError::InvalidArgument(format!(
+            "day {day} out of range"
+        )));
+    };
+    Date::new(y, m, d).map_err(|e| QueryError::InvalidArgument(e.to_string()))
+}
+
 /// The register of every instant of a range as sorted, contiguous UTC intervals, with a cursor
 /// for splitting time-ordered intervals among them.
 #[derive(Clone, Debug)]
