@@ -102,7 +102,8 @@ pub struct Summary {
     pub tz_paris: bool,
     /// `from` and `to` are midnights in the question's zone.
     pub whole_local_days: bool,
-    /// A tariff splits each day into windows.
+    /// A tariff the caller chose (`HC:` windows or `option:...`) splits each day into windows;
+    /// `tariff=contract`, the meter's own registers, does not count.
     pub tariff: bool,
 }
 

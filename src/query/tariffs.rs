@@ -29,6 +29,12 @@
 //!   season (`H`) November to March and low season (`B`) April to October by the local date of the
 //!   instant, off-peak (`HC`) inside a window.
 //!
+//! Sources checked: a Tempo red day is priced at peak from 6:00 to 22:00, the Tempo day runs
+//! 6:00 to 6:00 and red days are drawn between November 1st and March 31st (RTE, "Méthode de
+//! choix des jours Tempo"); an EJP day lasts from 7:00 to 1:00 the next morning (kelwatt.fr
+//! guide EJP, RTL 2022). The high season November-March of the four-register grid is issue 12's
+//! statement, not checked against the TURPE decision text.
+//!
 //! **A missing colour** never guesses: every instant of a colour day whose colour the series does
 //! not hold (or holds with a colour the option has no rule for) goes to the register
 //! [`UNKNOWN`], so the registers still add up to the total and the gap is visible.
