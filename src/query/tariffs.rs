@@ -667,6 +667,42 @@ mod tests {
     }
 
     #[test]
+    fn a_weekday_rule_holds_on_the_local_weekday_only() {
+        // Weekends off-peak all day (bits 5 and 6: Saturday, Sunday), weekdays by the clock.
+        let option = TariffOption {
+            name: "WEEKEND".into(),
+            registers: vec!["HP".into(), "HC".into()],
+            colour_series: None,
+            colour_day_start_s: 0,
+            rules: vec![
+                Rule {
+                    weekdays: (1 << 5) | (1 << 6),
+                    ..Rule::new("HC")
+                },
+                Rule {
+                    clock_s: vec![(0, 6 * 3600)],
+                    ..Rule::new("HC")
+                },
+                Rule::new("HP"),
+            ],
+        };
+        let r = Registers::new(
+            &TariffPlan::Option(option),
+            &DayColours::default(),
+            ts("2024-01-05T00:00:00Z"),
+            ts("2024-01-09T00:00:00Z"),
+        )
+        .unwrap();
+        // 2024-01-05 is a Friday; Saturday starts at 23:00Z (Paris midnight).
+        assert_eq!(r.at(ts("2024-01-05T12:00:00Z")), Some("HP"));
+        assert_eq!(r.at(ts("2024-01-05T22:59:59Z")), Some("HP"));
+        assert_eq!(r.at(ts("2024-01-05T23:00:00Z")), Some("HC"));
+        assert_eq!(r.at(ts("2024-01-07T12:00:00Z")), Some("HC"));
+        assert_eq!(r.at(ts("2024-01-08T04:59:59Z")), Some("HC"));
+        assert_eq!(r.at(ts("2024-01-08T05:00:00Z")), Some("HP"));
+    }
+
+    #[test]
     fn contracts_leave_no_instant_without_a_register() {
         let plan = TariffPlan::Contracts(vec![(
             ts("2024-01-02T00:00:00Z"),
