@@ -102,7 +102,8 @@ pub struct Summary {
     pub tz_paris: bool,
     /// `from` and `to` are midnights in the question's zone.
     pub whole_local_days: bool,
-    /// A tariff splits each day into windows.
+    /// A tariff the caller chose (`HC:` windows or `option:...`) splits each day into windows;
+    /// `tariff=contract`, the meter's own registers, does not count.
     pub tariff: bool,
 }
 
@@ -165,6 +166,14 @@ pub enum Action<'a> {
         predefined: bool,
     },
     ReadAudit,
+    /// Day-colour series: public.
+    ReadColours,
+    /// A meter's tariff contracts.
+    ReadContracts {
+        meter: &'a str,
+    },
+    /// Writing colour series or contracts.
+    ManageCalendars,
     /// A `/v1` route the access table does not name: operators only.
     Other,
 }
@@ -235,7 +244,9 @@ pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) 
             | A::Compare { meter }
             | A::ReadConsent { meter }
             | A::SetConsent { meter }
-            | A::ReadGrants { meter } => allow_if(own_meter(meter), "not the consumer's meter"),
+            | A::ReadGrants { meter }
+            | A::ReadContracts { meter } => allow_if(own_meter(meter), "not the consumer's meter"),
+            A::ReadColours => Decision::Allow,
             A::ReadAggregates {
                 level,
                 predefined: true,
@@ -243,7 +254,10 @@ pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) 
             _ => Decision::Deny("not for consumers"),
         },
         Role::Supplier => match action {
-            A::ReadConsent { meter } => allow_if(granted(meter), "no grant in force"),
+            A::ReadConsent { meter } | A::ReadContracts { meter } => {
+                allow_if(granted(meter), "no grant in force")
+            }
+            A::ReadColours => Decision::Allow,
             A::ReadMeterSummary { meter, summary } => {
                 let Some(supplier) = principal.subject.as_deref() else {
                     return Decision::Deny("a supplier token without a name");
@@ -275,7 +289,8 @@ pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) 
         Role::PublicBody => match action {
             A::ReadAggregates {
                 predefined: true, ..
-            } => Decision::Allow,
+            }
+            | A::ReadColours => Decision::Allow,
             _ => Decision::Deny("public bodies read aggregates only"),
         },
         Role::Public => match action {
@@ -283,6 +298,7 @@ pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) 
                 level,
                 predefined: true,
             } if *level != Level::Building => Decision::Allow,
+            A::ReadColours => Decision::Allow,
             _ => Decision::Deny("the public reads published aggregates only"),
         },
     }

@@ -88,6 +88,7 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .with_state(state);
     router
         .merge(routes)
+        .merge(super::calendars_http::routes(gov.clone()))
         .layer(middleware::from_fn_with_state(guard_state, guard))
 }
 
@@ -188,9 +189,10 @@ fn check_parameters(route: &str, params: &[(String, String)]) -> Result<(), ApiE
 /// What access control needs of an energy or peak question.
 fn summary_of(question: &Question) -> Option<Summary> {
     let (calendar, tariff) = match question {
+        // The meter's own contracts give its real registers; a chosen option or window does not.
         Question::Energy {
             calendar, tariff, ..
-        } => (calendar, tariff.is_some()),
+        } => (calendar, tariff.as_ref().is_some_and(|t| t.chosen())),
         Question::Peak { calendar, .. } => (calendar, false),
         _ => return None,
     };
@@ -252,6 +254,9 @@ fn action_of<'a>(
             predefined: param("meters").is_none(),
         },
         "/v1/audit" if get => Action::ReadAudit,
+        "/v1/calendars/:name/colours" if get => Action::ReadColours,
+        "/v1/meters/:id/contracts" if get => Action::ReadContracts { meter: m },
+        "/v1/calendars/:name/colours" | "/v1/meters/:id/contracts" => Action::ManageCalendars,
         "/v1/groups" => Action::LoadGroups,
         "/v1/ingest" => Action::Ingest,
         "/v1/meters/:id/curve"

@@ -18,6 +18,8 @@
 pub mod aggregates;
 pub mod audit;
 pub mod auth;
+pub mod calendars;
+mod calendars_http;
 pub mod cli;
 pub mod consent;
 pub mod export;
@@ -146,6 +148,7 @@ pub struct Governance {
     /// whole.
     ingest_gate: parking_lot::RwLock<()>,
     state: parking_lot::RwLock<Registries>,
+    calendars: calendars::Calendars,
 }
 
 impl std::fmt::Debug for Governance {
@@ -199,7 +202,9 @@ impl Governance {
             RecordLog::open(fs.clone(), &dir.join("groups.log"), |m| groups.insert(m))?;
         let mut audit = Vec::new();
         let audit_log = RecordLog::open(fs.clone(), &dir.join("audit.log"), |r| audit.push(r))?;
+        let calendars = calendars::Calendars::open(fs.clone(), &dir)?;
         Ok(Governance {
+            calendars,
             dir,
             fs,
             config,
@@ -218,6 +223,11 @@ impl Governance {
                 audit,
             }),
         })
+    }
+
+    /// Day-colour series and tariff contracts.
+    pub fn calendars(&self) -> &calendars::Calendars {
+        &self.calendars
     }
 
     pub fn config(&self) -> &GovernanceConfig {

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorCode};
 use crate::engine::Store;
-use crate::query::{self, Calendar, PeakSource, Period, Tariff};
+use crate::query::tariffs::TariffSpec;
+use crate::query::{self, Calendar, PeakSource, Period};
 use crate::source::SeriesSource;
 use crate::{Channel, Point, Quality};
 
@@ -219,7 +220,7 @@ pub enum Question {
         meter: String,
         channel: Channel,
         calendar: CalendarQuestion,
-        tariff: Option<Tariff>,
+        tariff: Option<TariffSpec>,
     },
     Peak {
         meter: String,
@@ -575,6 +576,55 @@ fn shortest_period_s(period: Period) -> i64 {
     days * SECONDS_PER_DAY - 3_600
 }
 
+/// Energy split by the registers of an option or of the meter's contracts.
+fn energy_by_register(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    calendar: &CalendarQuestion,
+    spec: &TariffSpec,
+) -> Result<Answer, ApiError> {
+    let empty = query::tariffs::DayColours::default();
+    let unresolved;
+    let (plan, colours) = match spec {
+        TariffSpec::Resolved { plan, colours } => (plan, colours),
+        TariffSpec::Option(option) => {
+            unresolved = query::tariffs::TariffPlan::Option(option.clone());
+            (&unresolved, &empty)
+        }
+        TariffSpec::Contract | TariffSpec::Hc(_) => {
+            return Err(ApiError::invalid(
+                "tariff=contract needs the governance registries (a server with governance)",
+            ))
+        }
+    };
+    let periods =
+        query::energy_by_register(src, meter, channel, &calendar.calendar, plan, colours)?;
+    Ok(Answer::Energy(EnergyBody {
+        meter: meter.to_string(),
+        channel: channel.as_str(),
+        unit: "Wh",
+        tz: calendar.tz_name.clone(),
+        periods: periods
+            .into_iter()
+            .map(|p| EnergyPeriodJson {
+                start: format_ts(p.period.start_utc),
+                end: format_ts(p.period.end_utc),
+                energy_wh: p.period.energy_wh(),
+                points: p.period.points,
+                expected_points: p.period.expected_points,
+                by_tariff: None,
+                by_register: Some(
+                    p.by_register_ws
+                        .into_iter()
+                        .map(|(name, ws)| (name, ws as f64 / 3600.0))
+                        .collect(),
+                ),
+            })
+            .collect(),
+    }))
+}
+
 /// Answers `question` from `src`.
 pub fn answer(
     src: &dyn SeriesSource,
@@ -626,7 +676,12 @@ pub fn answer(
             tariff,
         } => {
             ensure_meter(src, meter)?;
-            let periods = query::energy(src, meter, *channel, &calendar.calendar, tariff.as_ref())?;
+            let hc = match tariff {
+                None => None,
+                Some(TariffSpec::Hc(t)) => Some(t),
+                Some(spec) => return energy_by_register(src, meter, *channel, calendar, spec),
+            };
+            let periods = query::energy(src, meter, *channel, &calendar.calendar, hc)?;
             Ok(Answer::Energy(EnergyBody {
                 meter: meter.clone(),
                 channel: channel.as_str(),
@@ -644,6 +699,7 @@ pub fn answer(
                             hp: hp / 60.0,
                             hc: hc / 60.0,
                         }),
+                        by_register: None,
                     })
                     .collect(),
             }))
@@ -845,6 +901,10 @@ pub struct EnergyPeriodJson {
     pub expected_points: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_tariff: Option<ByTariff>,
+    /// With `tariff=contract` or `tariff=option:...`: Wh per register (they add up to
+    /// `energy_wh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_register: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 /// Energy per tariff period, Wh.
@@ -949,8 +1009,18 @@ impl Answer {
             }
             Answer::Energy(body) => {
                 let tariff = body.periods.iter().any(|p| p.by_tariff.is_some());
+                let registers: Vec<String> = body
+                    .periods
+                    .first()
+                    .and_then(|p| p.by_register.as_ref())
+                    .map(|r| r.keys().cloned().collect())
+                    .unwrap_or_default();
                 write!(out, "start,end,energy_wh,points,expected_points")?;
-                writeln!(out, "{}", if tariff { ",hp_wh,hc_wh" } else { "" })?;
+                write!(out, "{}", if tariff { ",hp_wh,hc_wh" } else { "" })?;
+                for r in &registers {
+                    write!(out, ",{r}_wh")?;
+                }
+                writeln!(out)?;
                 for p in &body.periods {
                     write!(
                         out,
@@ -958,10 +1028,15 @@ impl Answer {
                         p.start, p.end, p.energy_wh, p.points, p.expected_points
                     )?;
                     match &p.by_tariff {
-                        Some(t) => writeln!(out, ",{},{}", t.hp, t.hc)?,
-                        None if tariff => writeln!(out, ",,")?,
-                        None => writeln!(out)?,
+                        Some(t) => write!(out, ",{},{}", t.hp, t.hc)?,
+                        None if tariff => write!(out, ",,")?,
+                        None => {}
                     }
+                    for r in &registers {
+                        let wh = p.by_register.as_ref().and_then(|b| b.get(r));
+                        write!(out, ",{}", wh.copied().unwrap_or(0.0))?;
+                    }
+                    writeln!(out)?;
                 }
             }
             Answer::Peak(body) => {
@@ -1305,6 +1380,7 @@ mod tests {
                 points: 47,
                 expected_points: 48,
                 by_tariff: Some(ByTariff { hp: 10.0, hc: 2.5 }),
+                by_register: None,
             }],
         });
         let v: serde_json::Value = serde_json::from_str(&energy.to_json().unwrap()).unwrap();

@@ -345,10 +345,18 @@ async fn answer_query(
     asked: Option<Extension<Asked>>,
     uri: &Uri,
 ) -> Result<Response, ApiError> {
-    let Asked { question, encoding } = match asked {
+    let Asked {
+        mut question,
+        encoding,
+    } = match asked {
         Some(Extension(asked)) => asked,
         None => Asked::read(kind, meter()?.as_deref(), uri.query(), &state.config.limits)?,
     };
+    if let Some(gov) = &state.config.governance {
+        gov.calendars()
+            .resolve(&mut question)
+            .map_err(ApiError::invalid)?;
+    }
     let store = state.store.clone();
     let config = state.config.clone();
     let (body, content_type) = blocking(move || {

@@ -4,6 +4,7 @@ use storage_format::block::DecodedBlock;
 
 use super::calendar::{TIME_MAX_UTC, TIME_MIN_UTC};
 use super::tariff::OffPeak;
+use super::tariffs::Registers;
 use super::{EnergyPeriod, QueryError};
 use crate::source::{Chunk, SeriesSource};
 use crate::Channel;
@@ -24,6 +25,9 @@ struct Walker<'p> {
     out: Vec<EnergyPeriod>,
     /// Off-peak `value * seconds` per period, exact.
     off_peak_ws: Vec<i128>,
+    /// With registers: per period, `value * seconds` per register, exact.
+    registers: Option<&'p mut Registers>,
+    register_ws: Vec<Vec<i128>>,
     /// Index of the period the walk is in; `periods.len()` once past the end.
     p: usize,
     step_min: u16,
@@ -32,8 +36,15 @@ struct Walker<'p> {
 }
 
 impl<'p> Walker<'p> {
-    fn new(periods: &'p [(i64, i64)], initial_step_min: u16) -> Walker<'p> {
+    fn new(
+        periods: &'p [(i64, i64)],
+        initial_step_min: u16,
+        registers: Option<&'p mut Registers>,
+    ) -> Walker<'p> {
+        let width = registers.as_ref().map_or(0, |r| r.names.len());
         Walker {
+            register_ws: vec![vec![0; width]; if width > 0 { periods.len() } else { 0 }],
+            registers,
             periods,
             from: periods.first().map_or(0, |p| p.0),
             to: periods.last().map_or(0, |p| p.1),
@@ -103,6 +114,12 @@ impl<'p> Walker<'p> {
                 *acc += i128::from(value) * i128::from(hc_s);
             }
         }
+        if let (Some(registers), Some(acc)) = (
+            self.registers.as_deref_mut(),
+            self.register_ws.get_mut(self.p),
+        ) {
+            registers.split(ts, ts + 60 * i64::from(step_min), value, acc);
+        }
     }
 
     /// Counts decoded, time-ordered columns: per period, one pass for step changes and one
@@ -154,6 +171,14 @@ impl<'p> Walker<'p> {
                     *acc += i128::from(v) * i128::from(hc_s);
                 }
             }
+            if let (Some(registers), Some(acc)) = (
+                self.registers.as_deref_mut(),
+                self.register_ws.get_mut(self.p),
+            ) {
+                for ((&t, &v), &s) in ts_p.iter().zip(value_p).zip(step_p) {
+                    registers.split(t, t + 60 * i64::from(s), v, acc);
+                }
+            }
             i = j;
         }
     }
@@ -177,7 +202,7 @@ impl<'p> Walker<'p> {
         true
     }
 
-    fn finish(mut self, with_tariff: bool) -> Vec<EnergyPeriod> {
+    fn finish(mut self, with_tariff: bool) -> (Vec<EnergyPeriod>, Vec<Vec<i128>>) {
         self.advance_to(self.to);
         if with_tariff {
             for (period, hc_ws) in self.out.iter_mut().zip(&self.off_peak_ws) {
@@ -185,7 +210,7 @@ impl<'p> Walker<'p> {
                 period.by_tariff_wmin = Some((period.energy_wmin as f64 - hc_wmin, hc_wmin));
             }
         }
-        self.out
+        (self.out, self.register_ws)
     }
 }
 
@@ -295,16 +320,42 @@ pub(crate) fn periods(
     meter: &str,
     channel: Channel,
     periods: &[(i64, i64)],
-    mut off_peak: Option<&mut OffPeak>,
+    off_peak: Option<&mut OffPeak>,
     scratch: &mut DecodedBlock,
 ) -> Result<Vec<EnergyPeriod>, QueryError> {
+    Ok(walk(src, meter, channel, periods, off_peak, None, scratch)?.0)
+}
+
+/// Energy of `(meter, channel)` over contiguous `periods` and, per period, `value * seconds` of
+/// each of `registers.names` (which must cover every point's whole interval).
+pub(crate) fn periods_by_register(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    periods: &[(i64, i64)],
+    registers: &mut Registers,
+    scratch: &mut DecodedBlock,
+) -> Result<(Vec<EnergyPeriod>, Vec<Vec<i128>>), QueryError> {
+    walk(src, meter, channel, periods, None, Some(registers), scratch)
+}
+
+fn walk(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    periods: &[(i64, i64)],
+    mut off_peak: Option<&mut OffPeak>,
+    registers: Option<&mut Registers>,
+    scratch: &mut DecodedBlock,
+) -> Result<(Vec<EnergyPeriod>, Vec<Vec<i128>>), QueryError> {
     let (Some(&(from, _)), Some(&(_, to))) = (periods.first(), periods.last()) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let chunks = src.chunks(meter, channel, from, to)?;
     let initial = step_in_force_at_start(src, meter, channel, (from, to), &chunks, scratch)?;
-    let mut walker = Walker::new(periods, initial);
     let with_tariff = off_peak.is_some();
+    let split = with_tariff || registers.is_some();
+    let mut walker = Walker::new(periods, initial, registers);
     for chunk in &chunks {
         match chunk {
             Chunk::Block(b) => {
@@ -312,7 +363,7 @@ pub(crate) fn periods(
                 if s.last_ts < from || s.first_ts >= to {
                     continue;
                 }
-                if !with_tariff && walker.summary(s) {
+                if !split && walker.summary(s) {
                     continue;
                 }
                 chunk.decode_into(scratch)?;

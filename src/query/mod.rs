@@ -27,6 +27,10 @@
 //! - **Tariff** (`HC:HH:MM-HH:MM[,...]`, see [`Tariff`]): each interval's energy is split in
 //!   proportion to the seconds of it whose local wall-clock time (DST-correct) falls in an off-peak
 //!   window; `HP` is the rest. The split of a whole interval is charged to the period of its start.
+//! - **Registers** (`tariff=option:...` or a meter's contracts, see [`tariffs`]): each interval's
+//!   `value * seconds` goes to the register of each of its seconds (Europe/Paris wall clock,
+//!   day colours); the registers of a period add up to its energy exactly (in W·s, `energy * 60`).
+//!   Like the HP/HC split, a whole interval is charged to the period of its start.
 //! - **Peak**: per period, the highest `max_power` point (VA, at the point's instant) when the
 //!   period holds any, else the highest consumption value (W, at the interval's start); ties go to
 //!   the earliest instant.
@@ -50,6 +54,7 @@ mod energy;
 mod fleet;
 mod peak;
 mod tariff;
+pub mod tariffs;
 
 pub use calendar::MAX_PERIODS;
 
@@ -280,6 +285,47 @@ pub fn energy(
         off_peak.as_mut(),
         &mut scratch,
     )
+}
+
+/// One calendar period of an energy answer split by register.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegisterPeriod {
+    pub period: EnergyPeriod,
+    /// Every register of the answer (the same list in each period), with its exact energy in
+    /// W·s (Wh is this / 3600); their sum is `period.energy_wmin * 60`.
+    pub by_register_ws: Vec<(String, i128)>,
+}
+
+/// Energy per calendar period split by the registers of `plan` (see [`tariffs`]), day colours
+/// read from `colours`.
+pub fn energy_by_register(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    calendar: &Calendar,
+    plan: &tariffs::TariffPlan,
+    colours: &tariffs::DayColours,
+) -> Result<Vec<RegisterPeriod>, QueryError> {
+    check_energy_channel(channel)?;
+    let periods = calendar.periods()?;
+    check_meter(src, meter)?;
+    let mut registers = tariffs::Registers::new(
+        plan,
+        colours,
+        calendar.from_utc,
+        calendar.to_utc + 60 * i64::from(storage_format::STEP_MIN_MAX),
+    )?;
+    let mut scratch = storage_format::block::DecodedBlock::default();
+    let (periods, split) =
+        energy::periods_by_register(src, meter, channel, &periods, &mut registers, &mut scratch)?;
+    Ok(periods
+        .into_iter()
+        .zip(split)
+        .map(|(period, ws)| RegisterPeriod {
+            period,
+            by_register_ws: registers.names.iter().cloned().zip(ws).collect(),
+        })
+        .collect())
 }
 
 /// Highest power per calendar period: `max_power` where the period has it, else the curve.

@@ -3,6 +3,7 @@
 mod access;
 mod aggregates;
 mod audit;
+mod calendars;
 mod consent;
 mod export;
 mod redteam;

@@ -9,3 +9,4 @@ mod reference;
 mod sources;
 mod store;
 mod summaries;
+mod tariffs;
