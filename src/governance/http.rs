@@ -152,7 +152,9 @@ fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
         "/v1/meters/:id/consent"
         | "/v1/meters/:id/grants"
         | "/v1/meters/:id/grants/:grant"
-        | "/v1/groups" => &[],
+        | "/v1/groups"
+        | "/v1/meters/:id/contracts" => &[],
+        "/v1/calendars/:name/colours" => &["from", "to"],
         "/v1/meters/:id/export" => api::EXPORT_PARAMETERS,
         "/v1/meters/:id/compare" => &["from", "to", "tz", "channel"],
         "/v1/aggregates" => &[
