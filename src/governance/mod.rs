@@ -25,6 +25,7 @@ pub mod grants;
 pub mod groups;
 pub mod http;
 pub mod record_log;
+pub mod releases;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -146,6 +147,8 @@ pub struct Governance {
     /// whole.
     ingest_gate: parking_lot::RwLock<()>,
     state: parking_lot::RwLock<Registries>,
+    /// The frozen aggregates served to everyone but operators.
+    releases: releases::Releases,
 }
 
 impl std::fmt::Debug for Governance {
@@ -199,6 +202,7 @@ impl Governance {
             RecordLog::open(fs.clone(), &dir.join("groups.log"), |m| groups.insert(m))?;
         let mut audit = Vec::new();
         let audit_log = RecordLog::open(fs.clone(), &dir.join("audit.log"), |r| audit.push(r))?;
+        let releases = releases::Releases::open(fs.clone(), &dir)?;
         Ok(Governance {
             dir,
             fs,
@@ -217,6 +221,7 @@ impl Governance {
                 groups,
                 audit,
             }),
+            releases,
         })
     }
 
