@@ -348,6 +348,18 @@ fn demo_generates_serves_and_prints_examples_that_work() {
         );
     }
     assert_eq!(status.code(), Some(0), "SIGTERM is a graceful shutdown");
+    // The generated months (2024-01-01 to 2024-01-20) are released for readers but operators.
+    let releases = std::path::Path::new(&data).join("governance/releases");
+    let files: Vec<String> = std::fs::read_dir(&releases)
+        .expect("a releases folder")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(files, ["consumption_2024-01-01_2024-02-01.rel"]);
 }
 
 #[test]
