@@ -471,14 +471,14 @@ pub(super) struct Decisions {
 pub(super) const LEVELS: [Level; 4] = [Level::All, Level::Commune, Level::Iris, Level::Building];
 
 impl Decisions {
+    /// The decisions of the groups `groups` (the registry whose `all` group `table` holds).
     /// Refused when the groups do not nest (a registry recorded before loads were checked):
     /// the suppression rules protect nothing then.
     pub(super) fn compute(
-        gov: &Governance,
+        groups: &super::groups::GroupRegistry,
         table: &Table,
         rule: &Suppression,
     ) -> Result<Decisions, ApiError> {
-        let groups = gov.groups();
         groups.check_nesting().map_err(ApiError::internal)?;
         let mut levels = BTreeMap::new();
         for level in LEVELS {
@@ -500,7 +500,7 @@ impl Decisions {
             let mut parent_withheld = false;
             for pair in LEVELS.windows(2) {
                 if let [parent, child] = pair {
-                    parent_withheld |= decisions.secondary(&groups, *parent, *child, table, rule);
+                    parent_withheld |= decisions.secondary(groups, *parent, *child, table, rule);
                 }
             }
             if !parent_withheld {
@@ -741,14 +741,14 @@ fn live_groups(
 ) -> Result<Vec<GroupJson>, ApiError> {
     let rule = gov.config().aggregates;
     let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
-    let all: Vec<String> = gov
-        .groups()
+    let groups = gov.groups();
+    let all: Vec<String> = groups
         .groups(Level::All)
         .into_values()
         .next()
         .unwrap_or_default();
     let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
-    let decisions = Decisions::compute(gov, &table, &rule)?;
+    let decisions = Decisions::compute(&groups, &table, &rule)?;
     let mut out = Vec::new();
     if let Some(at_level) = decisions.levels.get(&params.level) {
         for (code, group) in at_level {
@@ -946,7 +946,7 @@ pub fn compare(
         calendar.from_utc,
         calendar.to_utc,
     )?;
-    let decisions = Decisions::compute(gov, &table, &rule)?;
+    let decisions = Decisions::compute(&groups_reg, &table, &rule)?;
     let membership = groups_reg.get(meter);
     let wh = |ws: i64| ws as f64 / 3_600.0;
     let mut out = Vec::new();

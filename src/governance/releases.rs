@@ -50,8 +50,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::aggregates::{Decisions, GroupJson, Params, Slot, Slots, Table, LEVELS, SLOT_S};
+use super::aggregates::{
+    Decisions, GroupJson, Params, Slot, Slots, Suppression, Table, LEVELS, SLOT_S,
+};
 use super::auth::Level;
+use super::groups::GroupRegistry;
 use super::{Error, Governance};
 use crate::engine::fs::FileSystem;
 use crate::engine::Store;
@@ -354,17 +357,21 @@ fn runs(slots: &[(i64, i64)], from_utc: i64) -> Vec<(u32, u32)> {
     out
 }
 
-/// Freezes one month: every group at every level, decided now.
+/// Freezes one month: every group of `groups` at every level, decided now.
 fn freeze_month(
     store: &Store,
-    gov: &Governance,
-    all: &[String],
+    groups: &GroupRegistry,
+    rule: &Suppression,
     channel: Channel,
     (from_utc, to_utc): (i64, i64),
 ) -> Result<Month, ApiError> {
-    let rule = gov.config().aggregates;
-    let table = Table::load(store, all, channel, from_utc, to_utc)?;
-    let decisions = Decisions::compute(gov, &table, &rule)?;
+    let all: Vec<String> = groups
+        .groups(Level::All)
+        .into_values()
+        .next()
+        .unwrap_or_default();
+    let table = Table::load(store, &all, channel, from_utc, to_utc)?;
+    let decisions = Decisions::compute(groups, &table, rule)?;
     let index: HashMap<&str, u32> = all
         .iter()
         .enumerate()
@@ -411,7 +418,7 @@ fn freeze_month(
     Ok(Month {
         from_utc,
         to_utc,
-        meters: all.to_vec(),
+        meters: all,
         active,
         levels,
     })
@@ -461,12 +468,9 @@ impl Governance {
                 ),
             ));
         }
-        let all: Vec<String> = self
-            .groups()
-            .groups(Level::All)
-            .into_values()
-            .next()
-            .unwrap_or_default();
+        // One registry for every month: a load in between changes no group of the release.
+        let groups = self.groups();
+        let rule = self.config().aggregates;
         let months = Calendar {
             from_utc,
             to_utc,
@@ -481,7 +485,7 @@ impl Governance {
             created_utc: super::now_utc(),
             months: months
                 .into_iter()
-                .map(|m| freeze_month(store, self, &all, channel, m))
+                .map(|m| freeze_month(store, &groups, &rule, channel, m))
                 .collect::<Result<_, _>>()?,
         };
         let bytes = encode(&frozen)?;
