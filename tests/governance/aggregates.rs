@@ -849,3 +849,46 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_range_across_two_releases_is_answered_as_live_with_each_meter_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    // 2024-01-31 and 2024-02-01, Paris days (UTC+1): every meter reads on both.
+    let jan31 = 1_706_655_600;
+    let mut batch = Batch::new();
+    let mut groups = String::from("meter_id,commune,iris\n");
+    for n in 0..12 {
+        for i in 0..96 {
+            let point = courbe::Point {
+                ts_utc: jan31 + i * 1_800,
+                value: 100 + n + i as i32,
+                step_min: 30,
+                quality: courbe::Quality::Measured,
+            };
+            batch
+                .push(&meter(n as u32), courbe::Channel::Consumption, point)
+                .unwrap();
+        }
+        groups.push_str(&format!("{},C1,I1\n", meter(n as u32)));
+    }
+    server.store.ingest(&batch).unwrap();
+    load_groups(&server, &groups);
+    server.release("2024-01-01", "2024-02-01");
+    server.release("2024-02-01", "2024-03-01");
+    for query in [
+        "level=iris&from=2024-01-31&to=2024-02-02&period=year",
+        "level=commune&from=2024-01-01&to=2024-03-01&period=week",
+        "level=all&from=2024-01-31&to=2024-02-02&kind=curve&tz=UTC",
+    ] {
+        let live = aggregates(&server, OPERATOR, query);
+        let released = aggregates(&server, PUBLIC, query);
+        assert_eq!(released, live, "{query}");
+    }
+    let two_days = aggregates(
+        &server,
+        PUBLIC,
+        "level=iris&from=2024-01-31&to=2024-02-02&period=year",
+    );
+    assert_eq!(cell(&two_days, "I1")["meters"], 12, "{two_days}");
+}
