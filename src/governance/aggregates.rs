@@ -68,7 +68,7 @@ use crate::query::{Calendar, Period};
 use crate::Channel;
 
 /// When a cell of an aggregate is suppressed.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Suppression {
     /// Fewest active meters of a published cell (D.111-53: 10).
     pub min_meters: u32,
@@ -89,7 +89,7 @@ impl Default for Suppression {
 }
 
 impl Suppression {
-    fn min_for(&self, level: Level) -> u32 {
+    pub(super) fn min_for(&self, level: Level) -> u32 {
         match level {
             Level::Building => self.building_min_meters,
             _ => self.min_meters,
@@ -817,11 +817,11 @@ pub fn answer(
                     ))
                 }
             };
-            let out = match source {
+            match source {
+                // The minimum the releases were decided with (the smallest, across several).
                 Source::Release => super::releases::released_groups(gov, params)?,
-                Source::Live => live_groups(store, gov, params)?,
-            };
-            (out, rule.min_for(params.level))
+                Source::Live => (live_groups(store, gov, params)?, rule.min_for(params.level)),
+            }
         }
     };
     Ok(AggregatesBody {

@@ -562,9 +562,21 @@ fn releases_survive_a_restart_with_the_same_answers() {
     };
     let mut late = Batch::new();
     day_batch(&mut late, &neighbour(11), -2, 5_000);
-    let server = Server::start(&data);
+    // Restarted with a stricter rule: the released months stay as they were decided.
+    let tokens_path = data.with_extension("tokens");
+    let config = GovernanceConfig {
+        tokens_path: Some(tokens_path),
+        tokens_recheck: Duration::ZERO,
+        aggregates: courbe::governance::aggregates::Suppression {
+            min_meters: 20,
+            ..Default::default()
+        },
+        ..GovernanceConfig::default()
+    };
+    let server = Server::start_on(&data, config, Arc::new(courbe::engine::fs::RealFs));
     server.store.ingest(&late).unwrap();
     assert_eq!(server.get(PUBLIC, &iris_day_curve(d)).json(), answer);
+    assert_eq!(answer["min_meters"], 10, "{answer}");
     assert_eq!(server.get(PUBLIC, "/v1/aggregates/releases").json(), list);
 }
 
