@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{open_existing_store, output_error, CliError, EraseArgs};
+use super::{open_existing_store, output_error, CliError, EraseArgs, ReleaseArgs};
 use crate::engine::Stats;
 use crate::http::api::{self, EraseQuestion, QueryParams};
 
@@ -25,6 +25,36 @@ pub fn erase(data: &Path, args: &EraseArgs, out: &mut dyn Write) -> Result<(), C
         erased.points_removed, erased.meter
     )
     .map_err(output_error)
+}
+
+/// Releases the aggregates of whole Paris months, as `POST /v1/aggregates/releases` does.
+pub fn release(data: &Path, args: &ReleaseArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let (tz, _) = api::parse_tz(None)?;
+    let (from_utc, to_utc) = api::parse_range(Some(&args.from), Some(&args.to), &tz)?;
+    let channel = api::parse_channel(Some(&args.channel))?;
+    if args.aggregate_min_meters < 2
+        || args
+            .dominance_share
+            .is_some_and(|s| !(0.0..=1.0).contains(&s))
+    {
+        return Err(CliError::User(
+            "--aggregate-min-meters is at least 2, --dominance-share between 0 and 1".into(),
+        ));
+    }
+    let store = open_existing_store(data)?;
+    let config = crate::governance::GovernanceConfig {
+        aggregates: crate::governance::aggregates::Suppression {
+            min_meters: args.aggregate_min_meters,
+            max_share: args.dominance_share,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let gov = crate::governance::Governance::open(data, config)
+        .map_err(|e| CliError::Internal(e.to_string()))?;
+    let summary = gov.release(&store, from_utc, to_utc, channel)?;
+    let json = serde_json::to_string(&summary).map_err(|e| CliError::Internal(e.to_string()))?;
+    writeln!(out, "{json}").map_err(output_error)
 }
 
 pub fn compact(data: &Path, out: &mut dyn Write) -> Result<(), CliError> {

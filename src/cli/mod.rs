@@ -23,7 +23,7 @@ use crate::http::error::ApiError;
 pub use bench::{bench, BenchArgs};
 pub use gen::gen;
 pub use ingest::ingest;
-pub use maintenance::{compact, erase, stats, verify};
+pub use maintenance::{compact, erase, release, stats, verify};
 pub use query::query;
 pub use serve::{demo, serve};
 
@@ -79,6 +79,29 @@ pub enum Command {
     Bench(BenchArgs),
     /// Manage bearer tokens of the HTTP API (`token add`).
     Token(crate::governance::cli::TokenArgs),
+    /// Release the anonymised aggregates of whole Europe/Paris months [from, to), once: what
+    /// every reader but an operator is answered from (the server must be stopped; a running
+    /// one takes `POST /v1/aggregates/releases`).
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// First month released (`YYYY-MM-01`, Europe/Paris).
+    #[arg(long)]
+    pub from: String,
+    /// First month after the release (`YYYY-MM-01`, Europe/Paris).
+    #[arg(long)]
+    pub to: String,
+    /// consumption or production.
+    #[arg(long, default_value = "consumption")]
+    pub channel: String,
+    /// Fewest active meters of a published aggregate cell: as the server's.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub aggregate_min_meters: u32,
+    /// The dominance share of the server, when it has one.
+    #[arg(long, value_name = "SHARE")]
+    pub dominance_share: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +298,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Compact => compact(&cli.data, &mut out),
         Command::Verify => verify(&cli.data, &mut out),
         Command::Stats => stats(&cli.data, &mut out),
+        Command::Release(args) => release(&cli.data, args, &mut out),
         Command::Bench(args) => bench(args, &mut out),
         Command::Token(args) => {
             crate::governance::cli::token(args, &mut out).map_err(|e| CliError::User(e.to_string()))

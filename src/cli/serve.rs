@@ -126,6 +126,7 @@ async fn shutdown_signal() {
 /// Fills an empty store with a generated fleet, then serves it and prints example queries.
 pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
     let store = Arc::new(open_store(data)?);
+    let governance = open_governance(data, None, Default::default())?;
     if store.stats().points == 0 {
         let config = FleetConfig {
             meters: args.meters,
@@ -148,7 +149,8 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
             u64::from(config.meters),
             "{elapsed_precise} [{bar:40}] {pos}/{len} meters, ETA {eta}",
         );
-        let points = ingest_fleet(&store, &Fleet::new(config), &bar)?;
+        let fleet = Fleet::new(config);
+        let points = ingest_fleet(&store, &fleet, &bar)?;
         bar.finish_and_clear();
         store.flush()?;
         // One segment per month instead of one per flush: a lookup visits every live segment of
@@ -159,6 +161,7 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
             "courbe: ingested and compacted {points} points in {seconds:.1} s ({:.0} points/s)",
             points as f64 / seconds.max(1e-9)
         );
+        release_demo_months(&store, &governance, fleet.config())?;
     }
     let Some(example) = Example::find(&store) else {
         return Err(CliError::Internal(
@@ -167,7 +170,7 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
     };
     init_logging();
     let config = ServerConfig {
-        governance: Some(open_governance(data, None, Default::default())?),
+        governance: Some(governance),
         ..ServerConfig::default()
     };
     serve_store(store, &args.listen, config, |addr| {
@@ -185,6 +188,40 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
             .write_all(text.as_bytes())
             .and_then(|()| stdout.flush());
     })
+}
+
+/// Releases the aggregates of the whole Europe/Paris months holding the generated span, so
+/// that callers other than operators are answered (they read releases only).
+fn release_demo_months(
+    store: &Store,
+    gov: &crate::governance::Governance,
+    config: &FleetConfig,
+) -> Result<(), CliError> {
+    let internal = |e: String| CliError::Internal(e);
+    let tz = jiff::tz::TimeZone::get(DEFAULT_TZ).map_err(|e| internal(e.to_string()))?;
+    let last = config
+        .start
+        .checked_add(jiff::Span::new().days(i64::from(config.days.max(1)) - 1))
+        .map_err(|e| internal(e.to_string()))?;
+    let end = last
+        .first_of_month()
+        .checked_add(jiff::Span::new().months(1))
+        .map_err(|e| internal(e.to_string()))?;
+    let at = |d: Date| -> Result<i64, CliError> {
+        Ok(d.to_zoned(tz.clone())
+            .map_err(|e| internal(e.to_string()))?
+            .timestamp()
+            .as_second())
+    };
+    let from = config.start.first_of_month();
+    let summary = gov
+        .release(store, at(from)?, at(end)?, Channel::Consumption)
+        .map_err(|e| internal(e.message))?;
+    eprintln!(
+        "courbe: released the aggregates of {from} to {end} ({} months, {} bytes)",
+        summary.months, summary.bytes
+    );
+    Ok(())
 }
 
 /// Generates every meter of `fleet` (a few in parallel while the previous ones are ingested)

@@ -46,6 +46,14 @@
 //! were inactive, never what they consumed.
 //!
 //! A suppressed cell says so and carries no value and no count.
+//!
+//! # Over time: releases
+//!
+//! The decisions above hold for one state of the store. A slot decided twice, before and after
+//! a late meter, a correction or an erasure, gives away the difference. So every reader but an
+//! operator is answered from [releases](super::releases): the slot tables of whole
+//! Europe/Paris months frozen once, never recomputed; operators read live (`source=live`, the
+//! default for them) or the releases (`source=release`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -60,7 +68,7 @@ use crate::query::{Calendar, Period};
 use crate::Channel;
 
 /// When a cell of an aggregate is suppressed.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Suppression {
     /// Fewest active meters of a published cell (D.111-53: 10).
     pub min_meters: u32,
@@ -81,7 +89,7 @@ impl Default for Suppression {
 }
 
 impl Suppression {
-    fn min_for(&self, level: Level) -> u32 {
+    pub(super) fn min_for(&self, level: Level) -> u32 {
         match level {
             Level::Building => self.building_min_meters,
             _ => self.min_meters,
@@ -113,6 +121,17 @@ pub struct Params {
     pub channel: Channel,
     pub calendar: Calendar,
     pub tz_name: String,
+    /// Where the answer comes from; `None`: live for operators, releases for everyone else.
+    pub source: Option<Source>,
+}
+
+/// Where an aggregate answer comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Computed now from the store (operators only).
+    Live,
+    /// Built from the frozen slots of releases ([`super::releases`]).
+    Release,
 }
 
 #[derive(serde::Deserialize)]
@@ -126,6 +145,7 @@ struct RawParams {
     to: Option<String>,
     period: Option<String>,
     tz: Option<String>,
+    source: Option<String>,
 }
 
 pub fn level_name(level: Level) -> &'static str {
@@ -181,6 +201,16 @@ impl Params {
         }
         let period: Period = raw.period.as_deref().unwrap_or("month").parse()?;
         let meters = parse_meter_list(raw.meters.as_deref())?;
+        let source = match raw.source.as_deref() {
+            None => None,
+            Some("live") => Some(Source::Live),
+            Some("release") => Some(Source::Release),
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "unknown source {other:?} (live or release)"
+                )))
+            }
+        };
         Ok(Params {
             level,
             code: raw.code,
@@ -194,12 +224,13 @@ impl Params {
                 tz,
             },
             tz_name,
+            source,
         })
     }
 }
 
 /// The grid every aggregate is summed on: half-hours from the Unix epoch, in seconds.
-const SLOT_S: i64 = 1_800;
+pub(super) const SLOT_S: i64 = 1_800;
 
 /// Whether every boundary of `spans` falls on the grid.
 fn check_grid(spans: &[(i64, i64)]) -> Result<(), ApiError> {
@@ -255,13 +286,13 @@ fn meter_slots(points: &[crate::Point], from_utc: i64, to_utc: i64) -> MeterSlot
 /// One group in one grid slot: its contributors and the energy its curve point and its
 /// energy cells are made of.
 #[derive(Clone, Debug, Default)]
-struct Slot {
+pub(super) struct Slot {
     /// Members with a non-zero reading in the slot.
-    contributors: u32,
+    pub(super) contributors: u32,
     /// Energy in W·s, exact.
-    energy_ws: i64,
-    max_meter_ws: i64,
-    published: bool,
+    pub(super) energy_ws: i64,
+    pub(super) max_meter_ws: i64,
+    pub(super) published: bool,
 }
 
 impl Slot {
@@ -274,20 +305,20 @@ impl Slot {
 /// A group's slots, one per half-hour of the range; a slot where no member contributes is
 /// empty and counts as absent.
 #[derive(Clone, Debug, Default)]
-struct Slots {
-    first: i64,
-    slots: Vec<Slot>,
+pub(super) struct Slots {
+    pub(super) first: i64,
+    pub(super) slots: Vec<Slot>,
 }
 
 impl Slots {
-    fn new(first: i64, len: usize) -> Slots {
+    pub(super) fn new(first: i64, len: usize) -> Slots {
         Slots {
             first,
             slots: vec![Slot::default(); len],
         }
     }
 
-    fn index(&self, ts: i64) -> Option<usize> {
+    pub(super) fn index(&self, ts: i64) -> Option<usize> {
         let i = usize::try_from((ts - self.first).div_euclid(SLOT_S)).ok()?;
         (ts >= self.first && i < self.slots.len()).then_some(i)
     }
@@ -333,15 +364,15 @@ impl Slots {
 }
 
 /// Every meter's energy per grid slot over the range.
-struct Table {
+pub(super) struct Table {
     /// The range, on the grid.
     from_utc: i64,
     to_utc: i64,
-    by_meter: HashMap<String, MeterSlots>,
+    pub(super) by_meter: HashMap<String, MeterSlots>,
 }
 
 impl Table {
-    fn load(
+    pub(super) fn load(
         store: &Store,
         meters: &[String],
         channel: Channel,
@@ -364,7 +395,7 @@ impl Table {
     }
 
     /// A meter's slots starting in `[start, end)`.
-    fn meter(&self, meter: &str, start: i64, end: i64) -> &[(i64, i64)] {
+    pub(super) fn meter(&self, meter: &str, start: i64, end: i64) -> &[(i64, i64)] {
         let Some(all) = self.by_meter.get(meter) else {
             return &[];
         };
@@ -427,23 +458,27 @@ fn publishable(slots: &Slots, start: i64, end: i64) -> bool {
 
 /// A group: its members and its slots with their decisions.
 #[derive(Clone, Debug, Default)]
-struct Group {
-    members: Vec<String>,
-    slots: Slots,
+pub(super) struct Group {
+    pub(super) members: Vec<String>,
+    pub(super) slots: Slots,
 }
 
 /// Every group's slots at every level, with the final publication decisions.
-struct Decisions {
-    levels: BTreeMap<Level, BTreeMap<String, Group>>,
+pub(super) struct Decisions {
+    pub(super) levels: BTreeMap<Level, BTreeMap<String, Group>>,
 }
 
-const LEVELS: [Level; 4] = [Level::All, Level::Commune, Level::Iris, Level::Building];
+pub(super) const LEVELS: [Level; 4] = [Level::All, Level::Commune, Level::Iris, Level::Building];
 
 impl Decisions {
+    /// The decisions of the groups `groups` (the registry whose `all` group `table` holds).
     /// Refused when the groups do not nest (a registry recorded before loads were checked):
     /// the suppression rules protect nothing then.
-    fn compute(gov: &Governance, table: &Table, rule: &Suppression) -> Result<Decisions, ApiError> {
-        let groups = gov.groups();
+    pub(super) fn compute(
+        groups: &super::groups::GroupRegistry,
+        table: &Table,
+        rule: &Suppression,
+    ) -> Result<Decisions, ApiError> {
         groups.check_nesting().map_err(ApiError::internal)?;
         let mut levels = BTreeMap::new();
         for level in LEVELS {
@@ -465,7 +500,7 @@ impl Decisions {
             let mut parent_withheld = false;
             for pair in LEVELS.windows(2) {
                 if let [parent, child] = pair {
-                    parent_withheld |= decisions.secondary(&groups, *parent, *child, table, rule);
+                    parent_withheld |= decisions.secondary(groups, *parent, *child, table, rule);
                 }
             }
             if !parent_withheld {
@@ -583,7 +618,7 @@ impl Decisions {
 }
 
 #[derive(Serialize)]
-struct CellJson {
+pub(super) struct CellJson {
     start: String,
     end: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -604,9 +639,9 @@ struct CurvePointJson {
 }
 
 #[derive(Serialize)]
-struct GroupJson {
-    group: String,
-    cells: Vec<CellJson>,
+pub(super) struct GroupJson {
+    pub(super) group: String,
+    pub(super) cells: Vec<CellJson>,
 }
 
 /// The body of `GET /v1/aggregates`.
@@ -647,12 +682,11 @@ fn spans(kind: Kind, calendar: &Calendar) -> Result<Vec<(i64, i64)>, ApiError> {
 }
 
 /// The cells of one group: the curve of each local day, or the energy of each period.
-fn group_cells(
+pub(super) fn group_cells(
     kind: Kind,
     calendar: &Calendar,
-    members: &[String],
-    table: &Table,
     slots: &Slots,
+    active: &dyn Fn(i64, i64) -> u32,
 ) -> Result<Vec<CellJson>, ApiError> {
     let spans = spans(kind, calendar)?;
     Ok(spans
@@ -690,13 +724,49 @@ fn group_cells(
             CellJson {
                 start: format_ts(start),
                 end: format_ts(end),
-                meters: Some(table.active(members, start, end)),
+                meters: Some(active(start, end)),
                 energy_wh,
                 points,
                 suppressed: false,
             }
         })
         .collect())
+}
+
+/// The groups of `params.level` (one when `params.code` is set) computed now from the store.
+fn live_groups(
+    store: &Store,
+    gov: &Governance,
+    params: &Params,
+) -> Result<Vec<GroupJson>, ApiError> {
+    let rule = gov.config().aggregates;
+    let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
+    let groups = gov.groups();
+    let all: Vec<String> = groups
+        .groups(Level::All)
+        .into_values()
+        .next()
+        .unwrap_or_default();
+    let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
+    let decisions = Decisions::compute(&groups, &table, &rule)?;
+    let mut out = Vec::new();
+    if let Some(at_level) = decisions.levels.get(&params.level) {
+        for (code, group) in at_level {
+            if params.code.as_deref().is_some_and(|c| c != code) {
+                continue;
+            }
+            out.push(GroupJson {
+                group: code.clone(),
+                cells: group_cells(
+                    params.kind,
+                    &params.calendar,
+                    &group.slots,
+                    &|start, end| table.active(&group.members, start, end),
+                )?,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Answers an aggregate question for `principal` (already authorised for its level).
@@ -718,7 +788,8 @@ pub fn answer(
             for (_, s) in slots.iter_mut() {
                 s.published = passes_primary(s, min, &rule);
             }
-            let cells = group_cells(params.kind, &params.calendar, ids, &table, &slots)?;
+            let active = |start, end| table.active(ids, start, end);
+            let cells = group_cells(params.kind, &params.calendar, &slots, &active)?;
             (
                 vec![GroupJson {
                     group: "ad-hoc".into(),
@@ -736,33 +807,21 @@ pub fn answer(
                     "this token does not allow this request",
                 ));
             }
-            let all: Vec<String> = gov
-                .groups()
-                .groups(Level::All)
-                .into_values()
-                .next()
-                .unwrap_or_default();
-            let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
-            let decisions = Decisions::compute(gov, &table, &rule)?;
-            let mut out = Vec::new();
-            if let Some(at_level) = decisions.levels.get(&params.level) {
-                for (code, group) in at_level {
-                    if params.code.as_deref().is_some_and(|c| c != code) {
-                        continue;
-                    }
-                    out.push(GroupJson {
-                        group: code.clone(),
-                        cells: group_cells(
-                            params.kind,
-                            &params.calendar,
-                            &group.members,
-                            &table,
-                            &group.slots,
-                        )?,
-                    });
+            let source = match (principal.role, params.source) {
+                (Role::Operator, source) => source.unwrap_or(Source::Live),
+                (_, None | Some(Source::Release)) => Source::Release,
+                (_, Some(Source::Live)) => {
+                    return Err(ApiError::new(
+                        crate::http::error::ErrorCode::Forbidden,
+                        "only operators read live aggregates: others read releases",
+                    ))
                 }
+            };
+            match source {
+                // The minimum the releases were decided with (the smallest, across several).
+                Source::Release => super::releases::released_groups(gov, params)?,
+                Source::Live => (live_groups(store, gov, params)?, rule.min_for(params.level)),
             }
-            (out, rule.min_for(params.level))
         }
     };
     Ok(AggregatesBody {
@@ -887,7 +946,7 @@ pub fn compare(
         calendar.from_utc,
         calendar.to_utc,
     )?;
-    let decisions = Decisions::compute(gov, &table, &rule)?;
+    let decisions = Decisions::compute(&groups_reg, &table, &rule)?;
     let membership = groups_reg.get(meter);
     let wh = |ws: i64| ws as f64 / 3_600.0;
     let mut out = Vec::new();

@@ -174,6 +174,10 @@ pub enum Action<'a> {
     },
     /// Writing colour series or contracts.
     ManageCalendars,
+    /// The list of aggregate releases: everyone with a token.
+    ListReleases,
+    /// Freezing months of aggregates: operators only.
+    Release,
     /// A `/v1` route the access table does not name: operators only.
     Other,
 }
@@ -237,6 +241,7 @@ pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) 
     };
     match principal.role {
         Role::Operator => Decision::Allow,
+        _ if *action == A::ListReleases => Decision::Allow,
         Role::Consumer => match action {
             A::ReadCurve { meter, .. }
             | A::ReadMeterSummary { meter, .. }

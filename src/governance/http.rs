@@ -83,6 +83,10 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .route("/v1/meters/:id/export", get(export_get))
         .route("/v1/meters/:id/compare", get(compare_get))
         .route("/v1/aggregates", get(aggregates_get))
+        .route(
+            "/v1/aggregates/releases",
+            get(releases_get).post(releases_post),
+        )
         .route("/v1/audit", get(audit_get))
         .route("/v1/groups", put(groups_put).get(groups_get))
         .with_state(state);
@@ -153,12 +157,13 @@ fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
         | "/v1/meters/:id/grants"
         | "/v1/meters/:id/grants/:grant"
         | "/v1/groups"
-        | "/v1/meters/:id/contracts" => &[],
+        | "/v1/meters/:id/contracts"
+        | "/v1/aggregates/releases" => &[],
         "/v1/calendars/:name/colours" => &["from", "to"],
         "/v1/meters/:id/export" => api::EXPORT_PARAMETERS,
         "/v1/meters/:id/compare" => &["from", "to", "tz", "channel"],
         "/v1/aggregates" => &[
-            "level", "code", "meters", "kind", "channel", "from", "to", "period", "tz",
+            "level", "code", "meters", "kind", "channel", "from", "to", "period", "tz", "source",
         ],
         "/v1/audit" => &["meter", "who", "from", "to"],
         "/v1/ingest" => &["channel"],
@@ -259,6 +264,8 @@ fn action_of<'a>(
         "/v1/calendars/:name/colours" if get => Action::ReadColours,
         "/v1/meters/:id/contracts" if get => Action::ReadContracts { meter: m },
         "/v1/calendars/:name/colours" | "/v1/meters/:id/contracts" => Action::ManageCalendars,
+        "/v1/aggregates/releases" if get => Action::ListReleases,
+        "/v1/aggregates/releases" if method == Method::POST => Action::Release,
         "/v1/groups" => Action::LoadGroups,
         "/v1/ingest" => Action::Ingest,
         "/v1/meters/:id/curve"
@@ -270,6 +277,7 @@ fn action_of<'a>(
         | "/v1/fleet/curve"
         | "/v1/fleet/energy"
         | "/v1/aggregates"
+        | "/v1/aggregates/releases"
         | "/v1/audit" => return None,
         // A route this table does not know yet: the operator's only.
         _ => Action::Other,
@@ -816,6 +824,35 @@ async fn aggregates_get(
     let params = aggregates::Params::from_uri(&uri)?;
     let body = blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
     Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    from: String,
+    to: String,
+    channel: Option<String>,
+}
+
+async fn releases_post(State(s): State<GovState>, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
+    let asked: ReleaseBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedDocument,
+            format!("a release is {{\"from\", \"to\"[, \"channel\"]}}: {e}"),
+        )
+    })?;
+    let (tz, _) = parse_tz(None)?;
+    let (from_utc, to_utc) =
+        api::parse_range(Some(asked.from.as_str()), Some(asked.to.as_str()), &tz)?;
+    let channel = api::parse_channel(asked.channel.as_deref())?;
+    let summary = blocking(move || s.gov.release(&s.store, from_utc, to_utc, channel)).await?;
+    Ok((StatusCode::CREATED, Json(summary)).into_response())
+}
+
+async fn releases_get(State(s): State<GovState>) -> Result<Response, ApiError> {
+    let releases: Vec<_> = s.gov.releases().iter().map(|r| r.summary()).collect();
+    Ok(Json(serde_json::json!({ "releases": releases })).into_response())
 }
 
 async fn compare_get(

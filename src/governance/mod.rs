@@ -27,6 +27,7 @@ pub mod grants;
 pub mod groups;
 pub mod http;
 pub mod record_log;
+pub mod releases;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -149,6 +150,8 @@ pub struct Governance {
     ingest_gate: parking_lot::RwLock<()>,
     state: parking_lot::RwLock<Registries>,
     calendars: calendars::Calendars,
+    /// The frozen aggregates served to everyone but operators.
+    releases: releases::Releases,
 }
 
 impl std::fmt::Debug for Governance {
@@ -203,6 +206,7 @@ impl Governance {
         let mut audit = Vec::new();
         let audit_log = RecordLog::open(fs.clone(), &dir.join("audit.log"), |r| audit.push(r))?;
         let calendars = calendars::Calendars::open(fs.clone(), &dir)?;
+        let releases = releases::Releases::open(fs.clone(), &dir)?;
         Ok(Governance {
             calendars,
             dir,
@@ -222,6 +226,7 @@ impl Governance {
                 groups,
                 audit,
             }),
+            releases,
         })
     }
 

@@ -43,6 +43,10 @@ pub enum ErrorCode {
     InsufficientStorage,
     /// A failure of the server or of the data under it (I/O, corruption).
     Internal,
+    /// The request would redo what is done once only (a release of released months).
+    Conflict,
+    /// Anonymised aggregates asked outside the released months.
+    NotReleased,
 }
 
 impl ErrorCode {
@@ -65,6 +69,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::Internal => "internal",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NotReleased => "not_released",
         }
     }
 
@@ -76,7 +82,10 @@ impl ErrorCode {
             | ErrorCode::UnknownPeriod
             | ErrorCode::BadTariff
             | ErrorCode::MalformedDocument => StatusCode::BAD_REQUEST,
-            ErrorCode::UnknownMeter | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::UnknownMeter | ErrorCode::NotFound | ErrorCode::NotReleased => {
+                StatusCode::NOT_FOUND
+            }
+            ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,

@@ -91,6 +91,7 @@ fn any(_: &Value) -> bool {
 fn every_role_against_every_endpoint_gets_the_expected_status_and_body() {
     let dir = tempfile::tempdir().unwrap();
     let server = fleet_server(&dir.path().join("data"));
+    server.release_days(-2, -1);
     let d = day_utc(-2);
     let range = format!("from={}&to={}", rfc(d), rfc(d + 86_400));
     let outside = format!("from={}&to={}", rfc(day_utc(-20)), rfc(day_utc(-19)));

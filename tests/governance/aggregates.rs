@@ -75,6 +75,7 @@ fn assert_suppressed(c: &Value) {
 fn a_suppressed_cell_never_leaks_its_value_in_any_field_or_through_an_overlapping_request() {
     let dir = tempfile::tempdir().unwrap();
     let (server, meters) = communes(&dir.path().join("data"));
+    server.release_days(-2, -1);
     let d = day_utc(-2);
     let day = format!("from={}&to={}&period=day&tz=UTC", rfc(d), rfc(d + 86_400));
     let energy_of = |iris: &str| -> f64 {
@@ -192,6 +193,7 @@ fn a_commune_minus_its_published_iris_never_isolates_the_one_meter_of_an_interva
     }
     server.store.ingest(&batch).unwrap();
     load_groups(&server, &groups);
+    server.release_days(-2, -1);
 
     let d = day_utc(-2);
     let at = d + 3 * 3_600;
@@ -277,6 +279,7 @@ fn a_utc_day_minus_a_paris_day_never_isolates_the_hour_between_them() {
     }
     server.store.ingest(&batch).unwrap();
     load_groups(&server, &groups);
+    server.release_days(-3, 0);
 
     let lone_hour_wh = f64::from(lone_w);
     let range = format!(
@@ -339,6 +342,7 @@ fn an_aggregate_whose_bounds_are_off_the_half_hour_grid_is_refused() {
 fn a_longer_period_is_suppressed_when_one_of_its_days_is() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _) = communes(&dir.path().join("data"));
+    server.release_days(-3, -1);
     // Day -3 holds one meter of the commune: suppressed. Day -2 holds 26: published. The two
     // days together would give day -3 by subtraction, so their sum is suppressed too.
     let two_days = format!(
@@ -355,9 +359,10 @@ fn a_longer_period_is_suppressed_when_one_of_its_days_is() {
 }
 
 #[test]
-fn an_erased_meter_is_gone_from_aggregates() {
+fn an_erased_meter_is_gone_from_live_aggregates_and_stays_inside_released_sums() {
     let dir = tempfile::tempdir().unwrap();
     let (server, meters) = communes(&dir.path().join("data"));
+    server.release_days(-2, -1);
     let d = day_utc(-2);
     let query = format!(
         "level=commune&from={}&to={}&period=day&tz=UTC",
@@ -365,6 +370,8 @@ fn an_erased_meter_is_gone_from_aggregates() {
         rfc(d + 86_400)
     );
     let before = aggregates(&server, OPERATOR, &query);
+    let released = aggregates(&server, PUBLIC, &query);
+    assert_eq!(released, before, "released as the store was");
     let before_wh = cell(&before, "75056")["energy_wh"].as_f64().unwrap();
     let (gone, _, base) = &meters[1];
     let reply = server.post_json(
@@ -380,6 +387,9 @@ fn an_erased_meter_is_gone_from_aggregates() {
         c["energy_wh"].as_f64(),
         Some(before_wh - day_energy_wh(*base))
     );
+    // A released sum of 26 meters is aggregated data: it does not change, so no reader
+    // subtracts the erased meter's day from it.
+    assert_eq!(aggregates(&server, PUBLIC, &query), released);
 }
 
 #[test]
@@ -399,6 +409,7 @@ fn building_cells_of_two_to_nine_meters_go_only_to_public_bodies() {
         Some(("text/csv", &groups)),
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
+    server.release_days(-2, -1);
     let d = day_utc(-2);
     let query = format!(
         "/v1/aggregates?level=building&from={}&to={}&period=day&tz=UTC",
@@ -464,7 +475,9 @@ fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
     assert_eq!(other.status, 403);
 }
 
-/// Random fleets attacked with every answer the endpoint gives over a few ranges.
+/// Random fleets attacked with every answer the endpoint gives over a few ranges, released
+/// first (the answers are built from the frozen slots of a release, as every reader but an
+/// operator gets them).
 ///
 /// What is proven, per generated fleet: let the unknowns be each meter's energy in each
 /// half-hour where a non-zero reading of it falls, and let every published number (a curve
@@ -607,6 +620,20 @@ mod properties {
         serde_json::to_value(aggregates::answer(store, gov, &who, &params).unwrap()).unwrap()
     }
 
+    /// The Europe/Paris months holding `[from_utc, to_utc)`, as UTC instants.
+    fn months_holding(from_utc: i64, to_utc: i64) -> (i64, i64) {
+        let (first, end) = super::super::support::paris_months_holding(from_utc, to_utc);
+        let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        let at = |d: &str| {
+            let date: jiff::civil::Date = d.parse().unwrap();
+            date.to_zoned(paris.clone())
+                .unwrap()
+                .timestamp()
+                .as_second()
+        };
+        (at(&first), at(&end))
+    }
+
     fn ts_of(v: &Value) -> i64 {
         v.as_str()
             .unwrap()
@@ -688,6 +715,9 @@ mod properties {
             }
             store.ingest(&batch).unwrap();
             gov.load_groups(memberships).unwrap();
+            // Every answer below comes from this release (the reader is a public body).
+            let (from, to) = months_holding(first, first + DAYS as i64 * 86_400);
+            gov.release(&store, from, to, Channel::Consumption).unwrap();
             let members = |l: usize, code: &str| -> Vec<usize> {
                 (0..meters.len())
                     .filter(|&i| meters[i].codes()[l].as_deref() == Some(code))
@@ -818,4 +848,47 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn a_range_across_two_releases_is_answered_as_live_with_each_meter_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    // 2024-01-31 and 2024-02-01, Paris days (UTC+1): every meter reads on both.
+    let jan31 = 1_706_655_600;
+    let mut batch = Batch::new();
+    let mut groups = String::from("meter_id,commune,iris\n");
+    for n in 0..12 {
+        for i in 0..96 {
+            let point = courbe::Point {
+                ts_utc: jan31 + i * 1_800,
+                value: 100 + n + i as i32,
+                step_min: 30,
+                quality: courbe::Quality::Measured,
+            };
+            batch
+                .push(&meter(n as u32), courbe::Channel::Consumption, point)
+                .unwrap();
+        }
+        groups.push_str(&format!("{},C1,I1\n", meter(n as u32)));
+    }
+    server.store.ingest(&batch).unwrap();
+    load_groups(&server, &groups);
+    server.release("2024-01-01", "2024-02-01");
+    server.release("2024-02-01", "2024-03-01");
+    for query in [
+        "level=iris&from=2024-01-31&to=2024-02-02&period=year",
+        "level=commune&from=2024-01-01&to=2024-03-01&period=week",
+        "level=all&from=2024-01-31&to=2024-02-02&kind=curve&tz=UTC",
+    ] {
+        let live = aggregates(&server, OPERATOR, query);
+        let released = aggregates(&server, PUBLIC, query);
+        assert_eq!(released, live, "{query}");
+    }
+    let two_days = aggregates(
+        &server,
+        PUBLIC,
+        "level=iris&from=2024-01-31&to=2024-02-02&period=year",
+    );
+    assert_eq!(cell(&two_days, "I1")["meters"], 12, "{two_days}");
 }

@@ -311,6 +311,13 @@ fn a_parameter_no_governance_route_reads_is_refused_naming_it() {
         ),
         (OPERATOR, "GET", "/v1/groups?x=1".to_string(), None, "x"),
         (
+            PUBLIC,
+            "GET",
+            "/v1/aggregates/releases?channel=production".to_string(),
+            None,
+            "channel",
+        ),
+        (
             OPERATOR,
             "POST",
             "/v1/ingest?chanel=production".to_string(),
@@ -323,6 +330,7 @@ fn a_parameter_no_governance_route_reads_is_refused_naming_it() {
         assert!(message.contains(&format!("`{name}`")), "{path}: {message}");
     }
     // What each route reads is still read.
+    server.release_days(-2, -1);
     for (token, path) in [
         (
             PUBLIC,
@@ -382,4 +390,221 @@ fn a_meter_spelled_another_way_in_the_path_is_the_same_meter_for_access_and_audi
         1,
         "the one read, under the meter's id: {trail}"
     );
+}
+
+/// Eleven neighbours of IRIS `I1` with day -2, and a twelfth member whose day -2 arrives late.
+fn late_neighbourhood(dir: &std::path::Path) -> Server {
+    let server = Server::start(dir);
+    let mut batch = Batch::new();
+    let mut groups = String::from("meter_id,commune,iris\n");
+    for i in 0..12 {
+        if i < 11 {
+            day_batch(&mut batch, &neighbour(i), -2, 100 + i as i32);
+        }
+        groups.push_str(&format!("{},75056,I1\n", neighbour(i)));
+    }
+    server.store.ingest(&batch).unwrap();
+    let memberships = courbe::governance::groups::parse_csv(&groups).unwrap();
+    server.gov.load_groups(memberships).unwrap();
+    server
+}
+
+/// The IRIS curve of day -2 in UTC, for `token`.
+fn iris_day_curve(d: i64) -> String {
+    format!(
+        "/v1/aggregates?level=iris&kind=curve&tz=UTC&from={}&to={}",
+        rfc(d),
+        rfc(d + 86_400)
+    )
+}
+
+#[test]
+fn late_data_after_a_release_never_changes_a_published_slot_so_two_reads_never_subtract_to_a_meter()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let server = late_neighbourhood(&dir.path().join("data"));
+    let d = day_utc(-2);
+    server.release_days(-2, -1);
+    // The attack: read, let the operator load a twelfth meter's day, read again, subtract.
+    let before = server.get(PUBLIC, &iris_day_curve(d));
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert!(
+        before.body.contains("\"points\""),
+        "I1 is published: {}",
+        before.body
+    );
+    let mut late = Batch::new();
+    day_batch(&mut late, &neighbour(11), -2, 5_000);
+    server.store.ingest(&late).unwrap();
+    for token in [PUBLIC, PUBLIC_BODY, ACME] {
+        let after = server.get(token, &iris_day_curve(d));
+        assert_eq!(after.status, 200, "{}", after.body);
+        assert_eq!(
+            after.json(),
+            before.json(),
+            "after - before is the late meter's day"
+        );
+    }
+    // The operator sees the store now, and the release when asked for it.
+    let live = server.get(OPERATOR, &iris_day_curve(d)).json();
+    assert_ne!(live, before.json(), "the late day is in the store");
+    let released = server.get(OPERATOR, &format!("{}&source=release", iris_day_curve(d)));
+    assert_eq!(released.json(), before.json());
+}
+
+#[test]
+fn an_aggregate_outside_the_released_months_is_not_released_and_says_what_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = late_neighbourhood(&dir.path().join("data"));
+    let d = day_utc(-2);
+    server
+        .get(PUBLIC, &iris_day_curve(d))
+        .assert_error(404, "not_released");
+    let summary = server.release_days(-2, -1);
+    let (first, end) = paris_months_holding(d, d + 86_400);
+    let far = day_utc(-400);
+    for token in [PUBLIC, PUBLIC_BODY, ACME] {
+        let message = server
+            .get(token, &iris_day_curve(far))
+            .assert_error(404, "not_released");
+        assert!(
+            message.contains(&first) && message.contains(&end),
+            "{message} names {summary}"
+        );
+        // A range that only begins inside the release is not inside it.
+        let path = format!(
+            "/v1/aggregates?level=iris&from={}&to={}&tz=UTC",
+            rfc(d),
+            rfc(d + 120 * 86_400)
+        );
+        server.get(token, &path).assert_error(404, "not_released");
+        // The other channel is not released.
+        let production = format!("{}&channel=production", iris_day_curve(d));
+        server
+            .get(token, &production)
+            .assert_error(404, "not_released");
+        // Live answers are the operator's.
+        let live = format!("{}&source=live", iris_day_curve(d));
+        server.get(token, &live).assert_error(403, "forbidden");
+    }
+    assert_eq!(server.get(OPERATOR, &iris_day_curve(far)).status, 200);
+}
+
+#[test]
+fn a_released_range_is_never_released_again_and_only_operators_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = late_neighbourhood(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let (first, end) = paris_months_holding(d, d + 86_400);
+    let summary = server.release(&first, &end);
+    assert_eq!(summary["channel"], "consumption", "{summary}");
+    assert_eq!(summary["months"], 1, "{summary}");
+    let before = server.get(PUBLIC, &iris_day_curve(d)).json();
+    let mut late = Batch::new();
+    day_batch(&mut late, &neighbour(11), -2, 5_000);
+    server.store.ingest(&late).unwrap();
+    let (earlier, _) = paris_months_holding(d - 40 * 86_400, d);
+    let (_, later) = paris_months_holding(d, d + 40 * 86_400);
+    for (from, to) in [
+        (first.as_str(), end.as_str()),
+        (earlier.as_str(), end.as_str()),
+        (first.as_str(), later.as_str()),
+        (earlier.as_str(), later.as_str()),
+    ] {
+        let reply = server.post_json(
+            OPERATOR,
+            "/v1/aggregates/releases",
+            &serde_json::json!({"from": from, "to": to}),
+        );
+        reply.assert_error(409, "conflict");
+    }
+    assert_eq!(server.get(PUBLIC, &iris_day_curve(d)).json(), before);
+    // Not whole months, or not the operator's: refused.
+    let reply = server.post_json(
+        OPERATOR,
+        "/v1/aggregates/releases",
+        &serde_json::json!({"from": rfc(d), "to": rfc(d + 86_400)}),
+    );
+    reply.assert_error(400, "invalid_argument");
+    for token in [PUBLIC, PUBLIC_BODY, ACME, CONSUMER_A] {
+        let reply = server.post_json(
+            token,
+            "/v1/aggregates/releases",
+            &serde_json::json!({"from": earlier, "to": first}),
+        );
+        reply.assert_error(403, "forbidden");
+        let list = server.get(token, "/v1/aggregates/releases");
+        assert_eq!(list.status, 200, "{}", list.body);
+        assert_eq!(list.json()["releases"][0], summary);
+    }
+    // Another channel, or the months next to it, are released once.
+    let production = server.post_json(
+        OPERATOR,
+        "/v1/aggregates/releases",
+        &serde_json::json!({"from": first, "to": end, "channel": "production"}),
+    );
+    assert_eq!(production.status, 201, "{}", production.body);
+    server.release(&earlier, &first);
+}
+
+#[test]
+fn releases_survive_a_restart_with_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = day_utc(-2);
+    let (answer, list) = {
+        let server = late_neighbourhood(&data);
+        server.release_days(-2, -1);
+        (
+            server.get(PUBLIC, &iris_day_curve(d)).json(),
+            server.get(PUBLIC, "/v1/aggregates/releases").json(),
+        )
+    };
+    let mut late = Batch::new();
+    day_batch(&mut late, &neighbour(11), -2, 5_000);
+    // Restarted with a stricter rule: the released months stay as they were decided.
+    let tokens_path = data.with_extension("tokens");
+    let config = GovernanceConfig {
+        tokens_path: Some(tokens_path),
+        tokens_recheck: Duration::ZERO,
+        aggregates: courbe::governance::aggregates::Suppression {
+            min_meters: 20,
+            ..Default::default()
+        },
+        ..GovernanceConfig::default()
+    };
+    let server = Server::start_on(&data, config, Arc::new(courbe::engine::fs::RealFs));
+    server.store.ingest(&late).unwrap();
+    assert_eq!(server.get(PUBLIC, &iris_day_curve(d)).json(), answer);
+    assert_eq!(answer["min_meters"], 10, "{answer}");
+    assert_eq!(server.get(PUBLIC, "/v1/aggregates/releases").json(), list);
+}
+
+#[test]
+fn a_corrupted_or_truncated_release_file_stops_the_open_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = {
+        let server = late_neighbourhood(&data);
+        let summary = server.release_days(-2, -1);
+        summary["file"].as_str().unwrap().to_string()
+    };
+    let path = data.join("governance").join("releases").join(&file);
+    let bytes = std::fs::read(&path).unwrap();
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    for broken in [bytes[..bytes.len() / 2].to_vec(), flipped, Vec::new()] {
+        std::fs::write(&path, &broken).unwrap();
+        let opened = courbe::governance::Governance::open(&data, GovernanceConfig::default());
+        let e = opened.unwrap_err().to_string();
+        assert!(e.contains(&file), "{e}");
+    }
+    // A release interrupted before its rename is no release.
+    std::fs::write(&path, &bytes).unwrap();
+    let tmp = path.with_extension("rel.tmp");
+    std::fs::write(&tmp, &bytes[..10]).unwrap();
+    let gov = courbe::governance::Governance::open(&data, GovernanceConfig::default()).unwrap();
+    assert_eq!(gov.releases().len(), 1);
+    assert!(!tmp.exists());
 }

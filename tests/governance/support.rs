@@ -67,6 +67,24 @@ pub fn paris_month(days: i64) -> String {
     format!("from={}&to={}&tz=Europe/Paris", at(start), at(end))
 }
 
+/// The first days (`YYYY-MM-DD`) of the Europe/Paris months `[first, end)` that hold the
+/// instants `[from_utc, to_utc)`.
+pub fn paris_months_holding(from_utc: i64, to_utc: i64) -> (String, String) {
+    let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let date = |ts: i64| {
+        jiff::Timestamp::from_second(ts)
+            .unwrap()
+            .to_zoned(paris.clone())
+            .date()
+    };
+    let first = date(from_utc).first_of_month();
+    let end = date(to_utc - 1)
+        .first_of_month()
+        .checked_add(jiff::Span::new().months(1))
+        .unwrap();
+    (first.to_string(), end.to_string())
+}
+
 /// One day of half-hours from `day_utc(days)`, value `base + i`.
 pub fn day_batch(batch: &mut Batch, meter: &str, days: i64, base: i32) {
     let start = day_utc(days);
@@ -172,6 +190,24 @@ impl Server {
             Some((content_type, text)) => req.set("Content-Type", content_type).send_string(text),
             None => req.call(),
         })
+    }
+
+    /// Releases, as the operator, the aggregates of the Europe/Paris months `[from, to)`
+    /// (`YYYY-MM-DD`); returns the release's summary.
+    pub fn release(&self, from: &str, to: &str) -> serde_json::Value {
+        let reply = self.post_json(
+            OPERATOR,
+            "/v1/aggregates/releases",
+            &serde_json::json!({"from": from, "to": to}),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()
+    }
+
+    /// Releases the whole Europe/Paris months holding the days `[day_utc(first), day_utc(end))`.
+    pub fn release_days(&self, first: i64, end: i64) -> serde_json::Value {
+        let (from, to) = paris_months_holding(day_utc(first), day_utc(end));
+        self.release(&from, &to)
     }
 
     pub fn get(&self, token: &str, path: &str) -> Reply {

@@ -348,6 +348,18 @@ fn demo_generates_serves_and_prints_examples_that_work() {
         );
     }
     assert_eq!(status.code(), Some(0), "SIGTERM is a graceful shutdown");
+    // The generated months (2024-01-01 to 2024-01-20) are released for readers but operators.
+    let releases = std::path::Path::new(&data).join("governance/releases");
+    let files: Vec<String> = std::fs::read_dir(&releases)
+        .expect("a releases folder")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(files, ["consumption_2024-01-01_2024-02-01.rel"]);
 }
 
 #[test]
@@ -394,4 +406,25 @@ fn a_stray_quote_costs_its_own_line_only_through_the_binary() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(summary_counts(&stdout(&out)), (5_001, 1));
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+}
+
+#[test]
+fn release_freezes_whole_paris_months_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = data_arg(&dir);
+    std::fs::create_dir(&data).expect("mkdir");
+    let months = ["--from", "2024-01-01", "--to", "2024-03-01"];
+    let first = courbe_ok(&[&["release", "--data", &data][..], &months].concat(), None);
+    let summary: serde_json::Value = serde_json::from_str(&first).expect("a JSON summary");
+    assert_eq!(summary["file"], "consumption_2024-01-01_2024-03-01.rel");
+    assert_eq!(summary["months"], 2);
+    // Released months are never released again; a range that is not whole months is refused.
+    for range in [
+        months,
+        ["--from", "2024-02-01", "--to", "2024-04-01"],
+        ["--from", "2024-05-02", "--to", "2024-06-01"],
+    ] {
+        let out = courbe(&[&["release", "--data", &data][..], &range].concat(), None);
+        assert_eq!(out.status.code(), Some(1), "{range:?}: {}", stderr(&out));
+    }
 }
