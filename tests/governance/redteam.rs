@@ -84,6 +84,9 @@ fn a_late_meter_cannot_be_recovered_from_two_comparisons_of_a_released_month() {
     assert_eq!(before.status, 200, "{}", before.body);
     let before = before.json();
     assert_eq!(before["months"][0]["groups"][0]["meters"], 13, "{before}");
+    // Frozen as a live comparison computes it: the operator's live answer is the same then.
+    let live = server.get(OPERATOR, &path).json();
+    assert_eq!(live["months"][0], before["months"][0]);
     // A 14th meter of I1 arrives late: live, its month would be 2 × median' − v7 exactly.
     let late = neighbour(13);
     let mut batch = Batch::new();
