@@ -54,6 +54,11 @@
 //! operator is answered from [releases](super::releases): the slot tables of whole
 //! Europe/Paris months frozen once, never recomputed; operators read live (`source=live`, the
 //! default for them) or the releases (`source=release`).
+//!
+//! The same holds for a comparison's quartiles (order statistics: a late meter between the
+//! 7th and 8th of 13 values moves the median to (x + v7)/2, so x is recovered exactly): anyone
+//! but an operator gets the distributions frozen with the release of each month
+//! (`distribution`), and only the meter's own energy is read live.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -849,16 +854,49 @@ pub fn answer(
     })
 }
 
-/// Median and quartiles (linear interpolation between order statistics) of sorted values.
-fn quartiles(sorted: &[f64]) -> Option<(f64, f64, f64)> {
-    let at = |q: f64| -> Option<f64> {
-        let pos = q * (sorted.len().checked_sub(1)? as f64);
-        let lo = pos.floor() as usize;
-        let hi = pos.ceil() as usize;
-        let (a, b) = (*sorted.get(lo)?, *sorted.get(hi)?);
-        Some(a + (b - a) * (pos - lo as f64))
+/// What `compare` shows of a group in one month: how many of its members had a non-zero reading
+/// and the first quartile, median and third quartile of their energies, in quarters of a W·s
+/// (an interpolation between order statistics falls on a quarter, so the integers are exact).
+pub(super) type Distribution = (u32, [i64; 3]);
+
+/// Quartiles (linear interpolation between order statistics) of sorted energies, in quarters
+/// of their unit.
+fn quartiles_x4(sorted: &[i64]) -> Option<[i64; 3]> {
+    let last = i64::try_from(sorted.len().checked_sub(1)?).ok()?;
+    let at = |q: i64| -> Option<i64> {
+        let pos_x4 = q * last;
+        let lo = pos_x4.div_euclid(4);
+        let frac_x4 = pos_x4 - 4 * lo;
+        let hi = if frac_x4 == 0 { lo } else { lo + 1 };
+        let a = *sorted.get(usize::try_from(lo).ok()?)?;
+        let b = *sorted.get(usize::try_from(hi).ok()?)?;
+        Some(
+            a.saturating_mul(4)
+                .saturating_add(b.saturating_sub(a).saturating_mul(frac_x4)),
+        )
     };
-    Some((at(0.25)?, at(0.5)?, at(0.75)?))
+    Some([at(1)?, at(2)?, at(3)?])
+}
+
+/// The distribution of `group`'s energies in the month `[start, end)`, or `None` when its cell
+/// is not published (or none of its members had a reading).
+pub(super) fn distribution(
+    table: &Table,
+    group: &Group,
+    start: i64,
+    end: i64,
+) -> Option<Distribution> {
+    if !publishable(&group.slots, start, end) {
+        return None;
+    }
+    let mut values: Vec<i64> = group
+        .members
+        .iter()
+        .filter(|m| !table.meter(m, start, end).is_empty())
+        .map(|m| table.energy_ws(m, start, end))
+        .collect();
+    values.sort_unstable();
+    Some((u32::try_from(values.len()).ok()?, quartiles_x4(&values)?))
 }
 
 #[derive(Serialize)]
@@ -915,75 +953,109 @@ pub fn check_whole_paris_months(params: &Params) -> Result<(), ApiError> {
     ))
 }
 
+fn distribution_json(level: Level, code: &str, d: Option<Distribution>) -> DistributionJson {
+    let wh = |x4: i64| x4 as f64 / 14_400.0;
+    DistributionJson {
+        level: level_name(level),
+        group: code.to_string(),
+        meters: d.map(|d| d.0),
+        q1_wh: d.map(|d| wh(d.1[0])),
+        median_wh: d.map(|d| wh(d.1[1])),
+        q3_wh: d.map(|d| wh(d.1[2])),
+        suppressed: d.is_none(),
+    }
+}
+
 /// A meter's monthly energy next to the quartiles of its IRIS, its commune and all meters,
 /// each from cells that pass the suppression rules, over whole Europe/Paris months only.
+///
+/// An operator's distributions are computed now; everyone else's come from the distributions
+/// frozen in releases ([`super::releases`]: the same month read twice is answered alike, so a
+/// late, corrected or erased meter cannot be recovered from two medians), and a month that is
+/// not released is refused (`not_released`). The meter's own energy is read now: it is the
+/// caller's own data.
 pub fn compare(
     store: &Store,
     gov: &Governance,
+    principal: &Principal,
     meter: &str,
     params: &Params,
 ) -> Result<CompareBody, ApiError> {
     check_whole_paris_months(params)?;
-    let rule = gov.config().aggregates;
     let groups_reg = gov.groups();
     let calendar = Calendar {
         period: Period::Month,
         ..params.calendar.clone()
     };
     let months = spans(Kind::Energy, &calendar)?;
-    let mut all: Vec<String> = groups_reg
-        .groups(Level::All)
-        .into_values()
-        .next()
-        .unwrap_or_default();
-    if !all.iter().any(|m| m == meter) {
-        all.push(meter.to_string());
-    }
-    let table = Table::load(
-        store,
-        &all,
-        params.channel,
-        calendar.from_utc,
-        calendar.to_utc,
-    )?;
-    let decisions = Decisions::compute(&groups_reg, &table, &rule)?;
-    let membership = groups_reg.get(meter);
-    let wh = |ws: i64| ws as f64 / 3_600.0;
-    let mut out = Vec::new();
-    for &(start, end) in &months {
-        let mut groups = Vec::new();
-        for level in [Level::Iris, Level::Commune, Level::All] {
-            let Some(code) = membership.and_then(|ms| ms.code(level)) else {
-                continue;
-            };
-            let Some(group) = decisions.levels.get(&level).and_then(|l| l.get(code)) else {
-                continue;
-            };
-            let mut values: Vec<f64> = group
-                .members
-                .iter()
-                .filter(|m| !table.meter(m, start, end).is_empty())
-                .map(|m| wh(table.energy_ws(m, start, end)))
-                .collect();
-            values.sort_by(f64::total_cmp);
-            let q = quartiles(&values).filter(|_| publishable(&group.slots, start, end));
-            groups.push(DistributionJson {
-                level: level_name(level),
-                group: code.to_string(),
-                meters: q.map(|_| values.len() as u32),
-                q1_wh: q.map(|q| q.0),
-                median_wh: q.map(|q| q.1),
-                q3_wh: q.map(|q| q.2),
-                suppressed: q.is_none(),
-            });
+    let codes: Vec<(Level, String)> = [Level::Iris, Level::Commune, Level::All]
+        .into_iter()
+        .filter_map(|level| {
+            let code = groups_reg.get(meter)?.code(level)?;
+            Some((level, code.to_string()))
+        })
+        .collect();
+    let load = |meters: &[String]| {
+        Table::load(
+            store,
+            meters,
+            params.channel,
+            calendar.from_utc,
+            calendar.to_utc,
+        )
+    };
+    let (table, distributions) = if matches!(principal.role, Role::Operator) {
+        let mut all: Vec<String> = groups_reg
+            .groups(Level::All)
+            .into_values()
+            .next()
+            .unwrap_or_default();
+        if !all.iter().any(|m| m == meter) {
+            all.push(meter.to_string());
         }
-        out.push(CompareMonthJson {
+        let table = load(&all)?;
+        let decisions = Decisions::compute(&groups_reg, &table, &gov.config().aggregates)?;
+        let distributions = months
+            .iter()
+            .map(|&(start, end)| {
+                codes
+                    .iter()
+                    .filter_map(|(level, code)| {
+                        let group = decisions.levels.get(level)?.get(code)?;
+                        Some(distribution_json(
+                            *level,
+                            code,
+                            distribution(&table, group, start, end),
+                        ))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>();
+        (table, distributions)
+    } else {
+        let frozen = super::releases::released_distributions(gov, params, &months, &codes)?;
+        let distributions = frozen
+            .into_iter()
+            .map(|month| {
+                month
+                    .into_iter()
+                    .map(|(level, code, d)| distribution_json(level, &code, d))
+                    .collect()
+            })
+            .collect();
+        (load(&[meter.to_string()])?, distributions)
+    };
+    let wh = |ws: i64| ws as f64 / 3_600.0;
+    let out = months
+        .iter()
+        .zip(distributions)
+        .map(|(&(start, end), groups)| CompareMonthJson {
             start: format_ts(start),
             end: format_ts(end),
             energy_wh: wh(table.energy_ws(meter, start, end)),
             groups,
-        });
-    }
+        })
+        .collect();
     Ok(CompareBody {
         meter: meter.to_string(),
         unit: "Wh",
@@ -997,12 +1069,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quartiles_interpolate_between_order_statistics() {
-        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
-        assert_eq!(quartiles(&v), Some((2.0, 3.0, 4.0)));
-        let v = [10.0, 20.0];
-        assert_eq!(quartiles(&v), Some((12.5, 15.0, 17.5)));
-        assert_eq!(quartiles(&[]), None);
+    fn quartiles_interpolate_between_order_statistics_in_exact_quarters() {
+        assert_eq!(quartiles_x4(&[1, 2, 3, 4, 5]), Some([8, 12, 16]));
+        assert_eq!(quartiles_x4(&[10, 20]), Some([50, 60, 70]));
+        assert_eq!(quartiles_x4(&[7]), Some([28, 28, 28]));
+        assert_eq!(quartiles_x4(&[]), None);
     }
 
     #[test]

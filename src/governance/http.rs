@@ -857,6 +857,7 @@ async fn releases_get(State(s): State<GovState>) -> Result<Response, ApiError> {
 
 async fn compare_get(
     State(s): State<GovState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
@@ -864,7 +865,8 @@ async fn compare_get(
     let params = aggregates::Params::from_uri(&uri)?;
     aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
-    let body = blocking(move || aggregates::compare(&s.store, &s.gov, &id, &params)).await?;
+    let body =
+        blocking(move || aggregates::compare(&s.store, &s.gov, &principal, &id, &params)).await?;
     Ok(Json(body).into_response())
 }
 

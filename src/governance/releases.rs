@@ -9,13 +9,20 @@
 //! parent and secondary rules of [`super::aggregates`]) and, when it is, its energy and its
 //! contributors, with the members of each group and the half-hours where each member had a
 //! non-zero reading (for the count of active meters of a cell). Nothing of a suppressed slot
-//! but its existence is kept.
+//! but its existence is kept. Per month it also freezes, for each group of the levels all,
+//! commune and IRIS whose month cell is published, the distribution `GET
+//! /v1/meters/{id}/compare` shows (the count of members with a reading and the quartiles of
+//! their monthly energies, `aggregates::distribution`); nothing for the others.
 //!
 //! Every caller but an operator is answered from releases only: a question whose range (in its
 //! channel) is not wholly inside released months is refused (404 `not_released`, naming what is
 //! released); its cells are built from the frozen slots by the rule of live answers (a cell is
 //! published when it holds a slot and all its slots are), so every range, period and time zone
-//! the endpoint accepts is answered, and the same question always gets the same answer.
+//! the endpoint accepts is answered, and the same question always gets the same answer. A
+//! comparison by anyone but an operator takes its groups' distributions from the released
+//! months (each requested month released with its distributions, else `not_released`): a late
+//! meter cannot be recovered from two medians of one month (with 13 values, a 14th between the
+//! 7th and the 8th gives the median (x + v7)/2).
 //!
 //! A range that overlaps a release of its channel is never released again (409 `conflict`): a
 //! second release of a month with other data is the differencing releases close. So late data,
@@ -40,7 +47,11 @@
 //! answers built from it, whatever the server's rule is later) and, per month: the meter ids, each meter's runs of active half-hours (slot
 //! indexes from the month's start, `[start, end)` pairs), and per level (in the order all,
 //! commune, IRIS, building) each group's code, members (indexes into the meter ids), published
-//! slots `[index, contributors, energy W·s]` and suppressed slot indexes. A file that does not
+//! slots `[index, contributors, energy W·s]`, suppressed slot indexes and, when published at
+//! the levels all, commune and IRIS, `distribution: [meters, [q1, median, q3]]` (quarters of a
+//! W·s, exact integers); per month `distributions: true` says its groups carry them. Both
+//! fields default to absent/false, so files written before they existed still read back; such
+//! a month answers aggregates but no comparison (`not_released`). A file that does not
 //! read back exactly so (magic, length, crc, zstd, JSON, indexes in range) stops the open with
 //! an error naming it. A leftover `.tmp` (a crash before the rename) is removed at open.
 //!
@@ -56,7 +67,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::aggregates::{
-    Decisions, GroupJson, Params, Slot, Slots, Suppression, Table, LEVELS, SLOT_S,
+    Decisions, Distribution, GroupJson, Params, Slot, Slots, Suppression, Table, LEVELS, SLOT_S,
 };
 use super::auth::Level;
 use super::groups::GroupRegistry;
@@ -88,6 +99,10 @@ struct FrozenGroup {
     published: Vec<(u32, u32, i64)>,
     /// Suppressed non-empty slots: indexes from the month's start.
     suppressed: Vec<u32>,
+    /// What `compare` shows of the group in the month (IRIS, commune and all levels, when its
+    /// month is published): `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    distribution: Option<Distribution>,
 }
 
 /// One Europe/Paris month of a release.
@@ -100,6 +115,10 @@ struct Month {
     active: Vec<Vec<(u32, u32)>>,
     /// Per level of [`LEVELS`], its groups.
     levels: Vec<Vec<FrozenGroup>>,
+    /// Whether the groups carry their `compare` distributions (false in files written before
+    /// they were frozen: no comparison is answered from such a month).
+    #[serde(default)]
+    distributions: bool,
 }
 
 impl Month {
@@ -133,6 +152,8 @@ impl Month {
             g.members.iter().all(|&m| (m as usize) < meters)
                 && g.published.iter().all(|&(i, c, _)| i < n && c > 0)
                 && g.suppressed.iter().all(|&i| i < n)
+                && g.distribution
+                    .is_none_or(|(count, _)| count > 0 && count as usize <= g.members.len())
         });
         if runs_ok && groups_ok {
             Ok(())
@@ -409,7 +430,12 @@ fn freeze_month(
                     suppressed.push(i as u32);
                 }
             }
+            let distribution = match level {
+                Level::Building => None,
+                _ => super::aggregates::distribution(&table, group, from_utc, to_utc),
+            };
             groups.push(FrozenGroup {
+                distribution,
                 code: code.clone(),
                 members: group
                     .members
@@ -428,6 +454,7 @@ fn freeze_month(
         meters: all,
         active,
         levels,
+        distributions: true,
     })
 }
 
@@ -547,6 +574,46 @@ fn not_released(params: &Params, released: &[&Month]) -> ApiError {
             params.channel.as_str()
         ),
     )
+}
+
+/// Per month of `months` (whole Europe/Paris months), the frozen distributions of the groups
+/// `codes` (level, code) its release holds, in that order (a group the release does not hold is
+/// left out, as in a live comparison; `None`: suppressed); refused with `not_released` when a
+/// month is not released with its distributions.
+#[allow(clippy::type_complexity)]
+pub(super) fn released_distributions(
+    gov: &Governance,
+    params: &Params,
+    months: &[(i64, i64)],
+    codes: &[(Level, String)],
+) -> Result<Vec<Vec<(Level, String, Option<Distribution>)>>, ApiError> {
+    let list = gov.releases();
+    let mut frozen: Vec<&Month> = list
+        .iter()
+        .filter(|r| r.channel == params.channel)
+        .flat_map(|r| r.frozen.months.iter())
+        .filter(|m| m.distributions)
+        .collect();
+    frozen.sort_by_key(|m| m.from_utc);
+    let mut out = Vec::with_capacity(months.len());
+    for &(start, end) in months {
+        let Some(month) = frozen
+            .iter()
+            .find(|m| m.from_utc == start && m.to_utc == end)
+        else {
+            return Err(not_released(params, &frozen));
+        };
+        out.push(
+            codes
+                .iter()
+                .filter_map(|(level, code)| {
+                    let group = month.group(*level, code)?;
+                    Some((*level, code.clone(), group.distribution))
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
 }
 
 /// The groups of `params.level` (one when `params.code` is set) built from the frozen slots of
@@ -678,11 +745,13 @@ mod tests {
                         members: vec![0, 1],
                         published: vec![(0, 2, 1_000)],
                         suppressed: vec![2],
+                        distribution: Some((2, [4, 6, 8])),
                     }],
                     vec![],
                     vec![],
                     vec![],
                 ],
+                distributions: true,
             }],
         }
     }
@@ -714,6 +783,38 @@ mod tests {
             let e = decode(path, &bad).unwrap_err();
             assert!(e.to_string().contains("x.rel"), "{at}: {e}");
         }
+    }
+
+    #[test]
+    fn a_release_file_written_before_distributions_were_frozen_reads_back_without_them() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        let month = &mut json["months"][0];
+        month.as_object_mut().unwrap().remove("distributions");
+        month["levels"][0][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("distribution");
+        let payload = zstd::bulk::compress(&serde_json::to_vec(&json).unwrap(), 3).unwrap();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        let release = decode(Path::new("r.rel"), &bytes).unwrap();
+        let month = &release.frozen.months[0];
+        assert!(!month.distributions);
+        assert_eq!(month.levels[0][0].distribution, None);
+        assert_eq!(month.levels[0][0].published, [(0, 2, 1_000)]);
+    }
+
+    #[test]
+    fn a_distribution_of_more_meters_than_its_group_is_corruption() {
+        let mut frozen = sample();
+        frozen.months[0].levels[0][0].distribution = Some((3, [0, 0, 0]));
+        let bytes = encode(&frozen).unwrap();
+        assert!(matches!(
+            decode(Path::new("r.rel"), &bytes),
+            Err(Error::Corruption { .. })
+        ));
     }
 
     #[test]

@@ -910,6 +910,7 @@ fn after_consent_is_revoked_a_supplier_keeps_whole_days_and_loses_the_curve() {
 fn a_consumer_reads_everything_of_its_own_meter_and_a_supplier_no_export_or_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let server = fleet_server(&dir.path().join("data"));
+    server.release_days(-2, -1);
     let d = day_utc(-2);
     let half_hour = format!(
         "from={}&to={}&tz=UTC&tariff=HC:00:00-00:30",

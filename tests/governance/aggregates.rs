@@ -454,6 +454,7 @@ fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let range = paris_month(-2);
     let path = format!("/v1/meters/{m}/compare?{range}");
+    server.release_days(-2, -1);
     let reply = server.get("tok-m5", &path);
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body = reply.json();
@@ -473,6 +474,42 @@ fn a_consumer_sees_its_monthly_energy_next_to_its_groups_quartiles() {
         &format!("/v1/meters/{}/compare?{range}", meters[6].0),
     );
     assert_eq!(other.status, 403);
+}
+
+#[test]
+fn a_comparison_of_a_month_not_released_is_refused_to_all_but_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, meters) = communes(&dir.path().join("data"));
+    let m = &meters[5].0;
+    let tokens = format!(
+        "{}{} consumer {m}\n",
+        tokens_file_text(),
+        courbe::governance::auth::token_hash("tok-m5")
+    );
+    std::fs::write(&server.tokens_path, tokens).unwrap();
+    let path = format!("/v1/meters/{m}/compare?{}", paris_month(-2));
+    let message = server
+        .get("tok-m5", &path)
+        .assert_error(404, "not_released");
+    assert!(message.contains("nothing is released"), "{message}");
+    let reply = server.get(OPERATOR, &path);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // Released, the month is answered; a range reaching a month outside the release is not.
+    server.release_days(-2, -1);
+    let reply = server.get("tok-m5", &path);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (from, _) = paris_months_holding(day_utc(-2), day_utc(-1));
+    let (_, to) = paris_months_holding(day_utc(31), day_utc(32));
+    let two = format!("/v1/meters/{m}/compare?from={from}&to={to}&tz=Europe/Paris");
+    let message = server.get("tok-m5", &two).assert_error(404, "not_released");
+    assert!(
+        message.contains(&format!("released: from {from}")),
+        "{message}"
+    );
+    // Production is released apart from consumption.
+    server
+        .get("tok-m5", &format!("{path}&channel=production"))
+        .assert_error(404, "not_released");
 }
 
 /// Random fleets attacked with every answer the endpoint gives over a few ranges, released

@@ -65,11 +65,53 @@ fn a_comparison_is_of_whole_paris_months_so_no_quartile_is_a_neighbours_half_hou
             assert!(message.contains("month"), "{path}: {message}");
         }
     }
-    // Whole Paris months are answered, as before.
+    // Whole released Paris months are answered, as before.
+    server.release_days(-2, -1);
     let reply = server.get("tok-n0", &format!("/v1/meters/{me}/compare?{month}"));
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body = reply.json();
     assert_eq!(body["months"][0]["groups"][0]["meters"], 13, "{body}");
+}
+
+#[test]
+fn a_late_meter_cannot_be_recovered_from_two_comparisons_of_a_released_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = neighbourhood(&dir.path().join("data"));
+    let me = neighbour(0);
+    let path = format!("/v1/meters/{me}/compare?{}", paris_month(-2));
+    server.release_days(-2, -1);
+    let before = server.get("tok-n0", &path);
+    assert_eq!(before.status, 200, "{}", before.body);
+    let before = before.json();
+    assert_eq!(before["months"][0]["groups"][0]["meters"], 13, "{before}");
+    // Frozen as a live comparison computes it: the operator's live answer is the same then.
+    let live = server.get(OPERATOR, &path).json();
+    assert_eq!(live["months"][0], before["months"][0]);
+    // A 14th meter of I1 arrives late: live, its month would be 2 × median' − v7 exactly.
+    let late = neighbour(13);
+    let mut batch = Batch::new();
+    day_batch(&mut batch, &late, -2, 300);
+    server.store.ingest(&batch).unwrap();
+    let groups: String = std::iter::once("meter_id,commune,iris\n".to_string())
+        .chain((0..14).map(|i| format!("{},75056,I1\n", neighbour(i))))
+        .collect();
+    let memberships = courbe::governance::groups::parse_csv(&groups).unwrap();
+    server.gov.load_groups(memberships).unwrap();
+    let live = server.get(OPERATOR, &path).json();
+    assert_eq!(live["months"][0]["groups"][0]["meters"], 14, "{live}");
+    assert_ne!(
+        live["months"][0]["groups"][0]["median_wh"],
+        before["months"][0]["groups"][0]["median_wh"]
+    );
+    // The consumer reads the released month again: the same distributions, its own energy.
+    let after = server.get("tok-n0", &path);
+    assert_eq!(after.status, 200, "{}", after.body);
+    let after = after.json();
+    assert_eq!(after["months"][0]["groups"], before["months"][0]["groups"]);
+    assert_eq!(
+        after["months"][0]["energy_wh"],
+        before["months"][0]["energy_wh"]
+    );
 }
 
 #[test]
