@@ -254,6 +254,18 @@ mod crash {
         Ok((store, gov))
     }
 
+    /// `A` and the victim in a segment, the victim's next day in the log only.
+    fn hold_the_victim(store: &Store, gov: &Governance) {
+        let mut b = Batch::new();
+        day_batch(&mut b, A, -3, 100);
+        day_batch(&mut b, VICTIM, -3, 500);
+        gov.ingest(store, &b).unwrap();
+        store.flush().unwrap();
+        let mut b = Batch::new();
+        day_batch(&mut b, VICTIM, -2, 600);
+        gov.ingest(store, &b).unwrap();
+    }
+
     /// Sync points completed when each write of the script was acknowledged.
     #[derive(Default)]
     struct Acked {
@@ -271,14 +283,7 @@ mod crash {
         let audits = 12;
         {
             let (store, gov) = open(&fs).unwrap();
-            let mut b = Batch::new();
-            day_batch(&mut b, A, -3, 100);
-            day_batch(&mut b, VICTIM, -3, 500);
-            gov.ingest(&store, &b).unwrap();
-            store.flush().unwrap();
-            let mut b = Batch::new();
-            day_batch(&mut b, VICTIM, -2, 600);
-            gov.ingest(&store, &b).unwrap();
+            hold_the_victim(&store, &gov);
             for i in 0..audits {
                 if i == 3 {
                     let g = gov
@@ -489,14 +494,7 @@ mod crash {
         for n in 0..16 {
             let fs = SimFs::new();
             let (store, gov) = open(&fs).unwrap();
-            let mut b = Batch::new();
-            day_batch(&mut b, A, -3, 100);
-            day_batch(&mut b, VICTIM, -3, 500);
-            gov.ingest(&store, &b).unwrap();
-            store.flush().unwrap();
-            let mut b = Batch::new();
-            day_batch(&mut b, VICTIM, -2, 600);
-            gov.ingest(&store, &b).unwrap();
+            hold_the_victim(&store, &gov);
             fs.fail_nth(FaultOp::Write, n);
             let result = gov.record_consent(&store, consent(VICTIM, Collection::Revoked, true));
             fs.clear_faults();
