@@ -220,7 +220,8 @@ CH_SQL = {
 }
 
 # Codecs tried per column (ClickHouse refuses Gorilla on integers). The study stores the fleet
-# under every candidate; the timed table then uses the smallest of each column.
+# under every candidate; the timed table then uses the smallest of each column, whatever its
+# cost at load time (ZSTD(19) included: the byte goal is against ClickHouse's smallest).
 CH_CODECS = {
     "meter_id": ("LowCardinality(String)", ["LZ4", "ZSTD(3)"]),
     "ts": ("DateTime('UTC')", ["DoubleDelta", "DoubleDelta, LZ4", "DoubleDelta, ZSTD(1)",
@@ -228,7 +229,7 @@ CH_CODECS = {
                                "Delta, ZSTD(9)", "T64, ZSTD(3)"]),
     "value_w": ("Int32", ["LZ4", "ZSTD(3)", "ZSTD(9)", "Delta, ZSTD(3)", "Delta, ZSTD(9)",
                           "DoubleDelta, ZSTD(3)", "T64, ZSTD(3)", "T64, ZSTD(9)",
-                          "Delta, T64, ZSTD(3)", "T64, LZ4"]),
+                          "T64, ZSTD(19)", "Delta, T64, ZSTD(3)", "T64, LZ4"]),
     "quality": ("Enum8('measured' = 0, 'estimated' = 1, 'corrected' = 2)", ["LZ4", "ZSTD(3)"]),
     "step_min": ("UInt8", ["LZ4", "ZSTD(3)", "T64, ZSTD(1)", "T64, ZSTD(3)"]),
 }
@@ -714,14 +715,17 @@ def enedis_to_native(src, dst):
     return written
 
 
-def xz_bytes_per_point(csv):
+def xz_bytes_per_point(csv, meters=100):
     """xz -9 over each meter's raw little-endian i32 values (a baseline that knows nothing of
-    the trained tables), bytes per point."""
+    the trained tables), bytes per point, over the first `meters` meters of the CSV (sorted by
+    meter)."""
     series = {}
     with open(csv, "rb") as f:
         f.readline()
         for line in f:
             meter, _, value, _ = line.split(b",", 3)
+            if meter not in series and len(series) == meters:
+                break
             series.setdefault(meter, []).append(int(value))
     total = sum(len(lzma.compress(struct.pack(f"<{len(v)}i", *v), preset=9)) for v in series.values())
     return total / sum(len(v) for v in series.values())
@@ -765,7 +769,9 @@ def untrained(args):
             ch = json.loads(out)
             if ch["points"] != points:
                 sys.exit(f"{label}: clickhouse loaded {ch['points']} points, the CSV has {points}")
-            row.update({"clickhouse_bytes": ch["bytes"], "clickhouse_codecs": ch["codecs"]})
+            row.update({"clickhouse_bytes": ch["bytes"], "clickhouse_parts": ch["parts"],
+                        "clickhouse_column_bytes": sum(ch["column_bytes"].values()),
+                        "clickhouse_codecs": ch["codecs"]})
         row["xz9_values_bytes_per_point"] = xz_bytes_per_point(csv)
         results.append(row)
     # The Enedis file read directly by `courbe ingest` (its own parser) must give what the
@@ -776,16 +782,21 @@ def untrained(args):
                  f" conversion {enedis_points}")
     with open(os.path.join(work, "untrained.json"), "w") as f:
         json.dump(results, f, indent=2)
-    print(f"\n{'data':<62}{'points':>11}{'courbe B/pt':>12}{'CH best B/pt':>13}{'ratio':>7}"
-          f"{'xz-9 values':>12}")
+    print(f"\n{'data':<62}{'points':>11}{'courbe':>8}{'CH best':>9}{'ratio':>7}{'CH cols':>9}"
+          f"{'xz-9 v':>8}{'c/xz':>6}")
     for row in results:
         pts = row["points"]
         ch = row.get("clickhouse_bytes")
-        print(f"{row['data']:<62}{pts:>11,}{row['courbe_bytes'] / pts:>12.3f}"
-              + (f"{ch / pts:>13.3f}{row['courbe_bytes'] / ch:>6.2f}x" if ch else f"{'':>20}")
-              + f"{row['xz9_values_bytes_per_point']:>12.3f}")
-    print("(courbe: whole data dir after ingest + compact; ClickHouse: active parts on disk with the"
-          " study's smallest codecs; xz-9: each meter's raw i32 values, values only)")
+        cols = row.get("clickhouse_column_bytes")
+        xz = row["xz9_values_bytes_per_point"]
+        print(f"{row['data']:<62}{pts:>11,}{row['courbe_bytes'] / pts:>8.3f}"
+              + (f"{ch / pts:>9.3f}{row['courbe_bytes'] / ch:>6.2f}x{cols / pts:>9.3f}" if ch
+                 else f"{'':>25}")
+              + f"{xz:>8.3f}{row['courbe_bytes'] / pts / xz:>5.2f}x")
+    print("(bytes per point. courbe: whole data dir after ingest + compact; CH best: ClickHouse's"
+          " active parts on disk with the study's smallest codecs; CH cols: its compressed column"
+          " data only, without marks, indexes and per-part files; xz-9 v: each meter's raw i32"
+          " values under xz -9, values only, first 100 meters; c/xz: courbe / xz-9 v)")
     for row in results:
         if "clickhouse_codecs" in row:
             print(f"  {row['data']}: ClickHouse codecs "
