@@ -15,8 +15,9 @@ Counted fairly (issue 14):
   smallest codecs of a study run first on the same data (untimed);
 - every latency is what a Python caller pays to hold the answer as Python values: a list of rows
   of int/float/str, the same rows for every system (Courbe: HTTP body read, `json.loads`, RFC 3339
-  instants turned into Unix seconds; DuckDB: `fetchall()`; ClickHouse: `JSONCompact` read with
-  `json.loads`);
+  instants turned into Unix seconds; DuckDB: `fetchall()` or its DataFrame's columns zipped into
+  rows; ClickHouse: `JSONCompact` read with `json.loads` or its DataFrame's columns zipped into
+  rows; for each peer and question the faster of its two ways counts);
 - every store is written into a directory the suite has just emptied, and checked empty first.
 
 Questions (M = the first meter of the fleet, year = 2024 in Europe/Paris):
@@ -92,6 +93,28 @@ def timed_answers(fn, reps):
         if len(again) != len(rows):
             sys.exit(f"a repeated question gave {len(again)} rows, the first {len(rows)}")
     return rows, statistics.median(times)
+
+
+def fastest_answers(decoders, reps):
+    """The same question fetched by each of a peer's ways to get Python rows (name -> function):
+    each is timed, their rows must agree, and the fastest is the peer's figure. Returns (rows,
+    median ms, name of the fastest, {name: median ms})."""
+    timed = {name: timed_answers(fn, reps) for name, fn in decoders.items()}
+    first = next(iter(timed.values()))[0]
+    for name, (rows, _) in timed.items():
+        if len(rows) != len(first) or any(
+                len(a) != len(b) or any(x != y and abs(float(x) - float(y)) > 1e-9 * abs(float(x))
+                                        for x, y in zip(a, b, strict=True))
+                for a, b in zip(rows, first, strict=True)):
+            sys.exit(f"the peer's ways of fetching disagree ({name})")
+    best = min(timed, key=lambda name: timed[name][1])
+    return timed[best][0], timed[best][1], best, {name: ms for name, (_, ms) in timed.items()}
+
+
+def frame_rows(frame):
+    """A pandas DataFrame as rows, each column's values converted by its own dtype (a frame's
+    `values` would turn all-integer rows of mixed widths into floats)."""
+    return list(zip(*(frame.iloc[:, i].tolist() for i in range(frame.shape[1])), strict=True))
 
 
 def run_child(cmd, **kw):
@@ -177,11 +200,14 @@ def peer_duckdb(csv, store, reps, days, queries=True):
     load_s = time.perf_counter() - t
     points, meters = con.execute("SELECT count(*), count(DISTINCT meter_id) FROM readings").fetchone()
     disk = dir_bytes(store)
-    answers, latency = {}, {}
+    answers, latency, fetch, fetch_ms = {}, {}, {}, {}
     if queries:
         for q in QUESTIONS:
             sql = question_sql(DUCK_SQL, days)[q]
-            answers[q], latency[q] = timed_answers(lambda: con.execute(sql).fetchall(), reps)
+            answers[q], latency[q], fetch[q], fetch_ms[q] = fastest_answers({
+                "fetchall": lambda: con.execute(sql).fetchall(),
+                "df columns": lambda: frame_rows(con.execute(sql).df()),
+            }, reps)
     con.close()
     return {
         "points": points,
@@ -190,6 +216,8 @@ def peer_duckdb(csv, store, reps, days, queries=True):
         "bytes": disk,
         "answers": answers,
         "latency_ms": latency,
+        "fetched_by": fetch,
+        "fetch_ways_ms": fetch_ms,
     }
 
 
@@ -314,11 +342,14 @@ def peer_clickhouse(csv, store, reps, days, queries=True):
         name, b = line.split("\t")
         column_bytes[name] = int(b)
 
-    answers, latency = {}, {}
+    answers, latency, fetch, fetch_ms = {}, {}, {}, {}
     if queries:
         for q in QUESTIONS:
             sql = question_sql(CH_SQL, days)[q]
-            answers[q], latency[q] = timed_answers(lambda: ch_rows(sess, sql), reps)
+            answers[q], latency[q], fetch[q], fetch_ms[q] = fastest_answers({
+                "JSONCompact": lambda: ch_rows(sess, sql),
+                "DataFrame columns": lambda: frame_rows(sess.query(sql, "DataFrame")),
+            }, reps)
     sess.close()
     return {
         "points": points,
@@ -334,6 +365,8 @@ def peer_clickhouse(csv, store, reps, days, queries=True):
         "codec_study_bytes": sizes,
         "answers": answers,
         "latency_ms": latency,
+        "fetched_by": fetch,
+        "fetch_ways_ms": fetch_ms,
     }
 
 
@@ -649,6 +682,9 @@ def print_table(r, peers):
                      f" codec study {ch['codec_study_s']:.1f} s, not counted), {ch['parts']} parts,"
                      f" codecs " + "; ".join(f"{k} {v}" for k, v in ch["codecs"].items()))
         print(line + f"; peak RSS {r[p]['peak_rss_mib']:.0f} MiB")
+        print(f"{p}: fetched by (ms) " + "; ".join(
+            f"{q} " + ", ".join(f"{w} {ms:.2f}" for w, ms in r[p]["fetch_ways_ms"][q].items())
+            for q in QUESTIONS))
     print(f"loaded: {pts} points, {r['meters']} meters in the CSV; answers rows: "
           + ", ".join(f"{q} {c['answer_rows'][q]}" for q in QUESTIONS))
     if "goals" in r:
