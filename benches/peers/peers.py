@@ -95,18 +95,16 @@ def timed_answers(fn, reps):
     return rows, statistics.median(times)
 
 
-def fastest_answers(decoders, reps):
-    """The same question fetched by each of a peer's ways to get Python rows (name -> function):
-    each is timed, their rows must agree, and the fastest is the peer's figure. Returns (rows,
-    median ms, name of the fastest, {name: median ms})."""
+def fastest_answers(q, decoders, reps):
+    """Question q fetched by each of a peer's ways to get Python rows (name -> function): each is
+    timed, their rows must agree (as answers of different systems must), and the fastest is the
+    peer's figure. Returns (rows, median ms, name of the fastest, {name: median ms})."""
     timed = {name: timed_answers(fn, reps) for name, fn in decoders.items()}
     first = next(iter(timed.values()))[0]
     for name, (rows, _) in timed.items():
-        if len(rows) != len(first) or any(
-                len(a) != len(b) or any(x != y and abs(float(x) - float(y)) > 1e-9 * abs(float(x))
-                                        for x, y in zip(a, b, strict=True))
-                for a, b in zip(rows, first, strict=True)):
-            sys.exit(f"the peer's ways of fetching disagree ({name})")
+        why = agree(rows, first, q)
+        if why:
+            sys.exit(f"{q}: the peer's ways of fetching disagree ({name}): {why}")
     best = min(timed, key=lambda name: timed[name][1])
     return timed[best][0], timed[best][1], best, {name: ms for name, (_, ms) in timed.items()}
 
@@ -204,7 +202,7 @@ def peer_duckdb(csv, store, reps, days, queries=True):
     if queries:
         for q in QUESTIONS:
             sql = question_sql(DUCK_SQL, days)[q]
-            answers[q], latency[q], fetch[q], fetch_ms[q] = fastest_answers({
+            answers[q], latency[q], fetch[q], fetch_ms[q] = fastest_answers(q, {
                 "fetchall": lambda: con.execute(sql).fetchall(),
                 "df columns": lambda: frame_rows(con.execute(sql).df()),
             }, reps)
@@ -346,7 +344,7 @@ def peer_clickhouse(csv, store, reps, days, queries=True):
     if queries:
         for q in QUESTIONS:
             sql = question_sql(CH_SQL, days)[q]
-            answers[q], latency[q], fetch[q], fetch_ms[q] = fastest_answers({
+            answers[q], latency[q], fetch[q], fetch_ms[q] = fastest_answers(q, {
                 "JSONCompact": lambda: ch_rows(sess, sql),
                 "DataFrame columns": lambda: frame_rows(sess.query(sql, "DataFrame")),
             }, reps)

@@ -38,6 +38,20 @@ class Agreement(unittest.TestCase):
         self.assertIsNotNone(peers.agree(zero, peer, "Q5"))
 
 
+class FetchWays(unittest.TestCase):
+    def test_two_ways_of_fetching_an_unordered_answer_agree_whatever_the_row_order(self):
+        rows = [("09111642617347", 1_704_063_600, 1.5), ("09143058543884", 1_704_063_600, 2.0)]
+        got, _, best, ms = peers.fastest_answers(
+            "Q5", {"a": lambda: list(rows), "b": lambda: list(reversed(rows))}, 2)
+        self.assertEqual(sorted(got), sorted(rows))
+        self.assertEqual(set(ms), {"a", "b"})
+        self.assertIn(best, ms)
+
+    def test_two_ways_of_fetching_that_differ_stop_the_suite(self):
+        with self.assertRaises(SystemExit):
+            peers.fastest_answers("Q1", {"a": lambda: [(1, 2)], "b": lambda: [(1, 3)]}, 1)
+
+
 class Counts(unittest.TestCase):
     def test_a_system_that_loaded_another_number_of_points_fails_the_suite(self):
         expected = {"points": 17_376, "meters": 1}
