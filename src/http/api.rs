@@ -608,21 +608,34 @@ fn energy_by_register(
         periods: periods
             .into_iter()
             .map(|p| EnergyPeriodJson {
-                start: format_ts(p.period.start_utc),
-                end: format_ts(p.period.end_utc),
-                energy_wh: p.period.energy_wh(),
-                points: p.period.points,
-                expected_points: p.period.expected_points,
-                by_tariff: None,
                 by_register: Some(
                     p.by_register_ws
                         .into_iter()
                         .map(|(name, ws)| (name, ws as f64 / 3600.0))
                         .collect(),
                 ),
+                ..EnergyPeriodJson::from(&p.period)
             })
             .collect(),
     }))
+}
+
+impl From<&query::EnergyPeriod> for EnergyPeriodJson {
+    /// The period's figures, with its HP/HC split when it has one and no registers.
+    fn from(p: &query::EnergyPeriod) -> EnergyPeriodJson {
+        EnergyPeriodJson {
+            start: format_ts(p.start_utc),
+            end: format_ts(p.end_utc),
+            energy_wh: p.energy_wh(),
+            points: p.points,
+            expected_points: p.expected_points,
+            by_tariff: p.by_tariff_wmin.map(|(hp, hc)| ByTariff {
+                hp: hp / 60.0,
+                hc: hc / 60.0,
+            }),
+            by_register: None,
+        }
+    }
 }
 
 /// Answers `question` from `src`.
@@ -687,21 +700,7 @@ pub fn answer(
                 channel: channel.as_str(),
                 unit: "Wh",
                 tz: calendar.tz_name.clone(),
-                periods: periods
-                    .into_iter()
-                    .map(|p| EnergyPeriodJson {
-                        start: format_ts(p.start_utc),
-                        end: format_ts(p.end_utc),
-                        energy_wh: p.energy_wh(),
-                        points: p.points,
-                        expected_points: p.expected_points,
-                        by_tariff: p.by_tariff_wmin.map(|(hp, hc)| ByTariff {
-                            hp: hp / 60.0,
-                            hc: hc / 60.0,
-                        }),
-                        by_register: None,
-                    })
-                    .collect(),
+                periods: periods.iter().map(EnergyPeriodJson::from).collect(),
             }))
         }
         Question::Peak {
