@@ -21,7 +21,7 @@ fn batches(fleet: &Fleet, count: u32, meters_per_batch: u32) -> Vec<Batch> {
                 let m = fleet.meter(b * meters_per_batch + i);
                 for r in &m.consumption {
                     batch
-                        .push(&m.meter_id, Channel::Consumption, point_of(r))
+                        .push(&m.meter_id, Channel::CONSUMPTION, point_of(r))
                         .expect("generated points are valid");
                 }
             }
@@ -87,7 +87,7 @@ fn read_year(c: &mut Criterion) {
     let (from, to) = (1_704_067_200, 1_735_689_600); // 2024 in UTC
     let snap = store.snapshot();
     let points = snap
-        .points(&meter, Channel::Consumption, from, to)
+        .points(&meter, Channel::CONSUMPTION, from, to)
         .expect("read")
         .len() as u64;
     let mut group = c.benchmark_group("read");
@@ -98,7 +98,7 @@ fn read_year(c: &mut Criterion) {
             let snap = store.snapshot();
             use courbe::source::SeriesSource;
             let chunks = snap
-                .chunks(&meter, Channel::Consumption, from, to)
+                .chunks(&meter, Channel::CONSUMPTION, from, to)
                 .expect("chunks");
             let mut n = 0;
             for chunk in &chunks {

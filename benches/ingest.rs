@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(rows.len() as u64));
     group.bench_function("parse_to_parsed", |b| {
         b.iter(|| {
-            ingest::parse(black_box(&csv), Format::Csv, Channel::Consumption).map(|p| p.rows.len())
+            ingest::parse(black_box(&csv), Format::Csv, Channel::CONSUMPTION).map(|p| p.rows.len())
         })
     });
     group.bench_function("parse_into_sink", |b| {
@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
             let result = ingest::parse_into(
                 black_box(&csv),
                 Format::Csv,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 &mut count,
             );
             (result.is_ok(), count.points, count.checksum)

@@ -39,9 +39,9 @@ struct Month {
 impl Month {
     fn blocks(&self, meter: &str, channel: Channel, decoded: bool) -> Vec<BlockRef<'static>> {
         if decoded {
-            self.index
-                .get(meter)
-                .map_or_else(Vec::new, |by_channel| by_channel[channel as usize].clone())
+            self.index.get(meter).map_or_else(Vec::new, |by_channel| {
+                by_channel[usize::from(channel.code())].clone()
+            })
         } else {
             self.segment.blocks(meter, channel).unwrap()
         }
@@ -140,9 +140,9 @@ fn build(meters: u32, partition_tz: &TimeZone) -> Segments {
     for (id, index) in &order {
         let series = fleet.meter(*index);
         for (channel, readings) in [
-            (Channel::Consumption, &series.consumption),
-            (Channel::Production, &series.production),
-            (Channel::MaxPower, &series.max_power),
+            (Channel::CONSUMPTION, &series.consumption),
+            (Channel::PRODUCTION, &series.production),
+            (Channel::MAX_POWER, &series.max_power),
         ] {
             points += readings.len() as u64;
             for (start, end, bytes, builder) in &mut months {
@@ -168,8 +168,8 @@ fn build(meters: u32, partition_tz: &TimeZone) -> Segments {
             let mut index: HashMap<String, [Vec<BlockRef<'static>>; 3]> = HashMap::new();
             for series in segment.series() {
                 let series = series.unwrap();
-                index.entry(series.meter.to_string()).or_default()[series.channel as usize] =
-                    series.blocks;
+                index.entry(series.meter.to_string()).or_default()
+                    [usize::from(series.channel.code())] = series.blocks;
             }
             Month {
                 start_utc,
@@ -232,19 +232,19 @@ fn queries(c: &mut Criterion) {
         let one_meter_points = query::curve(
             &src,
             &meter,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             year.from_utc,
             year.to_utc,
         )
         .unwrap()
         .len() as u64;
         let day_points: u64 =
-            query::fleet_curve(&src, Channel::Consumption, day_from, day_to, None)
+            query::fleet_curve(&src, Channel::CONSUMPTION, day_from, day_to, None)
                 .unwrap()
                 .iter()
                 .map(|p| u64::from(p.meters))
                 .sum();
-        let year_points: u64 = query::fleet_energy(&src, Channel::Consumption, &months, None)
+        let year_points: u64 = query::fleet_energy(&src, Channel::CONSUMPTION, &months, None)
             .unwrap()
             .iter()
             .flat_map(|m| &m.periods)
@@ -261,14 +261,14 @@ fn queries(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("one_meter_year/{path}"));
         g.throughput(Throughput::Elements(one_meter_points));
         g.bench_function("daily_energy", |b| {
-            b.iter(|| query::energy(&src, black_box(&meter), Channel::Consumption, &year, None))
+            b.iter(|| query::energy(&src, black_box(&meter), Channel::CONSUMPTION, &year, None))
         });
         g.bench_function("monthly_energy_with_tariff", |b| {
             b.iter(|| {
                 query::energy(
                     &src,
                     black_box(&meter),
-                    Channel::Consumption,
+                    Channel::CONSUMPTION,
                     &months,
                     Some(&tariff),
                 )
@@ -286,7 +286,7 @@ fn queries(c: &mut Criterion) {
             b.iter(|| {
                 query::fleet_curve(
                     &src,
-                    Channel::Consumption,
+                    Channel::CONSUMPTION,
                     black_box(day_from),
                     day_to,
                     None,
@@ -295,7 +295,7 @@ fn queries(c: &mut Criterion) {
         });
         g.throughput(Throughput::Elements(year_points));
         g.bench_function("monthly_energy_every_meter_one_year", |b| {
-            b.iter(|| query::fleet_energy(&src, Channel::Consumption, black_box(&months), None))
+            b.iter(|| query::fleet_energy(&src, Channel::CONSUMPTION, black_box(&months), None))
         });
         g.finish();
     }

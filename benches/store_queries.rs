@@ -32,9 +32,9 @@ fn build(dir: &Path, meters: u32) -> Store {
         for i in first..(first + per_batch as u32).min(meters) {
             let m = fleet.meter(i);
             for (channel, readings) in [
-                (Channel::Consumption, &m.consumption),
-                (Channel::Production, &m.production),
-                (Channel::MaxPower, &m.max_power),
+                (Channel::CONSUMPTION, &m.consumption),
+                (Channel::PRODUCTION, &m.production),
+                (Channel::MAX_POWER, &m.max_power),
             ] {
                 for r in readings {
                     batch
@@ -109,18 +109,18 @@ fn queries(c: &mut Criterion) {
     let one_meter_points = query::curve(
         src,
         &meter,
-        Channel::Consumption,
+        Channel::CONSUMPTION,
         year.from_utc,
         year.to_utc,
     )
     .expect("curve")
     .len() as u64;
-    let day_points: u64 = query::fleet_curve(src, Channel::Consumption, day_from, day_to, None)
+    let day_points: u64 = query::fleet_curve(src, Channel::CONSUMPTION, day_from, day_to, None)
         .expect("fleet curve")
         .iter()
         .map(|p| u64::from(p.meters))
         .sum();
-    let year_points: u64 = query::fleet_energy(src, Channel::Consumption, &months, None)
+    let year_points: u64 = query::fleet_energy(src, Channel::CONSUMPTION, &months, None)
         .expect("fleet energy")
         .iter()
         .flat_map(|m| &m.periods)
@@ -138,7 +138,7 @@ fn queries(c: &mut Criterion) {
     g.bench_function("daily_energy", |b| {
         b.iter(|| {
             let snap = store.snapshot();
-            query::energy(&*snap, black_box(&meter), Channel::Consumption, &year, None)
+            query::energy(&*snap, black_box(&meter), Channel::CONSUMPTION, &year, None)
                 .expect("energy")
         })
     });
@@ -148,7 +148,7 @@ fn queries(c: &mut Criterion) {
             query::energy(
                 &*snap,
                 black_box(&meter),
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 &months,
                 Some(&tariff),
             )
@@ -171,7 +171,7 @@ fn queries(c: &mut Criterion) {
             let snap = store.snapshot();
             query::fleet_curve(
                 &*snap,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 black_box(day_from),
                 day_to,
                 None,
@@ -183,7 +183,7 @@ fn queries(c: &mut Criterion) {
     g.bench_function("monthly_energy_every_meter_one_year", |b| {
         b.iter(|| {
             let snap = store.snapshot();
-            query::fleet_energy(&*snap, Channel::Consumption, black_box(&months), None)
+            query::fleet_energy(&*snap, Channel::CONSUMPTION, black_box(&months), None)
                 .expect("fleet energy")
         })
     });

@@ -36,7 +36,7 @@ fn fill(store: &Store) -> Result<(), Box<dyn std::error::Error>> {
             batch
                 .push(
                     &meter(i),
-                    Channel::Consumption,
+                    Channel::CONSUMPTION,
                     Point {
                         ts_utc: t0() + k * 1_800,
                         value: 200 + ((k * 37 + i64::from(i)) % 900) as i32,

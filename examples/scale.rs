@@ -22,9 +22,9 @@ fn batch_of(fleet: &Fleet, range: std::ops::Range<u32>) -> Batch {
     for i in range {
         let m = fleet.meter(i);
         for (channel, readings) in [
-            (Channel::Consumption, &m.consumption),
-            (Channel::Production, &m.production),
-            (Channel::MaxPower, &m.max_power),
+            (Channel::CONSUMPTION, &m.consumption),
+            (Channel::PRODUCTION, &m.production),
+            (Channel::MAX_POWER, &m.max_power),
         ] {
             for r in readings {
                 if batch.push(&m.meter_id, channel, point_of(r)).is_err() {
@@ -65,7 +65,7 @@ fn open_only(dir: &str, meter: &str) -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         read_len = store
             .snapshot()
-            .points(meter, Channel::Consumption, 0, i64::MAX)?
+            .points(meter, Channel::CONSUMPTION, 0, i64::MAX)?
             .len();
         reads.push(format!("{:.3}", t.elapsed().as_secs_f64() * 1e3));
     }

@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch
             .push(
                 METER,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 Point {
                     ts_utc: t,
                     value: 300 + (k % 97) * 7,
@@ -68,13 +68,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tempo = TariffPlan::Option(TariffOption::parse("TEMPO")?);
     let seasonal = TariffPlan::Option(TariffOption::parse("SEASONAL:22:00-06:00")?);
     let plain = best(|| {
-        query::energy(&*snapshot, METER, Channel::Consumption, &calendar, None).unwrap();
+        query::energy(&*snapshot, METER, Channel::CONSUMPTION, &calendar, None).unwrap();
     });
     let split = best(|| {
         query::energy(
             &*snapshot,
             METER,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             &calendar,
             Some(&hc),
         )
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             query::energy_by_register(
                 &*snapshot,
                 METER,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 &calendar,
                 plan,
                 &colours,

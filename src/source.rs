@@ -93,12 +93,13 @@ pub const MAX_CURVE_STEP_S: i64 = 3600;
 /// The part of time a reading of `channel` claims: its interval for the curve channels, its
 /// instant for `max_power`.
 pub fn claim(channel: Channel, p: &Point) -> (i64, i64) {
-    match channel {
-        Channel::MaxPower => (p.ts_utc, p.ts_utc.saturating_add(1)),
-        Channel::Consumption | Channel::Production => (
+    if channel.is_curve() {
+        (
             p.ts_utc,
             p.ts_utc.saturating_add(60 * i64::from(p.step_min.max(1))),
-        ),
+        )
+    } else {
+        (p.ts_utc, p.ts_utc.saturating_add(1))
     }
 }
 
@@ -140,18 +141,15 @@ pub fn resolve_newest_covering(
             if a >= b {
                 return;
             }
-            match channel {
-                Channel::MaxPower => out.push(p),
-                Channel::Consumption | Channel::Production => {
-                    if let Ok(step_min) = u16::try_from((b - a) / 60) {
-                        if step_min > 0 {
-                            out.push(Point {
-                                ts_utc: a,
-                                step_min,
-                                ..p
-                            });
-                        }
-                    }
+            if !channel.is_curve() {
+                out.push(p);
+            } else if let Ok(step_min) = u16::try_from((b - a) / 60) {
+                if step_min > 0 {
+                    out.push(Point {
+                        ts_utc: a,
+                        step_min,
+                        ..p
+                    });
                 }
             }
         };
@@ -238,26 +236,26 @@ mod tests {
         ];
         let want = vec![p(0, 15, 3), p(15, 45, 2)];
         assert_eq!(
-            resolve_newest_covering(Channel::Consumption, ranked.clone()),
+            resolve_newest_covering(Channel::CONSUMPTION, ranked.clone()),
             want
         );
         // Resolving the two newer first, or the two older first, gives the same.
         let newer = resolve_newest_covering(
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             vec![((2, 0), p(0, 60, 2)), ((3, 0), p(0, 15, 3))],
         );
         let mut again: Vec<_> = newer.into_iter().map(|q| ((3, 0), q)).collect();
         again.push(((1, 0), p(30, 15, 1)));
         again.sort_by_key(|(r, q)| (q.ts_utc, *r));
-        assert_eq!(resolve_newest_covering(Channel::Consumption, again), want);
+        assert_eq!(resolve_newest_covering(Channel::CONSUMPTION, again), want);
         let older = resolve_newest_covering(
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             vec![((2, 0), p(0, 60, 2)), ((1, 0), p(30, 15, 1))],
         );
         assert_eq!(older, vec![p(0, 60, 2)]);
         let mut again: Vec<_> = older.into_iter().map(|q| ((2, 0), q)).collect();
         again.push(((3, 0), p(0, 15, 3)));
-        assert_eq!(resolve_newest_covering(Channel::Consumption, again), want);
+        assert_eq!(resolve_newest_covering(Channel::CONSUMPTION, again), want);
     }
 
     #[test]
@@ -267,7 +265,7 @@ mod tests {
         ranked.extend((0..2).map(|i| ((2, i as u64), p(15 + 15 * i, 15, 2))));
         ranked.sort_by_key(|(r, q)| (q.ts_utc, *r));
         assert_eq!(
-            resolve_newest_covering(Channel::Consumption, ranked),
+            resolve_newest_covering(Channel::CONSUMPTION, ranked),
             vec![
                 p(0, 10, 1),
                 p(10, 5, 1),
@@ -291,7 +289,7 @@ mod tests {
             ((2, 0), day(600, 3)),
         ];
         assert_eq!(
-            resolve_newest_covering(Channel::MaxPower, ranked),
+            resolve_newest_covering(Channel::MAX_POWER, ranked),
             vec![day(0, 1), day(600, 3)]
         );
     }

@@ -76,7 +76,7 @@ pub fn segment_decode(data: &[u8]) {
             Err(e) => assert_data_error(&e),
         }
     }
-    if let Err(e) = segment.blocks("09111642617347", Channel::Consumption) {
+    if let Err(e) = segment.blocks("09111642617347", Channel::CONSUMPTION) {
         assert_data_error(&e);
     }
     match segment.verify() {

@@ -18,7 +18,7 @@ const METERS_PER_ROUND: u32 = 16;
 /// most, whatever the fleet size.
 pub fn gen(args: &GenArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let channel = parse_channel(Some(&args.channel))?;
-    if channel == Channel::MaxPower {
+    if channel == Channel::MAX_POWER {
         return Err(CliError::User(
             "gen writes curves: --channel consumption or production".into(),
         ));
@@ -69,7 +69,7 @@ fn write_meter(
     channel: Channel,
 ) -> std::io::Result<()> {
     let readings = match channel {
-        Channel::Production => &meter.production,
+        Channel::PRODUCTION => &meter.production,
         _ => &meter.consumption,
     };
     for r in readings {

@@ -215,7 +215,7 @@ fn release_demo_months(
     };
     let from = config.start.first_of_month();
     let summary = gov
-        .release(store, at(from)?, at(end)?, Channel::Consumption)
+        .release(store, at(from)?, at(end)?, Channel::CONSUMPTION)
         .map_err(|e| internal(e.message))?;
     eprintln!(
         "courbe: released the aggregates of {from} to {end} ({} months, {} bytes)",
@@ -262,9 +262,9 @@ fn ingest_series(store: &Store, series: &[MeterSeries]) -> Result<u64, CliError>
     let mut batch = Batch::new();
     for meter in series {
         for (channel, readings) in [
-            (Channel::Consumption, &meter.consumption),
-            (Channel::Production, &meter.production),
-            (Channel::MaxPower, &meter.max_power),
+            (Channel::CONSUMPTION, &meter.consumption),
+            (Channel::PRODUCTION, &meter.production),
+            (Channel::MAX_POWER, &meter.max_power),
         ] {
             for r in readings {
                 batch
@@ -295,9 +295,9 @@ impl Example {
     /// The first meter with a consumption curve, and its span.
     pub fn find(store: &Store) -> Option<Example> {
         let snapshot = store.snapshot();
-        let meter = snapshot.meters(Channel::Consumption).into_iter().next()?;
+        let meter = snapshot.meters(Channel::CONSUMPTION).into_iter().next()?;
         let chunks = snapshot
-            .chunks(&meter, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+            .chunks(&meter, Channel::CONSUMPTION, i64::MIN / 4, i64::MAX / 4)
             .ok()?;
         let (first_ts, _) = chunks.first()?.span();
         let (_, end_ts) = chunks.last()?.span();

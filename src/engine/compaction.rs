@@ -188,7 +188,7 @@ impl Store {
         let (from, to) = (intent.from_utc, intent.to_utc);
         let before = self.snapshot();
         let mut removed = 0u64;
-        for c in [Channel::Consumption, Channel::Production] {
+        for c in [Channel::CONSUMPTION, Channel::PRODUCTION] {
             removed += before.points(meter, c, from, to)?.len() as u64;
         }
         drop(before);
@@ -199,7 +199,7 @@ impl Store {
         for s in &version.segments {
             let seg = s.segment();
             let mut holds = false;
-            for c in [Channel::Consumption, Channel::Production] {
+            for c in [Channel::CONSUMPTION, Channel::PRODUCTION] {
                 let blocks = seg
                     .blocks(meter, c)
                     .map_err(|e| super::segments::corruption(&s.path, e))?;

@@ -46,7 +46,7 @@ pub struct EraseSpec {
 impl EraseSpec {
     /// Whether the point of `(meter, channel)` at `ts` is erased.
     pub fn covers(&self, meter: &str, channel: Channel, ts: i64) -> bool {
-        channel != Channel::MaxPower
+        channel != Channel::MAX_POWER
             && meter == self.meter
             && self
                 .range_utc
@@ -120,7 +120,7 @@ impl Memtable {
             else {
                 continue;
             };
-            let Some(series) = meter.channels.get_mut(run.channel as usize) else {
+            let Some(series) = meter.channels.get_mut(usize::from(run.channel.code())) else {
                 continue;
             };
             series.extend(pts.iter().map(|p| {
@@ -170,7 +170,7 @@ impl Memtable {
         else {
             return Vec::new();
         };
-        let Some(series) = m.channels.get(channel as usize) else {
+        let Some(series) = m.channels.get(usize::from(channel.code())) else {
             return Vec::new();
         };
         // Every reading that may overlap one covering an instant of a point starting in
@@ -211,7 +211,7 @@ impl Memtable {
             .iter()
             .filter(|m| {
                 m.channels
-                    .get(channel as usize)
+                    .get(usize::from(channel.code()))
                     .is_some_and(|c| c.iter().any(|p| p.seq <= visible_seq))
             })
             .map(|m| m.id.clone())
@@ -231,7 +231,7 @@ impl Memtable {
         let mut erased = 0u64;
         for m in order {
             for channel in Channel::ALL {
-                let Some(series) = m.channels.get(channel as usize) else {
+                let Some(series) = m.channels.get(usize::from(channel.code())) else {
                     continue;
                 };
                 if series.is_empty() {
@@ -291,18 +291,18 @@ mod tests {
     fn the_highest_sequence_number_wins_whatever_the_insert_order() {
         let m = Memtable::new();
         let mut a = Batch::new();
-        a.push("m1", Channel::Consumption, p(3600, 1)).unwrap();
-        a.push("m1", Channel::Consumption, p(0, 1)).unwrap();
+        a.push("m1", Channel::CONSUMPTION, p(3600, 1)).unwrap();
+        a.push("m1", Channel::CONSUMPTION, p(0, 1)).unwrap();
         let mut b = Batch::new();
-        b.push("m1", Channel::Consumption, p(0, 2)).unwrap();
+        b.push("m1", Channel::CONSUMPTION, p(0, 2)).unwrap();
         m.insert(2, &b);
         m.insert(1, &a);
         assert_eq!(
-            m.series("m1", Channel::Consumption, 9, 0, i64::MAX),
+            m.series("m1", Channel::CONSUMPTION, 9, 0, i64::MAX),
             vec![p(0, 2), p(3600, 1)]
         );
         assert_eq!(
-            m.series("m1", Channel::Consumption, 1, 0, i64::MAX),
+            m.series("m1", Channel::CONSUMPTION, 1, 0, i64::MAX),
             vec![p(0, 1), p(3600, 1)]
         );
     }

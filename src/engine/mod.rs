@@ -243,9 +243,10 @@ pub const MAX_TS_UTC: i64 = 253_370_764_800 - 1;
 pub const TS_RANGE: &str = "1970-01-01T00:00:00Z to 9998-12-31T23:59:59Z";
 
 fn check_point(channel: Channel, p: &Point) -> Result<(), InvalidPoint> {
-    let ok = match channel {
-        Channel::Consumption | Channel::Production => matches!(p.step_min, 5 | 10 | 15 | 30 | 60),
-        Channel::MaxPower => p.step_min == 1440,
+    let ok = if channel.is_curve() {
+        matches!(p.step_min, 5 | 10 | 15 | 30 | 60)
+    } else {
+        p.step_min == 1440
     };
     if !ok {
         return Err(InvalidPoint(format!(

@@ -152,7 +152,7 @@ impl DecodedPage {
             page.series.push(SeriesKey {
                 words: key_words(s.meter.as_bytes()),
                 meter: s.meter,
-                channel: s.channel as u8,
+                channel: s.channel.code(),
                 end: page.blocks.len() as u32,
             });
         }
@@ -164,7 +164,7 @@ impl DecodedPage {
         let words = key_words(meter.as_bytes());
         let Ok(i) = self
             .series
-            .binary_search_by(|k| k.cmp_to(words, meter, channel as u8))
+            .binary_search_by(|k| k.cmp_to(words, meter, channel.code()))
         else {
             return &[];
         };
@@ -608,11 +608,11 @@ mod tests {
                 quality: Quality::Measured,
             };
             writer
-                .add_series(&meter, Channel::Consumption, &[point(i as i32)])
+                .add_series(&meter, Channel::CONSUMPTION, &[point(i as i32)])
                 .unwrap();
             if i % 2 == 1 {
                 writer
-                    .add_series(&meter, Channel::Production, &[point(-1)])
+                    .add_series(&meter, Channel::PRODUCTION, &[point(-1)])
                     .unwrap();
             }
         }
@@ -692,12 +692,12 @@ mod tests {
                 );
                 let expected = i % 2 == 0
                     && i < 1200
-                    && (channel == Channel::Consumption
-                        || (channel == Channel::Production && (i / 2) % 2 == 1));
+                    && (channel == Channel::CONSUMPTION
+                        || (channel == Channel::PRODUCTION && (i / 2) % 2 == 1));
                 assert_eq!(seg.holds(&meter, channel).unwrap(), expected);
             }
         }
-        let b = blocks_via_pages(&seg, "00000000000014", Channel::Consumption);
+        let b = blocks_via_pages(&seg, "00000000000014", Channel::CONSUMPTION);
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].summary.sum_value, 7);
     }
@@ -711,7 +711,7 @@ mod tests {
         for round in 0..2 {
             for i in (0..40_000u32).step_by(7) {
                 let meter = format!("{:014}", 2 * i);
-                let b = blocks_via_pages(&seg, &meter, Channel::Consumption);
+                let b = blocks_via_pages(&seg, &meter, Channel::CONSUMPTION);
                 assert_eq!(b.len(), 1, "round {round}, meter {meter}");
                 assert_eq!(b[0].summary.sum_value, i64::from(i));
                 assert!(seg.decoded_pages() <= DECODED_PAGES_MAX);
@@ -721,9 +721,9 @@ mod tests {
         // A page used again keeps its place while others are evicted.
         let hot = format!("{:014}", 0);
         for i in 0..3 * DECODED_PAGES_MAX as u32 {
-            blocks_via_pages(&seg, &hot, Channel::Consumption);
+            blocks_via_pages(&seg, &hot, Channel::CONSUMPTION);
             let cold = format!("{:014}", 2 * (i * 60 % 20_000));
-            assert_eq!(blocks_via_pages(&seg, &cold, Channel::Consumption).len(), 1);
+            assert_eq!(blocks_via_pages(&seg, &cold, Channel::CONSUMPTION).len(), 1);
         }
         assert!(seg.pages.slots[0].page.read().is_some());
     }
@@ -739,7 +739,7 @@ mod tests {
                     for k in 0..2_000u32 {
                         let i = (k * (61 + 2 * t) + 977 * t) % 20_000;
                         let b =
-                            blocks_via_pages(seg, &format!("{:014}", 2 * i), Channel::Consumption);
+                            blocks_via_pages(seg, &format!("{:014}", 2 * i), Channel::CONSUMPTION);
                         assert_eq!(b.len(), 1);
                         assert_eq!(b[0].summary.sum_value, i64::from(i));
                     }
@@ -760,7 +760,7 @@ mod tests {
         let bytes = fs.files().into_iter().find(|(p, _)| *p == path).unwrap().1;
         let first_page = Segment::open(&bytes)
             .unwrap()
-            .page_of("0", Channel::Consumption);
+            .page_of("0", Channel::CONSUMPTION);
         assert!(matches!(first_page, Ok(None)));
         let index_offset = {
             let footer = &bytes[bytes.len() - FOOTER_LEN..];
@@ -770,7 +770,7 @@ mod tests {
         let seg = SegmentFile::open(&fs, Path::new("/seg"), entry).unwrap();
         for _ in 0..2 {
             let err = seg
-                .for_each_block("00000000000000", Channel::Consumption, |_| {})
+                .for_each_block("00000000000000", Channel::CONSUMPTION, |_| {})
                 .unwrap_err();
             assert!(matches!(err, Error::Corruption { .. }), "{err}");
             assert_eq!(seg.decoded_pages(), 0);

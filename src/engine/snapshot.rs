@@ -39,7 +39,7 @@ impl Version {
 pub struct MeterSet {
     bytes: Vec<u8>,
     ends: Vec<u32>,
-    /// Per meter, bit `channel as u8` set when some segment holds that series.
+    /// Per meter, bit `channel.code()` set when some segment holds that series.
     channels: Vec<u8>,
 }
 
@@ -52,7 +52,7 @@ impl MeterSet {
         for seg in segments {
             let mut one: Vec<(&str, u8)> = Vec::new();
             for s in seg.segment().series().flatten() {
-                let bit = 1u8 << (s.channel as u8);
+                let bit = 1u8 << (s.channel.code());
                 match one.last_mut() {
                     Some((m, mask)) if *m == s.meter => *mask |= bit,
                     _ => one.push((s.meter, bit)),
@@ -75,7 +75,7 @@ impl MeterSet {
 
     /// The meters with a series on `channel`, in id order.
     fn with_channel(&self, channel: Channel) -> impl Iterator<Item = &str> + '_ {
-        let bit = 1u8 << (channel as u8);
+        let bit = 1u8 << (channel.code());
         (0..self.ends.len())
             .filter(move |&i| self.channels.get(i).is_some_and(|m| m & bit != 0))
             .filter_map(|i| std::str::from_utf8(self.get(i)).ok())
@@ -441,26 +441,28 @@ mod tests {
 
     #[test]
     fn the_meter_set_of_segments_knows_each_meters_channels_across_segments() {
-        use Channel::{Consumption, MaxPower, Production};
+        const CONSUMPTION: Channel = Channel::CONSUMPTION;
+        const PRODUCTION: Channel = Channel::PRODUCTION;
+        const MAX_POWER: Channel = Channel::MAX_POWER;
         let fs = SimFs::new();
         let january = segment(
             &fs,
             1,
             1_704_067_200,
-            &[("a", Consumption), ("a", Production), ("c", Consumption)],
+            &[("a", CONSUMPTION), ("a", PRODUCTION), ("c", CONSUMPTION)],
         );
         let february = segment(
             &fs,
             2,
             1_706_745_600,
-            &[("b", MaxPower), ("c", MaxPower), ("d", Production)],
+            &[("b", MAX_POWER), ("c", MAX_POWER), ("d", PRODUCTION)],
         );
         let set = MeterSet::of_segments(&[january, february]);
         assert_eq!(set.len(), 4);
         let list = |c| set.with_channel(c).collect::<Vec<_>>();
-        assert_eq!(list(Consumption), ["a", "c"]);
-        assert_eq!(list(Production), ["a", "d"]);
-        assert_eq!(list(MaxPower), ["b", "c"]);
+        assert_eq!(list(CONSUMPTION), ["a", "c"]);
+        assert_eq!(list(PRODUCTION), ["a", "d"]);
+        assert_eq!(list(MAX_POWER), ["b", "c"]);
         assert!(set.contains("d"));
         assert!(!set.contains("e"));
     }

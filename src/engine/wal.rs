@@ -76,7 +76,7 @@ pub fn encode_record(seq: u64, batch: &Batch) -> Vec<u8> {
     let mut start = 0usize;
     for run in &batch.runs {
         out.extend_from_slice(&run.meter.to_le_bytes());
-        out.push(run.channel as u8);
+        out.push(run.channel.code());
         out.extend_from_slice(&run.len.to_le_bytes());
         let end = start + run.len as usize;
         for p in batch.points.get(start..end).unwrap_or(&[]) {
@@ -339,7 +339,7 @@ mod tests {
         for i in 0..3 {
             b.push(
                 "09111642617347",
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 Point {
                     ts_utc: 1_700_000_000 + i * 1800,
                     value: 400 + i as i32,
@@ -351,7 +351,7 @@ mod tests {
         }
         b.push(
             "a.b-c_d",
-            Channel::MaxPower,
+            Channel::MAX_POWER,
             Point {
                 ts_utc: 5,
                 value: -7,

@@ -189,7 +189,7 @@ impl Params {
             }
         };
         let channel = parse_channel(raw.channel.as_deref())?;
-        if channel == Channel::MaxPower {
+        if channel == Channel::MAX_POWER {
             return Err(ApiError::invalid(
                 "aggregates sum consumption or production",
             ));

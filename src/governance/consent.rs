@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Batch;
-use crate::Channel;
 
 /// Whether load-curve collection is allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,15 +193,12 @@ impl ConsentRegistry {
         let mut counts: HashMap<(String, Refusal), u64> = HashMap::new();
         let mut refused_points = 0u64;
         for (meter, channel, point) in batch.iter() {
-            let verdict = match channel {
-                Channel::MaxPower => Ok(()),
-                Channel::Consumption | Channel::Production => {
-                    if self.collecting(meter, now_utc) {
-                        self.check(meter, point.ts_utc, point.step_min)
-                    } else {
-                        Err(Refusal::NoConsent)
-                    }
-                }
+            let verdict = if !channel.is_curve() {
+                Ok(())
+            } else if self.collecting(meter, now_utc) {
+                self.check(meter, point.ts_utc, point.step_min)
+            } else {
+                Err(Refusal::NoConsent)
             };
             match verdict {
                 // The point already passed `Batch::push` once: it cannot fail again.
@@ -231,7 +227,7 @@ impl ConsentRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Point, Quality};
+    use crate::{Channel, Point, Quality};
 
     fn event(from_utc: i64, collection: Collection, step_min: Option<u16>) -> ConsentEvent {
         ConsentEvent {
@@ -259,18 +255,18 @@ mod tests {
         let mut reg = ConsentRegistry::default();
         reg.insert(event(1_000, Collection::Revoked, None));
         let mut batch = Batch::new();
-        batch.push("m", Channel::Consumption, point(0, 30)).unwrap();
+        batch.push("m", Channel::CONSUMPTION, point(0, 30)).unwrap();
         batch
-            .push("m", Channel::Consumption, point(1_000, 30))
+            .push("m", Channel::CONSUMPTION, point(1_000, 30))
             .unwrap();
         batch
-            .push("m", Channel::Production, point(2_800, 30))
+            .push("m", Channel::PRODUCTION, point(2_800, 30))
             .unwrap();
         batch
-            .push("m", Channel::MaxPower, point(1_800, 1440))
+            .push("m", Channel::MAX_POWER, point(1_800, 1440))
             .unwrap();
         batch
-            .push("other", Channel::Consumption, point(1_800, 30))
+            .push("other", Channel::CONSUMPTION, point(1_800, 30))
             .unwrap();
         reg.insert(event(5_000, Collection::Granted, None));
         let (kept, screening) = reg.screen(&batch, 6_000);
@@ -281,9 +277,9 @@ mod tests {
         assert_eq!(
             kept,
             vec![
-                ("m".to_string(), Channel::Consumption, 0),
-                ("m".to_string(), Channel::MaxPower, 1_800),
-                ("other".to_string(), Channel::Consumption, 1_800),
+                ("m".to_string(), Channel::CONSUMPTION, 0),
+                ("m".to_string(), Channel::MAX_POWER, 1_800),
+                ("other".to_string(), Channel::CONSUMPTION, 1_800),
             ]
         );
         assert_eq!(screening.refused_points, 2);
@@ -326,8 +322,8 @@ mod tests {
         let mut reg = ConsentRegistry::default();
         reg.insert(event(1_000, Collection::Revoked, None));
         let mut batch = Batch::new();
-        batch.push("m", Channel::Consumption, point(0, 30)).unwrap();
-        batch.push("m", Channel::MaxPower, point(0, 1440)).unwrap();
+        batch.push("m", Channel::CONSUMPTION, point(0, 30)).unwrap();
+        batch.push("m", Channel::MAX_POWER, point(0, 1440)).unwrap();
         let (kept, screening) = reg.screen(&batch, 2_000);
         assert_eq!(kept.len(), 1);
         assert_eq!(screening.refused, vec![("m".into(), Refusal::NoConsent, 1)]);

@@ -469,7 +469,7 @@ impl Governance {
         to_utc: i64,
         channel: Channel,
     ) -> Result<ReleaseSummary, ApiError> {
-        if channel == Channel::MaxPower {
+        if channel == Channel::MAX_POWER {
             return Err(ApiError::invalid(
                 "aggregates sum consumption or production",
             ));
@@ -760,7 +760,7 @@ mod tests {
     fn a_release_file_reads_back_as_written() {
         let bytes = encode(&sample()).unwrap();
         let release = decode(Path::new("r.rel"), &bytes).unwrap();
-        assert_eq!(release.channel, Channel::Consumption);
+        assert_eq!(release.channel, Channel::CONSUMPTION);
         assert_eq!(
             release.frozen.months[0].levels[0][0].published,
             [(0, 2, 1_000)]

@@ -259,7 +259,7 @@ pub fn check_meter_id(id: &str) -> Result<(), ApiError> {
 
 pub fn parse_channel(name: Option<&str>) -> Result<Channel, ApiError> {
     match name {
-        None => Ok(Channel::Consumption),
+        None => Ok(Channel::CONSUMPTION),
         Some(name) => Channel::ALL
             .into_iter()
             .find(|c| c.as_str() == name)
@@ -819,8 +819,9 @@ pub fn answer(
 
 fn unit_of(channel: Channel) -> &'static str {
     match channel {
-        Channel::Consumption | Channel::Production => "W",
-        Channel::MaxPower => "VA",
+        Channel::CONSUMPTION | Channel::PRODUCTION => "W",
+        Channel::MAX_POWER => "VA",
+        _ => "Wh",
     }
 }
 
@@ -1229,7 +1230,7 @@ mod tests {
                 columns,
             } => {
                 assert_eq!(meter, "m1");
-                assert_eq!(channel, Channel::Production);
+                assert_eq!(channel, Channel::PRODUCTION);
                 assert_eq!((from_utc, to_utc), (1_704_067_200, 1_704_153_600));
                 assert!(columns);
             }

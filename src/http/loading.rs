@@ -270,7 +270,7 @@ mod tests {
             &store,
             csv.as_bytes(),
             Format::Csv,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             10,
         )
         .unwrap();
@@ -279,7 +279,7 @@ mod tests {
         let points = crate::query::curve(
             &*store.snapshot(),
             "m1",
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             1_705_276_800,
             1_705_276_800 + 2 * 86_400,
         )
@@ -301,7 +301,7 @@ mod tests {
             },
         );
         let bad = format!("{}m1,oops,1\nm1,oops,2\nm1,oops,3\n", csv_rows("m1", 2));
-        ingest::parse_into(bad.as_bytes(), Format::Csv, Channel::Consumption, &mut sink).unwrap();
+        ingest::parse_into(bad.as_bytes(), Format::Csv, Channel::CONSUMPTION, &mut sink).unwrap();
         let report = sink.finish().unwrap();
         assert_eq!(report.accepted, 2);
         assert_eq!(report.rejected_count, 3);
@@ -328,10 +328,10 @@ mod tests {
             step_min: 30,
             quality: crate::Quality::Measured,
         };
-        sink.point(7, "not a meter id", Channel::Consumption, point);
-        sink.point(8, "m1", Channel::Consumption, point);
-        sink.point(9, "..", Channel::Consumption, point);
-        sink.point(10, ".", Channel::Consumption, point);
+        sink.point(7, "not a meter id", Channel::CONSUMPTION, point);
+        sink.point(8, "m1", Channel::CONSUMPTION, point);
+        sink.point(9, "..", Channel::CONSUMPTION, point);
+        sink.point(10, ".", Channel::CONSUMPTION, point);
         let report = sink.finish().unwrap();
         assert_eq!(report.accepted, 1);
         let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();

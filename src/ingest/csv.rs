@@ -230,7 +230,7 @@ fn read_row(
         }
     };
     let step_min = match field(4) {
-        b"" if channel == Channel::MaxPower => MAX_POWER_STEP_MIN,
+        b"" if channel == Channel::MAX_POWER => MAX_POWER_STEP_MIN,
         b"" => DEFAULT_STEP_MIN,
         step => parse_i32(step)
             .and_then(|s| u16::try_from(s).ok())
@@ -546,7 +546,7 @@ mod tests {
     const ENEDIS_EXPORT: &[u8] = include_bytes!("../../tests/data/enedis_export.csv");
 
     fn parse_csv(input: &[u8]) -> Parsed {
-        parse(input, Format::Csv, Channel::Consumption).unwrap()
+        parse(input, Format::Csv, Channel::CONSUMPTION).unwrap()
     }
 
     #[test]
@@ -673,7 +673,7 @@ mod tests {
             tail: b"\nm1,2024-01-01T00:30:00Z,8\n",
         };
         let mut parsed = Parsed::default();
-        parse_csv_reader(input, Channel::Consumption, &mut parsed).unwrap();
+        parse_csv_reader(input, Channel::CONSUMPTION, &mut parsed).unwrap();
         assert_eq!(parsed.rows.len(), 1);
         assert_eq!(parsed.rows[0].2.value, 8);
         assert_eq!(parsed.rejected.len(), 1);
@@ -725,7 +725,7 @@ mod tests {
             b"meter_id,ts\n",
             b"09111642617347,2024-01-01T00:00:00Z,476\n",
         ] {
-            let err = parse(input, Format::Csv, Channel::Consumption).unwrap_err();
+            let err = parse(input, Format::Csv, Channel::CONSUMPTION).unwrap_err();
             assert!(matches!(err, IngestError::Header { line: 1, .. }), "{err}");
         }
         let header_only = parse_csv(b"meter_id,ts,value_w,quality,step_min\n");
@@ -747,9 +747,9 @@ mod tests {
                       m1,2024-01-01T18:47:13+01:00,7310\n\
                       m1,2024-01-02T19:02:00+01:00,6900,measured,1440\n\
                       m1,2024-01-03T19:00:00+01:00,6900,measured,30\n";
-        let parsed = parse(input, Format::Csv, Channel::MaxPower).unwrap();
+        let parsed = parse(input, Format::Csv, Channel::MAX_POWER).unwrap();
         assert_eq!(parsed.rows.len(), 2);
-        assert_eq!(parsed.rows[0].1, Channel::MaxPower);
+        assert_eq!(parsed.rows[0].1, Channel::MAX_POWER);
         assert_eq!(parsed.rows[0].2.ts_utc, 1_704_131_233);
         assert_eq!(parsed.rejected.len(), 1);
         assert_eq!(parsed.rejected[0].line, 4);
@@ -767,7 +767,7 @@ mod tests {
         let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, [3, 5, 6, 7]);
         let mut streamed = Parsed::default();
-        parse_csv_reader(Trickle(input), Channel::Consumption, &mut streamed).unwrap();
+        parse_csv_reader(Trickle(input), Channel::CONSUMPTION, &mut streamed).unwrap();
         assert_eq!(streamed, parsed);
     }
 
@@ -788,7 +788,7 @@ mod tests {
         let mut streamed = Parsed::default();
         parse_csv_reader(
             Trickle(NATIVE_MALFORMED),
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             &mut streamed,
         )
         .unwrap();
@@ -806,12 +806,12 @@ mod tests {
         let mut rows = Vec::new();
         for m in fleet.meters() {
             for r in &m.consumption {
-                rows.push((m.meter_id.clone(), Channel::Consumption, crate::point_of(r)));
+                rows.push((m.meter_id.clone(), Channel::CONSUMPTION, crate::point_of(r)));
             }
         }
         rows.push((
             "neg".into(),
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             Point {
                 ts_utc: 0,
                 value: i32::MAX,
@@ -832,7 +832,7 @@ mod tests {
     #[test]
     fn the_enedis_export_infers_steps_across_a_change_a_gap_and_dst() {
         assert_eq!(Format::detect(ENEDIS_EXPORT), Format::EnedisCsv);
-        let parsed = parse(ENEDIS_EXPORT, Format::EnedisCsv, Channel::Consumption).unwrap();
+        let parsed = parse(ENEDIS_EXPORT, Format::EnedisCsv, Channel::CONSUMPTION).unwrap();
         assert_eq!(parsed.rejected, []);
         // Lines 4 and 5 have no value; 6 to 9 are hourly; then 44 half-hours after a gap.
         assert_eq!(parsed.rows.len(), 48);
@@ -854,12 +854,12 @@ mod tests {
     fn enedis_export_errors_and_bad_lines() {
         let no_meta = b"Horodate;Valeur\n2023-10-28T01:00:00+02:00;5\n";
         assert!(matches!(
-            parse(no_meta, Format::EnedisCsv, Channel::Consumption),
+            parse(no_meta, Format::EnedisCsv, Channel::CONSUMPTION),
             Err(IngestError::Document { line: 1, .. })
         ));
         let kw = b"Identifiant PRM;Unite;Pas en minutes\n12345678901234;kW;\nHorodate;Valeur\n";
         assert!(matches!(
-            parse(kw, Format::EnedisCsv, Channel::Consumption),
+            parse(kw, Format::EnedisCsv, Channel::CONSUMPTION),
             Err(IngestError::Document { line: 2, .. })
         ));
         let input = b"Identifiant PRM;Unite;Pas en minutes\n12345678901234;W;30\nHorodate;Valeur\n\
@@ -868,7 +868,7 @@ mod tests {
                       2023-10-28T02:00;7\n\
                       2023-10-28T02:10:00+02:00;8\n\
                       2023-10-28T03:00:00+02:00;9;9\n";
-        let parsed = parse(input, Format::EnedisCsv, Channel::Consumption).unwrap();
+        let parsed = parse(input, Format::EnedisCsv, Channel::CONSUMPTION).unwrap();
         assert_eq!(parsed.rows.len(), 1);
         let lines: Vec<u64> = parsed.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, [5, 6, 7, 8]);
@@ -881,7 +881,7 @@ mod tests {
             "/tests/data/enedis/Enedis_SGE_HDM_A06NW0ZI.csv"
         );
         let input = std::fs::read(path).expect("vendored fixture (tests/data/enedis)");
-        let parsed = parse(&input, Format::detect(&input), Channel::Consumption).unwrap();
+        let parsed = parse(&input, Format::detect(&input), Channel::CONSUMPTION).unwrap();
         assert_eq!(parsed.rejected, []);
         assert_eq!(parsed.rows.len(), 17_852);
         assert!(parsed.rows.iter().all(|r| r.0 == "09111642617347"));

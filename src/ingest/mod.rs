@@ -17,7 +17,7 @@
 //! let csv = b"meter_id,ts,value_w,quality,step_min\n\
 //!             09111642617347,2024-01-01T00:00:00+01:00,476,measured,30\n\
 //!             09111642617347,2024-01-01T00:10:00+01:00,480\n";
-//! let parsed = parse(csv, Format::detect(csv), Channel::Consumption).unwrap();
+//! let parsed = parse(csv, Format::detect(csv), Channel::CONSUMPTION).unwrap();
 //! assert_eq!(parsed.rows.len(), 1);
 //! assert_eq!(parsed.rows[0].2.ts_utc, 1_704_063_600);
 //! assert_eq!(parsed.rejected[0].line, 3); // 00:10 is not aligned to a 30-minute step
@@ -284,7 +284,7 @@ fn check_point(channel: Channel, point: &Point) -> Result<(), String> {
 /// interval starts are aligned to it in UTC; a `max_power` point has the daily step and any
 /// instant.
 fn check_step_and_alignment(channel: Channel, ts_utc: i64, step_min: u16) -> Result<(), String> {
-    if channel == Channel::MaxPower {
+    if channel == Channel::MAX_POWER {
         if step_min != MAX_POWER_STEP_MIN {
             return Err(format!(
                 "max_power points have a step of {MAX_POWER_STEP_MIN} minutes, not {step_min}"
@@ -355,17 +355,17 @@ mod tests {
             include_bytes!("../../tests/data/enedis_export.csv"),
         ];
         for input in inputs {
-            let expected = parse(input, Format::detect(input), Channel::Consumption).unwrap();
+            let expected = parse(input, Format::detect(input), Channel::CONSUMPTION).unwrap();
             // A small buffer, so that detection and the CSV stream cross buffer boundaries.
             let reader = io::BufReader::with_capacity(5, input);
             let mut streamed = Parsed::default();
-            let format = parse_reader(reader, Channel::Consumption, &mut streamed).unwrap();
+            let format = parse_reader(reader, Channel::CONSUMPTION, &mut streamed).unwrap();
             assert_eq!(format, Format::detect(input));
             assert_eq!(streamed, expected);
         }
         let mut bom = Parsed::default();
         let input = &b"\xEF\xBB\xBFmeter_id,ts,value_w\nm,2024-01-01T00:00:00Z,1\n"[..];
-        parse_reader(input, Channel::Consumption, &mut bom).unwrap();
+        parse_reader(input, Channel::CONSUMPTION, &mut bom).unwrap();
         assert_eq!(bom.rows.len(), 1);
     }
 
@@ -393,7 +393,7 @@ mod tests {
             for input in [&raw[..], &mutated[..]] {
                 let lines = input.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
                 for format in [Format::Csv, Format::R50, Format::EnedisCsv] {
-                    if let Ok(parsed) = parse(input, format, Channel::Consumption) {
+                    if let Ok(parsed) = parse(input, format, Channel::CONSUMPTION) {
                         for r in &parsed.rejected {
                             proptest::prop_assert!(r.line >= 1 && r.line <= lines, "{:?}", r);
                         }
@@ -433,7 +433,7 @@ mod tests {
             step_min: 30,
             quality: crate::Quality::Measured,
         };
-        let c = Channel::Consumption;
+        let c = Channel::CONSUMPTION;
         assert!(check_point(c, &point(0)).is_ok());
         assert!(check_point(c, &point(MAX_TS_UTC + 1 - 1800)).is_ok());
         for ts in [-1800, MAX_TS_UTC + 1, 253_402_300_800 - 1800] {
@@ -450,9 +450,9 @@ mod tests {
     #[test]
     fn a_negative_power_is_refused_on_every_channel() {
         for (channel, step_min) in [
-            (Channel::Consumption, 30),
-            (Channel::Production, 30),
-            (Channel::MaxPower, 1440),
+            (Channel::CONSUMPTION, 30),
+            (Channel::PRODUCTION, 30),
+            (Channel::MAX_POWER, 1440),
         ] {
             let point = Point {
                 ts_utc: 1_704_063_600,
@@ -483,12 +483,12 @@ mod tests {
 
     #[test]
     fn steps_and_alignment_are_checked_per_channel() {
-        let c = Channel::Consumption;
+        let c = Channel::CONSUMPTION;
         assert!(check_step_and_alignment(c, 1_704_063_600, 30).is_ok());
         assert!(check_step_and_alignment(c, 1_704_063_600 + 600, 30).is_err());
         assert!(check_step_and_alignment(c, 1_704_063_600 + 600, 10).is_ok());
         assert!(check_step_and_alignment(c, 1_704_063_600, 20).is_err());
-        assert!(check_step_and_alignment(Channel::MaxPower, 1_704_063_601, 1440).is_ok());
-        assert!(check_step_and_alignment(Channel::MaxPower, 1_704_063_600, 30).is_err());
+        assert!(check_step_and_alignment(Channel::MAX_POWER, 1_704_063_601, 1440).is_ok());
+        assert!(check_step_and_alignment(Channel::MAX_POWER, 1_704_063_600, 30).is_err());
     }
 }

@@ -617,7 +617,7 @@ mod tests {
     const R50_DST: &[u8] = include_bytes!("../../tests/data/r50_dst.xml");
 
     fn parse_r50(input: &[u8]) -> Result<Parsed, IngestError> {
-        parse_any(input, Format::R50, Channel::Consumption)
+        parse_any(input, Format::R50, Channel::CONSUMPTION)
     }
 
     const HEADER: &str = "<?xml version=\"1.0\"?>\n<R50><En_Tete_Flux><Pas_Publication>30</Pas_Publication></En_Tete_Flux>\n<PRM><Id_PRM>12345678901234</Id_PRM><Donnees_Releve>\n";
@@ -648,7 +648,7 @@ mod tests {
         assert!(parsed
             .rows
             .iter()
-            .all(|r| r.2.step_min == 30 && r.1 == Channel::Consumption));
+            .all(|r| r.2.step_min == 30 && r.1 == Channel::CONSUMPTION));
     }
 
     #[test]

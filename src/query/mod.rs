@@ -222,7 +222,7 @@ fn check_meter(src: &dyn SeriesSource, meter: &str) -> Result<(), QueryError> {
 }
 
 fn check_energy_channel(channel: Channel) -> Result<(), QueryError> {
-    if channel == Channel::MaxPower {
+    if channel == Channel::MAX_POWER {
         return Err(QueryError::InvalidArgument(
             "energy is defined for the consumption and production channels, not max_power".into(),
         ));

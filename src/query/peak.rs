@@ -84,11 +84,11 @@ pub(crate) fn periods(
     periods: &[(i64, i64)],
 ) -> Result<Vec<PeakPeriod>, QueryError> {
     let mut scratch = DecodedBlock::default();
-    let max_power = highest(src, meter, Channel::MaxPower, periods, &mut scratch)?;
+    let max_power = highest(src, meter, Channel::MAX_POWER, periods, &mut scratch)?;
     let curve = if max_power.iter().all(Option::is_some) {
         vec![None; periods.len()]
     } else {
-        highest(src, meter, Channel::Consumption, periods, &mut scratch)?
+        highest(src, meter, Channel::CONSUMPTION, periods, &mut scratch)?
     };
     Ok(periods
         .iter()

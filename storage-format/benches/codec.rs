@@ -76,7 +76,7 @@ fn codec(c: &mut Criterion) {
     let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut file);
     for (meter, p) in &meters {
         builder
-            .add_block(meter, Channel::Consumption, p, &mut file)
+            .add_block(meter, Channel::CONSUMPTION, p, &mut file)
             .expect("adds");
     }
     builder.finish(&mut file).expect("finishes");
@@ -89,7 +89,7 @@ fn codec(c: &mut Criterion) {
             let (mut sum, mut max) = (0i64, i32::MIN);
             for (meter, _) in &meters {
                 for r in segment
-                    .blocks(black_box(meter), Channel::Consumption)
+                    .blocks(black_box(meter), Channel::CONSUMPTION)
                     .expect("looks up")
                 {
                     sum += r.summary.sum_value;
@@ -105,7 +105,7 @@ fn codec(c: &mut Criterion) {
             let (mut sum, mut max) = (0i64, i32::MIN);
             for (meter, _) in &meters {
                 for r in segment
-                    .blocks(black_box(meter), Channel::Consumption)
+                    .blocks(black_box(meter), Channel::CONSUMPTION)
                     .expect("looks up")
                 {
                     r.decode_into(&mut out).expect("decodes");

@@ -109,9 +109,9 @@ impl std::ops::AddAssign for Baseline {
 
 fn series_of(m: &MeterSeries) -> [(Channel, &[Reading]); 3] {
     [
-        (Channel::Consumption, &m.consumption),
-        (Channel::Production, &m.production),
-        (Channel::MaxPower, &m.max_power),
+        (Channel::CONSUMPTION, &m.consumption),
+        (Channel::PRODUCTION, &m.production),
+        (Channel::MAX_POWER, &m.max_power),
     ]
 }
 
@@ -214,8 +214,8 @@ fn main() {
                         .expect("adds");
                     let len = (seg.bytes.len() - before) as u64;
                     ours += len;
-                    channel_bytes[channel as usize] += len;
-                    channel_points[channel as usize] += month.len() as u64;
+                    channel_bytes[usize::from(channel.code())] += len;
+                    channel_points[usize::from(channel.code())] += month.len() as u64;
                     raw_points += month.len() as u64;
                 }
             }
@@ -320,7 +320,7 @@ fn decode_speeds(segments: &BTreeMap<u32, MonthSegment>) {
     let t = Instant::now();
     let (mut sum, mut max, mut m) = (0i64, i32::MIN, 0u64);
     for _ in 0..rounds {
-        for s in series.iter().filter(|s| s.channel == Channel::Consumption) {
+        for s in series.iter().filter(|s| s.channel == Channel::CONSUMPTION) {
             b_decode_sum(s, &mut out, &mut sum, &mut max, &mut m);
         }
     }
@@ -328,9 +328,9 @@ fn decode_speeds(segments: &BTreeMap<u32, MonthSegment>) {
     let t = Instant::now();
     let (mut sum2, mut max2, mut m2) = (0i64, i32::MIN, 0u64);
     for _ in 0..rounds {
-        for s in series.iter().filter(|s| s.channel == Channel::Consumption) {
+        for s in series.iter().filter(|s| s.channel == Channel::CONSUMPTION) {
             for b in segment
-                .blocks(s.meter, Channel::Consumption)
+                .blocks(s.meter, Channel::CONSUMPTION)
                 .expect("looks up")
             {
                 sum2 += b.summary.sum_value;
@@ -350,7 +350,7 @@ fn decode_speeds(segments: &BTreeMap<u32, MonthSegment>) {
     for _ in 0..rounds {
         for s in segment.series() {
             let s = s.expect("scans");
-            if s.channel != Channel::Consumption {
+            if s.channel != Channel::CONSUMPTION {
                 continue;
             }
             for b in &s.blocks {

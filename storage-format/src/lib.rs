@@ -38,13 +38,13 @@
 //! // Write: the caller appends each chunk to its file, in order.
 //! let mut file = Vec::new();
 //! let mut builder = SegmentBuilder::new(SegmentMeta { partition: 648, seq: 1 }, &mut file);
-//! builder.add_block("09111642617347", Channel::Consumption, &points, &mut file)?;
+//! builder.add_block("09111642617347", Channel::CONSUMPTION, &points, &mut file)?;
 //! let stats = builder.finish(&mut file)?;
 //! assert_eq!(stats.points, 48);
 //!
 //! // Read in place (typically from an mmap): summaries without decoding, then the points.
 //! let segment = Segment::open(&file)?;
-//! let blocks = segment.blocks("09111642617347", Channel::Consumption)?;
+//! let blocks = segment.blocks("09111642617347", Channel::CONSUMPTION)?;
 //! assert_eq!(blocks[0].summary.max_value, 306);
 //! let mut decoded = DecodedBlock::default();
 //! blocks[0].decode_into(&mut decoded)?;
@@ -88,31 +88,59 @@ impl Quality {
     }
 }
 
-/// A channel of a meter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[repr(u8)]
-pub enum Channel {
-    /// Load curve: average active power in W over each interval.
-    #[default]
-    Consumption = 0,
-    /// Injected power (solar, ...), W, same shape as consumption.
-    Production = 1,
-    /// One value a day: maximum apparent power in VA; `ts_utc` is the instant it occurred.
-    MaxPower = 2,
-}
+/// A channel of a meter: what a series holds, coded in one byte.
+///
+/// Codes 0..=2 are the curve-era channels every format version knows. Later codes are added by
+/// later format versions (see `FORMAT.md`); a reader refuses a code its version does not define.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct Channel(u8);
 
 impl Channel {
-    pub const ALL: [Channel; 3] = [Channel::Consumption, Channel::Production, Channel::MaxPower];
+    /// Load curve: average active power in W over each interval.
+    pub const CONSUMPTION: Channel = Channel(0);
+    /// Injected power (solar, ...), W, same shape as consumption.
+    pub const PRODUCTION: Channel = Channel(1);
+    /// One value a day: maximum apparent power in VA; `ts_utc` is the instant it occurred.
+    pub const MAX_POWER: Channel = Channel(2);
+
+    /// The channels of format versions 1 and 2, in code order.
+    pub const ALL: [Channel; 3] = [
+        Channel::CONSUMPTION,
+        Channel::PRODUCTION,
+        Channel::MAX_POWER,
+    ];
 
     pub fn from_u8(code: u8) -> Option<Channel> {
         Channel::ALL.get(usize::from(code)).copied()
     }
 
+    /// Whether the channel is a load curve (power over intervals), as opposed to one reading a
+    /// day at an instant.
+    pub fn is_curve(self) -> bool {
+        matches!(self, Channel::CONSUMPTION | Channel::PRODUCTION)
+    }
+
+    /// The channel's code, as stored.
+    pub const fn code(self) -> u8 {
+        self.0
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Channel::Consumption => "consumption",
-            Channel::Production => "production",
-            Channel::MaxPower => "max_power",
+            Channel::CONSUMPTION => "consumption",
+            Channel::PRODUCTION => "production",
+            Channel::MAX_POWER => "max_power",
+            _ => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_str() {
+            "unknown" => write!(f, "Channel({})", self.0),
+            name => f.write_str(name),
         }
     }
 }

@@ -276,7 +276,7 @@ impl SegmentBuilder {
             let mut fence = [0u8; FENCE_LEN];
             fence[0] = meter.len() as u8;
             fence[1..1 + meter.len()].copy_from_slice(meter.as_bytes());
-            fence[1 + METER_ID_MAX_LEN] = first_channel as u8;
+            fence[1 + METER_ID_MAX_LEN] = first_channel.code();
             // Page offsets are relative to the index until `finish` knows where it starts.
             fence[2 + METER_ID_MAX_LEN..].copy_from_slice(&(self.pages.len() as u64).to_le_bytes());
             self.fences.extend_from_slice(&fence);
@@ -287,7 +287,7 @@ impl SegmentBuilder {
         let mask = self
             .group
             .iter()
-            .fold(0u8, |mask, (c, _)| mask | (1 << *c as u8));
+            .fold(0u8, |mask, (c, _)| mask | (1 << c.code()));
         let single = self.group.iter().all(|(_, blocks)| blocks.len() == 1);
         page.push(if single { mask | SINGLE_BLOCKS } else { mask });
         page.extend_from_slice(&self.group_crc.clone().finalize().to_le_bytes());
@@ -295,7 +295,7 @@ impl SegmentBuilder {
             if !single {
                 put_varint(page, blocks.len() as u64);
             }
-            let chain = &mut self.page_chain[channel as usize];
+            let chain = &mut self.page_chain[usize::from(channel.code())];
             for b in &blocks {
                 encode_entry(page, b, chain);
                 *chain = Chain::of(&b.summary);
@@ -851,11 +851,15 @@ impl<'a> Segment<'a> {
                 }
             }
             for channel in Channel::ALL {
-                if mask & (1 << channel as u8) == 0 {
+                if mask & (1 << channel.code()) == 0 {
                     continue;
                 }
                 let max_blocks = (r.remaining() / entry_min_len) as u64;
-                let chain = &mut chains[if grid_entries { channel as usize } else { 0 }];
+                let chain = &mut chains[if grid_entries {
+                    usize::from(channel.code())
+                } else {
+                    0
+                }];
                 let count = if single {
                     1
                 } else {
@@ -1073,7 +1077,7 @@ impl<'a> Segment<'a> {
         let (mut lo, mut hi) = (0u32, self.page_count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.fence_key(mid)? <= (meter.as_bytes(), channel as u8) {
+            if self.fence_key(mid)? <= (meter.as_bytes(), channel.code()) {
                 lo = mid + 1;
             } else {
                 hi = mid;

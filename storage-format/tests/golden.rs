@@ -86,7 +86,7 @@ fn golden_series() -> Vec<(String, Channel, Vec<Vec<Point>>)> {
         let change = (m == 3).then_some(n / 2);
         series.push((
             meter.clone(),
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             vec![curve(m, MARCH_2024, step, n, change)],
         ));
         if m % 4 == 1 {
@@ -100,7 +100,7 @@ fn golden_series() -> Vec<(String, Channel, Vec<Vec<Point>>)> {
                     }
                 })
                 .collect();
-            series.push((meter.clone(), Channel::Production, vec![production]));
+            series.push((meter.clone(), Channel::PRODUCTION, vec![production]));
         }
         let mut rng = Mix(m + 1000);
         let max_power: Vec<Point> = (0..31)
@@ -113,7 +113,7 @@ fn golden_series() -> Vec<(String, Channel, Vec<Vec<Point>>)> {
                 )
             })
             .collect();
-        series.push((meter, Channel::MaxPower, vec![max_power]));
+        series.push((meter, Channel::MAX_POWER, vec![max_power]));
     }
     // Edges: extreme values and timestamps, one-point blocks, a series of several blocks.
     let extremes = vec![
@@ -122,13 +122,13 @@ fn golden_series() -> Vec<(String, Channel, Vec<Vec<Point>>)> {
         point(1, 0, 5, Quality::Measured),
         point(i64::MAX / 2, -1, 30, Quality::Measured),
     ];
-    series.push(("edge.meter-1".into(), Channel::Consumption, vec![extremes]));
+    series.push(("edge.meter-1".into(), Channel::CONSUMPTION, vec![extremes]));
     let month = curve(77, MARCH_2024, 30, 1488, None);
     let blocks: Vec<Vec<Point>> = month.chunks(400).map(<[Point]>::to_vec).collect();
-    series.push(("edge.meter-2".into(), Channel::Consumption, blocks));
+    series.push(("edge.meter-2".into(), Channel::CONSUMPTION, blocks));
     series.push((
         "edge.meter-2".into(),
-        Channel::MaxPower,
+        Channel::MAX_POWER,
         vec![vec![point(MARCH_2024 + 7, 42, 1440, Quality::Measured)]],
     ));
     series.sort_by(|a, b| (a.0.as_bytes(), a.1).cmp(&(b.0.as_bytes(), b.1)));
@@ -307,9 +307,9 @@ fn household_series() -> Vec<(String, Channel, Vec<Vec<Point>>)> {
     meters.sort_by(|a, b| a.meter_id.cmp(&b.meter_id));
     for m in meters {
         for (channel, readings) in [
-            (Channel::Consumption, &m.consumption),
-            (Channel::Production, &m.production),
-            (Channel::MaxPower, &m.max_power),
+            (Channel::CONSUMPTION, &m.consumption),
+            (Channel::PRODUCTION, &m.production),
+            (Channel::MAX_POWER, &m.max_power),
         ] {
             if !readings.is_empty() {
                 series.push((m.meter_id.clone(), channel, vec![points(readings)]));
@@ -390,12 +390,12 @@ fn the_sizes_the_spec_states_hold() {
     // footer.
     let series = vec![(
         "m".to_string(),
-        Channel::Consumption,
+        Channel::CONSUMPTION,
         vec![vec![point(0, 5, 30, Quality::Measured)]],
     )];
     let bytes = build(&series, EMPTY_META);
     let segment = Segment::open(&bytes).expect("opens");
-    let block = segment.blocks("m", Channel::Consumption).expect("looks up")[0];
+    let block = segment.blocks("m", Channel::CONSUMPTION).expect("looks up")[0];
     assert_eq!(block.offset, HEADER_LEN as u64);
     let index_len = bytes.len() - HEADER_LEN - block.encoded().len() - FENCE_LEN - FOOTER_LEN;
     assert!(index_len > PAGE_HEADER_LEN, "page of {index_len} bytes");

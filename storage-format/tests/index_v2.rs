@@ -192,7 +192,7 @@ fn one_block(points: &[Point]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
     builder
-        .add_block("m", Channel::MaxPower, points, &mut out)
+        .add_block("m", Channel::MAX_POWER, points, &mut out)
         .expect("adds");
     builder.finish(&mut out).expect("finishes");
     out
@@ -230,7 +230,7 @@ fn uniform_blocks_far_off_their_grid_keep_their_summaries() {
         let bytes = one_block(&points);
         let segment = Segment::open(&bytes).expect("opens");
         segment.verify().expect("verifies");
-        let b = segment.blocks("m", Channel::MaxPower).expect("looks up")[0];
+        let b = segment.blocks("m", Channel::MAX_POWER).expect("looks up")[0];
         assert_eq!(b.summary, block::summarize(&points), "{points:?}");
         let mut decoded = DecodedBlock::default();
         b.decode_into(&mut decoded).expect("decodes");
@@ -253,7 +253,7 @@ fn segment_of(points: &[Point]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
     builder
-        .add_block("m", Channel::Consumption, points, &mut out)
+        .add_block("m", Channel::CONSUMPTION, points, &mut out)
         .expect("adds");
     builder.finish(&mut out).expect("finishes");
     out
@@ -262,7 +262,7 @@ fn segment_of(points: &[Point]) -> Vec<u8> {
 fn only_block(bytes: &[u8]) -> storage_format::segment::BlockRef<'_> {
     let segment = Segment::open(bytes).expect("opens");
     segment.verify().expect("verifies");
-    segment.blocks("m", Channel::Consumption).expect("looks up")[0]
+    segment.blocks("m", Channel::CONSUMPTION).expect("looks up")[0]
 }
 
 fn round_trips(bytes: &[u8], points: &[Point]) {
@@ -334,7 +334,7 @@ fn first_error(bytes: &[u8]) -> Option<storage_format::Error> {
         Ok(s) => s,
         Err(e) => return Some(e),
     };
-    let blocks = match segment.blocks("m", Channel::Consumption) {
+    let blocks = match segment.blocks("m", Channel::CONSUMPTION) {
         Ok(b) => b,
         Err(e) => return Some(e),
     };
@@ -349,7 +349,7 @@ fn an_entry_that_disagrees_with_its_block_is_corruption() {
     assert!(first_error(&bytes).is_none());
     let len = Segment::open(&bytes)
         .expect("opens")
-        .blocks("m", Channel::Consumption)
+        .blocks("m", Channel::CONSUMPTION)
         .expect("looks up")[0]
         .encoded()
         .len();
@@ -397,7 +397,7 @@ fn a_damaged_block_fails_every_block_of_its_meter_group_and_no_other() {
     let mut out = Vec::new();
     let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
     for meter in ["a", "b"] {
-        for (channel, step) in [(Channel::Consumption, 30), (Channel::MaxPower, 1440)] {
+        for (channel, step) in [(Channel::CONSUMPTION, 30), (Channel::MAX_POWER, 1440)] {
             for chunk in regular(96, step).chunks(48) {
                 builder
                     .add_block(meter, channel, chunk, &mut out)
@@ -407,13 +407,13 @@ fn a_damaged_block_fails_every_block_of_its_meter_group_and_no_other() {
     }
     builder.finish(&mut out).expect("finishes");
     let segment = Segment::open(&out).expect("opens");
-    let b_max = segment.blocks("b", Channel::MaxPower).expect("looks up")[1];
+    let b_max = segment.blocks("b", Channel::MAX_POWER).expect("looks up")[1];
     let mut bad = out.clone();
     bad[b_max.offset as usize] ^= 0x10;
     let segment = Segment::open(&bad).expect("opens");
     let mut decoded = DecodedBlock::default();
     for (meter, damaged) in [("a", false), ("b", true)] {
-        for channel in [Channel::Consumption, Channel::MaxPower] {
+        for channel in [Channel::CONSUMPTION, Channel::MAX_POWER] {
             let blocks = segment.blocks(meter, channel).expect("looks up");
             assert_eq!(blocks.len(), 2);
             for b in blocks {

@@ -26,7 +26,7 @@ fn a_segment_of_many_series_round_trips_through_lookups_and_scans() {
         let meter = format!("{:014}", 10_000_000_000_000u64 + u64::from(m) * 7919);
         let expected = household_month(u64::from(m), JAN_2024, 30, 31);
         let blocks = segment
-            .blocks(&meter, Channel::Consumption)
+            .blocks(&meter, Channel::CONSUMPTION)
             .expect("looks up");
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].summary, block::summarize(&expected));
@@ -34,20 +34,20 @@ fn a_segment_of_many_series_round_trips_through_lookups_and_scans() {
         let back: Vec<Point> = decoded.points().collect();
         assert_eq!(back, expected);
         let production = segment
-            .blocks(&meter, Channel::Production)
+            .blocks(&meter, Channel::PRODUCTION)
             .expect("looks up");
         assert_eq!(production.len(), usize::from(m % 3 == 0));
         assert!(segment
-            .blocks(&meter, Channel::MaxPower)
+            .blocks(&meter, Channel::MAX_POWER)
             .expect("looks up")
             .is_empty());
     }
     assert!(segment
-        .blocks("0", Channel::Consumption)
+        .blocks("0", Channel::CONSUMPTION)
         .expect("looks up")
         .is_empty());
     assert!(segment
-        .blocks("99999999999999", Channel::Consumption)
+        .blocks("99999999999999", Channel::CONSUMPTION)
         .expect("looks up")
         .is_empty());
     let series: Vec<_> = segment.series().collect::<Result<_, _>>().expect("scans");
@@ -64,14 +64,14 @@ fn a_series_of_several_blocks_keeps_them_in_time_order() {
     let month = household_month(1, JAN_2024, 30, 31);
     for chunk in month.chunks(100) {
         builder
-            .add_block("m", Channel::Consumption, chunk, &mut out)
+            .add_block("m", Channel::CONSUMPTION, chunk, &mut out)
             .expect("adds");
     }
     let stats = builder.finish(&mut out).expect("finishes");
     assert_eq!(stats.bytes, out.len() as u64);
     let segment = open(&out);
     segment.verify().expect("verifies");
-    let blocks = segment.blocks("m", Channel::Consumption).expect("looks up");
+    let blocks = segment.blocks("m", Channel::CONSUMPTION).expect("looks up");
     assert_eq!(blocks.len(), month.chunks(100).count());
     let mut all = Vec::new();
     let mut decoded = DecodedBlock::default();
@@ -96,7 +96,7 @@ fn an_empty_segment_is_valid() {
     let segment = open(&out);
     assert_eq!(segment.verify().expect("verifies").series, 0);
     assert!(segment
-        .blocks("m", Channel::Consumption)
+        .blocks("m", Channel::CONSUMPTION)
         .expect("looks up")
         .is_empty());
 }
@@ -107,21 +107,21 @@ fn keys_out_of_order_and_overlapping_blocks_are_refused() {
     let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
     let month = household_month(1, JAN_2024, 30, 2);
     builder
-        .add_block("b", Channel::Production, &month, &mut out)
+        .add_block("b", Channel::PRODUCTION, &month, &mut out)
         .expect("adds");
     let len = out.len();
-    for (meter, channel) in [("a", Channel::MaxPower), ("b", Channel::Consumption)] {
+    for (meter, channel) in [("a", Channel::MAX_POWER), ("b", Channel::CONSUMPTION)] {
         let err = builder
             .add_block(meter, channel, &month, &mut out)
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     }
     let err = builder
-        .add_block("b", Channel::Production, &month, &mut out)
+        .add_block("b", Channel::PRODUCTION, &month, &mut out)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     let err = builder
-        .add_block("", Channel::Production, &month, &mut out)
+        .add_block("", Channel::PRODUCTION, &month, &mut out)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert_eq!(out.len(), len);
@@ -150,18 +150,18 @@ fn a_block_spanning_more_than_i64_max_seconds_is_refused_by_the_index() {
         },
     ];
     let err = builder
-        .add_block("m", Channel::Consumption, &points, &mut out)
+        .add_block("m", Channel::CONSUMPTION, &points, &mut out)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     let points = [p, Point { ts_utc: -1, ..p }];
     builder
-        .add_block("m", Channel::Consumption, &points, &mut out)
+        .add_block("m", Channel::CONSUMPTION, &points, &mut out)
         .expect("adds");
     builder.finish(&mut out).expect("finishes");
     let segment = open(&out);
     segment.verify().expect("verifies");
     assert_eq!(
-        segment.blocks("m", Channel::Consumption).expect("looks up")[0]
+        segment.blocks("m", Channel::CONSUMPTION).expect("looks up")[0]
             .summary
             .first_ts,
         i64::MIN

@@ -27,7 +27,7 @@ fn store_with_meters(dir: &std::path::Path) -> Arc<Store> {
                 quality: Quality::Measured,
             };
             batch
-                .push(meter, Channel::Consumption, point)
+                .push(meter, Channel::CONSUMPTION, point)
                 .expect("a valid point");
         }
     }

@@ -14,7 +14,7 @@ fn day(meter: &str, start: i64, base: i32) -> Batch {
     for i in 0..48 {
         b.push(
             meter,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             pt(start + i * 1800, base + i as i32),
         )
         .expect("valid");
@@ -30,7 +30,7 @@ fn ingested_points_read_back_from_the_memtable_the_segments_and_after_reopen() {
         let store = Store::open(dir.path(), Options::default()).unwrap();
         store.ingest(&day("09111642617347", T0, 100)).unwrap();
         assert_eq!(
-            read(&store, "09111642617347", Channel::Consumption),
+            read(&store, "09111642617347", Channel::CONSUMPTION),
             expected
         );
         assert!(store.snapshot().has_meter("09111642617347"));
@@ -40,23 +40,23 @@ fn ingested_points_read_back_from_the_memtable_the_segments_and_after_reopen() {
         // Replayed from the log.
         let store = Store::open(dir.path(), Options::default()).unwrap();
         assert_eq!(
-            read(&store, "09111642617347", Channel::Consumption),
+            read(&store, "09111642617347", Channel::CONSUMPTION),
             expected
         );
         store.flush().unwrap();
         assert_eq!(
-            read(&store, "09111642617347", Channel::Consumption),
+            read(&store, "09111642617347", Channel::CONSUMPTION),
             expected
         );
         assert_eq!(store.stats().segments, 1);
     }
     let store = Store::open(dir.path(), Options::default()).unwrap();
     assert_eq!(
-        read(&store, "09111642617347", Channel::Consumption),
+        read(&store, "09111642617347", Channel::CONSUMPTION),
         expected
     );
     assert_eq!(
-        store.snapshot().meters(Channel::Consumption),
+        store.snapshot().meters(Channel::CONSUMPTION),
         vec!["09111642617347".to_string()]
     );
     let stats = store.verify().unwrap();
@@ -77,9 +77,9 @@ fn late_duplicate_out_of_order_and_corrected_data_resolve_to_the_newest_value() 
     // Out of order inside a batch, then flushed.
     store
         .ingest(&batch(&[
-            (m, Channel::Consumption, pt(T0 + 3600, 3)),
-            (m, Channel::Consumption, pt(T0, 1)),
-            (m, Channel::Consumption, pt(T0 + 1800, 2)),
+            (m, Channel::CONSUMPTION, pt(T0 + 3600, 3)),
+            (m, Channel::CONSUMPTION, pt(T0, 1)),
+            (m, Channel::CONSUMPTION, pt(T0 + 1800, 2)),
         ]))
         .unwrap();
     store.flush().unwrap();
@@ -90,8 +90,8 @@ fn late_duplicate_out_of_order_and_corrected_data_resolve_to_the_newest_value() 
     };
     store
         .ingest(&batch(&[
-            (m, Channel::Consumption, pt(T0, 1)),
-            (m, Channel::Consumption, corrected),
+            (m, Channel::CONSUMPTION, pt(T0, 1)),
+            (m, Channel::CONSUMPTION, corrected),
         ]))
         .unwrap();
     store.flush().unwrap();
@@ -99,20 +99,20 @@ fn late_duplicate_out_of_order_and_corrected_data_resolve_to_the_newest_value() 
     let late = pt(T0 - 40 * 86_400, 7);
     store
         .ingest(&batch(&[
-            (m, Channel::Consumption, late),
-            (m, Channel::Consumption, pt(T0 + 3600, 30)),
+            (m, Channel::CONSUMPTION, late),
+            (m, Channel::CONSUMPTION, pt(T0 + 3600, 30)),
         ]))
         .unwrap();
     // An older value for the same interval sent again later wins too: order of arrival decides.
     store
-        .ingest(&batch(&[(m, Channel::Consumption, pt(T0 + 3600, 31))]))
+        .ingest(&batch(&[(m, Channel::CONSUMPTION, pt(T0 + 3600, 31))]))
         .unwrap();
     let want = vec![late, pt(T0, 1), corrected, pt(T0 + 3600, 31)];
-    assert_eq!(read(&store, m, Channel::Consumption), want);
+    assert_eq!(read(&store, m, Channel::CONSUMPTION), want);
     store.flush().unwrap();
-    assert_eq!(read(&store, m, Channel::Consumption), want);
+    assert_eq!(read(&store, m, Channel::CONSUMPTION), want);
     store.compact().unwrap();
-    assert_eq!(read(&store, m, Channel::Consumption), want);
+    assert_eq!(read(&store, m, Channel::CONSUMPTION), want);
     assert_eq!(
         store.stats().segments,
         2,
@@ -125,7 +125,7 @@ fn late_duplicate_out_of_order_and_corrected_data_resolve_to_the_newest_value() 
     );
     drop(store);
     let store = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(read(&store, m, Channel::Consumption), want);
+    assert_eq!(read(&store, m, Channel::CONSUMPTION), want);
 }
 
 #[test]
@@ -143,18 +143,18 @@ fn a_meter_whose_step_changes_from_30_to_10_and_back_reads_back_exactly() {
                 step_min: step,
                 quality: Quality::Measured,
             };
-            b.push("m", Channel::Consumption, p).unwrap();
+            b.push("m", Channel::CONSUMPTION, p).unwrap();
             want.push(p);
             ts += 60 * i64::from(step);
         }
         store.ingest(&b).unwrap();
         store.flush().unwrap();
     }
-    assert_eq!(read(&store, "m", Channel::Consumption), want);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION), want);
     store.compact().unwrap();
-    assert_eq!(read(&store, "m", Channel::Consumption), want);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION), want);
     let snap = store.snapshot();
-    let chunks = snap.chunks("m", Channel::Consumption, T0, ts).unwrap();
+    let chunks = snap.chunks("m", Channel::CONSUMPTION, T0, ts).unwrap();
     assert_eq!(chunks.len(), 1);
     assert_eq!(chunks[0].summary().step_min, 0, "mixed steps");
     assert_eq!(
@@ -179,13 +179,13 @@ fn chunks_are_ordered_disjoint_and_a_block_chunk_is_exact() {
     store
         .ingest(&batch(&[(
             "m",
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             pt(T0 + 31 * 86_400, -1),
         )]))
         .unwrap();
     let snap = store.snapshot();
     let chunks = snap
-        .chunks("m", Channel::Consumption, T0, T0 + 100 * 86_400)
+        .chunks("m", Channel::CONSUMPTION, T0, T0 + 100 * 86_400)
         .unwrap();
     let mut prev_end = i64::MIN;
     let mut blocks = 0;
@@ -204,13 +204,13 @@ fn chunks_are_ordered_disjoint_and_a_block_chunk_is_exact() {
     assert_eq!(blocks, 2, "January and March are untouched blocks");
     assert_eq!(chunks.len(), 3);
     let all = snap
-        .points("m", Channel::Consumption, T0, T0 + 100 * 86_400)
+        .points("m", Channel::CONSUMPTION, T0, T0 + 100 * 86_400)
         .unwrap();
     assert_eq!(all.len(), 144);
     assert_eq!(all[48], pt(T0 + 31 * 86_400, -1));
     // A range inside January still gets the whole January block, summary exact.
     let inner = snap
-        .chunks("m", Channel::Consumption, T0 + 3600, T0 + 7200)
+        .chunks("m", Channel::CONSUMPTION, T0 + 3600, T0 + 7200)
         .unwrap();
     assert!(matches!(inner.as_slice(), [Chunk::Block(_)]));
 }
@@ -230,7 +230,7 @@ fn retention_drops_whole_months_older_than_the_configured_age() {
     }
     store.apply_retention().unwrap();
     // Newest point: 2024-04-01 + 1 day; cutoff 40 days before: mid-February. January goes.
-    let pts = read(&store, "m", Channel::Consumption);
+    let pts = read(&store, "m", Channel::CONSUMPTION);
     assert_eq!(pts.len(), 3 * 48);
     assert!(pts.iter().all(|p| p.ts_utc >= T0 + 31 * 86_400));
     assert_eq!(store.stats().segments, 3);
@@ -241,24 +241,24 @@ fn retention_drops_whole_months_older_than_the_configured_age() {
 #[test]
 fn a_batch_refuses_bad_meter_ids_steps_and_instants_outside_the_supported_range() {
     let mut b = Batch::new();
-    assert!(b.push("", Channel::Consumption, pt(T0, 1)).is_err());
+    assert!(b.push("", Channel::CONSUMPTION, pt(T0, 1)).is_err());
     assert!(b
-        .push(&"x".repeat(65), Channel::Consumption, pt(T0, 1))
+        .push(&"x".repeat(65), Channel::CONSUMPTION, pt(T0, 1))
         .is_err());
-    assert!(b.push("a b", Channel::Consumption, pt(T0, 1)).is_err());
-    assert!(b.push("é", Channel::Consumption, pt(T0, 1)).is_err());
+    assert!(b.push("a b", Channel::CONSUMPTION, pt(T0, 1)).is_err());
+    assert!(b.push("é", Channel::CONSUMPTION, pt(T0, 1)).is_err());
     let step = |s| Point {
         step_min: s,
         ..pt(T0, 1)
     };
-    assert!(b.push("m", Channel::Consumption, step(20)).is_err());
-    assert!(b.push("m", Channel::MaxPower, step(30)).is_err());
-    assert!(b.push("m", Channel::Consumption, pt(-1, 1)).is_err());
+    assert!(b.push("m", Channel::CONSUMPTION, step(20)).is_err());
+    assert!(b.push("m", Channel::MAX_POWER, step(30)).is_err());
+    assert!(b.push("m", Channel::CONSUMPTION, pt(-1, 1)).is_err());
     // Year 9999 cannot be written by every query and export: an embedder is refused it too.
     let year_9999 = b
         .push(
             "m",
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             pt(courbe::engine::MAX_TS_UTC + 1, 1),
         )
         .unwrap_err();
@@ -269,9 +269,9 @@ fn a_batch_refuses_bad_meter_ids_steps_and_instants_outside_the_supported_range(
     );
     assert!(b.is_empty());
     for s in [5, 10, 15, 30, 60] {
-        b.push("m", Channel::Production, step(s)).unwrap();
+        b.push("m", Channel::PRODUCTION, step(s)).unwrap();
     }
-    b.push(&"x".repeat(64), Channel::MaxPower, step(1440))
+    b.push(&"x".repeat(64), Channel::MAX_POWER, step(1440))
         .unwrap();
     assert_eq!(b.len(), 6);
 }
@@ -288,10 +288,10 @@ fn after_an_fsync_failure_the_store_refuses_every_write() {
     assert!(matches!(again, Error::Closed), "{again}");
     assert!(matches!(store.flush(), Err(Error::Closed)));
     // What was acknowledged is still there, and only that.
-    assert_eq!(read(&store, "m", Channel::Consumption).len(), 48);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION).len(), 48);
     drop(store);
     let store = Store::open_with("/data", Options::default(), Arc::new(fs.crash())).unwrap();
-    assert_eq!(read(&store, "m", Channel::Consumption).len(), 48);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION).len(), 48);
 }
 
 #[test]
@@ -318,7 +318,7 @@ fn concurrent_writers_are_all_acknowledged_and_durable() {
     let store = Store::open_with("/data", Options::default(), Arc::new(fs.crash())).unwrap();
     for t in 0..4 {
         assert_eq!(
-            read(&store, &format!("m{t}"), Channel::Consumption).len(),
+            read(&store, &format!("m{t}"), Channel::CONSUMPTION).len(),
             25 * 48
         );
     }
@@ -337,7 +337,7 @@ fn a_full_memtable_flushes_by_itself() {
     }
     // Flushed after days 3 and 6 (144 points each time), day 7 still in memory.
     assert_eq!(store.stats().segments, 2);
-    assert_eq!(read(&store, "m", Channel::Consumption).len(), 7 * 48);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION).len(), 7 * 48);
 }
 
 #[test]
@@ -348,17 +348,17 @@ fn a_snapshot_keeps_its_view_through_ingest_flush_compaction_and_erasure() {
     store.flush().unwrap();
     store.ingest(&day("m", T0 + 86_400, 0)).unwrap();
     let snap = store.snapshot();
-    let before = snap.points("m", Channel::Consumption, 0, i64::MAX).unwrap();
+    let before = snap.points("m", Channel::CONSUMPTION, 0, i64::MAX).unwrap();
     assert_eq!(before.len(), 96);
     // Overwrites, a flush, a compaction, then an erasure, all after the snapshot.
     store.ingest(&day("m", T0, 5000)).unwrap();
     store.flush().unwrap();
     store.compact().unwrap();
-    assert_eq!(read(&store, "m", Channel::Consumption)[0].value, 5000);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION)[0].value, 5000);
     store.erase("m", None).unwrap();
-    assert!(read(&store, "m", Channel::Consumption).is_empty());
+    assert!(read(&store, "m", Channel::CONSUMPTION).is_empty());
     assert_eq!(
-        snap.points("m", Channel::Consumption, 0, i64::MAX).unwrap(),
+        snap.points("m", Channel::CONSUMPTION, 0, i64::MAX).unwrap(),
         before
     );
     assert!(snap.has_meter("m"));

@@ -14,7 +14,7 @@ fn day(meter: &str, d: i64) -> Batch {
     for i in 0..48 {
         b.push(
             meter,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             pt(T0 + d * 86_400 + i * 1800, 1000 + i as i32),
         )
         .unwrap();
@@ -90,12 +90,12 @@ fn a_torn_last_record_is_truncated_and_the_rest_reads_back() {
     f.set_len(len - 100).unwrap();
     drop(f);
     let store = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(read(&store, "m", Channel::Consumption).len(), 2 * 48);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION).len(), 2 * 48);
     assert_eq!(std::fs::metadata(&log).unwrap().len(), starts[2]);
     drop(store);
     // The cut is durable and the store opens again with the next log generation.
     let store = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(read(&store, "m", Channel::Consumption).len(), 2 * 48);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION).len(), 2 * 48);
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn a_bad_checksum_on_the_last_record_is_a_torn_write() {
     let (dir, log, starts) = three_records();
     flip(&log, starts[2] + 30);
     let store = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(read(&store, "m", Channel::Consumption).len(), 2 * 48);
+    assert_eq!(read(&store, "m", Channel::CONSUMPTION).len(), 2 * 48);
 }
 
 /// A store with two meters flushed to one segment, and the segment's path.
@@ -139,7 +139,7 @@ fn a_flipped_byte_in_a_segment_block_fails_that_series_only_naming_file_and_offs
         let store = Store::open(dir.path(), Options::default()).unwrap();
         let snap = store.snapshot();
         let chunks = snap
-            .chunks("m-a", Channel::Consumption, 0, i64::MAX)
+            .chunks("m-a", Channel::CONSUMPTION, 0, i64::MAX)
             .unwrap();
         let [Chunk::Block(b)] = chunks.as_slice() else {
             panic!("one block expected");
@@ -151,12 +151,12 @@ fn a_flipped_byte_in_a_segment_block_fails_that_series_only_naming_file_and_offs
     let len = std::fs::metadata(&seg).unwrap().len();
     let err = store
         .snapshot()
-        .points("m-a", Channel::Consumption, 0, i64::MAX)
+        .points("m-a", Channel::CONSUMPTION, 0, i64::MAX)
         .unwrap_err();
     expect_corruption_in(err, &seg, offset..offset + 21);
     let snap = store.snapshot();
     let message = snap
-        .chunks("m-a", Channel::Consumption, 0, i64::MAX)
+        .chunks("m-a", Channel::CONSUMPTION, 0, i64::MAX)
         .unwrap()
         .iter()
         .map(|c| c.decode_into(&mut Default::default()))
@@ -164,7 +164,7 @@ fn a_flipped_byte_in_a_segment_block_fails_that_series_only_naming_file_and_offs
         .expect("decoding the damaged block fails")
         .message;
     assert!(message.contains(&offset.to_string()), "{message}");
-    assert_eq!(read(&store, "m-b", Channel::Consumption).len(), 48);
+    assert_eq!(read(&store, "m-b", Channel::CONSUMPTION).len(), 48);
     expect_corruption_in(store.verify().unwrap_err(), &seg, 0..len);
 }
 
@@ -182,7 +182,7 @@ fn a_flipped_byte_in_a_segment_index_is_corruption_naming_file_and_offset() {
         // The index is checked when first read...
         Ok(store) => store
             .snapshot()
-            .points("m-a", Channel::Consumption, 0, i64::MAX)
+            .points("m-a", Channel::CONSUMPTION, 0, i64::MAX)
             .unwrap_err(),
         // ...or at open, when the format checks it there.
         Err(e) => e,

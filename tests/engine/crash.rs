@@ -22,7 +22,7 @@ fn scripted_batch(k: i64) -> Batch {
             let ts = T0 + (k * 4 + j) * 1800 * 7;
             b.push(
                 m,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 pt(ts, (k * 100 + i as i64 * 10 + j) as i32),
             )
             .expect("valid");
@@ -31,7 +31,7 @@ fn scripted_batch(k: i64) -> Batch {
     if k < 5 {
         b.push(
             VICTIM,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             pt(T0 + k * 1800, 777_000 + k as i32),
         )
         .expect("valid");
@@ -127,7 +127,7 @@ fn check_image(
         .unwrap_or_else(|e| panic!("{ctx}: verify failed: {e}"));
     let max_batch = acked.iter().map(|(_, k)| *k).max().unwrap_or(0);
     for (i, meter) in METERS.iter().enumerate() {
-        let got: BTreeMap<i64, Point> = read(&store, meter, Channel::Consumption)
+        let got: BTreeMap<i64, Point> = read(&store, meter, Channel::CONSUMPTION)
             .into_iter()
             .map(|p| (p.ts_utc, p))
             .collect();

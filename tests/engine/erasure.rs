@@ -29,7 +29,7 @@ fn other_day(meter: &str, d: i64) -> Batch {
     for i in 0..48 {
         b.push(
             meter,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             pt(T0 + d * 86_400 + i * 1800, 300 + i as i32),
         )
         .unwrap();
@@ -63,14 +63,14 @@ fn an_erased_meter_is_in_no_file_of_the_data_directory_when_erase_returns() {
     let store = Store::open(dir.path(), Options::default()).unwrap();
     // In two flushed segments (compacted), in a later segment, and in the memtable and log.
     for d in 0..3 {
-        store.ingest(&victim_day(d, Channel::Consumption)).unwrap();
+        store.ingest(&victim_day(d, Channel::CONSUMPTION)).unwrap();
         store.ingest(&other_day("10000000000001", d)).unwrap();
         store.flush().unwrap();
     }
     store.compact().unwrap();
-    store.ingest(&victim_day(40, Channel::Production)).unwrap();
+    store.ingest(&victim_day(40, Channel::PRODUCTION)).unwrap();
     store.flush().unwrap();
-    store.ingest(&victim_day(41, Channel::Consumption)).unwrap();
+    store.ingest(&victim_day(41, Channel::CONSUMPTION)).unwrap();
     store.ingest(&other_day("10000000000001", 41)).unwrap();
     assert!(!files_holding(dir.path(), VICTIM.as_bytes()).is_empty());
     assert!(!files_holding_day(dir.path(), 41).is_empty());
@@ -79,8 +79,8 @@ fn an_erased_meter_is_in_no_file_of_the_data_directory_when_erase_returns() {
     assert_eq!(report.points_removed, 5 * 48);
     let snap = store.snapshot();
     assert!(!snap.has_meter(VICTIM));
-    assert!(read(&store, VICTIM, Channel::Consumption).is_empty());
-    assert!(read(&store, VICTIM, Channel::Production).is_empty());
+    assert!(read(&store, VICTIM, Channel::CONSUMPTION).is_empty());
+    assert!(read(&store, VICTIM, Channel::PRODUCTION).is_empty());
     assert_eq!(
         files_holding(dir.path(), VICTIM.as_bytes()),
         Vec::<String>::new()
@@ -94,13 +94,13 @@ fn an_erased_meter_is_in_no_file_of_the_data_directory_when_erase_returns() {
     }
     // The other meter is whole, before and after reopening.
     assert_eq!(
-        read(&store, "10000000000001", Channel::Consumption).len(),
+        read(&store, "10000000000001", Channel::CONSUMPTION).len(),
         4 * 48
     );
     drop(store);
     let store = Store::open(dir.path(), Options::default()).unwrap();
     assert_eq!(
-        read(&store, "10000000000001", Channel::Consumption).len(),
+        read(&store, "10000000000001", Channel::CONSUMPTION).len(),
         4 * 48
     );
     assert!(!store.snapshot().has_meter(VICTIM));
@@ -112,7 +112,7 @@ fn erasing_a_range_keeps_the_rest_of_the_curve_and_the_max_power() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Options::default()).unwrap();
     for d in 0..4 {
-        store.ingest(&victim_day(d, Channel::Consumption)).unwrap();
+        store.ingest(&victim_day(d, Channel::CONSUMPTION)).unwrap();
         if d == 1 {
             store.flush().unwrap();
         }
@@ -124,19 +124,19 @@ fn erasing_a_range_keeps_the_rest_of_the_curve_and_the_max_power() {
         quality: Quality::Measured,
     };
     let mut b = Batch::new();
-    b.push(VICTIM, Channel::MaxPower, peak).unwrap();
+    b.push(VICTIM, Channel::MAX_POWER, peak).unwrap();
     store.ingest(&b).unwrap();
     // Erase days 1 and 2: half in a segment, half in the memtable.
     let report = store
         .erase(VICTIM, Some((T0 + 86_400, T0 + 3 * 86_400)))
         .unwrap();
     assert_eq!(report.points_removed, 2 * 48);
-    let left = read(&store, VICTIM, Channel::Consumption);
+    let left = read(&store, VICTIM, Channel::CONSUMPTION);
     assert_eq!(left.len(), 2 * 48);
     assert!(left
         .iter()
         .all(|p| p.ts_utc < T0 + 86_400 || p.ts_utc >= T0 + 3 * 86_400));
-    assert_eq!(read(&store, VICTIM, Channel::MaxPower), vec![peak]);
+    assert_eq!(read(&store, VICTIM, Channel::MAX_POWER), vec![peak]);
     for d in [1, 2] {
         assert_eq!(
             files_holding_day(dir.path(), d),
@@ -154,15 +154,15 @@ fn erasing_a_range_keeps_the_rest_of_the_curve_and_the_max_power() {
 fn victim_everywhere(fs: &SimFs, dir: &Path) -> (Vec<Point>, Vec<Point>) {
     let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
     for d in [0, 1, 40] {
-        store.ingest(&victim_day(d, Channel::Consumption)).unwrap();
+        store.ingest(&victim_day(d, Channel::CONSUMPTION)).unwrap();
         store.ingest(&other_day(OTHER, d)).unwrap();
         store.flush().unwrap();
     }
     store.compact().unwrap();
-    store.ingest(&victim_day(41, Channel::Production)).unwrap();
+    store.ingest(&victim_day(41, Channel::PRODUCTION)).unwrap();
     store.flush().unwrap();
     // Newer points, only in the log: these went first in a torn erasure.
-    store.ingest(&victim_day(42, Channel::Consumption)).unwrap();
+    store.ingest(&victim_day(42, Channel::CONSUMPTION)).unwrap();
     store.ingest(&other_day(OTHER, 42)).unwrap();
     let victim = curve_of(&store, VICTIM);
     let other = curve_of(&store, OTHER);
@@ -174,8 +174,8 @@ const OTHER: &str = "10000000000001";
 
 /// Both curve channels of `meter`, consumption first.
 fn curve_of(store: &Store, meter: &str) -> Vec<Point> {
-    let mut all = read(store, meter, Channel::Consumption);
-    all.extend(read(store, meter, Channel::Production));
+    let mut all = read(store, meter, Channel::CONSUMPTION);
+    all.extend(read(store, meter, Channel::PRODUCTION));
     all
 }
 

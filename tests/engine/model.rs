@@ -12,7 +12,7 @@ use super::{read, T0};
 use crate::util::Rng;
 
 const METERS: [&str; 3] = ["m0", "m1", "m2"];
-const CHANNELS: [Channel; 2] = [Channel::Consumption, Channel::Production];
+const CHANNELS: [Channel; 2] = [Channel::CONSUMPTION, Channel::PRODUCTION];
 
 type Model = BTreeMap<(usize, usize, i64), Point>;
 

@@ -58,7 +58,7 @@ fn sigkill_child_writer() {
         let (meter, points) = nth_batch(k);
         let mut b = Batch::new();
         for p in points {
-            b.push(&meter, Channel::Consumption, p).expect("valid");
+            b.push(&meter, Channel::CONSUMPTION, p).expect("valid");
         }
         store.ingest(&b).expect("child ingests");
         writeln!(out, "acked {k}").expect("parent reads");
@@ -106,7 +106,7 @@ fn every_batch_acknowledged_before_a_sigkill_reads_back_exactly() {
         let store = Store::open(dir.path(), options()).unwrap();
         store.verify().unwrap();
         for m in 0..METERS {
-            let got = read(&store, &format!("k{m}"), Channel::Consumption);
+            let got = read(&store, &format!("k{m}"), Channel::CONSUMPTION);
             let acked = (0..=last_acked).filter(|k| k % METERS == m).count() * 48;
             // Batches the child acknowledged after the last line read may be there too: what
             // is there must be exactly the start of the sequence the child writes.
@@ -149,29 +149,29 @@ fn erasure_template(dir: &Path) -> (Vec<Point>, Vec<Point>) {
     let store = Store::open(dir, Options::default()).unwrap();
     for d in [0, 1, 40] {
         store
-            .ingest(&day(VICTIM, Channel::Consumption, d, 7_000))
+            .ingest(&day(VICTIM, Channel::CONSUMPTION, d, 7_000))
             .unwrap();
         store
-            .ingest(&day(OTHER, Channel::Consumption, d, 100))
+            .ingest(&day(OTHER, Channel::CONSUMPTION, d, 100))
             .unwrap();
         store.flush().unwrap();
     }
     store
-        .ingest(&day(VICTIM, Channel::Production, 41, 9_000))
+        .ingest(&day(VICTIM, Channel::PRODUCTION, 41, 9_000))
         .unwrap();
     store.flush().unwrap();
     store
-        .ingest(&day(VICTIM, Channel::Consumption, 42, 7_000))
+        .ingest(&day(VICTIM, Channel::CONSUMPTION, 42, 7_000))
         .unwrap();
     store
-        .ingest(&day(OTHER, Channel::Consumption, 42, 100))
+        .ingest(&day(OTHER, Channel::CONSUMPTION, 42, 100))
         .unwrap();
     (curve(&store, VICTIM), curve(&store, OTHER))
 }
 
 fn curve(store: &Store, meter: &str) -> Vec<Point> {
-    let mut all = read(store, meter, Channel::Consumption);
-    all.extend(read(store, meter, Channel::Production));
+    let mut all = read(store, meter, Channel::CONSUMPTION);
+    all.extend(read(store, meter, Channel::PRODUCTION));
     all
 }
 

@@ -47,9 +47,9 @@ fn expected() -> Vec<(String, Channel, Vec<Point>)> {
     let mut out = Vec::new();
     for m in fleet.meters() {
         for (channel, readings) in [
-            (Channel::Consumption, &m.consumption),
-            (Channel::Production, &m.production),
-            (Channel::MaxPower, &m.max_power),
+            (Channel::CONSUMPTION, &m.consumption),
+            (Channel::PRODUCTION, &m.production),
+            (Channel::MAX_POWER, &m.max_power),
         ] {
             let points = readings.iter().map(courbe::point_of).collect();
             out.push((m.meter_id.clone(), channel, points));

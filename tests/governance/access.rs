@@ -41,7 +41,7 @@ pub fn fleet_server(dir: &std::path::Path) -> Server {
     batch
         .push(
             A,
-            Channel::MaxPower,
+            Channel::MAX_POWER,
             max_power_point(day_utc(-2) + 3_600, 6_000),
         )
         .unwrap();

@@ -131,7 +131,7 @@ fn curve_batch(batch: &mut Batch, meter: &str, days: i64, value: impl Fn(i64) ->
         batch
             .push(
                 meter,
-                courbe::Channel::Consumption,
+                courbe::Channel::CONSUMPTION,
                 courbe::Point {
                     ts_utc: start + i * 1_800,
                     value: value(i),
@@ -730,7 +730,7 @@ mod properties {
                             step_min: m.step_min,
                             quality: Quality::Measured,
                         };
-                        batch.push(id, Channel::Consumption, point).unwrap();
+                        batch.push(id, Channel::CONSUMPTION, point).unwrap();
                         if value == 0 {
                             continue;
                         }
@@ -754,7 +754,7 @@ mod properties {
             gov.load_groups(memberships).unwrap();
             // Every answer below comes from this release (the reader is a public body).
             let (from, to) = months_holding(first, first + DAYS as i64 * 86_400);
-            gov.release(&store, from, to, Channel::Consumption).unwrap();
+            gov.release(&store, from, to, Channel::CONSUMPTION).unwrap();
             let members = |l: usize, code: &str| -> Vec<usize> {
                 (0..meters.len())
                     .filter(|&i| meters[i].codes()[l].as_deref() == Some(code))
@@ -904,7 +904,7 @@ fn a_range_across_two_releases_is_answered_as_live_with_each_meter_counted_once(
                 quality: courbe::Quality::Measured,
             };
             batch
-                .push(&meter(n as u32), courbe::Channel::Consumption, point)
+                .push(&meter(n as u32), courbe::Channel::CONSUMPTION, point)
                 .unwrap();
         }
         groups.push_str(&format!("{},C1,I1\n", meter(n as u32)));

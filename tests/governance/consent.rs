@@ -41,7 +41,7 @@ fn revoked_consent_refuses_curve_points_and_still_accepts_maximum_power() {
     batch
         .push(
             A,
-            Channel::MaxPower,
+            Channel::MAX_POWER,
             max_power_point(day_utc(-2) + 600, 7_000),
         )
         .unwrap();
@@ -55,16 +55,16 @@ fn revoked_consent_refuses_curve_points_and_still_accepts_maximum_power() {
 
     let snap = store.snapshot();
     let a = snap
-        .points(A, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+        .points(A, Channel::CONSUMPTION, i64::MIN / 4, i64::MAX / 4)
         .unwrap();
     assert!(a.is_empty(), "{} points before {revoked_at}", a.len());
     let max = snap
-        .points(A, Channel::MaxPower, i64::MIN / 4, i64::MAX / 4)
+        .points(A, Channel::MAX_POWER, i64::MIN / 4, i64::MAX / 4)
         .unwrap();
     assert_eq!(max.len(), 1);
     assert_eq!(max[0].value, 7_000);
     assert_eq!(
-        snap.points(B, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+        snap.points(B, Channel::CONSUMPTION, i64::MIN / 4, i64::MAX / 4)
             .unwrap()
             .len(),
         48
@@ -95,7 +95,7 @@ fn the_consent_history_survives_a_restart() {
         batch
             .push(
                 A,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 courbe::Point {
                     ts_utc: ts,
                     value: 1,
@@ -160,17 +160,17 @@ fn a_consumer_revoking_with_erasure_leaves_no_curve_on_disk_but_keeps_maximum_po
     let snap = store.snapshot();
     let all = (i64::MIN / 4, i64::MAX / 4);
     assert!(snap
-        .points(A, Channel::Consumption, all.0, all.1)
+        .points(A, Channel::CONSUMPTION, all.0, all.1)
         .unwrap()
         .is_empty());
     assert_eq!(
-        snap.points(A, Channel::MaxPower, all.0, all.1)
+        snap.points(A, Channel::MAX_POWER, all.0, all.1)
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        snap.points(B, Channel::Consumption, all.0, all.1)
+        snap.points(B, Channel::CONSUMPTION, all.0, all.1)
             .unwrap()
             .len(),
         96
@@ -220,19 +220,19 @@ fn the_ingest_endpoint_refuses_the_curve_of_a_revoked_meter_and_reports_it() {
     assert_eq!(reply.json(), json!({"accepted": 1, "rejected": []}));
     let snap = server.store.snapshot();
     let b = snap
-        .points(B, Channel::Consumption, d - 1_800, d + 86_400)
+        .points(B, Channel::CONSUMPTION, d - 1_800, d + 86_400)
         .unwrap();
     // The fleet's last half-hour of the day before, not the refused re-sent value.
     assert_eq!(b.len(), 1);
     assert_ne!(b[0].value, 700);
     assert_eq!(
-        snap.points(B, Channel::MaxPower, d, d + 86_400)
+        snap.points(B, Channel::MAX_POWER, d, d + 86_400)
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        snap.points(A, Channel::Consumption, d, d + 86_400)
+        snap.points(A, Channel::CONSUMPTION, d, d + 86_400)
             .unwrap()
             .len(),
         4
@@ -364,7 +364,7 @@ fn a_revocation_from_minus_infinity_recorded_after_a_grant_is_in_force_and_refus
     assert!(server
         .store
         .snapshot()
-        .points(A, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+        .points(A, Channel::CONSUMPTION, i64::MIN / 4, i64::MAX / 4)
         .unwrap()
         .is_empty());
 }
@@ -388,7 +388,7 @@ fn a_re_sent_historical_batch_does_not_repopulate_the_curve_of_a_revoked_meter()
         let a = server
             .store
             .snapshot()
-            .points(A, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+            .points(A, Channel::CONSUMPTION, i64::MIN / 4, i64::MAX / 4)
             .unwrap();
         assert!(a.iter().all(|p| p.value < 900), "erase: {erase}");
         assert_eq!(a.len(), if erase { 0 } else { 96 });
@@ -413,7 +413,7 @@ fn a_revocation_without_erasure_holds_out_every_batch_screened_before_it() {
                     batch
                         .push(
                             A,
-                            Channel::Consumption,
+                            Channel::CONSUMPTION,
                             courbe::Point {
                                 ts_utc: ts,
                                 value: 1,
@@ -431,7 +431,7 @@ fn a_revocation_without_erasure_holds_out_every_batch_screened_before_it() {
     let count = || {
         store
             .snapshot()
-            .points(A, Channel::Consumption, i64::MIN / 4, i64::MAX / 4)
+            .points(A, Channel::CONSUMPTION, i64::MIN / 4, i64::MAX / 4)
             .unwrap()
             .len()
     };
@@ -535,7 +535,7 @@ fn consent_is_the_latest_recorded_decision_for_the_instants_it_covers() {
                 batch
                     .push(
                         &meter,
-                        Channel::Consumption,
+                        Channel::CONSUMPTION,
                         courbe::Point {
                             ts_utc: t,
                             value: 1,

@@ -41,7 +41,7 @@ fn a_csv_export_round_trips_through_courbe_ingest_to_the_same_points() {
     let dir = tempfile::tempdir().unwrap();
     let server = fleet_server(&dir.path().join("data"));
     let copy = dir.path().join("copy");
-    for channel in [Channel::Consumption, Channel::MaxPower] {
+    for channel in [Channel::CONSUMPTION, Channel::MAX_POWER] {
         let reply = server.get(
             CONSUMER_A,
             &format!(

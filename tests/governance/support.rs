@@ -92,7 +92,7 @@ pub fn day_batch(batch: &mut Batch, meter: &str, days: i64, base: i32) {
         batch
             .push(
                 meter,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 Point {
                     ts_utc: start + i * 1_800,
                     value: base + i as i32,

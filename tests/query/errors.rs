@@ -13,7 +13,7 @@ fn source() -> MapSource {
         .map(|i| {
             (
                 METER.to_string(),
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 Point {
                     ts_utc: 1_704_067_200 + i * 1800,
                     value: 100,
@@ -45,15 +45,15 @@ fn from_not_before_to_is_an_invalid_argument_everywhere() {
     for (from, to) in [(b, a), (a, a)] {
         let cal = calendar(from, to);
         assert!(matches!(
-            query::curve(&src, METER, Channel::Consumption, from, to),
+            query::curve(&src, METER, Channel::CONSUMPTION, from, to),
             Err(QueryError::InvalidArgument(_))
         ));
         assert!(matches!(
-            query::curve_runs(&src, METER, Channel::Consumption, from, to),
+            query::curve_runs(&src, METER, Channel::CONSUMPTION, from, to),
             Err(QueryError::InvalidArgument(_))
         ));
         assert!(matches!(
-            query::energy(&src, METER, Channel::Consumption, &cal, None),
+            query::energy(&src, METER, Channel::CONSUMPTION, &cal, None),
             Err(QueryError::InvalidArgument(_))
         ));
         assert!(matches!(
@@ -61,11 +61,11 @@ fn from_not_before_to_is_an_invalid_argument_everywhere() {
             Err(QueryError::InvalidArgument(_))
         ));
         assert!(matches!(
-            query::fleet_curve(&src, Channel::Consumption, from, to, None),
+            query::fleet_curve(&src, Channel::CONSUMPTION, from, to, None),
             Err(QueryError::InvalidArgument(_))
         ));
         assert!(matches!(
-            query::fleet_energy(&src, Channel::Consumption, &cal, None),
+            query::fleet_energy(&src, Channel::CONSUMPTION, &cal, None),
             Err(QueryError::InvalidArgument(_))
         ));
     }
@@ -76,11 +76,11 @@ fn instants_beyond_the_civil_calendar_are_invalid_arguments() {
     let src = source();
     let cal = calendar(0, i64::MAX);
     assert!(matches!(
-        query::energy(&src, METER, Channel::Consumption, &cal, None),
+        query::energy(&src, METER, Channel::CONSUMPTION, &cal, None),
         Err(QueryError::InvalidArgument(_))
     ));
     assert!(matches!(
-        query::curve(&src, METER, Channel::Consumption, i64::MIN, 0),
+        query::curve(&src, METER, Channel::CONSUMPTION, i64::MIN, 0),
         Err(QueryError::InvalidArgument(_))
     ));
 }
@@ -129,11 +129,11 @@ fn an_unknown_meter_is_an_unknown_meter_error_not_an_empty_answer() {
     let cal = calendar(from, to);
     let unknown = "00000000000000";
     assert!(matches!(
-        query::curve(&src, unknown, Channel::Consumption, from, to),
+        query::curve(&src, unknown, Channel::CONSUMPTION, from, to),
         Err(QueryError::UnknownMeter(m)) if m == unknown
     ));
     assert!(matches!(
-        query::energy(&src, unknown, Channel::Consumption, &cal, None),
+        query::energy(&src, unknown, Channel::CONSUMPTION, &cal, None),
         Err(QueryError::UnknownMeter(_))
     ));
     assert!(matches!(
@@ -142,11 +142,11 @@ fn an_unknown_meter_is_an_unknown_meter_error_not_an_empty_answer() {
     ));
     let listed = vec![METER.to_string(), unknown.to_string()];
     assert!(matches!(
-        query::fleet_curve(&src, Channel::Consumption, from, to, Some(&listed)),
+        query::fleet_curve(&src, Channel::CONSUMPTION, from, to, Some(&listed)),
         Err(QueryError::UnknownMeter(m)) if m == unknown
     ));
     assert!(matches!(
-        query::fleet_energy(&src, Channel::Consumption, &cal, Some(&listed)),
+        query::fleet_energy(&src, Channel::CONSUMPTION, &cal, Some(&listed)),
         Err(QueryError::UnknownMeter(_))
     ));
 }
@@ -156,7 +156,7 @@ fn energy_of_the_max_power_channel_is_an_invalid_argument() {
     let src = source();
     let cal = calendar(1_704_067_200, 1_704_067_200 + 86_400);
     assert!(matches!(
-        query::energy(&src, METER, Channel::MaxPower, &cal, None),
+        query::energy(&src, METER, Channel::MAX_POWER, &cal, None),
         Err(QueryError::InvalidArgument(_))
     ));
 }

@@ -21,7 +21,7 @@ fn regular(from: i64, to: i64, step_min: u16, value: i32) -> Vec<(String, Channe
         .map(|ts_utc| {
             (
                 METER.to_string(),
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 Point {
                     ts_utc,
                     value,
@@ -52,7 +52,7 @@ fn the_paris_spring_forward_day_has_46_half_hours() {
     ))]);
     let cal = paris_days("2024-03-30T23:00:00Z", "2024-03-31T22:00:00Z");
     for src in all_sources(&model, &[cal.from_utc, cal.to_utc]) {
-        let e = query::energy(src.as_ref(), METER, Channel::Consumption, &cal, None).unwrap();
+        let e = query::energy(src.as_ref(), METER, Channel::CONSUMPTION, &cal, None).unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!((e[0].start_utc, e[0].end_utc), (cal.from_utc, cal.to_utc));
         assert_eq!(e[0].points, 46);
@@ -75,7 +75,7 @@ fn the_paris_fall_back_day_has_50_half_hours() {
         &model,
         &[ts("2024-10-26T22:00:00Z"), ts("2024-10-27T23:00:00Z")],
     ) {
-        let e = query::energy(src.as_ref(), METER, Channel::Consumption, &cal, None).unwrap();
+        let e = query::energy(src.as_ref(), METER, Channel::CONSUMPTION, &cal, None).unwrap();
         let got: Vec<(i64, i64, u64, u64, f64)> = e
             .iter()
             .map(|p| {
@@ -136,7 +136,7 @@ fn an_off_peak_window_crossing_midnight_splits_energy_by_the_minute() {
         let e = query::energy(
             src.as_ref(),
             METER,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             &cal,
             Some(&tariff),
         )
@@ -176,7 +176,7 @@ fn a_month_whose_step_goes_from_30_to_10_minutes_expects_each_step_piecewise() {
         tz: query::time_zone("Europe/Paris").unwrap(),
     };
     for src in all_sources(&model, &[change]) {
-        let e = query::energy(src.as_ref(), METER, Channel::Consumption, &cal, None).unwrap();
+        let e = query::energy(src.as_ref(), METER, Channel::CONSUMPTION, &cal, None).unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].expected_points, 696 + 2088);
         assert_eq!(e[0].points, 696 + 2088 - 4);
@@ -199,7 +199,7 @@ fn a_period_without_points_lists_zero_and_expects_by_the_step_in_force() {
         tz: jiff::tz::TimeZone::UTC,
     };
     for src in all_sources(&model, &[]) {
-        let e = query::energy(src.as_ref(), METER, Channel::Consumption, &cal, None).unwrap();
+        let e = query::energy(src.as_ref(), METER, Channel::CONSUMPTION, &cal, None).unwrap();
         let got: Vec<(u64, u64)> = e.iter().map(|p| (p.points, p.expected_points)).collect();
         assert_eq!(got, vec![(96, 96), (0, 96), (0, 96)]);
     }
@@ -215,7 +215,7 @@ fn the_peak_comes_from_max_power_where_the_day_has_it_else_from_the_curve() {
     );
     rows.push((
         METER.to_string(),
-        Channel::Consumption,
+        Channel::CONSUMPTION,
         Point {
             ts_utc: ts("2024-06-02T08:00:00Z"),
             value: 4000,
@@ -225,7 +225,7 @@ fn the_peak_comes_from_max_power_where_the_day_has_it_else_from_the_curve() {
     ));
     rows.push((
         METER.to_string(),
-        Channel::MaxPower,
+        Channel::MAX_POWER,
         Point {
             ts_utc: ts("2024-06-01T19:42:13Z"),
             value: 6100,
@@ -280,7 +280,7 @@ fn the_step_in_force_at_the_start_comes_from_the_latest_point_even_months_before
         tz: jiff::tz::TimeZone::UTC,
     };
     for src in all_sources(&model, &[]) {
-        let e = query::energy(src.as_ref(), METER, Channel::Consumption, &cal, None).unwrap();
+        let e = query::energy(src.as_ref(), METER, Channel::CONSUMPTION, &cal, None).unwrap();
         assert_eq!(e.len(), 1);
         // 00:00-12:00 at the 10-minute step still in force, then 12:00-24:00 at 30.
         assert_eq!((e[0].points, e[0].expected_points), (24, 72 + 24));
@@ -313,7 +313,7 @@ fn lord_howe_days_have_47_and_49_half_hours_around_its_30_minute_dst_shifts() {
             let e = query::energy(
                 src.as_ref(),
                 METER,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 &cal,
                 Some(&tariff),
             )

@@ -45,7 +45,7 @@ impl Model {
                     }
                 }
                 Op::Erase { meter, from, to } => {
-                    for channel in [Channel::Consumption, Channel::Production] {
+                    for channel in [Channel::CONSUMPTION, Channel::PRODUCTION] {
                         if let Some(s) = log.get_mut(&(meter.clone(), channel)) {
                             s.retain(|(_, p)| p.ts_utc < *from || p.ts_utc >= *to);
                         }
@@ -55,7 +55,7 @@ impl Model {
         }
         let mut series = BTreeMap::new();
         for ((meter, channel), readings) in log {
-            let kept: Vec<Point> = if channel == Channel::MaxPower {
+            let kept: Vec<Point> = if channel == Channel::MAX_POWER {
                 // An instant: the newest at the same `ts_utc`.
                 let mut at: BTreeMap<i64, (Rank, Point)> = BTreeMap::new();
                 for (rank, p) in readings {
@@ -215,7 +215,7 @@ pub fn generate(seed: u64, zone: usize, change: usize) -> Generated {
                 let value = rng.below(9000) as i32 - if rng.chance(3) { 500 } else { 0 };
                 rows.push((
                     meter.clone(),
-                    Channel::Consumption,
+                    Channel::CONSUMPTION,
                     Point {
                         ts_utc: ts,
                         value,
@@ -226,7 +226,7 @@ pub fn generate(seed: u64, zone: usize, change: usize) -> Generated {
                 if solar {
                     rows.push((
                         meter.clone(),
-                        Channel::Production,
+                        Channel::PRODUCTION,
                         Point {
                             ts_utc: ts,
                             value: rng.below(3000) as i32,
@@ -247,7 +247,7 @@ pub fn generate(seed: u64, zone: usize, change: usize) -> Generated {
                 if rng.chance(85) {
                     rows.push((
                         meter.clone(),
-                        Channel::MaxPower,
+                        Channel::MAX_POWER,
                         Point {
                             ts_utc: day_start + rng.below(day_len as u64) as i64,
                             value: rng.below(12_000) as i32,
@@ -306,7 +306,7 @@ pub fn generate(seed: u64, zone: usize, change: usize) -> Generated {
         while ts + 60 * i64::from(step) <= to {
             resent.push((
                 meter.clone(),
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 Point {
                     ts_utc: ts,
                     value: rng.below(9000) as i32,
@@ -360,9 +360,9 @@ pub fn generate_workload(seed: u64, start: Date, days: u32) -> Generated {
     for index in 0..3 {
         let series = fleet.meter(index);
         for (channel, readings) in [
-            (Channel::Consumption, &series.consumption),
-            (Channel::Production, &series.production),
-            (Channel::MaxPower, &series.max_power),
+            (Channel::CONSUMPTION, &series.consumption),
+            (Channel::PRODUCTION, &series.production),
+            (Channel::MAX_POWER, &series.max_power),
         ] {
             let rows: Vec<(String, Channel, Point)> = readings
                 .iter()

@@ -116,19 +116,19 @@ pub fn check_sources(seed: u64, g: &Generated, model: &Model, sources: &[&dyn Se
             g.tz.iana_name()
         );
         let listed: Vec<String> = g.meters.iter().take(2).cloned().collect();
-        let fleet_curve = reference::fleet_curve(model, Channel::Consumption, from, to, &listed);
+        let fleet_curve = reference::fleet_curve(model, Channel::CONSUMPTION, from, to, &listed);
         let fleet_curve_all = reference::fleet_curve(
             model,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             from,
             to,
-            &model.meters(Channel::Consumption),
+            &model.meters(Channel::CONSUMPTION),
         );
-        let all = model.meters(Channel::Consumption);
-        let fleet_energy = reference::fleet_energy(model, Channel::Consumption, &q, &all);
+        let all = model.meters(Channel::CONSUMPTION);
+        let fleet_energy = reference::fleet_energy(model, Channel::CONSUMPTION, &q, &all);
         for &src in sources {
             for meter in &g.meters {
-                for channel in [Channel::Consumption, Channel::Production] {
+                for channel in [Channel::CONSUMPTION, Channel::PRODUCTION] {
                     let want = reference::energy(model, meter, channel, &q, tariff.as_ref());
                     let got = query::energy(src, meter, channel, &cal, tariff.as_ref()).unwrap();
                     assert_energy_eq(&got, &want, &format!("{what} {meter} {channel:?}"));
@@ -138,29 +138,29 @@ pub fn check_sources(seed: u64, g: &Generated, model: &Model, sources: &[&dyn Se
                     reference::peak(model, meter, &q),
                     "{what} peak {meter}"
                 );
-                let points = reference::curve(model, meter, Channel::Consumption, from, to);
+                let points = reference::curve(model, meter, Channel::CONSUMPTION, from, to);
                 assert_eq!(
-                    query::curve(src, meter, Channel::Consumption, from, to).unwrap(),
+                    query::curve(src, meter, Channel::CONSUMPTION, from, to).unwrap(),
                     points,
                     "{what} curve {meter}"
                 );
                 assert_eq!(
-                    query::curve_runs(src, meter, Channel::Consumption, from, to).unwrap(),
+                    query::curve_runs(src, meter, Channel::CONSUMPTION, from, to).unwrap(),
                     reference::runs(&points),
                     "{what} runs {meter}"
                 );
             }
             assert_eq!(
-                query::fleet_curve(src, Channel::Consumption, from, to, Some(&listed)).unwrap(),
+                query::fleet_curve(src, Channel::CONSUMPTION, from, to, Some(&listed)).unwrap(),
                 fleet_curve,
                 "{what} fleet curve"
             );
             assert_eq!(
-                query::fleet_curve(src, Channel::Consumption, from, to, None).unwrap(),
+                query::fleet_curve(src, Channel::CONSUMPTION, from, to, None).unwrap(),
                 fleet_curve_all,
                 "{what} fleet curve of every meter"
             );
-            let got = query::fleet_energy(src, Channel::Consumption, &cal, None).unwrap();
+            let got = query::fleet_energy(src, Channel::CONSUMPTION, &cal, None).unwrap();
             assert_eq!(got.len(), fleet_energy.len(), "{what} fleet meters");
             for (g2, w2) in got.iter().zip(&fleet_energy) {
                 assert_eq!(g2.meter, w2.meter);

@@ -156,10 +156,10 @@ pub fn peak(model: &Model, meter: &str, q: &Query<'_>) -> Vec<PeakPeriod> {
         .map(|range| PeakPeriod {
             start_utc: range.0,
             end_utc: range.1,
-            peak: highest(model.points(meter, Channel::MaxPower), range)
+            peak: highest(model.points(meter, Channel::MAX_POWER), range)
                 .map(|(v, t)| (v, t, PeakSource::MaxPower))
                 .or_else(|| {
-                    highest(model.points(meter, Channel::Consumption), range)
+                    highest(model.points(meter, Channel::CONSUMPTION), range)
                         .map(|(v, t)| (v, t, PeakSource::Curve))
                 }),
         })

@@ -75,7 +75,7 @@ fn steady(meter: &str, from: i64, n: i64, step_min: u16, value_w: i32) -> Batch 
             quality: courbe::Quality::Measured,
         };
         batch
-            .push(meter, courbe::Channel::Consumption, p)
+            .push(meter, courbe::Channel::CONSUMPTION, p)
             .expect("valid point");
     }
     batch
@@ -115,7 +115,7 @@ fn a_step_change_over_the_same_hours_counts_only_the_newest_covering_readings() 
             }
             let what = format!("{older:?} then {newer:?}, stage {between}");
             let snapshot = store.snapshot();
-            let e = query::energy(snapshot.as_ref(), METER, Channel::Consumption, &cal, None)
+            let e = query::energy(snapshot.as_ref(), METER, Channel::CONSUMPTION, &cal, None)
                 .expect("energy");
             assert_eq!(e.len(), 1, "{what}");
             assert_eq!(e[0].energy_wh(), 2000.0, "{what}");
@@ -124,7 +124,7 @@ fn a_step_change_over_the_same_hours_counts_only_the_newest_covering_readings() 
             let curve = query::curve(
                 snapshot.as_ref(),
                 METER,
-                Channel::Consumption,
+                Channel::CONSUMPTION,
                 day,
                 day + 86_400,
             )
@@ -164,7 +164,7 @@ fn a_range_starting_inside_a_newer_longer_reading_shows_none_of_the_older_ones_i
             .expect("ingest");
         let snapshot = store.snapshot();
         let curve = |from: i64, to: i64| {
-            query::curve(snapshot.as_ref(), METER, Channel::Consumption, from, to).expect("curve")
+            query::curve(snapshot.as_ref(), METER, Channel::CONSUMPTION, from, to).expect("curve")
         };
         assert_eq!(
             curve(hour + 1800, hour + 3600),
@@ -212,7 +212,7 @@ fn a_reading_covered_in_part_keeps_the_rest_of_its_interval_in_every_layer() {
         let curve = query::curve(
             snapshot.as_ref(),
             METER,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             hour - 3600,
             hour + 7200,
         )

@@ -31,7 +31,7 @@ fn corrupt_months() -> (Model, SegmentSource) {
                 step_min: 30,
                 quality: Quality::Measured,
             };
-            (METER.to_string(), Channel::Consumption, point)
+            (METER.to_string(), Channel::CONSUMPTION, point)
         })
         .collect();
     let model = Model::resolve(&[Op::Batch(rows)]);
@@ -52,8 +52,8 @@ fn months_utc() -> Calendar {
 #[test]
 fn monthly_energy_over_whole_blocks_never_decodes_them() {
     let (model, src) = corrupt_months();
-    let e = query::energy(&src, METER, Channel::Consumption, &months_utc(), None).unwrap();
-    let points = model.points(METER, Channel::Consumption);
+    let e = query::energy(&src, METER, Channel::CONSUMPTION, &months_utc(), None).unwrap();
+    let points = model.points(METER, Channel::CONSUMPTION);
     let feb = ts("2024-02-01T00:00:00Z");
     let sum = |keep: &dyn Fn(i64) -> bool| -> i64 {
         points
@@ -80,7 +80,7 @@ fn monthly_peak_over_whole_blocks_never_decodes_them() {
     let (model, src) = corrupt_months();
     let peaks = query::peak(&src, METER, &months_utc()).unwrap();
     let jan_max = model
-        .points(METER, Channel::Consumption)
+        .points(METER, Channel::CONSUMPTION)
         .iter()
         .filter(|p| p.ts_utc < ts("2024-02-01T00:00:00Z"))
         .fold(None::<Point>, |best, p| match best {
@@ -102,7 +102,7 @@ fn a_period_cutting_through_a_corrupt_block_reports_the_read_failure() {
         ..months_utc()
     };
     assert!(matches!(
-        query::energy(&src, METER, Channel::Consumption, &days, None),
+        query::energy(&src, METER, Channel::CONSUMPTION, &days, None),
         Err(QueryError::Source(_))
     ));
     let tariff = "HC:22:00-06:00".parse().unwrap();
@@ -110,7 +110,7 @@ fn a_period_cutting_through_a_corrupt_block_reports_the_read_failure() {
         query::energy(
             &src,
             METER,
-            Channel::Consumption,
+            Channel::CONSUMPTION,
             &months_utc(),
             Some(&tariff)
         ),

@@ -112,7 +112,7 @@ fn reference_by_register(
     contracts: &[(i64, i64, &str)],
     colours: &BTreeMap<(&str, Date), Colour>,
 ) -> Vec<BTreeMap<String, i128>> {
-    let points = model.points(meter, Channel::Consumption);
+    let points = model.points(meter, Channel::CONSUMPTION);
     reference::periods(q.from, q.to, q.period, q.tz)
         .into_iter()
         .map(|(start, end)| {
@@ -243,13 +243,13 @@ fn check(seed: u64, zone: usize, change: usize) {
                 let got = query::energy_by_register(
                     src,
                     meter,
-                    Channel::Consumption,
+                    Channel::CONSUMPTION,
                     &cal,
                     &plan,
                     &colours,
                 )
                 .unwrap();
-                let plain = query::energy(src, meter, Channel::Consumption, &cal, None).unwrap();
+                let plain = query::energy(src, meter, Channel::CONSUMPTION, &cal, None).unwrap();
                 assert_eq!(got.len(), want.len(), "{what}");
                 for ((got, want), plain) in got.iter().zip(&want).zip(&plain) {
                     assert_eq!(&got.period, plain, "{what}: the same period totals");

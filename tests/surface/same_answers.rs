@@ -107,7 +107,7 @@ fn http_answers_equal_courbe_query_output_and_direct_query_calls() {
         tz: query::time_zone("Europe/Paris").expect("zone"),
     };
     let points =
-        query::curve(&*snapshot, &meter, Channel::Consumption, FROM_UTC, TO_UTC).expect("curve");
+        query::curve(&*snapshot, &meter, Channel::CONSUMPTION, FROM_UTC, TO_UTC).expect("curve");
     let http_curve = get(&server.url(&questions[0].0)).json();
     let http_points = http_curve["points"].as_array().expect("points");
     assert_eq!(http_points.len(), points.len());
@@ -123,7 +123,7 @@ fn http_answers_equal_courbe_query_output_and_direct_query_calls() {
     let periods = query::energy(
         &*snapshot,
         &meter,
-        Channel::Consumption,
+        Channel::CONSUMPTION,
         &calendar,
         Some(&tariff),
     )
@@ -144,7 +144,7 @@ fn http_answers_equal_courbe_query_output_and_direct_query_calls() {
         assert_eq!(json["by_tariff"]["HC"].as_f64(), Some(hc / 60.0));
     }
 
-    let fleet = query::fleet_curve(&*snapshot, Channel::Consumption, FROM_UTC, TO_UTC, None)
+    let fleet = query::fleet_curve(&*snapshot, Channel::CONSUMPTION, FROM_UTC, TO_UTC, None)
         .expect("fleet curve");
     let http_fleet = get(&server.url(&questions[4].0)).json();
     let http_fleet = http_fleet["points"].as_array().expect("points");

@@ -98,12 +98,12 @@ pub fn fleet_segment(meters: u32, days: u32) -> Vec<u8> {
         let meter = format!("{:014}", 10_000_000_000_000u64 + u64::from(m) * 7919);
         let points = household_month(u64::from(m), JAN_2024, 30, days);
         builder
-            .add_block(&meter, Channel::Consumption, &points, &mut out)
+            .add_block(&meter, Channel::CONSUMPTION, &points, &mut out)
             .expect("adds");
         if m % 3 == 0 {
             let points = household_month(u64::from(m) + 1000, JAN_2024, 30, days);
             builder
-                .add_block(&meter, Channel::Production, &points, &mut out)
+                .add_block(&meter, Channel::PRODUCTION, &points, &mut out)
                 .expect("adds");
         }
     }
