@@ -427,7 +427,8 @@ async fn meter_erase(
     Ok(axum::Json(body).into_response())
 }
 
-/// `POST /v1/ingest[?channel=C]`: R50 when the body says it is XML, else detected.
+/// `POST /v1/ingest[?channel=C]`: XML bodies are R151 or R50 by their root, JSON bodies Data
+/// Connect documents; otherwise the format is detected from the content.
 async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -443,17 +444,22 @@ async fn ingest(
         .acquire_owned()
         .await
         .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the server is shutting down"))?;
-    let is_xml = headers
+    let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            let media = t.split(';').next().unwrap_or_default().trim();
-            media.eq_ignore_ascii_case("application/xml") || media.eq_ignore_ascii_case("text/xml")
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
         });
-    let format = if is_xml {
-        Format::R50
-    } else {
-        Format::detect(&bytes)
+    let detected = Format::detect(&bytes);
+    let format = match media.as_deref() {
+        // XML: the flow its root names (R151), else R50.
+        Some("application/xml" | "text/xml") if detected != Format::R151 => Format::R50,
+        Some("application/json") => Format::DataConnect,
+        _ => detected,
     };
     let store = state.store.clone();
     let batch_points = state.config.ingest_batch_points;
