@@ -378,7 +378,7 @@ fn the_sizes_the_spec_states_hold() {
     assert_eq!(storage_format::block::FRAME_LEN, 128);
     assert_eq!(&MAGIC, b"\x89CRBSEG\x1a");
     assert_eq!(&END_MAGIC, b"\x1aGESBRC\x89");
-    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (2, 2));
+    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (3, 3));
     // An empty segment is exactly a header and a footer; the header starts with the magic and
     // the version, the footer ends with the end magic.
     let bytes = build(&[], EMPTY_META);
