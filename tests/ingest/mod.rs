@@ -3,4 +3,5 @@
 mod dataconnect;
 mod r151;
 mod sge;
+mod store;
 mod support;
