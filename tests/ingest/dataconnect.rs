@@ -174,3 +174,44 @@ fn a_bad_usage_point_rejects_every_reading_with_its_line() {
     assert_eq!(lines, [8, 9]);
     assert!(parsed.rejected[0].reason.contains("not 14 digits"));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// A Data Connect document with a few bytes overwritten never panics the parser, and every
+    /// rejection names a line of the input.
+    #[test]
+    fn mutated_documents_never_panic_and_rejections_name_real_lines(
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()),
+            0..6,
+        ),
+        which in 0usize..3,
+    ) {
+        let readings = [
+            r#"    {"value": "100", "date": "2023-10-29 02:00:00", "interval_length": "PT30M", "measure_type": "B"}"#,
+            r#"    {"value": "101", "date": "2023-10-29 02:30:00", "interval_length": "PT30M"}"#,
+            r#"    {"value": "102", "date": "2023-10-29 02:00:00", "interval_length": "PT30M"}"#,
+        ];
+        let kinds = [CURVE, DAILY, MAX];
+        let mut doc = document(kinds[which], &readings).into_bytes();
+        for (at, byte) in edits {
+            let at = at % doc.len();
+            doc[at] = byte;
+        }
+        let lines = doc.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        for channel in [Channel::CONSUMPTION, Channel::PRODUCTION, Channel::MAX_POWER] {
+            match parse(&doc, Format::DataConnect, channel) {
+                Ok(parsed) => {
+                    for r in &parsed.rejected {
+                        proptest::prop_assert!(r.line >= 1 && r.line <= lines, "{:?}", r);
+                    }
+                }
+                Err(IngestError::Document { line, .. }) => {
+                    proptest::prop_assert!(line >= 1 && line <= lines, "line {}", line);
+                }
+                Err(e) => proptest::prop_assert!(false, "{e}"),
+            }
+        }
+    }
+}
