@@ -5,6 +5,7 @@
 //! ([`CliError::User`]), 2 internal failure ([`CliError::Internal`]).
 
 mod bench;
+pub mod daily;
 mod gen;
 mod ingest;
 mod maintenance;
@@ -155,9 +156,23 @@ pub struct GenArgs {
     /// Step of the curves, minutes (5, 10, 15, 30 or 60).
     #[arg(long, value_name = "MIN", default_value_t = 30)]
     pub step: u16,
-    /// Which channel to write: consumption or production.
+    /// Which channel to write: consumption or production (`--kind curve`).
     #[arg(long, default_value = "consumption")]
     pub channel: String,
+    /// What to write: `curve` (native CSV), `daily` (native CSV of daily energy, Wh per
+    /// Europe/Paris day), `r151` (Enedis R151 XML: daily indexes per register and maximum
+    /// power) or `tempo` (the span's Tempo colours, `date,colour`). Daily data follow each
+    /// meter's curve under its tariff option (60% BASE, 30% HP/HC, 10% Tempo).
+    #[arg(long, value_enum, default_value_t = GenKind::Curve)]
+    pub kind: GenKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenKind {
+    Curve,
+    Daily,
+    R151,
+    Tempo,
 }
 
 #[derive(Debug, Args)]

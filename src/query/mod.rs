@@ -56,6 +56,7 @@ pub mod daily;
 mod energy;
 mod fleet;
 mod peak;
+pub mod readings;
 mod tariff;
 pub mod tariffs;
 

@@ -521,3 +521,40 @@ fn a_summary_without_curve_rights_leaves_out_the_peaks_the_curve_would_give() {
         .all(|m| m.max_power.source != Some("curve")));
     assert_ne!(closed.year_total.max_power.source, Some("curve"));
 }
+
+#[test]
+fn readings_derived_from_a_curve_are_the_meters_daily_values_and_index_differences() {
+    let full = generate(13, 1);
+    let curve = &full.series[&("m0".to_string(), Channel::CONSUMPTION)];
+    let days = (LAST_DAY - FIRST_DAY).get_days() as u32 + 1;
+    let derived = query::readings::derive(
+        curve,
+        &hphc(),
+        &DayColours::default(),
+        FIRST_DAY,
+        days,
+        1_000,
+    )
+    .unwrap();
+    assert_eq!(derived.registers, ["HP", "HC"]);
+    assert_eq!(
+        derived.daily,
+        full.series[&("m0".to_string(), Channel::DAILY_ENERGY)]
+            .iter()
+            .map(|p| Point {
+                quality: Quality::Measured,
+                ..*p
+            })
+            .collect::<Vec<_>>()
+    );
+    for (k, channel) in [hp(), hc()].into_iter().enumerate() {
+        let want = &full.series[&("m0".to_string(), channel)];
+        let got = &derived.indexes[k];
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got[0].value, 1_000);
+        for (g, w) in got.windows(2).zip(want.windows(2)) {
+            assert_eq!(g[0].ts_utc, w[0].ts_utc);
+            assert_eq!(g[1].value - g[0].value, w[1].value - w[0].value);
+        }
+    }
+}
