@@ -5,7 +5,8 @@ reads the same values as Courbe's own API.
 The client is written for Enedis: its base URL is a module constant, replaced here by the Courbe
 server's. It gets an access token from `POST /oauth2/v3/token` (client_credentials: the Courbe
 token is the client secret, its name in the tokens file the client id), fetches a week of load
-curve and a month of daily consumption, and this script fetches the same ranges from `/v1` with
+curve and a month of daily consumption, revokes its token (`close()`), and this script fetches the
+same ranges from `/v1` with
 the Courbe token and compares them value by value.
 
 Needs a venv (outside CI):
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import date, datetime, timedelta, timezone
@@ -116,8 +118,25 @@ def main():
         # The client fills days without data with 0.
         expected_daily[day] = int(p["energy_wh"] + 0.5) if p["points"] > 0 else 0
 
+    # close() revokes the access token (POST /oauth2/v3/revoke): it must be refused after.
+    access = token["access_token"]
+    client.close()
+    probe = urllib.request.Request(
+        f"{base}/metering_data_dc/v5/daily_consumption?" + urllib.parse.urlencode(
+            {"usage_point_id": args.prm, "start": args.daily_start.isoformat(),
+             "end": (args.daily_start + timedelta(days=1)).isoformat()}),
+        headers={"Authorization": f"Bearer {access}"})
+    try:
+        urllib.request.urlopen(probe, timeout=60)
+        revoked = "still accepted after close()"
+    except urllib.error.HTTPError as e:
+        revoked = f"refused after close(): {e.code} {json.load(e)['error']}"
+    print(f"access token {revoked}")
+
     wrong = compare(f"load curve {args.curve_start}..{curve_end}", curve, expected_curve)
     wrong += compare(f"daily consumption {args.daily_start}..{month_end}", daily, expected_daily)
+    if not revoked.startswith("refused"):
+        wrong += 1
     print("SAME VALUES" if wrong == 0 else f"{wrong} DIFFERENT VALUES")
     return 0 if wrong == 0 else 1
 

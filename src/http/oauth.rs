@@ -11,6 +11,8 @@
 //!   principal is looked up again from the tokens file at every request, so removing the Courbe
 //!   token from the file refuses its access tokens too. Access tokens live in memory only (a
 //!   restart ends them: clients ask again on the 401).
+//! - `POST /oauth2/v3/revoke` (RFC 7009: `token`, `client_id`, `client_secret`) ends an access
+//!   token issued to that client; it answers 200 whether or not the token was live.
 //! - The body is `application/x-www-form-urlencoded` with `grant_type`, `client_id`,
 //!   `client_secret` and optionally `scope` (ignored); the query string may hold `redirect_uri`
 //!   (ignored). Errors are RFC 6749's: 400 `invalid_request` (a missing, repeated, unknown or
@@ -145,6 +147,22 @@ impl AccessTokens {
             .then(|| issued.secret.clone())
     }
 
+    /// Ends `token` if it is live and stands for `secret`; whether it did.
+    pub fn revoke(&self, token: &str, secret: &str) -> bool {
+        let verifier = digest(token);
+        let client = digest(secret);
+        let mut live = self.live.lock();
+        let key = key_of(&verifier);
+        let mine = live.get(&key).is_some_and(|issued| {
+            constant_time_eq(&issued.verifier, &verifier)
+                && constant_time_eq(&issued.client, &client)
+        });
+        if mine {
+            live.remove(&key);
+        }
+        mine
+    }
+
     /// Replaces a request's one `Authorization: Bearer ACCESS` by the Courbe token that access
     /// token stands for; any other header (none, two, another scheme, a token not issued here or
     /// expired) is left as it is, for the access guard to judge.
@@ -184,6 +202,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     Router::new()
         .route("/oauth2/v3/token", post(token))
+        .route("/oauth2/v3/revoke", post(revoke))
         .with_state(OAuthState {
             tokens,
             gov,
@@ -191,49 +210,68 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         })
 }
 
-/// An RFC 6749 error answer.
-fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
-    let body = serde_json::json!({ "error": code, "error_description": description });
-    let mut response = (
-        status,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"courbe\""),
-        );
+/// An RFC 6749 error answer: `{"error", "error_description"}`.
+struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "error_description": self.description });
+        let mut response = (
+            self.status,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body.to_string(),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"courbe\""),
+            );
+        }
+        response
     }
-    response
 }
 
-fn invalid_request(description: &str) -> Response {
-    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+fn invalid_request(description: &str) -> OAuthError {
+    OAuthError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_request",
+        description: description.to_string(),
+    }
 }
 
-fn invalid_client() -> Response {
-    oauth_error(
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        "unknown client_id or client_secret",
-    )
+fn invalid_client() -> OAuthError {
+    OAuthError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "invalid_client",
+        description: "unknown client_id or client_secret".to_string(),
+    }
 }
 
-async fn token(
-    State(state): State<OAuthState>,
-    headers: HeaderMap,
-    uri: Uri,
+/// Reads a form body whose parameters are all in `allowed`, each once, with a query string
+/// holding at most `redirect_uri`.
+async fn read_form(
+    state: &OAuthState,
+    headers: &HeaderMap,
+    uri: &Uri,
     body: Body,
-) -> Response {
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, OAuthError> {
     match crate::http::api::read_query(uri.query()) {
         Ok(params) if params.iter().all(|(name, _)| name == "redirect_uri") => {}
-        Ok(_) => return invalid_request("the query string may hold only `redirect_uri`"),
-        Err(e) => return invalid_request(&e.message),
+        Ok(_) => {
+            return Err(invalid_request(
+                "the query string may hold only `redirect_uri`",
+            ))
+        }
+        Err(e) => return Err(invalid_request(&e.message)),
     }
     let form = headers
         .get(header::CONTENT_TYPE)
@@ -244,7 +282,9 @@ async fn token(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !form {
-        return invalid_request("the body is application/x-www-form-urlencoded");
+        return Err(invalid_request(
+            "the body is application/x-www-form-urlencoded",
+        ));
     }
     let bytes = match tokio::time::timeout(
         state.body_timeout,
@@ -254,19 +294,71 @@ async fn token(
     {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
-            return invalid_request(&format!(
+            return Err(invalid_request(&format!(
                 "the body is unreadable or over {MAX_BODY_BYTES} bytes"
-            ))
+            )))
         }
-        Err(_) => return invalid_request("the body did not arrive in time"),
+        Err(_) => return Err(invalid_request("the body did not arrive in time")),
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
-        return invalid_request("the body is not UTF-8");
+        return Err(invalid_request("the body is not UTF-8"));
     };
-    let params = match crate::http::api::read_query(Some(text)) {
-        Ok(params) => params,
-        Err(e) => return invalid_request(&e.message),
+    let params =
+        crate::http::api::read_query(Some(text)).map_err(|e| invalid_request(&e.message))?;
+    if let Some((name, _)) = params.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
+        return Err(invalid_request(&format!("unknown parameter `{name}`")));
+    }
+    Ok(params)
+}
+
+/// A form parameter, `None` when absent or empty.
+fn param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// The client's secret and how logs name it, once `client_id` and `client_secret` are checked
+/// against the tokens file.
+fn authenticate_client<'p>(
+    state: &OAuthState,
+    params: &'p [(String, String)],
+) -> Result<(&'p str, String), OAuthError> {
+    let (Some(client_id), Some(secret)) =
+        (param(params, "client_id"), param(params, "client_secret"))
+    else {
+        return Err(invalid_request(
+            "missing parameter `client_id` or `client_secret`",
+        ));
     };
+    let who = match &state.gov {
+        None => format!("client:{client_id}"),
+        Some(gov) => {
+            let Some(principal) = gov.authenticate(Some(secret)) else {
+                return Err(invalid_client());
+            };
+            let name = principal
+                .subject
+                .as_deref()
+                .unwrap_or(principal.role.as_str());
+            if gov.has_tokens() && name != client_id {
+                return Err(invalid_client());
+            }
+            principal.label()
+        }
+    };
+    Ok((secret, who))
+}
+
+/// `POST /oauth2/v3/token`.
+async fn token(
+    State(state): State<OAuthState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
     const READ: [&str; 5] = [
         "grant_type",
         "client_id",
@@ -274,59 +366,40 @@ async fn token(
         "scope",
         "redirect_uri",
     ];
-    if let Some((name, _)) = params.iter().find(|(n, _)| !READ.contains(&n.as_str())) {
-        return invalid_request(&format!("unknown parameter `{name}`"));
-    }
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+    let params = match read_form(&state, &headers, &uri, body, &READ).await {
+        Ok(params) => params,
+        Err(refusal) => return refusal.into_response(),
     };
-    match param("grant_type") {
-        None => return invalid_request("missing parameter `grant_type`"),
+    match param(&params, "grant_type") {
+        None => return invalid_request("missing parameter `grant_type`").into_response(),
         Some("client_credentials") => {}
         Some(_) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "only grant_type=client_credentials is served",
-            )
+            return OAuthError {
+                status: StatusCode::BAD_REQUEST,
+                code: "unsupported_grant_type",
+                description: "only grant_type=client_credentials is served".into(),
+            }
+            .into_response()
         }
     }
-    let (Some(client_id), Some(secret)) = (param("client_id"), param("client_secret")) else {
-        return invalid_request("missing parameter `client_id` or `client_secret`");
-    };
-    let who = match &state.gov {
-        None => format!("client:{client_id}"),
-        Some(gov) => {
-            let Some(principal) = gov.authenticate(Some(secret)) else {
-                return invalid_client();
-            };
-            let name = principal
-                .subject
-                .as_deref()
-                .unwrap_or(principal.role.as_str());
-            if gov.has_tokens() && name != client_id {
-                return invalid_client();
-            }
-            principal.label()
-        }
+    let (secret, who) = match authenticate_client(&state, &params) {
+        Ok(client) => client,
+        Err(refusal) => return refusal.into_response(),
     };
     let lifetime = Duration::from_secs(EXPIRES_IN_S);
     let access = match state.tokens.issue(secret, lifetime) {
         Ok(access) => access,
         Err(e) => {
             tracing::error!(error = %e, "cannot draw an access token");
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error; the server log has the detail",
-            );
+            return OAuthError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "server_error",
+                description: "internal error; the server log has the detail".into(),
+            }
+            .into_response();
         }
     };
-    tracing::info!(client_id, who = %who, "access token issued");
+    tracing::info!(who = %who, "access token issued");
     let body = serde_json::json!({
         "access_token": access,
         "token_type": "Bearer",
@@ -343,6 +416,38 @@ async fn token(
         body.to_string(),
     )
         .into_response()
+}
+
+/// `POST /oauth2/v3/revoke` (RFC 7009): ends `token` when it was issued to this client; 200
+/// whether or not it was live, so the answer says nothing about other clients' tokens.
+async fn revoke(
+    State(state): State<OAuthState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    const READ: [&str; 5] = [
+        "token",
+        "token_type_hint",
+        "client_id",
+        "client_secret",
+        "redirect_uri",
+    ];
+    let params = match read_form(&state, &headers, &uri, body, &READ).await {
+        Ok(params) => params,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(token) = param(&params, "token") else {
+        return invalid_request("missing parameter `token`").into_response();
+    };
+    let (secret, who) = match authenticate_client(&state, &params) {
+        Ok(client) => client,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if state.tokens.revoke(token, secret) {
+        tracing::info!(who = %who, "access token revoked");
+    }
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
 }
 
 #[cfg(test)]

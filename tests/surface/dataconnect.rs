@@ -382,6 +382,37 @@ fn the_token_endpoint_issues_an_access_token_good_on_the_metering_routes_only() 
         &format!("/v1/meters/{A}/curve?from=2024-01-15&to=2024-01-16"),
     );
     v1.assert_error(401, "unauthorized");
+    // Revoked (RFC 7009) only by the client it was issued to.
+    let acme = server.access_token(ACME);
+    let revoke = |form: String| {
+        util::post(
+            &server.http.url("/oauth2/v3/revoke"),
+            "application/x-www-form-urlencoded",
+            &form,
+        )
+    };
+    let by_other = revoke(format!(
+        "token={acme}&client_id=other&client_secret={}",
+        OTHER.0
+    ));
+    assert_eq!(by_other.status, 200, "{}", by_other.body);
+    let grant_less = format!(
+        "/metering_data_dc/v5/daily_consumption?usage_point_id={A}&start=2024-01-15&end=2024-01-16"
+    );
+    assert_eq!(
+        server.get(Some(&acme), &grant_less).status,
+        403,
+        "acme's token still stands for acme"
+    );
+    let by_acme = revoke(format!(
+        "token={acme}&client_id=acme&client_secret={}",
+        ACME.0
+    ));
+    assert_eq!(by_acme.status, 200, "{}", by_acme.body);
+    assert_eq!(server.get(Some(&acme), &grant_less).status, 401);
+    let bad_client = revoke(format!("token={acme}&client_id=acme&client_secret=nope"));
+    assert_eq!(bad_client.status, 401);
+    assert_eq!(bad_client.json()["error"], "invalid_client");
     // Nor once its Courbe token is gone from the tokens file.
     let kept: String = tokens_text()
         .lines()
@@ -750,4 +781,84 @@ fn a_supplier_read_through_data_connect_is_in_the_audit_trail() {
         records[0]["from"],
         jiff::Timestamp::from_second(day(-3)).unwrap().to_string()
     );
+}
+
+/// Today's Data Connect answers against a naive reference built from `/v1`'s points: seeded
+/// fleets of mixed steps, gaps and overwritten readings over weeks of 2024 holding both DST days.
+#[test]
+fn load_curves_match_a_naive_reference_on_generated_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = super::support::Server::start(dir.path(), ServerConfig::default());
+    let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let mut rng = util::Rng::new(0x0D47_AC01_1EC7);
+    let weeks = ["2024-03-27", "2024-10-23", "2024-06-10", "2024-12-28"];
+    for start in weeks {
+        let from = paris_midnight(start);
+        let to = from + 8 * 86_400;
+        for round in 0..2 {
+            let mut batch = Batch::new();
+            let mut ts = from - 3_600 * rng.below(3) as i64;
+            while ts < to {
+                let step = *rng.pick(&[10u16, 15, 30, 30, 30, 60]);
+                let run = 1 + rng.below(40) as i64;
+                for _ in 0..run {
+                    // Round 2 rewrites a few stretches: the newest reading wins.
+                    if round == 0 || rng.chance(10) {
+                        batch
+                            .push(
+                                A,
+                                Channel::CONSUMPTION,
+                                point(ts, rng.below(9_000) as i32, step),
+                            )
+                            .unwrap();
+                    }
+                    ts += 60 * i64::from(step);
+                }
+                if rng.chance(20) {
+                    ts += 60 * 30 * (1 + rng.below(8) as i64);
+                }
+                // Back on the half-hour grid after a gap, as meters are.
+                ts -= ts.rem_euclid(600);
+            }
+            server.store.ingest(&batch).unwrap();
+        }
+    }
+    for start in weeks {
+        let first: jiff::civil::Date = start.parse().unwrap();
+        let end = first.checked_add(jiff::Span::new().days(7)).unwrap();
+        let native =
+            util::get(&server.url(&format!("/v1/meters/{A}/curve?from={first}&to={end}"))).json();
+        let reference: Vec<(String, String, String)> = native["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let ts: jiff::Timestamp = p["ts"].as_str().unwrap().parse().unwrap();
+                let step = p["step_min"].as_i64().unwrap();
+                let end = ts.checked_add(jiff::Span::new().minutes(step)).unwrap();
+                (
+                    end.to_zoned(paris.clone())
+                        .strftime("%Y-%m-%d %H:%M:%S")
+                        .to_string(),
+                    p["value"].to_string(),
+                    format!("PT{step}M"),
+                )
+            })
+            .collect();
+        assert!(reference.len() > 100, "{start}: {}", reference.len());
+        let dc = readings(&util::get(&server.url(&format!(
+            "/metering_data_clc/v5/consumption_load_curve?usage_point_id={A}&start={first}&end={end}"
+        ))));
+        let got: Vec<(String, String, String)> = dc
+            .iter()
+            .map(|r| {
+                (
+                    r["date"].as_str().unwrap().to_string(),
+                    r["value"].as_str().unwrap().to_string(),
+                    r["interval_length"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(got, reference, "{start}");
+    }
 }
