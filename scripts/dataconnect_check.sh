@@ -29,11 +29,12 @@ data="$work/data"
 meter=$(sed -n 2p "$work/fleet.csv" | cut -d, -f1)
 secret=$("$courbe" --data "$data" token add --tokens "$work/tokens" --role consumer --subject "$meter" | tail -1)
 
+: > "$work/serve.log"
 "$courbe" --data "$data" serve --listen 127.0.0.1:0 --tokens "$work/tokens" 2> "$work/serve.log" &
 server=$!
 base=""
 for _ in $(seq 1 100); do
-    base=$(sed -n 's/.*serving .* on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -1)
+    base=$(sed -n 's/.*serving .* on \(http:[^ ]*\).*/\1/p' "$work/serve.log" | head -1 || true)
     [ -n "$base" ] && break
     sleep 0.1
 done
