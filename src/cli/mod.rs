@@ -178,20 +178,27 @@ pub enum QueryKindArg {
     Peak,
     FleetCurve,
     FleetEnergy,
+    /// Index of each register at each day or month boundary (Europe/Paris dates).
+    Index,
+    /// A year's months: indexes, energy per register, maximum power (--year).
+    Summary,
 }
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     pub kind: QueryKindArg,
-    /// Meter id (curve, energy, peak).
+    /// Meter id (curve, energy, peak, index, summary).
     #[arg(long)]
     pub meter: Option<String>,
-    /// Start, inclusive: RFC 3339 instant or local date YYYY-MM-DD.
+    /// Start, inclusive: RFC 3339 instant or local date YYYY-MM-DD (all but summary).
     #[arg(long)]
-    pub from: String,
-    /// End, exclusive: RFC 3339 instant or local date YYYY-MM-DD.
+    pub from: Option<String>,
+    /// End, exclusive: RFC 3339 instant or local date YYYY-MM-DD (all but summary).
     #[arg(long)]
-    pub to: String,
+    pub to: Option<String>,
+    /// Civil year (summary).
+    #[arg(long)]
+    pub year: Option<String>,
     /// Calendar period: day, week, month or year (energy, peak, fleet-energy) [default: day].
     #[arg(long)]
     pub period: Option<String>,

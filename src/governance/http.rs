@@ -145,6 +145,8 @@ fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
         "/v1/meters/:id/peak" => QueryKind::Peak,
         "/v1/fleet/curve" => QueryKind::FleetCurve,
         "/v1/fleet/energy" => QueryKind::FleetEnergy,
+        "/v1/meters/:id/index" => QueryKind::Index,
+        "/v1/meters/:id/summary" => QueryKind::Summary,
         _ => return None,
     })
 }
@@ -201,7 +203,9 @@ fn summary_of(question: &Question) -> Option<Summary> {
         Question::Energy {
             calendar, tariff, ..
         } => (calendar, tariff.as_ref().is_some_and(|t| t.chosen())),
-        Question::Peak { calendar, .. } => (calendar, false),
+        Question::Peak { calendar, .. }
+        | Question::Index { calendar, .. }
+        | Question::Summary { calendar, .. } => (calendar, false),
         _ => return None,
     };
     Some(Summary {
@@ -258,7 +262,12 @@ fn action_of<'a>(
             None => Action::Other,
         },
         "/v1/meters/:id/curve" if method == Method::DELETE => Action::EraseCurve { meter: m },
-        "/v1/meters/:id/energy" | "/v1/meters/:id/peak" if get => {
+        "/v1/meters/:id/energy"
+        | "/v1/meters/:id/peak"
+        | "/v1/meters/:id/index"
+        | "/v1/meters/:id/summary"
+            if get =>
+        {
             match question.and_then(summary_of) {
                 Some(summary) => Action::ReadMeterSummary { meter: m, summary },
                 None => Action::Other,
@@ -382,7 +391,8 @@ async fn guard(
     }
     if let (
         Some(Asked {
-            question: Question::Peak { max_power_only, .. },
+            question:
+                Question::Peak { max_power_only, .. } | Question::Summary { max_power_only, .. },
             ..
         }),
         Action::ReadMeterSummary { meter, summary },

@@ -104,6 +104,24 @@ impl Channel {
     /// One value a day: maximum apparent power in VA; `ts_utc` is the instant it occurred.
     pub const MAX_POWER: Channel = Channel(2);
 
+    /// One value per Europe/Paris day: Wh consumed that day; `ts_utc` is the day's first instant.
+    pub const DAILY_ENERGY: Channel = Channel(3);
+    /// Code of the first index register channel.
+    pub const FIRST_INDEX_CODE: u8 = 16;
+
+    /// The channel of index register `register` (0..240) of the store's register table.
+    pub const fn index(register: u8) -> Option<Channel> {
+        match register.checked_add(Channel::FIRST_INDEX_CODE) {
+            Some(code) => Some(Channel(code)),
+            None => None,
+        }
+    }
+
+    /// The register number of an index channel.
+    pub fn register_number(self) -> Option<u8> {
+        self.0.checked_sub(Channel::FIRST_INDEX_CODE)
+    }
+
     /// The channels of format versions 1 and 2, in code order.
     pub const ALL: [Channel; 3] = [
         Channel::CONSUMPTION,
