@@ -409,8 +409,11 @@ pub fn answer(src: &dyn SeriesSource, question: &Question) -> Result<MeterReadin
             };
             (kind, readings)
         }
-        Question::FleetCurve { .. } | Question::FleetEnergy { .. } => {
-            return Err(ApiError::internal("a fleet question on a metering route"))
+        Question::FleetCurve { .. }
+        | Question::FleetEnergy { .. }
+        | Question::Index { .. }
+        | Question::Summary { .. } => {
+            return Err(ApiError::internal("a question no metering route asks"))
         }
     };
     Ok(MeterReadingBody {
