@@ -383,7 +383,11 @@ pub fn answer(src: &dyn SeriesSource, question: &Question) -> Result<MeterReadin
             (kind, readings)
         }
         Question::Peak {
-            meter, calendar, ..
+            meter,
+            calendar,
+            // Named, not elided: whatever the guard sets here about the sources a peak may
+            // come from must be read here too. This answer never takes one from the curve.
+            max_power_only: _,
         } => {
             let periods = query::peak(src, meter, &calendar.calendar)?;
             let readings = periods
