@@ -374,6 +374,21 @@ fn the_token_endpoint_issues_an_access_token_good_on_the_metering_routes_only() 
         "/metering_data_clc/v5/consumption_load_curve?usage_point_id={A}&start=2024-01-15&end=2024-01-16"
     );
     assert_eq!(readings(&server.get(Some(access), &curve)).len(), 48);
+    // Two credentials are none (a proxy in front may read the other one), and a token in the
+    // query string is a parameter the route does not read.
+    let two = raw_get(
+        &server.http.base,
+        &curve,
+        &[
+            format!("Authorization: Bearer {access}"),
+            format!("Authorization: Bearer {access}"),
+        ],
+    );
+    assert!(two.starts_with("HTTP/1.1 401"), "{two}");
+    let in_query = server.get(None, &format!("{curve}&access_token={access}"));
+    assert_eq!(in_query.status, 401);
+    let in_query = server.get(Some(access), &format!("{curve}&access_token={access}"));
+    assert_eq!(in_query.status, 400);
     // The Courbe token itself is good there too.
     assert_eq!(server.get(Some(OPERATOR.0), &curve).status, 200);
     // Not on /v1.
@@ -423,6 +438,26 @@ fn the_token_endpoint_issues_an_access_token_good_on_the_metering_routes_only() 
     let gone = server.get(Some(access), &curve);
     assert_eq!(gone.status, 401, "{}", gone.body);
     assert_eq!(gone.json()["error"], "invalid_token");
+}
+
+/// `GET path` with these header lines, as raw HTTP/1.1 (a client library merges repeated
+/// headers); the whole answer.
+fn raw_get(base: &str, path: &str, headers: &[String]) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        request.push_str(&format!("{h}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
 
 #[test]
