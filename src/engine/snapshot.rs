@@ -477,6 +477,10 @@ impl Snapshot {
 }
 
 impl SeriesSource for Snapshot {
+    fn registers(&self) -> Vec<(Channel, Arc<str>)> {
+        Snapshot::registers(self)
+    }
+
     fn has_meter(&self, meter: &str) -> bool {
         if self.version.memtable.has_meter(meter, self.visible_seq) {
             return true;

@@ -30,8 +30,8 @@ use crate::http::api::{
     self as api, format_ts, parse_instant, parse_tz, Asked, Limits, QueryKind, QueryParams,
     Question,
 };
-use crate::http::blocking;
 use crate::http::error::{ApiError, ErrorCode};
+use crate::http::{blocking, dataconnect};
 
 /// Largest body of a groups upload.
 const MAX_GROUPS_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -145,6 +145,8 @@ fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
         "/v1/meters/:id/peak" => QueryKind::Peak,
         "/v1/fleet/curve" => QueryKind::FleetCurve,
         "/v1/fleet/energy" => QueryKind::FleetEnergy,
+        "/v1/meters/:id/index" => QueryKind::Index,
+        "/v1/meters/:id/summary" => QueryKind::Summary,
         _ => return None,
     })
 }
@@ -168,6 +170,7 @@ fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
         "/v1/audit" => &["meter", "who", "from", "to"],
         "/v1/ingest" => &["channel"],
         "/v1/meters/:id/curve" => api::ERASE_PARAMETERS,
+        r if dataconnect::endpoint(r).is_some() => dataconnect::PARAMETERS,
         _ => return None,
     })
 }
@@ -200,7 +203,9 @@ fn summary_of(question: &Question) -> Option<Summary> {
         Question::Energy {
             calendar, tariff, ..
         } => (calendar, tariff.as_ref().is_some_and(|t| t.chosen())),
-        Question::Peak { calendar, .. } => (calendar, false),
+        Question::Peak { calendar, .. }
+        | Question::Index { calendar, .. }
+        | Question::Summary { calendar, .. } => (calendar, false),
         _ => return None,
     };
     Some(Summary {
@@ -231,6 +236,21 @@ fn action_of<'a>(
             .map(|(_, v)| v.as_str())
     };
     let question = asked.map(|a| &a.question);
+    if dataconnect::endpoint(route).is_some() {
+        // The native question it asks decides, as on the native route that asks it.
+        return match question {
+            _ if !get => None,
+            Some(q @ Question::Curve { .. }) => Some(Action::ReadCurve {
+                meter: m,
+                range_utc: q.range_utc(),
+            }),
+            Some(q) => Some(match summary_of(q) {
+                Some(summary) => Action::ReadMeterSummary { meter: m, summary },
+                None => Action::Other,
+            }),
+            None => Some(Action::Other),
+        };
+    }
     Some(match route {
         // Without the question read (never the case once the guard has read it), the
         // operator's only: unknown is never allowed.
@@ -242,7 +262,12 @@ fn action_of<'a>(
             None => Action::Other,
         },
         "/v1/meters/:id/curve" if method == Method::DELETE => Action::EraseCurve { meter: m },
-        "/v1/meters/:id/energy" | "/v1/meters/:id/peak" if get => {
+        "/v1/meters/:id/energy"
+        | "/v1/meters/:id/peak"
+        | "/v1/meters/:id/index"
+        | "/v1/meters/:id/summary"
+            if get =>
+        {
             match question.and_then(summary_of) {
                 Some(summary) => Action::ReadMeterSummary { meter: m, summary },
                 None => Action::Other,
@@ -302,7 +327,8 @@ async fn path_meter(route: &str, request: &mut Request) -> Result<Option<String>
     Ok(Some(id))
 }
 
-/// Access control of every `/v1` request; other paths pass.
+/// Access control of every `/v1` request and every Data Connect metering request; other paths
+/// pass.
 async fn guard(
     State(state): State<GuardState>,
     matched: Option<MatchedPath>,
@@ -310,7 +336,7 @@ async fn guard(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    if !path.starts_with("/v1/") {
+    if !path.starts_with("/v1/") && !dataconnect::is_metering_path(&path) {
         return next.run(request).await;
     }
     let gov = state.gov.clone();
@@ -333,17 +359,28 @@ async fn guard(
         Err(e) => return e.into_response(),
     };
     let kind = query_kind(&route, &method);
-    if kind.is_none() {
+    // A Data Connect route asks a native question, with its own parameters.
+    let metering =
+        dataconnect::endpoint(&route).filter(|_| method == Method::GET || method == Method::HEAD);
+    if kind.is_none() && metering.is_none() {
         if let Err(e) = check_parameters(&route, &params) {
             return e.into_response();
         }
     }
-    let mut asked = match kind
-        .map(|kind| Asked::read(kind, meter.as_deref(), query.as_deref(), &state.limits))
-        .transpose()
-    {
+    let read = match (metering, kind) {
+        (Some(endpoint), _) => dataconnect::read(endpoint, query.as_deref()).map(Some),
+        (None, Some(kind)) => {
+            Asked::read(kind, meter.as_deref(), query.as_deref(), &state.limits).map(Some)
+        }
+        (None, None) => Ok(None),
+    };
+    let mut asked = match read {
         Ok(asked) => asked,
         Err(e) => return e.into_response(),
+    };
+    let meter = match (meter, &asked) {
+        (None, Some(a)) if metering.is_some() => a.question.meter().map(str::to_string),
+        (meter, _) => meter,
     };
     let Some(action) = action_of(&route, &method, meter.as_deref(), asked.as_ref(), &params) else {
         return next.run(request).await;
@@ -354,7 +391,8 @@ async fn guard(
     }
     if let (
         Some(Asked {
-            question: Question::Peak { max_power_only, .. },
+            question:
+                Question::Peak { max_power_only, .. } | Question::Summary { max_power_only, .. },
             ..
         }),
         Action::ReadMeterSummary { meter, summary },
@@ -896,6 +934,29 @@ mod tests {
         ] {
             let action = action_of(route, &Method::GET, Some("m"), None, &[]);
             assert_eq!(action, Some(Action::Other), "{route}");
+        }
+    }
+
+    #[test]
+    fn a_metering_route_is_the_action_of_the_native_question_it_asks() {
+        let q = "usage_point_id=m&start=2024-01-01&end=2024-01-02";
+        for &(route, endpoint) in dataconnect::ROUTES {
+            let asked = dataconnect::read(endpoint, Some(q)).unwrap();
+            let native = match &asked.question {
+                Question::Curve { .. } => "/v1/meters/:id/curve",
+                Question::Energy { .. } => "/v1/meters/:id/energy",
+                _ => "/v1/meters/:id/peak",
+            };
+            let dc = action_of(route, &Method::GET, Some("m"), Some(&asked), &[]);
+            let v1 = action_of(native, &Method::GET, Some("m"), Some(&asked), &[]);
+            assert_eq!(dc, v1, "{route}");
+            assert!(dc.is_some());
+            assert_eq!(
+                action_of(route, &Method::GET, Some("m"), None, &[]),
+                Some(Action::Other),
+                "{route}: unread is for operators only"
+            );
+            assert_eq!(action_of(route, &Method::POST, Some("m"), None, &[]), None);
         }
     }
 

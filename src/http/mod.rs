@@ -4,6 +4,7 @@
 //! - [`api`]: questions, answers and their JSON/CSV shapes, shared with `courbe query`.
 //! - [`error`]: the error codes and their one mapping to HTTP statuses.
 //! - [`metrics`]: request counts, latencies and ingest counters for `/metrics`.
+//! - [`dataconnect`] and [`oauth`]: Enedis Data Connect's metering routes and token endpoint.
 //!
 //! Engine work never runs on the async workers: every handler that touches the store does it
 //! in [`tokio::task::spawn_blocking`].
@@ -37,9 +38,11 @@
 //! ```
 
 pub mod api;
+pub mod dataconnect;
 pub mod error;
 pub mod loading;
 pub mod metrics;
+pub mod oauth;
 mod refusals;
 
 use std::future::Future;
@@ -188,6 +191,7 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         config: Arc::new(config),
         metrics: Arc::new(Metrics::new()),
     };
+    let access_tokens = Arc::new(oauth::AccessTokens::new());
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/ingest", post(ingest))
@@ -195,8 +199,16 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route("/v1/meters/:id/curve", get(meter_curve).delete(meter_erase))
         .route("/v1/meters/:id/energy", get(meter_energy))
         .route("/v1/meters/:id/peak", get(meter_peak))
+        .route("/v1/meters/:id/index", get(meter_index))
+        .route("/v1/meters/:id/summary", get(meter_summary))
         .route("/v1/fleet/curve", get(fleet_curve))
-        .route("/v1/fleet/energy", get(fleet_energy));
+        .route("/v1/fleet/energy", get(fleet_energy))
+        .merge(dataconnect::routes(state.store.clone()))
+        .merge(oauth::routes(
+            access_tokens.clone(),
+            state.config.governance.clone(),
+            state.config.body_read_timeout,
+        ));
     // Hook (governance): its routes, and access control over every /v1 route above.
     let app = match &state.config.governance {
         Some(gov) => crate::governance::http::attach(
@@ -210,6 +222,10 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
     };
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            access_tokens,
+            dataconnect::frame,
+        ))
         .layer(middleware::from_fn(check_head))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -397,6 +413,26 @@ async fn meter_peak(
 ) -> Result<Response, ApiError> {
     let meter = || meter_id(path).map(Some);
     answer_query(state, QueryKind::Peak, meter, asked, &uri).await
+}
+
+async fn meter_index(
+    State(state): State<AppState>,
+    path: MeterPath,
+    asked: Option<Extension<Asked>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let meter = || meter_id(path).map(Some);
+    answer_query(state, QueryKind::Index, meter, asked, &uri).await
+}
+
+async fn meter_summary(
+    State(state): State<AppState>,
+    path: MeterPath,
+    asked: Option<Extension<Asked>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let meter = || meter_id(path).map(Some);
+    answer_query(state, QueryKind::Summary, meter, asked, &uri).await
 }
 
 async fn fleet_curve(
