@@ -147,3 +147,79 @@ fn courbe_ingest_reads_r151_and_the_sge_index_export_from_files() {
     let store = Store::open(&data, Options::default()).unwrap();
     assert_eq!(read(&store, register(&store, "DIST_BASE")).len(), 8);
 }
+
+/// Native CSV of `meter`'s half hours over 2023-10-28..2023-10-31 (Paris; the 29th has 25 hours),
+/// and three daily maxima at their instants.
+fn curve_and_peaks(meter: &str) -> (String, String) {
+    let start = 1_698_444_000; // 2023-10-28T00:00:00+02:00
+    let end = 1_698_706_800; // 2023-10-31T00:00:00+01:00
+    let mut curve = String::from("meter_id,ts,value_w\n");
+    for (i, ts) in (start..end).step_by(1800).enumerate() {
+        let ts = courbe::ingest::format_rfc3339_utc(ts);
+        curve.push_str(&format!("{meter},{ts},{}\n", 200 + (i * 37) % 900));
+    }
+    let peaks = format!(
+        "meter_id,ts,value_w\n{meter},2023-10-28T17:03:00Z,6100\n\
+         {meter},2023-10-29T01:20:00Z,5400\n{meter},2023-10-30T18:45:10Z,7000\n"
+    );
+    (curve, peaks)
+}
+
+#[test]
+fn a_data_connect_answer_ingested_into_another_store_answers_the_same() {
+    let meter = "16401220101758";
+    let (curve, peaks) = curve_and_peaks(meter);
+    let dir_a = tempfile::tempdir().unwrap();
+    let a = Arc::new(Store::open(dir_a.path(), Options::default()).unwrap());
+    ingest_document(
+        &a,
+        curve.as_bytes(),
+        Format::Csv,
+        Channel::CONSUMPTION,
+        1000,
+    )
+    .unwrap();
+    ingest_document(&a, peaks.as_bytes(), Format::Csv, Channel::MAX_POWER, 1000).unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let b = Arc::new(Store::open(dir_b.path(), Options::default()).unwrap());
+    let server_a = Server::start(a.clone(), ServerConfig::default());
+    let server_b = Server::start(b.clone(), ServerConfig::default());
+    let query = format!("usage_point_id={meter}&start=2023-10-28&end=2023-10-31");
+    for path in [
+        "/metering_data_clc/v5/consumption_load_curve",
+        "/metering_data_dc/v5/daily_consumption",
+        "/metering_data_dcmp/v5/daily_consumption_max_power",
+    ] {
+        let from_a = crate::util::get(&server_a.url(&format!("{path}?{query}")));
+        assert_eq!(from_a.status, 200, "{path}: {}", from_a.body);
+        let n = from_a.json()["meter_reading"]["interval_reading"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default();
+        let reply = post(
+            &server_b.url("/v1/ingest"),
+            "application/json",
+            &from_a.body,
+        );
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        assert_eq!(reply.json()["accepted"], n, "{path}: {}", reply.body);
+        assert_eq!(reply.json()["rejected"], serde_json::json!([]), "{path}");
+        let from_b = crate::util::get(&server_b.url(&format!("{path}?{query}")));
+        assert_eq!(from_b.json(), from_a.json(), "{path}");
+    }
+    // The curve came back point for point, the repeated autumn hour included.
+    let points = |s: &Store| {
+        s.snapshot()
+            .points(meter, Channel::CONSUMPTION, 0, i64::MAX)
+            .unwrap()
+    };
+    assert_eq!(points(&b), points(&a));
+    assert_eq!(points(&b).len(), 48 + 50 + 48);
+    assert_eq!(
+        b.snapshot()
+            .points(meter, Channel::DAILY_ENERGY, 0, i64::MAX)
+            .unwrap()
+            .len(),
+        3
+    );
+}
