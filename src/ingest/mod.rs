@@ -5,10 +5,26 @@
 //! writing the native CSV.
 //!
 //! Parsing is record by record: a record that cannot be read is reported as [`Rejected`] with its
-//! line (1-based; the CSV header is line 1; for XML, the line where the `<PDC>` record starts) and
-//! the rest of the input is still read. An [`IngestError`] means the whole document is unusable:
-//! a missing or wrong CSV header, XML that is not well-formed before its first record, a document
-//! that is not an R50 flow.
+//! line (1-based; the CSV header is line 1; for XML, the line where the record's element starts:
+//! `<PDC>` in R50, a class or `<Puissance_Maximale>` in R151; for Data Connect, the line where the
+//! `interval_reading` element starts) and the rest of the input is still read. An [`IngestError`]
+//! means the whole document is unusable: a missing or wrong CSV header, XML that is not
+//! well-formed before its first record, a document that is not of its format, a unit or kind of
+//! data Courbe does not read.
+//!
+//! | format | record | stored as |
+//! |---|---|---|
+//! | native CSV | line | the channel asked for |
+//! | R50 | `<PDC>` | the channel asked for, `ts` = `H` − step |
+//! | R151 | `Classe_Temporelle` / `_Distributeur` | index of register `ID` / `DIST_ID` at the Paris midnight starting `Date_Releve` |
+//! | R151 | `Puissance_Maximale` | `max_power` at that midnight (the flow has no instant) |
+//! | SGE export, `Courbe de charge` | line | the channel asked for, `ts` = `Horodate` − step |
+//! | SGE export, `Index` | line (one point per register cell) | index of the register its calendar class names, at `Horodate` |
+//! | SGE export, `Puissance maximale quotidienne` | line | `max_power` at `Horodate` |
+//! | SGE export, `Energie quotidienne` | line | daily energy at the day's Paris midnight |
+//! | Data Connect, `aggregate` `average` | `interval_reading` element | the channel asked for (consumption or production), `ts` = `date` − `interval_length` |
+//! | Data Connect, `sum` (P1D) | `interval_reading` element | daily energy at the Paris midnight of `date` |
+//! | Data Connect, `maximum` | `interval_reading` element | `max_power` at `date` |
 //!
 //! [`parse`] collects everything into a [`Parsed`]; [`parse_into`], [`parse_reader`] (any stream,
 //! format detected) and [`parse_csv_reader`] hand rows to a [`Sink`] as they are read, with the
@@ -66,15 +82,6 @@ pub enum Daily<S> {
     Energy,
     /// Cumulative Wh of a register (`[A-Z0-9_]`, 1 to 16 characters) at an instant.
     Index(S),
-}
-
-impl<S: AsRef<str>> Daily<S> {
-    pub fn as_ref(&self) -> Daily<&str> {
-        match self {
-            Daily::Energy => Daily::Energy,
-            Daily::Index(name) => Daily::Index(name.as_ref()),
-        }
-    }
 }
 
 impl Daily<&str> {
