@@ -52,7 +52,7 @@ fn colour(date: jiff::civil::Date) -> u8 {
     let h = (date.day_of_year() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
     if winter && weekday <= 5 && h < 11 {
         2 // about 22 of the ~110 winter weekdays
-    } else if weekday != 7 && h >= 52 && h < 60 {
+    } else if weekday != 7 && (52..60).contains(&h) {
         1 // about 43 of the ~313 days not on Sundays
     } else {
         0
