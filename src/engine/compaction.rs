@@ -110,9 +110,9 @@ impl Store {
         self.remove_segments(&old)
     }
 
-    /// Erases every series of `meter` but `max_power` (the curve, `consumption` and
-    /// `production`, daily energy and indexes), all of it or `[from_utc, to_utc)`: invisible at
-    /// once, physically gone from every file when it returns.
+    /// Erases `meter`'s curve (`consumption` and `production`; daily energy, indexes and
+    /// `max_power` are the daily data every meter sends and stay), all of it or
+    /// `[from_utc, to_utc)`: invisible at once, physically gone from every file when it returns.
     ///
     /// Commits the intent first ([`Store::begin_erase`], nothing more when it is already
     /// pending), then holds every writer out; flushes the memtable without the erased points

@@ -76,8 +76,8 @@ struct Inner {
     newest_ts: Option<i64>,
 }
 
-/// Erasure of `meter`'s series but `max_power` (the curve, daily energy and indexes), all of it
-/// or `[from, to)`.
+/// Erasure of `meter`'s curve (`consumption` and `production`; daily energy, indexes and
+/// `max_power` stay), all of it or `[from, to)`.
 #[derive(Clone, Debug)]
 pub struct EraseSpec {
     pub meter: String,
