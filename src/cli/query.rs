@@ -29,6 +29,7 @@ pub fn params_of(args: &QueryArgs) -> QueryParams {
         channel: args.channel.clone(),
         format: Some(args.format.clone()),
         meters: args.meters.clone(),
+        year: None,
     }
 }
 

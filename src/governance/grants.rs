@@ -1,12 +1,146 @@
-//! Grants to third parties (suppliers): access to one meter's data for a validity period of at
-//! most three years, created and revoked by operators.
+//! Grants to third parties (suppliers): access to one meter's data of the kinds the consumer
+//! chose (Code de la consommation D.224-27 3°: daily indexes and energy, daily maximum power,
+//! the load curve) for a validity period of at most three years, created and revoked by
+//! operators.
+//!
+//! A grant's `[from_utc, to_utc)` is both when it is in force and the instants of data it
+//! covers. The kinds a supplier may read at an instant are the union of the kinds of its grants
+//! in force now whose period holds that instant; a question needs its kind at every instant of
+//! its range ([`GrantRegistry::covers`]).
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest validity of a grant: three years of 366 days.
 pub const MAX_GRANT_S: i64 = 3 * 366 * 86_400;
+
+/// A kind of data a grant may allow (D.224-27 3°).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DataKind {
+    /// Daily indexes per register and daily energy (whole Europe/Paris days).
+    Daily,
+    /// Daily maximum power (the `max_power` channel).
+    MaxPower,
+    /// The load curve, and whatever is finer than whole Paris days.
+    Curve,
+}
+
+impl DataKind {
+    pub const ALL: [DataKind; 3] = [DataKind::Daily, DataKind::MaxPower, DataKind::Curve];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataKind::Daily => "daily",
+            DataKind::MaxPower => "max_power",
+            DataKind::Curve => "curve",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DataKind> {
+        DataKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            DataKind::Daily => 1,
+            DataKind::MaxPower => 2,
+            DataKind::Curve => 4,
+        }
+    }
+}
+
+/// A set of [`DataKind`]s. A grant's is never empty; it is written as a JSON list of names in
+/// the order of [`DataKind::ALL`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Kinds(u8);
+
+impl Kinds {
+    pub const NONE: Kinds = Kinds(0);
+    pub const ALL: Kinds = Kinds(7);
+
+    /// What a grant recorded before grants had kinds allows: every kind, which is what such a
+    /// grant allowed when it was recorded (kinds did not restrict anything then).
+    pub const LEGACY: Kinds = Kinds::ALL;
+
+    pub const fn of(kind: DataKind) -> Kinds {
+        Kinds(match kind {
+            DataKind::Daily => 1,
+            DataKind::MaxPower => 2,
+            DataKind::Curve => 4,
+        })
+    }
+
+    pub fn contains(self, kind: DataKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    pub fn with(self, kind: DataKind) -> Kinds {
+        Kinds(self.0 | kind.bit())
+    }
+
+    pub fn union(self, other: Kinds) -> Kinds {
+        Kinds(self.0 | other.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = DataKind> {
+        DataKind::ALL.into_iter().filter(move |k| self.contains(*k))
+    }
+
+    /// The names, comma-separated (`daily,max_power`).
+    pub fn names(self) -> String {
+        self.iter()
+            .map(DataKind::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Reads a list of kind names: refused, naming the fault, when it is empty, names an
+    /// unknown kind or names one twice.
+    pub fn parse_list<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Kinds, String> {
+        let mut kinds = Kinds::NONE;
+        for name in names {
+            let kind = DataKind::parse(name).ok_or_else(|| {
+                format!("unknown kind {name:?} in `kinds` (daily, max_power or curve)")
+            })?;
+            if kinds.contains(kind) {
+                return Err(format!("kind {name:?} is given twice in `kinds`"));
+            }
+            kinds = kinds.with(kind);
+        }
+        if kinds.is_empty() {
+            return Err("`kinds` is empty: give at least one of daily, max_power, curve".into());
+        }
+        Ok(kinds)
+    }
+}
+
+impl std::fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kinds[{}]", self.names())
+    }
+}
+
+impl Serialize for Kinds {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(DataKind::as_str))
+    }
+}
+
+impl<'de> Deserialize<'de> for Kinds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Kinds, D::Error> {
+        let names = Vec::<String>::deserialize(deserializer)?;
+        Kinds::parse_list(names.iter().map(String::as_str)).map_err(serde::de::Error::custom)
+    }
+}
+
+fn legacy_kinds() -> Kinds {
+    Kinds::LEGACY
+}
 
 /// A change of the grant registry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +150,7 @@ pub enum GrantEvent {
     Revoked { id: u64, at_utc: i64, by: String },
 }
 
-/// Access of `supplier` to `meter` over `[from_utc, to_utc)`.
+/// Access of `supplier` to `meter`'s data of `kinds` over `[from_utc, to_utc)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub id: u64,
@@ -24,6 +158,10 @@ pub struct Grant {
     pub supplier: String,
     pub from_utc: i64,
     pub to_utc: i64,
+    /// What it allows. A record written before grants had kinds has none and reads as
+    /// [`Kinds::LEGACY`] (every kind): what it allowed when it was recorded.
+    #[serde(default = "legacy_kinds")]
+    pub kinds: Kinds,
     pub created_utc: i64,
     pub by: String,
     /// When it was revoked; a revoked grant is out of force from then on.
@@ -95,6 +233,59 @@ impl GrantRegistry {
     ) -> impl Iterator<Item = &'a Grant> + 'a {
         self.of_meter(meter)
             .filter(move |g| g.supplier == supplier && g.in_force(now_utc))
+    }
+}
+
+impl GrantRegistry {
+    /// Whether `supplier`'s grants on `meter` in force at `now_utc` that allow `kind` together
+    /// hold every instant of `[from, to)` (the union of their periods; one grant need not hold
+    /// it all). An empty range is held by nothing.
+    pub fn covers(
+        &self,
+        supplier: &str,
+        meter: &str,
+        now_utc: i64,
+        kind: DataKind,
+        range: (i64, i64),
+    ) -> bool {
+        self.covers_any(supplier, meter, now_utc, Kinds::of(kind), range)
+    }
+
+    /// [`GrantRegistry::covers`] where a grant allowing any one of `kinds` holds an instant.
+    pub fn covers_any(
+        &self,
+        supplier: &str,
+        meter: &str,
+        now_utc: i64,
+        kinds: Kinds,
+        (from, to): (i64, i64),
+    ) -> bool {
+        if from >= to {
+            return false;
+        }
+        let mut spans: Vec<(i64, i64)> = self
+            .in_force(supplier, meter, now_utc)
+            .filter(|g| g.kinds.0 & kinds.0 != 0 && g.from_utc < to && from < g.to_utc)
+            .map(|g| (g.from_utc, g.to_utc))
+            .collect();
+        spans.sort_unstable();
+        let mut held_to = from;
+        for (start, end) in spans {
+            if start > held_to {
+                return false;
+            }
+            held_to = held_to.max(end);
+            if held_to >= to {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The kinds of `supplier`'s grants on `meter` in force at `now_utc`, whatever their periods.
+    pub fn kinds_in_force(&self, supplier: &str, meter: &str, now_utc: i64) -> Kinds {
+        self.in_force(supplier, meter, now_utc)
+            .fold(Kinds::NONE, |k, g| k.union(g.kinds))
     }
 }
 

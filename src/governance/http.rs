@@ -21,14 +21,14 @@ use axum::{Extension, Json, RequestExt, Router};
 use serde::{Deserialize, Serialize};
 
 use super::audit::AuditRecord;
-use super::auth::{Action, Decision, Level, Principal, Role, Summary};
+use super::auth::{Action, Figure, Level, Principal, Role, Summary};
 use super::consent::{Collection, ConsentEvent};
-use super::grants::Grant;
+use super::grants::{DataKind, Grant, Kinds};
 use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
 use crate::http::api::{
-    self as api, format_ts, parse_instant, parse_tz, Asked, Limits, QueryKind, QueryParams,
-    Question,
+    self as api, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind,
+    QueryParams, Question,
 };
 use crate::http::blocking;
 use crate::http::error::{ApiError, ErrorCode};
@@ -143,6 +143,8 @@ fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
         "/v1/meters/:id/curve" => QueryKind::Curve,
         "/v1/meters/:id/energy" => QueryKind::Energy,
         "/v1/meters/:id/peak" => QueryKind::Peak,
+        "/v1/meters/:id/index" => QueryKind::Index,
+        "/v1/meters/:id/summary" => QueryKind::Summary,
         "/v1/fleet/curve" => QueryKind::FleetCurve,
         "/v1/fleet/energy" => QueryKind::FleetEnergy,
         _ => return None,
@@ -195,15 +197,20 @@ fn check_parameters(route: &str, params: &[(String, String)]) -> Result<(), ApiE
 
 /// What access control needs of an energy or peak question.
 fn summary_of(question: &Question) -> Option<Summary> {
-    let (calendar, tariff) = match question {
+    let (figure, calendar, tariff) = match question {
         // The meter's own contracts give its real registers; a chosen option or window does not.
         Question::Energy {
             calendar, tariff, ..
-        } => (calendar, tariff.as_ref().is_some_and(|t| t.chosen())),
-        Question::Peak { calendar, .. } => (calendar, false),
+        } => (
+            Figure::Energy,
+            calendar,
+            tariff.as_ref().is_some_and(|t| t.chosen()),
+        ),
+        Question::Peak { calendar, .. } => (Figure::Peak, calendar, false),
         _ => return None,
     };
     Some(Summary {
+        figure,
         range_utc: question.range_utc(),
         period: calendar.calendar.period,
         tz_paris: calendar.tz_name == api::DEFAULT_TZ,
@@ -235,11 +242,12 @@ fn action_of<'a>(
         // Without the question read (never the case once the guard has read it), the
         // operator's only: unknown is never allowed.
         "/v1/meters/:id/curve" if get => match question {
-            Some(q) => Action::ReadCurve {
+            Some(q @ Question::Curve { channel, .. }) => Action::ReadCurve {
                 meter: m,
+                channel: *channel,
                 range_utc: q.range_utc(),
             },
-            None => Action::Other,
+            _ => Action::Other,
         },
         "/v1/meters/:id/curve" if method == Method::DELETE => Action::EraseCurve { meter: m },
         "/v1/meters/:id/energy" | "/v1/meters/:id/peak" if get => {
@@ -248,6 +256,20 @@ fn action_of<'a>(
                 None => Action::Other,
             }
         }
+        "/v1/meters/:id/index" if get => match question {
+            Some(q @ Question::Index { .. }) => Action::ReadIndex {
+                meter: m,
+                range_utc: q.range_utc(),
+            },
+            _ => Action::Other,
+        },
+        "/v1/meters/:id/summary" if get => match question {
+            Some(q @ Question::Summary { .. }) => Action::ReadYearSummary {
+                meter: m,
+                range_utc: q.range_utc(),
+            },
+            _ => Action::Other,
+        },
         "/v1/meters/:id/export" if get => Action::Export { meter: m },
         "/v1/meters/:id/compare" if get => Action::Compare { meter: m },
         "/v1/meters/:id/consent" if get => Action::ReadConsent { meter: m },
@@ -271,6 +293,8 @@ fn action_of<'a>(
         "/v1/meters/:id/curve"
         | "/v1/meters/:id/energy"
         | "/v1/meters/:id/peak"
+        | "/v1/meters/:id/index"
+        | "/v1/meters/:id/summary"
         | "/v1/meters/:id/export"
         | "/v1/meters/:id/compare"
         | "/v1/meters/:id/consent"
@@ -348,29 +372,33 @@ async fn guard(
     let Some(action) = action_of(&route, &method, meter.as_deref(), asked.as_ref(), &params) else {
         return next.run(request).await;
     };
-    if let Decision::Deny(why) = gov.authorize(&principal, &action) {
-        tracing::info!(who = %principal.label(), route = %route, why, "forbidden");
-        return api::forbidden().into_response();
-    }
-    if let (
-        Some(Asked {
-            question: Question::Peak { max_power_only, .. },
-            ..
-        }),
-        Action::ReadMeterSummary { meter, summary },
-    ) = (asked.as_mut(), &action)
+    let kinds = match gov.authorize_kinds(&principal, &action) {
+        Ok(kinds) => kinds,
+        Err(why) => {
+            tracing::info!(who = %principal.label(), route = %route, why, "forbidden");
+            return api::forbidden().into_response();
+        }
+    };
+    // A peak (or a year's maximum power) from `max_power` is max_power data, from the curve
+    // curve data: the answer draws only on the sources the rule allowed.
+    if let Some(Asked {
+        question: Question::Peak { sources, .. } | Question::Summary { sources, .. },
+        ..
+    }) = asked.as_mut()
     {
-        // A peak from the curve is curve data: answered only with curve rights.
-        let curve = Action::ReadCurve {
-            meter,
-            range_utc: summary.range_utc,
+        *sources = PeakSources {
+            max_power: kinds.contains(DataKind::MaxPower),
+            curve: kinds.contains(DataKind::Curve),
         };
-        *max_power_only = gov.authorize(&principal, &curve) != Decision::Allow;
     }
     let audited = principal.role == Role::Supplier
         && matches!(
             action,
-            Action::ReadCurve { .. } | Action::ReadMeterSummary { .. } | Action::ReadConsent { .. }
+            Action::ReadCurve { .. }
+                | Action::ReadMeterSummary { .. }
+                | Action::ReadIndex { .. }
+                | Action::ReadYearSummary { .. }
+                | Action::ReadConsent { .. }
         );
     // A consent answer is the meter's whole history: a read without bounds.
     let range = match action {
@@ -393,6 +421,7 @@ async fn guard(
             from_utc,
             to_utc,
             what: route,
+            kinds,
         };
         let logged = tokio::task::spawn_blocking(move || gov.audit(record)).await;
         if !matches!(logged, Ok(Ok(()))) {
@@ -603,6 +632,8 @@ struct GrantJson {
     supplier: String,
     from: String,
     to: String,
+    /// What it allows: `daily`, `max_power`, `curve`.
+    kinds: Kinds,
     created: String,
     by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -618,6 +649,7 @@ impl From<&Grant> for GrantJson {
             supplier: g.supplier.clone(),
             from: format_ts(g.from_utc),
             to: format_ts(g.to_utc),
+            kinds: g.kinds,
             created: format_ts(g.created_utc),
             by: g.by.clone(),
             revoked: g.revoked_utc.map(format_ts),
@@ -648,6 +680,8 @@ struct GrantRequest {
     supplier: String,
     from: String,
     to: String,
+    /// Required: the kinds the consumer chose (D.224-27 3°), each once.
+    kinds: Option<Vec<String>>,
 }
 
 async fn grants_post(
@@ -659,12 +693,27 @@ async fn grants_post(
     check_meter(&id)?;
     let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let req: GrantRequest = json_body(&body)?;
+    let kinds = grant_kinds(req.kinds.as_deref())?;
     let from = instant(Some(&req.from), "from")?.unwrap_or_default();
     let to = instant(Some(&req.to), "to")?.unwrap_or_default();
     let by = by(&principal);
-    let grant =
-        blocking(move || Ok(s.gov.create_grant(&id, &req.supplier, from, to, &by)?)).await?;
+    let grant = blocking(move || {
+        Ok(s.gov
+            .create_grant_of(&id, &req.supplier, from, to, kinds, &by)?)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(GrantJson::from(&grant))).into_response())
+}
+
+/// The `kinds` of a grant request: required, not empty, each kind known and named once.
+fn grant_kinds(names: Option<&[String]>) -> Result<Kinds, ApiError> {
+    let names = names.ok_or_else(|| {
+        ApiError::invalid(
+            "missing `kinds`: the kinds of data the grant allows, a list of daily, max_power, \
+             curve",
+        )
+    })?;
+    Kinds::parse_list(names.iter().map(String::as_str)).map_err(ApiError::invalid)
 }
 
 async fn grant_delete(
@@ -757,6 +806,7 @@ struct AuditJson {
     from: Option<String>,
     to: Option<String>,
     what: String,
+    kinds: Kinds,
 }
 
 async fn audit_get(
@@ -780,6 +830,7 @@ async fn audit_get(
             from: bound(r.from_utc),
             to: bound(r.to_utc),
             what: r.what,
+            kinds: r.kinds,
         })
         .collect();
     Ok(Json(serde_json::json!({ "records": records })).into_response())
@@ -873,6 +924,7 @@ async fn compare_get(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::auth::Decision;
 
     #[test]
     fn a_bearer_header_gives_its_token() {

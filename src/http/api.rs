@@ -56,6 +56,8 @@ pub struct QueryParams {
     pub format: Option<String>,
     /// Comma-separated meter ids for fleet questions.
     pub meters: Option<String>,
+    /// The Europe/Paris year of a yearly summary, `YYYY`.
+    pub year: Option<String>,
 }
 
 /// The parameters an erasure reads.
@@ -128,6 +130,7 @@ impl QueryParams {
                 "channel" => Some(&mut params.channel),
                 "format" => Some(&mut params.format),
                 "meters" => Some(&mut params.meters),
+                "year" => Some(&mut params.year),
                 _ => None,
             };
             let Some(slot) = slot else {
@@ -150,6 +153,10 @@ pub enum QueryKind {
     Peak,
     FleetCurve,
     FleetEnergy,
+    /// A meter's index per register at each period boundary (`period=day|month`).
+    Index,
+    /// A meter's Europe/Paris year: indexes, energy per register, maximum power.
+    Summary,
 }
 
 impl QueryKind {
@@ -163,15 +170,19 @@ impl QueryKind {
             QueryKind::FleetEnergy => {
                 &["from", "to", "tz", "period", "channel", "format", "meters"]
             }
+            QueryKind::Index => &["from", "to", "period", "format"],
+            QueryKind::Summary => &["year", "format"],
         }
     }
 
     fn range_limit_days(self, limits: &Limits) -> u32 {
         match self {
             QueryKind::Curve | QueryKind::FleetCurve => limits.max_curve_range_days,
-            QueryKind::Energy | QueryKind::Peak | QueryKind::FleetEnergy => {
-                limits.max_calendar_range_days
-            }
+            QueryKind::Energy
+            | QueryKind::Peak
+            | QueryKind::FleetEnergy
+            | QueryKind::Index
+            | QueryKind::Summary => limits.max_calendar_range_days,
         }
     }
 }
@@ -225,9 +236,8 @@ pub enum Question {
     Peak {
         meter: String,
         calendar: CalendarQuestion,
-        /// Refuse (403) rather than answer a period from the curve: for callers without
-        /// curve rights over the range.
-        max_power_only: bool,
+        /// What access control lets the answer come from.
+        sources: PeakSources,
     },
     FleetCurve {
         channel: Channel,
@@ -240,6 +250,36 @@ pub enum Question {
         calendar: CalendarQuestion,
         meters: Option<Vec<String>>,
     },
+    /// Indexes at the boundaries of the periods of `calendar` (Europe/Paris, `day` or `month`,
+    /// from and to Paris midnights).
+    Index {
+        meter: String,
+        calendar: CalendarQuestion,
+    },
+    /// The Europe/Paris year `year`: `calendar` is its months.
+    Summary {
+        meter: String,
+        year: i16,
+        calendar: CalendarQuestion,
+        /// What access control lets its maximum power come from.
+        sources: PeakSources,
+    },
+}
+
+/// The sources a peak may be answered from, as access control allowed them. Without
+/// `max_power` the peak is taken from the curve alone (`max_power` is not read); without
+/// `curve` a period whose peak would come from the curve is refused (403).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeakSources {
+    pub max_power: bool,
+    pub curve: bool,
+}
+
+impl PeakSources {
+    pub const ALL: PeakSources = PeakSources {
+        max_power: true,
+        curve: true,
+    };
 }
 
 /// Whether `id` is a well-formed meter id: 1 to 64 of `[0-9A-Za-z_.-]`.
@@ -383,7 +423,9 @@ impl Question {
         match self {
             Question::Curve { meter, .. }
             | Question::Energy { meter, .. }
-            | Question::Peak { meter, .. } => Some(meter),
+            | Question::Peak { meter, .. }
+            | Question::Index { meter, .. }
+            | Question::Summary { meter, .. } => Some(meter),
             Question::FleetCurve { .. } | Question::FleetEnergy { .. } => None,
         }
     }
@@ -399,7 +441,9 @@ impl Question {
             } => (*from_utc, *to_utc),
             Question::Energy { calendar, .. }
             | Question::Peak { calendar, .. }
-            | Question::FleetEnergy { calendar, .. } => {
+            | Question::FleetEnergy { calendar, .. }
+            | Question::Index { calendar, .. }
+            | Question::Summary { calendar, .. } => {
                 (calendar.calendar.from_utc, calendar.calendar.to_utc)
             }
         }
@@ -413,6 +457,9 @@ impl Question {
         params: &QueryParams,
         limits: &Limits,
     ) -> Result<(Question, Encoding), ApiError> {
+        if kind == QueryKind::Summary {
+            return Question::summary_from_params(meter, params);
+        }
         let (tz, tz_name) = parse_tz(params.tz.as_deref())?;
         let (from_utc, to_utc) = parse_range(params.from.as_deref(), params.to.as_deref(), &tz)?;
         check_from_before_to(from_utc, to_utc)?;
@@ -476,7 +523,7 @@ impl Question {
             QueryKind::Peak => Question::Peak {
                 meter: meter()?,
                 calendar: calendar()?,
-                max_power_only: false,
+                sources: PeakSources::ALL,
             },
             QueryKind::FleetCurve => Question::FleetCurve {
                 channel,
@@ -489,6 +536,82 @@ impl Question {
                 calendar: calendar()?,
                 meters: meters()?,
             },
+            QueryKind::Index => {
+                let calendar = calendar()?;
+                if !matches!(calendar.calendar.period, Period::Day | Period::Month) {
+                    return Err(ApiError::invalid(
+                        "an index is asked per `day` or `month` (`period`)",
+                    ));
+                }
+                if !calendar.whole_local_days() {
+                    return Err(ApiError::invalid(
+                        "an index is read at Europe/Paris midnights: give `from` and `to` as \
+                         dates (2024-01-01) or Paris midnights",
+                    ));
+                }
+                Question::Index {
+                    meter: meter()?,
+                    calendar,
+                }
+            }
+            QueryKind::Summary => return Question::summary_from_params(Some(&meter()?), params),
+        };
+        Ok((question, encoding))
+    }
+
+    /// A yearly summary: `year` (required, `YYYY`) and `format`; the months of that
+    /// Europe/Paris year.
+    fn summary_from_params(
+        meter: Option<&str>,
+        params: &QueryParams,
+    ) -> Result<(Question, Encoding), ApiError> {
+        let meter = meter.ok_or_else(|| ApiError::invalid("missing meter id"))?;
+        check_meter_id(meter)?;
+        let encoding = match params.format.as_deref() {
+            None | Some("json") => Encoding::Json,
+            Some("csv") => Encoding::Csv,
+            Some(other) => {
+                return Err(ApiError::invalid(format!(
+                    "unknown format {other:?} (json or csv)"
+                )))
+            }
+        };
+        let text = params
+            .year
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("missing parameter `year`"))?;
+        let year = match text.parse::<i16>() {
+            Ok(y) if text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit()) && y >= 1970 => y,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "`year`: {text:?} is not a year of four digits from 1970 (2024)"
+                )))
+            }
+        };
+        let (tz, tz_name) = parse_tz(None)?;
+        let midnight = |y: i16| {
+            jiff::civil::date(y, 1, 1)
+                .to_zoned(tz.clone())
+                .map(|z| z.timestamp().as_second())
+                .map_err(|e| ApiError::invalid(format!("`year`: {text:?}: {e}")))
+        };
+        let next = year
+            .checked_add(1)
+            .ok_or_else(|| ApiError::invalid(format!("`year`: {text:?} is too late")))?;
+        let calendar = CalendarQuestion {
+            calendar: Calendar {
+                from_utc: midnight(year)?,
+                to_utc: midnight(next)?,
+                period: Period::Month,
+                tz,
+            },
+            tz_name,
+        };
+        let question = Question::Summary {
+            meter: meter.to_string(),
+            year,
+            calendar,
+            sources: PeakSources::ALL,
         };
         Ok((question, encoding))
     }
@@ -706,11 +829,19 @@ pub fn answer(
         Question::Peak {
             meter,
             calendar,
-            max_power_only,
+            sources,
         } => {
             ensure_meter(src, meter)?;
-            let periods = query::peak(src, meter, &calendar.calendar)?;
-            if *max_power_only
+            let without_max_power = Hiding {
+                src,
+                hidden: Channel::MAX_POWER,
+            };
+            let from: &dyn SeriesSource = match sources.max_power {
+                true => src,
+                false => &without_max_power,
+            };
+            let periods = query::peak(from, meter, &calendar.calendar)?;
+            if !sources.curve
                 && periods
                     .iter()
                     .any(|p| matches!(p.peak, Some((_, _, PeakSource::Curve))))
@@ -813,6 +944,44 @@ pub fn answer(
                     })
                     .collect(),
             }))
+        }
+        // Read and guarded already; their answers are not built yet.
+        Question::Index { .. } | Question::Summary { .. } => Err(ApiError::new(
+            ErrorCode::NotFound,
+            "indexes and yearly summaries are not answered by this build",
+        )),
+    }
+}
+
+/// `src` with one channel hidden: it holds no point and no meter of `hidden`. What access
+/// control does not let an answer read is never read.
+struct Hiding<'a> {
+    src: &'a dyn SeriesSource,
+    hidden: Channel,
+}
+
+impl SeriesSource for Hiding<'_> {
+    fn has_meter(&self, meter: &str) -> bool {
+        self.src.has_meter(meter)
+    }
+
+    fn meters(&self, channel: Channel) -> Vec<String> {
+        match channel == self.hidden {
+            true => Vec::new(),
+            false => self.src.meters(channel),
+        }
+    }
+
+    fn chunks(
+        &self,
+        meter: &str,
+        channel: Channel,
+        from_utc: i64,
+        to_utc: i64,
+    ) -> Result<Vec<crate::source::Chunk<'_>>, crate::source::SourceError> {
+        match channel == self.hidden {
+            true => Ok(Vec::new()),
+            false => self.src.chunks(meter, channel, from_utc, to_utc),
         }
     }
 }
