@@ -784,6 +784,156 @@ mod tests {
         assert_eq!(ask(daily(1_000, 9_000)), Decision::Allow);
     }
 
+    /// `acme` granted `kinds` on `m` over `[0, 10_000)`; consent revoked from `revoked_from`.
+    fn ask_with(
+        kinds: Kinds,
+        revoked_from: Option<i64>,
+        action: &Action<'_>,
+    ) -> Result<Kinds, &'static str> {
+        let mut grants = GrantRegistry::default();
+        grants.apply(GrantEvent::Created(Grant {
+            id: 1,
+            meter: "m".into(),
+            supplier: "acme".into(),
+            from_utc: 0,
+            to_utc: 10_000,
+            kinds,
+            created_utc: 0,
+            by: "operator".into(),
+            revoked_utc: None,
+        }));
+        let mut consent = ConsentRegistry::default();
+        if let Some(from_utc) = revoked_from {
+            consent.insert(ConsentEvent {
+                meter: "m".into(),
+                from_utc,
+                collection: Collection::Revoked,
+                step_min: None,
+                erase: false,
+                recorded_utc: 0,
+                by: "consumer:m".into(),
+            });
+        }
+        let facts = Facts {
+            now_utc: 5_000,
+            grants: &grants,
+            consent: &consent,
+        };
+        authorize_kinds(&supplier(), action, &facts)
+    }
+
+    #[test]
+    fn each_question_needs_its_kind_and_says_which_kinds_the_answer_may_draw_on() {
+        use DataKind::{Curve, Daily, MaxPower};
+        let k = Kinds::of;
+        let range = (1_000, 2_000);
+        let points = |channel| Action::ReadCurve {
+            meter: "m",
+            channel,
+            range_utc: range,
+        };
+        let summary = |figure, whole_days| Action::ReadMeterSummary {
+            meter: "m",
+            summary: Summary {
+                figure,
+                whole_local_days: whole_days,
+                ..daily(1_000, 2_000)
+            },
+        };
+        let index = Action::ReadIndex {
+            meter: "m",
+            range_utc: range,
+        };
+        let year = Action::ReadYearSummary {
+            meter: "m",
+            range_utc: range,
+        };
+        let both = k(Daily).with(MaxPower);
+        #[rustfmt::skip]
+        let table: Vec<(Kinds, Action<'_>, Option<Kinds>)> = vec![
+            (k(Daily), points(Channel::CONSUMPTION), None),
+            (k(Daily), points(Channel::MAX_POWER), None),
+            (k(MaxPower), points(Channel::MAX_POWER), Some(k(MaxPower))),
+            (k(Curve), points(Channel::PRODUCTION), Some(k(Curve))),
+            (k(Curve), points(Channel::MAX_POWER), None),
+            (k(Daily), summary(Figure::Energy, true), Some(k(Daily))),
+            (k(Daily), summary(Figure::Energy, false), None),
+            (k(MaxPower), summary(Figure::Energy, true), None),
+            (k(Curve), summary(Figure::Energy, false), Some(k(Curve))),
+            (k(Daily), summary(Figure::Peak, true), None),
+            (k(MaxPower), summary(Figure::Peak, true), Some(k(MaxPower))),
+            (k(MaxPower), summary(Figure::Peak, false), None),
+            (k(Curve), summary(Figure::Peak, true), Some(k(Curve))),
+            (Kinds::ALL, summary(Figure::Peak, false), Some(k(MaxPower).with(Curve))),
+            (k(Daily), index.clone(), Some(k(Daily))),
+            (k(MaxPower).with(Curve), index.clone(), None),
+            (k(Daily), year.clone(), None),
+            (k(MaxPower), year.clone(), None),
+            (both, year.clone(), Some(both)),
+            (Kinds::ALL, year.clone(), Some(Kinds::ALL)),
+        ];
+        for (kinds, action, want) in table {
+            let got = ask_with(kinds, None, &action).ok();
+            assert_eq!(got, want, "{kinds:?} asking {action:?}");
+        }
+        // Consent governs the curve only: after a revocation, the curve's grant gives nothing
+        // and the other kinds are untouched.
+        for (kinds, action, want) in [
+            (k(Curve), points(Channel::CONSUMPTION), None),
+            (k(Curve), summary(Figure::Energy, true), None),
+            (k(Curve), summary(Figure::Peak, true), None),
+            (Kinds::ALL, summary(Figure::Peak, true), Some(k(MaxPower))),
+            (Kinds::ALL, summary(Figure::Energy, false), None),
+            (k(MaxPower), points(Channel::MAX_POWER), Some(k(MaxPower))),
+            (k(Daily), index.clone(), Some(k(Daily))),
+            (Kinds::ALL, year.clone(), Some(both)),
+        ] {
+            let got = ask_with(kinds, Some(1_500), &action).ok();
+            assert_eq!(got, want, "revoked: {kinds:?} asking {action:?}");
+        }
+        // Outside the grant's period no kind holds.
+        let late = Action::ReadIndex {
+            meter: "m",
+            range_utc: (9_000, 11_000),
+        };
+        assert!(ask_with(Kinds::ALL, None, &late).is_err());
+    }
+
+    #[test]
+    fn an_operator_and_the_meters_consumer_draw_on_every_kind_and_others_on_none() {
+        let grants = GrantRegistry::default();
+        let consent = ConsentRegistry::default();
+        let facts = Facts {
+            now_utc: 0,
+            grants: &grants,
+            consent: &consent,
+        };
+        let year = Action::ReadYearSummary {
+            meter: "m",
+            range_utc: (0, 1),
+        };
+        let consumer = Principal {
+            role: Role::Consumer,
+            subject: Some("m".into()),
+        };
+        assert_eq!(
+            authorize_kinds(&Principal::local_operator(), &year, &facts),
+            Ok(Kinds::ALL)
+        );
+        assert_eq!(authorize_kinds(&consumer, &year, &facts), Ok(Kinds::ALL));
+        for role in [Role::PublicBody, Role::Public, Role::Supplier] {
+            let p = Principal {
+                role,
+                subject: Some("m".into()),
+            };
+            assert!(authorize_kinds(&p, &year, &facts).is_err(), "{role:?}");
+            assert_eq!(
+                authorize_kinds(&p, &Action::ReadColours, &facts),
+                Ok(Kinds::NONE)
+            );
+        }
+    }
+
     #[test]
     fn the_hash_is_the_sha256_of_the_token() {
         assert_eq!(

@@ -299,3 +299,106 @@ pub fn check_period(from_utc: i64, to_utc: i64) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn grant(id: u64, supplier: &str, (from, to): (i64, i64), kinds: Kinds) -> Grant {
+        Grant {
+            id,
+            meter: "m".into(),
+            supplier: supplier.into(),
+            from_utc: from,
+            to_utc: to,
+            kinds,
+            created_utc: 0,
+            by: "operator".into(),
+            revoked_utc: None,
+        }
+    }
+
+    #[test]
+    fn a_grant_record_written_before_kinds_reads_as_every_kind() {
+        let old = r#"{"kind":"created","id":3,"meter":"m","supplier":"acme","from_utc":0,
+            "to_utc":10,"created_utc":0,"by":"operator:ops","revoked_utc":null}"#;
+        let GrantEvent::Created(g) = serde_json::from_str(old).unwrap() else {
+            panic!("not a creation")
+        };
+        assert_eq!(g.kinds, Kinds::ALL);
+        // A new record names its kinds, in one order.
+        let new = GrantEvent::Created(grant(
+            4,
+            "acme",
+            (0, 10),
+            Kinds::of(DataKind::Curve).with(DataKind::Daily),
+        ));
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""kinds":["daily","curve"]"#), "{text}");
+        assert_eq!(serde_json::from_str::<GrantEvent>(&text).unwrap(), new);
+    }
+
+    #[test]
+    fn a_kinds_list_that_is_empty_unknown_or_repeated_is_refused_naming_it() {
+        assert_eq!(
+            Kinds::parse_list(["max_power", "daily"]),
+            Ok(Kinds::of(DataKind::Daily).with(DataKind::MaxPower))
+        );
+        for (list, names) in [
+            (vec![], "empty"),
+            (vec!["daily", "weekly"], "\"weekly\""),
+            (vec!["curve", "curve"], "\"curve\" is given twice"),
+            (vec!["CURVE"], "\"CURVE\""),
+            (vec![""], "\"\""),
+        ] {
+            let why = Kinds::parse_list(list.iter().copied()).unwrap_err();
+            assert!(why.contains(names), "{list:?}: {why}");
+        }
+        // A record is read by the same rule: a registry never holds a grant of nothing.
+        let empty = r#"{"kind":"created","id":1,"meter":"m","supplier":"a","from_utc":0,
+            "to_utc":1,"kinds":[],"created_utc":0,"by":"o"}"#;
+        assert!(serde_json::from_str::<GrantEvent>(empty).is_err());
+    }
+
+    /// Whether every second of `[from, to)` is inside some grant of `kind` in force at `now`.
+    fn naive_covers(grants: &[Grant], now: i64, kind: DataKind, (from, to): (i64, i64)) -> bool {
+        from < to
+            && (from..to).all(|t| {
+                grants.iter().any(|g| {
+                    g.in_force(now) && g.kinds.contains(kind) && g.from_utc <= t && t < g.to_utc
+                })
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn a_range_is_covered_when_each_instant_is_in_a_grant_of_the_kind_in_force(
+            spans in proptest::collection::vec((0i64..60, 1i64..40, 1u8..8, any::<bool>()), 0..6),
+            now in 0i64..100,
+            from in 0i64..100,
+            len in 0i64..50,
+            kind in 0usize..3,
+        ) {
+            let kind = DataKind::ALL[kind];
+            let mut registry = GrantRegistry::default();
+            let mut grants = Vec::new();
+            for (i, (start, length, bits, revoked)) in spans.into_iter().enumerate() {
+                let mut g = grant(i as u64 + 1, "acme", (start, start + length), Kinds(bits));
+                registry.apply(GrantEvent::Created(g.clone()));
+                if revoked {
+                    registry.apply(GrantEvent::Revoked { id: g.id, at_utc: now, by: "o".into() });
+                    g.revoked_utc = Some(now);
+                }
+                grants.push(g);
+            }
+            // Another supplier's grant of everything never counts.
+            registry.apply(GrantEvent::Created(grant(99, "other", (0, 200), Kinds::ALL)));
+            let range = (from, from + len);
+            prop_assert_eq!(
+                registry.covers("acme", "m", now, kind, range),
+                naive_covers(&grants, now, kind, range)
+            );
+        }
+    }
+}

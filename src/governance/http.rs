@@ -952,6 +952,92 @@ mod tests {
     }
 
     #[test]
+    fn the_index_and_year_summary_routes_are_read_whole_and_guarded_by_their_range() {
+        let limits = Limits::default();
+        let read = |route: &str, query: &str| {
+            let kind = query_kind(route, &Method::GET).expect("a question route");
+            Asked::read(kind, Some("m"), Some(query), &limits)
+        };
+        let index = read(
+            "/v1/meters/:id/index",
+            "from=2024-01-01&to=2024-03-01&period=month",
+        )
+        .unwrap();
+        let action = action_of(
+            "/v1/meters/:id/index",
+            &Method::GET,
+            Some("m"),
+            Some(&index),
+            &[],
+        );
+        // Paris midnights: 2024-01-01T00:00+01:00 and 2024-03-01T00:00+01:00.
+        let range_utc = (1_704_063_600, 1_709_247_600);
+        assert_eq!(
+            action,
+            Some(Action::ReadIndex {
+                meter: "m",
+                range_utc
+            })
+        );
+        let year = read("/v1/meters/:id/summary", "year=2024&format=csv").unwrap();
+        let action = action_of(
+            "/v1/meters/:id/summary",
+            &Method::GET,
+            Some("m"),
+            Some(&year),
+            &[],
+        );
+        assert_eq!(
+            action,
+            Some(Action::ReadYearSummary {
+                meter: "m",
+                range_utc: (1_704_063_600, 1_735_686_000)
+            })
+        );
+        for (route, query, names) in [
+            (
+                "/v1/meters/:id/index",
+                "from=2024-01-01&to=2024-02-01&period=week",
+                "period",
+            ),
+            (
+                "/v1/meters/:id/index",
+                "from=2024-01-01&to=2024-02-01&tz=UTC",
+                "`tz`",
+            ),
+            (
+                "/v1/meters/:id/index",
+                "from=2024-01-01T12:00:00Z&to=2024-02-01",
+                "midnight",
+            ),
+            (
+                "/v1/meters/:id/index",
+                "from=2024-01-01&to=2024-02-01&channel=max_power",
+                "`channel`",
+            ),
+            ("/v1/meters/:id/summary", "year=24", "`year`"),
+            ("/v1/meters/:id/summary", "year=+2024", "`year`"),
+            ("/v1/meters/:id/summary", "year=1969", "`year`"),
+            ("/v1/meters/:id/summary", "", "`year`"),
+            ("/v1/meters/:id/summary", "year=2024&year=2025", "`year`"),
+            (
+                "/v1/meters/:id/summary",
+                "year=2024&from=2024-01-01",
+                "`from`",
+            ),
+            ("/v1/meters/:id/summary", "year=2024&format=xml", "xml"),
+        ] {
+            let e = read(route, query).unwrap_err();
+            assert!(e.message.contains(names), "{route}?{query}: {}", e.message);
+        }
+        // Another method, or no question read: never a read of data.
+        let post = action_of("/v1/meters/:id/index", &Method::POST, Some("m"), None, &[]);
+        assert_eq!(post, None);
+        let unread = action_of("/v1/meters/:id/summary", &Method::GET, Some("m"), None, &[]);
+        assert_eq!(unread, Some(Action::Other));
+    }
+
+    #[test]
     fn routes_unknown_to_the_guard_are_for_operators_only() {
         let action = action_of("/v1/something/new", &Method::GET, None, None, &[]);
         assert_eq!(action, Some(Action::Other));
