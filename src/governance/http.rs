@@ -625,8 +625,9 @@ async fn consent_post(
 
 // ---- grants ----
 
+/// A grant as the API and `courbe grant` write it.
 #[derive(Serialize)]
-struct GrantJson {
+pub(crate) struct GrantJson {
     id: u64,
     meter: String,
     supplier: String,

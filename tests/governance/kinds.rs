@@ -477,3 +477,87 @@ fn a_kind_refused_is_refused_the_same_for_a_meter_that_does_not_exist() {
         assert_eq!((absent.status, &absent.body), (403, &held.body), "{path}");
     }
 }
+
+/// Runs `courbe --data DATA ARGS`; returns the exit status, stdout and stderr.
+fn courbe(data: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_courbe"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_grant_command_records_kinds_as_the_api_does_and_refuses_bad_ones_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    drop(courbe::engine::Store::open(&data, courbe::engine::Options::default()).unwrap());
+    let (from, to) = (date(-10), date(30));
+    let add = |kinds: &str| {
+        courbe(
+            &data,
+            &[
+                "grant",
+                "add",
+                "--meter",
+                A,
+                "--supplier",
+                "acme",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--kinds",
+                kinds,
+            ],
+        )
+    };
+    for (kinds, names) in [
+        ("daily,weekly", "\"weekly\""),
+        ("daily,daily", "twice"),
+        ("", "empty"),
+        ("curve,", "\"\""),
+    ] {
+        let (status, stdout, stderr) = add(kinds);
+        assert_eq!(status, 1, "{kinds}: {stdout}{stderr}");
+        assert!(stderr.contains(names), "{kinds}: {stderr}");
+    }
+    let (status, stdout, stderr) = add("max_power, daily");
+    assert_eq!(status, 0, "{stderr}");
+    let grant: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(grant["kinds"], json!(["daily", "max_power"]), "{grant}");
+    let (status, stdout, _) = courbe(&data, &["grant", "list", "--meter", A]);
+    assert_eq!(status, 0);
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        listed["grants"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(listed["grants"][0]["kinds"], json!(["daily", "max_power"]));
+    let id = grant["id"].to_string();
+    let (status, stdout, _) = courbe(&data, &["grant", "revoke", "--meter", A, "--id", &id]);
+    assert_eq!(status, 0);
+    let revoked: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(revoked["in_force"], false, "{revoked}");
+    let (status, _, stderr) = courbe(&data, &["grant", "revoke", "--meter", A, "--id", "99"]);
+    assert_eq!(status, 1, "{stderr}");
+    // The server reads what the command wrote.
+    let server = Server::start(&data);
+    let grants = server.gov.grants_of(A);
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        grants[0].kinds,
+        kind(DataKind::Daily).with(DataKind::MaxPower)
+    );
+    assert!(grants[0].revoked_utc.is_some());
+    // While it runs, the command refuses rather than write beside it.
+    let (status, _, stderr) = courbe(&data, &["grant", "list", "--meter", A]);
+    assert_ne!(status, 0, "{stderr}");
+}
