@@ -210,6 +210,11 @@ pub trait SeriesSource: Sync {
         from_utc: i64,
         to_utc: i64,
     ) -> Result<Vec<Chunk<'_>>, SourceError>;
+
+    /// The index register channels of the store with their names, in code order.
+    fn registers(&self) -> Vec<(Channel, std::sync::Arc<str>)> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,12 @@ pub fn segment_decode(data: &[u8]) {
         Err(e) if e.kind() == ErrorKind::Compatibility => return,
         Err(e) => return assert_data_error(&e),
     };
+    // (v3) Every register named has a valid name, once, for an index channel.
+    let registers = segment.registers();
+    for (channel, name) in &registers {
+        assert!(channel.is_index() && storage_format::valid_register_name(name));
+        assert_eq!(segment.register_name(*channel), Some(*name));
+    }
     let mut out = DecodedBlock::default();
     let mut keys = Vec::new();
     for series in segment.series() {
@@ -63,6 +69,12 @@ pub fn segment_decode(data: &[u8]) {
             }
         };
         keys.push((series.meter, series.channel));
+        if series.channel.is_index() {
+            assert!(
+                segment.register_name(series.channel).is_some(),
+                "an index series is named"
+            );
+        }
         for b in &series.blocks {
             match b.decode_into(&mut out) {
                 Ok(()) => assert_eq!(out.len() as u64, u64::from(b.summary.count)),
@@ -130,6 +142,101 @@ pub fn block_roundtrip(data: &[u8]) {
     }
 }
 
+/// Structured series of any channel code (daily energy and index channels included, named
+/// from the input) through the segment writer and back: the builder refuses reserved codes and
+/// unnamed index channels, and whatever it writes opens, verifies and decodes to its points.
+pub fn segment_roundtrip(data: &[u8]) {
+    use storage_format::segment::{SegmentBuilder, SegmentMeta};
+    let mut u = Unstructured::new(data);
+    let Ok(groups) = Vec::<(u8, u8, Vec<(u16, i32, u8)>)>::arbitrary(&mut u) else {
+        return;
+    };
+    let Ok(names) = Vec::<(u8, u8)>::arbitrary(&mut u) else {
+        return;
+    };
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(
+        SegmentMeta {
+            partition: 1,
+            seq: 2,
+        },
+        &mut out,
+    );
+    let mut named = std::collections::BTreeMap::new();
+    for (code, n) in names.into_iter().take(32) {
+        let Some(channel) = Channel::from_u8(code, 3) else {
+            continue;
+        };
+        let name = format!("R{}", n % 40);
+        if builder.name_register(channel, &name).is_ok() {
+            named.insert(code, name);
+        }
+    }
+    let mut series: Vec<(String, Channel, Vec<Point>)> = Vec::new();
+    let mut keys: Vec<(String, u8)> = groups
+        .iter()
+        .take(24)
+        .map(|(m, c, _)| (format!("m{}", m % 8), *c))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for ((meter, code), (_, _, raw)) in keys.into_iter().zip(groups.iter()) {
+        let Some(channel) = Channel::from_u8(code, 3) else {
+            continue;
+        };
+        let mut ts = 1_727_733_600i64;
+        let points: Vec<Point> = raw
+            .iter()
+            .take(64)
+            .map(|&(gap, value, q)| {
+                ts += 86_400 + i64::from(gap % 7_200) - 3_600;
+                Point {
+                    ts_utc: ts,
+                    value,
+                    step_min: 1440,
+                    quality: Quality::from_u8(q % 3).unwrap_or_default(),
+                }
+            })
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        builder
+            .add_block(&meter, channel, &points, &mut out)
+            .expect("a valid block of a defined channel is added");
+        series.push((meter, channel, points));
+    }
+    let unnamed = series
+        .iter()
+        .any(|(_, c, _)| c.is_index() && !named.contains_key(&c.code()));
+    let stats = match builder.finish(&mut out) {
+        Ok(stats) => stats,
+        Err(e) => {
+            assert!(
+                unnamed,
+                "refused a segment whose index channels are named: {e}"
+            );
+            return;
+        }
+    };
+    assert!(!unnamed, "wrote an index channel without its register name");
+    let segment = Segment::open(&out).expect("a written segment opens");
+    assert_eq!(segment.verify().expect("and verifies"), stats);
+    let mut decoded = DecodedBlock::default();
+    for (meter, channel, points) in &series {
+        let blocks = segment.blocks(meter, *channel).expect("looks up");
+        assert_eq!(blocks.len(), 1);
+        blocks[0].decode_into(&mut decoded).expect("decodes");
+        assert!(decoded.points().eq(points.iter().copied()));
+        if channel.is_index() {
+            assert_eq!(
+                segment.register_name(*channel),
+                named.get(&channel.code()).map(String::as_str)
+            );
+        }
+    }
+}
+
 /// Raw bytes into the segment reader after recomputing the header, footer, fence and page crcs
 /// wherever the (possibly mangled) layout lets us find them, so that mutations reach the fence
 /// and page parsers instead of stopping at a checksum.
@@ -163,17 +270,24 @@ pub fn repair_crcs(bytes: &mut [u8]) {
     let Some(footer) = bytes.len().checked_sub(FOOTER_LEN) else {
         return;
     };
-    let (Some(fence_offset), Some(page_count)) =
-        (read_u64(bytes, footer + 8), read_u32(bytes, footer + 40))
-    else {
+    let (Some(fence_offset), Some(page_count), Some(registers_len)) = (
+        read_u64(bytes, footer + 8),
+        read_u32(bytes, footer + 40),
+        read_u32(bytes, footer + 48),
+    ) else {
         return;
     };
+    // (v3) The register table, between the fences and the footer, with its own crc first.
+    let registers = footer.saturating_sub(registers_len as usize);
+    if registers_len >= 4 && registers >= HEADER_LEN {
+        put_crc(bytes, registers + 4..footer, registers);
+    }
     // Only a fence table that lies inside the file says where the pages are.
     let fence_start = usize::try_from(fence_offset).unwrap_or(usize::MAX);
     let fence_len = page_count as usize * FENCE_LEN;
     if fence_start
         .checked_add(fence_len)
-        .is_none_or(|end| end > footer)
+        .is_none_or(|end| end > registers)
     {
         put_crc(bytes, footer..footer + 52, footer + 52);
         return;

@@ -5,7 +5,8 @@ use std::io::Write;
 use courbe_workload::{Fleet, FleetConfig, MeterSeries};
 use rayon::prelude::*;
 
-use super::{output_error, progress_bar, CliError, GenArgs};
+use super::daily::{self, MeterDaily};
+use super::{output_error, progress_bar, CliError, GenArgs, GenKind};
 use crate::http::api::parse_channel;
 use crate::ingest::{CsvWriter, CURVE_STEPS_MIN};
 use crate::point_of;
@@ -45,21 +46,64 @@ pub fn gen(args: &GenArgs, out: &mut dyn Write) -> Result<(), CliError> {
         u64::from(args.meters),
         "{elapsed_precise} [{bar:40}] {pos}/{len} meters, ETA {eta}",
     );
-    let mut writer = CsvWriter::new(out);
-    let mut first = 0;
-    while first < args.meters {
-        let last = first.saturating_add(METERS_PER_ROUND).min(args.meters);
-        let round: Vec<MeterSeries> = (first..last)
-            .into_par_iter()
-            .map(|i| fleet.meter(i))
-            .collect();
-        for meter in &round {
-            write_meter(&mut writer, meter, channel).map_err(output_error)?;
+    let tempo = daily::tempo_colours(&fleet);
+    if args.kind == GenKind::Tempo {
+        bar.finish_and_clear();
+        writeln!(out, "date,colour").map_err(output_error)?;
+        for (day, colour) in tempo {
+            let date = crate::query::tariffs::date_of_day(day)
+                .map_err(|e| CliError::Internal(e.to_string()))?;
+            writeln!(out, "{date},{}", colour.as_str()).map_err(output_error)?;
         }
-        bar.inc(u64::from(last - first));
-        first = last;
+        return Ok(());
     }
-    bar.finish_and_clear();
+    let colours = daily::day_colours(&tempo);
+    let derive = matches!(args.kind, GenKind::Daily | GenKind::R151);
+    // Each round's meters are generated on all cores, then written in order.
+    let rounds =
+        |write: &mut dyn FnMut(&MeterSeries, Option<&MeterDaily>) -> std::io::Result<()>| {
+            let mut first = 0;
+            while first < args.meters {
+                let last = first.saturating_add(METERS_PER_ROUND).min(args.meters);
+                let round: Vec<(MeterSeries, Option<MeterDaily>)> = (first..last)
+                    .into_par_iter()
+                    .map(|i| {
+                        let series = fleet.meter(i);
+                        let derived = derive
+                            .then(|| daily::meter_daily(&fleet, i, &series, &colours))
+                            .transpose()?;
+                        Ok((series, derived))
+                    })
+                    .collect::<Result<_, crate::query::QueryError>>()
+                    .map_err(|e| CliError::Internal(e.to_string()))?;
+                for (meter, derived) in &round {
+                    write(meter, derived.as_ref()).map_err(output_error)?;
+                }
+                bar.inc(u64::from(last - first));
+                first = last;
+            }
+            bar.finish_and_clear();
+            Ok::<(), CliError>(())
+        };
+    if args.kind == GenKind::R151 {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        daily::write_r151_header(&mut out).map_err(output_error)?;
+        rounds(&mut |meter, derived| match derived {
+            Some(d) => daily::write_r151_meter(&mut out, meter, d),
+            None => Ok(()),
+        })?;
+        daily::write_r151_footer(&mut out).map_err(output_error)?;
+        return out.flush().map_err(output_error);
+    }
+    let mut writer = CsvWriter::new(out);
+    rounds(&mut |meter, derived| match derived {
+        Some(d) => d
+            .supplier
+            .daily
+            .iter()
+            .try_for_each(|p| writer.write_row(&meter.meter_id, p)),
+        None => write_meter(&mut writer, meter, channel),
+    })?;
     writer.finish().map(|_| ()).map_err(output_error)
 }
 

@@ -5,6 +5,7 @@
 //! ([`CliError::User`]), 2 internal failure ([`CliError::Internal`]).
 
 mod bench;
+pub mod daily;
 mod gen;
 mod ingest;
 mod maintenance;
@@ -158,9 +159,23 @@ pub struct GenArgs {
     /// Step of the curves, minutes (5, 10, 15, 30 or 60).
     #[arg(long, value_name = "MIN", default_value_t = 30)]
     pub step: u16,
-    /// Which channel to write: consumption or production.
+    /// Which channel to write: consumption or production (`--kind curve`).
     #[arg(long, default_value = "consumption")]
     pub channel: String,
+    /// What to write: `curve` (native CSV), `daily` (native CSV of daily energy, Wh per
+    /// Europe/Paris day), `r151` (Enedis R151 XML: daily indexes per register and maximum
+    /// power) or `tempo` (the span's Tempo colours, `date,colour`). Daily data follow each
+    /// meter's curve under its tariff option (60% BASE, 30% HP/HC, 10% Tempo).
+    #[arg(long, value_enum, default_value_t = GenKind::Curve)]
+    pub kind: GenKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GenKind {
+    Curve,
+    Daily,
+    R151,
+    Tempo,
 }
 
 #[derive(Debug, Args)]
@@ -181,20 +196,27 @@ pub enum QueryKindArg {
     Peak,
     FleetCurve,
     FleetEnergy,
+    /// Index of each register at each day or month boundary (Europe/Paris dates).
+    Index,
+    /// A year's months: indexes, energy per register, maximum power (--year).
+    Summary,
 }
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     pub kind: QueryKindArg,
-    /// Meter id (curve, energy, peak).
+    /// Meter id (curve, energy, peak, index, summary).
     #[arg(long)]
     pub meter: Option<String>,
-    /// Start, inclusive: RFC 3339 instant or local date YYYY-MM-DD.
+    /// Start, inclusive: RFC 3339 instant or local date YYYY-MM-DD (all but summary).
     #[arg(long)]
-    pub from: String,
-    /// End, exclusive: RFC 3339 instant or local date YYYY-MM-DD.
+    pub from: Option<String>,
+    /// End, exclusive: RFC 3339 instant or local date YYYY-MM-DD (all but summary).
     #[arg(long)]
-    pub to: String,
+    pub to: Option<String>,
+    /// Civil year (summary).
+    #[arg(long)]
+    pub year: Option<String>,
     /// Calendar period: day, week, month or year (energy, peak, fleet-energy) [default: day].
     #[arg(long)]
     pub period: Option<String>,

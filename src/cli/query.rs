@@ -14,6 +14,8 @@ impl From<QueryKindArg> for QueryKind {
             QueryKindArg::Peak => QueryKind::Peak,
             QueryKindArg::FleetCurve => QueryKind::FleetCurve,
             QueryKindArg::FleetEnergy => QueryKind::FleetEnergy,
+            QueryKindArg::Index => QueryKind::Index,
+            QueryKindArg::Summary => QueryKind::Summary,
         }
     }
 }
@@ -21,15 +23,15 @@ impl From<QueryKindArg> for QueryKind {
 /// The parameters the HTTP API would receive for the same question.
 pub fn params_of(args: &QueryArgs) -> QueryParams {
     QueryParams {
-        from: Some(args.from.clone()),
-        to: Some(args.to.clone()),
+        from: args.from.clone(),
+        to: args.to.clone(),
         tz: Some(args.tz.clone()),
         period: args.period.clone(),
         tariff: args.tariff.clone(),
         channel: args.channel.clone(),
         format: Some(args.format.clone()),
         meters: args.meters.clone(),
-        year: None,
+        year: args.year.clone(),
     }
 }
 

@@ -29,17 +29,22 @@ impl Store {
         erase: Option<&EraseSpec>,
     ) -> Result<(Vec<Arc<SegmentFile>>, u64), Error> {
         let seq = inputs.iter().map(|s| s.entry.seq).max().unwrap_or(0);
+        // The inputs name only registers of the table, which only grows.
+        let registers = self.version.read().registers.clone();
         let mut writer = SegmentWriter::new(
             &*self.fs,
             &self.dir,
             Some(seq),
             &self.next_seq,
             &self.next_file_id,
+            &registers,
         );
         let erased = merge_into(inputs, erase, &mut writer)?;
         let mut out = Vec::new();
         for w in writer.finish()? {
-            out.push(Arc::new(SegmentFile::open(&*self.fs, &self.dir, w.entry)?));
+            out.push(Arc::new(SegmentFile::open(
+                &*self.fs, &self.dir, w.entry, &registers,
+            )?));
         }
         Ok((out, erased))
     }
@@ -105,8 +110,9 @@ impl Store {
         self.remove_segments(&old)
     }
 
-    /// Erases the curve (`consumption` and `production`) of `meter`, all of it or
-    /// `[from_utc, to_utc)`: invisible at once, physically gone from every file when it returns.
+    /// Erases every series of `meter` but `max_power` (the curve, `consumption` and
+    /// `production`, daily energy and indexes), all of it or `[from_utc, to_utc)`: invisible at
+    /// once, physically gone from every file when it returns.
     ///
     /// Commits the intent first ([`Store::begin_erase`], nothing more when it is already
     /// pending), then holds every writer out; flushes the memtable without the erased points
@@ -187,8 +193,14 @@ impl Store {
         let _gate = self.gate.write();
         let (from, to) = (intent.from_utc, intent.to_utc);
         let before = self.snapshot();
+        // Every series of the meter but `max_power`: the curve, daily energy, indexes.
+        let channels: Vec<Channel> = before
+            .channels_of(meter)?
+            .into_iter()
+            .filter(|&c| c != Channel::MAX_POWER)
+            .collect();
         let mut removed = 0u64;
-        for c in [Channel::CONSUMPTION, Channel::PRODUCTION] {
+        for &c in &channels {
             removed += before.points(meter, c, from, to)?.len() as u64;
         }
         drop(before);
@@ -199,7 +211,7 @@ impl Store {
         for s in &version.segments {
             let seg = s.segment();
             let mut holds = false;
-            for c in [Channel::CONSUMPTION, Channel::PRODUCTION] {
+            for &c in &channels {
                 let blocks = seg
                     .blocks(meter, c)
                     .map_err(|e| super::segments::corruption(&s.path, e))?;

@@ -1,12 +1,12 @@
-//! The manifest: which segment files are live, which log generation to replay from, and the
-//! erasures begun but not finished.
+//! The manifest: which segment files are live, which log generation to replay from, the
+//! erasures begun but not finished, and the register table.
 //!
 //! Replaced atomically: written whole to `MANIFEST.tmp`, synced, renamed over `MANIFEST`, and the
 //! directory synced. A crash leaves either the old or the new manifest; files it does not name
 //! (a segment written by an unfinished flush, a `.tmp`) are deleted at open.
 //!
 //! ```text
-//! MANIFEST = magic "CRBMAN\0\x01" (8) | version u32 (1 or 2) | body_len u32 | crc u32 | body
+//! MANIFEST = magic "CRBMAN\0\x01" (8) | version u32 (1, 2 or 3) | body_len u32 | crc u32 | body
 //!            crc: CRC-32 (IEEE) of the body
 //! body     = wal_generation u64     first log generation to replay; older logs are obsolete
 //!            next_seq u64           sequence number of the next segment written
@@ -19,9 +19,18 @@
 //!              meter_len u8 (1..=64) | meter (meter_len bytes of [0-9A-Za-z_.-])
 //!              | from_utc i64 | to_utc i64   erased: [from_utc, to_utc), from_utc < to_utc;
 //!                                            the whole curve is [i64::MIN, i64::MAX)
+//!            version 3 only:
+//!            register_count u8 (0..=240), then per register, by register number from 0:
+//!              name_len u8 (1..=16) | name (name_len bytes of [A-Z0-9_], unique)
 //! ```
 //! Little-endian throughout; the body is exactly as long as its counts imply. Version 1 (no
-//! pending erasures) is read as a manifest with none; this build writes version 2.
+//! pending erasures) is read as a manifest with none, versions 1 and 2 as one with an empty
+//! register table; this build writes version 3.
+//!
+//! The register table gives each register name its number: register `r` is the index channel
+//! `Channel::index(r)` (code `16 + r`). Numbers are assigned on first use
+//! (`Store::index_channel`), in order, never reused nor renamed, and the manifest naming one is
+//! committed before any log record or segment holds its channel.
 //!
 //! A pending erasure is an intent: it is committed before any file changes for it, the
 //! erasure's last commit drops it, and `Store::open` completes every one it finds before
@@ -37,7 +46,7 @@ pub const FILE_NAME: &str = "MANIFEST";
 pub const TMP_NAME: &str = "MANIFEST.tmp";
 pub const MAGIC: [u8; 8] = *b"CRBMAN\0\x01";
 /// The version this build writes; it reads every version up to it.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 pub const HEADER_LEN: usize = 8 + 4 + 4 + 4;
 /// The body before the segment entries (every version).
 pub const FIXED_BODY_LEN: usize = 8 + 8 + 8 + 8 + 4;
@@ -52,6 +61,11 @@ const RANGE_LEN: usize = 8 + 8;
 /// Whether a manifest of `version` lists pending erasures.
 pub fn supports_pending_erasures(version: u32) -> bool {
     version >= 2
+}
+
+/// Whether a manifest of `version` holds the register table.
+pub fn supports_registers(version: u32) -> bool {
+    version >= 3
 }
 
 /// An erasure begun and not yet finished: the curve of `meter` over `[from_utc, to_utc)`.
@@ -97,6 +111,8 @@ pub struct Manifest {
     pub segments: Vec<SegmentEntry>,
     /// Erasures to complete (in the order begun) before the store is used.
     pub pending_erasures: Vec<PendingErase>,
+    /// Register names by register number (at most `Channel::REGISTERS_MAX`).
+    pub registers: Vec<std::sync::Arc<str>>,
 }
 
 impl Default for Manifest {
@@ -108,6 +124,7 @@ impl Default for Manifest {
             newest_ts: i64::MIN,
             segments: Vec::new(),
             pending_erasures: Vec::new(),
+            registers: Vec::new(),
         }
     }
 }
@@ -144,6 +161,12 @@ impl Manifest {
             body.extend_from_slice(e.meter.as_bytes());
             body.extend_from_slice(&e.from_utc.to_le_bytes());
             body.extend_from_slice(&e.to_utc.to_le_bytes());
+        }
+        // At most 240 names of 1 to 16 bytes (checked by `Store::index_channel`).
+        body.push(self.registers.len() as u8);
+        for name in &self.registers {
+            body.push(name.len() as u8);
+            body.extend_from_slice(name.as_bytes());
         }
         let mut out = Vec::with_capacity(HEADER_LEN + body.len());
         out.extend_from_slice(&MAGIC);
@@ -220,6 +243,7 @@ impl Manifest {
             segments.push(entry);
         }
         let mut pending_erasures = Vec::new();
+        let mut registers = Vec::new();
         if supports_pending_erasures(version) {
             let mut at = b + segments_end;
             let erase_count = u32_at(at).ok_or_else(|| corrupt(at, "manifest truncated"))?;
@@ -251,6 +275,36 @@ impl Manifest {
                 });
                 at = range_at + RANGE_LEN;
             }
+            if supports_registers(version) {
+                let count = *bytes
+                    .get(at)
+                    .filter(|_| at < end)
+                    .ok_or_else(|| corrupt(at, "register table truncated"))?;
+                if usize::from(count) > crate::Channel::REGISTERS_MAX {
+                    return Err(corrupt(at, "register count over 240"));
+                }
+                at += 1;
+                for _ in 0..count {
+                    let len = *bytes
+                        .get(at)
+                        .filter(|_| at < end)
+                        .ok_or_else(|| corrupt(at, "register name truncated"))?
+                        as usize;
+                    let name = bytes
+                        .get(at + 1..at + 1 + len)
+                        .filter(|_| at + 1 + len <= end)
+                        .ok_or_else(|| corrupt(at, "register name truncated"))?;
+                    let name = std::str::from_utf8(name)
+                        .ok()
+                        .filter(|n| storage_format::valid_register_name(n))
+                        .ok_or_else(|| corrupt(at, "register name not 1 to 16 of [A-Z0-9_]"))?;
+                    if registers.iter().any(|r: &std::sync::Arc<str>| &**r == name) {
+                        return Err(corrupt(at, "register name given twice"));
+                    }
+                    registers.push(std::sync::Arc::from(name));
+                    at += 1 + len;
+                }
+            }
             if at != end {
                 return Err(corrupt(at, "bytes after the pending erasures"));
             }
@@ -262,6 +316,7 @@ impl Manifest {
             newest_ts,
             segments,
             pending_erasures,
+            registers,
         })
     }
 
@@ -309,6 +364,47 @@ mod tests {
                 PendingErase::new("30000000000042", None),
                 PendingErase::new("m.1", Some((-5, 1_700_000_000))),
             ],
+            registers: vec!["HPJB".into(), "DIST_HPH".into(), "EASF01".into()],
+        }
+    }
+
+    /// `m` as version 2 wrote it: no register table.
+    fn encode_v2(m: &Manifest) -> Vec<u8> {
+        let v3 = m.encode();
+        let names: usize = m.registers.iter().map(|n| 1 + n.len()).sum();
+        let body = &v3[HEADER_LEN..v3.len() - 1 - names];
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn a_version_2_manifest_reads_as_one_with_no_registers() {
+        let mut m = sample();
+        let v2 = encode_v2(&m);
+        m.registers.clear();
+        assert_eq!(Manifest::decode(&v2, Path::new("M")).ok(), Some(m));
+    }
+
+    #[test]
+    fn a_bad_or_repeated_register_name_is_corruption() {
+        for names in [
+            vec!["hp"],
+            vec!["HP", "HP"],
+            vec!["ABCDEFGHIJKLMNOPQ"],
+            vec![""],
+        ] {
+            let mut m = sample();
+            m.registers = names.iter().map(|n| std::sync::Arc::from(*n)).collect();
+            let got = Manifest::decode(&m.encode(), Path::new("M"));
+            assert!(
+                matches!(got, Err(Error::Corruption { .. })),
+                "{names:?}: {got:?}"
+            );
         }
     }
 
@@ -331,6 +427,7 @@ mod tests {
         let mut m = sample();
         let v1 = encode_v1(&m);
         m.pending_erasures.clear();
+        m.registers.clear();
         assert_eq!(Manifest::decode(&v1, Path::new("M")).ok(), Some(m));
     }
 
@@ -370,7 +467,11 @@ mod tests {
 
     #[test]
     fn every_prefix_and_every_flipped_byte_of_a_manifest_is_an_error() {
-        for bytes in [sample().encode(), encode_v1(&sample())] {
+        for bytes in [
+            sample().encode(),
+            encode_v1(&sample()),
+            encode_v2(&sample()),
+        ] {
             for n in 0..bytes.len() {
                 assert!(
                     Manifest::decode(&bytes[..n], Path::new("M")).is_err(),

@@ -25,7 +25,47 @@ struct MemPoint {
 
 struct MemMeter {
     id: Arc<str>,
+    /// The curve-era channels (codes 0..=2), inline: the ingest path of curves indexes them.
     channels: [Vec<MemPoint>; 3],
+    /// Every other channel (daily energy, indexes: a point a day each), by ascending code.
+    others: Vec<(Channel, Vec<MemPoint>)>,
+}
+
+impl MemMeter {
+    fn series(&self, channel: Channel) -> Option<&Vec<MemPoint>> {
+        match self.channels.get(usize::from(channel.code())) {
+            Some(s) => Some(s),
+            None => self
+                .others
+                .iter()
+                .find(|(c, _)| *c == channel)
+                .map(|(_, s)| s),
+        }
+    }
+
+    fn series_mut(&mut self, channel: Channel) -> &mut Vec<MemPoint> {
+        let code = usize::from(channel.code());
+        if code < self.channels.len() {
+            return &mut self.channels[code];
+        }
+        let at = match self.others.binary_search_by_key(&channel, |(c, _)| *c) {
+            Ok(at) => at,
+            Err(at) => {
+                self.others.insert(at, (channel, Vec::new()));
+                at
+            }
+        };
+        &mut self.others[at].1
+    }
+
+    /// Every non-empty series, in code order.
+    fn all_series(&self) -> impl Iterator<Item = (Channel, &Vec<MemPoint>)> + '_ {
+        Channel::ALL
+            .into_iter()
+            .zip(self.channels.iter())
+            .chain(self.others.iter().map(|(c, s)| (*c, s)))
+            .filter(|(_, s)| !s.is_empty())
+    }
 }
 
 #[derive(Default)]
@@ -36,7 +76,8 @@ struct Inner {
     newest_ts: Option<i64>,
 }
 
-/// Erasure of `meter`'s curve (consumption and production), all of it or `[from, to)`.
+/// Erasure of `meter`'s series but `max_power` (the curve, daily energy and indexes), all of it
+/// or `[from, to)`.
 #[derive(Clone, Debug)]
 pub struct EraseSpec {
     pub meter: String,
@@ -102,6 +143,7 @@ impl Memtable {
                     inner.meters.push(MemMeter {
                         id,
                         channels: Default::default(),
+                        others: Vec::new(),
                     });
                     i
                 }
@@ -120,9 +162,7 @@ impl Memtable {
             else {
                 continue;
             };
-            let Some(series) = meter.channels.get_mut(usize::from(run.channel.code())) else {
-                continue;
-            };
+            let series = meter.series_mut(run.channel);
             series.extend(pts.iter().map(|p| {
                 newest = newest.max(p.ts_utc);
                 MemPoint {
@@ -170,7 +210,7 @@ impl Memtable {
         else {
             return Vec::new();
         };
-        let Some(series) = m.channels.get(usize::from(channel.code())) else {
+        let Some(series) = m.series(channel) else {
             return Vec::new();
         };
         // Every reading that may overlap one covering an instant of a point starting in
@@ -197,9 +237,8 @@ impl Memtable {
             .get(meter)
             .and_then(|&i| inner.meters.get(i as usize))
             .is_some_and(|m| {
-                m.channels
-                    .iter()
-                    .any(|c| c.iter().any(|p| p.seq <= visible_seq))
+                m.all_series()
+                    .any(|(_, c)| c.iter().any(|p| p.seq <= visible_seq))
             })
     }
 
@@ -210,12 +249,41 @@ impl Memtable {
             .meters
             .iter()
             .filter(|m| {
-                m.channels
-                    .get(usize::from(channel.code()))
+                m.series(channel)
                     .is_some_and(|c| c.iter().any(|p| p.seq <= visible_seq))
             })
             .map(|m| m.id.clone())
             .collect()
+    }
+
+    /// Ids of the meters with a visible point on any channel, unsorted.
+    pub fn all_meters(&self, visible_seq: u64) -> Vec<Arc<str>> {
+        let inner = self.inner.read();
+        inner
+            .meters
+            .iter()
+            .filter(|m| {
+                m.all_series()
+                    .any(|(_, c)| c.iter().any(|p| p.seq <= visible_seq))
+            })
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    /// The channels of `meter` with a visible point, in code order.
+    pub fn channels_of(&self, meter: &str, visible_seq: u64) -> Vec<Channel> {
+        let inner = self.inner.read();
+        inner
+            .by_id
+            .get(meter)
+            .and_then(|&i| inner.meters.get(i as usize))
+            .map(|m| {
+                m.all_series()
+                    .filter(|(_, s)| s.iter().any(|p| p.seq <= visible_seq))
+                    .map(|(c, _)| c)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Every series in segment key order (meter bytes, then channel), resolved, without the
@@ -230,13 +298,7 @@ impl Memtable {
         order.sort_unstable_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
         let mut erased = 0u64;
         for m in order {
-            for channel in Channel::ALL {
-                let Some(series) = m.channels.get(usize::from(channel.code())) else {
-                    continue;
-                };
-                if series.is_empty() {
-                    continue;
-                }
+            for (channel, series) in m.all_series() {
                 let mut pts = resolve(channel, series.iter().enumerate());
                 if let Some(spec) = erase {
                     let before = pts.len();
@@ -261,8 +323,10 @@ impl Memtable {
             points += m
                 .channels
                 .iter()
+                .chain(m.others.iter().map(|(_, s)| s))
                 .map(|c| c.capacity() * std::mem::size_of::<MemPoint>())
                 .sum::<usize>();
+            points += m.others.capacity() * std::mem::size_of::<(Channel, Vec<MemPoint>)>();
             // An `Arc<str>` allocation: two counters and the bytes.
             ids += 16 + m.id.len();
         }

@@ -165,8 +165,11 @@ impl Batch {
         Batch::default()
     }
 
-    /// Adds a point after checking the meter id (1 to 64 of `[0-9A-Za-z_.-]`) and the step
-    /// (5, 10, 15, 30 or 60 minutes for curves; 1440 for `max_power`).
+    /// Adds a point after checking the meter id (1 to 64 of `[0-9A-Za-z_.-]`) and the point:
+    /// the step (5, 10, 15, 30 or 60 minutes for curves; 1440 for `max_power`, daily energy and
+    /// indexes), the instant ([`TS_RANGE`]; daily energy at a Europe/Paris midnight) and the
+    /// value (daily energy and indexes at least 0 Wh). An index channel must also be in the
+    /// store's register table ([`Store::index_channel`]) when the batch is ingested.
     pub fn push(
         &mut self,
         meter: &str,
@@ -242,6 +245,23 @@ pub const MAX_TS_UTC: i64 = 253_370_764_800 - 1;
 /// [`MIN_TS_UTC`]..=[`MAX_TS_UTC`] as rejection reasons state it.
 pub const TS_RANGE: &str = "1970-01-01T00:00:00Z to 9998-12-31T23:59:59Z";
 
+/// Europe/Paris, for the daily energy rule (`None` without a time-zone database).
+fn paris() -> Option<&'static jiff::tz::TimeZone> {
+    static PARIS: std::sync::OnceLock<Option<jiff::tz::TimeZone>> = std::sync::OnceLock::new();
+    PARIS
+        .get_or_init(|| jiff::tz::TimeZone::get("Europe/Paris").ok())
+        .as_ref()
+}
+
+/// Whether `ts_utc` is a Europe/Paris midnight.
+fn is_paris_midnight(ts_utc: i64) -> bool {
+    let (Some(tz), Ok(ts)) = (paris(), jiff::Timestamp::from_second(ts_utc)) else {
+        return false;
+    };
+    let local = ts.to_zoned(tz.clone());
+    (local.hour(), local.minute(), local.second()) == (0, 0, 0)
+}
+
 fn check_point(channel: Channel, p: &Point) -> Result<(), InvalidPoint> {
     let ok = if channel.is_curve() {
         matches!(p.step_min, 5 | 10 | 15 | 30 | 60)
@@ -250,14 +270,37 @@ fn check_point(channel: Channel, p: &Point) -> Result<(), InvalidPoint> {
     };
     if !ok {
         return Err(InvalidPoint(format!(
-            "step {} min is not valid for {} (5, 10, 15, 30 or 60; 1440 for max_power)",
+            "step {} min is not valid for {} (5, 10, 15, 30 or 60 for the curves; 1440 for \
+             max_power, daily_energy and index)",
             p.step_min,
             channel.as_str()
+        )));
+    }
+    if storage_format::Channel::from_u8(channel.code(), storage_format::segment::FORMAT_VERSION)
+        .is_none()
+    {
+        return Err(InvalidPoint(format!(
+            "channel code {} is reserved",
+            channel.code()
         )));
     }
     if !(MIN_TS_UTC..=MAX_TS_UTC).contains(&p.ts_utc) {
         return Err(InvalidPoint(format!(
             "interval start {} is outside the supported range, {TS_RANGE}",
+            p.ts_utc
+        )));
+    }
+    if (channel == Channel::DAILY_ENERGY || channel.is_index()) && p.value < 0 {
+        return Err(InvalidPoint(format!(
+            "{} value {} Wh is negative (energy and indexes are at least 0 Wh)",
+            channel.as_str(),
+            p.value
+        )));
+    }
+    if channel == Channel::DAILY_ENERGY && !is_paris_midnight(p.ts_utc) {
+        return Err(InvalidPoint(format!(
+            "daily_energy at {} is not at a Europe/Paris midnight (a day's energy is dated by \
+             the midnight that starts it)",
             p.ts_utc
         )));
     }
@@ -352,9 +395,10 @@ impl Store {
         let man = loaded.unwrap_or_default();
         let names = fs.list_dir(&dir).map_err(io_err(&dir))?;
 
+        let registers: Arc<[Arc<str>]> = man.registers.clone().into();
         let mut segments = Vec::with_capacity(man.segments.len());
         for entry in &man.segments {
-            segments.push(Arc::new(SegmentFile::open(&*fs, &dir, *entry)?));
+            segments.push(Arc::new(SegmentFile::open(&*fs, &dir, *entry, &registers)?));
         }
         segments.sort_by_key(|s| s.entry.seq);
 
@@ -370,7 +414,7 @@ impl Store {
         for (i, &g) in gens.iter().enumerate() {
             let path = dir.join(wal::file_name(g));
             let is_last = i + 1 == gens.len();
-            let r = wal::replay(&*fs, &path, is_last, |seq, batch| {
+            let r = wal::replay(&*fs, &path, is_last, registers.len(), |seq, batch| {
                 max_seq = max_seq.max(seq);
                 memtable.insert(seq, &batch);
             })?;
@@ -414,7 +458,7 @@ impl Store {
             .map_or(man.wal_generation, |g| g + 1)
             .max(man.wal_generation);
         let wal = Wal::create(fs.clone(), &dir, new_gen)?;
-        let version = Version::new(segments, Arc::new(memtable));
+        let version = Version::new(segments, Arc::new(memtable), registers);
         let resume = !man.pending_erasures.is_empty();
         let store = Store {
             _lock: lock,
@@ -451,6 +495,18 @@ impl Store {
     pub fn ingest(&self, batch: &Batch) -> Result<(), Error> {
         if batch.is_empty() {
             return Ok(());
+        }
+        // No log record names a register the manifest does not (the table only grows).
+        let known = self.version.read().registers.len();
+        if let Some(run) = batch.runs.iter().find(|r| {
+            r.channel
+                .register_number()
+                .is_some_and(|n| usize::from(n) >= known)
+        }) {
+            return Err(Error::InvalidArgument(format!(
+                "{:?} is not in the store's register table (assign it with index_channel)",
+                run.channel
+            )));
         }
         if wal::payload_len(batch) > wal::MAX_RECORD_LEN as usize {
             return Err(Error::InvalidArgument(format!(
@@ -524,7 +580,10 @@ impl Store {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        let mem = self.version.read().memtable.clone();
+        let (mem, registers) = {
+            let v = self.version.read();
+            (v.memtable.clone(), v.registers.clone())
+        };
         if mem.points() == 0 && erase.is_none() {
             return Ok(0);
         }
@@ -536,12 +595,15 @@ impl Store {
             None,
             &self.next_seq,
             &self.next_file_id,
+            &registers,
         );
         let erased = mem.for_each_series(erase, |m, c, pts| writer.add_series(m, c, &pts))?;
         let written = writer.finish()?;
         let mut opened = Vec::with_capacity(written.len());
         for w in &written {
-            opened.push(Arc::new(SegmentFile::open(&*self.fs, &self.dir, w.entry)?));
+            opened.push(Arc::new(SegmentFile::open(
+                &*self.fs, &self.dir, w.entry, &registers,
+            )?));
         }
         let newest = mem.newest_ts();
         self.commit(
@@ -593,8 +655,64 @@ impl Store {
         segments.extend(added);
         segments.sort_by_key(|s| s.entry.seq);
         let memtable = memtable.unwrap_or_else(|| version.memtable.clone());
-        *version = Arc::new(Version::new(segments, memtable));
+        let registers = version.registers.clone();
+        *version = Arc::new(Version::new(segments, memtable, registers));
         Ok(())
+    }
+
+    /// The index channel of register `name` (1 to 16 of `[A-Z0-9_]`: a supplier's register such
+    /// as `HPJB`, or `DIST_` + a distributor's class), assigning the next free register number
+    /// on first use. A new register is durable (in a synced manifest) when this returns, so no
+    /// log record or segment ever holds a code the manifest does not name. Refuses a bad name
+    /// and a full table (240 registers).
+    pub fn index_channel(&self, name: &str) -> Result<Channel, Error> {
+        if !storage_format::valid_register_name(name) {
+            return Err(Error::InvalidArgument(format!(
+                "register name {name:?} is not 1 to 16 characters of [A-Z0-9_]"
+            )));
+        }
+        if let Some(r) = self
+            .version
+            .read()
+            .registers
+            .iter()
+            .position(|n| &**n == name)
+        {
+            return Channel::index(r as u8)
+                .ok_or_else(|| Error::InvalidArgument(format!("register number {r}")));
+        }
+        let mut man = self.manifest.lock();
+        if let Some(r) = man.registers.iter().position(|n| &**n == name) {
+            // Assigned meanwhile by another caller.
+            return Channel::index(r as u8)
+                .ok_or_else(|| Error::InvalidArgument(format!("register number {r}")));
+        }
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let number = man.registers.len();
+        let Some(channel) = u8::try_from(number).ok().and_then(Channel::index) else {
+            return Err(Error::InvalidArgument(format!(
+                "register {name:?}: the register table is full ({} registers)",
+                Channel::REGISTERS_MAX
+            )));
+        };
+        let mut next = man.clone();
+        next.registers.push(Arc::from(name));
+        if let Err(e) = next.commit(&*self.fs, &self.dir) {
+            // Whether the new manifest reached the disk is unknown: refuse writes until reopened.
+            self.wal.poison();
+            return Err(e);
+        }
+        let registers: Arc<[Arc<str>]> = next.registers.clone().into();
+        *man = next;
+        let mut version = self.version.write();
+        *version = Arc::new(Version::new(
+            version.segments.clone(),
+            version.memtable.clone(),
+            registers,
+        ));
+        Ok(channel)
     }
 
     fn remove_obsolete_logs(&self, first_live: u64) -> Result<(), Error> {
@@ -655,6 +773,7 @@ impl Store {
                 .map_err(|e| segments::corruption(&s.path, e))?;
         }
         Manifest::load(&*self.fs, &self.dir)?;
+        let known = snap.version.registers.len();
         let names = self.fs.list_dir(&self.dir).map_err(io_err(&self.dir))?;
         let first = self.manifest.lock().wal_generation;
         let mut gens: Vec<u64> = names
@@ -665,7 +784,7 @@ impl Store {
         gens.sort_unstable();
         for (i, g) in gens.iter().enumerate() {
             let path = self.dir.join(wal::file_name(*g));
-            wal::replay(&*self.fs, &path, i + 1 == gens.len(), |_, _| {})?;
+            wal::replay(&*self.fs, &path, i + 1 == gens.len(), known, |_, _| {})?;
         }
         Ok(self.stats())
     }

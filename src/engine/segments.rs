@@ -175,6 +175,15 @@ impl DecodedPage {
         let end = self.series.get(i).map_or(start, |k| k.end as usize);
         self.blocks.get(start..end).unwrap_or(&[])
     }
+
+    /// Whether the page holds a series of `meter`.
+    fn has_meter(&self, meter: &str) -> bool {
+        let words = key_words(meter.as_bytes());
+        let at = self
+            .series
+            .partition_point(|k| k.cmp_to(words, meter, 0) == std::cmp::Ordering::Less);
+        self.series.get(at).is_some_and(|k| k.meter == meter)
+    }
 }
 
 /// Decoded index pages of one segment, at most [`DECODED_PAGES_MAX`], evicted in CLOCK order
@@ -214,11 +223,13 @@ pub struct SegmentFile {
 }
 
 impl SegmentFile {
-    /// Maps the file and checks its header and footer (not its blocks or index).
+    /// Maps the file and checks its header and footer (not its blocks or index), and that every
+    /// register it names has that name in `registers`, the store's register table.
     pub fn open(
         fs: &dyn FileSystem,
         dir: &Path,
         entry: SegmentEntry,
+        registers: &[Arc<str>],
     ) -> Result<SegmentFile, Error> {
         let path = dir.join(segment_file_name(entry.file_id));
         let map = fs.map(&path).map_err(|source| Error::Io {
@@ -250,6 +261,24 @@ impl SegmentFile {
                     meta.seq, meta.partition, entry.seq, entry.partition
                 ),
             });
+        }
+        for (channel, name) in seg.registers() {
+            let known = channel
+                .register_number()
+                .and_then(|r| registers.get(usize::from(r)));
+            if known.is_none_or(|k| **k != *name) {
+                return Err(Error::Corruption {
+                    path,
+                    offset: 0,
+                    detail: format!(
+                        "segment names register {:?} for {channel:?}, the manifest {}",
+                        name,
+                        known.map_or("has no such register number".to_string(), |k| format!(
+                            "names it {k:?}"
+                        ))
+                    ),
+                });
+            }
         }
         Ok(SegmentFile {
             path,
@@ -306,6 +335,28 @@ impl SegmentFile {
     /// Whether `bytes` (a block's, say) lie in this segment's file.
     pub fn holds_bytes(&self, bytes: &[u8]) -> bool {
         self.map.bytes().as_ptr_range().contains(&bytes.as_ptr())
+    }
+
+    /// Whether the segment holds a series of `meter` on any channel: its group is in the page a
+    /// lookup of its first possible key lands on, or starts the next one.
+    pub fn holds_meter(&self, meter: &str) -> Result<bool, Error> {
+        let first = self
+            .segment
+            .page_of(meter, Channel::CONSUMPTION)
+            .map_err(|e| corruption(&self.path, e))?;
+        let candidates = match first {
+            Some(i) => [Some(i), i.checked_add(1)],
+            None => [Some(0), None],
+        };
+        for i in candidates.into_iter().flatten() {
+            if i >= self.segment.page_count() {
+                continue;
+            }
+            if self.decoded_page(i)?.has_meter(meter) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether the segment holds a series `(meter, channel)`.
@@ -391,6 +442,9 @@ pub struct SegmentWriter<'a> {
     fixed_seq: Option<u64>,
     next_seq: &'a AtomicU64,
     next_file_id: &'a AtomicU64,
+    /// The store's register table: each segment names the registers of the index channels it
+    /// holds.
+    registers: &'a [Arc<str>],
 }
 
 impl<'a> SegmentWriter<'a> {
@@ -400,6 +454,7 @@ impl<'a> SegmentWriter<'a> {
         fixed_seq: Option<u64>,
         next_seq: &'a AtomicU64,
         next_file_id: &'a AtomicU64,
+        registers: &'a [Arc<str>],
     ) -> SegmentWriter<'a> {
         SegmentWriter {
             fs,
@@ -408,6 +463,7 @@ impl<'a> SegmentWriter<'a> {
             fixed_seq,
             next_seq,
             next_file_id,
+            registers,
         }
     }
 
@@ -489,6 +545,16 @@ impl<'a> SegmentWriter<'a> {
         let Some(o) = self.open.get_mut(&p) else {
             return Ok(());
         };
+        if let Some(r) = channel.register_number() {
+            let Some(name) = self.registers.get(usize::from(r)) else {
+                return Err(Error::InvalidArgument(format!(
+                    "series {meter} {channel:?}: register number {r} is not in the register table"
+                )));
+            };
+            o.builder
+                .name_register(channel, name)
+                .map_err(|e| corruption(&o.path, e))?;
+        }
         o.builder
             .add_block(meter, channel, points, &mut o.out)
             .map_err(|e| corruption(&o.path, e))?;
@@ -597,7 +663,7 @@ mod tests {
     fn segment_of(fs: &SimFs, meters: u32) -> SegmentFile {
         let dir = Path::new("/seg");
         let (seq, file_id) = (AtomicU64::new(1), AtomicU64::new(1));
-        let mut writer = SegmentWriter::new(fs, dir, None, &seq, &file_id);
+        let mut writer = SegmentWriter::new(fs, dir, None, &seq, &file_id, &[]);
         let ts = 1_704_067_200; // 2024-01-01T00:00:00Z
         for i in 0..meters {
             let meter = format!("{:014}", 2 * i);
@@ -618,7 +684,7 @@ mod tests {
         }
         let written = writer.finish().unwrap();
         assert_eq!(written.len(), 1);
-        SegmentFile::open(fs, dir, written[0].entry).unwrap()
+        SegmentFile::open(fs, dir, written[0].entry, &[]).unwrap()
     }
 
     fn blocks_via_pages<'s>(
@@ -767,7 +833,7 @@ mod tests {
             u64::from_le_bytes(footer[..8].try_into().unwrap()) as usize
         };
         fs.modify(&path, |b| b[index_offset + 20] ^= 0x40).unwrap();
-        let seg = SegmentFile::open(&fs, Path::new("/seg"), entry).unwrap();
+        let seg = SegmentFile::open(&fs, Path::new("/seg"), entry, &[]).unwrap();
         for _ in 0..2 {
             let err = seg
                 .for_each_block("00000000000000", Channel::CONSUMPTION, |_| {})

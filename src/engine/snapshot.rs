@@ -16,19 +16,27 @@ use super::Error;
 use crate::source::{resolve_newest_covering, Chunk, SeriesSource, SourceError, MAX_CURVE_STEP_S};
 use crate::{Channel, Point};
 
-/// The live segments (ordered by seq, oldest first) and the memtable (newer than all of them).
+/// The live segments (ordered by seq, oldest first), the memtable (newer than all of them) and
+/// the register table.
 pub struct Version {
     pub segments: Vec<Arc<SegmentFile>>,
     pub memtable: Arc<Memtable>,
+    /// Register names by register number, as the manifest holds them (only ever grows).
+    pub registers: Arc<[Arc<str>]>,
     /// Every meter id in the segments, built on first use (statistics).
     pub segment_meters: OnceLock<MeterSet>,
 }
 
 impl Version {
-    pub fn new(segments: Vec<Arc<SegmentFile>>, memtable: Arc<Memtable>) -> Version {
+    pub fn new(
+        segments: Vec<Arc<SegmentFile>>,
+        memtable: Arc<Memtable>,
+        registers: Arc<[Arc<str>]>,
+    ) -> Version {
         Version {
             segments,
             memtable,
+            registers,
             segment_meters: OnceLock::new(),
         }
     }
@@ -39,8 +47,23 @@ impl Version {
 pub struct MeterSet {
     bytes: Vec<u8>,
     ends: Vec<u32>,
-    /// Per meter, bit `channel.code()` set when some segment holds that series.
+    /// Per meter, bit `channel.code()` set when some segment holds that series, for the named
+    /// channels (codes 0..=3); bit [`ANY_INDEX`] when it holds an index channel.
     channels: Vec<u8>,
+    /// `(meter position, index channel code)` of every index series, sorted.
+    indexes: Vec<(u32, u8)>,
+}
+
+/// [`MeterSet`] mask bit of a meter with at least one index series.
+const ANY_INDEX: u8 = 0x80;
+
+/// A meter's mask bit of `channel` in a [`MeterSet`].
+fn channel_bit(channel: Channel) -> u8 {
+    if channel.is_index() {
+        ANY_INDEX
+    } else {
+        1u8.checked_shl(u32::from(channel.code())).unwrap_or(0)
+    }
 }
 
 impl MeterSet {
@@ -49,10 +72,15 @@ impl MeterSet {
         // come in key order) is merged into the running one, so memory stays a few times the
         // number of distinct meters.
         let mut ids: Vec<(&str, u8)> = Vec::new();
+        // Index series (rare): their meters and codes, resolved to positions at the end.
+        let mut index_series: Vec<(&str, u8)> = Vec::new();
         for seg in segments {
             let mut one: Vec<(&str, u8)> = Vec::new();
             for s in seg.segment().series().flatten() {
-                let bit = 1u8 << (s.channel.code());
+                let bit = channel_bit(s.channel);
+                if s.channel.is_index() {
+                    index_series.push((s.meter, s.channel.code()));
+                }
                 match one.last_mut() {
                     Some((m, mask)) if *m == s.meter => *mask |= bit,
                     _ => one.push((s.meter, bit)),
@@ -64,21 +92,44 @@ impl MeterSet {
             bytes: Vec::with_capacity(ids.iter().map(|(m, _)| m.len()).sum()),
             ends: Vec::with_capacity(ids.len()),
             channels: Vec::with_capacity(ids.len()),
+            indexes: Vec::new(),
         };
-        for (id, mask) in ids {
+        for (id, mask) in &ids {
             set.bytes.extend_from_slice(id.as_bytes());
             set.ends.push(set.bytes.len() as u32);
-            set.channels.push(mask);
+            set.channels.push(*mask);
         }
+        let mut indexes: Vec<(u32, u8)> = index_series
+            .into_iter()
+            .filter_map(|(m, code)| Some((set.position(m)? as u32, code)))
+            .collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        set.indexes = indexes;
         set
     }
 
     /// The meters with a series on `channel`, in id order.
-    fn with_channel(&self, channel: Channel) -> impl Iterator<Item = &str> + '_ {
-        let bit = 1u8 << (channel.code());
-        (0..self.ends.len())
-            .filter(move |&i| self.channels.get(i).is_some_and(|m| m & bit != 0))
-            .filter_map(|i| std::str::from_utf8(self.get(i)).ok())
+    fn with_channel(&self, channel: Channel) -> Box<dyn Iterator<Item = &str> + '_> {
+        if channel.is_index() {
+            let code = channel.code();
+            return Box::new(
+                self.indexes
+                    .iter()
+                    .filter(move |(_, c)| *c == code)
+                    .filter_map(|&(i, _)| std::str::from_utf8(self.get(i as usize)).ok()),
+            );
+        }
+        let bit = channel_bit(channel);
+        Box::new(
+            (0..self.ends.len())
+                .filter(move |&i| {
+                    self.channels
+                        .get(i)
+                        .is_some_and(|m| bit != 0 && m & bit != 0)
+                })
+                .filter_map(|i| std::str::from_utf8(self.get(i)).ok()),
+        )
     }
 
     fn get(&self, i: usize) -> &[u8] {
@@ -92,16 +143,20 @@ impl MeterSet {
     }
 
     pub fn contains(&self, meter: &str) -> bool {
+        self.position(meter).is_some()
+    }
+
+    fn position(&self, meter: &str) -> Option<usize> {
         let (mut lo, mut hi) = (0usize, self.ends.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match self.get(mid).cmp(meter.as_bytes()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return true,
+                std::cmp::Ordering::Equal => return Some(mid),
             }
         }
-        false
+        None
     }
 
     pub fn len(&self) -> usize {
@@ -194,9 +249,18 @@ impl Snapshot {
         let mut items: Vec<Item<'_>> =
             Vec::with_capacity(self.segments_meeting(qfrom, qto).count() + 1);
         let (mut wfrom, mut wto) = (qfrom, qto);
+        // What a block claims (`source::claim`): its coverage for a curve, its instants for the
+        // channels read at an instant, which a reading replaces only at the same instant.
+        let block_end = |s: &storage_format::BlockSummary| {
+            if channel.is_curve() {
+                s.end_ts
+            } else {
+                s.last_ts.saturating_add(1)
+            }
+        };
         for (i, seg) in self.segments_meeting(qfrom, qto) {
             seg.for_each_block(meter, channel, |b| {
-                let (s, e) = (b.summary.first_ts, b.summary.end_ts);
+                let (s, e) = (b.summary.first_ts, block_end(&b.summary));
                 if s < qto && e > qfrom {
                     wfrom = wfrom.min(s);
                     wto = wto.max(e);
@@ -218,7 +282,7 @@ impl Snapshot {
                 seg.for_each_block(meter, channel, |b| {
                     items.push(Item {
                         start: b.summary.first_ts,
-                        end: b.summary.end_ts,
+                        end: block_end(&b.summary),
                         source: Source::Block(i, b),
                     });
                 })?;
@@ -233,7 +297,7 @@ impl Snapshot {
             wto,
         );
         items.extend(mem.into_iter().filter_map(|p| {
-            let end = p.ts_utc + 60 * i64::from(p.step_min);
+            let end = crate::source::claim(channel, &p).1;
             (end > wfrom).then_some(Item {
                 start: p.ts_utc,
                 end,
@@ -352,12 +416,58 @@ impl Snapshot {
             .get_or_init(|| MeterSet::of_segments(&self.version.segments))
     }
 
+    /// The name of the register of index channel `channel`, `None` for a channel that is no
+    /// index or a register number not assigned.
+    pub fn register_name(&self, channel: Channel) -> Option<Arc<str>> {
+        let r = channel.register_number()?;
+        self.version.registers.get(usize::from(r)).cloned()
+    }
+
+    /// The index channel of register `name`, `None` when the store has no such register.
+    pub fn index_channel(&self, name: &str) -> Option<Channel> {
+        let r = self.version.registers.iter().position(|n| &**n == name)?;
+        Channel::index(u8::try_from(r).ok()?)
+    }
+
+    /// Every register of the store with its index channel, by register number.
+    pub fn registers(&self) -> Vec<(Channel, Arc<str>)> {
+        self.version
+            .registers
+            .iter()
+            .enumerate()
+            .filter_map(|(r, name)| Some((Channel::index(u8::try_from(r).ok()?)?, name.clone())))
+            .collect()
+    }
+
+    /// The channels `meter` has a series on, in code order (index channels by register number).
+    pub fn channels_of(&self, meter: &str) -> Result<Vec<Channel>, Error> {
+        let mut out = self.version.memtable.channels_of(meter, self.visible_seq);
+        let candidates = Channel::NAMED
+            .into_iter()
+            .chain(self.registers().into_iter().map(|(c, _)| c));
+        for c in candidates {
+            if out.contains(&c) {
+                continue;
+            }
+            for seg in &self.version.segments {
+                if seg.holds(meter, c)? {
+                    out.push(c);
+                    break;
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Number of distinct meters with any point.
     pub fn meter_count(&self) -> u64 {
         let set = self.segment_meters();
-        let mut extra: Vec<Arc<str>> = Channel::ALL
-            .iter()
-            .flat_map(|&c| self.version.memtable.meters(c, self.visible_seq))
+        let mut extra: Vec<Arc<str>> = self
+            .version
+            .memtable
+            .all_meters(self.visible_seq)
+            .into_iter()
             .filter(|m| !set.contains(m))
             .collect();
         extra.sort_unstable();
@@ -367,15 +477,17 @@ impl Snapshot {
 }
 
 impl SeriesSource for Snapshot {
+    fn registers(&self) -> Vec<(Channel, Arc<str>)> {
+        Snapshot::registers(self)
+    }
+
     fn has_meter(&self, meter: &str) -> bool {
         if self.version.memtable.has_meter(meter, self.visible_seq) {
             return true;
         }
         self.version.segments.iter().any(|seg| {
-            Channel::ALL.iter().any(|&c| {
-                // An unreadable index answers "yes": the query then reports the corruption.
-                seg.holds(meter, c).unwrap_or(true)
-            })
+            // An unreadable index answers "yes": the query then reports the corruption.
+            seg.holds_meter(meter).unwrap_or(true)
         })
     }
 
@@ -425,7 +537,7 @@ mod tests {
     ) -> Arc<SegmentFile> {
         let dir = Path::new("/meters");
         let (seq, id) = (AtomicU64::new(file_id), AtomicU64::new(file_id));
-        let mut writer = SegmentWriter::new(fs, dir, None, &seq, &id);
+        let mut writer = SegmentWriter::new(fs, dir, None, &seq, &id, &[]);
         for &(meter, channel) in series {
             let point = Point {
                 ts_utc,
@@ -436,7 +548,7 @@ mod tests {
             writer.add_series(meter, channel, &[point]).unwrap();
         }
         let written = writer.finish().unwrap();
-        Arc::new(SegmentFile::open(fs, dir, written[0].entry).unwrap())
+        Arc::new(SegmentFile::open(fs, dir, written[0].entry, &[]).unwrap())
     }
 
     #[test]

@@ -9,17 +9,24 @@
 //!
 //! ```text
 //! file    = header frame*
-//! header  = magic "CRBWAL\0\x01" (8 bytes) | version u32 (= 1) | reserved u32 (= 0)   16 bytes
+//! header  = magic "CRBWAL\0\x01" (8 bytes) | version u32 (1 or 2) | reserved u32 (= 0)   16 bytes
 //! frame   = payload_len u32 | crc u32 | payload
 //!           crc: CRC-32 (IEEE, as crc32fast) of the 4 payload_len bytes followed by the payload
 //! payload = seq u64                     batch sequence number, newest wins
 //!           meter_count u32, then per meter: id_len u8 (1..=64) | id bytes ([0-9A-Za-z_.-])
 //!           run_count u32, then per run:
-//!             meter_index u32 (< meter_count) | channel u8 (0..=2) | point_count u32 (>= 1)
+//!             meter_index u32 (< meter_count) | channel u8 | point_count u32 (>= 1)
 //!             point_count x point
 //! point   = ts_utc i64 | value i32 | step_min u16 (1..=1440) | quality u8 (0..=2)   15 bytes
 //! ```
 //! A payload is 8 to [`MAX_RECORD_LEN`] bytes; anything else is corruption.
+//!
+//! `channel` is a code of segment format v3 (`storage_format::Channel::from_u8`): 0..=3, or an
+//! index channel 16..=255 whose register number the manifest's register table holds (the
+//! manifest naming it is synced before any record uses it); 4..=15 and an unknown register are
+//! corruption. This build writes header version 2, so that a build that knows only version 1
+//! (channels 0..=2) refuses the log as newer instead of reading a channel it does not know;
+//! version 1 logs read the same way (they hold only 0..=2).
 //!
 //! # Recovery rule
 //! The journal's torn-tail rule (stated once, in [`crate::journal`]): only the **last** log file
@@ -129,8 +136,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a payload whose checksum matched.
-fn decode_payload(payload: &[u8]) -> Result<(u64, Batch), Bad> {
+/// Decodes a payload whose checksum matched; `registers`: how many register numbers the
+/// manifest assigns.
+fn decode_payload(payload: &[u8], registers: usize) -> Result<(u64, Batch), Bad> {
     let mut r = Reader {
         bytes: payload,
         pos: 0,
@@ -174,10 +182,16 @@ fn decode_payload(payload: &[u8]) -> Result<(u64, Batch), Bad> {
                 what: "run meter index",
             });
         }
-        let channel = Channel::from_u8(r.array::<1>("channel")?[0]).ok_or(Bad {
-            at: at + 4,
-            what: "channel",
-        })?;
+        let code = r.array::<1>("channel")?[0];
+        let channel = Channel::from_u8(code, storage_format::segment::FORMAT_VERSION)
+            .filter(|c| {
+                c.register_number()
+                    .is_none_or(|n| usize::from(n) < registers)
+            })
+            .ok_or(Bad {
+                at: at + 4,
+                what: "channel (reserved, or a register the manifest does not name)",
+            })?;
         let len = r.u32("point count")?;
         let bytes = r.take((len as usize).saturating_mul(POINT_LEN), "points")?;
         if len == 0 {
@@ -229,11 +243,13 @@ pub struct Replayed {
     pub file_len: u64,
 }
 
-/// Reads every record of a log file in order, calling `apply(seq, batch)` for each.
+/// Reads every record of a log file in order, calling `apply(seq, batch)` for each;
+/// `registers`: how many register numbers the manifest assigns.
 pub fn replay(
     fs: &dyn FileSystem,
     path: &Path,
     is_last: bool,
+    registers: usize,
     mut apply: impl FnMut(u64, Batch),
 ) -> Result<Replayed, Error> {
     let bytes = fs.read(path).map_err(|source| Error::Io {
@@ -241,7 +257,7 @@ pub fn replay(
         source,
     })?;
     let valid_len = journal::scan(&journal::WAL, &bytes, is_last, |payload| {
-        let (seq, batch) = decode_payload(payload).map_err(|b| BadPayload {
+        let (seq, batch) = decode_payload(payload, registers).map_err(|b| BadPayload {
             at: b.at,
             detail: format!("bad {}", b.what),
         })?;
@@ -375,7 +391,7 @@ mod tests {
             Ok(())
         });
         assert_eq!(valid, Ok(file.len() as u64));
-        let Ok((seq, back)) = decode_payload(&payloads[0]) else {
+        let Ok((seq, back)) = decode_payload(&payloads[0], 0) else {
             panic!("payload not decoded");
         };
         assert_eq!(seq, 42);

@@ -164,17 +164,31 @@ pub fn write_export(
             let head = serde_json::json!({
                 "meter": meter,
                 "exported": format_ts(super::now_utc()),
-                "units": {"consumption": "W", "production": "W", "max_power": "VA"},
+                "units": {"consumption": "W", "production": "W", "max_power": "VA", "daily_energy": "Wh", "index": "Wh"},
             });
             let head = encode(&head)?;
             // The head object without its closing brace, then the channels.
             out.push(head.get(..head.len().saturating_sub(1)).unwrap_or_default());
             out.push(b",\"channels\":{");
-            for (i, c) in Channel::ALL.into_iter().enumerate() {
+            // The named channels, then each index channel the meter has, as `index:<REGISTER>`.
+            let snapshot = store.snapshot();
+            let indexes = snapshot
+                .channels_of(meter)
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .into_iter()
+                .filter(|c| c.is_index())
+                .filter_map(|c| Some((c, format!("index:{}", snapshot.register_name(c)?))));
+            let channels: Vec<(Channel, String)> = Channel::NAMED
+                .into_iter()
+                .map(|c| (c, c.as_str().to_string()))
+                .chain(indexes)
+                .collect();
+            drop(snapshot);
+            for (i, (c, name)) in channels.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b",");
                 }
-                out.push(format!("\"{}\":[", c.as_str()).as_bytes());
+                out.push(format!("\"{name}\":[").as_bytes());
                 let mut first = true;
                 let mut failed = None;
                 each_point(store, meter, c, |p| {

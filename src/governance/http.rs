@@ -379,17 +379,20 @@ async fn guard(
             return api::forbidden().into_response();
         }
     };
-    // A peak (or a year's maximum power) from `max_power` is max_power data, from the curve
-    // curve data: the answer draws only on the sources the rule allowed.
-    if let Some(Asked {
-        question: Question::Peak { sources, .. } | Question::Summary { sources, .. },
-        ..
-    }) = asked.as_mut()
-    {
-        *sources = PeakSources {
-            max_power: kinds.contains(DataKind::MaxPower),
-            curve: kinds.contains(DataKind::Curve),
-        };
+    // A peak from `max_power` is max_power data, from the curve curve data: the answer draws
+    // only on the sources the rule allowed. A year's statement always has max_power (the rule
+    // asks it); its monthly peaks come from the curve only with curve rights.
+    match asked.as_mut().map(|a| &mut a.question) {
+        Some(Question::Peak { sources, .. }) => {
+            *sources = PeakSources {
+                max_power: kinds.contains(DataKind::MaxPower),
+                curve: kinds.contains(DataKind::Curve),
+            };
+        }
+        Some(Question::Summary { max_power_only, .. }) => {
+            *max_power_only = !kinds.contains(DataKind::Curve);
+        }
+        _ => {}
     }
     let audited = principal.role == Role::Supplier
         && matches!(
@@ -998,18 +1001,8 @@ mod tests {
         for (route, query, names) in [
             (
                 "/v1/meters/:id/index",
-                "from=2024-01-01&to=2024-02-01&period=week",
-                "period",
-            ),
-            (
-                "/v1/meters/:id/index",
                 "from=2024-01-01&to=2024-02-01&tz=UTC",
                 "`tz`",
-            ),
-            (
-                "/v1/meters/:id/index",
-                "from=2024-01-01T12:00:00Z&to=2024-02-01",
-                "midnight",
             ),
             (
                 "/v1/meters/:id/index",

@@ -56,7 +56,7 @@ pub struct QueryParams {
     pub format: Option<String>,
     /// Comma-separated meter ids for fleet questions.
     pub meters: Option<String>,
-    /// The Europe/Paris year of a yearly summary, `YYYY`.
+    /// The civil year of a summary.
     pub year: Option<String>,
 }
 
@@ -153,9 +153,9 @@ pub enum QueryKind {
     Peak,
     FleetCurve,
     FleetEnergy,
-    /// A meter's index per register at each period boundary (`period=day|month`).
+    /// Indexes per register at period boundaries.
     Index,
-    /// A meter's Europe/Paris year: indexes, energy per register, maximum power.
+    /// A year's months: indexes, energy per register, maximum power.
     Summary,
 }
 
@@ -250,19 +250,19 @@ pub enum Question {
         calendar: CalendarQuestion,
         meters: Option<Vec<String>>,
     },
-    /// Indexes at the boundaries of the periods of `calendar` (Europe/Paris, `day` or `month`,
-    /// from and to Paris midnights).
+    /// Europe/Paris days or months.
     Index {
         meter: String,
         calendar: CalendarQuestion,
     },
-    /// The Europe/Paris year `year`: `calendar` is its months.
+    /// The twelve Europe/Paris months of a year.
     Summary {
         meter: String,
         year: i16,
         calendar: CalendarQuestion,
-        /// What access control lets its maximum power come from.
-        sources: PeakSources,
+        /// Leave out (null) a month's peak that would come from the curve: for callers without
+        /// curve rights over the year.
+        max_power_only: bool,
     },
 }
 
@@ -457,10 +457,10 @@ impl Question {
         params: &QueryParams,
         limits: &Limits,
     ) -> Result<(Question, Encoding), ApiError> {
-        if kind == QueryKind::Summary {
-            return Question::summary_from_params(meter, params);
-        }
         let (tz, tz_name) = parse_tz(params.tz.as_deref())?;
+        if kind == QueryKind::Summary {
+            return Question::summary_from_params(meter, params, tz, tz_name);
+        }
         let (from_utc, to_utc) = parse_range(params.from.as_deref(), params.to.as_deref(), &tz)?;
         check_from_before_to(from_utc, to_utc)?;
         let limit_days = kind.range_limit_days(limits);
@@ -536,37 +536,35 @@ impl Question {
                 calendar: calendar()?,
                 meters: meters()?,
             },
-            QueryKind::Index => {
-                let calendar = calendar()?;
-                if !matches!(calendar.calendar.period, Period::Day | Period::Month) {
-                    return Err(ApiError::invalid(
-                        "an index is asked per `day` or `month` (`period`)",
-                    ));
-                }
-                if !calendar.whole_local_days() {
-                    return Err(ApiError::invalid(
-                        "an index is read at Europe/Paris midnights: give `from` and `to` as \
-                         dates (2024-01-01) or Paris midnights",
-                    ));
-                }
-                Question::Index {
-                    meter: meter()?,
-                    calendar,
-                }
-            }
-            QueryKind::Summary => return Question::summary_from_params(Some(&meter()?), params),
+            QueryKind::Index => Question::Index {
+                meter: meter()?,
+                calendar: calendar()?,
+            },
+            QueryKind::Summary => unreachable_summary()?,
         };
         Ok((question, encoding))
     }
 
-    /// A yearly summary: `year` (required, `YYYY`) and `format`; the months of that
-    /// Europe/Paris year.
+    /// A summary reads `year` (and `format`), not a range.
     fn summary_from_params(
         meter: Option<&str>,
         params: &QueryParams,
+        tz: TimeZone,
+        tz_name: String,
     ) -> Result<(Question, Encoding), ApiError> {
         let meter = meter.ok_or_else(|| ApiError::invalid("missing meter id"))?;
         check_meter_id(meter)?;
+        let text = params
+            .year
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("missing parameter `year`"))?;
+        let year: i16 = text
+            .parse()
+            .ok()
+            .filter(|y| (1970..=9998).contains(y))
+            .ok_or_else(|| {
+                ApiError::invalid(format!("`year`: {text:?} is not a year from 1970 to 9998"))
+            })?;
         let encoding = match params.format.as_deref() {
             None | Some("json") => Encoding::Json,
             Some("csv") => Encoding::Csv,
@@ -576,45 +574,38 @@ impl Question {
                 )))
             }
         };
-        let text = params
-            .year
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("missing parameter `year`"))?;
-        let year = match text.parse::<i16>() {
-            Ok(y) if text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit()) && y >= 1970 => y,
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "`year`: {text:?} is not a year of four digits from 1970 (2024)"
-                )))
-            }
-        };
-        let (tz, tz_name) = parse_tz(None)?;
-        let midnight = |y: i16| {
-            jiff::civil::date(y, 1, 1)
-                .to_zoned(tz.clone())
+        let start = |y: i16| {
+            jiff::civil::Date::new(y, 1, 1)
+                .and_then(|d| d.to_zoned(tz.clone()))
                 .map(|z| z.timestamp().as_second())
-                .map_err(|e| ApiError::invalid(format!("`year`: {text:?}: {e}")))
+                .map_err(|e| ApiError::invalid(format!("`year`: {e}")))
         };
-        let next = year
-            .checked_add(1)
-            .ok_or_else(|| ApiError::invalid(format!("`year`: {text:?} is too late")))?;
         let calendar = CalendarQuestion {
             calendar: Calendar {
-                from_utc: midnight(year)?,
-                to_utc: midnight(next)?,
+                from_utc: start(year)?,
+                to_utc: start(year + 1)?,
                 period: Period::Month,
                 tz,
             },
             tz_name,
         };
-        let question = Question::Summary {
-            meter: meter.to_string(),
-            year,
-            calendar,
-            sources: PeakSources::ALL,
-        };
-        Ok((question, encoding))
+        Ok((
+            Question::Summary {
+                meter: meter.to_string(),
+                year,
+                calendar,
+                max_power_only: false,
+            },
+            encoding,
+        ))
     }
+}
+
+/// [`Question::from_params`] hands summaries to [`Question::summary_from_params`] first.
+fn unreachable_summary() -> Result<Question, ApiError> {
+    Err(ApiError::internal(
+        "a summary question is read by its own reader",
+    ))
 }
 
 /// An erasure: all of a meter's curve, or `[from, to)` of it.
@@ -757,6 +748,7 @@ impl From<&query::EnergyPeriod> for EnergyPeriodJson {
                 hc: hc / 60.0,
             }),
             by_register: None,
+            source: p.source.as_str(),
         }
     }
 }
@@ -852,30 +844,40 @@ pub fn answer(
                 meter: meter.clone(),
                 periods: periods
                     .into_iter()
-                    .map(|p| {
-                        let (value, unit, at, source) = match p.peak {
-                            Some((value, at, PeakSource::MaxPower)) => (
-                                Some(value),
-                                Some("VA"),
-                                Some(format_ts(at)),
-                                Some("max_power"),
-                            ),
-                            Some((value, at, PeakSource::Curve)) => {
-                                (Some(value), Some("W"), Some(format_ts(at)), Some("curve"))
-                            }
-                            None => (None, None, None, None),
-                        };
-                        PeakPeriodJson {
-                            start: format_ts(p.start_utc),
-                            end: format_ts(p.end_utc),
-                            value,
-                            unit,
-                            at,
-                            source,
-                        }
-                    })
+                    .map(|p| PeakPeriodJson::of(p.start_utc, p.end_utc, p.peak))
                     .collect(),
             }))
+        }
+        Question::Index { meter, calendar } => {
+            ensure_meter(src, meter)?;
+            let table = query::index(src, meter, &calendar.calendar)?;
+            Ok(Answer::Index(IndexBody::of(meter, &table)))
+        }
+        Question::Summary {
+            meter,
+            year,
+            max_power_only,
+            ..
+        } => {
+            ensure_meter(src, meter)?;
+            let mut summary = query::summary(src, meter, *year)?;
+            if *max_power_only {
+                let from_max_power =
+                    |p: Option<(i32, i64, PeakSource)>| p.filter(|p| p.2 == PeakSource::MaxPower);
+                for m in &mut summary.months {
+                    m.peak = from_max_power(m.peak);
+                }
+                summary.peak =
+                    summary
+                        .months
+                        .iter()
+                        .filter_map(|m| m.peak)
+                        .fold(None, |best, p| match best {
+                            Some(b) if b.0 > p.0 || (b.0 == p.0 && b.1 <= p.1) => Some(b),
+                            _ => Some(p),
+                        });
+            }
+            Ok(Answer::Summary(SummaryBody::of(meter, &summary)))
         }
         Question::FleetCurve {
             channel,
@@ -945,11 +947,6 @@ pub fn answer(
                     .collect(),
             }))
         }
-        // Read and guarded already; their answers are not built yet.
-        Question::Index { .. } | Question::Summary { .. } => Err(ApiError::new(
-            ErrorCode::NotFound,
-            "indexes and yearly summaries are not answered by this build",
-        )),
     }
 }
 
@@ -1004,6 +1001,163 @@ pub enum Answer {
     Peak(PeakBody),
     FleetCurve(FleetCurveBody),
     FleetEnergy(FleetEnergyBody),
+    Index(IndexBody),
+    Summary(SummaryBody),
+}
+
+/// One register's index at an instant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IndexReadingJson {
+    pub wh: i64,
+    pub quality: &'static str,
+}
+
+/// One boundary of an index answer: per register, its reading or null.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IndexRowJson {
+    pub at: String,
+    pub indexes: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IndexBody {
+    pub meter: String,
+    pub unit: &'static str,
+    pub tz: &'static str,
+    pub registers: Vec<String>,
+    pub readings: Vec<IndexRowJson>,
+}
+
+impl IndexBody {
+    fn of(meter: &str, table: &query::IndexTable) -> IndexBody {
+        IndexBody {
+            meter: meter.to_string(),
+            unit: "Wh",
+            tz: query::daily::DAILY_TZ,
+            registers: table.registers.iter().map(|r| r.to_string()).collect(),
+            readings: table
+                .rows
+                .iter()
+                .map(|(at, readings)| IndexRowJson {
+                    at: format_ts(*at),
+                    indexes: table
+                        .registers
+                        .iter()
+                        .zip(readings)
+                        .map(|(name, r)| {
+                            (
+                                name.to_string(),
+                                r.map(|r| IndexReadingJson {
+                                    wh: r.wh,
+                                    quality: r.quality.as_str(),
+                                }),
+                            )
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One month of a summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryMonthJson {
+    pub start: String,
+    pub end: String,
+    /// The indexes at the month's first instant.
+    pub index_start: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
+    pub energy_wh: f64,
+    pub source: &'static str,
+    /// Per register, the difference of its indexes over the month (null where one is missing).
+    pub by_register: std::collections::BTreeMap<String, Option<i64>>,
+    pub max_power: PeakPeriodJson,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryYearJson {
+    pub energy_wh: f64,
+    pub source: &'static str,
+    pub by_register: std::collections::BTreeMap<String, Option<i64>>,
+    pub max_power: PeakPeriodJson,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryBody {
+    pub meter: String,
+    pub year: i16,
+    pub unit: &'static str,
+    pub tz: &'static str,
+    pub registers: Vec<String>,
+    pub months: Vec<SummaryMonthJson>,
+    /// The indexes at the end of the year.
+    pub index_end: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
+    pub year_total: SummaryYearJson,
+}
+
+impl SummaryBody {
+    fn of(meter: &str, s: &query::YearSummary) -> SummaryBody {
+        let names: Vec<String> = s.registers.iter().map(|r| r.to_string()).collect();
+        let index_row = |i: usize| -> std::collections::BTreeMap<String, Option<IndexReadingJson>> {
+            let row = s.indexes.rows.get(i).map(|r| r.1.as_slice()).unwrap_or(&[]);
+            names
+                .iter()
+                .enumerate()
+                .map(|(k, name)| {
+                    let reading = row.get(k).copied().flatten().map(|r| IndexReadingJson {
+                        wh: r.wh,
+                        quality: r.quality.as_str(),
+                    });
+                    (name.clone(), reading)
+                })
+                .collect()
+        };
+        let by_register =
+            |values: &[Option<i64>]| -> std::collections::BTreeMap<String, Option<i64>> {
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(k, name)| (name.clone(), values.get(k).copied().flatten()))
+                    .collect()
+            };
+        // A register's year is the sum of its months when every month has a difference.
+        let year_by_register: Vec<Option<i64>> = (0..names.len())
+            .map(|k| {
+                s.months
+                    .iter()
+                    .map(|m| m.by_register_wh.get(k).copied().flatten())
+                    .sum::<Option<i64>>()
+            })
+            .collect();
+        SummaryBody {
+            meter: meter.to_string(),
+            year: s.year,
+            unit: "Wh",
+            tz: query::daily::DAILY_TZ,
+            registers: names.clone(),
+            months: s
+                .months
+                .iter()
+                .enumerate()
+                .map(|(i, m)| SummaryMonthJson {
+                    start: format_ts(m.energy.start_utc),
+                    end: format_ts(m.energy.end_utc),
+                    index_start: index_row(i),
+                    energy_wh: m.energy.energy_wh(),
+                    source: m.energy.source.as_str(),
+                    by_register: by_register(&m.by_register_wh),
+                    max_power: PeakPeriodJson::of(m.energy.start_utc, m.energy.end_utc, m.peak),
+                })
+                .collect(),
+            index_end: index_row(s.months.len()),
+            year_total: SummaryYearJson {
+                energy_wh: s.total.energy_wh(),
+                source: s.total.source.as_str(),
+                by_register: by_register(&year_by_register),
+                max_power: PeakPeriodJson::of(s.total.start_utc, s.total.end_utc, s.peak),
+            },
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1074,6 +1228,9 @@ pub struct EnergyPeriodJson {
     /// `energy_wh`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_register: Option<std::collections::BTreeMap<String, f64>>,
+    /// `curve`, `daily`, `index` or `none` (see [`query::EnergySource`]); with `daily` and
+    /// `index`, `points` and `expected_points` count days.
+    pub source: &'static str,
 }
 
 /// Energy per tariff period, Wh.
@@ -1100,6 +1257,43 @@ pub struct PeakPeriodJson {
     pub unit: Option<&'static str>,
     pub at: Option<String>,
     pub source: Option<&'static str>,
+}
+
+impl PeakPeriodJson {
+    /// `,value,unit,at,source` and the end of the line.
+    fn write_csv_tail(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        writeln!(
+            out,
+            ",{},{},{},{}",
+            self.value.map(|v| v.to_string()).unwrap_or_default(),
+            self.unit.unwrap_or_default(),
+            self.at.as_deref().unwrap_or_default(),
+            self.source.unwrap_or_default()
+        )
+    }
+
+    fn of(start_utc: i64, end_utc: i64, peak: Option<(i32, i64, PeakSource)>) -> PeakPeriodJson {
+        let (value, unit, at, source) = match peak {
+            Some((value, at, PeakSource::MaxPower)) => (
+                Some(value),
+                Some("VA"),
+                Some(format_ts(at)),
+                Some("max_power"),
+            ),
+            Some((value, at, PeakSource::Curve)) => {
+                (Some(value), Some("W"), Some(format_ts(at)), Some("curve"))
+            }
+            None => (None, None, None, None),
+        };
+        PeakPeriodJson {
+            start: format_ts(start_utc),
+            end: format_ts(end_utc),
+            value,
+            unit,
+            at,
+            source,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1189,7 +1383,7 @@ impl Answer {
                 for r in &registers {
                     write!(out, ",{r}_wh")?;
                 }
-                writeln!(out)?;
+                writeln!(out, ",source")?;
                 for p in &body.periods {
                     write!(
                         out,
@@ -1205,7 +1399,7 @@ impl Answer {
                         let wh = p.by_register.as_ref().and_then(|b| b.get(r));
                         write!(out, ",{}", wh.copied().unwrap_or(0.0))?;
                     }
-                    writeln!(out)?;
+                    writeln!(out, ",{}", p.source)?;
                 }
             }
             Answer::Peak(body) => {
@@ -1236,6 +1430,68 @@ impl Answer {
                         writeln!(out, "{},{},{},{}", m.meter, p.start, p.end, p.energy_wh)?;
                     }
                 }
+            }
+            Answer::Index(body) => {
+                writeln!(out, "at,register,index_wh,quality")?;
+                for row in &body.readings {
+                    for (register, reading) in &row.indexes {
+                        match reading {
+                            Some(r) => {
+                                writeln!(out, "{},{register},{},{}", row.at, r.wh, r.quality)?
+                            }
+                            None => writeln!(out, "{},{register},,", row.at)?,
+                        }
+                    }
+                }
+            }
+            Answer::Summary(body) => {
+                write!(out, "start,end,energy_wh,source")?;
+                for r in &body.registers {
+                    write!(out, ",{r}_index_start_wh,{r}_index_start_quality,{r}_wh")?;
+                }
+                writeln!(
+                    out,
+                    ",max_power,max_power_unit,max_power_at,max_power_source"
+                )?;
+                for m in &body.months {
+                    write!(out, "{},{},{},{}", m.start, m.end, m.energy_wh, m.source)?;
+                    for r in &body.registers {
+                        let start = m.index_start.get(r).and_then(Option::as_ref);
+                        let wh = m.by_register.get(r).copied().flatten();
+                        write!(
+                            out,
+                            ",{},{},{}",
+                            start.map(|s| s.wh.to_string()).unwrap_or_default(),
+                            start.map(|s| s.quality).unwrap_or_default(),
+                            wh.map(|v| v.to_string()).unwrap_or_default()
+                        )?;
+                    }
+                    m.max_power.write_csv_tail(out)?;
+                }
+                // The year, like a month: the indexes at its start and each register's total.
+                let (first, last) = (body.months.first(), body.months.last());
+                write!(
+                    out,
+                    "{},{},{},{}",
+                    first.map(|m| m.start.as_str()).unwrap_or_default(),
+                    last.map(|m| m.end.as_str()).unwrap_or_default(),
+                    body.year_total.energy_wh,
+                    body.year_total.source
+                )?;
+                for r in &body.registers {
+                    let end = first
+                        .and_then(|m| m.index_start.get(r))
+                        .and_then(Option::as_ref);
+                    let wh = body.year_total.by_register.get(r).copied().flatten();
+                    write!(
+                        out,
+                        ",{},{},{}",
+                        end.map(|s| s.wh.to_string()).unwrap_or_default(),
+                        end.map(|s| s.quality).unwrap_or_default(),
+                        wh.map(|v| v.to_string()).unwrap_or_default()
+                    )?;
+                }
+                body.year_total.max_power.write_csv_tail(out)?;
             }
         }
         Ok(())
@@ -1550,12 +1806,14 @@ mod tests {
                 expected_points: 48,
                 by_tariff: Some(ByTariff { hp: 10.0, hc: 2.5 }),
                 by_register: None,
+                source: "curve",
             }],
         });
         let v: serde_json::Value = serde_json::from_str(&energy.to_json().unwrap()).unwrap();
         assert_eq!(v["unit"], "Wh");
         assert_eq!(v["periods"][0]["by_tariff"]["HC"], 2.5);
         assert_eq!(v["periods"][0]["energy_wh"], 12.5);
+        assert_eq!(v["periods"][0]["source"], "curve");
 
         let runs = Answer::CurveRuns(RunsBody {
             meter: "m".into(),

@@ -195,6 +195,8 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route("/v1/meters/:id/curve", get(meter_curve).delete(meter_erase))
         .route("/v1/meters/:id/energy", get(meter_energy))
         .route("/v1/meters/:id/peak", get(meter_peak))
+        .route("/v1/meters/:id/index", get(meter_index))
+        .route("/v1/meters/:id/summary", get(meter_summary))
         .route("/v1/fleet/curve", get(fleet_curve))
         .route("/v1/fleet/energy", get(fleet_energy));
     // Hook (governance): its routes, and access control over every /v1 route above.
@@ -397,6 +399,26 @@ async fn meter_peak(
 ) -> Result<Response, ApiError> {
     let meter = || meter_id(path).map(Some);
     answer_query(state, QueryKind::Peak, meter, asked, &uri).await
+}
+
+async fn meter_index(
+    State(state): State<AppState>,
+    path: MeterPath,
+    asked: Option<Extension<Asked>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let meter = || meter_id(path).map(Some);
+    answer_query(state, QueryKind::Index, meter, asked, &uri).await
+}
+
+async fn meter_summary(
+    State(state): State<AppState>,
+    path: MeterPath,
+    asked: Option<Extension<Asked>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let meter = || meter_id(path).map(Some);
+    answer_query(state, QueryKind::Summary, meter, asked, &uri).await
 }
 
 async fn fleet_curve(

@@ -57,6 +57,7 @@ impl<'p> Walker<'p> {
                     points: 0,
                     expected_points: 0,
                     by_tariff_wmin: None,
+                    source: super::EnergySource::None,
                 })
                 .collect(),
             off_peak_ws: vec![0; periods.len()],
@@ -204,6 +205,11 @@ impl<'p> Walker<'p> {
 
     fn finish(mut self, with_tariff: bool) -> (Vec<EnergyPeriod>, Vec<Vec<i128>>) {
         self.advance_to(self.to);
+        for period in &mut self.out {
+            if period.points > 0 {
+                period.source = super::EnergySource::Curve;
+            }
+        }
         if with_tariff {
             for (period, hc_ws) in self.out.iter_mut().zip(&self.off_peak_ws) {
                 let hc_wmin = *hc_ws as f64 / 60.0;

@@ -43,6 +43,8 @@
 //!   its [`crate::BlockSummary`] without decoding, unless a tariff split needs its points, or its
 //!   steps are mixed and the expected count needs them.
 
+use std::sync::Arc;
+
 use jiff::tz::TimeZone;
 
 use crate::source::{SeriesSource, SourceError};
@@ -50,9 +52,11 @@ use crate::{Channel, Quality};
 
 pub mod calendar;
 mod curve;
+pub mod daily;
 mod energy;
 mod fleet;
 mod peak;
+pub mod readings;
 mod tariff;
 pub mod tariffs;
 
@@ -164,6 +168,38 @@ pub struct EnergyPeriod {
     /// With a tariff: (HP, HC) in W·min; an interval straddling a window edge is split by minutes
     /// so the two may carry fractions.
     pub by_tariff_wmin: Option<(f64, f64)>,
+    /// Where the figures come from. With [`EnergySource::Daily`] or [`EnergySource::Index`],
+    /// `points` and `expected_points` count days.
+    pub source: EnergySource,
+}
+
+/// Where the figures of an energy period come from: the best source the period has.
+///
+/// In order: the curve when it is complete (every expected point present), else daily energy
+/// when every Paris day of the period has a value, else index differences when every register
+/// the meter reports has a reading at both bounds, else whichever of the curve and the daily
+/// values covers more of the period (points over expected points, days over days), else none.
+/// Daily energy and indexes answer only periods whose bounds are Europe/Paris midnights, and only
+/// for `consumption` without an HP/HC window split.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EnergySource {
+    /// No reading in the period.
+    #[default]
+    None,
+    Curve,
+    Daily,
+    Index,
+}
+
+impl EnergySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnergySource::None => "none",
+            EnergySource::Curve => "curve",
+            EnergySource::Daily => "daily",
+            EnergySource::Index => "index",
+        }
+    }
 }
 
 impl EnergyPeriod {
@@ -277,14 +313,85 @@ pub fn energy(
         )
     });
     let mut scratch = storage_format::block::DecodedBlock::default();
-    energy::periods(
+    let mut out = energy::periods(
         src,
         meter,
         channel,
         &periods,
         off_peak.as_mut(),
         &mut scratch,
-    )
+    )?;
+    if channel == Channel::CONSUMPTION && tariff.is_none() {
+        fill_from_daily(src, meter, &mut out, &mut scratch)?;
+    }
+    Ok(out)
+}
+
+/// Whether a period's curve has every point it expects.
+fn curve_complete(p: &EnergyPeriod) -> bool {
+    p.expected_points > 0 && p.points >= p.expected_points
+}
+
+/// Replaces the figures of each period whose curve is not complete by a better source (see
+/// [`EnergySource`]).
+fn fill_from_daily(
+    src: &dyn SeriesSource,
+    meter: &str,
+    out: &mut [EnergyPeriod],
+    scratch: &mut storage_format::block::DecodedBlock,
+) -> Result<(), QueryError> {
+    if out.iter().all(curve_complete) {
+        return Ok(());
+    }
+    let spans: Vec<(i64, i64)> = out.iter().map(|p| (p.start_utc, p.end_utc)).collect();
+    let sums = daily::daily_sums(src, meter, &spans, scratch)?;
+    let full = |s: &Option<daily::DailySum>| {
+        s.is_some_and(|s| s.expected_days > 0 && s.days == s.expected_days)
+    };
+    let needs_index = out
+        .iter()
+        .zip(&sums)
+        .any(|(p, s)| !curve_complete(p) && !full(s));
+    let differences = match (needs_index, spans.first(), spans.last()) {
+        (true, Some(&(from, _)), Some(&(_, to))) => {
+            let registers = daily::meter_registers(src, meter, from, to.saturating_add(1))?;
+            let total = daily::total_registers(&registers);
+            daily::index_differences(src, meter, &total, &spans, scratch)?
+        }
+        _ => vec![None; spans.len()],
+    };
+    for ((p, sum), difference) in out.iter_mut().zip(&sums).zip(differences) {
+        if curve_complete(p) {
+            continue;
+        }
+        let daily = |p: &mut EnergyPeriod, s: &daily::DailySum| {
+            p.energy_wmin = s.wh.saturating_mul(60);
+            p.points = s.days;
+            p.expected_points = s.expected_days;
+            p.source = EnergySource::Daily;
+        };
+        match (sum, difference) {
+            (Some(s), _) if full(sum) => daily(p, s),
+            (_, Some(d)) => {
+                let wh: i64 = d.iter().sum();
+                let days = sum.map_or(0, |s| s.expected_days);
+                p.energy_wmin = wh.saturating_mul(60);
+                p.points = days;
+                p.expected_points = days;
+                p.source = EnergySource::Index;
+            }
+            (Some(s), None) if s.days > 0 => {
+                // Both partial: the one covering more of the period (cross-multiplied ratios).
+                let curve = u128::from(p.points) * u128::from(s.expected_days);
+                let days = u128::from(s.days) * u128::from(p.expected_points.max(1));
+                if p.points == 0 || days > curve {
+                    daily(p, s);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// One calendar period of an energy answer split by register.
@@ -318,14 +425,58 @@ pub fn energy_by_register(
     let mut scratch = storage_format::block::DecodedBlock::default();
     let (periods, split) =
         energy::periods_by_register(src, meter, channel, &periods, &mut registers, &mut scratch)?;
-    Ok(periods
+    let mut out: Vec<RegisterPeriod> = periods
         .into_iter()
         .zip(split)
         .map(|(period, ws)| RegisterPeriod {
             period,
             by_register_ws: registers.names.iter().cloned().zip(ws).collect(),
         })
-        .collect())
+        .collect();
+    if channel == Channel::CONSUMPTION && !out.iter().all(|p| curve_complete(&p.period)) {
+        fill_registers_from_index(src, meter, &registers.names, &mut out, &mut scratch)?;
+    }
+    Ok(out)
+}
+
+/// Replaces the figures of each period whose curve is not complete by the differences of the
+/// meter's index registers of the same names, when it reports every one of them at both bounds.
+fn fill_registers_from_index(
+    src: &dyn SeriesSource,
+    meter: &str,
+    names: &[String],
+    out: &mut [RegisterPeriod],
+    scratch: &mut storage_format::block::DecodedBlock,
+) -> Result<(), QueryError> {
+    let known = src.registers();
+    let Some(channels) = names
+        .iter()
+        .map(|name| known.iter().find(|(_, n)| **n == **name).map(|(c, _)| *c))
+        .collect::<Option<Vec<Channel>>>()
+    else {
+        return Ok(());
+    };
+    let spans: Vec<(i64, i64)> = out
+        .iter()
+        .map(|p| (p.period.start_utc, p.period.end_utc))
+        .collect();
+    let differences = daily::index_differences(src, meter, &channels, &spans, scratch)?;
+    let tz = daily::paris();
+    for (p, difference) in out.iter_mut().zip(differences) {
+        let Some(d) = difference.filter(|_| !curve_complete(&p.period)) else {
+            continue;
+        };
+        let days = daily::paris_days(&tz, p.period.start_utc, p.period.end_utc)
+            .map_or(0, |d| d.len() as u64);
+        p.period.energy_wmin = d.iter().sum::<i64>().saturating_mul(60);
+        p.period.points = days;
+        p.period.expected_points = days;
+        p.period.source = EnergySource::Index;
+        for ((_, ws), wh) in p.by_register_ws.iter_mut().zip(d) {
+            *ws = i128::from(wh) * 3600;
+        }
+    }
+    Ok(())
 }
 
 /// Highest power per calendar period: `max_power` where the period has it, else the curve.
@@ -365,4 +516,209 @@ pub fn fleet_energy(
     let periods = calendar.periods()?;
     let meters = fleet::meter_list(src, channel, meters)?;
     fleet::energy(src, channel, &periods, &meters)
+}
+
+/// The index of every register at each boundary of a calendar of Paris days or months.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexTable {
+    /// The registers the meter reports in the range (at any instant of it, bounds included),
+    /// in code order.
+    pub registers: Vec<Arc<str>>,
+    /// Each boundary (every period's start, then the last period's end) with, per register,
+    /// the reading at exactly that instant.
+    pub rows: Vec<(i64, Vec<Option<daily::IndexReading>>)>,
+}
+
+/// The index of each register at each period boundary of `calendar` (D.224-26 1°: monthly
+/// indexes, read or estimated). Daily readings are dated by Paris days: the calendar must be in
+/// Europe/Paris with bounds at Paris midnights, and its periods days or months.
+pub fn index(
+    src: &dyn SeriesSource,
+    meter: &str,
+    calendar: &Calendar,
+) -> Result<IndexTable, QueryError> {
+    check_daily_calendar(calendar)?;
+    let periods = calendar.periods()?;
+    check_meter(src, meter)?;
+    let mut bounds: Vec<i64> = periods.iter().map(|p| p.0).collect();
+    bounds.push(calendar.to_utc);
+    let registers = daily::meter_registers(src, meter, calendar.from_utc, calendar.to_utc + 1)?;
+    let mut scratch = storage_format::block::DecodedBlock::default();
+    let mut columns = Vec::with_capacity(registers.len());
+    for (channel, _) in &registers {
+        columns.push(daily::readings_at(
+            src,
+            meter,
+            *channel,
+            &bounds,
+            &mut scratch,
+        )?);
+    }
+    Ok(IndexTable {
+        registers: registers.into_iter().map(|(_, name)| name).collect(),
+        rows: bounds
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                (
+                    t,
+                    columns
+                        .iter()
+                        .map(|c| c.get(i).copied().flatten())
+                        .collect(),
+                )
+            })
+            .collect(),
+    })
+}
+
+fn check_daily_calendar(calendar: &Calendar) -> Result<(), QueryError> {
+    if calendar.tz.iana_name() != Some(daily::DAILY_TZ) {
+        return Err(QueryError::InvalidArgument(format!(
+            "indexes are dated by {} days: use that zone",
+            daily::DAILY_TZ
+        )));
+    }
+    if !matches!(calendar.period, Period::Day | Period::Month) {
+        return Err(QueryError::InvalidArgument(
+            "indexes are answered per day or per month".into(),
+        ));
+    }
+    let tz = daily::paris();
+    for (name, t) in [("from", calendar.from_utc), ("to", calendar.to_utc)] {
+        if !daily::is_paris_midnight(&tz, t) {
+            return Err(QueryError::InvalidArgument(format!(
+                "`{name}` must be a {} midnight (a date)",
+                daily::DAILY_TZ
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One month of a [`YearSummary`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonthSummary {
+    /// Energy from the best source the month has (see [`EnergySource`]).
+    pub energy: EnergyPeriod,
+    /// Per register of [`YearSummary::registers`], `index(end) - index(start)` in Wh, when both
+    /// readings exist and the index did not run backwards.
+    pub by_register_wh: Vec<Option<i64>>,
+    /// The highest power of the month (`max_power` where it has any, else the curve).
+    pub peak: Option<(i32, i64, PeakSource)>,
+}
+
+/// What a consumer may ask for a year (D.224-26): per month the indexes at its start, the
+/// energy in total and per register, and the maximum power; then the year's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct YearSummary {
+    pub year: i16,
+    pub registers: Vec<Arc<str>>,
+    /// The indexes at the thirteen month boundaries.
+    pub indexes: IndexTable,
+    pub months: Vec<MonthSummary>,
+    /// The year's energy from the months' figures, the sources they used, and its peak.
+    pub total: EnergyPeriod,
+    pub peak: Option<(i32, i64, PeakSource)>,
+}
+
+/// The twelve Europe/Paris months of `year` for `meter`.
+pub fn summary(src: &dyn SeriesSource, meter: &str, year: i16) -> Result<YearSummary, QueryError> {
+    let tz = daily::paris();
+    let start = |y: i16| -> Result<i64, QueryError> {
+        let date = jiff::civil::Date::new(y, 1, 1)
+            .map_err(|e| QueryError::InvalidArgument(format!("year {y}: {e}")))?;
+        calendar::day_start_utc(&tz, date)
+    };
+    let next = year
+        .checked_add(1)
+        .ok_or_else(|| QueryError::InvalidArgument(format!("year {year} is out of range")))?;
+    let calendar = Calendar {
+        from_utc: start(year)?,
+        to_utc: start(next)?,
+        period: Period::Month,
+        tz: tz.clone(),
+    };
+    let indexes = index(src, meter, &calendar)?;
+    let energy = energy(src, meter, Channel::CONSUMPTION, &calendar, None)?;
+    let peaks = peak(src, meter, &calendar)?;
+    let months: Vec<MonthSummary> = energy
+        .into_iter()
+        .zip(peaks)
+        .enumerate()
+        .map(|(i, (energy, peak))| {
+            let (Some((_, a)), Some((_, b))) = (indexes.rows.get(i), indexes.rows.get(i + 1))
+            else {
+                return MonthSummary {
+                    energy,
+                    by_register_wh: Vec::new(),
+                    peak: peak.peak,
+                };
+            };
+            let by_register_wh = a
+                .iter()
+                .zip(b)
+                .map(|(a, b)| match (a, b) {
+                    (Some(a), Some(b)) if b.wh >= a.wh => Some(b.wh - a.wh),
+                    _ => None,
+                })
+                .collect();
+            MonthSummary {
+                energy,
+                by_register_wh,
+                peak: peak.peak,
+            }
+        })
+        .collect();
+    let mut total = EnergyPeriod {
+        start_utc: calendar.from_utc,
+        end_utc: calendar.to_utc,
+        energy_wmin: 0,
+        points: 0,
+        expected_points: 0,
+        by_tariff_wmin: None,
+        source: EnergySource::None,
+    };
+    for m in &months {
+        total.energy_wmin = total.energy_wmin.saturating_add(m.energy.energy_wmin);
+        total.source = match (total.source, m.energy.source) {
+            (EnergySource::None, s) => s,
+            (s, EnergySource::None) => s,
+            (a, b) if a == b => a,
+            // Months from different sources: the year names the least exact one used.
+            (a, b) => a.max_by_detail(b),
+        };
+    }
+    let peak = months.iter().filter_map(|m| m.peak).fold(
+        None,
+        |best: Option<(i32, i64, PeakSource)>, p| match best {
+            Some(b) if b.0 > p.0 || (b.0 == p.0 && b.1 <= p.1) => Some(b),
+            _ => Some(p),
+        },
+    );
+    Ok(YearSummary {
+        year,
+        registers: indexes.registers.clone(),
+        indexes,
+        months,
+        total,
+        peak,
+    })
+}
+
+impl EnergySource {
+    /// Of two sources, the coarser one (curve, then daily, then index).
+    fn max_by_detail(self, other: EnergySource) -> EnergySource {
+        let rank = |s: EnergySource| match s {
+            EnergySource::None => 0,
+            EnergySource::Curve => 1,
+            EnergySource::Daily => 2,
+            EnergySource::Index => 3,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }

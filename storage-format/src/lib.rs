@@ -90,8 +90,11 @@ impl Quality {
 
 /// A channel of a meter: what a series holds, coded in one byte.
 ///
-/// Codes 0..=2 are the curve-era channels every format version knows. Later codes are added by
-/// later format versions (see `FORMAT.md`); a reader refuses a code its version does not define.
+/// Codes 0..=2 are the curve-era channels every format version knows. Format version 3 adds
+/// daily energy (code 3) and the **index channels**, codes 16..=255: one per register number
+/// 0..=239 of a store's register table (the names are data: a segment names the registers of
+/// the index channels it holds). Codes 4..=15 are reserved. A reader refuses a code its
+/// version does not define ([`Channel::from_u8`]).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(transparent)]
 pub struct Channel(u8);
@@ -103,6 +106,15 @@ impl Channel {
     pub const PRODUCTION: Channel = Channel(1);
     /// One value a day: maximum apparent power in VA; `ts_utc` is the instant it occurred.
     pub const MAX_POWER: Channel = Channel(2);
+    /// One value per Europe/Paris local day (since format v3): `ts_utc` is that day's Paris
+    /// midnight, `step_min` 1440 (nominal, also on 23- and 25-hour days), `value` the Wh
+    /// consumed over the day.
+    pub const DAILY_ENERGY: Channel = Channel(3);
+
+    /// Code of the index channel of register number 0; register `r` is code `16 + r`.
+    pub const INDEX_FIRST_CODE: u8 = 16;
+    /// Number of register numbers (0..=239) a store's register table can hold.
+    pub const REGISTERS_MAX: usize = 240;
 
     /// The channels of format versions 1 and 2, in code order.
     pub const ALL: [Channel; 3] = [
@@ -111,8 +123,44 @@ impl Channel {
         Channel::MAX_POWER,
     ];
 
-    pub fn from_u8(code: u8) -> Option<Channel> {
-        Channel::ALL.get(usize::from(code)).copied()
+    /// The channels with a fixed meaning (every code below the index channels that a version
+    /// defines), in code order: those of [`Channel::ALL`] and, since format v3, daily energy.
+    pub const NAMED: [Channel; 4] = [
+        Channel::CONSUMPTION,
+        Channel::PRODUCTION,
+        Channel::MAX_POWER,
+        Channel::DAILY_ENERGY,
+    ];
+
+    /// The channel of `code` as a file of format `version` may hold it: versions 1 and 2 know
+    /// codes 0..=2; version 3 knows 0..=3 and the index channels 16..=255 (4..=15 are reserved).
+    /// `None` for a code the version does not define (a reader reports it as corruption).
+    pub fn from_u8(code: u8, version: u16) -> Option<Channel> {
+        let known = match version {
+            0 => false,
+            1 | 2 => code <= 2,
+            _ => code <= 3 || code >= Channel::INDEX_FIRST_CODE,
+        };
+        known.then_some(Channel(code))
+    }
+
+    /// The index channel of register number `register` (0..=239), `None` beyond.
+    pub const fn index(register: u8) -> Option<Channel> {
+        if (register as usize) < Channel::REGISTERS_MAX {
+            Some(Channel(Channel::INDEX_FIRST_CODE + register))
+        } else {
+            None
+        }
+    }
+
+    /// The register number of an index channel, `None` for the other channels.
+    pub const fn register_number(self) -> Option<u8> {
+        self.0.checked_sub(Channel::INDEX_FIRST_CODE)
+    }
+
+    /// Whether the channel is a cumulative index of one register (Wh).
+    pub const fn is_index(self) -> bool {
+        self.0 >= Channel::INDEX_FIRST_CODE
     }
 
     /// Whether the channel is a load curve (power over intervals), as opposed to one reading a
@@ -126,11 +174,14 @@ impl Channel {
         self.0
     }
 
+    /// The channel's name; every index channel is `"index"` (its register names it).
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::CONSUMPTION => "consumption",
             Channel::PRODUCTION => "production",
             Channel::MAX_POWER => "max_power",
+            Channel::DAILY_ENERGY => "daily_energy",
+            c if c.is_index() => "index",
             _ => "unknown",
         }
     }
@@ -138,17 +189,30 @@ impl Channel {
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.as_str() {
-            "unknown" => write!(f, "Channel({})", self.0),
-            name => f.write_str(name),
+        match (self.as_str(), self.register_number()) {
+            (_, Some(r)) => write!(f, "index({r})"),
+            ("unknown", _) => write!(f, "Channel({})", self.0),
+            (name, _) => f.write_str(name),
         }
     }
 }
 
+/// Whether `name` may name a register: 1 to 16 characters of `[A-Z0-9_]`.
+pub fn valid_register_name(name: &str) -> bool {
+    (1..=REGISTER_NAME_MAX_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Longest register name, in bytes.
+pub const REGISTER_NAME_MAX_LEN: usize = 16;
+
 /// Longest meter id, in bytes.
 pub const METER_ID_MAX_LEN: usize = 64;
 
-/// Largest step a block accepts, in minutes (one day: the step given to `max_power` points).
+/// Largest step a block accepts, in minutes (one day: the step of `max_power`, daily energy and
+/// index points).
 pub const STEP_MIN_MAX: u16 = 1440;
 
 /// One reading of one channel of one meter.

@@ -10,14 +10,20 @@
 //!   through the slice (an mmap) and validates only the index parts it touches;
 //!   [`BlockRef::decode_into`] checks the checksum covering the block (its meter group's in v2)
 //!   then decodes it; [`Segment::verify`] checks everything.
-//! - Writers write [`FORMAT_VERSION`] (2); readers read versions 1 and 2, differences gated on the
+//! - Writers write [`FORMAT_VERSION`] (3); readers read versions 1 to 3, differences gated on the
 //!   `supports_*` predicates.
+//! - Since v3 a segment may hold daily energy and index channels; the register of each index
+//!   channel it holds is named in its register table ([`SegmentBuilder::name_register`],
+//!   [`Segment::register_name`]).
 //!
 //! Layout, checksums and the truncation/corruption rules: `FORMAT.md` §3.
 
 use crate::bits::{put_varint, zigzag32, zigzag64, Reader};
 use crate::block::{self, DecodedBlock};
-use crate::{BlockSummary, Channel, Error, Point, METER_ID_MAX_LEN, STEP_MIN_MAX};
+use crate::{
+    valid_register_name, BlockSummary, Channel, Error, Point, METER_ID_MAX_LEN,
+    REGISTER_NAME_MAX_LEN, STEP_MIN_MAX,
+};
 
 /// First bytes of every segment: non-ASCII, CR-LF and ^Z catch transfers that mangle bytes.
 pub const MAGIC: [u8; 8] = *b"\x89CRBSEG\x1a";
@@ -25,9 +31,9 @@ pub const MAGIC: [u8; 8] = *b"\x89CRBSEG\x1a";
 pub const END_MAGIC: [u8; 8] = *b"\x1aGESBRC\x89";
 
 /// The version this crate writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The newest version this crate reads (and every one before it).
-pub const NEWEST_READABLE_VERSION: u16 = 2;
+pub const NEWEST_READABLE_VERSION: u16 = 3;
 
 /// Header: magic, version u16, reserved u16, partition u32, seq u64, reserved u32, crc32 u32.
 pub const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 4 + 4;
@@ -75,6 +81,25 @@ pub fn supports_trained_codec(version: u16) -> bool {
 /// (FORMAT.md §3.3), rather than one per block in each entry.
 pub fn supports_group_crc(version: u16) -> bool {
     version >= 2
+}
+
+/// Whether a segment of `version` may hold the daily energy channel (code 3, bit 3 of a group's
+/// channel mask; FORMAT.md §3.3).
+pub fn supports_daily_energy(version: u16) -> bool {
+    version >= 3
+}
+
+/// Whether a segment of `version` may hold index channels (codes 16..=255): listed after a
+/// group's channel mask when its bit 6 is set, and in fences (FORMAT.md §3.3, §3.4).
+pub fn supports_index_channels(version: u16) -> bool {
+    version >= 3
+}
+
+/// Whether a segment of `version` has a register table naming the register of each index
+/// channel it holds, between the fence table and the footer, its length in the footer's word at
+/// offset 48 (reserved, 0, before v3; FORMAT.md §3.5, §3.9).
+pub fn supports_register_table(version: u16) -> bool {
+    version >= 3
 }
 
 /// Whether a segment of `version` writes its block entries in the v2 layout (FORMAT.md §3.3):
@@ -136,7 +161,11 @@ pub struct SegmentBuilder {
     page: Vec<u8>,
     page_first_offset: u64,
     /// The page's last entry of each channel (zeros before the first).
-    page_chain: [Chain; 3],
+    page_chain: Chains,
+    /// Register names given by `name_register`, by index channel code.
+    register_names: Vec<(u8, String)>,
+    /// Index channel codes that hold blocks (bit `code` of the 256).
+    used_codes: [u64; 4],
     /// Key of the last block added.
     key: Option<(String, Channel)>,
     /// The meter being added: offset of its first block, crc of its blocks so far and its
@@ -166,13 +195,50 @@ impl SegmentBuilder {
             page_count: 0,
             page: Vec::new(),
             page_first_offset: 0,
-            page_chain: [Chain::default(); 3],
+            page_chain: Chains::default(),
+            register_names: Vec::new(),
+            used_codes: [0; 4],
             key: None,
             group_offset: 0,
             group_crc: crc32fast::Hasher::new(),
             group: Vec::new(),
             stats: SegmentStats::default(),
         }
+    }
+
+    /// Names the register of index channel `channel` (since v3: every index channel that holds a
+    /// block must be named before [`finish`](Self::finish)). Naming a code again with the same
+    /// name does nothing; another name, or a name already given to another code, is refused.
+    /// Only the names of codes that hold blocks are written.
+    pub fn name_register(&mut self, channel: Channel, name: &str) -> Result<(), Error> {
+        if !channel.is_index() {
+            return Err(Error::InvalidArgument {
+                what: format!("register name {name:?} for {channel:?}, not an index channel"),
+            });
+        }
+        if !valid_register_name(name) {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "register name {name:?} is not 1 to {REGISTER_NAME_MAX_LEN} characters of [A-Z0-9_]"
+                ),
+            });
+        }
+        for (code, known) in &self.register_names {
+            let same_code = *code == channel.code();
+            if same_code && known == name {
+                return Ok(());
+            }
+            if same_code || known == name {
+                return Err(Error::InvalidArgument {
+                    what: format!(
+                        "register name {name:?} for code {}: code {code} is named {known:?}",
+                        channel.code()
+                    ),
+                });
+            }
+        }
+        self.register_names.push((channel.code(), name.to_owned()));
+        Ok(())
     }
 
     /// Encodes one block of `(meter, channel)` and appends it to `out`.
@@ -230,8 +296,13 @@ impl SegmentBuilder {
                 });
             }
         }
+        if Channel::from_u8(channel.code(), FORMAT_VERSION).is_none() {
+            return Err(Error::InvalidArgument {
+                what: format!("channel code {} is reserved", channel.code()),
+            });
+        }
         let start = out.len();
-        // This crate writes v2 only: bodies (`supports_headerless_blocks`).
+        // This crate writes the newest version only: bodies (`supports_headerless_blocks`).
         let (summary, on_grid) = match block::encode_body_into(points, out) {
             Ok((summary, header)) => (summary, header.on_grid),
             Err(e) => {
@@ -252,6 +323,7 @@ impl SegmentBuilder {
             self.stats.series += 1;
         }
         self.group_crc.update(&out[start..]);
+        set_bit(&mut self.used_codes, channel.code());
         if let Some((_, blocks)) = self.group.last_mut() {
             blocks.push(PendingBlock {
                 len,
@@ -272,7 +344,7 @@ impl SegmentBuilder {
         };
         if self.page.is_empty() {
             self.page_first_offset = self.group_offset;
-            self.page_chain = [Chain::default(); 3];
+            self.page_chain = Chains::default();
             let mut fence = [0u8; FENCE_LEN];
             fence[0] = meter.len() as u8;
             fence[1..1 + meter.len()].copy_from_slice(meter.as_bytes());
@@ -284,18 +356,36 @@ impl SegmentBuilder {
         let page = &mut self.page;
         page.push(meter.len() as u8);
         page.extend_from_slice(meter.as_bytes());
-        let mask = self
-            .group
-            .iter()
-            .fold(0u8, |mask, (c, _)| mask | (1 << c.code()));
+        let mut mask = 0u8;
+        let mut index_codes = 0u8;
+        for (c, _) in &self.group {
+            if c.is_index() {
+                index_codes += 1;
+            } else {
+                mask |= 1 << c.code();
+            }
+        }
+        if index_codes > 0 {
+            mask |= HAS_INDEXES;
+        }
         let single = self.group.iter().all(|(_, blocks)| blocks.len() == 1);
         page.push(if single { mask | SINGLE_BLOCKS } else { mask });
+        if index_codes > 0 {
+            // At most 240 index codes, in key order (ascending) like the group's series.
+            page.push(index_codes);
+            page.extend(
+                self.group
+                    .iter()
+                    .filter(|(c, _)| c.is_index())
+                    .map(|(c, _)| c.code()),
+            );
+        }
         page.extend_from_slice(&self.group_crc.clone().finalize().to_le_bytes());
         for (channel, blocks) in self.group.drain(..) {
             if !single {
                 put_varint(page, blocks.len() as u64);
             }
-            let chain = &mut self.page_chain[usize::from(channel.code())];
+            let chain = self.page_chain.get_mut(channel.code());
             for b in &blocks {
                 encode_entry(page, b, chain);
                 *chain = Chain::of(&b.summary);
@@ -319,8 +409,34 @@ impl SegmentBuilder {
         self.page_count += 1;
     }
 
-    /// Appends the index and the footer to `out`.
+    /// Appends the index, the register table and the footer to `out`.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<SegmentStats, Error> {
+        let mut names: Vec<(u8, &str)> = self
+            .register_names
+            .iter()
+            .filter(|(code, _)| has_bit(&self.used_codes, *code))
+            .map(|(code, name)| (*code, name.as_str()))
+            .collect();
+        names.sort_unstable();
+        let unnamed = (Channel::INDEX_FIRST_CODE..=u8::MAX).find(|&code| {
+            has_bit(&self.used_codes, code) && !names.iter().any(|(c, _)| *c == code)
+        });
+        if let Some(code) = unnamed {
+            return Err(Error::InvalidArgument {
+                what: format!("index channel {code} holds blocks but its register is not named"),
+            });
+        }
+        let mut registers = Vec::new();
+        if !names.is_empty() {
+            registers.push(names.len() as u8);
+            for (code, name) in &names {
+                registers.push(*code);
+                registers.push(name.len() as u8);
+                registers.extend_from_slice(name.as_bytes());
+            }
+            let sum = crc(&registers);
+            registers.splice(0..0, sum.to_le_bytes());
+        }
         self.flush_group();
         self.close_page();
         let index_offset = self.offset;
@@ -334,6 +450,7 @@ impl SegmentBuilder {
         }
         out.extend_from_slice(&self.pages);
         out.extend_from_slice(&self.fences);
+        out.extend_from_slice(&registers);
         let footer_start = out.len();
         out.extend_from_slice(&index_offset.to_le_bytes());
         out.extend_from_slice(&fence_offset.to_le_bytes());
@@ -342,11 +459,12 @@ impl SegmentBuilder {
         out.extend_from_slice(&self.stats.points.to_le_bytes());
         out.extend_from_slice(&self.page_count.to_le_bytes());
         out.extend_from_slice(&crc(&self.fences).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(registers.len() as u32).to_le_bytes());
         let sum = crc(&out[footer_start..]);
         out.extend_from_slice(&sum.to_le_bytes());
         out.extend_from_slice(&END_MAGIC);
-        self.stats.bytes = fence_offset + self.fences.len() as u64 + FOOTER_LEN as u64;
+        self.stats.bytes =
+            fence_offset + self.fences.len() as u64 + registers.len() as u64 + FOOTER_LEN as u64;
         Ok(self.stats)
     }
 }
@@ -405,6 +523,28 @@ fn unfold(code: u64, bound: u64) -> Option<i64> {
 
 /// Channel mask bit of a group whose series each hold exactly one block (v2): no block counts.
 const SINGLE_BLOCKS: u8 = 0x80;
+/// Channel mask bit of a group with index channels (v3): their count and ascending codes follow
+/// the mask.
+const HAS_INDEXES: u8 = 0x40;
+/// Channel mask bits of the named channels a version knows: codes 0..=2, and 3 since v3.
+fn named_mask(version: u16) -> u8 {
+    if supports_daily_energy(version) {
+        0x0F
+    } else {
+        0x07
+    }
+}
+
+fn set_bit(bits: &mut [u64; 4], code: u8) {
+    if let Some(word) = bits.get_mut(usize::from(code >> 6)) {
+        *word |= 1 << (code & 63);
+    }
+}
+
+fn has_bit(bits: &[u64; 4], code: u8) -> bool {
+    bits.get(usize::from(code >> 6))
+        .is_some_and(|w| w & (1 << (code & 63)) != 0)
+}
 
 /// Entry flags (v2): which of the fields that usually repeat along a channel are stored.
 const HAS_COUNT: u8 = 1;
@@ -421,6 +561,30 @@ struct Chain {
     first_ts: i64,
     count: u32,
     step_min: u16,
+}
+
+/// The entry chains of a page, one per channel code: the named channels inline, index channels
+/// (rare, a few per page) in a short list.
+#[derive(Clone, Debug, Default)]
+struct Chains {
+    named: [Chain; 4],
+    index: Vec<(u8, Chain)>,
+}
+
+impl Chains {
+    fn get_mut(&mut self, code: u8) -> &mut Chain {
+        if let Some(c) = self.named.get_mut(usize::from(code)) {
+            return c;
+        }
+        let at = match self.index.iter().position(|(c, _)| *c == code) {
+            Some(at) => at,
+            None => {
+                self.index.push((code, Chain::default()));
+                self.index.len() - 1
+            }
+        };
+        &mut self.index[at].1
+    }
 }
 
 impl Chain {
@@ -495,6 +659,11 @@ pub struct Segment<'a> {
     index_offset: u64,
     fence_offset: u64,
     page_count: u32,
+    /// (v3) The register table: its offset and length (0: none).
+    registers_offset: u64,
+    registers_len: u32,
+    /// The index channel codes the register table names (bit `code`).
+    named: [u64; 4],
 }
 
 impl<'a> Segment<'a> {
@@ -596,17 +765,19 @@ impl<'a> Segment<'a> {
         let points = f.u64("point count")?;
         let page_count = f.u32("page count")?;
         let fence_crc = f.u32("fence crc32")?;
-        let reserved = f.u32("footer reserved")?;
+        // Reserved (0) before v3; since v3 the length of the register table.
+        let registers_len = f.u32("footer register table length")?;
         let at = footer_at as u64;
-        if reserved != 0 {
+        if registers_len != 0 && !supports_register_table(version) {
             return Err(corruption(
-                at + 52,
+                at + 48,
                 "footer reserved bytes",
                 0,
-                u64::from(reserved),
+                u64::from(registers_len),
             ));
         }
         let fence_len = u64::from(page_count) * FENCE_LEN as u64;
+        let registers_offset = at.saturating_sub(u64::from(registers_len));
         if index_offset < HEADER_LEN as u64 || index_offset > fence_offset {
             return Err(corruption(
                 at,
@@ -615,11 +786,13 @@ impl<'a> Segment<'a> {
                 index_offset,
             ));
         }
-        if fence_offset.checked_add(fence_len) != Some(at) {
+        if fence_offset.checked_add(fence_len) != Some(registers_offset)
+            || u64::from(registers_len) > at
+        {
             return Err(corruption(
                 at + 8,
                 "fence offset",
-                at.saturating_sub(fence_len),
+                registers_offset.saturating_sub(fence_len),
                 fence_offset,
             ));
         }
@@ -645,7 +818,17 @@ impl<'a> Segment<'a> {
                 u64::from(fence_crc),
             ));
         }
+        let registers = slice(
+            bytes,
+            registers_offset,
+            u64::from(registers_len),
+            "register table",
+        )?;
+        let named = named_codes(registers, registers_offset)?;
         let segment = Segment {
+            registers_offset,
+            registers_len,
+            named,
             bytes,
             meta: SegmentMeta { partition, seq },
             stats: SegmentStats {
@@ -709,6 +892,42 @@ impl<'a> Segment<'a> {
         self.version
     }
 
+    /// Every register the segment names, in code order: the register of each index channel it
+    /// holds (checked at `open`; `verify` checks that each one is held).
+    pub fn registers(&self) -> Vec<(Channel, &'a str)> {
+        let table = slice(
+            self.bytes,
+            self.registers_offset,
+            u64::from(self.registers_len),
+            "register table",
+        )
+        .unwrap_or_default();
+        let mut out = Vec::new();
+        // `open` checked the table: its entries parse.
+        let mut at = 5usize;
+        while let (Some(&code), Some(&len)) = (table.get(at), table.get(at + 1)) {
+            let name = table
+                .get(at + 2..at + 2 + usize::from(len))
+                .unwrap_or_default();
+            if let Ok(name) = std::str::from_utf8(name) {
+                out.push((Channel(code), name));
+            }
+            at += 2 + usize::from(len);
+        }
+        out
+    }
+
+    /// The name of the register of index channel `channel`, if the segment names it.
+    pub fn register_name(&self, channel: Channel) -> Option<&'a str> {
+        if !channel.is_index() || !has_bit(&self.named, channel.code()) {
+            return None;
+        }
+        self.registers()
+            .into_iter()
+            .find(|(c, _)| *c == channel)
+            .map(|(_, name)| name)
+    }
+
     fn fence_at(&self, i: u32) -> u64 {
         self.fence_offset + u64::from(i) * FENCE_LEN as u64
     }
@@ -721,6 +940,7 @@ impl<'a> Segment<'a> {
         let meter_len = usize::from(r.u8("fence meter length")?);
         let padded = r.take(METER_ID_MAX_LEN, "fence meter")?;
         let channel_code = r.u8("fence channel")?;
+        let channel = Channel::from_u8(channel_code, self.version);
         let page_offset = r.u64("fence page offset")?;
         if meter_len == 0 || meter_len > METER_ID_MAX_LEN {
             return Err(corruption(
@@ -736,7 +956,8 @@ impl<'a> Segment<'a> {
         }
         let meter = std::str::from_utf8(meter)
             .map_err(|_| corruption(at + 1, "fence meter utf-8", 0, 1))?;
-        let channel = Channel::from_u8(channel_code)
+        let channel = channel
+            .filter(|c| !c.is_index() || has_bit(&self.named, c.code()))
             .ok_or_else(|| corruption(at + 65, "fence channel", 2, u64::from(channel_code)))?;
         Ok(Fence {
             meter,
@@ -794,8 +1015,10 @@ impl<'a> Segment<'a> {
         }
         let mut r = Reader::new(body, at + 4);
         let mut block_offset = r.u64("page first block offset")?;
-        // Entry chains: one per channel in v2, one for the whole page in v1.
-        let mut chains = [Chain::default(); 3];
+        // Entry chains: one per channel since v2, one for the whole page in v1.
+        let mut chains = Chains::default();
+        let known = named_mask(self.version);
+        let index_channels = supports_index_channels(self.version);
         let grid_entries = supports_grid_entries(self.version);
         let group_crcs = supports_group_crc(self.version);
         let entry_min_len = entry_min_len(self.version);
@@ -819,14 +1042,48 @@ impl<'a> Segment<'a> {
             let mask_at = r.offset();
             let raw_mask = r.u8("channel mask")?;
             let single = grid_entries && raw_mask & SINGLE_BLOCKS != 0;
-            let mask = if single {
-                raw_mask & !SINGLE_BLOCKS
-            } else {
-                raw_mask
-            };
-            if mask == 0 || mask >> Channel::ALL.len() != 0 {
-                return Err(corruption(mask_at, "channel mask", 7, u64::from(raw_mask)));
+            let has_indexes = index_channels && raw_mask & HAS_INDEXES != 0;
+            let mask = raw_mask & !(SINGLE_BLOCKS | HAS_INDEXES);
+            let flags_ok = (single || raw_mask & SINGLE_BLOCKS == 0)
+                && (has_indexes || raw_mask & HAS_INDEXES == 0);
+            if !flags_ok || (mask == 0 && !has_indexes) || mask & !known != 0 {
+                return Err(corruption(
+                    mask_at,
+                    "channel mask",
+                    u64::from(known),
+                    u64::from(raw_mask),
+                ));
             }
+            // (v3) The group's index channels: a count, then their codes, ascending, each named
+            // in the register table.
+            let index_codes: &[u8] = if has_indexes {
+                let count_at = r.offset();
+                let count = r.u8("index channel count")?;
+                if count == 0 || usize::from(count) > Channel::REGISTERS_MAX {
+                    return Err(corruption(
+                        count_at,
+                        "index channel count",
+                        Channel::REGISTERS_MAX as u64,
+                        u64::from(count),
+                    ));
+                }
+                let codes = r.take(usize::from(count), "index channel codes")?;
+                let mut prev = Channel::INDEX_FIRST_CODE - 1;
+                for (k, &code) in codes.iter().enumerate() {
+                    if code <= prev || !has_bit(&self.named, code) {
+                        return Err(corruption(
+                            count_at + 1 + k as u64,
+                            "index channel code (ascending, named)",
+                            u64::from(prev) + 1,
+                            u64::from(code),
+                        ));
+                    }
+                    prev = code;
+                }
+                codes
+            } else {
+                &[]
+            };
             let group_crc = if group_crcs {
                 Some(r.u32("meter group crc32")?)
             } else {
@@ -837,11 +1094,19 @@ impl<'a> Segment<'a> {
                 return Err(corruption(entry_at, "meter order in index page", 1, 0));
             }
             prev_meter = Some(meter.as_bytes());
-            last_key = (meter.as_bytes(), (7 - mask.leading_zeros()) as u8);
+            let last_code = match index_codes.last() {
+                Some(&code) => code,
+                None => (7 - mask.leading_zeros()) as u8,
+            };
+            last_key = (meter.as_bytes(), last_code);
             if first {
                 first = false;
-                let first_channel = Channel::from_u8(mask.trailing_zeros() as u8);
-                if Some(self.fence(i)?.key()) != first_channel.map(|c| (meter.as_bytes(), c)) {
+                let first_channel = if mask != 0 {
+                    Channel(mask.trailing_zeros() as u8)
+                } else {
+                    Channel(index_codes.first().copied().unwrap_or(0))
+                };
+                if self.fence(i)?.key() != (meter.as_bytes(), first_channel) {
                     return Err(corruption(at, "first key of index page (fence)", 1, 0));
                 }
             }
@@ -850,16 +1115,12 @@ impl<'a> Segment<'a> {
                     break;
                 }
             }
-            for channel in Channel::ALL {
-                if mask & (1 << channel.code()) == 0 {
-                    continue;
-                }
+            let named = Channel::NAMED
+                .into_iter()
+                .filter(|c| mask & (1 << c.code()) != 0);
+            for channel in named.chain(index_codes.iter().map(|&code| Channel(code))) {
                 let max_blocks = (r.remaining() / entry_min_len) as u64;
-                let chain = &mut chains[if grid_entries {
-                    usize::from(channel.code())
-                } else {
-                    0
-                }];
+                let chain = chains.get_mut(if grid_entries { channel.code() } else { 0 });
                 let count = if single {
                     1
                 } else {
@@ -1151,9 +1412,13 @@ impl<'a> Segment<'a> {
         let mut next_offset = HEADER_LEN as u64;
         let mut prev_key: Option<(&[u8], Channel)> = None;
         let mut decoded = DecodedBlock::default();
+        let mut held = [0u64; 4];
         for i in 0..self.page_count {
             let series = self.page(i, None)?;
             for s in series {
+                if s.channel.is_index() {
+                    set_bit(&mut held, s.channel.code());
+                }
                 let key = (s.meter.as_bytes(), s.channel);
                 if prev_key.is_some_and(|p| p >= key) {
                     return Err(corruption(self.fence_at(i), "series order", 0, 1));
@@ -1186,6 +1451,14 @@ impl<'a> Segment<'a> {
                 "end of blocks",
                 self.index_offset,
                 next_offset,
+            ));
+        }
+        if held != self.named {
+            return Err(corruption(
+                self.registers_offset,
+                "register table (a named register no series holds)",
+                0,
+                1,
             ));
         }
         if totals != self.stats {
@@ -1265,6 +1538,72 @@ impl<'a> Fence<'a> {
     fn key(&self) -> (&'a [u8], Channel) {
         (self.meter.as_bytes(), self.channel)
     }
+}
+
+/// Checks a register table (FORMAT.md §3.9) and returns the codes it names.
+fn named_codes(table: &[u8], offset: u64) -> Result<[u64; 4], Error> {
+    let mut named = [0u64; 4];
+    if table.is_empty() {
+        return Ok(named);
+    }
+    let mut r = Reader::new(table, offset);
+    let stored = r.u32("register table crc32")?;
+    let computed = crc(table.get(4..).unwrap_or_default());
+    if stored != computed {
+        return Err(corruption(
+            offset,
+            "register table crc32",
+            u64::from(computed),
+            u64::from(stored),
+        ));
+    }
+    let count_at = r.offset();
+    let count = r.u8("register count")?;
+    if count == 0 || usize::from(count) > Channel::REGISTERS_MAX {
+        return Err(corruption(
+            count_at,
+            "register count",
+            Channel::REGISTERS_MAX as u64,
+            u64::from(count),
+        ));
+    }
+    let mut names: Vec<&[u8]> = Vec::with_capacity(usize::from(count));
+    let mut prev = Channel::INDEX_FIRST_CODE - 1;
+    for _ in 0..count {
+        let at = r.offset();
+        let code = r.u8("register code")?;
+        if code <= prev {
+            return Err(corruption(
+                at,
+                "register code (ascending, an index channel)",
+                u64::from(prev) + 1,
+                u64::from(code),
+            ));
+        }
+        prev = code;
+        let len = r.u8("register name length")?;
+        let name = r.take(usize::from(len), "register name")?;
+        let valid = std::str::from_utf8(name).is_ok_and(valid_register_name);
+        if !valid || names.contains(&name) {
+            return Err(corruption(
+                at + 1,
+                "register name ([A-Z0-9_]{1,16}, unique)",
+                REGISTER_NAME_MAX_LEN as u64,
+                u64::from(len),
+            ));
+        }
+        names.push(name);
+        set_bit(&mut named, code);
+    }
+    if !r.is_empty() {
+        return Err(corruption(
+            r.offset(),
+            "bytes after the register table",
+            0,
+            1,
+        ));
+    }
+    Ok(named)
 }
 
 fn tail4(bytes: &[u8]) -> [u8; 4] {

@@ -63,3 +63,23 @@ fn a_fence_offset_past_the_end_of_the_file_is_corruption() {
     let err = storage_format::segment::Segment::open(&bytes).unwrap_err();
     assert_eq!(err.kind(), storage_format::ErrorKind::Corruption, "{err}");
 }
+
+#[test]
+fn the_segment_roundtrip_corpus_replays_without_panic() {
+    for (_, bytes) in corpus("segment_roundtrip") {
+        fuzz_drivers::segment_roundtrip(&bytes);
+    }
+}
+
+#[test]
+fn seeded_random_inputs_through_the_v3_drivers_never_panic() {
+    let mut rng = crate::util::Rng::new(0x5EED_0003);
+    for i in 0..3_000 {
+        let len = 16 + rng.below(900) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        fuzz_drivers::segment_roundtrip(&bytes);
+        if i % 10 == 0 {
+            fuzz_drivers::segment_structure(&bytes);
+        }
+    }
+}

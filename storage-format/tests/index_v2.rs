@@ -127,7 +127,7 @@ fn build(
     let mut builder = SegmentBuilder::new(SegmentMeta::default(), &mut out);
     let mut expected = Vec::new();
     for ((meter, channel), spec) in series {
-        let channel = Channel::from_u8(*channel).expect("channel");
+        let channel = Channel::from_u8(*channel, 2).expect("channel");
         let all = points(
             spec.start,
             spec.step_min,

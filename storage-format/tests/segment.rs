@@ -240,7 +240,7 @@ proptest::proptest! {
         let mut builder = SegmentBuilder::new(SegmentMeta { partition: 3, seq: 9 }, &mut out);
         let mut expected = Vec::new();
         for ((meter, channel), (stretches, blocks)) in &series {
-            let channel = Channel::from_u8(*channel).expect("channel");
+            let channel = Channel::from_u8(*channel, 2).expect("channel");
             let points = crate::roundtrip::build(JAN_2024, stretches, &[]);
             let chunk = points.len().div_ceil(*blocks);
             for block in points.chunks(chunk) {
@@ -254,7 +254,7 @@ proptest::proptest! {
         let mut decoded = DecodedBlock::default();
         let mut at = 0;
         for (meter, channel) in series.keys() {
-            let channel = Channel::from_u8(*channel).expect("channel");
+            let channel = Channel::from_u8(*channel, 2).expect("channel");
             for b in segment.blocks(meter, channel).expect("looks up") {
                 let (m, c, points) = &expected[at];
                 proptest::prop_assert_eq!((m, *c), (meter, channel));

@@ -7,6 +7,7 @@ mod fuzz_drivers;
 mod fuzz_corpus;
 mod golden;
 mod index_v2;
+mod index_v3;
 mod roundtrip;
 mod segment;
 mod util;

@@ -1,6 +1,7 @@
 //! Integration tests: engine.
 
 mod basics;
+mod channels;
 mod corruption;
 mod crash;
 mod erasure;

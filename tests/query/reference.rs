@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use courbe::query::{
-    EnergyPeriod, FleetPoint, MeterEnergy, PeakPeriod, PeakSource, Period, Run, Tariff,
+    EnergyPeriod, EnergySource, FleetPoint, MeterEnergy, PeakPeriod, PeakSource, Period, Run,
+    Tariff,
 };
 use courbe::{Channel, Point, Quality};
 use jiff::tz::TimeZone;
@@ -135,6 +136,11 @@ pub fn energy(
                 points: inside.len() as u64,
                 expected_points: expected(points, (start_utc, end_utc)),
                 by_tariff_wmin,
+                source: if inside.is_empty() {
+                    EnergySource::None
+                } else {
+                    EnergySource::Curve
+                },
             }
         })
         .collect()

@@ -98,6 +98,14 @@ pub struct MeterSeries {
     pub max_power: Vec<Reading>,
 }
 
+/// The colour of a Tempo day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TempoColour {
+    Blue,
+    White,
+    Red,
+}
+
 /// A fleet: meters are generated one at a time, each independently of the others.
 #[derive(Clone, Debug)]
 pub struct Fleet {
@@ -161,6 +169,79 @@ impl Fleet {
         Some((day, step))
     }
 
+    /// A Tempo day-colour calendar for the span, drawn from the fleet's weather the way RTE picks
+    /// colours (synthetic, not RTE's announcements): in each Tempo year (September to August),
+    /// red days are the coldest working days of November to March and white days the coldest
+    /// remaining days other than Sundays, in the yearly proportions of the option (22 red and 43
+    /// white days out of the year's candidates, pro rata for a span shorter than a year);
+    /// every other day is blue. Returned in date order, one entry per day of the span.
+    pub fn tempo_colours(&self) -> Vec<(Date, TempoColour)> {
+        let date_of = |day: &Day| {
+            jiff::civil::date(1970, 1, 1)
+                .checked_add(jiff::Span::new().days(day.day_num))
+                .unwrap_or(self.config.start)
+        };
+        let tempo_year = |d: Date| {
+            if d.month() >= 9 {
+                d.year()
+            } else {
+                d.year() - 1
+            }
+        };
+        let mut colours: Vec<(Date, TempoColour)> = self
+            .calendar
+            .iter()
+            .map(|day| (date_of(day), TempoColour::Blue))
+            .collect();
+        let mut start = 0;
+        while start < colours.len() {
+            let year = tempo_year(colours[start].0);
+            let end = start
+                + colours[start..]
+                    .iter()
+                    .take_while(|(d, _)| tempo_year(*d) == year)
+                    .count();
+            let coldest = |keep: &dyn Fn(usize) -> bool| {
+                let mut picked: Vec<usize> = (start..end).filter(|&i| keep(i)).collect();
+                picked.sort_by(|&a, &b| {
+                    self.calendar[a]
+                        .t_mean_c
+                        .total_cmp(&self.calendar[b].t_mean_c)
+                        .then(a.cmp(&b))
+                });
+                picked
+            };
+            let winter_working = |i: usize| {
+                let (d, day) = (colours[i].0, &self.calendar[i]);
+                !day.free && (d.month() >= 11 || d.month() <= 3)
+            };
+            let red = coldest(&winter_working);
+            // About 104 working days from November to March.
+            let quota = |n: usize, per_year: usize, candidates_per_year: usize| {
+                (n * per_year)
+                    .div_ceil(candidates_per_year)
+                    .min(per_year)
+                    .min(n)
+            };
+            for &i in red.iter().take(quota(red.len(), 22, 104)) {
+                colours[i].1 = TempoColour::Red;
+            }
+            let not_sunday = |i: usize| {
+                colours[i].0.weekday() != jiff::civil::Weekday::Sunday
+                    && colours[i].1 == TempoColour::Blue
+            };
+            let white = coldest(&not_sunday);
+            let candidates = (start..end)
+                .filter(|&i| colours[i].0.weekday() != jiff::civil::Weekday::Sunday)
+                .count();
+            for &i in white.iter().take(quota(candidates, 43, 313)) {
+                colours[i].1 = TempoColour::White;
+            }
+            start = end;
+        }
+        colours
+    }
+
     /// Generates meter `index` (deterministic for the fleet's seed and the index).
     pub fn meter(&self, index: u32) -> MeterSeries {
         let meter_seed = self.meter_seed(index);
@@ -216,6 +297,34 @@ impl Fleet {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_tempo_year_has_22_red_working_winter_days_and_43_white_days_never_on_sunday() {
+        let fleet = Fleet::new(FleetConfig {
+            meters: 1,
+            start: jiff::civil::date(2023, 9, 1),
+            days: 366,
+            ..FleetConfig::default()
+        });
+        let colours = fleet.tempo_colours();
+        assert_eq!(colours.len(), 366);
+        let count = |c: TempoColour| colours.iter().filter(|(_, x)| *x == c).count();
+        assert_eq!(
+            (count(TempoColour::Red), count(TempoColour::White)),
+            (22, 43)
+        );
+        for (date, colour) in &colours {
+            let sunday = date.weekday() == jiff::civil::Weekday::Sunday;
+            match colour {
+                TempoColour::Red => {
+                    assert!(date.month() >= 11 || date.month() <= 3, "{date}");
+                    assert!(!sunday && date.weekday() != jiff::civil::Weekday::Saturday);
+                }
+                TempoColour::White => assert!(!sunday, "{date}"),
+                TempoColour::Blue => {}
+            }
+        }
+    }
+
     use super::*;
     use jiff::civil::date;
 
