@@ -561,3 +561,140 @@ fn the_grant_command_records_kinds_as_the_api_does_and_refuses_bad_ones_naming_t
     let (status, _, stderr) = courbe(&data, &["grant", "list", "--meter", A]);
     assert_ne!(status, 0, "{stderr}");
 }
+
+/// A meter without a curve: what every Linky meter sends.
+const C: &str = "09111642617349";
+
+/// The Europe/Paris midnight that starts the local date `date` (`YYYY-MM-DD`).
+fn paris_midnight(date: &str) -> i64 {
+    let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+    let d: jiff::civil::Date = date.parse().unwrap();
+    d.to_zoned(paris).unwrap().timestamp().as_second()
+}
+
+fn reading(ts_utc: i64, value: i32) -> courbe::Point {
+    courbe::Point {
+        ts_utc,
+        value,
+        step_min: 1440,
+        quality: courbe::Quality::Measured,
+    }
+}
+
+/// [`kinds_server`] plus meter `C`: daily energy of Paris days -5 to -2, its `BASE` index at
+/// each of their midnights and the next, and max power on day -2; every supplier above holds
+/// its kind on `C` from the first day of the year of day -2, and `acme` daily data and maximum
+/// power.
+fn daily_server(dir: &std::path::Path) -> Server {
+    let server = kinds_server(dir);
+    let base = server.store.index_channel("BASE").unwrap();
+    let mut batch = courbe::engine::Batch::new();
+    let mut total = 1_000_000;
+    for days in -5..=-1 {
+        let at = paris_midnight(&date(days));
+        batch.push(C, base, reading(at, total)).unwrap();
+        if days < -1 {
+            batch
+                .push(C, courbe::Channel::DAILY_ENERGY, reading(at, 5_000))
+                .unwrap();
+            total += 5_000;
+        }
+    }
+    batch
+        .push(
+            C,
+            courbe::Channel::MAX_POWER,
+            max_power_point(paris_midnight(&date(-2)) + 7_200, 4_200),
+        )
+        .unwrap();
+    server.store.ingest(&batch).unwrap();
+    let year_start = paris_midnight(&format!("{}-01-01", &date(-2)[..4]));
+    let grant = |supplier: &str, kinds: Kinds| {
+        let to = day_utc(300);
+        server
+            .gov
+            .create_grant_of(C, supplier, year_start, to, kinds, "operator:setup")
+            .unwrap();
+    };
+    grant("daily_co", kind(DataKind::Daily));
+    grant("power_co", kind(DataKind::MaxPower));
+    grant("curve_co", kind(DataKind::Curve));
+    grant("acme", kind(DataKind::Daily).with(DataKind::MaxPower));
+    server
+}
+
+#[test]
+fn energy_answered_from_daily_readings_is_daily_data_and_maximum_power_alone_never_gets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = daily_server(&dir.path().join("data"));
+    let days = format!("from={}&to={}&period=day", date(-5), date(-2));
+    let path = format!("/v1/meters/{C}/energy?{days}");
+    let reply = server.get(DAILY, &path);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let v = reply.json();
+    assert_eq!(v["periods"][0]["source"], "daily", "{v}");
+    assert_eq!(v["periods"][0]["energy_wh"], 5_000.0, "{v}");
+    server.get(POWER, &path).assert_error(403, "forbidden");
+    let month = format!(
+        "/v1/meters/{C}/energy?from={}&to={}&period=month",
+        date(-5),
+        date(-2)
+    );
+    server.get(POWER, &month).assert_error(403, "forbidden");
+    // The same days in another zone, or a part of one, are not daily data.
+    for finer in [
+        format!("{path}&tz=UTC"),
+        format!(
+            "/v1/meters/{C}/energy?from={}&to={}&period=day",
+            rfc(paris_midnight(&date(-5))),
+            rfc(paris_midnight(&date(-5)) + 43_200)
+        ),
+    ] {
+        server.get(DAILY, &finer).assert_error(403, "forbidden");
+    }
+}
+
+#[test]
+fn indexes_need_daily_data_and_a_years_statement_needs_daily_data_and_maximum_power() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = daily_server(&dir.path().join("data"));
+    let index = format!(
+        "/v1/meters/{C}/index?from={}&to={}&period=day",
+        date(-5),
+        date(-1)
+    );
+    let reply = server.get(DAILY, &index);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("1000000"), "{}", reply.body);
+    for token in [POWER, CURVE] {
+        server.get(token, &index).assert_error(403, "forbidden");
+    }
+    // Before the grants' first day: nothing.
+    let year = &date(-2)[..4];
+    let earlier = format!(
+        "/v1/meters/{C}/index?from={}-01-01&to={}-02-01&period=month",
+        year.parse::<i32>().unwrap() - 1,
+        year.parse::<i32>().unwrap() - 1
+    );
+    server.get(DAILY, &earlier).assert_error(403, "forbidden");
+    let summary = format!("/v1/meters/{C}/summary?year={year}");
+    let reply = server.get(ACME, &summary);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let v = reply.json();
+    assert_eq!(v["months"].as_array().map(Vec::len), Some(12), "{v}");
+    // One kind is not the statement: it is refused whole, never answered in part.
+    for token in [DAILY, POWER, CURVE] {
+        server.get(token, &summary).assert_error(403, "forbidden");
+    }
+    let records = server
+        .get(OPERATOR, &format!("/v1/audit?meter={C}&who=supplier:acme"))
+        .json();
+    let last = records["records"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["what"], "/v1/meters/:id/summary");
+    assert_eq!(last["kinds"], json!(["daily", "max_power"]), "{last}");
+}
