@@ -3,10 +3,12 @@
 //! [`attach`] adds both to the main router. The middleware ([`guard`]) authenticates the bearer
 //! token (401 without a known one), reads the whole request (400 for anything it cannot read:
 //! a repeated parameter, a parameter the route does not read, a bad date, zone or meter id),
-//! maps it to an [`Action`] and asks [`auth::authorize`] (403, the same for a meter that exists
-//! or not), hands the question it read to the handler (which does not read the query string
-//! again), then records every successful read of a meter by a supplier (curve, energy, peak,
-//! consent) in the audit trail, with the range it read, before the answer leaves.
+//! maps it to an [`Action`] and asks [`auth::authorize_kinds`] (403, the same for a meter that
+//! exists or not), hands the question it read to the handler (which does not read the query
+//! string again) with the sources the kinds allow (a peak's `max_power` or curve), then records
+//! every successful read of a meter by a supplier (curve, energy, peak, index, year summary,
+//! consent) in the audit trail, with the range it read and the kinds it drew on, before the
+//! answer leaves.
 
 use std::sync::Arc;
 use std::time::Duration;
