@@ -310,6 +310,26 @@ fn action_of<'a>(
     })
 }
 
+/// Narrows what `question` may draw on to `kinds` (what [`auth::authorize_kinds`] allowed).
+/// A peak from `max_power` is max_power data, from the curve curve data: the answer draws only
+/// on the sources the rule allowed and the question itself asked. A year's statement always
+/// has max_power (the rule asks it); its monthly peaks come from the curve only with curve
+/// rights.
+fn draw_only_on(question: &mut Question, kinds: Kinds) {
+    match question {
+        Question::Peak { sources, .. } => {
+            *sources = PeakSources {
+                max_power: sources.max_power && kinds.contains(DataKind::MaxPower),
+                curve: sources.curve && kinds.contains(DataKind::Curve),
+            };
+        }
+        Question::Summary { max_power_only, .. } => {
+            *max_power_only |= !kinds.contains(DataKind::Curve);
+        }
+        _ => {}
+    }
+}
+
 /// The meter id of a `/v1/meters/{id}/...` route, percent-decoded as its handler reads it, and
 /// checked. `Ok(None)` for a route without one.
 async fn path_meter(route: &str, request: &mut Request) -> Result<Option<String>, ApiError> {
@@ -381,20 +401,8 @@ async fn guard(
             return api::forbidden().into_response();
         }
     };
-    // A peak from `max_power` is max_power data, from the curve curve data: the answer draws
-    // only on the sources the rule allowed. A year's statement always has max_power (the rule
-    // asks it); its monthly peaks come from the curve only with curve rights.
-    match asked.as_mut().map(|a| &mut a.question) {
-        Some(Question::Peak { sources, .. }) => {
-            *sources = PeakSources {
-                max_power: kinds.contains(DataKind::MaxPower),
-                curve: kinds.contains(DataKind::Curve),
-            };
-        }
-        Some(Question::Summary { max_power_only, .. }) => {
-            *max_power_only = !kinds.contains(DataKind::Curve);
-        }
-        _ => {}
+    if let Some(asked) = asked.as_mut() {
+        draw_only_on(&mut asked.question, kinds);
     }
     let audited = principal.role == Role::Supplier
         && matches!(
@@ -1031,6 +1039,69 @@ mod tests {
         assert_eq!(post, None);
         let unread = action_of("/v1/meters/:id/summary", &Method::GET, Some("m"), None, &[]);
         assert_eq!(unread, Some(Action::Other));
+    }
+
+    #[test]
+    fn a_peaks_sources_are_narrowed_to_the_kinds_allowed_never_widened() {
+        let limits = Limits::default();
+        let query = "from=2024-01-01&to=2024-01-02";
+        let peak = |asked: PeakSources, kinds: Kinds| {
+            let mut question = Asked::read(QueryKind::Peak, Some("m"), Some(query), &limits)
+                .unwrap()
+                .question;
+            if let Question::Peak { sources, .. } = &mut question {
+                *sources = asked;
+            }
+            draw_only_on(&mut question, kinds);
+            match question {
+                Question::Peak { sources, .. } => sources,
+                other => panic!("not a peak: {other:?}"),
+            }
+        };
+        let only = |max_power, curve| PeakSources { max_power, curve };
+        let k = Kinds::of;
+        assert_eq!(peak(PeakSources::ALL, Kinds::ALL), PeakSources::ALL);
+        assert_eq!(
+            peak(PeakSources::ALL, k(DataKind::Curve)),
+            only(false, true)
+        );
+        assert_eq!(
+            peak(PeakSources::ALL, k(DataKind::MaxPower)),
+            only(true, false)
+        );
+        assert_eq!(
+            peak(PeakSources::ALL, k(DataKind::Daily)),
+            only(false, false)
+        );
+        // A route that asks for max_power alone (Data Connect's) keeps asking for it alone.
+        assert_eq!(peak(only(true, false), Kinds::ALL), only(true, false));
+        let mut year = Asked::read(QueryKind::Summary, Some("m"), Some("year=2024"), &limits)
+            .unwrap()
+            .question;
+        draw_only_on(&mut year, Kinds::ALL);
+        assert!(matches!(
+            year,
+            Question::Summary {
+                max_power_only: false,
+                ..
+            }
+        ));
+        draw_only_on(&mut year, k(DataKind::Daily).with(DataKind::MaxPower));
+        assert!(matches!(
+            year,
+            Question::Summary {
+                max_power_only: true,
+                ..
+            }
+        ));
+        draw_only_on(&mut year, Kinds::ALL);
+        assert!(matches!(
+            year,
+            Question::Summary {
+                max_power_only: true,
+                ..
+            }
+        ));
     }
 
     #[test]
