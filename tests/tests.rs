@@ -3,6 +3,7 @@
 mod bench;
 mod engine;
 mod governance;
+mod ingest;
 mod query;
 mod surface;
 mod util;

@@ -1,5 +1,5 @@
-//! `courbe ingest FILE...`: native CSV streamed in bounded batches, R50 flows and Enedis exports
-//! read whole; durable when it returns.
+//! `courbe ingest FILE...`: native CSV, R50 and R151 flows streamed in bounded batches, Enedis
+//! SGE exports and Data Connect documents read whole; durable when it returns.
 
 use std::fs::File;
 use std::io::{self, Read, Write};

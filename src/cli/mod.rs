@@ -180,10 +180,12 @@ pub enum GenKind {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Channel of the native CSV points: consumption, production or max_power.
+    /// Channel of the native CSV points (consumption, production or max_power), and of load
+    /// curves in the other formats (consumption or production).
     #[arg(long, default_value = "consumption")]
     pub channel: String,
-    /// Files to ingest, native CSV, R50 XML or Enedis CSV export (detected); `-` reads stdin.
+    /// Files to ingest, native CSV, Enedis R50 or R151 XML, Enedis SGE CSV export or Data
+    /// Connect JSON (detected); `-` reads stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }

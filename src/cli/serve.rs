@@ -150,7 +150,7 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
             "{elapsed_precise} [{bar:40}] {pos}/{len} meters, ETA {eta}",
         );
         let fleet = Fleet::new(config);
-        let points = ingest_fleet(&store, &fleet, &bar)?;
+        let points = ingest_fleet(&store, &governance, &fleet, &bar)?;
         bar.finish_and_clear();
         store.flush()?;
         // One segment per month instead of one per flush: a lookup visits every live segment of
@@ -224,19 +224,48 @@ fn release_demo_months(
     Ok(())
 }
 
+/// Whether meter `index` of the demo fleet gave curve consent: 3 meters in 5 did, the others
+/// send only what every Linky meter sends (daily energy, indexes, maximum power).
+pub fn demo_curve_consent(index: u32) -> bool {
+    index % 5 >= 2
+}
+
 /// Generates every meter of `fleet` (a few in parallel while the previous ones are ingested)
-/// and ingests all their channels. Returns the number of points.
-pub fn ingest_fleet(store: &Store, fleet: &Fleet, bar: &ProgressBar) -> Result<u64, CliError> {
+/// and ingests what each sends: the curve (consumption, production) of the meters with
+/// consent, and for every meter its daily energy, the indexes of its tariff option's registers
+/// and the distributor's, and its daily maximum power; records each meter's tariff contract
+/// and the Tempo calendar the derivation used. Returns the number of points.
+pub fn ingest_fleet(
+    store: &Store,
+    gov: &crate::governance::Governance,
+    fleet: &Fleet,
+    bar: &ProgressBar,
+) -> Result<u64, CliError> {
+    let tempo = super::daily::tempo_colours(fleet);
+    gov.calendars()
+        .set_colours(super::daily::TEMPO_SERIES, &tempo)
+        .map_err(|e| CliError::Internal(format!("cannot store the Tempo calendar: {e}")))?;
+    let colours = super::daily::day_colours(&tempo);
     let meters = fleet.config().meters;
-    let generate = |first: u32| -> Vec<MeterSeries> {
+    let generate = |first: u32| -> Result<Vec<Generated>, CliError> {
         let last = first.saturating_add(DEMO_METERS_PER_BATCH).min(meters);
         (first..last)
             .into_par_iter()
-            .map(|i| fleet.meter(i))
+            .map(|index| {
+                let series = fleet.meter(index);
+                let daily = super::daily::meter_daily(fleet, index, &series, &colours)
+                    .map_err(|e| CliError::Internal(e.to_string()))?;
+                Ok(Generated {
+                    index,
+                    series,
+                    daily,
+                })
+            })
             .collect()
     };
+    let start = fleet.config().start.to_string();
     let mut points = 0u64;
-    let mut next = generate(0);
+    let mut next = generate(0)?;
     let mut first = 0;
     while !next.is_empty() {
         let current = std::mem::take(&mut next);
@@ -247,34 +276,85 @@ pub fn ingest_fleet(store: &Store, fleet: &Fleet, bar: &ProgressBar) -> Result<u
                 if first < meters {
                     generate(first)
                 } else {
-                    Vec::new()
+                    Ok(Vec::new())
                 }
             },
         );
         points += ingested?;
+        for g in &current {
+            let contract = crate::governance::calendars::Contract {
+                option: g
+                    .daily
+                    .option
+                    .split(':')
+                    .next()
+                    .unwrap_or("BASE")
+                    .to_string(),
+                from: start.clone(),
+                to: None,
+                hc: g.daily.option.split_once(':').map(|(_, w)| w.to_string()),
+            };
+            gov.calendars()
+                .set_contracts(&g.series.meter_id, vec![contract], "demo", 0)
+                .map_err(|e| CliError::Internal(format!("cannot store a contract: {e}")))?;
+        }
         bar.inc(current.len() as u64);
-        next = generated;
+        next = generated?;
     }
     Ok(points)
 }
 
-fn ingest_series(store: &Store, series: &[MeterSeries]) -> Result<u64, CliError> {
+/// One generated meter of the demo.
+struct Generated {
+    index: u32,
+    series: MeterSeries,
+    daily: super::daily::MeterDaily,
+}
+
+fn ingest_series(store: &Store, generated: &[Generated]) -> Result<u64, CliError> {
     let mut batch = Batch::new();
-    for meter in series {
-        for (channel, readings) in [
-            (Channel::CONSUMPTION, &meter.consumption),
-            (Channel::PRODUCTION, &meter.production),
-            (Channel::MAX_POWER, &meter.max_power),
-        ] {
-            for r in readings {
-                batch
-                    .push(&meter.meter_id, channel, point_of(r))
-                    .map_err(|e| {
-                        CliError::Internal(format!(
-                            "generated point refused for meter {}: {}",
-                            meter.meter_id, e.0
-                        ))
-                    })?;
+    let mut registers: std::collections::HashMap<String, Channel> = Default::default();
+    for g in generated {
+        let meter = &g.series.meter_id;
+        let refused = |e: crate::engine::InvalidPoint| {
+            CliError::Internal(format!(
+                "generated point refused for meter {meter}: {}",
+                e.0
+            ))
+        };
+        let curves: &[(Channel, &Vec<courbe_workload::Reading>)] = if demo_curve_consent(g.index) {
+            &[
+                (Channel::CONSUMPTION, &g.series.consumption),
+                (Channel::PRODUCTION, &g.series.production),
+            ]
+        } else {
+            &[]
+        };
+        for (channel, readings) in curves
+            .iter()
+            .chain(std::iter::once(&(Channel::MAX_POWER, &g.series.max_power)))
+        {
+            for r in readings.iter() {
+                batch.push(meter, *channel, point_of(r)).map_err(refused)?;
+            }
+        }
+        for readings in [&g.daily.supplier, &g.daily.distributor] {
+            for name in &readings.registers {
+                if !registers.contains_key(name) {
+                    let channel = store.index_channel(name)?;
+                    registers.insert(name.clone(), channel);
+                }
+            }
+            let points: Vec<(Channel, crate::Point)> = readings
+                .points(|name| {
+                    registers
+                        .get(name)
+                        .copied()
+                        .unwrap_or(Channel::DAILY_ENERGY)
+                })
+                .collect();
+            for (channel, p) in points {
+                batch.push(meter, channel, p).map_err(refused)?;
             }
         }
     }
@@ -286,6 +366,8 @@ fn ingest_series(store: &Store, series: &[MeterSeries]) -> Result<u64, CliError>
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Example {
     pub meter: String,
+    /// A meter without a curve (daily data only), when the store has one.
+    pub daily_meter: Option<String>,
     /// First and last local days (Europe/Paris) with data.
     pub first_day: Date,
     pub last_day: Date,
@@ -295,7 +377,12 @@ impl Example {
     /// The first meter with a consumption curve, and its span.
     pub fn find(store: &Store) -> Option<Example> {
         let snapshot = store.snapshot();
-        let meter = snapshot.meters(Channel::CONSUMPTION).into_iter().next()?;
+        let curves = snapshot.meters(Channel::CONSUMPTION);
+        let meter = curves.first()?.clone();
+        let daily_meter = snapshot
+            .meters(Channel::DAILY_ENERGY)
+            .into_iter()
+            .find(|m| curves.binary_search(m).is_err());
         let chunks = snapshot
             .chunks(&meter, Channel::CONSUMPTION, i64::MIN / 4, i64::MAX / 4)
             .ok()?;
@@ -312,6 +399,7 @@ impl Example {
         };
         Some(Example {
             meter,
+            daily_meter,
             first_day: day(first_ts)?,
             last_day: day(end_ts - 1)?,
         })
@@ -336,7 +424,7 @@ impl Example {
             .last_of_month()
             .tomorrow()
             .unwrap_or(self.last_day);
-        vec![
+        let mut lines = vec![
             format!("curl '{base}/v1/meters/{meter}/curve?from={day}&to={next_day}'"),
             format!(
                 "curl '{base}/v1/meters/{meter}/energy?from={first}&to={end}&period=month&tariff=HC:22:00-06:00'"
@@ -346,7 +434,26 @@ impl Example {
             format!(
                 "curl '{base}/v1/fleet/energy?from={first}&to={end}&period=month&format=csv'"
             ),
-        ]
+        ];
+        if let Some(daily) = &self.daily_meter {
+            // A meter without curve consent: energy by register from its indexes over the days
+            // it has them, its monthly indexes, its year.
+            let after = self.last_day.tomorrow().unwrap_or(self.last_day);
+            let first_day = self.first_day;
+            lines.extend([
+                format!(
+                    "curl '{base}/v1/meters/{daily}/energy?from={first_day}&to={after}&period=month&tariff=contract'"
+                ),
+                format!(
+                    "curl '{base}/v1/meters/{daily}/index?from={first_day}&to={after}&period=month'"
+                ),
+                format!(
+                    "curl '{base}/v1/meters/{daily}/summary?year={}&format=csv'",
+                    self.first_day.year()
+                ),
+            ]);
+        }
+        lines
     }
 }
 
@@ -358,6 +465,7 @@ mod tests {
     fn demo_examples_name_the_meter_and_days_inside_the_span() {
         let example = Example {
             meter: "09111642617347".into(),
+            daily_meter: None,
             first_day: jiff::civil::date(2024, 1, 1),
             last_day: jiff::civil::date(2024, 12, 30),
         };
@@ -377,6 +485,7 @@ mod tests {
     fn a_one_day_span_gives_examples_on_that_day() {
         let example = Example {
             meter: "m".into(),
+            daily_meter: Some("d".into()),
             first_day: jiff::civil::date(2024, 3, 31),
             last_day: jiff::civil::date(2024, 3, 31),
         };

@@ -193,11 +193,13 @@ impl Store {
         let _gate = self.gate.write();
         let (from, to) = (intent.from_utc, intent.to_utc);
         let before = self.snapshot();
-        // Every series of the meter but `max_power`: the curve, daily energy, indexes.
+        // The curve (consumption, production): what consent governs. Daily energy, indexes and
+        // maximum power are the daily data every meter sends and the consumer is shown
+        // without curve consent (D.224-26); they stay.
         let channels: Vec<Channel> = before
             .channels_of(meter)?
             .into_iter()
-            .filter(|&c| c != Channel::MAX_POWER)
+            .filter(|&c| c.is_curve())
             .collect();
         let mut removed = 0u64;
         for &c in &channels {

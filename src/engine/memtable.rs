@@ -87,7 +87,7 @@ pub struct EraseSpec {
 impl EraseSpec {
     /// Whether the point of `(meter, channel)` at `ts` is erased.
     pub fn covers(&self, meter: &str, channel: Channel, ts: i64) -> bool {
-        channel != Channel::MAX_POWER
+        channel.is_curve()
             && meter == self.meter
             && self
                 .range_utc

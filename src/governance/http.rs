@@ -32,8 +32,8 @@ use crate::http::api::{
     self as api, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind,
     QueryParams, Question,
 };
-use crate::http::blocking;
 use crate::http::error::{ApiError, ErrorCode};
+use crate::http::{blocking, dataconnect};
 
 /// Largest body of a groups upload.
 const MAX_GROUPS_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -172,6 +172,7 @@ fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
         "/v1/audit" => &["meter", "who", "from", "to"],
         "/v1/ingest" => &["channel"],
         "/v1/meters/:id/curve" => api::ERASE_PARAMETERS,
+        r if dataconnect::endpoint(r).is_some() => dataconnect::PARAMETERS,
         _ => return None,
     })
 }
@@ -240,6 +241,22 @@ fn action_of<'a>(
             .map(|(_, v)| v.as_str())
     };
     let question = asked.map(|a| &a.question);
+    if dataconnect::endpoint(route).is_some() {
+        // The native question it asks decides, as on the native route that asks it.
+        return match question {
+            _ if !get => None,
+            Some(q @ Question::Curve { channel, .. }) => Some(Action::ReadCurve {
+                meter: m,
+                channel: *channel,
+                range_utc: q.range_utc(),
+            }),
+            Some(q) => Some(match summary_of(q) {
+                Some(summary) => Action::ReadMeterSummary { meter: m, summary },
+                None => Action::Other,
+            }),
+            None => Some(Action::Other),
+        };
+    }
     Some(match route {
         // Without the question read (never the case once the guard has read it), the
         // operator's only: unknown is never allowed.
@@ -314,19 +331,21 @@ fn action_of<'a>(
 /// A peak from `max_power` is max_power data, from the curve curve data: the answer draws only
 /// on the sources the rule allowed and the question itself asked. A year's statement always
 /// has max_power (the rule asks it); its monthly peaks come from the curve only with curve
-/// rights.
-fn draw_only_on(question: &mut Question, kinds: Kinds) {
+/// rights. `false` when no source is left to answer from.
+fn draw_only_on(question: &mut Question, kinds: Kinds) -> bool {
     match question {
         Question::Peak { sources, .. } => {
             *sources = PeakSources {
                 max_power: sources.max_power && kinds.contains(DataKind::MaxPower),
                 curve: sources.curve && kinds.contains(DataKind::Curve),
             };
+            sources.max_power || sources.curve
         }
         Question::Summary { max_power_only, .. } => {
             *max_power_only |= !kinds.contains(DataKind::Curve);
+            true
         }
-        _ => {}
+        _ => true,
     }
 }
 
@@ -348,7 +367,8 @@ async fn path_meter(route: &str, request: &mut Request) -> Result<Option<String>
     Ok(Some(id))
 }
 
-/// Access control of every `/v1` request; other paths pass.
+/// Access control of every `/v1` request and every Data Connect metering request; other paths
+/// pass.
 async fn guard(
     State(state): State<GuardState>,
     matched: Option<MatchedPath>,
@@ -356,7 +376,7 @@ async fn guard(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    if !path.starts_with("/v1/") {
+    if !path.starts_with("/v1/") && !dataconnect::is_metering_path(&path) {
         return next.run(request).await;
     }
     let gov = state.gov.clone();
@@ -379,17 +399,28 @@ async fn guard(
         Err(e) => return e.into_response(),
     };
     let kind = query_kind(&route, &method);
-    if kind.is_none() {
+    // A Data Connect route asks a native question, with its own parameters.
+    let metering =
+        dataconnect::endpoint(&route).filter(|_| method == Method::GET || method == Method::HEAD);
+    if kind.is_none() && metering.is_none() {
         if let Err(e) = check_parameters(&route, &params) {
             return e.into_response();
         }
     }
-    let mut asked = match kind
-        .map(|kind| Asked::read(kind, meter.as_deref(), query.as_deref(), &state.limits))
-        .transpose()
-    {
+    let read = match (metering, kind) {
+        (Some(endpoint), _) => dataconnect::read(endpoint, query.as_deref()).map(Some),
+        (None, Some(kind)) => {
+            Asked::read(kind, meter.as_deref(), query.as_deref(), &state.limits).map(Some)
+        }
+        (None, None) => Ok(None),
+    };
+    let mut asked = match read {
         Ok(asked) => asked,
         Err(e) => return e.into_response(),
+    };
+    let meter = match (meter, &asked) {
+        (None, Some(a)) if metering.is_some() => a.question.meter().map(str::to_string),
+        (meter, _) => meter,
     };
     let Some(action) = action_of(&route, &method, meter.as_deref(), asked.as_ref(), &params) else {
         return next.run(request).await;
@@ -402,7 +433,10 @@ async fn guard(
         }
     };
     if let Some(asked) = asked.as_mut() {
-        draw_only_on(&mut asked.question, kinds);
+        if !draw_only_on(&mut asked.question, kinds) {
+            tracing::info!(who = %principal.label(), route = %route, "forbidden: no source left");
+            return api::forbidden().into_response();
+        }
     }
     let audited = principal.role == Role::Supplier
         && matches!(
@@ -1052,9 +1086,12 @@ mod tests {
             if let Question::Peak { sources, .. } = &mut question {
                 *sources = asked;
             }
-            draw_only_on(&mut question, kinds);
+            let left = draw_only_on(&mut question, kinds);
             match question {
-                Question::Peak { sources, .. } => sources,
+                Question::Peak { sources, .. } => {
+                    assert_eq!(left, sources.max_power || sources.curve);
+                    sources
+                }
                 other => panic!("not a peak: {other:?}"),
             }
         };
@@ -1075,6 +1112,11 @@ mod tests {
         );
         // A route that asks for max_power alone (Data Connect's) keeps asking for it alone.
         assert_eq!(peak(only(true, false), Kinds::ALL), only(true, false));
+        // Asked for max_power alone and granted the curve alone: nothing left, refused.
+        assert_eq!(
+            peak(only(true, false), k(DataKind::Curve)),
+            only(false, false)
+        );
         let mut year = Asked::read(QueryKind::Summary, Some("m"), Some("year=2024"), &limits)
             .unwrap()
             .question;
@@ -1102,6 +1144,29 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_metering_route_is_the_action_of_the_native_question_it_asks() {
+        let q = "usage_point_id=m&start=2024-01-01&end=2024-01-02";
+        for &(route, endpoint) in dataconnect::ROUTES {
+            let asked = dataconnect::read(endpoint, Some(q)).unwrap();
+            let native = match &asked.question {
+                Question::Curve { .. } => "/v1/meters/:id/curve",
+                Question::Energy { .. } => "/v1/meters/:id/energy",
+                _ => "/v1/meters/:id/peak",
+            };
+            let dc = action_of(route, &Method::GET, Some("m"), Some(&asked), &[]);
+            let v1 = action_of(native, &Method::GET, Some("m"), Some(&asked), &[]);
+            assert_eq!(dc, v1, "{route}");
+            assert!(dc.is_some());
+            assert_eq!(
+                action_of(route, &Method::GET, Some("m"), None, &[]),
+                Some(Action::Other),
+                "{route}: unread is for operators only"
+            );
+            assert_eq!(action_of(route, &Method::POST, Some("m"), None, &[]), None);
+        }
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //!
 //! A [`BatchSink`] receives the parser's rows with their line numbers, fills engine batches of
 //! a bounded size and keeps the rejected records. Points the engine's batch refuses are
-//! rejected by their line like any unreadable record.
+//! rejected by their line like any unreadable record. Daily energy goes to
+//! [`Channel::DAILY_ENERGY`]; an index reading to the channel of its register, which
+//! [`Store::index_channel`] assigns (durably) on the first use of a name, whatever becomes of the
+//! batch.
 
 use serde::Serialize;
 
 use super::error::{ApiError, ErrorCode};
 use crate::engine::{self, Batch, InvalidPoint, Store};
-use crate::ingest::{self, Format, IngestError, Rejected, Sink};
+use crate::ingest::{self, Daily, Format, IngestError, Rejected, Sink};
 use crate::{Channel, Point};
 
 /// When full batches reach the store.
@@ -49,6 +52,8 @@ pub struct BatchSink<'a> {
     /// Hook (governance): consent screening of every batch before the store.
     consent: Option<&'a crate::governance::Governance>,
     refused_by_consent: u64,
+    /// Register names already resolved to their channels.
+    registers: std::collections::HashMap<String, Channel>,
 }
 
 impl<'a> BatchSink<'a> {
@@ -64,6 +69,7 @@ impl<'a> BatchSink<'a> {
             failure: None,
             consent: None,
             refused_by_consent: 0,
+            registers: std::collections::HashMap::new(),
         }
     }
 
@@ -138,6 +144,33 @@ impl Sink for BatchSink<'_> {
         if self.rejected.len() < self.config.keep_rejected {
             self.rejected.push(rejected);
         }
+    }
+
+    fn daily(&mut self, line: u64, meter: &str, daily: Daily<&str>, point: Point) {
+        if self.failure.is_some() {
+            return;
+        }
+        let channel = match daily {
+            Daily::Energy => Channel::DAILY_ENERGY,
+            Daily::Index(name) => match self.registers.get(name) {
+                Some(channel) => *channel,
+                None => match self.store.index_channel(name) {
+                    Ok(channel) => {
+                        self.registers.insert(name.to_owned(), channel);
+                        channel
+                    }
+                    Err(engine::Error::InvalidArgument(reason)) => {
+                        self.reject(Rejected { line, reason });
+                        return;
+                    }
+                    Err(e) => {
+                        self.failure = Some(e);
+                        return;
+                    }
+                },
+            },
+        };
+        self.point(line, meter, channel, point);
     }
 }
 

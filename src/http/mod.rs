@@ -4,6 +4,7 @@
 //! - [`api`]: questions, answers and their JSON/CSV shapes, shared with `courbe query`.
 //! - [`error`]: the error codes and their one mapping to HTTP statuses.
 //! - [`metrics`]: request counts, latencies and ingest counters for `/metrics`.
+//! - [`dataconnect`] and [`oauth`]: Enedis Data Connect's metering routes and token endpoint.
 //!
 //! Engine work never runs on the async workers: every handler that touches the store does it
 //! in [`tokio::task::spawn_blocking`].
@@ -37,9 +38,11 @@
 //! ```
 
 pub mod api;
+pub mod dataconnect;
 pub mod error;
 pub mod loading;
 pub mod metrics;
+pub mod oauth;
 mod refusals;
 
 use std::future::Future;
@@ -188,6 +191,7 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         config: Arc::new(config),
         metrics: Arc::new(Metrics::new()),
     };
+    let access_tokens = Arc::new(oauth::AccessTokens::new());
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/ingest", post(ingest))
@@ -198,7 +202,13 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route("/v1/meters/:id/index", get(meter_index))
         .route("/v1/meters/:id/summary", get(meter_summary))
         .route("/v1/fleet/curve", get(fleet_curve))
-        .route("/v1/fleet/energy", get(fleet_energy));
+        .route("/v1/fleet/energy", get(fleet_energy))
+        .merge(dataconnect::routes(state.store.clone()))
+        .merge(oauth::routes(
+            access_tokens.clone(),
+            state.config.governance.clone(),
+            state.config.body_read_timeout,
+        ));
     // Hook (governance): its routes, and access control over every /v1 route above.
     let app = match &state.config.governance {
         Some(gov) => crate::governance::http::attach(
@@ -212,6 +222,10 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
     };
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            access_tokens,
+            dataconnect::frame,
+        ))
         .layer(middleware::from_fn(check_head))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -449,7 +463,8 @@ async fn meter_erase(
     Ok(axum::Json(body).into_response())
 }
 
-/// `POST /v1/ingest[?channel=C]`: R50 when the body says it is XML, else detected.
+/// `POST /v1/ingest[?channel=C]`: XML bodies are R151 or R50 by their root, JSON bodies Data
+/// Connect documents; otherwise the format is detected from the content.
 async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -465,17 +480,22 @@ async fn ingest(
         .acquire_owned()
         .await
         .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the server is shutting down"))?;
-    let is_xml = headers
+    let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            let media = t.split(';').next().unwrap_or_default().trim();
-            media.eq_ignore_ascii_case("application/xml") || media.eq_ignore_ascii_case("text/xml")
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
         });
-    let format = if is_xml {
-        Format::R50
-    } else {
-        Format::detect(&bytes)
+    let detected = Format::detect(&bytes);
+    let format = match media.as_deref() {
+        // XML: the flow its root names (R151), else R50.
+        Some("application/xml" | "text/xml") if detected != Format::R151 => Format::R50,
+        Some("application/json") => Format::DataConnect,
+        _ => detected,
     };
     let store = state.store.clone();
     let batch_points = state.config.ingest_batch_points;

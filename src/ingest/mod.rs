@@ -1,11 +1,30 @@
-//! Reading load curves from the outside world: the native CSV, Enedis R50 XML flows and the
-//! Enedis CSV export, into `(meter, channel, point)` rows; and writing the native CSV.
+//! Reading meter data from the outside world: the native CSV, Enedis R50 (load curves) and R151
+//! (daily indexes and maximum power) XML flows, the Enedis SGE CSV export (load curve, daily
+//! indexes, daily maximum power, daily energy) and Data Connect JSON documents, into
+//! `(meter, channel, point)` rows and daily `(meter, register or daily energy, point)` rows; and
+//! writing the native CSV.
 //!
 //! Parsing is record by record: a record that cannot be read is reported as [`Rejected`] with its
-//! line (1-based; the CSV header is line 1; for XML, the line where the `<PDC>` record starts) and
-//! the rest of the input is still read. An [`IngestError`] means the whole document is unusable:
-//! a missing or wrong CSV header, XML that is not well-formed before its first record, a document
-//! that is not an R50 flow.
+//! line (1-based; the CSV header is line 1; for XML, the line where the record's element starts:
+//! `<PDC>` in R50, a class or `<Puissance_Maximale>` in R151; for Data Connect, the line where the
+//! `interval_reading` element starts) and the rest of the input is still read. An [`IngestError`]
+//! means the whole document is unusable: a missing or wrong CSV header, XML that is not
+//! well-formed before its first record, a document that is not of its format, a unit or kind of
+//! data Courbe does not read.
+//!
+//! | format | record | stored as |
+//! |---|---|---|
+//! | native CSV | line | the channel asked for |
+//! | R50 | `<PDC>` | the channel asked for, `ts` = `H` − step |
+//! | R151 | `Classe_Temporelle` / `_Distributeur` | index of register `ID` / `DIST_ID` at the Paris midnight starting `Date_Releve` |
+//! | R151 | `Puissance_Maximale` | `max_power` at that midnight (the flow has no instant) |
+//! | SGE export, `Courbe de charge` | line | the channel asked for, `ts` = `Horodate` − step |
+//! | SGE export, `Index` | line (one point per register cell) | index of the register its calendar class names, at `Horodate` |
+//! | SGE export, `Puissance maximale quotidienne` | line | `max_power` at `Horodate` |
+//! | SGE export, `Energie quotidienne` | line | daily energy at the day's Paris midnight |
+//! | Data Connect, `aggregate` `average` | `interval_reading` element | the channel asked for (consumption or production), `ts` = `date` − `interval_length` |
+//! | Data Connect, `sum` (P1D) | `interval_reading` element | daily energy at the Paris midnight of `date` |
+//! | Data Connect, `maximum` | `interval_reading` element | `max_power` at `date` |
 //!
 //! [`parse`] collects everything into a [`Parsed`]; [`parse_into`], [`parse_reader`] (any stream,
 //! format detected) and [`parse_csv_reader`] hand rows to a [`Sink`] as they are read, with the
@@ -24,7 +43,10 @@
 //! ```
 
 mod csv;
+mod dataconnect;
+mod r151;
 mod r50;
+mod sge;
 mod time;
 
 use std::fmt;
@@ -52,10 +74,40 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// A daily series whose channel the store decides: daily energy, or the cumulative index of a
+/// named register (the store assigns each register name its channel on first use).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Daily<S> {
+    /// Wh consumed over one Europe/Paris day; `ts_utc` is that day's Paris midnight.
+    Energy,
+    /// Cumulative Wh of a register (`[A-Z0-9_]`, 1 to 16 characters) at an instant.
+    Index(S),
+}
+
+impl Daily<&str> {
+    pub fn to_owned(&self) -> Daily<String> {
+        match self {
+            Daily::Energy => Daily::Energy,
+            Daily::Index(name) => Daily::Index((*name).to_owned()),
+        }
+    }
+}
+
+/// The step of a daily point (daily energy, index), minutes: nominal, also on 23- and 25-hour
+/// days.
+pub const DAILY_STEP_MIN: u16 = 1440;
+/// Longest register name.
+pub const REGISTER_NAME_MAX_LEN: usize = 16;
+/// Prefix of the distributor's classes (R151 `Classe_Temporelle_Distributeur`), so that their
+/// names never meet a supplier's class of the same id.
+pub const DISTRIBUTOR_PREFIX: &str = "DIST_";
+
 /// Everything read from one input.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Parsed {
     pub rows: Vec<(String, Channel, Point)>,
+    /// Daily energy and index readings, in input order.
+    pub daily: Vec<(String, Daily<String>, Point)>,
     pub rejected: Vec<Rejected>,
 }
 
@@ -66,13 +118,20 @@ pub enum Format {
     Csv,
     /// Enedis R50 XML flow (daily load curves).
     R50,
-    /// Enedis CSV export: a metadata header naming the PRM, then `Horodate;Valeur` lines with
-    /// end-of-interval timestamps.
+    /// Enedis SGE CSV export: sections, each a metadata header naming the PRM and the kind of
+    /// data (`Type de donnees`: load curve, `Index`, daily maximum power, daily energy), then its
+    /// lines.
     EnedisCsv,
+    /// Enedis R151 XML flow (daily indexes per tariff class and daily maximum power).
+    R151,
+    /// Enedis Data Connect v5 metering JSON (`daily_consumption`, `consumption_load_curve`,
+    /// `consumption_max_power`, `daily_production`, `production_load_curve`).
+    DataConnect,
 }
 
 impl Format {
-    /// XML when the first byte after an optional BOM and white space is `<`; the Enedis export
+    /// XML when the first byte after an optional BOM and white space is `<` (R151 when the root
+    /// element is `R151`, R50 otherwise); Data Connect JSON when it is `{`; the Enedis export
     /// when the first line is its metadata or `Horodate;Valeur` header; native CSV otherwise.
     pub fn detect(input: &[u8]) -> Format {
         let input = strip_bom(input);
@@ -82,7 +141,13 @@ impl Format {
             .unwrap_or(input.len());
         let rest = input.get(start..).unwrap_or_default();
         if rest.first() == Some(&b'<') {
-            return Format::R50;
+            return match xml_root(rest) {
+                Some(b"R151") => Format::R151,
+                _ => Format::R50,
+            };
+        }
+        if rest.first() == Some(&b'{') {
+            return Format::DataConnect;
         }
         let first_line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
         if first_line.starts_with(b"Identifiant PRM;") || first_line.starts_with(b"Horodate;") {
@@ -91,6 +156,36 @@ impl Format {
             Format::Csv
         }
     }
+}
+
+/// The name of the root element of an XML document, when `input` reaches its start tag: the
+/// declaration, processing instructions, comments and a doctype before it are skipped.
+fn xml_root(input: &[u8]) -> Option<&[u8]> {
+    let mut rest = input;
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.starts_with(b"<?") {
+            let end = find(rest, b"?>")?;
+            rest = rest.get(end + 2..)?;
+        } else if rest.starts_with(b"<!--") {
+            let end = find(rest, b"-->")?;
+            rest = rest.get(end + 3..)?;
+        } else if rest.starts_with(b"<!") {
+            let end = rest.iter().position(|&b| b == b'>')?;
+            rest = rest.get(end + 1..)?;
+        } else if let Some(tag) = rest.strip_prefix(b"<") {
+            let end = tag
+                .iter()
+                .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
+            return tag.get(..end);
+        } else {
+            return None;
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The whole document is unusable.
@@ -135,6 +230,18 @@ pub trait Sink {
     fn point(&mut self, line: u64, meter: &str, channel: Channel, point: Point);
     /// A record that was not.
     fn reject(&mut self, rejected: Rejected);
+    /// A daily energy or index reading. A sink that stores only channels rejects it.
+    fn daily(&mut self, line: u64, meter: &str, daily: Daily<&str>, point: Point) {
+        let _ = (meter, point);
+        let what = match daily {
+            Daily::Energy => "daily energy".to_owned(),
+            Daily::Index(register) => format!("index of register {register}"),
+        };
+        self.reject(Rejected {
+            line,
+            reason: format!("{what}: daily readings are not accepted here"),
+        });
+    }
 }
 
 impl Sink for Parsed {
@@ -150,6 +257,34 @@ impl Sink for Parsed {
 
     fn reject(&mut self, rejected: Rejected) {
         self.rejected.push(rejected);
+    }
+
+    fn daily(&mut self, _line: u64, meter: &str, daily: Daily<&str>, point: Point) {
+        self.daily.push((meter.to_owned(), daily.to_owned(), point));
+    }
+}
+
+/// A sink that adds `offset` to the lines it passes on: a section of a document parsed on its
+/// own reports the lines of the whole document.
+pub(crate) struct OffsetSink<'s, S> {
+    pub inner: &'s mut S,
+    pub offset: u64,
+}
+
+impl<S: Sink> Sink for OffsetSink<'_, S> {
+    fn point(&mut self, line: u64, meter: &str, channel: Channel, point: Point) {
+        self.inner.point(line + self.offset, meter, channel, point);
+    }
+
+    fn reject(&mut self, rejected: Rejected) {
+        self.inner.reject(Rejected {
+            line: rejected.line + self.offset,
+            reason: rejected.reason,
+        });
+    }
+
+    fn daily(&mut self, line: u64, meter: &str, daily: Daily<&str>, point: Point) {
+        self.inner.daily(line + self.offset, meter, daily, point);
     }
 }
 
@@ -171,22 +306,33 @@ pub fn parse_into(
     match format {
         Format::Csv => parse_csv_reader(strip_bom(input), channel, sink),
         Format::R50 => r50::parse(input, channel, sink),
-        Format::EnedisCsv => csv::parse_enedis(strip_bom(input), channel, sink),
+        Format::EnedisCsv => sge::parse(strip_bom(input), channel, sink),
+        Format::R151 => r151::parse(input, sink),
+        Format::DataConnect => dataconnect::parse(strip_bom(input), channel, sink),
     }
 }
 
 /// Reads from a stream (a pipe, stdin, a large file), detecting the format from its first bytes.
-/// Native CSV and R50 XML are read as they arrive, in memory bounded by their longest line or
-/// element; the Enedis export is read whole first (its documents are per meter, hence small).
-/// Returns the format read.
+/// Native CSV, R50 and R151 XML are read as they arrive, in memory bounded by their longest line
+/// or element; the Enedis export and Data Connect JSON are read whole first (their documents are
+/// per meter, hence small). Returns the format read.
 pub fn parse_reader<R: io::BufRead>(
     mut input: R,
     channel: Channel,
     sink: &mut impl Sink,
 ) -> Result<Format, IngestError> {
-    // Enough of the stream to see the first line: up to 4 KiB or the end.
+    // Enough of the stream to see the first line (for XML, the root element): up to 4 KiB or the
+    // end.
     let mut head = Vec::new();
-    while head.len() < 4096 && !head.contains(&b'\n') {
+    let seen = |head: &[u8]| {
+        let text = strip_bom(head).trim_ascii_start();
+        if text.first() == Some(&b'<') {
+            xml_root(text).is_some()
+        } else {
+            head.contains(&b'\n')
+        }
+    };
+    while head.len() < 4096 && !seen(&head) {
         let buf = input.fill_buf()?;
         if buf.is_empty() {
             break;
@@ -204,7 +350,10 @@ pub fn parse_reader<R: io::BufRead>(
         Format::R50 => {
             r50::parse(io::Read::chain(&head[..], input), channel, sink)?;
         }
-        Format::EnedisCsv => {
+        Format::R151 => {
+            r151::parse(io::Read::chain(&head[..], input), sink)?;
+        }
+        Format::EnedisCsv | Format::DataConnect => {
             input.read_to_end(&mut head)?;
             parse_into(&head, format, channel, sink)?;
         }
@@ -280,6 +429,85 @@ fn check_point(channel: Channel, point: &Point) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a daily point (daily energy or index): its instant within [`MIN_TS_UTC`]..=
+/// [`MAX_TS_UTC`], the daily step, a value never negative.
+fn check_daily(daily: &Daily<&str>, point: &Point) -> Result<(), String> {
+    if !(MIN_TS_UTC..=MAX_TS_UTC).contains(&point.ts_utc) {
+        return Err(format!(
+            "instant {} is outside the supported range, {TS_RANGE}",
+            format_rfc3339_utc(point.ts_utc)
+        ));
+    }
+    if point.step_min != DAILY_STEP_MIN {
+        return Err(format!(
+            "daily points have a step of {DAILY_STEP_MIN} minutes, not {}",
+            point.step_min
+        ));
+    }
+    if point.value < 0 {
+        return Err(match daily {
+            Daily::Energy => format!("negative daily energy {} Wh", point.value),
+            Daily::Index(name) => format!("negative index {} Wh of register {name}", point.value),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a register name: 1 to [`REGISTER_NAME_MAX_LEN`] characters of `[A-Z0-9_]`.
+pub fn check_register_name(name: &str) -> Result<&str, String> {
+    if name.is_empty() || name.len() > REGISTER_NAME_MAX_LEN {
+        return Err(format!(
+            "register name {name:?} is not 1 to {REGISTER_NAME_MAX_LEN} characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_'))
+    {
+        return Err(format!(
+            "register name {name:?} has a character outside [A-Z0-9_] ({c:?})"
+        ));
+    }
+    Ok(name)
+}
+
+/// Parses a non-negative decimal in `unit`, scaled by 1000 when `kilo` (kWh, kVA: at most three
+/// fraction digits, so that the result is exact), into an `i32` of the base unit. `what` names
+/// the value in the reasons.
+fn parse_scaled(text: &str, kilo: bool, what: &str, unit: &str) -> Result<i32, String> {
+    let text = text.trim();
+    let (int, frac) = match text.split_once(['.', ',']) {
+        Some((i, f)) => (i, Some(f)),
+        None => (text, None),
+    };
+    let digits_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits_ok(int) || frac.is_some_and(|f| !digits_ok(f)) {
+        return Err(format!("{what} {text:?} is not a non-negative number"));
+    }
+    let frac = frac.unwrap_or("");
+    let scale_digits = if kilo { 3 } else { 0 };
+    if frac.len() > scale_digits {
+        return Err(format!(
+            "{what} {text:?} {unit} is finer than a whole {}",
+            unit.trim_start_matches('k')
+        ));
+    }
+    let mut v: u128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        v = v.saturating_mul(10).saturating_add(u128::from(b - b'0'));
+    }
+    for _ in frac.len()..scale_digits {
+        v = v.saturating_mul(10);
+    }
+    i32::try_from(v).map_err(|_| {
+        format!(
+            "{what} {text:?} {unit} is above the largest storable value, \
+             2,147,483,647 {}",
+            unit.trim_start_matches('k')
+        )
+    })
+}
+
 /// Checks a step and a timestamp against it: a curve step is one of [`CURVE_STEPS_MIN`] and its
 /// interval starts are aligned to it in UTC; a `max_power` point has the daily step and any
 /// instant.
@@ -348,11 +576,27 @@ mod tests {
     }
 
     #[test]
+    fn r151_and_json_are_detected_by_their_root() {
+        assert_eq!(
+            Format::detect(b"<?xml version=\"1.0\"?>\n<!-- c -->\n<R151 xmlns:xsi=\"x\">"),
+            Format::R151
+        );
+        assert_eq!(Format::detect(b"<R151>"), Format::R151);
+        assert_eq!(Format::detect(b"<R1510>"), Format::R50);
+        assert_eq!(
+            Format::detect(b" {\"meter_reading\": {}}"),
+            Format::DataConnect
+        );
+    }
+
+    #[test]
     fn a_stream_is_detected_and_read_like_a_slice() {
-        let inputs: [&[u8]; 3] = [
+        let inputs: [&[u8]; 5] = [
             include_bytes!("../../tests/data/native_malformed.csv"),
             include_bytes!("../../tests/data/r50_dst.xml"),
             include_bytes!("../../tests/data/enedis_export.csv"),
+            include_bytes!("../../tests/data/enedis/R151.xml"),
+            include_bytes!("../../tests/data/enedis/Enedis_SGE_HDM_A06NW10D_excerpt.csv"),
         ];
         for input in inputs {
             let expected = parse(input, Format::detect(input), Channel::CONSUMPTION).unwrap();
@@ -377,13 +621,15 @@ mod tests {
         #[test]
         fn arbitrary_input_never_panics_and_rejections_name_real_lines(
             raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
-            which in 0usize..3,
+            which in 0usize..5,
             edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..6),
         ) {
-            let fixtures: [&[u8]; 3] = [
+            let fixtures: [&[u8]; 5] = [
                 include_bytes!("../../tests/data/native_dst.csv"),
                 include_bytes!("../../tests/data/r50_dst.xml"),
                 include_bytes!("../../tests/data/enedis_export.csv"),
+                include_bytes!("../../tests/data/enedis/R151.xml"),
+                include_bytes!("../../tests/data/enedis/Enedis_SGE_HDM_A06NW10D_excerpt.csv"),
             ];
             let mut mutated = fixtures[which].to_vec();
             for (at, byte) in edits {
@@ -392,7 +638,13 @@ mod tests {
             }
             for input in [&raw[..], &mutated[..]] {
                 let lines = input.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-                for format in [Format::Csv, Format::R50, Format::EnedisCsv] {
+                for format in [
+                    Format::Csv,
+                    Format::R50,
+                    Format::EnedisCsv,
+                    Format::R151,
+                    Format::DataConnect,
+                ] {
                     if let Ok(parsed) = parse(input, format, Channel::CONSUMPTION) {
                         for r in &parsed.rejected {
                             proptest::prop_assert!(r.line >= 1 && r.line <= lines, "{:?}", r);

@@ -50,7 +50,7 @@ const CHUNK_LEN: usize = 8 * 1024;
 /// The input as the XML reader reads it: counts lines, keeps the offsets of the recent line
 /// breaks (those within two events' length back, where positions asked about lie), and fails
 /// once more than [`MAX_EVENT_BYTES`] were read since the last [`Tracked::mark`].
-struct Tracked<R> {
+pub(super) struct Tracked<R> {
     inner: R,
     consumed: u64,
     /// Line breaks consumed in all.
@@ -62,13 +62,13 @@ struct Tracked<R> {
 
 /// The error [`Tracked`] reads as when an event is over [`MAX_EVENT_BYTES`].
 #[derive(Debug)]
-struct EventTooLong;
+pub(super) struct EventTooLong;
 
 impl std::fmt::Display for EventTooLong {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "a tag, text or comment of more than {MAX_EVENT_BYTES} bytes is not part of an R50 flow"
+            "a tag, text or comment of more than {MAX_EVENT_BYTES} bytes is not part of an Enedis flow"
         )
     }
 }
@@ -76,7 +76,7 @@ impl std::fmt::Display for EventTooLong {
 impl std::error::Error for EventTooLong {}
 
 impl<R: BufRead> Tracked<R> {
-    fn new(inner: R) -> Self {
+    pub(super) fn new(inner: R) -> Self {
         Tracked {
             inner,
             consumed: 0,
@@ -87,7 +87,7 @@ impl<R: BufRead> Tracked<R> {
     }
 
     /// Starts counting the bytes of the next event.
-    fn mark(&mut self) {
+    pub(super) fn mark(&mut self) {
         self.since_mark = 0;
     }
 
@@ -174,7 +174,7 @@ struct Pdc {
 }
 
 /// The namespace of an element, when it has one.
-fn namespace_of(resolved: &ResolveResult<'_>) -> Option<String> {
+pub(super) fn namespace_of(resolved: &ResolveResult<'_>) -> Option<String> {
     match resolved {
         ResolveResult::Unbound => None,
         ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.as_ref()).into_owned()),
@@ -386,7 +386,7 @@ pub(crate) fn parse<R: BufRead>(
 }
 
 /// The line of byte `offset` of the reader's input.
-trait LineOf {
+pub(super) trait LineOf {
     fn get_ref_line(&self, offset: u64) -> u64;
 }
 

@@ -121,6 +121,95 @@ pub(crate) fn write_rfc3339_utc(ts_utc: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf);
 }
 
+/// The zone of every daily series (Europe/Paris), from the time-zone database.
+pub(crate) fn paris() -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get("Europe/Paris")
+        .map_err(|e| format!("the Europe/Paris time zone is unavailable: {e}"))
+}
+
+/// Parses a civil date `YYYY-MM-DD` (years 0001 to 9999).
+pub(crate) fn parse_date(s: &[u8]) -> Result<jiff::civil::Date, &'static str> {
+    const LAYOUT: &str = "not a date (YYYY-MM-DD)";
+    if s.len() != 10 || s.get(4) != Some(&b'-') || s.get(7) != Some(&b'-') {
+        return Err(LAYOUT);
+    }
+    let num = |from: usize, len: usize| -> Option<i64> {
+        s.get(from..from + len)?.iter().try_fold(0i64, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
+        })
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0, 4), num(5, 2), num(8, 2)) else {
+        return Err(LAYOUT);
+    };
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || y < 1 {
+        return Err("date out of range");
+    }
+    jiff::civil::Date::new(y as i16, m as i8, d as i8).map_err(|_| "date out of range")
+}
+
+/// The instant of local midnight starting `date` in `tz` (Paris midnight always exists: its
+/// clock changes are at 02:00 and 03:00).
+pub(crate) fn local_midnight(
+    tz: &jiff::tz::TimeZone,
+    date: jiff::civil::Date,
+) -> Result<i64, String> {
+    date.to_zoned(tz.clone())
+        .map(|z| z.timestamp().as_second())
+        .map_err(|e| format!("{date}: {e}"))
+}
+
+/// Parses a local wall time `YYYY-MM-DD HH:MM:SS` (or with `T`) and returns the instants it may
+/// be in `tz`: one, or two (earlier first) in the hour a clock goes back; none in the hour it
+/// skips (an error).
+pub(crate) fn parse_local_datetime(
+    tz: &jiff::tz::TimeZone,
+    s: &[u8],
+) -> Result<(i64, i64), String> {
+    const LAYOUT: &str = "not a local date and time (YYYY-MM-DD HH:MM:SS)";
+    if s.len() != 19 || !matches!(s.get(10), Some(b' ' | b'T')) {
+        return Err(LAYOUT.into());
+    }
+    let date = parse_date(s.get(..10).unwrap_or_default()).map_err(str::to_owned)?;
+    let t = s.get(11..).unwrap_or_default();
+    let num = |from: usize| -> Option<i8> {
+        let d = t.get(from..from + 2)?;
+        d.iter().try_fold(0i8, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as i8)
+        })
+    };
+    let (Some(h), true, Some(mi), true, Some(sec)) = (
+        num(0),
+        t.get(2) == Some(&b':'),
+        num(3),
+        t.get(5) == Some(&b':'),
+        num(6),
+    ) else {
+        return Err(LAYOUT.into());
+    };
+    if h > 23 || mi > 59 || sec > 59 {
+        return Err("time of day out of range".into());
+    }
+    let dt = date.at(h, mi, sec, 0);
+    let ambiguous = tz.to_ambiguous_zoned(dt);
+    if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
+        return Err(format!(
+            "{dt} does not exist in Europe/Paris (the clock skips that hour)"
+        ));
+    }
+    let earlier = ambiguous
+        .clone()
+        .earlier()
+        .map_err(|e| e.to_string())?
+        .timestamp()
+        .as_second();
+    let later = ambiguous
+        .later()
+        .map_err(|e| e.to_string())?
+        .timestamp()
+        .as_second();
+    Ok((earlier, later))
+}
+
 fn is_leap(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }

@@ -204,9 +204,12 @@ fn table_at(bytes: &[u8]) -> (usize, usize) {
     (footer - len, len)
 }
 
+/// One register table entry: code and name bytes.
+type Entry<'a> = (u8, &'a [u8]);
+
 /// `bytes` with its register table replaced by `entries` (count and crc recomputed, the
 /// footer's length and crc fixed): a writer that wrote another table.
-fn with_table(bytes: &[u8], entries: &[(u8, &[u8])]) -> Vec<u8> {
+fn with_table(bytes: &[u8], entries: &[Entry<'_>]) -> Vec<u8> {
     let (at, len) = table_at(bytes);
     let mut table = vec![entries.len() as u8];
     for (code, name) in entries {
@@ -238,9 +241,9 @@ fn a_register_table_that_names_badly_or_not_exactly_the_held_codes_is_corruption
         .filter(|(_, c, _)| c.is_index() && c.code() <= 18)
         .collect();
     let bytes = build(&s, &all_names());
-    let good: Vec<(u8, &[u8])> = vec![(16, b"BASE"), (17, b"HP"), (18, b"HC")];
+    let good: Vec<Entry<'_>> = vec![(16, b"BASE"), (17, b"HP"), (18, b"HC")];
     assert!(open_and_verify(&with_table(&bytes, &good)).is_ok());
-    let cases: Vec<(&str, Vec<(u8, &[u8])>)> = vec![
+    let cases: Vec<(&str, Vec<Entry<'_>>)> = vec![
         ("a held code not named", vec![(16, b"BASE"), (18, b"HC")]),
         (
             "a named code not held",

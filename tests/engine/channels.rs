@@ -259,7 +259,7 @@ fn bad_daily_energy_and_index_points_are_refused_with_the_rule_they_break() {
 }
 
 #[test]
-fn erasure_removes_the_curve_daily_energy_and_indexes_and_keeps_max_power() {
+fn erasure_removes_the_curve_and_keeps_daily_energy_indexes_and_max_power() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Options::default()).unwrap();
     let hp = store.index_channel("HP").unwrap();
@@ -291,26 +291,26 @@ fn erasure_removes_the_curve_daily_energy_and_indexes_and_keeps_max_power() {
         store.ingest(&batch_of(meter, &rows[300..])).unwrap();
         store.ingest(&batch_of(meter, &[peak])).unwrap();
     }
+    // Consent governs the curve; the daily data every meter sends stay (D.224-26).
     let report = store.erase(METER, None).unwrap();
-    assert_eq!(report.points_removed, (rows.len() + curve.len()) as u64);
-    for c in [Channel::CONSUMPTION, Channel::DAILY_ENERGY, hp, hc] {
-        assert!(read(&store, METER, c).is_empty(), "{c:?}");
+    assert_eq!(report.points_removed, curve.len() as u64);
+    let check = |store: &Store| {
+        assert!(read(store, METER, Channel::CONSUMPTION).is_empty());
         assert_eq!(
-            read(&store, OTHER, c),
-            if c == Channel::CONSUMPTION {
-                expected(&curve, c)
-            } else {
-                expected(&rows, c)
-            },
-            "{c:?}"
+            read(store, OTHER, Channel::CONSUMPTION),
+            expected(&curve, Channel::CONSUMPTION)
         );
-    }
-    assert_eq!(read(&store, METER, Channel::MAX_POWER), vec![peak.1]);
+        for c in [Channel::DAILY_ENERGY, hp, hc] {
+            for meter in [METER, OTHER] {
+                assert_eq!(read(store, meter, c), expected(&rows, c), "{meter} {c:?}");
+            }
+        }
+        assert_eq!(read(store, METER, Channel::MAX_POWER), vec![peak.1]);
+    };
+    check(&store);
     drop(store);
     let store = Store::open(dir.path(), Options::default()).unwrap();
-    for c in [Channel::CONSUMPTION, Channel::DAILY_ENERGY, hp, hc] {
-        assert!(read(&store, METER, c).is_empty(), "{c:?}");
-    }
+    check(&store);
     store.verify().unwrap();
 }
 
@@ -369,4 +369,104 @@ fn at_every_sync_point_a_crash_keeps_each_acknowledged_index_point_and_its_regis
             }
         }
     }
+}
+
+/// A store with HP and HC indexes and daily energy of two meters over two months, flushed
+/// (two segments), closed.
+fn flushed_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let hp = store.index_channel("HP").unwrap();
+    let hc = store.index_channel("HC").unwrap();
+    let rows = year(hp, hc);
+    for meter in [METER, OTHER] {
+        store.ingest(&batch_of(meter, &rows[..3 * 60])).unwrap();
+    }
+    store.flush().unwrap();
+    dir
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_segment_naming_a_register_otherwise_than_the_manifest_is_corruption_at_open() {
+    use courbe::engine::manifest::Manifest;
+    let dir = flushed_store();
+    let fs = courbe::engine::fs::RealFs;
+    let mut man = Manifest::load(&fs, dir.path()).unwrap().unwrap();
+    assert_eq!(man.registers.len(), 2);
+    man.registers.swap(0, 1);
+    man.commit(&fs, dir.path()).unwrap();
+    let err = Store::open(dir.path(), Options::default())
+        .err()
+        .expect("open fails");
+    match &err {
+        Error::Corruption { path, detail, .. } => {
+            assert!(segment_files(dir.path()).contains(path), "{err}");
+            assert!(
+                detail.contains("register") && detail.contains("manifest"),
+                "{err}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    // A manifest that lost its registers (a version 2 one) does not name them at all.
+    man.registers.clear();
+    man.commit(&fs, dir.path()).unwrap();
+    let err = Store::open(dir.path(), Options::default())
+        .err()
+        .expect("open fails");
+    assert!(
+        matches!(&err, Error::Corruption { detail, .. } if detail.contains("no such register")),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_damaged_byte_of_a_v3_segment_tail_or_manifest_is_an_error_never_a_panic() {
+    let dir = flushed_store();
+    let seg = segment_files(dir.path()).remove(0);
+    let manifest = dir.path().join("MANIFEST");
+    let original_seg = std::fs::read(&seg).unwrap();
+    let original_man = std::fs::read(&manifest).unwrap();
+    // The register table, the fences and the footer of the segment; every byte of the manifest.
+    let tail = original_seg.len().saturating_sub(400);
+    for (path, original, from) in [(&seg, &original_seg, tail), (&manifest, &original_man, 0)] {
+        for at in from..original.len() {
+            let mut bytes = original.clone();
+            bytes[at] ^= 0x21;
+            std::fs::write(path, &bytes).unwrap();
+            let opened = Store::open(dir.path(), Options::default()).and_then(|s| s.verify());
+            let err = opened.err().unwrap_or_else(|| panic!("{path:?} byte {at}"));
+            // A damaged manifest version reads as a newer one.
+            let version_field = path == &manifest && (8..12).contains(&at);
+            assert!(
+                matches!(err, Error::Corruption { .. })
+                    || (version_field && matches!(err, Error::Compatibility { .. })),
+                "{path:?} byte {at}: {err}"
+            );
+        }
+        std::fs::write(path, original).unwrap();
+    }
+    // Cut short: the manifest's length check, a segment's length against the manifest.
+    for (path, original) in [(&seg, &original_seg), (&manifest, &original_man)] {
+        for len in [original.len() - 1, original.len() - 70, 20] {
+            std::fs::write(path, &original[..len]).unwrap();
+            let err = Store::open(dir.path(), Options::default())
+                .err()
+                .unwrap_or_else(|| panic!("{path:?} cut to {len}"));
+            assert!(matches!(err, Error::Corruption { .. }), "{err}");
+        }
+        std::fs::write(path, original).unwrap();
+    }
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    store.verify().unwrap();
 }

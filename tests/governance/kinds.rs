@@ -698,3 +698,31 @@ fn indexes_need_daily_data_and_a_years_statement_needs_daily_data_and_maximum_po
     assert_eq!(last["what"], "/v1/meters/:id/summary");
     assert_eq!(last["kinds"], json!(["daily", "max_power"]), "{last}");
 }
+
+#[test]
+fn the_data_connect_routes_are_held_to_the_same_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = kinds_server(&dir.path().join("data"));
+    let range = format!("usage_point_id={A}&start={}&end={}", date(-2), date(-1));
+    let daily = format!("/metering_data_dc/v5/daily_consumption?{range}");
+    let curve = format!("/metering_data_clc/v5/consumption_load_curve?{range}");
+    let power = format!("/metering_data_dcmp/v5/daily_consumption_max_power?{range}");
+    for (token, path, status) in [
+        (DAILY, &daily, 200),
+        (DAILY, &curve, 403),
+        (DAILY, &power, 403),
+        (POWER, &daily, 403),
+        (POWER, &curve, 403),
+        (POWER, &power, 200),
+        (CURVE, &curve, 200),
+        (CURVE, &daily, 200),
+        // Data Connect's maximum power is max_power's alone: the curve's grant gives none.
+        (CURVE, &power, 403),
+        (ACME, &power, 200),
+    ] {
+        let reply = server.get(token, path);
+        assert_eq!(reply.status, status, "{token} {path}: {}", reply.body);
+    }
+    let reply = server.get(POWER, &power);
+    assert!(reply.body.contains("6000"), "{}", reply.body);
+}

@@ -325,7 +325,7 @@ fn demo_generates_serves_and_prints_examples_that_work() {
         let line = line.expect("a line");
         if let Some(url) = line.trim().strip_prefix("curl '") {
             urls.push(url.trim_end_matches('\'').to_string());
-            if urls.len() == 5 {
+            if urls.len() == 8 {
                 break;
             }
         }
@@ -338,8 +338,12 @@ fn demo_generates_serves_and_prints_examples_that_work() {
         .status();
     let status = child.wait().expect("demo ends");
     let _ = drain.join();
-    assert_eq!(urls.len(), 5, "five examples");
-    for (url, reply) in replies {
+    assert_eq!(
+        urls.len(),
+        8,
+        "five examples and three of a meter without a curve"
+    );
+    for (url, reply) in &replies {
         assert_eq!(reply.status, 200, "{url}: {}", reply.body);
         assert!(
             reply.body.len() > 100,
@@ -347,6 +351,27 @@ fn demo_generates_serves_and_prints_examples_that_work() {
             reply.body
         );
     }
+    // 2 meters in 5 have no curve: their energy comes from their daily data, by register.
+    let (url, energy) = &replies[5];
+    assert!(url.contains("tariff=contract"), "{url}");
+    assert!(
+        energy.body.contains(r#""source":"index""#),
+        "{}",
+        energy.body
+    );
+    assert!(
+        !energy.body.contains(r#""source":"curve""#),
+        "{}",
+        energy.body
+    );
+    let (_, index) = &replies[6];
+    assert!(
+        index.body.contains(r#""quality":"measured""#),
+        "{}",
+        index.body
+    );
+    let (_, summary) = &replies[7];
+    assert_eq!(summary.body.lines().count(), 14, "{}", summary.body);
     assert_eq!(status.code(), Some(0), "SIGTERM is a graceful shutdown");
     // The generated months (2024-01-01 to 2024-01-20) are released for readers but operators.
     let releases = std::path::Path::new(&data).join("governance/releases");

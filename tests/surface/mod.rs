@@ -1,6 +1,8 @@
 //! Integration tests: surface (the `courbe` binary and the HTTP API).
 
 mod cli;
+mod daily;
+mod dataconnect;
 mod http;
 mod robust;
 mod same_answers;
