@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use courbe::governance::auth::{authorize, token_hash, Action, Facts, Principal, Role};
 use courbe::governance::consent::{Collection, ConsentEvent, ConsentRegistry};
-use courbe::governance::grants::{Grant, GrantEvent, GrantRegistry};
+use courbe::governance::grants::{Grant, GrantEvent, GrantRegistry, Kinds};
 use courbe::governance::{Governance, GovernanceConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -27,6 +27,7 @@ fn registries() -> (GrantRegistry, ConsentRegistry) {
             supplier: format!("s{}", i % 20),
             from_utc: 0,
             to_utc: 90_000_000,
+            kinds: Kinds::ALL,
             created_utc: 0,
             by: "bench".into(),
             revoked_utc: None,
@@ -88,6 +89,7 @@ fn bench(c: &mut Criterion) {
     let m = meter(4_567);
     let read = Action::ReadCurve {
         meter: &m,
+        channel: courbe::Channel::CONSUMPTION,
         range_utc: (2_100_000, 2_186_400),
     };
     group.bench_function("authorize_operator", |b| {

@@ -80,6 +80,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Manage bearer tokens of the HTTP API (`token add`).
     Token(crate::governance::cli::TokenArgs),
+    /// Grant, list or revoke a supplier's access to a meter's data of some kinds (daily,
+    /// max_power, curve); the server must be stopped (a running one takes the grants routes).
+    Grant(crate::governance::cli::GrantArgs),
     /// Release the anonymised aggregates of whole Europe/Paris months [from, to), once: what
     /// every reader but an operator is answered from (the server must be stopped; a running
     /// one takes `POST /v1/aggregates/releases`).
@@ -327,6 +330,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(args) => {
             crate::governance::cli::token(args, &mut out).map_err(|e| CliError::User(e.to_string()))
         }
+        Command::Grant(args) => crate::governance::cli::grant(&cli.data, args, &mut out),
     };
     match result.and_then(|()| out.flush().map_err(output_error)) {
         Err(CliError::OutputClosed) => Ok(()),

@@ -1,6 +1,9 @@
-//! The audit trail: every read of a meter's curve by a supplier (who, when, which range).
+//! The audit trail: every read of a meter's data by a supplier (who, when, which range, which
+//! kinds of data the answer could draw on).
 
 use serde::{Deserialize, Serialize};
+
+use super::grants::Kinds;
 
 /// One read of a curve.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,4 +16,8 @@ pub struct AuditRecord {
     pub to_utc: i64,
     /// The endpoint read, as its route template.
     pub what: String,
+    /// The kinds of data the access rule let the answer draw on (none for a consent read;
+    /// absent from records written before grants had kinds).
+    #[serde(default, skip_serializing_if = "Kinds::is_empty")]
+    pub kinds: Kinds,
 }

@@ -13,17 +13,18 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::consent::ConsentRegistry;
-use super::grants::GrantRegistry;
+use super::grants::{DataKind, GrantRegistry, Kinds};
 use super::Error;
 use crate::query::Period;
+use crate::Channel;
 
 /// What a principal is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Everything.
     Operator,
-    /// The meters it holds a grant in force for; their curve only inside the grant's period
-    /// and while collection consent holds.
+    /// The meters it holds a grant in force for: of each, the kinds of data its grants allow
+    /// over their periods; the curve only while collection consent holds.
     Supplier,
     /// One meter.
     Consumer,
@@ -92,9 +93,19 @@ pub enum Level {
     Building,
 }
 
+/// Which figure a [`Summary`] question asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    Energy,
+    /// Highest power: from `max_power` (a [`DataKind::MaxPower`] figure) or from the curve (a
+    /// [`DataKind::Curve`] one), chosen per period by the query.
+    Peak,
+}
+
 /// The shape of an energy or peak question: what decides whether it can rebuild the curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Summary {
+    pub figure: Figure,
     /// `[from, to)`, UTC seconds.
     pub range_utc: (i64, i64),
     pub period: Period,
@@ -123,17 +134,34 @@ impl Summary {
 /// before [`authorize`] is asked: a request that cannot be read is refused before this.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action<'a> {
-    /// A meter's curve over `[from_utc, to_utc)`.
+    /// The points of a meter's `channel` over `[from_utc, to_utc)`: a curve channel is
+    /// [`DataKind::Curve`], `max_power` is [`DataKind::MaxPower`], any other channel (daily
+    /// energy, indexes) is [`DataKind::Daily`].
     ReadCurve {
         meter: &'a str,
+        channel: Channel,
         range_utc: (i64, i64),
     },
-    /// Energy or peak of a meter: derived from its curve or its maximum power. Without curve
-    /// rights over the range, only [`Summary::daily`] questions (and a peak only from
-    /// `max_power`, which the handler enforces on the answer).
+    /// Energy or peak of a meter: derived from its curve, its daily data or its maximum power.
+    /// Without curve rights over the range, only [`Summary::daily`] questions: energy with
+    /// [`DataKind::Daily`], a peak with [`DataKind::MaxPower`] and only from `max_power` (the
+    /// kinds [`authorize_kinds`] returns tell the handler which sources it may answer from).
     ReadMeterSummary {
         meter: &'a str,
         summary: Summary,
+    },
+    /// The index of each register at period boundaries over `[from_utc, to_utc)` (Paris
+    /// midnights): [`DataKind::Daily`].
+    ReadIndex {
+        meter: &'a str,
+        range_utc: (i64, i64),
+    },
+    /// A Europe/Paris year's statement (indexes, energy per register, maximum power): needs
+    /// [`DataKind::Daily`] and [`DataKind::MaxPower`] over the whole year; no part is answered
+    /// alone.
+    ReadYearSummary {
+        meter: &'a str,
+        range_utc: (i64, i64),
     },
     /// Everything held about a meter.
     Export {
@@ -197,114 +225,243 @@ pub struct Facts<'a> {
     pub consent: &'a ConsentRegistry,
 }
 
-/// Whether a supplier may read `meter`'s curve over `[from, to)`: a grant in force covers the
-/// range, and collection consent holds over it and now.
-fn supplier_curve(
-    supplier: &str,
-    meter: &str,
-    (from, to): (i64, i64),
-    facts: &Facts<'_>,
-) -> Decision {
-    let inside = facts
-        .grants
-        .in_force(supplier, meter, facts.now_utc)
-        .any(|g| g.from_utc <= from && to <= g.to_utc);
-    if !inside {
-        Decision::Deny("curve range outside every grant in force")
-    } else if !facts.consent.holds_over(meter, from, to)
-        || !facts.consent.collecting(meter, facts.now_utc)
-    {
-        Decision::Deny("collection consent does not hold, now or over the range")
-    } else {
-        Decision::Allow
+/// What a supplier's grants allow on one meter, now.
+struct SupplierFacts<'f, 'a> {
+    supplier: &'f str,
+    meter: &'f str,
+    facts: &'f Facts<'a>,
+}
+
+impl SupplierFacts<'_, '_> {
+    /// Whether grants in force allowing `kind` together hold every instant of `range`.
+    fn covers(&self, kind: DataKind, range: (i64, i64)) -> bool {
+        let f = self.facts;
+        f.grants
+            .covers(self.supplier, self.meter, f.now_utc, kind, range)
+    }
+
+    /// Curve rights over `range`: [`DataKind::Curve`] granted over it, and collection consent
+    /// holding over it and now.
+    fn curve(&self, range: (i64, i64)) -> Result<(), &'static str> {
+        let (f, meter) = (self.facts, self.meter);
+        if !self.covers(DataKind::Curve, range) {
+            Err("range outside every grant of the curve in force")
+        } else if !f.consent.holds_over(meter, range.0, range.1)
+            || !f.consent.collecting(meter, f.now_utc)
+        {
+            Err("collection consent does not hold, now or over the range")
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The kind `needed` over `range` (for [`DataKind::Curve`], curve rights).
+    fn need(&self, needed: DataKind, range: (i64, i64)) -> Result<Kinds, &'static str> {
+        match needed {
+            DataKind::Curve => self.curve(range)?,
+            DataKind::MaxPower if !self.covers(needed, range) => {
+                return Err("range outside every grant of max_power in force")
+            }
+            DataKind::Daily if !self.covers(needed, range) => {
+                return Err("range outside every grant of daily data in force")
+            }
+            _ => {}
+        }
+        Ok(Kinds::of(needed))
+    }
+
+    /// Whole-day energy ([`Summary::daily`]): each instant of the range granted as
+    /// [`DataKind::Daily`] or as [`DataKind::Curve`], the curve counting only while consent
+    /// holds over the whole range and now. Returns the kinds the grants holding it allow.
+    fn whole_days_energy(&self, summary: &Summary) -> Result<Kinds, &'static str> {
+        let range = summary.range_utc;
+        if !summary.daily() {
+            return Err("finer than whole Europe/Paris days");
+        }
+        if self.covers(DataKind::Daily, range) {
+            return Ok(Kinds::of(DataKind::Daily));
+        }
+        let consent = self.facts.consent;
+        let curve_counts = consent.holds_over(self.meter, range.0, range.1)
+            && consent.collecting(self.meter, self.facts.now_utc);
+        let either = Kinds::of(DataKind::Daily).with(DataKind::Curve);
+        let f = self.facts;
+        if curve_counts && self.covers(DataKind::Curve, range) {
+            Ok(Kinds::of(DataKind::Curve))
+        } else if curve_counts
+            && f.grants
+                .covers_any(self.supplier, self.meter, f.now_utc, either, range)
+        {
+            Ok(either)
+        } else {
+            Err("whole days not granted as daily data or curve at every instant")
+        }
+    }
+
+    /// The supplier's part of [`authorize_kinds`].
+    fn decide(&self, action: &Action<'_>) -> Result<Kinds, &'static str> {
+        use Action as A;
+        match action {
+            A::ReadCurve {
+                channel, range_utc, ..
+            } => self.need(kind_of_channel(*channel), *range_utc),
+            A::ReadMeterSummary { summary, .. } => {
+                let range = summary.range_utc;
+                match summary.figure {
+                    Figure::Energy => self.whole_days_energy(summary).or_else(|_| {
+                        self.need(DataKind::Curve, range).map_err(|_| {
+                            "energy: whole Europe/Paris days without tariff with daily data or \
+                             curve rights over each instant, anything else with curve rights"
+                        })
+                    }),
+                    Figure::Peak => {
+                        // Finer than whole Paris days, even max_power needs curve rights.
+                        let curve = self.curve(range).is_ok();
+                        let mut kinds = Kinds::NONE;
+                        if (summary.daily() || curve) && self.covers(DataKind::MaxPower, range) {
+                            kinds = kinds.with(DataKind::MaxPower);
+                        }
+                        if curve {
+                            kinds = kinds.with(DataKind::Curve);
+                        }
+                        if kinds.is_empty() {
+                            Err(
+                                "peak: whole Europe/Paris days from max_power granted over the \
+                                 range, or curve rights",
+                            )
+                        } else {
+                            Ok(kinds)
+                        }
+                    }
+                }
+            }
+            A::ReadIndex { range_utc, .. } => self.need(DataKind::Daily, *range_utc),
+            A::ReadYearSummary { range_utc, .. } => {
+                let kinds = self
+                    .need(DataKind::Daily, *range_utc)?
+                    .union(self.need(DataKind::MaxPower, *range_utc)?);
+                Ok(match self.curve(*range_utc) {
+                    Ok(()) => kinds.with(DataKind::Curve),
+                    Err(_) => kinds,
+                })
+            }
+            _ => Err("not for suppliers"),
+        }
     }
 }
 
-/// The one access rule of Courbe. A denial never depends on whether the meter exists.
+/// The kind of data a channel's points are.
+pub fn kind_of_channel(channel: Channel) -> DataKind {
+    if channel.is_curve() {
+        DataKind::Curve
+    } else if channel == Channel::MAX_POWER {
+        DataKind::MaxPower
+    } else {
+        DataKind::Daily
+    }
+}
+
+/// The one access rule of Courbe, as a verdict: [`authorize_kinds`] without the kinds.
 pub fn authorize(principal: &Principal, action: &Action<'_>, facts: &Facts<'_>) -> Decision {
+    match authorize_kinds(principal, action, facts) {
+        Ok(_) => Decision::Allow,
+        Err(why) => Decision::Deny(why),
+    }
+}
+
+/// The one access rule of Courbe: `Ok` with the kinds of a meter's data the answer may draw
+/// on (every kind for an operator or the meter's consumer, none for an action that reads no
+/// meter's data), `Err` with why not (for the server's log). A denial never depends on whether
+/// the meter exists.
+///
+/// A supplier needs, at every instant of the range, a grant in force now allowing the kind
+/// the question is made of (the union of its grants: two grants may hold one range between
+/// them), and for the curve also collection consent over the range and now:
+/// - points of a channel: the channel's kind ([`kind_of_channel`]);
+/// - energy: whole Europe/Paris days without a chosen tariff ([`Summary::daily`]) with
+///   [`DataKind::Daily`], or anything with curve rights;
+/// - a peak: from `max_power` with [`DataKind::MaxPower`] (and whole Paris days, or curve
+///   rights), from the curve with curve rights (the returned kinds are the sources the handler
+///   may answer from);
+/// - indexes: [`DataKind::Daily`]; a year's statement: [`DataKind::Daily`] and
+///   [`DataKind::MaxPower`] (plus [`DataKind::Curve`] when curve rights hold);
+/// - a meter's consent and tariff contracts: any grant in force.
+pub fn authorize_kinds(
+    principal: &Principal,
+    action: &Action<'_>,
+    facts: &Facts<'_>,
+) -> Result<Kinds, &'static str> {
     use Action as A;
     let own_meter = |meter: &str| principal.subject.as_deref() == Some(meter);
-    let granted = |meter: &str| match &principal.subject {
-        Some(supplier) => facts
-            .grants
-            .in_force(supplier, meter, facts.now_utc)
-            .next()
-            .is_some(),
-        None => false,
-    };
-    let allow_if = |ok: bool, why: &'static str| {
-        if ok {
-            Decision::Allow
-        } else {
-            Decision::Deny(why)
-        }
-    };
+    let aggregates = |level: &Level, predefined: bool| predefined && *level != Level::Building;
     match principal.role {
-        Role::Operator => Decision::Allow,
-        _ if *action == A::ListReleases => Decision::Allow,
+        Role::Operator => Ok(Kinds::ALL),
+        _ if *action == A::ListReleases => Ok(Kinds::NONE),
         Role::Consumer => match action {
             A::ReadCurve { meter, .. }
             | A::ReadMeterSummary { meter, .. }
+            | A::ReadIndex { meter, .. }
+            | A::ReadYearSummary { meter, .. }
             | A::Export { meter }
             | A::Compare { meter }
             | A::ReadConsent { meter }
             | A::SetConsent { meter }
             | A::ReadGrants { meter }
-            | A::ReadContracts { meter } => allow_if(own_meter(meter), "not the consumer's meter"),
-            A::ReadColours => Decision::Allow,
-            A::ReadAggregates {
-                level,
-                predefined: true,
-            } if *level != Level::Building => Decision::Allow,
-            _ => Decision::Deny("not for consumers"),
-        },
-        Role::Supplier => match action {
-            A::ReadConsent { meter } | A::ReadContracts { meter } => {
-                allow_if(granted(meter), "no grant in force")
+            | A::ReadContracts { meter } => match own_meter(meter) {
+                true => Ok(Kinds::ALL),
+                false => Err("not the consumer's meter"),
+            },
+            A::ReadColours => Ok(Kinds::NONE),
+            A::ReadAggregates { level, predefined } if aggregates(level, *predefined) => {
+                Ok(Kinds::NONE)
             }
-            A::ReadColours => Decision::Allow,
-            A::ReadMeterSummary { meter, summary } => {
-                let Some(supplier) = principal.subject.as_deref() else {
-                    return Decision::Deny("a supplier token without a name");
-                };
-                if !granted(meter) {
-                    Decision::Deny("no grant in force")
-                } else if summary.daily()
-                    || supplier_curve(supplier, meter, summary.range_utc, facts) == Decision::Allow
-                {
-                    Decision::Allow
-                } else {
-                    Decision::Deny(
-                        "without curve rights over the range: whole Europe/Paris days, no tariff",
-                    )
+            _ => Err("not for consumers"),
+        },
+        Role::Supplier => {
+            let Some(supplier) = principal.subject.as_deref() else {
+                return Err("a supplier token without a name");
+            };
+            let on = |meter| SupplierFacts {
+                supplier,
+                meter,
+                facts,
+            };
+            match action {
+                A::ReadConsent { meter } | A::ReadContracts { meter } => {
+                    let granted = facts
+                        .grants
+                        .in_force(supplier, meter, facts.now_utc)
+                        .next()
+                        .is_some();
+                    match granted {
+                        true => Ok(Kinds::NONE),
+                        false => Err("no grant in force"),
+                    }
                 }
+                A::ReadColours => Ok(Kinds::NONE),
+                A::ReadAggregates { level, predefined } if aggregates(level, *predefined) => {
+                    Ok(Kinds::NONE)
+                }
+                A::ReadCurve { meter, .. }
+                | A::ReadMeterSummary { meter, .. }
+                | A::ReadIndex { meter, .. }
+                | A::ReadYearSummary { meter, .. } => on(meter).decide(action),
+                _ => Err("not for suppliers"),
             }
-            A::ReadCurve { meter, range_utc } => {
-                let Some(supplier) = principal.subject.as_deref() else {
-                    return Decision::Deny("a supplier token without a name");
-                };
-                supplier_curve(supplier, meter, *range_utc, facts)
-            }
-            A::ReadAggregates {
-                level,
-                predefined: true,
-            } if *level != Level::Building => Decision::Allow,
-            _ => Decision::Deny("not for suppliers"),
-        },
+        }
         Role::PublicBody => match action {
             A::ReadAggregates {
                 predefined: true, ..
             }
-            | A::ReadColours => Decision::Allow,
-            _ => Decision::Deny("public bodies read aggregates only"),
+            | A::ReadColours => Ok(Kinds::NONE),
+            _ => Err("public bodies read aggregates only"),
         },
         Role::Public => match action {
-            A::ReadAggregates {
-                level,
-                predefined: true,
-            } if *level != Level::Building => Decision::Allow,
-            A::ReadColours => Decision::Allow,
-            _ => Decision::Deny("the public reads published aggregates only"),
+            A::ReadAggregates { level, predefined } if aggregates(level, *predefined) => {
+                Ok(Kinds::NONE)
+            }
+            A::ReadColours => Ok(Kinds::NONE),
+            _ => Err("the public reads published aggregates only"),
         },
     }
 }
@@ -544,6 +701,7 @@ mod tests {
 
     fn daily(from: i64, to: i64) -> Summary {
         Summary {
+            figure: Figure::Energy,
             range_utc: (from, to),
             period: Period::Day,
             tz_paris: true,
@@ -561,6 +719,20 @@ mod tests {
             supplier: "acme".into(),
             from_utc: 5_000,
             to_utc: 10_000,
+            created_utc: 0,
+            kinds: Kinds::ALL,
+            by: "operator".into(),
+            revoked_utc: None,
+        }));
+        // A second grant, of daily data only, from before the first: no curve rights before
+        // the first, so whole Paris days only there.
+        grants.apply(GrantEvent::Created(Grant {
+            id: 2,
+            meter: "m".into(),
+            supplier: "acme".into(),
+            from_utc: 0,
+            to_utc: 8_000,
+            kinds: Kinds::of(DataKind::Daily),
             created_utc: 0,
             by: "operator".into(),
             revoked_utc: None,
@@ -581,7 +753,6 @@ mod tests {
                 &facts,
             )
         };
-        // Before the grant: no curve rights, so daily questions only.
         assert_eq!(ask(daily(1_000, 2_000)), Decision::Allow);
         for finer in [
             Summary {
@@ -607,6 +778,160 @@ mod tests {
             ..daily(6_000, 7_000)
         };
         assert_eq!(ask(fine), Decision::Allow);
+        // Outside both grants, nothing; across both, whole days (daily data is granted over
+        // the union of their periods).
+        assert!(matches!(ask(daily(10_000, 11_000)), Decision::Deny(_)));
+        assert_eq!(ask(daily(1_000, 9_000)), Decision::Allow);
+    }
+
+    /// `acme` granted `kinds` on `m` over `[0, 10_000)`; consent revoked from `revoked_from`.
+    fn ask_with(
+        kinds: Kinds,
+        revoked_from: Option<i64>,
+        action: &Action<'_>,
+    ) -> Result<Kinds, &'static str> {
+        let mut grants = GrantRegistry::default();
+        grants.apply(GrantEvent::Created(Grant {
+            id: 1,
+            meter: "m".into(),
+            supplier: "acme".into(),
+            from_utc: 0,
+            to_utc: 10_000,
+            kinds,
+            created_utc: 0,
+            by: "operator".into(),
+            revoked_utc: None,
+        }));
+        let mut consent = ConsentRegistry::default();
+        if let Some(from_utc) = revoked_from {
+            consent.insert(ConsentEvent {
+                meter: "m".into(),
+                from_utc,
+                collection: Collection::Revoked,
+                step_min: None,
+                erase: false,
+                recorded_utc: 0,
+                by: "consumer:m".into(),
+            });
+        }
+        let facts = Facts {
+            now_utc: 5_000,
+            grants: &grants,
+            consent: &consent,
+        };
+        authorize_kinds(&supplier(), action, &facts)
+    }
+
+    #[test]
+    fn each_question_needs_its_kind_and_says_which_kinds_the_answer_may_draw_on() {
+        use DataKind::{Curve, Daily, MaxPower};
+        let k = Kinds::of;
+        let range = (1_000, 2_000);
+        let points = |channel| Action::ReadCurve {
+            meter: "m",
+            channel,
+            range_utc: range,
+        };
+        let summary = |figure, whole_days| Action::ReadMeterSummary {
+            meter: "m",
+            summary: Summary {
+                figure,
+                whole_local_days: whole_days,
+                ..daily(1_000, 2_000)
+            },
+        };
+        let index = Action::ReadIndex {
+            meter: "m",
+            range_utc: range,
+        };
+        let year = Action::ReadYearSummary {
+            meter: "m",
+            range_utc: range,
+        };
+        let both = k(Daily).with(MaxPower);
+        #[rustfmt::skip]
+        let table: Vec<(Kinds, Action<'_>, Option<Kinds>)> = vec![
+            (k(Daily), points(Channel::CONSUMPTION), None),
+            (k(Daily), points(Channel::MAX_POWER), None),
+            (k(MaxPower), points(Channel::MAX_POWER), Some(k(MaxPower))),
+            (k(Curve), points(Channel::PRODUCTION), Some(k(Curve))),
+            (k(Curve), points(Channel::MAX_POWER), None),
+            (k(Daily), summary(Figure::Energy, true), Some(k(Daily))),
+            (k(Daily), summary(Figure::Energy, false), None),
+            (k(MaxPower), summary(Figure::Energy, true), None),
+            (k(Curve), summary(Figure::Energy, false), Some(k(Curve))),
+            (k(Daily), summary(Figure::Peak, true), None),
+            (k(MaxPower), summary(Figure::Peak, true), Some(k(MaxPower))),
+            (k(MaxPower), summary(Figure::Peak, false), None),
+            (k(Curve), summary(Figure::Peak, true), Some(k(Curve))),
+            (Kinds::ALL, summary(Figure::Peak, false), Some(k(MaxPower).with(Curve))),
+            (k(Daily), index.clone(), Some(k(Daily))),
+            (k(MaxPower).with(Curve), index.clone(), None),
+            (k(Daily), year.clone(), None),
+            (k(MaxPower), year.clone(), None),
+            (both, year.clone(), Some(both)),
+            (Kinds::ALL, year.clone(), Some(Kinds::ALL)),
+        ];
+        for (kinds, action, want) in table {
+            let got = ask_with(kinds, None, &action).ok();
+            assert_eq!(got, want, "{kinds:?} asking {action:?}");
+        }
+        // Consent governs the curve only: after a revocation, the curve's grant gives nothing
+        // and the other kinds are untouched.
+        for (kinds, action, want) in [
+            (k(Curve), points(Channel::CONSUMPTION), None),
+            (k(Curve), summary(Figure::Energy, true), None),
+            (k(Curve), summary(Figure::Peak, true), None),
+            (Kinds::ALL, summary(Figure::Peak, true), Some(k(MaxPower))),
+            (Kinds::ALL, summary(Figure::Energy, false), None),
+            (k(MaxPower), points(Channel::MAX_POWER), Some(k(MaxPower))),
+            (k(Daily), index.clone(), Some(k(Daily))),
+            (Kinds::ALL, year.clone(), Some(both)),
+        ] {
+            let got = ask_with(kinds, Some(1_500), &action).ok();
+            assert_eq!(got, want, "revoked: {kinds:?} asking {action:?}");
+        }
+        // Outside the grant's period no kind holds.
+        let late = Action::ReadIndex {
+            meter: "m",
+            range_utc: (9_000, 11_000),
+        };
+        assert!(ask_with(Kinds::ALL, None, &late).is_err());
+    }
+
+    #[test]
+    fn an_operator_and_the_meters_consumer_draw_on_every_kind_and_others_on_none() {
+        let grants = GrantRegistry::default();
+        let consent = ConsentRegistry::default();
+        let facts = Facts {
+            now_utc: 0,
+            grants: &grants,
+            consent: &consent,
+        };
+        let year = Action::ReadYearSummary {
+            meter: "m",
+            range_utc: (0, 1),
+        };
+        let consumer = Principal {
+            role: Role::Consumer,
+            subject: Some("m".into()),
+        };
+        assert_eq!(
+            authorize_kinds(&Principal::local_operator(), &year, &facts),
+            Ok(Kinds::ALL)
+        );
+        assert_eq!(authorize_kinds(&consumer, &year, &facts), Ok(Kinds::ALL));
+        for role in [Role::PublicBody, Role::Public, Role::Supplier] {
+            let p = Principal {
+                role,
+                subject: Some("m".into()),
+            };
+            assert!(authorize_kinds(&p, &year, &facts).is_err(), "{role:?}");
+            assert_eq!(
+                authorize_kinds(&p, &Action::ReadColours, &facts),
+                Ok(Kinds::NONE)
+            );
+        }
     }
 
     #[test]
@@ -642,6 +967,7 @@ mod tests {
             from_utc: 1_000,
             to_utc: 10_000,
             created_utc: 0,
+            kinds: Kinds::ALL,
             by: "operator".into(),
             revoked_utc: None,
         }));
@@ -662,6 +988,7 @@ mod tests {
         };
         let read = |from, to| Action::ReadCurve {
             meter: "m",
+            channel: Channel::CONSUMPTION,
             range_utc: (from, to),
         };
         assert_eq!(

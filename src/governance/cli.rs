@@ -1,4 +1,7 @@
 //! `courbe token add`: a new bearer token, printed once, its hash appended to the tokens file.
+//! `courbe grant add|list|revoke`: a supplier's grants on a meter, with the kinds of data each
+//! allows, as `POST`/`GET`/`DELETE /v1/meters/{id}/grants` do (the server must be stopped: the
+//! store's lock is taken first).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -6,7 +9,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::auth::{parse_tokens, token_hash, Role};
+use super::grants::Kinds;
 use super::Error;
+use crate::cli::CliError;
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
@@ -28,6 +33,119 @@ pub enum TokenCommand {
         #[arg(long)]
         subject: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    #[command(subcommand)]
+    pub command: GrantCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Grant a supplier a meter's data of some kinds over [from, to) (at most three years);
+    /// prints the grant as JSON.
+    Add {
+        #[arg(long)]
+        meter: String,
+        /// The supplier's name, as its tokens' subject.
+        #[arg(long)]
+        supplier: String,
+        /// RFC 3339 instant or Europe/Paris date.
+        #[arg(long)]
+        from: String,
+        /// RFC 3339 instant or Europe/Paris date (excluded).
+        #[arg(long)]
+        to: String,
+        /// The kinds the consumer chose, comma-separated: daily, max_power, curve.
+        #[arg(long)]
+        kinds: String,
+    },
+    /// Print a meter's grants, revoked and expired ones included, as JSON.
+    List {
+        #[arg(long)]
+        meter: String,
+    },
+    /// Revoke a grant now; prints it as JSON.
+    Revoke {
+        #[arg(long)]
+        meter: String,
+        #[arg(long)]
+        id: u64,
+    },
+}
+
+/// Runs `courbe grant ...` on the data directory `data`.
+pub fn grant(data: &Path, args: &GrantArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let paris = crate::http::api::parse_tz(None)?.0;
+    let instant = |text: &str, name: &str| crate::http::api::parse_instant(text, &paris, name);
+    let check = |meter: &str| crate::http::api::check_meter_id(meter);
+    // Checked before anything is opened.
+    let add = match &args.command {
+        GrantCommand::Add {
+            meter,
+            from,
+            to,
+            kinds,
+            ..
+        } => {
+            check(meter)?;
+            let names = kinds.split(',').map(str::trim);
+            let kinds = Kinds::parse_list(names.filter(|_| !kinds.trim().is_empty()))
+                .map_err(|e| CliError::User(e.replace("`kinds`", "--kinds")))?;
+            Some((instant(from, "from")?, instant(to, "to")?, kinds))
+        }
+        GrantCommand::List { meter } | GrantCommand::Revoke { meter, .. } => {
+            check(meter)?;
+            None
+        }
+    };
+    // The store's lock keeps a running server (the registries' other writer) out.
+    let _store = crate::cli::open_existing_store(data)?;
+    let gov = super::Governance::open(data, Default::default())
+        .map_err(|e| CliError::Internal(e.to_string()))?;
+    let by = format!("operator:cli-{}", whoami());
+    let gov_error = |e: Error| match e {
+        Error::InvalidArgument(m) => CliError::User(m),
+        other => CliError::Internal(other.to_string()),
+    };
+    let json = match (&args.command, add) {
+        (
+            GrantCommand::Add {
+                meter, supplier, ..
+            },
+            Some((from, to, kinds)),
+        ) => {
+            let g = gov
+                .create_grant_of(meter, supplier, from, to, kinds, &by)
+                .map_err(gov_error)?;
+            serde_json::to_value(super::http::GrantJson::from(&g))
+        }
+        (GrantCommand::Revoke { meter, id }, _) => {
+            match gov.revoke_grant(meter, *id, &by).map_err(gov_error)? {
+                Some(g) => serde_json::to_value(super::http::GrantJson::from(&g)),
+                None => return Err(CliError::User(format!("no grant {id} on meter {meter}"))),
+            }
+        }
+        (GrantCommand::List { meter }, _) | (GrantCommand::Add { meter, .. }, None) => {
+            let grants: Vec<_> = gov
+                .grants_of(meter)
+                .iter()
+                .map(super::http::GrantJson::from)
+                .collect();
+            Ok(serde_json::json!({ "meter": meter, "grants": grants }))
+        }
+    }
+    .map_err(|e| CliError::Internal(e.to_string()))?;
+    writeln!(out, "{json}").map_err(|source| CliError::Internal(source.to_string()))
+}
+
+/// The local user, for the registry's `by`.
+fn whoami() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// 32 random bytes from the system, as 64 hex digits.

@@ -232,6 +232,7 @@ pub fn write_export(
                         "supplier": g.supplier,
                         "from": format_ts(g.from_utc),
                         "to": format_ts(g.to_utc),
+                        "kinds": g.kinds,
                         "created": format_ts(g.created_utc),
                         "by": g.by,
                         "revoked": g.revoked_utc.map(format_ts),

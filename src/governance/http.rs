@@ -3,10 +3,12 @@
 //! [`attach`] adds both to the main router. The middleware ([`guard`]) authenticates the bearer
 //! token (401 without a known one), reads the whole request (400 for anything it cannot read:
 //! a repeated parameter, a parameter the route does not read, a bad date, zone or meter id),
-//! maps it to an [`Action`] and asks [`auth::authorize`] (403, the same for a meter that exists
-//! or not), hands the question it read to the handler (which does not read the query string
-//! again), then records every successful read of a meter by a supplier (curve, energy, peak,
-//! consent) in the audit trail, with the range it read, before the answer leaves.
+//! maps it to an [`Action`] and asks [`auth::authorize_kinds`] (403, the same for a meter that
+//! exists or not), hands the question it read to the handler (which does not read the query
+//! string again) with the sources the kinds allow (a peak's `max_power` or curve), then records
+//! every successful read of a meter by a supplier (curve, energy, peak, index, year summary,
+//! consent) in the audit trail, with the range it read and the kinds it drew on, before the
+//! answer leaves.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,14 +23,14 @@ use axum::{Extension, Json, RequestExt, Router};
 use serde::{Deserialize, Serialize};
 
 use super::audit::AuditRecord;
-use super::auth::{Action, Decision, Level, Principal, Role, Summary};
+use super::auth::{Action, Figure, Level, Principal, Role, Summary};
 use super::consent::{Collection, ConsentEvent};
-use super::grants::Grant;
+use super::grants::{DataKind, Grant, Kinds};
 use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
 use crate::http::api::{
-    self as api, format_ts, parse_instant, parse_tz, Asked, Limits, QueryKind, QueryParams,
-    Question,
+    self as api, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind,
+    QueryParams, Question,
 };
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::{blocking, dataconnect};
@@ -143,10 +145,10 @@ fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
         "/v1/meters/:id/curve" => QueryKind::Curve,
         "/v1/meters/:id/energy" => QueryKind::Energy,
         "/v1/meters/:id/peak" => QueryKind::Peak,
-        "/v1/fleet/curve" => QueryKind::FleetCurve,
-        "/v1/fleet/energy" => QueryKind::FleetEnergy,
         "/v1/meters/:id/index" => QueryKind::Index,
         "/v1/meters/:id/summary" => QueryKind::Summary,
+        "/v1/fleet/curve" => QueryKind::FleetCurve,
+        "/v1/fleet/energy" => QueryKind::FleetEnergy,
         _ => return None,
     })
 }
@@ -198,17 +200,20 @@ fn check_parameters(route: &str, params: &[(String, String)]) -> Result<(), ApiE
 
 /// What access control needs of an energy or peak question.
 fn summary_of(question: &Question) -> Option<Summary> {
-    let (calendar, tariff) = match question {
+    let (figure, calendar, tariff) = match question {
         // The meter's own contracts give its real registers; a chosen option or window does not.
         Question::Energy {
             calendar, tariff, ..
-        } => (calendar, tariff.as_ref().is_some_and(|t| t.chosen())),
-        Question::Peak { calendar, .. }
-        | Question::Index { calendar, .. }
-        | Question::Summary { calendar, .. } => (calendar, false),
+        } => (
+            Figure::Energy,
+            calendar,
+            tariff.as_ref().is_some_and(|t| t.chosen()),
+        ),
+        Question::Peak { calendar, .. } => (Figure::Peak, calendar, false),
         _ => return None,
     };
     Some(Summary {
+        figure,
         range_utc: question.range_utc(),
         period: calendar.calendar.period,
         tz_paris: calendar.tz_name == api::DEFAULT_TZ,
@@ -240,8 +245,9 @@ fn action_of<'a>(
         // The native question it asks decides, as on the native route that asks it.
         return match question {
             _ if !get => None,
-            Some(q @ Question::Curve { .. }) => Some(Action::ReadCurve {
+            Some(q @ Question::Curve { channel, .. }) => Some(Action::ReadCurve {
                 meter: m,
+                channel: *channel,
                 range_utc: q.range_utc(),
             }),
             Some(q) => Some(match summary_of(q) {
@@ -255,24 +261,34 @@ fn action_of<'a>(
         // Without the question read (never the case once the guard has read it), the
         // operator's only: unknown is never allowed.
         "/v1/meters/:id/curve" if get => match question {
-            Some(q) => Action::ReadCurve {
+            Some(q @ Question::Curve { channel, .. }) => Action::ReadCurve {
                 meter: m,
+                channel: *channel,
                 range_utc: q.range_utc(),
             },
-            None => Action::Other,
+            _ => Action::Other,
         },
         "/v1/meters/:id/curve" if method == Method::DELETE => Action::EraseCurve { meter: m },
-        "/v1/meters/:id/energy"
-        | "/v1/meters/:id/peak"
-        | "/v1/meters/:id/index"
-        | "/v1/meters/:id/summary"
-            if get =>
-        {
+        "/v1/meters/:id/energy" | "/v1/meters/:id/peak" if get => {
             match question.and_then(summary_of) {
                 Some(summary) => Action::ReadMeterSummary { meter: m, summary },
                 None => Action::Other,
             }
         }
+        "/v1/meters/:id/index" if get => match question {
+            Some(q @ Question::Index { .. }) => Action::ReadIndex {
+                meter: m,
+                range_utc: q.range_utc(),
+            },
+            _ => Action::Other,
+        },
+        "/v1/meters/:id/summary" if get => match question {
+            Some(q @ Question::Summary { .. }) => Action::ReadYearSummary {
+                meter: m,
+                range_utc: q.range_utc(),
+            },
+            _ => Action::Other,
+        },
         "/v1/meters/:id/export" if get => Action::Export { meter: m },
         "/v1/meters/:id/compare" if get => Action::Compare { meter: m },
         "/v1/meters/:id/consent" if get => Action::ReadConsent { meter: m },
@@ -296,6 +312,8 @@ fn action_of<'a>(
         "/v1/meters/:id/curve"
         | "/v1/meters/:id/energy"
         | "/v1/meters/:id/peak"
+        | "/v1/meters/:id/index"
+        | "/v1/meters/:id/summary"
         | "/v1/meters/:id/export"
         | "/v1/meters/:id/compare"
         | "/v1/meters/:id/consent"
@@ -307,6 +325,28 @@ fn action_of<'a>(
         // A route this table does not know yet: the operator's only.
         _ => Action::Other,
     })
+}
+
+/// Narrows what `question` may draw on to `kinds` (what [`auth::authorize_kinds`] allowed).
+/// A peak from `max_power` is max_power data, from the curve curve data: the answer draws only
+/// on the sources the rule allowed and the question itself asked. A year's statement always
+/// has max_power (the rule asks it); its monthly peaks come from the curve only with curve
+/// rights. `false` when no source is left to answer from.
+fn draw_only_on(question: &mut Question, kinds: Kinds) -> bool {
+    match question {
+        Question::Peak { sources, .. } => {
+            *sources = PeakSources {
+                max_power: sources.max_power && kinds.contains(DataKind::MaxPower),
+                curve: sources.curve && kinds.contains(DataKind::Curve),
+            };
+            sources.max_power || sources.curve
+        }
+        Question::Summary { max_power_only, .. } => {
+            *max_power_only |= !kinds.contains(DataKind::Curve);
+            true
+        }
+        _ => true,
+    }
 }
 
 /// The meter id of a `/v1/meters/{id}/...` route, percent-decoded as its handler reads it, and
@@ -385,30 +425,27 @@ async fn guard(
     let Some(action) = action_of(&route, &method, meter.as_deref(), asked.as_ref(), &params) else {
         return next.run(request).await;
     };
-    if let Decision::Deny(why) = gov.authorize(&principal, &action) {
-        tracing::info!(who = %principal.label(), route = %route, why, "forbidden");
-        return api::forbidden().into_response();
-    }
-    if let (
-        Some(Asked {
-            question:
-                Question::Peak { max_power_only, .. } | Question::Summary { max_power_only, .. },
-            ..
-        }),
-        Action::ReadMeterSummary { meter, summary },
-    ) = (asked.as_mut(), &action)
-    {
-        // A peak from the curve is curve data: answered only with curve rights.
-        let curve = Action::ReadCurve {
-            meter,
-            range_utc: summary.range_utc,
-        };
-        *max_power_only = gov.authorize(&principal, &curve) != Decision::Allow;
+    let kinds = match gov.authorize_kinds(&principal, &action) {
+        Ok(kinds) => kinds,
+        Err(why) => {
+            tracing::info!(who = %principal.label(), route = %route, why, "forbidden");
+            return api::forbidden().into_response();
+        }
+    };
+    if let Some(asked) = asked.as_mut() {
+        if !draw_only_on(&mut asked.question, kinds) {
+            tracing::info!(who = %principal.label(), route = %route, "forbidden: no source left");
+            return api::forbidden().into_response();
+        }
     }
     let audited = principal.role == Role::Supplier
         && matches!(
             action,
-            Action::ReadCurve { .. } | Action::ReadMeterSummary { .. } | Action::ReadConsent { .. }
+            Action::ReadCurve { .. }
+                | Action::ReadMeterSummary { .. }
+                | Action::ReadIndex { .. }
+                | Action::ReadYearSummary { .. }
+                | Action::ReadConsent { .. }
         );
     // A consent answer is the meter's whole history: a read without bounds.
     let range = match action {
@@ -431,6 +468,7 @@ async fn guard(
             from_utc,
             to_utc,
             what: route,
+            kinds,
         };
         let logged = tokio::task::spawn_blocking(move || gov.audit(record)).await;
         if !matches!(logged, Ok(Ok(()))) {
@@ -634,13 +672,16 @@ async fn consent_post(
 
 // ---- grants ----
 
+/// A grant as the API and `courbe grant` write it.
 #[derive(Serialize)]
-struct GrantJson {
+pub(crate) struct GrantJson {
     id: u64,
     meter: String,
     supplier: String,
     from: String,
     to: String,
+    /// What it allows: `daily`, `max_power`, `curve`.
+    kinds: Kinds,
     created: String,
     by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -656,6 +697,7 @@ impl From<&Grant> for GrantJson {
             supplier: g.supplier.clone(),
             from: format_ts(g.from_utc),
             to: format_ts(g.to_utc),
+            kinds: g.kinds,
             created: format_ts(g.created_utc),
             by: g.by.clone(),
             revoked: g.revoked_utc.map(format_ts),
@@ -686,6 +728,8 @@ struct GrantRequest {
     supplier: String,
     from: String,
     to: String,
+    /// Required: the kinds the consumer chose (D.224-27 3°), each once.
+    kinds: Option<Vec<String>>,
 }
 
 async fn grants_post(
@@ -697,12 +741,27 @@ async fn grants_post(
     check_meter(&id)?;
     let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let req: GrantRequest = json_body(&body)?;
+    let kinds = grant_kinds(req.kinds.as_deref())?;
     let from = instant(Some(&req.from), "from")?.unwrap_or_default();
     let to = instant(Some(&req.to), "to")?.unwrap_or_default();
     let by = by(&principal);
-    let grant =
-        blocking(move || Ok(s.gov.create_grant(&id, &req.supplier, from, to, &by)?)).await?;
+    let grant = blocking(move || {
+        Ok(s.gov
+            .create_grant_of(&id, &req.supplier, from, to, kinds, &by)?)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(GrantJson::from(&grant))).into_response())
+}
+
+/// The `kinds` of a grant request: required, not empty, each kind known and named once.
+fn grant_kinds(names: Option<&[String]>) -> Result<Kinds, ApiError> {
+    let names = names.ok_or_else(|| {
+        ApiError::invalid(
+            "missing `kinds`: the kinds of data the grant allows, a list of daily, max_power, \
+             curve",
+        )
+    })?;
+    Kinds::parse_list(names.iter().map(String::as_str)).map_err(ApiError::invalid)
 }
 
 async fn grant_delete(
@@ -795,6 +854,7 @@ struct AuditJson {
     from: Option<String>,
     to: Option<String>,
     what: String,
+    kinds: Kinds,
 }
 
 async fn audit_get(
@@ -818,6 +878,7 @@ async fn audit_get(
             from: bound(r.from_utc),
             to: bound(r.to_utc),
             what: r.what,
+            kinds: r.kinds,
         })
         .collect();
     Ok(Json(serde_json::json!({ "records": records })).into_response())
@@ -911,6 +972,7 @@ async fn compare_get(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::auth::Decision;
 
     #[test]
     fn a_bearer_header_gives_its_token() {
@@ -935,6 +997,153 @@ mod tests {
             let action = action_of(route, &Method::GET, Some("m"), None, &[]);
             assert_eq!(action, Some(Action::Other), "{route}");
         }
+    }
+
+    #[test]
+    fn the_index_and_year_summary_routes_are_read_whole_and_guarded_by_their_range() {
+        let limits = Limits::default();
+        let read = |route: &str, query: &str| {
+            let kind = query_kind(route, &Method::GET).expect("a question route");
+            Asked::read(kind, Some("m"), Some(query), &limits)
+        };
+        let index = read(
+            "/v1/meters/:id/index",
+            "from=2024-01-01&to=2024-03-01&period=month",
+        )
+        .unwrap();
+        let action = action_of(
+            "/v1/meters/:id/index",
+            &Method::GET,
+            Some("m"),
+            Some(&index),
+            &[],
+        );
+        // Paris midnights: 2024-01-01T00:00+01:00 and 2024-03-01T00:00+01:00.
+        let range_utc = (1_704_063_600, 1_709_247_600);
+        assert_eq!(
+            action,
+            Some(Action::ReadIndex {
+                meter: "m",
+                range_utc
+            })
+        );
+        let year = read("/v1/meters/:id/summary", "year=2024&format=csv").unwrap();
+        let action = action_of(
+            "/v1/meters/:id/summary",
+            &Method::GET,
+            Some("m"),
+            Some(&year),
+            &[],
+        );
+        assert_eq!(
+            action,
+            Some(Action::ReadYearSummary {
+                meter: "m",
+                range_utc: (1_704_063_600, 1_735_686_000)
+            })
+        );
+        for (route, query, names) in [
+            (
+                "/v1/meters/:id/index",
+                "from=2024-01-01&to=2024-02-01&tz=UTC",
+                "`tz`",
+            ),
+            (
+                "/v1/meters/:id/index",
+                "from=2024-01-01&to=2024-02-01&channel=max_power",
+                "`channel`",
+            ),
+            ("/v1/meters/:id/summary", "year=24", "`year`"),
+            ("/v1/meters/:id/summary", "year=+2024", "`year`"),
+            ("/v1/meters/:id/summary", "year=1969", "`year`"),
+            ("/v1/meters/:id/summary", "", "`year`"),
+            ("/v1/meters/:id/summary", "year=2024&year=2025", "`year`"),
+            (
+                "/v1/meters/:id/summary",
+                "year=2024&from=2024-01-01",
+                "`from`",
+            ),
+            ("/v1/meters/:id/summary", "year=2024&format=xml", "xml"),
+        ] {
+            let e = read(route, query).unwrap_err();
+            assert!(e.message.contains(names), "{route}?{query}: {}", e.message);
+        }
+        // Another method, or no question read: never a read of data.
+        let post = action_of("/v1/meters/:id/index", &Method::POST, Some("m"), None, &[]);
+        assert_eq!(post, None);
+        let unread = action_of("/v1/meters/:id/summary", &Method::GET, Some("m"), None, &[]);
+        assert_eq!(unread, Some(Action::Other));
+    }
+
+    #[test]
+    fn a_peaks_sources_are_narrowed_to_the_kinds_allowed_never_widened() {
+        let limits = Limits::default();
+        let query = "from=2024-01-01&to=2024-01-02";
+        let peak = |asked: PeakSources, kinds: Kinds| {
+            let mut question = Asked::read(QueryKind::Peak, Some("m"), Some(query), &limits)
+                .unwrap()
+                .question;
+            if let Question::Peak { sources, .. } = &mut question {
+                *sources = asked;
+            }
+            let left = draw_only_on(&mut question, kinds);
+            match question {
+                Question::Peak { sources, .. } => {
+                    assert_eq!(left, sources.max_power || sources.curve);
+                    sources
+                }
+                other => panic!("not a peak: {other:?}"),
+            }
+        };
+        let only = |max_power, curve| PeakSources { max_power, curve };
+        let k = Kinds::of;
+        assert_eq!(peak(PeakSources::ALL, Kinds::ALL), PeakSources::ALL);
+        assert_eq!(
+            peak(PeakSources::ALL, k(DataKind::Curve)),
+            only(false, true)
+        );
+        assert_eq!(
+            peak(PeakSources::ALL, k(DataKind::MaxPower)),
+            only(true, false)
+        );
+        assert_eq!(
+            peak(PeakSources::ALL, k(DataKind::Daily)),
+            only(false, false)
+        );
+        // A route that asks for max_power alone (Data Connect's) keeps asking for it alone.
+        assert_eq!(peak(only(true, false), Kinds::ALL), only(true, false));
+        // Asked for max_power alone and granted the curve alone: nothing left, refused.
+        assert_eq!(
+            peak(only(true, false), k(DataKind::Curve)),
+            only(false, false)
+        );
+        let mut year = Asked::read(QueryKind::Summary, Some("m"), Some("year=2024"), &limits)
+            .unwrap()
+            .question;
+        draw_only_on(&mut year, Kinds::ALL);
+        assert!(matches!(
+            year,
+            Question::Summary {
+                max_power_only: false,
+                ..
+            }
+        ));
+        draw_only_on(&mut year, k(DataKind::Daily).with(DataKind::MaxPower));
+        assert!(matches!(
+            year,
+            Question::Summary {
+                max_power_only: true,
+                ..
+            }
+        ));
+        draw_only_on(&mut year, Kinds::ALL);
+        assert!(matches!(
+            year,
+            Question::Summary {
+                max_power_only: true,
+                ..
+            }
+        ));
     }
 
     #[test]

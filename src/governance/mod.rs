@@ -5,7 +5,8 @@
 //! - [`consent`]: collection granted or revoked per meter from an instant, with history;
 //!   [`Governance::ingest`] screens every batch of every ingest path before `Store::ingest`;
 //! - [`auth`]: bearer tokens (stored hashed) and roles; [`auth::authorize`] is the one rule;
-//! - [`grants`]: a supplier's access to a meter for at most three years;
+//! - [`grants`]: a supplier's access to a meter's data of the kinds granted (daily, max_power,
+//!   curve) for at most three years;
 //! - [`groups`] and [`aggregates`]: sums over predefined groups with small cells suppressed;
 //! - [`export`]: everything held about a meter in an open format;
 //! - [`audit`]: every read of a meter by a supplier;
@@ -273,8 +274,20 @@ impl Governance {
 
     /// [`auth::authorize`] against the registries now.
     pub fn authorize(&self, principal: &Principal, action: &Action<'_>) -> Decision {
+        match self.authorize_kinds(principal, action) {
+            Ok(_) => Decision::Allow,
+            Err(why) => Decision::Deny(why),
+        }
+    }
+
+    /// [`auth::authorize_kinds`] against the registries now.
+    pub fn authorize_kinds(
+        &self,
+        principal: &Principal,
+        action: &Action<'_>,
+    ) -> Result<grants::Kinds, &'static str> {
         let state = self.state.read();
-        auth::authorize(
+        auth::authorize_kinds(
             principal,
             action,
             &Facts {
@@ -366,7 +379,7 @@ impl Governance {
         self.state.read().consent.history(meter).to_vec()
     }
 
-    /// Creates a grant (period checked); returns it with its id.
+    /// Creates a grant of every kind (period checked); returns it with its id.
     pub fn create_grant(
         &self,
         meter: &str,
@@ -375,7 +388,26 @@ impl Governance {
         to_utc: i64,
         by: &str,
     ) -> Result<Grant, Error> {
+        let all = grants::Kinds::ALL;
+        self.create_grant_of(meter, supplier, from_utc, to_utc, all, by)
+    }
+
+    /// Creates a grant of `kinds` (not empty; period checked); returns it with its id.
+    pub fn create_grant_of(
+        &self,
+        meter: &str,
+        supplier: &str,
+        from_utc: i64,
+        to_utc: i64,
+        kinds: grants::Kinds,
+        by: &str,
+    ) -> Result<Grant, Error> {
         grants::check_period(from_utc, to_utc).map_err(Error::InvalidArgument)?;
+        if kinds.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a grant allows at least one kind (daily, max_power, curve)".into(),
+            ));
+        }
         if !crate::engine::valid_meter_id(meter) {
             return Err(Error::InvalidArgument(format!("meter id {meter:?}")));
         }
@@ -391,6 +423,7 @@ impl Governance {
             supplier: supplier.to_string(),
             from_utc,
             to_utc,
+            kinds,
             created_utc: now_utc(),
             by: by.to_string(),
             revoked_utc: None,

@@ -236,9 +236,8 @@ pub enum Question {
     Peak {
         meter: String,
         calendar: CalendarQuestion,
-        /// Refuse (403) rather than answer a period from the curve: for callers without
-        /// curve rights over the range.
-        max_power_only: bool,
+        /// What access control lets the answer come from.
+        sources: PeakSources,
     },
     FleetCurve {
         channel: Channel,
@@ -265,6 +264,22 @@ pub enum Question {
         /// curve rights over the year.
         max_power_only: bool,
     },
+}
+
+/// The sources a peak may be answered from, as access control allowed them. Without
+/// `max_power` the peak is taken from the curve alone (`max_power` is not read); without
+/// `curve` a period whose peak would come from the curve is refused (403).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeakSources {
+    pub max_power: bool,
+    pub curve: bool,
+}
+
+impl PeakSources {
+    pub const ALL: PeakSources = PeakSources {
+        max_power: true,
+        curve: true,
+    };
 }
 
 /// Whether `id` is a well-formed meter id: 1 to 64 of `[0-9A-Za-z_.-]`.
@@ -508,7 +523,7 @@ impl Question {
             QueryKind::Peak => Question::Peak {
                 meter: meter()?,
                 calendar: calendar()?,
-                max_power_only: false,
+                sources: PeakSources::ALL,
             },
             QueryKind::FleetCurve => Question::FleetCurve {
                 channel,
@@ -806,11 +821,19 @@ pub fn answer(
         Question::Peak {
             meter,
             calendar,
-            max_power_only,
+            sources,
         } => {
             ensure_meter(src, meter)?;
-            let periods = query::peak(src, meter, &calendar.calendar)?;
-            if *max_power_only
+            let without_max_power = Hiding {
+                src,
+                hidden: Channel::MAX_POWER,
+            };
+            let from: &dyn SeriesSource = match sources.max_power {
+                true => src,
+                false => &without_max_power,
+            };
+            let periods = query::peak(from, meter, &calendar.calendar)?;
+            if !sources.curve
                 && periods
                     .iter()
                     .any(|p| matches!(p.peak, Some((_, _, PeakSource::Curve))))
@@ -923,6 +946,39 @@ pub fn answer(
                     })
                     .collect(),
             }))
+        }
+    }
+}
+
+/// `src` with one channel hidden: it holds no point and no meter of `hidden`. What access
+/// control does not let an answer read is never read.
+struct Hiding<'a> {
+    src: &'a dyn SeriesSource,
+    hidden: Channel,
+}
+
+impl SeriesSource for Hiding<'_> {
+    fn has_meter(&self, meter: &str) -> bool {
+        self.src.has_meter(meter)
+    }
+
+    fn meters(&self, channel: Channel) -> Vec<String> {
+        match channel == self.hidden {
+            true => Vec::new(),
+            false => self.src.meters(channel),
+        }
+    }
+
+    fn chunks(
+        &self,
+        meter: &str,
+        channel: Channel,
+        from_utc: i64,
+        to_utc: i64,
+    ) -> Result<Vec<crate::source::Chunk<'_>>, crate::source::SourceError> {
+        match channel == self.hidden {
+            true => Ok(Vec::new()),
+            false => self.src.chunks(meter, channel, from_utc, to_utc),
         }
     }
 }

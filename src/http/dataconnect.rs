@@ -252,10 +252,14 @@ pub fn read(endpoint: Endpoint, query: Option<&str>) -> Result<Asked, ApiError> 
             calendar,
             tariff: None,
         },
+        // Data Connect's maximum power is the meter's `max_power`, never the curve's.
         Endpoint::ConsumptionMaxPower => Question::Peak {
             meter,
             calendar,
-            max_power_only: false,
+            sources: api::PeakSources {
+                max_power: true,
+                curve: false,
+            },
         },
     };
     Ok(Asked {
@@ -387,8 +391,11 @@ pub fn answer(src: &dyn SeriesSource, question: &Question) -> Result<MeterReadin
             calendar,
             // Named, not elided: whatever the guard sets here about the sources a peak may
             // come from must be read here too. This answer never takes one from the curve.
-            max_power_only: _,
+            sources,
         } => {
+            if !sources.max_power {
+                return Err(api::forbidden());
+            }
             let periods = query::peak(src, meter, &calendar.calendar)?;
             let readings = periods
                 .iter()

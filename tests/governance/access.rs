@@ -3,6 +3,7 @@
 use std::process::{Command, Stdio};
 
 use courbe::engine::Batch;
+use courbe::governance::grants::{DataKind, Kinds};
 use courbe::Channel;
 use serde_json::{json, Value};
 
@@ -200,10 +201,10 @@ fn every_role_against_every_endpoint_gets_the_expected_status_and_body() {
             method: "POST",
             path: format!("/v1/meters/{B}/grants"),
             body: Some(
-                json!({"supplier": "zeta", "from": rfc(day_utc(-1)), "to": rfc(day_utc(30))}),
+                json!({"supplier": "zeta", "from": rfc(day_utc(-1)), "to": rfc(day_utc(30)), "kinds": ["daily"]}),
             ),
             expect: [401, 401, 201, 403, 403, 403, 403, 403, 403],
-            check: |v| v["supplier"] == "zeta" && v["meter"] == B,
+            check: |v| v["supplier"] == "zeta" && v["meter"] == B && v["kinds"] == json!(["daily"]),
         },
         Case {
             what: "revocation of an unknown grant",
@@ -736,10 +737,23 @@ fn head_is_guarded_like_get_and_a_trailing_slash_is_no_route() {
 
 // ---- without curve rights, energy and peak answer whole local days only ----
 
-/// [`fleet_server`], plus a grant on A to `other` that starts after A's data: `other` may ask
-/// about A but holds no curve rights over any day with data.
+/// [`fleet_server`], plus a grant on A to `other` of daily data and maximum power over A's
+/// days, and of the curve only from day -1 on, after A's data: `other` holds no curve rights
+/// over any day with data.
 fn late_grant_server(dir: &std::path::Path) -> Server {
     let server = fleet_server(dir);
+    let daily = Kinds::of(DataKind::Daily).with(DataKind::MaxPower);
+    server
+        .gov
+        .create_grant_of(
+            A,
+            "other",
+            day_utc(-10),
+            day_utc(300),
+            daily,
+            "operator:setup",
+        )
+        .unwrap();
     server
         .gov
         .create_grant(A, "other", day_utc(-1), day_utc(300), "operator:setup")

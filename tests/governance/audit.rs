@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use courbe::governance::audit::AuditRecord;
+use courbe::governance::grants::{DataKind, Kinds};
 use courbe::governance::{Governance, GovernanceConfig};
 
 use super::support::{day_utc, rfc, A, ACME};
@@ -141,6 +142,7 @@ fn concurrent_audit_records_are_all_kept_in_order_across_a_reopen() {
                             from_utc: i * 1_800,
                             to_utc: (i + 1) * 1_800,
                             what: "/v1/meters/:id/curve".into(),
+                            kinds: Kinds::of(DataKind::Curve),
                         })
                         .unwrap();
                     }
@@ -181,6 +183,7 @@ fn a_torn_audit_tail_is_truncated_and_appends_continue() {
         from_utc: 0,
         to_utc: 1,
         what: "/v1/meters/:id/energy".into(),
+        kinds: Kinds::of(DataKind::Daily),
     };
     {
         let gov = Governance::open(&data, GovernanceConfig::default()).unwrap();
@@ -211,7 +214,7 @@ mod crash {
     use courbe::engine::{Batch, Options, Store};
     use courbe::governance::audit::AuditRecord;
     use courbe::governance::consent::{Collection, ConsentEvent};
-    use courbe::governance::grants::Grant;
+    use courbe::governance::grants::{DataKind, Grant, Kinds};
     use courbe::governance::{Error, Governance, GovernanceConfig};
     use courbe::source::SeriesSource;
 
@@ -231,6 +234,7 @@ mod crash {
             from_utc: i * 1_800,
             to_utc: (i + 1) * 1_800,
             what: "/v1/meters/:id/curve".into(),
+            kinds: Kinds::of(DataKind::Curve),
         }
     }
 

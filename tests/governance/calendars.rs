@@ -256,10 +256,18 @@ fn energy_by_contract_splits_each_day_by_the_option_in_force() {
 fn without_curve_rights_only_the_meter_s_own_contract_splits_energy() {
     let dir = tempfile::tempdir().unwrap();
     let server = fleet_server(&dir.path().join("data"));
-    // `other` is granted A from day -1 on: no curve rights over days -3 and -2.
+    // `other` is granted A's daily data: no curve rights over days -3 and -2.
+    let daily = courbe::governance::grants::Kinds::of(courbe::governance::grants::DataKind::Daily);
     server
         .gov
-        .create_grant(A, "other", day_utc(-1), day_utc(300), "operator:setup")
+        .create_grant_of(
+            A,
+            "other",
+            day_utc(-10),
+            day_utc(300),
+            daily,
+            "operator:setup",
+        )
         .unwrap();
     let contracts =
         json!([{ "option": "HPHC", "from": date(-40), "to": null, "hc": "22:00-06:00" }]);

@@ -32,6 +32,11 @@ fn the_json_export_holds_every_channel_and_the_consent_and_grant_history() {
     assert_eq!(doc["consent"][0]["collection"], "granted");
     assert_eq!(doc["consent"][0]["by"], format!("consumer:{A}"));
     assert_eq!(doc["grants"][0]["supplier"], "acme");
+    assert_eq!(
+        doc["grants"][0]["kinds"],
+        serde_json::json!(["daily", "max_power", "curve"]),
+        "the consumer sees what each grant allows"
+    );
     let unknown = server.get(OPERATOR, &format!("/v1/meters/{NOBODY}/export"));
     assert_eq!(unknown.status, 404);
 }

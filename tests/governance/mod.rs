@@ -6,5 +6,6 @@ mod audit;
 mod calendars;
 mod consent;
 mod export;
+mod kinds;
 mod redteam;
 mod support;
