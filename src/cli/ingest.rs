@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::{open_store, output_error, progress_bar, CliError, IngestArgs};
 use crate::engine::Store;
 use crate::governance::Governance;
-use crate::http::api::parse_channel;
+use crate::http::api::parse_ingest_channel;
 use crate::http::error::ApiError;
 use crate::http::loading::{BatchSink, Delivery, IngestReport, SinkConfig};
 use crate::ingest::{self, Rejected};
@@ -30,7 +30,7 @@ struct InputReport {
 /// rejected records on stderr. Fails with a user error when an input is unusable as a whole
 /// (unreadable file, no header, not an R50 flow) or when no record of the input was accepted.
 pub fn ingest(data: &Path, args: &IngestArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let channel = parse_channel(Some(&args.channel))?;
+    let channel = parse_ingest_channel(Some(&args.channel))?;
     let store = open_store(data)?;
     // Hook (governance): the consent registry screens every batch.
     let gov = crate::governance::Governance::open(data, Default::default())

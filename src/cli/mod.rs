@@ -180,7 +180,8 @@ pub enum GenKind {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Channel of the native CSV points (consumption, production or max_power), and of load
+    /// Channel of the native CSV points (consumption, production, max_power or daily_energy:
+    /// Wh per Europe/Paris day at its midnight, what `gen --kind daily` writes), and of load
     /// curves in the other formats (consumption or production).
     #[arg(long, default_value = "consumption")]
     pub channel: String,

@@ -311,6 +311,20 @@ pub fn parse_channel(name: Option<&str>) -> Result<Channel, ApiError> {
     }
 }
 
+/// The channel of native CSV rows to ingest: a query's channels, or `daily_energy` (Wh per
+/// Europe/Paris day, each row at the day's midnight with step 1440).
+pub fn parse_ingest_channel(name: Option<&str>) -> Result<Channel, ApiError> {
+    match name {
+        Some(name) if name == Channel::DAILY_ENERGY.as_str() => Ok(Channel::DAILY_ENERGY),
+        _ => parse_channel(name).map_err(|_| {
+            ApiError::invalid(format!(
+                "unknown channel {:?} (consumption, production, max_power or daily_energy)",
+                name.unwrap_or_default()
+            ))
+        }),
+    }
+}
+
 pub fn parse_tz(name: Option<&str>) -> Result<(TimeZone, String), ApiError> {
     let name = name.unwrap_or(DEFAULT_TZ);
     Ok((query::time_zone(name)?, name.to_string()))

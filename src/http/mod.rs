@@ -471,7 +471,7 @@ async fn ingest(
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let channel = api::parse_channel(query_params(&uri)?.channel.as_deref())?;
+    let channel = api::parse_ingest_channel(query_params(&uri)?.channel.as_deref())?;
     let (bytes, _memory) = read_body(&headers, body, &state).await?;
     // The body is all here: waiting for a turn to parse it costs no client any time.
     let _permit = state

@@ -230,7 +230,7 @@ fn read_row(
         }
     };
     let step_min = match field(4) {
-        b"" if channel == Channel::MAX_POWER => MAX_POWER_STEP_MIN,
+        b"" if matches!(channel, Channel::MAX_POWER | Channel::DAILY_ENERGY) => MAX_POWER_STEP_MIN,
         b"" => DEFAULT_STEP_MIN,
         step => parse_i32(step)
             .and_then(|s| u16::try_from(s).ok())

@@ -512,6 +512,21 @@ fn parse_scaled(text: &str, kilo: bool, what: &str, unit: &str) -> Result<i32, S
 /// interval starts are aligned to it in UTC; a `max_power` point has the daily step and any
 /// instant.
 fn check_step_and_alignment(channel: Channel, ts_utc: i64, step_min: u16) -> Result<(), String> {
+    if channel == Channel::DAILY_ENERGY {
+        if step_min != MAX_POWER_STEP_MIN {
+            return Err(format!(
+                "daily_energy points have a step of {MAX_POWER_STEP_MIN} minutes, not {step_min}"
+            ));
+        }
+        let tz = crate::query::daily::paris();
+        if !crate::query::daily::is_paris_midnight(&tz, ts_utc) {
+            return Err(format!(
+                "{} is not the first instant of a Europe/Paris day",
+                format_rfc3339_utc(ts_utc)
+            ));
+        }
+        return Ok(());
+    }
     if channel == Channel::MAX_POWER {
         if step_min != MAX_POWER_STEP_MIN {
             return Err(format!(

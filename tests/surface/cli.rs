@@ -453,3 +453,96 @@ fn release_freezes_whole_paris_months_once() {
         assert_eq!(out.status.code(), Some(1), "{range:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn generated_daily_data_ingest_back_and_answer_energy_indexes_and_the_year() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = data_arg(&dir);
+    let gen = ["gen", "--meters", "3", "--days", "40", "--kind"];
+    let daily = courbe_ok(&[&gen[..], &["daily"]].concat(), None);
+    let r151 = courbe_ok(&[&gen[..], &["r151"]].concat(), None);
+    let tempo = courbe_ok(&[&gen[..], &["tempo"]].concat(), None);
+    assert!(tempo.starts_with("date,colour\n2024-01-01,"), "{tempo}");
+    assert_eq!(tempo.lines().count(), 41);
+    courbe_ok(
+        &["ingest", "--data", &data, "--channel", "daily_energy", "-"],
+        Some(daily.as_bytes()),
+    );
+    courbe_ok(&["ingest", "--data", &data, "-"], Some(r151.as_bytes()));
+    let meter = "09111642617347";
+    let energy = courbe_ok(
+        &[
+            "query",
+            "energy",
+            "--data",
+            &data,
+            "--meter",
+            meter,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-10",
+            "--period",
+            "month",
+        ],
+        None,
+    );
+    assert_eq!(energy.matches(r#""source":"daily""#).count(), 2, "{energy}");
+    let index = courbe_ok(
+        &[
+            "query",
+            "index",
+            "--data",
+            &data,
+            "--meter",
+            meter,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-10",
+            "--period",
+            "day",
+            "--format",
+            "csv",
+        ],
+        None,
+    );
+    // 41 boundaries, two registers (BASE and the distributor's), a header.
+    assert_eq!(index.lines().count(), 1 + 41 * 2, "{index}");
+    let summary = courbe_ok(
+        &[
+            "query", "summary", "--data", &data, "--meter", meter, "--year", "2024",
+        ],
+        None,
+    );
+    assert!(summary.contains(r#""year":2024"#), "{summary}");
+    // Daily energy is not a power: no energy, peak or curve question reads it as one.
+    let out = courbe(
+        &[
+            "query",
+            "energy",
+            "--data",
+            &data,
+            "--meter",
+            meter,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-01",
+            "--channel",
+            "daily_energy",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // A daily value must sit at a Paris midnight with the daily step.
+    let out = courbe(
+        &["ingest", "--data", &data, "--channel", "daily_energy", "-"],
+        Some(b"meter_id,ts,value_w,quality,step_min\nX1,2024-01-01T00:00:00Z,5,measured,1440\n"),
+    );
+    assert!(
+        stderr(&out).contains("not the first instant of a Europe/Paris day"),
+        "{}",
+        stderr(&out)
+    );
+}
