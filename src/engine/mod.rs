@@ -245,6 +245,18 @@ pub const MAX_TS_UTC: i64 = 253_370_764_800 - 1;
 /// [`MIN_TS_UTC`]..=[`MAX_TS_UTC`] as rejection reasons state it.
 pub const TS_RANGE: &str = "1970-01-01T00:00:00Z to 9998-12-31T23:59:59Z";
 
+/// The stored value of a reading of `wh` Wh on daily energy or an index channel: 0 to
+/// `i32::MAX` (2,147,483,647 Wh); anything else is refused with a reason naming it.
+pub fn energy_value(channel: Channel, wh: i64) -> Result<i32, InvalidPoint> {
+    i32::try_from(wh).ok().filter(|v| *v >= 0).ok_or_else(|| {
+        InvalidPoint(format!(
+            "{} value {wh} Wh is outside 0 to 2147483647 Wh (i32::MAX), what an index or a \
+                 day's energy may hold",
+            channel.as_str()
+        ))
+    })
+}
+
 /// Europe/Paris, for the daily energy rule (`None` without a time-zone database).
 fn paris() -> Option<&'static jiff::tz::TimeZone> {
     static PARIS: std::sync::OnceLock<Option<jiff::tz::TimeZone>> = std::sync::OnceLock::new();

@@ -246,6 +246,22 @@ fn bad_daily_energy_and_index_points_are_refused_with_the_rule_they_break() {
         let err = Batch::new().push(METER, channel, point).unwrap_err();
         assert!(err.0.contains(reason), "{channel:?} {point:?}: {}", err.0);
     }
+    for (wh, ok) in [
+        (0, true),
+        (2_147_483_647, true),
+        (2_147_483_648, false),
+        (-1, false),
+    ] {
+        let got = courbe::engine::energy_value(ok_index, wh);
+        assert_eq!(got.is_ok(), ok, "{wh}: {got:?}");
+        if let Err(e) = got {
+            assert!(
+                e.0.contains(&wh.to_string()) && e.0.contains("2147483647"),
+                "{}",
+                e.0
+            );
+        }
+    }
     // An index reading may be at any instant; daily energy on DST days is at local midnight.
     let mut b = Batch::new();
     b.push(METER, ok_index, daily(midnight + 3600 * 5 + 17, 5))
