@@ -24,7 +24,16 @@
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
 //!   open and after each erasure;
 //! - one open store per data directory: `LOCK` is held with `flock` while a store is open;
-//! - an erasure whose intent is in the manifest is complete before [`Store::open`] returns.
+//! - an erasure whose intent is in the manifest is complete before [`Store::open`] returns;
+//! - the register table (register name → number, index channel `16 + number`) is in the
+//!   manifest and only grows: [`Store::index_channel`] commits a new register before returning,
+//!   so no log record or segment holds an index channel the manifest does not name, and every
+//!   segment's register names agree with the manifest's (checked at open: corruption otherwise).
+//!
+//! Channels: the curves (consumption, production: intervals), `max_power`, daily energy (one
+//! point per Europe/Paris day at its midnight, Wh) and index channels (cumulative Wh of one
+//! register); every channel but the curves claims only its instant in the newest-wins rule
+//! (`crate::source::claim`), and erasure removes every series of a meter but `max_power`.
 //!
 //! Files of a data directory: `MANIFEST` (see [`manifest`]), `wal-{generation:020}.log` (see
 //! [`wal`]), `seg-{file_id:020}.seg` (segments, `storage-format`), `LOCK`; `MANIFEST.tmp` only
