@@ -486,3 +486,48 @@ fn every_damaged_byte_of_a_v3_segment_tail_or_manifest_is_an_error_never_a_panic
     let store = Store::open(dir.path(), Options::default()).unwrap();
     store.verify().unwrap();
 }
+
+#[test]
+fn a_register_whose_manifest_commit_fails_is_refused_and_the_store_refuses_writes_until_reopened() {
+    use courbe::engine::fs::testing::FaultOp;
+    let dir = std::path::Path::new("/data");
+    let ts = paris_midnights(2024, 5, 1, 2);
+    for (op, n) in [
+        (FaultOp::Create, 0),
+        (FaultOp::Write, 0),
+        (FaultOp::Sync, 0),
+        (FaultOp::Rename, 0),
+        (FaultOp::Sync, 1),
+    ] {
+        let fs = SimFs::new();
+        let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
+        let base = store.index_channel("BASE").unwrap();
+        store
+            .ingest(&batch_of(METER, &[(base, daily(ts[0], 10))]))
+            .unwrap();
+        fs.fail_nth(op, n);
+        let err = store.index_channel("HP").expect_err("the commit fails");
+        assert!(matches!(err, Error::Io { .. }), "{op:?} {n}: {err}");
+        fs.clear_faults();
+        // Nothing names HP in this process; every write is refused until reopened.
+        assert_eq!(store.snapshot().index_channel("HP"), None);
+        let again = store.ingest(&batch_of(METER, &[(base, daily(ts[1], 20))]));
+        assert!(matches!(again, Err(Error::Closed)), "{op:?} {n}: {again:?}");
+        drop(store);
+        // After a crash the register is there or not (the rename decides), numbered 1 if there.
+        let store = Store::open_with(dir, Options::default(), Arc::new(fs.crash())).unwrap();
+        let snap = store.snapshot();
+        assert_eq!(snap.index_channel("BASE"), Some(base));
+        let hp = snap.index_channel("HP");
+        assert!(
+            hp.is_none() || hp == Channel::index(1),
+            "{op:?} {n}: {hp:?}"
+        );
+        assert_eq!(read(&store, METER, base), vec![daily(ts[0], 10)]);
+        let hp = store.index_channel("HP").unwrap();
+        assert_eq!(hp, Channel::index(1).unwrap());
+        store
+            .ingest(&batch_of(METER, &[(hp, daily(ts[1], 5))]))
+            .unwrap();
+    }
+}
