@@ -368,3 +368,32 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn an_index_block_codes_its_values_from_its_minimum_not_from_zero() {
+    let index_points = daily(7, 31, true);
+    let increments: Vec<Point> = index_points
+        .iter()
+        .scan(index_points[0].value, |prev, p| {
+            let d = p.value - *prev;
+            *prev = p.value;
+            Some(Point { value: d, ..*p })
+        })
+        .collect();
+    let len_of = |channel: Channel, points: &[Point]| {
+        let s: Series = vec![("m".into(), channel, points.to_vec())];
+        let bytes = build(&s, &all_names());
+        let segment = Segment::open(&bytes).expect("opens");
+        let b = segment.blocks("m", channel).expect("looks up")[0];
+        let mut decoded = DecodedBlock::default();
+        b.decode_into(&mut decoded).expect("decodes");
+        assert!(decoded.points().eq(points.iter().copied()));
+        b.encoded().len()
+    };
+    let index = len_of(index(0), &index_points);
+    let deltas = len_of(Channel::DAILY_ENERGY, &increments);
+    let unshifted = len_of(Channel::DAILY_ENERGY, &index_points);
+    eprintln!("index {index}, increments {deltas}, the index coded from 0: {unshifted}");
+    // The first point costs nothing from the block's minimum, instead of the whole index.
+    assert!(index + 2 < unshifted, "{index} vs {unshifted} coded from 0");
+}
