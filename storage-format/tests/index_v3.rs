@@ -397,3 +397,36 @@ fn an_index_block_codes_its_values_from_its_minimum_not_from_zero() {
     // The first point costs nothing from the block's minimum, instead of the whole index.
     assert!(index + 2 < unshifted, "{index} vs {unshifted} coded from 0");
 }
+
+#[test]
+fn index_increments_of_extreme_values_wrap_and_decode_exactly() {
+    let values = [
+        i32::MAX,
+        i32::MIN,
+        0,
+        -1,
+        i32::MAX,
+        7,
+        i32::MIN + 1,
+        i32::MAX - 1,
+    ];
+    let points: Vec<Point> = values
+        .iter()
+        .enumerate()
+        .map(|(d, &value)| Point {
+            ts_utc: OCTOBER_2024_PARIS + d as i64 * 86_400,
+            value,
+            step_min: 1440,
+            quality: Quality::Measured,
+        })
+        .collect();
+    let s: Series = vec![("m".into(), index(3), points.clone())];
+    let bytes = build(&s, &all_names());
+    let segment = Segment::open(&bytes).expect("opens");
+    segment.verify().expect("verifies");
+    let b = segment.blocks("m", index(3)).expect("looks up")[0];
+    assert_eq!(b.summary, block::summarize(&points));
+    let mut decoded = DecodedBlock::default();
+    b.decode_into(&mut decoded).expect("decodes");
+    assert!(decoded.points().eq(points.iter().copied()));
+}
