@@ -849,7 +849,16 @@ impl<'a> Segment<'a> {
             u64::from(registers_len),
             "register table",
         )?;
-        let named = named_codes(registers, registers_offset)?;
+        // The table lies inside a complete file: running out of bytes inside it is corruption.
+        let named = named_codes(registers, registers_offset).map_err(|e| match e {
+            Error::Truncated {
+                offset,
+                what,
+                needed,
+                ..
+            } => corruption(offset, what, needed, 0),
+            other => other,
+        })?;
         let segment = Segment {
             registers_offset,
             registers_len,

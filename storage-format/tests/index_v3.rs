@@ -269,9 +269,21 @@ fn a_register_table_that_names_badly_or_not_exactly_the_held_codes_is_corruption
             vec![(3, b"E"), (16, b"BASE"), (17, b"HP"), (18, b"HC")],
         ),
         ("no entry", vec![]),
+        (
+            "a name running past the table",
+            vec![(16, b"BASE"), (17, b"HP"), (18, b"HC")],
+        ),
     ];
     for (what, entries) in cases {
-        let err = open_and_verify(&with_table(&bytes, &entries)).expect_err(what);
+        let mut damaged = with_table(&bytes, &entries);
+        if what == "a name running past the table" {
+            // The last name's length byte says one more byte than the table holds.
+            let (at, len) = table_at(&damaged);
+            damaged[at + len - 3] += 1;
+            let crc = crc32fast::hash(&damaged[at + 4..at + len]);
+            damaged[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        }
+        let err = open_and_verify(&damaged).expect_err(what);
         assert_eq!(err.kind(), ErrorKind::Corruption, "{what}: {err}");
     }
 }
