@@ -24,7 +24,16 @@
 //! - files not named by the manifest (nor logs from its generation on) are garbage, deleted at
 //!   open and after each erasure;
 //! - one open store per data directory: `LOCK` is held with `flock` while a store is open;
-//! - an erasure whose intent is in the manifest is complete before [`Store::open`] returns.
+//! - an erasure whose intent is in the manifest is complete before [`Store::open`] returns;
+//! - the register table (register name → number, index channel `16 + number`) is in the
+//!   manifest and only grows: [`Store::index_channel`] commits a new register before returning,
+//!   so no log record or segment holds an index channel the manifest does not name, and every
+//!   segment's register names agree with the manifest's (checked at open: corruption otherwise).
+//!
+//! Channels: the curves (consumption, production: intervals), `max_power`, daily energy (one
+//! point per Europe/Paris day at its midnight, Wh) and index channels (cumulative Wh of one
+//! register); every channel but the curves claims only its instant in the newest-wins rule
+//! (`crate::source::claim`), and erasure removes every series of a meter but `max_power`.
 //!
 //! Files of a data directory: `MANIFEST` (see [`manifest`]), `wal-{generation:020}.log` (see
 //! [`wal`]), `seg-{file_id:020}.seg` (segments, `storage-format`), `LOCK`; `MANIFEST.tmp` only
@@ -244,6 +253,18 @@ pub const MIN_TS_UTC: i64 = 0;
 pub const MAX_TS_UTC: i64 = 253_370_764_800 - 1;
 /// [`MIN_TS_UTC`]..=[`MAX_TS_UTC`] as rejection reasons state it.
 pub const TS_RANGE: &str = "1970-01-01T00:00:00Z to 9998-12-31T23:59:59Z";
+
+/// The stored value of a reading of `wh` Wh on daily energy or an index channel: 0 to
+/// `i32::MAX` (2,147,483,647 Wh); anything else is refused with a reason naming it.
+pub fn energy_value(channel: Channel, wh: i64) -> Result<i32, InvalidPoint> {
+    i32::try_from(wh).ok().filter(|v| *v >= 0).ok_or_else(|| {
+        InvalidPoint(format!(
+            "{} value {wh} Wh is outside 0 to 2147483647 Wh (i32::MAX), what an index or a \
+                 day's energy may hold",
+            channel.as_str()
+        ))
+    })
+}
 
 /// Europe/Paris, for the daily energy rule (`None` without a time-zone database).
 fn paris() -> Option<&'static jiff::tz::TimeZone> {

@@ -218,9 +218,11 @@ pub const STEP_MIN_MAX: u16 = 1440;
 /// One reading of one channel of one meter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Point {
-    /// Start of the interval (for `max_power`: the instant of the maximum), Unix seconds, UTC.
+    /// Start of the interval (for `max_power`: the instant of the maximum; for daily energy: the
+    /// Europe/Paris midnight starting the day; for an index: the instant of the reading), Unix
+    /// seconds, UTC.
     pub ts_utc: i64,
-    /// W for curves, VA for `max_power`.
+    /// W for curves, VA for `max_power`, Wh for daily energy and indexes.
     pub value: i32,
     /// Length of the interval, 1..=[`STEP_MIN_MAX`] minutes.
     pub step_min: u16,

@@ -102,6 +102,13 @@ pub fn supports_register_table(version: u16) -> bool {
     version >= 3
 }
 
+/// Whether the blocks of the index channels of a segment of `version` code their increments
+/// (each value minus the previous one, the first minus the entry's `min_value`; FORMAT.md §3.2)
+/// instead of their values: a running index then costs what a day's consumption costs.
+pub fn supports_index_increments(version: u16) -> bool {
+    version >= 3
+}
+
 /// Whether a segment of `version` writes its block entries in the v2 layout (FORMAT.md §3.3):
 /// a flags byte, `count` and `step_min` only when they change along their channel's chain,
 /// times on the block's step grid, the `tail` implied by a uniform step, `first_ts` chained per
@@ -302,8 +309,26 @@ impl SegmentBuilder {
             });
         }
         let start = out.len();
+        // An index channel codes its increments (`supports_index_increments`); its entry keeps
+        // the summary of its values.
+        let increments: Vec<Point>;
+        let coded = if channel.is_index() {
+            let mut prev = points.iter().map(|p| p.value).min().unwrap_or(0);
+            increments = points
+                .iter()
+                .map(|p| {
+                    let d = p.value.wrapping_sub(prev);
+                    prev = p.value;
+                    Point { value: d, ..*p }
+                })
+                .collect();
+            &increments[..]
+        } else {
+            points
+        };
         // This crate writes the newest version only: bodies (`supports_headerless_blocks`).
-        let (summary, on_grid) = match block::encode_body_into(points, out) {
+        let (summary, on_grid) = match block::encode_body_into(coded, out) {
+            Ok((_, header)) if channel.is_index() => (block::summarize(points), header.on_grid),
             Ok((summary, header)) => (summary, header.on_grid),
             Err(e) => {
                 out.truncate(start);
@@ -824,7 +849,16 @@ impl<'a> Segment<'a> {
             u64::from(registers_len),
             "register table",
         )?;
-        let named = named_codes(registers, registers_offset)?;
+        // The table lies inside a complete file: running out of bytes inside it is corruption.
+        let named = named_codes(registers, registers_offset).map_err(|e| match e {
+            Error::Truncated {
+                offset,
+                what,
+                needed,
+                ..
+            } => corruption(offset, what, needed, 0),
+            other => other,
+        })?;
         let segment = Segment {
             registers_offset,
             registers_len,
@@ -1127,10 +1161,12 @@ impl<'a> Segment<'a> {
                     r.varint_in("series block count", 1, max_blocks.max(1))? as usize
                 };
                 let keep = want.is_none_or(|w| w == (meter, channel));
+                let increments = channel.is_index() && supports_index_increments(self.version);
                 let mut blocks = Vec::with_capacity(if keep { count } else { 0 });
                 for _ in 0..count {
                     if keep {
-                        let b = self.read_entry(&mut r, block_offset, chain)?;
+                        let mut b = self.read_entry(&mut r, block_offset, chain)?;
+                        b.increments = increments;
                         block_offset = b.offset + b.bytes.len() as u64;
                         *chain = Chain::of(&b.summary);
                         blocks.push(b);
@@ -1320,6 +1356,7 @@ impl<'a> Segment<'a> {
             on_grid,
             checked: bytes,
             bytes,
+            increments: false,
         })
     }
 
@@ -1656,6 +1693,8 @@ pub struct BlockRef<'a> {
     bytes: &'a [u8],
     /// What `crc` covers: the block's bytes (v1) or all the blocks of its meter group (v2).
     checked: &'a [u8],
+    /// (v3, index channels) The body codes increments from the entry's `min_value`.
+    increments: bool,
 }
 
 impl<'a> BlockRef<'a> {
@@ -1703,6 +1742,13 @@ impl<'a> BlockRef<'a> {
                     u64::from(s.count),
                     out.len() as u64,
                 ));
+            }
+        }
+        if self.increments {
+            let mut running = s.min_value;
+            for v in &mut out.value {
+                running = running.wrapping_add(*v);
+                *v = running;
             }
         }
         // The entry and the block must agree on the last point (`verify` compares whole

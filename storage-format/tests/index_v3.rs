@@ -269,9 +269,21 @@ fn a_register_table_that_names_badly_or_not_exactly_the_held_codes_is_corruption
             vec![(3, b"E"), (16, b"BASE"), (17, b"HP"), (18, b"HC")],
         ),
         ("no entry", vec![]),
+        (
+            "a name running past the table",
+            vec![(16, b"BASE"), (17, b"HP"), (18, b"HC")],
+        ),
     ];
     for (what, entries) in cases {
-        let err = open_and_verify(&with_table(&bytes, &entries)).expect_err(what);
+        let mut damaged = with_table(&bytes, &entries);
+        if what == "a name running past the table" {
+            // The last name's length byte says one more byte than the table holds.
+            let (at, len) = table_at(&damaged);
+            damaged[at + len - 3] += 1;
+            let crc = crc32fast::hash(&damaged[at + 4..at + len]);
+            damaged[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        }
+        let err = open_and_verify(&damaged).expect_err(what);
         assert_eq!(err.kind(), ErrorKind::Corruption, "{what}: {err}");
     }
 }
@@ -367,4 +379,66 @@ proptest::proptest! {
             proptest::prop_assert!(decoded.points().eq(points.iter().copied()));
         }
     }
+}
+
+#[test]
+fn an_index_block_codes_its_values_from_its_minimum_not_from_zero() {
+    let index_points = daily(7, 31, true);
+    let increments: Vec<Point> = index_points
+        .iter()
+        .scan(index_points[0].value, |prev, p| {
+            let d = p.value - *prev;
+            *prev = p.value;
+            Some(Point { value: d, ..*p })
+        })
+        .collect();
+    let len_of = |channel: Channel, points: &[Point]| {
+        let s: Series = vec![("m".into(), channel, points.to_vec())];
+        let bytes = build(&s, &all_names());
+        let segment = Segment::open(&bytes).expect("opens");
+        let b = segment.blocks("m", channel).expect("looks up")[0];
+        let mut decoded = DecodedBlock::default();
+        b.decode_into(&mut decoded).expect("decodes");
+        assert!(decoded.points().eq(points.iter().copied()));
+        b.encoded().len()
+    };
+    let index = len_of(index(0), &index_points);
+    let deltas = len_of(Channel::DAILY_ENERGY, &increments);
+    let unshifted = len_of(Channel::DAILY_ENERGY, &index_points);
+    eprintln!("index {index}, increments {deltas}, the index coded from 0: {unshifted}");
+    // The first point costs nothing from the block's minimum, instead of the whole index.
+    assert!(index + 2 < unshifted, "{index} vs {unshifted} coded from 0");
+}
+
+#[test]
+fn index_increments_of_extreme_values_wrap_and_decode_exactly() {
+    let values = [
+        i32::MAX,
+        i32::MIN,
+        0,
+        -1,
+        i32::MAX,
+        7,
+        i32::MIN + 1,
+        i32::MAX - 1,
+    ];
+    let points: Vec<Point> = values
+        .iter()
+        .enumerate()
+        .map(|(d, &value)| Point {
+            ts_utc: OCTOBER_2024_PARIS + d as i64 * 86_400,
+            value,
+            step_min: 1440,
+            quality: Quality::Measured,
+        })
+        .collect();
+    let s: Series = vec![("m".into(), index(3), points.clone())];
+    let bytes = build(&s, &all_names());
+    let segment = Segment::open(&bytes).expect("opens");
+    segment.verify().expect("verifies");
+    let b = segment.blocks("m", index(3)).expect("looks up")[0];
+    assert_eq!(b.summary, block::summarize(&points));
+    let mut decoded = DecodedBlock::default();
+    b.decode_into(&mut decoded).expect("decodes");
+    assert!(decoded.points().eq(points.iter().copied()));
 }

@@ -246,6 +246,22 @@ fn bad_daily_energy_and_index_points_are_refused_with_the_rule_they_break() {
         let err = Batch::new().push(METER, channel, point).unwrap_err();
         assert!(err.0.contains(reason), "{channel:?} {point:?}: {}", err.0);
     }
+    for (wh, ok) in [
+        (0, true),
+        (2_147_483_647, true),
+        (2_147_483_648, false),
+        (-1, false),
+    ] {
+        let got = courbe::engine::energy_value(ok_index, wh);
+        assert_eq!(got.is_ok(), ok, "{wh}: {got:?}");
+        if let Err(e) = got {
+            assert!(
+                e.0.contains(&wh.to_string()) && e.0.contains("2147483647"),
+                "{}",
+                e.0
+            );
+        }
+    }
     // An index reading may be at any instant; daily energy on DST days is at local midnight.
     let mut b = Batch::new();
     b.push(METER, ok_index, daily(midnight + 3600 * 5 + 17, 5))
@@ -469,4 +485,49 @@ fn every_damaged_byte_of_a_v3_segment_tail_or_manifest_is_an_error_never_a_panic
     }
     let store = Store::open(dir.path(), Options::default()).unwrap();
     store.verify().unwrap();
+}
+
+#[test]
+fn a_register_whose_manifest_commit_fails_is_refused_and_the_store_refuses_writes_until_reopened() {
+    use courbe::engine::fs::testing::FaultOp;
+    let dir = std::path::Path::new("/data");
+    let ts = paris_midnights(2024, 5, 1, 2);
+    for (op, n) in [
+        (FaultOp::Create, 0),
+        (FaultOp::Write, 0),
+        (FaultOp::Sync, 0),
+        (FaultOp::Rename, 0),
+        (FaultOp::Sync, 1),
+    ] {
+        let fs = SimFs::new();
+        let store = Store::open_with(dir, Options::default(), Arc::new(fs.clone())).unwrap();
+        let base = store.index_channel("BASE").unwrap();
+        store
+            .ingest(&batch_of(METER, &[(base, daily(ts[0], 10))]))
+            .unwrap();
+        fs.fail_nth(op, n);
+        let err = store.index_channel("HP").expect_err("the commit fails");
+        assert!(matches!(err, Error::Io { .. }), "{op:?} {n}: {err}");
+        fs.clear_faults();
+        // Nothing names HP in this process; every write is refused until reopened.
+        assert_eq!(store.snapshot().index_channel("HP"), None);
+        let again = store.ingest(&batch_of(METER, &[(base, daily(ts[1], 20))]));
+        assert!(matches!(again, Err(Error::Closed)), "{op:?} {n}: {again:?}");
+        drop(store);
+        // After a crash the register is there or not (the rename decides), numbered 1 if there.
+        let store = Store::open_with(dir, Options::default(), Arc::new(fs.crash())).unwrap();
+        let snap = store.snapshot();
+        assert_eq!(snap.index_channel("BASE"), Some(base));
+        let hp = snap.index_channel("HP");
+        assert!(
+            hp.is_none() || hp == Channel::index(1),
+            "{op:?} {n}: {hp:?}"
+        );
+        assert_eq!(read(&store, METER, base), vec![daily(ts[0], 10)]);
+        let hp = store.index_channel("HP").unwrap();
+        assert_eq!(hp, Channel::index(1).unwrap());
+        store
+            .ingest(&batch_of(METER, &[(hp, daily(ts[1], 5))]))
+            .unwrap();
+    }
 }

@@ -12,7 +12,15 @@ use super::{read, T0};
 use crate::util::Rng;
 
 const METERS: [&str; 3] = ["m0", "m1", "m2"];
-const CHANNELS: [Channel; 2] = [Channel::CONSUMPTION, Channel::PRODUCTION];
+/// The curves, daily energy and two index channels (registers BASE and HP, assigned when the
+/// store is created).
+const CHANNELS: [Channel; 5] = [
+    Channel::CONSUMPTION,
+    Channel::PRODUCTION,
+    Channel::DAILY_ENERGY,
+    Channel::index(0).unwrap(),
+    Channel::index(1).unwrap(),
+];
 
 type Model = BTreeMap<(usize, usize, i64), Point>;
 
@@ -22,11 +30,31 @@ fn random_batch(rng: &mut Rng) -> (Batch, Vec<(usize, usize, Point)>) {
     let n = 1 + rng.below(24);
     // Runs of one series, as real batches come.
     let mut m = rng.below(3) as usize;
-    let mut c = rng.below(2) as usize;
+    let mut c = rng.below(5) as usize;
+    let midnights = super::channels::paris_midnights(2024, 1, 1, 91);
     for _ in 0..n {
         if rng.below(4) == 0 {
             m = rng.below(3) as usize;
-            c = rng.below(2) as usize;
+            c = rng.below(5) as usize;
+        }
+        if c >= 2 {
+            // A day's energy at its Paris midnight (DST days included: 2024-03-31 is day 90);
+            // an index reading at midnight or later that day. Collisions on purpose.
+            let day = midnights[rng.below(91) as usize];
+            let late = if c >= 3 && rng.below(3) == 0 {
+                rng.below(86_000) as i64
+            } else {
+                0
+            };
+            let p = Point {
+                ts_utc: day + late,
+                value: rng.below(5000) as i32,
+                step_min: 1440,
+                quality: Quality::ALL[rng.below(3) as usize],
+            };
+            b.push(METERS[m], CHANNELS[c], p).expect("valid");
+            rows.push((m, c, p));
+            continue;
         }
         // Three months of half-hours, with collisions on purpose.
         let slot = rng.below(90 * 48 / 16) as i64 * 16 + rng.below(3) as i64;
@@ -103,6 +131,8 @@ fn run(seed: u64, steps: usize) -> usize {
     };
     let mut fs = SimFs::new();
     let mut store = Store::open_with(dir, options.clone(), Arc::new(fs.clone())).unwrap();
+    assert_eq!(store.index_channel("BASE").ok(), Some(CHANNELS[3]));
+    assert_eq!(store.index_channel("HP").ok(), Some(CHANNELS[4]));
     let mut model = Model::new();
     let mut served = 0;
     for step in 0..steps {

@@ -27,6 +27,17 @@ fn nth_batch(k: i64) -> (String, Vec<Point>) {
     (meter, points)
 }
 
+/// The daily energy and BASE index that batch `k` also carries: at the Paris midnight (CET in
+/// January and February 2024) that starts its day, values unique to `k`.
+fn nth_daily(k: i64) -> Point {
+    Point {
+        ts_utc: T0 - 3600 + (k / METERS) * 86_400,
+        value: k as i32,
+        step_min: 1440,
+        quality: courbe::Quality::Measured,
+    }
+}
+
 /// The arguments that run exactly the ignored child test `name` of this binary.
 fn child_args(name: &str) -> [&str; 5] {
     [
@@ -53,6 +64,9 @@ fn options() -> Options {
 fn sigkill_child_writer() {
     let dir = std::env::var(ENV_DIR).expect("run by its parent test, which sets the directory");
     let store = Store::open(&dir, options()).expect("child opens the store");
+    let base = store
+        .index_channel("BASE")
+        .expect("child names its register");
     let mut out = std::io::stdout().lock();
     for k in 0.. {
         let (meter, points) = nth_batch(k);
@@ -60,6 +74,9 @@ fn sigkill_child_writer() {
         for p in points {
             b.push(&meter, Channel::CONSUMPTION, p).expect("valid");
         }
+        b.push(&meter, Channel::DAILY_ENERGY, nth_daily(k))
+            .expect("valid");
+        b.push(&meter, base, nth_daily(k)).expect("valid");
         store.ingest(&b).expect("child ingests");
         writeln!(out, "acked {k}").expect("parent reads");
         out.flush().expect("parent reads");
@@ -123,6 +140,17 @@ fn every_batch_acknowledged_before_a_sigkill_reads_back_exactly() {
                 got.len() % 48 == 0 && sequence.starts_with(&got),
                 "round {round}: meter k{m} holds points the child did not write"
             );
+            // The same batches' daily energy and BASE index: one point each per batch.
+            let base = store.snapshot().index_channel("BASE").expect("register");
+            for channel in [Channel::DAILY_ENERGY, base] {
+                let daily = read(&store, &format!("k{m}"), channel);
+                let want: Vec<Point> = (0..)
+                    .filter(|k| k % METERS == m)
+                    .take(got.len() / 48)
+                    .map(nth_daily)
+                    .collect();
+                assert_eq!(daily, want, "round {round}: meter k{m} {channel:?}");
+            }
         }
     }
 }

@@ -92,3 +92,55 @@ fn a_version_1_store_reads_and_compacts_into_the_current_version_with_the_same_p
     let store = Store::open(dir.path(), Options::default()).unwrap();
     assert_reads(&store, &expected);
 }
+
+#[test]
+fn a_version_1_store_takes_daily_energy_and_indexes_and_keeps_its_curves() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v1");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let expected = expected();
+    let meter = expected[0].0.clone();
+    let days = super::channels::paris_midnights(2024, 1, 1, 62);
+    let point = |ts_utc: i64, value: i32| Point {
+        ts_utc,
+        value,
+        step_min: 1440,
+        quality: courbe::Quality::Measured,
+    };
+    let (base, daily): (Vec<Point>, Vec<Point>) = days
+        .iter()
+        .enumerate()
+        .map(|(d, &ts)| (point(ts, 1_000_000 + 9_000 * d as i32), point(ts, 9_000)))
+        .unzip();
+    {
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let channel = store.index_channel("BASE").unwrap();
+        let mut b = courbe::engine::Batch::new();
+        for (p, e) in base.iter().zip(&daily) {
+            b.push(&meter, channel, *p).unwrap();
+            b.push(&meter, Channel::DAILY_ENERGY, *e).unwrap();
+        }
+        store.ingest(&b).unwrap();
+    }
+    let manifest = std::fs::read(dir.path().join("MANIFEST")).unwrap();
+    assert_eq!(
+        manifest[8..12],
+        3u32.to_le_bytes(),
+        "the manifest is version 3"
+    );
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    store.flush().unwrap();
+    store.compact().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert_reads(&store, &expected);
+    let snap = store.snapshot();
+    let channel = snap.index_channel("BASE").unwrap();
+    assert_eq!(snap.points(&meter, channel, 0, i64::MAX).unwrap(), base);
+    assert_eq!(
+        snap.points(&meter, Channel::DAILY_ENERGY, 0, i64::MAX)
+            .unwrap(),
+        daily
+    );
+    store.verify().unwrap();
+}
