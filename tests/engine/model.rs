@@ -189,7 +189,10 @@ fn run(seed: u64, steps: usize) -> usize {
                 }
                 result.unwrap_or_else(|e| panic!("{ctx}: erase: {e}"));
                 let (from, to) = range.unwrap_or((i64::MIN, i64::MAX));
-                model.retain(|(mm, _, ts), _| !(*mm == m && from <= *ts && *ts < to));
+                // Erasure is of the curve; daily energy and indexes stay.
+                model.retain(|(mm, c, ts), _| {
+                    !(*mm == m && CHANNELS[*c].is_curve() && from <= *ts && *ts < to)
+                });
                 None
             }
             75..=82 => {
