@@ -38,15 +38,53 @@ pub fn paris_days(tz: &TimeZone, start: i64, end: i64) -> Option<Vec<i64>> {
     if !is_paris_midnight(tz, start) || !is_paris_midnight(tz, end) || start >= end {
         return None;
     }
-    let mut days = Vec::new();
-    let mut date = super::calendar::local_date(tz, start).ok()?;
-    let mut t = start;
-    while t < end {
-        days.push(t);
-        date = date.tomorrow().ok()?;
-        t = super::calendar::day_start_utc(tz, date).ok()?;
+    let mut days = midnights(tz, start, end);
+    (days.first() == Some(&start) && days.pop() == Some(end)).then_some(days)
+}
+
+/// Every day start of `tz` in `[from, to]` (local midnight, or the first instant of the day when
+/// a change skips midnight), from the zone's offset spans: within a span of offset `o`, they are
+/// the instants `t` where `t + o` is a whole number of days. Only the days next to an offset
+/// change are asked of the time-zone database, not every day.
+fn midnights(tz: &TimeZone, from: i64, to: i64) -> Vec<i64> {
+    const DAY_S: i64 = 86_400;
+    let spans = super::calendar::offset_spans(tz, from, to + 1);
+    let near_change = |t: i64| {
+        spans
+            .iter()
+            .skip(1)
+            .any(|&(change, _, _)| (change - t).abs() < DAY_S + DAY_S / 2)
+    };
+    let mut out = Vec::new();
+    for &(span_start, span_end, offset) in &spans {
+        let mut t = (span_start + offset).div_euclid(DAY_S) * DAY_S - offset;
+        if t < span_start {
+            t += DAY_S;
+        }
+        while t < span_end {
+            if !near_change(t) {
+                out.push(t);
+            }
+            t += DAY_S;
+        }
     }
-    (t == end).then_some(days)
+    // Around each change, the database's own day starts.
+    for &(change, _, _) in spans.iter().skip(1) {
+        let Ok(date) = super::calendar::local_date(tz, change) else {
+            continue;
+        };
+        for d in (-2i64..=2).filter_map(|k| date.checked_add(jiff::Span::new().days(k)).ok()) {
+            if let Ok(t) = super::calendar::day_start_utc(tz, d) {
+                if near_change(t) {
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out.retain(|&t| from <= t && t <= to);
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Every point of `(meter, channel)` with `ts_utc` in `[from, to)`, in time order.
@@ -274,6 +312,33 @@ mod tests {
         assert!(is_paris_midnight(&tz, utc("2024-10-26T22:00:00Z")));
         assert!(is_paris_midnight(&tz, utc("2024-10-27T23:00:00Z")));
         assert!(!is_paris_midnight(&tz, utc("2024-10-27T22:00:00Z")));
+    }
+
+    #[test]
+    fn midnights_from_offset_spans_are_the_zones_own_day_starts() {
+        let tz = paris();
+        // 1970 to 2100: the French rules before the EU's, both changes of every year.
+        let (from, to) = (utc("1970-01-01T00:00:00Z"), utc("2100-01-01T00:00:00Z"));
+        let got = midnights(&tz, from - 3_600, to);
+        let mut date = jiff::civil::date(1970, 1, 1);
+        let mut want = Vec::new();
+        loop {
+            let t = super::super::calendar::day_start_utc(&tz, date).unwrap();
+            if t > to {
+                break;
+            }
+            want.push(t);
+            date = date.tomorrow().unwrap();
+        }
+        let first_difference = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert_eq!(
+            first_difference.map(|i| (i, got[i], want[i])),
+            None,
+            "{} against {} midnights",
+            got.len(),
+            want.len()
+        );
+        assert_eq!(got.len(), want.len());
     }
 
     #[test]
