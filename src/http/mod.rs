@@ -43,6 +43,7 @@ pub mod error;
 pub mod loading;
 pub mod metrics;
 pub mod oauth;
+pub mod prices;
 mod refusals;
 
 use std::future::Future;
@@ -203,6 +204,10 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route("/v1/meters/:id/summary", get(meter_summary))
         .route("/v1/fleet/curve", get(fleet_curve))
         .route("/v1/fleet/energy", get(fleet_energy))
+        .route(
+            "/v1/prices/spot/:area",
+            get(prices::prices_get).put(prices::prices_put),
+        )
         .merge(dataconnect::routes(state.store.clone()))
         .merge(oauth::routes(
             access_tokens.clone(),
@@ -472,6 +477,24 @@ async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let channel = api::parse_ingest_channel(query_params(&uri)?.channel.as_deref())?;
+    // A price series names itself: `series` (required for prices, read by nothing else).
+    let series = api::read_query(uri.query())?
+        .into_iter()
+        .find(|(n, _)| n == "series")
+        .map(|(_, v)| v);
+    match (channel == crate::Channel::PRICE, &series) {
+        (true, None) => {
+            return Err(ApiError::invalid(
+                "channel price needs `series` (spot-AREA, e.g. spot-FR)",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "`series` names a price series: only with channel=price",
+            ))
+        }
+        _ => {}
+    }
     let (bytes, _memory) = read_body(&headers, body, &state).await?;
     // The body is all here: waiting for a turn to parse it costs no client any time.
     let _permit = state
@@ -501,15 +524,18 @@ async fn ingest(
     let batch_points = state.config.ingest_batch_points;
     let body_len = bytes.len() as u64;
     let gov = state.config.governance.clone();
-    let report = blocking(move || {
-        loading::ingest_document_screened(
+    let report = blocking(move || match &series {
+        Some(series) => {
+            loading::ingest_prices_screened(&store, gov.as_deref(), &bytes, series, batch_points)
+        }
+        None => loading::ingest_document_screened(
             &store,
             gov.as_deref(),
             &bytes,
             format,
             channel,
             batch_points,
-        )
+        ),
     })
     .await?;
     state
