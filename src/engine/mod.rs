@@ -185,6 +185,9 @@ pub(crate) struct Run {
     pub len: u32,
 }
 
+/// What [`Store::observe_ingest`] calls with each acknowledged batch.
+pub type IngestObserver = Arc<dyn Fn(&Batch) + Send + Sync>;
+
 /// Points to ingest together; acknowledged as a whole.
 ///
 /// Stored as runs of one series each over a per-batch dictionary of meter ids, which is also
@@ -265,6 +268,21 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.points.is_empty()
+    }
+
+    /// Every run of one series, in the order pushed: `(meter, channel, points)`.
+    pub fn series(&self) -> impl Iterator<Item = (&str, Channel, &[Point])> + '_ {
+        let mut start = 0usize;
+        self.runs.iter().map(move |run| {
+            let end = start + run.len as usize;
+            let pts = self.points.get(start..end).unwrap_or(&[]);
+            start = end;
+            let meter = self
+                .meters
+                .get(run.meter as usize)
+                .map_or("", String::as_str);
+            (meter, run.channel, pts)
+        })
     }
 
     /// Every point in the order pushed.
@@ -434,6 +452,8 @@ pub struct Store {
     erase_unfinished: std::sync::atomic::AtomicBool,
     gate: parking_lot::RwLock<()>,
     maintenance: parking_lot::Mutex<()>,
+    /// Called with each batch once it is acknowledged ([`Store::observe_ingest`]).
+    observers: parking_lot::RwLock<Vec<IngestObserver>>,
     manifest: parking_lot::Mutex<Manifest>,
     version: parking_lot::RwLock<Arc<Version>>,
 }
@@ -546,6 +566,7 @@ impl Store {
             erase_unfinished: std::sync::atomic::AtomicBool::new(false),
             gate: parking_lot::RwLock::new(()),
             maintenance: parking_lot::Mutex::new(()),
+            observers: parking_lot::RwLock::new(Vec::new()),
             manifest: parking_lot::Mutex::new(man),
             version: parking_lot::RwLock::new(Arc::new(version)),
         };
@@ -621,7 +642,18 @@ impl Store {
                 self.flush_locked(None)?;
             }
         }
+        // Acknowledged: durable and visible to new snapshots.
+        for observe in self.observers.read().iter() {
+            observe(batch);
+        }
         Ok(())
+    }
+
+    /// Calls `observer` with every batch [`Store::ingest`] acknowledges, after it is durable
+    /// and visible, on the ingesting thread: an observer must not block (the live view hands
+    /// the points to bounded queues and drops a subscriber whose queue is full).
+    pub fn observe_ingest(&self, observer: IngestObserver) {
+        self.observers.write().push(observer);
     }
 
     /// Whether an earlier I/O failure made the store refuse writes; it stays so until reopened.

@@ -172,6 +172,7 @@ fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
         "/v1/audit" => &["meter", "who", "from", "to"],
         "/v1/ingest" => &["channel", "series"],
         "/v1/prices/spot/:area" => &["from", "to"],
+        "/v1/meters/:id/live" => &["series"],
         "/v1/meters/:id/curve" => api::ERASE_PARAMETERS,
         r if dataconnect::endpoint(r).is_some() => dataconnect::PARAMETERS,
         _ => return None,
@@ -270,6 +271,16 @@ fn action_of<'a>(
             _ => Action::Other,
         },
         "/v1/meters/:id/curve" if method == Method::DELETE => Action::EraseCurve { meter: m },
+        // The live view is the curve from now on: a curve read now at subscription (the stream
+        // re-asks while it runs, `http::live`).
+        "/v1/meters/:id/live" if get => {
+            let now = super::now_utc();
+            Action::ReadCurve {
+                meter: m,
+                channel: crate::Channel::CONSUMPTION,
+                range_utc: (now, now + 1),
+            }
+        }
         "/v1/meters/:id/energy" | "/v1/meters/:id/peak" if get => {
             match question.and_then(summary_of) {
                 Some(summary) => Action::ReadMeterSummary { meter: m, summary },
@@ -454,6 +465,8 @@ async fn guard(
     // A consent answer is the meter's whole history: a read without bounds.
     let range = match action {
         Action::ReadConsent { .. } => Some((i64::MIN, i64::MAX)),
+        // The live view asks no question: its range is the instant of subscription.
+        Action::ReadCurve { range_utc, .. } if asked.is_none() => Some(range_utc),
         _ => asked.as_ref().map(|a| a.question.range_utc()),
     };
     request.extensions_mut().insert(principal.clone());

@@ -40,6 +40,7 @@
 pub mod api;
 pub mod dataconnect;
 pub mod error;
+pub mod live;
 pub mod loading;
 pub mod metrics;
 pub mod oauth;
@@ -107,6 +108,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Consent, access control and the governance endpoints; `None`: none of them.
     pub governance: Option<Arc<crate::governance::Governance>>,
+    /// The price series of a meter's dynamic offer, for the live view's costs (`None`: only
+    /// `?series=` prices a stream).
+    pub live_pricing: Option<Arc<dyn live::LivePricing>>,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +124,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(120),
             limits: Limits::default(),
             governance: None,
+            live_pricing: None,
         }
     }
 }
@@ -132,6 +137,8 @@ struct AppState {
     ingest_permits: Arc<Semaphore>,
     /// One permit per byte of ingest bodies held in memory.
     body_memory: Arc<Semaphore>,
+    /// Subscribers of the live view, fed by the store with each acknowledged batch.
+    live: Arc<live::LiveHub>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in flight.
@@ -182,6 +189,7 @@ pub async fn run(
 pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
     let body_memory = config.max_body_memory_bytes.max(config.max_body_bytes);
     let state = AppState {
+        live: live::LiveHub::attach(&store),
         store,
         ingest_permits: Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1))),
         body_memory: Arc::new(Semaphore::new(
@@ -202,6 +210,7 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route("/v1/meters/:id/peak", get(meter_peak))
         .route("/v1/meters/:id/index", get(meter_index))
         .route("/v1/meters/:id/summary", get(meter_summary))
+        .route("/v1/meters/:id/live", get(live::live))
         .route("/v1/fleet/curve", get(fleet_curve))
         .route("/v1/fleet/energy", get(fleet_energy))
         .route(
