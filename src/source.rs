@@ -93,7 +93,7 @@ pub const MAX_CURVE_STEP_S: i64 = 3600;
 /// The part of time a reading of `channel` claims: its interval for the curve channels, its
 /// instant for `max_power`.
 pub fn claim(channel: Channel, p: &Point) -> (i64, i64) {
-    if channel.is_curve() {
+    if channel.has_intervals() {
         (
             p.ts_utc,
             p.ts_utc.saturating_add(60 * i64::from(p.step_min.max(1))),
@@ -141,7 +141,7 @@ pub fn resolve_newest_covering(
             if a >= b {
                 return;
             }
-            if !channel.is_curve() {
+            if !channel.has_intervals() {
                 out.push(p);
             } else if let Ok(step_min) = u16::try_from((b - a) / 60) {
                 if step_min > 0 {

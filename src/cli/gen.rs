@@ -18,6 +18,12 @@ const METERS_PER_ROUND: u32 = 16;
 /// Writes the fleet's curves of `args.channel` as native CSV; memory holds a few meters at
 /// most, whatever the fleet size.
 pub fn gen(args: &GenArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if args.kind == GenKind::Spot {
+        return gen_spot(args, out);
+    }
+    if args.meters == 0 {
+        return Err(CliError::User("--meters is required (at least 1)".into()));
+    }
     let channel = parse_channel(Some(&args.channel))?;
     if channel == Channel::MAX_POWER {
         return Err(CliError::User(
@@ -118,6 +124,42 @@ fn write_meter(
     };
     for r in readings {
         writer.write_row(&meter.meter_id, &point_of(r))?;
+    }
+    Ok(())
+}
+
+/// `--kind spot`: the synthetic 15-minute spot prices of the span (`courbe_workload::
+/// synthetic_spot`, deterministic for `--seed`), as price CSV `ts,price` (EUR/MWh).
+fn gen_spot(args: &GenArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let start: jiff::civil::Date = args
+        .start
+        .parse()
+        .map_err(|e| CliError::User(format!("--start {:?}: {e}", args.start)))?;
+    write_spot_csv(args.seed, start, args.days, out)
+}
+
+/// Writes `days` days of synthetic spot prices from `start` as price CSV (`ts,price`, EUR/MWh
+/// with 2 decimals, one line per quarter hour): what `courbe ingest --channel price` and
+/// `PUT /v1/prices/spot/{area}` read. Synthetic, not market data.
+pub fn write_spot_csv(
+    seed: u64,
+    start: jiff::civil::Date,
+    days: u32,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    writeln!(out, "ts,price").map_err(output_error)?;
+    for p in courbe_workload::synthetic_spot(seed, start, days) {
+        let c = p.centi_eur_mwh;
+        let sign = if c < 0 { "-" } else { "" };
+        let abs = c.unsigned_abs();
+        writeln!(
+            out,
+            "{},{sign}{}.{:02}",
+            crate::http::api::format_ts(p.ts_utc),
+            abs / 100,
+            abs % 100
+        )
+        .map_err(output_error)?;
     }
     Ok(())
 }

@@ -31,6 +31,19 @@ struct InputReport {
 /// (unreadable file, no header, not an R50 flow) or when no record of the input was accepted.
 pub fn ingest(data: &Path, args: &IngestArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let channel = parse_ingest_channel(Some(&args.channel))?;
+    let series = match (channel == Channel::PRICE, &args.series) {
+        (true, None) => {
+            return Err(CliError::User(
+                "--channel price needs --series (spot-AREA, e.g. spot-FR)".into(),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(CliError::User(
+                "--series names a price series: only with --channel price".into(),
+            ))
+        }
+        (_, series) => series.as_deref(),
+    };
     let store = open_store(data)?;
     // Hook (governance): the consent registry screens every batch.
     let gov = crate::governance::Governance::open(data, Default::default())
@@ -44,7 +57,11 @@ pub fn ingest(data: &Path, args: &IngestArgs, out: &mut dyn Write) -> Result<(),
         } else {
             path.display().to_string()
         };
-        match ingest_input(&store, &gov, path, channel) {
+        let read = match series {
+            Some(series) => ingest_prices(&store, &gov, path, series),
+            None => ingest_input(&store, &gov, path, channel),
+        };
+        match read {
             Ok(report) => reports.push(InputReport { name, report }),
             Err(CliError::User(reason)) => {
                 eprintln!("courbe: {name}: {reason}");
@@ -98,6 +115,30 @@ fn print_rejected(reports: &[InputReport], total: u64) {
     if total > shown {
         eprintln!("rejected: ... and {} more", total - shown);
     }
+}
+
+/// Reads one price CSV input whole (`-` is stdin) and ingests it into `series`.
+fn ingest_prices(
+    store: &Store,
+    gov: &Governance,
+    path: &Path,
+    series: &str,
+) -> Result<IngestReport, CliError> {
+    let mut bytes = Vec::new();
+    let read = if path == Path::new("-") {
+        io::stdin().lock().read_to_end(&mut bytes)
+    } else {
+        File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
+    };
+    read.map_err(|e| CliError::User(format!("cannot read: {e}")))?;
+    crate::http::loading::ingest_prices_screened(store, Some(gov), &bytes, series, BATCH_POINTS)
+        .map_err(|e| {
+            if e.code.is_user_error() {
+                CliError::User(e.to_string())
+            } else {
+                CliError::Internal(e.message)
+            }
+        })
 }
 
 /// Reads and ingests one input (`-` is stdin).

@@ -144,8 +144,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct GenArgs {
-    /// Number of meters.
-    #[arg(long)]
+    /// Number of meters (every kind but `spot`).
+    #[arg(long, required_unless_present = "kind", default_value_t = 0)]
     pub meters: u32,
     /// Number of days.
     #[arg(long)]
@@ -164,8 +164,10 @@ pub struct GenArgs {
     pub channel: String,
     /// What to write: `curve` (native CSV), `daily` (native CSV of daily energy, Wh per
     /// Europe/Paris day), `r151` (Enedis R151 XML: daily indexes per register and maximum
-    /// power) or `tempo` (the span's Tempo colours, `date,colour`). Daily data follow each
-    /// meter's curve under its tariff option (60% BASE, 30% HP/HC, 10% Tempo).
+    /// power), `tempo` (the span's Tempo colours, `date,colour`) or `spot` (SYNTHETIC 15-minute
+    /// spot prices, `ts,price` in EUR/MWh, what `ingest --channel price` reads; not market
+    /// data: `courbe_workload::synthetic_spot`). Daily data follow each meter's curve under its
+    /// tariff option (60% BASE, 30% HP/HC, 10% Tempo).
     #[arg(long, value_enum, default_value_t = GenKind::Curve)]
     pub kind: GenKind,
 }
@@ -176,15 +178,20 @@ pub enum GenKind {
     Daily,
     R151,
     Tempo,
+    Spot,
 }
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Channel of the native CSV points (consumption, production, max_power or daily_energy:
-    /// Wh per Europe/Paris day at its midnight, what `gen --kind daily` writes), and of load
+    /// Wh per Europe/Paris day at its midnight, what `gen --kind daily` writes; price: CSV
+    /// `ts,price` in EUR/MWh of the series `--series` names), and of load
     /// curves in the other formats (consumption or production).
     #[arg(long, default_value = "consumption")]
     pub channel: String,
+    /// With `--channel price`: the price series the files' `ts,price` lines go to (`spot-FR`).
+    #[arg(long)]
+    pub series: Option<String>,
     /// Files to ingest, native CSV, Enedis R50 or R151 XML, Enedis SGE CSV export or Data
     /// Connect JSON (detected); `-` reads stdin.
     #[arg(required = true, value_name = "FILE")]

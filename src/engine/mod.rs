@@ -148,6 +148,34 @@ pub fn valid_new_meter_id(id: &str) -> bool {
     valid_meter_id(id) && !id.bytes().all(|b| b == b'.')
 }
 
+/// The prefix of every price series id: ids starting with it name price series (channel
+/// `price`), never meters, and a price series is stored under no other id. A PRM is 14 digits,
+/// so no PRM is in this namespace.
+pub const PRICE_SERIES_PREFIX: &str = "spot-";
+
+/// Whether `id` is in the price series namespace (starts with [`PRICE_SERIES_PREFIX`]): meter
+/// routes answer such an id as an unknown meter.
+pub fn is_price_series_namespace(id: &str) -> bool {
+    id.starts_with(PRICE_SERIES_PREFIX)
+}
+
+/// Whether `id` may name a price series: `spot-` then a market area of 1 to 16 characters of
+/// `[A-Z0-9-]` (`spot-FR`, `spot-DE-LU`).
+pub fn valid_price_series_id(id: &str) -> bool {
+    id.strip_prefix(PRICE_SERIES_PREFIX).is_some_and(|area| {
+        (1..=16).contains(&area.len())
+            && area
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+    })
+}
+
+/// The price series id of market `area` (`FR` → `spot-FR`), `None` when it is no valid area.
+pub fn price_series_id(area: &str) -> Option<String> {
+    let id = format!("{PRICE_SERIES_PREFIX}{area}");
+    valid_price_series_id(&id).then_some(id)
+}
+
 /// Consecutive points of one series in a [`Batch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Run {
@@ -156,6 +184,9 @@ pub(crate) struct Run {
     pub channel: Channel,
     pub len: u32,
 }
+
+/// What [`Store::observe_ingest`] calls with each acknowledged batch.
+pub type IngestObserver = Arc<dyn Fn(&Batch) + Send + Sync>;
 
 /// Points to ingest together; acknowledged as a whole.
 ///
@@ -200,6 +231,18 @@ impl Batch {
                 "meter id {meter:?} is not 1 to 64 characters of [0-9A-Za-z_.-], not only dots"
             )));
         }
+        if channel.is_price() && !valid_price_series_id(meter) {
+            return Err(InvalidPoint(format!(
+                "price series id {meter:?} is not spot-AREA (AREA: 1 to 16 characters of \
+                 [A-Z0-9-])"
+            )));
+        }
+        if !channel.is_price() && is_price_series_namespace(meter) {
+            return Err(InvalidPoint(format!(
+                "{meter:?} is a price series id (ids starting with {PRICE_SERIES_PREFIX:?} name \
+                 price series, not meters): only channel price is stored under it"
+            )));
+        }
         check_point(channel, &point)?;
         let idx = match self.index.get(meter) {
             Some(&i) => i,
@@ -225,6 +268,21 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.points.is_empty()
+    }
+
+    /// Every run of one series, in the order pushed: `(meter, channel, points)`.
+    pub fn series(&self) -> impl Iterator<Item = (&str, Channel, &[Point])> + '_ {
+        let mut start = 0usize;
+        self.runs.iter().map(move |run| {
+            let end = start + run.len as usize;
+            let pts = self.points.get(start..end).unwrap_or(&[]);
+            start = end;
+            let meter = self
+                .meters
+                .get(run.meter as usize)
+                .map_or("", String::as_str);
+            (meter, run.channel, pts)
+        })
     }
 
     /// Every point in the order pushed.
@@ -286,15 +344,25 @@ fn is_paris_midnight(ts_utc: i64) -> bool {
 fn check_point(channel: Channel, p: &Point) -> Result<(), InvalidPoint> {
     let ok = if channel.is_curve() {
         matches!(p.step_min, 5 | 10 | 15 | 30 | 60)
+    } else if channel.is_price() {
+        matches!(p.step_min, 15 | 60)
     } else {
         p.step_min == 1440
     };
     if !ok {
         return Err(InvalidPoint(format!(
-            "step {} min is not valid for {} (5, 10, 15, 30 or 60 for the curves; 1440 for \
-             max_power, daily_energy and index)",
+            "step {} min is not valid for {} (5, 10, 15, 30 or 60 for the curves; 15 or 60 for \
+             price; 1440 for max_power, daily_energy and index)",
             p.step_min,
             channel.as_str()
+        )));
+    }
+    // A price holds for a market interval: aligned on its step (UTC, which every step of 15 or
+    // 60 minutes is in Europe/Paris too).
+    if channel.is_price() && p.ts_utc.rem_euclid(60 * i64::from(p.step_min)) != 0 {
+        return Err(InvalidPoint(format!(
+            "price at {} is not aligned on its {}-minute step",
+            p.ts_utc, p.step_min
         )));
     }
     if storage_format::Channel::from_u8(channel.code(), storage_format::segment::FORMAT_VERSION)
@@ -384,6 +452,8 @@ pub struct Store {
     erase_unfinished: std::sync::atomic::AtomicBool,
     gate: parking_lot::RwLock<()>,
     maintenance: parking_lot::Mutex<()>,
+    /// Called with each batch once it is acknowledged ([`Store::observe_ingest`]).
+    observers: parking_lot::RwLock<Vec<IngestObserver>>,
     manifest: parking_lot::Mutex<Manifest>,
     version: parking_lot::RwLock<Arc<Version>>,
 }
@@ -496,6 +566,7 @@ impl Store {
             erase_unfinished: std::sync::atomic::AtomicBool::new(false),
             gate: parking_lot::RwLock::new(()),
             maintenance: parking_lot::Mutex::new(()),
+            observers: parking_lot::RwLock::new(Vec::new()),
             manifest: parking_lot::Mutex::new(man),
             version: parking_lot::RwLock::new(Arc::new(version)),
         };
@@ -571,7 +642,18 @@ impl Store {
                 self.flush_locked(None)?;
             }
         }
+        // Acknowledged: durable and visible to new snapshots.
+        for observe in self.observers.read().iter() {
+            observe(batch);
+        }
         Ok(())
+    }
+
+    /// Calls `observer` with every batch [`Store::ingest`] acknowledges, after it is durable
+    /// and visible, on the ingesting thread: an observer must not block (the live view hands
+    /// the points to bounded queues and drops a subscriber whose queue is full).
+    pub fn observe_ingest(&self, observer: IngestObserver) {
+        self.observers.write().push(observer);
     }
 
     /// Whether an earlier I/O failure made the store refuse writes; it stays so until reopened.

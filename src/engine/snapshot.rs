@@ -252,7 +252,7 @@ impl Snapshot {
         // What a block claims (`source::claim`): its coverage for a curve, its instants for the
         // channels read at an instant, which a reading replaces only at the same instant.
         let block_end = |s: &storage_format::BlockSummary| {
-            if channel.is_curve() {
+            if channel.has_intervals() {
                 s.end_ts
             } else {
                 s.last_ts.saturating_add(1)
@@ -482,6 +482,10 @@ impl SeriesSource for Snapshot {
     }
 
     fn has_meter(&self, meter: &str) -> bool {
+        // A price series id names no meter (`engine::is_price_series_namespace`).
+        if super::is_price_series_namespace(meter) {
+            return false;
+        }
         if self.version.memtable.has_meter(meter, self.visible_seq) {
             return true;
         }

@@ -170,7 +170,9 @@ fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
             "level", "code", "meters", "kind", "channel", "from", "to", "period", "tz", "source",
         ],
         "/v1/audit" => &["meter", "who", "from", "to"],
-        "/v1/ingest" => &["channel"],
+        "/v1/ingest" => &["channel", "series"],
+        "/v1/prices/spot/:area" => &["from", "to"],
+        "/v1/meters/:id/live" => &["series"],
         "/v1/meters/:id/curve" => api::ERASE_PARAMETERS,
         r if dataconnect::endpoint(r).is_some() => dataconnect::PARAMETERS,
         _ => return None,
@@ -269,6 +271,16 @@ fn action_of<'a>(
             _ => Action::Other,
         },
         "/v1/meters/:id/curve" if method == Method::DELETE => Action::EraseCurve { meter: m },
+        // The live view is the curve from now on: a curve read now at subscription (the stream
+        // re-asks while it runs, `http::live`).
+        "/v1/meters/:id/live" if get => {
+            let now = super::now_utc();
+            Action::ReadCurve {
+                meter: m,
+                channel: crate::Channel::CONSUMPTION,
+                range_utc: (now, now + 1),
+            }
+        }
         "/v1/meters/:id/energy" | "/v1/meters/:id/peak" if get => {
             match question.and_then(summary_of) {
                 Some(summary) => Action::ReadMeterSummary { meter: m, summary },
@@ -303,6 +315,9 @@ fn action_of<'a>(
         },
         "/v1/audit" if get => Action::ReadAudit,
         "/v1/calendars/:name/colours" if get => Action::ReadColours,
+        // Spot prices are public reference data, like the colour calendars: every token.
+        "/v1/prices/spot/:area" if get => Action::ReadColours,
+        "/v1/prices/spot/:area" => Action::Other,
         "/v1/meters/:id/contracts" if get => Action::ReadContracts { meter: m },
         "/v1/calendars/:name/colours" | "/v1/meters/:id/contracts" => Action::ManageCalendars,
         "/v1/aggregates/releases" if get => Action::ListReleases,
@@ -450,6 +465,8 @@ async fn guard(
     // A consent answer is the meter's whole history: a read without bounds.
     let range = match action {
         Action::ReadConsent { .. } => Some((i64::MIN, i64::MAX)),
+        // The live view asks no question: its range is the instant of subscription.
+        Action::ReadCurve { range_utc, .. } if asked.is_none() => Some(range_utc),
         _ => asked.as_ref().map(|a| a.question.range_utc()),
     };
     request.extensions_mut().insert(principal.clone());

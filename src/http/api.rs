@@ -311,14 +311,16 @@ pub fn parse_channel(name: Option<&str>) -> Result<Channel, ApiError> {
     }
 }
 
-/// The channel of native CSV rows to ingest: a query's channels, or `daily_energy` (Wh per
-/// Europe/Paris day, each row at the day's midnight with step 1440).
+/// The channel of native CSV rows to ingest: a query's channels, `daily_energy` (Wh per
+/// Europe/Paris day, each row at the day's midnight with step 1440), or `price` (price CSV).
 pub fn parse_ingest_channel(name: Option<&str>) -> Result<Channel, ApiError> {
     match name {
         Some(name) if name == Channel::DAILY_ENERGY.as_str() => Ok(Channel::DAILY_ENERGY),
+        // Price CSV (`ts,price`) of the series its caller names (`series`).
+        Some(name) if name == Channel::PRICE.as_str() => Ok(Channel::PRICE),
         _ => parse_channel(name).map_err(|_| {
             ApiError::invalid(format!(
-                "unknown channel {:?} (consumption, production, max_power or daily_energy)",
+                "unknown channel {:?} (consumption, production, max_power, daily_energy or price)",
                 name.unwrap_or_default()
             ))
         }),

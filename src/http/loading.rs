@@ -275,6 +275,33 @@ pub fn ingest_document_screened(
     Ok(sink.finish()?)
 }
 
+/// Ingests a price CSV (`ingest::parse_price_csv_into`) into series `series` as one whole
+/// document, through the consent gate like every ingest (consent never screens prices).
+pub fn ingest_prices_screened(
+    store: &Store,
+    consent: Option<&crate::governance::Governance>,
+    input: &[u8],
+    series: &str,
+    batch_points: usize,
+) -> Result<IngestReport, ApiError> {
+    if !crate::engine::valid_price_series_id(series) {
+        return Err(ApiError::invalid(format!(
+            "price series {series:?} is not spot-AREA (AREA: 1 to 16 characters of [A-Z0-9-])"
+        )));
+    }
+    let mut sink = BatchSink::new(
+        store,
+        SinkConfig {
+            delivery: Delivery::WholeDocument,
+            batch_points,
+            keep_rejected: KEPT_REJECTED,
+        },
+    )
+    .with_consent(consent);
+    ingest::parse_price_csv_into(input, series, &mut sink)?;
+    Ok(sink.finish()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,9 +40,11 @@
 pub mod api;
 pub mod dataconnect;
 pub mod error;
+pub mod live;
 pub mod loading;
 pub mod metrics;
 pub mod oauth;
+pub mod prices;
 mod refusals;
 
 use std::future::Future;
@@ -106,6 +108,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Consent, access control and the governance endpoints; `None`: none of them.
     pub governance: Option<Arc<crate::governance::Governance>>,
+    /// The price series of a meter's dynamic offer, for the live view's costs (`None`: only
+    /// `?series=` prices a stream).
+    pub live_pricing: Option<Arc<dyn live::LivePricing>>,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +124,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(120),
             limits: Limits::default(),
             governance: None,
+            live_pricing: None,
         }
     }
 }
@@ -131,6 +137,8 @@ struct AppState {
     ingest_permits: Arc<Semaphore>,
     /// One permit per byte of ingest bodies held in memory.
     body_memory: Arc<Semaphore>,
+    /// Subscribers of the live view, fed by the store with each acknowledged batch.
+    live: Arc<live::LiveHub>,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in flight.
@@ -181,6 +189,7 @@ pub async fn run(
 pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
     let body_memory = config.max_body_memory_bytes.max(config.max_body_bytes);
     let state = AppState {
+        live: live::LiveHub::attach(&store),
         store,
         ingest_permits: Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1))),
         body_memory: Arc::new(Semaphore::new(
@@ -201,8 +210,13 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route("/v1/meters/:id/peak", get(meter_peak))
         .route("/v1/meters/:id/index", get(meter_index))
         .route("/v1/meters/:id/summary", get(meter_summary))
+        .route("/v1/meters/:id/live", get(live::live))
         .route("/v1/fleet/curve", get(fleet_curve))
         .route("/v1/fleet/energy", get(fleet_energy))
+        .route(
+            "/v1/prices/spot/:area",
+            get(prices::prices_get).put(prices::prices_put),
+        )
         .merge(dataconnect::routes(state.store.clone()))
         .merge(oauth::routes(
             access_tokens.clone(),
@@ -472,6 +486,24 @@ async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let channel = api::parse_ingest_channel(query_params(&uri)?.channel.as_deref())?;
+    // A price series names itself: `series` (required for prices, read by nothing else).
+    let series = api::read_query(uri.query())?
+        .into_iter()
+        .find(|(n, _)| n == "series")
+        .map(|(_, v)| v);
+    match (channel == crate::Channel::PRICE, &series) {
+        (true, None) => {
+            return Err(ApiError::invalid(
+                "channel price needs `series` (spot-AREA, e.g. spot-FR)",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::invalid(
+                "`series` names a price series: only with channel=price",
+            ))
+        }
+        _ => {}
+    }
     let (bytes, _memory) = read_body(&headers, body, &state).await?;
     // The body is all here: waiting for a turn to parse it costs no client any time.
     let _permit = state
@@ -501,15 +533,18 @@ async fn ingest(
     let batch_points = state.config.ingest_batch_points;
     let body_len = bytes.len() as u64;
     let gov = state.config.governance.clone();
-    let report = blocking(move || {
-        loading::ingest_document_screened(
+    let report = blocking(move || match &series {
+        Some(series) => {
+            loading::ingest_prices_screened(&store, gov.as_deref(), &bytes, series, batch_points)
+        }
+        None => loading::ingest_document_screened(
             &store,
             gov.as_deref(),
             &bytes,
             format,
             channel,
             batch_points,
-        )
+        ),
     })
     .await?;
     state

@@ -44,6 +44,7 @@
 
 mod csv;
 mod dataconnect;
+mod price;
 mod r151;
 mod r50;
 mod sge;
@@ -55,6 +56,7 @@ use std::io;
 use crate::{Channel, Point};
 
 pub use self::csv::{parse_csv_reader, write_csv, CsvWriter};
+pub use self::price::{parse_centi, parse_price_csv_into};
 pub use self::time::{format_rfc3339_utc, parse_rfc3339};
 
 /// Steps a curve may have, minutes.

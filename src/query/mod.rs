@@ -57,6 +57,7 @@ mod energy;
 mod fleet;
 mod peak;
 pub mod readings;
+pub mod spot;
 mod tariff;
 pub mod tariffs;
 

@@ -93,8 +93,8 @@ impl Quality {
 /// Codes 0..=2 are the curve-era channels every format version knows. Format version 3 adds
 /// daily energy (code 3) and the **index channels**, codes 16..=255: one per register number
 /// 0..=239 of a store's register table (the names are data: a segment names the registers of
-/// the index channels it holds). Codes 4..=15 are reserved. A reader refuses a code its
-/// version does not define ([`Channel::from_u8`]).
+/// the index channels it holds). Format version 4 adds spot prices (code 4). Codes 5..=15 are
+/// reserved. A reader refuses a code its version does not define ([`Channel::from_u8`]).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(transparent)]
 pub struct Channel(u8);
@@ -110,6 +110,10 @@ impl Channel {
     /// midnight, `step_min` 1440 (nominal, also on 23- and 25-hour days), `value` the Wh
     /// consumed over the day.
     pub const DAILY_ENERGY: Channel = Channel(3);
+    /// A price series (since format v4): `value` is EUR/MWh × 100 (centi-euros per MWh,
+    /// **signed**: spot prices go negative) over the interval `[ts_utc, ts_utc + step)`, steps
+    /// of 15 or 60 minutes. Stored under a series id that is not a meter (`spot-FR`).
+    pub const PRICE: Channel = Channel(4);
 
     /// Code of the index channel of register number 0; register `r` is code `16 + r`.
     pub const INDEX_FIRST_CODE: u8 = 16;
@@ -124,22 +128,26 @@ impl Channel {
     ];
 
     /// The channels with a fixed meaning (every code below the index channels that a version
-    /// defines), in code order: those of [`Channel::ALL`] and, since format v3, daily energy.
-    pub const NAMED: [Channel; 4] = [
+    /// defines), in code order: those of [`Channel::ALL`], since format v3 daily energy and
+    /// since format v4 prices.
+    pub const NAMED: [Channel; 5] = [
         Channel::CONSUMPTION,
         Channel::PRODUCTION,
         Channel::MAX_POWER,
         Channel::DAILY_ENERGY,
+        Channel::PRICE,
     ];
 
     /// The channel of `code` as a file of format `version` may hold it: versions 1 and 2 know
-    /// codes 0..=2; version 3 knows 0..=3 and the index channels 16..=255 (4..=15 are reserved).
+    /// codes 0..=2; version 3 knows 0..=3 and the index channels 16..=255 (4..=15 are reserved);
+    /// version 4 knows 0..=4 and 16..=255 (5..=15 are reserved).
     /// `None` for a code the version does not define (a reader reports it as corruption).
     pub fn from_u8(code: u8, version: u16) -> Option<Channel> {
         let known = match version {
             0 => false,
             1 | 2 => code <= 2,
-            _ => code <= 3 || code >= Channel::INDEX_FIRST_CODE,
+            3 => code <= 3 || code >= Channel::INDEX_FIRST_CODE,
+            _ => code <= 4 || code >= Channel::INDEX_FIRST_CODE,
         };
         known.then_some(Channel(code))
     }
@@ -169,6 +177,17 @@ impl Channel {
         matches!(self, Channel::CONSUMPTION | Channel::PRODUCTION)
     }
 
+    /// Whether the channel is a price series (signed values; not a meter's data).
+    pub fn is_price(self) -> bool {
+        self == Channel::PRICE
+    }
+
+    /// Whether a reading of the channel covers an interval `[ts_utc, ts_utc + step)` (the
+    /// curves and prices) rather than holding at an instant (`max_power`, daily energy, indexes).
+    pub fn has_intervals(self) -> bool {
+        self.is_curve() || self.is_price()
+    }
+
     /// The channel's code, as stored.
     pub const fn code(self) -> u8 {
         self.0
@@ -181,6 +200,7 @@ impl Channel {
             Channel::PRODUCTION => "production",
             Channel::MAX_POWER => "max_power",
             Channel::DAILY_ENERGY => "daily_energy",
+            Channel::PRICE => "price",
             c if c.is_index() => "index",
             _ => "unknown",
         }
@@ -222,7 +242,8 @@ pub struct Point {
     /// Europe/Paris midnight starting the day; for an index: the instant of the reading), Unix
     /// seconds, UTC.
     pub ts_utc: i64,
-    /// W for curves, VA for `max_power`, Wh for daily energy and indexes.
+    /// W for curves, VA for `max_power`, Wh for daily energy and indexes, centi-EUR/MWh for
+    /// prices.
     pub value: i32,
     /// Length of the interval, 1..=[`STEP_MIN_MAX`] minutes.
     pub step_min: u16,

@@ -10,11 +10,11 @@
 //!   through the slice (an mmap) and validates only the index parts it touches;
 //!   [`BlockRef::decode_into`] checks the checksum covering the block (its meter group's in v2)
 //!   then decodes it; [`Segment::verify`] checks everything.
-//! - Writers write [`FORMAT_VERSION`] (3); readers read versions 1 to 3, differences gated on the
+//! - Writers write [`FORMAT_VERSION`] (4); readers read versions 1 to 4, differences gated on the
 //!   `supports_*` predicates.
 //! - Since v3 a segment may hold daily energy and index channels; the register of each index
 //!   channel it holds is named in its register table ([`SegmentBuilder::name_register`],
-//!   [`Segment::register_name`]).
+//!   [`Segment::register_name`]). Since v4 it may hold price series (channel 4).
 //!
 //! Layout, checksums and the truncation/corruption rules: `FORMAT.md` §3.
 
@@ -31,9 +31,9 @@ pub const MAGIC: [u8; 8] = *b"\x89CRBSEG\x1a";
 pub const END_MAGIC: [u8; 8] = *b"\x1aGESBRC\x89";
 
 /// The version this crate writes.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The newest version this crate reads (and every one before it).
-pub const NEWEST_READABLE_VERSION: u16 = 3;
+pub const NEWEST_READABLE_VERSION: u16 = 4;
 
 /// Header: magic, version u16, reserved u16, partition u32, seq u64, reserved u32, crc32 u32.
 pub const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 4 + 4;
@@ -87,6 +87,12 @@ pub fn supports_group_crc(version: u16) -> bool {
 /// channel mask; FORMAT.md §3.3).
 pub fn supports_daily_energy(version: u16) -> bool {
     version >= 3
+}
+
+/// Whether a segment of `version` may hold the price channel (code 4, bit 4 of a group's channel
+/// mask; FORMAT.md §3.3): signed centi-EUR/MWh, coded by the same block codec as the curves.
+pub fn supports_price_channel(version: u16) -> bool {
+    version >= 4
 }
 
 /// Whether a segment of `version` may hold index channels (codes 16..=255): listed after a
@@ -551,9 +557,11 @@ const SINGLE_BLOCKS: u8 = 0x80;
 /// Channel mask bit of a group with index channels (v3): their count and ascending codes follow
 /// the mask.
 const HAS_INDEXES: u8 = 0x40;
-/// Channel mask bits of the named channels a version knows: codes 0..=2, and 3 since v3.
+/// Channel mask bits of the named channels a version knows: codes 0..=2, 3 since v3, 4 since v4.
 fn named_mask(version: u16) -> u8 {
-    if supports_daily_energy(version) {
+    if supports_price_channel(version) {
+        0x1F
+    } else if supports_daily_energy(version) {
         0x0F
     } else {
         0x07
@@ -592,7 +600,7 @@ struct Chain {
 /// (rare, a few per page) in a short list.
 #[derive(Clone, Debug, Default)]
 struct Chains {
-    named: [Chain; 4],
+    named: [Chain; 5],
     index: Vec<(u8, Chain)>,
 }
 

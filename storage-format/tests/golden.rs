@@ -384,7 +384,6 @@ fn the_v2_fleet_golden_file_decodes_to_its_points() {
 
 #[test]
 fn the_v3_fleet_golden_file_decodes_to_its_points_and_costs_what_v2_costs() {
-    write_fuzz_seeds(&golden_series());
     check_fleet_golden(3);
     // Curves and max_power only: a v3 file is the v2 file's size (its mask bytes and entries
     // are the same; the header's version and the crcs differ).
@@ -394,6 +393,17 @@ fn the_v3_fleet_golden_file_decodes_to_its_points_and_costs_what_v2_costs() {
     let v3 = golden(3, "fleet.seg", || build(&golden_series(), FLEET_META));
     assert_eq!(v3.len(), v2.len());
     assert_eq!(v3.len(), build(&golden_series(), FLEET_META).len());
+}
+
+#[test]
+fn the_v4_fleet_golden_file_decodes_to_its_points_and_costs_what_v3_costs() {
+    write_fuzz_seeds(&golden_series());
+    check_fleet_golden(4);
+    let v3 = golden(3, "fleet.seg", || {
+        unreachable!("v3 files are never rewritten")
+    });
+    let v4 = golden(4, "fleet.seg", || build(&golden_series(), FLEET_META));
+    assert_eq!(v4.len(), v3.len());
 }
 
 const DAILY_META: SegmentMeta = SegmentMeta {
@@ -450,6 +460,119 @@ fn the_v3_empty_golden_file_opens_empty() {
     assert_eq!(segment.version(), 3);
     assert!(segment.registers().is_empty());
     assert_eq!(segment.verify().expect("verifies").series, 0);
+}
+
+/// What the v4 price golden file holds, frozen: May 2024 spot prices of two market areas
+/// (`spot-DE` hourly, `spot-FR` at 15 minutes, centi-EUR/MWh, negative at some middays) beside
+/// one meter's half-hourly curve.
+fn price_series() -> Vec<(String, Channel, Vec<Vec<Point>>)> {
+    const MAY_2024: i64 = 1_714_514_400; // 2024-05-01T00:00+02:00
+    let prices = |seed: u64, step_min: u16| {
+        let mut rng = Mix(seed);
+        let n = 31 * 24 * 60 / i64::from(step_min);
+        (0..n)
+            .map(|i| {
+                let ts = MAY_2024 + i * 60 * i64::from(step_min);
+                let hour = ((ts + 7200).rem_euclid(86_400) / 3600) as i32;
+                let base = match hour {
+                    0..=5 => 6_000,
+                    11..=15 if i % 7 < 3 => -2_500,
+                    18..=20 => 14_000,
+                    _ => 9_000,
+                };
+                point(
+                    ts,
+                    base + rng.next(1_500) as i32 - 750,
+                    step_min,
+                    Quality::Measured,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    vec![
+        (
+            "09111642617347".into(),
+            Channel::CONSUMPTION,
+            vec![curve(41, MAY_2024, 30, 31 * 48, None)],
+        ),
+        ("spot-DE".into(), Channel::PRICE, vec![prices(42, 60)]),
+        ("spot-FR".into(), Channel::PRICE, vec![prices(43, 15)]),
+    ]
+}
+
+const PRICE_META: SegmentMeta = SegmentMeta {
+    partition: 652,
+    seq: 7,
+};
+
+#[test]
+fn the_v4_price_golden_file_decodes_to_its_signed_prices() {
+    let expected = price_series();
+    write_price_seeds(&expected);
+    let bytes = golden(4, "price.seg", || build(&expected, PRICE_META));
+    let segment = Segment::open(&bytes).expect("opens");
+    assert_eq!((segment.meta(), segment.version()), (PRICE_META, 4));
+    assert_eq!(segment.verify().expect("verifies").series, 3);
+    let mut decoded = DecodedBlock::default();
+    for (meter, channel, blocks) in &expected {
+        let found = segment.blocks(meter, *channel).expect("looks up");
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].summary,
+            storage_format::block::summarize(&blocks[0])
+        );
+        found[0].decode_into(&mut decoded).expect("decodes");
+        assert!(decoded.points().eq(blocks[0].iter().copied()), "{meter}");
+    }
+    let fr = segment.blocks("spot-FR", Channel::PRICE).expect("looks up");
+    assert!(fr[0].summary.min_value < 0, "{:?}", fr[0].summary);
+}
+
+#[test]
+fn a_price_series_in_a_file_labelled_v3_is_corruption() {
+    let bytes = golden(4, "price.seg", || build(&price_series(), PRICE_META));
+    let mut v3 = bytes.clone();
+    v3[8..10].copy_from_slice(&3u16.to_le_bytes());
+    let v3 = with_header_crc(v3);
+    let segment = Segment::open(&v3).expect("the header and footer are v3's");
+    let err = segment.verify().expect_err("channel 4 is reserved in v3");
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+    let err = segment
+        .blocks("spot-FR", Channel::PRICE)
+        .expect_err("a lookup reaches the mask bit too");
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+}
+
+#[test]
+fn the_v4_empty_golden_file_opens_empty() {
+    let bytes = golden(4, "empty.seg", || build(&[], EMPTY_META));
+    assert_eq!(bytes.len(), HEADER_LEN + FOOTER_LEN);
+    let segment = Segment::open(&bytes).expect("opens");
+    assert_eq!(segment.version(), 4);
+    assert_eq!(segment.verify().expect("verifies").series, 0);
+}
+
+/// With `COURBE_WRITE_GOLDEN` set, seeds the fuzz corpus with a price block and segment.
+fn write_price_seeds(expected: &[(String, Channel, Vec<Vec<Point>>)]) {
+    if std::env::var_os("COURBE_WRITE_GOLDEN").is_none() {
+        return;
+    }
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).expect("creates a corpus dir");
+        std::fs::write(dir.join(name), bytes).expect("writes a seed");
+    };
+    let mut block = Vec::new();
+    storage_format::block::encode_into(&expected[2].2[0][..400], &mut block).expect("encodes");
+    write("block_decode", "v4-price.bin", &block);
+    let small: Vec<_> = expected
+        .iter()
+        .map(|(m, c, b)| (m.clone(), *c, vec![b[0][..b[0].len().min(50)].to_vec()]))
+        .collect();
+    let segment = build(&small, PRICE_META);
+    write("segment_decode", "v4-price.seg", &segment);
+    write("segment_structure", "v4-price.seg", &segment);
 }
 
 /// Two generated households over January 2024 (consumption, production, `max_power`), one block
@@ -555,7 +678,7 @@ fn the_sizes_the_spec_states_hold() {
     assert_eq!(storage_format::block::FRAME_LEN, 128);
     assert_eq!(&MAGIC, b"\x89CRBSEG\x1a");
     assert_eq!(&END_MAGIC, b"\x1aGESBRC\x89");
-    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (3, 3));
+    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (4, 4));
     // An empty segment is exactly a header and a footer; the header starts with the magic and
     // the version, the footer ends with the end magic.
     let bytes = build(&[], EMPTY_META);

@@ -2,7 +2,9 @@
 //! that names the register of every index channel a segment holds.
 
 use storage_format::block::{self, DecodedBlock};
-use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta, FOOTER_LEN, HEADER_LEN};
+use storage_format::segment::{
+    Segment, SegmentBuilder, SegmentMeta, FOOTER_LEN, FORMAT_VERSION, HEADER_LEN,
+};
 use storage_format::{Channel, ErrorKind, Point, Quality};
 
 /// 2024-10-01T00:00:00+02:00 (Paris).
@@ -102,7 +104,7 @@ fn daily_energy_and_index_series_round_trip_with_their_register_names() {
     let expected = series(90);
     let bytes = build(&expected, &all_names());
     let segment = Segment::open(&bytes).expect("opens");
-    assert_eq!(segment.version(), 3);
+    assert_eq!(segment.version(), FORMAT_VERSION);
     assert!(segment.page_count() > 2);
     assert_eq!(
         segment.verify().expect("verifies").series,
@@ -171,6 +173,9 @@ fn the_builder_refuses_reserved_codes_unnamed_indexes_and_conflicting_names() {
     let p = daily(1, 3, true);
     for code in 4..16u8 {
         assert!(Channel::from_u8(code, 3).is_none());
+    }
+    for code in 5..16u8 {
+        assert!(Channel::from_u8(code, 4).is_none());
     }
     b.add_block("m", index(1), &p, &mut out).expect("adds");
     let err = b.finish(&mut out).expect_err("index(1) is not named");

@@ -8,6 +8,7 @@ mod model;
 mod properties;
 mod reference;
 mod sources;
+mod spot;
 mod store;
 mod summaries;
 mod tariffs;

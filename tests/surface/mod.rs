@@ -4,6 +4,7 @@ mod cli;
 mod daily;
 mod dataconnect;
 mod http;
+mod live;
 mod robust;
 mod same_answers;
 mod support;

@@ -31,6 +31,7 @@
 mod calendar;
 mod household;
 mod rng;
+mod spot;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ use calendar::Day;
 pub use household::Household;
 use household::{simulate_day, DayOut, Scratch};
 use rng::{mix, Rng};
+pub use spot::{synthetic_spot, SpotPrice};
 
 /// The curve steps a meter may have, minutes.
 pub const STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
