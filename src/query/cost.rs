@@ -274,7 +274,7 @@ pub struct RegisterCost {
     pub priced: bool,
 }
 
-/// A tax line.
+/// A tax line: every validity period of one tax name together.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TaxCost {
     pub name: String,
@@ -406,7 +406,9 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
             lines.push((i, base.times_micro(tax.value).times_micro(10_000)));
         }
         for (i, x) in lines {
-            add_tax(i, x, &mut tax_exact);
+            // One line per tax name: its validity periods are one tax.
+            let first = taxes.iter().position(|t| t.name == taxes[i].name).unwrap_or(i);
+            add_tax(first, x, &mut tax_exact);
         }
     }
     tax_exact.sort_by_key(|(i, _)| *i);
