@@ -407,7 +407,10 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
         }
         for (i, x) in lines {
             // One line per tax name: its validity periods are one tax.
-            let first = taxes.iter().position(|t| t.name == taxes[i].name).unwrap_or(i);
+            let first = taxes
+                .iter()
+                .position(|t| t.name == taxes[i].name)
+                .unwrap_or(i);
             add_tax(first, x, &mut tax_exact);
         }
     }
