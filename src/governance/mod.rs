@@ -28,7 +28,7 @@ pub mod grants;
 pub mod groups;
 pub mod http;
 pub mod prices;
-mod prices_http;
+pub(crate) mod prices_http;
 pub mod record_log;
 pub mod releases;
 
