@@ -9,6 +9,7 @@ pub mod daily;
 mod gen;
 mod ingest;
 mod maintenance;
+mod prices;
 mod query;
 mod serve;
 
@@ -25,6 +26,7 @@ pub use bench::{bench, BenchArgs};
 pub use gen::gen;
 pub use ingest::ingest;
 pub use maintenance::{compact, erase, release, stats, verify};
+pub use prices::{prices, PricesArgs};
 pub use query::query;
 pub use serve::{demo, serve};
 
@@ -87,6 +89,9 @@ pub enum Command {
     /// every reader but an operator is answered from (the server must be stopped; a running
     /// one takes `POST /v1/aggregates/releases`).
     Release(ReleaseArgs),
+    /// Load price grids and taxes (`prices load`), or price a fleet's saving of one offer over
+    /// another (`prices fleet`); the server must be stopped.
+    Prices(PricesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +344,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::governance::cli::token(args, &mut out).map_err(|e| CliError::User(e.to_string()))
         }
         Command::Grant(args) => crate::governance::cli::grant(&cli.data, args, &mut out),
+        Command::Prices(args) => prices(&cli.data, args, &mut out),
     };
     match result.and_then(|()| out.flush().map_err(output_error)) {
         Err(CliError::OutputClosed) => Ok(()),

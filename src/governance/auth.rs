@@ -206,6 +206,14 @@ pub enum Action<'a> {
     ListReleases,
     /// Freezing months of aggregates: operators only.
     Release,
+    /// Price grids and taxes: public.
+    ReadPrices,
+    /// Writing price grids or taxes: operators only.
+    ManagePrices,
+    /// The distribution over a fleet of the saving of one offer over another: operators and
+    /// public bodies (a distribution over at least
+    /// [`crate::governance::prices::MIN_FLEET_OFFERS`] meters, never one meter's figure).
+    ReadFleetOffers,
     /// A `/v1` route the access table does not name: operators only.
     Other,
 }
@@ -396,7 +404,8 @@ pub fn authorize_kinds(
     let aggregates = |level: &Level, predefined: bool| predefined && *level != Level::Building;
     match principal.role {
         Role::Operator => Ok(Kinds::ALL),
-        _ if *action == A::ListReleases => Ok(Kinds::NONE),
+        _ if *action == A::ListReleases || *action == A::ReadPrices => Ok(Kinds::NONE),
+        Role::PublicBody if *action == A::ReadFleetOffers => Ok(Kinds::NONE),
         Role::Consumer => match action {
             A::ReadCurve { meter, .. }
             | A::ReadMeterSummary { meter, .. }

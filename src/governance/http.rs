@@ -26,6 +26,7 @@ use super::audit::AuditRecord;
 use super::auth::{Action, Figure, Level, Principal, Role, Summary};
 use super::consent::{Collection, ConsentEvent};
 use super::grants::{DataKind, Grant, Kinds};
+use super::prices_http::{self, Access, Priced};
 use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
 use crate::http::api::{
@@ -71,7 +72,7 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         limits: Arc::new(limits),
     };
     let state = GovState {
-        store,
+        store: store.clone(),
         gov: gov.clone(),
         body_timeout,
     };
@@ -95,6 +96,7 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
     router
         .merge(routes)
         .merge(super::calendars_http::routes(gov.clone()))
+        .merge(super::prices_http::routes(store, gov.clone()))
         .layer(middleware::from_fn_with_state(guard_state, guard))
 }
 
@@ -175,6 +177,7 @@ fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
         "/v1/meters/:id/live" => &["series"],
         "/v1/meters/:id/curve" => api::ERASE_PARAMETERS,
         r if dataconnect::endpoint(r).is_some() => dataconnect::PARAMETERS,
+        r if prices_http::parameters(r).is_some() => return prices_http::parameters(r),
         _ => return None,
     })
 }
@@ -342,6 +345,19 @@ fn action_of<'a>(
     })
 }
 
+/// The action of a pricing route: a meter's cost is an energy question over the same days.
+fn priced_action<'a>(access: &Access, meter: Option<&'a str>) -> Action<'a> {
+    match access {
+        Access::Meter(summary) => Action::ReadMeterSummary {
+            meter: meter.unwrap_or(""),
+            summary: *summary,
+        },
+        Access::ReadPrices => Action::ReadPrices,
+        Access::ManagePrices => Action::ManagePrices,
+        Access::FleetOffers => Action::ReadFleetOffers,
+    }
+}
+
 /// Narrows what `question` may draw on to `kinds` (what [`auth::authorize_kinds`] allowed).
 /// A peak from `max_power` is max_power data, from the curve curve data: the answer draws only
 /// on the sources the rule allowed and the question itself asked. A year's statement always
@@ -437,7 +453,16 @@ async fn guard(
         (None, Some(a)) if metering.is_some() => a.question.meter().map(str::to_string),
         (meter, _) => meter,
     };
-    let Some(action) = action_of(&route, &method, meter.as_deref(), asked.as_ref(), &params) else {
+    // A question about money is read here too, whole, before access is decided.
+    let priced = match prices_http::read(&route, &method, meter.as_deref(), &params, &gov) {
+        Ok(priced) => priced,
+        Err(e) => return e.into_response(),
+    };
+    let action = match &priced {
+        Some((_, access)) => Some(priced_action(access, meter.as_deref())),
+        None => action_of(&route, &method, meter.as_deref(), asked.as_ref(), &params),
+    };
+    let Some(action) = action else {
         return next.run(request).await;
     };
     let kinds = match gov.authorize_kinds(&principal, &action) {
@@ -467,9 +492,13 @@ async fn guard(
         Action::ReadConsent { .. } => Some((i64::MIN, i64::MAX)),
         // The live view asks no question: its range is the instant of subscription.
         Action::ReadCurve { range_utc, .. } if asked.is_none() => Some(range_utc),
+        Action::ReadMeterSummary { summary, .. } if priced.is_some() => Some(summary.range_utc),
         _ => asked.as_ref().map(|a| a.question.range_utc()),
     };
     request.extensions_mut().insert(principal.clone());
+    if let Some((priced, _)) = priced {
+        request.extensions_mut().insert::<Priced>(priced);
+    }
     if let Some(asked) = asked {
         request.extensions_mut().insert(asked);
     }

@@ -27,6 +27,8 @@ pub mod export;
 pub mod grants;
 pub mod groups;
 pub mod http;
+pub mod prices;
+pub(crate) mod prices_http;
 pub mod record_log;
 pub mod releases;
 
@@ -151,6 +153,7 @@ pub struct Governance {
     ingest_gate: parking_lot::RwLock<()>,
     state: parking_lot::RwLock<Registries>,
     calendars: calendars::Calendars,
+    prices: prices::Prices,
     /// The frozen aggregates served to everyone but operators.
     releases: releases::Releases,
 }
@@ -208,8 +211,10 @@ impl Governance {
         let audit_log = RecordLog::open(fs.clone(), &dir.join("audit.log"), |r| audit.push(r))?;
         let calendars = calendars::Calendars::open(fs.clone(), &dir)?;
         let releases = releases::Releases::open(fs.clone(), &dir)?;
+        let prices = prices::Prices::open(fs.clone(), &dir)?;
         Ok(Governance {
             calendars,
+            prices,
             dir,
             fs,
             config,
@@ -234,6 +239,11 @@ impl Governance {
     /// Day-colour series and tariff contracts.
     pub fn calendars(&self) -> &calendars::Calendars {
         &self.calendars
+    }
+
+    /// Price grids and taxes.
+    pub fn prices(&self) -> &prices::Prices {
+        &self.prices
     }
 
     pub fn config(&self) -> &GovernanceConfig {

@@ -51,6 +51,7 @@ use crate::source::{SeriesSource, SourceError};
 use crate::{Channel, Quality};
 
 pub mod calendar;
+pub mod cost;
 mod curve;
 pub mod daily;
 mod energy;
@@ -416,16 +417,39 @@ pub fn energy_by_register(
 ) -> Result<Vec<RegisterPeriod>, QueryError> {
     check_energy_channel(channel)?;
     let periods = calendar.periods()?;
+    energy_by_register_spans(src, meter, channel, &periods, plan, colours)
+}
+
+/// [`energy_by_register`] over contiguous `spans` `[start, end)` (UTC seconds, each starting
+/// where the previous ended) rather than calendar periods. An option with a single register
+/// also takes a period's figure from daily energy or the total index, as [`energy`] does.
+pub fn energy_by_register_spans(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    periods: &[(i64, i64)],
+    plan: &tariffs::TariffPlan,
+    colours: &tariffs::DayColours,
+) -> Result<Vec<RegisterPeriod>, QueryError> {
+    check_energy_channel(channel)?;
     check_meter(src, meter)?;
+    let (Some(&(from_utc, _)), Some(&(_, to_utc))) = (periods.first(), periods.last()) else {
+        return Ok(Vec::new());
+    };
+    if periods.windows(2).any(|w| w[0].1 != w[1].0) || periods.iter().any(|p| p.0 >= p.1) {
+        return Err(QueryError::InvalidArgument(
+            "spans must be contiguous and not empty".into(),
+        ));
+    }
     let mut registers = tariffs::Registers::new(
         plan,
         colours,
-        calendar.from_utc,
-        calendar.to_utc + 60 * i64::from(storage_format::STEP_MIN_MAX),
+        from_utc,
+        to_utc + 60 * i64::from(storage_format::STEP_MIN_MAX),
     )?;
     let mut scratch = storage_format::block::DecodedBlock::default();
     let (periods, split) =
-        energy::periods_by_register(src, meter, channel, &periods, &mut registers, &mut scratch)?;
+        energy::periods_by_register(src, meter, channel, periods, &mut registers, &mut scratch)?;
     let mut out: Vec<RegisterPeriod> = periods
         .into_iter()
         .zip(split)
@@ -435,6 +459,19 @@ pub fn energy_by_register(
         })
         .collect();
     if channel == Channel::CONSUMPTION && !out.iter().all(|p| curve_complete(&p.period)) {
+        if let [only] = registers.names.as_slice() {
+            if only != tariffs::NO_CONTRACT && only != tariffs::UNKNOWN {
+                let mut totals: Vec<EnergyPeriod> = out.iter().map(|p| p.period.clone()).collect();
+                fill_from_daily(src, meter, &mut totals, &mut scratch)?;
+                for (p, total) in out.iter_mut().zip(totals) {
+                    if total.source != p.period.source {
+                        p.by_register_ws[0].1 = i128::from(total.energy_wmin) * 60;
+                        p.period = total;
+                    }
+                }
+                return Ok(out);
+            }
+        }
         fill_registers_from_index(src, meter, &registers.names, &mut out, &mut scratch)?;
     }
     Ok(out)

@@ -7,5 +7,6 @@ mod calendars;
 mod consent;
 mod export;
 mod kinds;
+mod prices;
 mod redteam;
 mod support;

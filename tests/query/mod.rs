@@ -1,6 +1,7 @@
 //! Integration tests: query. A naive reference computes every answer from the raw points of a
 //! model; the engine's query functions must agree from every test source.
 
+mod cost;
 mod daily;
 mod errors;
 mod hand_checked;

@@ -1,0 +1,1000 @@
+//! The `/v1` endpoints of prices and costs (access: [`read`], called by the guard).
+//!
+//! | route | reads | who |
+//! |---|---|---|
+//! | `PUT /v1/prices/grids` (CSV) | replaces the grids it names | operators |
+//! | `GET /v1/prices/grids[?format=csv]` | every grid | every token |
+//! | `PUT /v1/prices/taxes` (CSV) | replaces the tax table | operators |
+//! | `GET /v1/prices/taxes[?format=csv]` | the tax table | every token |
+//! | `GET /v1/meters/{id}/cost?from&to&period&offer[&format]` | cost per period | as energy |
+//! | `GET /v1/meters/{id}/estimate?since&offer` | the D.224-29 unbilled estimate | as energy |
+//! | `GET /v1/meters/{id}/offers?offers=A,B[&to]` | 12 months under each offer | as energy |
+//! | `GET /v1/fleet/offers?offers=A,B&from&to` | distribution of B's saving over A | operators, public bodies |
+//!
+//! A meter's cost is its energy over whole Europe/Paris days: for access it is an energy
+//! question over the same range and period ([`Summary`] with `tz_paris` and whole days). An offer
+//! whose option splits the day into registers (HPHC, TEMPO, EJP, SEASONAL) is a chosen tariff
+//! (`tariff: true`: curve rights), as `tariff=option:...` on energy is; `BASE` and
+//! `offer=contract` (the meter's own registers) are not; a dynamic offer needs the curve. The
+//! comparison asks the same of every offer it prices.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::{json, Value};
+
+use super::auth::{Figure, Summary};
+use super::calendars::BadLine;
+use super::prices::{self, MIN_FLEET_OFFERS};
+use super::Governance;
+use crate::engine::Store;
+use crate::http::blocking;
+use crate::http::error::{ApiError, ErrorCode};
+use crate::query::cost::{self, day_of, format_cents, CostPeriod, Grid, TaxKind};
+use crate::query::tariffs::{date_of_day, DayColours, TariffOption, TariffPlan};
+use crate::query::{Calendar, EnergySource, Period};
+
+/// Largest body of a grids or taxes upload.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Most offers one comparison prices.
+pub const MAX_OFFERS: usize = 8;
+
+/// The parameters of each route (the guard refuses any other).
+pub(super) fn parameters(route: &str) -> Option<&'static [&'static str]> {
+    Some(match route {
+        "/v1/prices/grids" | "/v1/prices/taxes" => &["format"],
+        "/v1/meters/:id/cost" => &["from", "to", "period", "offer", "format"],
+        "/v1/meters/:id/estimate" => &["since", "offer"],
+        "/v1/meters/:id/offers" => &["offers", "to", "format"],
+        "/v1/fleet/offers" => &["offers", "from", "to"],
+        _ => return None,
+    })
+}
+
+#[derive(Clone)]
+struct PricesState {
+    store: Arc<Store>,
+    gov: Arc<Governance>,
+}
+
+/// The routes; [`super::http::attach`] puts them behind the guard.
+pub(super) fn routes<S: Clone + Send + Sync + 'static>(
+    store: Arc<Store>,
+    gov: Arc<Governance>,
+) -> Router<S> {
+    Router::new()
+        .route(
+            "/v1/prices/grids",
+            get(grids_get)
+                .put(grids_put)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route(
+            "/v1/prices/taxes",
+            get(taxes_get)
+                .put(taxes_put)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route("/v1/meters/:id/cost", get(cost_get))
+        .route("/v1/meters/:id/estimate", get(estimate_get))
+        .route("/v1/meters/:id/offers", get(offers_get))
+        .route("/v1/fleet/offers", get(fleet_offers_get))
+        .with_state(PricesState { store, gov })
+}
+
+/// A question about money, read once by the guard.
+#[derive(Clone, Debug)]
+pub(crate) enum Priced {
+    Cost {
+        meter: String,
+        first_day: i64,
+        end_day: i64,
+        period: Period,
+        offer: String,
+        csv: bool,
+    },
+    Estimate {
+        meter: String,
+        since_day: i64,
+        /// Today (Paris): the estimate ends at the last whole day with data before it.
+        end_day: i64,
+        offer: String,
+    },
+    Offers {
+        meter: String,
+        offers: Vec<String>,
+        first_day: i64,
+        end_day: i64,
+        csv: bool,
+    },
+    FleetOffers {
+        offers: Vec<String>,
+        first_day: i64,
+        end_day: i64,
+    },
+    /// A price list, read or written.
+    Prices { csv: bool },
+}
+
+/// What the guard learns of a pricing route: the question, and for access the action.
+pub(crate) enum Access {
+    /// A meter's figures over whole Paris days: an energy question.
+    Meter(Summary),
+    ReadPrices,
+    ManagePrices,
+    FleetOffers,
+}
+
+fn one<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn day_param(params: &[(String, String)], name: &str) -> Result<Option<i64>, ApiError> {
+    one(params, name)
+        .map(|t| day_of(t).map_err(|e| ApiError::invalid(format!("`{name}`: {e}"))))
+        .transpose()
+}
+
+fn required_day(params: &[(String, String)], name: &str) -> Result<i64, ApiError> {
+    day_param(params, name)?.ok_or_else(|| ApiError::invalid(format!("missing parameter `{name}`")))
+}
+
+fn csv_param(params: &[(String, String)]) -> Result<bool, ApiError> {
+    match one(params, "format") {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(f) => Err(ApiError::invalid(format!(
+            "unknown format {f:?} (json or csv)"
+        ))),
+    }
+}
+
+/// Today's Paris day number.
+fn today() -> Result<i64, ApiError> {
+    let tz = crate::query::daily::paris();
+    let date = jiff::Timestamp::now().to_zoned(tz).date();
+    Ok(crate::query::tariffs::day_number(date))
+}
+
+fn first_of_month(day: i64) -> i64 {
+    let (y, m, _) = crate::civil::civil_from_days(day);
+    crate::civil::days_from_civil(y, m, 1)
+}
+
+fn months_back(day: i64, n: i64) -> i64 {
+    let (y, m, _) = crate::civil::civil_from_days(day);
+    let total = y * 12 + (m - 1) - n;
+    crate::civil::days_from_civil(total.div_euclid(12), total.rem_euclid(12) + 1, 1)
+}
+
+/// Whether pricing `offer` splits days into registers the caller chose (curve rights), and a
+/// 400 naming an offer the registry does not hold.
+fn chosen_split(gov: &Governance, offer: &str) -> Result<bool, ApiError> {
+    if offer == "contract" {
+        return Ok(false);
+    }
+    let grid = gov.prices().grid(offer).ok_or_else(|| {
+        ApiError::invalid(format!("unknown offer {offer:?} (see /v1/prices/grids)"))
+    })?;
+    Ok(match prices::option_registers(&grid.option) {
+        Ok(Some(registers)) => registers.len() > 1,
+        _ => true,
+    })
+}
+
+fn utc(day: i64) -> Result<i64, ApiError> {
+    Ok(cost::paris_day_start(day)?)
+}
+
+fn meter_summary(
+    first_day: i64,
+    end_day: i64,
+    period: Period,
+    tariff: bool,
+) -> Result<Summary, ApiError> {
+    Ok(Summary {
+        figure: Figure::Energy,
+        range_utc: (utc(first_day)?, utc(end_day)?),
+        period,
+        tz_paris: true,
+        whole_local_days: true,
+        tariff,
+    })
+}
+
+/// Reads a pricing request (`None`: not a pricing route): the question and what access needs.
+/// Every refusal names what is wrong.
+pub(crate) fn read(
+    route: &str,
+    method: &Method,
+    meter: Option<&str>,
+    params: &[(String, String)],
+    gov: &Governance,
+) -> Result<Option<(Priced, Access)>, ApiError> {
+    let Some(names) = parameters(route) else {
+        return Ok(None);
+    };
+    let get = method == Method::GET || method == Method::HEAD;
+    for (i, (name, _)) in params.iter().enumerate() {
+        if !names.contains(&name.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "unknown parameter `{name}` (this request reads {})",
+                names.join(", ")
+            )));
+        }
+        if params[..i].iter().any(|(n, _)| n == name) {
+            return Err(ApiError::invalid(format!("parameter `{name}` given twice")));
+        }
+    }
+    let meter = meter.unwrap_or("").to_string();
+    let offer = || {
+        one(params, "offer")
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::invalid("missing parameter `offer` (a grid name or contract)"))
+    };
+    Ok(Some(match route {
+        "/v1/prices/grids" | "/v1/prices/taxes" => {
+            let access = if method == Method::PUT {
+                Access::ManagePrices
+            } else {
+                Access::ReadPrices
+            };
+            (
+                Priced::Prices {
+                    csv: csv_param(params)?,
+                },
+                access,
+            )
+        }
+        _ if !get => return Ok(None),
+        "/v1/meters/:id/cost" => {
+            let first_day = required_day(params, "from")?;
+            let end_day = required_day(params, "to")?;
+            if end_day <= first_day {
+                return Err(ApiError::invalid("`from` must be a day before `to`"));
+            }
+            if end_day - first_day > cost::MAX_COST_DAYS {
+                return Err(ApiError::invalid(format!(
+                    "a cost spans at most {} days",
+                    cost::MAX_COST_DAYS
+                )));
+            }
+            let period = match one(params, "period").unwrap_or("month") {
+                "day" => Period::Day,
+                "month" => Period::Month,
+                "year" => Period::Year,
+                p => {
+                    return Err(ApiError::invalid(format!(
+                        "unknown period {p:?} (day, month or year)"
+                    )))
+                }
+            };
+            let offer = offer()?;
+            let tariff = chosen_split(gov, &offer)?;
+            let csv = csv_param(params)?;
+            (
+                Priced::Cost {
+                    meter,
+                    first_day,
+                    end_day,
+                    period,
+                    offer,
+                    csv,
+                },
+                Access::Meter(meter_summary(first_day, end_day, period, tariff)?),
+            )
+        }
+        "/v1/meters/:id/estimate" => {
+            let since_day = required_day(params, "since")?;
+            let end_day = today()?;
+            if since_day >= end_day {
+                return Err(ApiError::invalid("`since` must be a day before today"));
+            }
+            if end_day - since_day > cost::MAX_COST_DAYS {
+                return Err(ApiError::invalid(format!(
+                    "an estimate spans at most {} days",
+                    cost::MAX_COST_DAYS
+                )));
+            }
+            let offer = offer()?;
+            let tariff = chosen_split(gov, &offer)?;
+            (
+                Priced::Estimate {
+                    meter,
+                    since_day,
+                    end_day,
+                    offer,
+                },
+                Access::Meter(meter_summary(since_day, end_day, Period::Day, tariff)?),
+            )
+        }
+        "/v1/meters/:id/offers" | "/v1/fleet/offers" => {
+            let list = one(params, "offers")
+                .ok_or_else(|| ApiError::invalid("missing parameter `offers` (A,B,...)"))?;
+            let offers: Vec<String> = list.split(',').map(|o| o.trim().to_string()).collect();
+            let most = if route == "/v1/fleet/offers" {
+                2
+            } else {
+                MAX_OFFERS
+            };
+            if offers.len() < 2 || offers.len() > most {
+                return Err(ApiError::invalid(format!(
+                    "`offers`: 2 to {most} offers, comma-separated"
+                )));
+            }
+            for (i, o) in offers.iter().enumerate() {
+                if offers[..i].contains(o) {
+                    return Err(ApiError::invalid(format!("offer {o:?} given twice")));
+                }
+            }
+            let mut tariff = false;
+            for o in &offers {
+                tariff |= chosen_split(gov, o)?;
+            }
+            if route == "/v1/fleet/offers" {
+                if offers.iter().any(|o| o == "contract") {
+                    return Err(ApiError::invalid(
+                        "a fleet comparison names grids, not `contract`",
+                    ));
+                }
+                let first_day = required_day(params, "from")?;
+                let end_day = required_day(params, "to")?;
+                if end_day <= first_day || end_day - first_day > cost::MAX_COST_DAYS {
+                    return Err(ApiError::invalid(format!(
+                        "`from` must be before `to`, at most {} days apart",
+                        cost::MAX_COST_DAYS
+                    )));
+                }
+                (
+                    Priced::FleetOffers {
+                        offers,
+                        first_day,
+                        end_day,
+                    },
+                    Access::FleetOffers,
+                )
+            } else {
+                let to = match day_param(params, "to")? {
+                    Some(d) if first_of_month(d) == d => d,
+                    Some(_) => {
+                        return Err(ApiError::invalid(
+                            "`to` must be the first day of a month (YYYY-MM-01)",
+                        ))
+                    }
+                    None => first_of_month(today()?),
+                };
+                let first_day = months_back(to, 12);
+                let csv = csv_param(params)?;
+                (
+                    Priced::Offers {
+                        meter,
+                        offers,
+                        first_day,
+                        end_day: to,
+                        csv,
+                    },
+                    Access::Meter(meter_summary(first_day, to, Period::Month, tariff)?),
+                )
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn bad_lines(bad: &[BadLine]) -> ApiError {
+    let lines: Vec<String> = bad
+        .iter()
+        .take(50)
+        .map(|b| format!("line {}: {}", b.line, b.reason))
+        .collect();
+    ApiError::new(
+        ErrorCode::MalformedDocument,
+        format!("nothing stored: {}", lines.join("; ")),
+    )
+}
+
+fn csv_response(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
+}
+
+fn priced_csv(priced: &Option<Extension<Priced>>) -> bool {
+    matches!(priced, Some(Extension(Priced::Prices { csv: true, .. })))
+}
+
+async fn grids_get(
+    State(s): State<PricesState>,
+    priced: Option<Extension<Priced>>,
+) -> Result<Response, ApiError> {
+    let grids = s.gov.prices().grids();
+    if priced_csv(&priced) {
+        return Ok(csv_response(prices::grids_csv(&grids)));
+    }
+    let grids: Vec<Value> = grids.iter().map(grid_json).collect();
+    Ok(Json(json!({ "grids": grids })).into_response())
+}
+
+fn grid_json(g: &Grid) -> Value {
+    let periods: Vec<Value> = g
+        .prices
+        .iter()
+        .map(|p| {
+            let energy: serde_json::Map<String, Value> = p
+                .energy
+                .iter()
+                .map(|(r, v)| (r.clone(), Value::String(cost::format_micro(*v, 5))))
+                .collect();
+            json!({
+                "from": p.from,
+                "to": p.to,
+                "energy_eur_per_kwh": energy,
+                "subscription_eur_per_month": cost::format_micro(p.subscription, 2),
+            })
+        })
+        .collect();
+    json!({ "name": g.name, "option": g.option, "kva": g.kva, "prices": periods })
+}
+
+async fn grids_put(State(s): State<PricesState>, body: Bytes) -> Result<Response, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
+    let grids = prices::parse_grids(text).map_err(|b| bad_lines(&b))?;
+    let gov = s.gov.clone();
+    let stored = blocking(move || Ok(gov.prices().set_grids(grids)?)).await?;
+    Ok(Json(json!({ "stored": stored })).into_response())
+}
+
+async fn taxes_get(
+    State(s): State<PricesState>,
+    priced: Option<Extension<Priced>>,
+) -> Result<Response, ApiError> {
+    let taxes = s.gov.prices().taxes();
+    if priced_csv(&priced) {
+        return Ok(csv_response(prices::taxes_csv(&taxes)));
+    }
+    let taxes: Vec<Value> = taxes
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "kind": t.kind.as_str(),
+                "from": t.from,
+                "to": t.to,
+                "value": cost::format_micro(t.value, t.kind.decimals()),
+                "unit": if t.kind == TaxKind::PerKwh { "EUR/kWh" } else { "%" },
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "taxes": taxes })).into_response())
+}
+
+async fn taxes_put(State(s): State<PricesState>, body: Bytes) -> Result<Response, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
+    let taxes = prices::parse_taxes(text).map_err(|b| bad_lines(&b))?;
+    let gov = s.gov.clone();
+    let stored = blocking(move || Ok(gov.prices().set_taxes(taxes)?)).await?;
+    Ok(Json(json!({ "stored": stored })).into_response())
+}
+
+/// The grid, the register plan and the colours pricing `offer` for `meter` over
+/// `[first_day, end_day)` reads. `contract`: the meter's contracts, priced by the one grid of
+/// their option (400 naming the choice otherwise).
+pub fn resolve_offer(
+    gov: &Governance,
+    meter: &str,
+    offer: &str,
+    first_day: i64,
+    end_day: i64,
+) -> Result<(Grid, TariffPlan, DayColours), ApiError> {
+    let colours = gov.calendars().colours_between(first_day - 2, end_day + 3);
+    if offer != "contract" {
+        let grid = gov.prices().grid(offer).ok_or_else(|| {
+            ApiError::invalid(format!("unknown offer {offer:?} (see /v1/prices/grids)"))
+        })?;
+        if grid.dynamic_area().is_some() {
+            // Hook (spot): a `DYNAMIC:<area>` grid is priced interval by interval by
+            // `crate::query::spot::dynamic_energy_cost`; until the spot series exist it is refused.
+            return Err(ApiError::invalid(
+                "dynamic offers need the spot price series",
+            ));
+        }
+        let option = TariffOption::parse(&grid.option)?;
+        return Ok((grid, TariffPlan::Option(option), colours));
+    }
+    let plan = gov.calendars().plan(meter).map_err(ApiError::invalid)?;
+    let (start, end) = (utc(first_day)?, utc(end_day)?);
+    let TariffPlan::Contracts(contracts) = &plan else {
+        return Err(ApiError::internal("a contract plan"));
+    };
+    let mut options: Vec<&TariffOption> = Vec::new();
+    for (s, e, o) in contracts {
+        if *s < end && *e > start && !options.contains(&o) {
+            options.push(o);
+        }
+    }
+    let option = match options.as_slice() {
+        [] => {
+            return Err(ApiError::invalid(format!(
+                "offer=contract: meter {meter} has no contract over the range; name an offer"
+            )))
+        }
+        [one] => (*one).clone(),
+        many => {
+            let names: Vec<&str> = many.iter().map(|o| o.name.as_str()).collect();
+            return Err(ApiError::invalid(format!(
+                "offer=contract: the contracts change option over the range ({}); name an offer \
+                 or a range with one option",
+                names.join(", ")
+            )));
+        }
+    };
+    let grids: Vec<Grid> = gov
+        .prices()
+        .grids()
+        .into_iter()
+        .filter(|g| TariffOption::parse(&g.option).is_ok_and(|o| o == option))
+        .collect();
+    match grids.as_slice() {
+        [grid] => Ok((grid.clone(), plan, colours)),
+        [] => Err(ApiError::invalid(format!(
+            "offer=contract: no grid prices the contract's option {}; name an offer",
+            option.name
+        ))),
+        many => {
+            let names: Vec<&str> = many.iter().map(|g| g.name.as_str()).collect();
+            Err(ApiError::invalid(format!(
+                "offer=contract: several grids price option {} ({}); name one with offer=",
+                option.name,
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+fn wh(ws: i128) -> i64 {
+    i64::try_from((ws * 2 + 3600).div_euclid(7200)).unwrap_or(i64::MAX)
+}
+
+fn money(cents: i64) -> Value {
+    json!({ "cents": cents, "eur": format_cents(cents) })
+}
+
+fn date_text(day: i64) -> String {
+    date_of_day(day).map_or_else(|_| day.to_string(), |d| d.to_string())
+}
+
+fn sources_text(sources: &[EnergySource]) -> String {
+    let names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
+    names.join("+")
+}
+
+fn period_json(p: &CostPeriod) -> Value {
+    let total_ws: i128 = p.cost.registers.iter().map(|r| r.ws).sum();
+    let registers: Vec<Value> = p
+        .cost
+        .registers
+        .iter()
+        .map(|r| {
+            json!({
+                "register": r.register,
+                "energy_wh": wh(r.ws),
+                "cost": money(r.cents),
+                "priced": r.priced,
+            })
+        })
+        .collect();
+    let taxes: Vec<Value> = p
+        .cost
+        .taxes
+        .iter()
+        .map(|t| json!({ "name": t.name, "kind": t.kind.as_str(), "amount": money(t.cents) }))
+        .collect();
+    json!({
+        "from": date_text(p.first_day),
+        "to": date_text(p.end_day),
+        "start": crate::http::api::format_ts(p.start_utc),
+        "end": crate::http::api::format_ts(p.end_utc),
+        "source": sources_text(&p.sources),
+        "energy_wh": wh(total_ws),
+        "estimated_wh": wh(p.estimated_ws),
+        "registers": registers,
+        "subscription": money(p.cost.subscription_cents),
+        "taxes": taxes,
+        "total": money(p.cost.total_cents),
+        "unpriced_days": p.cost.unpriced_days,
+    })
+}
+
+fn periods_csv(offer: &str, periods: &[CostPeriod], out: &mut String) {
+    for p in periods {
+        let head = format!(
+            "{offer},{},{},{}",
+            date_text(p.first_day),
+            date_text(p.end_day),
+            sources_text(&p.sources)
+        );
+        for r in &p.cost.registers {
+            out.push_str(&format!(
+                "{head},energy,{},{},{}\n",
+                r.register,
+                wh(r.ws),
+                format_cents(r.cents)
+            ));
+        }
+        out.push_str(&format!(
+            "{head},subscription,,,{}\n",
+            format_cents(p.cost.subscription_cents)
+        ));
+        for t in &p.cost.taxes {
+            out.push_str(&format!(
+                "{head},{},{},,{}\n",
+                t.kind.as_str(),
+                t.name,
+                format_cents(t.cents)
+            ));
+        }
+        out.push_str(&format!(
+            "{head},total,,,{}\n",
+            format_cents(p.cost.total_cents)
+        ));
+    }
+}
+
+const CSV_HEAD: &str = "offer,from,to,source,item,name,energy_wh,eur\n";
+
+/// The rounding rule, as answers state it.
+pub const ROUNDING: &str = "each line (energy per register, subscription, each tax) rounded once \
+    per period to the cent, half up, from exact amounts; totals are sums of rounded lines; the \
+    subscription is charged per day, monthly price / days of the month";
+
+fn priced_of(priced: Option<Extension<Priced>>) -> Result<Priced, ApiError> {
+    priced
+        .map(|Extension(p)| p)
+        .ok_or_else(|| ApiError::internal("a pricing question the guard did not read"))
+}
+
+async fn cost_get(
+    State(s): State<PricesState>,
+    priced: Option<Extension<Priced>>,
+) -> Result<Response, ApiError> {
+    let Priced::Cost {
+        meter,
+        first_day,
+        end_day,
+        period,
+        offer,
+        csv,
+    } = priced_of(priced)?
+    else {
+        return Err(ApiError::internal("not a cost question"));
+    };
+    let (grid, plan, colours) = resolve_offer(&s.gov, &meter, &offer, first_day, end_day)?;
+    let taxes = s.gov.prices().taxes();
+    let store = s.store.clone();
+    let periods = blocking(move || {
+        let snapshot = store.snapshot();
+        Ok(cost::meter_cost(
+            &*snapshot,
+            &meter,
+            &grid,
+            &taxes,
+            &plan,
+            &colours,
+            first_day,
+            end_day,
+            Some(period),
+        )
+        .map(|p| (p, grid, meter))?)
+    })
+    .await?;
+    let (periods, grid, meter) = periods;
+    if csv {
+        let mut out = CSV_HEAD.to_string();
+        periods_csv(&grid.name, &periods, &mut out);
+        return Ok(csv_response(out));
+    }
+    let total: i64 = periods.iter().map(|p| p.cost.total_cents).sum();
+    let list: Vec<Value> = periods.iter().map(period_json).collect();
+    Ok(Json(json!({
+        "meter": meter,
+        "offer": grid.name,
+        "option": grid.option,
+        "kva": grid.kva,
+        "currency": "EUR",
+        "rounding": ROUNDING,
+        "periods": list,
+        "total": money(total),
+    }))
+    .into_response())
+}
+
+/// The last whole Paris day with data in `[first_day, end_day)`, as a day after it.
+fn last_day_with_data(
+    src: &dyn crate::source::SeriesSource,
+    meter: &str,
+    first_day: i64,
+    end_day: i64,
+) -> Result<Option<i64>, ApiError> {
+    let calendar = Calendar {
+        from_utc: utc(first_day)?,
+        to_utc: utc(end_day)?,
+        period: Period::Day,
+        tz: crate::query::daily::paris(),
+    };
+    let days = crate::query::energy(
+        src,
+        meter,
+        storage_format::Channel::CONSUMPTION,
+        &calendar,
+        None,
+    )?;
+    Ok(days
+        .iter()
+        .rposition(|p| p.source != EnergySource::None && p.points >= p.expected_points)
+        .map(|i| first_day + i as i64 + 1))
+}
+
+async fn estimate_get(
+    State(s): State<PricesState>,
+    priced: Option<Extension<Priced>>,
+) -> Result<Response, ApiError> {
+    let Priced::Estimate {
+        meter,
+        since_day,
+        end_day,
+        offer,
+    } = priced_of(priced)?
+    else {
+        return Err(ApiError::internal("not an estimate question"));
+    };
+    let (grid, plan, colours) = resolve_offer(&s.gov, &meter, &offer, since_day, end_day)?;
+    let taxes = s.gov.prices().taxes();
+    let store = s.store.clone();
+    let m = meter.clone();
+    let answer = blocking(move || {
+        let snapshot = store.snapshot();
+        let Some(last) = last_day_with_data(&*snapshot, &m, since_day, end_day)? else {
+            return Ok(None);
+        };
+        let periods = cost::meter_cost(
+            &*snapshot, &m, &grid, &taxes, &plan, &colours, since_day, last, None,
+        )?;
+        Ok(Some((periods, last, grid)))
+    })
+    .await?;
+    let Some((periods, last, grid)) = answer else {
+        return Err(ApiError::invalid(format!(
+            "meter {meter} has no whole day with data since {}",
+            date_text(since_day)
+        )));
+    };
+    let Some(p) = periods.first() else {
+        return Err(ApiError::internal("an estimate without a period"));
+    };
+    let total_ws: i128 = p.cost.registers.iter().map(|r| r.ws).sum();
+    // Energy-related euros (energy, per-kWh taxes, VAT on them) in proportion of the estimated
+    // energy; half up to the cent.
+    let energy_cents: i64 = p.cost.registers.iter().map(|r| r.cents).sum::<i64>()
+        + p.cost
+            .taxes
+            .iter()
+            .filter(|t| matches!(t.kind, TaxKind::PerKwh | TaxKind::VatEnergy))
+            .map(|t| t.cents)
+            .sum::<i64>();
+    let estimated_cents = if total_ws > 0 {
+        cost::Exact::new(i128::from(energy_cents) * p.estimated_ws, total_ws * 100).cents()
+    } else {
+        0
+    };
+    let measured = p.sources.iter().any(|s| *s != EnergySource::None);
+    let mut basis = Vec::new();
+    if measured && p.estimated_ws < total_ws {
+        basis.push("measured");
+    }
+    if p.estimated_ws > 0 {
+        basis.push("estimated");
+    }
+    let statements = [
+        "This estimate is given for information only.".to_string(),
+        format!(
+            "It covers consumption not yet invoiced, from {} to {} included.",
+            date_text(since_day),
+            date_text(last - 1)
+        ),
+        "It is not a request for payment.".to_string(),
+        format!(
+            "It is based on {} data read by the meter ({}); no self-read data.",
+            if basis.is_empty() {
+                "no".to_string()
+            } else {
+                basis.join(" and ")
+            },
+            sources_text(&p.sources)
+        ),
+    ];
+    Ok(Json(json!({
+        "meter": meter,
+        "offer": grid.name,
+        "option": grid.option,
+        "since": date_text(since_day),
+        "through": date_text(last - 1),
+        "currency": "EUR",
+        "rounding": ROUNDING,
+        "statements": statements,
+        "basis": basis,
+        "source": sources_text(&p.sources),
+        "energy_wh": wh(total_ws),
+        "registers": period_json(p)["registers"].clone(),
+        "subscription": money(p.cost.subscription_cents),
+        "taxes": period_json(p)["taxes"].clone(),
+        "total": money(p.cost.total_cents),
+        "estimated": { "energy_wh": wh(p.estimated_ws), "amount": money(estimated_cents) },
+        "unpriced_days": p.cost.unpriced_days,
+    }))
+    .into_response())
+}
+
+async fn offers_get(
+    State(s): State<PricesState>,
+    priced: Option<Extension<Priced>>,
+) -> Result<Response, ApiError> {
+    let Priced::Offers {
+        meter,
+        offers,
+        first_day,
+        end_day,
+        csv,
+    } = priced_of(priced)?
+    else {
+        return Err(ApiError::internal("not an offers question"));
+    };
+    let mut resolved = Vec::new();
+    for o in &offers {
+        resolved.push(resolve_offer(&s.gov, &meter, o, first_day, end_day)?);
+    }
+    let taxes = s.gov.prices().taxes();
+    let store = s.store.clone();
+    let m = meter.clone();
+    let priced = blocking(move || {
+        let snapshot = store.snapshot();
+        let mut out = Vec::new();
+        for (grid, plan, colours) in resolved {
+            let periods = cost::meter_cost(
+                &*snapshot,
+                &m,
+                &grid,
+                &taxes,
+                &plan,
+                &colours,
+                first_day,
+                end_day,
+                Some(Period::Month),
+            )?;
+            out.push((grid, periods));
+        }
+        Ok(out)
+    })
+    .await?;
+    if csv {
+        let mut out = CSV_HEAD.to_string();
+        for (grid, periods) in &priced {
+            periods_csv(&grid.name, periods, &mut out);
+        }
+        return Ok(csv_response(out));
+    }
+    let totals: Vec<i64> = priced
+        .iter()
+        .map(|(_, ps)| ps.iter().map(|p| p.cost.total_cents).sum())
+        .collect();
+    let cheapest = totals
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, t)| **t)
+        .map(|(i, _)| priced[i].0.name.clone());
+    let list: Vec<Value> = priced
+        .iter()
+        .zip(&totals)
+        .map(|((grid, periods), total)| {
+            let months: Vec<Value> = periods
+                .iter()
+                .map(|p| {
+                    json!({
+                        "from": date_text(p.first_day),
+                        "source": sources_text(&p.sources),
+                        "total": money(p.cost.total_cents),
+                        "unpriced_days": p.cost.unpriced_days,
+                    })
+                })
+                .collect();
+            json!({ "offer": grid.name, "option": grid.option, "total": money(*total), "months": months })
+        })
+        .collect();
+    Ok(Json(json!({
+        "meter": meter,
+        "from": date_text(first_day),
+        "to": date_text(end_day),
+        "currency": "EUR",
+        "rounding": ROUNDING,
+        "offers": list,
+        "cheapest": cheapest,
+    }))
+    .into_response())
+}
+
+/// Quartiles (nearest rank on the sorted values) and mean (half up to the cent) of `values`.
+pub fn distribution(values: &mut [i64]) -> Option<Value> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let rank = |q: usize| values[((values.len() - 1) * q).div_ceil(4)];
+    let sum: i128 = values.iter().map(|v| i128::from(*v)).sum();
+    let mean = cost::Exact::new(sum, 100 * values.len() as i128).cents();
+    Some(json!({
+        "meters": values.len(),
+        "min": money(values[0]),
+        "q1": money(rank(1)),
+        "median": money(rank(2)),
+        "q3": money(rank(3)),
+        "max": money(values[values.len() - 1]),
+        "mean": money(mean),
+    }))
+}
+
+async fn fleet_offers_get(
+    State(s): State<PricesState>,
+    priced: Option<Extension<Priced>>,
+    principal: Option<Extension<super::auth::Principal>>,
+) -> Result<Response, ApiError> {
+    let Priced::FleetOffers {
+        offers,
+        first_day,
+        end_day,
+    } = priced_of(priced)?
+    else {
+        return Err(ApiError::internal("not a fleet offers question"));
+    };
+    let mut resolved = Vec::new();
+    for o in &offers {
+        resolved.push(resolve_offer(&s.gov, "", o, first_day, end_day)?);
+    }
+    let taxes = s.gov.prices().taxes();
+    let store = s.store.clone();
+    let operator = principal.is_some_and(|Extension(p)| p.role == super::auth::Role::Operator);
+    let savings = blocking(move || {
+        let snapshot = store.snapshot();
+        Ok(prices::fleet_savings(
+            &*snapshot, &resolved, &taxes, first_day, end_day,
+        )?)
+    })
+    .await?;
+    let (mut savings, skipped) = savings;
+    let counted = savings.len();
+    // Fewer meters than the floor: a distribution close to one household's figures.
+    let distribution = if operator || counted >= MIN_FLEET_OFFERS {
+        distribution(&mut savings)
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "from": date_text(first_day),
+        "to": date_text(end_day),
+        "a": offers[0],
+        "b": offers[1],
+        "saving": "cost under a minus cost under b, per meter, over the range",
+        "currency": "EUR",
+        "meters": counted,
+        "skipped": skipped,
+        "distribution": distribution,
+        "suppressed": distribution.is_none() && counted > 0,
+    }))
+    .into_response())
+}

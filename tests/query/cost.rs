@@ -1,0 +1,690 @@
+//! The cost of consumption, checked against a brute-force pricer.
+//!
+//! Oracle: a generated fleet (30-minute curves with gaps, estimated points and late rewrites;
+//! a meter with daily Tempo index registers and no curve) over 2024-10-01..2025-04-10 (both DST
+//! changes, Tempo red days, grid prices and taxes changing mid-month). The pricer here walks the
+//! readings minute by minute (curve) or day by day (index differences), reads the Paris wall
+//! clock with jiff, decides the register itself, and keeps every line item as an integer
+//! numerator over that line's fixed denominator (no fraction type shared with the code under
+//! test) before rounding half up to the cent. `query::cost::meter_cost` must agree to the cent
+//! on every line of every period.
+
+use std::collections::BTreeMap;
+
+use courbe::engine::{Batch, Options, Store};
+use courbe::query::cost::{self, Grid, GridPrices, Tax, TaxKind};
+use courbe::query::tariffs::{Colour, DayColours, TariffOption, TariffPlan};
+use courbe::query::{EnergySource, Period};
+use courbe::{Channel, Point, Quality};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use crate::util::Rng;
+
+fn paris() -> TimeZone {
+    TimeZone::get("Europe/Paris").unwrap()
+}
+
+fn date(text: &str) -> Date {
+    text.parse().unwrap()
+}
+
+fn midnight(d: Date) -> i64 {
+    d.to_zoned(paris()).unwrap().timestamp().as_second()
+}
+
+const FIRST: &str = "2024-10-01";
+const END: &str = "2025-04-10";
+const TEMPO_REGISTERS: [&str; 6] = ["HPJB", "HCJB", "HPJW", "HCJW", "HPJR", "HCJR"];
+
+/// lcm(28, 29, 30, 31): a day's share of any month is a whole multiple of `1 / L`.
+const L: i128 = 377_580;
+/// Denominators (euros = numerator / denominator) of each kind of line.
+const E: i128 = 3_600_000 * 1_000_000; // W·s × µ€/kWh
+const S: i128 = L * 1_000_000; // µ€ × (L / month days)
+
+fn prices(from: &str, to: Option<&str>, sub: i64, energy: &[(&str, i64)]) -> GridPrices {
+    GridPrices {
+        from: from.into(),
+        to: to.map(Into::into),
+        energy: energy.iter().map(|(r, p)| (r.to_string(), *p)).collect(),
+        subscription: sub,
+    }
+}
+
+/// Three test grids whose prices change on 2025-01-15 (mid-month).
+fn grids() -> Vec<Grid> {
+    let change = "2025-01-15";
+    vec![
+        Grid {
+            name: "t-base".into(),
+            option: "BASE".into(),
+            kva: 6,
+            prices: vec![
+                prices("2024-09-01", Some(change), 10_000_000, &[("BASE", 190_000)]),
+                prices(change, None, 11_110_000, &[("BASE", 133_330)]),
+            ],
+        },
+        Grid {
+            name: "t-hphc".into(),
+            option: "HPHC:22:00-06:00".into(),
+            kva: 6,
+            prices: vec![
+                prices(
+                    "2024-09-01",
+                    Some(change),
+                    10_500_000,
+                    &[("HP", 204_000), ("HC", 151_330)],
+                ),
+                prices(
+                    change,
+                    None,
+                    12_420_000,
+                    &[("HP", 145_130), ("HC", 107_630)],
+                ),
+            ],
+        },
+        Grid {
+            name: "t-tempo".into(),
+            option: "TEMPO".into(),
+            kva: 6,
+            prices: vec![
+                prices(
+                    "2024-09-01",
+                    Some(change),
+                    11_100_000,
+                    &[
+                        ("HCJB", 87_000),
+                        ("HPJB", 113_080),
+                        ("HCJW", 102_830),
+                        ("HPJW", 136_830),
+                        ("HCJR", 109_670),
+                        ("HPJR", 609_170),
+                    ],
+                ),
+                prices(
+                    change,
+                    None,
+                    12_300_000,
+                    &[
+                        ("HCJB", 73_630),
+                        ("HPJB", 95_630),
+                        ("HCJW", 86_880),
+                        ("HPJW", 115_630),
+                        ("HCJR", 92_800),
+                        ("HPJR", 515_130),
+                    ],
+                ),
+            ],
+        },
+    ]
+}
+
+fn taxes() -> Vec<Tax> {
+    let tax = |name: &str, kind, from: &str, to: Option<&str>, value| Tax {
+        name: name.into(),
+        kind,
+        from: from.into(),
+        to: to.map(Into::into),
+        value,
+    };
+    vec![
+        tax(
+            "accise",
+            TaxKind::PerKwh,
+            "2024-09-01",
+            Some("2025-01-20"),
+            22_500,
+        ),
+        tax("accise", TaxKind::PerKwh, "2025-01-20", None, 33_700),
+        tax(
+            "cta",
+            TaxKind::OnSubscription,
+            "2024-09-01",
+            None,
+            2_500_000,
+        ),
+        tax(
+            "vat_sub",
+            TaxKind::VatSubscription,
+            "2024-09-01",
+            Some("2025-02-10"),
+            5_500_000,
+        ),
+        tax(
+            "vat_sub",
+            TaxKind::VatSubscription,
+            "2025-02-10",
+            None,
+            20_000_000,
+        ),
+        tax(
+            "vat_energy",
+            TaxKind::VatEnergy,
+            "2024-09-01",
+            None,
+            20_000_000,
+        ),
+    ]
+}
+
+/// The Tempo colours of every day: blue mostly, some white, red on 2025-01-14 and 2025-01-15
+/// (around the price change) and a few more in winter.
+fn colours(rng: &mut Rng) -> BTreeMap<Date, Colour> {
+    let mut out = BTreeMap::new();
+    let mut d = date("2024-09-25");
+    while d < date("2025-04-20") {
+        let winter = d.month() >= 11 || d.month() <= 3;
+        let c = match rng.below(100) {
+            n if winter && n < 8 => Colour::Red,
+            n if n < 25 => Colour::White,
+            _ => Colour::Blue,
+        };
+        out.insert(d, c);
+        d = d.tomorrow().unwrap();
+    }
+    out.insert(date("2025-01-14"), Colour::Red);
+    out.insert(date("2025-01-15"), Colour::Red);
+    out
+}
+
+// ---- The brute-force pricer -------------------------------------------------------------
+
+/// The register of the instant `t` under `option`, read on the Paris wall clock.
+fn register_at(option: &str, colours: &BTreeMap<Date, Colour>, t: i64) -> String {
+    let z = jiff::Timestamp::from_second(t).unwrap().to_zoned(paris());
+    let clock = i64::from(z.hour()) * 3600 + i64::from(z.minute()) * 60;
+    let off_peak = !(6 * 3600..22 * 3600).contains(&clock);
+    match option {
+        "BASE" => "BASE".into(),
+        "HPHC:22:00-06:00" => if off_peak { "HC" } else { "HP" }.into(),
+        "TEMPO" => {
+            let colour_day = if clock >= 6 * 3600 {
+                z.date()
+            } else {
+                z.date().yesterday().unwrap()
+            };
+            let c = match colours[&colour_day] {
+                Colour::Blue => "B",
+                Colour::White => "W",
+                Colour::Red => "R",
+                other => panic!("no Tempo colour {other:?}"),
+            };
+            format!("{}J{c}", if off_peak { "HC" } else { "HP" })
+        }
+        other => panic!("no oracle for {other}"),
+    }
+}
+
+fn in_force(from: &str, to: Option<&str>, d: Date) -> bool {
+    date(from) <= d && to.is_none_or(|t| d < date(t))
+}
+
+fn grid_prices(grid: &Grid, d: Date) -> &GridPrices {
+    grid.prices
+        .iter()
+        .find(|p| in_force(&p.from, p.to.as_deref(), d))
+        .unwrap()
+}
+
+fn tax_value(taxes: &[Tax], kind: TaxKind, d: Date) -> Option<(String, i128)> {
+    taxes
+        .iter()
+        .find(|t| t.kind == kind && in_force(&t.from, t.to.as_deref(), d))
+        .map(|t| (t.name.clone(), i128::from(t.value)))
+}
+
+/// Percent × 10⁴ (`5.5 %` is 55 000) from the micro-units the model holds.
+fn p4(micro: i128) -> i128 {
+    micro / 100
+}
+
+/// Line numerators of one period, each over its line's fixed denominator.
+#[derive(Default, Debug)]
+struct Bill {
+    energy: BTreeMap<String, i128>,     // over E
+    ws: BTreeMap<String, i128>,         // W·s
+    per_kwh: BTreeMap<String, i128>,    // over E
+    vat_energy: BTreeMap<String, i128>, // over E × 10⁶
+    subscription: i128,                 // over S
+    cta: BTreeMap<String, i128>,        // over S × 10⁶
+    vat_sub: BTreeMap<String, i128>,    // over S × 10¹²
+    estimated_ws: i128,
+}
+
+fn half_up(num: i128, den: i128) -> i64 {
+    i64::try_from((num * 200 + den).div_euclid(2 * den)).unwrap()
+}
+
+impl Bill {
+    /// `ws` of energy at register `r` on day `d`.
+    fn energy(&mut self, grid: &Grid, taxes: &[Tax], d: Date, r: &str, ws: i128) {
+        let price = i128::from(grid_prices(grid, d).energy[r]);
+        *self.energy.entry(r.into()).or_default() += ws * price;
+        *self.ws.entry(r.into()).or_default() += ws;
+        let mut base = ws * price;
+        if let Some((name, rate)) = tax_value(taxes, TaxKind::PerKwh, d) {
+            *self.per_kwh.entry(name).or_default() += ws * rate;
+            base += ws * rate;
+        }
+        if let Some((name, vat)) = tax_value(taxes, TaxKind::VatEnergy, d) {
+            *self.vat_energy.entry(name).or_default() += base * p4(vat);
+        }
+    }
+
+    /// Day `d`'s share of the subscription and its taxes.
+    fn day(&mut self, grid: &Grid, taxes: &[Tax], d: Date) {
+        let sub =
+            i128::from(grid_prices(grid, d).subscription) * (L / i128::from(d.days_in_month()));
+        self.subscription += sub;
+        let mut base = sub * 1_000_000;
+        if let Some((name, cta)) = tax_value(taxes, TaxKind::OnSubscription, d) {
+            *self.cta.entry(name).or_default() += sub * p4(cta);
+            base += sub * p4(cta);
+        }
+        if let Some((name, vat)) = tax_value(taxes, TaxKind::VatSubscription, d) {
+            *self.vat_sub.entry(name).or_default() += base * p4(vat);
+        }
+    }
+
+    /// `(register cents, subscription cents, tax cents by name, total)`.
+    fn cents(&self) -> (BTreeMap<String, i64>, i64, BTreeMap<String, i64>, i64) {
+        let registers: BTreeMap<String, i64> = self
+            .energy
+            .iter()
+            .map(|(r, n)| (r.clone(), half_up(*n, E)))
+            .collect();
+        let subscription = half_up(self.subscription, S);
+        let mut taxes = BTreeMap::new();
+        for (lines, den) in [
+            (&self.per_kwh, E),
+            (&self.vat_energy, E * 1_000_000),
+            (&self.cta, S * 1_000_000),
+            (&self.vat_sub, S * 1_000_000_000_000),
+        ] {
+            for (name, n) in lines {
+                taxes.insert(name.clone(), half_up(*n, den));
+            }
+        }
+        let total = registers.values().sum::<i64>() + subscription + taxes.values().sum::<i64>();
+        (registers, subscription, taxes, total)
+    }
+}
+
+fn period_start(d: Date, period: Period) -> Date {
+    match period {
+        Period::Day => d,
+        Period::Month => d.first_of_month(),
+        Period::Year => d.first_of_year(),
+        Period::Week => panic!("not used"),
+    }
+}
+
+/// Brute force over a curve: every minute of every reading.
+fn price_curve(
+    points: &BTreeMap<i64, Point>,
+    grid: &Grid,
+    taxes: &[Tax],
+    colours: &BTreeMap<Date, Colour>,
+    period: Period,
+) -> BTreeMap<Date, Bill> {
+    let (first, end) = (date(FIRST), date(END));
+    let mut bills: BTreeMap<Date, Bill> = BTreeMap::new();
+    let mut d = first;
+    while d < end {
+        bills
+            .entry(period_start(d, period))
+            .or_default()
+            .day(grid, taxes, d);
+        d = d.tomorrow().unwrap();
+    }
+    for p in points.values() {
+        for minute in 0..i64::from(p.step_min) {
+            let t = p.ts_utc + 60 * minute;
+            let day = jiff::Timestamp::from_second(t)
+                .unwrap()
+                .to_zoned(paris())
+                .date();
+            if day < first || day >= end {
+                continue;
+            }
+            let r = register_at(&grid.option, colours, t);
+            let ws = i128::from(p.value) * 60;
+            let bill = bills.get_mut(&period_start(day, period)).unwrap();
+            bill.energy(grid, taxes, day, &r, ws);
+            if p.quality == Quality::Estimated {
+                bill.estimated_ws += ws;
+            }
+        }
+    }
+    bills
+}
+
+/// Brute force over daily indexes: each day's differences, register by register.
+fn price_index(
+    index: &BTreeMap<String, BTreeMap<Date, i64>>,
+    grid: &Grid,
+    taxes: &[Tax],
+    period: Period,
+) -> BTreeMap<Date, Bill> {
+    let mut bills: BTreeMap<Date, Bill> = BTreeMap::new();
+    let mut d = date(FIRST);
+    while d < date(END) {
+        let next = d.tomorrow().unwrap();
+        let bill = bills.entry(period_start(d, period)).or_default();
+        bill.day(grid, taxes, d);
+        if grid.option == "BASE" {
+            let wh: i64 = index.values().map(|days| days[&next] - days[&d]).sum();
+            bill.energy(grid, taxes, d, "BASE", i128::from(wh) * 3600);
+        } else {
+            for (r, days) in index {
+                bill.energy(grid, taxes, d, r, i128::from(days[&next] - days[&d]) * 3600);
+            }
+        }
+        d = next;
+    }
+    bills
+}
+
+// ---- The fleet -------------------------------------------------------------------------
+
+struct Fleet {
+    _dir: tempfile::TempDir,
+    store: Store,
+    /// Each curve meter's readings as the store must answer them (newest write wins).
+    curves: BTreeMap<String, BTreeMap<i64, Point>>,
+    /// The index meter's readings by register and Paris day (at its midnight).
+    index: BTreeMap<String, BTreeMap<Date, i64>>,
+    colours: BTreeMap<Date, Colour>,
+}
+
+const CURVE_METERS: [&str; 3] = ["30000000000001", "30000000000002", "30000000000003"];
+const INDEX_METER: &str = "30000000000009";
+
+fn fleet(seed: u64) -> Fleet {
+    let mut rng = Rng::new(seed);
+    let colours = colours(&mut rng);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let (from, to) = (midnight(date(FIRST)), midnight(date(END)));
+    let mut curves = BTreeMap::new();
+    for (m, meter) in CURVE_METERS.iter().enumerate() {
+        let mut points = BTreeMap::new();
+        let mut batch = Batch::new();
+        let mut t = from;
+        while t < to {
+            // Meter 1 misses about one half-hour in fifty.
+            if !(m == 1 && rng.chance(2)) {
+                let p = Point {
+                    ts_utc: t,
+                    value: rng.below(3_000) as i32,
+                    step_min: 30,
+                    quality: if rng.chance(3) {
+                        Quality::Estimated
+                    } else {
+                        Quality::Measured
+                    },
+                };
+                batch.push(meter, Channel::CONSUMPTION, p).unwrap();
+                points.insert(t, p);
+            }
+            t += 1_800;
+        }
+        store.ingest(&batch).unwrap();
+        curves.insert(meter.to_string(), points);
+    }
+    store.flush().unwrap();
+    // Late data: rewrites of some readings (and duplicates of the same value), newest wins.
+    let mut late = Batch::new();
+    for (meter, points) in curves.iter_mut() {
+        for _ in 0..400 {
+            let t = from + 1_800 * rng.below(((to - from) / 1_800) as u64) as i64;
+            let p = Point {
+                ts_utc: t,
+                value: rng.below(5_000) as i32,
+                step_min: 30,
+                quality: Quality::Measured,
+            };
+            late.push(meter, Channel::CONSUMPTION, p).unwrap();
+            late.push(meter, Channel::CONSUMPTION, p).unwrap();
+            points.insert(t, p);
+        }
+    }
+    store.ingest(&late).unwrap();
+    // The index meter: daily Tempo registers from a hidden curve, read at Paris midnights.
+    let mut index: BTreeMap<String, BTreeMap<Date, i64>> = BTreeMap::new();
+    let mut totals: BTreeMap<String, i64> = TEMPO_REGISTERS
+        .iter()
+        .map(|r| (r.to_string(), 1_000_000 + rng.below(100_000) as i64))
+        .collect();
+    let mut batch = Batch::new();
+    let mut d = date(FIRST);
+    loop {
+        for (r, total) in &totals {
+            index.entry(r.clone()).or_default().insert(d, *total);
+            let channel = store.index_channel(r).unwrap();
+            batch
+                .push(
+                    INDEX_METER,
+                    channel,
+                    Point {
+                        ts_utc: midnight(d),
+                        value: i32::try_from(*total).unwrap(),
+                        step_min: 1440,
+                        quality: Quality::Measured,
+                    },
+                )
+                .unwrap();
+        }
+        if d >= date(END) {
+            break;
+        }
+        let mut t = midnight(d);
+        while t < midnight(d.tomorrow().unwrap()) {
+            let w = i64::try_from(rng.below(2_000)).unwrap();
+            // Wh: whole watt-hours per half-hour keep the index exact.
+            let r = register_at("TEMPO", &colours, t);
+            *totals.get_mut(&r).unwrap() += w / 2;
+            t += 1_800;
+        }
+        d = d.tomorrow().unwrap();
+    }
+    store.ingest(&batch).unwrap();
+    Fleet {
+        _dir: dir,
+        store,
+        curves,
+        index,
+        colours,
+    }
+}
+
+fn day_colours(colours: &BTreeMap<Date, Colour>) -> DayColours {
+    let mut out = DayColours::default();
+    for (d, c) in colours {
+        out.insert("tempo", *d, *c);
+    }
+    out
+}
+
+/// Compares the engine's periods with the oracle's bills, line by line.
+fn agree(
+    what: &str,
+    got: &[cost::CostPeriod],
+    bills: &BTreeMap<Date, Bill>,
+    source: EnergySource,
+    check_estimated: bool,
+) {
+    assert_eq!(got.len(), bills.len(), "{what}: periods");
+    for (p, (start, bill)) in got.iter().zip(bills) {
+        let at = format!("{what} period {start}");
+        assert_eq!(
+            courbe::query::tariffs::date_of_day(p.first_day).unwrap(),
+            *start,
+            "{at}"
+        );
+        assert_eq!(p.sources, vec![source], "{at}: sources");
+        let (registers, subscription, taxes, total) = bill.cents();
+        for r in &p.cost.registers {
+            assert!(r.priced, "{at}: {} unpriced", r.register);
+            assert_eq!(
+                r.ws,
+                bill.ws.get(&r.register).copied().unwrap_or(0),
+                "{at}: energy of {}",
+                r.register
+            );
+            assert_eq!(
+                r.cents,
+                registers.get(&r.register).copied().unwrap_or(0),
+                "{at}: cost of {}",
+                r.register
+            );
+        }
+        assert_eq!(
+            p.cost.subscription_cents, subscription,
+            "{at}: subscription"
+        );
+        let got_taxes: BTreeMap<String, i64> = p
+            .cost
+            .taxes
+            .iter()
+            .map(|t| (t.name.clone(), t.cents))
+            .collect();
+        assert_eq!(got_taxes, taxes, "{at}: taxes");
+        assert_eq!(p.cost.total_cents, total, "{at}: total");
+        if check_estimated {
+            assert_eq!(p.estimated_ws, bill.estimated_ws, "{at}: estimated");
+        }
+    }
+}
+
+#[test]
+fn every_curve_cost_agrees_to_the_cent_with_a_minute_by_minute_pricer() {
+    let fleet = fleet(13);
+    let snapshot = fleet.store.snapshot();
+    let colours = day_colours(&fleet.colours);
+    let taxes = taxes();
+    let (first, end) = (
+        courbe::query::tariffs::day_number(date(FIRST)),
+        courbe::query::tariffs::day_number(date(END)),
+    );
+    for grid in grids() {
+        let plan = TariffPlan::Option(TariffOption::parse(&grid.option).unwrap());
+        for (meter, points) in &fleet.curves {
+            for period in [Period::Month, Period::Day] {
+                let got = cost::meter_cost(
+                    &*snapshot,
+                    meter,
+                    &grid,
+                    &taxes,
+                    &plan,
+                    &colours,
+                    first,
+                    end,
+                    Some(period),
+                )
+                .unwrap();
+                let bills = price_curve(points, &grid, &taxes, &fleet.colours, period);
+                let what = format!("{meter} {} {period:?}", grid.name);
+                agree(&what, &got, &bills, EnergySource::Curve, true);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_index_sourced_cost_agrees_to_the_cent_with_a_day_by_day_pricer() {
+    let fleet = fleet(14);
+    let snapshot = fleet.store.snapshot();
+    let colours = day_colours(&fleet.colours);
+    let taxes = taxes();
+    let (first, end) = (
+        courbe::query::tariffs::day_number(date(FIRST)),
+        courbe::query::tariffs::day_number(date(END)),
+    );
+    for grid in grids()
+        .into_iter()
+        .filter(|g| g.option != "HPHC:22:00-06:00")
+    {
+        let plan = TariffPlan::Option(TariffOption::parse(&grid.option).unwrap());
+        for period in [Period::Month, Period::Day] {
+            let got = cost::meter_cost(
+                &*snapshot,
+                INDEX_METER,
+                &grid,
+                &taxes,
+                &plan,
+                &colours,
+                first,
+                end,
+                Some(period),
+            )
+            .unwrap();
+            let bills = price_index(&fleet.index, &grid, &taxes, period);
+            agree(
+                &format!("{} {period:?}", grid.name),
+                &got,
+                &bills,
+                EnergySource::Index,
+                false,
+            );
+        }
+    }
+}
+
+#[test]
+fn a_period_is_cut_where_prices_change_and_each_line_is_rounded_once() {
+    // One whole period over the range: the engine cuts it at every change and rounds each line
+    // once; the oracle sums exactly and rounds once.
+    let fleet = fleet(15);
+    let snapshot = fleet.store.snapshot();
+    let colours = day_colours(&fleet.colours);
+    let taxes = taxes();
+    let grid = grids().remove(2);
+    let plan = TariffPlan::Option(TariffOption::parse(&grid.option).unwrap());
+    let meter = CURVE_METERS[0];
+    let (first, end) = (
+        courbe::query::tariffs::day_number(date(FIRST)),
+        courbe::query::tariffs::day_number(date(END)),
+    );
+    let got = cost::meter_cost(
+        &*snapshot, meter, &grid, &taxes, &plan, &colours, first, end, None,
+    )
+    .unwrap();
+    let mut bills = price_curve(
+        &fleet.curves[meter],
+        &grid,
+        &taxes,
+        &fleet.colours,
+        Period::Day,
+    );
+    let mut whole = Bill::default();
+    for bill in std::mem::take(&mut bills).into_values() {
+        for (r, n) in bill.energy {
+            *whole.energy.entry(r).or_default() += n;
+        }
+        for (r, n) in bill.ws {
+            *whole.ws.entry(r).or_default() += n;
+        }
+        for (lines, into) in [
+            (bill.per_kwh, &mut whole.per_kwh),
+            (bill.vat_energy, &mut whole.vat_energy),
+            (bill.cta, &mut whole.cta),
+            (bill.vat_sub, &mut whole.vat_sub),
+        ] {
+            for (name, n) in lines {
+                *into.entry(name).or_default() += n;
+            }
+        }
+        whole.subscription += bill.subscription;
+        whole.estimated_ws += bill.estimated_ws;
+    }
+    let one: BTreeMap<Date, Bill> = [(date(FIRST), whole)].into_iter().collect();
+    agree("whole range", &got, &one, EnergySource::Curve, true);
+    // The red days were priced at the red peak price.
+    assert!(got[0]
+        .cost
+        .registers
+        .iter()
+        .any(|r| r.register == "HPJR" && r.cents > 0));
+}
