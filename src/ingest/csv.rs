@@ -50,24 +50,191 @@ pub fn parse_csv_reader<R: io::Read>(
             Some(Line::Text { number }) => break check_header(&text, number)?,
         }
     };
-    let mut last_meter = String::new();
-    while let Some(line) = lines.next_into(&mut text)? {
-        match line {
-            Line::Blank => {}
-            Line::TooLong { number, len } => sink.reject(Rejected {
-                line: number,
-                reason: format!("line of {len} bytes (at most {MAX_LINE_LEN})"),
-            }),
-            Line::Text { number } => match read_row(&text, columns, channel, &mut last_meter) {
-                Ok(point) => sink.point(number, &last_meter, channel, point),
-                Err(reason) => sink.reject(Rejected {
-                    line: number,
-                    reason,
-                }),
-            },
+    let mut next_line = lines.next_number;
+    let mut reader = lines.inner;
+    // Rounds of chunks cut at line boundaries: a round is parsed on rayon's pool while the
+    // previous one goes to the sink in input order, so line numbers stay exact and in order.
+    let per_round = (rayon::current_num_threads() * 2).max(2);
+    let mut carry = Vec::new();
+    let mut pending: Option<Vec<ChunkOut>> = None;
+    loop {
+        let mut round = Vec::with_capacity(per_round);
+        let mut failure = None;
+        while round.len() < per_round {
+            match read_piece(&mut reader, &mut carry) {
+                Ok(Some(piece)) => round.push(piece),
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let last = round.is_empty() || failure.is_some();
+        let parsed = std::thread::scope(|scope| {
+            let parsing = scope.spawn(|| {
+                use rayon::prelude::*;
+                round
+                    .par_iter()
+                    .map(|piece| parse_piece(piece, columns, channel))
+                    .collect::<Vec<ChunkOut>>()
+            });
+            if let Some(outs) = pending.take() {
+                emit(outs, &mut next_line, channel, sink);
+            }
+            parsing.join()
+        });
+        match parsed {
+            Ok(outs) => pending = Some(outs),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        if last {
+            if let Some(outs) = pending.take() {
+                emit(outs, &mut next_line, channel, sink);
+            }
+            return match failure {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            };
         }
     }
-    Ok(())
+}
+
+/// Bytes of input parsed as one task.
+const PARSE_CHUNK: usize = 1 << 20;
+
+/// A piece of the input: whole lines, or one line of at least [`PARSE_CHUNK`] bytes skipped.
+enum Piece {
+    Text(Vec<u8>),
+    Long { len: u64 },
+}
+
+/// What one piece held, numbered from its first line (0).
+#[derive(Default)]
+struct ChunkOut {
+    lines: u64,
+    meters: Vec<String>,
+    events: Vec<Event>,
+}
+
+enum Event {
+    Point { line: u64, meter: u32, point: Point },
+    Reject { line: u64, reason: String },
+}
+
+/// The next piece: `carry` (a line begun in the previous piece) and up to [`PARSE_CHUNK`] bytes,
+/// cut after the last line feed (the rest goes back to `carry`); `None` at the end.
+fn read_piece<R: io::Read>(
+    reader: &mut io::BufReader<R>,
+    carry: &mut Vec<u8>,
+) -> io::Result<Option<Piece>> {
+    let mut buf = std::mem::take(carry);
+    let want = PARSE_CHUNK.saturating_sub(buf.len());
+    io::Read::read_to_end(&mut io::Read::take(&mut *reader, want as u64), &mut buf)?;
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf.len() < PARSE_CHUNK {
+        // The end of the input.
+        return Ok(Some(Piece::Text(buf)));
+    }
+    if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+        carry.extend_from_slice(buf.get(i + 1..).unwrap_or_default());
+        buf.truncate(i + 1);
+        return Ok(Some(Piece::Text(buf)));
+    }
+    // A line of PARSE_CHUNK bytes or more: skipped to its end without being held.
+    let mut len = buf.len() as u64;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let end = chunk.iter().position(|&b| b == b'\n');
+        let n = end.unwrap_or(chunk.len());
+        len += n as u64;
+        reader.consume(n + usize::from(end.is_some()));
+        if end.is_some() {
+            break;
+        }
+    }
+    Ok(Some(Piece::Long { len }))
+}
+
+/// Parses a piece's lines as [`Lines`] and [`read_row`] do, numbering them from 0.
+fn parse_piece(piece: &Piece, columns: usize, channel: Channel) -> ChunkOut {
+    let mut out = ChunkOut::default();
+    let text = match piece {
+        Piece::Long { len } => {
+            out.lines = 1;
+            out.events.push(Event::Reject {
+                line: 0,
+                reason: format!("line of {len} bytes (at most {MAX_LINE_LEN})"),
+            });
+            return out;
+        }
+        Piece::Text(text) => text,
+    };
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let mut last_meter = String::new();
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let line_no = i as u64;
+        out.lines = line_no + 1;
+        let len = line.len();
+        let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
+        if len > MAX_LINE_LEN + 1 || trimmed.len() > MAX_LINE_LEN {
+            out.events.push(Event::Reject {
+                line: line_no,
+                reason: format!("line of {len} bytes (at most {MAX_LINE_LEN})"),
+            });
+            continue;
+        }
+        if trimmed.is_empty() {
+            continue;
+        }
+        match read_row(trimmed, columns, channel, &mut last_meter) {
+            Ok(point) => {
+                if out.meters.last() != Some(&last_meter) {
+                    out.meters.push(last_meter.clone());
+                }
+                out.events.push(Event::Point {
+                    line: line_no,
+                    meter: (out.meters.len() - 1) as u32,
+                    point,
+                });
+            }
+            Err(reason) => out.events.push(Event::Reject {
+                line: line_no,
+                reason,
+            }),
+        }
+    }
+    out
+}
+
+/// Hands parsed pieces to the sink in input order; `next_line` is the number of the first line
+/// of the first piece.
+fn emit(outs: Vec<ChunkOut>, next_line: &mut u64, channel: Channel, sink: &mut impl Sink) {
+    for out in outs {
+        let base = *next_line;
+        for event in out.events {
+            match event {
+                Event::Point { line, meter, point } => {
+                    let meter = out.meters.get(meter as usize).map_or("", String::as_str);
+                    sink.point(base + line, meter, channel, point);
+                }
+                Event::Reject { line, reason } => sink.reject(Rejected {
+                    line: base + line,
+                    reason,
+                }),
+            }
+        }
+        *next_line += out.lines;
+    }
 }
 
 /// What [`Lines::next_into`] read.
