@@ -18,9 +18,7 @@ use std::sync::Arc;
 use super::manifest::PendingErase;
 use super::memtable::EraseSpec;
 use super::segments::{merge_into, partition_end, SegmentFile, SegmentWriter};
-use super::{
-    valid_meter_id, CompactionReport, CompactorState, EraseReport, Error, Store,
-};
+use super::{valid_meter_id, CompactionReport, CompactorState, EraseReport, Error, Store};
 use crate::Channel;
 
 impl Store {
@@ -197,6 +195,19 @@ impl Store {
     /// The background compactor's runs, totals and last failure.
     pub fn compactor_state(&self) -> CompactorState {
         self.compactor.lock().clone()
+    }
+
+    /// The live segments of each time partition (months since 1970-01 in Europe/Paris), for
+    /// reports and tests: `(partition, segments, bytes)`.
+    pub fn partition_segments(&self) -> Vec<(u32, usize, u64)> {
+        let version = self.version.read().clone();
+        let mut by: BTreeMap<u32, (usize, u64)> = BTreeMap::new();
+        for s in &version.segments {
+            let e = by.entry(s.entry.partition).or_default();
+            e.0 += 1;
+            e.1 += s.entry.len;
+        }
+        by.into_iter().map(|(p, (n, b))| (p, n, b)).collect()
     }
 
     /// Flushes completed since the store was opened.

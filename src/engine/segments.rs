@@ -458,7 +458,10 @@ impl Open {
                 .map_err(|e| corruption(&self.path, e))?;
         }
         match content {
-            Content::Points(points) => self.builder.add_block(meter, channel, points, &mut self.out),
+            Content::Points(points) => {
+                self.builder
+                    .add_block(meter, channel, points, &mut self.out)
+            }
             Content::Encoded(block) => {
                 self.builder
                     .add_encoded_block(meter, channel, block, &mut self.out)

@@ -716,6 +716,97 @@ mod tests {
         parse(input, Format::Csv, Channel::CONSUMPTION).unwrap()
     }
 
+    /// The input read line by line, as one piece: what the parallel parse must equal.
+    fn parse_sequentially(input: &[u8]) -> (Vec<(u64, String, Point)>, Vec<Rejected>) {
+        let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+        let body = input.strip_suffix(b"\n").unwrap_or(input);
+        let mut last_meter = String::new();
+        for (i, line) in body.split(|&b| b == b'\n').enumerate().skip(1) {
+            let number = i as u64 + 1;
+            let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > MAX_LINE_LEN + 1 || trimmed.len() > MAX_LINE_LEN {
+                rejected.push(Rejected {
+                    line: number,
+                    reason: format!("line of {} bytes (at most {MAX_LINE_LEN})", line.len()),
+                });
+            } else if !trimmed.is_empty() {
+                match read_row(trimmed, 5, Channel::CONSUMPTION, &mut last_meter) {
+                    Ok(p) => rows.push((number, last_meter.clone(), p)),
+                    Err(reason) => rejected.push(Rejected {
+                        line: number,
+                        reason,
+                    }),
+                }
+            }
+        }
+        (rows, rejected)
+    }
+
+    /// Records every point with its line.
+    #[derive(Default)]
+    struct Lined(Vec<(u64, String, Point)>, Vec<Rejected>);
+
+    impl Sink for Lined {
+        fn point(&mut self, line: u64, meter: &str, _channel: Channel, point: Point) {
+            self.0.push((line, meter.to_owned(), point));
+        }
+        fn reject(&mut self, rejected: Rejected) {
+            self.1.push(rejected);
+        }
+    }
+
+    #[test]
+    fn a_csv_parsed_in_pieces_keeps_every_row_and_every_rejected_line_number_in_order() {
+        let mut input = b"meter_id,ts,value_w,quality,step_min\n".to_vec();
+        let mut seed = 7u64;
+        for i in 0..90_000u64 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let ts = 1_704_067_200 + (i % 17_000) as i64 * 1800;
+            let meter = format!("{:014}", i / 700);
+            match seed >> 58 {
+                _ if i == 40_000 => {
+                    // A line of two pieces and more.
+                    input.extend(std::iter::repeat_n(b'y', 2 * PARSE_CHUNK + 5));
+                    input.push(b'\n');
+                }
+                0 => input.extend_from_slice(b"bad,row\n"),
+                1 => input.extend_from_slice(b"\n"),
+                2 => input.extend_from_slice(b"\r\n"),
+                3 => {
+                    // Exactly MAX_LINE_LEN bytes and a CR: read; one more byte: too long.
+                    let pad = if seed & 1 == 0 {
+                        MAX_LINE_LEN
+                    } else {
+                        MAX_LINE_LEN + 1
+                    };
+                    input.extend(std::iter::repeat_n(b'x', pad));
+                    input.extend_from_slice(b"\r\n");
+                }
+                _ => {
+                    let line = format!(
+                        "{meter},{},{},measured,30{}\n",
+                        format_rfc3339_utc(ts),
+                        seed % 9000,
+                        if seed & 2 == 0 { "" } else { "\r" }
+                    );
+                    input.extend_from_slice(line.as_bytes());
+                }
+            }
+        }
+        // The last line without its line feed.
+        input.extend_from_slice(b"00000000000001,2024-01-01T00:00:00Z,5");
+        assert!(input.len() > 4 * PARSE_CHUNK);
+        let (rows, rejected) = parse_sequentially(&input);
+        let mut got = Lined::default();
+        parse_csv_reader(&input[..], Channel::CONSUMPTION, &mut got).unwrap();
+        assert_eq!(got.1, rejected);
+        assert_eq!(got.0.len(), rows.len());
+        assert!(got.0 == rows, "rows differ from the sequential reading");
+        assert!(rejected.len() > 1000 && rows.len() > 60_000);
+    }
+
     #[test]
     fn native_rows_across_the_spring_dst_change_read_with_any_offset() {
         let parsed = parse_csv(NATIVE_DST);
