@@ -433,6 +433,9 @@ struct Open {
     entry: SegmentEntry,
 }
 
+/// Points `range` of series `.0` of a call to [`SegmentWriter::add_many`].
+type SeriesRun = (usize, std::ops::Range<usize>);
+
 /// What a block is added from.
 enum Content<'b, 'r> {
     Points(&'b [Point]),
@@ -623,7 +626,7 @@ impl<'a> SegmentWriter<'a> {
     /// partition, each appending to its own segment in key order.
     pub fn add_many(&mut self, series: &[(String, Channel, Vec<Point>)]) -> Result<(), Error> {
         // Each series split into (partition, points) runs, and every partition opened first.
-        let mut parts: BTreeMap<u32, Vec<(usize, std::ops::Range<usize>)>> = BTreeMap::new();
+        let mut parts: BTreeMap<u32, Vec<SeriesRun>> = BTreeMap::new();
         for (i, (meter, channel, points)) in series.iter().enumerate() {
             if let Some(w) = points
                 .windows(2)
@@ -650,7 +653,7 @@ impl<'a> SegmentWriter<'a> {
             self.open_partition(p)?;
         }
         let registers = self.registers;
-        let mut work: Vec<(&mut Open, Vec<(usize, std::ops::Range<usize>)>)> = self
+        let mut work: Vec<(&mut Open, Vec<SeriesRun>)> = self
             .open
             .iter_mut()
             .filter_map(|(p, o)| parts.remove(p).map(|runs| (o, runs)))
