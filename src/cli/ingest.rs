@@ -71,6 +71,9 @@ pub fn ingest(data: &Path, args: &IngestArgs, out: &mut dyn Write) -> Result<(),
         }
     }
     store.flush()?;
+    // What the background compactor of a server would do: a store fed file by file stays at
+    // about one segment per month.
+    store.compact_by_policy()?;
     let seconds = started.elapsed().as_secs_f64();
     let accepted: u64 = reports.iter().map(|r| r.report.accepted).sum();
     let rejected: u64 = reports.iter().map(|r| r.report.rejected_count).sum();

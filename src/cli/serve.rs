@@ -23,7 +23,14 @@ const DEMO_METERS_PER_BATCH: u32 = 16;
 
 pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     init_logging();
-    let store = Arc::new(open_store(data)?);
+    // A server compacts in the background (`CompactionPolicy`), so a store fed day by day stays
+    // at about one segment per month without an operator.
+    let options = crate::engine::Options {
+        background_compaction: true,
+        ..Default::default()
+    };
+    let store = Arc::new(Store::open(data, options).map_err(CliError::from)?);
+    let _compactor = store.start_compactor();
     if args.aggregate_min_meters < 2
         || args
             .dominance_share

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::manifest::PendingErase;
 use super::memtable::EraseSpec;
 use super::segments::{merge_into, partition_end, SegmentFile, SegmentWriter};
-use super::{valid_meter_id, EraseReport, Error, Store};
+use super::{valid_meter_id, CompactionReport, CompactorState, EraseReport, Error, Store};
 use crate::Channel;
 
 impl Store {
@@ -66,19 +66,153 @@ impl Store {
                 .push(s.clone());
         }
         let current = storage_format::segment::FORMAT_VERSION;
-        let stale = |v: &&Vec<Arc<SegmentFile>>| {
-            v.len() >= 2 || v.iter().any(|s| s.segment().version() < current)
-        };
-        let result = by_partition.values().filter(stale).try_for_each(|inputs| {
-            let (out, _) = self.rewrite(inputs, None)?;
-            self.commit(inputs, out, 0, None, None)?;
-            self.remove_segments(inputs)
-        });
+        let stale: Vec<Vec<Arc<SegmentFile>>> = by_partition
+            .into_values()
+            .filter(|v| v.len() >= 2 || v.iter().any(|s| s.segment().version() < current))
+            .collect();
+        self.merge_groups(stale).map(|_| ())
+    }
+
+    /// Rewrites each group (the segments of one partition, seq order) as one segment, the
+    /// groups in parallel on rayon's pool, then commits them all in one manifest and deletes
+    /// the inputs. The caller holds `maintenance`. A failure poisons the store, like a failed
+    /// flush: reads go on, writes are refused until reopened.
+    fn merge_groups(&self, groups: Vec<Vec<Arc<SegmentFile>>>) -> Result<CompactionReport, Error> {
+        use rayon::prelude::*;
+        if groups.is_empty() {
+            return Ok(CompactionReport::default());
+        }
+        let result = groups
+            .par_iter()
+            .map(|inputs| self.rewrite(inputs, None).map(|(out, _)| out))
+            .collect::<Result<Vec<_>, Error>>()
+            .and_then(|outputs| {
+                let inputs: Vec<Arc<SegmentFile>> = groups.iter().flatten().cloned().collect();
+                let outputs: Vec<Arc<SegmentFile>> = outputs.into_iter().flatten().collect();
+                let report = CompactionReport {
+                    merges: groups.len() as u64,
+                    segments_read: inputs.len() as u64,
+                    bytes_read: inputs.iter().map(|s| s.entry.len).sum(),
+                    bytes_written: outputs.iter().map(|s| s.entry.len).sum(),
+                };
+                self.commit(&inputs, outputs, 0, None, None)?;
+                self.remove_segments(&inputs)?;
+                Ok(report)
+            });
         if result.is_err() {
-            // Like a failed flush: reads go on, writes are refused until reopened.
             self.wal.poison();
         }
         result
+    }
+
+    /// Merges, in each partition, the segments [`CompactionPolicy`] (`Options::compaction`)
+    /// selects; what the background compactor runs after each flush, and `courbe ingest` at
+    /// its end. Does nothing when no partition needs it.
+    pub fn compact_by_policy(&self) -> Result<CompactionReport, Error> {
+        let _m = self.maintenance.lock();
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let newest = self.manifest.lock().newest_ts;
+        let version = self.version.read().clone();
+        let mut by_partition: BTreeMap<u32, Vec<Arc<SegmentFile>>> = BTreeMap::new();
+        for s in &version.segments {
+            by_partition
+                .entry(s.entry.partition)
+                .or_default()
+                .push(s.clone());
+        }
+        let policy = self.options.compaction;
+        let groups: Vec<Vec<Arc<SegmentFile>>> = by_partition
+            .into_iter()
+            .filter_map(|(p, segs)| {
+                let closed = newest != i64::MIN
+                    && partition_end(p).saturating_add(policy.closed_after_s) <= newest;
+                let (ratio, min_merge) = if closed {
+                    (policy.closed_ratio, policy.closed_min_merge)
+                } else {
+                    (policy.ratio, policy.min_merge)
+                };
+                let k = tier_take(&segs, ratio);
+                (k >= min_merge.max(2)).then(|| segs[segs.len() - k..].to_vec())
+            })
+            .collect();
+        self.merge_groups(groups)
+    }
+
+    /// Starts the background compactor when `Options::background_compaction` is set: a thread
+    /// that runs [`Store::compact_by_policy`] once at start and after every flush, holding the
+    /// store only while it runs (it ends when the store is dropped). A failure (which poisons
+    /// the store) is logged, kept in [`Store::compactor_state`], and ends the thread.
+    pub fn start_compactor(self: &Arc<Self>) -> Option<std::thread::JoinHandle<()>> {
+        if !self.options.background_compaction {
+            return None;
+        }
+        let store = Arc::downgrade(self);
+        let signal = self.signal.clone();
+        std::thread::Builder::new()
+            .name("courbe-compactor".into())
+            .spawn(move || {
+                let mut seen = None;
+                loop {
+                    {
+                        let mut flushes = signal.flushes.lock();
+                        while seen == Some(*flushes)
+                            && !signal.closing.load(std::sync::atomic::Ordering::SeqCst)
+                        {
+                            signal.cond.wait(&mut flushes);
+                        }
+                        if signal.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                            return;
+                        }
+                        seen = Some(*flushes);
+                    }
+                    let Some(store) = store.upgrade() else {
+                        return;
+                    };
+                    let outcome = store.compact_by_policy();
+                    let mut state = store.compactor.lock();
+                    state.runs += 1;
+                    state.flushes_seen = seen.unwrap_or(0);
+                    match outcome {
+                        Ok(r) => {
+                            state.totals.merges += r.merges;
+                            state.totals.segments_read += r.segments_read;
+                            state.totals.bytes_read += r.bytes_read;
+                            state.totals.bytes_written += r.bytes_written;
+                        }
+                        Err(e) => {
+                            tracing::error!("background compaction failed: {e}");
+                            state.last_error = Some(e.to_string());
+                            return;
+                        }
+                    }
+                }
+            })
+            .ok()
+    }
+
+    /// The background compactor's runs, totals and last failure.
+    pub fn compactor_state(&self) -> CompactorState {
+        self.compactor.lock().clone()
+    }
+
+    /// The live segments of each time partition (months since 1970-01 in Europe/Paris), for
+    /// reports and tests: `(partition, segments, bytes)`.
+    pub fn partition_segments(&self) -> Vec<(u32, usize, u64)> {
+        let version = self.version.read().clone();
+        let mut by: BTreeMap<u32, (usize, u64)> = BTreeMap::new();
+        for s in &version.segments {
+            let e = by.entry(s.entry.partition).or_default();
+            e.0 += 1;
+            e.1 += s.entry.len;
+        }
+        by.into_iter().map(|(p, (n, b))| (p, n, b)).collect()
+    }
+
+    /// Flushes completed since the store was opened.
+    pub fn flush_count(&self) -> u64 {
+        *self.signal.flushes.lock()
     }
 
     /// Drops time partitions older than `Options::retention_days` before the newest point.
@@ -270,6 +404,21 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// How many of `segs` (one partition, seq order) the tiered rule takes from the newest: each
+/// next older segment while its bytes are at most `ratio` times the bytes taken so far.
+fn tier_take(segs: &[Arc<SegmentFile>], ratio: u64) -> usize {
+    let mut taken = 0u64;
+    let mut k = 0;
+    for s in segs.iter().rev() {
+        if k > 0 && s.entry.len > ratio.saturating_mul(taken) {
+            break;
+        }
+        taken += s.entry.len;
+        k += 1;
+    }
+    k
 }
 
 /// The arguments of an erasure: a meter id and a non-empty range.

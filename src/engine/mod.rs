@@ -54,6 +54,7 @@ use std::sync::Arc;
 use crate::{Channel, Point};
 
 pub use snapshot::Snapshot;
+
 pub use storage_format::STEP_MIN_MAX;
 
 use fs::{FileSystem, RealFs};
@@ -63,6 +64,10 @@ use segments::{SegmentFile, SegmentWriter};
 use snapshot::Version;
 use wal::Wal;
 
+/// Points of resolved series gathered before their partitions are encoded in parallel (a
+/// flush's memory beyond the memtable: 16 bytes a point).
+const FLUSH_CHUNK_POINTS: usize = 1 << 20;
+
 /// How a store behaves; `Options::default()` is what `courbe` uses.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -71,6 +76,12 @@ pub struct Options {
     /// Time partitions whose end is older than this many days (before the newest point) are
     /// dropped by [`Store::apply_retention`]. `None`: keep everything (the default).
     pub retention_days: Option<u32>,
+    /// Which segments [`Store::compact_by_policy`] merges.
+    pub compaction: CompactionPolicy,
+    /// Whether [`Store::start_compactor`] starts a background thread that runs
+    /// [`Store::compact_by_policy`] after every flush. Off by default: an embedded store's files
+    /// change only when its caller acts (tests count sync points); `courbe serve` turns it on.
+    pub background_compaction: bool,
 }
 
 impl Default for Options {
@@ -78,8 +89,49 @@ impl Default for Options {
         Options {
             memtable_max_points: 8_000_000,
             retention_days: None,
+            compaction: CompactionPolicy::default(),
+            background_compaction: false,
         }
     }
+}
+
+/// The tiered rule of [`Store::compact_by_policy`], applied to each partition's segments from the
+/// newest: the newest segments are taken while the next older one is at most `ratio` times the
+/// bytes taken so far, and merged into one when at least `min_merge` were taken. A segment so
+/// merges only with newer data at least `1 / ratio` of its size, which bounds how often a byte
+/// is rewritten (about `log2` of the segments a partition receives for a ratio of 1). A
+/// partition is *closed* once the newest point stored is `closed_after_s` past its end: its
+/// rule is `closed_ratio` and `closed_min_merge`, so that a month stops at one segment and late
+/// data merges into it only once it is `1 / closed_ratio` of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactionPolicy {
+    pub ratio: u64,
+    pub min_merge: usize,
+    pub closed_ratio: u64,
+    pub closed_min_merge: usize,
+    pub closed_after_s: i64,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        CompactionPolicy {
+            ratio: 1,
+            min_merge: 4,
+            closed_ratio: 8,
+            closed_min_merge: 2,
+            closed_after_s: 2 * 86_400,
+        }
+    }
+}
+
+/// What [`Store::compact_by_policy`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Merges: one per partition merged.
+    pub merges: u64,
+    pub segments_read: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
 }
 
 /// An engine failure. Corruption always names the file and the byte offset.
@@ -456,6 +508,38 @@ pub struct Store {
     observers: parking_lot::RwLock<Vec<IngestObserver>>,
     manifest: parking_lot::Mutex<Manifest>,
     version: parking_lot::RwLock<Arc<Version>>,
+    /// Flushes completed, shared with the background compactor, which holds no strong
+    /// reference to the store while it waits.
+    signal: Arc<FlushSignal>,
+    /// Written by the background compactor: its figures so far and its last failure.
+    pub(crate) compactor: parking_lot::Mutex<CompactorState>,
+}
+
+/// Flushes counted, and the store's end, for the background compactor.
+#[derive(Default)]
+pub(crate) struct FlushSignal {
+    pub(crate) flushes: parking_lot::Mutex<u64>,
+    pub(crate) cond: parking_lot::Condvar,
+    /// Set when the store is dropped: the background compactor stops.
+    pub(crate) closing: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.signal.closing.store(true, Ordering::SeqCst);
+        let _count = self.signal.flushes.lock();
+        self.signal.cond.notify_all();
+    }
+}
+
+/// The background compactor's figures (see [`Store::compactor_state`]).
+#[derive(Clone, Debug, Default)]
+pub struct CompactorState {
+    pub runs: u64,
+    /// The flush count (`Store::flush_count`) its last run followed.
+    pub flushes_seen: u64,
+    pub totals: CompactionReport,
+    pub last_error: Option<String>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -569,6 +653,8 @@ impl Store {
             observers: parking_lot::RwLock::new(Vec::new()),
             manifest: parking_lot::Mutex::new(man),
             version: parking_lot::RwLock::new(Arc::new(version)),
+            signal: Arc::new(FlushSignal::default()),
+            compactor: parking_lot::Mutex::new(CompactorState::default()),
         };
         if resume {
             // An erasure begun before a crash or a failure: the store is not used before it
@@ -700,7 +786,21 @@ impl Store {
             &self.next_file_id,
             &registers,
         );
-        let erased = mem.for_each_series(erase, |m, c, pts| writer.add_series(m, c, &pts))?;
+        // Series are gathered in chunks whose partitions are encoded in parallel.
+        let mut chunk: Vec<(String, Channel, Vec<Point>)> = Vec::new();
+        let mut chunk_points = 0usize;
+        let erased = mem.for_each_series(erase, |m, c, pts| {
+            chunk_points += pts.len();
+            chunk.push((m.to_owned(), c, pts));
+            if chunk_points >= FLUSH_CHUNK_POINTS {
+                writer.add_many(&chunk)?;
+                chunk.clear();
+                chunk_points = 0;
+            }
+            Ok(())
+        })?;
+        writer.add_many(&chunk)?;
+        drop(chunk);
         let written = writer.finish()?;
         let mut opened = Vec::with_capacity(written.len());
         for w in &written {
@@ -717,6 +817,8 @@ impl Store {
             Some(Arc::new(Memtable::new())),
         )?;
         self.remove_obsolete_logs(new_gen)?;
+        *self.signal.flushes.lock() += 1;
+        self.signal.cond.notify_all();
         Ok(erased)
     }
 

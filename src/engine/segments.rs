@@ -433,6 +433,56 @@ struct Open {
     entry: SegmentEntry,
 }
 
+/// Points `range` of series `.0` of a call to [`SegmentWriter::add_many`].
+type SeriesRun = (usize, std::ops::Range<usize>);
+
+/// What a block is added from.
+enum Content<'b, 'r> {
+    Points(&'b [Point]),
+    Encoded(&'b BlockRef<'r>),
+}
+
+impl Open {
+    fn add(
+        &mut self,
+        registers: &[Arc<str>],
+        meter: &str,
+        channel: Channel,
+        content: Content<'_, '_>,
+    ) -> Result<(), Error> {
+        if let Some(r) = channel.register_number() {
+            let Some(name) = registers.get(usize::from(r)) else {
+                return Err(Error::InvalidArgument(format!(
+                    "series {meter} {channel:?}: register number {r} is not in the register table"
+                )));
+            };
+            self.builder
+                .name_register(channel, name)
+                .map_err(|e| corruption(&self.path, e))?;
+        }
+        match content {
+            Content::Points(points) => {
+                self.builder
+                    .add_block(meter, channel, points, &mut self.out)
+            }
+            Content::Encoded(block) => {
+                self.builder
+                    .add_encoded_block(meter, channel, block, &mut self.out)
+            }
+        }
+        .map_err(|e| corruption(&self.path, e))?;
+        if self.out.len() >= WRITE_CHUNK {
+            self.file.write_all(&self.out).map_err(|source| Error::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            self.entry.len += self.out.len() as u64;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
 /// Writes segments, one per partition touched, with series added in key order.
 pub struct SegmentWriter<'a> {
     fs: &'a dyn FileSystem,
@@ -508,13 +558,8 @@ impl<'a> SegmentWriter<'a> {
         Ok(())
     }
 
-    fn add_block(
-        &mut self,
-        p: u32,
-        meter: &str,
-        channel: Channel,
-        points: &[Point],
-    ) -> Result<(), Error> {
+    /// The open segment of partition `p`, created on first use.
+    fn open_partition(&mut self, p: u32) -> Result<&mut Open, Error> {
         if !self.open.contains_key(&p) {
             let seq = match self.fixed_seq {
                 Some(s) => s,
@@ -542,28 +587,90 @@ impl<'a> SegmentWriter<'a> {
                 },
             );
         }
-        let Some(o) = self.open.get_mut(&p) else {
-            return Ok(());
-        };
-        if let Some(r) = channel.register_number() {
-            let Some(name) = self.registers.get(usize::from(r)) else {
-                return Err(Error::InvalidArgument(format!(
-                    "series {meter} {channel:?}: register number {r} is not in the register table"
-                )));
-            };
-            o.builder
-                .name_register(channel, name)
-                .map_err(|e| corruption(&o.path, e))?;
-        }
-        o.builder
-            .add_block(meter, channel, points, &mut o.out)
-            .map_err(|e| corruption(&o.path, e))?;
-        if o.out.len() >= WRITE_CHUNK {
-            o.file.write_all(&o.out).map_err(Self::io(&o.path))?;
-            o.entry.len += o.out.len() as u64;
-            o.out.clear();
+        self.open
+            .get_mut(&p)
+            .ok_or_else(|| Error::InvalidArgument(format!("partition {p} is not open")))
+    }
+
+    fn add_block(
+        &mut self,
+        p: u32,
+        meter: &str,
+        channel: Channel,
+        points: &[Point],
+    ) -> Result<(), Error> {
+        let registers = self.registers;
+        let o = self.open_partition(p)?;
+        o.add(registers, meter, channel, Content::Points(points))
+    }
+
+    /// Adds `blocks`, a series of a segment of partition `p` in the current format version, as
+    /// they are encoded (a compaction's series that no other input holds).
+    pub fn copy_blocks(
+        &mut self,
+        p: u32,
+        meter: &str,
+        channel: Channel,
+        blocks: &[BlockRef<'_>],
+    ) -> Result<(), Error> {
+        let registers = self.registers;
+        let o = self.open_partition(p)?;
+        for b in blocks {
+            o.add(registers, meter, channel, Content::Encoded(b))?;
         }
         Ok(())
+    }
+
+    /// Adds `series` (resolved, sorted by key, each as [`add_series`](Self::add_series)
+    /// requires), encoding the partitions they touch in parallel on rayon's pool: one task per
+    /// partition, each appending to its own segment in key order.
+    pub fn add_many(&mut self, series: &[(String, Channel, Vec<Point>)]) -> Result<(), Error> {
+        // Each series split into (partition, points) runs, and every partition opened first.
+        let mut parts: BTreeMap<u32, Vec<SeriesRun>> = BTreeMap::new();
+        for (i, (meter, channel, points)) in series.iter().enumerate() {
+            if let Some(w) = points
+                .windows(2)
+                .find(|w| crate::source::claim(*channel, &w[0]).1 > w[1].ts_utc)
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "series {meter} {channel:?} is not resolved: the reading at {} overlaps the one at {}",
+                    w[0].ts_utc, w[1].ts_utc
+                )));
+            }
+            let mut start = 0;
+            while let Some(first) = points.get(start) {
+                let p = partition_of(first.ts_utc);
+                let end = partition_end(p);
+                let n = points[start..]
+                    .iter()
+                    .position(|x| x.ts_utc >= end)
+                    .map_or(points.len(), |n| start + n);
+                parts.entry(p).or_default().push((i, start..n));
+                start = n;
+            }
+        }
+        for &p in parts.keys() {
+            self.open_partition(p)?;
+        }
+        let registers = self.registers;
+        let mut work: Vec<(&mut Open, Vec<SeriesRun>)> = self
+            .open
+            .iter_mut()
+            .filter_map(|(p, o)| parts.remove(p).map(|runs| (o, runs)))
+            .collect();
+        use rayon::prelude::*;
+        work.par_iter_mut().try_for_each(|(o, runs)| {
+            for (i, range) in runs.iter() {
+                let Some((meter, channel, points)) = series.get(*i) else {
+                    continue;
+                };
+                let points = points.get(range.clone()).unwrap_or_default();
+                for block in points.chunks(MAX_POINTS) {
+                    o.add(registers, meter, *channel, Content::Points(block))?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Finishes and syncs every segment; the caller names them in the manifest.
@@ -618,6 +725,36 @@ pub fn merge_into(
         let Some((meter_bytes, channel)) = min else {
             break;
         };
+        // A series only one input holds is already resolved: its blocks are copied as they are
+        // (unless an erasure may touch it or its file is of an older version).
+        let mut holders = 0;
+        for (_, it) in iters.iter_mut() {
+            if matches!(it.peek(), Some(Ok(s)) if s.meter.as_bytes() == meter_bytes && s.channel == channel)
+            {
+                holders += 1;
+            }
+        }
+        if holders == 1 {
+            let erased_here = erase.is_some_and(|spec| spec.meter.as_bytes() == meter_bytes);
+            for (f, it) in iters.iter_mut() {
+                let copy = matches!(it.peek(), Some(Ok(s)) if s.meter.as_bytes() == meter_bytes
+                    && s.channel == channel
+                    && !erased_here
+                    && s.blocks.iter().all(BlockRef::is_current));
+                if !copy {
+                    continue;
+                }
+                if let Some(Ok(series)) = it.next() {
+                    for b in &series.blocks {
+                        b.check_crc().map_err(|e| corruption(&f.path, e))?;
+                    }
+                    writer.copy_blocks(f.entry.partition, series.meter, channel, &series.blocks)?;
+                }
+            }
+            if !iters.iter_mut().any(|(_, it)| matches!(it.peek(), Some(Ok(s)) if s.meter.as_bytes() == meter_bytes && s.channel == channel)) {
+                continue;
+            }
+        }
         let mut merged: Vec<(u64, Point)> = Vec::new();
         let mut meter = String::new();
         for (f, it) in iters.iter_mut() {

@@ -50,24 +50,191 @@ pub fn parse_csv_reader<R: io::Read>(
             Some(Line::Text { number }) => break check_header(&text, number)?,
         }
     };
-    let mut last_meter = String::new();
-    while let Some(line) = lines.next_into(&mut text)? {
-        match line {
-            Line::Blank => {}
-            Line::TooLong { number, len } => sink.reject(Rejected {
-                line: number,
-                reason: format!("line of {len} bytes (at most {MAX_LINE_LEN})"),
-            }),
-            Line::Text { number } => match read_row(&text, columns, channel, &mut last_meter) {
-                Ok(point) => sink.point(number, &last_meter, channel, point),
-                Err(reason) => sink.reject(Rejected {
-                    line: number,
-                    reason,
-                }),
-            },
+    let mut next_line = lines.next_number;
+    let mut reader = lines.inner;
+    // Rounds of chunks cut at line boundaries: a round is parsed on rayon's pool while the
+    // previous one goes to the sink in input order, so line numbers stay exact and in order.
+    let per_round = (rayon::current_num_threads() * 2).max(2);
+    let mut carry = Vec::new();
+    let mut pending: Option<Vec<ChunkOut>> = None;
+    loop {
+        let mut round = Vec::with_capacity(per_round);
+        let mut failure = None;
+        while round.len() < per_round {
+            match read_piece(&mut reader, &mut carry) {
+                Ok(Some(piece)) => round.push(piece),
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let last = round.is_empty() || failure.is_some();
+        let parsed = std::thread::scope(|scope| {
+            let parsing = scope.spawn(|| {
+                use rayon::prelude::*;
+                round
+                    .par_iter()
+                    .map(|piece| parse_piece(piece, columns, channel))
+                    .collect::<Vec<ChunkOut>>()
+            });
+            if let Some(outs) = pending.take() {
+                emit(outs, &mut next_line, channel, sink);
+            }
+            parsing.join()
+        });
+        match parsed {
+            Ok(outs) => pending = Some(outs),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        if last {
+            if let Some(outs) = pending.take() {
+                emit(outs, &mut next_line, channel, sink);
+            }
+            return match failure {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            };
         }
     }
-    Ok(())
+}
+
+/// Bytes of input parsed as one task.
+const PARSE_CHUNK: usize = 1 << 20;
+
+/// A piece of the input: whole lines, or one line of at least [`PARSE_CHUNK`] bytes skipped.
+enum Piece {
+    Text(Vec<u8>),
+    Long { len: u64 },
+}
+
+/// What one piece held, numbered from its first line (0).
+#[derive(Default)]
+struct ChunkOut {
+    lines: u64,
+    meters: Vec<String>,
+    events: Vec<Event>,
+}
+
+enum Event {
+    Point { line: u64, meter: u32, point: Point },
+    Reject { line: u64, reason: String },
+}
+
+/// The next piece: `carry` (a line begun in the previous piece) and up to [`PARSE_CHUNK`] bytes,
+/// cut after the last line feed (the rest goes back to `carry`); `None` at the end.
+fn read_piece<R: io::Read>(
+    reader: &mut io::BufReader<R>,
+    carry: &mut Vec<u8>,
+) -> io::Result<Option<Piece>> {
+    let mut buf = std::mem::take(carry);
+    let want = PARSE_CHUNK.saturating_sub(buf.len());
+    io::Read::read_to_end(&mut io::Read::take(&mut *reader, want as u64), &mut buf)?;
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf.len() < PARSE_CHUNK {
+        // The end of the input.
+        return Ok(Some(Piece::Text(buf)));
+    }
+    if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+        carry.extend_from_slice(buf.get(i + 1..).unwrap_or_default());
+        buf.truncate(i + 1);
+        return Ok(Some(Piece::Text(buf)));
+    }
+    // A line of PARSE_CHUNK bytes or more: skipped to its end without being held.
+    let mut len = buf.len() as u64;
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let end = chunk.iter().position(|&b| b == b'\n');
+        let n = end.unwrap_or(chunk.len());
+        len += n as u64;
+        reader.consume(n + usize::from(end.is_some()));
+        if end.is_some() {
+            break;
+        }
+    }
+    Ok(Some(Piece::Long { len }))
+}
+
+/// Parses a piece's lines as [`Lines`] and [`read_row`] do, numbering them from 0.
+fn parse_piece(piece: &Piece, columns: usize, channel: Channel) -> ChunkOut {
+    let mut out = ChunkOut::default();
+    let text = match piece {
+        Piece::Long { len } => {
+            out.lines = 1;
+            out.events.push(Event::Reject {
+                line: 0,
+                reason: format!("line of {len} bytes (at most {MAX_LINE_LEN})"),
+            });
+            return out;
+        }
+        Piece::Text(text) => text,
+    };
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    let mut last_meter = String::new();
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let line_no = i as u64;
+        out.lines = line_no + 1;
+        let len = line.len();
+        let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
+        if len > MAX_LINE_LEN + 1 || trimmed.len() > MAX_LINE_LEN {
+            out.events.push(Event::Reject {
+                line: line_no,
+                reason: format!("line of {len} bytes (at most {MAX_LINE_LEN})"),
+            });
+            continue;
+        }
+        if trimmed.is_empty() {
+            continue;
+        }
+        match read_row(trimmed, columns, channel, &mut last_meter) {
+            Ok(point) => {
+                if out.meters.last() != Some(&last_meter) {
+                    out.meters.push(last_meter.clone());
+                }
+                out.events.push(Event::Point {
+                    line: line_no,
+                    meter: (out.meters.len() - 1) as u32,
+                    point,
+                });
+            }
+            Err(reason) => out.events.push(Event::Reject {
+                line: line_no,
+                reason,
+            }),
+        }
+    }
+    out
+}
+
+/// Hands parsed pieces to the sink in input order; `next_line` is the number of the first line
+/// of the first piece.
+fn emit(outs: Vec<ChunkOut>, next_line: &mut u64, channel: Channel, sink: &mut impl Sink) {
+    for out in outs {
+        let base = *next_line;
+        for event in out.events {
+            match event {
+                Event::Point { line, meter, point } => {
+                    let meter = out.meters.get(meter as usize).map_or("", String::as_str);
+                    sink.point(base + line, meter, channel, point);
+                }
+                Event::Reject { line, reason } => sink.reject(Rejected {
+                    line: base + line,
+                    reason,
+                }),
+            }
+        }
+        *next_line += out.lines;
+    }
 }
 
 /// What [`Lines::next_into`] read.
@@ -547,6 +714,97 @@ mod tests {
 
     fn parse_csv(input: &[u8]) -> Parsed {
         parse(input, Format::Csv, Channel::CONSUMPTION).unwrap()
+    }
+
+    /// The input read line by line, as one piece: what the parallel parse must equal.
+    fn parse_sequentially(input: &[u8]) -> (Vec<(u64, String, Point)>, Vec<Rejected>) {
+        let (mut rows, mut rejected) = (Vec::new(), Vec::new());
+        let body = input.strip_suffix(b"\n").unwrap_or(input);
+        let mut last_meter = String::new();
+        for (i, line) in body.split(|&b| b == b'\n').enumerate().skip(1) {
+            let number = i as u64 + 1;
+            let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.len() > MAX_LINE_LEN + 1 || trimmed.len() > MAX_LINE_LEN {
+                rejected.push(Rejected {
+                    line: number,
+                    reason: format!("line of {} bytes (at most {MAX_LINE_LEN})", line.len()),
+                });
+            } else if !trimmed.is_empty() {
+                match read_row(trimmed, 5, Channel::CONSUMPTION, &mut last_meter) {
+                    Ok(p) => rows.push((number, last_meter.clone(), p)),
+                    Err(reason) => rejected.push(Rejected {
+                        line: number,
+                        reason,
+                    }),
+                }
+            }
+        }
+        (rows, rejected)
+    }
+
+    /// Records every point with its line.
+    #[derive(Default)]
+    struct Lined(Vec<(u64, String, Point)>, Vec<Rejected>);
+
+    impl Sink for Lined {
+        fn point(&mut self, line: u64, meter: &str, _channel: Channel, point: Point) {
+            self.0.push((line, meter.to_owned(), point));
+        }
+        fn reject(&mut self, rejected: Rejected) {
+            self.1.push(rejected);
+        }
+    }
+
+    #[test]
+    fn a_csv_parsed_in_pieces_keeps_every_row_and_every_rejected_line_number_in_order() {
+        let mut input = b"meter_id,ts,value_w,quality,step_min\n".to_vec();
+        let mut seed = 7u64;
+        for i in 0..90_000u64 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let ts = 1_704_067_200 + (i % 17_000) as i64 * 1800;
+            let meter = format!("{:014}", i / 700);
+            match seed >> 58 {
+                _ if i == 40_000 => {
+                    // A line of two pieces and more.
+                    input.extend(std::iter::repeat_n(b'y', 2 * PARSE_CHUNK + 5));
+                    input.push(b'\n');
+                }
+                0 => input.extend_from_slice(b"bad,row\n"),
+                1 => input.extend_from_slice(b"\n"),
+                2 => input.extend_from_slice(b"\r\n"),
+                3 => {
+                    // Exactly MAX_LINE_LEN bytes and a CR: read; one more byte: too long.
+                    let pad = if seed & 1 == 0 {
+                        MAX_LINE_LEN
+                    } else {
+                        MAX_LINE_LEN + 1
+                    };
+                    input.extend(std::iter::repeat_n(b'x', pad));
+                    input.extend_from_slice(b"\r\n");
+                }
+                _ => {
+                    let line = format!(
+                        "{meter},{},{},measured,30{}\n",
+                        format_rfc3339_utc(ts),
+                        seed % 9000,
+                        if seed & 2 == 0 { "" } else { "\r" }
+                    );
+                    input.extend_from_slice(line.as_bytes());
+                }
+            }
+        }
+        // The last line without its line feed.
+        input.extend_from_slice(b"00000000000001,2024-01-01T00:00:00Z,5");
+        assert!(input.len() > 4 * PARSE_CHUNK);
+        let (rows, rejected) = parse_sequentially(&input);
+        let mut got = Lined::default();
+        parse_csv_reader(&input[..], Channel::CONSUMPTION, &mut got).unwrap();
+        assert_eq!(got.1, rejected);
+        assert_eq!(got.0.len(), rows.len());
+        assert!(got.0 == rows, "rows differ from the sequential reading");
+        assert!(rejected.len() > 1000 && rows.len() > 60_000);
     }
 
     #[test]

@@ -262,46 +262,7 @@ impl SegmentBuilder {
         points: &[Point],
         out: &mut Vec<u8>,
     ) -> Result<BlockSummary, Error> {
-        if meter.is_empty() || meter.len() > METER_ID_MAX_LEN {
-            return Err(Error::InvalidArgument {
-                what: format!(
-                    "meter id of {} bytes (1 to {METER_ID_MAX_LEN})",
-                    meter.len()
-                ),
-            });
-        }
-        let same_key = match &self.key {
-            Some((m, c)) => {
-                let order = (m.as_bytes(), *c).cmp(&(meter.as_bytes(), channel));
-                match order {
-                    std::cmp::Ordering::Less => false,
-                    std::cmp::Ordering::Equal => true,
-                    std::cmp::Ordering::Greater => {
-                        return Err(Error::InvalidArgument {
-                            what: format!(
-                                "series ({meter}, {}) added after ({m}, {})",
-                                channel.as_str(),
-                                c.as_str()
-                            ),
-                        })
-                    }
-                }
-            }
-            None => false,
-        };
-        if same_key {
-            let prev = self.group.last().and_then(|(_, blocks)| blocks.last());
-            if let (Some(prev), Some(first)) = (prev, points.first()) {
-                if first.ts_utc <= prev.summary.last_ts {
-                    return Err(Error::InvalidArgument {
-                        what: format!(
-                            "block of {meter} starting at {} overlaps the previous one (ending {})",
-                            first.ts_utc, prev.summary.last_ts
-                        ),
-                    });
-                }
-            }
-        }
+        let same_key = self.check_key(meter, channel, points.first().map(|p| p.ts_utc))?;
         if let (Some(first), Some(last)) = (points.first(), points.last()) {
             if last.ts_utc.checked_sub(first.ts_utc).is_none() {
                 return Err(Error::InvalidArgument {
@@ -341,6 +302,102 @@ impl SegmentBuilder {
                 return Err(e);
             }
         };
+        self.record(meter, channel, same_key, out, start, summary, on_grid);
+        Ok(summary)
+    }
+
+    /// Appends `block`, a block of a segment of the current version, as it is (no decoding, no
+    /// encoding): the bytes and index entry [`add_block`](Self::add_block) writes for its
+    /// points. Its checksum is checked first, so a damaged block is reported, never copied. A
+    /// block of an older version is refused: decode it and [`add_block`](Self::add_block) its
+    /// points.
+    pub fn add_encoded_block(
+        &mut self,
+        meter: &str,
+        channel: Channel,
+        block: &BlockRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<BlockSummary, Error> {
+        if block.version != FORMAT_VERSION || block.increments != channel.is_index() {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "a block of a version {} segment is not copied into version {FORMAT_VERSION}",
+                    block.version
+                ),
+            });
+        }
+        block.check_crc()?;
+        let same_key = self.check_key(meter, channel, Some(block.summary.first_ts))?;
+        let start = out.len();
+        out.extend_from_slice(block.bytes);
+        let summary = block.summary;
+        self.record(meter, channel, same_key, out, start, summary, block.on_grid);
+        Ok(summary)
+    }
+
+    /// Checks the key of a new block of `(meter, channel)` starting at `first_ts`: in key order,
+    /// after the previous block of the same series. Returns whether the series is the last one.
+    fn check_key(
+        &self,
+        meter: &str,
+        channel: Channel,
+        first_ts: Option<i64>,
+    ) -> Result<bool, Error> {
+        if meter.is_empty() || meter.len() > METER_ID_MAX_LEN {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "meter id of {} bytes (1 to {METER_ID_MAX_LEN})",
+                    meter.len()
+                ),
+            });
+        }
+        let same_key = match &self.key {
+            Some((m, c)) => {
+                let order = (m.as_bytes(), *c).cmp(&(meter.as_bytes(), channel));
+                match order {
+                    std::cmp::Ordering::Less => false,
+                    std::cmp::Ordering::Equal => true,
+                    std::cmp::Ordering::Greater => {
+                        return Err(Error::InvalidArgument {
+                            what: format!(
+                                "series ({meter}, {}) added after ({m}, {})",
+                                channel.as_str(),
+                                c.as_str()
+                            ),
+                        })
+                    }
+                }
+            }
+            None => false,
+        };
+        if same_key {
+            let prev = self.group.last().and_then(|(_, blocks)| blocks.last());
+            if let (Some(prev), Some(first_ts)) = (prev, first_ts) {
+                if first_ts <= prev.summary.last_ts {
+                    return Err(Error::InvalidArgument {
+                        what: format!(
+                            "block of {meter} starting at {first_ts} overlaps the previous one (ending {})",
+                            prev.summary.last_ts
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(same_key)
+    }
+
+    /// Records the block just appended to `out` at `start`.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        meter: &str,
+        channel: Channel,
+        same_key: bool,
+        out: &[u8],
+        start: usize,
+        summary: BlockSummary,
+        on_grid: bool,
+    ) {
         let len = (out.len() - start) as u64;
         if !same_key {
             let same_meter = self.key.as_ref().is_some_and(|(m, _)| m == meter);
@@ -365,7 +422,6 @@ impl SegmentBuilder {
         self.offset += len;
         self.stats.blocks += 1;
         self.stats.points += u64::from(summary.count);
-        Ok(summary)
     }
 
     /// Moves the pending meter group into the open page, closing the page when it is full.
@@ -1771,6 +1827,27 @@ impl<'a> BlockRef<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// Checks the checksum covering the block (its own in v1, its meter group's since v2)
+    /// without decoding it.
+    pub fn check_crc(&self) -> Result<(), Error> {
+        let computed = crc(self.checked);
+        if computed != self.crc {
+            return Err(corruption(
+                self.offset,
+                "block crc32",
+                u64::from(self.crc),
+                u64::from(computed),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether [`SegmentBuilder::add_encoded_block`] takes this block as it is: a block of the
+    /// current version.
+    pub fn is_current(&self) -> bool {
+        self.version == FORMAT_VERSION
     }
 
     /// The block's encoded bytes: in a v2 segment its body, without the header its index entry

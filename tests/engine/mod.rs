@@ -1,5 +1,6 @@
 //! Integration tests: engine.
 
+mod background;
 mod basics;
 mod channels;
 mod corruption;
