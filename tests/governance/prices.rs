@@ -25,7 +25,7 @@ fn paris_date(days: i64) -> String {
 }
 
 /// A has a curve on days -40..-1 (B on days -3..-1, ten others on days -10..-1), suppliers holding
-/// one kind each on A over days -60..300, the demo grids and taxes loaded.
+/// one kind each on A over days -400..300, the demo grids and taxes loaded.
 fn prices_server(dir: &std::path::Path) -> Server {
     let server = Server::start(dir);
     let mut tokens = tokens_file_text();
@@ -65,7 +65,7 @@ fn prices_server(dir: &std::path::Path) -> Server {
             .create_grant_of(
                 A,
                 supplier,
-                day_utc(-60),
+                day_utc(-400),
                 day_utc(300),
                 Kinds::of(kind),
                 "operator:setup",
@@ -230,7 +230,7 @@ fn a_supplier_needs_the_kinds_its_cost_figures_use_whatever_route_it_asks() {
     // A range running outside the grant.
     assert_eq!(
         server
-            .get(DAILY, &cost_path(A, -90, -2, "month", "bleu-base-6"))
+            .get(DAILY, &cost_path(A, -450, -2, "month", "bleu-base-6"))
             .status,
         403
     );
@@ -239,10 +239,29 @@ fn a_supplier_needs_the_kinds_its_cost_figures_use_whatever_route_it_asks() {
         let r = server.get(token, &cost_path(meter, -30, -2, "month", "bleu-base-6"));
         assert_eq!(r.status, 403, "{token} {meter}: {}", r.body);
     }
-    // The comparison and the estimate are the same question: no way around.
+    // The comparison and the estimate are the same question: no way around. Twelve months of
+    // two whole-day offers with daily data; any split offer among them needs the curve.
+    let second = "grid,option,kva,from,to,item,eur\nbase-9,BASE,9,2024-01-01,,subscription,14\nbase-9,BASE,9,2024-01-01,,BASE,0.2\n";
+    let r = server.call(
+        Some(OPERATOR),
+        "PUT",
+        "/v1/prices/grids",
+        Some(("text/csv", second)),
+    );
+    assert_eq!(r.status, 200);
+    let bases = format!("/v1/meters/{A}/offers?offers=bleu-base-6,base-9");
+    assert_eq!(server.get(DAILY, &bases).status, 200);
+    assert_eq!(server.get(POWER, &bases).status, 403);
     let offers = format!("/v1/meters/{A}/offers?offers=bleu-base-6,bleu-hphc-6");
     assert_eq!(server.get(DAILY, &offers).status, 403);
+    assert_eq!(server.get(CURVE, &offers).status, 200);
     assert_eq!(server.get(POWER, &offers).status, 403);
+    let later = format!("{bases}&to=2099-01-01");
+    assert_eq!(
+        server.get(DAILY, &later).status,
+        403,
+        "a year past the grant"
+    );
     let estimate = format!(
         "/v1/meters/{A}/estimate?since={}&offer=bleu-hphc-6",
         paris_date(-20)
@@ -251,7 +270,7 @@ fn a_supplier_needs_the_kinds_its_cost_figures_use_whatever_route_it_asks() {
     assert_eq!(server.get(CURVE, &estimate).status, 200);
     let early = format!(
         "/v1/meters/{A}/estimate?since={}&offer=bleu-base-6",
-        paris_date(-90)
+        paris_date(-450)
     );
     assert_eq!(server.get(DAILY, &early).status, 403);
     // The consumer reads its own meter only; public bodies and the public no meter.
