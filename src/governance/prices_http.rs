@@ -894,15 +894,25 @@ async fn offers_get(
         .iter()
         .map(|(_, ps)| ps.iter().map(|p| p.cost.total_cents).sum())
         .collect();
+    // An offer with a day or a register it cannot price is not compared: no cheapest then.
+    let complete: Vec<bool> = priced
+        .iter()
+        .map(|(_, ps)| {
+            ps.iter()
+                .all(|p| p.cost.unpriced_days == 0 && p.cost.registers.iter().all(|r| r.priced))
+        })
+        .collect();
     let cheapest = totals
         .iter()
         .enumerate()
         .min_by_key(|(_, t)| **t)
+        .filter(|_| complete.iter().all(|c| *c))
         .map(|(i, _)| priced[i].0.name.clone());
     let list: Vec<Value> = priced
         .iter()
         .zip(&totals)
-        .map(|((grid, periods), total)| {
+        .zip(&complete)
+        .map(|(((grid, periods), total), complete)| {
             let months: Vec<Value> = periods
                 .iter()
                 .map(|p| {
@@ -914,7 +924,13 @@ async fn offers_get(
                     })
                 })
                 .collect();
-            json!({ "offer": grid.name, "option": grid.option, "total": money(*total), "months": months })
+            json!({
+                "offer": grid.name,
+                "option": grid.option,
+                "total": money(*total),
+                "complete": complete,
+                "months": months,
+            })
         })
         .collect();
     Ok(Json(json!({

@@ -357,11 +357,20 @@ fn offers_are_compared_side_by_side_and_contract_needs_one_grid_of_its_option() 
     let v = r.json();
     let offers = v["offers"].as_array().unwrap();
     assert_eq!(offers.len(), 3);
-    let cheapest = offers.iter().min_by_key(|o| cents(&o["total"])).unwrap()["offer"].clone();
-    assert_eq!(v["cheapest"], cheapest);
     for o in offers {
         assert_eq!(o["months"].as_array().unwrap().len(), 12);
     }
+    // No Tempo colours are loaded: Tempo cannot be priced, so nothing is called cheapest.
+    assert_eq!(offers[2]["complete"], false);
+    assert!(v["cheapest"].is_null(), "{v}");
+    let r = server.get(
+        OPERATOR,
+        &format!("/v1/meters/{A}/offers?offers=bleu-base-6,bleu-hphc-6"),
+    );
+    let v = r.json();
+    let offers = v["offers"].as_array().unwrap();
+    let cheapest = offers.iter().min_by_key(|o| cents(&o["total"])).unwrap()["offer"].clone();
+    assert_eq!(v["cheapest"], cheapest, "{v}");
     // offer=contract: the meter's contract option priced by the one grid of that option.
     let contracts = serde_json::json!([{ "option": "BASE", "from": "2020-01-01", "to": null }]);
     let r = server.call(
