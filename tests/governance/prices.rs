@@ -218,9 +218,23 @@ fn a_supplier_needs_the_kinds_its_cost_figures_use_whatever_route_it_asks() {
     let server = prices_server(dir.path());
     let base = cost_path(A, -30, -2, "month", "bleu-base-6");
     let hphc = cost_path(A, -30, -2, "month", "bleu-hphc-6");
-    // Whole Paris days without a chosen split: daily data or the curve.
-    assert_eq!(server.get(DAILY, &base).status, 200);
-    assert_eq!(server.get(CURVE, &base).status, 200);
+    // Whole Paris days without a chosen split: daily data or the curve. The energy of
+    // estimated curve points is a sub-day figure: shown with curve rights only.
+    let daily = server.get(DAILY, &base);
+    assert_eq!(daily.status, 200);
+    assert!(
+        daily.json()["periods"][0]["estimated_wh"].is_null(),
+        "{}",
+        daily.body
+    );
+    let curve = server.get(CURVE, &base);
+    assert_eq!(curve.status, 200);
+    assert_eq!(
+        curve.json()["periods"][0]["estimated_wh"],
+        0,
+        "{}",
+        curve.body
+    );
     assert_eq!(server.get(POWER, &base).status, 403, "max_power only");
     // Splitting days into HP/HC or Tempo registers is finer than days: the curve.
     assert_eq!(server.get(CURVE, &hphc).status, 200);
