@@ -472,6 +472,10 @@ async fn guard(
             return api::forbidden().into_response();
         }
     };
+    let mut priced = priced;
+    if let Some((priced, _)) = priced.as_mut() {
+        priced.draw_only_on(kinds.contains(DataKind::Curve));
+    }
     if let Some(asked) = asked.as_mut() {
         if !draw_only_on(&mut asked.question, kinds) {
             tracing::info!(who = %principal.label(), route = %route, "forbidden: no source left");

@@ -97,6 +97,8 @@ pub(crate) enum Priced {
         period: Period,
         offer: String,
         csv: bool,
+        /// The caller may see what rests on the curve's point qualities (curve rights).
+        curve: bool,
     },
     Estimate {
         meter: String,
@@ -104,6 +106,7 @@ pub(crate) enum Priced {
         /// Today (Paris): the estimate ends at the last whole day with data before it.
         end_day: i64,
         offer: String,
+        curve: bool,
     },
     Offers {
         meter: String,
@@ -119,6 +122,17 @@ pub(crate) enum Priced {
     },
     /// A price list, read or written.
     Prices { csv: bool },
+}
+
+impl Priced {
+    /// Narrows the answer to the kinds access allowed: without curve rights, the energy of
+    /// estimated curve points (sub-day figures) is neither computed nor shown.
+    pub(crate) fn draw_only_on(&mut self, curve_rights: bool) {
+        match self {
+            Priced::Cost { curve, .. } | Priced::Estimate { curve, .. } => *curve &= curve_rights,
+            _ => {}
+        }
+    }
 }
 
 /// What the guard learns of a pricing route: the question, and for access the action.
@@ -288,6 +302,7 @@ pub(crate) fn read(
                     period,
                     offer,
                     csv,
+                    curve: true,
                 },
                 Access::Meter(meter_summary(first_day, end_day, period, tariff)?),
             )
@@ -312,6 +327,7 @@ pub(crate) fn read(
                     since_day,
                     end_day,
                     offer,
+                    curve: true,
                 },
                 Access::Meter(meter_summary(since_day, end_day, Period::Day, tariff)?),
             )
@@ -672,6 +688,7 @@ async fn cost_get(
         period,
         offer,
         csv,
+        curve,
     } = priced_of(priced)?
     else {
         return Err(ApiError::internal("not a cost question"));
@@ -681,7 +698,7 @@ async fn cost_get(
     let store = s.store.clone();
     let periods = blocking(move || {
         let snapshot = store.snapshot();
-        Ok(cost::meter_cost(
+        Ok(cost::meter_cost_with(
             &*snapshot,
             &meter,
             &grid,
@@ -691,6 +708,7 @@ async fn cost_get(
             first_day,
             end_day,
             Some(period),
+            curve,
         )
         .map(|p| (p, grid, meter))?)
     })
@@ -702,7 +720,16 @@ async fn cost_get(
         return Ok(csv_response(out));
     }
     let total: i64 = periods.iter().map(|p| p.cost.total_cents).sum();
-    let list: Vec<Value> = periods.iter().map(period_json).collect();
+    let list: Vec<Value> = periods
+        .iter()
+        .map(|p| {
+            let mut v = period_json(p);
+            if !curve {
+                v["estimated_wh"] = Value::Null;
+            }
+            v
+        })
+        .collect();
     Ok(Json(json!({
         "meter": meter,
         "offer": grid.name,
@@ -751,6 +778,7 @@ async fn estimate_get(
         since_day,
         end_day,
         offer,
+        curve,
     } = priced_of(priced)?
     else {
         return Err(ApiError::internal("not an estimate question"));
@@ -836,7 +864,12 @@ async fn estimate_get(
         "subscription": money(p.cost.subscription_cents),
         "taxes": period_json(p)["taxes"].clone(),
         "total": money(p.cost.total_cents),
-        "estimated": { "energy_wh": wh(p.estimated_ws), "amount": money(estimated_cents) },
+        // Without curve rights the basis says whether estimated points exist, not their energy.
+        "estimated": if curve {
+            json!({ "energy_wh": wh(p.estimated_ws), "amount": money(estimated_cents) })
+        } else {
+            Value::Null
+        },
         "unpriced_days": p.cost.unpriced_days,
     }))
     .into_response())
@@ -894,15 +927,25 @@ async fn offers_get(
         .iter()
         .map(|(_, ps)| ps.iter().map(|p| p.cost.total_cents).sum())
         .collect();
+    // An offer with a day or a register it cannot price is not compared: no cheapest then.
+    let complete: Vec<bool> = priced
+        .iter()
+        .map(|(_, ps)| {
+            ps.iter()
+                .all(|p| p.cost.unpriced_days == 0 && p.cost.registers.iter().all(|r| r.priced))
+        })
+        .collect();
     let cheapest = totals
         .iter()
         .enumerate()
         .min_by_key(|(_, t)| **t)
+        .filter(|_| complete.iter().all(|c| *c))
         .map(|(i, _)| priced[i].0.name.clone());
     let list: Vec<Value> = priced
         .iter()
         .zip(&totals)
-        .map(|((grid, periods), total)| {
+        .zip(&complete)
+        .map(|(((grid, periods), total), complete)| {
             let months: Vec<Value> = periods
                 .iter()
                 .map(|p| {
@@ -914,7 +957,13 @@ async fn offers_get(
                     })
                 })
                 .collect();
-            json!({ "offer": grid.name, "option": grid.option, "total": money(*total), "months": months })
+            json!({
+                "offer": grid.name,
+                "option": grid.option,
+                "total": money(*total),
+                "complete": complete,
+                "months": months,
+            })
         })
         .collect();
     Ok(Json(json!({

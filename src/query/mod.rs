@@ -417,12 +417,13 @@ pub fn energy_by_register(
 ) -> Result<Vec<RegisterPeriod>, QueryError> {
     check_energy_channel(channel)?;
     let periods = calendar.periods()?;
-    energy_by_register_spans(src, meter, channel, &periods, plan, colours)
+    by_register_spans(src, meter, channel, &periods, plan, colours, false)
 }
 
 /// [`energy_by_register`] over contiguous `spans` `[start, end)` (UTC seconds, each starting
 /// where the previous ended) rather than calendar periods. An option with a single register
-/// also takes a period's figure from daily energy or the total index, as [`energy`] does.
+/// takes a period whose curve is not complete from the best source [`energy`] would (daily
+/// energy, else the total index), whatever the names of the meter's registers.
 pub fn energy_by_register_spans(
     src: &dyn SeriesSource,
     meter: &str,
@@ -430,6 +431,18 @@ pub fn energy_by_register_spans(
     periods: &[(i64, i64)],
     plan: &tariffs::TariffPlan,
     colours: &tariffs::DayColours,
+) -> Result<Vec<RegisterPeriod>, QueryError> {
+    by_register_spans(src, meter, channel, periods, plan, colours, true)
+}
+
+fn by_register_spans(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    periods: &[(i64, i64)],
+    plan: &tariffs::TariffPlan,
+    colours: &tariffs::DayColours,
+    single_as_total: bool,
 ) -> Result<Vec<RegisterPeriod>, QueryError> {
     check_energy_channel(channel)?;
     check_meter(src, meter)?;
@@ -459,7 +472,7 @@ pub fn energy_by_register_spans(
         })
         .collect();
     if channel == Channel::CONSUMPTION && !out.iter().all(|p| curve_complete(&p.period)) {
-        if let [only] = registers.names.as_slice() {
+        if let (true, [only]) = (single_as_total, registers.names.as_slice()) {
             if only != tariffs::NO_CONTRACT && only != tariffs::UNKNOWN {
                 let mut totals: Vec<EnergyPeriod> = out.iter().map(|p| p.period.clone()).collect();
                 fill_from_daily(src, meter, &mut totals, &mut scratch)?;

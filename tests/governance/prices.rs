@@ -25,7 +25,7 @@ fn paris_date(days: i64) -> String {
 }
 
 /// A has a curve on days -40..-1 (B on days -3..-1, ten others on days -10..-1), suppliers holding
-/// one kind each on A over days -60..300, the demo grids and taxes loaded.
+/// one kind each on A over days -400..300, the demo grids and taxes loaded.
 fn prices_server(dir: &std::path::Path) -> Server {
     let server = Server::start(dir);
     let mut tokens = tokens_file_text();
@@ -65,7 +65,7 @@ fn prices_server(dir: &std::path::Path) -> Server {
             .create_grant_of(
                 A,
                 supplier,
-                day_utc(-60),
+                day_utc(-400),
                 day_utc(300),
                 Kinds::of(kind),
                 "operator:setup",
@@ -218,9 +218,23 @@ fn a_supplier_needs_the_kinds_its_cost_figures_use_whatever_route_it_asks() {
     let server = prices_server(dir.path());
     let base = cost_path(A, -30, -2, "month", "bleu-base-6");
     let hphc = cost_path(A, -30, -2, "month", "bleu-hphc-6");
-    // Whole Paris days without a chosen split: daily data or the curve.
-    assert_eq!(server.get(DAILY, &base).status, 200);
-    assert_eq!(server.get(CURVE, &base).status, 200);
+    // Whole Paris days without a chosen split: daily data or the curve. The energy of
+    // estimated curve points is a sub-day figure: shown with curve rights only.
+    let daily = server.get(DAILY, &base);
+    assert_eq!(daily.status, 200);
+    assert!(
+        daily.json()["periods"][0]["estimated_wh"].is_null(),
+        "{}",
+        daily.body
+    );
+    let curve = server.get(CURVE, &base);
+    assert_eq!(curve.status, 200);
+    assert_eq!(
+        curve.json()["periods"][0]["estimated_wh"],
+        0,
+        "{}",
+        curve.body
+    );
     assert_eq!(server.get(POWER, &base).status, 403, "max_power only");
     // Splitting days into HP/HC or Tempo registers is finer than days: the curve.
     assert_eq!(server.get(CURVE, &hphc).status, 200);
@@ -230,7 +244,7 @@ fn a_supplier_needs_the_kinds_its_cost_figures_use_whatever_route_it_asks() {
     // A range running outside the grant.
     assert_eq!(
         server
-            .get(DAILY, &cost_path(A, -90, -2, "month", "bleu-base-6"))
+            .get(DAILY, &cost_path(A, -450, -2, "month", "bleu-base-6"))
             .status,
         403
     );
@@ -239,10 +253,29 @@ fn a_supplier_needs_the_kinds_its_cost_figures_use_whatever_route_it_asks() {
         let r = server.get(token, &cost_path(meter, -30, -2, "month", "bleu-base-6"));
         assert_eq!(r.status, 403, "{token} {meter}: {}", r.body);
     }
-    // The comparison and the estimate are the same question: no way around.
+    // The comparison and the estimate are the same question: no way around. Twelve months of
+    // two whole-day offers with daily data; any split offer among them needs the curve.
+    let second = "grid,option,kva,from,to,item,eur\nbase-9,BASE,9,2024-01-01,,subscription,14\nbase-9,BASE,9,2024-01-01,,BASE,0.2\n";
+    let r = server.call(
+        Some(OPERATOR),
+        "PUT",
+        "/v1/prices/grids",
+        Some(("text/csv", second)),
+    );
+    assert_eq!(r.status, 200);
+    let bases = format!("/v1/meters/{A}/offers?offers=bleu-base-6,base-9");
+    assert_eq!(server.get(DAILY, &bases).status, 200);
+    assert_eq!(server.get(POWER, &bases).status, 403);
     let offers = format!("/v1/meters/{A}/offers?offers=bleu-base-6,bleu-hphc-6");
     assert_eq!(server.get(DAILY, &offers).status, 403);
+    assert_eq!(server.get(CURVE, &offers).status, 200);
     assert_eq!(server.get(POWER, &offers).status, 403);
+    let later = format!("{bases}&to=2099-01-01");
+    assert_eq!(
+        server.get(DAILY, &later).status,
+        403,
+        "a year past the grant"
+    );
     let estimate = format!(
         "/v1/meters/{A}/estimate?since={}&offer=bleu-hphc-6",
         paris_date(-20)
@@ -251,7 +284,7 @@ fn a_supplier_needs_the_kinds_its_cost_figures_use_whatever_route_it_asks() {
     assert_eq!(server.get(CURVE, &estimate).status, 200);
     let early = format!(
         "/v1/meters/{A}/estimate?since={}&offer=bleu-base-6",
-        paris_date(-90)
+        paris_date(-450)
     );
     assert_eq!(server.get(DAILY, &early).status, 403);
     // The consumer reads its own meter only; public bodies and the public no meter.
@@ -338,11 +371,20 @@ fn offers_are_compared_side_by_side_and_contract_needs_one_grid_of_its_option() 
     let v = r.json();
     let offers = v["offers"].as_array().unwrap();
     assert_eq!(offers.len(), 3);
-    let cheapest = offers.iter().min_by_key(|o| cents(&o["total"])).unwrap()["offer"].clone();
-    assert_eq!(v["cheapest"], cheapest);
     for o in offers {
         assert_eq!(o["months"].as_array().unwrap().len(), 12);
     }
+    // No Tempo colours are loaded: Tempo cannot be priced, so nothing is called cheapest.
+    assert_eq!(offers[2]["complete"], false);
+    assert!(v["cheapest"].is_null(), "{v}");
+    let r = server.get(
+        OPERATOR,
+        &format!("/v1/meters/{A}/offers?offers=bleu-base-6,bleu-hphc-6"),
+    );
+    let v = r.json();
+    let offers = v["offers"].as_array().unwrap();
+    let cheapest = offers.iter().min_by_key(|o| cents(&o["total"])).unwrap()["offer"].clone();
+    assert_eq!(v["cheapest"], cheapest, "{v}");
     // offer=contract: the meter's contract option priced by the one grid of that option.
     let contracts = serde_json::json!([{ "option": "BASE", "from": "2020-01-01", "to": null }]);
     let r = server.call(

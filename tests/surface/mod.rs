@@ -1,6 +1,7 @@
 //! Integration tests: surface (the `courbe` binary and the HTTP API).
 
 mod cli;
+mod cost;
 mod daily;
 mod dataconnect;
 mod http;
