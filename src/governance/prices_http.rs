@@ -516,11 +516,10 @@ pub fn resolve_offer(
             ApiError::invalid(format!("unknown offer {offer:?} (see /v1/prices/grids)"))
         })?;
         if grid.dynamic_area().is_some() {
-            // Hook (spot): a `DYNAMIC:<area>` grid is priced interval by interval by
-            // `crate::query::spot::dynamic_energy_cost`; until the spot series exist it is refused.
-            return Err(ApiError::invalid(
-                "dynamic offers need the spot price series",
-            ));
+            // Priced interval by interval against the spot series (`query::cost`); the plan
+            // is not read.
+            let base = TariffOption::parse("BASE")?;
+            return Ok((grid, TariffPlan::Option(base), colours));
         }
         let option = TariffOption::parse(&grid.option)?;
         return Ok((grid, TariffPlan::Option(option), colours));

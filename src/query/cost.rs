@@ -261,7 +261,17 @@ pub struct Piece {
     pub first_day: i64,
     pub end_day: i64,
     pub by_register_ws: Vec<(String, i128)>,
+    /// A dynamic offer's energy cost, priced interval by interval against the spot prices
+    /// ([`super::spot::dynamic_energy_cost`]), with whether every second of curve had a price;
+    /// `by_register_ws` then holds the one register [`DYNAMIC_REGISTER`].
+    pub dynamic: Option<(Exact, bool)>,
 }
+
+/// The register line of a dynamic offer's energy.
+pub const DYNAMIC_REGISTER: &str = "SPOT";
+
+/// W·s × centi-EUR/MWh in one EUR: 3.6 × 10⁹ W·s/MWh × 100 c/EUR.
+const RAW_PER_EUR: i128 = 360_000_000_000;
 
 /// One line of a period's bill.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -342,13 +352,18 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
         let total_ws: i128 = piece.by_register_ws.iter().map(|(_, w)| *w).sum();
         let mut piece_energy = Exact::ZERO;
         for (register, ws) in &piece.by_register_ws {
-            let price = prices.and_then(|p| p.energy.get(register)).copied();
-            let cost = match price {
-                Some(p) => Exact::new(*ws * i128::from(p), WS_PER_KWH * MICRO),
-                None => Exact::ZERO,
+            let (cost, priced) = match piece.dynamic {
+                Some((cost, complete)) => (cost, complete),
+                None => {
+                    let price = prices.and_then(|p| p.energy.get(register)).copied();
+                    let cost = match price {
+                        Some(p) => Exact::new(*ws * i128::from(p), WS_PER_KWH * MICRO),
+                        None => Exact::ZERO,
+                    };
+                    (cost, price.is_some() || *ws == 0)
+                }
             };
             piece_energy = piece_energy.plus(cost);
-            let priced = price.is_some() || *ws == 0;
             match energy.iter_mut().find(|(r, ..)| r == register) {
                 Some(e) => {
                     e.1 += ws;
@@ -533,11 +548,6 @@ pub fn meter_cost_with(
             "a cost spans at most {MAX_COST_DAYS} days"
         )));
     }
-    if grid.dynamic_area().is_some() {
-        return Err(super::QueryError::InvalidArgument(
-            "dynamic offers need the spot price series".into(),
-        ));
-    }
     let starts = period_starts(first_day, end_day, period);
     let mut cuts: Vec<i64> = starts.clone();
     cuts.extend(
@@ -552,14 +562,51 @@ pub fn meter_cost_with(
         bounds.push(paris_day_start(d)?);
     }
     let spans: Vec<(i64, i64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
-    let energies = super::energy_by_register_spans(
-        src,
-        meter,
-        storage_format::Channel::CONSUMPTION,
-        &spans,
-        plan,
-        colours,
-    )?;
+    let (energies, dynamic) = match grid.dynamic_area() {
+        // A dynamic offer prices each curve interval at its spot prices: the curve is its
+        // only source.
+        Some(area) => {
+            let series = crate::engine::price_series_id(area).ok_or_else(|| {
+                super::QueryError::InvalidArgument(format!("dynamic area {area:?}"))
+            })?;
+            let priced = super::spot::dynamic_energy_cost(src, meter, &series, &spans)?;
+            let energies = priced
+                .iter()
+                .map(|d| super::RegisterPeriod {
+                    period: super::EnergyPeriod {
+                        start_utc: d.from_utc,
+                        end_utc: d.to_utc,
+                        energy_wmin: d.energy_ws / 60,
+                        points: 0,
+                        expected_points: 0,
+                        by_tariff_wmin: None,
+                        source: if d.curve_s > 0 {
+                            super::EnergySource::Curve
+                        } else {
+                            super::EnergySource::None
+                        },
+                    },
+                    by_register_ws: vec![(DYNAMIC_REGISTER.to_string(), i128::from(d.energy_ws))],
+                })
+                .collect();
+            let dynamic = priced
+                .iter()
+                .map(|d| Some((Exact::new(d.cost_raw, RAW_PER_EUR), d.unpriced_s == 0)))
+                .collect();
+            (energies, dynamic)
+        }
+        None => (
+            super::energy_by_register_spans(
+                src,
+                meter,
+                storage_format::Channel::CONSUMPTION,
+                &spans,
+                plan,
+                colours,
+            )?,
+            vec![None; spans.len()],
+        ),
+    };
     let estimated = match estimated {
         true => estimated_by_span(src, meter, &spans)?,
         false => vec![0; spans.len()],
@@ -583,6 +630,7 @@ pub fn meter_cost_with(
                 first_day: cuts[piece],
                 end_day: cuts.get(piece + 1).copied().unwrap_or(end_day),
                 by_register_ws: e.by_register_ws.clone(),
+                dynamic: dynamic[piece],
             });
             piece += 1;
         }
@@ -673,6 +721,7 @@ mod tests {
             first_day: first,
             end_day: end,
             by_register_ws: vec![("BASE".into(), ws)],
+            dynamic: None,
         };
         let month = price_period(&grid, &[], &[piece(feb, feb + 29, 3_600_000 * 100)]);
         assert_eq!(month.subscription_cents, 1244);

@@ -260,6 +260,11 @@ impl Bill {
     /// `ws` of energy at register `r` on day `d`.
     fn energy(&mut self, grid: &Grid, taxes: &[Tax], d: Date, r: &str, ws: i128) {
         let price = i128::from(grid_prices(grid, d).energy[r]);
+        self.energy_at(taxes, d, r, ws, price);
+    }
+
+    /// `ws` of energy at register `r` on day `d`, at `price` µ€/kWh.
+    fn energy_at(&mut self, taxes: &[Tax], d: Date, r: &str, ws: i128, price: i128) {
         *self.energy.entry(r.into()).or_default() += ws * price;
         *self.ws.entry(r.into()).or_default() += ws;
         let mut base = ws * price;
@@ -687,4 +692,103 @@ fn a_period_is_cut_where_prices_change_and_each_line_is_rounded_once() {
         .registers
         .iter()
         .any(|r| r.register == "HPJR" && r.cents > 0));
+}
+
+#[test]
+fn a_dynamic_offer_agrees_to_the_cent_with_a_minute_by_minute_spot_pricer() {
+    let fleet = fleet(15);
+    let mut rng = Rng::new(151);
+    // Quarter-hour spot prices, signed (centi-EUR/MWh), over the whole span and its edges.
+    let (from, to) = (midnight(date(FIRST)) - 3_600, midnight(date(END)) + 3_600);
+    let mut spot: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut batch = Batch::new();
+    let mut t = from;
+    while t < to {
+        let price = rng.below(40_000) as i64 - 5_000;
+        spot.insert(t, price);
+        batch
+            .push(
+                "spot-FR",
+                Channel::PRICE,
+                Point {
+                    ts_utc: t,
+                    value: i32::try_from(price).unwrap(),
+                    step_min: 15,
+                    quality: Quality::Measured,
+                },
+            )
+            .unwrap();
+        t += 900;
+    }
+    fleet.store.ingest(&batch).unwrap();
+    let snapshot = fleet.store.snapshot();
+    let grid = Grid {
+        name: "t-dynamic".into(),
+        option: "DYNAMIC:FR".into(),
+        kva: 6,
+        prices: vec![
+            prices(FIRST, Some("2025-01-15"), 13_010_000, &[]),
+            prices("2025-01-15", None, 13_470_000, &[]),
+        ],
+    };
+    let taxes = taxes();
+    let plan = TariffPlan::Option(TariffOption::parse("BASE").unwrap());
+    let (first, end) = (
+        courbe::query::tariffs::day_number(date(FIRST)),
+        courbe::query::tariffs::day_number(date(END)),
+    );
+    for (meter, points) in &fleet.curves {
+        for period in [Period::Month, Period::Day] {
+            let got = cost::meter_cost(
+                &*snapshot,
+                meter,
+                &grid,
+                &taxes,
+                &plan,
+                &DayColours::default(),
+                first,
+                end,
+                Some(period),
+            )
+            .unwrap();
+            // Brute force: each minute's energy at the price of its quarter-hour
+            // (1 centi-EUR/MWh = 10 µEUR/kWh).
+            let mut bills: BTreeMap<Date, Bill> = BTreeMap::new();
+            let mut d = date(FIRST);
+            while d < date(END) {
+                bills
+                    .entry(period_start(d, period))
+                    .or_default()
+                    .day(&grid, &taxes, d);
+                d = d.tomorrow().unwrap();
+            }
+            for p in points.values() {
+                for minute in 0..i64::from(p.step_min) {
+                    let t = p.ts_utc + 60 * minute;
+                    let day = jiff::Timestamp::from_second(t)
+                        .unwrap()
+                        .to_zoned(paris())
+                        .date();
+                    if day < date(FIRST) || day >= date(END) {
+                        continue;
+                    }
+                    let quarter = t - t.rem_euclid(900);
+                    let price = i128::from(spot[&quarter]) * 10;
+                    let ws = i128::from(p.value) * 60;
+                    let bill = bills.get_mut(&period_start(day, period)).unwrap();
+                    bill.energy_at(&taxes, day, cost::DYNAMIC_REGISTER, ws, price);
+                    if p.quality == Quality::Estimated {
+                        bill.estimated_ws += ws;
+                    }
+                }
+            }
+            agree(
+                &format!("{meter} dynamic {period:?}"),
+                &got,
+                &bills,
+                EnergySource::Curve,
+                true,
+            );
+        }
+    }
 }
