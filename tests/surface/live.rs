@@ -204,6 +204,36 @@ fn a_subscriber_receives_each_ingested_reading_with_its_dynamic_cost_until_conse
 }
 
 #[test]
+fn revoking_the_suppliers_grant_ends_its_stream() {
+    let live = Live::start();
+    let events = live.subscribe(ACME, "").expect("acme may read the curve");
+    assert!(events
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the opening comment")
+        .starts_with(':'));
+    let grant = live
+        .gov
+        .grants_of(A)
+        .into_iter()
+        .find(|g| g.supplier == "acme")
+        .expect("acme's grant");
+    live.gov
+        .revoke_grant(A, grant.id, "operator:test")
+        .unwrap()
+        .expect("revoked");
+    loop {
+        match events.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => assert!(!line.starts_with("data:"), "{line}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the stream did not end"),
+        }
+    }
+    live.subscribe(ACME, "")
+        .expect_err("no grant")
+        .assert_error(403, "forbidden");
+}
+
+#[test]
 fn a_supplier_without_curve_rights_and_a_bad_parameter_are_refused() {
     let live = Live::start();
     let refused = live.subscribe(DAILY_ONLY, "").expect_err("no curve rights");
