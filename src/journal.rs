@@ -50,8 +50,9 @@ pub struct Kind {
 /// The engine's write-ahead log (`wal-{generation:020}.log`).
 pub const WAL: Kind = Kind {
     magic: *b"CRBWAL\0\x01",
-    // 2: runs may name the channels of segment format v3 (daily energy, indexes).
-    version: Some(2),
+    // 2: runs may name the channels of segment format v3 (daily energy, indexes); 3: and the
+    // price channel of v4.
+    version: Some(3),
     crc_covers_len: true,
     min_payload: 8,
     max_payload: 256 << 20,
@@ -530,7 +531,7 @@ mod tests {
         assert_eq!(FRAME_LEN, 8);
         assert_eq!(WAL.header_len(), 16);
         assert_eq!(REGISTRY.header_len(), 8);
-        assert_eq!(WAL.header(), b"CRBWAL\0\x01\x02\0\0\0\0\0\0\0");
+        assert_eq!(WAL.header(), b"CRBWAL\0\x01\x03\0\0\0\0\0\0\0");
         assert_eq!(REGISTRY.header(), b"CRBREG1\n");
         assert_eq!((WAL.min_payload, WAL.max_payload), (8, 268_435_456));
         assert_eq!((REGISTRY.min_payload, REGISTRY.max_payload), (1, 1_048_576));
@@ -628,12 +629,12 @@ mod tests {
     #[test]
     fn a_newer_version_is_a_compatibility_error_not_corruption() {
         let mut bytes = WAL.header();
-        bytes[8] = 3;
+        bytes[8] = 4;
         assert_eq!(
             payloads(&WAL, &bytes),
             Err(ScanError::Newer {
-                version: 3,
-                newest: 2
+                version: 4,
+                newest: 3
             })
         );
     }

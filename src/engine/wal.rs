@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! file    = header frame*
-//! header  = magic "CRBWAL\0\x01" (8 bytes) | version u32 (1 or 2) | reserved u32 (= 0)   16 bytes
+//! header  = magic "CRBWAL\0\x01" (8 bytes) | version u32 (1 to 3) | reserved u32 (= 0)   16 bytes
 //! frame   = payload_len u32 | crc u32 | payload
 //!           crc: CRC-32 (IEEE, as crc32fast) of the 4 payload_len bytes followed by the payload
 //! payload = seq u64                     batch sequence number, newest wins
@@ -21,12 +21,13 @@
 //! ```
 //! A payload is 8 to [`MAX_RECORD_LEN`] bytes; anything else is corruption.
 //!
-//! `channel` is a code of segment format v3 (`storage_format::Channel::from_u8`): 0..=3, or an
+//! `channel` is a code of segment format v4 (`storage_format::Channel::from_u8`): 0..=4, or an
 //! index channel 16..=255 whose register number the manifest's register table holds (the
-//! manifest naming it is synced before any record uses it); 4..=15 and an unknown register are
-//! corruption. This build writes header version 2, so that a build that knows only version 1
-//! (channels 0..=2) refuses the log as newer instead of reading a channel it does not know;
-//! version 1 logs read the same way (they hold only 0..=2).
+//! manifest naming it is synced before any record uses it); 5..=15 and an unknown register are
+//! corruption. This build writes header version 3 (2 added codes 3 and 16..=255, 3 the price
+//! channel, 4), so that an older build refuses the log as newer instead of reading a channel it
+//! does not know; version 1 and 2 logs read the same way (they hold only 0..=2, 0..=3 and
+//! 16..=255).
 //!
 //! # Recovery rule
 //! The journal's torn-tail rule (stated once, in [`crate::journal`]): only the **last** log file

@@ -136,3 +136,41 @@ pub(super) async fn prices_put(
         .observe_ingest(body_len, report.accepted, report.rejected_count);
     Ok(axum::Json(IngestBody::from(report)).into_response())
 }
+
+/// `days` days of synthetic spot prices from `start` as a batch of series `series` (what the
+/// demo loads; synthetic, not market data). `None` when `series` is no price series id.
+pub fn synthetic_spot_batch(
+    series: &str,
+    seed: u64,
+    start: jiff::civil::Date,
+    days: u32,
+) -> Option<crate::engine::Batch> {
+    let mut batch = crate::engine::Batch::new();
+    for p in courbe_workload::synthetic_spot(seed, start, days) {
+        let point = crate::Point {
+            ts_utc: p.ts_utc,
+            value: p.centi_eur_mwh,
+            step_min: p.step_min,
+            quality: crate::Quality::Measured,
+        };
+        batch.push(series, crate::Channel::PRICE, point).ok()?;
+    }
+    Some(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Channel;
+
+    #[test]
+    fn the_synthetic_spot_batch_is_a_price_series_of_quarter_hours() {
+        let start = jiff::civil::date(2024, 6, 1);
+        let batch = synthetic_spot_batch("spot-FR", 1, start, 2).expect("a series id");
+        assert_eq!(batch.len(), 192);
+        assert!(batch
+            .iter()
+            .all(|(id, c, p)| id == "spot-FR" && c == Channel::PRICE && p.step_min == 15));
+        assert!(synthetic_spot_batch("09111642617347", 1, start, 1).is_none());
+    }
+}

@@ -56,7 +56,7 @@ impl DynamicPeriod {
 
     /// The cost in euro cents, from the exact sum, rounded half away from zero.
     pub fn cost_cents(&self) -> i64 {
-        div_round(self.cost_raw, 36_000_000) as i64
+        div_round(self.cost_raw, 3_600_000_000) as i64
     }
 }
 

@@ -190,12 +190,18 @@ fn versions_1_and_2_know_only_the_curve_era_codes() {
         assert_eq!(v2, code <= 2, "{code}");
         assert_eq!(Channel::from_u8(code, 1).is_some(), code <= 2, "{code}");
         assert_eq!(v3, code <= 3 || code >= 16, "{code}");
+        let v4 = Channel::from_u8(code, 4).is_some();
+        assert_eq!(v4, code <= 4 || code >= 16, "{code}");
         assert_eq!(Channel::from_u8(code, 0), None);
     }
     assert_eq!(Channel::index(239).map(Channel::code), Some(255));
     assert_eq!(Channel::index(240), None);
     assert_eq!(index(5).register_number(), Some(5));
     assert_eq!(Channel::DAILY_ENERGY.register_number(), None);
+    assert_eq!(Channel::PRICE.register_number(), None);
+    assert!(Channel::PRICE.has_intervals() && !Channel::PRICE.is_curve());
+    assert!(storage_format::segment::supports_price_channel(4));
+    assert!(!storage_format::segment::supports_price_channel(3));
     assert_eq!(
         (index(5).as_str(), Channel::DAILY_ENERGY.as_str()),
         ("index", "daily_energy")

@@ -7,6 +7,7 @@ mod corruption;
 mod crash;
 mod erasure;
 mod model;
+mod prices;
 mod sigkill;
 mod upgrade;
 

@@ -1,6 +1,8 @@
 //! The live view (`GET /v1/meters/{id}/live`, server-sent events) against a real server:
 //! subscribe, ingest, receive; revoking consent ends the stream; a supplier without curve
-//! rights gets 403; a subscriber that does not read is dropped without slowing ingest.
+//! rights gets 403; a subscriber that does not read is dropped without slowing ingest. And the
+//! spot prices it is priced with: `PUT`/`GET /v1/prices/spot/{area}`, `POST /v1/ingest?channel=
+//! price&series=`, `courbe gen --kind spot | courbe ingest --channel price --series`.
 
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
@@ -21,6 +23,7 @@ const A: &str = "09111642617347";
 const OPERATOR: &str = "tok-operator";
 const ACME: &str = "tok-acme";
 const DAILY_ONLY: &str = "tok-daily-only";
+const PUBLIC: &str = "tok-public";
 
 /// Midnight UTC `days` days from today.
 fn day_utc(days: i64) -> i64 {
@@ -46,6 +49,7 @@ impl Live {
             (OPERATOR, "operator ops"),
             (ACME, "supplier acme"),
             (DAILY_ONLY, "supplier dailyco"),
+            (PUBLIC, "public"),
         ]
         .iter()
         .map(|(t, rest)| format!("{} {rest}\n", token_hash(t)))
@@ -200,6 +204,36 @@ fn a_subscriber_receives_each_ingested_reading_with_its_dynamic_cost_until_conse
 }
 
 #[test]
+fn revoking_the_suppliers_grant_ends_its_stream() {
+    let live = Live::start();
+    let events = live.subscribe(ACME, "").expect("acme may read the curve");
+    assert!(events
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the opening comment")
+        .starts_with(':'));
+    let grant = live
+        .gov
+        .grants_of(A)
+        .into_iter()
+        .find(|g| g.supplier == "acme")
+        .expect("acme's grant");
+    live.gov
+        .revoke_grant(A, grant.id, "operator:test")
+        .unwrap()
+        .expect("revoked");
+    loop {
+        match events.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => assert!(!line.starts_with("data:"), "{line}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the stream did not end"),
+        }
+    }
+    live.subscribe(ACME, "")
+        .expect_err("no grant")
+        .assert_error(403, "forbidden");
+}
+
+#[test]
 fn a_supplier_without_curve_rights_and_a_bad_parameter_are_refused() {
     let live = Live::start();
     let refused = live.subscribe(DAILY_ONLY, "").expect_err("no curve rights");
@@ -252,4 +286,128 @@ fn a_subscriber_that_does_not_read_is_dropped_and_ingest_goes_on() {
         .unwrap();
     store.ingest(&prices).unwrap();
     assert_eq!(_idle.len(), 0);
+}
+
+#[test]
+fn spot_prices_are_written_by_the_operator_and_read_by_every_token() {
+    let live = Live::start();
+    let csv = "ts,price\n2024-05-01T00:00:00Z,45.5\n2024-05-01T00:15:00Z,-3.25\n\
+               2024-05-01T00:30:00Z,1.234\nnot-a-time,4\n2024-05-01T00:35:00Z,4\n";
+    let put = live.send(OPERATOR, "PUT", "/v1/prices/spot/FR", csv);
+    assert_eq!(put.status, 200, "{}", put.body);
+    let body = put.json();
+    assert_eq!(body["accepted"], 2);
+    let lines: Vec<i64> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lines, [4, 5, 6], "{body}");
+    // A supplier may not write prices; every token reads them.
+    live.send(ACME, "PUT", "/v1/prices/spot/FR", csv)
+        .assert_error(403, "forbidden");
+    let path = "/v1/prices/spot/FR?from=2024-05-01T00:00:00Z&to=2024-05-02";
+    for token in [PUBLIC, ACME, DAILY_ONLY, OPERATOR] {
+        let got = live.send(token, "GET", path, "");
+        assert_eq!(got.status, 200, "{token}: {}", got.body);
+        let prices = got.json()["prices"].clone();
+        assert_eq!(prices[0]["price_eur_mwh"].as_f64(), Some(45.5));
+        assert_eq!(prices[1]["price_eur_mwh"].as_f64(), Some(-3.25));
+        assert_eq!(prices[1]["step_min"], 15);
+        assert_eq!(prices.as_array().unwrap().len(), 2);
+    }
+    // The generic ingest takes prices with their series, and only then.
+    let more = "ts,price\n2024-05-01T01:00:00Z,-0.01\n";
+    let ok = live.send(
+        OPERATOR,
+        "POST",
+        "/v1/ingest?channel=price&series=spot-FR",
+        more,
+    );
+    assert_eq!(
+        (ok.status, ok.json()["accepted"].as_i64()),
+        (200, Some(1)),
+        "{}",
+        ok.body
+    );
+    live.send(OPERATOR, "POST", "/v1/ingest?channel=price", more)
+        .assert_error(400, "invalid_argument");
+    live.send(OPERATOR, "POST", "/v1/ingest?series=spot-FR", more)
+        .assert_error(400, "invalid_argument");
+    live.send(OPERATOR, "POST", "/v1/ingest?channel=price&series=FR", more)
+        .assert_error(400, "invalid_argument");
+    // Bad areas, ranges and parameters are named.
+    for bad in [
+        "/v1/prices/spot/fr?from=2024-05-01&to=2024-05-02",
+        "/v1/prices/spot/FR?from=2024-05-02&to=2024-05-01",
+        "/v1/prices/spot/FR?from=2024-05-01",
+        "/v1/prices/spot/FR?from=2024-05-01&to=2024-05-02&tz=UTC",
+        "/v1/prices/spot/FR?from=2023-01-01&to=2024-05-02",
+    ] {
+        live.send(PUBLIC, "GET", bad, "")
+            .assert_error(400, "invalid_argument");
+    }
+    // A series id is no meter.
+    let curve = live.send(
+        OPERATOR,
+        "GET",
+        "/v1/meters/spot-FR/curve?from=2024-05-01&to=2024-05-02",
+        "",
+    );
+    assert_eq!(curve.status, 404, "{}", curve.body);
+}
+
+#[test]
+fn generated_spot_prices_go_through_the_command_line_into_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("spot.csv");
+    let gen = std::process::Command::new(env!("CARGO_BIN_EXE_courbe"))
+        .args([
+            "gen",
+            "--kind",
+            "spot",
+            "--start",
+            "2024-03-30",
+            "--days",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    std::fs::write(&csv, &gen.stdout).unwrap();
+    let text = String::from_utf8(gen.stdout).unwrap();
+    assert!(text.starts_with("ts,price\n"));
+    // 30 March (96 quarter hours) and 31 March (the spring DST day: 92).
+    assert_eq!(text.lines().count(), 1 + 96 + 92);
+    let data = dir.path().join("data");
+    let ingest = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_courbe"))
+            .args(["ingest", "--channel", "price", "--data"])
+            .arg(&data)
+            .args(extra)
+            .arg(&csv)
+            .output()
+            .unwrap()
+    };
+    let refused = ingest(&[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--series"));
+    let done = ingest(&["--series", "spot-FR"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let store = Store::open(&data, Options::default()).unwrap();
+    let prices = store
+        .snapshot()
+        .points("spot-FR", Channel::PRICE, 0, i64::MAX)
+        .unwrap();
+    assert_eq!(prices.len(), 96 + 92);
+    assert!(prices.iter().all(|p| p.step_min == 15));
 }
