@@ -35,19 +35,20 @@ fn distributor_option(option: &str) -> &'static str {
     }
 }
 
-/// The generated Tempo calendar as day colours.
+/// The generated Tempo calendar as day colours, from the day before the span: a Tempo day
+/// runs from 06:00 to 06:00, so the span's first hours belong to the day before (blue, as most
+/// days are: the generator has no weather for it).
 pub fn tempo_colours(fleet: &Fleet) -> Vec<(i64, Colour)> {
-    fleet
-        .tempo_colours()
-        .into_iter()
-        .map(|(date, c)| {
+    let before = day_number(fleet.config().start) - 1;
+    std::iter::once((before, Colour::Blue))
+        .chain(fleet.tempo_colours().into_iter().map(|(date, c)| {
             let colour = match c {
                 TempoColour::Blue => Colour::Blue,
                 TempoColour::White => Colour::White,
                 TempoColour::Red => Colour::Red,
             };
             (day_number(date), colour)
-        })
+        }))
         .collect()
 }
 

@@ -168,6 +168,7 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
             "courbe: ingested and compacted {points} points in {seconds:.1} s ({:.0} points/s)",
             points as f64 / seconds.max(1e-9)
         );
+        load_demo_prices(&store, &governance, fleet.config())?;
         release_demo_months(&store, &governance, fleet.config())?;
     }
     let Some(example) = Example::find(&store) else {
@@ -195,6 +196,31 @@ pub fn demo(data: &Path, args: &DemoArgs) -> Result<(), CliError> {
             .write_all(text.as_bytes())
             .and_then(|()| stdout.flush());
     })
+}
+
+/// Loads the illustrative price grids and taxes (`governance::prices::demo_grids`) and a
+/// synthetic spot price series `spot-FR` over the generated span (`courbe_workload::spot`:
+/// generated, not market data), so that cost and offer questions answer.
+fn load_demo_prices(
+    store: &Store,
+    gov: &crate::governance::Governance,
+    config: &FleetConfig,
+) -> Result<(), CliError> {
+    crate::governance::prices::load_demo(gov.prices())
+        .map_err(|e| CliError::Internal(format!("cannot store the demo prices: {e}")))?;
+    let spot = crate::http::prices::synthetic_spot_batch(
+        "spot-FR",
+        config.seed,
+        config.start,
+        config.days,
+    )
+    .ok_or_else(|| CliError::Internal("the synthetic spot series is not valid".into()))?;
+    store.ingest(&spot)?;
+    eprintln!(
+        "courbe: loaded illustrative tariff grids and taxes, and {} synthetic 15-minute spot prices (spot-FR)",
+        spot.len()
+    );
+    Ok(())
 }
 
 /// Releases the aggregates of the whole Europe/Paris months holding the generated span, so
@@ -442,6 +468,15 @@ impl Example {
                 "curl '{base}/v1/fleet/energy?from={first}&to={end}&period=month&format=csv'"
             ),
         ];
+        // Its cost under an offer, and four offers side by side over the last 12 months.
+        lines.extend([
+            format!(
+                "curl '{base}/v1/meters/{meter}/cost?from={first}&to={end}&period=month&offer=bleu-tempo-6'"
+            ),
+            format!(
+                "curl '{base}/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6,bleu-tempo-6,spot-dynamic-6&to={end}'"
+            ),
+        ]);
         if let Some(daily) = &self.daily_meter {
             // A meter without curve consent: energy by register from its indexes over the days
             // it has them, its monthly indexes, its year.
@@ -477,7 +512,9 @@ mod tests {
             last_day: jiff::civil::date(2024, 12, 30),
         };
         let lines = example.curl_lines("127.0.0.1:8080");
-        assert_eq!(lines.len(), 5);
+        assert_eq!(lines.len(), 7);
+        assert!(lines[5].contains("/cost?from=2024-01-01&to=2025-01-01&period=month"));
+        assert!(lines[6].contains("/offers?offers=") && lines[6].contains("&to=2025-01-01"));
         assert_eq!(
             lines[0],
             "curl 'http://127.0.0.1:8080/v1/meters/09111642617347/curve?from=2024-01-15&to=2024-01-16'"

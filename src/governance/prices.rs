@@ -494,12 +494,14 @@ fn prices(from: &str, to: Option<&str>, sub: &str, energy: &[(&str, &str)]) -> G
 }
 
 /// **Illustrative** 2024-2025 French regulated blue tariffs at 6 kVA, excluding taxes: BASE,
-/// HPHC (off-peak 22:00-06:00) and TEMPO, each with the 2024-02-01 and 2025-02-01 grids. The
+/// HPHC (off-peak 22:00-06:00) and TEMPO, each with the February 2024 grids (applied from 2024-01-01 here) and the 2025-02-01 ones. The
 /// energy prices are the published all-taxes prices less VAT (20 %) and the accise of the time,
 /// rounded to 5 decimals; the subscriptions are round illustrative figures. Not a tariff
 /// reference: load the published grids for real bills.
 pub fn demo_grids() -> Vec<Grid> {
-    let (a, b) = ("2024-02-01", "2025-02-01");
+    // The February 2024 grids are applied from 1 January 2024, so that a demo year (2024) is
+    // priced whole: illustrative, like every value here.
+    let (a, b) = (DEMO_FIRST_DAY, "2025-02-01");
     let grid = |name: &str, option: &str, periods: Vec<GridPrices>| Grid {
         name: name.into(),
         option: option.into(),
@@ -555,6 +557,16 @@ pub fn demo_grids() -> Vec<Grid> {
                 ),
             ],
         ),
+        // A dynamic offer: each interval at the spot price of the `spot-FR` series (the demo
+        // loads a synthetic one), the same subscription as BASE.
+        grid(
+            "spot-dynamic-6",
+            "DYNAMIC:FR",
+            vec![
+                prices(a, Some(b), "10.90", &[]),
+                prices(b, None, "12.04", &[]),
+            ],
+        ),
     ]
 }
 
@@ -572,13 +584,13 @@ pub fn demo_taxes() -> Vec<Tax> {
     use cost::Micro;
     use TaxKind::*;
     vec![
-        tax("accise", PerKwh, "2024-02-01", Some("2025-02-01"), 21_000),
+        tax("accise", PerKwh, DEMO_FIRST_DAY, Some("2025-02-01"), 21_000),
         tax("accise", PerKwh, "2025-02-01", Some("2025-08-01"), 33_700),
         tax("accise", PerKwh, "2025-08-01", None, 29_980),
         tax(
             "cta",
             OnSubscription,
-            "2024-02-01",
+            DEMO_FIRST_DAY,
             Some("2025-02-01"),
             2_500_000,
         ),
@@ -586,7 +598,7 @@ pub fn demo_taxes() -> Vec<Tax> {
         tax(
             "vat_subscription",
             VatSubscription,
-            "2024-02-01",
+            DEMO_FIRST_DAY,
             Some("2025-08-01"),
             5_500_000,
         ),
@@ -597,9 +609,12 @@ pub fn demo_taxes() -> Vec<Tax> {
             None,
             20_000_000,
         ),
-        tax("vat_energy", VatEnergy, "2024-02-01", None, 20_000_000),
+        tax("vat_energy", VatEnergy, DEMO_FIRST_DAY, None, 20_000_000),
     ]
 }
+
+/// The first day the demo grids and taxes price (the demo fleet starts on it).
+pub const DEMO_FIRST_DAY: &str = "2024-01-01";
 
 /// Loads [`demo_grids`] and [`demo_taxes`] into `prices` (what `courbe demo` calls).
 pub fn load_demo(prices: &Prices) -> Result<(), Error> {

@@ -100,7 +100,7 @@ fn prices_are_written_by_operators_only_and_read_by_every_token() {
     for token in [OPERATOR, ACME, CONSUMER_A, PUBLIC_BODY, PUBLIC] {
         let r = server.get(token, "/v1/prices/grids");
         assert_eq!(r.status, 200, "{token}: {}", r.body);
-        assert_eq!(r.json()["grids"].as_array().unwrap().len(), 3);
+        assert_eq!(r.json()["grids"].as_array().unwrap().len(), 4);
         assert_eq!(server.get(token, "/v1/prices/taxes").status, 200);
     }
     let csv = server.get(PUBLIC, "/v1/prices/grids?format=csv");
@@ -132,7 +132,7 @@ fn prices_are_written_by_operators_only_and_read_by_every_token() {
         "{}",
         r.body
     );
-    assert_eq!(server.gov.prices().grids().len(), 3);
+    assert_eq!(server.gov.prices().grids().len(), 4);
     // Unknown or repeated parameters are refused.
     for path in [
         "/v1/prices/grids?format=csv&format=json",
@@ -413,7 +413,8 @@ fn offers_are_compared_side_by_side_and_contract_needs_one_grid_of_its_option() 
         "{}",
         r.body
     );
-    // A dynamic offer waits for the spot price series.
+    // A dynamic offer is priced at the spot series of its area: none here, so its energy
+    // line is not priced (never guessed).
     let dynamic =
         "grid,option,kva,from,to,item,eur\ndyn,DYNAMIC:FR,6,2024-01-01,,subscription,12\n";
     let r = server.call(
@@ -424,8 +425,9 @@ fn offers_are_compared_side_by_side_and_contract_needs_one_grid_of_its_option() 
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let r = server.get(OPERATOR, &cost_path(A, -30, -2, "month", "dyn"));
-    assert_eq!(r.status, 400);
-    assert!(r.body.contains("spot price series"), "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(r#""register":"SPOT""#), "{}", r.body);
+    assert!(r.body.contains(r#""priced":false"#), "{}", r.body);
     // A dynamic offer needs the curve even for a whole-day cost.
     assert_eq!(
         server

@@ -325,7 +325,7 @@ fn demo_generates_serves_and_prints_examples_that_work() {
         let line = line.expect("a line");
         if let Some(url) = line.trim().strip_prefix("curl '") {
             urls.push(url.trim_end_matches('\'').to_string());
-            if urls.len() == 8 {
+            if urls.len() == 10 {
                 break;
             }
         }
@@ -340,8 +340,8 @@ fn demo_generates_serves_and_prints_examples_that_work() {
     let _ = drain.join();
     assert_eq!(
         urls.len(),
-        8,
-        "five examples and three of a meter without a curve"
+        10,
+        "five examples, two in euros and three of a meter without a curve"
     );
     for (url, reply) in &replies {
         assert_eq!(reply.status, 200, "{url}: {}", reply.body);
@@ -351,8 +351,19 @@ fn demo_generates_serves_and_prints_examples_that_work() {
             reply.body
         );
     }
+    // Euros: the cost of a month under Tempo, four offers side by side (one dynamic).
+    let (url, cost) = &replies[5];
+    assert!(url.contains("offer=bleu-tempo-6"), "{url}");
+    assert!(cost.body.contains(r#""register":"HPJB""#), "{}", cost.body);
+    let (url, offers) = &replies[6];
+    assert!(url.contains("spot-dynamic-6"), "{url}");
+    assert!(
+        offers.body.contains(r#""offer":"spot-dynamic-6""#),
+        "{}",
+        offers.body
+    );
     // 2 meters in 5 have no curve: their energy comes from their daily data, by register.
-    let (url, energy) = &replies[5];
+    let (url, energy) = &replies[7];
     assert!(url.contains("tariff=contract"), "{url}");
     assert!(
         energy.body.contains(r#""source":"index""#),
@@ -364,13 +375,13 @@ fn demo_generates_serves_and_prints_examples_that_work() {
         "{}",
         energy.body
     );
-    let (_, index) = &replies[6];
+    let (_, index) = &replies[8];
     assert!(
         index.body.contains(r#""quality":"measured""#),
         "{}",
         index.body
     );
-    let (_, summary) = &replies[7];
+    let (_, summary) = &replies[9];
     assert_eq!(summary.body.lines().count(), 14, "{}", summary.body);
     assert_eq!(status.code(), Some(0), "SIGTERM is a graceful shutdown");
     // The generated months (2024-01-01 to 2024-01-20) are released for readers but operators.
@@ -462,8 +473,12 @@ fn generated_daily_data_ingest_back_and_answer_energy_indexes_and_the_year() {
     let daily = courbe_ok(&[&gen[..], &["daily"]].concat(), None);
     let r151 = courbe_ok(&[&gen[..], &["r151"]].concat(), None);
     let tempo = courbe_ok(&[&gen[..], &["tempo"]].concat(), None);
-    assert!(tempo.starts_with("date,colour\n2024-01-01,"), "{tempo}");
-    assert_eq!(tempo.lines().count(), 41);
+    // The day before the span too: a Tempo day runs from 06:00 to 06:00.
+    assert!(
+        tempo.starts_with("date,colour\n2023-12-31,BLUE\n2024-01-01,"),
+        "{tempo}"
+    );
+    assert_eq!(tempo.lines().count(), 42);
     courbe_ok(
         &["ingest", "--data", &data, "--channel", "daily_energy", "-"],
         Some(daily.as_bytes()),
