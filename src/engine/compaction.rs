@@ -129,9 +129,9 @@ impl Store {
                 let closed = newest != i64::MIN
                     && partition_end(p).saturating_add(policy.closed_after_s) <= newest;
                 let (ratio, min_merge) = if closed {
-                    (policy.closed_ratio, policy.closed_min_merge)
+                    (policy.closed_ratio_percent, policy.closed_min_merge)
                 } else {
-                    (policy.ratio, policy.min_merge)
+                    (policy.ratio_percent, policy.min_merge)
                 };
                 let k = tier_take(&segs, ratio);
                 (k >= min_merge.max(2)).then(|| segs[segs.len() - k..].to_vec())
@@ -407,12 +407,12 @@ impl Store {
 }
 
 /// How many of `segs` (one partition, seq order) the tiered rule takes from the newest: each
-/// next older segment while its bytes are at most `ratio` times the bytes taken so far.
-fn tier_take(segs: &[Arc<SegmentFile>], ratio: u64) -> usize {
+/// next older segment while its bytes are at most `ratio_percent` percent of the bytes taken.
+fn tier_take(segs: &[Arc<SegmentFile>], ratio_percent: u64) -> usize {
     let mut taken = 0u64;
     let mut k = 0;
     for s in segs.iter().rev() {
-        if k > 0 && s.entry.len > ratio.saturating_mul(taken) {
+        if k > 0 && u128::from(s.entry.len) * 100 > u128::from(ratio_percent) * u128::from(taken) {
             break;
         }
         taken += s.entry.len;

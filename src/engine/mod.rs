@@ -96,18 +96,19 @@ impl Default for Options {
 }
 
 /// The tiered rule of [`Store::compact_by_policy`], applied to each partition's segments from the
-/// newest: the newest segments are taken while the next older one is at most `ratio` times the
-/// bytes taken so far, and merged into one when at least `min_merge` were taken. A segment so
-/// merges only with newer data at least `1 / ratio` of its size, which bounds how often a byte
-/// is rewritten (about `log2` of the segments a partition receives for a ratio of 1). A
-/// partition is *closed* once the newest point stored is `closed_after_s` past its end: its
-/// rule is `closed_ratio` and `closed_min_merge`, so that a month stops at one segment and late
-/// data merges into it only once it is `1 / closed_ratio` of it.
+/// newest: the newest segments are taken while the next older one is at most `ratio_percent`
+/// percent of the bytes taken so far, and merged into one when at least `min_merge` were taken.
+/// A segment so merges only with newer data of a comparable size, which bounds how often a byte
+/// is rewritten (about `log2` of the segments a partition receives; at 110% the slack keeps
+/// days of nearly equal size together). A partition is *closed* once the newest point stored
+/// is `closed_after_s` past its end: its rule is `closed_ratio_percent` and `closed_min_merge`,
+/// so that a month ends as one segment and late data merges into it only once it is an eighth
+/// of it (800%).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompactionPolicy {
-    pub ratio: u64,
+    pub ratio_percent: u64,
     pub min_merge: usize,
-    pub closed_ratio: u64,
+    pub closed_ratio_percent: u64,
     pub closed_min_merge: usize,
     pub closed_after_s: i64,
 }
@@ -115,9 +116,9 @@ pub struct CompactionPolicy {
 impl Default for CompactionPolicy {
     fn default() -> Self {
         CompactionPolicy {
-            ratio: 1,
+            ratio_percent: 110,
             min_merge: 4,
-            closed_ratio: 8,
+            closed_ratio_percent: 800,
             closed_min_merge: 2,
             closed_after_s: 2 * 86_400,
         }
