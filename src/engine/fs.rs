@@ -96,6 +96,10 @@ impl MappedFile for EmptyMap {
     }
 }
 
+/// Tries of `flock` before a data directory is reported in use (20 ms apart).
+#[cfg(unix)]
+const LOCK_ATTEMPTS: u32 = 5;
+
 impl FileSystem for RealFs {
     #[cfg(unix)]
     fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
@@ -105,8 +109,21 @@ impl FileSystem for RealFs {
             .create(true)
             .truncate(false)
             .open(path)?;
-        // SAFETY: flock on a descriptor this function owns; no memory is passed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        // A process forking in this one (any `Command::spawn`) holds a copy of every descriptor
+        // until its child execs, close-on-exec or not, and a flock belongs to the open file
+        // description: a lock just released may so stay held for the instant of a fork. A few
+        // short retries tell that instant from a store really open elsewhere.
+        let mut rc = -1;
+        for attempt in 0..LOCK_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            // SAFETY: flock on a descriptor this function owns; no memory is passed.
+            rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 || io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
+                break;
+            }
+        }
         if rc != 0 {
             let e = io::Error::last_os_error();
             return Err(if e.kind() == io::ErrorKind::WouldBlock {
