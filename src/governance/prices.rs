@@ -218,7 +218,10 @@ pub fn parse_grids(text: &str) -> Result<Vec<Grid>, Vec<BadLine>> {
                         return Err(format!("period from {} has no price for {r}", p.from));
                     }
                 }
-                if let Some(r) = p.energy.keys().find(|r| !expected.contains(r)) {
+                // A dynamic offer may add a price per kWh to the spot price (the supplier's
+                // margin, the network's share): its one register line, `SPOT`.
+                let adder = |r: &String| registers.is_none() && r == cost::DYNAMIC_REGISTER;
+                if let Some(r) = p.energy.keys().find(|r| !expected.contains(r) && !adder(r)) {
                     return Err(format!("{r} is not a register of {option}"));
                 }
                 prices.push(p);
@@ -558,13 +561,14 @@ pub fn demo_grids() -> Vec<Grid> {
             ],
         ),
         // A dynamic offer: each interval at the spot price of the `spot-FR` series (the demo
-        // loads a synthetic one), the same subscription as BASE.
+        // loads a synthetic one) plus a price per kWh standing for the network's share and the
+        // supplier's margin (illustrative), the same subscription as BASE.
         grid(
             "spot-dynamic-6",
             "DYNAMIC:FR",
             vec![
-                prices(a, Some(b), "10.90", &[]),
-                prices(b, None, "12.04", &[]),
+                prices(a, Some(b), "10.90", &[("SPOT", "0.08500")]),
+                prices(b, None, "12.04", &[("SPOT", "0.08500")]),
             ],
         ),
     ]
@@ -626,6 +630,31 @@ pub fn load_demo(prices: &Prices) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dynamic_grid_takes_a_spot_adder_and_no_other_register() {
+        let head = "grid,option,kva,from,to,item,eur\n";
+        let ok = format!(
+            "{head}d,DYNAMIC:FR,6,2024-01-01,,subscription,12\nd,DYNAMIC:FR,6,2024-01-01,,SPOT,0.085\n"
+        );
+        let grids = parse_grids(&ok).unwrap();
+        assert_eq!(grids[0].prices[0].energy["SPOT"], 85_000);
+        let plain = format!("{head}d,DYNAMIC:FR,6,2024-01-01,,subscription,12\n");
+        assert!(parse_grids(&plain).is_ok());
+        let bad = format!(
+            "{head}d,DYNAMIC:FR,6,2024-01-01,,subscription,12\nd,DYNAMIC:FR,6,2024-01-01,,HP,0.1\n"
+        );
+        let lines = parse_grids(&bad).unwrap_err();
+        assert!(
+            lines[0].reason.contains("HP is not a register"),
+            "{lines:?}"
+        );
+        // A regulated option takes no SPOT line.
+        let base = format!(
+            "{head}b,BASE,6,2024-01-01,,subscription,12\nb,BASE,6,2024-01-01,,BASE,0.2\nb,BASE,6,2024-01-01,,SPOT,0.1\n"
+        );
+        assert!(parse_grids(&base).is_err());
+    }
 
     #[test]
     fn the_demo_grids_and_taxes_read_back_through_their_csv() {

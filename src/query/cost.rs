@@ -353,7 +353,14 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
         let mut piece_energy = Exact::ZERO;
         for (register, ws) in &piece.by_register_ws {
             let (cost, priced) = match piece.dynamic {
-                Some((cost, complete)) => (cost, complete),
+                // The spot cost, plus the grid's price per kWh on top of it, if any.
+                Some((cost, complete)) => {
+                    let adder = prices.and_then(|p| p.energy.get(register)).copied();
+                    let extra = adder.map_or(Exact::ZERO, |p| {
+                        Exact::new(*ws * i128::from(p), WS_PER_KWH * MICRO)
+                    });
+                    (cost.plus(extra), complete && prices.is_some())
+                }
                 None => {
                     let price = prices.and_then(|p| p.energy.get(register)).copied();
                     let cost = match price {

@@ -727,8 +727,8 @@ fn a_dynamic_offer_agrees_to_the_cent_with_a_minute_by_minute_spot_pricer() {
         option: "DYNAMIC:FR".into(),
         kva: 6,
         prices: vec![
-            prices(FIRST, Some("2025-01-15"), 13_010_000, &[]),
-            prices("2025-01-15", None, 13_470_000, &[]),
+            prices(FIRST, Some("2025-01-15"), 13_010_000, &[("SPOT", 41_230)]),
+            prices("2025-01-15", None, 13_470_000, &[("SPOT", 52_370)]),
         ],
     };
     let taxes = taxes();
@@ -773,7 +773,8 @@ fn a_dynamic_offer_agrees_to_the_cent_with_a_minute_by_minute_spot_pricer() {
                         continue;
                     }
                     let quarter = t - t.rem_euclid(900);
-                    let price = i128::from(spot[&quarter]) * 10;
+                    let adder = i128::from(grid_prices(&grid, day).energy["SPOT"]);
+                    let price = i128::from(spot[&quarter]) * 10 + adder;
                     let ws = i128::from(p.value) * 60;
                     let bill = bills.get_mut(&period_start(day, period)).unwrap();
                     bill.energy_at(&taxes, day, cost::DYNAMIC_REGISTER, ws, price);
