@@ -12,6 +12,10 @@
 //!   of the interval at the price that covers it, exact, rounded once to µEUR, 6 decimals),
 //!   present only when every second of the reading has a price; `price_eur_mwh` only when one
 //!   price covers the whole reading. A missing price leaves both out: never guessed.
+//! - Without a price series, with governance: `offer` and `cost_eur`, the reading's energy cost
+//!   under the meter's contract offer (the one grid of its contract's option, as
+//!   `offer=contract` prices it): each second at its register's price, exact, rounded once to
+//!   µEUR; before subscription and taxes. Left out when no single grid prices it.
 //! - **Path of a reading.** [`crate::engine::Store::observe_ingest`] hands [`LiveHub::publish`]
 //!   each batch once `Store::ingest` has acknowledged it (durable and visible), so a stream
 //!   never shows a reading a crash could lose. Each subscriber has a bounded queue of
@@ -171,8 +175,51 @@ fn decimal(n: i128, scale: u32) -> String {
     )
 }
 
+/// A reading's cost under `meter`'s contract offer (`offer=contract`: the one grid of its
+/// contract's option), when that offer prices per register: `(offer, cost in µEUR rounded half
+/// away from zero)`. `None` without governance, contract, single grid, price in force or with
+/// a dynamic offer (those follow a spot series).
+fn contract_cost(gov: &Governance, meter: &str, p: &Point) -> Option<(String, i128)> {
+    use crate::query::tariffs::{day_number, Registers};
+    let end = p.ts_utc + 60 * i64::from(p.step_min);
+    let tz = crate::query::daily::paris();
+    let date = jiff::Timestamp::from_second(p.ts_utc)
+        .ok()?
+        .to_zoned(tz)
+        .date();
+    let day = day_number(date);
+    let (grid, plan, colours) =
+        crate::governance::prices_http::resolve_offer(gov, meter, "contract", day, day + 1).ok()?;
+    if grid.dynamic_area().is_some() {
+        return None;
+    }
+    let prices = grid.prices.iter().find(|g| {
+        crate::query::cost::day_of(&g.from).is_ok_and(|f| f <= day)
+            && g.to
+                .as_deref()
+                .is_none_or(|t| crate::query::cost::day_of(t).is_ok_and(|t| day < t))
+    })?;
+    let mut registers = Registers::new(&plan, &colours, p.ts_utc, end).ok()?;
+    let mut ws = vec![0i128; registers.names.len()];
+    registers.split(p.ts_utc, end, p.value, &mut ws);
+    // W·s × µEUR/kWh over 3.6 × 10⁶ W·s/kWh: µEUR.
+    let mut raw = 0i128;
+    for (name, ws) in registers.names.iter().zip(&ws) {
+        if *ws != 0 {
+            raw += ws * i128::from(*prices.energy.get(name)?);
+        }
+    }
+    Some((grid.name, div_round(raw, 3_600_000)))
+}
+
 /// The `data` of one reading's event.
-fn event_of(store: &Store, series: Option<&str>, p: &Point) -> String {
+fn event_of(
+    store: &Store,
+    gov: Option<&Governance>,
+    meter: &str,
+    series: Option<&str>,
+    p: &Point,
+) -> String {
     let end = p.ts_utc + 60 * i64::from(p.step_min);
     let ws = i128::from(p.value) * i128::from(end - p.ts_utc);
     let mut json = format!(
@@ -200,6 +247,13 @@ fn event_of(store: &Store, series: Option<&str>, p: &Point) -> String {
                 ));
             }
         }
+    } else if let Some((offer, micro)) = gov.and_then(|g| contract_cost(g, meter, p)) {
+        // Energy only, before subscription and taxes: what the reading adds to the bill's
+        // energy lines.
+        json.push_str(&format!(
+            ",\"offer\":\"{offer}\",\"cost_eur\":{}",
+            decimal(micro, 6)
+        ));
     }
     json.push('}');
     format!("event: reading\ndata: {json}\n\n")
@@ -292,7 +346,7 @@ pub(super) async fn live(
                         if !may((p.ts_utc, p.ts_utc + 60 * i64::from(p.step_min))) {
                             continue;
                         }
-                        let event = event_of(&store, series.as_deref(), &p);
+                        let event = event_of(&store, gov.as_deref(), &meter, series.as_deref(), &p);
                         if out.send(Bytes::from(event)).await.is_err() {
                             break;
                         }

@@ -411,3 +411,35 @@ fn generated_spot_prices_go_through_the_command_line_into_the_store() {
     assert_eq!(prices.len(), 96 + 92);
     assert!(prices.iter().all(|p| p.step_min == 15));
 }
+
+#[test]
+fn without_a_spot_series_a_reading_is_priced_under_the_meters_contract_offer() {
+    let live = Live::start();
+    courbe::governance::prices::load_demo(live.gov.prices()).unwrap();
+    let contract = courbe::governance::calendars::Contract {
+        option: "HPHC".into(),
+        from: "2025-02-01".into(),
+        to: None,
+        hc: Some("22:00-06:00".into()),
+    };
+    live.gov
+        .calendars()
+        .set_contracts(A, vec![contract], "operator:test", 0)
+        .unwrap();
+    let events = live.subscribe(ACME, "").expect("acme may read the curve");
+    // 10:00 UTC is peak time in Paris; 23:00 UTC off-peak.
+    let h = day_utc(-1) + 10 * 3600;
+    let csv = format!(
+        "meter_id,ts,value_w,quality,step_min\n{A},{},1000,measured,30\n{A},{},2000,measured,30\n",
+        rfc(h),
+        rfc(h + 13 * 3600)
+    );
+    assert_eq!(live.send(OPERATOR, "POST", "/v1/ingest", &csv).status, 200);
+    // bleu-hphc-6 from 2025-02-01: HP 0.14513, HC 0.10763 EUR/kWh (energy, before taxes).
+    let peak = next_event(&events);
+    assert_eq!(peak["offer"], "bleu-hphc-6", "{peak}");
+    assert_eq!(peak["cost_eur"].as_f64(), Some(0.072565));
+    let off_peak = next_event(&events);
+    assert_eq!(off_peak["cost_eur"].as_f64(), Some(0.10763));
+    drop(live.gov);
+}
