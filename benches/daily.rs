@@ -52,18 +52,12 @@ fn build(dir: &Path, fleet: &Fleet, colours: &DayColours, daily: bool) -> Store 
             }
             let d = meter_daily(fleet, i, &m, colours).expect("derive");
             for readings in [&d.supplier, &d.distributor] {
-                let channels: Vec<(String, Channel)> = readings
+                let channels: Vec<Channel> = readings
                     .registers
                     .iter()
-                    .map(|n| (n.clone(), store.index_channel(n).expect("register")))
+                    .map(|n| store.index_channel(n).expect("register"))
                     .collect();
-                let channel_of = |name: &str| {
-                    channels
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map_or(Channel::DAILY_ENERGY, |(_, c)| *c)
-                };
-                for (channel, p) in readings.points(channel_of) {
+                for (channel, p) in readings.points(&channels) {
                     batch.push(&m.meter_id, channel, p).expect("valid");
                 }
             }

@@ -346,7 +346,6 @@ struct Generated {
 
 fn ingest_series(store: &Store, generated: &[Generated]) -> Result<u64, CliError> {
     let mut batch = Batch::new();
-    let mut registers: std::collections::HashMap<String, Channel> = Default::default();
     for g in generated {
         let meter = &g.series.meter_id;
         let refused = |e: crate::engine::InvalidPoint| {
@@ -372,21 +371,13 @@ fn ingest_series(store: &Store, generated: &[Generated]) -> Result<u64, CliError
             }
         }
         for readings in [&g.daily.supplier, &g.daily.distributor] {
-            for name in &readings.registers {
-                if !registers.contains_key(name) {
-                    let channel = store.index_channel(name)?;
-                    registers.insert(name.clone(), channel);
-                }
-            }
-            let points: Vec<(Channel, crate::Point)> = readings
-                .points(|name| {
-                    registers
-                        .get(name)
-                        .copied()
-                        .unwrap_or(Channel::DAILY_ENERGY)
-                })
-                .collect();
-            for (channel, p) in points {
+            // A name the store knows is a lookup; a new one is committed before its first use.
+            let channels = readings
+                .registers
+                .iter()
+                .map(|name| store.index_channel(name))
+                .collect::<Result<Vec<Channel>, _>>()?;
+            for (channel, p) in readings.points(&channels) {
                 batch.push(meter, channel, p).map_err(refused)?;
             }
         }

@@ -385,8 +385,8 @@ fn paris() -> Option<&'static jiff::tz::TimeZone> {
         .as_ref()
 }
 
-/// Whether `ts_utc` is a Europe/Paris midnight.
-fn is_paris_midnight(ts_utc: i64) -> bool {
+/// Whether `ts_utc` is a Europe/Paris midnight (the instant of a daily energy point).
+pub(crate) fn is_paris_midnight(ts_utc: i64) -> bool {
     let (Some(tz), Ok(ts)) = (paris(), jiff::Timestamp::from_second(ts_utc)) else {
         return false;
     };

@@ -878,20 +878,7 @@ pub fn answer(
             ensure_meter(src, meter)?;
             let mut summary = query::summary(src, meter, *year)?;
             if *max_power_only {
-                let from_max_power =
-                    |p: Option<(i32, i64, PeakSource)>| p.filter(|p| p.2 == PeakSource::MaxPower);
-                for m in &mut summary.months {
-                    m.peak = from_max_power(m.peak);
-                }
-                summary.peak =
-                    summary
-                        .months
-                        .iter()
-                        .filter_map(|m| m.peak)
-                        .fold(None, |best, p| match best {
-                            Some(b) if b.0 > p.0 || (b.0 == p.0 && b.1 <= p.1) => Some(b),
-                            _ => Some(p),
-                        });
+                summary.keep_max_power_peaks_only();
             }
             Ok(Answer::Summary(SummaryBody::of(meter, &summary)))
         }

@@ -193,12 +193,7 @@ fn contract_cost(gov: &Governance, meter: &str, p: &Point) -> Option<(String, i1
     if grid.dynamic_area().is_some() {
         return None;
     }
-    let prices = grid.prices.iter().find(|g| {
-        crate::query::cost::day_of(&g.from).is_ok_and(|f| f <= day)
-            && g.to
-                .as_deref()
-                .is_none_or(|t| crate::query::cost::day_of(t).is_ok_and(|t| day < t))
-    })?;
+    let prices = grid.prices_on(day)?;
     let mut registers = Registers::new(&plan, &colours, p.ts_utc, end).ok()?;
     let mut ws = vec![0i128; registers.names.len()];
     registers.split(p.ts_utc, end, p.value, &mut ws);

@@ -163,6 +163,13 @@ pub struct Grid {
 
 impl Grid {
     /// The market area of a dynamic offer.
+    /// The prices in force on Paris day number `day`.
+    pub fn prices_on(&self, day: i64) -> Option<&GridPrices> {
+        self.prices
+            .iter()
+            .find(|p| in_force(&p.from, p.to.as_deref(), day))
+    }
+
     pub fn dynamic_area(&self) -> Option<&str> {
         self.option.strip_prefix("DYNAMIC:")
     }
@@ -345,10 +352,7 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
     };
     for piece in pieces {
         let day = piece.first_day;
-        let prices = grid
-            .prices
-            .iter()
-            .find(|p| in_force(&p.from, p.to.as_deref(), day));
+        let prices = grid.prices_on(day);
         let total_ws: i128 = piece.by_register_ws.iter().map(|(_, w)| *w).sum();
         let mut piece_energy = Exact::ZERO;
         for (register, ws) in &piece.by_register_ws {

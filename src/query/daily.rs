@@ -18,11 +18,14 @@ use crate::{Channel, Point, Quality};
 /// The zone of every daily reading.
 pub const DAILY_TZ: &str = "Europe/Paris";
 
-/// Europe/Paris.
+/// Europe/Paris, looked up once.
 pub fn paris() -> TimeZone {
+    static PARIS: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
     // The zone database is compiled in (jiff's `tzdb-bundle-always`), so this cannot fail on a
     // machine without /usr/share/zoneinfo; fall back to UTC rather than panic if it ever did.
-    TimeZone::get(DAILY_TZ).unwrap_or(TimeZone::UTC)
+    PARIS
+        .get_or_init(|| TimeZone::get(DAILY_TZ).unwrap_or(TimeZone::UTC))
+        .clone()
 }
 
 /// Whether `t` is the first instant of a Paris day.

@@ -740,13 +740,7 @@ pub fn summary(src: &dyn SeriesSource, meter: &str, year: i16) -> Result<YearSum
             (a, b) => a.max_by_detail(b),
         };
     }
-    let peak = months.iter().filter_map(|m| m.peak).fold(
-        None,
-        |best: Option<(i32, i64, PeakSource)>, p| match best {
-            Some(b) if b.0 > p.0 || (b.0 == p.0 && b.1 <= p.1) => Some(b),
-            _ => Some(p),
-        },
-    );
+    let peak = highest_of(&months);
     Ok(YearSummary {
         year,
         registers: indexes.registers.clone(),
@@ -755,6 +749,28 @@ pub fn summary(src: &dyn SeriesSource, meter: &str, year: i16) -> Result<YearSum
         total,
         peak,
     })
+}
+
+/// The highest of the months' peaks, the earliest of equal ones.
+fn highest_of(months: &[MonthSummary]) -> Option<(i32, i64, PeakSource)> {
+    months
+        .iter()
+        .filter_map(|m| m.peak)
+        .fold(None, |best, p| match best {
+            Some(b) if b.0 > p.0 || (b.0 == p.0 && b.1 <= p.1) => Some(b),
+            _ => Some(p),
+        })
+}
+
+impl YearSummary {
+    /// Leaves out every peak that comes from the curve (for callers without curve rights), the
+    /// year's peak taken again from what is left.
+    pub fn keep_max_power_peaks_only(&mut self) {
+        for m in &mut self.months {
+            m.peak = m.peak.filter(|p| p.2 == PeakSource::MaxPower);
+        }
+        self.peak = highest_of(&self.months);
+    }
 }
 
 impl EnergySource {

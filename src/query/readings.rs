@@ -100,20 +100,17 @@ pub fn derive(
 }
 
 impl DailyReadings {
-    /// Every point with its channel, the registers' channels given by `channel_of`.
+    /// Every point with its channel: the daily energy, then each register's indexes on
+    /// `channels[k]`, the channel of `registers[k]` (as `Store::index_channel` gives it).
     pub fn points<'a>(
         &'a self,
-        mut channel_of: impl FnMut(&str) -> Channel + 'a,
+        channels: &'a [Channel],
     ) -> impl Iterator<Item = (Channel, Point)> + 'a {
         let daily = self.daily.iter().map(|p| (Channel::DAILY_ENERGY, *p));
-        let indexes = self
-            .registers
+        let indexes = channels
             .iter()
             .zip(&self.indexes)
-            .flat_map(move |(name, points)| {
-                let channel = channel_of(name);
-                points.iter().map(move |p| (channel, *p))
-            });
+            .flat_map(|(&channel, points)| points.iter().map(move |p| (channel, *p)));
         daily.chain(indexes)
     }
 }
