@@ -223,6 +223,17 @@ pub fn valid_price_series_id(id: &str) -> bool {
     })
 }
 
+/// [`valid_price_series_id`], with the reason when it is not.
+pub fn check_price_series_id(id: &str) -> Result<(), String> {
+    if valid_price_series_id(id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "price series id {id:?} is not spot-AREA (AREA: 1 to 16 characters of [A-Z0-9-])"
+        ))
+    }
+}
+
 /// The price series id of market `area` (`FR` → `spot-FR`), `None` when it is no valid area.
 pub fn price_series_id(area: &str) -> Option<String> {
     let id = format!("{PRICE_SERIES_PREFIX}{area}");
@@ -284,11 +295,8 @@ impl Batch {
                 "meter id {meter:?} is not 1 to 64 characters of [0-9A-Za-z_.-], not only dots"
             )));
         }
-        if channel.is_price() && !valid_price_series_id(meter) {
-            return Err(InvalidPoint(format!(
-                "price series id {meter:?} is not spot-AREA (AREA: 1 to 16 characters of \
-                 [A-Z0-9-])"
-            )));
+        if channel.is_price() {
+            check_price_series_id(meter).map_err(InvalidPoint)?;
         }
         if !channel.is_price() && is_price_series_namespace(meter) {
             return Err(InvalidPoint(format!(

@@ -43,9 +43,7 @@ use tokio::sync::mpsc;
 use super::api::{format_ts, read_query};
 use super::error::{ApiError, ErrorCode};
 use super::AppState;
-use crate::engine::{
-    is_price_series_namespace, valid_meter_id, valid_price_series_id, Batch, Store,
-};
+use crate::engine::{is_price_series_namespace, valid_meter_id, Batch, Store};
 use crate::governance::auth::{Action, Principal};
 use crate::governance::Governance;
 use crate::query::spot::{div_round, period_cost, spot_prices};
@@ -298,11 +296,9 @@ pub(super) async fn live(
     let mut series = None;
     for (name, value) in read_query(uri.query())? {
         match name.as_str() {
-            "series" if valid_price_series_id(&value) => series = Some(value),
             "series" => {
-                return Err(ApiError::invalid(format!(
-                    "series {value:?} is not spot-AREA (AREA: 1 to 16 characters of [A-Z0-9-])"
-                )))
+                crate::engine::check_price_series_id(&value).map_err(ApiError::invalid)?;
+                series = Some(value);
             }
             other => {
                 return Err(ApiError::invalid(format!(

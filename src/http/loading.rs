@@ -284,11 +284,7 @@ pub fn ingest_prices_screened(
     series: &str,
     batch_points: usize,
 ) -> Result<IngestReport, ApiError> {
-    if !crate::engine::valid_price_series_id(series) {
-        return Err(ApiError::invalid(format!(
-            "price series {series:?} is not spot-AREA (AREA: 1 to 16 characters of [A-Z0-9-])"
-        )));
-    }
+    crate::engine::check_price_series_id(series).map_err(ApiError::invalid)?;
     let mut sink = BatchSink::new(
         store,
         SinkConfig {

@@ -141,6 +141,18 @@ struct AppState {
     live: Arc<live::LiveHub>,
 }
 
+impl AppState {
+    /// Waits for one of the `max_concurrent_ingests` parsing turns (taken once the body is all
+    /// here: waiting costs no client any time).
+    async fn ingest_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.ingest_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the server is shutting down"))
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in flight.
 pub async fn run(
     listener: TcpListener,
@@ -505,13 +517,7 @@ async fn ingest(
         _ => {}
     }
     let (bytes, _memory) = read_body(&headers, body, &state).await?;
-    // The body is all here: waiting for a turn to parse it costs no client any time.
-    let _permit = state
-        .ingest_permits
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the server is shutting down"))?;
+    let _permit = state.ingest_turn().await?;
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::api::{self, format_ts, parse_instant, read_query};
-use super::error::{ApiError, ErrorCode};
+use super::error::ApiError;
 use super::loading::{self, IngestBody};
 use super::{blocking, read_body, AppState};
 use crate::engine::price_series_id;
@@ -117,12 +117,7 @@ pub(super) async fn prices_put(
         )));
     }
     let (bytes, _memory) = read_body(&headers, body, &state).await?;
-    let _permit = state
-        .ingest_permits
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the server is shutting down"))?;
+    let _permit = state.ingest_turn().await?;
     let store = state.store.clone();
     let gov = state.config.governance.clone();
     let batch_points = state.config.ingest_batch_points;
