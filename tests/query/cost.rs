@@ -333,6 +333,21 @@ fn price_curve(
     colours: &BTreeMap<Date, Colour>,
     period: Period,
 ) -> BTreeMap<Date, Bill> {
+    price_minutes(points, grid, taxes, period, |bill, day, t, ws| {
+        let r = register_at(&grid.option, colours, t);
+        bill.energy(grid, taxes, day, &r, ws);
+    })
+}
+
+/// Every minute of every reading: the days' subscriptions, then `charge(bill, day, minute,
+/// W·s)` for each minute's energy in the bill of its period.
+fn price_minutes(
+    points: &BTreeMap<i64, Point>,
+    grid: &Grid,
+    taxes: &[Tax],
+    period: Period,
+    mut charge: impl FnMut(&mut Bill, Date, i64, i128),
+) -> BTreeMap<Date, Bill> {
     let (first, end) = (date(FIRST), date(END));
     let mut bills: BTreeMap<Date, Bill> = BTreeMap::new();
     let mut d = first;
@@ -353,10 +368,9 @@ fn price_curve(
             if day < first || day >= end {
                 continue;
             }
-            let r = register_at(&grid.option, colours, t);
             let ws = i128::from(p.value) * 60;
             let bill = bills.get_mut(&period_start(day, period)).unwrap();
-            bill.energy(grid, taxes, day, &r, ws);
+            charge(bill, day, t, ws);
             if p.quality == Quality::Estimated {
                 bill.estimated_ws += ws;
             }
@@ -752,37 +766,13 @@ fn a_dynamic_offer_agrees_to_the_cent_with_a_minute_by_minute_spot_pricer() {
             )
             .unwrap();
             // Brute force: each minute's energy at the price of its quarter-hour
-            // (1 centi-EUR/MWh = 10 µEUR/kWh).
-            let mut bills: BTreeMap<Date, Bill> = BTreeMap::new();
-            let mut d = date(FIRST);
-            while d < date(END) {
-                bills
-                    .entry(period_start(d, period))
-                    .or_default()
-                    .day(&grid, &taxes, d);
-                d = d.tomorrow().unwrap();
-            }
-            for p in points.values() {
-                for minute in 0..i64::from(p.step_min) {
-                    let t = p.ts_utc + 60 * minute;
-                    let day = jiff::Timestamp::from_second(t)
-                        .unwrap()
-                        .to_zoned(paris())
-                        .date();
-                    if day < date(FIRST) || day >= date(END) {
-                        continue;
-                    }
-                    let quarter = t - t.rem_euclid(900);
-                    let adder = i128::from(grid_prices(&grid, day).energy["SPOT"]);
-                    let price = i128::from(spot[&quarter]) * 10 + adder;
-                    let ws = i128::from(p.value) * 60;
-                    let bill = bills.get_mut(&period_start(day, period)).unwrap();
-                    bill.energy_at(&taxes, day, cost::DYNAMIC_REGISTER, ws, price);
-                    if p.quality == Quality::Estimated {
-                        bill.estimated_ws += ws;
-                    }
-                }
-            }
+            // (1 centi-EUR/MWh = 10 µEUR/kWh) plus the grid's SPOT price.
+            let bills = price_minutes(points, &grid, &taxes, period, |bill, day, t, ws| {
+                let quarter = t - t.rem_euclid(900);
+                let adder = i128::from(grid_prices(&grid, day).energy["SPOT"]);
+                let price = i128::from(spot[&quarter]) * 10 + adder;
+                bill.energy_at(&taxes, day, cost::DYNAMIC_REGISTER, ws, price);
+            });
             agree(
                 &format!("{meter} dynamic {period:?}"),
                 &got,
