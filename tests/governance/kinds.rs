@@ -726,3 +726,67 @@ fn the_data_connect_routes_are_held_to_the_same_kinds() {
     let reply = server.get(POWER, &power);
     assert!(reply.body.contains("6000"), "{}", reply.body);
 }
+
+#[test]
+fn a_years_statement_never_carries_a_curve_peak_nor_reads_odd_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = daily_server(&dir.path().join("data"));
+    let year: i16 = date(-2)[..4].parse().unwrap();
+    // One curve reading in a month without max_power (January, or February when the
+    // max_power of day -2 is in January): its peak can only come from the curve.
+    let month = if &date(-2)[5..7] == "01" { 2 } else { 1 };
+    let at = paris_midnight(&format!("{year}-{month:02}-15")) + 12 * 3600;
+    let mut batch = courbe::engine::Batch::new();
+    batch
+        .push(
+            C,
+            courbe::Channel::CONSUMPTION,
+            courbe::Point {
+                ts_utc: at,
+                value: 9_999,
+                step_min: 30,
+                quality: courbe::Quality::Measured,
+            },
+        )
+        .unwrap();
+    server.store.ingest(&batch).unwrap();
+    let summary = format!("/v1/meters/{C}/summary?year={year}");
+    let peak_of = |token: &str| {
+        let reply = server.get(token, &summary);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["months"][month - 1]["max_power"].clone()
+    };
+    // The operator sees the curve's peak; a supplier granted daily data and maximum power but
+    // not the curve gets that month without a peak, and the year's peak from max_power only.
+    assert_eq!(peak_of(OPERATOR)["source"], "curve");
+    assert_eq!(peak_of(OPERATOR)["value"], 9_999);
+    let acme = peak_of(ACME);
+    assert!(acme["value"].is_null(), "{acme}");
+    let year_peak = server.get(ACME, &summary).json()["year_total"]["max_power"].clone();
+    assert_eq!(year_peak["source"], "max_power", "{year_peak}");
+    // Odd or repeated parameters are refused before any answer, whoever asks.
+    for path in [
+        format!("/v1/meters/{C}/summary?year={year}&year={}", year - 1),
+        format!("/v1/meters/{C}/summary?year={year}&%79ear={year}"),
+        format!("/v1/meters/{C}/summary?year={year}&tz=UTC"),
+        format!("/v1/meters/{C}/summary?year={year}&from={}", date(-5)),
+        format!("/v1/meters/{C}/summary?year=99999"),
+        format!("/v1/meters/{C}/summary"),
+        format!(
+            "/v1/meters/{C}/index?from={}&to={}&period=day&tz=UTC",
+            date(-5),
+            date(-1)
+        ),
+        format!(
+            "/v1/meters/{C}/index?from={}&to={}&period=day&period=month",
+            date(-5),
+            date(-1)
+        ),
+    ] {
+        for token in [ACME, OPERATOR] {
+            server
+                .get(token, &path)
+                .assert_error(400, "invalid_argument");
+        }
+    }
+}
