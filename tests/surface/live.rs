@@ -35,9 +35,10 @@ fn rfc(ts: i64) -> String {
 }
 
 struct Live {
-    _dir: tempfile::TempDir,
+    // Dropped first: the server flushes the store into `_dir` as it stops.
     http: util::Server,
     gov: Arc<Governance>,
+    _dir: tempfile::TempDir,
 }
 
 impl Live {

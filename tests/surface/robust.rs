@@ -278,7 +278,7 @@ fn a_full_disk_is_a_507_that_names_no_server_path() {
     assert_degraded(&server);
     post(&server.url("/v1/ingest"), CSV, &day_csv()).assert_error(503, "unavailable");
     mode.store(HEALTHY, Ordering::SeqCst);
-    drop(server.stop());
+    drop(server.stop_after_a_failed_store());
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn after_a_failed_fsync_healthz_is_degraded_and_the_500_names_no_path() {
     assert_degraded(&server);
     mode.store(HEALTHY, Ordering::SeqCst);
     assert_degraded(&server);
-    drop(server.stop());
+    drop(server.stop_after_a_failed_store());
 }
 
 #[test]

@@ -43,6 +43,12 @@ impl Server {
         self.http.stop();
         self.store
     }
+
+    /// [`Server::stop`] of a server whose store failed (`util::Server::stop_after_a_failed_store`).
+    pub fn stop_after_a_failed_store(mut self) -> Arc<Store> {
+        self.http.stop_after_a_failed_store();
+        self.store
+    }
 }
 
 /// Runs the real `courbe` binary.
