@@ -96,7 +96,15 @@ impl std::fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Engine(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// How governance behaves; `GovernanceConfig::default()` is what `courbe serve` uses.
 #[derive(Clone, Debug)]
