@@ -1,8 +1,11 @@
 //! The HTTP API of the contract, on axum (hyper, tokio).
 //!
-//! - [`run`] serves a [`Store`] on a bound listener until a shutdown future resolves.
-//! - [`api`]: questions, answers and their JSON/CSV shapes, shared with `courbe query`.
-//! - [`error`]: the error codes and their one mapping to HTTP statuses.
+//! - [`run`] serves a [`Store`] on a bound listener until a shutdown future resolves, then
+//!   flushes it; it refuses a listener [`check_exposure`] refuses (the loopback rule).
+//! - [`routes`]: the route table, read by the router and the access guard.
+//! - [`api`] and [`error`] (the `courbe` library's, re-exported): questions, answers and their
+//!   JSON/CSV shapes, shared with `courbe query`; the error codes, and (feature `http`) their
+//!   one mapping to HTTP statuses.
 //! - [`metrics`]: request counts, latencies and ingest counters for `/metrics`.
 //! - [`dataconnect`] and [`oauth`]: Enedis Data Connect's metering routes and token endpoint.
 //!
