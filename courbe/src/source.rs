@@ -175,13 +175,24 @@ pub fn resolve_newest_covering(
 pub struct SourceError {
     /// Names the file and offset when the engine knows them.
     pub message: String,
+    /// The failure underneath (the engine's, the format crate's), kept whole for
+    /// [`std::error::Error::source`].
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SourceError {
+    /// `error`'s message, with `error` as the source.
+    pub fn of(error: impl std::error::Error + Send + Sync + 'static) -> SourceError {
+        SourceError {
+            message: error.to_string(),
+            source: Some(Box::new(error)),
+        }
+    }
 }
 
 impl From<storage_format::Error> for SourceError {
     fn from(e: storage_format::Error) -> Self {
-        SourceError {
-            message: e.to_string(),
-        }
+        SourceError::of(e)
     }
 }
 
@@ -191,7 +202,13 @@ impl std::fmt::Display for SourceError {
     }
 }
 
-impl std::error::Error for SourceError {}
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A consistent, immutable view of the store.
 pub trait SeriesSource: Sync {

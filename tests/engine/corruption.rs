@@ -268,3 +268,38 @@ fn a_format_error_keeps_the_format_crates_kind_offset_and_values_as_its_source()
         .expect("governance wraps the engine's error");
     assert!(engine.corruption_at().is_some());
 }
+
+#[test]
+fn a_damaged_block_read_through_the_source_keeps_the_format_error_as_its_source() {
+    let (dir, seg) = one_segment();
+    let offset = {
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let snap = store.snapshot();
+        let chunks = snap
+            .chunks("m-a", Channel::CONSUMPTION, 0, i64::MAX)
+            .unwrap();
+        let [Chunk::Block(b)] = chunks.as_slice() else {
+            panic!("one block expected");
+        };
+        b.offset
+    };
+    flip(&seg, offset + 20);
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let snap = store.snapshot();
+    let err = snap
+        .chunks("m-a", Channel::CONSUMPTION, 0, i64::MAX)
+        .unwrap()
+        .iter()
+        .map(|c| c.decode_into(&mut Default::default()))
+        .find_map(Result::err)
+        .expect("decoding the damaged block fails");
+    let format = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<storage_format::Error>())
+        .expect("the format error is the source");
+    let at = format.offset().expect("a corruption has an offset");
+    assert!((offset..offset + 21).contains(&at), "{format}");
+    // Through a query, the chain goes on: query error, source error, format error.
+    let query = courbe::query::QueryError::Source(err);
+    let source = std::error::Error::source(&query).expect("the source error");
+    assert!(source.source().is_some());
+}

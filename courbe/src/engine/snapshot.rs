@@ -199,9 +199,7 @@ pub struct Snapshot {
 }
 
 fn source_error(e: Error) -> SourceError {
-    SourceError {
-        message: e.to_string(),
-    }
+    SourceError::of(e)
 }
 
 enum Source<'a> {
