@@ -8,20 +8,16 @@ use std::time::Duration;
 use courbe::engine::Store;
 use courbe_server::http::{self, ServerConfig};
 
-/// A small seeded generator (SplitMix64), so every test run is the same.
-pub struct Rng(u64);
+/// A small seeded generator (the workload crate's SplitMix64), so every test run is the same.
+pub struct Rng(courbe_workload::rng::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(courbe_workload::rng::Rng::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (`n > 0`).

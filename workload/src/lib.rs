@@ -29,8 +29,9 @@
 //! ```
 
 mod calendar;
+pub mod civil;
 mod household;
-mod rng;
+pub mod rng;
 mod spot;
 
 use std::sync::Arc;

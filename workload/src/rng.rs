@@ -12,15 +12,18 @@ fn finalise(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// SplitMix64 (Steele, Lea and Flood): the one seeded generator of the workspace's fleets,
+/// benches and tests (the golden files' generator in `storage-format/tests/golden.rs` is frozen
+/// with them and stays apart).
 #[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
+    pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         finalise(self.0)
     }

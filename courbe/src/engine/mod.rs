@@ -228,19 +228,54 @@ impl std::error::Error for Error {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidPoint(pub String);
 
-/// Whether `id` is a meter id: 1 to 64 characters of `[0-9A-Za-z_.-]`.
-pub fn valid_meter_id(id: &str) -> bool {
-    (1..=storage_format::METER_ID_MAX_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+/// Which meter ids [`check_meter_id`] accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeterIdUse {
+    /// Reading, querying or erasing a meter that may be stored: 1 to 64 characters of
+    /// `[0-9A-Za-z_.-]`.
+    Stored,
+    /// Naming a meter not yet stored: also not made only of dots (`.` and `..` read as paths).
+    /// Stored ids are read, queried and erased under [`MeterIdUse::Stored`], so data written
+    /// before this rule stays reachable.
+    New,
 }
 
-/// Whether `id` may name a meter not yet stored: a [`valid_meter_id`] that is not made only of
-/// dots (`.` and `..` read as paths). Stored ids are read, queried and erased by
-/// [`valid_meter_id`], so data written before this rule stays reachable.
-pub fn valid_new_meter_id(id: &str) -> bool {
-    valid_meter_id(id) && !id.bytes().all(|b| b == b'.')
+/// The one meter-id rule: `id` as text, or why it is not a meter id (naming the id and what is
+/// wrong with it).
+pub fn check_meter_id(id: &[u8], usage: MeterIdUse) -> Result<&str, String> {
+    if id.is_empty() {
+        return Err("empty meter id".into());
+    }
+    if usage == MeterIdUse::New && id.iter().all(|&b| b == b'.') {
+        return Err(format!(
+            "meter id {:?} is only dots",
+            String::from_utf8_lossy(id)
+        ));
+    }
+    if id.len() > storage_format::METER_ID_MAX_LEN {
+        return Err(format!(
+            "meter id of {} characters (at most {})",
+            id.len(),
+            storage_format::METER_ID_MAX_LEN
+        ));
+    }
+    if let Some(&b) = id
+        .iter()
+        .find(|&&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))
+    {
+        return Err(format!(
+            "meter id {:?} has a character outside [0-9A-Za-z_.-] ({:?})",
+            String::from_utf8_lossy(id),
+            char::from(b)
+        ));
+    }
+    // Only ASCII bytes were accepted.
+    std::str::from_utf8(id).map_err(|_| "meter id is not UTF-8".to_owned())
+}
+
+/// Whether `id` is a meter id under [`MeterIdUse::Stored`].
+pub fn valid_meter_id(id: &str) -> bool {
+    check_meter_id(id.as_bytes(), MeterIdUse::Stored).is_ok()
 }
 
 /// The prefix of every price series id: ids starting with it name price series (channel
@@ -332,11 +367,7 @@ impl Batch {
                 return Ok(());
             }
         }
-        if !valid_new_meter_id(meter) {
-            return Err(InvalidPoint(format!(
-                "meter id {meter:?} is not 1 to 64 characters of [0-9A-Za-z_.-], not only dots"
-            )));
-        }
+        check_meter_id(meter.as_bytes(), MeterIdUse::New).map_err(InvalidPoint)?;
         if channel.is_price() {
             check_price_series_id(meter).map_err(InvalidPoint)?;
         }

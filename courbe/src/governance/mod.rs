@@ -342,12 +342,8 @@ impl Governance {
     /// untouched and not revoked, or wholly erased when the store is next opened; never
     /// revoked with its curve still there.
     pub fn record_consent(&self, store: &Store, event: ConsentEvent) -> Result<u64, Error> {
-        if !crate::engine::valid_meter_id(&event.meter) {
-            return Err(Error::InvalidArgument(format!(
-                "meter id {:?} is not 1 to 64 characters of [0-9A-Za-z_.-]",
-                event.meter
-            )));
-        }
+        crate::engine::check_meter_id(event.meter.as_bytes(), crate::engine::MeterIdUse::Stored)
+            .map_err(Error::InvalidArgument)?;
         let erase = event.erase && event.collection == consent::Collection::Revoked;
         let meter = event.meter.clone();
         let _gate = self.ingest_gate.write();

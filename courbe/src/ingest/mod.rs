@@ -63,10 +63,10 @@ pub use self::time::{format_rfc3339_utc, parse_rfc3339};
 pub const CURVE_STEPS_MIN: [u16; 5] = [5, 10, 15, 30, 60];
 /// The step of a `max_power` point: one a day.
 pub const MAX_POWER_STEP_MIN: u16 = 1440;
-/// Longest meter id.
-pub const METER_ID_MAX_LEN: usize = 64;
 /// The instants a new point may start at: the engine's rule, stated where parsers check it.
 pub use crate::engine::{MAX_TS_UTC, MIN_TS_UTC, TS_RANGE};
+/// Longest meter id (the format's).
+pub use storage_format::METER_ID_MAX_LEN;
 
 /// A record that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -367,36 +367,10 @@ fn strip_bom(input: &[u8]) -> &[u8] {
     input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input)
 }
 
-/// Checks a meter id: 1 to 64 characters of `[0-9A-Za-z_.-]`, not only dots (`.` and `..` read
-/// as paths).
+/// Checks the id of a meter a flow names: the engine's rule for a new meter
+/// ([`crate::engine::check_meter_id`]).
 pub fn check_meter_id(id: &[u8]) -> Result<&str, String> {
-    if id.is_empty() {
-        return Err("empty meter id".into());
-    }
-    if id.iter().all(|&b| b == b'.') {
-        return Err(format!(
-            "meter id {:?} is only dots",
-            String::from_utf8_lossy(id)
-        ));
-    }
-    if id.len() > METER_ID_MAX_LEN {
-        return Err(format!(
-            "meter id of {} characters (at most {METER_ID_MAX_LEN})",
-            id.len()
-        ));
-    }
-    if let Some(&b) = id
-        .iter()
-        .find(|&&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'))
-    {
-        return Err(format!(
-            "meter id {:?} has a character outside [0-9A-Za-z_.-] ({:?})",
-            String::from_utf8_lossy(id),
-            char::from(b)
-        ));
-    }
-    // Only ASCII bytes were accepted.
-    std::str::from_utf8(id).map_err(|_| "meter id is not UTF-8".to_owned())
+    crate::engine::check_meter_id(id, crate::engine::MeterIdUse::New)
 }
 
 /// Checks a PRM (French delivery point): exactly 14 digits.

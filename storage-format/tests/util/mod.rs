@@ -4,20 +4,16 @@ use storage_format::block::{self, DecodedBlock};
 use storage_format::segment::{Segment, SegmentBuilder, SegmentMeta};
 use storage_format::{Channel, Point, Quality};
 
-/// A small deterministic generator (SplitMix64): tests must not depend on an unseeded RNG.
-pub struct Rng(u64);
+/// A small deterministic generator (the workload crate's SplitMix64): tests must not depend on an unseeded RNG.
+pub struct Rng(courbe_workload::rng::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(courbe_workload::rng::Rng::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (n > 0).

@@ -1,5 +1,6 @@
 //! Proleptic Gregorian dates as day numbers since 1970-01-01 (H. Hinnant's algorithms), for the
-//! hot paths that cannot afford a general date library: partition numbers and RFC 3339 text.
+//! hot paths that cannot afford a general date library: the generator's day keys, the engine's
+//! partition numbers and RFC 3339 text (re-exported as `courbe::civil`).
 
 /// Days since 1970-01-01 of a civil date; `month` in 1..=12, `day` in 1..=31.
 pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
