@@ -58,6 +58,7 @@ mod error;
 mod huffman;
 #[doc(hidden)]
 pub mod rans;
+pub mod rollup;
 pub mod segment;
 
 pub use error::{Error, ErrorKind};
