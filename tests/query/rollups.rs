@@ -219,4 +219,34 @@ fn the_fleet_curve_from_rollups_is_the_naive_sum_of_every_meter_through_late_dat
     let model = Model::resolve(&ops);
     let ids: Vec<String> = ids.into_iter().skip(1).collect();
     assert_eq!(check(&store, &model, &ids, "erased"), windows);
+
+    // The next day arriving in the memtable: the days before it are still answered from the
+    // rollups (a newer reading starting at `to` changes no point starting before it).
+    let d3 = midnight_utc(&tz, date(2024, 11, 3));
+    let next: Vec<(String, Channel, Point)> = ids
+        .iter()
+        .map(|id| {
+            let p = Point {
+                ts_utc: d3,
+                value: 777,
+                step_min: 60,
+                quality: Quality::Measured,
+            };
+            (id.clone(), Channel::CONSUMPTION, p)
+        })
+        .collect();
+    ops.push(Op::Batch(next));
+    apply(&store, ops.last().unwrap());
+    let model = Model::resolve(&ops);
+    check(&store, &model, &ids, "the next day in the memtable");
+    let snapshot = store.snapshot();
+    let d2 = midnight_utc(&tz, date(2024, 11, 2));
+    assert!(snapshot
+        .fleet_sums_checked(Channel::CONSUMPTION, d2, d3)
+        .unwrap()
+        .is_some());
+    assert!(snapshot
+        .fleet_sums_checked(Channel::CONSUMPTION, d2, d3 + 1)
+        .unwrap()
+        .is_none());
 }
