@@ -3,6 +3,8 @@
 //! once into a temporary directory, then queried through [`Store::snapshot`], as the server does.
 //!
 //! `cargo bench --bench store_queries` (add `-- one_meter` or `-- fleet` for one group).
+//! `fleet/half_hourly_total_one_day` is Q4 of the peers suite, answered from the segments'
+//! rollups (format v5); `..._meter_by_meter` is the same answer from each meter's blocks.
 //! `COURBE_BENCH_METERS` shrinks the fleet for a quick run. `COURBE_BENCH_STORE_DIR` keeps the
 //! store in that directory and reuses it on the next run when it already holds one (the store
 //! must have been built with the same fleet size). Throughputs are points covered by the query per
@@ -13,6 +15,7 @@ use std::path::Path;
 
 use courbe::engine::{Batch, Options, Store};
 use courbe::query::{self, Calendar, Period, Tariff};
+use courbe::source::SeriesSource;
 use courbe::{point_of, Channel};
 use courbe_workload::{Fleet, FleetConfig};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -105,7 +108,7 @@ fn queries(c: &mut Criterion) {
     let day_to = day_from + 86_400;
 
     let snap = store.snapshot();
-    let src: &dyn courbe::source::SeriesSource = &*snap;
+    let src: &dyn SeriesSource = &*snap;
     let one_meter_points = query::curve(
         src,
         &meter,
@@ -179,6 +182,21 @@ fn queries(c: &mut Criterion) {
             .expect("fleet curve")
         })
     });
+    // The same answer read meter by meter, as before format v5: the snapshot behind a source
+    // that does not offer its rollups.
+    g.bench_function("half_hourly_total_one_day_meter_by_meter", |b| {
+        b.iter(|| {
+            let snap = store.snapshot();
+            query::fleet_curve(
+                &NoRollups(&*snap),
+                Channel::CONSUMPTION,
+                black_box(day_from),
+                day_to,
+                None,
+            )
+            .expect("fleet curve")
+        })
+    });
     g.throughput(Throughput::Elements(year_points));
     g.bench_function("monthly_energy_every_meter_one_year", |b| {
         b.iter(|| {
@@ -188,6 +206,29 @@ fn queries(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// A source without [`SeriesSource::fleet_sums`]: every fleet curve is read meter by meter.
+struct NoRollups<'a>(&'a dyn SeriesSource);
+
+impl SeriesSource for NoRollups<'_> {
+    fn has_meter(&self, meter: &str) -> bool {
+        self.0.has_meter(meter)
+    }
+
+    fn meters(&self, channel: Channel) -> Vec<String> {
+        self.0.meters(channel)
+    }
+
+    fn chunks(
+        &self,
+        meter: &str,
+        channel: Channel,
+        from_utc: i64,
+        to_utc: i64,
+    ) -> Result<Vec<courbe::source::Chunk<'_>>, courbe::source::SourceError> {
+        self.0.chunks(meter, channel, from_utc, to_utc)
+    }
 }
 
 criterion_group!(benches, queries);

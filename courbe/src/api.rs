@@ -981,6 +981,18 @@ impl SeriesSource for Hiding<'_> {
             false => self.src.chunks(meter, channel, from_utc, to_utc),
         }
     }
+
+    fn fleet_sums(
+        &self,
+        channel: Channel,
+        from_utc: i64,
+        to_utc: i64,
+    ) -> Result<Option<Vec<crate::source::InstantSum>>, crate::source::SourceError> {
+        match channel == self.hidden {
+            true => Ok(Some(Vec::new())),
+            false => self.src.fleet_sums(channel, from_utc, to_utc),
+        }
+    }
 }
 
 fn unit_of(channel: Channel) -> &'static str {

@@ -232,6 +232,29 @@ pub trait SeriesSource: Sync {
     fn registers(&self) -> Vec<(Channel, std::sync::Arc<str>)> {
         Vec::new()
     }
+
+    /// The fleet curve of every meter of `channel` in `[from_utc, to_utc)`, when the source can
+    /// give it without reading each meter: at each instant at which a resolved point starts, the
+    /// sum of the values of those points and their number, in time order; exactly what summing
+    /// [`chunks`](Self::chunks) over [`meters`](Self::meters) gives. `None` when it cannot (the
+    /// caller then reads each meter).
+    fn fleet_sums(
+        &self,
+        _channel: Channel,
+        _from_utc: i64,
+        _to_utc: i64,
+    ) -> Result<Option<Vec<InstantSum>>, SourceError> {
+        Ok(None)
+    }
+}
+
+/// The sum over many series of the points starting at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstantSum {
+    pub ts_utc: i64,
+    pub total: i64,
+    /// How many points start at `ts_utc`.
+    pub meters: u32,
 }
 
 #[cfg(test)]

@@ -58,6 +58,23 @@ pub fn segment_decode(data: &[u8]) {
         assert!(channel.is_index() && storage_format::valid_register_name(name));
         assert_eq!(segment.register_name(*channel), Some(*name));
     }
+    // (v5) The rollups: channels with intervals in ascending order, instants strictly
+    // increasing, every entry at least one meter.
+    match segment.rollups() {
+        Ok(Some(rollups)) => {
+            for w in rollups.windows(2) {
+                assert!(w[0].channel < w[1].channel);
+            }
+            for r in &rollups {
+                assert!(r.channel.has_intervals());
+                for w in r.entries.iter().flat_map(|e| e.windows(2)) {
+                    assert!(w[0].ts_utc < w[1].ts_utc && w[1].meters >= 1);
+                }
+            }
+        }
+        Ok(None) => assert!(segment.version() < 5),
+        Err(e) => assert_data_error(&e),
+    }
     let mut out = DecodedBlock::default();
     let mut keys = Vec::new();
     for series in segment.series() {
@@ -222,6 +239,22 @@ pub fn segment_roundtrip(data: &[u8]) {
     assert!(!unnamed, "wrote an index channel without its register name");
     let segment = Segment::open(&out).expect("a written segment opens");
     assert_eq!(segment.verify().expect("and verifies"), stats);
+    // The rollups list exactly the channels with intervals held.
+    let mut held: Vec<Channel> = series
+        .iter()
+        .map(|s| s.1)
+        .filter(|c| c.has_intervals())
+        .collect();
+    held.sort_unstable();
+    held.dedup();
+    let listed: Vec<Channel> = segment
+        .rollups()
+        .expect("reads")
+        .expect("the newest version has rollups")
+        .iter()
+        .map(|r| r.channel)
+        .collect();
+    assert_eq!(listed, held);
     let mut decoded = DecodedBlock::default();
     for (meter, channel, points) in &series {
         let blocks = segment.blocks(meter, *channel).expect("looks up");
@@ -282,12 +315,27 @@ pub fn repair_crcs(bytes: &mut [u8]) {
     if registers_len >= 4 && registers >= HEADER_LEN {
         put_crc(bytes, registers + 4..footer, registers);
     }
+    // (v5) The rollups, before the 4 bytes of their length before the register table, with
+    // their own crc first.
+    let version = bytes
+        .get(8..10)
+        .map_or(0, |v| u16::from_le_bytes([v[0], v[1]]));
+    let mut fences_end = registers;
+    if version >= 5 {
+        if let Some(len) = registers.checked_sub(4).and_then(|at| read_u32(bytes, at)) {
+            let start = registers.saturating_sub(4 + len as usize);
+            if len >= 4 && start >= HEADER_LEN {
+                put_crc(bytes, start + 4..registers - 4, start);
+            }
+            fences_end = start;
+        }
+    }
     // Only a fence table that lies inside the file says where the pages are.
     let fence_start = usize::try_from(fence_offset).unwrap_or(usize::MAX);
     let fence_len = page_count as usize * FENCE_LEN;
     if fence_start
         .checked_add(fence_len)
-        .is_none_or(|end| end > registers)
+        .is_none_or(|end| end > fences_end)
     {
         put_crc(bytes, footer..footer + 52, footer + 52);
         return;

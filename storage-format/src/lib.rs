@@ -13,7 +13,9 @@
 //!   and the summaries of its blocks) searchable in place through a fence table, a crc32 over each
 //!   meter's blocks, and a footer ([`segment`]). Since format v2 a block in a segment leaves out
 //!   what its index entry holds or implies (point count, first timestamp, a uniform step, on-grid
-//!   timestamps, all-measured quality).
+//!   timestamps, all-measured quality). Since v5 a segment also keeps, for each channel with
+//!   intervals, the sum and count of its series' values at each instant ([`rollup`]), so that a
+//!   fleet curve is read without decoding a block per meter.
 //!
 //! Every decoder takes a byte slice and returns values or an [`Error`] whose [`ErrorKind`] tells
 //! corruption, truncation and compatibility apart; bytes never panic and never drive an
@@ -58,6 +60,7 @@ mod error;
 mod huffman;
 #[doc(hidden)]
 pub mod rans;
+pub mod rollup;
 pub mod segment;
 
 pub use error::{Error, ErrorKind};

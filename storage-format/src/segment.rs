@@ -10,16 +10,19 @@
 //!   through the slice (an mmap) and validates only the index parts it touches;
 //!   [`BlockRef::decode_into`] checks the checksum covering the block (its meter group's in v2)
 //!   then decodes it; [`Segment::verify`] checks everything.
-//! - Writers write [`FORMAT_VERSION`] (4); readers read versions 1 to 4, differences gated on the
+//! - Writers write [`FORMAT_VERSION`] (5); readers read versions 1 to 5, differences gated on the
 //!   `supports_*` predicates.
 //! - Since v3 a segment may hold daily energy and index channels; the register of each index
 //!   channel it holds is named in its register table ([`SegmentBuilder::name_register`],
 //!   [`Segment::register_name`]). Since v4 it may hold price series (channel 4).
+//! - Since v5 a segment keeps, per channel with intervals, the sum and count of its series' values
+//!   at each instant ([`Segment::rollups`], [`crate::rollup`]): the builder computes them.
 //!
 //! Layout, checksums and the truncation/corruption rules: `FORMAT.md` §3.
 
 use crate::bits::{put_varint, zigzag32, zigzag64, Reader};
 use crate::block::{self, DecodedBlock};
+use crate::rollup::{self, ChannelRollup, Rollups};
 use crate::{
     valid_register_name, BlockSummary, Channel, Error, Point, METER_ID_MAX_LEN,
     REGISTER_NAME_MAX_LEN, STEP_MIN_MAX,
@@ -31,9 +34,9 @@ pub const MAGIC: [u8; 8] = *b"\x89CRBSEG\x1a";
 pub const END_MAGIC: [u8; 8] = *b"\x1aGESBRC\x89";
 
 /// The version this crate writes.
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 /// The newest version this crate reads (and every one before it).
-pub const NEWEST_READABLE_VERSION: u16 = 4;
+pub const NEWEST_READABLE_VERSION: u16 = 5;
 
 /// Header: magic, version u16, reserved u16, partition u32, seq u64, reserved u32, crc32 u32.
 pub const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 4 + 4;
@@ -93,6 +96,14 @@ pub fn supports_daily_energy(version: u16) -> bool {
 /// mask; FORMAT.md §3.3): signed centi-EUR/MWh, coded by the same block codec as the curves.
 pub fn supports_price_channel(version: u16) -> bool {
     version >= 4
+}
+
+/// Whether a segment of `version` has a rollup section (FORMAT.md §3.10): for each channel with
+/// intervals it holds, the sum and count of its series' values at each instant, kept when it holds
+/// at least [`crate::rollup::ROLLUP_MIN_SERIES`] series of it; its length in the 4 bytes before
+/// the register table.
+pub fn supports_rollups(version: u16) -> bool {
+    version >= 5
 }
 
 /// Whether a segment of `version` may hold index channels (codes 16..=255): listed after a
@@ -187,6 +198,10 @@ pub struct SegmentBuilder {
     group_crc: crc32fast::Hasher,
     group: Vec<(Channel, Vec<PendingBlock>)>,
     stats: SegmentStats,
+    /// Sums of the channels with intervals (v5).
+    rollups: Rollups,
+    /// Points of a copied block, decoded for the rollups.
+    scratch: DecodedBlock,
 }
 
 impl SegmentBuilder {
@@ -216,6 +231,8 @@ impl SegmentBuilder {
             group_crc: crc32fast::Hasher::new(),
             group: Vec::new(),
             stats: SegmentStats::default(),
+            rollups: Rollups::default(),
+            scratch: DecodedBlock::default(),
         }
     }
 
@@ -303,6 +320,9 @@ impl SegmentBuilder {
             }
         };
         self.record(meter, channel, same_key, out, start, summary, on_grid);
+        if channel.has_intervals() {
+            self.rollups.add_points(channel, points.iter().copied());
+        }
         Ok(summary)
     }
 
@@ -328,10 +348,17 @@ impl SegmentBuilder {
         }
         block.check_crc()?;
         let same_key = self.check_key(meter, channel, Some(block.summary.first_ts))?;
+        if channel.has_intervals() {
+            // The rollups need the points: decoded, never re-encoded.
+            block.decode_into(&mut self.scratch)?;
+        }
         let start = out.len();
         out.extend_from_slice(block.bytes);
         let summary = block.summary;
         self.record(meter, channel, same_key, out, start, summary, block.on_grid);
+        if channel.has_intervals() {
+            self.rollups.add_points(channel, self.scratch.points());
+        }
         Ok(summary)
     }
 
@@ -409,6 +436,9 @@ impl SegmentBuilder {
             self.key = Some((meter.to_owned(), channel));
             self.group.push((channel, Vec::new()));
             self.stats.series += 1;
+            if channel.has_intervals() {
+                self.rollups.add_series(channel);
+            }
         }
         self.group_crc.update(&out[start..]);
         set_bit(&mut self.used_codes, channel.code());
@@ -537,6 +567,10 @@ impl SegmentBuilder {
         }
         out.extend_from_slice(&self.pages);
         out.extend_from_slice(&self.fences);
+        // This crate writes the newest version only: the rollups (`supports_rollups`).
+        let rollups = rollup::encode(&self.rollups.finish());
+        out.extend_from_slice(&rollups);
+        out.extend_from_slice(&(rollups.len() as u32).to_le_bytes());
         out.extend_from_slice(&registers);
         let footer_start = out.len();
         out.extend_from_slice(&index_offset.to_le_bytes());
@@ -550,8 +584,12 @@ impl SegmentBuilder {
         let sum = crc(&out[footer_start..]);
         out.extend_from_slice(&sum.to_le_bytes());
         out.extend_from_slice(&END_MAGIC);
-        self.stats.bytes =
-            fence_offset + self.fences.len() as u64 + registers.len() as u64 + FOOTER_LEN as u64;
+        self.stats.bytes = fence_offset
+            + self.fences.len() as u64
+            + rollups.len() as u64
+            + 4
+            + registers.len() as u64
+            + FOOTER_LEN as u64;
         Ok(self.stats)
     }
 }
@@ -751,6 +789,10 @@ pub struct Segment<'a> {
     /// (v3) The register table: its offset and length (0: none).
     registers_offset: u64,
     registers_len: u32,
+    /// (v5) The rollup section: its offset and length (0: the segment holds no channel with
+    /// intervals).
+    rollups_offset: u64,
+    rollups_len: u32,
     /// The index channel codes the register table names (bit `code`).
     named: [u64; 4],
 }
@@ -875,13 +917,26 @@ impl<'a> Segment<'a> {
                 index_offset,
             ));
         }
-        if fence_offset.checked_add(fence_len) != Some(registers_offset)
+        // (v5) The rollup section's length, in the 4 bytes before the register table.
+        let (rollups_offset, rollups_len) = if supports_rollups(version) {
+            let len_at = registers_offset.saturating_sub(4);
+            let raw = slice(bytes, len_at, 4, "rollup length")?;
+            let len = u32::from_le_bytes(tail4(raw));
+            (len_at.saturating_sub(u64::from(len)), len)
+        } else {
+            (registers_offset, 0)
+        };
+        let rollups_end =
+            rollups_offset + u64::from(rollups_len) + if supports_rollups(version) { 4 } else { 0 };
+        if fence_offset.checked_add(fence_len) != Some(rollups_offset)
+            || rollups_end != registers_offset
             || u64::from(registers_len) > at
+            || rollups_end > at
         {
             return Err(corruption(
                 at + 8,
                 "fence offset",
-                registers_offset.saturating_sub(fence_len),
+                rollups_offset.saturating_sub(fence_len),
                 fence_offset,
             ));
         }
@@ -923,7 +978,19 @@ impl<'a> Segment<'a> {
             } => corruption(offset, what, needed, 0),
             other => other,
         })?;
+        let rollup_section = slice(bytes, rollups_offset, u64::from(rollups_len), "rollups")?;
+        rollup::check_crc(rollup_section, rollups_offset).map_err(|e| match e {
+            Error::Truncated {
+                offset,
+                what,
+                needed,
+                ..
+            } => corruption(offset, what, needed, 0),
+            other => other,
+        })?;
         let segment = Segment {
+            rollups_offset,
+            rollups_len,
             registers_offset,
             registers_len,
             named,
@@ -1013,6 +1080,23 @@ impl<'a> Segment<'a> {
             at += 2 + usize::from(len);
         }
         out
+    }
+
+    /// The rollup section (v5, FORMAT.md §3.10): for each channel with intervals the segment
+    /// holds, in code order, its sums per instant when the writer kept them. `None` for a
+    /// version without rollups (whether it holds a channel is then unknown). Its crc was checked
+    /// at `open`; values out of range are corruption.
+    pub fn rollups(&self) -> Result<Option<Vec<ChannelRollup>>, Error> {
+        if !supports_rollups(self.version) {
+            return Ok(None);
+        }
+        let section = slice(
+            self.bytes,
+            self.rollups_offset,
+            u64::from(self.rollups_len),
+            "rollups",
+        )?;
+        rollup::decode(section, self.rollups_offset, self.version).map(Some)
     }
 
     /// The name of the register of index channel `channel`, if the segment names it.
@@ -1514,11 +1598,15 @@ impl<'a> Segment<'a> {
         let mut prev_key: Option<(&[u8], Channel)> = None;
         let mut decoded = DecodedBlock::default();
         let mut held = [0u64; 4];
+        let mut sums = Rollups::default();
         for i in 0..self.page_count {
             let series = self.page(i, None)?;
             for s in series {
                 if s.channel.is_index() {
                     set_bit(&mut held, s.channel.code());
+                }
+                if s.channel.has_intervals() {
+                    sums.add_series(s.channel);
                 }
                 let key = (s.meter.as_bytes(), s.channel);
                 if prev_key.is_some_and(|p| p >= key) {
@@ -1541,6 +1629,9 @@ impl<'a> Segment<'a> {
                     if block::summarize(&points) != b.summary {
                         return Err(corruption(b.offset, "block summary", 0, 1));
                     }
+                    if s.channel.has_intervals() {
+                        sums.add_points(s.channel, points.into_iter());
+                    }
                     totals.blocks += 1;
                     totals.points += u64::from(b.summary.count);
                 }
@@ -1553,6 +1644,21 @@ impl<'a> Segment<'a> {
                 self.index_offset,
                 next_offset,
             ));
+        }
+        if let Some(stored) = self.rollups()? {
+            let computed = sums.all();
+            let agree = stored.len() == computed.len()
+                && stored.iter().zip(&computed).all(|(s, (c, sums))| {
+                    s.channel == *c && s.entries.as_ref().is_none_or(|e| Some(e) == sums.as_ref())
+                });
+            if !agree {
+                return Err(corruption(
+                    self.rollups_offset,
+                    "rollups (the sums of the blocks)",
+                    computed.len() as u64,
+                    stored.len() as u64,
+                ));
+            }
         }
         if held != self.named {
             return Err(corruption(

@@ -392,18 +392,151 @@ fn the_v3_fleet_golden_file_decodes_to_its_points_and_costs_what_v2_costs() {
     });
     let v3 = golden(3, "fleet.seg", || build(&golden_series(), FLEET_META));
     assert_eq!(v3.len(), v2.len());
-    assert_eq!(v3.len(), build(&golden_series(), FLEET_META).len());
 }
 
 #[test]
 fn the_v4_fleet_golden_file_decodes_to_its_points_and_costs_what_v3_costs() {
-    write_fuzz_seeds(&golden_series());
     check_fleet_golden(4);
     let v3 = golden(3, "fleet.seg", || {
         unreachable!("v3 files are never rewritten")
     });
     let v4 = golden(4, "fleet.seg", || build(&golden_series(), FLEET_META));
     assert_eq!(v4.len(), v3.len());
+}
+
+#[test]
+fn the_v5_fleet_golden_file_decodes_to_its_points_and_costs_what_v4_costs_and_its_rollups() {
+    write_fuzz_seeds(&golden_series());
+    check_fleet_golden(5);
+    let v4 = golden(4, "fleet.seg", || {
+        unreachable!("v4 files are never rewritten")
+    });
+    let v5 = golden(5, "fleet.seg", || build(&golden_series(), FLEET_META));
+    let segment = Segment::open(&v5).expect("opens");
+    let rollups = segment.rollups().expect("reads").expect("v5 has rollups");
+    // Fewer series than a rollup needs: every channel held is listed, none kept.
+    assert!(rollups.iter().all(|r| r.entries.is_none()));
+    let listed = rollups.len();
+    assert_eq!(v5.len(), v4.len() + 4 + 1 + 2 * listed + 4);
+}
+
+/// What the v5 rollup golden file holds, frozen: 150 meters over two Paris days of March 2024
+/// at 30 minutes (gaps, a change to 10 minutes, non-measured points), and 3 production series.
+fn rollup_series() -> Vec<(String, Channel, Vec<Vec<Point>>)> {
+    let mut series = Vec::new();
+    for i in 0..150u64 {
+        let meter = format!("{:014}", 30_000_000_000_000 + i * 7919);
+        let change = (i % 17 == 3).then_some(60);
+        series.push((
+            meter.clone(),
+            Channel::CONSUMPTION,
+            vec![curve(1_000 + i, MARCH_2024, 30, 96, change)],
+        ));
+        if i % 50 == 1 {
+            series.push((
+                meter,
+                Channel::PRODUCTION,
+                vec![curve(2_000 + i, MARCH_2024, 30, 96, None)],
+            ));
+        }
+    }
+    series
+}
+
+/// The fleet sums of `series` on `channel` by instant: (ts, longest step, meters, total).
+fn naive_sums(
+    series: &[(String, Channel, Vec<Vec<Point>>)],
+    channel: Channel,
+) -> Vec<(i64, u16, u32, i64)> {
+    let mut sums = std::collections::BTreeMap::<i64, (u16, u32, i64)>::new();
+    for p in series
+        .iter()
+        .filter(|s| s.1 == channel)
+        .flat_map(|s| s.2.iter().flatten())
+    {
+        let e = sums.entry(p.ts_utc).or_default();
+        e.0 = e.0.max(p.step_min);
+        e.1 += 1;
+        e.2 += i64::from(p.value);
+    }
+    sums.into_iter()
+        .map(|(t, (s, m, v))| (t, s, m, v))
+        .collect()
+}
+
+#[test]
+fn the_v5_rollup_golden_file_holds_the_sums_of_its_points_at_each_instant() {
+    let expected = rollup_series();
+    let bytes = golden(5, "rollup.seg", || build(&expected, FLEET_META));
+    let segment = Segment::open(&bytes).expect("opens");
+    assert_eq!(segment.version(), 5);
+    segment.verify().expect("verifies");
+    let rollups = segment.rollups().expect("reads").expect("v5 has rollups");
+    assert_eq!(
+        rollups.iter().map(|r| r.channel).collect::<Vec<_>>(),
+        [Channel::CONSUMPTION, Channel::PRODUCTION]
+    );
+    let kept: Vec<_> = rollups[0]
+        .entries
+        .as_ref()
+        .expect("150 series: kept")
+        .iter()
+        .map(|e| (e.ts_utc, e.step_min, e.meters, e.total))
+        .collect();
+    assert_eq!(kept, naive_sums(&expected, Channel::CONSUMPTION));
+    assert_eq!(rollups[1].entries, None, "3 series: not kept");
+    write_rollup_seed(&bytes);
+}
+
+#[test]
+fn a_rollup_that_disagrees_with_the_blocks_is_corruption_and_a_damaged_one_never_opens() {
+    let expected = rollup_series();
+    let bytes = golden(5, "rollup.seg", || build(&expected, FLEET_META));
+    let len_at = bytes.len() - FOOTER_LEN - 4;
+    let len = u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().unwrap()) as usize;
+    let start = len_at - len;
+    // Any flipped bit of the section: its crc refuses it at open.
+    for bit in (0..len * 8).step_by(7) {
+        let mut bad = bytes.clone();
+        bad[start + bit / 8] ^= 1 << (bit % 8);
+        let err = Segment::open(&bad).expect_err("a damaged rollup never opens");
+        assert_eq!(err.kind(), ErrorKind::Corruption, "bit {bit}: {err}");
+    }
+    // A well-formed rollup with a wrong total (crc recomputed): `verify` compares it with the
+    // blocks.
+    let mut body = bytes[start + 4..len_at].to_vec();
+    // The last byte is the last total's one-byte varint: ±1, still well-formed.
+    let last = body.len() - 1;
+    body[last] ^= 0x02;
+    let mut forged = bytes.clone();
+    forged[start + 4..len_at].copy_from_slice(&body);
+    forged[start..start + 4].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    let segment = Segment::open(&forged).expect("a well-formed section opens");
+    let err = segment.verify().expect_err("verify compares the sums");
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+}
+
+#[test]
+fn the_v5_empty_golden_file_opens_empty() {
+    let bytes = golden(5, "empty.seg", || build(&[], EMPTY_META));
+    assert_eq!(bytes.len(), HEADER_LEN + 4 + FOOTER_LEN);
+    let segment = Segment::open(&bytes).expect("opens");
+    assert_eq!(segment.version(), 5);
+    assert_eq!(segment.rollups().expect("reads"), Some(Vec::new()));
+    assert_eq!(segment.verify().expect("verifies").series, 0);
+}
+
+/// With `COURBE_WRITE_GOLDEN` set, seeds the fuzz corpus with a segment holding a kept rollup.
+fn write_rollup_seed(bytes: &[u8]) {
+    if std::env::var_os("COURBE_WRITE_GOLDEN").is_none() {
+        return;
+    }
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    for target in ["segment_decode", "segment_structure"] {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).expect("creates a corpus dir");
+        std::fs::write(dir.join("v5-rollup.seg"), bytes).expect("writes a seed");
+    }
 }
 
 const DAILY_META: SegmentMeta = SegmentMeta {
@@ -678,15 +811,17 @@ fn the_sizes_the_spec_states_hold() {
     assert_eq!(storage_format::block::FRAME_LEN, 128);
     assert_eq!(&MAGIC, b"\x89CRBSEG\x1a");
     assert_eq!(&END_MAGIC, b"\x1aGESBRC\x89");
-    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (4, 4));
-    // An empty segment is exactly a header and a footer; the header starts with the magic and
-    // the version, the footer ends with the end magic.
+    assert_eq!((FORMAT_VERSION, NEWEST_READABLE_VERSION), (5, 5));
+    assert_eq!(storage_format::rollup::ROLLUP_MIN_SERIES, 128);
+    // An empty segment is a header, the rollup length (0) and a footer; the header starts with
+    // the magic and the version, the footer ends with the end magic.
     let bytes = build(&[], EMPTY_META);
-    assert_eq!(bytes.len(), 96);
+    assert_eq!(bytes.len(), 100);
     assert_eq!(bytes[..8], MAGIC);
     assert_eq!(bytes[8..10], FORMAT_VERSION.to_le_bytes());
     assert_eq!(bytes[bytes.len() - 8..], END_MAGIC);
     // A one-series segment: header, block, one 12-byte page header plus its entry, one fence,
+    // the rollups (crc, one channel held and not kept: 4 + 1 + 2 bytes) and their length,
     // footer.
     let series = vec![(
         "m".to_string(),
@@ -697,7 +832,8 @@ fn the_sizes_the_spec_states_hold() {
     let segment = Segment::open(&bytes).expect("opens");
     let block = segment.blocks("m", Channel::CONSUMPTION).expect("looks up")[0];
     assert_eq!(block.offset, HEADER_LEN as u64);
-    let index_len = bytes.len() - HEADER_LEN - block.encoded().len() - FENCE_LEN - FOOTER_LEN;
+    let index_len =
+        bytes.len() - HEADER_LEN - block.encoded().len() - FENCE_LEN - 7 - 4 - FOOTER_LEN;
     assert!(index_len > PAGE_HEADER_LEN, "page of {index_len} bytes");
 }
 

@@ -267,3 +267,72 @@ proptest::proptest! {
         proptest::prop_assert_eq!(at, expected.len());
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// Format v5 rollups: for any series (gaps, step changes, off-grid instants), the kept sums
+    /// are the sums of the points starting at each instant, whether the writer encoded the
+    /// blocks or copied them from another segment.
+    #[test]
+    fn the_rollups_of_any_segment_are_the_sums_of_its_points_at_each_instant(
+        stretches in proptest::collection::vec(
+            proptest::collection::vec(crate::roundtrip::stretch(), 1..3),
+            1..6,
+        ),
+        meters in 128..140usize,
+    ) {
+        use storage_format::rollup::ROLLUP_MIN_SERIES;
+        let mut out = Vec::new();
+        let mut builder = SegmentBuilder::new(SegmentMeta { partition: 3, seq: 9 }, &mut out);
+        let mut sums = std::collections::BTreeMap::<i64, (u16, u32, i64)>::new();
+        for m in 0..meters {
+            let points = crate::roundtrip::build(JAN_2024, &stretches[m % stretches.len()], &[]);
+            let points: Vec<Point> = points
+                .into_iter()
+                .map(|p| Point { value: p.value.wrapping_add(m as i32), ..p })
+                .collect();
+            for p in &points {
+                let e = sums.entry(p.ts_utc).or_default();
+                e.0 = e.0.max(p.step_min);
+                e.1 += 1;
+                e.2 += i64::from(p.value);
+            }
+            builder
+                .add_block(&format!("m{m:04}"), Channel::CONSUMPTION, &points, &mut out)
+                .expect("adds");
+        }
+        builder.finish(&mut out).expect("finishes");
+        let want: Vec<(i64, u16, u32, i64)> =
+            sums.into_iter().map(|(t, (s, n, v))| (t, s, n, v)).collect();
+        let sums_of = |bytes: &[u8]| -> Vec<(i64, u16, u32, i64)> {
+            let segment = open(bytes);
+            segment.verify().expect("verifies");
+            let rollups = segment.rollups().expect("reads").expect("v5");
+            assert_eq!(rollups.len(), 1);
+            rollups[0]
+                .entries
+                .as_ref()
+                .expect("kept")
+                .iter()
+                .map(|e| (e.ts_utc, e.step_min, e.meters, e.total))
+                .collect()
+        };
+        proptest::prop_assert!(meters as u64 >= ROLLUP_MIN_SERIES);
+        proptest::prop_assert_eq!(sums_of(&out), want.clone());
+        // The same blocks copied, not re-encoded.
+        let source = open(&out);
+        let mut copy = Vec::new();
+        let mut builder = SegmentBuilder::new(SegmentMeta { partition: 3, seq: 10 }, &mut copy);
+        for s in source.series() {
+            let s = s.expect("scans");
+            for b in &s.blocks {
+                builder
+                    .add_encoded_block(s.meter, s.channel, b, &mut copy)
+                    .expect("copies");
+            }
+        }
+        builder.finish(&mut copy).expect("finishes");
+        proptest::prop_assert_eq!(sums_of(&copy), want);
+    }
+}

@@ -303,3 +303,41 @@ fn a_damaged_block_read_through_the_source_keeps_the_format_error_as_its_source(
     let source = std::error::Error::source(&query).expect("the source error");
     assert!(source.source().is_some());
 }
+
+#[test]
+fn a_flipped_byte_in_a_segment_rollup_fails_open_never_a_wrong_fleet_curve() {
+    // Enough meters for the segment to keep its sums (format v5 rollups).
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let meters = storage_format::rollup::ROLLUP_MIN_SERIES as usize + 2;
+        for m in 0..meters {
+            store.ingest(&day(&format!("m-{m:03}"), 0)).unwrap();
+        }
+        store.flush().unwrap();
+        let snap = store.snapshot();
+        let sums = snap
+            .fleet_sums_checked(Channel::CONSUMPTION, T0, T0 + 86_400)
+            .unwrap()
+            .expect("the fleet curve comes from the rollup");
+        assert_eq!(sums.len(), 48);
+        assert_eq!(sums[0].total, meters as i64 * 1000);
+    }
+    let seg = files_with(dir.path(), "seg-").pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let footer = bytes.len() - storage_format::segment::FOOTER_LEN;
+    let registers_len = u32_at(&bytes, footer + 48) as usize;
+    let len_at = footer - registers_len - 4;
+    let rollups_len = u32_at(&bytes, len_at) as usize;
+    assert!(rollups_len > 48 * 4, "a kept rollup of {rollups_len} bytes");
+    let start = (len_at - rollups_len) as u64;
+    for at in [start + 2, start + 9, len_at as u64 - 1] {
+        let mut damaged = bytes.clone();
+        damaged[at as usize] ^= 0x5a;
+        std::fs::write(&seg, &damaged).unwrap();
+        let err = Store::open(dir.path(), Options::default())
+            .err()
+            .expect("open fails");
+        expect_corruption_in(err, &seg, start..len_at as u64 + 4);
+    }
+}

@@ -29,7 +29,7 @@ fn push(id: &str, channel: Channel, p: Point) -> Result<(), String> {
 }
 
 #[test]
-fn prices_are_signed_and_survive_flush_compaction_and_reopen_in_format_v4() {
+fn prices_are_signed_and_survive_flush_compaction_and_reopen_in_the_current_format() {
     let dir = tempfile::tempdir().unwrap();
     let expected: Vec<Point> = (0..96 * 3)
         .map(|i| price(MAY + 900 * i, (i as i32 % 17 - 8) * 1_234, 15))
@@ -57,7 +57,10 @@ fn prices_are_signed_and_survive_flush_compaction_and_reopen_in_format_v4() {
         }
     }
     assert!(
-        !versions.is_empty() && versions.iter().all(|&v| v == 4),
+        !versions.is_empty()
+            && versions
+                .iter()
+                .all(|&v| v == storage_format::segment::FORMAT_VERSION),
         "{versions:?}"
     );
 }

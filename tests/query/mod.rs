@@ -8,6 +8,7 @@ mod hand_checked;
 mod model;
 mod properties;
 mod reference;
+mod rollups;
 mod sources;
 mod spot;
 mod store;

@@ -74,6 +74,9 @@ struct Inner {
     meters: Vec<MemMeter>,
     points: usize,
     newest_ts: Option<i64>,
+    /// Per channel with intervals, the first instant and the end of the latest interval of
+    /// every point ever inserted (erasures do not shrink it).
+    spans: Vec<(Channel, i64, i64)>,
 }
 
 /// Erasure of `meter`'s curve (`consumption` and `production`; daily energy, indexes and
@@ -162,6 +165,22 @@ impl Memtable {
             else {
                 continue;
             };
+            if run.channel.has_intervals() {
+                let first = pts.iter().map(|p| p.ts_utc).min();
+                let end = pts
+                    .iter()
+                    .map(|p| crate::source::claim(run.channel, p).1)
+                    .max();
+                if let (Some(first), Some(end)) = (first, end) {
+                    match inner.spans.iter_mut().find(|s| s.0 == run.channel) {
+                        Some(s) => {
+                            s.1 = s.1.min(first);
+                            s.2 = s.2.max(end);
+                        }
+                        None => inner.spans.push((run.channel, first, end)),
+                    }
+                }
+            }
             let series = meter.series_mut(run.channel);
             series.extend(pts.iter().map(|p| {
                 newest = newest.max(p.ts_utc);
@@ -178,6 +197,16 @@ impl Memtable {
         if newest != i64::MIN {
             inner.newest_ts = Some(newest);
         }
+    }
+
+    /// Whether some point of `channel` (a channel with intervals) ever inserted, visible or not,
+    /// claims an instant of `[from, to)`; errs on the side of yes.
+    pub fn may_claim(&self, channel: Channel, from: i64, to: i64) -> bool {
+        let inner = self.inner.read();
+        inner
+            .spans
+            .iter()
+            .any(|&(c, first, end)| c == channel && first < to && end > from)
     }
 
     /// Points held, duplicates included.

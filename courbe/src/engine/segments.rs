@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use storage_format::block::{DecodedBlock, MAX_POINTS};
+use storage_format::rollup::{ChannelRollup, RollupEntry};
 use storage_format::segment::{BlockRef, Segment, SegmentBuilder, SegmentMeta, SeriesRef};
 
 use super::fs::{FileSystem, MappedFile, WritableFile};
@@ -214,6 +215,19 @@ pub struct SegmentFile {
     pages: PageCache,
     /// Owns the bytes `segment` reads; only their address range is read directly.
     map: Arc<dyn MappedFile>,
+    /// The rollup section, parsed on first use (its crc was checked at open).
+    rollups: std::sync::OnceLock<Option<Vec<ChannelRollup>>>,
+}
+
+/// What a segment says about the sums of one channel (format v5 rollups).
+#[derive(Clone, Copy, Debug)]
+pub enum RollupOf<'a> {
+    /// The segment holds no series of the channel.
+    NotHeld,
+    /// It holds some, and no sums of them (an older version, or too few series).
+    Unknown,
+    /// The sums of every series of the channel at each instant, in time order.
+    Kept(&'a [RollupEntry]),
 }
 
 impl SegmentFile {
@@ -280,6 +294,31 @@ impl SegmentFile {
             pages: PageCache::new(seg.page_count()),
             segment: seg,
             map,
+            rollups: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The sums of `channel` this segment keeps (format v5, `storage-format/FORMAT.md` §3.10).
+    pub fn rollup(&self, channel: Channel) -> Result<RollupOf<'_>, Error> {
+        let rollups = match self.rollups.get() {
+            Some(r) => r,
+            None => {
+                let parsed = self
+                    .segment
+                    .rollups()
+                    .map_err(|e| corruption(&self.path, e))?;
+                self.rollups.get_or_init(|| parsed)
+            }
+        };
+        let Some(rollups) = rollups else {
+            return Ok(RollupOf::Unknown);
+        };
+        Ok(match rollups.iter().find(|r| r.channel == channel) {
+            None => RollupOf::NotHeld,
+            Some(ChannelRollup {
+                entries: Some(e), ..
+            }) => RollupOf::Kept(e),
+            Some(_) => RollupOf::Unknown,
         })
     }
 

@@ -371,6 +371,104 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// The fleet sums of `channel` in `[from, to)` from the segments' rollups (format v5), when
+    /// they are exactly what resolving every meter gives (see [`SeriesSource::fleet_sums`]).
+    ///
+    /// Each source (a segment, the memtable) holds resolved, disjoint readings per series, so
+    /// resolving changes nothing where no two readings of different sources overlap: then each
+    /// instant's sum is the sum of the sources' sums. That is checked on the readings that may
+    /// decide a point starting in `[from, to)` (those starting in `[from - 2 h, to + 1 h)`, as in
+    /// [`Self::chunks_checked`]) from the rollups' instants and longest steps; the memtable must
+    /// claim no instant of `[from - 2 h, to)`. `None` (read each meter) when a segment meeting the window
+    /// keeps no sums of a channel it holds, when the memtable may claim an instant of the window,
+    /// or when two sources may overlap.
+    pub fn fleet_sums_checked(
+        &self,
+        channel: Channel,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<Vec<crate::source::InstantSum>>, Error> {
+        use super::segments::RollupOf;
+        if !channel.has_intervals() {
+            return Ok(None);
+        }
+        if from >= to {
+            return Ok(Some(Vec::new()));
+        }
+        let (wfrom, wto) = (
+            from.saturating_sub(2 * MAX_CURVE_STEP_S),
+            to.saturating_add(MAX_CURVE_STEP_S),
+        );
+        // The memtable is newer than every segment: its readings change the points starting
+        // in `[from, to)` only by claiming an instant before `to` (a newer reading starting at
+        // `to` or later only shortens an earlier reading, whose point keeps its start and value).
+        if self.version.memtable.may_claim(channel, wfrom, to) {
+            return Ok(None);
+        }
+        let mut sources: Vec<&[storage_format::rollup::RollupEntry]> = Vec::new();
+        // A segment's readings start in its partition (blocks never cross it).
+        let starts_in_window = |seg: &&Arc<SegmentFile>| {
+            let p = seg.entry.partition;
+            super::segments::partition_start(p) < wto && super::segments::partition_end(p) > wfrom
+        };
+        for seg in self.version.segments.iter().filter(starts_in_window) {
+            match seg.rollup(channel)? {
+                RollupOf::NotHeld => {}
+                RollupOf::Unknown => return Ok(None),
+                RollupOf::Kept(entries) => {
+                    let lo = entries.partition_point(|e| e.ts_utc < wfrom);
+                    let hi = entries.partition_point(|e| e.ts_utc < wto);
+                    if let Some(window) = entries.get(lo..hi).filter(|w| !w.is_empty()) {
+                        sources.push(window);
+                    }
+                }
+            }
+        }
+        // Every instant of every source in time order, tagged with its source.
+        let mut all: Vec<(usize, &storage_format::rollup::RollupEntry)> = sources
+            .iter()
+            .enumerate()
+            .flat_map(|(i, w)| w.iter().map(move |e| (i, e)))
+            .collect();
+        if sources.len() > 1 {
+            all.sort_by_key(|(i, e)| (e.ts_utc, *i));
+            // The latest claim end of each source so far: an instant of another source before
+            // it may overlap.
+            let mut ends = vec![i64::MIN; sources.len()];
+            for &(i, e) in &all {
+                let overlaps = ends
+                    .iter()
+                    .enumerate()
+                    .any(|(j, &end)| j != i && end > e.ts_utc);
+                if overlaps {
+                    return Ok(None);
+                }
+                if let Some(end) = ends.get_mut(i) {
+                    *end = (*end).max(e.end_ts());
+                }
+            }
+        }
+        let mut out: Vec<crate::source::InstantSum> = Vec::new();
+        for (_, e) in all
+            .into_iter()
+            .filter(|(_, e)| from <= e.ts_utc && e.ts_utc < to)
+        {
+            match out.last_mut() {
+                // Sources never share an instant here (they would overlap), kept for clarity.
+                Some(last) if last.ts_utc == e.ts_utc => {
+                    last.total += e.total;
+                    last.meters += e.meters;
+                }
+                _ => out.push(crate::source::InstantSum {
+                    ts_utc: e.ts_utc,
+                    total: e.total,
+                    meters: e.meters,
+                }),
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// The resolved points of a series in `[from, to)` (tests, export).
     pub fn points(
         &self,
@@ -516,6 +614,16 @@ impl SeriesSource for Snapshot {
         to_utc: i64,
     ) -> Result<Vec<Chunk<'_>>, SourceError> {
         self.chunks_checked(meter, channel, from_utc, to_utc)
+            .map_err(source_error)
+    }
+
+    fn fleet_sums(
+        &self,
+        channel: Channel,
+        from_utc: i64,
+        to_utc: i64,
+    ) -> Result<Option<Vec<crate::source::InstantSum>>, SourceError> {
+        self.fleet_sums_checked(channel, from_utc, to_utc)
             .map_err(source_error)
     }
 }

@@ -62,6 +62,27 @@ fn merge(a: Vec<FleetPoint>, b: Vec<FleetPoint>) -> Vec<FleetPoint> {
     }
 }
 
+/// The fleet curve of every meter of `channel` from the source's sums where it keeps them
+/// (segment rollups), else [`curve`] over every meter.
+pub(crate) fn curve_of_all(
+    src: &dyn SeriesSource,
+    channel: Channel,
+    from: i64,
+    to: i64,
+) -> Result<Vec<FleetPoint>, QueryError> {
+    if let Some(sums) = src.fleet_sums(channel, from, to)? {
+        return Ok(sums
+            .into_iter()
+            .map(|s| FleetPoint {
+                ts_utc: s.ts_utc,
+                total: s.total,
+                meters: s.meters,
+            })
+            .collect());
+    }
+    curve(src, channel, from, to, &src.meters(channel))
+}
+
 pub(crate) fn curve(
     src: &dyn SeriesSource,
     channel: Channel,

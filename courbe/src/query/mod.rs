@@ -558,6 +558,9 @@ pub fn fleet_curve(
     meters: Option<&[String]>,
 ) -> Result<Vec<FleetPoint>, QueryError> {
     calendar::check_range(from_utc, to_utc)?;
+    if meters.is_none() {
+        return fleet::curve_of_all(src, channel, from_utc, to_utc);
+    }
     let meters = fleet::meter_list(src, channel, meters)?;
     fleet::curve(src, channel, from_utc, to_utc, &meters)
 }
