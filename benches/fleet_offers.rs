@@ -15,13 +15,13 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use courbe::cli::daily::{day_colours, tempo_colours};
 use courbe::engine::{Batch, Options, Store};
 use courbe::governance::prices::{demo_grids, demo_taxes, fleet_meters, fleet_totals};
 use courbe::query::cost::{self, Grid};
 use courbe::query::tariffs::{DayColours, TariffOption, TariffPlan};
 use courbe::query::Period;
 use courbe::{point_of, Channel, Point, Quality};
+use courbe_server::cli::daily::{day_colours, tempo_colours};
 use courbe_workload::{Fleet, FleetConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 
