@@ -783,3 +783,199 @@ fn a_dynamic_offer_agrees_to_the_cent_with_a_minute_by_minute_spot_pricer() {
         }
     }
 }
+
+/// Adds to `fleet` the meters a fleet comparison meets besides whole curves: one with daily
+/// energy only, one whose curve has a two-week hole covered by daily energy except one day, one
+/// whose curve starts in February (earlier months have no energy), one whose step changes from
+/// 30 to 10 minutes mid-month; and quarter-hour spot prices missing one hour.
+fn add_fleet_meters(fleet: &Fleet, rng: &mut Rng) {
+    let (from, to) = (midnight(date(FIRST)), midnight(date(END)));
+    let mut batch = Batch::new();
+    let point = |ts_utc, value, step_min| Point {
+        ts_utc,
+        value,
+        step_min,
+        quality: Quality::Measured,
+    };
+    let hole = (midnight(date("2024-12-05")), midnight(date("2024-12-20")));
+    let late_start = midnight(date("2025-02-01"));
+    let step_change = midnight(date("2025-01-10")) + 12 * 3_600;
+    let mut t = from;
+    while t < to {
+        let v = rng.below(3_000) as i32;
+        if !(hole.0..hole.1).contains(&t) {
+            batch
+                .push("30000000000012", Channel::CONSUMPTION, point(t, v, 30))
+                .unwrap();
+        }
+        if t >= late_start {
+            batch
+                .push("30000000000013", Channel::CONSUMPTION, point(t, v, 30))
+                .unwrap();
+        }
+        if t < step_change {
+            batch
+                .push("30000000000014", Channel::CONSUMPTION, point(t, v, 30))
+                .unwrap();
+        } else {
+            for k in 0..3 {
+                let p = point(t + 600 * k, v + k as i32, 10);
+                batch
+                    .push("30000000000014", Channel::CONSUMPTION, p)
+                    .unwrap();
+            }
+        }
+        if !(midnight(date("2024-11-05"))..midnight(date("2024-11-05")) + 3_600).contains(&t) {
+            for k in 0..2 {
+                let price = rng.below(40_000) as i32 - 5_000;
+                batch
+                    .push("spot-FR", Channel::PRICE, point(t + 900 * k, price, 15))
+                    .unwrap();
+            }
+        }
+        t += 1_800;
+    }
+    let mut d = date(FIRST);
+    while d < date(END) {
+        let wh = rng.below(30_000) as i32;
+        batch
+            .push(
+                "30000000000011",
+                Channel::DAILY_ENERGY,
+                point(midnight(d), wh, 1440),
+            )
+            .unwrap();
+        if d != date("2024-12-10") {
+            batch
+                .push(
+                    "30000000000012",
+                    Channel::DAILY_ENERGY,
+                    point(midnight(d), wh, 1440),
+                )
+                .unwrap();
+        }
+        d = d.tomorrow().unwrap();
+    }
+    fleet.store.ingest(&batch).unwrap();
+}
+
+fn dynamic_grid() -> Grid {
+    Grid {
+        name: "t-dynamic".into(),
+        option: "DYNAMIC:FR".into(),
+        kva: 6,
+        prices: vec![
+            prices(FIRST, Some("2025-01-15"), 13_010_000, &[("SPOT", 41_230)]),
+            prices("2025-01-15", None, 13_470_000, &[("SPOT", 52_370)]),
+        ],
+    }
+}
+
+#[test]
+fn the_fleet_path_prices_every_meter_under_every_offer_as_the_one_meter_cost_does() {
+    use courbe::governance::prices::{fleet_meters, fleet_savings, fleet_totals};
+    let fleet = fleet(16);
+    add_fleet_meters(&fleet, &mut Rng::new(161));
+    let snapshot = fleet.store.snapshot();
+    let colours = day_colours(&fleet.colours);
+    let taxes = taxes();
+    let (first, end) = (
+        courbe::query::tariffs::day_number(date(FIRST)),
+        courbe::query::tariffs::day_number(date(END)),
+    );
+    let mut offers: Vec<(Grid, TariffPlan, DayColours)> = grids()
+        .into_iter()
+        .map(|g| {
+            let plan = TariffPlan::Option(TariffOption::parse(&g.option).unwrap());
+            (g, plan, colours.clone())
+        })
+        .collect();
+    let base = TariffPlan::Option(TariffOption::parse("BASE").unwrap());
+    offers.push((dynamic_grid(), base, DayColours::default()));
+    let meters = fleet_meters(&*snapshot);
+    assert_eq!(meters.len(), 8, "{meters:?}");
+    let mut sources = Vec::new();
+    for period in [Some(Period::Month), Some(Period::Day), None] {
+        let prepared: Vec<cost::FleetOffer> = offers
+            .iter()
+            .map(|(g, plan, colours)| {
+                cost::FleetOffer::new(&*snapshot, g, &taxes, plan, colours, first, end, period)
+                    .unwrap()
+            })
+            .collect();
+        let mut registers = vec![None; prepared.len()];
+        let mut scratch = storage_format::block::DecodedBlock::default();
+        for meter in &meters {
+            let curve = cost::FleetOffer::read(&prepared, &*snapshot, meter, &mut scratch).unwrap();
+            for ((offer, (grid, plan, colours)), registers) in
+                prepared.iter().zip(&offers).zip(registers.iter_mut())
+            {
+                let got = offer
+                    .cost(&*snapshot, meter, &curve, registers, &mut scratch)
+                    .unwrap();
+                let want = cost::meter_cost_with(
+                    &*snapshot, meter, grid, &taxes, plan, colours, first, end, period, false,
+                )
+                .unwrap();
+                assert_eq!(got, want, "{meter} under {} per {period:?}", grid.name);
+                for p in &got {
+                    for s in &p.sources {
+                        if !sources.contains(s) {
+                            sources.push(*s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The fleet reached every source and the fallbacks between them.
+    for s in [
+        EnergySource::Curve,
+        EnergySource::Daily,
+        EnergySource::Index,
+        EnergySource::None,
+    ] {
+        assert!(sources.contains(&s), "{s:?} never used: {sources:?}");
+    }
+    // The totals are those of the one-meter cost, meters skipped alike (all four offers: the
+    // hour without spot prices skips every meter; the regulated three: some are priced).
+    for offers in [&offers[..], &offers[..3]] {
+        let totals = fleet_totals(&*snapshot, offers, &taxes, first, end).unwrap();
+        for (meter, total) in meters.iter().zip(&totals) {
+            let mut want = Some(Vec::new());
+            for (grid, plan, colours) in offers {
+                let periods = cost::meter_cost_with(
+                    &*snapshot,
+                    meter,
+                    grid,
+                    &taxes,
+                    plan,
+                    colours,
+                    first,
+                    end,
+                    Some(Period::Month),
+                    false,
+                )
+                .unwrap();
+                let complete = periods.iter().all(|p| {
+                    p.cost.unpriced_days == 0
+                        && p.cost.registers.iter().all(|r| r.priced)
+                        && !p.sources.contains(&EnergySource::None)
+                });
+                match (complete, want.as_mut()) {
+                    (true, Some(w)) => w.push(periods.iter().map(|p| p.cost.total_cents).sum()),
+                    _ => want = None,
+                }
+            }
+            assert_eq!(total, &want, "{meter}");
+        }
+        let priced = totals.iter().filter(|t| t.is_some()).count();
+        match offers.len() {
+            4 => assert_eq!(priced, 0, "{totals:?}"),
+            _ => assert!(priced >= 3 && priced < meters.len(), "{totals:?}"),
+        }
+    }
+    let (savings, skipped) = fleet_savings(&*snapshot, &offers[..2], &taxes, first, end).unwrap();
+    assert_eq!(savings.len() + skipped, meters.len());
+    assert!(!savings.is_empty());
+}

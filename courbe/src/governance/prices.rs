@@ -429,9 +429,9 @@ impl Prices {
 }
 
 /// Each meter's saving of the second offer over the first (cost under `offers[0]` minus cost
-/// under `offers[1]`, cents) over Paris days `[first_day, end_day)` priced per month, one meter
-/// per task on rayon's pool; and how many meters were skipped (no energy in some month, or a
-/// day or register without a price).
+/// under `offers[1]`, cents) over Paris days `[first_day, end_day)` priced per month; and how
+/// many meters were skipped (no energy in some month, or a day or register without a price).
+/// See [`fleet_totals`].
 pub fn fleet_savings(
     src: &dyn crate::source::SeriesSource,
     offers: &[(Grid, TariffPlan, DayColours)],
@@ -439,7 +439,20 @@ pub fn fleet_savings(
     first_day: i64,
     end_day: i64,
 ) -> Result<(Vec<i64>, usize), crate::query::QueryError> {
-    use rayon::prelude::*;
+    let totals = fleet_totals(src, offers, taxes, first_day, end_day)?;
+    let each: Vec<Option<i64>> = totals
+        .iter()
+        .map(|t| match t.as_deref() {
+            Some([a, b]) => Some(a - b),
+            _ => None,
+        })
+        .collect();
+    let skipped = each.iter().filter(|s| s.is_none()).count();
+    Ok((each.into_iter().flatten().collect(), skipped))
+}
+
+/// Every meter of the store (consumption curve, daily energy or an index register), sorted.
+pub fn fleet_meters(src: &dyn crate::source::SeriesSource) -> Vec<String> {
     let mut meters: Vec<String> = src.meters(Channel::CONSUMPTION);
     meters.extend(src.meters(Channel::DAILY_ENERGY));
     for (channel, _) in src.registers() {
@@ -447,41 +460,67 @@ pub fn fleet_savings(
     }
     meters.sort_unstable();
     meters.dedup();
-    let each: Vec<Option<i64>> = meters
-        .par_iter()
-        .map(|meter| {
-            let mut totals = Vec::with_capacity(offers.len());
-            for (grid, plan, colours) in offers {
-                let periods = cost::meter_cost_with(
-                    src,
-                    meter,
-                    grid,
-                    taxes,
-                    plan,
-                    colours,
-                    first_day,
-                    end_day,
-                    Some(crate::query::Period::Month),
-                    false,
-                )?;
-                let complete = periods.iter().all(|p| {
-                    p.cost.unpriced_days == 0
-                        && p.cost.registers.iter().all(|r| r.priced)
-                        && !p.sources.contains(&crate::query::EnergySource::None)
-                });
-                if !complete {
-                    return Ok(None);
-                }
-                totals.push(periods.iter().map(|p| p.cost.total_cents).sum::<i64>());
-            }
-            Ok(match totals.as_slice() {
-                [a, b] => Some(a - b),
-                _ => None,
-            })
+    meters
+}
+
+/// Per meter of [`fleet_meters`], its total cost (cents) over Paris days `[first_day,
+/// end_day)` priced per month under each of `offers`, or `None` when some month under some
+/// offer is not complete (no energy, or a day or register without a price). Each meter costs
+/// what [`cost::meter_cost_with`] gives it, to the cent: the offers are prepared once
+/// ([`cost::FleetOffer`]) and each meter's curve is read once for all of them, one meter per
+/// task on rayon's pool.
+pub fn fleet_totals(
+    src: &dyn crate::source::SeriesSource,
+    offers: &[(Grid, TariffPlan, DayColours)],
+    taxes: &[Tax],
+    first_day: i64,
+    end_day: i64,
+) -> Result<Vec<Option<Vec<i64>>>, crate::query::QueryError> {
+    use rayon::prelude::*;
+    let prepared = offers
+        .iter()
+        .map(|(grid, plan, colours)| {
+            cost::FleetOffer::new(
+                src,
+                grid,
+                taxes,
+                plan,
+                colours,
+                first_day,
+                end_day,
+                Some(crate::query::Period::Month),
+            )
         })
-        .collect::<Result<_, crate::query::QueryError>>()?;
-    let skipped = each.iter().filter(|s| s.is_none()).count();
-    Ok((each.into_iter().flatten().collect(), skipped))
+        .collect::<Result<Vec<_>, _>>()?;
+    let meters = fleet_meters(src);
+    meters
+        .par_iter()
+        .map_init(
+            || {
+                (
+                    storage_format::block::DecodedBlock::default(),
+                    vec![None; prepared.len()],
+                )
+            },
+            |(scratch, registers), meter| {
+                let curve = cost::FleetOffer::read(&prepared, src, meter, scratch)?;
+                let mut totals = Vec::with_capacity(prepared.len());
+                for (offer, registers) in prepared.iter().zip(registers.iter_mut()) {
+                    let periods = offer.cost(src, meter, &curve, registers, scratch)?;
+                    let complete = periods.iter().all(|p| {
+                        p.cost.unpriced_days == 0
+                            && p.cost.registers.iter().all(|r| r.priced)
+                            && !p.sources.contains(&crate::query::EnergySource::None)
+                    });
+                    if !complete {
+                        return Ok(None);
+                    }
+                    totals.push(periods.iter().map(|p| p.cost.total_cents).sum::<i64>());
+                }
+                Ok(Some(totals))
+            },
+        )
+        .collect()
 }
 
 fn prices(from: &str, to: Option<&str>, sub: &str, energy: &[(&str, &str)]) -> GridPrices {

@@ -339,6 +339,52 @@ fn in_force(from: &str, to: Option<&str>, day: i64) -> bool {
 /// Prices one period from its pieces (each piece lies within one set of prices and taxes: cut
 /// at [`change_days`]).
 pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost {
+    price_period_in(&Validity::of(grid, taxes), grid, taxes, pieces)
+}
+
+/// The validity of each of a grid's price periods and of each tax as day numbers `[from, to)`
+/// (`None`: not a valid span, never in force).
+#[derive(Clone, Debug)]
+struct Validity {
+    prices: Vec<Option<(i64, i64)>>,
+    taxes: Vec<Option<(i64, i64)>>,
+}
+
+impl Validity {
+    fn of(grid: &Grid, taxes: &[Tax]) -> Validity {
+        Validity {
+            prices: grid
+                .prices
+                .iter()
+                .map(|p| span_of(&p.from, p.to.as_deref()).ok())
+                .collect(),
+            taxes: taxes
+                .iter()
+                .map(|t| span_of(&t.from, t.to.as_deref()).ok())
+                .collect(),
+        }
+    }
+
+    fn holds(span: Option<(i64, i64)>, day: i64) -> bool {
+        span.is_some_and(|(f, t)| f <= day && day < t)
+    }
+
+    /// [`Grid::prices_on`].
+    fn prices_on<'g>(&self, grid: &'g Grid, day: i64) -> Option<&'g GridPrices> {
+        grid.prices
+            .iter()
+            .zip(&self.prices)
+            .find(|(_, &span)| Validity::holds(span, day))
+            .map(|(p, _)| p)
+    }
+
+    fn tax_in_force(&self, i: usize, day: i64) -> bool {
+        Validity::holds(self.taxes.get(i).copied().flatten(), day)
+    }
+}
+
+/// [`price_period`] with the validity spans parsed.
+fn price_period_in(v: &Validity, grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost {
     let mut energy: Vec<(String, i128, Exact, bool)> = Vec::new();
     let mut subscription = Exact::ZERO;
     let mut tax_exact: Vec<(usize, Exact)> = Vec::new();
@@ -352,7 +398,7 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
     };
     for piece in pieces {
         let day = piece.first_day;
-        let prices = grid.prices_on(day);
+        let prices = v.prices_on(grid, day);
         let total_ws: i128 = piece.by_register_ws.iter().map(|(_, w)| *w).sum();
         let mut piece_energy = Exact::ZERO;
         for (register, ws) in &piece.by_register_ws {
@@ -388,11 +434,18 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
         let mut piece_sub = Exact::ZERO;
         match prices {
             Some(p) => {
-                for d in piece.first_day..piece.end_day {
+                // Each day its month's share: the days of a month length together, exactly.
+                let mut d = piece.first_day;
+                while d < piece.end_day {
+                    let length = month_days(d);
+                    let (_, _, dd) = civil_from_days(d);
+                    let month_end = d - (dd - 1) + length;
+                    let run = piece.end_day.min(month_end) - d;
                     piece_sub = piece_sub.plus(Exact::new(
-                        i128::from(p.subscription),
-                        MICRO * i128::from(month_days(d)),
+                        i128::from(p.subscription) * i128::from(run),
+                        MICRO * i128::from(length),
                     ));
+                    d += run;
                 }
             }
             None => unpriced_days += piece.end_day - piece.first_day,
@@ -403,7 +456,7 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
         let mut per_kwh = Exact::ZERO;
         let mut lines = Vec::new();
         for (i, tax) in taxes.iter().enumerate() {
-            if !in_force(&tax.from, tax.to.as_deref(), day) {
+            if !v.tax_in_force(i, day) {
                 continue;
             }
             match tax.kind {
@@ -421,7 +474,7 @@ pub fn price_period(grid: &Grid, taxes: &[Tax], pieces: &[Piece]) -> PeriodCost 
             }
         }
         for (i, tax) in taxes.iter().enumerate() {
-            if !in_force(&tax.from, tax.to.as_deref(), day) {
+            if !v.tax_in_force(i, day) {
                 continue;
             }
             let base = match tax.kind {
@@ -549,113 +602,350 @@ pub fn meter_cost_with(
     period: Option<super::Period>,
     estimated: bool,
 ) -> Result<Vec<CostPeriod>, super::QueryError> {
-    if end_day <= first_day {
-        return Err(super::QueryError::InvalidArgument(
-            "`from` must be a day before `to`".into(),
-        ));
-    }
-    if end_day - first_day > MAX_COST_DAYS {
-        return Err(super::QueryError::InvalidArgument(format!(
-            "a cost spans at most {MAX_COST_DAYS} days"
-        )));
-    }
-    let starts = period_starts(first_day, end_day, period);
-    let mut cuts: Vec<i64> = starts.clone();
-    cuts.extend(
-        change_days(grid, taxes)
-            .into_iter()
-            .filter(|&d| d > first_day && d < end_day),
-    );
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut bounds = Vec::with_capacity(cuts.len() + 1);
-    for &d in cuts.iter().chain(std::iter::once(&end_day)) {
-        bounds.push(paris_day_start(d)?);
-    }
-    let spans: Vec<(i64, i64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+    let cuts = Cuts::new(grid, taxes, first_day, end_day, period)?;
     let (energies, dynamic) = match grid.dynamic_area() {
         // A dynamic offer prices each curve interval at its spot prices: the curve is its
         // only source.
         Some(area) => {
-            let series = crate::engine::price_series_id(area).ok_or_else(|| {
-                super::QueryError::InvalidArgument(format!("dynamic area {area:?}"))
-            })?;
-            let priced = super::spot::dynamic_energy_cost(src, meter, &series, &spans)?;
-            let energies = priced
-                .iter()
-                .map(|d| super::RegisterPeriod {
-                    period: super::EnergyPeriod {
-                        start_utc: d.from_utc,
-                        end_utc: d.to_utc,
-                        energy_wmin: d.energy_ws / 60,
-                        points: 0,
-                        expected_points: 0,
-                        by_tariff_wmin: None,
-                        source: if d.curve_s > 0 {
-                            super::EnergySource::Curve
-                        } else {
-                            super::EnergySource::None
-                        },
-                    },
-                    by_register_ws: vec![(DYNAMIC_REGISTER.to_string(), i128::from(d.energy_ws))],
-                })
-                .collect();
-            let dynamic = priced
-                .iter()
-                .map(|d| Some((Exact::new(d.cost_raw, RAW_PER_EUR), d.unpriced_s == 0)))
-                .collect();
-            (energies, dynamic)
+            let series = dynamic_series(area)?;
+            let priced = super::spot::dynamic_energy_cost(src, meter, &series, &cuts.spans)?;
+            dynamic_energies(&priced)
         }
         None => (
             super::energy_by_register_spans(
                 src,
                 meter,
                 storage_format::Channel::CONSUMPTION,
-                &spans,
+                &cuts.spans,
                 plan,
                 colours,
             )?,
-            vec![None; spans.len()],
+            vec![None; cuts.spans.len()],
         ),
     };
     let estimated = match estimated {
-        true => estimated_by_span(src, meter, &spans)?,
-        false => vec![0; spans.len()],
+        true => estimated_by_span(src, meter, &cuts.spans)?,
+        false => vec![0; cuts.spans.len()],
     };
-    let mut out = Vec::with_capacity(starts.len());
-    let mut piece = 0;
-    for (i, &start) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).copied().unwrap_or(end_day);
-        let mut pieces = Vec::new();
-        let mut sources = Vec::new();
-        let mut estimated_ws = 0;
-        while piece < cuts.len() && cuts[piece] < end {
-            let e = &energies[piece];
-            if !sources.contains(&e.period.source) {
-                sources.push(e.period.source);
-            }
-            if e.period.source == super::EnergySource::Curve {
-                estimated_ws += estimated[piece];
-            }
-            pieces.push(Piece {
-                first_day: cuts[piece],
-                end_day: cuts.get(piece + 1).copied().unwrap_or(end_day),
-                by_register_ws: e.by_register_ws.clone(),
-                dynamic: dynamic[piece],
-            });
-            piece += 1;
+    Ok(cuts.assemble(
+        &Validity::of(grid, taxes),
+        grid,
+        taxes,
+        &energies,
+        &dynamic,
+        &estimated,
+    ))
+}
+
+fn dynamic_series(area: &str) -> Result<String, super::QueryError> {
+    crate::engine::price_series_id(area)
+        .ok_or_else(|| super::QueryError::InvalidArgument(format!("dynamic area {area:?}")))
+}
+
+type Dynamic = Option<(Exact, bool)>;
+
+/// A dynamic offer's energy per span as register periods (one register, [`DYNAMIC_REGISTER`]),
+/// and its exact cost per span with whether every second of curve had a price.
+fn dynamic_energies(
+    priced: &[super::spot::DynamicPeriod],
+) -> (Vec<super::RegisterPeriod>, Vec<Dynamic>) {
+    let energies = priced
+        .iter()
+        .map(|d| super::RegisterPeriod {
+            period: super::EnergyPeriod {
+                start_utc: d.from_utc,
+                end_utc: d.to_utc,
+                energy_wmin: d.energy_ws / 60,
+                points: 0,
+                expected_points: 0,
+                by_tariff_wmin: None,
+                source: if d.curve_s > 0 {
+                    super::EnergySource::Curve
+                } else {
+                    super::EnergySource::None
+                },
+            },
+            by_register_ws: vec![(DYNAMIC_REGISTER.to_string(), i128::from(d.energy_ws))],
+        })
+        .collect();
+    let dynamic = priced
+        .iter()
+        .map(|d| Some((Exact::new(d.cost_raw, RAW_PER_EUR), d.unpriced_s == 0)))
+        .collect();
+    (energies, dynamic)
+}
+
+/// How a cost question over `[first_day, end_day)` is cut: the first day of each period, every
+/// day a period starts or a price or tax changes, and the UTC spans between those days.
+#[derive(Clone, Debug)]
+struct Cuts {
+    end_day: i64,
+    starts: Vec<i64>,
+    cuts: Vec<i64>,
+    spans: Vec<(i64, i64)>,
+    /// UTC start of each day of `starts` and of `end_day`, in order.
+    start_utc: Vec<i64>,
+}
+
+impl Cuts {
+    fn new(
+        grid: &Grid,
+        taxes: &[Tax],
+        first_day: i64,
+        end_day: i64,
+        period: Option<super::Period>,
+    ) -> Result<Cuts, super::QueryError> {
+        if end_day <= first_day {
+            return Err(super::QueryError::InvalidArgument(
+                "`from` must be a day before `to`".into(),
+            ));
         }
-        out.push(CostPeriod {
-            first_day: start,
-            end_day: end,
-            start_utc: paris_day_start(start)?,
-            end_utc: paris_day_start(end)?,
-            sources,
-            estimated_ws,
-            cost: price_period(grid, taxes, &pieces),
-        });
+        if end_day - first_day > MAX_COST_DAYS {
+            return Err(super::QueryError::InvalidArgument(format!(
+                "a cost spans at most {MAX_COST_DAYS} days"
+            )));
+        }
+        let starts = period_starts(first_day, end_day, period);
+        let mut cuts: Vec<i64> = starts.clone();
+        cuts.extend(
+            change_days(grid, taxes)
+                .into_iter()
+                .filter(|&d| d > first_day && d < end_day),
+        );
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut bounds = Vec::with_capacity(cuts.len() + 1);
+        for &d in cuts.iter().chain(std::iter::once(&end_day)) {
+            bounds.push(paris_day_start(d)?);
+        }
+        let spans: Vec<(i64, i64)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+        let mut start_utc = Vec::with_capacity(starts.len() + 1);
+        for &d in starts.iter().chain(std::iter::once(&end_day)) {
+            start_utc.push(paris_day_start(d)?);
+        }
+        Ok(Cuts {
+            end_day,
+            starts,
+            cuts,
+            spans,
+            start_utc,
+        })
     }
-    Ok(out)
+
+    /// The periods priced from each span's energy.
+    fn assemble(
+        &self,
+        validity: &Validity,
+        grid: &Grid,
+        taxes: &[Tax],
+        energies: &[super::RegisterPeriod],
+        dynamic: &[Dynamic],
+        estimated: &[i128],
+    ) -> Vec<CostPeriod> {
+        let (cuts, end_day) = (&self.cuts, self.end_day);
+        let mut out = Vec::with_capacity(self.starts.len());
+        let mut piece = 0;
+        for (i, &start) in self.starts.iter().enumerate() {
+            let end = self.starts.get(i + 1).copied().unwrap_or(end_day);
+            let mut pieces = Vec::new();
+            let mut sources = Vec::new();
+            let mut estimated_ws = 0;
+            while piece < cuts.len() && cuts[piece] < end {
+                let e = &energies[piece];
+                if !sources.contains(&e.period.source) {
+                    sources.push(e.period.source);
+                }
+                if e.period.source == super::EnergySource::Curve {
+                    estimated_ws += estimated[piece];
+                }
+                pieces.push(Piece {
+                    first_day: cuts[piece],
+                    end_day: cuts.get(piece + 1).copied().unwrap_or(end_day),
+                    by_register_ws: e.by_register_ws.clone(),
+                    dynamic: dynamic[piece],
+                });
+                piece += 1;
+            }
+            out.push(CostPeriod {
+                first_day: start,
+                end_day: end,
+                start_utc: self.start_utc[i],
+                end_utc: self.start_utc[i + 1],
+                sources,
+                estimated_ws,
+                cost: price_period_in(validity, grid, taxes, &pieces),
+            });
+        }
+        out
+    }
+}
+
+/// One offer of a fleet question, prepared once for every meter: [`meter_cost_with`] without
+/// estimated energy, with what no meter changes computed once (periods and cuts, their UTC
+/// bounds, the register of every instant, the validity of prices and taxes, a dynamic offer's
+/// spot prices), and each meter's curve read once for all offers ([`FleetCurve`]).
+#[derive(Clone, Debug)]
+pub struct FleetOffer<'a> {
+    grid: &'a Grid,
+    taxes: &'a [Tax],
+    cuts: Cuts,
+    validity: Validity,
+    kind: FleetKind,
+}
+
+#[derive(Clone, Debug)]
+enum FleetKind {
+    Registers(super::tariffs::Registers),
+    Dynamic(Vec<crate::Point>),
+}
+
+/// One meter's consumption curve over a fleet question's range, read once for every offer.
+#[derive(Debug, Default)]
+pub struct FleetCurve {
+    /// For regulated offers: the points the register walk visits.
+    read: Option<super::energy::CurveRead>,
+    /// For dynamic offers: the points meeting the range.
+    points: Option<Vec<crate::Point>>,
+}
+
+impl<'a> FleetOffer<'a> {
+    /// Prepares `grid` (with `plan` and `colours` for a regulated option) over Paris days
+    /// `[first_day, end_day)` per `period`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        src: &dyn crate::source::SeriesSource,
+        grid: &'a Grid,
+        taxes: &'a [Tax],
+        plan: &super::tariffs::TariffPlan,
+        colours: &super::tariffs::DayColours,
+        first_day: i64,
+        end_day: i64,
+        period: Option<super::Period>,
+    ) -> Result<FleetOffer<'a>, super::QueryError> {
+        let cuts = Cuts::new(grid, taxes, first_day, end_day, period)?;
+        let (from, to) = cuts.range();
+        let kind = match grid.dynamic_area() {
+            Some(area) => FleetKind::Dynamic(super::spot::spot_prices(
+                src,
+                &dynamic_series(area)?,
+                from,
+                to,
+            )?),
+            None => FleetKind::Registers(super::tariffs::Registers::new(
+                plan,
+                colours,
+                from,
+                to + 60 * i64::from(storage_format::STEP_MIN_MAX),
+            )?),
+        };
+        Ok(FleetOffer {
+            grid,
+            taxes,
+            cuts,
+            validity: Validity::of(grid, taxes),
+            kind,
+        })
+    }
+
+    /// Reads `meter`'s curve once for every offer of `offers` (which must share one range).
+    pub fn read(
+        offers: &[FleetOffer<'_>],
+        src: &dyn crate::source::SeriesSource,
+        meter: &str,
+        scratch: &mut storage_format::block::DecodedBlock,
+    ) -> Result<FleetCurve, super::QueryError> {
+        let mut out = FleetCurve::default();
+        let Some(first) = offers.first() else {
+            return Ok(out);
+        };
+        if !src.has_meter(meter) {
+            return Err(super::QueryError::UnknownMeter(meter.to_owned()));
+        }
+        let range = first.cuts.range();
+        let channel = storage_format::Channel::CONSUMPTION;
+        if offers
+            .iter()
+            .any(|o| matches!(o.kind, FleetKind::Registers(_)))
+        {
+            out.read = Some(super::energy::read_curve(
+                src, meter, channel, range, scratch,
+            )?);
+        }
+        if offers
+            .iter()
+            .any(|o| matches!(o.kind, FleetKind::Dynamic(_)))
+        {
+            out.points = Some(super::spot::series_points(
+                src, meter, channel, range.0, range.1,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// The cost of `meter` under this offer, equal to [`meter_cost_with`] without estimated
+    /// energy; `curve` from [`FleetOffer::read`], `registers` a copy of this offer's
+    /// ([`FleetOffer::registers`]) kept between meters.
+    pub fn cost(
+        &self,
+        src: &dyn crate::source::SeriesSource,
+        meter: &str,
+        curve: &FleetCurve,
+        registers: &mut Option<FleetRegisters>,
+        scratch: &mut storage_format::block::DecodedBlock,
+    ) -> Result<Vec<CostPeriod>, super::QueryError> {
+        let spans = &self.cuts.spans;
+        let (energies, dynamic) = match (&self.kind, &curve.read, &curve.points) {
+            (FleetKind::Dynamic(prices), _, Some(points)) => {
+                let priced: Vec<super::spot::DynamicPeriod> = spans
+                    .iter()
+                    .map(|&(a, b)| super::spot::period_cost(points, prices, a, b))
+                    .collect();
+                dynamic_energies(&priced)
+            }
+            (FleetKind::Registers(built), Some(read), _) => {
+                let registers = registers.get_or_insert_with(|| FleetRegisters(built.clone()));
+                registers.0.rewind();
+                let walked = super::energy::periods_by_register_read(read, spans, &mut registers.0);
+                let energies = super::registers_with_fallback(
+                    src,
+                    meter,
+                    storage_format::Channel::CONSUMPTION,
+                    &registers.0.names,
+                    walked,
+                    true,
+                    scratch,
+                )?;
+                (energies, vec![None; spans.len()])
+            }
+            _ => {
+                return Err(super::QueryError::InvalidArgument(
+                    "the curve was not read for this offer".into(),
+                ))
+            }
+        };
+        Ok(self.cuts.assemble(
+            &self.validity,
+            self.grid,
+            self.taxes,
+            &energies,
+            &dynamic,
+            &vec![0; spans.len()],
+        ))
+    }
+}
+
+/// A worker's copy of an offer's registers (their cursor moves while a meter is walked).
+#[derive(Clone, Debug)]
+pub struct FleetRegisters(super::tariffs::Registers);
+
+impl Cuts {
+    /// UTC start of the first span and end of the last.
+    fn range(&self) -> (i64, i64) {
+        (
+            self.spans.first().map_or(0, |s| s.0),
+            self.spans.last().map_or(0, |s| s.1),
+        )
+    }
 }
 
 /// Per span, the energy of the curve points marked estimated (W·s, each point's part inside).

@@ -125,17 +125,28 @@ impl<'p> Walker<'p> {
 
     /// Counts decoded, time-ordered columns: per period, one pass for step changes and one
     /// vectorisable sum (the tariff split, when asked, goes point by point).
-    fn columns(&mut self, block: &DecodedBlock, mut off_peak: Option<&mut OffPeak>) {
+    fn columns(&mut self, block: &DecodedBlock, off_peak: Option<&mut OffPeak>) {
         let n = block
             .ts_utc
             .len()
             .min(block.value.len())
             .min(block.step_min.len());
-        let (ts, value, step) = (
+        self.column_slices(
             block.ts_utc.get(..n).unwrap_or(&[]),
             block.value.get(..n).unwrap_or(&[]),
             block.step_min.get(..n).unwrap_or(&[]),
+            off_peak,
         );
+    }
+
+    /// [`Walker::columns`] over time-ordered columns of one length.
+    fn column_slices(
+        &mut self,
+        ts: &[i64],
+        value: &[i32],
+        step: &[u16],
+        mut off_peak: Option<&mut OffPeak>,
+    ) {
         let mut i = ts.partition_point(|&t| t < self.from);
         let hi = ts.partition_point(|&t| t < self.to);
         while let Some(&first) = ts.get(i).filter(|_| i < hi) {
@@ -383,4 +394,117 @@ fn walk(
         }
     }
     Ok(walker.finish(with_tariff))
+}
+
+/// One meter's curve over a range, decoded once, for walking several sets of periods (one per
+/// offer) with [`periods_by_register_read`]: the points [`walk`] would visit, in its order, as
+/// columns, and the step in force at the range's start.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CurveRead {
+    initial_step_min: u16,
+    /// Points with `ts_utc` in the range, chunk after chunk.
+    ts: Vec<i64>,
+    value: Vec<i32>,
+    step: Vec<u16>,
+    /// Each chunk's points `[start, end)` in the columns, and whether it was a block (walked as
+    /// columns) or memtable points (walked point by point), as [`walk`] does.
+    chunks: Vec<(usize, usize, bool)>,
+}
+
+/// Decodes `(meter, channel)` over `[from, to)` as [`walk`] reads it.
+pub(crate) fn read_curve(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    (from, to): (i64, i64),
+    scratch: &mut DecodedBlock,
+) -> Result<CurveRead, QueryError> {
+    let chunks = src.chunks(meter, channel, from, to)?;
+    let initial_step_min =
+        step_in_force_at_start(src, meter, channel, (from, to), &chunks, scratch)?;
+    let mut out = CurveRead {
+        initial_step_min,
+        ..CurveRead::default()
+    };
+    for chunk in &chunks {
+        let start = out.ts.len();
+        match chunk {
+            Chunk::Block(b) => {
+                let s = &b.summary;
+                if s.last_ts < from || s.first_ts >= to {
+                    continue;
+                }
+                chunk.decode_into(scratch)?;
+                let n = scratch
+                    .ts_utc
+                    .len()
+                    .min(scratch.value.len())
+                    .min(scratch.step_min.len());
+                let ts = scratch.ts_utc.get(..n).unwrap_or(&[]);
+                // Sorted within a block, as the walk's own partition assumes.
+                let (i, j) = (
+                    ts.partition_point(|&t| t < from),
+                    ts.partition_point(|&t| t < to),
+                );
+                if i < j {
+                    out.ts.extend_from_slice(&scratch.ts_utc[i..j]);
+                    out.value.extend_from_slice(&scratch.value[i..j]);
+                    out.step.extend_from_slice(&scratch.step_min[i..j]);
+                    out.chunks.push((start, out.ts.len(), true));
+                }
+            }
+            Chunk::Points(ps) => {
+                for p in ps.iter().filter(|p| p.ts_utc >= from && p.ts_utc < to) {
+                    out.ts.push(p.ts_utc);
+                    out.value.push(p.value);
+                    out.step.push(p.step_min);
+                }
+                if out.ts.len() > start {
+                    out.chunks.push((start, out.ts.len(), false));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`periods_by_register`] over a curve already read with [`read_curve`] for the range the
+/// `periods` cover; `registers` must be fresh (or its cursor rewound).
+pub(crate) fn periods_by_register_read(
+    read: &CurveRead,
+    periods: &[(i64, i64)],
+    registers: &mut Registers,
+) -> (Vec<EnergyPeriod>, Vec<Vec<i128>>) {
+    if periods.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    // The sums, counts and steps as the walk counts them (points are never cut at a period's
+    // end: each belongs to the period holding its start) ...
+    let mut walker = Walker::new(periods, read.initial_step_min, None);
+    for &(a, b, block) in &read.chunks {
+        let (ts, value, step) = (&read.ts[a..b], &read.value[a..b], &read.step[a..b]);
+        if block {
+            walker.column_slices(ts, value, step, None);
+        } else {
+            for ((&t, &v), &s) in ts.iter().zip(value).zip(step) {
+                walker.point(t, v, s, None);
+            }
+        }
+    }
+    let (out, _) = walker.finish(false);
+    // ... and each point's seconds split among the registers, added to its period's.
+    let width = registers.names.len();
+    let mut split = vec![vec![0i128; width]; periods.len()];
+    let mut i = 0;
+    for (p, &(_, end)) in periods.iter().enumerate() {
+        let j = i + read.ts[i..].partition_point(|&t| t < end);
+        registers.split_columns(
+            &read.ts[i..j],
+            &read.value[i..j],
+            &read.step[i..j],
+            &mut split[p],
+        );
+        i = j;
+    }
+    (out, split)
 }

@@ -470,19 +470,42 @@ fn by_register_spans(
     let mut scratch = storage_format::block::DecodedBlock::default();
     let (periods, split) =
         energy::periods_by_register(src, meter, channel, periods, &mut registers, &mut scratch)?;
+    registers_with_fallback(
+        src,
+        meter,
+        channel,
+        &registers.names,
+        (periods, split),
+        single_as_total,
+        &mut scratch,
+    )
+}
+
+/// The curve's figures per period and register (`walked`, from [`energy::periods_by_register`]
+/// or [`energy::periods_by_register_read`]) with each period whose curve is not complete taken
+/// from a better source, as [`by_register_spans`] does.
+pub(crate) fn registers_with_fallback(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    names: &[String],
+    (periods, split): (Vec<EnergyPeriod>, Vec<Vec<i128>>),
+    single_as_total: bool,
+    scratch: &mut storage_format::block::DecodedBlock,
+) -> Result<Vec<RegisterPeriod>, QueryError> {
     let mut out: Vec<RegisterPeriod> = periods
         .into_iter()
         .zip(split)
         .map(|(period, ws)| RegisterPeriod {
             period,
-            by_register_ws: registers.names.iter().cloned().zip(ws).collect(),
+            by_register_ws: names.iter().cloned().zip(ws).collect(),
         })
         .collect();
     if channel == Channel::CONSUMPTION && !out.iter().all(|p| curve_complete(&p.period)) {
-        if let (true, [only]) = (single_as_total, registers.names.as_slice()) {
+        if let (true, [only]) = (single_as_total, names) {
             if only != tariffs::NO_CONTRACT && only != tariffs::UNKNOWN {
                 let mut totals: Vec<EnergyPeriod> = out.iter().map(|p| p.period.clone()).collect();
-                fill_from_daily(src, meter, &mut totals, &mut scratch)?;
+                fill_from_daily(src, meter, &mut totals, scratch)?;
                 for (p, total) in out.iter_mut().zip(totals) {
                     if total.source != p.period.source {
                         p.by_register_ws[0].1 = i128::from(total.energy_wmin) * 60;
@@ -492,7 +515,7 @@ fn by_register_spans(
                 return Ok(out);
             }
         }
-        fill_registers_from_index(src, meter, &registers.names, &mut out, &mut scratch)?;
+        fill_registers_from_index(src, meter, names, &mut out, scratch)?;
     }
     Ok(out)
 }

@@ -557,6 +557,11 @@ impl Registers {
         }
     }
 
+    /// Moves the cursor back to the start, for splitting another time-ordered walk.
+    pub(crate) fn rewind(&mut self) {
+        self.cursor = 0;
+    }
+
     /// Adds `value * seconds` of `[start, end)` to each register's accumulator. Successive
     /// calls must not go back in time (`start` non-decreasing); seconds outside the range
     /// built are not counted.
@@ -573,6 +578,48 @@ impl Registers {
             }
             if let Some(a) = acc.get_mut(r) {
                 *a += i128::from(value) * i128::from(e.min(end) - s.max(start));
+            }
+        }
+    }
+
+    /// [`Registers::split`] of each point of time-ordered, non-overlapping columns, the points
+    /// wholly inside one interval summed together.
+    pub(crate) fn split_columns(
+        &mut self,
+        ts: &[i64],
+        value: &[i32],
+        step_min: &[u16],
+        acc: &mut [i128],
+    ) {
+        let n = ts.len().min(value.len()).min(step_min.len());
+        let mut i = 0;
+        while i < n {
+            let (t, end) = (ts[i], ts[i] + 60 * i64::from(step_min[i]));
+            while let Some(&(_, e, _)) = self.intervals.get(self.cursor) {
+                if e > t {
+                    break;
+                }
+                self.cursor += 1;
+            }
+            match self.intervals.get(self.cursor) {
+                Some(&(s, e, r)) if s <= t && end <= e && r < acc.len() => {
+                    // At most 1024 points of |value| ≤ 2³¹ over at most 65,535 minutes each:
+                    // inside an i64.
+                    let (mut sum, stop) = (0i64, n.min(i + 1024));
+                    while i < stop {
+                        let len = 60 * i64::from(step_min[i]);
+                        if ts[i] + len > e {
+                            break;
+                        }
+                        sum += i64::from(value[i]) * len;
+                        i += 1;
+                    }
+                    acc[r] += i128::from(sum);
+                }
+                _ => {
+                    self.split(t, end, value[i], acc);
+                    i += 1;
+                }
             }
         }
     }
