@@ -537,16 +537,6 @@ async fn guard(
     response
 }
 
-impl From<super::Error> for ApiError {
-    fn from(e: super::Error) -> ApiError {
-        match e {
-            super::Error::InvalidArgument(m) => ApiError::invalid(m),
-            super::Error::Engine(e) => ApiError::from(e),
-            other => ApiError::internal(other.to_string()),
-        }
-    }
-}
-
 fn check_meter(id: &str) -> Result<(), ApiError> {
     crate::http::api::check_meter_id(id)
 }
@@ -978,7 +968,7 @@ async fn aggregates_get(
     Extension(principal): Extension<Principal>,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    let params = aggregates::Params::from_uri(&uri)?;
+    let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     let body = blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
     Ok(Json(body).into_response())
 }
@@ -1019,7 +1009,7 @@ async fn compare_get(
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
-    let params = aggregates::Params::from_uri(&uri)?;
+    let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
     let body =

@@ -19,7 +19,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use courbe::engine::{Options, Store};
-//! use courbe::http::{run, ServerConfig};
+//! use courbe_server::http::{run, ServerConfig};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Arc::new(Store::open(dir.path(), Options::default())?);
@@ -38,10 +38,10 @@
 //! # }
 //! ```
 
-pub mod api;
-pub mod arrow;
+pub use courbe::api;
+pub use courbe::arrow;
 pub mod dataconnect;
-pub mod error;
+pub use courbe::error;
 pub mod live;
 pub mod loading;
 pub mod metrics;

@@ -11,10 +11,10 @@ use arrow_array::types::{
     UInt8Type,
 };
 use arrow_array::{Array, RecordBatch};
+use courbe::api::{self, Asked, Encoding, Limits, QueryKind};
 use courbe::engine::{Options, Store};
-use courbe::http::api::{self, Asked, Encoding, Limits, QueryKind};
-use courbe::http::stream::{self, Slicing};
-use courbe::http::ServerConfig;
+use courbe_server::http::stream::{self, Slicing};
+use courbe_server::http::ServerConfig;
 use serde_json::Value;
 
 use super::support::{courbe, courbe_ok, Server};

@@ -13,9 +13,9 @@ use courbe::engine::{Batch, Options, Store};
 use courbe::governance::auth::token_hash;
 use courbe::governance::grants::{DataKind, Kinds};
 use courbe::governance::{Governance, GovernanceConfig};
-use courbe::http::live::{LiveHub, LIVE_QUEUE};
-use courbe::http::ServerConfig;
 use courbe::{Channel, Point, Quality};
+use courbe_server::http::live::{LiveHub, LIVE_QUEUE};
+use courbe_server::http::ServerConfig;
 
 use crate::util::{self, Reply};
 

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use courbe::engine::{Options, Store};
-use courbe::http::ServerConfig;
+use courbe_server::http::ServerConfig;
 
 use crate::util;
 

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use courbe::engine::Store;
-use courbe::http::{self, ServerConfig};
+use courbe_server::http::{self, ServerConfig};
 
 /// A small seeded generator (SplitMix64), so every test run is the same.
 pub struct Rng(u64);

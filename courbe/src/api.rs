@@ -829,7 +829,7 @@ impl From<&query::EnergyPeriod> for EnergyPeriodJson {
 
 /// Refuses a fleet energy question whose listed meters are not all known, or whose answer would
 /// be over [`Limits::max_fleet_energy_cells`].
-pub(crate) fn check_fleet_energy(
+pub fn check_fleet_energy(
     src: &dyn SeriesSource,
     channel: Channel,
     calendar: &CalendarQuestion,
@@ -857,7 +857,7 @@ pub(crate) fn check_fleet_energy(
 }
 
 /// Refuses a fleet question listing a meter the store does not know (404).
-pub(crate) fn check_fleet_curve(
+pub fn check_fleet_curve(
     src: &dyn SeriesSource,
     meters: Option<&[String]>,
 ) -> Result<(), ApiError> {
@@ -1072,7 +1072,8 @@ impl SeriesSource for Hiding<'_> {
     }
 }
 
-pub(crate) fn unit_of(channel: Channel) -> &'static str {
+/// The unit of a channel's values: `W`, `VA` for `max_power`, `Wh` otherwise.
+pub fn unit_of(channel: Channel) -> &'static str {
     match channel {
         Channel::CONSUMPTION | Channel::PRODUCTION => "W",
         Channel::MAX_POWER => "VA",

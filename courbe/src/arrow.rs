@@ -18,7 +18,8 @@
 //! always `none, curve, daily, index`, so that every batch of a stream shares them.
 //!
 //! An error is never an Arrow stream: it is found before the first byte and answered as JSON
-//! with its status (a streamed fleet answer cut mid-way is described in [`super::stream`]).
+//! with its status (a streamed fleet answer cut mid-way is described in the server's
+//! `http::stream`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,10 +32,10 @@ use arrow_array::{
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::api::{
+use crate::api::{
     Answer, CurveBody, EnergyBody, FleetCurveBody, FleetEnergyBody, FleetPointJson, MeterEnergyJson,
 };
-use super::error::ApiError;
+use crate::error::ApiError;
 use crate::{Point, Quality};
 
 /// The media type of an Arrow IPC stream.
