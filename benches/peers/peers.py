@@ -21,7 +21,7 @@ Counted fairly (issue 14):
 - every store is written into a directory the suite has just emptied, and checked empty first;
 - Arrow, a second definition of "decoded" (issue 14 item 4): the answer held as a pyarrow Table
   (Courbe: `format=arrow` read with `pyarrow.ipc.open_stream(body).read_all()`; DuckDB:
-  `fetch_arrow_table()`; ClickHouse: `ArrowStream` output read the same way). Each system's
+  `con.sql(q).to_arrow_table()`; ClickHouse: `ArrowStream` output read the same way). Each system's
   Arrow table must hold the rows of its Python-rows answer (converted after the clock stops);
   Courbe's Q3 (a peak) has no Arrow answer.
 
@@ -208,6 +208,12 @@ DUCK_SQL = {
 }
 
 
+def duck_arrow(con, sql):
+    """The answer as a pyarrow Table, the way DuckDB 2.0 recommends (`con.sql(...)
+    .to_arrow_table()`: no extra copy of the rows, unlike a DB-API result's)."""
+    return con.sql(sql).to_arrow_table()
+
+
 def peer_duckdb(csv, store, reps, days, queries=True):
     import duckdb
 
@@ -238,7 +244,7 @@ def peer_duckdb(csv, store, reps, days, queries=True):
                 "df columns": lambda: frame_rows(con.execute(sql).df()),
             }, reps)
         arrow_ms = arrow_answers({q: (lambda sql=question_sql(DUCK_SQL, days)[q]:
-                                      con.execute(sql).fetch_arrow_table()) for q in QUESTIONS},
+                                      duck_arrow(con, sql)) for q in QUESTIONS},
                                  answers, reps)
     con.close()
     return {

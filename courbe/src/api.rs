@@ -1922,6 +1922,49 @@ mod tests {
     }
 
     #[test]
+    fn an_accept_header_asks_for_arrow_only_by_its_media_type_with_a_quality_above_zero() {
+        let arrow = "application/vnd.apache.arrow.stream";
+        for yes in [
+            arrow,
+            "Application/VND.Apache.Arrow.Stream",
+            "text/csv, application/vnd.apache.arrow.stream;q=0.5",
+            " application/vnd.apache.arrow.stream ; q=1",
+        ] {
+            assert!(accepts_arrow(Some(yes)), "{yes}");
+        }
+        for no in [
+            "",
+            "*/*",
+            "application/json",
+            "application/vnd.apache.arrow.file",
+            "application/vnd.apache.arrow.stream;q=0",
+            "application/vnd.apache.arrow.stream; q=0.0",
+        ] {
+            assert!(!accepts_arrow(Some(no)), "{no}");
+        }
+        assert!(!accepts_arrow(None));
+        let limits = Limits::default();
+        let range = "from=2024-01-01&to=2024-01-02";
+        let read = |kind, query: &str, accept| {
+            Asked::read_accepting(kind, Some("m"), Some(query), accept, &limits)
+                .unwrap()
+                .encoding
+        };
+        assert_eq!(read(QueryKind::Curve, range, Some(arrow)), Encoding::Arrow);
+        let csv = format!("{range}&format=csv");
+        assert_eq!(read(QueryKind::Curve, &csv, Some(arrow)), Encoding::Csv);
+        assert_eq!(read(QueryKind::Peak, range, Some(arrow)), Encoding::Json);
+        let e = Asked::read(
+            QueryKind::Peak,
+            Some("m"),
+            Some(&format!("{range}&format=arrow")),
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
     fn timestamps_are_written_in_utc_with_z() {
         assert_eq!(format_ts(1_704_067_200), "2024-01-01T00:00:00Z");
     }
