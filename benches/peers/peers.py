@@ -18,7 +18,12 @@ Counted fairly (issue 14):
   instants turned into Unix seconds; DuckDB: `fetchall()` or its DataFrame's columns zipped into
   rows; ClickHouse: `JSONCompact` read with `json.loads` or its DataFrame's columns zipped into
   rows; for each peer and question the faster of its two ways counts);
-- every store is written into a directory the suite has just emptied, and checked empty first.
+- every store is written into a directory the suite has just emptied, and checked empty first;
+- Arrow, a second definition of "decoded" (issue 14 item 4): the answer held as a pyarrow Table
+  (Courbe: `format=arrow` read with `pyarrow.ipc.open_stream(body).read_all()`; DuckDB:
+  `con.sql(q).to_arrow_table()`; ClickHouse: `ArrowStream` output read the same way). Each system's
+  Arrow table must hold the rows of its Python-rows answer (converted after the clock stops);
+  Courbe's Q3 (a peak) has no Arrow answer.
 
 Questions (M = the first meter of the fleet, year = 2024 in Europe/Paris):
   Q1 M's curve over the year            Q2 M's daily energy over the year (Paris days)
@@ -109,6 +114,32 @@ def fastest_answers(q, decoders, reps):
     return timed[best][0], timed[best][1], best, {name: ms for name, (_, ms) in timed.items()}
 
 
+def arrow_rows(t):
+    """A pyarrow Table as Python rows, timestamps as Unix seconds (untimed: for comparing)."""
+    import pyarrow as pa
+
+    cols = []
+    for col in t.columns:
+        if pa.types.is_timestamp(col.type):
+            col = col.cast(pa.timestamp("s", tz="UTC")).cast(pa.int64())
+        elif pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        cols.append(col.to_pylist())
+    return list(zip(*cols, strict=True))
+
+
+def arrow_answers(fetchers, rows_answers, reps):
+    """Each question's Arrow fetch (q -> function returning a pyarrow Table) timed like the
+    rows; the table's rows must agree with the system's rows answer. Returns {q: median ms}."""
+    latency = {}
+    for q, fn in fetchers.items():
+        table, latency[q] = timed_answers(fn, reps)
+        why = agree(arrow_rows(table), rows_answers[q], q)
+        if why:
+            sys.exit(f"{q}: the Arrow answer differs from the rows answer: {why}")
+    return latency
+
+
 def frame_rows(frame):
     """A pandas DataFrame as rows, each column's values converted by its own dtype (a frame's
     `values` would turn all-integer rows of mixed widths into floats)."""
@@ -177,6 +208,12 @@ DUCK_SQL = {
 }
 
 
+def duck_arrow(con, sql):
+    """The answer as a pyarrow Table, the way DuckDB 2.0 recommends (`con.sql(...)
+    .to_arrow_table()`: no extra copy of the rows, unlike a DB-API result's)."""
+    return con.sql(sql).to_arrow_table()
+
+
 def peer_duckdb(csv, store, reps, days, queries=True):
     import duckdb
 
@@ -206,6 +243,9 @@ def peer_duckdb(csv, store, reps, days, queries=True):
                 "fetchall": lambda: con.execute(sql).fetchall(),
                 "df columns": lambda: frame_rows(con.execute(sql).df()),
             }, reps)
+        arrow_ms = arrow_answers({q: (lambda sql=question_sql(DUCK_SQL, days)[q]:
+                                      duck_arrow(con, sql)) for q in QUESTIONS},
+                                 answers, reps)
     con.close()
     return {
         "points": points,
@@ -216,6 +256,7 @@ def peer_duckdb(csv, store, reps, days, queries=True):
         "latency_ms": latency,
         "fetched_by": fetch,
         "fetch_ways_ms": fetch_ms,
+        "arrow_ms": arrow_ms if queries else {},
     }
 
 
@@ -297,6 +338,12 @@ def ch_codec_study(sess, csv):
     return sizes, best
 
 
+def ch_arrow(sess, sql):
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(sess.query(sql, "ArrowStream").bytes()).read_all()
+
+
 def ch_rows(sess, sql):
     return json.loads(sess.query(sql + CH_JSON, "JSONCompact").bytes())["data"]
 
@@ -348,6 +395,8 @@ def peer_clickhouse(csv, store, reps, days, queries=True):
                 "JSONCompact": lambda: ch_rows(sess, sql),
                 "DataFrame columns": lambda: frame_rows(sess.query(sql, "DataFrame")),
             }, reps)
+        arrow_ms = arrow_answers({q: (lambda sql=question_sql(CH_SQL, days)[q]: ch_arrow(sess, sql))
+                                  for q in QUESTIONS}, answers, reps)
     sess.close()
     return {
         "points": points,
@@ -365,6 +414,7 @@ def peer_clickhouse(csv, store, reps, days, queries=True):
         "latency_ms": latency,
         "fetched_by": fetch,
         "fetch_ways_ms": fetch_ms,
+        "arrow_ms": arrow_ms if queries else {},
     }
 
 
@@ -417,6 +467,33 @@ def courbe_q5(body):
 
 
 COURBE_DECODE = {"Q1": courbe_q1, "Q2": courbe_q2, "Q3": courbe_q3, "Q4": courbe_q4, "Q5": courbe_q5}
+
+
+def courbe_arrow_paths(paths):
+    """The questions that have an Arrow answer, asked in Arrow (Q1 as points)."""
+    return {q: paths[q].replace("&format=columns", "") + "&format=arrow"
+            for q in ("Q1", "Q2", "Q4", "Q5")}
+
+
+def courbe_arrow_table(body):
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(body).read_all()
+
+
+def courbe_arrow_comparable(q, table):
+    """Courbe's Arrow table reduced to the columns (and rows) of the question's rows answer,
+    as a table again so that `arrow_answers` compares it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if q == "Q1":
+        return table.select(["ts", "value"])
+    if q == "Q2":
+        return table.filter(pc.greater(table["points"], 0)).select(["start", "energy_wh"])
+    if q == "Q4":
+        return table.select(["ts", "value", "meters"])
+    return table.select(["meter_id", "start", "energy_wh"])
 
 
 def courbe_stats(courbe, data):
@@ -490,6 +567,14 @@ def courbe_run(courbe, csv, data, reps, port, days):
         points_rows, points_ms = timed_answers(lambda: courbe_q1_points(get(q1_points)), reps)
         if points_rows != answers["Q1"]:
             sys.exit("Q1: the points format and the compact runs differ")
+        # The Arrow answers, decoded into pyarrow Tables (timed), then compared untimed.
+        arrow_paths = courbe_arrow_paths(paths)
+        arrow_ms = {}
+        for q, path in arrow_paths.items():
+            table, arrow_ms[q] = timed_answers(lambda: courbe_arrow_table(get(path)), reps)
+            why = agree(arrow_rows(courbe_arrow_comparable(q, table)), answers[q], q)
+            if why:
+                sys.exit(f"{q}: Courbe's Arrow answer differs from its JSON answer: {why}")
         serve_rss = None
         try:
             with open(f"/proc/{server.pid}/status") as f:
@@ -507,6 +592,8 @@ def courbe_run(courbe, csv, data, reps, port, days):
         "latency_ms": latency,
         "fetch_only_ms": fetch_only,
         "q1_points_format_ms": points_ms,
+        "arrow_ms": arrow_ms,
+        "arrow_paths": arrow_paths,
         "paths": paths,
     })
     return result
@@ -683,6 +770,13 @@ def print_table(r, peers):
         print(f"{p}: fetched by (ms) " + "; ".join(
             f"{q} " + ", ".join(f"{w} {ms:.2f}" for w, ms in r[p]["fetch_ways_ms"][q].items())
             for q in QUESTIONS))
+    print("Arrow (answer held as a pyarrow Table; ms): " + "; ".join(
+        f"{s} " + ", ".join(f"{q} {ms:.2f}" for q, ms in r[s].get("arrow_ms", {}).items())
+        for s in ["courbe"] + peers))
+    if all(r[s].get("arrow_ms", {}).get("Q1") for s in ["courbe"] + peers):
+        fastest = min(r[p]["arrow_ms"]["Q1"] for p in peers)
+        print(f"Q1 in Arrow: the faster peer {fastest:.2f} ms / courbe {c['arrow_ms']['Q1']:.2f} ms"
+              f" = {fastest / c['arrow_ms']['Q1']:.2f}x")
     print(f"loaded: {pts} points, {r['meters']} meters in the CSV; answers rows: "
           + ", ".join(f"{q} {c['answer_rows'][q]}" for q in QUESTIONS))
     if "goals" in r:
@@ -707,6 +801,10 @@ def goals(r):
         fastest = min(r[p]["latency_ms"][q] for p in peers)
         ratio = fastest / c["latency_ms"][q]
         lines.append((f"{q} >= 5x the faster peer", ratio, ratio >= 5.0, "x"))
+    if all(r[s].get("arrow_ms", {}).get("Q1") for s in ["courbe"] + peers):
+        fastest = min(r[p]["arrow_ms"]["Q1"] for p in peers)
+        ratio = fastest / c["arrow_ms"]["Q1"]
+        lines.append(("Q1 >= 5x the faster peer, Arrow tables", ratio, ratio >= 5.0, "x"))
     for q in ("Q4", "Q5"):
         ratio = ch["latency_ms"][q] / c["latency_ms"][q]
         lines.append((f"{q} >= 10x ClickHouse", ratio, ratio >= 10.0, "x"))

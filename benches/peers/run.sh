@@ -28,6 +28,6 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 # The versions the figures in BENCHMARKS.md were taken with.
-"$venv/bin/pip" install --quiet --disable-pip-version-check "duckdb==2.0.0" "chdb==4.4.0"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "duckdb==2.0.0" "chdb==4.4.0" "pyarrow==21.0.0"
 exec "$venv/bin/python" "$root/benches/peers/peers.py" "$cmd" --courbe "$target/release/courbe" \
   --work "$target/peers/work" "$@"

@@ -52,7 +52,8 @@ pub struct QueryParams {
     pub period: Option<String>,
     pub tariff: Option<String>,
     pub channel: Option<String>,
-    /// `json` or `csv`; for curves also `points` (JSON, the default) or `columns` (JSON runs).
+    /// `json` or `csv`; for curves also `points` (JSON, the default) or `columns` (JSON runs);
+    /// for curves, energy and the fleet questions also `arrow` (Arrow IPC stream, [`super::arrow`]).
     pub format: Option<String>,
     /// Comma-separated meter ids for fleet questions.
     pub meters: Option<String>,
@@ -175,6 +176,14 @@ impl QueryKind {
         }
     }
 
+    /// Whether this question has an Arrow answer (`format=arrow`).
+    pub fn answers_arrow(self) -> bool {
+        matches!(
+            self,
+            QueryKind::Curve | QueryKind::Energy | QueryKind::FleetCurve | QueryKind::FleetEnergy
+        )
+    }
+
     fn range_limit_days(self, limits: &Limits) -> u32 {
         match self {
             QueryKind::Curve | QueryKind::FleetCurve => limits.max_curve_range_days,
@@ -192,6 +201,36 @@ impl QueryKind {
 pub enum Encoding {
     Json,
     Csv,
+    /// An Apache Arrow IPC stream ([`super::arrow`]).
+    Arrow,
+}
+
+impl Encoding {
+    /// The media type of an answer in this encoding.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => "application/json",
+            Encoding::Csv => "text/csv; charset=utf-8",
+            Encoding::Arrow => super::arrow::MEDIA_TYPE,
+        }
+    }
+}
+
+/// Whether an `Accept` header asks for an Arrow IPC stream: one of its media ranges is
+/// [`super::arrow::MEDIA_TYPE`] (any case) with a quality above 0.
+pub fn accepts_arrow(accept: Option<&str>) -> bool {
+    accept.is_some_and(|accept| {
+        accept.split(',').any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case(super::arrow::MEDIA_TYPE) && !refused
+        })
+    })
 }
 
 /// A range in a calendar, with the name the caller gave its zone.
@@ -424,7 +463,23 @@ impl Asked {
         query: Option<&str>,
         limits: &Limits,
     ) -> Result<Asked, ApiError> {
-        let params = QueryParams::from_query(query, kind.parameters())?;
+        Asked::read_accepting(kind, meter, query, None, limits)
+    }
+
+    /// [`Asked::read`], with the request's `Accept` header: a question without `format` that
+    /// has an Arrow answer is answered in Arrow when the header asks for it
+    /// ([`accepts_arrow`]); an explicit `format` wins, and other questions answer JSON.
+    pub fn read_accepting(
+        kind: QueryKind,
+        meter: Option<&str>,
+        query: Option<&str>,
+        accept: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Asked, ApiError> {
+        let mut params = QueryParams::from_query(query, kind.parameters())?;
+        if params.format.is_none() && kind.answers_arrow() && accepts_arrow(accept) {
+            params.format = Some("arrow".to_string());
+        }
         let (question, encoding) = Question::from_params(kind, meter, &params, limits)?;
         Ok(Asked { question, encoding })
     }
@@ -488,13 +543,14 @@ impl Question {
         let (encoding, columns) = match params.format.as_deref() {
             None | Some("json") => (Encoding::Json, false),
             Some("csv") => (Encoding::Csv, false),
+            Some("arrow") if kind.answers_arrow() => (Encoding::Arrow, false),
             Some("points") if kind == QueryKind::Curve => (Encoding::Json, false),
             Some("columns") if kind == QueryKind::Curve => (Encoding::Json, true),
             Some(other) => {
-                let allowed = if kind == QueryKind::Curve {
-                    "points, columns, json or csv"
-                } else {
-                    "json or csv"
+                let allowed = match kind {
+                    QueryKind::Curve => "points, columns, json, csv or arrow",
+                    _ if kind.answers_arrow() => "json, csv or arrow",
+                    _ => "json or csv",
                 };
                 return Err(ApiError::invalid(format!(
                     "unknown format {other:?} ({allowed})"
@@ -751,6 +807,8 @@ impl From<&query::EnergyPeriod> for EnergyPeriodJson {
     /// The period's figures, with its HP/HC split when it has one and no registers.
     fn from(p: &query::EnergyPeriod) -> EnergyPeriodJson {
         EnergyPeriodJson {
+            start_utc: p.start_utc,
+            end_utc: p.end_utc,
             start: format_ts(p.start_utc),
             end: format_ts(p.end_utc),
             energy_wh: p.energy_wh(),
@@ -763,6 +821,74 @@ impl From<&query::EnergyPeriod> for EnergyPeriodJson {
             by_register: None,
             source: p.source.as_str(),
         }
+    }
+}
+
+/// Refuses a fleet energy question whose listed meters are not all known, or whose answer would
+/// be over [`Limits::max_fleet_energy_cells`].
+pub fn check_fleet_energy(
+    src: &dyn SeriesSource,
+    channel: Channel,
+    calendar: &CalendarQuestion,
+    meters: Option<&[String]>,
+    limits: &Limits,
+) -> Result<(), ApiError> {
+    let meter_count = match meters {
+        Some(list) => {
+            check_fleet_curve(src, Some(list))?;
+            list.len()
+        }
+        None => src.meters(channel).len(),
+    };
+    let cal = &calendar.calendar;
+    let periods = (cal.to_utc - cal.from_utc) / shortest_period_s(cal.period) + 2;
+    let cells = (meter_count as u64).saturating_mul(periods.max(0) as u64);
+    if cells > limits.max_fleet_energy_cells {
+        return Err(ApiError::invalid(format!(
+            "the answer would hold about {cells} meter-periods, over the limit of {}: \
+             narrow the range, take a longer period or list the meters",
+            limits.max_fleet_energy_cells
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a fleet question listing a meter the store does not know (404).
+pub fn check_fleet_curve(
+    src: &dyn SeriesSource,
+    meters: Option<&[String]>,
+) -> Result<(), ApiError> {
+    for meter in meters.into_iter().flatten() {
+        ensure_meter(src, meter)?;
+    }
+    Ok(())
+}
+
+/// Answers `question` from `src` in `encoding`: the bytes and their media type. A curve in
+/// Arrow is built from the points themselves (no instant written as text).
+pub fn answer_encoded(
+    src: &dyn SeriesSource,
+    question: &Question,
+    encoding: Encoding,
+    limits: &Limits,
+) -> Result<(Vec<u8>, &'static str), ApiError> {
+    match (question, encoding) {
+        (
+            Question::Curve {
+                meter,
+                channel,
+                from_utc,
+                to_utc,
+                columns: false,
+            },
+            Encoding::Arrow,
+        ) => {
+            ensure_meter(src, meter)?;
+            let points = query::curve(src, meter, *channel, *from_utc, *to_utc)?;
+            let bytes = super::arrow::curve(meter, channel.as_str(), unit_of(*channel), &points)?;
+            Ok((bytes, encoding.content_type()))
+        }
+        _ => answer(src, question, limits)?.encode(encoding),
     }
 }
 
@@ -885,21 +1011,12 @@ pub fn answer(
             to_utc,
             meters,
         } => {
-            for meter in meters.iter().flatten() {
-                ensure_meter(src, meter)?;
-            }
+            check_fleet_curve(src, meters.as_deref())?;
             let points = query::fleet_curve(src, *channel, *from_utc, *to_utc, meters.as_deref())?;
             Ok(Answer::FleetCurve(FleetCurveBody {
                 channel: channel.as_str(),
                 unit: unit_of(*channel),
-                points: points
-                    .into_iter()
-                    .map(|p| FleetPointJson {
-                        ts: format_ts(p.ts_utc),
-                        value: p.total,
-                        meters: p.meters,
-                    })
-                    .collect(),
+                points: points.into_iter().map(FleetPointJson::from).collect(),
             }))
         }
         Question::FleetEnergy {
@@ -907,44 +1024,13 @@ pub fn answer(
             calendar,
             meters,
         } => {
-            let meter_count = match meters {
-                Some(list) => {
-                    for meter in list {
-                        ensure_meter(src, meter)?;
-                    }
-                    list.len()
-                }
-                None => src.meters(*channel).len(),
-            };
-            let cal = &calendar.calendar;
-            let periods = (cal.to_utc - cal.from_utc) / shortest_period_s(cal.period) + 2;
-            let cells = (meter_count as u64).saturating_mul(periods.max(0) as u64);
-            if cells > limits.max_fleet_energy_cells {
-                return Err(ApiError::invalid(format!(
-                    "the answer would hold about {cells} meter-periods, over the limit of {}: \
-                     narrow the range, take a longer period or list the meters",
-                    limits.max_fleet_energy_cells
-                )));
-            }
-            let answers = query::fleet_energy(src, *channel, cal, meters.as_deref())?;
+            check_fleet_energy(src, *channel, calendar, meters.as_deref(), limits)?;
+            let answers =
+                query::fleet_energy(src, *channel, &calendar.calendar, meters.as_deref())?;
             Ok(Answer::FleetEnergy(FleetEnergyBody {
                 unit: "Wh",
                 tz: calendar.tz_name.clone(),
-                meters: answers
-                    .into_iter()
-                    .map(|m| MeterEnergyJson {
-                        meter: m.meter,
-                        periods: m
-                            .periods
-                            .into_iter()
-                            .map(|p| PeriodEnergyJson {
-                                start: format_ts(p.start_utc),
-                                end: format_ts(p.end_utc),
-                                energy_wh: p.energy_wh(),
-                            })
-                            .collect(),
-                    })
-                    .collect(),
+                meters: answers.into_iter().map(MeterEnergyJson::from).collect(),
             }))
         }
     }
@@ -995,7 +1081,8 @@ impl SeriesSource for Hiding<'_> {
     }
 }
 
-fn unit_of(channel: Channel) -> &'static str {
+/// The unit of a channel's values: `W`, `VA` for `max_power`, `Wh` otherwise.
+pub fn unit_of(channel: Channel) -> &'static str {
     match channel {
         Channel::CONSUMPTION | Channel::PRODUCTION => "W",
         Channel::MAX_POWER => "VA",
@@ -1182,6 +1269,8 @@ pub struct CurveBody {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PointJson {
+    #[serde(skip)]
+    pub ts_utc: i64,
     pub ts: String,
     pub value: i32,
     pub step_min: u16,
@@ -1191,6 +1280,7 @@ pub struct PointJson {
 impl From<&Point> for PointJson {
     fn from(p: &Point) -> PointJson {
         PointJson {
+            ts_utc: p.ts_utc,
             ts: format_ts(p.ts_utc),
             value: p.value,
             step_min: p.step_min,
@@ -1229,6 +1319,10 @@ pub struct EnergyBody {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EnergyPeriodJson {
+    #[serde(skip)]
+    pub start_utc: i64,
+    #[serde(skip)]
+    pub end_utc: i64,
     pub start: String,
     pub end: String,
     pub energy_wh: f64,
@@ -1317,9 +1411,22 @@ pub struct FleetCurveBody {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FleetPointJson {
+    #[serde(skip)]
+    pub ts_utc: i64,
     pub ts: String,
     pub value: i64,
     pub meters: u32,
+}
+
+impl From<query::FleetPoint> for FleetPointJson {
+    fn from(p: query::FleetPoint) -> FleetPointJson {
+        FleetPointJson {
+            ts_utc: p.ts_utc,
+            ts: format_ts(p.ts_utc),
+            value: p.total,
+            meters: p.meters,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1337,9 +1444,32 @@ pub struct MeterEnergyJson {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PeriodEnergyJson {
+    #[serde(skip)]
+    pub start_utc: i64,
+    #[serde(skip)]
+    pub end_utc: i64,
     pub start: String,
     pub end: String,
     pub energy_wh: f64,
+}
+
+impl From<query::MeterEnergy> for MeterEnergyJson {
+    fn from(m: query::MeterEnergy) -> MeterEnergyJson {
+        MeterEnergyJson {
+            meter: m.meter,
+            periods: m
+                .periods
+                .into_iter()
+                .map(|p| PeriodEnergyJson {
+                    start_utc: p.start_utc,
+                    end_utc: p.end_utc,
+                    start: format_ts(p.start_utc),
+                    end: format_ts(p.end_utc),
+                    energy_wh: p.energy_wh(),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Answer {
@@ -1511,15 +1641,17 @@ impl Answer {
 
     /// The encoded answer and its media type.
     pub fn encode(&self, encoding: Encoding) -> Result<(Vec<u8>, &'static str), ApiError> {
-        match encoding {
-            Encoding::Json => Ok((self.to_json()?.into_bytes(), "application/json")),
+        let bytes = match encoding {
+            Encoding::Json => self.to_json()?.into_bytes(),
             Encoding::Csv => {
                 let mut out = Vec::new();
                 self.write_csv(&mut out)
                     .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))?;
-                Ok((out, "text/csv; charset=utf-8"))
+                out
             }
-        }
+            Encoding::Arrow => super::arrow::answer(self)?,
+        };
+        Ok((bytes, encoding.content_type()))
     }
 }
 
@@ -1799,6 +1931,49 @@ mod tests {
     }
 
     #[test]
+    fn an_accept_header_asks_for_arrow_only_by_its_media_type_with_a_quality_above_zero() {
+        let arrow = "application/vnd.apache.arrow.stream";
+        for yes in [
+            arrow,
+            "Application/VND.Apache.Arrow.Stream",
+            "text/csv, application/vnd.apache.arrow.stream;q=0.5",
+            " application/vnd.apache.arrow.stream ; q=1",
+        ] {
+            assert!(accepts_arrow(Some(yes)), "{yes}");
+        }
+        for no in [
+            "",
+            "*/*",
+            "application/json",
+            "application/vnd.apache.arrow.file",
+            "application/vnd.apache.arrow.stream;q=0",
+            "application/vnd.apache.arrow.stream; q=0.0",
+        ] {
+            assert!(!accepts_arrow(Some(no)), "{no}");
+        }
+        assert!(!accepts_arrow(None));
+        let limits = Limits::default();
+        let range = "from=2024-01-01&to=2024-01-02";
+        let read = |kind, query: &str, accept| {
+            Asked::read_accepting(kind, Some("m"), Some(query), accept, &limits)
+                .unwrap()
+                .encoding
+        };
+        assert_eq!(read(QueryKind::Curve, range, Some(arrow)), Encoding::Arrow);
+        let csv = format!("{range}&format=csv");
+        assert_eq!(read(QueryKind::Curve, &csv, Some(arrow)), Encoding::Csv);
+        assert_eq!(read(QueryKind::Peak, range, Some(arrow)), Encoding::Json);
+        let e = Asked::read(
+            QueryKind::Peak,
+            Some("m"),
+            Some(&format!("{range}&format=arrow")),
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+    }
+
+    #[test]
     fn timestamps_are_written_in_utc_with_z() {
         assert_eq!(format_ts(1_704_067_200), "2024-01-01T00:00:00Z");
     }
@@ -1811,6 +1986,8 @@ mod tests {
             unit: "Wh",
             tz: "Europe/Paris".into(),
             periods: vec![EnergyPeriodJson {
+                start_utc: 0,
+                end_utc: 86_400,
                 start: format_ts(0),
                 end: format_ts(86_400),
                 energy_wh: 12.5,

@@ -12,6 +12,7 @@
 //! - [`error`]: the error codes of the product surface, to which every failure is classified.
 
 pub mod api;
+pub mod arrow;
 /// Civil dates as day numbers: the workspace's one implementation, in the workload crate (which
 /// the generator needs without this library).
 pub use courbe_workload::civil;

@@ -247,7 +247,8 @@ pub struct QueryArgs {
     /// Comma-separated meter ids (fleet questions; default all).
     #[arg(long)]
     pub meters: Option<String>,
-    /// json, csv, or for curves columns (compact runs, JSON).
+    /// json, csv, or for curves columns (compact runs, JSON); arrow (an Arrow IPC stream) for
+    /// curve, energy, fleet-curve and fleet-energy.
     #[arg(long, default_value = "json")]
     pub format: String,
 }

@@ -46,9 +46,19 @@ pub fn query(data: &Path, args: &QueryArgs, out: &mut dyn Write) -> Result<(), C
         &limits,
     )?;
     let store = open_existing_store(data)?;
-    let answer = api::answer(&*store.snapshot(), &question, &limits)?;
+    let snapshot = store.snapshot();
     match encoding {
-        Encoding::Json => writeln!(out, "{}", answer.to_json()?).map_err(output_error),
-        Encoding::Csv => answer.write_csv(out).map_err(output_error),
+        Encoding::Json => {
+            let answer = api::answer(&*snapshot, &question, &limits)?;
+            writeln!(out, "{}", answer.to_json()?).map_err(output_error)
+        }
+        Encoding::Csv => api::answer(&*snapshot, &question, &limits)?
+            .write_csv(out)
+            .map_err(output_error),
+        // The bytes of the stream, as the HTTP API sends them.
+        Encoding::Arrow => {
+            let (bytes, _) = api::answer_encoded(&*snapshot, &question, encoding, &limits)?;
+            out.write_all(&bytes).map_err(output_error)
+        }
     }
 }

@@ -337,7 +337,15 @@ async fn guard(
     let read = match (metering, kind) {
         (Some(endpoint), _) => dataconnect::read(endpoint, query.as_deref()).map(Some),
         (None, Some(kind)) => {
-            Asked::read(kind, meter.as_deref(), query.as_deref(), &state.limits).map(Some)
+            let accept = crate::http::accept(request.headers());
+            Asked::read_accepting(
+                kind,
+                meter.as_deref(),
+                query.as_deref(),
+                accept,
+                &state.limits,
+            )
+            .map(Some)
         }
         (None, None) => Ok(None),
     };

@@ -5,7 +5,8 @@
 //! - [`routes`]: the route table, read by the router and the access guard.
 //! - [`api`] and [`error`] (the `courbe` library's, re-exported): questions, answers and their
 //!   JSON/CSV shapes, shared with `courbe query`; the error codes, and (feature `http`) their
-//!   one mapping to HTTP statuses.
+//!   one mapping to HTTP statuses. [`arrow`] (the library's): their Arrow IPC streams;
+//!   [`stream`] the fleet answers written as computed.
 //! - [`metrics`]: request counts, latencies and ingest counters for `/metrics`.
 //! - [`dataconnect`] and [`oauth`]: Enedis Data Connect's metering routes and token endpoint.
 //!
@@ -41,6 +42,7 @@
 //! ```
 
 pub use courbe::api;
+pub use courbe::arrow;
 pub mod dataconnect;
 pub use courbe::error;
 pub mod live;
@@ -50,6 +52,7 @@ pub mod oauth;
 pub mod prices;
 mod refusals;
 pub mod routes;
+pub mod stream;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -459,14 +462,21 @@ async fn answer_query(
     kind: QueryKind,
     meter: impl FnOnce() -> Result<Option<String>, ApiError>,
     asked: Option<Extension<Asked>>,
-    uri: &Uri,
+    request: (&Uri, &HeaderMap),
 ) -> Result<Response, ApiError> {
+    let (uri, headers) = request;
     let Asked {
         mut question,
         encoding,
     } = match asked {
         Some(Extension(asked)) => asked,
-        None => Asked::read(kind, meter()?.as_deref(), uri.query(), &state.config.limits)?,
+        None => Asked::read_accepting(
+            kind,
+            meter()?.as_deref(),
+            uri.query(),
+            accept(headers),
+            &state.config.limits,
+        )?,
     };
     if let Some(gov) = &state.config.governance {
         gov.calendars()
@@ -474,13 +484,21 @@ async fn answer_query(
             .map_err(ApiError::invalid)?;
     }
     let store = state.store.clone();
+    if stream::is_streamed(&question) {
+        return stream::respond(store, state.config.limits.clone(), question, encoding).await;
+    }
     let config = state.config.clone();
     let (body, content_type) = blocking(move || {
         let snapshot = store.snapshot();
-        api::answer(&*snapshot, &question, &config.limits)?.encode(encoding)
+        api::answer_encoded(&*snapshot, &question, encoding, &config.limits)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// The request's `Accept` header, when it is text.
+pub(crate) fn accept(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
 }
 
 type MeterPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
@@ -489,66 +507,87 @@ async fn meter_curve(
     State(state): State<AppState>,
     path: MeterPath,
     asked: Option<Extension<Asked>>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let meter = || meter_id(path).map(Some);
-    answer_query(state, QueryKind::Curve, meter, asked, &uri).await
+    answer_query(state, QueryKind::Curve, meter, asked, (&uri, &headers)).await
 }
 
 async fn meter_energy(
     State(state): State<AppState>,
     path: MeterPath,
     asked: Option<Extension<Asked>>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let meter = || meter_id(path).map(Some);
-    answer_query(state, QueryKind::Energy, meter, asked, &uri).await
+    answer_query(state, QueryKind::Energy, meter, asked, (&uri, &headers)).await
 }
 
 async fn meter_peak(
     State(state): State<AppState>,
     path: MeterPath,
     asked: Option<Extension<Asked>>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let meter = || meter_id(path).map(Some);
-    answer_query(state, QueryKind::Peak, meter, asked, &uri).await
+    answer_query(state, QueryKind::Peak, meter, asked, (&uri, &headers)).await
 }
 
 async fn meter_index(
     State(state): State<AppState>,
     path: MeterPath,
     asked: Option<Extension<Asked>>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let meter = || meter_id(path).map(Some);
-    answer_query(state, QueryKind::Index, meter, asked, &uri).await
+    answer_query(state, QueryKind::Index, meter, asked, (&uri, &headers)).await
 }
 
 async fn meter_summary(
     State(state): State<AppState>,
     path: MeterPath,
     asked: Option<Extension<Asked>>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let meter = || meter_id(path).map(Some);
-    answer_query(state, QueryKind::Summary, meter, asked, &uri).await
+    answer_query(state, QueryKind::Summary, meter, asked, (&uri, &headers)).await
 }
 
 async fn fleet_curve(
     State(state): State<AppState>,
     asked: Option<Extension<Asked>>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    answer_query(state, QueryKind::FleetCurve, || Ok(None), asked, &uri).await
+    answer_query(
+        state,
+        QueryKind::FleetCurve,
+        || Ok(None),
+        asked,
+        (&uri, &headers),
+    )
+    .await
 }
 
 async fn fleet_energy(
     State(state): State<AppState>,
     asked: Option<Extension<Asked>>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    answer_query(state, QueryKind::FleetEnergy, || Ok(None), asked, &uri).await
+    answer_query(
+        state,
+        QueryKind::FleetEnergy,
+        || Ok(None),
+        asked,
+        (&uri, &headers),
+    )
+    .await
 }
 
 async fn meter_erase(

@@ -1030,3 +1030,46 @@ fn a_path_the_route_table_does_not_declare_is_404_with_any_token_or_none() {
         }
     }
 }
+
+#[test]
+fn an_arrow_answer_obeys_the_same_rules_and_a_refusal_stays_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fleet_server(&dir.path().join("data"));
+    let d = day_utc(-2);
+    let range = format!("from={}&to={}", rfc(d), rfc(d + 86_400));
+    let arrow = "application/vnd.apache.arrow.stream";
+    let call = |token: &str, path: &str, accept: Option<&str>| {
+        let mut req = crate::util::agent()
+            .get(&server.url(path))
+            .set("Authorization", &format!("Bearer {token}"));
+        if let Some(accept) = accept {
+            req = req.set("Accept", accept);
+        }
+        match req.call() {
+            Ok(r) => (r.status(), r.content_type().to_string()),
+            Err(ureq::Error::Status(status, r)) => (status, r.content_type().to_string()),
+            Err(e) => panic!("transport error: {e}"),
+        }
+    };
+    let json = "application/json".to_string();
+    for accept in [None, Some(arrow)] {
+        let format = if accept.is_none() {
+            "&format=arrow"
+        } else {
+            ""
+        };
+        let own = format!("/v1/meters/{A}/curve?{range}{format}");
+        assert_eq!(call(CONSUMER_A, &own, accept), (200, arrow.to_string()));
+        assert_eq!(call(ACME, &own, accept), (200, arrow.to_string()));
+        let other = format!("/v1/meters/{B}/curve?{range}{format}");
+        assert_eq!(call(CONSUMER_A, &other, accept), (403, json.clone()));
+        assert_eq!(call(OTHER_SUPPLIER, &other, accept), (403, json.clone()));
+        let fleet = format!("/v1/fleet/energy?{range}&period=day{format}");
+        assert_eq!(call(OPERATOR, &fleet, accept), (200, arrow.to_string()));
+        assert_eq!(call(PUBLIC, &fleet, accept), (403, json.clone()));
+        assert_eq!(call(CONSUMER_A, &fleet, accept), (403, json.clone()));
+    }
+    // The supplier's Arrow read is audited like any other read of the curve.
+    let trail = server.get(OPERATOR, &format!("/v1/audit?meter={A}")).json();
+    assert_eq!(trail["records"].as_array().unwrap().len(), 2, "{trail}");
+}

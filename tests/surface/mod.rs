@@ -1,5 +1,6 @@
 //! Integration tests: surface (the `courbe` binary and the HTTP API).
 
+mod arrow;
 mod cli;
 mod cost;
 mod daily;

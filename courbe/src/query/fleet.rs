@@ -126,6 +126,22 @@ pub(crate) fn energy(
         .collect()
 }
 
+/// [`energy`] `chunk` meters at a time, each slice computed on all cores and handed to `each`
+/// in meter order, so that the whole answer is never held; stops at the first error.
+pub(crate) fn energy_each<E: From<QueryError>>(
+    src: &dyn SeriesSource,
+    channel: Channel,
+    periods: &[(i64, i64)],
+    meters: &[String],
+    chunk: usize,
+    each: &mut dyn FnMut(Vec<MeterEnergy>) -> Result<(), E>,
+) -> Result<(), E> {
+    for slice in meters.chunks(chunk.max(1)) {
+        each(energy(src, channel, periods, slice)?)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

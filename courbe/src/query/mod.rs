@@ -602,6 +602,23 @@ pub fn fleet_energy(
     fleet::energy(src, channel, &periods, &meters)
 }
 
+/// [`fleet_energy`] handed to `each` `chunk` meters at a time, in meter order (each slice
+/// computed on all cores), so that a caller can stream the answer without holding it whole.
+/// The checks of the whole question come before the first call; stops at the first error.
+pub fn fleet_energy_each<E: From<QueryError>>(
+    src: &dyn SeriesSource,
+    channel: Channel,
+    calendar: &Calendar,
+    meters: Option<&[String]>,
+    chunk: usize,
+    mut each: impl FnMut(Vec<MeterEnergy>) -> Result<(), E>,
+) -> Result<(), E> {
+    check_energy_channel(channel)?;
+    let periods = calendar.periods()?;
+    let meters = fleet::meter_list(src, channel, meters)?;
+    fleet::energy_each(src, channel, &periods, &meters, chunk, &mut each)
+}
+
 /// The index of every register at each boundary of a calendar of Paris days or months.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexTable {
