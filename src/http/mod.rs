@@ -250,6 +250,11 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        // A streamed answer is written as a head, then pieces: without TCP_NODELAY, Nagle's
+        // algorithm holds a small piece back until the client's delayed ACK (about 40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
         let service = TowerToHyperService::new(app.clone());
         let connection = connections.watch(
             http1.serve_connection(TokioIo::new(refusals::JsonRefusals::new(stream)), service),

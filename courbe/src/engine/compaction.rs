@@ -407,18 +407,59 @@ impl Store {
 }
 
 /// How many of `segs` (one partition, seq order) the tiered rule takes from the newest: each
-/// next older segment while its bytes are at most `ratio_percent` percent of the bytes taken.
+/// next older segment while its bytes are at most `ratio_percent` percent of the bytes taken,
+/// the first step at most [`FIRST_STEP_PERCENT`].
 fn tier_take(segs: &[Arc<SegmentFile>], ratio_percent: u64) -> usize {
+    tier_take_lens(segs.iter().map(|s| s.entry.len), ratio_percent)
+}
+
+/// The first step of the tiered rule (the second-newest segment against the newest) takes a
+/// segment up to twice the newest: a feed's last flush of a round (the rest of a day's batch
+/// after full memtables) is smaller than the full ones, and at `ratio_percent` alone it would
+/// stop every run at the newest segment, so that a month being fed never merged until closed.
+pub(crate) const FIRST_STEP_PERCENT: u64 = 200;
+
+fn tier_take_lens(lens: impl DoubleEndedIterator<Item = u64>, ratio_percent: u64) -> usize {
     let mut taken = 0u64;
     let mut k = 0;
-    for s in segs.iter().rev() {
-        if k > 0 && u128::from(s.entry.len) * 100 > u128::from(ratio_percent) * u128::from(taken) {
+    for len in lens.rev() {
+        let percent = if k == 1 {
+            ratio_percent.max(FIRST_STEP_PERCENT)
+        } else {
+            ratio_percent
+        };
+        if k > 0 && u128::from(len) * 100 > u128::from(percent) * u128::from(taken) {
             break;
         }
-        taken += s.entry.len;
+        taken += len;
         k += 1;
     }
     k
+}
+
+#[cfg(test)]
+mod tier_tests {
+    use super::tier_take_lens;
+
+    #[test]
+    fn a_round_of_full_flushes_ending_with_a_smaller_one_merges() {
+        // Five full memtables and the day's rest, oldest first: the rest is newest.
+        let day = [8_000u64, 8_000, 8_000, 8_000, 8_000, 6_500];
+        assert_eq!(tier_take_lens(day.into_iter(), 110), 6);
+        // The next day's round merges with it once the two are of a size.
+        let two = [47_000u64, 8_000, 8_000, 8_000, 8_000, 8_000, 6_500];
+        assert_eq!(tier_take_lens(two.into_iter(), 110), 7);
+    }
+
+    #[test]
+    fn a_small_newest_segment_does_not_pull_a_much_larger_one() {
+        assert_eq!(tier_take_lens([1_000_000u64, 1_000].into_iter(), 110), 1);
+        assert_eq!(tier_take_lens([3_000u64, 1_000].into_iter(), 110), 1);
+        assert_eq!(tier_take_lens([2_000u64, 1_000].into_iter(), 110), 2);
+        // After the first step, the ratio is the policy's.
+        assert_eq!(tier_take_lens([2_500u64, 1_000, 1_000].into_iter(), 110), 2);
+        assert_eq!(tier_take_lens([2_200u64, 1_000, 1_000].into_iter(), 110), 3);
+    }
 }
 
 /// The arguments of an erasure: a meter id and a non-empty range.

@@ -97,7 +97,9 @@ impl Default for Options {
 
 /// The tiered rule of [`Store::compact_by_policy`], applied to each partition's segments from the
 /// newest: the newest segments are taken while the next older one is at most `ratio_percent`
-/// percent of the bytes taken so far, and merged into one when at least `min_merge` were taken.
+/// percent of the bytes taken so far (the second-newest: at most twice the newest, whatever the
+/// ratio, since a feed's last flush of a round is often smaller than the full ones), and merged
+/// into one when at least `min_merge` were taken.
 /// A segment so merges only with newer data of a comparable size, which bounds how often a byte
 /// is rewritten (about `log2` of the segments a partition receives; at 110% the slack keeps
 /// days of nearly equal size together). A partition is *closed* once the newest point stored
