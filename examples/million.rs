@@ -13,9 +13,13 @@
 //! Q5: every meter's monthly energy), with the peak RSS after each.
 //!
 //! ```text
-//! cargo run --release --example million -- [METERS] [DAYS] [DIR]     # 1,000,000 x 365, DIR required
+//! cargo run --release --example million -- [METERS] [DAYS] [DIR] [--memtable-points N]
 //! cargo run --release --example million -- query METERS DAYS DIR     # only the end part, on a store
 //! ```
+//!
+//! `--memtable-points` sets `Options::memtable_max_points` (default: `Options::default()`'s).
+//! A full memtable is flushed in the background while the next one fills, so the memtables
+//! may hold twice that many points at once.
 //!
 //! DIR must be empty or absent for a run (a store left there by another run is refused).
 //! Generation runs on its own thread, one day ahead at most (4 batches queued).
@@ -114,12 +118,18 @@ fn disk_bytes(dir: &Path) -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut options = Options::default();
+    if let Some(at) = args.iter().position(|a| a == "--memtable-points") {
+        let n = args.get(at + 1).ok_or("--memtable-points N")?.parse()?;
+        options.memtable_max_points = n;
+        args.drain(at..at + 2);
+    }
     if args.first().map(String::as_str) == Some("query") {
         let [_, meters, days, dir] = args.as_slice() else {
             return Err("usage: million query METERS DAYS DIR".into());
         };
-        return questions(meters.parse()?, days.parse()?, Path::new(dir));
+        return questions(meters.parse()?, days.parse()?, Path::new(dir), &options);
     }
     let meters: u32 = args.first().map_or(Ok(1_000_000), |a| a.parse())?;
     let days: u32 = args.get(1).map_or(Ok(365), |a| a.parse())?;
@@ -127,18 +137,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
         return Err(format!("{} is not empty: give a fresh directory", dir.display()).into());
     }
-    ingest(meters, days, &dir)?;
-    questions(meters, days, &dir)
+    ingest(meters, days, &dir, &options)?;
+    questions(meters, days, &dir, &options)
 }
 
-fn ingest(meters: u32, days: u32, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn ingest(
+    meters: u32,
+    days: u32,
+    dir: &Path,
+    options: &Options,
+) -> Result<(), Box<dyn std::error::Error>> {
     let config = fleet_config(meters, days);
     say!(
         "million: {meters} meters x {days} days from {} into {}, one day at a time in batches of \
-         {METERS_PER_BATCH} meters, then flush and compact_by_policy; {} rayon threads; \
-         started {} UTC, load average {}",
+         {METERS_PER_BATCH} meters, then flush and compact_by_policy; memtable of {} points; \
+         {} rayon threads; started {} UTC, load average {}",
         config.start,
         dir.display(),
+        options.memtable_max_points,
         rayon::current_num_threads(),
         utc_now(),
         load_average()
@@ -168,10 +184,10 @@ fn ingest(meters: u32, days: u32, dir: &Path) -> Result<(), Box<dyn std::error::
         }
     });
 
-    let store = Store::open(dir, Options::default())?;
+    let store = Store::open(dir, options.clone())?;
     let started = Instant::now();
     let (mut points, mut day_points, mut day) = (0u64, 0u64, 0u32);
-    let (mut flushed, mut compacted) = (0u64, 0u64);
+    let (mut flushed, mut compacted, mut last_bytes) = (0u64, 0u64, 0u64);
     let mut in_ingest = Duration::ZERO;
     let mut day_started = Instant::now();
     let segment_bytes = |s: &Store| -> u64 { s.partition_segments().iter().map(|p| p.2).sum() };
@@ -180,24 +196,23 @@ fn ingest(meters: u32, days: u32, dir: &Path) -> Result<(), Box<dyn std::error::
             Feed::Batch(batch) => {
                 day_points += batch.len() as u64;
                 let t = Instant::now();
-                let before = store.flush_count();
-                let bytes_before = segment_bytes(&store);
                 store.ingest(&batch)?;
-                if store.flush_count() != before {
-                    flushed += segment_bytes(&store).saturating_sub(bytes_before);
-                }
                 in_ingest += t.elapsed();
             }
             Feed::EndOfDay => {
                 let ingest_s = day_started.elapsed().as_secs_f64();
                 let t = Instant::now();
-                let before = segment_bytes(&store);
                 store.flush()?;
-                flushed += segment_bytes(&store).saturating_sub(before);
                 let flush_s = t.elapsed().as_secs_f64();
                 let t = Instant::now();
                 let report = store.compact_by_policy()?;
                 compacted += report.bytes_written;
+                // Segment bytes changed by the day's flushes, and by compaction (written less
+                // read).
+                let now = segment_bytes(&store);
+                flushed +=
+                    (now + report.bytes_read).saturating_sub(last_bytes + report.bytes_written);
+                last_bytes = now;
                 let compact_s = t.elapsed().as_secs_f64();
                 points += day_points;
                 day += 1;
@@ -255,10 +270,15 @@ fn median_ms(mut times: Vec<Duration>) -> f64 {
 }
 
 /// Open time, one-meter latencies and the fleet questions of the store in `dir`.
-fn questions(meters: u32, days: u32, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn questions(
+    meters: u32,
+    days: u32,
+    dir: &Path,
+    options: &Options,
+) -> Result<(), Box<dyn std::error::Error>> {
     let rss_before = proc_status_bytes("VmRSS:");
     let t = Instant::now();
-    let store = Store::open(dir, Options::default())?;
+    let store = Store::open(dir, options.clone())?;
     let open_s = t.elapsed().as_secs_f64();
     let stats = store.stats();
     say!(
