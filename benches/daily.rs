@@ -13,11 +13,11 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use courbe::cli::daily::{day_colours, meter_daily, tempo_colours};
 use courbe::engine::{Batch, Options, Store};
 use courbe::query::tariffs::{DayColours, TariffOption, TariffPlan};
 use courbe::query::{self, Calendar, EnergySource, Period};
 use courbe::{point_of, Channel};
+use courbe_server::cli::daily::{day_colours, meter_daily, tempo_colours};
 use courbe_workload::{Fleet, FleetConfig};
 use criterion::{criterion_group, criterion_main, Criterion};
 use jiff::tz::TimeZone;

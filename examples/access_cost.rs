@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use courbe::engine::{Batch, Options, Store};
 use courbe::governance::auth::token_hash;
 use courbe::governance::{Governance, GovernanceConfig};
-use courbe::http::{self, ServerConfig};
 use courbe::{Channel, Point, Quality};
+use courbe_server::http::{self, ServerConfig};
 
 const METERS: u32 = 200;
 const DAYS: i64 = 14;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use courbe::engine::{Options, Store};
-use courbe::http::{run, ServerConfig, DEFAULT_MAX_BODY_BYTES};
+use courbe_server::http::{run, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 
 /// A body of `len` bytes: `head`, then `unit` repeated, generated as it is read.
 struct Generated {

@@ -14,9 +14,9 @@ use std::io::{self, BufReader, Read};
 use std::time::Instant;
 
 use courbe::engine::{Options, Store};
-use courbe::http::loading::{BatchSink, Delivery, SinkConfig};
 use courbe::ingest::{parse_reader, Daily, Rejected, Sink};
 use courbe::{Channel, Point};
+use courbe_server::http::loading::{BatchSink, Delivery, SinkConfig};
 
 /// An R151 flow made as it is read, one PRM at a time.
 struct Generated {

@@ -14,9 +14,9 @@
 use std::time::{Duration, Instant};
 
 use courbe::engine::{Batch, Options, Store};
-use courbe::http::live::LiveHub;
 use courbe::query::spot::dynamic_energy_cost;
 use courbe::{point_of, Channel, Point, Quality};
+use courbe_server::http::live::LiveHub;
 use courbe_workload::{Fleet, FleetConfig};
 
 fn best(runs: usize, mut f: impl FnMut()) -> Duration {

@@ -1,38 +1,18 @@
-//! Courbe: a storage engine and server for electricity load curves.
+//! Courbe's server: the HTTP API, the command line, the load generator, over the `courbe` library.
 //!
 //! Map of the crate (see ARCHITECTURE.md):
-//! - [`engine`]: the durable store: write-ahead log, memtable, segments, compaction, erasure.
-//! - [`source`]: the read interface between the engine and the queries.
-//! - [`query`]: curve, calendar energy with tariffs, peak power, fleet sums.
+//! - [`http`]: the `/v1` API (axum), its limits, its refusals, its metrics.
+//! - [`governance`]: the `/v1` endpoints of the governance rules, the access guard, the
+//!   governance commands of the command line.
+//! - [`cli`]: the `courbe` command line.
 //! - [`bench`]: the load generator of `courbe bench`, against a running server.
-//! - [`journal`]: the framed append-only files of the log and the registries, group commit.
-//! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
+//!
+//! The library's modules are re-exported at the root (`courbe_server::engine` is
+//! `courbe::engine`), so that the server's code names them as `crate::engine`, `crate::query`...
+
+pub use courbe::*;
 
 pub mod bench;
-mod civil;
 pub mod cli;
-pub mod engine;
 pub mod governance;
 pub mod http;
-pub mod ingest;
-pub mod journal;
-pub mod query;
-pub mod source;
-
-pub use storage_format::{BlockSummary, Channel, Point, Quality};
-
-/// A generated reading (`courbe-workload`) as an engine point: what `courbe gen`, the demo, the
-/// benches and the tests ingest.
-pub fn point_of(r: &courbe_workload::Reading) -> Point {
-    Point {
-        ts_utc: r.ts_utc,
-        value: r.value,
-        step_min: r.step_min,
-        quality: Quality::from_u8(r.quality).unwrap_or(Quality::Estimated),
-    }
-}
-
-/// The README's example, compiled as a doctest so that it stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use courbe::cli::{self, Cli};
+use courbe_server::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -719,7 +719,7 @@ def enedis_to_native(src, dst):
     """The Enedis export (`Horodate;Valeur`, Horodate the END of the interval with its offset)
     as native CSV (interval start in UTC). A line's step is the time since the previous line,
     failing that the time to the next one, failing that the step before (the parser's rule,
-    src/ingest/csv.rs); empty values are gaps. Returns the number of points written."""
+    courbe/src/ingest/csv.rs); empty values are gaps. Returns the number of points written."""
     steps = {5, 10, 15, 30, 60}
     with open(src, encoding="utf-8-sig") as f:
         lines = f.read().splitlines()

@@ -74,7 +74,7 @@ fn open_governance(
     }
 }
 
-/// Serves `store` on `listen` until Ctrl-C or SIGTERM, then flushes it.
+/// Serves `store` on `listen` until Ctrl-C or SIGTERM; [`http::run`] then flushes it.
 fn serve_store(
     store: Arc<Store>,
     listen: &str,
@@ -92,18 +92,21 @@ fn serve_store(
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::Internal(format!("no local address: {e}")))?;
-        // Hook (governance): without tokens, loopback only.
-        if let Some(gov) = &config.governance {
-            gov.check_listen(addr).map_err(CliError::User)?;
-        }
+        // Checked before saying where it serves; `http::run` checks it again.
+        http::check_exposure(addr, config.governance.as_deref()).map_err(CliError::User)?;
         on_listening(addr);
-        http::run(listener, store.clone(), config, shutdown_signal())
+        let shutdown = async {
+            shutdown_signal().await;
+            eprintln!("courbe: shutting down");
+        };
+        http::run(listener, store, config, shutdown)
             .await
-            .map_err(|e| CliError::Internal(format!("server failed: {e}")))
-    })?;
-    eprintln!("courbe: shutting down");
-    store.flush()?;
-    Ok(())
+            .map_err(|e| match e {
+                http::ServeError::Exposed(why) => CliError::User(why),
+                http::ServeError::Flush(e) => CliError::from(e),
+                e => CliError::Internal(format!("server failed: {e}")),
+            })
+    })
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix.

@@ -30,13 +30,13 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub(super) fn routes<S: Clone + Send + Sync + 'static>(gov: Arc<Governance>) -> Router<S> {
     Router::new()
         .route(
-            "/v1/calendars/:name/colours",
+            crate::http::routes::declared("/v1/calendars/:name/colours"),
             get(colours_get)
                 .put(colours_put)
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .route(
-            "/v1/meters/:id/contracts",
+            crate::http::routes::declared("/v1/meters/:id/contracts"),
             get(contracts_get)
                 .put(contracts_put)
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),

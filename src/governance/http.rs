@@ -34,7 +34,7 @@ use crate::http::api::{
     QueryParams, Question,
 };
 use crate::http::error::{ApiError, ErrorCode};
-use crate::http::{blocking, dataconnect};
+use crate::http::{blocking, dataconnect, routes};
 
 /// Largest body of a groups upload.
 const MAX_GROUPS_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -78,20 +78,38 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
     };
     let routes: Router<S> = Router::new()
         .route(
-            "/v1/meters/:id/consent",
+            crate::http::routes::declared("/v1/meters/:id/consent"),
             get(consent_get).post(consent_post),
         )
-        .route("/v1/meters/:id/grants", get(grants_get).post(grants_post))
-        .route("/v1/meters/:id/grants/:grant", delete(grant_delete))
-        .route("/v1/meters/:id/export", get(export_get))
-        .route("/v1/meters/:id/compare", get(compare_get))
-        .route("/v1/aggregates", get(aggregates_get))
         .route(
-            "/v1/aggregates/releases",
+            crate::http::routes::declared("/v1/meters/:id/grants"),
+            get(grants_get).post(grants_post),
+        )
+        .route(
+            crate::http::routes::declared("/v1/meters/:id/grants/:grant"),
+            delete(grant_delete),
+        )
+        .route(
+            crate::http::routes::declared("/v1/meters/:id/export"),
+            get(export_get),
+        )
+        .route(
+            crate::http::routes::declared("/v1/meters/:id/compare"),
+            get(compare_get),
+        )
+        .route(
+            crate::http::routes::declared("/v1/aggregates"),
+            get(aggregates_get),
+        )
+        .route(
+            crate::http::routes::declared("/v1/aggregates/releases"),
             get(releases_get).post(releases_post),
         )
-        .route("/v1/audit", get(audit_get))
-        .route("/v1/groups", put(groups_put).get(groups_get))
+        .route(crate::http::routes::declared("/v1/audit"), get(audit_get))
+        .route(
+            crate::http::routes::declared("/v1/groups"),
+            put(groups_put).get(groups_get),
+        )
         .with_state(state);
     router
         .merge(routes)
@@ -128,7 +146,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn parse_level(text: Option<&str>) -> Option<Level> {
+pub(crate) fn parse_level(text: Option<&str>) -> Option<Level> {
     match text.unwrap_or("commune") {
         "all" => Some(Level::All),
         "commune" => Some(Level::Commune),
@@ -138,48 +156,18 @@ fn parse_level(text: Option<&str>) -> Option<Level> {
     }
 }
 
-/// The question a query route asks, for the methods that ask it.
+/// The question a query route asks, for the methods that ask it ([`routes::ROUTES`]).
 fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
     if method != Method::GET && method != Method::HEAD {
         return None;
     }
-    Some(match route {
-        "/v1/meters/:id/curve" => QueryKind::Curve,
-        "/v1/meters/:id/energy" => QueryKind::Energy,
-        "/v1/meters/:id/peak" => QueryKind::Peak,
-        "/v1/meters/:id/index" => QueryKind::Index,
-        "/v1/meters/:id/summary" => QueryKind::Summary,
-        "/v1/fleet/curve" => QueryKind::FleetCurve,
-        "/v1/fleet/energy" => QueryKind::FleetEnergy,
-        _ => return None,
-    })
+    routes::find(route)?.question
 }
 
 /// The parameters a route that asks no question reads (a question's are
-/// [`QueryKind::parameters`]); `None` for a route this table does not know (the operator's).
+/// [`QueryKind::parameters`]); `None` for a route whose handler reads its own.
 fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
-    Some(match route {
-        "/v1/meters/:id/consent"
-        | "/v1/meters/:id/grants"
-        | "/v1/meters/:id/grants/:grant"
-        | "/v1/groups"
-        | "/v1/meters/:id/contracts"
-        | "/v1/aggregates/releases" => &[],
-        "/v1/calendars/:name/colours" => &["from", "to"],
-        "/v1/meters/:id/export" => api::EXPORT_PARAMETERS,
-        "/v1/meters/:id/compare" => &["from", "to", "tz", "channel"],
-        "/v1/aggregates" => &[
-            "level", "code", "meters", "kind", "channel", "from", "to", "period", "tz", "source",
-        ],
-        "/v1/audit" => &["meter", "who", "from", "to"],
-        "/v1/ingest" => &["channel", "series"],
-        "/v1/prices/spot/:area" => &["from", "to"],
-        "/v1/meters/:id/live" => &["series"],
-        "/v1/meters/:id/curve" => api::ERASE_PARAMETERS,
-        r if dataconnect::endpoint(r).is_some() => dataconnect::PARAMETERS,
-        r if prices_http::parameters(r).is_some() => return prices_http::parameters(r),
-        _ => return None,
-    })
+    routes::find(route)?.parameters
 }
 
 /// Refuses a parameter `route` does not read, naming it, as a question's reader does.
@@ -204,7 +192,7 @@ fn check_parameters(route: &str, params: &[(String, String)]) -> Result<(), ApiE
 }
 
 /// What access control needs of an energy or peak question.
-fn summary_of(question: &Question) -> Option<Summary> {
+pub(crate) fn summary_of(question: &Question) -> Option<Summary> {
     let (figure, calendar, tariff) = match question {
         // The meter's own contracts give its real registers; a chosen option or window does not.
         Question::Energy {
@@ -228,8 +216,9 @@ fn summary_of(question: &Question) -> Option<Summary> {
 }
 
 /// What the request does, from its route template, method and what the guard read of it (the
-/// question of a query route, the parameters of any other). `None`: a method the route does not
-/// serve (its handler answers 405). Routes unknown here are the operator's only.
+/// question of a query route, the parameters of any other), as [`routes::ROUTES`] declares it.
+/// `None`: a method the route does not serve (its handler answers 405), or a route that is not
+/// declared (the guard answers 404).
 fn action_of<'a>(
     route: &str,
     method: &Method,
@@ -237,112 +226,13 @@ fn action_of<'a>(
     asked: Option<&Asked>,
     params: &[(String, String)],
 ) -> Option<Action<'a>> {
-    let m = meter.unwrap_or("");
-    let get = method == Method::GET || method == Method::HEAD;
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+    let asking = routes::Asking {
+        method,
+        meter: meter.unwrap_or(""),
+        question: asked.map(|a| &a.question),
+        params,
     };
-    let question = asked.map(|a| &a.question);
-    if dataconnect::endpoint(route).is_some() {
-        // The native question it asks decides, as on the native route that asks it.
-        return match question {
-            _ if !get => None,
-            Some(q @ Question::Curve { channel, .. }) => Some(Action::ReadCurve {
-                meter: m,
-                channel: *channel,
-                range_utc: q.range_utc(),
-            }),
-            Some(q) => Some(match summary_of(q) {
-                Some(summary) => Action::ReadMeterSummary { meter: m, summary },
-                None => Action::Other,
-            }),
-            None => Some(Action::Other),
-        };
-    }
-    Some(match route {
-        // Without the question read (never the case once the guard has read it), the
-        // operator's only: unknown is never allowed.
-        "/v1/meters/:id/curve" if get => match question {
-            Some(q @ Question::Curve { channel, .. }) => Action::ReadCurve {
-                meter: m,
-                channel: *channel,
-                range_utc: q.range_utc(),
-            },
-            _ => Action::Other,
-        },
-        "/v1/meters/:id/curve" if method == Method::DELETE => Action::EraseCurve { meter: m },
-        // The live view is the curve from now on: a curve read now at subscription (the stream
-        // re-asks while it runs, `http::live`).
-        "/v1/meters/:id/live" if get => {
-            let now = super::now_utc();
-            Action::ReadCurve {
-                meter: m,
-                channel: crate::Channel::CONSUMPTION,
-                range_utc: (now, now + 1),
-            }
-        }
-        "/v1/meters/:id/energy" | "/v1/meters/:id/peak" if get => {
-            match question.and_then(summary_of) {
-                Some(summary) => Action::ReadMeterSummary { meter: m, summary },
-                None => Action::Other,
-            }
-        }
-        "/v1/meters/:id/index" if get => match question {
-            Some(q @ Question::Index { .. }) => Action::ReadIndex {
-                meter: m,
-                range_utc: q.range_utc(),
-            },
-            _ => Action::Other,
-        },
-        "/v1/meters/:id/summary" if get => match question {
-            Some(q @ Question::Summary { .. }) => Action::ReadYearSummary {
-                meter: m,
-                range_utc: q.range_utc(),
-            },
-            _ => Action::Other,
-        },
-        "/v1/meters/:id/export" if get => Action::Export { meter: m },
-        "/v1/meters/:id/compare" if get => Action::Compare { meter: m },
-        "/v1/meters/:id/consent" if get => Action::ReadConsent { meter: m },
-        "/v1/meters/:id/consent" if method == Method::POST => Action::SetConsent { meter: m },
-        "/v1/meters/:id/grants" if get => Action::ReadGrants { meter: m },
-        "/v1/meters/:id/grants" | "/v1/meters/:id/grants/:grant" => Action::ManageGrants,
-        "/v1/fleet/curve" | "/v1/fleet/energy" if get => Action::ReadFleet,
-        "/v1/aggregates" if get => Action::ReadAggregates {
-            // An unknown level is the handler's 400; for access it is the strictest level.
-            level: parse_level(param("level")).unwrap_or(Level::Building),
-            predefined: param("meters").is_none(),
-        },
-        "/v1/audit" if get => Action::ReadAudit,
-        "/v1/calendars/:name/colours" if get => Action::ReadColours,
-        // Spot prices are public reference data, like the colour calendars: every token.
-        "/v1/prices/spot/:area" if get => Action::ReadColours,
-        "/v1/prices/spot/:area" => Action::Other,
-        "/v1/meters/:id/contracts" if get => Action::ReadContracts { meter: m },
-        "/v1/calendars/:name/colours" | "/v1/meters/:id/contracts" => Action::ManageCalendars,
-        "/v1/aggregates/releases" if get => Action::ListReleases,
-        "/v1/aggregates/releases" if method == Method::POST => Action::Release,
-        "/v1/groups" => Action::LoadGroups,
-        "/v1/ingest" => Action::Ingest,
-        "/v1/meters/:id/curve"
-        | "/v1/meters/:id/energy"
-        | "/v1/meters/:id/peak"
-        | "/v1/meters/:id/index"
-        | "/v1/meters/:id/summary"
-        | "/v1/meters/:id/export"
-        | "/v1/meters/:id/compare"
-        | "/v1/meters/:id/consent"
-        | "/v1/fleet/curve"
-        | "/v1/fleet/energy"
-        | "/v1/aggregates"
-        | "/v1/aggregates/releases"
-        | "/v1/audit" => return None,
-        // A route this table does not know yet: the operator's only.
-        _ => Action::Other,
-    })
+    routes::action_of(route, &asking)
 }
 
 /// The action of a pricing route: a meter's cost is an energy question over the same days.
@@ -418,6 +308,12 @@ async fn guard(
         // No such route: the 404 says nothing about any meter.
         return next.run(request).await;
     };
+    if routes::find(&route).is_none() {
+        // Served but not declared: never an action of its own (`routes::declared` keeps the
+        // router from serving one).
+        return ApiError::new(ErrorCode::NotFound, format!("no such resource: {path}"))
+            .into_response();
+    }
     let method = request.method().clone();
     // Everything access depends on is read here, once; what cannot be read is refused.
     let meter = match path_meter(&route, &mut request).await {
@@ -527,16 +423,6 @@ async fn guard(
         }
     }
     response
-}
-
-impl From<super::Error> for ApiError {
-    fn from(e: super::Error) -> ApiError {
-        match e {
-            super::Error::InvalidArgument(m) => ApiError::invalid(m),
-            super::Error::Engine(e) => ApiError::from(e),
-            other => ApiError::internal(other.to_string()),
-        }
-    }
 }
 
 fn check_meter(id: &str) -> Result<(), ApiError> {
@@ -970,7 +856,7 @@ async fn aggregates_get(
     Extension(principal): Extension<Principal>,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    let params = aggregates::Params::from_uri(&uri)?;
+    let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     let body = blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
     Ok(Json(body).into_response())
 }
@@ -1011,7 +897,7 @@ async fn compare_get(
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
-    let params = aggregates::Params::from_uri(&uri)?;
+    let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
     let body =
@@ -1220,9 +1106,15 @@ mod tests {
     }
 
     #[test]
-    fn routes_unknown_to_the_guard_are_for_operators_only() {
-        let action = action_of("/v1/something/new", &Method::GET, None, None, &[]);
-        assert_eq!(action, Some(Action::Other));
+    fn a_route_undeclared_in_the_table_has_no_action_never_the_operators_fallback() {
+        assert_eq!(
+            action_of("/v1/something/new", &Method::GET, None, None, &[]),
+            None
+        );
+        assert_eq!(route_parameters("/v1/something/new"), None);
+        assert_eq!(query_kind("/v1/something/new", &Method::GET), None);
+        // What `Action::Other` still means (an unread question, an unserved priced method):
+        // the operator's only.
         let consumer = Principal {
             role: Role::Consumer,
             subject: Some("m".into()),

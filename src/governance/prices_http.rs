@@ -46,14 +46,11 @@ pub const MAX_OFFERS: usize = 8;
 
 /// The parameters of each route (the guard refuses any other).
 pub(super) fn parameters(route: &str) -> Option<&'static [&'static str]> {
-    Some(match route {
-        "/v1/prices/grids" | "/v1/prices/taxes" => &["format"],
-        "/v1/meters/:id/cost" => &["from", "to", "period", "offer", "format"],
-        "/v1/meters/:id/estimate" => &["since", "offer"],
-        "/v1/meters/:id/offers" => &["offers", "to", "format"],
-        "/v1/fleet/offers" => &["offers", "from", "to"],
-        _ => return None,
-    })
+    let route = crate::http::routes::find(route)?;
+    match route.guard {
+        crate::http::routes::Guard::Priced => route.parameters,
+        _ => None,
+    }
 }
 
 #[derive(Clone)]
@@ -69,21 +66,33 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     Router::new()
         .route(
-            "/v1/prices/grids",
+            crate::http::routes::declared("/v1/prices/grids"),
             get(grids_get)
                 .put(grids_put)
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .route(
-            "/v1/prices/taxes",
+            crate::http::routes::declared("/v1/prices/taxes"),
             get(taxes_get)
                 .put(taxes_put)
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
-        .route("/v1/meters/:id/cost", get(cost_get))
-        .route("/v1/meters/:id/estimate", get(estimate_get))
-        .route("/v1/meters/:id/offers", get(offers_get))
-        .route("/v1/fleet/offers", get(fleet_offers_get))
+        .route(
+            crate::http::routes::declared("/v1/meters/:id/cost"),
+            get(cost_get),
+        )
+        .route(
+            crate::http::routes::declared("/v1/meters/:id/estimate"),
+            get(estimate_get),
+        )
+        .route(
+            crate::http::routes::declared("/v1/meters/:id/offers"),
+            get(offers_get),
+        )
+        .route(
+            crate::http::routes::declared("/v1/fleet/offers"),
+            get(fleet_offers_get),
+        )
         .with_state(PricesState { store, gov })
 }
 

@@ -9,9 +9,9 @@
 
 use serde::Serialize;
 
-use super::error::{ApiError, ErrorCode};
+use super::error::ApiError;
 use crate::engine::{self, Batch, InvalidPoint, Store};
-use crate::ingest::{self, Daily, Format, IngestError, Rejected, Sink};
+use crate::ingest::{self, Daily, Format, Rejected, Sink};
 use crate::{Channel, Point};
 
 /// When full batches reach the store.
@@ -225,18 +225,6 @@ impl From<IngestReport> for IngestBody {
                 .collect(),
             rejected_count: unlisted.then_some(report.rejected_count),
             refused_by_consent: report.refused_by_consent,
-        }
-    }
-}
-
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> ApiError {
-        match e {
-            IngestError::Io(_) => ApiError::new(ErrorCode::Internal, e.to_string()),
-            _ => ApiError::new(
-                ErrorCode::MalformedDocument,
-                format!("not a readable document: {e}"),
-            ),
         }
     }
 }

@@ -18,7 +18,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use courbe::engine::{Options, Store};
-//! use courbe::http::{run, ServerConfig};
+//! use courbe_server::http::{run, ServerConfig};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Arc::new(Store::open(dir.path(), Options::default())?);
@@ -37,15 +37,16 @@
 //! # }
 //! ```
 
-pub mod api;
+pub use courbe::api;
 pub mod dataconnect;
-pub mod error;
+pub use courbe::error;
 pub mod live;
 pub mod loading;
 pub mod metrics;
 pub mod oauth;
 pub mod prices;
 mod refusals;
+pub mod routes;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -153,20 +154,81 @@ impl AppState {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in flight.
+/// Why [`run`] did not serve, or did not end cleanly.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The listener's address is not loopback and no tokens file guards it
+    /// ([`check_exposure`]): nothing was served.
+    Exposed(String),
+    /// The listener failed (its address cannot be read).
+    Io(std::io::Error),
+    /// The final flush of the store failed: what was acknowledged is in the log, not yet in
+    /// segments.
+    Flush(crate::engine::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Exposed(why) => f.write_str(why),
+            ServeError::Io(e) => write!(f, "the listener failed: {e}"),
+            ServeError::Flush(e) => write!(f, "the final flush failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Exposed(_) => None,
+            ServeError::Io(e) => Some(e),
+            ServeError::Flush(e) => Some(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for ServeError {
+    fn from(e: std::io::Error) -> ServeError {
+        ServeError::Io(e)
+    }
+}
+
+/// The loopback rule: a server listens on a non-loopback `addr` only with governance and a
+/// tokens file. Without governance nothing checks a caller; without tokens every caller is an
+/// operator ([`crate::governance::Governance::check_listen`]).
+pub fn check_exposure(
+    addr: std::net::SocketAddr,
+    governance: Option<&crate::governance::Governance>,
+) -> Result<(), String> {
+    match governance {
+        Some(gov) => gov.check_listen(addr),
+        None if addr.ip().is_loopback() => Ok(()),
+        None => Err(format!(
+            "refusing to listen on {addr}: without governance no caller is checked, so the \
+             server listens on loopback only (127.0.0.1, ::1)"
+        )),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in flight
+/// and flushes `store`. Refuses to serve, before accepting anything, a listener that
+/// [`check_exposure`] refuses.
 pub async fn run(
     listener: TcpListener,
     store: Arc<Store>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), ServeError> {
+    check_exposure(listener.local_addr()?, config.governance.as_deref())
+        .map_err(ServeError::Exposed)?;
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .max_headers(HYPER_MAX_HEADERS)
         .max_buf_size(HYPER_MAX_BUF_BYTES);
-    let app = router(store, config);
+    let app = router(store.clone(), config);
     let connections = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -194,7 +256,10 @@ pub async fn run(
     }
     drop(listener);
     connections.shutdown().await;
-    Ok(())
+    tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .map_err(|e| ServeError::Io(std::io::Error::other(format!("the flush failed: {e}"))))?
+        .map_err(ServeError::Flush)
 }
 
 /// The application, for callers that bring their own server.
@@ -214,19 +279,25 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
     };
     let access_tokens = Arc::new(oauth::AccessTokens::new());
     let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/v1/ingest", post(ingest))
-        .route("/metrics", get(metrics_text))
-        .route("/v1/meters/:id/curve", get(meter_curve).delete(meter_erase))
-        .route("/v1/meters/:id/energy", get(meter_energy))
-        .route("/v1/meters/:id/peak", get(meter_peak))
-        .route("/v1/meters/:id/index", get(meter_index))
-        .route("/v1/meters/:id/summary", get(meter_summary))
-        .route("/v1/meters/:id/live", get(live::live))
-        .route("/v1/fleet/curve", get(fleet_curve))
-        .route("/v1/fleet/energy", get(fleet_energy))
+        .route(routes::declared("/healthz"), get(healthz))
+        .route(routes::declared("/v1/ingest"), post(ingest))
+        .route(routes::declared("/metrics"), get(metrics_text))
         .route(
-            "/v1/prices/spot/:area",
+            routes::declared("/v1/meters/:id/curve"),
+            get(meter_curve).delete(meter_erase),
+        )
+        .route(routes::declared("/v1/meters/:id/energy"), get(meter_energy))
+        .route(routes::declared("/v1/meters/:id/peak"), get(meter_peak))
+        .route(routes::declared("/v1/meters/:id/index"), get(meter_index))
+        .route(
+            routes::declared("/v1/meters/:id/summary"),
+            get(meter_summary),
+        )
+        .route(routes::declared("/v1/meters/:id/live"), get(live::live))
+        .route(routes::declared("/v1/fleet/curve"), get(fleet_curve))
+        .route(routes::declared("/v1/fleet/energy"), get(fleet_energy))
+        .route(
+            routes::declared("/v1/prices/spot/:area"),
             get(prices::prices_get).put(prices::prices_put),
         )
         .merge(dataconnect::routes(state.store.clone()))

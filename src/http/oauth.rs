@@ -201,8 +201,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
     body_timeout: Duration,
 ) -> Router<S> {
     Router::new()
-        .route("/oauth2/v3/token", post(token))
-        .route("/oauth2/v3/revoke", post(revoke))
+        .route(
+            crate::http::routes::declared("/oauth2/v3/token"),
+            post(token),
+        )
+        .route(
+            crate::http::routes::declared("/oauth2/v3/revoke"),
+            post(revoke),
+        )
         .with_state(OAuthState {
             tokens,
             gov,

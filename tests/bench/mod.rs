@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use courbe::bench::{self, BenchConfig, Workload};
 use courbe::engine::{Batch, Options, Store};
-use courbe::http::ServerConfig;
 use courbe::{Channel, Point, Quality};
+use courbe_server::bench::{self, BenchConfig, Workload};
+use courbe_server::http::ServerConfig;
 
 use crate::util::Server;
 

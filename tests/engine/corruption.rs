@@ -120,15 +120,15 @@ fn one_segment() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn expect_corruption_in(err: Error, file: &Path, within: std::ops::Range<u64>) {
-    match err {
-        Error::Corruption { path, offset, .. } => {
+    match err.corruption_at() {
+        Some((path, offset)) => {
             assert_eq!(path, file);
             assert!(
                 within.contains(&offset),
                 "offset {offset} not in {within:?}"
             );
         }
-        other => panic!("expected corruption, got {other}"),
+        None => panic!("expected corruption, got {err}"),
     }
 }
 
@@ -224,4 +224,47 @@ fn a_segment_shorter_than_the_manifest_says_is_corruption() {
         .err()
         .expect("open fails");
     expect_corruption_in(err, &seg, 0..len);
+}
+
+#[test]
+fn a_format_error_keeps_the_format_crates_kind_offset_and_values_as_its_source() {
+    let (dir, seg) = one_segment();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let footer = len - storage_format::segment::FOOTER_LEN as u64;
+    flip(&seg, footer + 17);
+    let err = Store::open(dir.path(), Options::default())
+        .err()
+        .expect("open fails");
+    let Error::Format { path, source } = &err else {
+        panic!("expected a format error, got {err}");
+    };
+    assert_eq!(path, &seg);
+    assert!(
+        matches!(
+            source.kind(),
+            storage_format::ErrorKind::Corruption | storage_format::ErrorKind::Truncated
+        ),
+        "{source:?}"
+    );
+    // The format crate's values, not a sentence: what it expected and what it found.
+    if let storage_format::Error::Corruption {
+        expected, found, ..
+    } = source
+    {
+        assert_ne!(expected, found);
+    }
+    let chained = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<storage_format::Error>())
+        .expect("the format error is the source");
+    assert_eq!(chained, source);
+    assert!(
+        err.to_string().contains(&seg.display().to_string()),
+        "{err}"
+    );
+    // Wrapped by governance, the engine's error stays reachable.
+    let wrapped = courbe::governance::Error::Engine(err);
+    let engine = std::error::Error::source(&wrapped)
+        .and_then(|s| s.downcast_ref::<Error>())
+        .expect("governance wraps the engine's error");
+    assert!(engine.corruption_at().is_some());
 }

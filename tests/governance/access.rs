@@ -1012,3 +1012,21 @@ fn a_tokens_file_that_cannot_be_read_whole_refuses_every_token_until_it_is_fixed
     assert_eq!(server.gov.tokens_status(), Ok(()));
     assert_eq!(server.call(None, "GET", "/healthz", None).status, 200);
 }
+
+#[test]
+fn a_path_the_route_table_does_not_declare_is_404_with_any_token_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    for token in [
+        None,
+        Some(OPERATOR),
+        Some(ACME),
+        Some(CONSUMER_A),
+        Some(PUBLIC),
+    ] {
+        for method in ["GET", "POST"] {
+            let reply = server.call(token, method, "/v1/something/new", None);
+            reply.assert_error(404, "not_found");
+        }
+    }
+}

@@ -649,7 +649,7 @@ mod properties {
 
     fn ask(store: &Store, gov: &Governance, query: &str) -> Value {
         let uri: axum::http::Uri = format!("/v1/aggregates?{query}").parse().unwrap();
-        let params = Params::from_uri(&uri).unwrap();
+        let params = Params::from_query(uri.query().unwrap_or_default()).unwrap();
         let who = Principal {
             role: Role::PublicBody,
             subject: None,

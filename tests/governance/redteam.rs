@@ -266,9 +266,9 @@ fn groups_that_do_not_nest_are_refused_so_a_commune_minus_an_iris_is_never_one_m
 #[test]
 fn a_governance_body_is_bounded_in_time_and_size_as_an_ingest_body() {
     let dir = tempfile::tempdir().unwrap();
-    let config = courbe::http::ServerConfig {
+    let config = courbe_server::http::ServerConfig {
         body_read_timeout: Duration::from_secs(1),
-        ..courbe::http::ServerConfig::default()
+        ..courbe_server::http::ServerConfig::default()
     };
     let server = Server::start_serving(&dir.path().join("data"), config);
     // A consumer's consent, an operator's grant and groups: each body stalls after a byte.

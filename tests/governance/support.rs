@@ -9,8 +9,8 @@ use std::time::Duration;
 use courbe::engine::{Batch, Options, Store};
 use courbe::governance::auth::token_hash;
 use courbe::governance::{Governance, GovernanceConfig};
-use courbe::http::ServerConfig;
 use courbe::{Channel, Point, Quality};
+use courbe_server::http::ServerConfig;
 
 use crate::util::{self, Reply};
 

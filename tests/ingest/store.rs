@@ -5,10 +5,10 @@ use std::process::Command;
 use std::sync::Arc;
 
 use courbe::engine::{Options, Store};
-use courbe::http::loading::ingest_document;
-use courbe::http::ServerConfig;
 use courbe::ingest::Format;
 use courbe::{Channel, Point, Quality};
+use courbe_server::http::loading::ingest_document;
+use courbe_server::http::ServerConfig;
 
 use crate::util::{post, Server};
 

@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use courbe::http::api::{self, Answer, Asked, Limits, QueryKind, Question};
 use courbe::query::tariffs::{DayColours, TariffOption, TariffPlan};
 use courbe::query::{self, Calendar, EnergySource, Period};
 use courbe::source::{Chunk, SeriesSource, SourceError};
 use courbe::{Channel, Point, Quality};
+use courbe_server::http::api::{self, Answer, Asked, Limits, QueryKind, Question};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use proptest::prelude::*;

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use courbe::cli::daily::{
-    day_colours, meter_daily, tempo_colours, write_r151_footer, write_r151_header, write_r151_meter,
-};
 use courbe::engine::{Options, Store};
-use courbe::http::ServerConfig;
 use courbe::query::{self, Calendar, Period};
 use courbe::{point_of, Channel};
+use courbe_server::cli::daily::{
+    day_colours, meter_daily, tempo_colours, write_r151_footer, write_r151_header, write_r151_meter,
+};
+use courbe_server::http::ServerConfig;
 use courbe_workload::{Fleet, FleetConfig};
 
 use crate::util::{get, post, Server};

@@ -10,8 +10,8 @@ use courbe::engine::{Batch, Options, Store};
 use courbe::governance::auth::token_hash;
 use courbe::governance::consent::{Collection, ConsentEvent};
 use courbe::governance::{Governance, GovernanceConfig};
-use courbe::http::ServerConfig;
 use courbe::{Channel, Point, Quality};
+use courbe_server::http::ServerConfig;
 use serde_json::Value;
 
 use super::support::METER as A;

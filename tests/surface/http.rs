@@ -1,6 +1,6 @@
 //! The HTTP API, served in process on port 0 and driven with a real HTTP client.
 
-use courbe::http::ServerConfig;
+use courbe_server::http::ServerConfig;
 
 use super::support::{day_csv, day_value, r50, Server, METER};
 use crate::util::{get, post, post_chunked, request};

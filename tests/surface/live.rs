@@ -13,9 +13,9 @@ use courbe::engine::{Batch, Options, Store};
 use courbe::governance::auth::token_hash;
 use courbe::governance::grants::{DataKind, Kinds};
 use courbe::governance::{Governance, GovernanceConfig};
-use courbe::http::live::{LiveHub, LIVE_QUEUE};
-use courbe::http::ServerConfig;
 use courbe::{Channel, Point, Quality};
+use courbe_server::http::live::{LiveHub, LIVE_QUEUE};
+use courbe_server::http::ServerConfig;
 
 use crate::util::{self, Reply};
 
@@ -35,9 +35,10 @@ fn rfc(ts: i64) -> String {
 }
 
 struct Live {
-    _dir: tempfile::TempDir,
+    // Dropped first: the server flushes the store into `_dir` as it stops.
     http: util::Server,
     gov: Arc<Governance>,
+    _dir: tempfile::TempDir,
 }
 
 impl Live {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use courbe::engine::fs::{DirLock, FileSystem, MappedFile, RealFs, WritableFile};
 use courbe::engine::{Options, Store};
-use courbe::http::ServerConfig;
+use courbe_server::http::ServerConfig;
 
 use super::support::{day_csv, Server, METER};
 use crate::util::{agent, get, post, reply};
@@ -93,16 +93,16 @@ fn a_request_target_or_headers_over_the_limits_get_a_json_error() {
     let server = Server::start(dir.path(), ServerConfig::default());
     let long = format!(
         "/v1/meters/{METER}/curve?from=2024-01-01&to=2024-01-02&x={}",
-        "a".repeat(courbe::http::MAX_URI_LEN)
+        "a".repeat(courbe_server::http::MAX_URI_LEN)
     );
     let message = get(&server.url(&long)).assert_error(414, "uri_too_long");
     assert!(message.contains("at most"), "{message}");
     let mut request = agent().get(&server.url("/healthz"));
-    for i in 0..courbe::http::MAX_HEADERS + 10 {
+    for i in 0..courbe_server::http::MAX_HEADERS + 10 {
         request = request.set(&format!("x-filler-{i}"), "1");
     }
     reply(request.call()).assert_error(431, "headers_too_large");
-    let big = "b".repeat(courbe::http::MAX_HEADER_BYTES);
+    let big = "b".repeat(courbe_server::http::MAX_HEADER_BYTES);
     reply(
         agent()
             .get(&server.url("/healthz"))
@@ -128,7 +128,7 @@ fn a_body_of_bad_lines_lists_the_first_thousand_and_counts_them_all() {
     assert_eq!(v["accepted"], 0);
     assert_eq!(v["rejected_count"], 20_000);
     let listed = v["rejected"].as_array().expect("rejected");
-    assert_eq!(listed.len(), courbe::http::loading::KEPT_REJECTED);
+    assert_eq!(listed.len(), courbe_server::http::loading::KEPT_REJECTED);
     assert_eq!(listed[0]["line"], 2);
 }
 
@@ -278,7 +278,7 @@ fn a_full_disk_is_a_507_that_names_no_server_path() {
     assert_degraded(&server);
     post(&server.url("/v1/ingest"), CSV, &day_csv()).assert_error(503, "unavailable");
     mode.store(HEALTHY, Ordering::SeqCst);
-    drop(server.stop());
+    drop(server.stop_after_a_failed_store());
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn after_a_failed_fsync_healthz_is_degraded_and_the_500_names_no_path() {
     assert_degraded(&server);
     mode.store(HEALTHY, Ordering::SeqCst);
     assert_degraded(&server);
-    drop(server.stop());
+    drop(server.stop_after_a_failed_store());
 }
 
 #[test]

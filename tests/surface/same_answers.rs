@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use courbe::engine::{Options, Store};
-use courbe::http::ServerConfig;
 use courbe::query::{self, Calendar, Period, Tariff};
 use courbe::Channel;
+use courbe_server::http::ServerConfig;
 
 use super::support::{courbe_ok, Server};
 use crate::util::get;

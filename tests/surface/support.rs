@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use courbe::engine::{Options, Store};
-use courbe::http::ServerConfig;
+use courbe_server::http::ServerConfig;
 
 use crate::util;
 
@@ -41,6 +41,12 @@ impl Server {
     /// Stops the server (graceful shutdown) and hands back its store.
     pub fn stop(mut self) -> Arc<Store> {
         self.http.stop();
+        self.store
+    }
+
+    /// [`Server::stop`] of a server whose store failed (`util::Server::stop_after_a_failed_store`).
+    pub fn stop_after_a_failed_store(mut self) -> Arc<Store> {
+        self.http.stop_after_a_failed_store();
         self.store
     }
 }

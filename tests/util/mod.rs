@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use courbe::engine::Store;
-use courbe::http::{self, ServerConfig};
+use courbe_server::http::{self, ServerConfig};
 
 /// A small seeded generator (SplitMix64), so every test run is the same.
 pub struct Rng(u64);
@@ -43,7 +43,7 @@ impl Rng {
 pub struct Server {
     pub base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
+    thread: Option<JoinHandle<Result<(), http::ServeError>>>,
 }
 
 impl Server {
@@ -80,13 +80,28 @@ impl Server {
 
     /// Shuts the server down gracefully and asserts that it ended cleanly; a no-op once done.
     pub fn stop(&mut self) {
+        if let Some(served) = self.finish() {
+            assert!(served.is_ok(), "the server ends cleanly: {served:?}");
+        }
+    }
+
+    /// Shuts down a server whose store refused writes after a failure: its final flush fails
+    /// too, and `run` says so.
+    pub fn stop_after_a_failed_store(&mut self) {
+        if let Some(served) = self.finish() {
+            assert!(
+                matches!(served, Err(http::ServeError::Flush(_))),
+                "the final flush fails: {served:?}"
+            );
+        }
+    }
+
+    fn finish(&mut self) -> Option<Result<(), http::ServeError>> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(thread) = self.thread.take() {
-            let served = thread.join().expect("the server thread does not panic");
-            assert!(served.is_ok(), "the server ends cleanly: {served:?}");
-        }
+        let thread = self.thread.take()?;
+        Some(thread.join().expect("the server thread does not panic"))
     }
 }
 

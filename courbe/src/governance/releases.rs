@@ -72,10 +72,10 @@ use super::aggregates::{
 use super::auth::Level;
 use super::groups::GroupRegistry;
 use super::{Error, Governance};
+use crate::api::format_ts;
 use crate::engine::fs::FileSystem;
 use crate::engine::Store;
-use crate::http::api::format_ts;
-use crate::http::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode};
 use crate::query::{Calendar, Period};
 use crate::Channel;
 
@@ -292,8 +292,8 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Release, Error> {
         .and_then(|d| d.take(MAX_PAYLOAD_BYTES).read_to_end(&mut json))
         .map_err(|e| bad(&format!("zstd: {e}")))?;
     let frozen: Frozen = serde_json::from_slice(&json).map_err(|e| bad(&format!("json: {e}")))?;
-    let channel = crate::http::api::parse_channel(Some(&frozen.channel))
-        .map_err(|_| bad("unknown channel"))?;
+    let channel =
+        crate::api::parse_channel(Some(&frozen.channel)).map_err(|_| bad("unknown channel"))?;
     for m in &frozen.months {
         m.check().map_err(|e| bad(&e))?;
     }
@@ -355,7 +355,7 @@ impl Releases {
 }
 
 fn paris() -> jiff::tz::TimeZone {
-    crate::query::time_zone(crate::http::api::DEFAULT_TZ).unwrap_or(jiff::tz::TimeZone::UTC)
+    crate::query::time_zone(crate::api::DEFAULT_TZ).unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
 /// The Paris date of a UTC instant, `YYYY-MM-DD`.

@@ -708,9 +708,9 @@ mod tests {
     use super::*;
     use crate::ingest::{format_rfc3339_utc, parse, Format, Parsed};
 
-    const NATIVE_DST: &[u8] = include_bytes!("../../tests/data/native_dst.csv");
-    const NATIVE_MALFORMED: &[u8] = include_bytes!("../../tests/data/native_malformed.csv");
-    const ENEDIS_EXPORT: &[u8] = include_bytes!("../../tests/data/enedis_export.csv");
+    const NATIVE_DST: &[u8] = include_bytes!("../../../tests/data/native_dst.csv");
+    const NATIVE_MALFORMED: &[u8] = include_bytes!("../../../tests/data/native_malformed.csv");
+    const ENEDIS_EXPORT: &[u8] = include_bytes!("../../../tests/data/enedis_export.csv");
 
     fn parse_csv(input: &[u8]) -> Parsed {
         parse(input, Format::Csv, Channel::CONSUMPTION).unwrap()
@@ -1136,7 +1136,7 @@ mod tests {
     fn the_vendored_enedis_export_parses_whole() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/enedis/Enedis_SGE_HDM_A06NW0ZI.csv"
+            "/../tests/data/enedis/Enedis_SGE_HDM_A06NW0ZI.csv"
         );
         let input = std::fs::read(path).expect("vendored fixture (tests/data/enedis)");
         let parsed = parse(&input, Format::detect(&input), Channel::CONSUMPTION).unwrap();

@@ -457,15 +457,15 @@ pub fn date_of_day(day: i64) -> Result<Date, QueryError> {
 /// The register of every instant of a range as sorted, contiguous UTC intervals, with a cursor
 /// for splitting time-ordered intervals among them.
 #[derive(Clone, Debug)]
-pub(crate) struct Registers {
-    pub(crate) names: Vec<String>,
+pub struct Registers {
+    pub names: Vec<String>,
     intervals: Vec<(i64, i64, usize)>,
     cursor: usize,
 }
 
 impl Registers {
     /// The registers of `[from, to)` under `plan`.
-    pub(crate) fn new(
+    pub fn new(
         plan: &TariffPlan,
         colours: &DayColours,
         from_utc: i64,
@@ -560,7 +560,7 @@ impl Registers {
     /// Adds `value * seconds` of `[start, end)` to each register's accumulator. Successive
     /// calls must not go back in time (`start` non-decreasing); seconds outside the range
     /// built are not counted.
-    pub(crate) fn split(&mut self, start: i64, end: i64, value: i32, acc: &mut [i128]) {
+    pub fn split(&mut self, start: i64, end: i64, value: i32, acc: &mut [i128]) {
         while let Some(&(_, e, _)) = self.intervals.get(self.cursor) {
             if e > start {
                 break;

@@ -70,17 +70,11 @@ pub fn partition_meets(p: u32, from: i64, to: i64) -> bool {
     partition_start(p) < to && partition_end(p) + 86_400 > from
 }
 
+/// The format crate's error `e` on the bytes of `path`, kept whole ([`Error::Format`]).
 pub fn corruption(path: &Path, e: storage_format::Error) -> Error {
-    match e {
-        storage_format::Error::Compatibility { .. } => Error::Compatibility {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        },
-        _ => Error::Corruption {
-            path: path.to_path_buf(),
-            offset: e.offset().unwrap_or(0),
-            detail: e.to_string(),
-        },
+    Error::Format {
+        path: path.to_path_buf(),
+        source: e,
     }
 }
 
@@ -975,7 +969,7 @@ mod tests {
             let err = seg
                 .for_each_block("00000000000000", Channel::CONSUMPTION, |_| {})
                 .unwrap_err();
-            assert!(matches!(err, Error::Corruption { .. }), "{err}");
+            assert!(err.corruption_at().is_some(), "{err}");
             assert_eq!(seg.decoded_pages(), 0);
         }
     }

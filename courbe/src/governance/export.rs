@@ -8,9 +8,9 @@
 use serde::Serialize;
 
 use super::Governance;
+use crate::api::format_ts;
 use crate::engine::Store;
-use crate::http::api::format_ts;
-use crate::http::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode};
 use crate::source::SeriesSource;
 use crate::{Channel, Point};
 

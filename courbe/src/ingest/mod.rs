@@ -608,11 +608,11 @@ mod tests {
     #[test]
     fn a_stream_is_detected_and_read_like_a_slice() {
         let inputs: [&[u8]; 5] = [
-            include_bytes!("../../tests/data/native_malformed.csv"),
-            include_bytes!("../../tests/data/r50_dst.xml"),
-            include_bytes!("../../tests/data/enedis_export.csv"),
-            include_bytes!("../../tests/data/enedis/R151.xml"),
-            include_bytes!("../../tests/data/enedis/Enedis_SGE_HDM_A06NW10D_excerpt.csv"),
+            include_bytes!("../../../tests/data/native_malformed.csv"),
+            include_bytes!("../../../tests/data/r50_dst.xml"),
+            include_bytes!("../../../tests/data/enedis_export.csv"),
+            include_bytes!("../../../tests/data/enedis/R151.xml"),
+            include_bytes!("../../../tests/data/enedis/Enedis_SGE_HDM_A06NW10D_excerpt.csv"),
         ];
         for input in inputs {
             let expected = parse(input, Format::detect(input), Channel::CONSUMPTION).unwrap();
@@ -641,11 +641,11 @@ mod tests {
             edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..6),
         ) {
             let fixtures: [&[u8]; 5] = [
-                include_bytes!("../../tests/data/native_dst.csv"),
-                include_bytes!("../../tests/data/r50_dst.xml"),
-                include_bytes!("../../tests/data/enedis_export.csv"),
-                include_bytes!("../../tests/data/enedis/R151.xml"),
-                include_bytes!("../../tests/data/enedis/Enedis_SGE_HDM_A06NW10D_excerpt.csv"),
+                include_bytes!("../../../tests/data/native_dst.csv"),
+                include_bytes!("../../../tests/data/r50_dst.xml"),
+                include_bytes!("../../../tests/data/enedis_export.csv"),
+                include_bytes!("../../../tests/data/enedis/R151.xml"),
+                include_bytes!("../../../tests/data/enedis/Enedis_SGE_HDM_A06NW10D_excerpt.csv"),
             ];
             let mut mutated = fixtures[which].to_vec();
             for (at, byte) in edits {

@@ -93,7 +93,14 @@ impl std::fmt::Display for QueryError {
     }
 }
 
-impl std::error::Error for QueryError {}
+impl std::error::Error for QueryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            QueryError::Source(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<SourceError> for QueryError {
     fn from(e: SourceError) -> Self {

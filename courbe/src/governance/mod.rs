@@ -10,7 +10,9 @@
 //! - [`groups`] and [`aggregates`]: sums over predefined groups with small cells suppressed;
 //! - [`export`]: everything held about a meter in an open format;
 //! - [`audit`]: every read of a meter by a supplier;
-//! - [`http`]: the `/v1` endpoints of all of the above and the access-control middleware.
+//!
+//! The `/v1` endpoints of all of the above, the access-control middleware and the command line
+//! are the `courbe-server` package's (`courbe_server::governance`).
 //!
 //! The registries live in `DATA/governance/`, one append-only file each ([`record_log`], a
 //! [`journal`](crate::journal) of JSON records written through the engine's `FileSystem`); the
@@ -20,15 +22,11 @@ pub mod aggregates;
 pub mod audit;
 pub mod auth;
 pub mod calendars;
-mod calendars_http;
-pub mod cli;
 pub mod consent;
 pub mod export;
 pub mod grants;
 pub mod groups;
-pub mod http;
 pub mod prices;
-pub(crate) mod prices_http;
 pub mod record_log;
 pub mod releases;
 
@@ -98,7 +96,15 @@ impl std::fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Engine(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// How governance behaves; `GovernanceConfig::default()` is what `courbe serve` uses.
 #[derive(Clone, Debug)]

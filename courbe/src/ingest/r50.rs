@@ -614,7 +614,7 @@ mod tests {
     use super::*;
     use crate::ingest::{parse as parse_any, Format, Parsed};
 
-    const R50_DST: &[u8] = include_bytes!("../../tests/data/r50_dst.xml");
+    const R50_DST: &[u8] = include_bytes!("../../../tests/data/r50_dst.xml");
 
     fn parse_r50(input: &[u8]) -> Result<Parsed, IngestError> {
         parse_any(input, Format::R50, Channel::CONSUMPTION)
@@ -909,7 +909,7 @@ mod tests {
 
     #[test]
     fn the_vendored_r50_sample_parses_whole() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/enedis/R50.xml");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/enedis/R50.xml");
         let input = std::fs::read(path).expect("vendored fixture (tests/data/enedis)");
         let parsed = parse_r50(&input).unwrap();
         assert_eq!(parsed.rejected, []);

@@ -1,11 +1,13 @@
 //! The errors of the product surface, and the one place where they become HTTP statuses.
 //!
 //! Engine, query and ingest errors are classified into an [`ErrorCode`] by the `From` impls
-//! below; [`ErrorCode::status`] is the only mapping from a code to an HTTP status, and
-//! [`ErrorCode::is_user_error`] the only mapping to the command line's exit codes.
+//! below; `ErrorCode::status` (feature `http`, the server's) is the only mapping from a code to an
+//! HTTP status, and [`ErrorCode::is_user_error`] the only mapping to the command line's exit codes.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+#[cfg(feature = "http")]
+use axum_core::response::{IntoResponse, Response};
+#[cfg(feature = "http")]
+use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use crate::engine;
@@ -75,6 +77,7 @@ impl ErrorCode {
     }
 
     /// The HTTP status of every error with this code.
+    #[cfg(feature = "http")]
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::InvalidArgument
@@ -212,6 +215,28 @@ impl From<engine::Error> for ApiError {
     }
 }
 
+impl From<crate::governance::Error> for ApiError {
+    fn from(e: crate::governance::Error) -> ApiError {
+        match e {
+            crate::governance::Error::InvalidArgument(m) => ApiError::invalid(m),
+            crate::governance::Error::Engine(e) => ApiError::from(e),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(e: crate::ingest::IngestError) -> ApiError {
+        match e {
+            crate::ingest::IngestError::Io(_) => ApiError::new(ErrorCode::Internal, e.to_string()),
+            _ => ApiError::new(
+                ErrorCode::MalformedDocument,
+                format!("not a readable document: {e}"),
+            ),
+        }
+    }
+}
+
 /// Whether an I/O error says the disk is full or the quota spent.
 pub fn is_storage_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
@@ -219,6 +244,7 @@ pub fn is_storage_full(e: &std::io::Error) -> bool {
         || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
+#[cfg(feature = "http")]
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.code.is_server_side() {
@@ -239,7 +265,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "http"))]
 mod tests {
     use super::*;
 

@@ -66,9 +66,9 @@ use serde::Serialize;
 
 use super::auth::{Level, Principal, Role};
 use super::Governance;
+use crate::api::{format_ts, parse_channel, parse_meter_list, parse_range, parse_tz};
 use crate::engine::Store;
-use crate::http::api::{format_ts, parse_channel, parse_meter_list, parse_range, parse_tz};
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::query::{Calendar, Period};
 use crate::Channel;
 
@@ -163,11 +163,13 @@ pub fn level_name(level: Level) -> &'static str {
 }
 
 impl Params {
-    pub fn from_uri(uri: &axum::http::Uri) -> Result<Params, ApiError> {
-        let axum::extract::Query(raw) = axum::extract::Query::<RawParams>::try_from_uri(uri)
-            .map_err(|e| {
-                ApiError::invalid(format!("unreadable query string: {}", e.body_text()))
-            })?;
+    /// Reads the query string of a request (without its `?`; empty when there is none).
+    pub fn from_query(query: &str) -> Result<Params, ApiError> {
+        let raw: RawParams = serde_urlencoded::from_str(query).map_err(|e| {
+            ApiError::invalid(format!(
+                "unreadable query string: Failed to deserialize query string: {e}"
+            ))
+        })?;
         let level = match raw.level.as_deref().unwrap_or("commune") {
             "all" => Level::All,
             "commune" => Level::Commune,
@@ -808,7 +810,7 @@ pub fn answer(
                 && !matches!(principal.role, Role::Operator | Role::PublicBody)
             {
                 return Err(ApiError::new(
-                    crate::http::error::ErrorCode::Forbidden,
+                    crate::error::ErrorCode::Forbidden,
                     "this token does not allow this request",
                 ));
             }
@@ -817,7 +819,7 @@ pub fn answer(
                 (_, None | Some(Source::Release)) => Source::Release,
                 (_, Some(Source::Live)) => {
                     return Err(ApiError::new(
-                        crate::http::error::ErrorCode::Forbidden,
+                        crate::error::ErrorCode::Forbidden,
                         "only operators read live aggregates: others read releases",
                     ))
                 }
@@ -944,7 +946,7 @@ pub fn check_whole_paris_months(params: &Params) -> Result<(), ApiError> {
         })
     };
     let (from, to) = (params.calendar.from_utc, params.calendar.to_utc);
-    if params.tz_name == crate::http::api::DEFAULT_TZ && month_start(from) && month_start(to) {
+    if params.tz_name == crate::api::DEFAULT_TZ && month_start(from) && month_start(to) {
         return Ok(());
     }
     Err(ApiError::invalid(

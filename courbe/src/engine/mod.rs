@@ -159,9 +159,32 @@ pub enum Error {
         path: PathBuf,
         detail: String,
     },
+    /// Bytes of `path` the format crate refuses, with its error whole: its kind, offset and
+    /// the values it expected and found (`source.kind()`, `source.offset()`).
+    Format {
+        path: PathBuf,
+        source: storage_format::Error,
+    },
     InvalidArgument(String),
     /// The store was closed or poisoned by an earlier I/O failure.
     Closed,
+}
+
+impl Error {
+    /// The file and byte offset of damaged bytes: a corruption found by the engine, or a format
+    /// error of kind corruption or truncation. `None` for every other failure.
+    pub fn corruption_at(&self) -> Option<(&std::path::Path, u64)> {
+        match self {
+            Error::Corruption { path, offset, .. } => Some((path, *offset)),
+            Error::Format { path, source } => match source.kind() {
+                storage_format::ErrorKind::Corruption | storage_format::ErrorKind::Truncated => {
+                    Some((path, source.offset().unwrap_or(0)))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -180,13 +203,32 @@ impl std::fmt::Display for Error {
             Error::Compatibility { path, detail } => {
                 write!(f, "incompatible file {}: {detail}", path.display())
             }
+            Error::Format { path, source } => match source.kind() {
+                storage_format::ErrorKind::Compatibility => {
+                    write!(f, "incompatible file {}: {source}", path.display())
+                }
+                _ => write!(
+                    f,
+                    "corruption in {} at offset {}: {source}",
+                    path.display(),
+                    source.offset().unwrap_or(0)
+                ),
+            },
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::Closed => write!(f, "the store is closed after an earlier failure"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Format { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// Why a point was refused by [`Batch::push`].
 #[derive(Clone, Debug, PartialEq, Eq)]
