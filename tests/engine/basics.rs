@@ -335,7 +335,9 @@ fn a_full_memtable_flushes_by_itself() {
     for d in 0..7 {
         store.ingest(&day("m", T0 + d * 86_400, 0)).unwrap();
     }
-    // Flushed after days 3 and 6 (144 points each time), day 7 still in memory.
+    // Flushed after days 3 and 6 (144 points each time, in the background), day 7 still in
+    // memory.
+    store.wait_for_flush().unwrap();
     assert_eq!(store.stats().segments, 2);
     assert_eq!(read(&store, "m", Channel::CONSUMPTION).len(), 7 * 48);
 }
@@ -378,4 +380,42 @@ fn a_data_directory_opens_in_one_store_at_a_time() {
     );
     drop(store);
     Store::open(dir.path(), Options::default()).unwrap();
+}
+
+#[test]
+fn a_later_reading_wins_over_the_memtable_being_flushed_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        memtable_max_points: 48,
+        ..Options::default()
+    };
+    let store = Store::open(dir.path(), options).unwrap();
+    let morning = |base: i32| {
+        let mut b = Batch::new();
+        for i in 0..24 {
+            b.push(
+                "m",
+                Channel::CONSUMPTION,
+                pt(T0 + i * 1800, base + i as i32),
+            )
+            .expect("valid");
+        }
+        b
+    };
+    for round in 0..20 {
+        // A full day fills the memtable and hands it to the flush thread; the morning again,
+        // with other values, goes to the new memtable while (or after) it is written.
+        store.ingest(&day("m", T0, round * 100)).unwrap();
+        store.ingest(&morning(round * 100 + 50)).unwrap();
+        let want: Vec<i32> = (0..48)
+            .map(|i| round * 100 + i + if i < 24 { 50 } else { 0 })
+            .collect();
+        let got: Vec<i32> = read(&store, "m", Channel::CONSUMPTION)
+            .iter()
+            .map(|p| p.value)
+            .collect();
+        assert_eq!(got, want, "round {round}");
+    }
+    store.wait_for_flush().unwrap();
+    assert!(store.flush_count() >= 19, "{} flushes", store.flush_count());
 }

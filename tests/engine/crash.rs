@@ -166,3 +166,45 @@ fn check_image(
         }
     }
 }
+
+#[test]
+fn batches_acknowledged_while_background_flushes_run_survive_a_crash_at_every_sync_point() {
+    let fs = SimFs::new();
+    fs.record_crash_images();
+    // 13 points a batch: the memtable fills every third or fourth batch and is flushed on the
+    // flush thread while the next batches are acknowledged; the writer never calls flush.
+    let options = Options {
+        memtable_max_points: 40,
+        ..Options::default()
+    };
+    let dir = Path::new("/data");
+    let mut acked: Vec<(u64, i64)> = Vec::new();
+    let before: Vec<Vec<Point>>;
+    {
+        let store = Store::open_with(dir, options.clone(), Arc::new(fs.clone())).unwrap();
+        for k in 0..30 {
+            store.ingest(&scripted_batch(k)).unwrap();
+            acked.push((fs.sync_points(), k));
+        }
+        store.wait_for_flush().unwrap();
+        assert!(store.flush_count() >= 6, "{} flushes", store.flush_count());
+        before = METERS
+            .iter()
+            .map(|m| read(&store, m, Channel::CONSUMPTION))
+            .collect();
+    }
+    let store = Store::open_with(dir, options.clone(), Arc::new(fs.clone())).unwrap();
+    for (m, points) in METERS.iter().zip(&before) {
+        assert_eq!(
+            &read(&store, m, Channel::CONSUMPTION),
+            points,
+            "{m} after reopen"
+        );
+    }
+    drop(store);
+    let images = fs.take_crash_images();
+    assert!(images.len() > 50, "only {} crash images", images.len());
+    for image in &images {
+        check_image(image, &options, &acked, u64::MAX, dir);
+    }
+}

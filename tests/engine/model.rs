@@ -250,9 +250,10 @@ fn serves_reads_and_refuses_writes(store: &Store, model: &Model, rng: &mut Rng, 
         matches!(store.ingest(&b), Err(Error::Closed)),
         "{ctx}: an ingest after the failure was not refused"
     );
+    let flushed = store.flush();
     assert!(
-        matches!(store.flush(), Err(Error::Closed)),
-        "{ctx}: a flush after the failure was not refused"
+        matches!(flushed, Err(Error::Closed)),
+        "{ctx}: a flush after the failure was not refused: {flushed:?}"
     );
     check(
         store,

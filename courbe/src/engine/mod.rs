@@ -6,7 +6,11 @@
 //!   (`memtable.rs`);
 //! - [`Store::flush`] starts a new log generation, writes the memtable as one segment per Europe/Paris month
 //!   touched (`segments.rs`), names them in the [`manifest`] (atomic replace), then deletes the
-//!   obsolete logs;
+//!   obsolete logs. A memtable that fills during [`Store::ingest`] is flushed the same way on a
+//!   background thread: the writer starts a new log generation, the full memtable becomes the
+//!   version's *immutable* memtable (read with the new one, which takes the writes) and the
+//!   writer goes on; at most one is in flight, so a writer that fills the next memtable first
+//!   waits for it (backpressure);
 //! - [`Store::compact`] merges the segments of a month (newest wins); [`Store::erase`] commits
 //!   its intent in the manifest, rewrites every file that held the erased points, then drops
 //!   the intent; [`Store::apply_retention`] drops whole months (`compaction.rs`);
@@ -17,7 +21,9 @@
 //! Invariants:
 //! - acknowledged ⇒ in a synced log record or in a segment named by a synced manifest;
 //! - newest wins by sequence: batch sequence numbers in the memtable, segment `seq` among
-//!   segments, and the memtable is newer than every segment;
+//!   segments; the memtable is newer than the immutable memtable, both newer than every segment;
+//! - the logs that hold an immutable memtable's batches are deleted only after the manifest
+//!   naming its segments is synced (its generation is below the new memtable's log);
 //! - after an fsync failure, a failed flush or compaction, or an erasure that failed after its
 //!   intent was committed, the store refuses every write ([`Error::Closed`]) until it is
 //!   reopened, and keeps answering reads;
@@ -550,9 +556,11 @@ pub struct Stats {
 /// The lock file of a data directory (empty; held with `flock` while a store is open).
 pub const LOCK_NAME: &str = "LOCK";
 
-/// The memtable's size, for memory reports ([`Store::memtable_memory`]).
+/// The memtables' size (the current one and the immutable one being flushed, if any), for
+/// memory reports ([`Store::memtable_memory`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemtableMemory {
+    /// Meters of the larger of the two.
     pub meters: usize,
     pub points: usize,
     /// Heap bytes held, approximately.
@@ -571,7 +579,7 @@ pub struct Store {
     dir: PathBuf,
     fs: Arc<dyn FileSystem>,
     options: Options,
-    wal: Wal,
+    wal: Arc<Wal>,
     /// Sequence number of the next batch.
     next_batch: AtomicU64,
     /// Batches applied to the memtable, in sequence order: the last one applied.
@@ -580,8 +588,8 @@ pub struct Store {
     /// Highest batch sequence number a new snapshot sees.
     visible: AtomicU64,
     /// Counters of segment `seq` and file number; the manifest records them at each commit.
-    next_seq: AtomicU64,
-    next_file_id: AtomicU64,
+    next_seq: Arc<AtomicU64>,
+    next_file_id: Arc<AtomicU64>,
     /// An erasure failed after its intent was committed: every write is refused until the
     /// store is reopened (which completes the erasure), so nothing ingested meanwhile is
     /// erased with it.
@@ -590,8 +598,11 @@ pub struct Store {
     maintenance: parking_lot::Mutex<()>,
     /// Called with each batch once it is acknowledged ([`Store::observe_ingest`]).
     observers: parking_lot::RwLock<Vec<IngestObserver>>,
-    manifest: parking_lot::Mutex<Manifest>,
-    version: parking_lot::RwLock<Arc<Version>>,
+    manifest: Arc<parking_lot::Mutex<Manifest>>,
+    version: Arc<parking_lot::RwLock<Arc<Version>>>,
+    /// The background flush of the immutable memtable, while one is in flight (or finished and
+    /// not yet joined). Taken with `gate` held whole, or by `Drop`.
+    flushing: parking_lot::Mutex<Option<std::thread::JoinHandle<Result<(), Error>>>>,
     /// Flushes completed, shared with the background compactor, which holds no strong
     /// reference to the store while it waits.
     signal: Arc<FlushSignal>,
@@ -610,6 +621,10 @@ pub(crate) struct FlushSignal {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        // A flush in flight completes (or fails) before the directory lock is released.
+        if let Some(handle) = self.flushing.get_mut().take() {
+            let _ = handle.join();
+        }
         self.signal.closing.store(true, Ordering::SeqCst);
         let _count = self.signal.flushes.lock();
         self.signal.cond.notify_all();
@@ -724,19 +739,20 @@ impl Store {
             dir,
             fs,
             options,
-            wal,
+            wal: Arc::new(wal),
             next_batch: AtomicU64::new(max_seq + 1),
             applied: std::sync::Mutex::new(max_seq),
             applied_cond: std::sync::Condvar::new(),
             visible: AtomicU64::new(max_seq),
-            next_seq: AtomicU64::new(man.next_seq),
-            next_file_id: AtomicU64::new(man.next_file_id),
+            next_seq: Arc::new(AtomicU64::new(man.next_seq)),
+            next_file_id: Arc::new(AtomicU64::new(man.next_file_id)),
             erase_unfinished: std::sync::atomic::AtomicBool::new(false),
             gate: parking_lot::RwLock::new(()),
             maintenance: parking_lot::Mutex::new(()),
             observers: parking_lot::RwLock::new(Vec::new()),
-            manifest: parking_lot::Mutex::new(man),
-            version: parking_lot::RwLock::new(Arc::new(version)),
+            manifest: Arc::new(parking_lot::Mutex::new(man)),
+            version: Arc::new(parking_lot::RwLock::new(Arc::new(version))),
+            flushing: parking_lot::Mutex::new(None),
             signal: Arc::new(FlushSignal::default()),
             compactor: parking_lot::Mutex::new(CompactorState::default()),
         };
@@ -807,9 +823,9 @@ impl Store {
         }
         if self.version.read().memtable.points() >= self.options.memtable_max_points {
             let _gate = self.gate.write();
-            // Concurrent writers may all have seen it full: the first one flushes.
+            // Concurrent writers may all have seen it full: the first one hands it over.
             if self.version.read().memtable.points() >= self.options.memtable_max_points {
-                self.flush_locked(None)?;
+                self.flush_in_background()?;
             }
         }
         // Acknowledged: durable and visible to new snapshots.
@@ -831,10 +847,97 @@ impl Store {
         self.wal.is_failed()
     }
 
-    /// Writes the memtable to segments (one per month touched) and drops the logs that held it.
+    /// Writes the memtable to segments (one per month touched) and drops the logs that held it;
+    /// a background flush in flight completes first.
     pub fn flush(&self) -> Result<(), Error> {
         let _gate = self.gate.write();
         self.flush_locked(None).map(|_| ())
+    }
+
+    /// Waits for the background flush in flight, if any (tests and reports: after it, every
+    /// memtable filled by [`Store::ingest`] so far is in segments). A background flush that
+    /// failed has poisoned the store (its error is logged): [`Error::Closed`].
+    pub fn wait_for_flush(&self) -> Result<(), Error> {
+        let _gate = self.gate.write();
+        self.join_flush()
+    }
+
+    /// Joins the background flush, if any; the caller holds `gate` whole (so no other starts).
+    /// Its failure poisoned the store when it happened, on its thread: reported as
+    /// [`Error::Closed`], as every write after it is.
+    fn join_flush(&self) -> Result<(), Error> {
+        let handle = self.flushing.lock().take();
+        match handle.map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(_)) | Err(_)) => {
+                self.wal.poison();
+                Err(Error::Closed)
+            }
+        }
+    }
+
+    /// Hands the full memtable to a background flush and installs an empty one; the caller
+    /// holds `gate` whole. Waits first for the flush in flight (at most one immutable
+    /// memtable: a writer faster than the disk is held here).
+    fn flush_in_background(&self) -> Result<(), Error> {
+        self.join_flush()?;
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let (full, registers) = {
+            let v = self.version.read();
+            (v.memtable.clone(), v.registers.clone())
+        };
+        if full.points() == 0 {
+            return Ok(());
+        }
+        // Every batch of `full` is in a log before `new_gen`; every later batch from it on.
+        let new_gen = self.wal.generation() + 1;
+        if let Err(e) = self.wal.rotate(new_gen) {
+            self.wal.poison();
+            return Err(e);
+        }
+        {
+            let mut version = self.version.write();
+            *version = Arc::new(Version::with_immutable(
+                version.segments.clone(),
+                Arc::new(Memtable::new()),
+                Some(full.clone()),
+                version.registers.clone(),
+            ));
+        }
+        let core = self.core();
+        let job = move || {
+            let result = core.flush_immutable(&full, &registers, new_gen);
+            if let Err(e) = &result {
+                core.wal.poison();
+                tracing::error!("background flush failed (writes refused until reopened): {e}");
+            }
+            result
+        };
+        let spawned = std::thread::Builder::new()
+            .name("courbe-flush".into())
+            .spawn(job.clone());
+        match spawned {
+            Ok(handle) => *self.flushing.lock() = Some(handle),
+            // No thread to be had: the writer flushes it itself.
+            Err(_) => job()?,
+        }
+        Ok(())
+    }
+
+    /// What a flush needs of the store, shareable with a background thread.
+    fn core(&self) -> Core {
+        Core {
+            dir: self.dir.clone(),
+            fs: self.fs.clone(),
+            wal: self.wal.clone(),
+            next_seq: self.next_seq.clone(),
+            next_file_id: self.next_file_id.clone(),
+            manifest: self.manifest.clone(),
+            version: self.version.clone(),
+            signal: self.signal.clone(),
+        }
     }
 
     /// The flush; the caller holds `gate` whole. With `erase`, the erased points are left out
@@ -850,6 +953,8 @@ impl Store {
     }
 
     fn write_memtable(&self, erase: Option<&EraseSpec>) -> Result<u64, Error> {
+        // The immutable memtable is older: in segments first (no version then has one).
+        self.join_flush()?;
         if self.is_closed() {
             return Err(Error::Closed);
         }
@@ -912,7 +1017,8 @@ impl Store {
     }
 
     /// Names `added` and forgets `removed` in the manifest (atomic, durable), then installs the
-    /// matching version. `memtable`: a new one replaces the current (flush).
+    /// matching version. `memtable`: a new one replaces the current (flush; no immutable
+    /// memtable is then in flight).
     fn commit(
         &self,
         removed: &[Arc<SegmentFile>],
@@ -921,32 +1027,12 @@ impl Store {
         newest_ts: Option<i64>,
         memtable: Option<Arc<Memtable>>,
     ) -> Result<(), Error> {
-        let mut man = self.manifest.lock();
-        let mut next = man.clone();
-        next.segments
-            .retain(|e| !removed.iter().any(|r| r.entry.file_id == e.file_id));
-        next.segments.extend(added.iter().map(|s| s.entry));
-        next.wal_generation = next.wal_generation.max(wal_generation);
-        next.next_seq = self.next_seq.load(Ordering::SeqCst);
-        next.next_file_id = self.next_file_id.load(Ordering::SeqCst);
-        if let Some(ts) = newest_ts {
-            next.newest_ts = next.newest_ts.max(ts);
-        }
-        next.commit(&*self.fs, &self.dir)?;
-        *man = next;
-        let mut version = self.version.write();
-        let mut segments: Vec<Arc<SegmentFile>> = version
-            .segments
-            .iter()
-            .filter(|s| !removed.iter().any(|r| r.entry.file_id == s.entry.file_id))
-            .cloned()
-            .collect();
-        segments.extend(added);
-        segments.sort_by_key(|s| s.entry.seq);
-        let memtable = memtable.unwrap_or_else(|| version.memtable.clone());
-        let registers = version.registers.clone();
-        *version = Arc::new(Version::new(segments, memtable, registers));
-        Ok(())
+        let memtables = match memtable {
+            Some(m) => Memtables::Replace(m),
+            None => Memtables::Keep,
+        };
+        self.core()
+            .commit(removed, added, wal_generation, newest_ts, memtables)
     }
 
     /// The index channel of register `name` (1 to 16 of `[A-Z0-9_]`: a supplier's register such
@@ -996,23 +1082,17 @@ impl Store {
         let registers: Arc<[Arc<str>]> = next.registers.clone().into();
         *man = next;
         let mut version = self.version.write();
-        *version = Arc::new(Version::new(
+        *version = Arc::new(Version::with_immutable(
             version.segments.clone(),
             version.memtable.clone(),
+            version.immutable.clone(),
             registers,
         ));
         Ok(channel)
     }
 
     fn remove_obsolete_logs(&self, first_live: u64) -> Result<(), Error> {
-        let names = self.fs.list_dir(&self.dir).map_err(io_err(&self.dir))?;
-        for name in names {
-            if wal::parse_file_name(&name).is_some_and(|g| g < first_live) {
-                let path = self.dir.join(&name);
-                self.fs.remove(&path).map_err(io_err(&path))?;
-            }
-        }
-        self.fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
+        self.core().remove_obsolete_logs(first_live)
     }
 
     /// Deletes segment files no longer named, then syncs the directory.
@@ -1034,7 +1114,11 @@ impl Store {
 
     pub fn stats(&self) -> Stats {
         let snap = self.snapshot();
-        let mut points = snap.version.memtable.points() as u64;
+        let mut points = snap
+            .version
+            .memtables()
+            .map(|m| m.points() as u64)
+            .sum::<u64>();
         for s in &snap.version.segments {
             points += s.segment().stats().points;
         }
@@ -1080,13 +1164,143 @@ impl Store {
 
     /// What the memtable holds now, for memory reports.
     pub fn memtable_memory(&self) -> MemtableMemory {
-        let mem = self.version.read().memtable.clone();
-        let (heap_bytes, point_bytes) = mem.heap_bytes();
-        MemtableMemory {
-            meters: mem.meter_count(),
-            points: mem.points(),
-            heap_bytes,
-            point_bytes,
+        let version = self.version.read().clone();
+        let mut out = MemtableMemory::default();
+        for mem in version.memtables() {
+            let (heap_bytes, point_bytes) = mem.heap_bytes();
+            out.meters = out.meters.max(mem.meter_count());
+            out.points += mem.points();
+            out.heap_bytes += heap_bytes;
+            out.point_bytes += point_bytes;
         }
+        out
+    }
+}
+
+/// What [`Core::commit`] does to the version's memtables.
+enum Memtables {
+    Keep,
+    /// A synchronous flush: `new` replaces the memtable written (no immutable one exists).
+    Replace(Arc<Memtable>),
+    /// A background flush: the immutable memtable is now in segments.
+    ImmutableFlushed,
+}
+
+/// The parts of a [`Store`] a flush touches, shared with the background flush thread.
+#[derive(Clone)]
+struct Core {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    wal: Arc<Wal>,
+    next_seq: Arc<AtomicU64>,
+    next_file_id: Arc<AtomicU64>,
+    manifest: Arc<parking_lot::Mutex<Manifest>>,
+    version: Arc<parking_lot::RwLock<Arc<Version>>>,
+    signal: Arc<FlushSignal>,
+}
+
+impl Core {
+    /// Writes `mem` (the immutable memtable, whose batches are all in logs before `new_gen`)
+    /// as segments, commits them with `new_gen` as the first live log, drops the immutable
+    /// memtable from the version, then deletes the older logs.
+    fn flush_immutable(
+        &self,
+        mem: &Memtable,
+        registers: &Arc<[Arc<str>]>,
+        new_gen: u64,
+    ) -> Result<(), Error> {
+        let mut writer = SegmentWriter::new(
+            &*self.fs,
+            &self.dir,
+            None,
+            &self.next_seq,
+            &self.next_file_id,
+            registers,
+        );
+        let mut chunk: Vec<(String, Channel, Vec<Point>)> = Vec::new();
+        let mut chunk_points = 0usize;
+        mem.for_each_series(None, |m, c, pts| {
+            chunk_points += pts.len();
+            chunk.push((m.to_owned(), c, pts));
+            if chunk_points >= FLUSH_CHUNK_POINTS {
+                writer.add_many(&chunk)?;
+                chunk.clear();
+                chunk_points = 0;
+            }
+            Ok(())
+        })?;
+        writer.add_many(&chunk)?;
+        drop(chunk);
+        let written = writer.finish()?;
+        let mut opened = Vec::with_capacity(written.len());
+        for w in &written {
+            opened.push(Arc::new(SegmentFile::open(
+                &*self.fs, &self.dir, w.entry, registers,
+            )?));
+        }
+        self.commit(
+            &[],
+            opened,
+            new_gen,
+            mem.newest_ts(),
+            Memtables::ImmutableFlushed,
+        )?;
+        self.remove_obsolete_logs(new_gen)?;
+        *self.signal.flushes.lock() += 1;
+        self.signal.cond.notify_all();
+        Ok(())
+    }
+
+    fn commit(
+        &self,
+        removed: &[Arc<SegmentFile>],
+        added: Vec<Arc<SegmentFile>>,
+        wal_generation: u64,
+        newest_ts: Option<i64>,
+        memtables: Memtables,
+    ) -> Result<(), Error> {
+        let mut man = self.manifest.lock();
+        let mut next = man.clone();
+        next.segments
+            .retain(|e| !removed.iter().any(|r| r.entry.file_id == e.file_id));
+        next.segments.extend(added.iter().map(|s| s.entry));
+        next.wal_generation = next.wal_generation.max(wal_generation);
+        next.next_seq = self.next_seq.load(Ordering::SeqCst);
+        next.next_file_id = self.next_file_id.load(Ordering::SeqCst);
+        if let Some(ts) = newest_ts {
+            next.newest_ts = next.newest_ts.max(ts);
+        }
+        next.commit(&*self.fs, &self.dir)?;
+        *man = next;
+        let mut version = self.version.write();
+        let mut segments: Vec<Arc<SegmentFile>> = version
+            .segments
+            .iter()
+            .filter(|s| !removed.iter().any(|r| r.entry.file_id == s.entry.file_id))
+            .cloned()
+            .collect();
+        segments.extend(added);
+        segments.sort_by_key(|s| s.entry.seq);
+        let (memtable, immutable) = match memtables {
+            Memtables::Keep => (version.memtable.clone(), version.immutable.clone()),
+            Memtables::Replace(m) => (m, None),
+            Memtables::ImmutableFlushed => (version.memtable.clone(), None),
+        };
+        let registers = version.registers.clone();
+        *version = Arc::new(Version::with_immutable(
+            segments, memtable, immutable, registers,
+        ));
+        Ok(())
+    }
+
+    fn remove_obsolete_logs(&self, first_live: u64) -> Result<(), Error> {
+        let names = self.fs.list_dir(&self.dir).map_err(io_err(&self.dir))?;
+        for name in names {
+            if wal::parse_file_name(&name).is_some_and(|g| g < first_live) {
+                let path = self.dir.join(&name);
+                self.fs.remove(&path).map_err(io_err(&path))?;
+            }
+        }
+        self.fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
     }
 }

@@ -16,11 +16,13 @@ use super::Error;
 use crate::source::{resolve_newest_covering, Chunk, SeriesSource, SourceError, MAX_CURVE_STEP_S};
 use crate::{Channel, Point};
 
-/// The live segments (ordered by seq, oldest first), the memtable (newer than all of them) and
-/// the register table.
+/// The live segments (ordered by seq, oldest first), the memtable (newer than all of them), the
+/// immutable memtable being flushed (between the two) and the register table.
 pub struct Version {
     pub segments: Vec<Arc<SegmentFile>>,
     pub memtable: Arc<Memtable>,
+    /// A full memtable handed to the background flush, until its segments are committed.
+    pub immutable: Option<Arc<Memtable>>,
     /// Register names by register number, as the manifest holds them (only ever grows).
     pub registers: Arc<[Arc<str>]>,
     /// Every meter id in the segments, built on first use (statistics).
@@ -33,12 +35,64 @@ impl Version {
         memtable: Arc<Memtable>,
         registers: Arc<[Arc<str>]>,
     ) -> Version {
+        Version::with_immutable(segments, memtable, None, registers)
+    }
+
+    pub fn with_immutable(
+        segments: Vec<Arc<SegmentFile>>,
+        memtable: Arc<Memtable>,
+        immutable: Option<Arc<Memtable>>,
+        registers: Arc<[Arc<str>]>,
+    ) -> Version {
         Version {
             segments,
             memtable,
+            immutable,
             registers,
             segment_meters: OnceLock::new(),
         }
+    }
+
+    /// The immutable memtable (if any), then the memtable.
+    pub fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> + '_ {
+        self.immutable.iter().chain(std::iter::once(&self.memtable))
+    }
+
+    /// The resolved points of a series in both memtables, visible at `visible_seq`, with
+    /// `ts_utc` in `[from, to)`: the memtable's readings rank above the immutable one's.
+    fn mem_series(
+        &self,
+        meter: &str,
+        channel: Channel,
+        visible_seq: u64,
+        from: i64,
+        to: i64,
+    ) -> Vec<Point> {
+        let newer = self.memtable.series(meter, channel, visible_seq, from, to);
+        let Some(older) = self
+            .immutable
+            .as_ref()
+            .map(|m| m.series(meter, channel, visible_seq, from, to))
+            .filter(|o| !o.is_empty())
+        else {
+            return newer;
+        };
+        if newer.is_empty() {
+            return older;
+        }
+        let mut ranked: Vec<((u64, u64), Point)> = older
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| ((0, i as u64), p))
+            .chain(
+                newer
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| ((1, i as u64), p)),
+            )
+            .collect();
+        ranked.sort_by_key(|(rank, p)| (p.ts_utc, *rank));
+        resolve_newest_covering(channel, ranked)
     }
 }
 
@@ -287,7 +341,7 @@ impl Snapshot {
             }
         }
         items.retain(|it| it.start < wto && it.end > wfrom);
-        let mem = self.version.memtable.series(
+        let mem = self.version.mem_series(
             meter,
             channel,
             self.visible_seq,
@@ -537,7 +591,14 @@ impl Snapshot {
 
     /// The channels `meter` has a series on, in code order (index channels by register number).
     pub fn channels_of(&self, meter: &str) -> Result<Vec<Channel>, Error> {
-        let mut out = self.version.memtable.channels_of(meter, self.visible_seq);
+        let mut out: Vec<Channel> = Vec::new();
+        for mem in self.version.memtables() {
+            for c in mem.channels_of(meter, self.visible_seq) {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
         let candidates = Channel::NAMED
             .into_iter()
             .chain(self.registers().into_iter().map(|(c, _)| c));
@@ -561,9 +622,8 @@ impl Snapshot {
         let set = self.segment_meters();
         let mut extra: Vec<Arc<str>> = self
             .version
-            .memtable
-            .all_meters(self.visible_seq)
-            .into_iter()
+            .memtables()
+            .flat_map(|mem| mem.all_meters(self.visible_seq))
             .filter(|m| !set.contains(m))
             .collect();
         extra.sort_unstable();
@@ -582,7 +642,11 @@ impl SeriesSource for Snapshot {
         if super::is_price_series_namespace(meter) {
             return false;
         }
-        if self.version.memtable.has_meter(meter, self.visible_seq) {
+        if self
+            .version
+            .memtables()
+            .any(|mem| mem.has_meter(meter, self.visible_seq))
+        {
             return true;
         }
         self.version.segments.iter().any(|seg| {
@@ -594,9 +658,8 @@ impl SeriesSource for Snapshot {
     fn meters(&self, channel: Channel) -> Vec<String> {
         let mut ids: Vec<String> = self
             .version
-            .memtable
-            .meters(channel, self.visible_seq)
-            .iter()
+            .memtables()
+            .flat_map(|mem| mem.meters(channel, self.visible_seq))
             .map(|m| m.to_string())
             .collect();
         let set = self.segment_meters();
