@@ -437,6 +437,21 @@ fn tier_take_lens(lens: impl DoubleEndedIterator<Item = u64>, ratio_percent: u64
     k
 }
 
+/// The arguments of an erasure: a meter id and a non-empty range.
+fn check_erase(meter: &str, range_utc: Option<(i64, i64)>) -> Result<(), Error> {
+    if !valid_meter_id(meter) {
+        return Err(Error::InvalidArgument(format!("meter id {meter:?}")));
+    }
+    if let Some((from, to)) = range_utc {
+        if from >= to {
+            return Err(Error::InvalidArgument(format!(
+                "erase range [{from}, {to}) is empty"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tier_tests {
     use super::tier_take_lens;
@@ -460,19 +475,4 @@ mod tier_tests {
         assert_eq!(tier_take_lens([2_500u64, 1_000, 1_000].into_iter(), 110), 2);
         assert_eq!(tier_take_lens([2_200u64, 1_000, 1_000].into_iter(), 110), 3);
     }
-}
-
-/// The arguments of an erasure: a meter id and a non-empty range.
-fn check_erase(meter: &str, range_utc: Option<(i64, i64)>) -> Result<(), Error> {
-    if !valid_meter_id(meter) {
-        return Err(Error::InvalidArgument(format!("meter id {meter:?}")));
-    }
-    if let Some((from, to)) = range_utc {
-        if from >= to {
-            return Err(Error::InvalidArgument(format!(
-                "erase range [{from}, {to}) is empty"
-            )));
-        }
-    }
-    Ok(())
 }
