@@ -967,36 +967,7 @@ impl Store {
         }
         let new_gen = self.wal.generation() + 1;
         self.wal.rotate(new_gen)?;
-        let mut writer = SegmentWriter::new(
-            &*self.fs,
-            &self.dir,
-            None,
-            &self.next_seq,
-            &self.next_file_id,
-            &registers,
-        );
-        // Series are gathered in chunks whose partitions are encoded in parallel.
-        let mut chunk: Vec<(String, Channel, Vec<Point>)> = Vec::new();
-        let mut chunk_points = 0usize;
-        let erased = mem.for_each_series(erase, |m, c, pts| {
-            chunk_points += pts.len();
-            chunk.push((m.to_owned(), c, pts));
-            if chunk_points >= FLUSH_CHUNK_POINTS {
-                writer.add_many(&chunk)?;
-                chunk.clear();
-                chunk_points = 0;
-            }
-            Ok(())
-        })?;
-        writer.add_many(&chunk)?;
-        drop(chunk);
-        let written = writer.finish()?;
-        let mut opened = Vec::with_capacity(written.len());
-        for w in &written {
-            opened.push(Arc::new(SegmentFile::open(
-                &*self.fs, &self.dir, w.entry, &registers,
-            )?));
-        }
+        let (opened, erased) = self.core().write_segments(&mem, erase, &registers)?;
         let newest = mem.newest_ts();
         self.commit(
             &[],
@@ -1200,15 +1171,15 @@ struct Core {
 }
 
 impl Core {
-    /// Writes `mem` (the immutable memtable, whose batches are all in logs before `new_gen`)
-    /// as segments, commits them with `new_gen` as the first live log, drops the immutable
-    /// memtable from the version, then deletes the older logs.
-    fn flush_immutable(
+    /// Writes `mem` (less what `erase` removes) as segments, one per month it touches, its
+    /// series gathered in chunks whose partitions are encoded in parallel; returns them opened,
+    /// with the points erased.
+    fn write_segments(
         &self,
         mem: &Memtable,
+        erase: Option<&EraseSpec>,
         registers: &Arc<[Arc<str>]>,
-        new_gen: u64,
-    ) -> Result<(), Error> {
+    ) -> Result<(Vec<Arc<SegmentFile>>, u64), Error> {
         let mut writer = SegmentWriter::new(
             &*self.fs,
             &self.dir,
@@ -1219,7 +1190,7 @@ impl Core {
         );
         let mut chunk: Vec<(String, Channel, Vec<Point>)> = Vec::new();
         let mut chunk_points = 0usize;
-        mem.for_each_series(None, |m, c, pts| {
+        let erased = mem.for_each_series(erase, |m, c, pts| {
             chunk_points += pts.len();
             chunk.push((m.to_owned(), c, pts));
             if chunk_points >= FLUSH_CHUNK_POINTS {
@@ -1238,6 +1209,19 @@ impl Core {
                 &*self.fs, &self.dir, w.entry, registers,
             )?));
         }
+        Ok((opened, erased))
+    }
+
+    /// Writes `mem` (the immutable memtable, whose batches are all in logs before `new_gen`)
+    /// as segments, commits them with `new_gen` as the first live log, drops the immutable
+    /// memtable from the version, then deletes the older logs.
+    fn flush_immutable(
+        &self,
+        mem: &Memtable,
+        registers: &Arc<[Arc<str>]>,
+        new_gen: u64,
+    ) -> Result<(), Error> {
+        let (opened, _) = self.write_segments(mem, None, registers)?;
         self.commit(
             &[],
             opened,
