@@ -5,9 +5,10 @@ use std::io::{self, BufRead, Write};
 
 use super::time::{parse_rfc3339, write_rfc3339_utc};
 use super::{
-    check_meter_id, check_point, check_prm, parse_i32, IngestError, Rejected, Sink,
-    CURVE_STEPS_MIN, MAX_POWER_STEP_MIN,
+    check_point, check_prm, parse_i32, IngestError, Rejected, Sink, CURVE_STEPS_MIN,
+    MAX_POWER_STEP_MIN,
 };
+use crate::engine::{check_meter_id, MeterIdUse};
 use crate::{Channel, Point, Quality};
 
 /// The native columns, in order; the last two are optional.
@@ -376,7 +377,7 @@ fn read_row(
     let field = |i: usize| trim(fields.get(i).copied().unwrap_or_default());
     let meter = field(0);
     if meter != last_meter.as_bytes() {
-        let id = check_meter_id(meter)?;
+        let id = check_meter_id(meter, MeterIdUse::New)?;
         last_meter.clear();
         last_meter.push_str(id);
     }
