@@ -433,7 +433,7 @@ impl Snapshot {
     /// instant's sum is the sum of the sources' sums. That is checked on the readings that may
     /// decide a point starting in `[from, to)` (those starting in `[from - 2 h, to + 1 h)`, as in
     /// [`Self::chunks_checked`]) from the rollups' instants and longest steps; the memtable must
-    /// claim no instant of `[from - 2 h, to)`. `None` (read each meter) when a segment meeting the window
+    /// claim no instant of `[from - 2 h, to)`, nor may the immutable memtable being flushed. `None` (read each meter) when a segment meeting the window
     /// keeps no sums of a channel it holds, when the memtable may claim an instant of the window,
     /// or when two sources may overlap.
     pub fn fleet_sums_checked(
@@ -453,10 +453,15 @@ impl Snapshot {
             from.saturating_sub(2 * MAX_CURVE_STEP_S),
             to.saturating_add(MAX_CURVE_STEP_S),
         );
-        // The memtable is newer than every segment: its readings change the points starting
-        // in `[from, to)` only by claiming an instant before `to` (a newer reading starting at
-        // `to` or later only shortens an earlier reading, whose point keeps its start and value).
-        if self.version.memtable.may_claim(channel, wfrom, to) {
+        // The memtables (the one being flushed, if any, and the one taking writes) are newer
+        // than every segment and hold no rollups: their readings change the points starting in
+        // `[from, to)` only by claiming an instant before `to` (a newer reading starting at `to`
+        // or later only shortens an earlier reading, whose point keeps its start and value).
+        if self
+            .version
+            .memtables()
+            .any(|m| m.may_claim(channel, wfrom, to))
+        {
             return Ok(None);
         }
         let mut sources: Vec<&[storage_format::rollup::RollupEntry]> = Vec::new();
