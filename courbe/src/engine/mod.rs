@@ -49,6 +49,7 @@ mod compaction;
 pub mod fs;
 pub mod manifest;
 mod memtable;
+mod resolve;
 mod segments;
 mod snapshot;
 pub mod wal;

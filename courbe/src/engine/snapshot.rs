@@ -256,17 +256,15 @@ fn source_error(e: Error) -> SourceError {
     SourceError::of(e)
 }
 
+#[derive(Clone, Copy)]
 enum Source<'a> {
     /// A block of the segment at this index in `version.segments`.
     Block(usize, BlockRef<'a>),
-    Mem(Point),
+    /// A memtable reading and its place among them.
+    Mem(u64, Point),
 }
 
-struct Item<'a> {
-    start: i64,
-    end: i64,
-    source: Source<'a>,
-}
+type Item<'a> = super::resolve::Span<Source<'a>>;
 
 impl Snapshot {
     fn segments_meeting(&self, from: i64, to: i64) -> impl Iterator<Item = (usize, &SegmentFile)> {
@@ -348,54 +346,30 @@ impl Snapshot {
             wfrom.saturating_sub(86_400),
             wto,
         );
-        items.extend(mem.into_iter().filter_map(|p| {
+        items.extend(mem.into_iter().enumerate().filter_map(|(k, p)| {
             let end = crate::source::claim(channel, &p).1;
             (end > wfrom).then_some(Item {
                 start: p.ts_utc,
                 end,
-                source: Source::Mem(p),
+                source: Source::Mem(k as u64, p),
             })
         }));
         items.sort_by_key(|it| (it.start, it.end));
 
-        // 2. Clusters of overlapping items; a lone block is exact, the rest is merged.
-        let mut out: Vec<Chunk<'_>> = Vec::with_capacity(items.len());
+        // 2. Clusters of overlapping items; a lone block is exact, the rest is resolved.
         let mut scratch = DecodedBlock::default();
-        // The current cluster is `items[first..=k]`.
-        let mut first = 0;
-        let mut cluster_end = i64::MIN;
-        for (k, item) in items.iter().enumerate() {
-            cluster_end = cluster_end.max(item.end);
-            if items
-                .get(k + 1)
-                .is_some_and(|next| next.start < cluster_end)
-            {
-                continue;
-            }
-            let members = items.get(first..=k).unwrap_or_default();
-            first = k + 1;
-            let (start, end) = (
-                members.first().map_or(0, |c| c.start),
-                std::mem::replace(&mut cluster_end, i64::MIN),
-            );
-            if !(start < to && end > from) {
-                continue;
-            }
-            if let [Item {
-                source: Source::Block(_, b),
-                ..
-            }] = members
-            {
-                out.push(Chunk::Block(*b));
-                continue;
-            }
-            // Every reading of the cluster, ranked: a segment by its seq, the memtable (already
-            // resolved, newer than every segment) above all of them.
-            let mut ranked: Vec<((u64, u64), Point)> = Vec::new();
-            for (k, m) in members.iter().enumerate() {
-                match m.source {
+        let resolved = super::resolve::resolve_clusters(
+            channel,
+            &items,
+            from,
+            to,
+            |source| matches!(source, Source::Block(..)),
+            |source, ranked| {
+                match source {
+                    // A segment's readings rank by its seq; the memtable's (already resolved,
+                    // newer than every segment) above all of them.
                     Source::Block(i, b) => {
-                        let seg = self.version.segments.get(i);
+                        let seg = self.version.segments.get(*i);
                         b.decode_into(&mut scratch).map_err(|e| match seg {
                             Some(s) => super::segments::corruption(&s.path, e),
                             None => Error::InvalidArgument(e.to_string()),
@@ -403,26 +377,19 @@ impl Snapshot {
                         let seq = seg.map_or(0, |s| s.entry.seq);
                         ranked.extend(scratch.points().map(|p| ((seq, 0), p)));
                     }
-                    Source::Mem(p) => ranked.push(((u64::MAX, k as u64), p)),
+                    Source::Mem(order, p) => ranked.push(((u64::MAX, *order), *p)),
                 }
-            }
-            ranked.sort_by_key(|(rank, p)| (p.ts_utc, *rank));
-            let mut merged = resolve_newest_covering(channel, ranked);
-            merged.retain(|p| from <= p.ts_utc && p.ts_utc < to);
-            let mut points: Vec<Point> = match out.pop() {
-                Some(Chunk::Points(prev)) => prev,
-                Some(other) => {
-                    out.push(other);
-                    Vec::new()
-                }
-                None => Vec::new(),
-            };
-            points.extend(merged);
-            if !points.is_empty() {
-                out.push(Chunk::Points(points));
-            }
-        }
-        Ok(out)
+                Ok(())
+            },
+        )?;
+        Ok(resolved
+            .into_iter()
+            .map(|r| match r {
+                super::resolve::Resolved::Whole(Source::Block(_, b)) => Chunk::Block(b),
+                super::resolve::Resolved::Whole(Source::Mem(_, p)) => Chunk::Points(vec![p]),
+                super::resolve::Resolved::Points(points) => Chunk::Points(points),
+            })
+            .collect())
     }
 
     /// The fleet sums of `channel` in `[from, to)` from the segments' rollups (format v5), when
