@@ -17,7 +17,7 @@ use crate::source::SeriesSource;
 use crate::{Channel, Point, Quality};
 
 /// The zone of calendar questions and local dates when none is given.
-pub const DEFAULT_TZ: &str = "Europe/Paris";
+pub const DEFAULT_TZ: &str = crate::zone::PARIS;
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -1659,9 +1659,7 @@ impl Answer {
 mod tests {
     use super::*;
 
-    fn paris() -> TimeZone {
-        query::time_zone(DEFAULT_TZ).unwrap()
-    }
+    use crate::zone::paris;
 
     fn params(from: &str, to: &str) -> QueryParams {
         QueryParams {

@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod journal;
 pub mod query;
 pub mod source;
+pub mod zone;
 
 pub use storage_format::{BlockSummary, Channel, Point, Quality};
 

@@ -160,10 +160,6 @@ impl Endpoint {
     }
 }
 
-fn paris() -> Result<TimeZone, ApiError> {
-    Ok(query::time_zone(api::DEFAULT_TZ)?)
-}
-
 /// A local date written exactly `YYYY-MM-DD`.
 fn parse_date(text: Option<&str>, name: &str) -> Result<Date, ApiError> {
     let text = text.ok_or_else(|| ApiError::invalid(format!("missing parameter `{name}`")))?;
@@ -221,7 +217,7 @@ pub fn read(endpoint: Endpoint, query: Option<&str>) -> Result<Asked, ApiError> 
             endpoint.max_days()
         )));
     }
-    let tz = paris()?;
+    let tz = courbe::zone::paris();
     let midnight = |date: Date| -> Result<i64, ApiError> {
         date.to_zoned(tz.clone())
             .map(|z| z.timestamp().as_second())
@@ -328,7 +324,7 @@ fn wmin_to_wh(wmin: i64) -> i64 {
 
 /// Answers a question read by [`read`] from `src`, with Courbe's own queries.
 pub fn answer(src: &dyn SeriesSource, question: &Question) -> Result<MeterReadingBody, ApiError> {
-    let tz = paris()?;
+    let tz = courbe::zone::paris();
     let (from_utc, to_utc) = question.range_utc();
     let (reading_type, interval_reading) = match question {
         Question::Curve {

@@ -467,22 +467,7 @@ pub fn energy_value(channel: Channel, wh: i64) -> Result<i32, InvalidPoint> {
     })
 }
 
-/// Europe/Paris, for the daily energy rule (`None` without a time-zone database).
-fn paris() -> Option<&'static jiff::tz::TimeZone> {
-    static PARIS: std::sync::OnceLock<Option<jiff::tz::TimeZone>> = std::sync::OnceLock::new();
-    PARIS
-        .get_or_init(|| jiff::tz::TimeZone::get("Europe/Paris").ok())
-        .as_ref()
-}
-
-/// Whether `ts_utc` is a Europe/Paris midnight (the instant of a daily energy point).
-pub(crate) fn is_paris_midnight(ts_utc: i64) -> bool {
-    let (Some(tz), Ok(ts)) = (paris(), jiff::Timestamp::from_second(ts_utc)) else {
-        return false;
-    };
-    let local = ts.to_zoned(tz.clone());
-    (local.hour(), local.minute(), local.second()) == (0, 0, 0)
-}
+use crate::zone::is_paris_midnight;
 
 fn check_point(channel: Channel, p: &Point) -> Result<(), InvalidPoint> {
     let ok = if channel.is_curve() {

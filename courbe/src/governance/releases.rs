@@ -354,9 +354,7 @@ impl Releases {
     }
 }
 
-fn paris() -> jiff::tz::TimeZone {
-    crate::query::time_zone(crate::api::DEFAULT_TZ).unwrap_or(jiff::tz::TimeZone::UTC)
-}
+use crate::zone::paris;
 
 /// The Paris date of a UTC instant, `YYYY-MM-DD`.
 fn paris_date(ts_utc: i64) -> String {

@@ -208,7 +208,7 @@ pub(crate) fn parse(
         None => Err("no usage_point_id".to_owned()),
     };
     let default_step = rt.measuring_period.as_deref().and_then(duration_min);
-    let tz = paris().map_err(|r| IngestError::Io(std::io::Error::other(r)))?;
+    let tz = paris();
     let mut reader = Reader {
         kind,
         tz,

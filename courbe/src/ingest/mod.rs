@@ -488,7 +488,7 @@ fn check_step_and_alignment(channel: Channel, ts_utc: i64, step_min: u16) -> Res
                 "daily_energy points have a step of {MAX_POWER_STEP_MIN} minutes, not {step_min}"
             ));
         }
-        if !crate::engine::is_paris_midnight(ts_utc) {
+        if !crate::zone::is_paris_midnight(ts_utc) {
             return Err(format!(
                 "{} is not the first instant of a Europe/Paris day",
                 format_rfc3339_utc(ts_utc)

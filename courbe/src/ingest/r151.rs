@@ -113,7 +113,7 @@ struct State {
 }
 
 pub(crate) fn parse<R: BufRead>(input: R, sink: &mut impl Sink) -> Result<(), IngestError> {
-    let tz = paris().map_err(|reason| IngestError::Io(io::Error::other(reason)))?;
+    let tz = paris();
     let mut reader = NsReader::from_reader(Tracked::new(input));
     reader.config_mut().check_end_names = false;
     reader.config_mut().trim_text(true);

@@ -171,7 +171,7 @@ fn read_section(
     let body = section.get(2..).unwrap_or_default();
     let meter = check_prm(meta.get("Identifiant PRM").as_bytes()).map(str::to_owned);
     if tz.is_none() {
-        *tz = Some(paris().map_err(|r| IngestError::Io(std::io::Error::other(r)))?);
+        *tz = Some(paris());
     }
     let Some(tz) = tz.as_ref() else {
         return Ok(());

@@ -121,11 +121,7 @@ pub(crate) fn write_rfc3339_utc(ts_utc: i64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf);
 }
 
-/// The zone of every daily series (Europe/Paris), from the time-zone database.
-pub(crate) fn paris() -> Result<jiff::tz::TimeZone, String> {
-    jiff::tz::TimeZone::get("Europe/Paris")
-        .map_err(|e| format!("the Europe/Paris time zone is unavailable: {e}"))
-}
+pub(crate) use crate::zone::paris;
 
 /// Parses a civil date `YYYY-MM-DD` (years 0001 to 9999).
 pub(crate) fn parse_date(s: &[u8]) -> Result<jiff::civil::Date, &'static str> {

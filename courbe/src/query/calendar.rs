@@ -138,9 +138,7 @@ pub(crate) fn offset_spans(tz: &TimeZone, from_utc: i64, to_utc: i64) -> Vec<(i6
 mod tests {
     use super::*;
 
-    fn paris() -> TimeZone {
-        TimeZone::get("Europe/Paris").unwrap()
-    }
+    use crate::zone::paris;
 
     fn ts(s: &str) -> i64 {
         s.parse::<Timestamp>().unwrap().as_second()

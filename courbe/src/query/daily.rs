@@ -16,17 +16,9 @@ use crate::source::{Chunk, SeriesSource};
 use crate::{Channel, Point, Quality};
 
 /// The zone of every daily reading.
-pub const DAILY_TZ: &str = "Europe/Paris";
+pub const DAILY_TZ: &str = crate::zone::PARIS;
 
-/// Europe/Paris, looked up once.
-pub fn paris() -> TimeZone {
-    static PARIS: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
-    // The zone database is compiled in (jiff's `tzdb-bundle-always`), so this cannot fail on a
-    // machine without /usr/share/zoneinfo; fall back to UTC rather than panic if it ever did.
-    PARIS
-        .get_or_init(|| TimeZone::get(DAILY_TZ).unwrap_or(TimeZone::UTC))
-        .clone()
-}
+pub use crate::zone::paris;
 
 /// Whether `t` is the first instant of a Paris day.
 pub fn is_paris_midnight(tz: &TimeZone, t: i64) -> bool {
