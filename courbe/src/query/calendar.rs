@@ -88,6 +88,49 @@ impl Calendar {
     /// range; contiguous and never empty.
     pub fn periods(&self) -> Result<Vec<(i64, i64)>, QueryError> {
         self.validate()?;
+        if self.period == Period::Day {
+            return self.days();
+        }
+        self.periods_by_date()
+    }
+
+    /// [`Self::periods`] for days, from the zone's offset spans ([`day_starts`]): the time-zone
+    /// database is asked about the days next to an offset change only.
+    fn days(&self) -> Result<Vec<(i64, i64)>, QueryError> {
+        // Longer than any local day a zone has had (a change of a whole day of offset makes a
+        // 48-hour one): a range this many times longer certainly spans too many days.
+        const LONGEST_DAY_S: i64 = 49 * 3600;
+        let too_many = || {
+            QueryError::InvalidArgument(format!("the range spans more than {MAX_PERIODS} periods"))
+        };
+        if (self.to_utc - self.from_utc) / LONGEST_DAY_S > MAX_PERIODS as i64 + 1 {
+            return Err(too_many());
+        }
+        if Timestamp::from_second(self.from_utc).is_err()
+            || Timestamp::from_second(self.to_utc).is_err()
+        {
+            // Beyond jiff's instants: the date walk names the error.
+            return self.periods_by_date();
+        }
+        let starts = day_starts(&self.tz, self.from_utc, self.to_utc);
+        let mut out = Vec::with_capacity(starts.len() + 1);
+        let mut start = self.from_utc;
+        for &next in starts
+            .iter()
+            .filter(|&&t| t > self.from_utc && t < self.to_utc)
+        {
+            out.push((start, next));
+            start = next;
+        }
+        out.push((start, self.to_utc));
+        if out.len() > MAX_PERIODS {
+            return Err(too_many());
+        }
+        Ok(out)
+    }
+
+    /// [`Self::periods`] by walking local dates, each boundary asked of the time-zone database.
+    fn periods_by_date(&self) -> Result<Vec<(i64, i64)>, QueryError> {
         let mut out = Vec::new();
         let mut first = period_first_date(self.period, local_date(&self.tz, self.from_utc)?)?;
         let mut start = self.from_utc;
@@ -106,6 +149,51 @@ impl Calendar {
         }
         Ok(out)
     }
+}
+
+/// Every day start of `tz` in `[from, to]` (local midnight, or the first instant of the day when
+/// a change skips midnight), from the zone's offset spans: within a span of offset `o`, they are
+/// the instants `t` where `t + o` is a whole number of days. Only the days next to an offset
+/// change are asked of the time-zone database, not every day.
+pub(crate) fn day_starts(tz: &TimeZone, from: i64, to: i64) -> Vec<i64> {
+    const DAY_S: i64 = 86_400;
+    let spans = offset_spans(tz, from, to + 1);
+    let near_change = |t: i64| {
+        spans
+            .iter()
+            .skip(1)
+            .any(|&(change, _, _)| (change - t).abs() < DAY_S + DAY_S / 2)
+    };
+    let mut out = Vec::new();
+    for &(span_start, span_end, offset) in &spans {
+        let mut t = (span_start + offset).div_euclid(DAY_S) * DAY_S - offset;
+        if t < span_start {
+            t += DAY_S;
+        }
+        while t < span_end {
+            if !near_change(t) {
+                out.push(t);
+            }
+            t += DAY_S;
+        }
+    }
+    // Around each change, the database's own day starts.
+    for &(change, _, _) in spans.iter().skip(1) {
+        let Ok(date) = local_date(tz, change) else {
+            continue;
+        };
+        for d in (-2i64..=2).filter_map(|k| date.checked_add(jiff::Span::new().days(k)).ok()) {
+            if let Ok(t) = day_start_utc(tz, d) {
+                if near_change(t) {
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out.retain(|&t| from <= t && t <= to);
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The UTC offset in force over `[from, to)`, as maximal spans `(start, end, offset_s)`.
@@ -209,6 +297,53 @@ mod tests {
                 (ts("2024-12-31T23:00:00Z"), cal.to_utc)
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// Zones whose changes happen at midnight (Santiago, Havana, Beirut, Sao Paulo until
+        /// 2019), by two hours (Troll) or by half an hour (Lord Howe), beside Paris and UTC.
+        #[test]
+        fn day_periods_from_offset_spans_are_the_date_walk(
+            zone in proptest::sample::select(vec![
+                "Europe/Paris", "UTC", "America/Santiago", "America/Havana", "Asia/Beirut",
+                "America/Sao_Paulo", "Antarctica/Troll", "Australia/Lord_Howe",
+            ]),
+            from in 1_200_000_000i64..1_800_000_000,
+            len in 1i64..(3 * 366 * 86_400),
+        ) {
+            let cal = Calendar {
+                from_utc: from,
+                to_utc: from + len,
+                period: Period::Day,
+                tz: TimeZone::get(zone).unwrap(),
+            };
+            proptest::prop_assert_eq!(cal.days().unwrap(), cal.periods_by_date().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_range_of_more_days_than_the_bound_is_refused() {
+        let (min, max) = (-377_705_023_201, 253_402_207_199); // jiff's instants
+        for (from, to) in [
+            (0, MAX_PERIODS as i64 * 86_400 + 1),
+            (min, max),
+            (TIME_MIN_UTC, TIME_MAX_UTC),
+        ] {
+            let cal = Calendar {
+                from_utc: from,
+                to_utc: to,
+                period: Period::Day,
+                tz: TimeZone::UTC,
+            };
+            assert!(matches!(cal.periods(), Err(QueryError::InvalidArgument(_))));
+        }
+        let cal = Calendar {
+            from_utc: 0,
+            to_utc: MAX_PERIODS as i64 * 86_400,
+            period: Period::Day,
+            tz: TimeZone::UTC,
+        };
+        assert_eq!(cal.periods().unwrap().len(), MAX_PERIODS);
     }
 
     #[test]

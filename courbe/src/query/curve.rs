@@ -13,9 +13,23 @@ pub(crate) fn for_each_point(
     channel: Channel,
     (from, to): (i64, i64),
     scratch: &mut DecodedBlock,
+    f: impl FnMut(Point),
+) -> Result<(), QueryError> {
+    each_point_of(
+        &src.chunks(meter, channel, from, to)?,
+        (from, to),
+        scratch,
+        f,
+    )
+}
+
+fn each_point_of(
+    chunks: &[Chunk<'_>],
+    (from, to): (i64, i64),
+    scratch: &mut DecodedBlock,
     mut f: impl FnMut(Point),
 ) -> Result<(), QueryError> {
-    for chunk in &src.chunks(meter, channel, from, to)? {
+    for chunk in chunks {
         match chunk {
             Chunk::Block(b) => {
                 if b.summary.last_ts < from || b.summary.first_ts >= to {
@@ -44,11 +58,20 @@ pub(crate) fn points(
     from: i64,
     to: i64,
 ) -> Result<Vec<Point>, QueryError> {
-    let mut out = Vec::new();
+    let chunks = src.chunks(meter, channel, from, to)?;
+    // At most every point of every chunk: one allocation, no regrowth. The counts come from
+    // disk: a damaged one must not ask for a huge allocation, so the guess is bounded.
+    const MOST_RESERVED: usize = 1 << 20;
+    let most: usize = chunks
+        .iter()
+        .map(|c| match c {
+            Chunk::Block(b) => b.summary.count as usize,
+            Chunk::Points(p) => p.len(),
+        })
+        .sum();
+    let mut out = Vec::with_capacity(most.min(MOST_RESERVED));
     let mut scratch = DecodedBlock::default();
-    for_each_point(src, meter, channel, (from, to), &mut scratch, |p| {
-        out.push(p)
-    })?;
+    each_point_of(&chunks, (from, to), &mut scratch, |p| out.push(p))?;
     Ok(out)
 }
 

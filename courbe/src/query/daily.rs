@@ -33,53 +33,8 @@ pub fn paris_days(tz: &TimeZone, start: i64, end: i64) -> Option<Vec<i64>> {
     if !is_paris_midnight(tz, start) || !is_paris_midnight(tz, end) || start >= end {
         return None;
     }
-    let mut days = midnights(tz, start, end);
+    let mut days = super::calendar::day_starts(tz, start, end);
     (days.first() == Some(&start) && days.pop() == Some(end)).then_some(days)
-}
-
-/// Every day start of `tz` in `[from, to]` (local midnight, or the first instant of the day when
-/// a change skips midnight), from the zone's offset spans: within a span of offset `o`, they are
-/// the instants `t` where `t + o` is a whole number of days. Only the days next to an offset
-/// change are asked of the time-zone database, not every day.
-fn midnights(tz: &TimeZone, from: i64, to: i64) -> Vec<i64> {
-    const DAY_S: i64 = 86_400;
-    let spans = super::calendar::offset_spans(tz, from, to + 1);
-    let near_change = |t: i64| {
-        spans
-            .iter()
-            .skip(1)
-            .any(|&(change, _, _)| (change - t).abs() < DAY_S + DAY_S / 2)
-    };
-    let mut out = Vec::new();
-    for &(span_start, span_end, offset) in &spans {
-        let mut t = (span_start + offset).div_euclid(DAY_S) * DAY_S - offset;
-        if t < span_start {
-            t += DAY_S;
-        }
-        while t < span_end {
-            if !near_change(t) {
-                out.push(t);
-            }
-            t += DAY_S;
-        }
-    }
-    // Around each change, the database's own day starts.
-    for &(change, _, _) in spans.iter().skip(1) {
-        let Ok(date) = super::calendar::local_date(tz, change) else {
-            continue;
-        };
-        for d in (-2i64..=2).filter_map(|k| date.checked_add(jiff::Span::new().days(k)).ok()) {
-            if let Ok(t) = super::calendar::day_start_utc(tz, d) {
-                if near_change(t) {
-                    out.push(t);
-                }
-            }
-        }
-    }
-    out.retain(|&t| from <= t && t <= to);
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
 /// Every point of `(meter, channel)` with `ts_utc` in `[from, to)`, in time order.
@@ -137,15 +92,21 @@ pub(crate) fn daily_sums(
         return Ok(Vec::new());
     };
     let points = points_in(src, meter, Channel::DAILY_ENERGY, from, to, scratch)?;
+    // The Paris days of every period, from one list of the range's day starts (a period is made
+    // of whole days when both its ends are in it).
+    let starts = super::calendar::day_starts(&tz, from, to);
     let mut out = Vec::with_capacity(periods.len());
     let mut i = 0;
     for &(start, end) in periods {
         while points.get(i).is_some_and(|p| p.ts_utc < start) {
             i += 1;
         }
-        let Some(days) = paris_days(&tz, start, end) else {
-            out.push(None);
-            continue;
+        let days = match (starts.binary_search(&start), starts.binary_search(&end)) {
+            (Ok(a), Ok(b)) if a < b => starts.get(a..b).unwrap_or_default(),
+            _ => {
+                out.push(None);
+                continue;
+            }
         };
         let mut sum = DailySum {
             expected_days: days.len() as u64,
@@ -245,7 +206,9 @@ pub(crate) fn index_differences(
     Ok(periods
         .iter()
         .map(|&(start, end)| {
-            if registers.is_empty() || paris_days(&tz, start, end).is_none() {
+            if registers.is_empty()
+                || !(start < end && is_paris_midnight(&tz, start) && is_paris_midnight(&tz, end))
+            {
                 return None;
             }
             readings
@@ -314,7 +277,7 @@ mod tests {
         let tz = paris();
         // 1970 to 2100: the French rules before the EU's, both changes of every year.
         let (from, to) = (utc("1970-01-01T00:00:00Z"), utc("2100-01-01T00:00:00Z"));
-        let got = midnights(&tz, from - 3_600, to);
+        let got = super::super::calendar::day_starts(&tz, from - 3_600, to);
         let mut date = jiff::civil::date(1970, 1, 1);
         let mut want = Vec::new();
         loop {
