@@ -18,19 +18,12 @@ use crate::{Channel, Point, Quality};
 /// The zone of every daily reading.
 pub const DAILY_TZ: &str = crate::zone::PARIS;
 
+use crate::zone::is_paris_midnight;
 pub use crate::zone::paris;
-
-/// Whether `t` is the first instant of a Paris day.
-pub fn is_paris_midnight(tz: &TimeZone, t: i64) -> bool {
-    let Ok(date) = super::calendar::local_date(tz, t) else {
-        return false;
-    };
-    super::calendar::day_start_utc(tz, date).is_ok_and(|start| start == t)
-}
 
 /// The first instants of the Paris days of `[start, end)`, when both are Paris midnights.
 pub fn paris_days(tz: &TimeZone, start: i64, end: i64) -> Option<Vec<i64>> {
-    if !is_paris_midnight(tz, start) || !is_paris_midnight(tz, end) || start >= end {
+    if start >= end {
         return None;
     }
     let mut days = super::calendar::day_starts(tz, start, end);
@@ -189,7 +182,6 @@ pub(crate) fn index_differences(
     periods: &[(i64, i64)],
     scratch: &mut DecodedBlock,
 ) -> Result<Vec<Option<Vec<i64>>>, QueryError> {
-    let tz = paris();
     let mut bounds: Vec<i64> = periods.iter().flat_map(|&(a, b)| [a, b]).collect();
     bounds.sort_unstable();
     bounds.dedup();
@@ -207,7 +199,7 @@ pub(crate) fn index_differences(
         .iter()
         .map(|&(start, end)| {
             if registers.is_empty()
-                || !(start < end && is_paris_midnight(&tz, start) && is_paris_midnight(&tz, end))
+                || !(start < end && is_paris_midnight(start) && is_paris_midnight(end))
             {
                 return None;
             }
@@ -267,9 +259,6 @@ mod tests {
             utc("2024-04-01T22:00:00Z")
         )
         .is_none());
-        assert!(is_paris_midnight(&tz, utc("2024-10-26T22:00:00Z")));
-        assert!(is_paris_midnight(&tz, utc("2024-10-27T23:00:00Z")));
-        assert!(!is_paris_midnight(&tz, utc("2024-10-27T22:00:00Z")));
     }
 
     #[test]

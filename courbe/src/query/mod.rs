@@ -685,9 +685,8 @@ fn check_daily_calendar(calendar: &Calendar) -> Result<(), QueryError> {
             "indexes are answered per day or per month".into(),
         ));
     }
-    let tz = daily::paris();
     for (name, t) in [("from", calendar.from_utc), ("to", calendar.to_utc)] {
-        if !daily::is_paris_midnight(&tz, t) {
+        if !crate::zone::is_paris_midnight(t) {
             return Err(QueryError::InvalidArgument(format!(
                 "`{name}` must be a {} midnight (a date)",
                 daily::DAILY_TZ
