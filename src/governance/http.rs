@@ -297,7 +297,11 @@ async fn guard(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    if !path.starts_with("/v1/") && !dataconnect::is_metering_path(&path) {
+    if (!path.starts_with("/v1/") && !dataconnect::is_metering_path(&path))
+        || matched
+            .as_ref()
+            .is_some_and(|m| m.as_str() == routes::PUBLIC)
+    {
         return next.run(request).await;
     }
     let gov = state.gov.clone();
@@ -563,9 +567,11 @@ async fn consent_get(
     Ok(Json(consent_body(&s.gov, &id, None)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConsentRequest {
+pub(crate) struct ConsentRequest {
+    /// `granted` or `revoked`.
+    #[schema(value_type = String, pattern = "^(granted|revoked)$")]
     collection: Collection,
     /// RFC 3339 or a local date (Europe/Paris); default now. `"-infinity"` for a revocation
     /// with erasure of everything collected.
@@ -666,9 +672,9 @@ async fn grants_get(
     Ok(Json(GrantsBody { meter: id, grants }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GrantRequest {
+pub(crate) struct GrantRequest {
     supplier: String,
     from: String,
     to: String,
@@ -869,9 +875,9 @@ async fn aggregates_get(
     Ok(Json(body).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReleaseBody {
+pub(crate) struct ReleaseBody {
     from: String,
     to: String,
     channel: Option<String>,

@@ -45,7 +45,7 @@ pub type ActionOf = for<'a, 'q, 'b> fn(&'b Asking<'a, 'q>) -> Option<Action<'a>>
 /// How the access guard treats a route.
 #[derive(Clone, Copy)]
 pub enum Guard {
-    /// Outside `/v1` and the metering paths: not guarded.
+    /// Not guarded: outside `/v1` and the metering paths, or [`PUBLIC`].
     Open,
     /// Guarded: the action of a request.
     Action(ActionOf),
@@ -89,6 +89,9 @@ fn read_fleet<'a>(r: &Asking<'a, '_>) -> Option<Action<'a>> {
     r.get().then_some(Action::ReadFleet)
 }
 
+/// The one `/v1` route every caller reads, with or without a token: the API's description.
+pub const PUBLIC: &str = "/v1/openapi.json";
+
 /// Every route but the Data Connect metering ones ([`METERING`]).
 pub static ROUTES: &[Route] = &[
     Route {
@@ -103,6 +106,14 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: None,
+        guard: Guard::Open,
+    },
+    Route {
+        path: "/v1/openapi.json",
+        methods: GET,
+        question: None,
+        parameters: None,
+        // The API's description is public, like `/healthz`: it says nothing about any meter.
         guard: Guard::Open,
     },
     Route {
@@ -468,7 +479,8 @@ mod tests {
                 assert!(r.methods.contains(&Method::GET), "{}", r.path);
             }
             let guarded = !matches!(r.guard, Guard::Open);
-            let covered = r.path.starts_with("/v1/") || dataconnect::is_metering_path(r.path);
+            let covered = (r.path.starts_with("/v1/") && r.path != PUBLIC)
+                || dataconnect::is_metering_path(r.path);
             assert_eq!(guarded, covered, "{}", r.path);
         }
     }

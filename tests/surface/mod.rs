@@ -8,6 +8,7 @@ mod dataconnect;
 mod embed;
 mod http;
 mod live;
+mod openapi;
 mod robust;
 mod routes;
 mod same_answers;
