@@ -502,9 +502,10 @@ fn by(principal: &Option<Extension<Principal>>) -> String {
 
 // ---- consent ----
 
-#[derive(Serialize)]
-struct ConsentEventJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ConsentEventJson {
     from: String,
+    #[schema(value_type = String, pattern = "^(granted|revoked)$")]
     collection: Collection,
     #[serde(skip_serializing_if = "Option::is_none")]
     step_min: Option<u16>,
@@ -530,8 +531,8 @@ impl From<&ConsentEvent> for ConsentEventJson {
     }
 }
 
-#[derive(Serialize)]
-struct ConsentBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ConsentBody {
     meter: String,
     /// `granted`, `revoked`, or `not_recorded` (collected under the default policy).
     collection: &'static str,
@@ -623,7 +624,7 @@ async fn consent_post(
 // ---- grants ----
 
 /// A grant as the API and `courbe grant` write it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct GrantJson {
     id: u64,
     meter: String,
@@ -631,6 +632,7 @@ pub(crate) struct GrantJson {
     from: String,
     to: String,
     /// What it allows: `daily`, `max_power`, `curve`.
+    #[schema(value_type = Vec<String>)]
     kinds: Kinds,
     created: String,
     by: String,
@@ -656,8 +658,8 @@ impl From<&Grant> for GrantJson {
     }
 }
 
-#[derive(Serialize)]
-struct GrantsBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GrantsBody {
     meter: String,
     grants: Vec<GrantJson>,
 }
@@ -796,14 +798,15 @@ struct AuditParams {
     to: Option<String>,
 }
 
-#[derive(Serialize)]
-struct AuditJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AuditJson {
     who: String,
     at: String,
     meter: String,
     from: Option<String>,
     to: Option<String>,
     what: String,
+    #[schema(value_type = Vec<String>)]
     kinds: Kinds,
 }
 

@@ -190,7 +190,7 @@ fn describe(template: &str, method: &Method) -> Option<Op> {
         "/oauth2/v3/token" => op("oauth_token", "data connect", "A one-hour access token for the metering routes (client credentials: the token's subject and the Courbe token).", "a client of the tokens file", Object(200, &[]), Body::Form, &[400, 401, 408, 413, 500]),
         "/oauth2/v3/revoke" => op("oauth_revoke", "data connect", "Ends an access token (RFC 7009): 200 whether or not it was live.", "a client of the tokens file", Empty, Body::Form, &[400, 401, 408, 413]),
         "/v1/ingest" => op("ingest", "ingest", "Ingests native CSV, the SGE export, R50, R151 or Data Connect JSON; accepted points are durable when the answer is sent.", "operator", Json(200, "IngestBody", &[]), Body::Ingest, &[408, 413, 503, 507]),
-        "/v1/meters/:id/curve" if get => op("curve", "meters", "The load curve: points, compact runs (`format=columns`), CSV or Arrow.", "operator, consumer of the meter, supplier with a `curve` grant", Json(200, "CurveBody", FORMATS), Body::None, &[]),
+        "/v1/meters/:id/curve" if get => op("curve", "meters", "The load curve: points, compact runs (`format=columns`), CSV or Arrow.", "operator, consumer of the meter, supplier with a `curve` grant", Json(200, "Curve", FORMATS), Body::None, &[]),
         "/v1/meters/:id/curve" => op("erase_curve", "meters", "Erases the meter's curve (or a range of it): physically gone when the answer is sent.", "operator", Json(200, "EraseBody", &[]), Body::None, &[503, 507]),
         "/v1/meters/:id/energy" => op("energy", "meters", "Wh per local period from the best source (`source`), with points present and expected.", "operator, consumer, supplier with `daily` (whole Paris days) or `curve`", Json(200, "EnergyBody", FORMATS), Body::None, &[]),
         "/v1/meters/:id/peak" => op("peak", "meters", "The highest power per period and when: from `max_power` (VA) where ingested, else the curve (W).", "operator, consumer, supplier with `max_power` or `curve`", Json(200, "PeakBody", &[CSV]), Body::None, &[]),
@@ -201,17 +201,17 @@ fn describe(template: &str, method: &Method) -> Option<Op> {
         "/v1/fleet/energy" => op("fleet_energy", "fleet", "Every meter's energy per period; streamed, 1,024 meters at a time.", "operator", Json(200, "FleetEnergyBody", FORMATS), Body::None, &[]),
         "/v1/prices/spot/:area" if get => op("spot_get", "prices", "The spot prices of an area (EUR/MWh).", "every token", Object(200, &[]), Body::None, &[]),
         "/v1/prices/spot/:area" => op("spot_put", "prices", "Stores spot prices (CSV `ts,price[,step_min]`).", "operator", Json(200, "IngestBody", &[]), Body::Csv, &[408, 413, 503, 507]),
-        "/v1/meters/:id/consent" if get => op("consent_get", "governance", "The meter's collection consent and its history.", "operator, consumer, supplier with a grant in force", Object(200, &[]), Body::None, &[]),
-        "/v1/meters/:id/consent" => op("consent_post", "governance", "Records a consent decision; `erase` erases the whole curve.", "operator, consumer", Object(201, &[]), Body::Schema("ConsentRequest"), &[408, 413, 503, 507]),
-        "/v1/meters/:id/grants" if get => op("grants_get", "governance", "The meter's grants to suppliers.", "operator, consumer", Object(200, &[]), Body::None, &[]),
-        "/v1/meters/:id/grants" => op("grants_post", "governance", "Grants a supplier the kinds of data it may read over a range.", "operator", Object(201, &[]), Body::Schema("GrantRequest"), &[408, 413, 507]),
-        "/v1/meters/:id/grants/:grant" => op("grant_delete", "governance", "Revokes a grant.", "operator", Object(200, &[]), Body::None, &[507]),
+        "/v1/meters/:id/consent" if get => op("consent_get", "governance", "The meter's collection consent and its history.", "operator, consumer, supplier with a grant in force", Json(200, "ConsentBody", &[]), Body::None, &[]),
+        "/v1/meters/:id/consent" => op("consent_post", "governance", "Records a consent decision; `erase` erases the whole curve.", "operator, consumer", Json(201, "ConsentBody", &[]), Body::Schema("ConsentRequest"), &[408, 413, 503, 507]),
+        "/v1/meters/:id/grants" if get => op("grants_get", "governance", "The meter's grants to suppliers.", "operator, consumer", Json(200, "GrantsBody", &[]), Body::None, &[]),
+        "/v1/meters/:id/grants" => op("grants_post", "governance", "Grants a supplier the kinds of data it may read over a range.", "operator", Json(201, "GrantJson", &[]), Body::Schema("GrantRequest"), &[408, 413, 507]),
+        "/v1/meters/:id/grants/:grant" => op("grant_delete", "governance", "Revokes a grant.", "operator", Json(200, "GrantJson", &[]), Body::None, &[507]),
         "/v1/meters/:id/export" => op("export", "governance", "Everything held about the meter (JSON), or one channel's native CSV.", "operator, consumer", Object(200, &[CSV]), Body::None, &[]),
         "/v1/meters/:id/compare" => op("compare", "governance", "The meter's monthly energy next to the quartiles of its IRIS, commune and all meters.", "operator, consumer", Object(200, &[]), Body::None, &[]),
-        "/v1/aggregates" => op("aggregates", "aggregates", "Anonymised aggregates per group and period (released months only, but for operators).", "every token; `building` for operator and public_body; `meters` for operator", Object(200, &[]), Body::None, &[]),
+        "/v1/aggregates" => op("aggregates", "aggregates", "Anonymised aggregates per group and period (released months only, but for operators).", "every token; `building` for operator and public_body; `meters` for operator", Object(200, &[]), Body::None, &[404]),
         "/v1/aggregates/releases" if get => op("releases_get", "aggregates", "The releases of anonymised aggregates.", "every token", Object(200, &[]), Body::None, &[]),
         "/v1/aggregates/releases" => op("releases_post", "aggregates", "Freezes the anonymised aggregates of whole Paris months, once.", "operator", Object(201, &[]), Body::Schema("ReleaseBody"), &[408, 409, 413, 507]),
-        "/v1/audit" => op("audit", "governance", "The audit trail of supplier reads.", "operator", Object(200, &[]), Body::None, &[]),
+        "/v1/audit" => op("audit", "governance", "The audit trail of supplier reads.", "operator", Json(200, "Audit", &[]), Body::None, &[]),
         "/v1/groups" if get => op("groups_get", "aggregates", "Group sizes per level.", "operator", Object(200, &[]), Body::None, &[]),
         "/v1/groups" => op("groups_put", "aggregates", "Loads group memberships (CSV `meter_id,commune,iris[,building]`).", "operator", Object(200, &[]), Body::Csv, &[408, 413, 507]),
         "/v1/calendars/:name/colours" if get => op("colours_get", "prices", "The day colours of a calendar (`tempo`, `ejp`).", "every token", Object(200, &[]), Body::None, &[]),
@@ -467,12 +467,33 @@ fn components() -> utoipa::openapi::Components {
     add::<crate::governance::http::ConsentRequest>(&mut schemas);
     add::<crate::governance::http::GrantRequest>(&mut schemas);
     add::<crate::governance::http::ReleaseBody>(&mut schemas);
+    add::<crate::governance::http::ConsentBody>(&mut schemas);
+    add::<crate::governance::http::GrantsBody>(&mut schemas);
+    add::<crate::governance::http::AuditJson>(&mut schemas);
     let mut b = ComponentsBuilder::new()
         .schemas_from_iter(schemas)
         .schema("Error", from_json(error_schema()))
         .schema("OAuthError", from_json(oauth_error_schema()))
         .schema("Health", from_json(health_schema()))
         .schema("Contracts", from_json(contracts_schema()))
+        .schema(
+            "Curve",
+            from_json(json!({
+                "description": "Points, or with `format=columns` runs of consecutive intervals.",
+                "oneOf": [
+                    {"$ref": "#/components/schemas/CurveBody"},
+                    {"$ref": "#/components/schemas/RunsBody"}
+                ]
+            })),
+        )
+        .schema(
+            "Audit",
+            from_json(json!({
+                "type": "object",
+                "required": ["records"],
+                "properties": {"records": {"type": "array", "items": {"$ref": "#/components/schemas/AuditJson"}}}
+            })),
+        )
         .security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -605,9 +626,6 @@ fn path_example(name: &str) -> Option<Value> {
     })
 }
 
-/// A local date or an RFC 3339 instant (what `api::parse_instant` reads).
-const DATE_PATTERN: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))?$";
-
 const DATE_OR_INSTANT: &str =
     "An RFC 3339 instant with any offset, or a local date `YYYY-MM-DD` (midnight in `tz`).";
 
@@ -672,12 +690,62 @@ fn query_schema(template: &str, kind: Option<QueryKind>, name: &str) -> (RefOr<S
             }),
         ),
         "year" => string_schema(Some("^[0-9]{4}$"), None),
-        "from" | "to" | "since" | "start" | "end" => string_schema(Some(DATE_PATTERN), None),
+        "from" | "to" => from_json(json!({"anyOf": [
+            {"type": "string", "format": "date"},
+            {"type": "string", "format": "date-time"}
+        ]})),
+        "since" | "start" | "end" => from_json(json!({"type": "string", "format": "date"})),
         "level" => string_schema(None, Some(&["all", "commune", "iris", "building"])),
         "kind" => string_schema(None, Some(&["energy", "curve"])),
         _ => text(),
     };
-    (schema, required)
+    (
+        with_examples(schema, query_examples(template, kind, name)),
+        required,
+    )
+}
+
+/// `schema` with `examples` (JSON Schema's keyword): values the demo fleet answers, which a
+/// fuzzer starts from.
+fn with_examples(schema: RefOr<Schema>, examples: Vec<Value>) -> RefOr<Schema> {
+    if examples.is_empty() {
+        return schema;
+    }
+    let mut value = serde_json::to_value(&schema).expect("a schema serialises");
+    value["examples"] = Value::Array(examples);
+    from_json(value)
+}
+
+/// Values of a query parameter that the demo fleet answers, the parameter's example first.
+fn query_examples(template: &str, kind: Option<QueryKind>, name: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = query_example(template, kind, name).into_iter().collect();
+    let more: &[&str] = match name {
+        "from" => &["2024-01-01T00:00:00+01:00", "2024-01-15"],
+        "to" => &["2024-01-03T12:00:00Z", "2024-03-01"],
+        "tz" => &["UTC", "America/New_York"],
+        "channel" => &["consumption", "production", "max_power"],
+        "tariff" => &["HC:22:00-06:00", "option:TEMPO", "contract"],
+        "meters" => &[EXAMPLE_METER],
+        "format" => match kind {
+            Some(QueryKind::Curve) => &["points", "columns", "csv", "arrow"],
+            Some(k) if k.answers_arrow() => &["json", "csv", "arrow"],
+            _ => &["json", "csv"],
+        },
+        "period" if kind == Some(QueryKind::Index) => &["day", "month"],
+        "period" => &["day", "month"],
+        "offer" => &["bleu-base-6", "contract"],
+        "offers" => &["bleu-base-6,bleu-hphc-6"],
+        "since" => &["2024-02-01"],
+        "level" => &["all", "commune"],
+        _ => &[],
+    };
+    for v in more {
+        let v = json!(v);
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
 }
 
 /// An example of a parameter that the demo fleet answers.
