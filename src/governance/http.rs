@@ -113,8 +113,8 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .with_state(state);
     router
         .merge(routes)
-        .merge(super::calendars_http::routes(gov.clone()))
-        .merge(super::prices_http::routes(store, gov.clone()))
+        .merge(super::calendars_http::routes(gov.clone(), body_timeout))
+        .merge(super::prices_http::routes(store, gov.clone(), body_timeout))
         .layer(middleware::from_fn_with_state(guard_state, guard))
 }
 
@@ -164,15 +164,20 @@ fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
     routes::find(route)?.question
 }
 
-/// The parameters a route that asks no question reads (a question's are
+/// The parameters a request of `route` that asks no question reads (a question's are
 /// [`QueryKind::parameters`]); `None` for a route whose handler reads its own.
-fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
-    routes::find(route)?.parameters
+fn route_parameters(route: &str, method: &Method) -> Option<&'static [&'static str]> {
+    routes::find(route)?.parameters_of(method)
 }
 
-/// Refuses a parameter `route` does not read, naming it, as a question's reader does.
-fn check_parameters(route: &str, params: &[(String, String)]) -> Result<(), ApiError> {
-    let Some(allowed) = route_parameters(route) else {
+/// Refuses a parameter a request of `route` does not read, naming it, as a question's reader
+/// does.
+fn check_parameters(
+    route: &str,
+    method: &Method,
+    params: &[(String, String)],
+) -> Result<(), ApiError> {
+    let Some(allowed) = route_parameters(route, method) else {
         return Ok(());
     };
     match params
@@ -334,7 +339,7 @@ async fn guard(
     let metering =
         dataconnect::endpoint(&route).filter(|_| method == Method::GET || method == Method::HEAD);
     if kind.is_none() && metering.is_none() {
-        if let Err(e) = check_parameters(&route, &params) {
+        if let Err(e) = check_parameters(&route, &method, &params) {
             return e.into_response();
         }
     }
@@ -458,7 +463,11 @@ async fn ensure_held(s: &GovState, meter: &str) -> Result<(), ApiError> {
 /// Reads a request body whole: 413 past `max` bytes, 408 (and the connection closed) when it
 /// has not all arrived within `timeout`, so a stalled client holds neither a handler nor its
 /// bytes for long.
-async fn read_body(body: Body, max: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(
+    body: Body,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => {
@@ -1128,7 +1137,7 @@ mod tests {
             action_of("/v1/something/new", &Method::GET, None, None, &[]),
             None
         );
-        assert_eq!(route_parameters("/v1/something/new"), None);
+        assert_eq!(route_parameters("/v1/something/new", &Method::GET), None);
         assert_eq!(query_kind("/v1/something/new", &Method::GET), None);
         // What `Action::Other` still means (an unread question, an unserved priced method):
         // the operator's only.

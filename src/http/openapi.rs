@@ -267,7 +267,7 @@ fn operation(
         );
     }
     let asks = *method == Method::GET && route.question.is_some();
-    let names: &[&str] = match (route.question, route.parameters) {
+    let names: &[&str] = match (route.question, route.parameters_of(method)) {
         (Some(kind), _) if asks => kind.parameters(),
         (_, Some(names)) => names,
         _ => &[],

@@ -24,6 +24,18 @@ pub struct Asking<'a, 'q> {
     pub params: &'q [(String, String)],
 }
 
+impl Route {
+    /// The parameters a request of `method` may carry ([`Route::parameters`], or
+    /// [`Route::put_parameters`] for a PUT); `None`: not checked by the guard.
+    pub fn parameters_of(&self, method: &Method) -> Option<&'static [&'static str]> {
+        if *method == Method::PUT {
+            Some(self.put_parameters)
+        } else {
+            self.parameters
+        }
+    }
+}
+
 impl Asking<'_, '_> {
     /// GET or HEAD (axum answers HEAD with the GET handler).
     pub fn get(&self) -> bool {
@@ -65,6 +77,8 @@ pub struct Route {
     /// The parameters a request that asks no question may carry; `None`: not checked by the
     /// guard (its handler reads what it reads).
     pub parameters: Option<&'static [&'static str]>,
+    /// The parameters a PUT reads (an upload reads none of the GET's `parameters`).
+    pub put_parameters: &'static [&'static str],
     pub guard: Guard,
 }
 
@@ -99,6 +113,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Open,
     },
     Route {
@@ -106,6 +121,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Open,
     },
     Route {
@@ -113,6 +129,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: None,
+        put_parameters: &[],
         // The API's description is public, like `/healthz`: it says nothing about any meter.
         guard: Guard::Open,
     },
@@ -121,6 +138,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::POST],
         question: None,
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Open,
     },
     Route {
@@ -128,6 +146,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::POST],
         question: None,
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Open,
     },
     Route {
@@ -135,6 +154,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::POST],
         question: None,
         parameters: Some(&["channel", "series"]),
+        put_parameters: &[],
         guard: Guard::Action(|_| Some(Action::Ingest)),
     },
     Route {
@@ -142,6 +162,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::DELETE],
         question: Some(QueryKind::Curve),
         parameters: Some(api::ERASE_PARAMETERS),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             if r.method == Method::DELETE {
                 return Some(Action::EraseCurve { meter: r.meter });
@@ -164,6 +185,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::Energy),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(read_summary),
     },
     Route {
@@ -171,6 +193,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::Peak),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(read_summary),
     },
     Route {
@@ -178,6 +201,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::Index),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             r.get().then(|| match r.question {
                 Some(q @ Question::Index { .. }) => Action::ReadIndex {
@@ -193,6 +217,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::Summary),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             r.get().then(|| match r.question {
                 Some(q @ Question::Summary { .. }) => Action::ReadYearSummary {
@@ -208,6 +233,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["series"]),
+        put_parameters: &[],
         // The live view is the curve from now on: a curve read now at subscription (the stream
         // re-asks while it runs, `http::live`).
         guard: Guard::Action(|r| {
@@ -227,6 +253,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::FleetCurve),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(read_fleet),
     },
     Route {
@@ -234,6 +261,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::FleetEnergy),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(read_fleet),
     },
     Route {
@@ -241,6 +269,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&["from", "to"]),
+        put_parameters: &[],
         // Spot prices are public reference data, like the colour calendars: every token.
         guard: Guard::Action(|r| {
             Some(if r.get() {
@@ -255,6 +284,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::POST],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|r| match r.method {
             _ if r.get() => Some(Action::ReadConsent { meter: r.meter }),
             &Method::POST => Some(Action::SetConsent { meter: r.meter }),
@@ -266,6 +296,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::POST],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             Some(if r.get() {
                 Action::ReadGrants { meter: r.meter }
@@ -279,6 +310,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::DELETE],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|_| Some(Action::ManageGrants)),
     },
     Route {
@@ -286,6 +318,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(api::EXPORT_PARAMETERS),
+        put_parameters: &[],
         guard: Guard::Action(|r| r.get().then_some(Action::Export { meter: r.meter })),
     },
     Route {
@@ -293,6 +326,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["from", "to", "tz", "channel"]),
+        put_parameters: &[],
         guard: Guard::Action(|r| r.get().then_some(Action::Compare { meter: r.meter })),
     },
     Route {
@@ -302,6 +336,7 @@ pub static ROUTES: &[Route] = &[
         parameters: Some(&[
             "level", "code", "meters", "kind", "channel", "from", "to", "period", "tz", "source",
         ]),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             r.get().then(|| Action::ReadAggregates {
                 // An unknown level is the handler's 400; for access it is the strictest level.
@@ -315,6 +350,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::POST],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|r| match r.method {
             _ if r.get() => Some(Action::ListReleases),
             &Method::POST => Some(Action::Release),
@@ -326,6 +362,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["meter", "who", "from", "to"]),
+        put_parameters: &[],
         guard: Guard::Action(|r| r.get().then_some(Action::ReadAudit)),
     },
     Route {
@@ -333,6 +370,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|_| Some(Action::LoadGroups)),
     },
     Route {
@@ -340,6 +378,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&["from", "to"]),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             Some(if r.get() {
                 Action::ReadColours
@@ -353,6 +392,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             Some(if r.get() {
                 Action::ReadContracts { meter: r.meter }
@@ -366,6 +406,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&["format"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -373,6 +414,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&["format"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -380,6 +422,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["from", "to", "period", "offer", "format"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -387,6 +430,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["since", "offer"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -394,6 +438,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["offers", "to", "format"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -401,6 +446,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["offers", "from", "to"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
 ];
@@ -412,6 +458,7 @@ pub static METERING: Route = Route {
     methods: GET,
     question: None,
     parameters: Some(dataconnect::PARAMETERS),
+    put_parameters: &[],
     guard: Guard::Action(|r| {
         if !r.get() {
             return None;

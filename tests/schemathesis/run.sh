@@ -96,7 +96,7 @@ run_role() {
   # Run from the scratch directory: schemathesis keeps a cache (`.schemathesis/`) where it runs.
   if ! (cd "$work" && timeout $((per_role + 60)) "$venv/bin/schemathesis" run "$base/v1/openapi.json" \
       ${header:+-H "$header"} \
-      --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+      --checks "${CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
       --phases examples,coverage,fuzzing --mode all --max-examples 8 --max-time "$per_role" \
       --seed "${SEED:-20261205}" --workers 1 --request-timeout 20 --exclude-path '/v1/meters/{id}/live' \
       --suppress-health-check all \

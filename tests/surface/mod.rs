@@ -6,6 +6,7 @@ mod cost;
 mod daily;
 mod dataconnect;
 mod embed;
+mod fuzzed;
 mod http;
 mod live;
 mod openapi;
