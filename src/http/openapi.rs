@@ -690,6 +690,10 @@ fn query_schema(template: &str, kind: Option<QueryKind>, name: &str) -> (RefOr<S
             }),
         ),
         "year" => string_schema(Some("^[0-9]{4}$"), None),
+        "usage_point_id" => string_schema(Some("^[0-9]{14}$"), None),
+        "from" | "to" if template == "/v1/calendars/:name/colours" => {
+            from_json(json!({"type": "string", "format": "date"}))
+        }
         "from" | "to" => from_json(json!({"anyOf": [
             {"type": "string", "format": "date"},
             {"type": "string", "format": "date-time"}
@@ -720,6 +724,7 @@ fn with_examples(schema: RefOr<Schema>, examples: Vec<Value>) -> RefOr<Schema> {
 fn query_examples(template: &str, kind: Option<QueryKind>, name: &str) -> Vec<Value> {
     let mut out: Vec<Value> = query_example(template, kind, name).into_iter().collect();
     let more: &[&str] = match name {
+        "from" | "to" if template == "/v1/calendars/:name/colours" => &[],
         "from" => &["2024-01-01T00:00:00+01:00", "2024-01-15"],
         "to" => &["2024-01-03T12:00:00Z", "2024-03-01"],
         "tz" => &["UTC", "America/New_York"],
