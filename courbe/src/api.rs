@@ -712,6 +712,7 @@ impl EraseQuestion {
 
 /// What an erasure removed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EraseBody {
     pub meter: String,
     pub points_removed: u64,
@@ -1090,6 +1091,30 @@ pub fn unit_of(channel: Channel) -> &'static str {
     }
 }
 
+/// The schemas utoipa cannot derive: maps whose values may be null.
+#[cfg(feature = "openapi")]
+mod openapi_schemas {
+    use utoipa::openapi::{RefOr, Schema};
+
+    fn map_of_nullable(value: serde_json::Value) -> RefOr<Schema> {
+        serde_json::from_value(serde_json::json!({
+            "type": "object",
+            "additionalProperties": {"oneOf": [value, {"type": "null"}]}
+        }))
+        .expect("a map schema")
+    }
+
+    /// Per register, its reading or null.
+    pub fn indexes() -> RefOr<Schema> {
+        map_of_nullable(serde_json::json!({"$ref": "#/components/schemas/IndexReadingJson"}))
+    }
+
+    /// Per register, Wh or null.
+    pub fn wh_by_register() -> RefOr<Schema> {
+        map_of_nullable(serde_json::json!({"type": "integer", "format": "int64"}))
+    }
+}
+
 /// The answer to a [`Question`], in the shapes of the contract.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -1106,6 +1131,7 @@ pub enum Answer {
 
 /// One register's index at an instant.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexReadingJson {
     pub wh: i64,
     pub quality: &'static str,
@@ -1113,12 +1139,15 @@ pub struct IndexReadingJson {
 
 /// One boundary of an index answer: per register, its reading or null.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexRowJson {
     pub at: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::indexes))]
     pub indexes: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexBody {
     pub meter: String,
     pub unit: &'static str,
@@ -1161,27 +1190,33 @@ impl IndexBody {
 
 /// One month of a summary.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SummaryMonthJson {
     pub start: String,
     pub end: String,
     /// The indexes at the month's first instant.
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::indexes))]
     pub index_start: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
     pub energy_wh: f64,
     pub source: &'static str,
     /// Per register, the difference of its indexes over the month (null where one is missing).
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::wh_by_register))]
     pub by_register: std::collections::BTreeMap<String, Option<i64>>,
     pub max_power: PeakPeriodJson,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SummaryYearJson {
     pub energy_wh: f64,
     pub source: &'static str,
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::wh_by_register))]
     pub by_register: std::collections::BTreeMap<String, Option<i64>>,
     pub max_power: PeakPeriodJson,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SummaryBody {
     pub meter: String,
     pub year: i16,
@@ -1190,6 +1225,7 @@ pub struct SummaryBody {
     pub registers: Vec<String>,
     pub months: Vec<SummaryMonthJson>,
     /// The indexes at the end of the year.
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::indexes))]
     pub index_end: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
     pub year_total: SummaryYearJson,
 }
@@ -1260,6 +1296,7 @@ impl SummaryBody {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurveBody {
     pub meter: String,
     pub channel: &'static str,
@@ -1268,6 +1305,7 @@ pub struct CurveBody {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PointJson {
     #[serde(skip)]
     pub ts_utc: i64,
@@ -1290,6 +1328,7 @@ impl From<&Point> for PointJson {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunsBody {
     pub meter: String,
     pub channel: &'static str,
@@ -1298,6 +1337,7 @@ pub struct RunsBody {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunJson {
     #[serde(skip)]
     pub start_utc: i64,
@@ -1309,6 +1349,7 @@ pub struct RunJson {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnergyBody {
     pub meter: String,
     pub channel: &'static str,
@@ -1318,6 +1359,7 @@ pub struct EnergyBody {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnergyPeriodJson {
     #[serde(skip)]
     pub start_utc: i64,
@@ -1341,6 +1383,7 @@ pub struct EnergyPeriodJson {
 
 /// Energy per tariff period, Wh.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ByTariff {
     #[serde(rename = "HP")]
     pub hp: f64,
@@ -1349,6 +1392,7 @@ pub struct ByTariff {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeakBody {
     pub meter: String,
     pub periods: Vec<PeakPeriodJson>,
@@ -1356,6 +1400,7 @@ pub struct PeakBody {
 
 /// A period without data has every field but `start` and `end` null.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeakPeriodJson {
     pub start: String,
     pub end: String,
@@ -1403,6 +1448,7 @@ impl PeakPeriodJson {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetCurveBody {
     pub channel: &'static str,
     pub unit: &'static str,
@@ -1410,6 +1456,7 @@ pub struct FleetCurveBody {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetPointJson {
     #[serde(skip)]
     pub ts_utc: i64,
@@ -1430,6 +1477,7 @@ impl From<query::FleetPoint> for FleetPointJson {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetEnergyBody {
     pub unit: &'static str,
     pub tz: String,
@@ -1437,12 +1485,14 @@ pub struct FleetEnergyBody {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeterEnergyJson {
     pub meter: String,
     pub periods: Vec<PeriodEnergyJson>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeriodEnergyJson {
     #[serde(skip)]
     pub start_utc: i64,

@@ -9,8 +9,10 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -26,21 +28,26 @@ use crate::query::tariffs::{date_of_day, day_number};
 /// Largest body of a colour or contracts upload.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// The routes, with their own state; [`super::http::attach`] puts them behind the guard.
-pub(super) fn routes<S: Clone + Send + Sync + 'static>(gov: Arc<Governance>) -> Router<S> {
+/// How long an upload's body may take to arrive (the server's body read timeout).
+#[derive(Clone, Copy)]
+struct BodyTimeout(Duration);
+
+/// The routes, with their own state; [`super::http::attach`] puts them behind the guard. A body
+/// must arrive whole within `body_timeout` (408) and hold at most [`MAX_BODY_BYTES`] (413).
+pub(super) fn routes<S: Clone + Send + Sync + 'static>(
+    gov: Arc<Governance>,
+    body_timeout: Duration,
+) -> Router<S> {
     Router::new()
         .route(
             crate::http::routes::declared("/v1/calendars/:name/colours"),
-            get(colours_get)
-                .put(colours_put)
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+            get(colours_get).put(colours_put),
         )
         .route(
             crate::http::routes::declared("/v1/meters/:id/contracts"),
-            get(contracts_get)
-                .put(contracts_put)
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+            get(contracts_get).put(contracts_put),
         )
+        .layer(Extension(BodyTimeout(body_timeout)))
         .with_state(gov)
 }
 
@@ -51,9 +58,11 @@ fn malformed(m: impl Into<String>) -> ApiError {
 async fn colours_put(
     State(gov): State<Arc<Governance>>,
     Path(name): Path<String>,
-    body: Bytes,
+    Extension(BodyTimeout(timeout)): Extension<BodyTimeout>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     check_series_name(&name).map_err(ApiError::invalid)?;
+    let body = super::http::read_body(body, MAX_BODY_BYTES, timeout).await?;
     let text = std::str::from_utf8(&body).map_err(|_| malformed("the body is not UTF-8"))?;
     let (good, bad) = parse_colours(text);
     let stored = blocking(move || Ok(gov.calendars().set_colours(&name, &good)?)).await?;
@@ -117,9 +126,11 @@ async fn contracts_put(
     State(gov): State<Arc<Governance>>,
     Path(id): Path<String>,
     principal: Option<Extension<Principal>>,
-    body: Bytes,
+    Extension(BodyTimeout(timeout)): Extension<BodyTimeout>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     crate::http::api::check_meter_id(&id)?;
+    let body = super::http::read_body(body, MAX_BODY_BYTES, timeout).await?;
     let contracts: Vec<Contract> = serde_json::from_slice(&body)
         .map_err(|e| malformed(format!("unreadable JSON body: {e}")))?;
     calendars::check_contracts(contracts.clone()).map_err(ApiError::invalid)?;

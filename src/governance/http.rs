@@ -113,8 +113,8 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .with_state(state);
     router
         .merge(routes)
-        .merge(super::calendars_http::routes(gov.clone()))
-        .merge(super::prices_http::routes(store, gov.clone()))
+        .merge(super::calendars_http::routes(gov.clone(), body_timeout))
+        .merge(super::prices_http::routes(store, gov.clone(), body_timeout))
         .layer(middleware::from_fn_with_state(guard_state, guard))
 }
 
@@ -164,15 +164,20 @@ fn query_kind(route: &str, method: &Method) -> Option<QueryKind> {
     routes::find(route)?.question
 }
 
-/// The parameters a route that asks no question reads (a question's are
+/// The parameters a request of `route` that asks no question reads (a question's are
 /// [`QueryKind::parameters`]); `None` for a route whose handler reads its own.
-fn route_parameters(route: &str) -> Option<&'static [&'static str]> {
-    routes::find(route)?.parameters
+fn route_parameters(route: &str, method: &Method) -> Option<&'static [&'static str]> {
+    routes::find(route)?.parameters_of(method)
 }
 
-/// Refuses a parameter `route` does not read, naming it, as a question's reader does.
-fn check_parameters(route: &str, params: &[(String, String)]) -> Result<(), ApiError> {
-    let Some(allowed) = route_parameters(route) else {
+/// Refuses a parameter a request of `route` does not read, naming it, as a question's reader
+/// does.
+fn check_parameters(
+    route: &str,
+    method: &Method,
+    params: &[(String, String)],
+) -> Result<(), ApiError> {
+    let Some(allowed) = route_parameters(route, method) else {
         return Ok(());
     };
     match params
@@ -297,7 +302,11 @@ async fn guard(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    if !path.starts_with("/v1/") && !dataconnect::is_metering_path(&path) {
+    if (!path.starts_with("/v1/") && !dataconnect::is_metering_path(&path))
+        || matched
+            .as_ref()
+            .is_some_and(|m| m.as_str() == routes::PUBLIC)
+    {
         return next.run(request).await;
     }
     let gov = state.gov.clone();
@@ -330,7 +339,7 @@ async fn guard(
     let metering =
         dataconnect::endpoint(&route).filter(|_| method == Method::GET || method == Method::HEAD);
     if kind.is_none() && metering.is_none() {
-        if let Err(e) = check_parameters(&route, &params) {
+        if let Err(e) = check_parameters(&route, &method, &params) {
             return e.into_response();
         }
     }
@@ -454,7 +463,11 @@ async fn ensure_held(s: &GovState, meter: &str) -> Result<(), ApiError> {
 /// Reads a request body whole: 413 past `max` bytes, 408 (and the connection closed) when it
 /// has not all arrived within `timeout`, so a stalled client holds neither a handler nor its
 /// bytes for long.
-async fn read_body(body: Body, max: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(
+    body: Body,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => {
@@ -498,9 +511,10 @@ fn by(principal: &Option<Extension<Principal>>) -> String {
 
 // ---- consent ----
 
-#[derive(Serialize)]
-struct ConsentEventJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ConsentEventJson {
     from: String,
+    #[schema(value_type = String, pattern = "^(granted|revoked)$")]
     collection: Collection,
     #[serde(skip_serializing_if = "Option::is_none")]
     step_min: Option<u16>,
@@ -526,8 +540,8 @@ impl From<&ConsentEvent> for ConsentEventJson {
     }
 }
 
-#[derive(Serialize)]
-struct ConsentBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ConsentBody {
     meter: String,
     /// `granted`, `revoked`, or `not_recorded` (collected under the default policy).
     collection: &'static str,
@@ -563,9 +577,11 @@ async fn consent_get(
     Ok(Json(consent_body(&s.gov, &id, None)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConsentRequest {
+pub(crate) struct ConsentRequest {
+    /// `granted` or `revoked`.
+    #[schema(value_type = String, pattern = "^(granted|revoked)$")]
     collection: Collection,
     /// RFC 3339 or a local date (Europe/Paris); default now. `"-infinity"` for a revocation
     /// with erasure of everything collected.
@@ -617,7 +633,7 @@ async fn consent_post(
 // ---- grants ----
 
 /// A grant as the API and `courbe grant` write it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct GrantJson {
     id: u64,
     meter: String,
@@ -625,6 +641,7 @@ pub(crate) struct GrantJson {
     from: String,
     to: String,
     /// What it allows: `daily`, `max_power`, `curve`.
+    #[schema(value_type = Vec<String>)]
     kinds: Kinds,
     created: String,
     by: String,
@@ -650,8 +667,8 @@ impl From<&Grant> for GrantJson {
     }
 }
 
-#[derive(Serialize)]
-struct GrantsBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GrantsBody {
     meter: String,
     grants: Vec<GrantJson>,
 }
@@ -666,9 +683,9 @@ async fn grants_get(
     Ok(Json(GrantsBody { meter: id, grants }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GrantRequest {
+pub(crate) struct GrantRequest {
     supplier: String,
     from: String,
     to: String,
@@ -790,14 +807,15 @@ struct AuditParams {
     to: Option<String>,
 }
 
-#[derive(Serialize)]
-struct AuditJson {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AuditJson {
     who: String,
     at: String,
     meter: String,
     from: Option<String>,
     to: Option<String>,
     what: String,
+    #[schema(value_type = Vec<String>)]
     kinds: Kinds,
 }
 
@@ -869,9 +887,9 @@ async fn aggregates_get(
     Ok(Json(body).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReleaseBody {
+pub(crate) struct ReleaseBody {
     from: String,
     to: String,
     channel: Option<String>,
@@ -1119,7 +1137,7 @@ mod tests {
             action_of("/v1/something/new", &Method::GET, None, None, &[]),
             None
         );
-        assert_eq!(route_parameters("/v1/something/new"), None);
+        assert_eq!(route_parameters("/v1/something/new", &Method::GET), None);
         assert_eq!(query_kind("/v1/something/new", &Method::GET), None);
         // What `Action::Other` still means (an unread question, an unserved priced method):
         // the operator's only.

@@ -20,8 +20,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -57,25 +57,25 @@ pub(super) fn parameters(route: &str) -> Option<&'static [&'static str]> {
 struct PricesState {
     store: Arc<Store>,
     gov: Arc<Governance>,
+    /// How long an upload's body may take to arrive (408 past it).
+    body_timeout: std::time::Duration,
 }
 
-/// The routes; [`super::http::attach`] puts them behind the guard.
+/// The routes; [`super::http::attach`] puts them behind the guard. An upload's body must
+/// arrive whole within `body_timeout` (408) and hold at most [`MAX_BODY_BYTES`] (413).
 pub(super) fn routes<S: Clone + Send + Sync + 'static>(
     store: Arc<Store>,
     gov: Arc<Governance>,
+    body_timeout: std::time::Duration,
 ) -> Router<S> {
     Router::new()
         .route(
             crate::http::routes::declared("/v1/prices/grids"),
-            get(grids_get)
-                .put(grids_put)
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+            get(grids_get).put(grids_put),
         )
         .route(
             crate::http::routes::declared("/v1/prices/taxes"),
-            get(taxes_get)
-                .put(taxes_put)
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+            get(taxes_get).put(taxes_put),
         )
         .route(
             crate::http::routes::declared("/v1/meters/:id/cost"),
@@ -93,7 +93,11 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
             crate::http::routes::declared("/v1/fleet/offers"),
             get(fleet_offers_get),
         )
-        .with_state(PricesState { store, gov })
+        .with_state(PricesState {
+            store,
+            gov,
+            body_timeout,
+        })
 }
 
 /// A question about money, read once by the guard.
@@ -467,7 +471,8 @@ fn grid_json(g: &Grid) -> Value {
     json!({ "name": g.name, "option": g.option, "kva": g.kva, "prices": periods })
 }
 
-async fn grids_put(State(s): State<PricesState>, body: Bytes) -> Result<Response, ApiError> {
+async fn grids_put(State(s): State<PricesState>, body: Body) -> Result<Response, ApiError> {
+    let body = super::http::read_body(body, MAX_BODY_BYTES, s.body_timeout).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
     let grids = prices::parse_grids(text).map_err(|b| bad_lines(&b))?;
@@ -500,7 +505,8 @@ async fn taxes_get(
     Ok(Json(json!({ "taxes": taxes })).into_response())
 }
 
-async fn taxes_put(State(s): State<PricesState>, body: Bytes) -> Result<Response, ApiError> {
+async fn taxes_put(State(s): State<PricesState>, body: Body) -> Result<Response, ApiError> {
+    let body = super::http::read_body(body, MAX_BODY_BYTES, s.body_timeout).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
     let taxes = prices::parse_taxes(text).map_err(|b| bad_lines(&b))?;

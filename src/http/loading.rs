@@ -187,7 +187,7 @@ pub struct IngestReport {
 }
 
 /// The answer of `POST /v1/ingest`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IngestBody {
     pub accepted: u64,
     /// The first [`KEPT_REJECTED`] rejected records.
@@ -204,7 +204,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RejectedJson {
     pub line: u64,
     pub reason: String,

@@ -8,6 +8,7 @@
 //!   one mapping to HTTP statuses. [`arrow`] (the library's): their Arrow IPC streams;
 //!   [`stream`] the fleet answers written as computed.
 //! - [`metrics`]: request counts, latencies and ingest counters for `/metrics`.
+//! - [`openapi`]: the OpenAPI 3.1 description of the routes, served at `/v1/openapi.json`.
 //! - [`dataconnect`] and [`oauth`]: Enedis Data Connect's metering routes and token endpoint.
 //!
 //! Engine work never runs on the async workers: every handler that touches the store does it
@@ -49,6 +50,7 @@ pub mod live;
 pub mod loading;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod prices;
 mod refusals;
 pub mod routes;
@@ -293,6 +295,7 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
         .route(routes::declared("/healthz"), get(healthz))
         .route(routes::declared("/v1/ingest"), post(ingest))
         .route(routes::declared("/metrics"), get(metrics_text))
+        .route(routes::declared(routes::PUBLIC), get(openapi::serve))
         .route(
             routes::declared("/v1/meters/:id/curve"),
             get(meter_curve).delete(meter_erase),

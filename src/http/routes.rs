@@ -24,6 +24,18 @@ pub struct Asking<'a, 'q> {
     pub params: &'q [(String, String)],
 }
 
+impl Route {
+    /// The parameters a request of `method` may carry ([`Route::parameters`], or
+    /// [`Route::put_parameters`] for a PUT); `None`: not checked by the guard.
+    pub fn parameters_of(&self, method: &Method) -> Option<&'static [&'static str]> {
+        if *method == Method::PUT {
+            Some(self.put_parameters)
+        } else {
+            self.parameters
+        }
+    }
+}
+
 impl Asking<'_, '_> {
     /// GET or HEAD (axum answers HEAD with the GET handler).
     pub fn get(&self) -> bool {
@@ -45,7 +57,7 @@ pub type ActionOf = for<'a, 'q, 'b> fn(&'b Asking<'a, 'q>) -> Option<Action<'a>>
 /// How the access guard treats a route.
 #[derive(Clone, Copy)]
 pub enum Guard {
-    /// Outside `/v1` and the metering paths: not guarded.
+    /// Not guarded: outside `/v1` and the metering paths, or [`PUBLIC`].
     Open,
     /// Guarded: the action of a request.
     Action(ActionOf),
@@ -65,6 +77,8 @@ pub struct Route {
     /// The parameters a request that asks no question may carry; `None`: not checked by the
     /// guard (its handler reads what it reads).
     pub parameters: Option<&'static [&'static str]>,
+    /// The parameters a PUT reads (an upload reads none of the GET's `parameters`).
+    pub put_parameters: &'static [&'static str],
     pub guard: Guard,
 }
 
@@ -89,6 +103,9 @@ fn read_fleet<'a>(r: &Asking<'a, '_>) -> Option<Action<'a>> {
     r.get().then_some(Action::ReadFleet)
 }
 
+/// The one `/v1` route every caller reads, with or without a token: the API's description.
+pub const PUBLIC: &str = "/v1/openapi.json";
+
 /// Every route but the Data Connect metering ones ([`METERING`]).
 pub static ROUTES: &[Route] = &[
     Route {
@@ -96,6 +113,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Open,
     },
     Route {
@@ -103,6 +121,16 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: None,
+        put_parameters: &[],
+        guard: Guard::Open,
+    },
+    Route {
+        path: "/v1/openapi.json",
+        methods: GET,
+        question: None,
+        parameters: None,
+        put_parameters: &[],
+        // The API's description is public, like `/healthz`: it says nothing about any meter.
         guard: Guard::Open,
     },
     Route {
@@ -110,6 +138,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::POST],
         question: None,
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Open,
     },
     Route {
@@ -117,6 +146,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::POST],
         question: None,
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Open,
     },
     Route {
@@ -124,6 +154,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::POST],
         question: None,
         parameters: Some(&["channel", "series"]),
+        put_parameters: &[],
         guard: Guard::Action(|_| Some(Action::Ingest)),
     },
     Route {
@@ -131,6 +162,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::DELETE],
         question: Some(QueryKind::Curve),
         parameters: Some(api::ERASE_PARAMETERS),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             if r.method == Method::DELETE {
                 return Some(Action::EraseCurve { meter: r.meter });
@@ -153,6 +185,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::Energy),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(read_summary),
     },
     Route {
@@ -160,6 +193,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::Peak),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(read_summary),
     },
     Route {
@@ -167,6 +201,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::Index),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             r.get().then(|| match r.question {
                 Some(q @ Question::Index { .. }) => Action::ReadIndex {
@@ -182,6 +217,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::Summary),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             r.get().then(|| match r.question {
                 Some(q @ Question::Summary { .. }) => Action::ReadYearSummary {
@@ -197,6 +233,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["series"]),
+        put_parameters: &[],
         // The live view is the curve from now on: a curve read now at subscription (the stream
         // re-asks while it runs, `http::live`).
         guard: Guard::Action(|r| {
@@ -216,6 +253,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::FleetCurve),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(read_fleet),
     },
     Route {
@@ -223,6 +261,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: Some(QueryKind::FleetEnergy),
         parameters: None,
+        put_parameters: &[],
         guard: Guard::Action(read_fleet),
     },
     Route {
@@ -230,6 +269,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&["from", "to"]),
+        put_parameters: &[],
         // Spot prices are public reference data, like the colour calendars: every token.
         guard: Guard::Action(|r| {
             Some(if r.get() {
@@ -244,6 +284,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::POST],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|r| match r.method {
             _ if r.get() => Some(Action::ReadConsent { meter: r.meter }),
             &Method::POST => Some(Action::SetConsent { meter: r.meter }),
@@ -255,6 +296,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::POST],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             Some(if r.get() {
                 Action::ReadGrants { meter: r.meter }
@@ -268,6 +310,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::DELETE],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|_| Some(Action::ManageGrants)),
     },
     Route {
@@ -275,6 +318,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(api::EXPORT_PARAMETERS),
+        put_parameters: &[],
         guard: Guard::Action(|r| r.get().then_some(Action::Export { meter: r.meter })),
     },
     Route {
@@ -282,6 +326,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["from", "to", "tz", "channel"]),
+        put_parameters: &[],
         guard: Guard::Action(|r| r.get().then_some(Action::Compare { meter: r.meter })),
     },
     Route {
@@ -291,6 +336,7 @@ pub static ROUTES: &[Route] = &[
         parameters: Some(&[
             "level", "code", "meters", "kind", "channel", "from", "to", "period", "tz", "source",
         ]),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             r.get().then(|| Action::ReadAggregates {
                 // An unknown level is the handler's 400; for access it is the strictest level.
@@ -304,6 +350,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::POST],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|r| match r.method {
             _ if r.get() => Some(Action::ListReleases),
             &Method::POST => Some(Action::Release),
@@ -315,6 +362,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["meter", "who", "from", "to"]),
+        put_parameters: &[],
         guard: Guard::Action(|r| r.get().then_some(Action::ReadAudit)),
     },
     Route {
@@ -322,6 +370,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|_| Some(Action::LoadGroups)),
     },
     Route {
@@ -329,6 +378,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&["from", "to"]),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             Some(if r.get() {
                 Action::ReadColours
@@ -342,6 +392,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&[]),
+        put_parameters: &[],
         guard: Guard::Action(|r| {
             Some(if r.get() {
                 Action::ReadContracts { meter: r.meter }
@@ -355,6 +406,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&["format"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -362,6 +414,7 @@ pub static ROUTES: &[Route] = &[
         methods: &[Method::GET, Method::PUT],
         question: None,
         parameters: Some(&["format"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -369,6 +422,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["from", "to", "period", "offer", "format"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -376,6 +430,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["since", "offer"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -383,6 +438,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["offers", "to", "format"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
     Route {
@@ -390,6 +446,7 @@ pub static ROUTES: &[Route] = &[
         methods: GET,
         question: None,
         parameters: Some(&["offers", "from", "to"]),
+        put_parameters: &[],
         guard: Guard::Priced,
     },
 ];
@@ -401,6 +458,7 @@ pub static METERING: Route = Route {
     methods: GET,
     question: None,
     parameters: Some(dataconnect::PARAMETERS),
+    put_parameters: &[],
     guard: Guard::Action(|r| {
         if !r.get() {
             return None;
@@ -468,7 +526,8 @@ mod tests {
                 assert!(r.methods.contains(&Method::GET), "{}", r.path);
             }
             let guarded = !matches!(r.guard, Guard::Open);
-            let covered = r.path.starts_with("/v1/") || dataconnect::is_metering_path(r.path);
+            let covered = (r.path.starts_with("/v1/") && r.path != PUBLIC)
+                || dataconnect::is_metering_path(r.path);
             assert_eq!(guarded, covered, "{}", r.path);
         }
     }

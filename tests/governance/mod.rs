@@ -9,4 +9,4 @@ mod export;
 mod kinds;
 mod prices;
 mod redteam;
-mod support;
+pub(crate) mod support;

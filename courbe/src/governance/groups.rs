@@ -104,6 +104,17 @@ impl GroupRegistry {
 
 /// Reads memberships from CSV `meter_id,commune,iris[,building]` with a header line.
 pub fn parse_csv(text: &str) -> Result<Vec<Membership>, String> {
+    // The header is required, so that a first line of data is never taken for it.
+    let header = text.lines().next().unwrap_or_default().trim();
+    if !matches!(
+        header.replace(' ', "").as_str(),
+        "meter_id,commune,iris" | "meter_id,commune,iris,building"
+    ) {
+        return Err(format!(
+            "line 1: expected the header meter_id,commune,iris[,building], not {:?}",
+            header.chars().take(80).collect::<String>()
+        ));
+    }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         let line = line.trim();
