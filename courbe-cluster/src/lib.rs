@@ -6,6 +6,7 @@
 //! [`courbe::engine::Store`] in a local directory.
 
 pub mod coord;
+pub mod fleet;
 pub mod layout;
 pub mod objects;
 pub mod reader;
@@ -13,6 +14,7 @@ pub mod shard;
 pub mod writer;
 
 pub use coord::{Coordinator, Lease};
+pub use fleet::ShardedSource;
 pub use objects::Objects;
 pub use reader::{restore, Restored};
 pub use shard::shard_of;

@@ -328,3 +328,105 @@ fn assert_holds(store: &Store, meters: &[String], days: &[Vec<(String, Point)>])
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn fleet_questions_over_three_shard_readers_equal_the_single_node_answers() {
+    use courbe::query::{self, Calendar, Period};
+    use courbe::source::SeriesSource;
+    use courbe_cluster::{shard_of, ShardedSource};
+
+    let servers = Servers::start().await;
+    let coord = servers.coordinator().await;
+    let objects = servers.objects();
+    let shards = coord.shard_count(3).await.expect("the shard map");
+    assert_eq!(shards, 3);
+    // Enough meters that every shard's segments keep their fleet rollups (>= 128 series).
+    let (meters, days) = day_batches(450, 10, 23);
+    let single = Store::open(servers.path("single"), Options::default()).expect("one node");
+    let mut writers = Vec::new();
+    for s in 0..shards {
+        let layout = ShardLayout::new("courbe", "/courbe", s);
+        let (w, _) = ShardWriter::take_over(
+            &coord,
+            &objects,
+            layout,
+            &servers.path(&format!("node{s}")),
+            options(&format!("node{s}")),
+        )
+        .await
+        .expect("a writer per shard");
+        writers.push(w);
+    }
+    for rows in &days {
+        single.ingest(&batch_of(rows)).expect("single node");
+        for (s, w) in writers.iter().enumerate() {
+            let mine: Vec<(String, Point)> = rows
+                .iter()
+                .filter(|(m, _)| shard_of(m, shards) as usize == s)
+                .cloned()
+                .collect();
+            w.ingest(&batch_of(&mine)).await.expect("acknowledged");
+        }
+    }
+    single.flush().expect("flush");
+    for w in &writers {
+        w.checkpoint().await.expect("a checkpoint");
+    }
+    let mut readers = Vec::new();
+    for s in 0..shards {
+        let layout = ShardLayout::new("courbe", "/courbe", s);
+        let r = restore(
+            &coord,
+            &objects,
+            &layout,
+            &servers.path(&format!("reader{s}")),
+            Options::default(),
+            false,
+        )
+        .await
+        .expect("a reader per shard");
+        assert!(r.store.stats().meters > 0, "shard {s} holds meters");
+        readers.push(r);
+    }
+    let snaps: Vec<_> = readers.iter().map(|r| r.store.snapshot()).collect();
+    let sources: Vec<&dyn SeriesSource> = snaps
+        .iter()
+        .map(|s| &**s as &dyn courbe::source::SeriesSource)
+        .collect();
+    let cluster = ShardedSource::new(sources);
+    let one = single.snapshot();
+
+    let (from, to) = (1_706_313_600, 1_707_177_600); // 2024-01-27 .. 2024-02-06 UTC
+    let ch = Channel::CONSUMPTION;
+    assert_eq!(cluster.meters(ch), one.meters(ch));
+    assert!(
+        cluster.fleet_sums(ch, from, to).expect("sums").is_some(),
+        "rollups read on every shard"
+    );
+    assert_eq!(
+        query::fleet_curve(&cluster, ch, from, to, None).expect("cluster"),
+        query::fleet_curve(&*one, ch, from, to, None).expect("one node")
+    );
+    let some: Vec<String> = meters.iter().step_by(7).cloned().collect();
+    assert_eq!(
+        query::fleet_curve(&cluster, ch, from, to, Some(&some)).expect("cluster"),
+        query::fleet_curve(&*one, ch, from, to, Some(&some)).expect("one node")
+    );
+    let calendar = Calendar {
+        from_utc: 1_704_063_600, // 2024-01-01 Europe/Paris
+        to_utc: 1_709_247_600,   // 2024-03-01 Europe/Paris
+        period: Period::Month,
+        tz: jiff::tz::TimeZone::get("Europe/Paris").expect("the zone"),
+    };
+    assert_eq!(
+        query::fleet_energy(&cluster, ch, &calendar, None).expect("cluster"),
+        query::fleet_energy(&*one, ch, &calendar, None).expect("one node")
+    );
+    for m in meters.iter().step_by(37) {
+        assert_eq!(
+            query::curve(&cluster, m, ch, from, to).expect("cluster"),
+            query::curve(&*one, m, ch, from, to).expect("one node")
+        );
+    }
+}
