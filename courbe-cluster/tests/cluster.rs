@@ -430,3 +430,77 @@ async fn fleet_questions_over_three_shard_readers_equal_the_single_node_answers(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn the_node_binary_writes_a_shard_from_csv_and_restores_it_elsewhere() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let servers = Servers::start().await;
+    let (meters, days) = day_batches(6, 3, 2);
+    let mut csv = String::from("meter_id,ts,value_w,quality,step_min\n");
+    let mut points = 0;
+    for (m, p) in days.iter().flatten() {
+        let ts = jiff::Timestamp::from_second(p.ts_utc).expect("a time");
+        let quality = match p.quality {
+            courbe::Quality::Measured => "measured",
+            courbe::Quality::Estimated => "estimated",
+            courbe::Quality::Corrected => "corrected",
+        };
+        csv.push_str(&format!("{m},{ts},{},{quality},{}\n", p.value, p.step_min));
+        points += 1;
+    }
+    let node = |args: &[&str], dir: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_courbe-node"));
+        cmd.args(args)
+            .args([
+                "--etcd",
+                &servers.etcd.endpoint(),
+                "--s3",
+                &servers.s3_endpoint,
+            ])
+            .args([
+                "--access-key",
+                support::ACCESS_KEY,
+                "--secret-key",
+                support::SECRET_KEY,
+            ])
+            .args(["--shards", "1", "--shard", "0", "--dir"])
+            .arg(servers.path(dir))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut write = node(
+        &["write", "--batch-rows", "100", "--checkpoint-every", "3"],
+        "w",
+    )
+    .spawn()
+    .expect("courbe-node runs");
+    write
+        .stdin
+        .take()
+        .expect("its input")
+        .write_all(csv.as_bytes())
+        .expect("the CSV is sent");
+    let out = write.wait_with_output().expect("it ends");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("{points} points acknowledged")),
+        "{said}"
+    );
+
+    let out = node(&["restore"], "r").output().expect("courbe-node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(servers.path("r"), Options::default()).expect("the restored store");
+    let want: Vec<Vec<(String, Point)>> = days.clone();
+    assert_holds(&store, &meters, &want);
+    assert_eq!(store.stats().points, points as u64);
+}
