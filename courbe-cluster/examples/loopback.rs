@@ -8,7 +8,9 @@
 //! 1. PUT and GET latency per object size (median and p90 of sequential requests);
 //! 2. one shard writer's ingest rate, acknowledging after the log object's PUT versus local
 //!    only, for batches of one day of every meter and of a tenth of that;
-//! 3. the cost of opening a cold reader (requests, bytes, seconds).
+//! 3. the cost of opening a cold reader (requests, bytes, seconds);
+//! 4. three shard writers (three nodes, in this process) against one on the same data, then
+//!    questions to three shard readers (`ShardedSource`) against one reader.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -17,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use courbe::engine::{Batch, Options};
+use courbe::source::SeriesSource;
 use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
-use courbe_cluster::{restore, ShardWriter, WriterOptions};
+use courbe_cluster::{restore, shard_of, ShardWriter, ShardedSource, WriterOptions};
 use courbe_workload::{Fleet, FleetConfig};
 
 fn quantiles(mut v: Vec<Duration>) -> (f64, f64) {
@@ -80,8 +83,10 @@ async fn main() {
     });
     let series: Vec<_> = (0..meters).map(|i| fleet.meter(i)).collect();
     let points: usize = series.iter().map(|m| m.consumption.len()).sum();
-    for (shard, pieces) in [(10u32, 1usize), (11, 10), (12, 1), (13, 10)] {
-        let log_before_ack = shard < 12;
+    // Three rounds, the four ways alternated (the machine is shared: the spread is the noise).
+    let ways = [(true, 1usize), (true, 10), (false, 1), (false, 10)];
+    for (k, &(log_before_ack, pieces)) in ways.iter().cycle().take(12).enumerate() {
+        let shard = 10 + k as u32;
         let layout = ShardLayout::new("courbe", "/courbe", shard);
         let mut options = WriterOptions::new("bench");
         options.log_before_ack = log_before_ack;
@@ -149,6 +154,133 @@ async fn main() {
         println!(
             "{run}: {:.3} s, {} GETs, {} bytes got, {} segments ({} fetched), {} points, {} B on disk",
             s, r.traffic.gets, r.traffic.bytes_got, stats.segments, r.fetched, stats.points, stats.bytes_on_disk
+        );
+    }
+
+    println!("== three shard writers against one, same data ({meters} meters x {days} days)");
+    let day_batches: Vec<Vec<(String, courbe::Point)>> = (0..days as usize)
+        .map(|d| {
+            series
+                .iter()
+                .flat_map(|m| {
+                    m.consumption
+                        .iter()
+                        .skip(d * 48)
+                        .take(48)
+                        .map(|r| (m.meter_id.clone(), courbe::point_of(r)))
+                })
+                .collect()
+        })
+        .collect();
+    let batch = |rows: &[(String, courbe::Point)]| {
+        let mut b = Batch::new();
+        for (m, p) in rows {
+            b.push(m, Channel::CONSUMPTION, *p).expect("valid");
+        }
+        b
+    };
+    let mut cluster_dirs = Vec::new();
+    for (prefix, shards) in [("one", 1u32), ("three", 3)] {
+        let mut writers = Vec::new();
+        for s in 0..shards {
+            let layout = ShardLayout::new(prefix, &format!("/{prefix}"), s);
+            let (w, _) = ShardWriter::take_over(
+                &coord,
+                &objects,
+                layout,
+                &servers.path(&format!("{prefix}-w{s}")),
+                WriterOptions::new(&format!("{prefix}{s}")),
+            )
+            .await
+            .expect("take over");
+            writers.push(std::sync::Arc::new(w));
+        }
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (s, w) in writers.iter().enumerate() {
+            let w = w.clone();
+            let mine: Vec<courbe::engine::Batch> = day_batches
+                .iter()
+                .map(|rows| {
+                    let rows: Vec<_> = rows
+                        .iter()
+                        .filter(|(m, _)| shard_of(m, shards) as usize == s)
+                        .cloned()
+                        .collect();
+                    batch(&rows)
+                })
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                for b in &mine {
+                    w.ingest(b).await.expect("acknowledged");
+                }
+                w.checkpoint().await.expect("checkpoint");
+            }));
+        }
+        for t in tasks {
+            t.await.expect("a writer task");
+        }
+        let s = started.elapsed().as_secs_f64();
+        println!(
+            "{shards} writer(s): {points} points ingested and checkpointed in {s:.2} s = {:.0} pts/s",
+            points as f64 / s
+        );
+        let mut stores = Vec::new();
+        for sh in 0..shards {
+            let layout = ShardLayout::new(prefix, &format!("/{prefix}"), sh);
+            let r = restore(
+                &coord,
+                &objects,
+                &layout,
+                &servers.path(&format!("{prefix}-r{sh}")),
+                Options::default(),
+                false,
+            )
+            .await
+            .expect("restore");
+            stores.push(r.store);
+        }
+        cluster_dirs.push((shards, stores));
+    }
+    let from = series[0].consumption[0].ts_utc;
+    let day = (from, from + 86_400);
+    let span = (from, from + i64::from(days) * 86_400);
+    for (shards, stores) in &cluster_dirs {
+        let snaps: Vec<_> = stores.iter().map(|s| s.snapshot()).collect();
+        let sources: Vec<&dyn SeriesSource> =
+            snaps.iter().map(|s| &**s as &dyn SeriesSource).collect();
+        let src = ShardedSource::new(sources);
+        let time = |f: &dyn Fn()| {
+            let mut v = Vec::new();
+            for _ in 0..21 {
+                let t = Instant::now();
+                f();
+                v.push(t.elapsed());
+            }
+            quantiles(v).0
+        };
+        let fleet_day = time(&|| {
+            courbe::query::fleet_curve(&src, Channel::CONSUMPTION, day.0, day.1, None)
+                .expect("fleet");
+        });
+        let some: Vec<String> = series
+            .iter()
+            .step_by(10)
+            .map(|m| m.meter_id.clone())
+            .collect();
+        let fleet_some = time(&|| {
+            courbe::query::fleet_curve(&src, Channel::CONSUMPTION, span.0, span.1, Some(&some))
+                .expect("fleet");
+        });
+        let one_meter = time(&|| {
+            for m in some.iter().take(20) {
+                courbe::query::curve(&src, m, Channel::CONSUMPTION, span.0, span.1).expect("curve");
+            }
+        }) / 20.0;
+        println!(
+            "{shards} reader(s): fleet curve of a day {fleet_day:.3} ms; fleet curve of the span over \
+             {} meters {fleet_some:.3} ms; one meter's curve of the span {one_meter:.4} ms (medians of 21)",
+            some.len()
         );
     }
 }
