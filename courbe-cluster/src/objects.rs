@@ -60,13 +60,13 @@ pub struct Objects {
 /// Where an S3-compatible store is and how to sign for it.
 #[derive(Clone, Debug)]
 pub struct S3Config {
-    /// `http://host:port` (a loopback server: plain HTTP is allowed only for such endpoints
-    /// when `allow_http` is set).
+    /// `https://host[:port]`, or `http://` with `allow_http` (a loopback test server).
     pub endpoint: String,
     pub bucket: String,
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
+    /// Whether plain HTTP is accepted: requests and keys then travel unencrypted.
     pub allow_http: bool,
 }
 
