@@ -754,6 +754,14 @@ impl Store {
         &self.dir
     }
 
+    /// The manifest as last committed (a clone taken under its lock): with the segment files it
+    /// names (`manifest::segment_file_name`), what a copy of the store holds besides its logs.
+    /// A segment it names stays on disk until a later commit forgets it (compaction, erasure,
+    /// retention); `courbe-cluster` ships these files to object storage.
+    pub fn committed_manifest(&self) -> Manifest {
+        self.manifest.lock().clone()
+    }
+
     /// Makes the batch durable (the call returns after fsync, shared with concurrent callers),
     /// then visible. A later value for the same meter, channel and `ts_utc` replaces the earlier.
     pub fn ingest(&self, batch: &Batch) -> Result<(), Error> {

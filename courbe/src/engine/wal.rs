@@ -251,13 +251,32 @@ pub fn replay(
     path: &Path,
     is_last: bool,
     registers: usize,
-    mut apply: impl FnMut(u64, Batch),
+    apply: impl FnMut(u64, Batch),
 ) -> Result<Replayed, Error> {
     let bytes = fs.read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let valid_len = journal::scan(&journal::WAL, &bytes, is_last, |payload| {
+    let valid_len = decode_log(&bytes, path, is_last, registers, apply)?;
+    Ok(Replayed {
+        valid_len,
+        file_len: bytes.len() as u64,
+    })
+}
+
+/// Reads the records of a log held in memory (a log file's bytes: header, then records) in
+/// order, calling `apply(seq, batch)` for each, with the torn-tail rule when `is_last`; returns
+/// the length of the valid prefix. `origin` names the bytes in errors. A copy of a log kept
+/// elsewhere (`courbe-cluster` keeps them in object storage) is read with `is_last = false`:
+/// any damage is then corruption.
+pub fn decode_log(
+    bytes: &[u8],
+    origin: &Path,
+    is_last: bool,
+    registers: usize,
+    mut apply: impl FnMut(u64, Batch),
+) -> Result<u64, Error> {
+    journal::scan(&journal::WAL, bytes, is_last, |payload| {
         let (seq, batch) = decode_payload(payload, registers).map_err(|b| BadPayload {
             at: b.at,
             detail: format!("bad {}", b.what),
@@ -265,11 +284,7 @@ pub fn replay(
         apply(seq, batch);
         Ok(())
     })
-    .map_err(|e| scan_error(path, e))?;
-    Ok(Replayed {
-        valid_len,
-        file_len: bytes.len() as u64,
-    })
+    .map_err(|e| scan_error(origin, e))
 }
 
 fn scan_error(path: &Path, e: ScanError) -> Error {

@@ -1,0 +1,216 @@
+//! `courbe-node`: one node of a Courbe cluster (docs/SCALE-OUT.md).
+//!
+//! - `courbe-node write --shard S --dir D ...`: takes shard S (waiting for its current writer's
+//!   lease to end), then ingests native CSV from standard input (`meter_id,ts,value_w[,..]`),
+//!   logging each batch to object storage before acknowledging it, with a checkpoint every
+//!   `--checkpoint-every` batches and at the end; rows of other shards are refused and counted.
+//! - `courbe-node restore --shard S --dir D ...`: rebuilds shard S's store in D from object
+//!   storage (the last checkpoint, plus the log after it with `--with-log`), which
+//!   `courbe --data D serve` then serves.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use courbe::engine::{Batch, Options};
+use courbe::ingest::{self, Format};
+use courbe::Channel;
+use courbe_cluster::layout::ShardLayout;
+use courbe_cluster::objects::S3Config;
+use courbe_cluster::{restore, shard_of, Coordinator, Objects, ShardWriter, WriterOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "courbe-node",
+    about = "One node of a Courbe cluster (docs/SCALE-OUT.md)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Common {
+    /// etcd endpoints, comma-separated.
+    #[arg(long, default_value = "http://127.0.0.1:2379")]
+    etcd: String,
+    /// S3-compatible endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9000")]
+    s3: String,
+    #[arg(long, default_value = "courbe")]
+    bucket: String,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Access key (default: AWS_ACCESS_KEY_ID).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY")]
+    secret_key: String,
+    /// Object and etcd key prefix.
+    #[arg(long, default_value = "courbe")]
+    prefix: String,
+    /// The cluster's shard count (recorded in etcd by the first node; later ones read it).
+    #[arg(long, default_value_t = 16)]
+    shards: u32,
+    #[arg(long)]
+    shard: u32,
+    /// The local store directory (emptied by `write`).
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Write {
+        #[command(flatten)]
+        common: Common,
+        /// This node's name (the leader key's value).
+        #[arg(long, default_value = "node")]
+        node: String,
+        #[arg(long, default_value_t = 10_000)]
+        batch_rows: usize,
+        #[arg(long, default_value_t = 100)]
+        checkpoint_every: usize,
+        #[arg(long, default_value_t = 5)]
+        lease_ttl_s: i64,
+    },
+    Restore {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        with_log: bool,
+    },
+}
+
+async fn connect(c: &Common) -> Result<(Coordinator, Objects, ShardLayout, u32), String> {
+    let endpoints: Vec<String> = c.etcd.split(',').map(str::to_owned).collect();
+    let coord = Coordinator::connect(&endpoints, &format!("/{}", c.prefix))
+        .await
+        .map_err(|e| e.to_string())?;
+    let shards = coord
+        .shard_count(c.shards)
+        .await
+        .map_err(|e| e.to_string())?;
+    if c.shard >= shards {
+        return Err(format!(
+            "shard {} is not below the shard count {shards}",
+            c.shard
+        ));
+    }
+    let objects = Objects::s3(&S3Config {
+        endpoint: c.s3.clone(),
+        bucket: c.bucket.clone(),
+        region: c.region.clone(),
+        access_key: c.access_key.clone(),
+        secret_key: c.secret_key.clone(),
+        allow_http: c.s3.starts_with("http://"),
+    })
+    .map_err(|e| e.to_string())?;
+    let layout = ShardLayout::new(&c.prefix, &format!("/{}", c.prefix), c.shard);
+    Ok((coord, objects, layout, shards))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Write {
+            common,
+            node,
+            batch_rows,
+            checkpoint_every,
+            lease_ttl_s,
+        } => {
+            let (coord, objects, layout, shards) = connect(&common).await?;
+            let mut options = WriterOptions::new(&node);
+            options.lease_ttl_s = lease_ttl_s;
+            let (writer, took) =
+                ShardWriter::take_over(&coord, &objects, layout, &common.dir, options)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            eprintln!(
+                "shard {}: epoch {}, from {:?}, {} segments fetched, {} logs replayed",
+                common.shard, took.epoch, took.from, took.segments_fetched, took.logs_replayed
+            );
+            let mut input = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut input)
+                .map_err(|e| e.to_string())?;
+            let parsed = ingest::parse(&input, Format::Csv, Channel::CONSUMPTION)
+                .map_err(|e| e.to_string())?;
+            let started = Instant::now();
+            let (mut acked, mut refused, mut batches) = (0usize, 0usize, 0usize);
+            for rows in parsed.rows.chunks(batch_rows.max(1)) {
+                let mut batch = Batch::new();
+                for (meter, channel, point) in rows {
+                    if shard_of(meter, shards) != common.shard {
+                        refused += 1;
+                        continue;
+                    }
+                    batch
+                        .push(meter, *channel, *point)
+                        .map_err(|e| format!("{meter}: {}", e.0))?;
+                }
+                writer.ingest(&batch).await.map_err(|e| e.to_string())?;
+                acked += batch.len();
+                batches += 1;
+                if batches % checkpoint_every.max(1) == 0 {
+                    writer.checkpoint().await.map_err(|e| e.to_string())?;
+                }
+            }
+            writer.close().await.map_err(|e| e.to_string())?;
+            let s = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{acked} points acknowledged in {batches} batches, {s:.2} s ({:.0} points/s); \
+                 {refused} rows of other shards refused; {} rejected lines; object store: {:?}",
+                acked as f64 / s.max(1e-9),
+                parsed.rejected.len(),
+                objects.traffic()
+            );
+            Ok(())
+        }
+        Command::Restore { common, with_log } => {
+            let (coord, objects, layout, _) = connect(&common).await?;
+            let started = Instant::now();
+            let r = restore(
+                &coord,
+                &objects,
+                &layout,
+                &common.dir,
+                Options::default(),
+                with_log,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let stats = r.store.stats();
+            eprintln!(
+                "shard {}: {} meters, {} points, {} segments; {} fetched, {} logs replayed, \
+                 {:.3} s; object store: {:?}",
+                common.shard,
+                stats.meters,
+                stats.points,
+                stats.segments,
+                r.fetched,
+                r.replayed,
+                started.elapsed().as_secs_f64(),
+                r.traffic
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("courbe-node: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("courbe-node: {e}");
+        std::process::exit(1);
+    }
+}

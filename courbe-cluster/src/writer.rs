@@ -1,0 +1,292 @@
+//! The one writer of a shard (docs/SCALE-OUT.md, "Commit protocol", "Acknowledgement",
+//! "Take-over").
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use courbe::engine::{manifest, wal, Batch, Options, Store};
+use courbe::journal;
+
+use crate::layout::{self, ShardLayout, ShardManifest, WalPos};
+use crate::objects::Objects;
+use crate::reader::{fetch_version, replay_object, wal_after};
+use crate::{Coordinator, Error, Lease, Result};
+
+/// How a shard writer runs.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// This node's name, the leader key's value.
+    pub node: String,
+    /// The lease's time to live: a dead writer's shard takes this long to get a new one.
+    pub lease_ttl_s: i64,
+    /// How long to wait for the current holder's lease to end.
+    pub acquire_wait: Duration,
+    /// `true` (the rule): a batch is acknowledged once its log object is in object storage.
+    /// `false` only measures the cost of that rule: nothing is logged remotely, so a take-over
+    /// loses every batch since the last checkpoint.
+    pub log_before_ack: bool,
+    pub store: Options,
+}
+
+impl WriterOptions {
+    pub fn new(node: &str) -> WriterOptions {
+        WriterOptions {
+            node: node.to_owned(),
+            lease_ttl_s: 5,
+            acquire_wait: Duration::from_secs(30),
+            log_before_ack: true,
+            store: Options::default(),
+        }
+    }
+}
+
+/// What a take-over found.
+#[derive(Clone, Debug, Default)]
+pub struct TakeOver {
+    pub epoch: u64,
+    /// The manifest it started from.
+    pub from: Option<String>,
+    pub segments_fetched: usize,
+    /// Log objects after that manifest, replayed.
+    pub logs_replayed: usize,
+}
+
+struct State {
+    /// The last batch logged by this writer (its log objects are `(epoch, 1..=seq)`).
+    seq: u64,
+    /// The pointer this writer last committed or started from.
+    pointer: Option<String>,
+    version: u64,
+    /// Segment file number to object key, for every segment in object storage this writer knows.
+    uploaded: BTreeMap<u64, String>,
+    /// Objects named by the previous version (kept one version for readers opening it).
+    previous: BTreeSet<String>,
+    /// Set once the lease is lost or a commit was refused: nothing more is acknowledged.
+    fenced: bool,
+}
+
+/// The writer of one shard: holds the shard's etcd lease, logs every batch to object storage
+/// before acknowledging it, and checkpoints segments and manifests there.
+pub struct ShardWriter {
+    layout: ShardLayout,
+    objects: Objects,
+    coord: Coordinator,
+    lease: Lease,
+    epoch: u64,
+    options: WriterOptions,
+    store: Arc<Store>,
+    dir: PathBuf,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl ShardWriter {
+    /// Takes the shard (waiting for the current writer's lease to end), rebuilds its store in
+    /// `dir` (emptied first) from the current manifest, replays the log objects after it, and
+    /// checkpoints them under its own epoch. Needs a multi-threaded tokio runtime.
+    pub async fn take_over(
+        coord: &Coordinator,
+        objects: &Objects,
+        layout: ShardLayout,
+        dir: &Path,
+        options: WriterOptions,
+    ) -> Result<(ShardWriter, TakeOver)> {
+        let lease = coord.grant_lease(options.lease_ttl_s).await?;
+        let epoch = coord
+            .acquire(&layout, &options.node, &lease, options.acquire_wait)
+            .await?;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let pointer = coord.manifest_pointer(&layout).await?;
+        let mut report = TakeOver {
+            epoch,
+            from: pointer.clone(),
+            ..TakeOver::default()
+        };
+        let (version, wal_through, uploaded) = match &pointer {
+            Some(p) => {
+                let (head, _, fetched) = fetch_version(objects, &layout, p, dir).await?;
+                report.segments_fetched = fetched;
+                (head.version, head.wal_through, head.segments)
+            }
+            None => (0, (0, 0), BTreeMap::new()),
+        };
+        let store = Arc::new(Store::open(dir, options.store.clone())?);
+        for (_, key) in wal_after(objects, &layout, wal_through).await? {
+            replay_object(objects, &store, &key).await?;
+            report.logs_replayed += 1;
+        }
+        let writer = ShardWriter {
+            layout,
+            objects: objects.clone(),
+            coord: coord.clone(),
+            lease,
+            epoch,
+            options,
+            store,
+            dir: dir.to_path_buf(),
+            state: tokio::sync::Mutex::new(State {
+                seq: 0,
+                pointer,
+                previous: uploaded.values().cloned().collect(),
+                version,
+                uploaded,
+                fenced: false,
+            }),
+        };
+        // The replayed batches are now covered under this epoch; older objects become garbage.
+        writer.checkpoint().await?;
+        Ok((writer, report))
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn shard(&self) -> u32 {
+        self.layout.shard
+    }
+
+    /// Whether this writer may still acknowledge.
+    pub fn holds_lease(&self) -> bool {
+        self.lease.valid()
+    }
+
+    /// Logs `batch` to object storage, then to the local store; `Ok` is the acknowledgement:
+    /// the log object is stored and the lease was valid when its PUT returned. An error means
+    /// the batch is not acknowledged (it may still appear later: see docs/SCALE-OUT.md).
+    pub async fn ingest(&self, batch: &Batch) -> Result<()> {
+        let mut state = self.state.lock().await;
+        self.check(&mut state)?;
+        state.seq += 1;
+        if self.options.log_before_ack {
+            let mut log = journal::WAL.header();
+            log.extend_from_slice(&wal::encode_record(state.seq, batch));
+            let key = self.layout.wal_key((self.epoch, state.seq));
+            self.objects.put(&key, Bytes::from(log)).await?;
+        }
+        let store = self.store.clone();
+        tokio::task::block_in_place(|| store.ingest(batch))?;
+        self.check(&mut state)
+    }
+
+    /// Refuses once the lease is not surely held; a writer refused once stays refused and
+    /// stops renewing (its lease may have survived a partition, but a successor may already be
+    /// waiting for it: the shard goes to a fresh take-over).
+    fn check(&self, state: &mut State) -> Result<()> {
+        if state.fenced || !self.lease.valid() {
+            state.fenced = true;
+            self.lease.abandon();
+            return Err(Error::LeaseLost {
+                shard: self.layout.shard,
+            });
+        }
+        Ok(())
+    }
+
+    /// Flushes, compacts by the store's policy, uploads the segments not yet in object storage
+    /// and a manifest object, then moves the shard's pointer in etcd (only while this writer
+    /// holds the leader key), then deletes what no reader needs any more. Returns the new
+    /// pointer value.
+    pub async fn checkpoint(&self) -> Result<String> {
+        let mut state = self.state.lock().await;
+        self.check(&mut state)?;
+        let store = self.store.clone();
+        let man = tokio::task::block_in_place(|| -> Result<_> {
+            store.flush()?;
+            store.compact_by_policy()?;
+            Ok(store.committed_manifest())
+        })?;
+        let mut segments = BTreeMap::new();
+        for entry in &man.segments {
+            let key = match state.uploaded.get(&entry.file_id) {
+                Some(k) => k.clone(),
+                None => {
+                    let path = self.dir.join(manifest::segment_file_name(entry.file_id));
+                    let data = std::fs::read(&path).map_err(|source| Error::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let key = self.layout.segment_key(self.epoch, entry.file_id);
+                    self.objects.put(&key, Bytes::from(data)).await?;
+                    state.uploaded.insert(entry.file_id, key.clone());
+                    key
+                }
+            };
+            segments.insert(entry.file_id, key);
+        }
+        let version = state.version + 1;
+        let name = layout::manifest_name(version, self.epoch);
+        let wal_through: WalPos = (self.epoch, state.seq);
+        let head = ShardManifest {
+            shard: self.layout.shard,
+            version,
+            epoch: self.epoch,
+            wal_through,
+            segments: segments.clone(),
+        };
+        let object = layout::encode_manifest_object(&head, &man.encode());
+        self.objects
+            .put(&self.layout.manifest_key(&name), Bytes::from(object))
+            .await?;
+        let moved = self
+            .coord
+            .commit_pointer(&self.layout, self.epoch, state.pointer.as_deref(), &name)
+            .await?;
+        if !moved {
+            state.fenced = true;
+            self.lease.abandon();
+            return Err(Error::LeaseLost {
+                shard: self.layout.shard,
+            });
+        }
+        let previous_pointer = state.pointer.replace(name.clone());
+        state.version = version;
+        // Garbage: covered logs, and objects named by neither this version nor the previous.
+        let mut keep: BTreeSet<String> = segments.values().cloned().collect();
+        keep.extend(state.previous.iter().cloned());
+        keep.insert(self.layout.manifest_key(&name));
+        if let Some(p) = &previous_pointer {
+            keep.insert(self.layout.manifest_key(p));
+        }
+        for key in self.objects.list(&self.layout.wal_dir()).await? {
+            if layout::parse_wal_key(&key).is_some_and(|p| p <= wal_through) {
+                self.objects.delete(&key).await?;
+            }
+        }
+        for dir in [self.layout.segments_dir(), self.layout.manifests_dir()] {
+            for key in self.objects.list(&dir).await? {
+                if !keep.contains(&key) {
+                    self.objects.delete(&key).await?;
+                }
+            }
+        }
+        state
+            .uploaded
+            .retain(|_, k| segments.values().any(|s| s == k));
+        state.previous = segments.into_values().collect();
+        Ok(name)
+    }
+
+    /// Stops as a crashed process would: no more renewals, nothing more acknowledged; the
+    /// shard is free once the lease's TTL has passed.
+    pub fn abandon(&self) {
+        self.lease.abandon();
+    }
+
+    /// Checkpoints, then gives the shard up at once (the lease is revoked).
+    pub async fn close(self) -> Result<()> {
+        self.checkpoint().await?;
+        self.lease.revoke().await
+    }
+}
