@@ -2,7 +2,7 @@
 //! `$COURBE_ETCD` or `/usr/bin/etcd`, `s3s-fs` in process):
 //!
 //! ```text
-//! cargo run --release -p courbe-cluster --example loopback [METERS DAYS]
+//! cargo run --release --manifest-path courbe-cluster/Cargo.toml --example loopback [METERS DAYS]
 //! ```
 //!
 //! 1. PUT and GET latency per object size (median and p90 of sequential requests);
