@@ -5,10 +5,11 @@
 //!
 //! `cargo run --release --example fleet_bands -- load DIR METERS DAYS` generates the fleet
 //! (`courbe-workload`, seed 1, from 2024-01-01, 30-minute curves with the generator's gaps and
-//! estimates) and a year of synthetic spot prices, ingests, flushes and compacts.
-//! `cargo run --release --example fleet_bands -- price DIR DAYS [REPS]` opens the store and
-//! times `fleet_totals_by` per offer and path: first the summaries built (and written) for
-//! every segment of the range, then `REPS` (default 2) runs of each case, the best reported.
+//! estimates; 1,000 meters generated at a time on all cores) and a year of synthetic spot prices, ingests, flushes and compacts.
+//! `cargo run --release --example fleet_bands -- price DIR DAYS [REPS [CASE]]` opens the store
+//! and times `fleet_totals_by` per offer and path: first the summaries built (and written) for
+//! every segment of the range, then `REPS` (default 2) runs of each case, the best reported;
+//! `CASE` keeps the cases whose label (`TEMPO Curve`, `all four Any`...) contains it.
 //! Prints which path each offer took for how many meters.
 
 use std::time::Instant;
@@ -24,6 +25,21 @@ use courbe_workload::{Fleet, FleetConfig};
 
 type Offer = (Grid, TariffPlan, DayColours);
 
+/// This process's user + system CPU seconds (Linux `/proc/self/stat`, 100 ticks a second).
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn fleet(meters: u32, days: u32) -> Fleet {
     Fleet::new(FleetConfig {
         meters,
@@ -38,9 +54,13 @@ fn load(dir: &str, meters: u32, days: u32) -> Result<(), Box<dyn std::error::Err
     let t = Instant::now();
     let mut points = 0u64;
     for first in (0..meters).step_by(1_000) {
+        use rayon::prelude::*;
+        let generated: Vec<_> = (first..(first + 1_000).min(meters))
+            .into_par_iter()
+            .map(|i| fleet.meter(i))
+            .collect();
         let mut batch = Batch::new();
-        for i in first..(first + 1_000).min(meters) {
-            let m = fleet.meter(i);
+        for m in &generated {
             for r in &m.consumption {
                 if batch
                     .push(&m.meter_id, Channel::CONSUMPTION, point_of(r))
@@ -94,7 +114,12 @@ fn offers(meters: u32, days: u32) -> Vec<Offer> {
         .collect()
 }
 
-fn price(dir: &str, days: u32, reps: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn price(
+    dir: &str,
+    days: u32,
+    reps: usize,
+    only: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(dir, Options::default())?;
     let snapshot = store.snapshot();
     let meters = snapshot.meters(Channel::CONSUMPTION).len() as u32;
@@ -102,11 +127,12 @@ fn price(dir: &str, days: u32, reps: usize) -> Result<(), Box<dyn std::error::Er
     let taxes = demo_taxes();
     let first = courbe::query::tariffs::day_number(jiff::civil::date(2024, 1, 1));
     let end = first + i64::from(days);
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_s());
     snapshot.prepare_day_bands(first, end)?;
     eprintln!(
-        "summaries of {meters} meters x {days} days read or built in {:.2} s",
-        t.elapsed().as_secs_f64()
+        "summaries of {meters} meters x {days} days read or built in {:.2} s wall, {:.2} s CPU",
+        t.elapsed().as_secs_f64(),
+        cpu_s() - cpu
     );
     let cases: Vec<(&str, Vec<Offer>)> = vec![
         ("BASE", offers[..1].to_vec()),
@@ -117,12 +143,17 @@ fn price(dir: &str, days: u32, reps: usize) -> Result<(), Box<dyn std::error::Er
     ];
     for (name, case) in &cases {
         for path in [FleetPath::Any, FleetPath::Curve] {
-            let mut best = f64::MAX;
+            let label = format!("{name} {path:?}");
+            if only.is_some_and(|o| !label.contains(o)) {
+                continue;
+            }
+            let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
             let mut last = None;
             for _ in 0..reps.max(1) {
-                let t = Instant::now();
+                let (t, cpu) = (Instant::now(), cpu_s());
                 let answer = fleet_totals_by(&*snapshot, case, &taxes, first, end, path)?;
                 best = best.min(t.elapsed().as_secs_f64());
+                best_cpu = best_cpu.min(cpu_s() - cpu);
                 last = Some(answer);
             }
             let (totals, paths) = last.expect("one run");
@@ -132,8 +163,8 @@ fn price(dir: &str, days: u32, reps: usize) -> Result<(), Box<dyn std::error::Er
                 .map(|p| format!("{}/{}", p.summaries, p.curve))
                 .collect();
             println!(
-                "{name:<11} {:<9} {best:>8.2} s  {priced} of {} meters priced whole; \
-                 summaries/curve per offer {}",
+                "{name:<11} {:<9} {best:>7.2} s wall {best_cpu:>7.2} s CPU  {priced} of {} \
+                 meters priced whole; summaries/curve per offer {}",
                 format!("{path:?}"),
                 totals.len(),
                 paths.join(" ")
@@ -148,7 +179,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let num = |i: usize, default: u32| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
         Some("load") => load(&args[1], num(2, 10_000), num(3, 365)),
-        Some("price") => price(&args[1], num(2, 365), num(3, 2) as usize),
-        _ => Err("fleet_bands load DIR METERS DAYS | price DIR DAYS [REPS]".into()),
+        Some("price") => price(
+            &args[1],
+            num(2, 365),
+            num(3, 2) as usize,
+            args.get(4).map(String::as_str),
+        ),
+        _ => Err("fleet_bands load DIR METERS DAYS | price DIR DAYS [REPS [CASE]]".into()),
     }
 }

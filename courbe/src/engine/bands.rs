@@ -46,10 +46,11 @@
 //! 28  8  body length, u64 LE
 //! 36  4  crc32 of the body, u32 LE
 //! 40     body: per meter in increasing id order (the consumption series of the segment):
-//!          varint id length, id bytes (UTF-8), varint flags (0),
-//!          then for each day of the partition's month: varint point count; when not 0,
-//!          varint `step << 2 | first_at_start << 1 | minutes` (`minutes`: the six values are
-//!          in W·min) and six zigzag varints
+//!          varint id length, id bytes (UTF-8), varint record length, the record: for each
+//!          day of the partition's month, varint point count; when not 0, varint
+//!          `step << 3 | first_at_start << 2 | unit` and six zigzag varints, the values in
+//!          W·s divided by 1 (`unit` 0), 60 (1) or 60 × step (2: the sum of the values in W,
+//!          what a curve without cut points gives)
 //! ```
 //!
 //! Bytes from disk never panic: every length is checked, and any fault (bad magic, version, file
@@ -305,6 +306,7 @@ impl SegmentBands {
         let mut scratch = DecodedBlock::default();
         let mut body = Vec::new();
         let mut meters: Vec<(Box<str>, usize, usize)> = Vec::new();
+        let mut record = Vec::new();
         for series in seg.segment().series() {
             let series = series.map_err(|e| super::segments::corruption(&seg.path, e))?;
             if series.channel != Channel::CONSUMPTION {
@@ -320,12 +322,14 @@ impl SegmentBands {
             let days = builder.finish();
             put_varint(&mut body, series.meter.len() as u64);
             body.extend_from_slice(series.meter.as_bytes());
-            put_varint(&mut body, 0);
-            let record = body.len();
+            record.clear();
             for day in &days {
-                put_day(&mut body, day);
+                put_day(&mut record, day);
             }
-            meters.push((Box::from(series.meter), record, body.len()));
+            put_varint(&mut body, record.len() as u64);
+            let start = body.len();
+            body.extend_from_slice(&record);
+            meters.push((Box::from(series.meter), start, body.len()));
         }
         meters.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(SegmentBands {
@@ -390,21 +394,17 @@ impl SegmentBands {
         }
         let (first_day, end_day) = partition_days(partition);
         let days = (end_day - first_day) as usize;
-        // Every meter id and record checked once; a meter count is bounded by the body.
+        // Every meter id checked once, its record read when asked for ([`SegmentBands::of`]:
+        // one that does not read back is no summary); a meter count is bounded by the body.
         let mut meters = Vec::with_capacity(count.min(body.len() / 2));
         let mut r = Reader { bytes: body, at: 0 };
         for _ in 0..count {
             let len = usize::try_from(r.varint()?).map_err(|_| "id length".to_string())?;
             let id = r.take(len)?;
             let id = std::str::from_utf8(id).map_err(|_| "meter id is not UTF-8".to_string())?;
-            match r.varint()? {
-                0 => {}
-                f => return Err(format!("meter flags {f}")),
-            }
+            let len = usize::try_from(r.varint()?).map_err(|_| "record length".to_string())?;
             let start = HEADER_LEN + r.at;
-            for _ in 0..days {
-                r.day()?;
-            }
+            r.take(len)?;
             if meters
                 .last()
                 .is_some_and(|(m, ..): &(Box<str>, usize, usize)| **m >= *id)
@@ -434,18 +434,34 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// The divisor of a unit code of a day record.
+fn unit_s(unit: u64, step_min: u16) -> i64 {
+    match unit {
+        0 => 1,
+        1 => 60,
+        _ => 60 * i64::from(step_min.max(1)),
+    }
+}
+
 fn put_day(out: &mut Vec<u8>, day: &DayBands) {
     put_varint(out, u64::from(day.count));
     if day.count == 0 {
         return;
     }
-    let minutes = day.ws.iter().all(|w| w % 60 == 0);
+    let unit = [2, 1, 0]
+        .into_iter()
+        .find(|&u| {
+            let d = unit_s(u, day.step_min);
+            day.ws.iter().all(|w| w % d == 0)
+        })
+        .unwrap_or(0);
     put_varint(
         out,
-        (u64::from(day.step_min) << 2) | (u64::from(day.first_at_start) << 1) | u64::from(minutes),
+        (u64::from(day.step_min) << 3) | (u64::from(day.first_at_start) << 2) | unit,
     );
+    let d = unit_s(unit, day.step_min);
     for &w in &day.ws {
-        let w = if minutes { w / 60 } else { w };
+        let w = w / d;
         put_varint(out, ((w << 1) ^ (w >> 63)) as u64);
     }
 }
@@ -488,16 +504,16 @@ impl<'a> Reader<'a> {
             return Ok(day);
         }
         let flags = self.varint()?;
-        day.step_min = u16::try_from(flags >> 2).map_err(|_| format!("day flags {flags}"))?;
-        day.first_at_start = flags & 2 != 0;
+        day.step_min = u16::try_from(flags >> 3).map_err(|_| format!("day flags {flags}"))?;
+        day.first_at_start = flags & 4 != 0;
+        if flags & 3 == 3 {
+            return Err(format!("day flags {flags}"));
+        }
+        let d = unit_s(flags & 3, day.step_min);
         for w in &mut day.ws {
             let z = self.varint()?;
             let v = ((z >> 1) as i64) ^ -((z & 1) as i64);
-            *w = if flags & 1 != 0 {
-                v.checked_mul(60).ok_or("value overflow")?
-            } else {
-                v
-            };
+            *w = v.checked_mul(d).ok_or("value overflow")?;
         }
         Ok(day)
     }

@@ -97,13 +97,25 @@ pub struct Exact {
     den: i128,
 }
 
-fn gcd(mut a: i128, mut b: i128) -> i128 {
-    a = a.abs();
-    b = b.abs();
-    while b != 0 {
-        (a, b) = (b, a % b);
+/// Binary GCD (no division: i128 division is a software routine), at least 1.
+fn gcd(a: i128, b: i128) -> i128 {
+    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
+    if a == 0 || b == 0 {
+        return i128::try_from(a | b).unwrap_or(i128::MAX).max(1);
     }
-    a.max(1)
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            break;
+        }
+    }
+    i128::try_from(a << shift).unwrap_or(i128::MAX).max(1)
 }
 
 impl Exact {
@@ -111,6 +123,9 @@ impl Exact {
 
     pub fn new(num: i128, den: i128) -> Exact {
         let g = gcd(num, den);
+        if g == 1 {
+            return Exact { num, den };
+        }
         Exact {
             num: num / g,
             den: den / g,
@@ -1198,6 +1213,33 @@ mod tests {
         }
         assert_eq!(format_micro(251_600, 5), "0.25160");
         assert_eq!(format_cents(1_205), "12.05");
+    }
+
+    #[test]
+    fn the_binary_gcd_is_euclid_s() {
+        fn euclid(mut a: i128, mut b: i128) -> i128 {
+            (a, b) = (a.abs(), b.abs());
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a.max(1)
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..10_000 {
+            let shift = next() % 40;
+            let a = i128::from(next() >> shift) * i128::from((next() % 1_000) as i64 - 500);
+            let b = i128::from(next() >> (next() % 50)) * 3_600_000_000;
+            assert_eq!(gcd(a, b), euclid(a, b), "{a} {b}");
+        }
+        for (a, b) in [(0, 0), (0, 7), (-12, 0), (i128::MAX, 1), (-360, 1_000_000)] {
+            assert_eq!(gcd(a, b), euclid(a, b), "{a} {b}");
+        }
     }
 
     #[test]
