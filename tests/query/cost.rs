@@ -1048,7 +1048,8 @@ fn add_band_meters(fleet: &Fleet, rng: &mut Rng) {
 }
 
 #[test]
-fn the_summary_path_prices_a_fleet_as_the_curve_path_and_the_one_meter_cost_do() {
+fn the_summary_path_prices_a_fleet_as_the_curve_path_the_one_meter_cost_and_a_brute_force_pricer_do(
+) {
     use courbe::governance::prices::{fleet_meters, fleet_totals_by, FleetPath, OfferPaths};
     for seed in [181, 182] {
         let fleet = fleet(seed);
@@ -1113,5 +1114,26 @@ fn the_summary_path_prices_a_fleet_as_the_curve_path_and_the_one_meter_cost_do()
         assert_eq!(compacted[0], compacted[2]);
         assert_eq!(compacted[3].summaries, 0, "{compacted:?}");
         assert_eq!(compacted[0].summaries + compacted[0].curve, 12);
+        if seed != 181 {
+            continue;
+        }
+        // Meters 1, 2 and 3, now priced from summaries, against the brute-force pricer
+        // (every minute of every reading, the newest write of each instant).
+        let snapshot = fleet.store.snapshot();
+        let meters = fleet_meters(&*snapshot);
+        let regulated = &offers[..3];
+        let (totals, _) =
+            fleet_totals_by(&*snapshot, regulated, &taxes, first, end, FleetPath::Any).unwrap();
+        for (meter, points) in &fleet.curves {
+            let i = meters.iter().position(|m| m == meter).unwrap();
+            let want: Vec<i64> = regulated
+                .iter()
+                .map(|(grid, ..)| {
+                    let bills = price_curve(points, grid, &taxes, &fleet.colours, Period::Month);
+                    bills.values().map(|b| b.cents().3).sum()
+                })
+                .collect();
+            assert_eq!(totals[i], Some(want), "{meter}");
+        }
     }
 }
