@@ -246,6 +246,24 @@ pub trait SeriesSource: Sync {
     ) -> Result<Option<Vec<InstantSum>>, SourceError> {
         Ok(None)
     }
+
+    /// `meter`'s consumption per Paris day of `[first_day, end_day)` in the clock bands of
+    /// [`crate::engine::bands`], when the source keeps them and they are exactly what its
+    /// [`chunks`](Self::chunks) give; `None` when it cannot (the caller then reads the curve).
+    fn day_bands(
+        &self,
+        _meter: &str,
+        _first_day: i64,
+        _end_day: i64,
+    ) -> Result<Option<Vec<crate::engine::bands::DayBands>>, SourceError> {
+        Ok(None)
+    }
+
+    /// Readies what [`day_bands`](Self::day_bands) reads over `[first_day, end_day)` (called
+    /// once before many meters).
+    fn prepare_day_bands(&self, _first_day: i64, _end_day: i64) -> Result<(), SourceError> {
+        Ok(())
+    }
 }
 
 /// The sum over many series of the points starting at one instant.

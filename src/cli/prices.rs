@@ -106,14 +106,18 @@ pub fn prices(data: &Path, args: &PricesArgs, out: &mut dyn Write) -> Result<(),
             let taxes = gov.prices().taxes();
             let started = Instant::now();
             let snapshot = store.snapshot();
-            let (mut savings, skipped) =
-                prices::fleet_savings(&*snapshot, &resolved, &taxes, first, end)
-                    .map_err(|e| CliError::from(crate::http::error::ApiError::from(e)))?;
+            let prices::FleetSavings {
+                mut savings,
+                skipped,
+                paths,
+            } = prices::fleet_savings(&*snapshot, &resolved, &taxes, first, end)
+                .map_err(|e| CliError::from(crate::http::error::ApiError::from(e)))?;
             let seconds = started.elapsed().as_secs_f64();
             let counted = savings.len();
             let answer = serde_json::json!({
                 "a": a, "b": b, "from": from, "to": to,
                 "meters": counted, "skipped": skipped,
+                "paths": { "a": paths.first(), "b": paths.get(1) },
                 "distribution": distribution(&mut savings),
             });
             writeln!(out, "{answer}").map_err(super::output_error)?;

@@ -1039,7 +1039,11 @@ async fn fleet_offers_get(
         )?)
     })
     .await?;
-    let (mut savings, skipped) = savings;
+    let prices::FleetSavings {
+        mut savings,
+        skipped,
+        paths,
+    } = savings;
     let counted = savings.len();
     // Fewer meters than the floor: a distribution close to one household's figures.
     let distribution = if operator || counted >= MIN_FLEET_OFFERS {
@@ -1056,6 +1060,11 @@ async fn fleet_offers_get(
         "currency": "EUR",
         "meters": counted,
         "skipped": skipped,
+        "paths": {
+            "about": "meters priced from the clock-band summaries and from the curve, per offer",
+            "a": paths.first(),
+            "b": paths.get(1),
+        },
         "distribution": distribution,
         "suppressed": distribution.is_none() && counted > 0,
     }))

@@ -1,6 +1,7 @@
 //! Integration tests: engine.
 
 mod background;
+mod bands;
 mod basics;
 mod channels;
 mod corruption;

@@ -451,6 +451,13 @@ fn the_fleet_comparison_is_a_distribution_for_operators_and_public_bodies_only()
         assert_eq!(r.status, 200, "{token}: {}", r.body);
         let v = r.json();
         assert!(v["meters"].as_u64().unwrap() >= 10, "{}", r.body);
+        // Every meter took one path under each offer.
+        let all = v["meters"].as_u64().unwrap() + v["skipped"].as_u64().unwrap();
+        for offer in ["a", "b"] {
+            let p = &v["paths"][offer];
+            let each = p["summaries"].as_u64().unwrap() + p["curve"].as_u64().unwrap();
+            assert_eq!(each, all, "{}", r.body);
+        }
         let d = &v["distribution"];
         assert!(cents(&d["q1"]) <= cents(&d["median"]) && cents(&d["median"]) <= cents(&d["q3"]));
     }

@@ -941,41 +941,199 @@ fn the_fleet_path_prices_every_meter_under_every_offer_as_the_one_meter_cost_doe
     // hour without spot prices skips every meter; the regulated three: some are priced).
     for offers in [&offers[..], &offers[..3]] {
         let totals = fleet_totals(&*snapshot, offers, &taxes, first, end).unwrap();
-        for (meter, total) in meters.iter().zip(&totals) {
-            let mut want = Some(Vec::new());
-            for (grid, plan, colours) in offers {
-                let periods = cost::meter_cost_with(
-                    &*snapshot,
-                    meter,
-                    grid,
-                    &taxes,
-                    plan,
-                    colours,
-                    first,
-                    end,
-                    Some(Period::Month),
-                    false,
-                )
-                .unwrap();
-                let complete = periods.iter().all(|p| {
-                    p.cost.unpriced_days == 0
-                        && p.cost.registers.iter().all(|r| r.priced)
-                        && !p.sources.contains(&EnergySource::None)
-                });
-                match (complete, want.as_mut()) {
-                    (true, Some(w)) => w.push(periods.iter().map(|p| p.cost.total_cents).sum()),
-                    _ => want = None,
-                }
-            }
-            assert_eq!(total, &want, "{meter}");
-        }
+        assert_eq!(
+            totals,
+            one_meter_totals(&*snapshot, &meters, offers, &taxes, (first, end))
+        );
         let priced = totals.iter().filter(|t| t.is_some()).count();
         match offers.len() {
             4 => assert_eq!(priced, 0, "{totals:?}"),
             _ => assert!(priced >= 3 && priced < meters.len(), "{totals:?}"),
         }
     }
-    let (savings, skipped) = fleet_savings(&*snapshot, &offers[..2], &taxes, first, end).unwrap();
-    assert_eq!(savings.len() + skipped, meters.len());
-    assert!(!savings.is_empty());
+    let answer = fleet_savings(&*snapshot, &offers[..2], &taxes, first, end).unwrap();
+    assert_eq!(answer.savings.len() + answer.skipped, meters.len());
+    assert!(!answer.savings.is_empty());
+}
+
+/// Each meter's monthly totals under every offer as [`cost::meter_cost_with`] gives them, or
+/// `None` when a month under an offer is not complete (what the fleet path must answer).
+fn one_meter_totals(
+    src: &dyn courbe::source::SeriesSource,
+    meters: &[String],
+    offers: &[(Grid, TariffPlan, DayColours)],
+    taxes: &[Tax],
+    (first, end): (i64, i64),
+) -> Vec<Option<Vec<i64>>> {
+    let mut out = Vec::new();
+    for meter in meters {
+        let mut want = Some(Vec::new());
+        for (grid, plan, colours) in offers {
+            let periods = cost::meter_cost_with(
+                src,
+                meter,
+                grid,
+                taxes,
+                plan,
+                colours,
+                first,
+                end,
+                Some(Period::Month),
+                false,
+            )
+            .unwrap();
+            let complete = periods.iter().all(|p| {
+                p.cost.unpriced_days == 0
+                    && p.cost.registers.iter().all(|r| r.priced)
+                    && !p.sources.contains(&EnergySource::None)
+            });
+            match (complete, want.as_mut()) {
+                (true, Some(w)) => w.push(periods.iter().map(|p| p.cost.total_cents).sum()),
+                _ => want = None,
+            }
+        }
+        out.push(want);
+    }
+    out
+}
+
+/// Adds meters the clock-band summaries must price (or hand to the curve) exactly: whole
+/// quarter-hour and half-hour curves (DST days included), hourly readings half an hour off the
+/// clock (each day's last point runs into the next day; the last of a month into the next
+/// partition, so the curve), a curve missing the repeated hour of the October DST day, and a
+/// meter rewritten after its first flush (two segments a month until they are compacted).
+fn add_band_meters(fleet: &Fleet, rng: &mut Rng) {
+    let (from, to) = (midnight(date(FIRST)), midnight(date(END)));
+    let point = |ts_utc, value, step_min| Point {
+        ts_utc,
+        value,
+        step_min,
+        quality: Quality::Measured,
+    };
+    // 2024-10-27: the clock reads 02:00-03:00 twice, from 00:00 and 01:00 UTC.
+    let repeated = midnight(date("2024-10-27")) + 2 * 3_600;
+    let mut batch = Batch::new();
+    let mut t = from;
+    while t < to {
+        let v = rng.below(4_000) as i32;
+        batch
+            .push("30000000000021", Channel::CONSUMPTION, point(t, v, 15))
+            .unwrap();
+        if t % 1_800 == 0 {
+            batch
+                .push("30000000000024", Channel::CONSUMPTION, point(t, v, 30))
+                .unwrap();
+            if !(repeated..repeated + 3_600).contains(&t) {
+                batch
+                    .push("30000000000023", Channel::CONSUMPTION, point(t, v, 30))
+                    .unwrap();
+            }
+        }
+        if t % 3_600 == 1_800 {
+            batch
+                .push("30000000000022", Channel::CONSUMPTION, point(t, v, 60))
+                .unwrap();
+        }
+        t += 900;
+    }
+    fleet.store.ingest(&batch).unwrap();
+    fleet.store.flush().unwrap();
+    let mut late = Batch::new();
+    for _ in 0..50 {
+        let t = from + 1_800 * rng.below(((to - from) / 1_800) as u64) as i64;
+        late.push("30000000000024", Channel::CONSUMPTION, point(t, 7, 30))
+            .unwrap();
+    }
+    fleet.store.ingest(&late).unwrap();
+}
+
+#[test]
+fn the_summary_path_prices_a_fleet_as_the_curve_path_the_one_meter_cost_and_a_brute_force_pricer_do(
+) {
+    use courbe::governance::prices::{fleet_meters, fleet_totals_by, FleetPath, OfferPaths};
+    for seed in [181, 182] {
+        let fleet = fleet(seed);
+        add_fleet_meters(&fleet, &mut Rng::new(seed + 10));
+        add_band_meters(&fleet, &mut Rng::new(seed + 20));
+        let colours = day_colours(&fleet.colours);
+        let taxes = taxes();
+        let (first, end) = (
+            courbe::query::tariffs::day_number(date(FIRST)),
+            courbe::query::tariffs::day_number(date(END)),
+        );
+        let mut grids = grids();
+        // Off-peak hours the bands do not cut at: always the curve.
+        let mut other_windows = grids[1].clone();
+        other_windows.name = "t-hphc-23-07".into();
+        other_windows.option = "HPHC:23:00-07:00".into();
+        grids.push(other_windows);
+        let mut offers: Vec<(Grid, TariffPlan, DayColours)> = grids
+            .into_iter()
+            .map(|g| {
+                let plan = TariffPlan::Option(TariffOption::parse(&g.option).unwrap());
+                (g, plan, colours.clone())
+            })
+            .collect();
+        let base = TariffPlan::Option(TariffOption::parse("BASE").unwrap());
+        offers.push((dynamic_grid(), base, DayColours::default()));
+        let check = |label: &str| -> Vec<OfferPaths> {
+            let snapshot = fleet.store.snapshot();
+            let meters = fleet_meters(&*snapshot);
+            let mut paths = Vec::new();
+            for offers in [&offers[..], &offers[..4], &offers[..1]] {
+                let (curve, _) =
+                    fleet_totals_by(&*snapshot, offers, &taxes, first, end, FleetPath::Curve)
+                        .unwrap();
+                let (any, p) =
+                    fleet_totals_by(&*snapshot, offers, &taxes, first, end, FleetPath::Any)
+                        .unwrap();
+                let n = offers.len();
+                assert_eq!(any, curve, "{label}, {n} offers, seed {seed}");
+                let want = one_meter_totals(&*snapshot, &meters, offers, &taxes, (first, end));
+                assert_eq!(any, want, "{label}, {n} offers, seed {seed}");
+                if n == 4 {
+                    assert!(any.iter().filter(|t| t.is_some()).count() >= 4, "{any:?}");
+                    paths = p;
+                }
+            }
+            paths
+        };
+        // Meters 12 (a hole the daily data fills), 21 and 23 (a DST hour missing) are in one
+        // segment a month; 1, 2 and 3 in two (late data), 24 also in the memtable.
+        let before = check("late data in the memtable");
+        assert_eq!(before[0].summaries, 3, "{before:?}");
+        fleet.store.flush().unwrap();
+        let flushed = check("flushed");
+        assert_eq!(flushed[0].summaries, 3, "{flushed:?}");
+        fleet.store.compact().unwrap();
+        let compacted = check("compacted");
+        // And now 1, 2, 3 and 24. The curve: 9 (indexes), 11 (daily energy), 13 (no curve
+        // before February), 14 (a day of two steps) and 22 (a point into the next month).
+        assert_eq!(compacted[0].summaries, 7, "{compacted:?}");
+        assert_eq!(compacted[0], compacted[1]);
+        assert_eq!(compacted[0], compacted[2]);
+        assert_eq!(compacted[3].summaries, 0, "{compacted:?}");
+        assert_eq!(compacted[0].summaries + compacted[0].curve, 12);
+        if seed != 181 {
+            continue;
+        }
+        // Meters 1, 2 and 3, now priced from summaries, against the brute-force pricer
+        // (every minute of every reading, the newest write of each instant).
+        let snapshot = fleet.store.snapshot();
+        let meters = fleet_meters(&*snapshot);
+        let regulated = &offers[..3];
+        let (totals, _) =
+            fleet_totals_by(&*snapshot, regulated, &taxes, first, end, FleetPath::Any).unwrap();
+        for (meter, points) in &fleet.curves {
+            let i = meters.iter().position(|m| m == meter).unwrap();
+            let want: Vec<i64> = regulated
+                .iter()
+                .map(|(grid, ..)| {
+                    let bills = price_curve(points, grid, &taxes, &fleet.colours, Period::Month);
+                    bills.values().map(|b| b.cents().3).sum()
+                })
+                .collect();
+            assert_eq!(totals[i], Some(want), "{meter}");
+        }
+    }
 }

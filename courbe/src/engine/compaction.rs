@@ -386,7 +386,9 @@ impl Store {
         for name in names {
             let garbage = if let Some(g) = super::wal::parse_file_name(&name) {
                 g < man.wal_generation && g != current
-            } else if let Some(id) = super::manifest::parse_segment_file_name(&name) {
+            } else if let Some(id) = super::manifest::parse_segment_file_name(&name)
+                .or_else(|| super::bands::parse_file_name(&name))
+            {
                 !man.segments.iter().any(|s| s.file_id == id)
             } else {
                 name.ends_with(".tmp")

@@ -45,6 +45,7 @@
 //! [`wal`]), `seg-{file_id:020}.seg` (segments, `storage-format`), `LOCK`; `MANIFEST.tmp` only
 //! while a manifest is replaced.
 
+pub mod bands;
 mod compaction;
 pub mod fs;
 pub mod manifest;
@@ -699,7 +700,10 @@ impl Store {
             ) {
                 (Some(g), _) => g < man.wal_generation,
                 (_, Some(id)) => !live.contains(&id),
-                _ => name.ends_with(".tmp"),
+                _ => match bands::parse_file_name(name) {
+                    Some(id) => !live.contains(&id),
+                    None => name.ends_with(".tmp"),
+                },
             };
             if garbage {
                 let path = dir.join(name);
@@ -1063,7 +1067,7 @@ impl Store {
     /// Deletes segment files no longer named, then syncs the directory.
     fn remove_segments(&self, files: &[Arc<SegmentFile>]) -> Result<(), Error> {
         for f in files {
-            self.fs.remove(&f.path).map_err(io_err(&f.path))?;
+            f.remove_files(&*self.fs)?;
         }
         self.fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
     }
@@ -1074,6 +1078,7 @@ impl Store {
         Arc::new(Snapshot {
             version: version.clone(),
             visible_seq: self.visible.load(Ordering::SeqCst),
+            fs: self.fs.clone(),
         })
     }
 

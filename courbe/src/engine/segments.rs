@@ -217,6 +217,12 @@ pub struct SegmentFile {
     map: Arc<dyn MappedFile>,
     /// The rollup section, parsed on first use (its crc was checked at open).
     rollups: std::sync::OnceLock<Option<Vec<ChannelRollup>>>,
+    /// The clock-band summaries (`bands.rs`), read or built on first use, one builder at a time.
+    bands: std::sync::OnceLock<Arc<super::bands::SegmentBands>>,
+    bands_build: parking_lot::Mutex<()>,
+    /// Set once the file is deleted; a summary file is written only while it is not (the
+    /// deleter takes the same lock), so none outlives its segment.
+    removed: parking_lot::Mutex<bool>,
 }
 
 /// What a segment says about the sums of one channel (format v5 rollups).
@@ -295,7 +301,50 @@ impl SegmentFile {
             segment: seg,
             map,
             rollups: std::sync::OnceLock::new(),
+            bands: std::sync::OnceLock::new(),
+            bands_build: parking_lot::Mutex::new(()),
+            removed: parking_lot::Mutex::new(false),
         })
+    }
+
+    /// The clock-band summaries of this segment's consumption series (`bands.rs`): read from
+    /// their file, else built from the blocks and written.
+    pub fn bands(&self, fs: &dyn FileSystem) -> Result<Arc<super::bands::SegmentBands>, Error> {
+        if let Some(b) = self.bands.get() {
+            return Ok(b.clone());
+        }
+        let _one = self.bands_build.lock();
+        if let Some(b) = self.bands.get() {
+            return Ok(b.clone());
+        }
+        let built = Arc::new(super::bands::load_or_build(fs, self)?);
+        Ok(self.bands.get_or_init(|| built).clone())
+    }
+
+    /// Runs `f` (writing a file derived from this segment) unless the segment was removed.
+    pub fn unless_removed(&self, f: impl FnOnce()) {
+        let removed = self.removed.lock();
+        if !*removed {
+            f();
+        }
+    }
+
+    /// Deletes the segment's file and its summary file; no summary file is written after.
+    pub fn remove_files(&self, fs: &dyn FileSystem) -> Result<(), Error> {
+        let mut removed = self.removed.lock();
+        *removed = true;
+        fs.remove(&self.path).map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let bands = super::bands::path_of(self);
+        match fs.remove(&bands) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+                path: bands,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The sums of `channel` this segment keeps (format v5, `storage-format/FORMAT.md` §3.10).

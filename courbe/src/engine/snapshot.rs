@@ -250,6 +250,8 @@ fn merge_masks<'a>(a: Vec<(&'a str, u8)>, b: Vec<(&'a str, u8)>) -> Vec<(&'a str
 pub struct Snapshot {
     pub(super) version: Arc<Version>,
     pub(super) visible_seq: u64,
+    /// For the derived summary files (`bands.rs`).
+    pub(super) fs: Arc<dyn super::fs::FileSystem>,
 }
 
 fn source_error(e: Error) -> SourceError {
@@ -495,6 +497,120 @@ impl Snapshot {
         Ok(Some(out))
     }
 
+    /// `meter`'s clock-band summaries (`bands.rs`) of Paris days `[first_day, end_day)`, when
+    /// they are what resolving its curve gives: in each partition of the range one segment
+    /// holds its consumption (a lone segment's blocks are resolved and disjoint), no memtable
+    /// holds a reading of it within an hour of the range, and no block of the partition before
+    /// the range runs into it. `None`: read the curve (as the caller does for a day that is not
+    /// [`usable`](super::bands::DayBands::usable)).
+    pub fn day_bands_checked(
+        &self,
+        meter: &str,
+        first_day: i64,
+        end_day: i64,
+    ) -> Result<Option<Vec<super::bands::DayBands>>, Error> {
+        use super::bands;
+        let channel = Channel::CONSUMPTION;
+        if first_day >= end_day {
+            return Ok(Some(Vec::new()));
+        }
+        let edges = |day: i64| {
+            bands::day_edges(day).map_err(|e| Error::InvalidArgument(format!("day {day}: {e}")))
+        };
+        let (from, to) = (edges(first_day)?[0], edges(end_day - 1)?[5]);
+        let near = self.version.mem_series(
+            meter,
+            channel,
+            self.visible_seq,
+            from.saturating_sub(MAX_CURVE_STEP_S),
+            to.saturating_add(MAX_CURVE_STEP_S),
+        );
+        if !near.is_empty() {
+            return Ok(None);
+        }
+        let partition_of_day = |day: i64| {
+            let (y, m, _) = crate::civil::civil_from_days(day);
+            u32::try_from((y - 1970) * 12 + (m - 1)).ok()
+        };
+        let (Some(p0), Some(p1)) = (partition_of_day(first_day), partition_of_day(end_day - 1))
+        else {
+            return Ok(None);
+        };
+        // The partition before the range: a block running past its end would be cut by the
+        // range's readings, or cut them.
+        if let Some(before) = p0.checked_sub(1) {
+            for seg in self
+                .version
+                .segments
+                .iter()
+                .filter(|s| s.entry.partition == before)
+            {
+                let mut runs_in = false;
+                seg.for_each_block(meter, channel, |b| runs_in |= b.summary.end_ts > from)?;
+                if runs_in {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity((end_day - first_day) as usize);
+        for p in p0..=p1 {
+            let mut holding = None;
+            for seg in self
+                .version
+                .segments
+                .iter()
+                .filter(|s| s.entry.partition == p)
+            {
+                if seg.holds(meter, channel)? {
+                    if holding.is_some() {
+                        return Ok(None);
+                    }
+                    holding = Some(seg);
+                }
+            }
+            let Some(seg) = holding else {
+                return Ok(None);
+            };
+            let summaries = seg.bands(&*self.fs)?;
+            let Some(days) = summaries.of(meter) else {
+                return Ok(None);
+            };
+            let first = summaries.first_day();
+            for (i, day) in days.into_iter().enumerate() {
+                let d = first + i as i64;
+                if first_day <= d && d < end_day {
+                    out.push(day);
+                }
+            }
+        }
+        if out.len() != (end_day - first_day) as usize {
+            return Ok(None);
+        }
+        Ok(Some(out))
+    }
+
+    /// Reads or builds the summaries of every segment of the partitions of Paris days
+    /// `[first_day, end_day)`, one segment per task on rayon's pool.
+    pub fn prepare_day_bands(&self, first_day: i64, end_day: i64) -> Result<(), Error> {
+        use rayon::prelude::*;
+        let (p0, p1) = match (first_day < end_day).then(|| {
+            let p = |day: i64| {
+                let (y, m, _) = crate::civil::civil_from_days(day);
+                (y - 1970) * 12 + (m - 1)
+            };
+            (p(first_day), p(end_day - 1))
+        }) {
+            Some(x) => x,
+            None => return Ok(()),
+        };
+        let fs = &*self.fs;
+        self.version
+            .segments
+            .par_iter()
+            .filter(|s| (p0..=p1).contains(&i64::from(s.entry.partition)))
+            .try_for_each(|s| s.bands(fs).map(|_| ()))
+    }
+
     /// The resolved points of a series in `[from, to)` (tests, export).
     pub fn points(
         &self,
@@ -660,6 +776,20 @@ impl SeriesSource for Snapshot {
     ) -> Result<Option<Vec<crate::source::InstantSum>>, SourceError> {
         self.fleet_sums_checked(channel, from_utc, to_utc)
             .map_err(source_error)
+    }
+
+    fn day_bands(
+        &self,
+        meter: &str,
+        first_day: i64,
+        end_day: i64,
+    ) -> Result<Option<Vec<super::bands::DayBands>>, SourceError> {
+        self.day_bands_checked(meter, first_day, end_day)
+            .map_err(source_error)
+    }
+
+    fn prepare_day_bands(&self, first_day: i64, end_day: i64) -> Result<(), SourceError> {
+        Snapshot::prepare_day_bands(self, first_day, end_day).map_err(source_error)
     }
 }
 

@@ -429,17 +429,18 @@ impl Prices {
 }
 
 /// Each meter's saving of the second offer over the first (cost under `offers[0]` minus cost
-/// under `offers[1]`, cents) over Paris days `[first_day, end_day)` priced per month; and how
-/// many meters were skipped (no energy in some month, or a day or register without a price).
-/// See [`fleet_totals`].
+/// under `offers[1]`, cents) over Paris days `[first_day, end_day)` priced per month; how
+/// many meters were skipped (no energy in some month, or a day or register without a price);
+/// and how many meters each offer priced from summaries and from the curve. See
+/// [`fleet_totals_by`].
 pub fn fleet_savings(
     src: &dyn crate::source::SeriesSource,
     offers: &[(Grid, TariffPlan, DayColours)],
     taxes: &[Tax],
     first_day: i64,
     end_day: i64,
-) -> Result<(Vec<i64>, usize), crate::query::QueryError> {
-    let totals = fleet_totals(src, offers, taxes, first_day, end_day)?;
+) -> Result<FleetSavings, crate::query::QueryError> {
+    let (totals, paths) = fleet_totals_by(src, offers, taxes, first_day, end_day, FleetPath::Any)?;
     let each: Vec<Option<i64>> = totals
         .iter()
         .map(|t| match t.as_deref() {
@@ -448,7 +449,21 @@ pub fn fleet_savings(
         })
         .collect();
     let skipped = each.iter().filter(|s| s.is_none()).count();
-    Ok((each.into_iter().flatten().collect(), skipped))
+    Ok(FleetSavings {
+        savings: each.into_iter().flatten().collect(),
+        skipped,
+        paths,
+    })
+}
+
+/// What [`fleet_savings`] answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetSavings {
+    /// Cents, one per meter priced whole under both offers, in meter order.
+    pub savings: Vec<i64>,
+    pub skipped: usize,
+    /// Per offer, the meters priced from summaries and from the curve.
+    pub paths: Vec<OfferPaths>,
 }
 
 /// Every meter of the store (consumption curve, daily energy or an index register), sorted.
@@ -465,10 +480,8 @@ pub fn fleet_meters(src: &dyn crate::source::SeriesSource) -> Vec<String> {
 
 /// Per meter of [`fleet_meters`], its total cost (cents) over Paris days `[first_day,
 /// end_day)` priced per month under each of `offers`, or `None` when some month under some
-/// offer is not complete (no energy, or a day or register without a price). Each meter costs
-/// what [`cost::meter_cost_with`] gives it, to the cent: the offers are prepared once
-/// ([`cost::FleetOffer`]) and each meter's curve is read once for all of them, one meter per
-/// task on rayon's pool.
+/// offer is not complete (no energy, or a day or register without a price). See
+/// [`fleet_totals_by`] (any path).
 pub fn fleet_totals(
     src: &dyn crate::source::SeriesSource,
     offers: &[(Grid, TariffPlan, DayColours)],
@@ -476,6 +489,43 @@ pub fn fleet_totals(
     first_day: i64,
     end_day: i64,
 ) -> Result<Vec<Option<Vec<i64>>>, crate::query::QueryError> {
+    Ok(fleet_totals_by(src, offers, taxes, first_day, end_day, FleetPath::Any)?.0)
+}
+
+/// Per meter of [`fleet_meters`], its total under each offer ([`fleet_totals`]).
+pub type FleetTotals = Vec<Option<Vec<i64>>>;
+
+/// Which way a fleet comparison may price a meter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetPath {
+    /// From the clock-band summaries where the offer and the meter's data allow, else the curve.
+    Any,
+    /// Always from the curve (the reference the summaries must equal).
+    Curve,
+}
+
+/// How many meters each offer priced from summaries and from the curve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OfferPaths {
+    pub summaries: usize,
+    pub curve: usize,
+}
+
+/// [`fleet_totals`] with the path each offer took, per offer. Each meter costs what
+/// [`cost::meter_cost_with`] gives it, to the cent: the offers are prepared once
+/// ([`cost::FleetOffer`]), one meter per task on rayon's pool. A regulated offer whose
+/// registers change only at the clock-band edges prices a meter from its per-day clock-band
+/// summaries ([`crate::engine::bands`]) when the store gives them for every day of the range,
+/// every day tiled; every other offer and meter reads the curve, once for all the offers that
+/// need it.
+pub fn fleet_totals_by(
+    src: &dyn crate::source::SeriesSource,
+    offers: &[(Grid, TariffPlan, DayColours)],
+    taxes: &[Tax],
+    first_day: i64,
+    end_day: i64,
+    path: FleetPath,
+) -> Result<(FleetTotals, Vec<OfferPaths>), crate::query::QueryError> {
     use rayon::prelude::*;
     let prepared = offers
         .iter()
@@ -492,8 +542,13 @@ pub fn fleet_totals(
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let by_bands = path == FleetPath::Any && prepared.iter().any(|o| o.priced_by_bands());
+    if by_bands {
+        src.prepare_day_bands(first_day, end_day)?;
+    }
     let meters = fleet_meters(src);
-    meters
+    type Each = (Option<Vec<i64>>, Vec<bool>);
+    let each: Vec<Each> = meters
         .par_iter()
         .map_init(
             || {
@@ -502,25 +557,68 @@ pub fn fleet_totals(
                     vec![None; prepared.len()],
                 )
             },
-            |(scratch, registers), meter| {
-                let curve = cost::FleetOffer::read(&prepared, src, meter, scratch)?;
+            |(scratch, registers), meter| -> Result<Each, crate::query::QueryError> {
+                let days = match by_bands {
+                    true => match src.day_bands(meter, first_day, end_day)? {
+                        Some(days) => {
+                            cost::FleetOffer::check_bands(&prepared, src, meter, days, scratch)?
+                        }
+                        None => None,
+                    },
+                    false => None,
+                };
+                let from_bands: Vec<bool> = prepared
+                    .iter()
+                    .map(|o| days.is_some() && o.priced_by_bands())
+                    .collect();
+                let regulated_curve = prepared
+                    .iter()
+                    .zip(&from_bands)
+                    .any(|(o, &b)| !o.is_dynamic() && !b);
+                let curve =
+                    cost::FleetOffer::read_for(&prepared, src, meter, scratch, regulated_curve)?;
                 let mut totals = Vec::with_capacity(prepared.len());
-                for (offer, registers) in prepared.iter().zip(registers.iter_mut()) {
-                    let periods = offer.cost(src, meter, &curve, registers, scratch)?;
+                for ((offer, registers), &b) in
+                    prepared.iter().zip(registers.iter_mut()).zip(&from_bands)
+                {
+                    let periods = match (b, days.as_ref()) {
+                        (true, Some(days)) => offer
+                            .cost_from_bands(src, meter, days, scratch)?
+                            .ok_or_else(|| {
+                                crate::query::QueryError::InvalidArgument(
+                                    "clock-band summaries do not cover the range".into(),
+                                )
+                            })?,
+                        _ => offer.cost(src, meter, &curve, registers, scratch)?,
+                    };
                     let complete = periods.iter().all(|p| {
                         p.cost.unpriced_days == 0
                             && p.cost.registers.iter().all(|r| r.priced)
                             && !p.sources.contains(&crate::query::EnergySource::None)
                     });
                     if !complete {
-                        return Ok(None);
+                        return Ok((None, from_bands));
                     }
                     totals.push(periods.iter().map(|p| p.cost.total_cents).sum::<i64>());
                 }
-                Ok(Some(totals))
+                Ok((Some(totals), from_bands))
             },
         )
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let mut paths = vec![OfferPaths::default(); prepared.len()];
+    let totals = each
+        .into_iter()
+        .map(|(t, from_bands)| {
+            for (p, b) in paths.iter_mut().zip(from_bands) {
+                match b {
+                    true => p.summaries += 1,
+                    false => p.curve += 1,
+                }
+            }
+            t
+        })
+        .collect();
+    Ok((totals, paths))
 }
 
 fn prices(from: &str, to: Option<&str>, sub: &str, energy: &[(&str, &str)]) -> GridPrices {

@@ -97,13 +97,25 @@ pub struct Exact {
     den: i128,
 }
 
-fn gcd(mut a: i128, mut b: i128) -> i128 {
-    a = a.abs();
-    b = b.abs();
-    while b != 0 {
-        (a, b) = (b, a % b);
+/// Binary GCD (no division: i128 division is a software routine), at least 1.
+fn gcd(a: i128, b: i128) -> i128 {
+    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
+    if a == 0 || b == 0 {
+        return i128::try_from(a | b).unwrap_or(i128::MAX).max(1);
     }
-    a.max(1)
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            std::mem::swap(&mut a, &mut b);
+        }
+        b -= a;
+        if b == 0 {
+            break;
+        }
+    }
+    i128::try_from(a << shift).unwrap_or(i128::MAX).max(1)
 }
 
 impl Exact {
@@ -111,6 +123,9 @@ impl Exact {
 
     pub fn new(num: i128, den: i128) -> Exact {
         let g = gcd(num, den);
+        if g == 1 {
+            return Exact { num, den };
+        }
         Exact {
             num: num / g,
             den: den / g,
@@ -791,6 +806,9 @@ pub struct FleetOffer<'a> {
     cuts: Cuts,
     validity: Validity,
     kind: FleetKind,
+    /// For a regulated offer whose registers change only at the edges of the clock bands
+    /// ([`crate::engine::bands`]) on every day of the range: per day, the register of each band.
+    bands: Option<Vec<[u16; crate::engine::bands::BANDS]>>,
 }
 
 #[derive(Clone, Debug)]
@@ -838,13 +856,166 @@ impl<'a> FleetOffer<'a> {
                 to + 60 * i64::from(storage_format::STEP_MIN_MAX),
             )?),
         };
+        let bands = match &kind {
+            FleetKind::Registers(registers) => band_registers(registers, first_day, end_day)?,
+            FleetKind::Dynamic(_) => None,
+        };
         Ok(FleetOffer {
             grid,
             taxes,
             cuts,
             validity: Validity::of(grid, taxes),
             kind,
+            bands,
         })
+    }
+
+    /// Whether this offer prices a meter from its clock-band summaries
+    /// ([`FleetOffer::cost_from_bands`]): a regulated offer whose registers are constant over
+    /// each band of each day (BASE, HP/HC 22:00-06:00, Tempo, EJP, the seasons with those
+    /// windows); other windows, dynamic offers and contracts cut elsewhere read the curve.
+    pub fn priced_by_bands(&self) -> bool {
+        self.bands.is_some()
+    }
+
+    /// Whether this is a dynamic offer (priced interval by interval from the curve).
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self.kind, FleetKind::Dynamic(_))
+    }
+
+    /// Checks a meter's clock-band summaries of every day of the range (from
+    /// [`crate::source::SeriesSource::day_bands`]) for pricing: every day usable, one step over
+    /// the range, and the step in force before the range that step too (or the range's first
+    /// point at its start); `None`: read the curve. `offers` share one range.
+    pub fn check_bands(
+        offers: &[FleetOffer<'_>],
+        src: &dyn crate::source::SeriesSource,
+        meter: &str,
+        days: Vec<crate::engine::bands::DayBands>,
+        scratch: &mut storage_format::block::DecodedBlock,
+    ) -> Result<Option<MeterBands>, super::QueryError> {
+        let Some(first) = offers.first() else {
+            return Ok(None);
+        };
+        let len =
+            usize::try_from(first.cuts.end_day - first.cuts.cuts.first().copied().unwrap_or(0));
+        if len != Ok(days.len()) || !days.iter().all(|d| d.usable()) {
+            return Ok(None);
+        }
+        let mut step = None;
+        for d in days.iter().filter(|d| d.count > 0) {
+            match step {
+                None => step = Some(d.step_min),
+                Some(s) if s == d.step_min => {}
+                Some(_) => return Ok(None),
+            }
+        }
+        let Some(step_min) = step else {
+            return Ok(None);
+        };
+        let starts_at_from = days
+            .first()
+            .is_some_and(|d| d.count > 0 && d.first_at_start);
+        if !starts_at_from {
+            let initial = super::energy::initial_step(
+                src,
+                meter,
+                storage_format::Channel::CONSUMPTION,
+                first.cuts.range(),
+                scratch,
+            )?;
+            if initial.max(1) != step_min {
+                return Ok(None);
+            }
+        }
+        Ok(Some(MeterBands { days, step_min }))
+    }
+
+    /// The cost of a meter from its clock-band summaries ([`FleetOffer::check_bands`]), equal
+    /// to [`FleetOffer::cost`] on its curve: each band's energy goes whole to the one register
+    /// of that band, and the walk's points and expected points per span (one step `s`: a span
+    /// expects its length over `s`) take the same fallback to daily data; `None` when the offer
+    /// is not priced by bands ([`FleetOffer::priced_by_bands`]).
+    pub fn cost_from_bands(
+        &self,
+        src: &dyn crate::source::SeriesSource,
+        meter: &str,
+        bands: &MeterBands,
+        scratch: &mut storage_format::block::DecodedBlock,
+    ) -> Result<Option<Vec<CostPeriod>>, super::QueryError> {
+        let (Some(table), FleetKind::Registers(registers)) = (self.bands.as_ref(), &self.kind)
+        else {
+            return Ok(None);
+        };
+        let days = &bands.days;
+        let (Some(&first_day), true) = (self.cuts.cuts.first(), days.len() == table.len()) else {
+            return Ok(None);
+        };
+        let names = &registers.names;
+        let step_s = 60 * u64::from(bands.step_min.max(1));
+        let mut periods = Vec::with_capacity(self.cuts.spans.len());
+        let mut split = Vec::with_capacity(self.cuts.spans.len());
+        for (i, &(start_utc, end_utc)) in self.cuts.spans.iter().enumerate() {
+            let a = self.cuts.cuts[i];
+            let b = self
+                .cuts
+                .cuts
+                .get(i + 1)
+                .copied()
+                .unwrap_or(self.cuts.end_day);
+            let mut ws = vec![0i128; names.len()];
+            let mut points = 0u64;
+            let (Ok(lo), Ok(hi)) = (
+                usize::try_from(a - first_day),
+                usize::try_from(b - first_day),
+            ) else {
+                return Ok(None);
+            };
+            let (Some(span_days), Some(span_regs)) = (days.get(lo..hi), table.get(lo..hi)) else {
+                return Ok(None);
+            };
+            for (day, regs) in span_days.iter().zip(span_regs) {
+                points += u64::from(day.count);
+                for (w, &r) in day.ws.iter().zip(regs) {
+                    if let Some(acc) = ws.get_mut(usize::from(r)) {
+                        *acc += i128::from(*w);
+                    }
+                }
+            }
+            let total: i128 = ws.iter().sum();
+            periods.push(super::EnergyPeriod {
+                start_utc,
+                end_utc,
+                energy_wmin: i64::try_from(total / 60).unwrap_or(i64::MAX),
+                points,
+                expected_points: u64::try_from(end_utc - start_utc).unwrap_or(0) / step_s,
+                by_tariff_wmin: None,
+                source: if points > 0 {
+                    super::EnergySource::Curve
+                } else {
+                    super::EnergySource::None
+                },
+            });
+            split.push(ws);
+        }
+        let energies = super::registers_with_fallback(
+            src,
+            meter,
+            storage_format::Channel::CONSUMPTION,
+            names,
+            (periods, split),
+            true,
+            scratch,
+        )?;
+        let n = energies.len();
+        Ok(Some(self.cuts.assemble(
+            &self.validity,
+            self.grid,
+            self.taxes,
+            &energies,
+            &vec![None; n],
+            &vec![0; n],
+        )))
     }
 
     /// Reads `meter`'s curve once for every offer of `offers` (which must share one range).
@@ -853,6 +1024,18 @@ impl<'a> FleetOffer<'a> {
         src: &dyn crate::source::SeriesSource,
         meter: &str,
         scratch: &mut storage_format::block::DecodedBlock,
+    ) -> Result<FleetCurve, super::QueryError> {
+        FleetOffer::read_for(offers, src, meter, scratch, true)
+    }
+
+    /// [`FleetOffer::read`], reading the curve for the regulated offers only when
+    /// `regulated` (the others being priced from summaries).
+    pub fn read_for(
+        offers: &[FleetOffer<'_>],
+        src: &dyn crate::source::SeriesSource,
+        meter: &str,
+        scratch: &mut storage_format::block::DecodedBlock,
+        regulated: bool,
     ) -> Result<FleetCurve, super::QueryError> {
         let mut out = FleetCurve::default();
         let Some(first) = offers.first() else {
@@ -863,9 +1046,10 @@ impl<'a> FleetOffer<'a> {
         }
         let range = first.cuts.range();
         let channel = storage_format::Channel::CONSUMPTION;
-        if offers
-            .iter()
-            .any(|o| matches!(o.kind, FleetKind::Registers(_)))
+        if regulated
+            && offers
+                .iter()
+                .any(|o| matches!(o.kind, FleetKind::Registers(_)))
         {
             out.read = Some(super::energy::read_curve(
                 src, meter, channel, range, scratch,
@@ -934,6 +1118,41 @@ impl<'a> FleetOffer<'a> {
     }
 }
 
+/// Per day of `[first_day, end_day)`, the register of each clock band under `registers`
+/// (which cover the range and an hour past it); `None` when some band of some day holds more
+/// than one register.
+fn band_registers(
+    registers: &super::tariffs::Registers,
+    first_day: i64,
+    end_day: i64,
+) -> Result<Option<Vec<[u16; crate::engine::bands::BANDS]>>, super::QueryError> {
+    use crate::engine::bands;
+    let mut out = Vec::with_capacity(usize::try_from(end_day - first_day).unwrap_or(0));
+    for day in first_day..end_day {
+        let edges = bands::day_edges(day).map_err(super::QueryError::InvalidArgument)?;
+        let mut regs = [0u16; bands::BANDS];
+        for (k, r) in regs.iter_mut().enumerate() {
+            match registers
+                .single_over(edges[k], edges[k + 1])
+                .and_then(|r| u16::try_from(r).ok())
+            {
+                Some(i) => *r = i,
+                None => return Ok(None),
+            }
+        }
+        out.push(regs);
+    }
+    Ok(Some(out))
+}
+
+/// A meter's clock-band summaries over a fleet question's range, checked for pricing
+/// ([`FleetOffer::check_bands`]).
+#[derive(Clone, Debug)]
+pub struct MeterBands {
+    days: Vec<crate::engine::bands::DayBands>,
+    step_min: u16,
+}
+
 /// A worker's copy of an offer's registers (their cursor moves while a meter is walked).
 #[derive(Clone, Debug)]
 pub struct FleetRegisters(super::tariffs::Registers);
@@ -994,6 +1213,33 @@ mod tests {
         }
         assert_eq!(format_micro(251_600, 5), "0.25160");
         assert_eq!(format_cents(1_205), "12.05");
+    }
+
+    #[test]
+    fn the_binary_gcd_is_euclid_s() {
+        fn euclid(mut a: i128, mut b: i128) -> i128 {
+            (a, b) = (a.abs(), b.abs());
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a.max(1)
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..10_000 {
+            let shift = next() % 40;
+            let a = i128::from(next() >> shift) * i128::from((next() % 1_000) as i64 - 500);
+            let b = i128::from(next() >> (next() % 50)) * 3_600_000_000;
+            assert_eq!(gcd(a, b), euclid(a, b), "{a} {b}");
+        }
+        for (a, b) in [(0, 0), (0, 7), (-12, 0), (i128::MAX, 1), (-360, 1_000_000)] {
+            assert_eq!(gcd(a, b), euclid(a, b), "{a} {b}");
+        }
     }
 
     #[test]

@@ -331,6 +331,18 @@ fn step_in_force_at_start(
     Ok(DEFAULT_STEP_MIN)
 }
 
+/// The step in force at `from` as the walk over `[from, to)` takes it.
+pub(crate) fn initial_step(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    (from, to): (i64, i64),
+    scratch: &mut DecodedBlock,
+) -> Result<u16, QueryError> {
+    let chunks = src.chunks(meter, channel, from, to)?;
+    step_in_force_at_start(src, meter, channel, (from, to), &chunks, scratch)
+}
+
 /// Energy of `(meter, channel)` over contiguous `periods`; split by `off_peak` when given.
 pub(crate) fn periods(
     src: &dyn SeriesSource,

@@ -624,6 +624,13 @@ impl Registers {
         }
     }
 
+    /// The register (index into `names`) of every instant of `[start, end)`, when it is one.
+    pub(crate) fn single_over(&self, start: i64, end: i64) -> Option<usize> {
+        let i = self.intervals.partition_point(|&(_, e, _)| e <= start);
+        let &(s, e, r) = self.intervals.get(i)?;
+        (s <= start && end <= e).then_some(r)
+    }
+
     #[cfg(test)]
     fn at(&self, t: i64) -> Option<&str> {
         self.intervals
