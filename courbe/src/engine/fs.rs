@@ -29,6 +29,10 @@ pub trait WritableFile: Send {
 /// long as the object lives, even when the object is moved; the engine reads it in place.
 pub trait MappedFile: Send + Sync {
     fn bytes(&self) -> &[u8];
+    /// Lets the system drop this process's resident pages of `range` of the bytes: they stay
+    /// the same, and a later read brings them back (from the page cache for a mapped file).
+    /// Nothing for a file held in memory.
+    fn release(&self, _range: std::ops::Range<usize>) {}
 }
 
 /// An exclusive lock on a data directory, released when dropped.
@@ -79,6 +83,25 @@ struct RealMap(memmap2::Mmap);
 impl MappedFile for RealMap {
     fn bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    #[cfg(unix)]
+    fn release(&self, range: std::ops::Range<usize>) {
+        let end = range.end.min(self.0.len());
+        if range.start >= end {
+            return;
+        }
+        // SAFETY: the map is a read-only shared mapping of a file never written again (see
+        // `map`): MADV_DONTNEED only drops its page table entries, and a later access reads the
+        // same bytes back from the file, so no slice into the map sees a change. A failure
+        // only leaves the pages resident.
+        let _ = unsafe {
+            self.0.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                range.start,
+                end - range.start,
+            )
+        };
     }
 }
 
