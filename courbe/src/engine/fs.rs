@@ -644,3 +644,25 @@ pub mod testing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_range_of_a_mapped_file_reads_back_the_same_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("seg");
+        let bytes: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("writes");
+        let map = RealFs.map(&path).expect("maps");
+        assert_eq!(map.bytes(), &bytes[..]);
+        // Unaligned, past the end, empty: each only lets pages go.
+        map.release(0..5000);
+        map.release(4097..bytes.len() + 10);
+        map.release(7..7);
+        assert_eq!(map.bytes(), &bytes[..]);
+        map.release(0..bytes.len());
+        assert_eq!(map.bytes(), &bytes[..]);
+    }
+}
