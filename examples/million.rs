@@ -5,7 +5,8 @@
 //!
 //! One line per day, flushed as it comes (a run cut short keeps its figures): the day's points
 //! and seconds (ingest / flush / compaction), the cumulative ingest rate (wall time, flushes and
-//! compactions included), resident memory now and at its peak (`VmRSS`, `VmHWM`), bytes on disk
+//! compactions included), resident memory now (`VmRSS`, split into `RssAnon` and `RssFile`, the
+//! pages of mapped segments) and at its peak (`VmHWM`), bytes on disk
 //! and bytes per point, write amplification so far and the segments of each month. At the end:
 //! the open time of the store (a fresh [`Store::open`] after the writer is dropped), one-meter
 //! latencies (year curve, monthly energy, monthly peak: median of 21 meters spread over the
@@ -224,7 +225,8 @@ fn ingest(
                     "day {day}/{days} {}: {day_points} points in {:.1} s (ingest {ingest_s:.1}, \
                      flush {flush_s:.1}, compaction {compact_s:.1}: {} merges of {} segments, \
                      {:.0} MB); total {points} points in {wall:.0} s = {:.2} M points/s; RSS \
-                     {:.0} MiB, peak {:.0} MiB; {:.2} GB on disk, {:.3} B/pt; write \
+                     {:.0} MiB ({:.0} anonymous, {:.0} mapped files), peak {:.0} MiB; {:.2} GB \
+                     on disk, {:.3} B/pt; write \
                      amplification {:.2}; segments per month [{}]; {} UTC, load {}",
                     config.start + jiff::Span::new().days(i64::from(day - 1)),
                     ingest_s + flush_s + compact_s,
@@ -233,6 +235,8 @@ fn ingest(
                     report.bytes_written as f64 / 1e6,
                     points as f64 / wall / 1e6,
                     mib(proc_status_bytes("VmRSS:")),
+                    mib(proc_status_bytes("RssAnon:")),
+                    mib(proc_status_bytes("RssFile:")),
                     mib(proc_status_bytes("VmHWM:")),
                     on_disk as f64 / 1e9,
                     on_disk as f64 / points.max(1) as f64,

@@ -62,6 +62,20 @@ fn codec(c: &mut Criterion) {
             }
         })
     });
+    // What a flush of a wide fleet writes: a day (48 points) or a third of one per block.
+    for (name, len) in [("encode_days_30min", 48), ("encode_16_points_30min", 16)] {
+        group.bench_function(name, |b| {
+            let mut out = Vec::new();
+            b.iter(|| {
+                for (_, p) in &meters {
+                    for day in p.chunks(len) {
+                        out.clear();
+                        block::encode_into(black_box(day), &mut out).expect("encodes");
+                    }
+                }
+            })
+        });
+    }
     group.bench_function("decode_to_array_month_30min", |b| {
         let mut out = DecodedBlock::default();
         b.iter(|| {

@@ -147,8 +147,7 @@ fn validate(points: &[Point]) -> Result<(), Error> {
 
 pub fn encode_into(points: &[Point], out: &mut Vec<u8>) -> Result<BlockSummary, Error> {
     validate(points)?;
-    let mut encoder = Encoder::default();
-    encoder.encode(points, out);
+    with_encoder(|encoder| encoder.encode(points, out));
     Ok(summarize(points))
 }
 
@@ -184,18 +183,32 @@ pub(crate) fn encode_body_into(
         on_grid: ts_deviations(points).all(|d| d == 0),
         all_measured: summary.non_measured == 0,
     };
-    let mut encoder = Encoder::default();
     if summary.step_min == 0 {
         encode_steps(points, out);
     }
-    if !header.on_grid {
-        encoder.encode_timestamps(points, out);
-    }
-    if !header.all_measured {
-        encode_quality(points, out);
-    }
-    encoder.encode_point_values(points, out);
+    with_encoder(|encoder| {
+        if !header.on_grid {
+            encoder.encode_timestamps(points, out);
+        }
+        if !header.all_measured {
+            encode_quality(points, out);
+        }
+        encoder.encode_point_values(points, out);
+    });
     Ok((summary, header))
+}
+
+thread_local! {
+    /// Each thread's encoding scratch space, kept from block to block.
+    static ENCODER: std::cell::RefCell<Encoder> = std::cell::RefCell::new(Encoder::default());
+}
+
+/// Runs `f` with this thread's [`Encoder`] (a fresh one if it is in use).
+fn with_encoder<R>(f: impl FnOnce(&mut Encoder) -> R) -> R {
+    ENCODER.with(|e| match e.try_borrow_mut() {
+        Ok(mut e) => f(&mut e),
+        Err(_) => f(&mut Encoder::default()),
+    })
 }
 
 /// Reusable scratch space for encoding.
@@ -204,6 +217,7 @@ struct Encoder {
     values: Vec<i32>,
     residuals: Vec<i32>,
     zigzagged: Vec<u32>,
+    profile: rans::Profile,
 }
 
 impl Encoder {
@@ -308,20 +322,16 @@ impl Encoder {
         for &(_, lag) in scored.iter().take(FINALISTS) {
             self.zigzag_residuals(lag);
             // One pass gives the trained codec's histograms per context and, summed, Huffman's.
-            let (by_context, raw_bits) = rans::profile(&self.zigzagged);
+            self.profile.fill(&self.zigzagged);
             let mut counts = [0u64; huffman::SYMBOLS];
-            for context in &by_context {
-                for (c, &k) in counts.iter_mut().zip(context) {
-                    *c += k;
-                }
-            }
+            self.profile.add_bin_counts(&mut counts);
             let lengths = huffman::code_lengths(&counts);
             let payload = huffman::payload_bits(&counts, &lengths).div_ceil(8) as usize;
             let len = huffman::table_len(&lengths) + 2 * varint_len(payload as u64 / 2) + payload;
             if len < huff_len {
                 (huff_lag, huff_len, huff_lengths) = (lag, len, lengths);
             }
-            let plan = rans::plan_from(&by_context, raw_bits, n);
+            let plan = self.profile.plan();
             if best_plan.as_ref().is_none_or(|(_, p)| plan.len < p.len) {
                 best_plan = Some((lag, plan));
             }

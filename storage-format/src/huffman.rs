@@ -47,13 +47,17 @@ pub(crate) fn base_of(symbol: usize) -> u32 {
 /// Code lengths (0 = unused) for symbol counts, limited to [`MAX_CODE_LEN`].
 pub fn code_lengths(counts: &[u64; SYMBOLS]) -> [u8; SYMBOLS] {
     let mut lengths = [0u8; SYMBOLS];
-    let mut used: Vec<(u64, usize)> = counts
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c > 0)
-        .map(|(s, &c)| (c, s))
-        .collect();
-    match used.len() {
+    // On the stack: a block's tables are sized for every finalist lag of every block.
+    let mut used = [(0u64, 0usize); SYMBOLS];
+    let mut n = 0;
+    for (s, &c) in counts.iter().enumerate() {
+        if c > 0 {
+            used[n] = (c, s);
+            n += 1;
+        }
+    }
+    let used = &mut used[..n];
+    match n {
         0 => return lengths,
         1 => {
             lengths[used[0].1] = 1;
@@ -63,10 +67,11 @@ pub fn code_lengths(counts: &[u64; SYMBOLS]) -> [u8; SYMBOLS] {
     }
     used.sort_unstable();
     // Huffman tree by two queues: leaves sorted by weight, internal nodes in creation order.
-    let n = used.len();
-    let mut parent = vec![0usize; 2 * n - 1];
-    let mut weight: Vec<u64> = used.iter().map(|&(c, _)| c).collect();
-    weight.resize(2 * n - 1, 0);
+    let mut parent = [0usize; 2 * SYMBOLS];
+    let mut weight = [0u64; 2 * SYMBOLS];
+    for (w, &(c, _)) in weight.iter_mut().zip(used.iter()) {
+        *w = c;
+    }
     let (mut leaf, mut node) = (0usize, n);
     for next in n..2 * n - 1 {
         let mut pick = || {
@@ -83,7 +88,7 @@ pub fn code_lengths(counts: &[u64; SYMBOLS]) -> [u8; SYMBOLS] {
         parent[a] = next;
         parent[b] = next;
     }
-    let mut depth = vec![0u32; 2 * n - 1];
+    let mut depth = [0u32; 2 * SYMBOLS];
     for i in (0..2 * n - 2).rev() {
         depth[i] = depth[parent[i]] + 1;
     }

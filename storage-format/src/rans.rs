@@ -106,9 +106,9 @@ struct Tables {
     /// Each bin's smallest zigzagged residual and raw bit count.
     bin: [(u32, u32); SYMBOLS],
     /// Per context and bin, the bin's cost in each of the context's tables, in 1/256 bits
-    /// (`-log2(freq / SCALE)`): laid out so that costing a histogram against every table is a
-    /// run of vector additions.
-    cost: Vec<[u32; TABLES_PER_CONTEXT]>,
+    /// (`-log2(freq / SCALE)`, at most 12 · 256: fits in u16, which halves what a plan reads):
+    /// laid out so that costing a histogram against every table is a run of vector additions.
+    cost: Vec<[u16; TABLES_PER_CONTEXT]>,
     /// Bin of each context-after class, as a table for the decoder's loop.
     context_after: [u8; SYMBOLS],
 }
@@ -140,7 +140,7 @@ fn tables() -> &'static Tables {
                 at += usize::from(f);
                 let (c, k) = (table / TABLES_PER_CONTEXT, table % TABLES_PER_CONTEXT);
                 t.cost[c * SYMBOLS + s][k] =
-                    (256.0 * (f64::from(SCALE) / f64::from(f.max(1))).log2()).round() as u32;
+                    (256.0 * (f64::from(SCALE) / f64::from(f.max(1))).log2()).round() as u16;
             }
             for (run, c) in coarse.iter_mut().enumerate() {
                 let first = run * COARSE_SLOTS as usize;
@@ -178,57 +178,143 @@ pub(crate) struct Plan {
 /// bits, and estimates the body's length.
 #[cfg(test)]
 pub(crate) fn plan(zz: &[u32]) -> Plan {
-    let (counts, raw_bits) = profile(zz);
-    plan_from(&counts, raw_bits, zz.len())
+    let mut p = Profile::default();
+    p.fill(zz);
+    p.plan()
 }
 
-/// [`plan`] from the [`profile`] of `n` residuals.
-pub(crate) fn plan_from(counts: &[[u64; SYMBOLS]; CONTEXTS], raw_bits: u64, n: usize) -> Plan {
-    let t = tables();
-    let mut plan = Plan {
-        table: [0; CONTEXTS],
-        mask: 0,
-        len: 0,
-    };
-    let mut cost_256 = 0u64;
-    for (c, counts) in counts.iter().enumerate() {
-        let used: Vec<(usize, u64)> = counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &n)| n > 0)
-            .map(|(s, &n)| (s, n))
-            .collect();
-        if used.is_empty() {
-            continue;
+/// The histograms of a run of residuals per context (by [`for_each_context`]), kept with the
+/// (context, bin) pairs met so that choosing tables, summing the bins and clearing for the next
+/// run cost in proportion to the pairs met, not to every context × bin: what keeps the table
+/// choice of a block of a few points (a flush of a wide fleet) as cheap as its coding. Reused
+/// from block to block.
+pub(crate) struct Profile {
+    /// Count of each bin per context; zero outside `met`.
+    counts: Box<[[u32; SYMBOLS]; CONTEXTS]>,
+    /// The bins met in each context, each once, in the order met.
+    met: [Vec<u8>; CONTEXTS],
+    /// Raw low bits of the residuals.
+    raw_bits: u64,
+    /// Residuals profiled.
+    n: usize,
+}
+
+impl Default for Profile {
+    fn default() -> Profile {
+        Profile {
+            counts: Box::new([[0; SYMBOLS]; CONTEXTS]),
+            met: Default::default(),
+            raw_bits: 0,
+            n: 0,
         }
-        plan.mask |= 1 << c;
-        // Every table's cost at once (n ≤ 65,536 values of at most 12 bits: fits in u32).
-        let mut costs = [0u32; TABLES_PER_CONTEXT];
-        for &(s, n) in &used {
-            let n = n as u32;
-            for (acc, &cost) in costs.iter_mut().zip(&t.cost[c * SYMBOLS + s]) {
-                *acc += n * cost;
+    }
+}
+
+impl Profile {
+    /// Profiles the residuals `zz` (zigzagged, at most 2^20 of them: counts fit in u32 and
+    /// costs below), replacing what was profiled before.
+    pub(crate) fn fill(&mut self, zz: &[u32]) {
+        let t = tables();
+        for (c, met) in self.met.iter_mut().enumerate() {
+            for &s in met.iter() {
+                self.counts[c][usize::from(s)] = 0;
+            }
+            met.clear();
+        }
+        let mut raw_bits = 0u64;
+        let (counts, met) = (&mut self.counts, &mut self.met);
+        for_each_context(zz, |ctx, s| {
+            let count = &mut counts[ctx][s];
+            if *count == 0 {
+                met[ctx].push(s as u8);
+            }
+            *count += 1;
+            raw_bits += u64::from(t.bin[s].1);
+        });
+        self.raw_bits = raw_bits;
+        self.n = zz.len();
+    }
+
+    /// Adds each bin's count over every context into `out` (zeroed by the caller): the
+    /// histogram of the Huffman codec.
+    pub(crate) fn add_bin_counts(&self, out: &mut [u64; SYMBOLS]) {
+        for (c, met) in self.met.iter().enumerate() {
+            for &s in met {
+                out[usize::from(s)] += u64::from(self.counts[c][usize::from(s)]);
             }
         }
-        let (k, &best_cost) = costs
-            .iter()
-            .enumerate()
-            .min_by_key(|&(k, &cost)| (cost, k))
-            .unwrap_or((0, &0));
-        let (best, best_cost) = (c * TABLES_PER_CONTEXT + k, u64::from(best_cost));
-        plan.table[c] = best;
-        cost_256 += best_cost;
     }
-    let words = (cost_256 / 256).div_ceil(16) as usize;
-    let raw = raw_bits.div_ceil(8) as usize;
-    plan.len = 1
-        + plan.mask.count_ones() as usize
-        + varint_len(words as u64)
-        + varint_len(raw as u64)
-        + 4 * states_for(n)
-        + 2 * words
-        + raw;
-    plan
+
+    /// The table of each context that codes the profiled residuals in the fewest bits (the
+    /// lowest table number among equals), and the body's estimated length.
+    pub(crate) fn plan(&self) -> Plan {
+        let t = tables();
+        let mut plan = Plan {
+            table: [0; CONTEXTS],
+            mask: 0,
+            len: 0,
+        };
+        let mut cost_256 = 0u64;
+        for (c, met) in self.met.iter().enumerate() {
+            if met.is_empty() {
+                continue;
+            }
+            plan.mask |= 1 << c;
+            let (k, best_cost) = best_table(t, c, met, &self.counts[c]);
+            plan.table[c] = c * TABLES_PER_CONTEXT + k;
+            cost_256 += u64::from(best_cost);
+        }
+        let words = (cost_256 / 256).div_ceil(16) as usize;
+        let raw = self.raw_bits.div_ceil(8) as usize;
+        plan.len = 1
+            + plan.mask.count_ones() as usize
+            + varint_len(words as u64)
+            + varint_len(raw as u64)
+            + 4 * states_for(self.n)
+            + 2 * words
+            + raw;
+        plan
+    }
+}
+
+/// The table of context `c` that codes the bins `met` (counted in `counts`) in the fewest
+/// 1/256 bits (the lowest number among equals), and that cost: with AVX2 where the CPU has it
+/// (the same arithmetic, wider).
+fn best_table(t: &Tables, c: usize, met: &[u8], counts: &[u32; SYMBOLS]) -> (usize, u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { best_table_avx2(t, c, met, counts) };
+        }
+    }
+    best_table_plain(t, c, met, counts)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn best_table_avx2(
+    t: &Tables,
+    c: usize,
+    met: &[u8],
+    counts: &[u32; SYMBOLS],
+) -> (usize, u32) {
+    best_table_plain(t, c, met, counts)
+}
+
+#[inline(always)]
+fn best_table_plain(t: &Tables, c: usize, met: &[u8], counts: &[u32; SYMBOLS]) -> (usize, u32) {
+    // Every table's cost at once (at most 2^20 values of at most 12 · 256: fits in u32).
+    let mut costs = [0u32; TABLES_PER_CONTEXT];
+    for &s in met {
+        let n = counts[usize::from(s)];
+        for (acc, &cost) in costs.iter_mut().zip(&t.cost[c * SYMBOLS + usize::from(s)]) {
+            *acc += n * u32::from(cost);
+        }
+    }
+    let best_cost = costs.iter().copied().min().unwrap_or(0);
+    let k = costs.iter().position(|&x| x == best_cost).unwrap_or(0);
+    (k, best_cost)
 }
 
 /// Appends the body coding the residuals `zz` (zigzagged) with the tables of `plan`.
@@ -472,9 +558,9 @@ fn tail_word(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Histograms of bins per context (by [`for_each_context`]) and the count of raw bits: what
-/// [`plan_from`] chooses tables from and what the table trainer (`examples/train_tables.rs`)
-/// learns from.
+/// Histograms of bins per context (by [`for_each_context`]) and the count of raw bits: what the
+/// table trainer (`examples/train_tables.rs`) learns from, and what [`Profile`] keeps for the
+/// writer.
 #[doc(hidden)]
 pub fn profile(zz: &[u32]) -> ([[u64; SYMBOLS]; CONTEXTS], u64) {
     let t = tables();
@@ -547,6 +633,81 @@ mod tests {
                 "{n}: {} vs {estimate}",
                 body.len()
             );
+        }
+    }
+
+    /// The table choice as the format describes it: every context's full histogram costed
+    /// against each of its tables, the cheapest (lowest number among equals) chosen.
+    fn reference_tables(zz: &[u32]) -> [Option<usize>; CONTEXTS] {
+        let t = tables();
+        let (counts, _) = profile(zz);
+        let mut out = [None; CONTEXTS];
+        for (c, counts) in counts.iter().enumerate() {
+            if counts.iter().all(|&n| n == 0) {
+                continue;
+            }
+            out[c] = (0..TABLES_PER_CONTEXT).min_by_key(|&k| {
+                let cost: u64 = (0..SYMBOLS)
+                    .map(|s| counts[s] * u64::from(t.cost[c * SYMBOLS + s][k]))
+                    .sum();
+                (cost, k)
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn a_reused_profile_chooses_the_tables_a_full_costing_of_every_histogram_chooses() {
+        let mut x = 0x9E37_79B9u32;
+        let mut p = Profile::default();
+        // Long and short runs alternate through one profile, so a run's leftovers would show.
+        for round in 0..200 {
+            let n = match round % 4 {
+                0 => 1 + (round % 17),
+                1 => 48,
+                2 => 1 + (x as usize % 300),
+                _ => 1488,
+            };
+            let spread = 1u32 << (round % 20);
+            let zz: Vec<u32> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    if x % 5 == 0 {
+                        x >> (round % 9)
+                    } else {
+                        x % spread
+                    }
+                })
+                .collect();
+            p.fill(&zz);
+            let plan = p.plan();
+            let expected = reference_tables(&zz);
+            for (c, want) in expected.iter().enumerate() {
+                assert_eq!(plan.mask & (1 << c) != 0, want.is_some(), "round {round}");
+                if let Some(k) = want {
+                    assert_eq!(
+                        plan.table[c],
+                        c * TABLES_PER_CONTEXT + k,
+                        "round {round} ctx {c}"
+                    );
+                }
+            }
+            for (c, met) in p.met.iter().enumerate() {
+                assert_eq!(
+                    best_table(tables(), c, met, &p.counts[c]),
+                    best_table_plain(tables(), c, met, &p.counts[c]),
+                    "the vector path's choice is the plain one's"
+                );
+            }
+            let (counts, raw_bits) = profile(&zz);
+            assert_eq!(p.raw_bits, raw_bits);
+            let mut bins = [0u64; SYMBOLS];
+            p.add_bin_counts(&mut bins);
+            for s in 0..SYMBOLS {
+                assert_eq!(bins[s], counts.iter().map(|c| c[s]).sum::<u64>());
+            }
         }
     }
 

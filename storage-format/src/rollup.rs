@@ -81,27 +81,51 @@ struct Acc {
     sparse: BTreeMap<i64, Slot>,
     /// A count or a sum left its type: the rollup is not kept.
     overflow: bool,
+    /// Points of the blocks added without their points ([`Rollups::count_carried`]) and the
+    /// points the carried rollups count ([`Rollups::add_carried`]): equal when every such
+    /// block's sums were carried.
+    carried_block_points: u64,
+    carried_rollup_points: u64,
 }
 
 impl Acc {
+    fn slot(&mut self, ts_utc: i64) -> &mut Slot {
+        let base = *self.base.get_or_insert(ts_utc.saturating_sub(DENSE_BACK_S));
+        let d = ts_utc.wrapping_sub(base);
+        if d >= 0 && d % 60 == 0 && ((d / 60) as u64) < DENSE_SLOTS as u64 {
+            let i = (d / 60) as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, Slot::default());
+            }
+            &mut self.dense[i]
+        } else {
+            self.sparse.entry(ts_utc).or_default()
+        }
+    }
+
     fn add(&mut self, points: impl Iterator<Item = Point>) {
         for p in points {
-            let base = *self
-                .base
-                .get_or_insert(p.ts_utc.saturating_sub(DENSE_BACK_S));
-            let d = p.ts_utc.wrapping_sub(base);
-            let slot = if d >= 0 && d % 60 == 0 && ((d / 60) as u64) < DENSE_SLOTS as u64 {
-                let i = (d / 60) as usize;
-                if i >= self.dense.len() {
-                    self.dense.resize(i + 1, Slot::default());
-                }
-                &mut self.dense[i]
-            } else {
-                self.sparse.entry(p.ts_utc).or_default()
-            };
-            if !slot.add(&p) {
+            if !self.slot(p.ts_utc).add(&p) {
                 self.overflow = true;
             }
+        }
+    }
+
+    /// Adds the sums of other series at each instant, as if their points were added.
+    fn add_entries(&mut self, entries: &[RollupEntry]) {
+        for e in entries {
+            self.carried_rollup_points += u64::from(e.meters);
+            let slot = self.slot(e.ts_utc);
+            let (Some(meters), Some(total)) = (
+                slot.meters.checked_add(e.meters),
+                slot.total.checked_add(e.total),
+            ) else {
+                self.overflow = true;
+                continue;
+            };
+            slot.meters = meters;
+            slot.total = total;
+            slot.step_min = slot.step_min.max(e.step_min);
         }
     }
 
@@ -152,6 +176,8 @@ impl Rollups {
                         dense: Vec::new(),
                         sparse: BTreeMap::new(),
                         overflow: false,
+                        carried_block_points: 0,
+                        carried_rollup_points: 0,
                     },
                 );
                 at
@@ -168,6 +194,27 @@ impl Rollups {
     /// Adds the points of a block of `channel` (a channel with intervals).
     pub(crate) fn add_points(&mut self, channel: Channel, points: impl Iterator<Item = Point>) {
         self.acc(channel).add(points);
+    }
+
+    /// Counts the `points` of a block of `channel` added without them: its sums come with a
+    /// rollup given to [`add_carried`](Self::add_carried).
+    pub(crate) fn count_carried(&mut self, channel: Channel, points: u64) {
+        self.acc(channel).carried_block_points += points;
+    }
+
+    /// Adds the rollup of `channel` of a segment every block of which (of that channel) was
+    /// added without its points.
+    pub(crate) fn add_carried(&mut self, channel: Channel, entries: &[RollupEntry]) {
+        self.acc(channel).add_entries(entries);
+    }
+
+    /// The first channel whose blocks added without their points count other than the
+    /// carried rollups say: `(channel, block points, rollup points)`.
+    pub(crate) fn carried_mismatch(&self) -> Option<(Channel, u64, u64)> {
+        self.accs
+            .iter()
+            .find(|a| a.carried_block_points != a.carried_rollup_points)
+            .map(|a| (a.channel, a.carried_block_points, a.carried_rollup_points))
     }
 
     /// Every channel held, in code order, kept or not by the writer's rule.

@@ -362,6 +362,58 @@ impl SegmentBuilder {
         Ok(summary)
     }
 
+    /// Appends `block` as [`add_encoded_block`](Self::add_encoded_block) does, without decoding
+    /// it: its sums at each instant come with the rollup of its segment, which the caller adds
+    /// by [`add_carried_rollup`](Self::add_carried_rollup) once every block of that channel of
+    /// that segment was added this way (a compaction copying whole series of an input none of
+    /// whose series it rewrites). [`finish`](Self::finish) refuses a segment whose blocks added
+    /// so count other points than the carried rollups.
+    pub fn add_encoded_block_carried(
+        &mut self,
+        meter: &str,
+        channel: Channel,
+        block: &BlockRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<BlockSummary, Error> {
+        if !channel.has_intervals() {
+            return self.add_encoded_block(meter, channel, block, out);
+        }
+        if block.version != FORMAT_VERSION || block.increments != channel.is_index() {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "a block of a version {} segment is not copied into version {FORMAT_VERSION}",
+                    block.version
+                ),
+            });
+        }
+        block.check_crc()?;
+        let same_key = self.check_key(meter, channel, Some(block.summary.first_ts))?;
+        let start = out.len();
+        out.extend_from_slice(block.bytes);
+        let summary = block.summary;
+        self.record(meter, channel, same_key, out, start, summary, block.on_grid);
+        self.rollups
+            .count_carried(channel, u64::from(summary.count));
+        Ok(summary)
+    }
+
+    /// Adds the sums of a rollup of `channel` (a channel with intervals) carried from a
+    /// segment whose blocks of that channel were all added by
+    /// [`add_encoded_block_carried`](Self::add_encoded_block_carried).
+    pub fn add_carried_rollup(
+        &mut self,
+        channel: Channel,
+        entries: &[crate::rollup::RollupEntry],
+    ) -> Result<(), Error> {
+        if !channel.has_intervals() {
+            return Err(Error::InvalidArgument {
+                what: format!("a rollup of {channel:?}, a channel without intervals"),
+            });
+        }
+        self.rollups.add_carried(channel, entries);
+        Ok(())
+    }
+
     /// Checks the key of a new block of `(meter, channel)` starting at `first_ts`: in key order,
     /// after the previous block of the same series. Returns whether the series is the last one.
     fn check_key(
@@ -528,6 +580,14 @@ impl SegmentBuilder {
 
     /// Appends the index, the register table and the footer to `out`.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<SegmentStats, Error> {
+        if let Some((channel, blocks, carried)) = self.rollups.carried_mismatch() {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "{channel:?}: blocks copied without their sums hold {blocks} points, the \
+                     rollups carried for them count {carried}"
+                ),
+            });
+        }
         let mut names: Vec<(u8, &str)> = self
             .register_names
             .iter()

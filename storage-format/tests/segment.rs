@@ -334,5 +334,83 @@ proptest::proptest! {
         }
         builder.finish(&mut copy).expect("finishes");
         proptest::prop_assert_eq!(sums_of(&copy), want);
+        // Copied with the sums carried from the source's rollup instead: the same bytes.
+        let rollups = source.rollups().expect("reads").expect("v5");
+        let mut carried = Vec::new();
+        let mut builder = SegmentBuilder::new(SegmentMeta { partition: 3, seq: 10 }, &mut carried);
+        for s in source.series() {
+            let s = s.expect("scans");
+            for b in &s.blocks {
+                builder
+                    .add_encoded_block_carried(s.meter, s.channel, b, &mut carried)
+                    .expect("copies");
+            }
+        }
+        builder
+            .add_carried_rollup(Channel::CONSUMPTION, rollups[0].entries.as_deref().expect("kept"))
+            .expect("carries");
+        builder.finish(&mut carried).expect("finishes");
+        proptest::prop_assert!(carried == copy, "carried sums wrote other bytes");
+    }
+}
+
+#[test]
+fn a_rollup_carried_for_other_blocks_than_those_copied_without_sums_is_refused() {
+    let mut out = Vec::new();
+    let mut builder = SegmentBuilder::new(
+        SegmentMeta {
+            partition: 3,
+            seq: 1,
+        },
+        &mut out,
+    );
+    for m in 0..130 {
+        let points: Vec<Point> = (0..48)
+            .map(|i| Point {
+                ts_utc: JAN_2024 + i * 1800,
+                value: m + i as i32,
+                step_min: 30,
+                quality: storage_format::Quality::Measured,
+            })
+            .collect();
+        builder
+            .add_block(&format!("m{m:04}"), Channel::CONSUMPTION, &points, &mut out)
+            .expect("adds");
+    }
+    builder.finish(&mut out).expect("finishes");
+    let source = open(&out);
+    let rollups = source.rollups().expect("reads").expect("v5");
+    let entries = rollups[0].entries.as_deref().expect("kept");
+    // Every series but the last copied without its sums, the whole rollup carried; then
+    // every series so copied and no rollup carried.
+    for (skip_last, carry) in [(true, true), (false, false)] {
+        let mut copy = Vec::new();
+        let mut builder = SegmentBuilder::new(
+            SegmentMeta {
+                partition: 3,
+                seq: 2,
+            },
+            &mut copy,
+        );
+        let series: Vec<_> = source.series().map(|s| s.expect("scans")).collect();
+        let take = if skip_last {
+            series.len() - 1
+        } else {
+            series.len()
+        };
+        for s in &series[..take] {
+            for b in &s.blocks {
+                builder
+                    .add_encoded_block_carried(s.meter, s.channel, b, &mut copy)
+                    .expect("copies");
+            }
+        }
+        if carry {
+            builder
+                .add_carried_rollup(Channel::CONSUMPTION, entries)
+                .expect("carries");
+        }
+        let err = builder.finish(&mut copy).expect_err("the counts disagree");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     }
 }

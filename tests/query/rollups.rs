@@ -250,3 +250,122 @@ fn the_fleet_curve_from_rollups_is_the_naive_sum_of_every_meter_through_late_dat
         .unwrap()
         .is_none());
 }
+
+/// Meters `range` of a generated fleet of `meters` over the same days as [`fleet`], one batch
+/// each.
+fn fleet_part(meters: u32, range: std::ops::Range<u32>, seed: u64) -> Vec<Op> {
+    use courbe_workload::{Fleet, FleetConfig};
+    let fleet = Fleet::new(FleetConfig {
+        meters,
+        start: date(2024, 10, 25),
+        days: 9,
+        seed,
+        step_min: 30,
+        step_change_share: 0.05,
+    });
+    range
+        .map(|i| {
+            let m = fleet.meter(i);
+            Op::Batch(
+                m.consumption
+                    .iter()
+                    .map(|r| {
+                        (
+                            m.meter_id.clone(),
+                            Channel::CONSUMPTION,
+                            courbe::point_of(r),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn compaction_carries_the_sums_of_inputs_it_copies_whole_and_decodes_overlapping_and_erased_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), Options::default()).expect("store opens");
+    let windows = windows().len();
+    let mut ops = Vec::new();
+    let flush_part = |ops: &mut Vec<Op>, part: Vec<Op>| {
+        for op in &part {
+            apply(&store, op);
+        }
+        ops.extend(part);
+        store.flush().expect("flush");
+    };
+    // Two segments of disjoint meters, each keeping its sums: compaction copies every series
+    // of both and carries both rollups.
+    flush_part(&mut ops, fleet_part(600, 0..140, 21));
+    flush_part(&mut ops, fleet_part(600, 140..280, 21));
+    store.compact().expect("compact");
+    let ids = |ops: &[Op]| -> Vec<String> {
+        let model = Model::resolve(ops);
+        model.meters(Channel::CONSUMPTION)
+    };
+    let model = Model::resolve(&ops);
+    assert_eq!(
+        check(&store, &model, &ids(&ops), "two disjoint inputs"),
+        windows
+    );
+    store
+        .verify()
+        .expect("the carried sums are the sums of the blocks");
+
+    // The merged segment, a re-sent day of some of its meters (the two overlap: both decoded)
+    // and a third set of meters (carried).
+    let tz = TimeZone::get("Europe/Paris").unwrap();
+    let d31 = midnight_utc(&tz, date(2024, 10, 31));
+    let resent: Vec<(String, Channel, Point)> = ids(&ops)
+        .into_iter()
+        .step_by(3)
+        .enumerate()
+        .flat_map(|(k, id)| {
+            (0..48).map(move |i| {
+                let p = Point {
+                    ts_utc: d31 + i * 1800,
+                    value: 300 + (k as i32) + i as i32,
+                    step_min: 30,
+                    quality: Quality::Corrected,
+                };
+                (id.clone(), Channel::CONSUMPTION, p)
+            })
+        })
+        .collect();
+    flush_part(&mut ops, vec![Op::Batch(resent)]);
+    flush_part(&mut ops, fleet_part(600, 280..430, 21));
+    store.compact().expect("compact");
+    let model = Model::resolve(&ops);
+    assert_eq!(
+        check(
+            &store,
+            &model,
+            &ids(&ops),
+            "overlapping and disjoint inputs"
+        ),
+        windows
+    );
+    store.verify().expect("carried and decoded sums add up");
+
+    // An erasure rewrites its segments (their sums from decoding, without the erased
+    // points); the next compaction carries the rewritten sums.
+    let all = ids(&ops);
+    let d29 = midnight_utc(&tz, date(2024, 10, 29));
+    let erase = Op::Erase {
+        meter: all[5].clone(),
+        from: d29,
+        to: d29 + 86_400 * 2,
+    };
+    apply(&store, &erase);
+    ops.push(erase);
+    store.verify().expect("erasure keeps the sums");
+    flush_part(&mut ops, fleet_part(600, 430..600, 21));
+    store.compact().expect("compact");
+    let model = Model::resolve(&ops);
+    assert_eq!(
+        check(&store, &model, &ids(&ops), "after an erasure"),
+        windows
+    );
+    store.verify().expect("sums after erasure and compaction");
+}

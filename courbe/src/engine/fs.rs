@@ -29,6 +29,10 @@ pub trait WritableFile: Send {
 /// long as the object lives, even when the object is moved; the engine reads it in place.
 pub trait MappedFile: Send + Sync {
     fn bytes(&self) -> &[u8];
+    /// Lets the system drop this process's resident pages of `range` of the bytes: they stay
+    /// the same, and a later read brings them back (from the page cache for a mapped file).
+    /// Nothing for a file held in memory.
+    fn release(&self, _range: std::ops::Range<usize>) {}
 }
 
 /// An exclusive lock on a data directory, released when dropped.
@@ -79,6 +83,25 @@ struct RealMap(memmap2::Mmap);
 impl MappedFile for RealMap {
     fn bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    #[cfg(unix)]
+    fn release(&self, range: std::ops::Range<usize>) {
+        let end = range.end.min(self.0.len());
+        if range.start >= end {
+            return;
+        }
+        // SAFETY: the map is a read-only shared mapping of a file never written again (see
+        // `map`): MADV_DONTNEED only drops its page table entries, and a later access reads the
+        // same bytes back from the file, so no slice into the map sees a change. A failure
+        // only leaves the pages resident.
+        let _ = unsafe {
+            self.0.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                range.start,
+                end - range.start,
+            )
+        };
     }
 }
 
@@ -619,5 +642,27 @@ pub mod testing {
             let ino = st.live.get(path).ok_or_else(|| not_found(path))?;
             Ok(st.inodes.get(ino).map_or(0, |i| i.data.len() as u64))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_range_of_a_mapped_file_reads_back_the_same_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("seg");
+        let bytes: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("writes");
+        let map = RealFs.map(&path).expect("maps");
+        assert_eq!(map.bytes(), &bytes[..]);
+        // Unaligned, past the end, empty: each only lets pages go.
+        map.release(0..5000);
+        map.release(4097..bytes.len() + 10);
+        map.release(7..7);
+        assert_eq!(map.bytes(), &bytes[..]);
+        map.release(0..bytes.len());
+        assert_eq!(map.bytes(), &bytes[..]);
     }
 }

@@ -347,8 +347,9 @@ impl SegmentFile {
         }
     }
 
-    /// The sums of `channel` this segment keeps (format v5, `storage-format/FORMAT.md` §3.10).
-    pub fn rollup(&self, channel: Channel) -> Result<RollupOf<'_>, Error> {
+
+    /// The parsed rollup section (`None`: a version without one).
+    fn rollup_section(&self) -> Result<Option<&[ChannelRollup]>, Error> {
         let rollups = match self.rollups.get() {
             Some(r) => r,
             None => {
@@ -359,7 +360,29 @@ impl SegmentFile {
                 self.rollups.get_or_init(|| parsed)
             }
         };
-        let Some(rollups) = rollups else {
+        Ok(rollups.as_deref())
+    }
+
+    /// Every channel whose sums this segment keeps, with them.
+    pub fn kept_rollups(&self) -> Result<Vec<(Channel, &[RollupEntry])>, Error> {
+        Ok(self
+            .rollup_section()?
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| Some((r.channel, r.entries.as_deref()?)))
+            .collect())
+    }
+
+    /// Lets the system drop this process's resident pages of the file before byte `end` (a
+    /// merge that read them in key order will not come back; a reader that does reads them
+    /// again from the page cache).
+    pub fn release_before(&self, end: u64) {
+        self.map.release(0..end.min(self.entry.len) as usize);
+    }
+
+    /// The sums of `channel` this segment keeps (format v5, `storage-format/FORMAT.md` §3.10).
+    pub fn rollup(&self, channel: Channel) -> Result<RollupOf<'_>, Error> {
+        let Some(rollups) = self.rollup_section()? else {
             return Ok(RollupOf::Unknown);
         };
         Ok(match rollups.iter().find(|r| r.channel == channel) {
@@ -522,6 +545,8 @@ type SeriesRun = (usize, std::ops::Range<usize>);
 enum Content<'b, 'r> {
     Points(&'b [Point]),
     Encoded(&'b BlockRef<'r>),
+    /// Encoded, its sums carried by its segment's rollup.
+    Carried(&'b BlockRef<'r>),
 }
 
 impl Open {
@@ -550,6 +575,10 @@ impl Open {
             Content::Encoded(block) => {
                 self.builder
                     .add_encoded_block(meter, channel, block, &mut self.out)
+            }
+            Content::Carried(block) => {
+                self.builder
+                    .add_encoded_block_carried(meter, channel, block, &mut self.out)
             }
         }
         .map_err(|e| corruption(&self.path, e))?;
@@ -687,20 +716,44 @@ impl<'a> SegmentWriter<'a> {
     }
 
     /// Adds `blocks`, a series of a segment of partition `p` in the current format version, as
-    /// they are encoded (a compaction's series that no other input holds).
+    /// they are encoded (a compaction's series that no other input holds). With `carried`,
+    /// their sums are not read from them: the caller adds their segment's rollup
+    /// ([`add_carried_rollup`](Self::add_carried_rollup)).
     pub fn copy_blocks(
         &mut self,
         p: u32,
         meter: &str,
         channel: Channel,
         blocks: &[BlockRef<'_>],
+        carried: bool,
     ) -> Result<(), Error> {
         let registers = self.registers;
         let o = self.open_partition(p)?;
+        let content = |b| {
+            if carried {
+                Content::Carried(b)
+            } else {
+                Content::Encoded(b)
+            }
+        };
         for b in blocks {
-            o.add(registers, meter, channel, Content::Encoded(b))?;
+            o.add(registers, meter, channel, content(b))?;
         }
         Ok(())
+    }
+
+    /// Adds to the segment of partition `p` the sums of `channel` of an input every block of
+    /// which (of that channel) was copied with `carried`.
+    pub fn add_carried_rollup(
+        &mut self,
+        p: u32,
+        channel: Channel,
+        entries: &[RollupEntry],
+    ) -> Result<(), Error> {
+        let o = self.open_partition(p)?;
+        o.builder
+            .add_carried_rollup(channel, entries)
+            .map_err(|e| corruption(&o.path, e))
     }
 
     /// Adds `series` (resolved, sorted by key, each as [`add_series`](Self::add_series)
@@ -771,14 +824,84 @@ impl<'a> SegmentWriter<'a> {
     }
 }
 
+/// Bytes of an input a merge reads past before it lets their resident pages go.
+const RELEASE_EVERY: u64 = 32 << 20;
+
+/// Per input of a merge, the channels whose sums it carries, with them.
+type Carried<'a> = Vec<Vec<(Channel, &'a [RollupEntry])>>;
+
+/// For each of `inputs` (one partition, seq order), the channels whose sums a merge of them
+/// carries from its rollup instead of decoding its blocks: those it keeps (a current version)
+/// and every series of which is copied whole, i.e. held by no other input, with nothing
+/// erased (an erasure rewrites its meter's series, whose points the rollup counts).
+fn carried_rollups<'a>(
+    inputs: &'a [Arc<SegmentFile>],
+    erase: Option<&EraseSpec>,
+) -> Result<Carried<'a>, Error> {
+    let mut carried = Vec::with_capacity(inputs.len());
+    for f in inputs {
+        let current = f.segment().version() == storage_format::segment::FORMAT_VERSION;
+        carried.push(if current && erase.is_none() {
+            f.kept_rollups()?
+        } else {
+            Vec::new()
+        });
+    }
+    if carried.iter().all(Vec::is_empty) || inputs.len() < 2 {
+        return Ok(carried);
+    }
+    // A pass over the keys: a series two inputs hold is merged, so neither carries its channel.
+    let segs: Vec<_> = inputs.iter().map(|f| f.segment()).collect();
+    let mut iters: Vec<_> = segs.iter().map(|s| s.series().peekable()).collect();
+    while carried.iter().any(|c| !c.is_empty()) {
+        let mut min: Option<(&[u8], Channel)> = None;
+        for (f, it) in inputs.iter().zip(iters.iter_mut()) {
+            match it.peek() {
+                Some(Ok(s)) => {
+                    let key = (s.meter.as_bytes(), s.channel);
+                    if min.is_none_or(|m| key < m) {
+                        min = Some(key);
+                    }
+                }
+                Some(Err(e)) => return Err(corruption(&f.path, e.clone())),
+                None => {}
+            }
+        }
+        let Some((meter, channel)) = min else {
+            break;
+        };
+        let meter = meter.to_vec();
+        let mut holders = Vec::new();
+        for (i, it) in iters.iter_mut().enumerate() {
+            if matches!(it.peek(), Some(Ok(s)) if s.meter.as_bytes() == meter && s.channel == channel)
+            {
+                holders.push(i);
+                it.next();
+            }
+        }
+        if holders.len() > 1 {
+            for i in holders {
+                carried[i].retain(|(c, _)| *c != channel);
+            }
+        }
+    }
+    Ok(carried)
+}
+
 /// Merges `inputs` (all of one partition, ordered by seq) series by series, the newest covering
 /// reading winning ([`crate::source`] module docs), dropping
-/// what `erase` covers, into `writer`. Returns the points erased. Memory: one series at a time.
+/// what `erase` covers, into `writer`. Returns the points erased.
+///
+/// Memory: one series at a time, decoded; the blocks written go to the file in chunks; the
+/// inputs' pages read are let go every [`RELEASE_EVERY`] bytes, so a merge's resident memory
+/// does not grow with its inputs. A series only one input holds is copied as it is; its sums
+/// come from that input's rollup when [`carried_rollups`] allows, else from decoding it.
 pub fn merge_into(
     inputs: &[Arc<SegmentFile>],
     erase: Option<&EraseSpec>,
     writer: &mut SegmentWriter<'_>,
 ) -> Result<u64, Error> {
+    let carried = carried_rollups(inputs, erase)?;
     let mut segs = Vec::with_capacity(inputs.len());
     for f in inputs {
         segs.push((f, f.segment()));
@@ -787,9 +910,21 @@ pub fn merge_into(
         .iter()
         .map(|(f, s)| (*f, s.series().peekable()))
         .collect();
+    let mut released = vec![0u64; inputs.len()];
     let mut scratch = DecodedBlock::default();
     let mut erased = 0u64;
     loop {
+        // Every input's blocks before its next series are read.
+        for ((f, it), done) in iters.iter_mut().zip(released.iter_mut()) {
+            let next = match it.peek() {
+                Some(Ok(s)) => s.blocks.first().map_or(*done, |b| b.offset),
+                _ => f.entry.len,
+            };
+            if next >= *done + RELEASE_EVERY || (next == f.entry.len && next > *done) {
+                f.release_before(next);
+                *done = next;
+            }
+        }
         // The smallest key among the heads.
         let mut min: Option<(Vec<u8>, Channel)> = None;
         for (f, it) in iters.iter_mut() {
@@ -818,7 +953,7 @@ pub fn merge_into(
         }
         if holders == 1 {
             let erased_here = erase.is_some_and(|spec| spec.meter.as_bytes() == meter_bytes);
-            for (f, it) in iters.iter_mut() {
+            for (i, (f, it)) in iters.iter_mut().enumerate() {
                 let copy = matches!(it.peek(), Some(Ok(s)) if s.meter.as_bytes() == meter_bytes
                     && s.channel == channel
                     && !erased_here
@@ -830,7 +965,14 @@ pub fn merge_into(
                     for b in &series.blocks {
                         b.check_crc().map_err(|e| corruption(&f.path, e))?;
                     }
-                    writer.copy_blocks(f.entry.partition, series.meter, channel, &series.blocks)?;
+                    let sums_carried = carried[i].iter().any(|(c, _)| *c == channel);
+                    writer.copy_blocks(
+                        f.entry.partition,
+                        series.meter,
+                        channel,
+                        &series.blocks,
+                        sums_carried,
+                    )?;
                 }
             }
             if !iters.iter_mut().any(|(_, it)| matches!(it.peek(), Some(Ok(s)) if s.meter.as_bytes() == meter_bytes && s.channel == channel)) {
@@ -865,6 +1007,11 @@ pub fn merge_into(
         }
         if !points.is_empty() {
             writer.add_series(&meter, channel, &points)?;
+        }
+    }
+    for (f, channels) in inputs.iter().zip(&carried) {
+        for &(channel, entries) in channels {
+            writer.add_carried_rollup(f.entry.partition, channel, entries)?;
         }
     }
     Ok(erased)
