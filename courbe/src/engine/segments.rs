@@ -347,7 +347,6 @@ impl SegmentFile {
         }
     }
 
-
     /// The parsed rollup section (`None`: a version without one).
     fn rollup_section(&self) -> Result<Option<&[ChannelRollup]>, Error> {
         let rollups = match self.rollups.get() {
