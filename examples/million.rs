@@ -14,7 +14,7 @@
 //! Q5: every meter's monthly energy), with the peak RSS after each.
 //!
 //! ```text
-//! cargo run --release --example million -- [METERS] [DAYS] [DIR] [--memtable-points N]
+//! cargo run --release --example million -- [METERS] [DAYS] [DIR] [--memtable-points N] [--from-day K]
 //! cargo run --release --example million -- query METERS DAYS DIR     # only the end part, on a store
 //! ```
 //!
@@ -22,7 +22,11 @@
 //! A full memtable is flushed in the background while the next one fills, so the memtables
 //! may hold twice that many points at once.
 //!
-//! DIR must be empty or absent for a run (a store left there by another run is refused).
+//! DIR must be empty or absent for a run (a store left there by another run is refused), unless
+//! `--from-day K` resumes a run cut short: days K to DAYS (1-based) are fed into the store DIR
+//! holds, of the same METERS. Every day is a function of its date alone, so a day partly fed
+//! before the cut is fed again whole and changes nothing it already held. The cumulative figures
+//! of a resumed run (points, rate, write amplification) count its own days only.
 //! Generation runs on its own thread, one day ahead at most (4 batches queued).
 
 use std::io::Write;
@@ -126,6 +130,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         options.memtable_max_points = n;
         args.drain(at..at + 2);
     }
+    let mut from_day = 1u32;
+    if let Some(at) = args.iter().position(|a| a == "--from-day") {
+        from_day = args.get(at + 1).ok_or("--from-day K")?.parse()?;
+        args.drain(at..at + 2);
+        if from_day == 0 {
+            return Err("--from-day counts from 1".into());
+        }
+    }
     if args.first().map(String::as_str) == Some("query") {
         let [_, meters, days, dir] = args.as_slice() else {
             return Err("usage: million query METERS DAYS DIR".into());
@@ -135,26 +147,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let meters: u32 = args.first().map_or(Ok(1_000_000), |a| a.parse())?;
     let days: u32 = args.get(1).map_or(Ok(365), |a| a.parse())?;
     let dir = PathBuf::from(args.get(2).ok_or("DIR is required")?);
-    if std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
+    let holds_files = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
+    if from_day == 1 && holds_files {
         return Err(format!("{} is not empty: give a fresh directory", dir.display()).into());
     }
-    ingest(meters, days, &dir, &options)?;
+    if from_day > 1 && !dir.join("MANIFEST").exists() {
+        return Err(format!("--from-day {from_day}: {} holds no store", dir.display()).into());
+    }
+    ingest(meters, days, from_day - 1, &dir, &options)?;
     questions(meters, days, &dir, &options)
 }
 
+/// Feeds days `done + 1 ..= days` (1-based).
 fn ingest(
     meters: u32,
     days: u32,
+    done: u32,
     dir: &Path,
     options: &Options,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = fleet_config(meters, days);
     say!(
-        "million: {meters} meters x {days} days from {} into {}, one day at a time in batches of \
+        "million: {meters} meters x {days} days from {} into {}{}, one day at a time in batches of \
          {METERS_PER_BATCH} meters, then flush and compact_by_policy; memtable of {} points; \
          {} rayon threads; started {} UTC, load average {}",
         config.start,
         dir.display(),
+        if done > 0 {
+            format!(", resumed at day {} (figures count this run's days only)", done + 1)
+        } else {
+            String::new()
+        },
         options.memtable_max_points,
         rayon::current_num_threads(),
         utc_now(),
@@ -163,7 +186,7 @@ fn ingest(
     let (tx, rx) = mpsc::sync_channel::<Feed>(4);
     let day_one = config.clone();
     let generator = std::thread::spawn(move || {
-        for d in 0..days {
+        for d in done..days {
             // Each day's calendar and every meter's day are functions of the date alone, so
             // a one-day fleet per day yields the days of the whole span's fleet.
             let fleet = Fleet::new(FleetConfig {
@@ -186,8 +209,10 @@ fn ingest(
     });
 
     let store = Store::open(dir, options.clone())?;
+    // Points already held by a resumed store, for bytes per point.
+    let held = if done > 0 { store.stats().points } else { 0 };
     let started = Instant::now();
-    let (mut points, mut day_points, mut day) = (0u64, 0u64, 0u32);
+    let (mut points, mut day_points, mut day) = (0u64, 0u64, done);
     let (mut flushed, mut compacted, mut last_bytes) = (0u64, 0u64, 0u64);
     let mut in_ingest = Duration::ZERO;
     let mut day_started = Instant::now();
@@ -239,7 +264,7 @@ fn ingest(
                     mib(proc_status_bytes("RssFile:")),
                     mib(proc_status_bytes("VmHWM:")),
                     on_disk as f64 / 1e9,
-                    on_disk as f64 / points.max(1) as f64,
+                    on_disk as f64 / (held + points).max(1) as f64,
                     (flushed + compacted) as f64 / flushed.max(1) as f64,
                     counts.join(" "),
                     utc_now(),
