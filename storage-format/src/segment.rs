@@ -338,28 +338,7 @@ impl SegmentBuilder {
         block: &BlockRef<'_>,
         out: &mut Vec<u8>,
     ) -> Result<BlockSummary, Error> {
-        if block.version != FORMAT_VERSION || block.increments != channel.is_index() {
-            return Err(Error::InvalidArgument {
-                what: format!(
-                    "a block of a version {} segment is not copied into version {FORMAT_VERSION}",
-                    block.version
-                ),
-            });
-        }
-        block.check_crc()?;
-        let same_key = self.check_key(meter, channel, Some(block.summary.first_ts))?;
-        if channel.has_intervals() {
-            // The rollups need the points: decoded, never re-encoded.
-            block.decode_into(&mut self.scratch)?;
-        }
-        let start = out.len();
-        out.extend_from_slice(block.bytes);
-        let summary = block.summary;
-        self.record(meter, channel, same_key, out, start, summary, block.on_grid);
-        if channel.has_intervals() {
-            self.rollups.add_points(channel, self.scratch.points());
-        }
-        Ok(summary)
+        self.copy_block(meter, channel, block, out, false)
     }
 
     /// Appends `block` as [`add_encoded_block`](Self::add_encoded_block) does, without decoding
@@ -375,9 +354,19 @@ impl SegmentBuilder {
         block: &BlockRef<'_>,
         out: &mut Vec<u8>,
     ) -> Result<BlockSummary, Error> {
-        if !channel.has_intervals() {
-            return self.add_encoded_block(meter, channel, block, out);
-        }
+        self.copy_block(meter, channel, block, out, true)
+    }
+
+    /// The one block copy: checks, appends, records; a channel with intervals has its sums
+    /// either decoded from the block or counted as carried by its segment's rollup.
+    fn copy_block(
+        &mut self,
+        meter: &str,
+        channel: Channel,
+        block: &BlockRef<'_>,
+        out: &mut Vec<u8>,
+        carried: bool,
+    ) -> Result<BlockSummary, Error> {
         if block.version != FORMAT_VERSION || block.increments != channel.is_index() {
             return Err(Error::InvalidArgument {
                 what: format!(
@@ -388,12 +377,21 @@ impl SegmentBuilder {
         }
         block.check_crc()?;
         let same_key = self.check_key(meter, channel, Some(block.summary.first_ts))?;
+        let decode = channel.has_intervals() && !carried;
+        if decode {
+            // The rollups need the points: decoded, never re-encoded.
+            block.decode_into(&mut self.scratch)?;
+        }
         let start = out.len();
         out.extend_from_slice(block.bytes);
         let summary = block.summary;
         self.record(meter, channel, same_key, out, start, summary, block.on_grid);
-        self.rollups
-            .count_carried(channel, u64::from(summary.count));
+        if decode {
+            self.rollups.add_points(channel, self.scratch.points());
+        } else if channel.has_intervals() {
+            self.rollups
+                .count_carried(channel, u64::from(summary.count));
+        }
         Ok(summary)
     }
 
