@@ -4,8 +4,11 @@
 //! query's instructions repeatably (the store's build is skipped on the next run).
 //!
 //! `cargo build --release --example profile_one_meter`, then
-//! `valgrind --tool=callgrind target/release/examples/profile_one_meter energy 200` (or `curve`),
-//! and `callgrind_annotate --inclusive=yes callgrind.out.PID | grep 'query::energy \['`.
+//! `valgrind --tool=callgrind target/release/examples/profile_one_meter energy 200` (or `curve`;
+//! `curve-arrow` and `energy-arrow` run the server's whole answer, Arrow bytes included, through
+//! `api::answer_encoded`), and
+//! `callgrind_annotate --inclusive=yes callgrind.out.PID | grep 'query::energy \['`.
+use courbe::api::{self, CalendarQuestion, Encoding, Limits, Question};
 use courbe::engine::{Batch, Options, Store};
 use courbe::query::{self, Calendar, Period};
 use courbe::{point_of, Channel};
@@ -56,11 +59,35 @@ fn main() {
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
+    let question = match what.as_str() {
+        "curve-arrow" => Some(Question::Curve {
+            meter: meter.clone(),
+            channel: Channel::CONSUMPTION,
+            from_utc: year.from_utc,
+            to_utc: year.to_utc,
+            columns: false,
+        }),
+        "energy-arrow" => Some(Question::Energy {
+            meter: meter.clone(),
+            channel: Channel::CONSUMPTION,
+            calendar: CalendarQuestion {
+                calendar: year.clone(),
+                tz_name: "Europe/Paris".into(),
+            },
+            tariff: None,
+        }),
+        _ => None,
+    };
+    let limits = Limits::default();
     let t = std::time::Instant::now();
     let mut total = 0usize;
     for _ in 0..n {
         let snap = store.snapshot();
-        if what == "curve" {
+        if let Some(question) = &question {
+            let (bytes, _) =
+                api::answer_encoded(&*snap, question, Encoding::Arrow, &limits).unwrap();
+            total += bytes.len();
+        } else if what == "curve" {
             total += query::curve(
                 &*snap,
                 &meter,

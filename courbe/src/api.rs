@@ -866,7 +866,7 @@ pub fn check_fleet_curve(
 }
 
 /// Answers `question` from `src` in `encoding`: the bytes and their media type. A curve in
-/// Arrow is built from the points themselves (no instant written as text).
+/// Arrow is written from the decoded columns themselves (no `Point`, no instant as text).
 pub fn answer_encoded(
     src: &dyn SeriesSource,
     question: &Question,
@@ -885,8 +885,10 @@ pub fn answer_encoded(
             Encoding::Arrow,
         ) => {
             ensure_meter(src, meter)?;
-            let points = query::curve(src, meter, *channel, *from_utc, *to_utc)?;
-            let bytes = super::arrow::curve(meter, channel.as_str(), unit_of(*channel), &points)?;
+            let bytes =
+                query::with_curve_columns(src, meter, *channel, *from_utc, *to_utc, |c| {
+                    super::arrow::curve(meter, channel.as_str(), unit_of(*channel), c)
+                })??;
             Ok((bytes, encoding.content_type()))
         }
         _ => answer(src, question, limits)?.encode(encoding),

@@ -29,14 +29,20 @@ use arrow_array::{
     ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampSecondArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
 };
-use arrow_ipc::writer::StreamWriter;
+use arrow_buffer::ToByteSlice;
+use arrow_ipc::writer::{
+    write_message, CompressionContext, DictionaryTracker, IpcDataGenerator, IpcWriteOptions,
+    StreamWriter,
+};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::api::{
     Answer, CurveBody, EnergyBody, FleetCurveBody, FleetEnergyBody, FleetPointJson, MeterEnergyJson,
 };
 use crate::error::ApiError;
-use crate::{Point, Quality};
+use storage_format::block::DecodedBlock;
+
+use crate::Quality;
 
 /// The media type of an Arrow IPC stream.
 pub const MEDIA_TYPE: &str = "application/vnd.apache.arrow.stream";
@@ -125,25 +131,115 @@ fn curve_schema(meter: &str, channel: &str, unit: &str) -> Schema {
     )
 }
 
-/// A curve's points.
+/// Alignment of every message and buffer of a stream (that of `IpcWriteOptions::default()`).
+const ALIGN: usize = 64;
+
+/// A curve's points as one IPC stream, written from its columns: the schema and the quality
+/// dictionary by `arrow_ipc`, the record batch's message header with the flatbuffer calls
+/// `arrow_ipc` makes, and its body copied once from the columns into a buffer of the stream's
+/// exact length. The bytes are `StreamWriter`'s for the same batch (tested).
 pub fn curve(
     meter: &str,
     channel: &str,
     unit: &str,
-    points: &[Point],
+    columns: &DecodedBlock,
 ) -> Result<Vec<u8>, ApiError> {
-    let columns = vec![
-        timestamps(points.iter().map(|p| p.ts_utc).collect()),
-        Arc::new(Int32Array::from_iter_values(points.iter().map(|p| p.value))) as ArrayRef,
-        Arc::new(UInt16Array::from_iter_values(
-            points.iter().map(|p| p.step_min),
-        )),
-        dictionary_array(
-            points.iter().map(|p| p.quality as u8).collect(),
-            &Quality::ALL.map(Quality::as_str),
-        )?,
-    ];
-    ArrowStream::single(curve_schema(meter, channel, unit), columns)
+    let n = columns.len();
+    let schema = curve_schema(meter, channel, unit);
+    let options = IpcWriteOptions::default();
+    let generator = IpcDataGenerator::default();
+    let mut tracker = DictionaryTracker::new(false);
+    let schema_message =
+        generator.schema_to_bytes_with_dictionary_tracker(&schema, &mut tracker, &options);
+    // A dictionary message carries the whole dictionary whatever the keys: those of a batch of
+    // no rows are those of any batch.
+    let no_rows = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            timestamps(Vec::new()),
+            Arc::new(Int32Array::from(Vec::<i32>::new())),
+            Arc::new(UInt16Array::from(Vec::<u16>::new())),
+            dictionary_array(Vec::new(), &Quality::ALL.map(Quality::as_str))?,
+        ],
+    )
+    .map_err(encode_error)?;
+    let (dictionaries, _) = generator
+        .encode(
+            &no_rows,
+            &mut tracker,
+            &options,
+            &mut CompressionContext::default(),
+        )
+        .map_err(encode_error)?;
+    let lens = [8 * n, 4 * n, 2 * n, n];
+    let body_len: usize = lens.iter().map(|l| l.next_multiple_of(ALIGN)).sum();
+    let header = curve_batch_header(n, lens, body_len);
+    let header_len = (header.len() + 8).next_multiple_of(ALIGN);
+    let prefix = (schema_message.ipc_message.len() + 8).next_multiple_of(ALIGN)
+        + dictionaries
+            .iter()
+            .map(|d| (d.ipc_message.len() + 8).next_multiple_of(ALIGN) + d.arrow_data.len())
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(prefix + header_len + body_len + 8);
+    write_message(&mut out, schema_message, &options).map_err(encode_error)?;
+    for d in dictionaries {
+        write_message(&mut out, d, &options).map_err(encode_error)?;
+    }
+    out.extend_from_slice(&CONTINUATION);
+    out.extend_from_slice(&((header_len - 8) as i32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.resize(out.len() + header_len - 8 - header.len(), 0);
+    // The body: each column's values as Arrow lays them out (native order), each padded to
+    // the alignment.
+    let pad = |out: &mut Vec<u8>, len: usize| {
+        out.resize(out.len() + len.next_multiple_of(ALIGN) - len, 0)
+    };
+    out.extend_from_slice(columns.ts_utc.to_byte_slice());
+    pad(&mut out, lens[0]);
+    out.extend_from_slice(columns.value.to_byte_slice());
+    pad(&mut out, lens[1]);
+    out.extend_from_slice(columns.step_min.to_byte_slice());
+    pad(&mut out, lens[2]);
+    out.extend(columns.quality.iter().map(|&q| q as u8));
+    pad(&mut out, lens[3]);
+    out.extend_from_slice(&CONTINUATION);
+    out.extend_from_slice(&0i32.to_le_bytes());
+    Ok(out)
+}
+
+/// The start of every message of a stream, and of its end-of-stream marker.
+const CONTINUATION: [u8; 4] = [0xFF; 4];
+
+/// The flatbuffer of a curve batch's message: `rows` rows, four columns without nulls whose
+/// values take `lens` bytes, each column an empty validity buffer then its values, each padded to
+/// [`ALIGN`] (what `arrow_ipc`'s `record_batch_to_bytes` builds, call for call).
+fn curve_batch_header(rows: usize, lens: [usize; 4], body_len: usize) -> Vec<u8> {
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let mut buffers = Vec::with_capacity(2 * lens.len());
+    let mut offset = 0usize;
+    for len in lens {
+        buffers.push(arrow_ipc::Buffer::new(offset as i64, 0));
+        buffers.push(arrow_ipc::Buffer::new(offset as i64, len as i64));
+        offset += len.next_multiple_of(ALIGN);
+    }
+    let nodes = [arrow_ipc::FieldNode::new(rows as i64, 0); 4];
+    let buffers = fbb.create_vector(&buffers);
+    let nodes = fbb.create_vector(&nodes);
+    let batch = {
+        let mut b = arrow_ipc::RecordBatchBuilder::new(&mut fbb);
+        b.add_length(rows as i64);
+        b.add_nodes(nodes);
+        b.add_buffers(buffers);
+        b.finish().as_union_value()
+    };
+    let mut message = arrow_ipc::MessageBuilder::new(&mut fbb);
+    message.add_version(arrow_ipc::MetadataVersion::V5);
+    message.add_header_type(arrow_ipc::MessageHeader::RecordBatch);
+    message.add_bodyLength(body_len as i64);
+    message.add_header(batch);
+    let root = message.finish();
+    fbb.finish(root, None);
+    fbb.finished_data().to_vec()
 }
 
 fn curve_of_body(body: &CurveBody) -> Result<Vec<u8>, ApiError> {
@@ -327,6 +423,51 @@ pub fn answer(answer: &Answer) -> Result<Vec<u8>, ApiError> {
             Err(ApiError::internal(
                 "this answer has no Arrow shape (refused when the question was read)",
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stream `StreamWriter` writes for a curve batch of `columns`.
+    fn by_stream_writer(meter: &str, columns: &DecodedBlock) -> Vec<u8> {
+        let arrays = vec![
+            timestamps(columns.ts_utc.clone()),
+            Arc::new(Int32Array::from(columns.value.clone())) as ArrayRef,
+            Arc::new(UInt16Array::from(columns.step_min.clone())),
+            dictionary_array(
+                columns.quality.iter().map(|&q| q as u8).collect(),
+                &Quality::ALL.map(Quality::as_str),
+            )
+            .expect("dictionary"),
+        ];
+        ArrowStream::single(curve_schema(meter, "consumption", "W"), arrays).expect("stream")
+    }
+
+    #[test]
+    fn a_curve_written_from_its_columns_is_the_stream_writers_stream_byte_for_byte() {
+        let mut x = 0x2545_F491u64;
+        for n in [0usize, 1, 2, 3, 7, 8, 9, 63, 64, 65, 1488, 17_376] {
+            let mut columns = DecodedBlock::default();
+            let mut ts = 1_704_063_600i64;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let step = [30u16, 10, 60][(x % 3) as usize];
+                columns.ts_utc.push(ts);
+                columns.value.push((x >> 20) as i32);
+                columns.step_min.push(step);
+                columns.quality.push(Quality::ALL[(x >> 40) as usize % 3]);
+                ts += 60 * i64::from(step) * (1 + (x >> 50) as i64 % 2);
+            }
+            for meter in ["09111642617347", "m"] {
+                let bytes = curve(meter, "consumption", "W", &columns).expect("stream");
+                assert_eq!(bytes, by_stream_writer(meter, &columns), "{n} points");
+                assert_eq!(bytes.capacity(), bytes.len(), "{n}: one allocation, exact");
+            }
         }
     }
 }

@@ -923,15 +923,33 @@ fn undo_prediction(values: &mut [i32], lag: usize) {
         }
         return;
     }
-    // Each chunk of `lag` values adds the chunk before it.
-    let mut before: &[i32] = head;
-    for chunk in tail.chunks_mut(lag) {
-        for (v, p) in chunk.iter_mut().zip(before) {
-            *v = v.wrapping_add(*p);
+    if lag >= LANES {
+        // Value i adds value i - lag ≤ i - LANES: LANES values at a time are independent.
+        let mut i = lag;
+        while let Some((done, rest)) = values.split_at_mut_checked(i) {
+            let (Some(now), Some(before)) = (
+                rest.first_chunk_mut::<LANES>(),
+                done.get(i - lag..).and_then(|d| d.first_chunk::<LANES>()),
+            ) else {
+                break;
+            };
+            for (v, p) in now.iter_mut().zip(before) {
+                *v = v.wrapping_add(*p);
+            }
+            i += LANES;
         }
-        before = chunk;
+        for k in i..values.len() {
+            values[k] = values[k].wrapping_add(values[k - lag]);
+        }
+        return;
+    }
+    for k in lag..values.len() {
+        values[k] = values[k].wrapping_add(values[k - lag]);
     }
 }
+
+/// Values [`undo_prediction`] adds at once when the lag allows it.
+const LANES: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -955,6 +973,27 @@ mod tests {
                 quality: Quality::from_u8(r.quality).unwrap_or_default(),
             })
             .collect()
+    }
+
+    #[test]
+    fn undoing_the_prediction_gives_back_the_values_at_every_lag_and_length() {
+        let mut x = 0x9E37_79B9u32;
+        for len in [0usize, 1, 7, 8, 9, 47, 48, 49, 100, 337, 1488] {
+            let values: Vec<i32> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as i32
+                })
+                .collect();
+            for lag in [0, 1, 2, 7, 8, 9, 15, 16, 48, 96, 336, len, len + 1] {
+                let mut back = Vec::new();
+                residuals(&values, lag, &mut back);
+                undo_prediction(&mut back, lag);
+                assert_eq!(back, values, "len {len} lag {lag}");
+            }
+        }
     }
 
     #[test]

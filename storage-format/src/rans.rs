@@ -30,9 +30,6 @@ pub const SCALE_BITS: u32 = 12;
 const SCALE: u32 = 1 << SCALE_BITS;
 /// Lower bound of a normalised state; states renormalise by 16-bit words.
 const STATE_LOW: u32 = 1 << 16;
-/// Slots per entry of a table's coarse index.
-const COARSE_SLOTS: u32 = 8;
-const COARSE_RUNS: usize = (SCALE / COARSE_SLOTS) as usize;
 /// Blocks of at least this many values use two interleaved states.
 pub const TWO_STATES_FROM: usize = 64;
 
@@ -98,9 +95,6 @@ fn for_each_context(zz: &[u32], mut f: impl FnMut(usize, usize)) {
 
 /// Decoding and costing views of the format's tables, built once per process.
 struct Tables {
-    /// Per table, per run of [`COARSE_SLOTS`] slots: the bin of its first slot, with bit 7 set
-    /// when a later bin starts inside the run.
-    coarse: Vec<[u8; COARSE_RUNS]>,
     /// Per table: each bin's frequency in the low 16 bits, its first slot in the high 16.
     freq_start: Vec<[u32; SYMBOLS]>,
     /// Each bin's smallest zigzagged residual and raw bit count.
@@ -111,43 +105,68 @@ struct Tables {
     cost: Vec<[u16; TABLES_PER_CONTEXT]>,
     /// Bin of each context-after class, as a table for the decoder's loop.
     context_after: [u8; SYMBOLS],
+    /// Per table, the bin of each of its [`SCALE`] slots, built the first time a block decodes
+    /// with the table (4 KiB each; a block meets at most [`CONTEXTS`] of them).
+    slots: Box<[OnceLock<Box<[u8; SCALE as usize]>>]>,
+    /// Per bin, what the decoder needs once it knows the bin: see [`BinInfo`].
+    bin_info: [BinInfo; SYMBOLS],
+}
+
+/// A bin as the decoder's loop uses it.
+#[derive(Clone, Copy, Default)]
+struct BinInfo {
+    /// Smallest zigzagged residual of the bin.
+    base: u32,
+    /// Raw bits after it.
+    extra: u8,
+    /// Context of the value after it.
+    context_after: u8,
+}
+
+impl Tables {
+    /// The bin of each slot of global table `table`.
+    fn slots(&self, table: usize) -> &[u8; SCALE as usize] {
+        self.slots[table].get_or_init(|| {
+            let mut slots = Box::new([0u8; SCALE as usize]);
+            for (s, &fs) in self.freq_start[table].iter().enumerate() {
+                let (freq, start) = ((fs & 0xFFFF) as usize, (fs >> 16) as usize);
+                // The tables tile the slots (a test checks it): this range is in bounds.
+                if let Some(run) = slots.get_mut(start..start + freq) {
+                    run.fill(s as u8);
+                }
+            }
+            slots
+        })
+    }
 }
 
 fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
     TABLES.get_or_init(|| {
         let mut t = Tables {
-            coarse: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
             freq_start: Vec::with_capacity(TABLES_PER_CONTEXT * CONTEXTS),
             bin: [(0, 0); SYMBOLS],
             cost: vec![[0; TABLES_PER_CONTEXT]; CONTEXTS * SYMBOLS],
             context_after: [0; SYMBOLS],
+            slots: (0..CONTEXTS * TABLES_PER_CONTEXT)
+                .map(|_| OnceLock::new())
+                .collect(),
+            bin_info: [BinInfo::default(); SYMBOLS],
         };
         for (table, bytes) in TABLE_BYTES.chunks_exact(2 * SYMBOLS).enumerate() {
             let mut freqs = [0u16; SYMBOLS];
             for (f, b) in freqs.iter_mut().zip(bytes.chunks_exact(2)) {
                 *f = u16::from_le_bytes([b[0], b[1]]);
             }
-            let mut slots = [0u8; SCALE as usize];
-            let mut coarse = [0u8; COARSE_RUNS];
             let mut start = [0u16; SYMBOLS];
             let mut at = 0usize;
             for (s, &f) in freqs.iter().enumerate() {
                 start[s] = at as u16;
-                for slot in slots.iter_mut().skip(at).take(usize::from(f)) {
-                    *slot = s as u8;
-                }
                 at += usize::from(f);
                 let (c, k) = (table / TABLES_PER_CONTEXT, table % TABLES_PER_CONTEXT);
                 t.cost[c * SYMBOLS + s][k] =
                     (256.0 * (f64::from(SCALE) / f64::from(f.max(1))).log2()).round() as u16;
             }
-            for (run, c) in coarse.iter_mut().enumerate() {
-                let first = run * COARSE_SLOTS as usize;
-                let last = first + COARSE_SLOTS as usize - 1;
-                *c = slots[first] | if slots[last] != slots[first] { 0x80 } else { 0 };
-            }
-            t.coarse.push(coarse);
             let mut freq_start = [0u32; SYMBOLS];
             for ((fs, &f), &st) in freq_start.iter_mut().zip(&freqs).zip(&start) {
                 *fs = u32::from(f) | (u32::from(st) << 16);
@@ -159,6 +178,13 @@ fn tables() -> &'static Tables {
         }
         for (s, c) in t.context_after.iter_mut().enumerate() {
             *c = context_after(s) as u8;
+        }
+        for (s, info) in t.bin_info.iter_mut().enumerate() {
+            *info = BinInfo {
+                base: base_of(s),
+                extra: extra_bits(s) as u8,
+                context_after: context_after(s) as u8,
+            };
         }
         t
     })
@@ -402,7 +428,7 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result
     // Contexts outside the mask keep table 0 of context 0; meeting one is corruption (`seen`).
     let mut d = Decoder {
         t,
-        coarse: table.map(|i| &t.coarse[i]),
+        slots: table.map(|i| t.slots(i)),
         freq_start: table.map(|i| &t.freq_start[i]),
         words,
         next_word: 0,
@@ -414,12 +440,15 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result
     let (first, second) = out.split_at_mut(second_start(n));
     let [mut x0, mut x1] = state;
     let (mut ctx0, mut ctx1) = (0usize, 0usize);
-    let mut second = second.iter_mut();
-    for value in first.iter_mut() {
-        *value = d.next(&mut x0, &mut ctx0);
-        if let Some(value) = second.next() {
-            *value = d.next(&mut x1, &mut ctx1);
-        }
+    // The decoding order: a value of each state in turn, then the first state's last value
+    // when n is odd (the second state holds one value fewer).
+    let (paired, last) = first.split_at_mut(second.len());
+    for (a, b) in paired.iter_mut().zip(second.iter_mut()) {
+        *a = d.next(&mut x0, &mut ctx0);
+        *b = d.next(&mut x1, &mut ctx1);
+    }
+    for a in last {
+        *a = d.next(&mut x0, &mut ctx0);
     }
     let state = [x0, x1];
     let (next_word, seen, raw_bits) = (d.next_word, d.seen, d.raw_bits);
@@ -456,8 +485,8 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<i32>) -> Result
 /// The decoding loop's state shared by both rANS states.
 struct Decoder<'a> {
     t: &'static Tables,
-    /// The table of each context: its coarse slot index and its frequencies and starts.
-    coarse: [&'static [u8; COARSE_RUNS]; CONTEXTS],
+    /// The table of each context: the bin of each slot, and each bin's frequency and start.
+    slots: [&'static [u8; SCALE as usize]; CONTEXTS],
     freq_start: [&'static [u32; SYMBOLS]; CONTEXTS],
     words: &'a [u8],
     next_word: usize,
@@ -470,34 +499,27 @@ impl Decoder<'_> {
     /// Decodes the next residual of the state `x` whose context is `ctx`.
     #[inline(always)]
     fn next(&mut self, x: &mut u32, ctx: &mut usize) -> i32 {
-        self.seen |= 1 << *ctx;
+        let c = *ctx & (CONTEXTS - 1);
+        self.seen |= 1 << c;
         let slot = *x & (SCALE - 1);
-        let fss = self.freq_start[*ctx];
-        let e = self.coarse[*ctx][(slot / COARSE_SLOTS) as usize];
-        let mut s = usize::from(e & 0x7F);
-        if e & 0x80 != 0 {
-            // A run shared by several bins: the slot's bin is the last one starting at or
-            // before it (bins tile the slots, so this stops by bin 127).
-            while s + 1 < SYMBOLS && fss[s + 1] >> 16 <= slot {
-                s += 1;
-            }
-        }
-        let fs = fss[s];
-        // slot ≥ start (the slot belongs to s) and freq ≥ 1: no overflow below 2^32.
+        let s = usize::from(self.slots[c][slot as usize]) & (SYMBOLS - 1);
+        let fs = self.freq_start[c][s];
+        // slot ≥ start (the slot belongs to s) and freq < SCALE: no overflow below 2^32.
         let y = (fs & 0xFFFF) * (*x >> SCALE_BITS) + slot - (fs >> 16);
         // Renormalise without a branch (taken about half the time): the next word is read
         // either way; past the stream it reads as 0 and the count of words used is checked
         // by the caller.
         let need = y < STATE_LOW;
-        let w = self
-            .words
-            .get(2 * self.next_word..2 * self.next_word + 2)
-            .map_or(0, |w| u32::from(u16::from_le_bytes([w[0], w[1]])));
+        let at = 2 * self.next_word;
+        let w = match self.words.get(at..at + 2) {
+            Some(&[lo, hi]) => u32::from(u16::from_le_bytes([lo, hi])),
+            _ => 0,
+        };
         *x = if need { (y << 16) | w } else { y };
         self.next_word += usize::from(need);
-        let (base, extra) = self.t.bin[s];
-        *ctx = usize::from(self.t.context_after[s]) & (CONTEXTS - 1);
-        unzigzag32(base | self.raw_bits.read(extra))
+        let bin = self.t.bin_info[s];
+        *ctx = usize::from(bin.context_after);
+        unzigzag32(bin.base | self.raw_bits.read(u32::from(bin.extra)))
     }
 }
 
@@ -708,6 +730,24 @@ mod tests {
             for s in 0..SYMBOLS {
                 assert_eq!(bins[s], counts.iter().map(|c| c[s]).sum::<u64>());
             }
+        }
+    }
+
+    #[test]
+    fn every_slot_of_every_table_decodes_to_the_bin_whose_range_holds_it() {
+        let t = tables();
+        for (table, freq_start) in t.freq_start.iter().enumerate() {
+            let slots = t.slots(table);
+            let mut next = 0u32;
+            for (bin, &fs) in freq_start.iter().enumerate() {
+                let (freq, start) = (fs & 0xFFFF, fs >> 16);
+                assert_eq!(start, next, "table {table}: bins tile the slots in order");
+                for slot in start..start + freq {
+                    assert_eq!(usize::from(slots[slot as usize]), bin, "table {table}");
+                }
+                next = start + freq;
+            }
+            assert_eq!(next, SCALE, "table {table}");
         }
     }
 

@@ -144,6 +144,12 @@ pub fn check_sources(seed: u64, g: &Generated, model: &Model, sources: &[&dyn Se
                     points,
                     "{what} curve {meter}"
                 );
+                let columns =
+                    query::with_curve_columns(src, meter, Channel::CONSUMPTION, from, to, |c| {
+                        c.points().collect::<Vec<_>>()
+                    })
+                    .unwrap();
+                assert_eq!(columns, points, "{what} curve columns {meter}");
                 assert_eq!(
                     query::curve_runs(src, meter, Channel::CONSUMPTION, from, to).unwrap(),
                     reference::runs(&points),

@@ -75,6 +75,83 @@ pub(crate) fn points(
     Ok(out)
 }
 
+/// Most points of the columns a thread keeps between answers (about 15 MiB); more are freed
+/// after the answer.
+const MOST_KEPT: usize = 1 << 20;
+
+thread_local! {
+    /// The columns of the last curve answered on this thread and a decoded block: reused, so an
+    /// answer neither allocates nor faults in fresh pages for them.
+    static COLUMNS: std::cell::RefCell<(DecodedBlock, DecodedBlock)> = Default::default();
+}
+
+/// Calls `f` with the points of `(meter, channel)` in `[from, to)` as columns in time order (a
+/// block's columns are copied once, in range, no `Point` in between), from buffers this thread
+/// reuses.
+pub(crate) fn with_columns<R>(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    (from, to): (i64, i64),
+    f: impl FnOnce(&DecodedBlock) -> R,
+) -> Result<R, QueryError> {
+    let chunks = src.chunks(meter, channel, from, to)?;
+    COLUMNS.with(|cell| {
+        // A re-entrant call (none today) would get fresh buffers rather than a panic.
+        let mut fresh = None;
+        let mut kept = cell.try_borrow_mut().ok();
+        let (out, scratch) = match kept.as_deref_mut() {
+            Some(kept) => kept,
+            None => fresh.insert(Default::default()),
+        };
+        clear(out);
+        for chunk in &chunks {
+            match chunk {
+                Chunk::Block(b) => {
+                    if b.summary.last_ts < from || b.summary.first_ts >= to {
+                        continue;
+                    }
+                    chunk.decode_into(scratch)?;
+                    extend_in_range(out, scratch, (from, to));
+                }
+                Chunk::Points(points) => {
+                    for p in points.iter().filter(|p| p.ts_utc >= from && p.ts_utc < to) {
+                        out.ts_utc.push(p.ts_utc);
+                        out.value.push(p.value);
+                        out.step_min.push(p.step_min);
+                        out.quality.push(p.quality);
+                    }
+                }
+            }
+        }
+        let answer = f(out);
+        if out.ts_utc.capacity() > MOST_KEPT || scratch.ts_utc.capacity() > MOST_KEPT {
+            *out = DecodedBlock::default();
+            *scratch = DecodedBlock::default();
+        }
+        Ok(answer)
+    })
+}
+
+fn clear(columns: &mut DecodedBlock) {
+    columns.ts_utc.clear();
+    columns.value.clear();
+    columns.step_min.clear();
+    columns.quality.clear();
+}
+
+/// Appends to `out` the columns of `block`'s points in `[from, to)` (its timestamps increase).
+fn extend_in_range(out: &mut DecodedBlock, block: &DecodedBlock, (from, to): (i64, i64)) {
+    let lo = block.ts_utc.partition_point(|&t| t < from);
+    let hi = block.ts_utc.partition_point(|&t| t < to).max(lo);
+    let range = lo..hi.min(block.len());
+    out.ts_utc.extend_from_slice(&block.ts_utc[range.clone()]);
+    out.value.extend_from_slice(&block.value[range.clone()]);
+    out.step_min
+        .extend_from_slice(&block.step_min[range.clone()]);
+    out.quality.extend_from_slice(&block.quality[range]);
+}
+
 /// Groups time-ordered points into runs: a point extends the run when it starts where the
 /// previous one ends and has the same step.
 pub(crate) fn runs(points: &[Point]) -> Vec<Run> {

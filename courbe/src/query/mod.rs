@@ -288,6 +288,21 @@ pub fn curve(
     curve::points(src, meter, channel, from_utc, to_utc)
 }
 
+/// The same points as [`curve`], as columns in time order, handed to `f` (the buffers are this
+/// thread's, reused from answer to answer).
+pub fn with_curve_columns<R>(
+    src: &dyn SeriesSource,
+    meter: &str,
+    channel: Channel,
+    from_utc: i64,
+    to_utc: i64,
+    f: impl FnOnce(&storage_format::block::DecodedBlock) -> R,
+) -> Result<R, QueryError> {
+    calendar::check_range(from_utc, to_utc)?;
+    check_meter(src, meter)?;
+    curve::with_columns(src, meter, channel, (from_utc, to_utc), f)
+}
+
 /// The same points as compact runs: a run continues while each point starts where the previous
 /// one ended and keeps its step.
 pub fn curve_runs(
