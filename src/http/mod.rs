@@ -496,27 +496,12 @@ async fn answer_query(
         return stream::respond(store, state.config.limits.clone(), question, encoding).await;
     }
     let config = state.config.clone();
-    let (body, content_type) = blocking_here(move || {
+    let (body, content_type) = blocking(move || {
         let snapshot = store.snapshot();
         api::answer_encoded(&*snapshot, &question, encoding, &config.limits)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
-}
-
-/// Runs engine work whose answer the request waits for on this worker thread, its other tasks
-/// handed to another (`block_in_place`): no hand-off to a blocking thread and back on the
-/// answer's path. A panic there is an internal error, as in [`blocking`], which a
-/// current-thread runtime (tests) uses instead.
-async fn blocking_here<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    if Handle::current().runtime_flavor() != RuntimeFlavor::MultiThread {
-        return blocking(work).await;
-    }
-    tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)))
-        .map_err(|_| ApiError::internal("the request's worker failed: it panicked"))?
 }
 
 /// The request's `Accept` header, when it is text.
