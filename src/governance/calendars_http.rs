@@ -117,7 +117,7 @@ async fn contracts_get(
     State(gov): State<Arc<Governance>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    crate::http::api::check_meter_id(&id)?;
+    crate::question::check_meter_id(&id)?;
     let contracts = gov.calendars().contracts(&id);
     Ok(Json(serde_json::json!({ "meter": id, "contracts": contracts })).into_response())
 }
@@ -129,7 +129,7 @@ async fn contracts_put(
     Extension(BodyTimeout(timeout)): Extension<BodyTimeout>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    crate::http::api::check_meter_id(&id)?;
+    crate::question::check_meter_id(&id)?;
     let body = super::http::read_body(body, MAX_BODY_BYTES, timeout).await?;
     let contracts: Vec<Contract> = serde_json::from_slice(&body)
         .map_err(|e| malformed(format!("unreadable JSON body: {e}")))?;

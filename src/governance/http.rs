@@ -29,12 +29,12 @@ use super::grants::{DataKind, Grant, Kinds};
 use super::prices_http::{self, Access, Priced};
 use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
-use crate::http::api::{
-    self as api, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind,
-    QueryParams, Question,
-};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::http::{blocking, dataconnect, routes};
+use crate::question::{
+    self, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind, QueryParams,
+    Question,
+};
 
 /// Largest body of a groups upload.
 const MAX_GROUPS_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -214,7 +214,7 @@ pub(crate) fn summary_of(question: &Question) -> Option<Summary> {
         figure,
         range_utc: question.range_utc(),
         period: calendar.calendar.period,
-        tz_paris: calendar.tz_name == api::DEFAULT_TZ,
+        tz_paris: calendar.tz_name == question::DEFAULT_TZ,
         whole_local_days: calendar.whole_local_days(),
         tariff,
     })
@@ -330,7 +330,7 @@ async fn guard(
         Err(e) => return e.into_response(),
     };
     let query = request.uri().query().map(str::to_string);
-    let params = match api::read_query(query.as_deref()) {
+    let params = match question::read_query(query.as_deref()) {
         Ok(params) => params,
         Err(e) => return e.into_response(),
     };
@@ -347,11 +347,11 @@ async fn guard(
         (Some(endpoint), _) => dataconnect::read(endpoint, query.as_deref()).map(Some),
         (None, Some(kind)) => {
             let accept = crate::http::accept(request.headers());
-            Asked::read_accepting(
+            Asked::read_preferring(
                 kind,
                 meter.as_deref(),
                 query.as_deref(),
-                accept,
+                crate::http::body::accepts_arrow(accept),
                 &state.limits,
             )
             .map(Some)
@@ -382,7 +382,7 @@ async fn guard(
         Ok(kinds) => kinds,
         Err(why) => {
             tracing::info!(who = %principal.label(), route = %route, why, "forbidden");
-            return api::forbidden().into_response();
+            return question::forbidden().into_response();
         }
     };
     let mut priced = priced;
@@ -392,7 +392,7 @@ async fn guard(
     if let Some(asked) = asked.as_mut() {
         if !draw_only_on(&mut asked.question, kinds) {
             tracing::info!(who = %principal.label(), route = %route, "forbidden: no source left");
-            return api::forbidden().into_response();
+            return question::forbidden().into_response();
         }
     }
     let audited = principal.role == Role::Supplier
@@ -443,7 +443,7 @@ async fn guard(
 }
 
 fn check_meter(id: &str) -> Result<(), ApiError> {
-    crate::http::api::check_meter_id(id)
+    crate::question::check_meter_id(id)
 }
 
 /// 404 (`not_found`) for a meter Courbe holds nothing about: no data, consent or grant. Only
@@ -754,9 +754,9 @@ async fn export_get(
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     check_meter(&id)?;
-    let params = QueryParams::from_query(uri.query(), api::EXPORT_PARAMETERS)?;
+    let params = QueryParams::from_query(uri.query(), question::EXPORT_PARAMETERS)?;
     let format = export::Format::parse(params.format.as_deref())?;
-    let channel = crate::http::api::parse_channel(params.channel.as_deref())?;
+    let channel = crate::question::parse_channel(params.channel.as_deref())?;
     let (store, gov, meter) = (s.store.clone(), s.gov.clone(), id.clone());
     if !blocking(move || Ok(export::holds(&store, &gov, &meter))).await? {
         return Err(ApiError::new(
@@ -905,8 +905,8 @@ async fn releases_post(State(s): State<GovState>, body: Body) -> Result<Response
     })?;
     let (tz, _) = parse_tz(None)?;
     let (from_utc, to_utc) =
-        api::parse_range(Some(asked.from.as_str()), Some(asked.to.as_str()), &tz)?;
-    let channel = api::parse_channel(asked.channel.as_deref())?;
+        question::parse_range(Some(asked.from.as_str()), Some(asked.to.as_str()), &tz)?;
+    let channel = question::parse_channel(asked.channel.as_deref())?;
     let summary = blocking(move || s.gov.release(&s.store, from_utc, to_utc, channel)).await?;
     Ok((StatusCode::CREATED, Json(summary)).into_response())
 }

@@ -630,8 +630,8 @@ fn period_json(p: &CostPeriod) -> Value {
     json!({
         "from": date_text(p.first_day),
         "to": date_text(p.end_day),
-        "start": crate::http::api::format_ts(p.start_utc),
-        "end": crate::http::api::format_ts(p.end_utc),
+        "start": crate::question::format_ts(p.start_utc),
+        "end": crate::question::format_ts(p.end_utc),
         "source": sources_text(&p.sources),
         "energy_wh": wh(total_ws),
         "estimated_wh": wh(p.estimated_ws),

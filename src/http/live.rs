@@ -40,13 +40,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use tokio::sync::mpsc;
 
-use super::api::{format_ts, read_query};
 use super::error::{ApiError, ErrorCode};
 use super::AppState;
 use crate::engine::{is_price_series_namespace, valid_meter_id, Batch, Store};
 use crate::governance::auth::{Action, Principal};
 use crate::governance::Governance;
 use crate::query::spot::{div_round, period_cost, spot_prices};
+use crate::question::{format_ts, read_query};
 use crate::{Channel, Point};
 
 /// Readings a subscriber may have waiting; one more drops it.

@@ -3,10 +3,10 @@
 //! - [`run`] serves a [`Store`] on a bound listener until a shutdown future resolves, then
 //!   flushes it; it refuses a listener [`check_exposure`] refuses (the loopback rule).
 //! - [`routes`]: the route table, read by the router and the access guard.
-//! - [`api`] and [`error`] (the `courbe` library's, re-exported): questions, answers and their
-//!   JSON/CSV shapes, shared with `courbe query`; the error codes, and (feature `http`) their
-//!   one mapping to HTTP statuses. [`arrow`] (the library's): their Arrow IPC streams;
-//!   [`stream`] the fleet answers written as computed.
+//! - [`body`]: the answers' JSON and CSV shapes, shared with `courbe query`, over the library's
+//!   questions and domain answers (`courbe::question`); [`arrow`]: their Arrow IPC streams;
+//!   [`stream`]: the fleet answers written as computed. [`error`] (the `courbe` library's,
+//!   re-exported): the error codes, and (feature `http`) their one mapping to HTTP statuses.
 //! - [`metrics`]: request counts, latencies and ingest counters for `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 description of the routes, served at `/v1/openapi.json`.
 //! - [`dataconnect`] and [`oauth`]: Enedis Data Connect's metering routes and token endpoint.
@@ -42,8 +42,8 @@
 //! # }
 //! ```
 
-pub use courbe::api;
-pub use courbe::arrow;
+pub mod arrow;
+pub mod body;
 pub mod dataconnect;
 pub use courbe::error;
 pub mod live;
@@ -75,7 +75,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Store;
 use crate::ingest::Format;
-use api::{Asked, EraseQuestion, Limits, QueryKind, QueryParams};
+use crate::question::{self, Asked, EraseQuestion, Limits, QueryKind, QueryParams};
 use error::{ApiError, ErrorCode};
 use loading::IngestBody;
 use metrics::Metrics;
@@ -478,11 +478,11 @@ async fn answer_query(
         encoding,
     } = match asked {
         Some(Extension(asked)) => asked,
-        None => Asked::read_accepting(
+        None => Asked::read_preferring(
             kind,
             meter()?.as_deref(),
             uri.query(),
-            accept(headers),
+            body::accepts_arrow(accept(headers)),
             &state.config.limits,
         )?,
     };
@@ -498,7 +498,7 @@ async fn answer_query(
     let config = state.config.clone();
     let (body, content_type) = blocking(move || {
         let snapshot = store.snapshot();
-        api::answer_encoded(&*snapshot, &question, encoding, &config.limits)
+        body::answer_encoded(&*snapshot, &question, encoding, &config.limits)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
@@ -603,10 +603,10 @@ async fn meter_erase(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::from_query(uri.query(), api::ERASE_PARAMETERS)?;
+    let params = QueryParams::from_query(uri.query(), question::ERASE_PARAMETERS)?;
     let question = EraseQuestion::from_params(&meter_id(path)?, &params)?;
     let store = state.store.clone();
-    let body = blocking(move || api::erase(&store, &question)).await?;
+    let body = blocking(move || body::erase(&store, &question)).await?;
     Ok(axum::Json(body).into_response())
 }
 
@@ -618,9 +618,9 @@ async fn ingest(
     uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let channel = api::parse_ingest_channel(query_params(&uri)?.channel.as_deref())?;
+    let channel = question::parse_ingest_channel(query_params(&uri)?.channel.as_deref())?;
     // A price series names itself: `series` (required for prices, read by nothing else).
-    let series = api::read_query(uri.query())?
+    let series = question::read_query(uri.query())?
         .into_iter()
         .find(|(n, _)| n == "series")
         .map(|(_, v)| v);

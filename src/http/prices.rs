@@ -13,12 +13,12 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::api::{self, format_ts, parse_instant, read_query};
 use super::error::ApiError;
 use super::loading::{self, IngestBody};
 use super::{blocking, read_body, AppState};
 use crate::engine::price_series_id;
 use crate::query::spot::spot_prices;
+use crate::question::{self, format_ts, parse_instant, read_query};
 
 /// Longest range a price read answers: 367 days of 15-minute prices (about 35,000 points).
 pub const MAX_RANGE_S: i64 = 367 * 86_400;
@@ -67,7 +67,7 @@ pub(super) async fn prices_get(
             "unknown parameter `{name}` (this request reads from, to)"
         )));
     }
-    let (tz, _) = api::parse_tz(None)?;
+    let (tz, _) = question::parse_tz(None)?;
     let instant = |name: &str| -> Result<i64, ApiError> {
         let text = params
             .iter()

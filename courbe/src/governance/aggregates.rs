@@ -66,10 +66,10 @@ use serde::Serialize;
 
 use super::auth::{Level, Principal, Role};
 use super::Governance;
-use crate::api::{format_ts, parse_channel, parse_meter_list, parse_range, parse_tz};
 use crate::engine::Store;
 use crate::error::ApiError;
 use crate::query::{Calendar, Period};
+use crate::question::{format_ts, parse_channel, parse_meter_list, parse_range, parse_tz};
 use crate::Channel;
 
 /// When a cell of an aggregate is suppressed.
@@ -946,7 +946,7 @@ pub fn check_whole_paris_months(params: &Params) -> Result<(), ApiError> {
         })
     };
     let (from, to) = (params.calendar.from_utc, params.calendar.to_utc);
-    if params.tz_name == crate::api::DEFAULT_TZ && month_start(from) && month_start(to) {
+    if params.tz_name == crate::question::DEFAULT_TZ && month_start(from) && month_start(to) {
         return Ok(());
     }
     Err(ApiError::invalid(

@@ -72,11 +72,11 @@ use super::aggregates::{
 use super::auth::Level;
 use super::groups::GroupRegistry;
 use super::{Error, Governance};
-use crate::api::format_ts;
 use crate::engine::fs::FileSystem;
 use crate::engine::Store;
 use crate::error::{ApiError, ErrorCode};
 use crate::query::{Calendar, Period};
+use crate::question::format_ts;
 use crate::Channel;
 
 /// The releases' folder inside the governance folder.
@@ -292,8 +292,8 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Release, Error> {
         .and_then(|d| d.take(MAX_PAYLOAD_BYTES).read_to_end(&mut json))
         .map_err(|e| bad(&format!("zstd: {e}")))?;
     let frozen: Frozen = serde_json::from_slice(&json).map_err(|e| bad(&format!("json: {e}")))?;
-    let channel =
-        crate::api::parse_channel(Some(&frozen.channel)).map_err(|_| bad("unknown channel"))?;
+    let channel = crate::question::parse_channel(Some(&frozen.channel))
+        .map_err(|_| bad("unknown channel"))?;
     for m in &frozen.months {
         m.check().map_err(|e| bad(&e))?;
     }
