@@ -55,7 +55,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, HttpError};
 use super::oauth::AccessTokens;
 use crate::engine::Store;
 use crate::query::{self, Calendar, PeakSource, Period};
@@ -464,7 +464,7 @@ async fn handle(
     endpoint: Endpoint,
     asked: Option<Extension<Asked>>,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let asked = match asked {
         Some(Extension(asked)) => asked,
         None => read(endpoint, uri.query())?,

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use super::arrow::{self, ArrowStream};
 use super::body::{self, MeterEnergyJson};
-use super::error::ApiError;
+use super::error::{ApiError, HttpError};
 use crate::engine::Store;
 use crate::query::{self, Calendar, Period};
 use crate::question::{self, Encoding, Limits, Question};
@@ -279,7 +279,7 @@ pub async fn respond(
     limits: Limits,
     question: Question,
     encoding: Encoding,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let (tx, mut rx) = mpsc::channel::<Piece>(QUEUE_PIECES);
     tokio::task::spawn_blocking(move || {
         let snapshot = store.snapshot();
@@ -304,11 +304,9 @@ pub async fn respond(
     });
     let first = match rx.recv().await {
         Some(Piece::Bytes(bytes)) => bytes,
-        Some(Piece::Failed(e)) => return Err(e),
+        Some(Piece::Failed(e)) => return Err(e.into()),
         Some(Piece::Done) | None => {
-            return Err(ApiError::internal(
-                "the answer's worker ended before writing it",
-            ))
+            return Err(ApiError::internal("the answer's worker ended before writing it").into())
         }
     };
     let body = Body::from_stream(Streamed {
