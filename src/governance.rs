@@ -4,6 +4,7 @@
 
 pub use courbe::governance::*;
 
+pub mod bodies;
 mod calendars_http;
 pub mod cli;
 pub mod export;

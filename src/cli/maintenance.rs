@@ -53,6 +53,7 @@ pub fn release(data: &Path, args: &ReleaseArgs, out: &mut dyn Write) -> Result<(
     let gov = crate::governance::Governance::open(data, config)
         .map_err(|e| CliError::Internal(e.to_string()))?;
     let summary = gov.release(&store, from_utc, to_utc, channel)?;
+    let summary = crate::governance::bodies::ReleaseSummaryJson::from(summary);
     let json = serde_json::to_string(&summary).map_err(|e| CliError::Internal(e.to_string()))?;
     writeln!(out, "{json}").map_err(output_error)
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::AuditRecord;
 use super::auth::{Action, Figure, Level, Principal, Role, Summary};
+use super::bodies::{AggregatesBody, CompareBody, ReleaseSummaryJson};
 use super::consent::{Collection, ConsentEvent};
 use super::grants::{DataKind, Grant, Kinds};
 use super::prices_http::{self, Access, Priced};
@@ -886,8 +887,9 @@ async fn aggregates_get(
     uri: axum::http::Uri,
 ) -> Result<Response, HttpError> {
     let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
-    let body = blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
-    Ok(Json(body).into_response())
+    let answer =
+        blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
+    Ok(Json(AggregatesBody::from(answer)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -911,11 +913,16 @@ async fn releases_post(State(s): State<GovState>, body: Body) -> Result<Response
         question::parse_range(Some(asked.from.as_str()), Some(asked.to.as_str()), &tz)?;
     let channel = question::parse_channel(asked.channel.as_deref())?;
     let summary = blocking(move || s.gov.release(&s.store, from_utc, to_utc, channel)).await?;
-    Ok((StatusCode::CREATED, Json(summary)).into_response())
+    Ok((StatusCode::CREATED, Json(ReleaseSummaryJson::from(summary))).into_response())
 }
 
 async fn releases_get(State(s): State<GovState>) -> Result<Response, HttpError> {
-    let releases: Vec<_> = s.gov.releases().iter().map(|r| r.summary()).collect();
+    let releases: Vec<ReleaseSummaryJson> = s
+        .gov
+        .releases()
+        .iter()
+        .map(|r| ReleaseSummaryJson::from(r.summary()))
+        .collect();
     Ok(Json(serde_json::json!({ "releases": releases })).into_response())
 }
 
@@ -929,9 +936,9 @@ async fn compare_get(
     let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
-    let body =
+    let comparison =
         blocking(move || aggregates::compare(&s.store, &s.gov, &principal, &id, &params)).await?;
-    Ok(Json(body).into_response())
+    Ok(Json(CompareBody::from(comparison)).into_response())
 }
 
 #[cfg(test)]
