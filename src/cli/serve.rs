@@ -13,8 +13,8 @@ use tokio::net::TcpListener;
 
 use super::{init_logging, open_store, progress_bar, CliError, DemoArgs, ServeArgs};
 use crate::engine::{Batch, Store};
-use crate::http::api::DEFAULT_TZ;
 use crate::http::{self, ServerConfig};
+use crate::question::DEFAULT_TZ;
 use crate::source::SeriesSource;
 use crate::{point_of, Channel};
 
