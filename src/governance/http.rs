@@ -883,7 +883,9 @@ async fn aggregates_get(
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
-    let body = blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
+    let body =
+        blocking(move || aggregates::answer(&*s.store.snapshot(), &s.gov, &principal, &params))
+            .await?;
     Ok(Json(body).into_response())
 }
 
@@ -926,8 +928,10 @@ async fn compare_get(
     let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
-    let body =
-        blocking(move || aggregates::compare(&s.store, &s.gov, &principal, &id, &params)).await?;
+    let body = blocking(move || {
+        aggregates::compare(&*s.store.snapshot(), &s.gov, &principal, &id, &params)
+    })
+    .await?;
     Ok(Json(body).into_response())
 }
 

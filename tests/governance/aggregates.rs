@@ -654,7 +654,8 @@ mod properties {
             role: Role::PublicBody,
             subject: None,
         };
-        serde_json::to_value(aggregates::answer(store, gov, &who, &params).unwrap()).unwrap()
+        serde_json::to_value(aggregates::answer(&*store.snapshot(), gov, &who, &params).unwrap())
+            .unwrap()
     }
 
     /// The Europe/Paris months holding `[from_utc, to_utc)`, as UTC instants.
