@@ -18,7 +18,7 @@ pub use fleet::ShardedSource;
 pub use objects::Objects;
 pub use reader::{restore, Restored};
 pub use shard::shard_of;
-pub use writer::{ShardWriter, WriterOptions};
+pub use writer::{Erased, ShardWriter, WriterOptions};
 
 /// A failure of a cluster operation.
 #[derive(Debug)]

@@ -4,6 +4,11 @@
 
 mod support;
 
+#[path = "cluster/aggregates.rs"]
+mod aggregates;
+#[path = "cluster/erasure.rs"]
+mod erasure;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
