@@ -8,7 +8,8 @@
 //! 1. PUT and GET latency per object size (median and p90 of sequential requests);
 //! 2. one shard writer's ingest rate, acknowledging after the log object's PUT versus local
 //!    only, for batches of one day of every meter and of a tenth of that;
-//! 3. the cost of opening a cold reader (requests, bytes, seconds);
+//! 3. the cost of opening a cold reader (requests, bytes, seconds): whole segment objects, then
+//!    a ranged reader (index parts first, blocks on demand) and its first questions;
 //! 4. three shard writers (three nodes, in this process) against one on the same data, then
 //!    questions to three shard readers (`ShardedSource`) against one reader.
 
@@ -22,7 +23,9 @@ use courbe::engine::{Batch, Options};
 use courbe::source::SeriesSource;
 use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
-use courbe_cluster::{restore, shard_of, ShardWriter, ShardedSource, WriterOptions};
+use courbe_cluster::{
+    restore, shard_of, CacheOptions, RangedReader, ShardWriter, ShardedSource, WriterOptions,
+};
 use courbe_workload::{Fleet, FleetConfig};
 
 fn quantiles(mut v: Vec<Duration>) -> (f64, f64) {
@@ -155,6 +158,68 @@ async fn main() {
             "{run}: {:.3} s, {} GETs, {} bytes got, {} segments ({} fetched), {} points, {} B on disk",
             s, r.traffic.gets, r.traffic.bytes_got, stats.segments, r.fetched, stats.points, stats.bytes_on_disk
         );
+    }
+
+    println!("== ranged reader of shard 10 (index parts first, blocks on demand, bound 1/10 of the segments)");
+    let segment_bytes: u64 = {
+        let r = restore(
+            &coord,
+            &objects,
+            &layout,
+            &servers.path("reader"),
+            Options::default(),
+            false,
+        )
+        .await
+        .expect("restore");
+        r.store
+            .committed_manifest()
+            .segments
+            .iter()
+            .map(|s| s.len)
+            .sum()
+    };
+    for run in 0..3 {
+        let started = Instant::now();
+        let r = RangedReader::open(
+            &coord,
+            &objects,
+            &layout,
+            &servers.path("ranged"),
+            Options::default(),
+            CacheOptions::new(segment_bytes / 10),
+        )
+        .await
+        .expect("ranged open");
+        let open_s = started.elapsed().as_secs_f64();
+        println!(
+            "open {run}: {open_s:.3} s, {} GETs, {} bytes got (of {segment_bytes} bytes of segments)",
+            r.opened.gets, r.opened.bytes_got
+        );
+        let (from, to) = (0, 4_000_000_000);
+        for (what, m) in [
+            ("first meter", &series[0].meter_id),
+            ("same meter again", &series[0].meter_id),
+            ("another meter", &series[1].meter_id),
+        ] {
+            let before = objects.traffic();
+            let t = Instant::now();
+            let pts = r
+                .read(std::slice::from_ref(m), from, to, |src| {
+                    courbe::query::curve(src, m, Channel::CONSUMPTION, from, to)
+                        .expect("curve")
+                        .len()
+                })
+                .await
+                .expect("read");
+            let cost = objects.traffic().since(&before);
+            println!(
+                "  {what}: {:.3} ms, {} GETs, {} bytes got, {pts} points",
+                t.elapsed().as_secs_f64() * 1e3,
+                cost.gets,
+                cost.bytes_got
+            );
+        }
     }
 
     println!("== three shard writers against one, same data ({meters} meters x {days} days)");

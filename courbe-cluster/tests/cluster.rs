@@ -8,6 +8,8 @@ mod support;
 mod aggregates;
 #[path = "cluster/erasure.rs"]
 mod erasure;
+#[path = "cluster/ranged.rs"]
+mod ranged;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
