@@ -888,7 +888,8 @@ async fn aggregates_get(
 ) -> Result<Response, HttpError> {
     let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     let answer =
-        blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
+        blocking(move || aggregates::answer(&*s.store.snapshot(), &s.gov, &principal, &params))
+            .await?;
     Ok(Json(AggregatesBody::from(answer)).into_response())
 }
 
@@ -936,8 +937,10 @@ async fn compare_get(
     let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
-    let comparison =
-        blocking(move || aggregates::compare(&s.store, &s.gov, &principal, &id, &params)).await?;
+    let comparison = blocking(move || {
+        aggregates::compare(&*s.store.snapshot(), &s.gov, &principal, &id, &params)
+    })
+    .await?;
     Ok(Json(CompareBody::from(comparison)).into_response())
 }
 

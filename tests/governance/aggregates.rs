@@ -655,7 +655,7 @@ mod properties {
             role: Role::PublicBody,
             subject: None,
         };
-        let answer = aggregates::answer(store, gov, &who, &params).unwrap();
+        let answer = aggregates::answer(&*store.snapshot(), gov, &who, &params).unwrap();
         serde_json::to_value(AggregatesBody::from(answer)).unwrap()
     }
 

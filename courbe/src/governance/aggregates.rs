@@ -64,10 +64,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::auth::{Level, Principal, Role};
 use super::Governance;
-use crate::engine::Store;
 use crate::error::ApiError;
 use crate::query::{Calendar, Period};
 use crate::question::{parse_channel, parse_meter_list, parse_range, parse_tz};
+use crate::source::SeriesSource;
 use crate::Channel;
 
 /// When a cell of an aggregate is suppressed.
@@ -378,18 +378,17 @@ pub(super) struct Table {
 
 impl Table {
     pub(super) fn load(
-        store: &Store,
+        series: &dyn SeriesSource,
         meters: &[String],
         channel: Channel,
         from_utc: i64,
         to_utc: i64,
     ) -> Result<Table, ApiError> {
-        let snapshot = store.snapshot();
         let mut by_meter = HashMap::with_capacity(meters.len());
         for m in meters {
-            let points = snapshot
-                .points(m, channel, from_utc - MAX_STEP_S, to_utc)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let points =
+                crate::query::series_points(series, m, channel, from_utc - MAX_STEP_S, to_utc)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
             by_meter.insert(m.clone(), meter_slots(&points, from_utc, to_utc));
         }
         Ok(Table {
@@ -745,7 +744,7 @@ pub(super) fn group_cells(
 
 /// The groups of `params.level` (one when `params.code` is set) computed now from the store.
 fn live_groups(
-    store: &Store,
+    series: &dyn SeriesSource,
     gov: &Governance,
     params: &Params,
 ) -> Result<Vec<GroupCells>, ApiError> {
@@ -757,7 +756,7 @@ fn live_groups(
         .into_values()
         .next()
         .unwrap_or_default();
-    let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
+    let table = Table::load(series, &all, params.channel, from_utc, to_utc)?;
     let decisions = Decisions::compute(&groups, &table, &rule)?;
     let mut out = Vec::new();
     if let Some(at_level) = decisions.levels.get(&params.level) {
@@ -779,9 +778,11 @@ fn live_groups(
     Ok(out)
 }
 
-/// Answers an aggregate question for `principal` (already authorised for its level).
+/// Answers an aggregate question for `principal` (already authorised for its level), live
+/// answers read from `series`: a store's snapshot, or the union of a cluster's shards, on
+/// which the suppression rules are then decided once, on the merged cells.
 pub fn answer(
-    store: &Store,
+    series: &dyn SeriesSource,
     gov: &Governance,
     principal: &Principal,
     params: &Params,
@@ -792,7 +793,7 @@ pub fn answer(
     let (groups_out, min) = match &params.meters {
         Some(ids) => {
             // Ad-hoc groups are the operator's (see `authorize`): primary rule only.
-            let table = Table::load(store, ids, params.channel, from_utc, to_utc)?;
+            let table = Table::load(series, ids, params.channel, from_utc, to_utc)?;
             let min = rule.min_meters;
             let mut slots = table.slots(ids);
             for (_, s) in slots.iter_mut() {
@@ -830,7 +831,10 @@ pub fn answer(
             match source {
                 // The minimum the releases were decided with (the smallest, across several).
                 Source::Release => super::releases::released_groups(gov, params)?,
-                Source::Live => (live_groups(store, gov, params)?, rule.min_for(params.level)),
+                Source::Live => (
+                    live_groups(series, gov, params)?,
+                    rule.min_for(params.level),
+                ),
             }
         }
     };
@@ -949,7 +953,7 @@ pub fn check_whole_paris_months(params: &Params) -> Result<(), ApiError> {
 /// not released is refused (`not_released`). The meter's own energy is read now: it is the
 /// caller's own data.
 pub fn compare(
-    store: &Store,
+    series: &dyn SeriesSource,
     gov: &Governance,
     principal: &Principal,
     meter: &str,
@@ -971,7 +975,7 @@ pub fn compare(
         .collect();
     let load = |meters: &[String]| {
         Table::load(
-            store,
+            series,
             meters,
             params.channel,
             calendar.from_utc,

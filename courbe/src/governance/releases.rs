@@ -396,7 +396,7 @@ fn freeze_month(
         .into_values()
         .next()
         .unwrap_or_default();
-    let table = Table::load(store, &all, channel, from_utc, to_utc)?;
+    let table = Table::load(&*store.snapshot(), &all, channel, from_utc, to_utc)?;
     let decisions = Decisions::compute(groups, &table, rule)?;
     let index: HashMap<&str, u32> = all
         .iter()
