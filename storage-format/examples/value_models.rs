@@ -240,6 +240,8 @@ enum Ctx {
     PrevSign,
     /// × the level classes × the sign (48).
     PrevLevelSign,
+    /// × the level classes × the sign × the residual a day back (96).
+    PrevLevelSignDay,
 }
 
 impl Ctx {
@@ -249,6 +251,7 @@ impl Ctx {
             Ctx::PrevDayResidual | Ctx::PrevSign => 16,
             Ctx::PrevPrev2 | Ctx::PrevMax23 | Ctx::PrevDayStep | Ctx::PrevLevel => 24,
             Ctx::PrevLevelSign => 48,
+            Ctx::PrevLevelSignDay => 96,
         }
     }
 }
@@ -384,7 +387,7 @@ fn code(model: &Model, values: &[i32], day: Option<usize>, r: &[i32]) -> Coded {
                         _ => 2,
                     }
             }
-            Ctx::PrevLevel | Ctx::PrevLevelSign => {
+            Ctx::PrevLevel | Ctx::PrevLevelSign | Ctx::PrevLevelSignDay => {
                 let l = if i == 0 {
                     0
                 } else {
@@ -396,10 +399,14 @@ fn code(model: &Model, values: &[i32], day: Option<usize>, r: &[i32]) -> Coded {
                         9 | 10 => 1,
                         _ => 2,
                     };
-                if model.ctx == Ctx::PrevLevelSign {
-                    c * 2 + usize::from(i > start && zz[i - 1] & 1 == 1)
-                } else {
-                    c
+                let day_big = day.is_some_and(|d| i >= start + d && w[i - d] >= 10);
+                match model.ctx {
+                    Ctx::PrevLevelSign => c * 2 + usize::from(i > start && zz[i - 1] & 1 == 1),
+                    Ctx::PrevLevelSignDay => {
+                        (c * 2 + usize::from(i > start && zz[i - 1] & 1 == 1)) * 2
+                            + usize::from(day_big)
+                    }
+                    _ => c,
                 }
             }
             Ctx::PrevSign => prev * 2 + usize::from(i > start && zz[i - 1] & 1 == 1),
@@ -754,6 +761,13 @@ fn main() {
             name: "combined: MED preds, ctx x level x sign (48)",
             mant: 2,
             ctx: Ctx::PrevLevelSign,
+            preds: MED_PREDS,
+            parts: 1,
+        },
+        Model {
+            name: "combined: MED preds, ctx x level x sign x day residual (96)",
+            mant: 2,
+            ctx: Ctx::PrevLevelSignDay,
             preds: MED_PREDS,
             parts: 1,
         },
