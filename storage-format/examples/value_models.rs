@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! cargo run --release -p storage-format --example value_models -- \
-//!     [--meters 1000] [--train-meters 300] [--tables 64] [--enedis PATH]
+//!     [--meters 1000] [--train-meters 300] [--tables 64] [--enedis PATH] [--models I,J,...]
 //! ```
+//!
+//! `--models` sizes only the models at those positions of the list in `main` (0, the current
+//! model, gives the ratios; without it a run prints bytes only and its ratios are NaN).
 //!
 //! Data, consumption blocks cut by Europe/Paris month as the engine does: the fair suite's family
 //! (`courbe-workload` seed 1, 30 minutes, `--meters`), the same generator at steps the format's
