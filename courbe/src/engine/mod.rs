@@ -53,6 +53,7 @@ mod memtable;
 mod resolve;
 mod segments;
 mod snapshot;
+mod summarizer;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +91,14 @@ pub struct Options {
     /// [`Store::compact_by_policy`] after every flush. Off by default: an embedded store's files
     /// change only when its caller acts (tests count sync points); `courbe serve` turns it on.
     pub background_compaction: bool,
+    /// Whether a background thread builds each segment's clock-band summaries (`bands.rs`, read
+    /// by the fleet offer comparison) at open and after every flush, compaction or erasure that
+    /// writes a segment (`summarizer.rs`), so that no question pays for them. Off by default:
+    /// an embedded store writes only the files its caller's actions write, and one that never
+    /// compares offers would pay a decode of every segment written and about a quarter more
+    /// bytes for nothing; `courbe serve` turns it on. Without it, the first comparison over a
+    /// segment builds its summaries.
+    pub background_summaries: bool,
 }
 
 impl Default for Options {
@@ -99,6 +108,7 @@ impl Default for Options {
             retention_days: None,
             compaction: CompactionPolicy::default(),
             background_compaction: false,
+            background_summaries: false,
         }
     }
 }
@@ -595,6 +605,9 @@ pub struct Store {
     signal: Arc<FlushSignal>,
     /// Written by the background compactor: its figures so far and its last failure.
     pub(crate) compactor: parking_lot::Mutex<CompactorState>,
+    /// The background builder of clock-band summaries (`summarizer.rs`), when it runs.
+    summaries: Arc<summarizer::Summaries>,
+    summarizer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Flushes counted, and the store's end, for the background compactor.
@@ -610,6 +623,12 @@ impl Drop for Store {
     fn drop(&mut self) {
         // A flush in flight completes (or fails) before the directory lock is released.
         if let Some(handle) = self.flushing.get_mut().take() {
+            let _ = handle.join();
+        }
+        // The summary builder stops between two series and writes nothing after its join,
+        // so no summary file is written once the directory lock is released.
+        self.summaries.close();
+        if let Some(handle) = self.summarizer.get_mut().take() {
             let _ = handle.join();
         }
         self.signal.closing.store(true, Ordering::SeqCst);
@@ -775,17 +794,38 @@ impl Store {
             flushing: parking_lot::Mutex::new(None),
             signal: Arc::new(FlushSignal::default()),
             compactor: parking_lot::Mutex::new(CompactorState::default()),
+            summaries: Arc::new(summarizer::Summaries::default()),
+            summarizer: parking_lot::Mutex::new(None),
         };
         if resume {
             // An erasure begun before a crash or a failure: the store is not used before it
             // is complete.
             store.resume_erasures()?;
         }
+        if store.options.background_summaries {
+            *store.summarizer.lock() = summarizer::spawn(
+                store.version.clone(),
+                store.fs.clone(),
+                store.summaries.clone(),
+            );
+        }
         Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Waits until the background summary builder (`Options::background_summaries`) has gone
+    /// through every segment committed before the call (tests and benchmarks); returns at once
+    /// when it does not run.
+    pub fn wait_for_summaries(&self) {
+        self.summaries.wait_caught_up();
+    }
+
+    /// Summary files the background builder has written since the store was opened.
+    pub fn summaries_built(&self) -> u64 {
+        self.summaries.built()
     }
 
     /// The manifest as last committed (a clone taken under its lock): with the segment files it
@@ -965,6 +1005,7 @@ impl Store {
             manifest: self.manifest.clone(),
             version: self.version.clone(),
             signal: self.signal.clone(),
+            summaries: self.summaries.clone(),
         }
     }
 
@@ -1197,6 +1238,7 @@ struct Core {
     manifest: Arc<parking_lot::Mutex<Manifest>>,
     version: Arc<parking_lot::RwLock<Arc<Version>>>,
     signal: Arc<FlushSignal>,
+    summaries: Arc<summarizer::Summaries>,
 }
 
 impl Core {
@@ -1270,6 +1312,7 @@ impl Core {
             .filter(|s| !removed.iter().any(|r| r.entry.file_id == s.entry.file_id))
             .cloned()
             .collect();
+        let adds = !added.is_empty();
         segments.extend(added);
         segments.sort_by_key(|s| s.entry.seq);
         let (memtable, immutable) = match memtables {
@@ -1281,6 +1324,10 @@ impl Core {
         *version = Arc::new(Version::with_immutable(
             segments, memtable, immutable, registers,
         ));
+        drop(version);
+        if adds {
+            self.summaries.segments_added();
+        }
         Ok(())
     }
 
