@@ -5,12 +5,21 @@
 //!
 //! `cargo run --release --example fleet_bands -- load DIR METERS DAYS` generates the fleet
 //! (`courbe-workload`, seed 1, from 2024-01-01, 30-minute curves with the generator's gaps and
-//! estimates; 1,000 meters generated at a time on all cores) and a year of synthetic spot prices, ingests, flushes and compacts.
+//! estimates; generated on all cores and ingested 1,000 meter-quarters a batch) and a year of synthetic spot prices, ingests, flushes and compacts.
 //! `cargo run --release --example fleet_bands -- price DIR DAYS [REPS [CASE]]` opens the store
 //! and times `fleet_totals_by` per offer and path: first the summaries built (and written) for
 //! every segment of the range, then `REPS` (default 2) runs of each case, the best reported;
 //! `CASE` keeps the cases whose label (`TEMPO Curve`, `all four Any`...) contains it.
 //! Prints which path each offer took for how many meters.
+//! `cargo run --release --example fleet_bands -- summaries DIR` deletes the store's summary
+//! files, opens it with `Options::background_summaries` and times the background builder until
+//! it has caught up (what a server does after a compaction), then prints the bytes of the
+//! summary files beside the segments'.
+//! `cargo run --release --example fleet_bands -- dynamic DIR DAYS [WAY]` prices every meter's
+//! curve under the synthetic spot prices per Paris month, the interval walk of the one-meter
+//! path (`spot::series_points`, `spot::period_cost`: `WAY` = `walk`) against the fleet path's
+//! columns and price integral (`spot::CurveColumns`, `spot::period_cost_columns`: `columns`),
+//! or both (the default, checking they agree), on one thread: CPU seconds of each.
 
 use std::time::Instant;
 
@@ -53,9 +62,11 @@ fn load(dir: &str, meters: u32, days: u32) -> Result<(), Box<dyn std::error::Err
     let store = Store::open(dir, Options::default())?;
     let t = Instant::now();
     let mut points = 0u64;
-    for first in (0..meters).step_by(1_000) {
+    // About 4.3 M points a batch (1,000 meter-quarters), well under the log record limit.
+    let per = (90_000 / days.max(1)).clamp(1, 1_000);
+    for first in (0..meters).step_by(per as usize) {
         use rayon::prelude::*;
-        let generated: Vec<_> = (first..(first + 1_000).min(meters))
+        let generated: Vec<_> = (first..(first + per).min(meters))
             .into_par_iter()
             .map(|i| fleet.meter(i))
             .collect();
@@ -88,12 +99,13 @@ fn load(dir: &str, meters: u32, days: u32) -> Result<(), Box<dyn std::error::Err
     }
     store.ingest(&batch)?;
     store.flush()?;
-    let ingested = t.elapsed().as_secs_f64();
+    let (ingested, ingested_cpu) = (t.elapsed().as_secs_f64(), cpu_s());
     store.compact()?;
     eprintln!(
-        "{meters} meters x {days} days: {points} points, generated and ingested in {ingested:.1} s, \
-         compacted in {:.1} s",
-        t.elapsed().as_secs_f64() - ingested
+        "{meters} meters x {days} days: {points} points, generated and ingested in {ingested:.1} s \
+         ({ingested_cpu:.1} s CPU), compacted in {:.1} s ({:.1} s CPU)",
+        t.elapsed().as_secs_f64() - ingested,
+        cpu_s() - ingested_cpu
     );
     Ok(())
 }
@@ -174,6 +186,126 @@ fn price(
     Ok(())
 }
 
+/// Bytes of the files of `dir` whose name ends with `suffix`.
+fn bytes_of(dir: &str, suffix: &str) -> Result<u64, std::io::Error> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().ends_with(suffix) {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+fn summaries(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "bands") {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let (t, cpu) = (Instant::now(), cpu_s());
+    let store = Store::open(
+        dir,
+        Options {
+            background_summaries: true,
+            ..Options::default()
+        },
+    )?;
+    let opened = t.elapsed().as_secs_f64();
+    store.wait_for_summaries();
+    eprintln!(
+        "open {opened:.2} s; background builder caught up after {:.2} s wall, {:.2} s CPU \
+         (process), {} files built",
+        t.elapsed().as_secs_f64(),
+        cpu_s() - cpu,
+        store.summaries_built()
+    );
+    let (bands, segments) = (bytes_of(dir, ".bands")?, bytes_of(dir, ".seg")?);
+    eprintln!(
+        "summary files {bands} bytes beside {segments} bytes of segments (+{:.1}%)",
+        100.0 * bands as f64 / segments.max(1) as f64
+    );
+    Ok(())
+}
+
+fn dynamic(dir: &str, days: u32, way: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use courbe::query::spot::{self, CurveColumns, PriceIntegral};
+    let store = Store::open(dir, Options::default())?;
+    let snapshot = store.snapshot();
+    let meters = courbe::governance::prices::fleet_meters(&*snapshot);
+    let tz = courbe::zone::paris();
+    let at = |d: jiff::civil::Date| -> Result<i64, jiff::Error> {
+        Ok(d.to_zoned(tz.clone())?.timestamp().as_second())
+    };
+    let first = jiff::civil::date(2024, 1, 1);
+    let end = first.checked_add(jiff::Span::new().days(i64::from(days)))?;
+    let mut months = Vec::new();
+    let mut d = first;
+    while d < end {
+        let next = d.checked_add(jiff::Span::new().months(1))?.min(end);
+        months.push((at(d)?, at(next)?));
+        d = next;
+    }
+    let (Some(&(from, _)), Some(&(_, to))) = (months.first(), months.last()) else {
+        return Err("no day to price".into());
+    };
+    let prices = spot::spot_prices(&*snapshot, "spot-FR", from, to)?;
+    let integral = PriceIntegral::new(&prices);
+    let mut walked = Vec::new();
+    if way != "columns" {
+        let cpu = cpu_s();
+        for m in &meters {
+            let points = spot::series_points(&*snapshot, m, Channel::CONSUMPTION, from, to)?;
+            walked.push(
+                months
+                    .iter()
+                    .map(|&(a, b)| spot::period_cost(&points, &prices, a, b))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        println!(
+            "walk:    {} meters x {} months, {:.2} s CPU",
+            meters.len(),
+            months.len(),
+            cpu_s() - cpu
+        );
+    }
+    if way != "walk" {
+        let cpu = cpu_s();
+        let mut scratch = storage_format::block::DecodedBlock::default();
+        let mut columns = CurveColumns::default();
+        let mut agree = true;
+        for (i, m) in meters.iter().enumerate() {
+            columns.read(
+                &*snapshot,
+                m,
+                Channel::CONSUMPTION,
+                (from, to),
+                &mut scratch,
+            )?;
+            let priced: Vec<_> = months
+                .iter()
+                .map(|&(a, b)| spot::period_cost_columns(&columns, &integral, a, b))
+                .collect();
+            agree &= walked.get(i).is_none_or(|w| *w == priced);
+        }
+        println!(
+            "columns: {} meters x {} months, {:.2} s CPU{}",
+            meters.len(),
+            months.len(),
+            cpu_s() - cpu,
+            match (walked.is_empty(), agree) {
+                (true, _) => "",
+                (false, true) => "; every period equal to the walk's",
+                (false, false) => "; SOME PERIOD DIFFERS FROM THE WALK'S",
+            }
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, default: u32| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -185,6 +317,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             num(3, 2) as usize,
             args.get(4).map(String::as_str),
         ),
-        _ => Err("fleet_bands load DIR METERS DAYS | price DIR DAYS [REPS [CASE]]".into()),
+        Some("summaries") => summaries(&args[1]),
+        Some("dynamic") => dynamic(
+            &args[1],
+            num(2, 365),
+            args.get(3).map_or("both", String::as_str),
+        ),
+        _ => Err(
+            "fleet_bands load DIR METERS DAYS | price DIR DAYS [REPS [CASE]] | summaries DIR | \
+             dynamic DIR DAYS [walk|columns|both]"
+                .into(),
+        ),
     }
 }

@@ -6,11 +6,11 @@
 //! `cargo build --release --example profile_one_meter`, then
 //! `valgrind --tool=callgrind target/release/examples/profile_one_meter energy 200` (or `curve`;
 //! `curve-arrow` and `energy-arrow` run the server's whole answer, Arrow bytes included, through
-//! `api::answer_encoded`), and
+//! `http::body::answer_encoded`), and
 //! `callgrind_annotate --inclusive=yes callgrind.out.PID | grep 'query::energy \['`.
-use courbe::api::{self, CalendarQuestion, Encoding, Limits, Question};
 use courbe::engine::{Batch, Options, Store};
 use courbe::query::{self, Calendar, Period};
+use courbe::question::{CalendarQuestion, Encoding, Limits, Question};
 use courbe::{point_of, Channel};
 use courbe_workload::{Fleet, FleetConfig};
 use jiff::tz::TimeZone;
@@ -84,8 +84,13 @@ fn main() {
     for _ in 0..n {
         let snap = store.snapshot();
         if let Some(question) = &question {
-            let (bytes, _) =
-                api::answer_encoded(&*snap, question, Encoding::Arrow, &limits).unwrap();
+            let (bytes, _) = courbe_server::http::body::answer_encoded(
+                &*snap,
+                question,
+                Encoding::Arrow,
+                &limits,
+            )
+            .unwrap();
             total += bytes.len();
         } else if what == "curve" {
             total += query::curve(

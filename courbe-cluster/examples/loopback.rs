@@ -8,9 +8,12 @@
 //! 1. PUT and GET latency per object size (median and p90 of sequential requests);
 //! 2. one shard writer's ingest rate, acknowledging after the log object's PUT versus local
 //!    only, for batches of one day of every meter and of a tenth of that;
-//! 3. the cost of opening a cold reader (requests, bytes, seconds);
-//! 4. three shard writers (three nodes, in this process) against one on the same data, then
-//!    questions to three shard readers (`ShardedSource`) against one reader.
+//! 3. the cost of opening a cold reader (requests, bytes, seconds): whole segment objects, then
+//!    a ranged reader (index parts first, blocks on demand) and its first questions;
+//! 4. the cost of erasing one meter (requests, seconds);
+//! 5. three shard writers (three nodes, in this process) against one on the same data, then
+//!    questions to three shard readers (`ShardedSource`) against one reader, the governance
+//!    aggregates included.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -19,10 +22,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use courbe::engine::{Batch, Options};
+use courbe::governance::aggregates::{self, Params};
+use courbe::governance::auth::{Principal, Role};
+use courbe::governance::groups::Membership;
+use courbe::governance::{Governance, GovernanceConfig};
 use courbe::source::SeriesSource;
 use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
-use courbe_cluster::{restore, shard_of, ShardWriter, ShardedSource, WriterOptions};
+use courbe_cluster::{
+    restore, shard_of, CacheOptions, RangedReader, ShardWriter, ShardedSource, WriterOptions,
+};
 use courbe_workload::{Fleet, FleetConfig};
 
 fn quantiles(mut v: Vec<Duration>) -> (f64, f64) {
@@ -157,6 +166,100 @@ async fn main() {
         );
     }
 
+    println!("== ranged reader of shard 10 (index parts first, blocks on demand, bound 1/10 of the segments)");
+    let segment_bytes: u64 = {
+        let r = restore(
+            &coord,
+            &objects,
+            &layout,
+            &servers.path("reader"),
+            Options::default(),
+            false,
+        )
+        .await
+        .expect("restore");
+        r.store
+            .committed_manifest()
+            .segments
+            .iter()
+            .map(|s| s.len)
+            .sum()
+    };
+    for run in 0..3 {
+        let started = Instant::now();
+        let r = RangedReader::open(
+            &coord,
+            &objects,
+            &layout,
+            &servers.path("ranged"),
+            Options::default(),
+            CacheOptions::new(segment_bytes / 10),
+        )
+        .await
+        .expect("ranged open");
+        let open_s = started.elapsed().as_secs_f64();
+        println!(
+            "open {run}: {open_s:.3} s, {} GETs, {} bytes got (of {segment_bytes} bytes of segments)",
+            r.opened.gets, r.opened.bytes_got
+        );
+        let (from, to) = (0, 4_000_000_000);
+        for (what, m) in [
+            ("first meter", &series[0].meter_id),
+            ("same meter again", &series[0].meter_id),
+            ("another meter", &series[1].meter_id),
+        ] {
+            let before = objects.traffic();
+            let t = Instant::now();
+            let pts = r
+                .read(std::slice::from_ref(m), from, to, |src| {
+                    courbe::query::curve(src, m, Channel::CONSUMPTION, from, to)
+                        .expect("curve")
+                        .len()
+                })
+                .await
+                .expect("read");
+            let cost = objects.traffic().since(&before);
+            println!(
+                "  {what}: {:.3} ms, {} GETs, {} bytes got, {pts} points",
+                t.elapsed().as_secs_f64() * 1e3,
+                cost.gets,
+                cost.bytes_got
+            );
+        }
+    }
+
+    println!("== erasure of one meter of shard 10 (intent, rewrite, commit, sweep)");
+    {
+        let (writer, took) = ShardWriter::take_over(
+            &coord,
+            &objects,
+            layout.clone(),
+            &servers.path("eraser"),
+            WriterOptions::new("eraser"),
+        )
+        .await
+        .expect("take over");
+        let before = objects.traffic();
+        let started = Instant::now();
+        let done = writer
+            .erase(&series[2].meter_id, None)
+            .await
+            .expect("erase");
+        let t = objects.traffic().since(&before);
+        println!(
+            "take-over fetched {} segments; erase: {:.3} s, {} points removed, {} PUTs ({} bytes), \
+             {} DELETEs, {} LISTs",
+            took.segments_fetched,
+            started.elapsed().as_secs_f64(),
+            done.points_removed,
+            t.puts,
+            t.bytes_put,
+            t.deletes,
+            t.lists
+        );
+        writer.close().await.expect("close");
+    }
+
     println!("== three shard writers against one, same data ({meters} meters x {days} days)");
     let day_batches: Vec<Vec<(String, courbe::Point)>> = (0..days as usize)
         .map(|d| {
@@ -245,6 +348,34 @@ async fn main() {
     let from = series[0].consumption[0].ts_utc;
     let day = (from, from + 86_400);
     let span = (from, from + i64::from(days) * 86_400);
+    // The governance registries are the router's: one set of groups over every shard.
+    let gov = Governance::open(&servers.path("gov"), GovernanceConfig::default()).expect("gov");
+    gov.load_groups(
+        series
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Membership {
+                meter: m.meter_id.clone(),
+                commune: "75056".into(),
+                iris: format!("7505601{:02}", i % 20),
+                building: None,
+            })
+            .collect(),
+    )
+    .expect("groups");
+    let operator = Principal {
+        role: Role::Operator,
+        subject: None,
+    };
+    let time_n = |n: usize, f: &dyn Fn()| {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            f();
+            v.push(t.elapsed());
+        }
+        quantiles(v).0
+    };
     for (shards, stores) in &cluster_dirs {
         let snaps: Vec<_> = stores.iter().map(|s| s.snapshot()).collect();
         let sources: Vec<&dyn SeriesSource> =
@@ -277,6 +408,20 @@ async fn main() {
                 courbe::query::curve(&src, m, Channel::CONSUMPTION, span.0, span.1).expect("curve");
             }
         }) / 20.0;
+        let question = format!(
+            "level=iris&kind=energy&period=day&tz=Europe/Paris&source=live&from={}&to={}",
+            jiff::Timestamp::from_second(span.0).expect("a time"),
+            jiff::Timestamp::from_second(span.1).expect("a time")
+        );
+        let params = Params::from_query(&question).expect("an aggregate question");
+        let aggregates_ms = time_n(3, &|| {
+            aggregates::answer(&src, &gov, &operator, &params).expect("aggregates");
+        });
+        println!(
+            "{shards} reader(s): IRIS energy by day over {} meters and {days} days (suppression on \
+             the merged cells) {aggregates_ms:.1} ms (median of 3)",
+            series.len()
+        );
         println!(
             "{shards} reader(s): fleet curve of a day {fleet_day:.3} ms; fleet curve of the span over \
              {} meters {fleet_some:.3} ms; one meter's curve of the span {one_meter:.4} ms (medians of 21)",

@@ -9,6 +9,7 @@ pub mod coord;
 pub mod fleet;
 pub mod layout;
 pub mod objects;
+pub mod ranged;
 pub mod reader;
 pub mod shard;
 pub mod writer;
@@ -16,9 +17,10 @@ pub mod writer;
 pub use coord::{Coordinator, Lease};
 pub use fleet::ShardedSource;
 pub use objects::Objects;
+pub use ranged::{CacheOptions, RangedReader};
 pub use reader::{restore, Restored};
 pub use shard::shard_of;
-pub use writer::{ShardWriter, WriterOptions};
+pub use writer::{Erased, ShardWriter, WriterOptions};
 
 /// A failure of a cluster operation.
 #[derive(Debug)]

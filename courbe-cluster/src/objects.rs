@@ -143,6 +143,23 @@ impl Objects {
         Ok(bytes)
     }
 
+    /// Bytes `range` of the object `key` (one ranged GET).
+    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let bytes = self
+            .store
+            .get_range(&Path::from(key), range.clone())
+            .await
+            .map_err(|source| Error::Objects {
+                what: format!("GET {key} bytes {range:?}"),
+                source,
+            })?;
+        self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_got
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
+    }
+
     /// The keys under `prefix` (a folder: `prefix/...`), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let metas: Vec<_> = self

@@ -52,6 +52,26 @@ pub struct TakeOver {
     pub segments_fetched: usize,
     /// Log objects after that manifest, replayed.
     pub logs_replayed: usize,
+    /// Erasures the manifest listed as pending (begun by a writer that died before finishing
+    /// them), completed before this writer acknowledges anything.
+    pub erasures_completed: usize,
+}
+
+/// What [`ShardWriter::erase`] did.
+#[derive(Clone, Debug, Default)]
+pub struct Erased {
+    pub points_removed: u64,
+    /// Objects deleted after the commit (replaced segments, log and manifest objects).
+    pub objects_deleted: u64,
+}
+
+/// Which objects a commit deletes once the pointer has moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sweep {
+    /// Keep the previous version's objects for readers still opening it.
+    KeepPrevious,
+    /// Keep only the new version (an erasure: nothing that held the meter may remain).
+    OnlyCurrent,
 }
 
 struct State {
@@ -111,12 +131,16 @@ impl ShardWriter {
         };
         let (version, wal_through, uploaded) = match &pointer {
             Some(p) => {
-                let (head, _, fetched) = fetch_version(objects, &layout, p, dir).await?;
+                let (head, man, fetched) = fetch_version(objects, &layout, p, dir).await?;
                 report.segments_fetched = fetched;
+                report.erasures_completed = man.pending_erasures.len();
                 (head.version, head.wal_through, head.segments)
             }
             None => (0, (0, 0), BTreeMap::new()),
         };
+        // Opening completes the erasures the manifest lists as pending (the engine's rule); no
+        // log object after `wal_through` can hold an erased point (an erasure's intent is
+        // committed at a checkpoint, and its writer acknowledges nothing until it is done).
         let store = Arc::new(Store::open(dir, options.store.clone())?);
         for (_, key) in wal_after(objects, &layout, wal_through).await? {
             replay_object(objects, &store, &key).await?;
@@ -140,8 +164,17 @@ impl ShardWriter {
                 fenced: false,
             }),
         };
-        // The replayed batches are now covered under this epoch; older objects become garbage.
-        writer.checkpoint().await?;
+        // The replayed batches are now covered under this epoch; older objects become garbage,
+        // at once when an erasure was completed.
+        let sweep = if report.erasures_completed > 0 {
+            Sweep::OnlyCurrent
+        } else {
+            Sweep::KeepPrevious
+        };
+        {
+            let mut state = writer.state.lock().await;
+            writer.commit(&mut state, sweep).await?;
+        }
         Ok((writer, report))
     }
 
@@ -200,7 +233,55 @@ impl ShardWriter {
     /// pointer value.
     pub async fn checkpoint(&self) -> Result<String> {
         let mut state = self.state.lock().await;
-        self.check(&mut state)?;
+        self.commit(&mut state, Sweep::KeepPrevious).await
+    }
+
+    /// Erases `meter`'s curve (all of it, or `[from, to)`: the engine's `Store::erase`) from the
+    /// shard, object storage included: when it returns, no object holds the erased points (no
+    /// segment, log or manifest object, of this version or an older one). Nothing is
+    /// acknowledged meanwhile.
+    ///
+    /// 1. The intent is committed: a checkpoint whose manifest lists the erasure as pending
+    ///    (so a successor taking the shard over completes it before acknowledging anything);
+    /// 2. the local store erases (segments rewritten without the points);
+    /// 3. a commit of the rewritten segments, then every object the new version does not name
+    ///    is deleted at once: the replaced segments, every log object (all are covered, and
+    ///    they held the points), and the older manifest objects (the intent names the meter).
+    pub async fn erase(&self, meter: &str, range_utc: Option<(i64, i64)>) -> Result<Erased> {
+        let mut state = self.state.lock().await;
+        self.commit_intent(&mut state, meter, range_utc).await?;
+        let store = self.store.clone();
+        let report = tokio::task::block_in_place(|| store.erase(meter, range_utc))?;
+        let before = self.objects.traffic();
+        self.commit(&mut state, Sweep::OnlyCurrent).await?;
+        Ok(Erased {
+            points_removed: report.points_removed,
+            objects_deleted: self.objects.traffic().since(&before).deletes,
+        })
+    }
+
+    /// Step 1 of [`ShardWriter::erase`] alone: the intent is in the shard's current manifest
+    /// when it returns, so the erasure is completed by this writer's `erase` with the same
+    /// arguments or by the next writer's take-over (what a writer killed mid-erasure leaves).
+    pub async fn begin_erase(&self, meter: &str, range_utc: Option<(i64, i64)>) -> Result<()> {
+        let mut state = self.state.lock().await;
+        self.commit_intent(&mut state, meter, range_utc).await
+    }
+
+    async fn commit_intent(
+        &self,
+        state: &mut State,
+        meter: &str,
+        range_utc: Option<(i64, i64)>,
+    ) -> Result<()> {
+        self.check(state)?;
+        let store = self.store.clone();
+        tokio::task::block_in_place(|| store.begin_erase(meter, range_utc))?;
+        self.commit(state, Sweep::KeepPrevious).await.map(|_| ())
+    }
+
+    async fn commit(&self, state: &mut State, sweep: Sweep) -> Result<String> {
+        self.check(state)?;
         let store = self.store.clone();
         let man = tokio::task::block_in_place(|| -> Result<_> {
             store.flush()?;
@@ -252,12 +333,15 @@ impl ShardWriter {
         }
         let previous_pointer = state.pointer.replace(name.clone());
         state.version = version;
-        // Garbage: covered logs, and objects named by neither this version nor the previous.
+        // Garbage: covered logs, and objects named by neither this version nor (unless
+        // sweeping for an erasure) the previous one.
         let mut keep: BTreeSet<String> = segments.values().cloned().collect();
-        keep.extend(state.previous.iter().cloned());
         keep.insert(self.layout.manifest_key(&name));
-        if let Some(p) = &previous_pointer {
-            keep.insert(self.layout.manifest_key(p));
+        if sweep == Sweep::KeepPrevious {
+            keep.extend(state.previous.iter().cloned());
+            if let Some(p) = &previous_pointer {
+                keep.insert(self.layout.manifest_key(p));
+            }
         }
         for key in self.objects.list(&self.layout.wal_dir()).await? {
             if layout::parse_wal_key(&key).is_some_and(|p| p <= wal_through) {

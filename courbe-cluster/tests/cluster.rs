@@ -4,6 +4,13 @@
 
 mod support;
 
+#[path = "cluster/aggregates.rs"]
+mod aggregates;
+#[path = "cluster/erasure.rs"]
+mod erasure;
+#[path = "cluster/ranged.rs"]
+mod ranged;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

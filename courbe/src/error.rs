@@ -1,14 +1,9 @@
-//! The errors of the product surface, and the one place where they become HTTP statuses.
+//! The errors of the product surface, transport-neutral: a code clients branch on and a message.
 //!
 //! Engine, query and ingest errors are classified into an [`ErrorCode`] by the `From` impls
-//! below; `ErrorCode::status` (feature `http`, the server's) is the only mapping from a code to an
-//! HTTP status, and [`ErrorCode::is_user_error`] the only mapping to the command line's exit codes.
-
-#[cfg(feature = "http")]
-use axum_core::response::{IntoResponse, Response};
-#[cfg(feature = "http")]
-use http::{header, HeaderValue, StatusCode};
-use serde::Serialize;
+//! below; [`ErrorCode::is_user_error`] is the only mapping to the command line's exit codes. The
+//! only mapping from a code to an HTTP status, and the JSON error body, are the server's
+//! (`courbe_server::http::error`).
 
 use crate::engine;
 use crate::query::QueryError;
@@ -76,32 +71,6 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status of every error with this code.
-    #[cfg(feature = "http")]
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::InvalidArgument
-            | ErrorCode::UnknownZone
-            | ErrorCode::UnknownPeriod
-            | ErrorCode::BadTariff
-            | ErrorCode::MalformedDocument => StatusCode::BAD_REQUEST,
-            ErrorCode::UnknownMeter | ErrorCode::NotFound | ErrorCode::NotReleased => {
-                StatusCode::NOT_FOUND
-            }
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
-            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// Whether the caller can fix it (exit status 1) rather than the server (exit status 2).
     pub fn is_user_error(self) -> bool {
         !self.is_server_side()
@@ -118,7 +87,7 @@ impl ErrorCode {
     }
 }
 
-/// An error answer: `{"error": {"code": "...", "message": "..."}}` with [`ErrorCode::status`].
+/// An error of a question or a request: its code and its message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     pub code: ErrorCode,
@@ -151,28 +120,6 @@ impl ApiError {
             }
             _ => &self.message,
         }
-    }
-
-    /// The JSON body, as the HTTP API sends it (with [`ApiError::client_message`]).
-    pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
-        let body = Body {
-            error: Inner {
-                code: self.code.as_str(),
-                message: self.client_message(),
-            },
-        };
-        serde_json::to_string(&body).unwrap_or_else(|_| {
-            r#"{"error":{"code":"internal","message":"unprintable error"}}"#.to_string()
-        })
     }
 }
 
@@ -242,109 +189,4 @@ pub fn is_storage_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
         || e.kind() == std::io::ErrorKind::QuotaExceeded
         || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-}
-
-#[cfg(feature = "http")]
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.code.is_server_side() {
-            tracing::error!(code = self.code.as_str(), message = %self.message, "server error");
-        }
-        let mut response = (self.code.status(), self.to_json()).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if self.code == ErrorCode::RequestTimeout {
-            // The rest of the body is not waited for.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
-}
-
-#[cfg(all(test, feature = "http"))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_error_body_has_the_code_and_the_message() {
-        let e = ApiError::new(ErrorCode::UnknownMeter, "unknown meter \"x\"");
-        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
-        assert_eq!(v["error"]["code"], "unknown_meter");
-        assert_eq!(v["error"]["message"], "unknown meter \"x\"");
-    }
-
-    #[test]
-    fn query_errors_map_to_the_contract_statuses() {
-        let cases = [
-            (
-                QueryError::InvalidArgument("x".into()),
-                400,
-                "invalid_argument",
-            ),
-            (
-                QueryError::UnknownZone("Mars/Olympus".into()),
-                400,
-                "unknown_zone",
-            ),
-            (
-                QueryError::UnknownPeriod("fortnight".into()),
-                400,
-                "unknown_period",
-            ),
-            (QueryError::BadTariff("x".into()), 400, "bad_tariff"),
-            (QueryError::UnknownMeter("m".into()), 404, "unknown_meter"),
-        ];
-        for (e, status, code) in cases {
-            let api = ApiError::from(e);
-            assert_eq!(api.code.status().as_u16(), status);
-            assert_eq!(api.code.as_str(), code);
-            assert!(api.code.is_user_error());
-        }
-    }
-
-    #[test]
-    fn engine_failures_are_internal_but_bad_arguments_are_not() {
-        let io = engine::Error::Io {
-            path: "/x".into(),
-            source: std::io::Error::other("disk on fire"),
-        };
-        assert_eq!(ApiError::from(io).code, ErrorCode::Internal);
-        assert_eq!(ErrorCode::Internal.status().as_u16(), 500);
-        assert!(!ErrorCode::Internal.is_user_error());
-        let bad = engine::Error::InvalidArgument("meter id".into());
-        assert_eq!(ApiError::from(bad).code.status().as_u16(), 400);
-    }
-
-    #[test]
-    fn a_full_disk_is_507_and_no_server_failure_sends_a_path() {
-        let full = |source| engine::Error::Io {
-            path: "/srv/courbe/data/wal-00000000000000000007.log".into(),
-            source,
-        };
-        for source in [
-            std::io::Error::from_raw_os_error(libc::ENOSPC),
-            std::io::Error::from(std::io::ErrorKind::StorageFull),
-            std::io::Error::from_raw_os_error(libc::EDQUOT),
-        ] {
-            let e = ApiError::from(full(source));
-            assert_eq!(e.code, ErrorCode::InsufficientStorage);
-            assert_eq!(e.code.status().as_u16(), 507);
-            assert!(
-                e.message.contains("/srv/courbe"),
-                "the log keeps the detail"
-            );
-            assert!(!e.to_json().contains("/srv"), "{}", e.to_json());
-            assert!(!e.code.is_user_error());
-        }
-        let other = ApiError::from(full(std::io::Error::other("bad sector")));
-        assert_eq!(other.code, ErrorCode::Internal);
-        assert!(!other.to_json().contains("/srv"), "{}", other.to_json());
-        let closed = ApiError::from(engine::Error::Closed);
-        assert_eq!(closed.code.status().as_u16(), 503);
-        assert!(!closed.code.is_user_error());
-    }
 }

@@ -8,11 +8,10 @@
 //! - [`ingest`]: the parsers of Enedis files and of the generic CSV.
 //! - [`journal`]: the framed append-only files of the log and the registries, group commit.
 //! - [`governance`]: consent, access control, grants, anonymised aggregates, export, audit.
-//! - [`api`]: the questions a client asks (parameters read and checked) and their answers.
+//! - [`question`]: the questions a client asks (text parameters read into typed values) and
+//!   their answers as domain values.
 //! - [`error`]: the error codes of the product surface, to which every failure is classified.
 
-pub mod api;
-pub mod arrow;
 /// Civil dates as day numbers: the workspace's one implementation, in the workload crate (which
 /// the generator needs without this library).
 pub use courbe_workload::civil;
@@ -22,6 +21,7 @@ pub mod governance;
 pub mod ingest;
 pub mod journal;
 pub mod query;
+pub mod question;
 pub mod source;
 pub mod zone;
 

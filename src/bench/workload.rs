@@ -7,7 +7,7 @@ use courbe_workload::{Fleet, FleetConfig};
 use jiff::civil::Date;
 
 use super::client::{get_request, post_request};
-use crate::http::api::format_ts;
+use crate::question::format_ts;
 use crate::Quality;
 
 /// A workload of `courbe bench`.

@@ -7,9 +7,9 @@ use rayon::prelude::*;
 
 use super::daily::{self, MeterDaily};
 use super::{output_error, progress_bar, CliError, GenArgs, GenKind};
-use crate::http::api::parse_channel;
 use crate::ingest::{CsvWriter, CURVE_STEPS_MIN};
 use crate::point_of;
+use crate::question::parse_channel;
 use crate::Channel;
 
 /// Meters generated in parallel before being written in order.
@@ -155,7 +155,7 @@ pub fn write_spot_csv(
         writeln!(
             out,
             "{},{sign}{}.{:02}",
-            crate::http::api::format_ts(p.ts_utc),
+            crate::question::format_ts(p.ts_utc),
             abs / 100,
             abs % 100
         )

@@ -9,10 +9,10 @@ use std::time::Instant;
 use super::{open_store, output_error, progress_bar, CliError, IngestArgs};
 use crate::engine::Store;
 use crate::governance::Governance;
-use crate::http::api::parse_ingest_channel;
 use crate::http::error::ApiError;
 use crate::http::loading::{BatchSink, Delivery, IngestReport, SinkConfig};
 use crate::ingest::{self, Rejected};
+use crate::question::parse_ingest_channel;
 use crate::Channel;
 
 /// Points per [`Store::ingest`] call.

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::{open_existing_store, output_error, CliError, EraseArgs, ReleaseArgs};
 use crate::engine::Stats;
-use crate::http::api::{self, EraseQuestion, QueryParams};
+use crate::question::{self, EraseQuestion, QueryParams};
 
 /// Erases the meter's curve (or `[from, to)` of it); gone from disk when it returns.
 pub fn erase(data: &Path, args: &EraseArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -18,7 +18,7 @@ pub fn erase(data: &Path, args: &EraseArgs, out: &mut dyn Write) -> Result<(), C
     };
     let question = EraseQuestion::from_params(&args.meter, &params)?;
     let store = open_existing_store(data)?;
-    let erased = api::erase(&store, &question)?;
+    let erased = crate::http::body::erase(&store, &question)?;
     writeln!(
         out,
         "erased {} points of meter {}",
@@ -29,9 +29,9 @@ pub fn erase(data: &Path, args: &EraseArgs, out: &mut dyn Write) -> Result<(), C
 
 /// Releases the aggregates of whole Paris months, as `POST /v1/aggregates/releases` does.
 pub fn release(data: &Path, args: &ReleaseArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let (tz, _) = api::parse_tz(None)?;
-    let (from_utc, to_utc) = api::parse_range(Some(&args.from), Some(&args.to), &tz)?;
-    let channel = api::parse_channel(Some(&args.channel))?;
+    let (tz, _) = question::parse_tz(None)?;
+    let (from_utc, to_utc) = question::parse_range(Some(&args.from), Some(&args.to), &tz)?;
+    let channel = question::parse_channel(Some(&args.channel))?;
     if args.aggregate_min_meters < 2
         || args
             .dominance_share
@@ -53,6 +53,7 @@ pub fn release(data: &Path, args: &ReleaseArgs, out: &mut dyn Write) -> Result<(
     let gov = crate::governance::Governance::open(data, config)
         .map_err(|e| CliError::Internal(e.to_string()))?;
     let summary = gov.release(&store, from_utc, to_utc, channel)?;
+    let summary = crate::governance::bodies::ReleaseSummaryJson::from(summary);
     let json = serde_json::to_string(&summary).map_err(|e| CliError::Internal(e.to_string()))?;
     writeln!(out, "{json}").map_err(output_error)
 }

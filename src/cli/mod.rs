@@ -236,7 +236,7 @@ pub struct QueryArgs {
     #[arg(long)]
     pub period: Option<String>,
     /// Time zone of calendar periods and local dates.
-    #[arg(long, default_value = crate::http::api::DEFAULT_TZ)]
+    #[arg(long, default_value = crate::question::DEFAULT_TZ)]
     pub tz: String,
     /// Off-peak windows, e.g. HC:22:00-06:00 or HC:01:00-07:00,12:30-14:30 (energy).
     #[arg(long)]
@@ -264,7 +264,7 @@ pub struct EraseArgs {
     #[arg(long, requires = "from")]
     pub to: Option<String>,
     /// Time zone of local dates.
-    #[arg(long, default_value = crate::http::api::DEFAULT_TZ)]
+    #[arg(long, default_value = crate::question::DEFAULT_TZ)]
     pub tz: String,
 }
 

@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::Path;
 
 use super::{open_existing_store, output_error, CliError, QueryArgs, QueryKindArg};
-use crate::http::api::{self, Encoding, Limits, QueryKind, QueryParams, Question};
+use crate::http::body;
+use crate::question::{Encoding, Limits, QueryKind, QueryParams, Question};
 
 impl From<QueryKindArg> for QueryKind {
     fn from(kind: QueryKindArg) -> QueryKind {
@@ -49,15 +50,15 @@ pub fn query(data: &Path, args: &QueryArgs, out: &mut dyn Write) -> Result<(), C
     let snapshot = store.snapshot();
     match encoding {
         Encoding::Json => {
-            let answer = api::answer(&*snapshot, &question, &limits)?;
+            let answer = body::answer(&*snapshot, &question, &limits)?;
             writeln!(out, "{}", answer.to_json()?).map_err(output_error)
         }
-        Encoding::Csv => api::answer(&*snapshot, &question, &limits)?
+        Encoding::Csv => body::answer(&*snapshot, &question, &limits)?
             .write_csv(out)
             .map_err(output_error),
         // The bytes of the stream, as the HTTP API sends them.
         Encoding::Arrow => {
-            let (bytes, _) = api::answer_encoded(&*snapshot, &question, encoding, &limits)?;
+            let (bytes, _) = body::answer_encoded(&*snapshot, &question, encoding, &limits)?;
             out.write_all(&bytes).map_err(output_error)
         }
     }

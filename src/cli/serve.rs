@@ -13,8 +13,8 @@ use tokio::net::TcpListener;
 
 use super::{init_logging, open_store, progress_bar, CliError, DemoArgs, ServeArgs};
 use crate::engine::{Batch, Store};
-use crate::http::api::DEFAULT_TZ;
 use crate::http::{self, ServerConfig};
+use crate::question::DEFAULT_TZ;
 use crate::source::SeriesSource;
 use crate::{point_of, Channel};
 
@@ -24,9 +24,11 @@ const DEMO_METERS_PER_BATCH: u32 = 16;
 pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     init_logging();
     // A server compacts in the background (`CompactionPolicy`), so a store fed day by day stays
-    // at about one segment per month without an operator.
+    // at about one segment per month without an operator, and builds each segment's clock-band
+    // summaries in the background, so that no offer comparison pays for them.
     let options = crate::engine::Options {
         background_compaction: true,
+        background_summaries: true,
         ..Default::default()
     };
     let store = Arc::new(Store::open(data, options).map_err(CliError::from)?);

@@ -22,7 +22,7 @@ use super::auth::Principal;
 use super::calendars::{self, check_series_name, parse_colours, Contract};
 use super::Governance;
 use crate::http::blocking;
-use crate::http::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode, HttpError};
 use crate::query::tariffs::{date_of_day, day_number};
 
 /// Largest body of a colour or contracts upload.
@@ -60,7 +60,7 @@ async fn colours_put(
     Path(name): Path<String>,
     Extension(BodyTimeout(timeout)): Extension<BodyTimeout>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_series_name(&name).map_err(ApiError::invalid)?;
     let body = super::http::read_body(body, MAX_BODY_BYTES, timeout).await?;
     let text = std::str::from_utf8(&body).map_err(|_| malformed("the body is not UTF-8"))?;
@@ -96,7 +96,7 @@ async fn colours_get(
     State(gov): State<Arc<Governance>>,
     Path(name): Path<String>,
     params: Result<Query<ColoursParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_series_name(&name).map_err(ApiError::invalid)?;
     let Query(params) = params.map_err(|e| ApiError::invalid(e.body_text()))?;
     let first = day_param(params.from.as_deref(), "from", i64::MIN / 4)?;
@@ -116,8 +116,8 @@ async fn colours_get(
 async fn contracts_get(
     State(gov): State<Arc<Governance>>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    crate::http::api::check_meter_id(&id)?;
+) -> Result<Response, HttpError> {
+    crate::question::check_meter_id(&id)?;
     let contracts = gov.calendars().contracts(&id);
     Ok(Json(serde_json::json!({ "meter": id, "contracts": contracts })).into_response())
 }
@@ -128,8 +128,8 @@ async fn contracts_put(
     principal: Option<Extension<Principal>>,
     Extension(BodyTimeout(timeout)): Extension<BodyTimeout>,
     body: Body,
-) -> Result<Response, ApiError> {
-    crate::http::api::check_meter_id(&id)?;
+) -> Result<Response, HttpError> {
+    crate::question::check_meter_id(&id)?;
     let body = super::http::read_body(body, MAX_BODY_BYTES, timeout).await?;
     let contracts: Vec<Contract> = serde_json::from_slice(&body)
         .map_err(|e| malformed(format!("unreadable JSON body: {e}")))?;

@@ -77,9 +77,9 @@ pub enum GrantCommand {
 
 /// Runs `courbe grant ...` on the data directory `data`.
 pub fn grant(data: &Path, args: &GrantArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let paris = crate::http::api::parse_tz(None)?.0;
-    let instant = |text: &str, name: &str| crate::http::api::parse_instant(text, &paris, name);
-    let check = |meter: &str| crate::http::api::check_meter_id(meter);
+    let paris = crate::question::parse_tz(None)?.0;
+    let instant = |text: &str, name: &str| crate::question::parse_instant(text, &paris, name);
+    let check = |meter: &str| crate::question::check_meter_id(meter);
     // Checked before anything is opened.
     let add = match &args.command {
         GrantCommand::Add {

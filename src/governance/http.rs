@@ -24,17 +24,18 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::AuditRecord;
 use super::auth::{Action, Figure, Level, Principal, Role, Summary};
+use super::bodies::{AggregatesBody, CompareBody, ReleaseSummaryJson};
 use super::consent::{Collection, ConsentEvent};
 use super::grants::{DataKind, Grant, Kinds};
 use super::prices_http::{self, Access, Priced};
 use super::{aggregates, export, groups, Governance};
 use crate::engine::Store;
-use crate::http::api::{
-    self as api, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind,
-    QueryParams, Question,
-};
-use crate::http::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode, HttpError};
 use crate::http::{blocking, dataconnect, routes};
+use crate::question::{
+    self, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind, QueryParams,
+    Question,
+};
 
 /// Largest body of a groups upload.
 const MAX_GROUPS_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -119,10 +120,10 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
 }
 
 fn unauthorized() -> Response {
-    let mut response = ApiError::new(
+    let mut response = HttpError(ApiError::new(
         ErrorCode::Unauthorized,
         "a valid bearer token is required (Authorization: Bearer TOKEN)",
-    )
+    ))
     .into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -214,7 +215,7 @@ pub(crate) fn summary_of(question: &Question) -> Option<Summary> {
         figure,
         range_utc: question.range_utc(),
         period: calendar.calendar.period,
-        tz_paris: calendar.tz_name == api::DEFAULT_TZ,
+        tz_paris: calendar.tz_name == question::DEFAULT_TZ,
         whole_local_days: calendar.whole_local_days(),
         tariff,
     })
@@ -320,19 +321,22 @@ async fn guard(
     if routes::find(&route).is_none() {
         // Served but not declared: never an action of its own (`routes::declared` keeps the
         // router from serving one).
-        return ApiError::new(ErrorCode::NotFound, format!("no such resource: {path}"))
-            .into_response();
+        return HttpError(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no such resource: {path}"),
+        ))
+        .into_response();
     }
     let method = request.method().clone();
     // Everything access depends on is read here, once; what cannot be read is refused.
     let meter = match path_meter(&route, &mut request).await {
         Ok(meter) => meter,
-        Err(e) => return e.into_response(),
+        Err(e) => return HttpError(e).into_response(),
     };
     let query = request.uri().query().map(str::to_string);
-    let params = match api::read_query(query.as_deref()) {
+    let params = match question::read_query(query.as_deref()) {
         Ok(params) => params,
-        Err(e) => return e.into_response(),
+        Err(e) => return HttpError(e).into_response(),
     };
     let kind = query_kind(&route, &method);
     // A Data Connect route asks a native question, with its own parameters.
@@ -340,18 +344,18 @@ async fn guard(
         dataconnect::endpoint(&route).filter(|_| method == Method::GET || method == Method::HEAD);
     if kind.is_none() && metering.is_none() {
         if let Err(e) = check_parameters(&route, &method, &params) {
-            return e.into_response();
+            return HttpError(e).into_response();
         }
     }
     let read = match (metering, kind) {
         (Some(endpoint), _) => dataconnect::read(endpoint, query.as_deref()).map(Some),
         (None, Some(kind)) => {
             let accept = crate::http::accept(request.headers());
-            Asked::read_accepting(
+            Asked::read_preferring(
                 kind,
                 meter.as_deref(),
                 query.as_deref(),
-                accept,
+                crate::http::body::accepts_arrow(accept),
                 &state.limits,
             )
             .map(Some)
@@ -360,7 +364,7 @@ async fn guard(
     };
     let mut asked = match read {
         Ok(asked) => asked,
-        Err(e) => return e.into_response(),
+        Err(e) => return HttpError(e).into_response(),
     };
     let meter = match (meter, &asked) {
         (None, Some(a)) if metering.is_some() => a.question.meter().map(str::to_string),
@@ -369,7 +373,7 @@ async fn guard(
     // A question about money is read here too, whole, before access is decided.
     let priced = match prices_http::read(&route, &method, meter.as_deref(), &params, &gov) {
         Ok(priced) => priced,
-        Err(e) => return e.into_response(),
+        Err(e) => return HttpError(e).into_response(),
     };
     let action = match &priced {
         Some((_, access)) => Some(priced_action(access, meter.as_deref())),
@@ -382,7 +386,7 @@ async fn guard(
         Ok(kinds) => kinds,
         Err(why) => {
             tracing::info!(who = %principal.label(), route = %route, why, "forbidden");
-            return api::forbidden().into_response();
+            return HttpError(question::forbidden()).into_response();
         }
     };
     let mut priced = priced;
@@ -392,7 +396,7 @@ async fn guard(
     if let Some(asked) = asked.as_mut() {
         if !draw_only_on(&mut asked.question, kinds) {
             tracing::info!(who = %principal.label(), route = %route, "forbidden: no source left");
-            return api::forbidden().into_response();
+            return HttpError(question::forbidden()).into_response();
         }
     }
     let audited = principal.role == Role::Supplier
@@ -422,7 +426,7 @@ async fn guard(
     let response = next.run(request).await;
     if audited && response.status().is_success() {
         let Some((from_utc, to_utc)) = range else {
-            return ApiError::internal("a read without a range").into_response();
+            return HttpError(ApiError::internal("a read without a range")).into_response();
         };
         let record = AuditRecord {
             who: principal.label(),
@@ -436,14 +440,17 @@ async fn guard(
         let logged = tokio::task::spawn_blocking(move || gov.audit(record)).await;
         if !matches!(logged, Ok(Ok(()))) {
             // An unrecorded read is not served.
-            return ApiError::internal("the audit trail cannot record this read").into_response();
+            return HttpError(ApiError::internal(
+                "the audit trail cannot record this read",
+            ))
+            .into_response();
         }
     }
     response
 }
 
 fn check_meter(id: &str) -> Result<(), ApiError> {
-    crate::http::api::check_meter_id(id)
+    crate::question::check_meter_id(id)
 }
 
 /// 404 (`not_found`) for a meter Courbe holds nothing about: no data, consent or grant. Only
@@ -571,7 +578,7 @@ fn consent_body(gov: &Governance, meter: &str, points_erased: Option<u64>) -> Co
 async fn consent_get(
     State(s): State<GovState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_meter(&id)?;
     ensure_held(&s, &id).await?;
     Ok(Json(consent_body(&s.gov, &id, None)).into_response())
@@ -596,16 +603,16 @@ async fn consent_post(
     Path(id): Path<String>,
     principal: Option<Extension<Principal>>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_meter(&id)?;
     let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let req: ConsentRequest = json_body(&body)?;
     if req.erase && req.collection != Collection::Revoked {
-        return Err(ApiError::invalid("`erase` comes only with a revocation"));
+        return Err(ApiError::invalid("`erase` comes only with a revocation").into());
     }
     if let Some(step) = req.step_min {
         if !matches!(step, 5 | 10 | 15 | 30 | 60) {
-            return Err(ApiError::invalid("`step_min` is 5, 10, 15, 30 or 60"));
+            return Err(ApiError::invalid("`step_min` is 5, 10, 15, 30 or 60").into());
         }
     }
     let from_utc = match req.from.as_deref() {
@@ -676,7 +683,7 @@ pub(crate) struct GrantsBody {
 async fn grants_get(
     State(s): State<GovState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_meter(&id)?;
     ensure_held(&s, &id).await?;
     let grants = s.gov.grants_of(&id).iter().map(GrantJson::from).collect();
@@ -698,7 +705,7 @@ async fn grants_post(
     Path(id): Path<String>,
     principal: Option<Extension<Principal>>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_meter(&id)?;
     let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let req: GrantRequest = json_body(&body)?;
@@ -729,7 +736,7 @@ async fn grant_delete(
     State(s): State<GovState>,
     Path((id, grant)): Path<(String, String)>,
     principal: Option<Extension<Principal>>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_meter(&id)?;
     let unknown = || {
         ApiError::new(
@@ -742,7 +749,7 @@ async fn grant_delete(
     let revoked = blocking(move || Ok(s.gov.revoke_grant(&id, grant_id, &by)?)).await?;
     match revoked {
         Some(g) => Ok(Json(GrantJson::from(&g)).into_response()),
-        None => Err(unknown()),
+        None => Err(unknown().into()),
     }
 }
 
@@ -752,17 +759,14 @@ async fn export_get(
     State(s): State<GovState>,
     Path(id): Path<String>,
     uri: axum::http::Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_meter(&id)?;
-    let params = QueryParams::from_query(uri.query(), api::EXPORT_PARAMETERS)?;
+    let params = QueryParams::from_query(uri.query(), question::EXPORT_PARAMETERS)?;
     let format = export::Format::parse(params.format.as_deref())?;
-    let channel = crate::http::api::parse_channel(params.channel.as_deref())?;
+    let channel = crate::question::parse_channel(params.channel.as_deref())?;
     let (store, gov, meter) = (s.store.clone(), s.gov.clone(), id.clone());
     if !blocking(move || Ok(export::holds(&store, &gov, &meter))).await? {
-        return Err(ApiError::new(
-            ErrorCode::UnknownMeter,
-            format!("unknown meter {id:?}"),
-        ));
+        return Err(ApiError::new(ErrorCode::UnknownMeter, format!("unknown meter {id:?}")).into());
     }
     // Streamed: a worker writes chunks into a small channel as the client reads them.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -822,7 +826,7 @@ pub(crate) struct AuditJson {
 async fn audit_get(
     State(s): State<GovState>,
     Query(p): Query<AuditParams>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let from = instant(p.from.as_deref(), "from")?.unwrap_or(i64::MIN);
     let to = instant(p.to.as_deref(), "to")?.unwrap_or(i64::MAX);
     let records = s.gov.audit_records(|r| {
@@ -848,7 +852,7 @@ async fn audit_get(
 
 // ---- groups and aggregates ----
 
-async fn groups_put(State(s): State<GovState>, body: Body) -> Result<Response, ApiError> {
+async fn groups_put(State(s): State<GovState>, body: Body) -> Result<Response, HttpError> {
     let body = read_body(body, MAX_GROUPS_BODY_BYTES, s.body_timeout).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
@@ -858,7 +862,7 @@ async fn groups_put(State(s): State<GovState>, body: Body) -> Result<Response, A
     Ok(Json(serde_json::json!({ "loaded": loaded })).into_response())
 }
 
-async fn groups_get(State(s): State<GovState>) -> Result<Response, ApiError> {
+async fn groups_get(State(s): State<GovState>) -> Result<Response, HttpError> {
     let groups = s.gov.groups();
     let levels = [
         ("commune", Level::Commune),
@@ -881,10 +885,12 @@ async fn aggregates_get(
     State(s): State<GovState>,
     Extension(principal): Extension<Principal>,
     uri: axum::http::Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
-    let body = blocking(move || aggregates::answer(&s.store, &s.gov, &principal, &params)).await?;
-    Ok(Json(body).into_response())
+    let answer =
+        blocking(move || aggregates::answer(&*s.store.snapshot(), &s.gov, &principal, &params))
+            .await?;
+    Ok(Json(AggregatesBody::from(answer)).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -895,7 +901,7 @@ pub(crate) struct ReleaseBody {
     channel: Option<String>,
 }
 
-async fn releases_post(State(s): State<GovState>, body: Body) -> Result<Response, ApiError> {
+async fn releases_post(State(s): State<GovState>, body: Body) -> Result<Response, HttpError> {
     let body = read_body(body, MAX_JSON_BODY_BYTES, s.body_timeout).await?;
     let asked: ReleaseBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
@@ -905,14 +911,19 @@ async fn releases_post(State(s): State<GovState>, body: Body) -> Result<Response
     })?;
     let (tz, _) = parse_tz(None)?;
     let (from_utc, to_utc) =
-        api::parse_range(Some(asked.from.as_str()), Some(asked.to.as_str()), &tz)?;
-    let channel = api::parse_channel(asked.channel.as_deref())?;
+        question::parse_range(Some(asked.from.as_str()), Some(asked.to.as_str()), &tz)?;
+    let channel = question::parse_channel(asked.channel.as_deref())?;
     let summary = blocking(move || s.gov.release(&s.store, from_utc, to_utc, channel)).await?;
-    Ok((StatusCode::CREATED, Json(summary)).into_response())
+    Ok((StatusCode::CREATED, Json(ReleaseSummaryJson::from(summary))).into_response())
 }
 
-async fn releases_get(State(s): State<GovState>) -> Result<Response, ApiError> {
-    let releases: Vec<_> = s.gov.releases().iter().map(|r| r.summary()).collect();
+async fn releases_get(State(s): State<GovState>) -> Result<Response, HttpError> {
+    let releases: Vec<ReleaseSummaryJson> = s
+        .gov
+        .releases()
+        .iter()
+        .map(|r| ReleaseSummaryJson::from(r.summary()))
+        .collect();
     Ok(Json(serde_json::json!({ "releases": releases })).into_response())
 }
 
@@ -921,14 +932,16 @@ async fn compare_get(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     uri: axum::http::Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     check_meter(&id)?;
     let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
     aggregates::check_whole_paris_months(&params)?;
     ensure_held(&s, &id).await?;
-    let body =
-        blocking(move || aggregates::compare(&s.store, &s.gov, &principal, &id, &params)).await?;
-    Ok(Json(body).into_response())
+    let comparison = blocking(move || {
+        aggregates::compare(&*s.store.snapshot(), &s.gov, &principal, &id, &params)
+    })
+    .await?;
+    Ok(Json(CompareBody::from(comparison)).into_response())
 }
 
 #[cfg(test)]

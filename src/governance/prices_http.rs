@@ -34,7 +34,7 @@ use super::prices::{self, MIN_FLEET_OFFERS};
 use super::Governance;
 use crate::engine::Store;
 use crate::http::blocking;
-use crate::http::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode, HttpError};
 use crate::query::cost::{self, day_of, format_cents, CostPeriod, Grid, TaxKind};
 use crate::query::tariffs::{date_of_day, DayColours, TariffOption, TariffPlan};
 use crate::query::{Calendar, EnergySource, Period};
@@ -441,7 +441,7 @@ fn priced_csv(priced: &Option<Extension<Priced>>) -> bool {
 async fn grids_get(
     State(s): State<PricesState>,
     priced: Option<Extension<Priced>>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let grids = s.gov.prices().grids();
     if priced_csv(&priced) {
         return Ok(csv_response(prices::grids_csv(&grids)));
@@ -471,7 +471,7 @@ fn grid_json(g: &Grid) -> Value {
     json!({ "name": g.name, "option": g.option, "kva": g.kva, "prices": periods })
 }
 
-async fn grids_put(State(s): State<PricesState>, body: Body) -> Result<Response, ApiError> {
+async fn grids_put(State(s): State<PricesState>, body: Body) -> Result<Response, HttpError> {
     let body = super::http::read_body(body, MAX_BODY_BYTES, s.body_timeout).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
@@ -484,7 +484,7 @@ async fn grids_put(State(s): State<PricesState>, body: Body) -> Result<Response,
 async fn taxes_get(
     State(s): State<PricesState>,
     priced: Option<Extension<Priced>>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let taxes = s.gov.prices().taxes();
     if priced_csv(&priced) {
         return Ok(csv_response(prices::taxes_csv(&taxes)));
@@ -505,7 +505,7 @@ async fn taxes_get(
     Ok(Json(json!({ "taxes": taxes })).into_response())
 }
 
-async fn taxes_put(State(s): State<PricesState>, body: Body) -> Result<Response, ApiError> {
+async fn taxes_put(State(s): State<PricesState>, body: Body) -> Result<Response, HttpError> {
     let body = super::http::read_body(body, MAX_BODY_BYTES, s.body_timeout).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::MalformedDocument, "the body is not UTF-8"))?;
@@ -630,8 +630,8 @@ fn period_json(p: &CostPeriod) -> Value {
     json!({
         "from": date_text(p.first_day),
         "to": date_text(p.end_day),
-        "start": crate::http::api::format_ts(p.start_utc),
-        "end": crate::http::api::format_ts(p.end_utc),
+        "start": crate::question::format_ts(p.start_utc),
+        "end": crate::question::format_ts(p.end_utc),
         "source": sources_text(&p.sources),
         "energy_wh": wh(total_ws),
         "estimated_wh": wh(p.estimated_ws),
@@ -694,7 +694,7 @@ fn priced_of(priced: Option<Extension<Priced>>) -> Result<Priced, ApiError> {
 async fn cost_get(
     State(s): State<PricesState>,
     priced: Option<Extension<Priced>>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let Priced::Cost {
         meter,
         first_day,
@@ -705,7 +705,7 @@ async fn cost_get(
         curve,
     } = priced_of(priced)?
     else {
-        return Err(ApiError::internal("not a cost question"));
+        return Err(ApiError::internal("not a cost question").into());
     };
     let (grid, plan, colours) = resolve_offer(&s.gov, &meter, &offer, first_day, end_day)?;
     let taxes = s.gov.prices().taxes();
@@ -786,7 +786,7 @@ fn last_day_with_data(
 async fn estimate_get(
     State(s): State<PricesState>,
     priced: Option<Extension<Priced>>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let Priced::Estimate {
         meter,
         since_day,
@@ -795,7 +795,7 @@ async fn estimate_get(
         curve,
     } = priced_of(priced)?
     else {
-        return Err(ApiError::internal("not an estimate question"));
+        return Err(ApiError::internal("not an estimate question").into());
     };
     let (grid, plan, colours) = resolve_offer(&s.gov, &meter, &offer, since_day, end_day)?;
     let taxes = s.gov.prices().taxes();
@@ -816,10 +816,11 @@ async fn estimate_get(
         return Err(ApiError::invalid(format!(
             "meter {meter} has no whole day with data since {}",
             date_text(since_day)
-        )));
+        ))
+        .into());
     };
     let Some(p) = periods.first() else {
-        return Err(ApiError::internal("an estimate without a period"));
+        return Err(ApiError::internal("an estimate without a period").into());
     };
     let total_ws: i128 = p.cost.registers.iter().map(|r| r.ws).sum();
     // Energy-related euros (energy, per-kWh taxes, VAT on them) in proportion of the estimated
@@ -892,7 +893,7 @@ async fn estimate_get(
 async fn offers_get(
     State(s): State<PricesState>,
     priced: Option<Extension<Priced>>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let Priced::Offers {
         meter,
         offers,
@@ -901,7 +902,7 @@ async fn offers_get(
         csv,
     } = priced_of(priced)?
     else {
-        return Err(ApiError::internal("not an offers question"));
+        return Err(ApiError::internal("not an offers question").into());
     };
     let mut resolved = Vec::new();
     for o in &offers {
@@ -1016,14 +1017,14 @@ async fn fleet_offers_get(
     State(s): State<PricesState>,
     priced: Option<Extension<Priced>>,
     principal: Option<Extension<super::auth::Principal>>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let Priced::FleetOffers {
         offers,
         first_day,
         end_day,
     } = priced_of(priced)?
     else {
-        return Err(ApiError::internal("not a fleet offers question"));
+        return Err(ApiError::internal("not a fleet offers question").into());
     };
     let mut resolved = Vec::new();
     for o in &offers {

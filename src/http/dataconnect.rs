@@ -55,11 +55,11 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use super::api::{self, Asked, CalendarQuestion, Encoding, Question};
-use super::error::ApiError;
+use super::error::{ApiError, HttpError};
 use super::oauth::AccessTokens;
 use crate::engine::Store;
 use crate::query::{self, Calendar, PeakSource, Period};
+use crate::question::{self, Asked, CalendarQuestion, Encoding, Question};
 use crate::source::SeriesSource;
 use crate::Channel;
 
@@ -180,7 +180,7 @@ fn parse_date(text: Option<&str>, name: &str) -> Result<Date, ApiError> {
 /// guard and the handler both do: `usage_point_id`, `start` and `end` exactly once each and
 /// nothing else; `start` before `end`, at most the endpoint's bound apart.
 pub fn read(endpoint: Endpoint, query: Option<&str>) -> Result<Asked, ApiError> {
-    let params = api::read_query(query)?;
+    let params = question::read_query(query)?;
     if let Some((name, _)) = params
         .iter()
         .find(|(name, _)| !PARAMETERS.contains(&name.as_str()))
@@ -198,7 +198,7 @@ pub fn read(endpoint: Endpoint, query: Option<&str>) -> Result<Asked, ApiError> 
     };
     let meter = param("usage_point_id")
         .ok_or_else(|| ApiError::invalid("missing parameter `usage_point_id`"))?;
-    api::check_meter_id(meter)?;
+    question::check_meter_id(meter)?;
     let start = parse_date(param("start"), "start")?;
     let end = parse_date(param("end"), "end")?;
     if start >= end {
@@ -231,7 +231,7 @@ pub fn read(endpoint: Endpoint, query: Option<&str>) -> Result<Asked, ApiError> 
             period: Period::Day,
             tz: tz.clone(),
         },
-        tz_name: api::DEFAULT_TZ.to_string(),
+        tz_name: question::DEFAULT_TZ.to_string(),
     };
     let meter = meter.to_string();
     let question = match endpoint {
@@ -252,7 +252,7 @@ pub fn read(endpoint: Endpoint, query: Option<&str>) -> Result<Asked, ApiError> 
         Endpoint::ConsumptionMaxPower => Question::Peak {
             meter,
             calendar,
-            sources: api::PeakSources {
+            sources: question::PeakSources {
                 max_power: true,
                 curve: false,
             },
@@ -390,7 +390,7 @@ pub fn answer(src: &dyn SeriesSource, question: &Question) -> Result<MeterReadin
             sources,
         } => {
             if !sources.max_power {
-                return Err(api::forbidden());
+                return Err(question::forbidden());
             }
             let periods = query::peak(src, meter, &calendar.calendar)?;
             let readings = periods
@@ -464,7 +464,7 @@ async fn handle(
     endpoint: Endpoint,
     asked: Option<Extension<Asked>>,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let asked = match asked {
         Some(Extension(asked)) => asked,
         None => read(endpoint, uri.query())?,

@@ -40,13 +40,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use tokio::sync::mpsc;
 
-use super::api::{format_ts, read_query};
-use super::error::{ApiError, ErrorCode};
+use super::error::{ApiError, ErrorCode, HttpError};
 use super::AppState;
 use crate::engine::{is_price_series_namespace, valid_meter_id, Batch, Store};
 use crate::governance::auth::{Action, Principal};
 use crate::governance::Governance;
 use crate::query::spot::{div_round, period_cost, spot_prices};
+use crate::question::{format_ts, read_query};
 use crate::{Channel, Point};
 
 /// Readings a subscriber may have waiting; one more drops it.
@@ -280,18 +280,17 @@ pub(super) async fn live(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     principal: Option<Extension<Principal>>,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let meter = super::meter_id(path)?;
     if !valid_meter_id(&meter) {
-        return Err(ApiError::invalid(format!(
-            "meter id {meter:?} is not valid"
-        )));
+        return Err(ApiError::invalid(format!("meter id {meter:?} is not valid")).into());
     }
     if is_price_series_namespace(&meter) {
         return Err(ApiError::new(
             ErrorCode::UnknownMeter,
             format!("unknown meter {meter:?} (a price series id)"),
-        ));
+        )
+        .into());
     }
     let mut series = None;
     for (name, value) in read_query(uri.query())? {
@@ -303,7 +302,8 @@ pub(super) async fn live(
             other => {
                 return Err(ApiError::invalid(format!(
                     "unknown parameter `{other}` (this request reads series)"
-                )))
+                ))
+                .into())
             }
         }
     }

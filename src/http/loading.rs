@@ -302,7 +302,7 @@ mod tests {
     }
 
     fn format_ts(i: usize) -> String {
-        crate::http::api::format_ts(1_705_276_800 + 1_800 * i as i64)
+        crate::question::format_ts(1_705_276_800 + 1_800 * i as i64)
     }
 
     #[test]

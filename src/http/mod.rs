@@ -3,10 +3,10 @@
 //! - [`run`] serves a [`Store`] on a bound listener until a shutdown future resolves, then
 //!   flushes it; it refuses a listener [`check_exposure`] refuses (the loopback rule).
 //! - [`routes`]: the route table, read by the router and the access guard.
-//! - [`api`] and [`error`] (the `courbe` library's, re-exported): questions, answers and their
-//!   JSON/CSV shapes, shared with `courbe query`; the error codes, and (feature `http`) their
-//!   one mapping to HTTP statuses. [`arrow`] (the library's): their Arrow IPC streams;
-//!   [`stream`] the fleet answers written as computed.
+//! - [`body`]: the answers' JSON and CSV shapes, shared with `courbe query`, over the library's
+//!   questions and domain answers (`courbe::question`); [`arrow`]: their Arrow IPC streams;
+//!   [`stream`]: the fleet answers written as computed. [`error`]: the one mapping of the
+//!   library's error codes to HTTP statuses, and the JSON error body.
 //! - [`metrics`]: request counts, latencies and ingest counters for `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 description of the routes, served at `/v1/openapi.json`.
 //! - [`dataconnect`] and [`oauth`]: Enedis Data Connect's metering routes and token endpoint.
@@ -42,10 +42,10 @@
 //! # }
 //! ```
 
-pub use courbe::api;
-pub use courbe::arrow;
+pub mod arrow;
+pub mod body;
 pub mod dataconnect;
-pub use courbe::error;
+pub mod error;
 pub mod live;
 pub mod loading;
 pub mod metrics;
@@ -75,8 +75,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::Store;
 use crate::ingest::Format;
-use api::{Asked, EraseQuestion, Limits, QueryKind, QueryParams};
-use error::{ApiError, ErrorCode};
+use crate::question::{self, Asked, EraseQuestion, Limits, QueryKind, QueryParams};
+use error::{ApiError, ErrorCode, HttpError};
 use loading::IngestBody;
 use metrics::Metrics;
 
@@ -350,10 +350,10 @@ async fn check_head(request: Request, next: Next) -> Response {
         .path_and_query()
         .map_or(0, |p| p.as_str().len());
     if target_len > MAX_URI_LEN {
-        return ApiError::new(
+        return HttpError(ApiError::new(
             ErrorCode::UriTooLong,
             format!("the request target is {target_len} bytes (at most {MAX_URI_LEN})"),
-        )
+        ))
         .into_response();
     }
     let headers = request.headers();
@@ -362,14 +362,14 @@ async fn check_head(request: Request, next: Next) -> Response {
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        return ApiError::new(
+        return HttpError(ApiError::new(
             ErrorCode::HeadersTooLarge,
             format!(
                 "{} header lines of {header_bytes} bytes (at most {MAX_HEADERS} lines and \
                  {MAX_HEADER_BYTES} bytes)",
                 headers.len()
             ),
-        )
+        ))
         .into_response();
     }
     next.run(request).await
@@ -471,18 +471,18 @@ async fn answer_query(
     meter: impl FnOnce() -> Result<Option<String>, ApiError>,
     asked: Option<Extension<Asked>>,
     request: (&Uri, &HeaderMap),
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let (uri, headers) = request;
     let Asked {
         mut question,
         encoding,
     } = match asked {
         Some(Extension(asked)) => asked,
-        None => Asked::read_accepting(
+        None => Asked::read_preferring(
             kind,
             meter()?.as_deref(),
             uri.query(),
-            accept(headers),
+            body::accepts_arrow(accept(headers)),
             &state.config.limits,
         )?,
     };
@@ -498,7 +498,7 @@ async fn answer_query(
     let config = state.config.clone();
     let (body, content_type) = blocking(move || {
         let snapshot = store.snapshot();
-        api::answer_encoded(&*snapshot, &question, encoding, &config.limits)
+        body::answer_encoded(&*snapshot, &question, encoding, &config.limits)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
@@ -517,7 +517,7 @@ async fn meter_curve(
     asked: Option<Extension<Asked>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let meter = || meter_id(path).map(Some);
     answer_query(state, QueryKind::Curve, meter, asked, (&uri, &headers)).await
 }
@@ -528,7 +528,7 @@ async fn meter_energy(
     asked: Option<Extension<Asked>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let meter = || meter_id(path).map(Some);
     answer_query(state, QueryKind::Energy, meter, asked, (&uri, &headers)).await
 }
@@ -539,7 +539,7 @@ async fn meter_peak(
     asked: Option<Extension<Asked>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let meter = || meter_id(path).map(Some);
     answer_query(state, QueryKind::Peak, meter, asked, (&uri, &headers)).await
 }
@@ -550,7 +550,7 @@ async fn meter_index(
     asked: Option<Extension<Asked>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let meter = || meter_id(path).map(Some);
     answer_query(state, QueryKind::Index, meter, asked, (&uri, &headers)).await
 }
@@ -561,7 +561,7 @@ async fn meter_summary(
     asked: Option<Extension<Asked>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let meter = || meter_id(path).map(Some);
     answer_query(state, QueryKind::Summary, meter, asked, (&uri, &headers)).await
 }
@@ -571,7 +571,7 @@ async fn fleet_curve(
     asked: Option<Extension<Asked>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     answer_query(
         state,
         QueryKind::FleetCurve,
@@ -587,7 +587,7 @@ async fn fleet_energy(
     asked: Option<Extension<Asked>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     answer_query(
         state,
         QueryKind::FleetEnergy,
@@ -602,11 +602,11 @@ async fn meter_erase(
     State(state): State<AppState>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     uri: Uri,
-) -> Result<Response, ApiError> {
-    let params = QueryParams::from_query(uri.query(), api::ERASE_PARAMETERS)?;
+) -> Result<Response, HttpError> {
+    let params = QueryParams::from_query(uri.query(), question::ERASE_PARAMETERS)?;
     let question = EraseQuestion::from_params(&meter_id(path)?, &params)?;
     let store = state.store.clone();
-    let body = blocking(move || api::erase(&store, &question)).await?;
+    let body = blocking(move || body::erase(&store, &question)).await?;
     Ok(axum::Json(body).into_response())
 }
 
@@ -617,23 +617,23 @@ async fn ingest(
     headers: HeaderMap,
     uri: Uri,
     body: Body,
-) -> Result<Response, ApiError> {
-    let channel = api::parse_ingest_channel(query_params(&uri)?.channel.as_deref())?;
+) -> Result<Response, HttpError> {
+    let channel = question::parse_ingest_channel(query_params(&uri)?.channel.as_deref())?;
     // A price series names itself: `series` (required for prices, read by nothing else).
-    let series = api::read_query(uri.query())?
+    let series = question::read_query(uri.query())?
         .into_iter()
         .find(|(n, _)| n == "series")
         .map(|(_, v)| v);
     match (channel == crate::Channel::PRICE, &series) {
         (true, None) => {
-            return Err(ApiError::invalid(
-                "channel price needs `series` (spot-AREA, e.g. spot-FR)",
-            ))
+            return Err(
+                ApiError::invalid("channel price needs `series` (spot-AREA, e.g. spot-FR)").into(),
+            )
         }
         (false, Some(_)) => {
-            return Err(ApiError::invalid(
-                "`series` names a price series: only with channel=price",
-            ))
+            return Err(
+                ApiError::invalid("`series` names a price series: only with channel=price").into(),
+            )
         }
         _ => {}
     }
@@ -771,16 +771,16 @@ async fn read_body(
     Ok((bytes::Bytes::from(bytes), memory))
 }
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(
+async fn not_found(uri: Uri) -> HttpError {
+    HttpError(ApiError::new(
         ErrorCode::NotFound,
         format!("no such resource: {}", uri.path()),
-    )
+    ))
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
-    ApiError::new(
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> HttpError {
+    HttpError(ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
-    )
+    ))
 }

@@ -270,7 +270,7 @@ async fn read_form(
     body: Body,
     allowed: &[&str],
 ) -> Result<Vec<(String, String)>, OAuthError> {
-    match crate::http::api::read_query(uri.query()) {
+    match crate::question::read_query(uri.query()) {
         Ok(params) if params.iter().all(|(name, _)| name == "redirect_uri") => {}
         Ok(_) => {
             return Err(invalid_request(
@@ -310,7 +310,7 @@ async fn read_form(
         return Err(invalid_request("the body is not UTF-8"));
     };
     let params =
-        crate::http::api::read_query(Some(text)).map_err(|e| invalid_request(&e.message))?;
+        crate::question::read_query(Some(text)).map_err(|e| invalid_request(&e.message))?;
     if let Some((name, _)) = params.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
         return Err(invalid_request(&format!("unknown parameter `{name}`")));
     }

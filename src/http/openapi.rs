@@ -24,10 +24,11 @@ use utoipa::openapi::{
 };
 use utoipa::ToSchema;
 
-use super::api::{self, QueryKind};
+use super::body;
 use super::dataconnect;
 use super::loading::IngestBody;
 use super::routes::{self, Guard, Route};
+use crate::question::{self, QueryKind};
 
 /// The media type of an Arrow IPC stream answer.
 const ARROW: &str = "application/vnd.apache.arrow.stream";
@@ -453,16 +454,16 @@ fn components() -> utoipa::openapi::Components {
         out.push((T::name().to_string(), T::schema()));
         T::schemas(out);
     }
-    add::<api::CurveBody>(&mut schemas);
-    add::<api::RunsBody>(&mut schemas);
-    add::<api::EnergyBody>(&mut schemas);
-    add::<api::PeakBody>(&mut schemas);
-    add::<api::IndexBody>(&mut schemas);
-    add::<api::SummaryBody>(&mut schemas);
-    add::<api::FleetCurveBody>(&mut schemas);
-    add::<api::FleetEnergyBody>(&mut schemas);
-    add::<api::EraseBody>(&mut schemas);
-    add::<api::IndexReadingJson>(&mut schemas);
+    add::<body::CurveBody>(&mut schemas);
+    add::<body::RunsBody>(&mut schemas);
+    add::<body::EnergyBody>(&mut schemas);
+    add::<body::PeakBody>(&mut schemas);
+    add::<body::IndexBody>(&mut schemas);
+    add::<body::SummaryBody>(&mut schemas);
+    add::<body::FleetCurveBody>(&mut schemas);
+    add::<body::FleetEnergyBody>(&mut schemas);
+    add::<body::EraseBody>(&mut schemas);
+    add::<body::IndexReadingJson>(&mut schemas);
     add::<IngestBody>(&mut schemas);
     add::<crate::governance::http::ConsentRequest>(&mut schemas);
     add::<crate::governance::http::GrantRequest>(&mut schemas);
@@ -764,7 +765,7 @@ fn query_example(template: &str, kind: Option<QueryKind>, name: &str) -> Option<
         "period" if kind == Some(QueryKind::Index) => json!("day"),
         "period" if template.contains("aggregates") => json!("month"),
         "period" => json!("day"),
-        "tz" => json!(api::DEFAULT_TZ),
+        "tz" => json!(question::DEFAULT_TZ),
         "year" => json!("2024"),
         "usage_point_id" => json!(EXAMPLE_METER),
         "start" => json!("2024-01-01"),

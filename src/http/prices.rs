@@ -13,12 +13,12 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::api::{self, format_ts, parse_instant, read_query};
-use super::error::ApiError;
+use super::error::{ApiError, HttpError};
 use super::loading::{self, IngestBody};
 use super::{blocking, read_body, AppState};
 use crate::engine::price_series_id;
 use crate::query::spot::spot_prices;
+use crate::question::{self, format_ts, parse_instant, read_query};
 
 /// Longest range a price read answers: 367 days of 15-minute prices (about 35,000 points).
 pub const MAX_RANGE_S: i64 = 367 * 86_400;
@@ -59,15 +59,16 @@ pub(super) async fn prices_get(
     State(state): State<AppState>,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     uri: Uri,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let series = series_of(path)?;
     let params = read_query(uri.query())?;
     if let Some((name, _)) = params.iter().find(|(n, _)| n != "from" && n != "to") {
         return Err(ApiError::invalid(format!(
             "unknown parameter `{name}` (this request reads from, to)"
-        )));
+        ))
+        .into());
     }
-    let (tz, _) = api::parse_tz(None)?;
+    let (tz, _) = question::parse_tz(None)?;
     let instant = |name: &str| -> Result<i64, ApiError> {
         let text = params
             .iter()
@@ -81,7 +82,8 @@ pub(super) async fn prices_get(
         return Err(ApiError::invalid(format!(
             "`from` must be before `to`, at most {} days apart",
             MAX_RANGE_S / 86_400
-        )));
+        ))
+        .into());
     }
     let store = state.store.clone();
     let id = series.clone();
@@ -109,12 +111,13 @@ pub(super) async fn prices_put(
     headers: HeaderMap,
     uri: Uri,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let series = series_of(path)?;
     if let Some((name, _)) = read_query(uri.query())?.first() {
         return Err(ApiError::invalid(format!(
             "unknown parameter `{name}` (this request reads none)"
-        )));
+        ))
+        .into());
     }
     let (bytes, _memory) = read_body(&headers, body, &state).await?;
     let _permit = state.ingest_turn().await?;

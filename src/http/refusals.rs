@@ -85,7 +85,7 @@ fn rewrite(head: &[u8]) -> Option<Vec<u8>> {
     if !bare {
         return None;
     }
-    let body = error.to_json();
+    let body = super::error::to_json(&error);
     let mut out = format!("{status_line}\r\n");
     for line in kept {
         out.push_str(line);

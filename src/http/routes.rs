@@ -8,10 +8,10 @@
 
 use axum::http::Method;
 
-use super::api::{self, QueryKind, Question};
 use super::dataconnect;
 use crate::governance::auth::{Action, Level};
 use crate::governance::http::{parse_level, summary_of};
+use crate::question::{self, QueryKind, Question};
 
 /// What the guard knows of a request when it asks what the request does.
 pub struct Asking<'a, 'q> {
@@ -161,7 +161,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/meters/:id/curve",
         methods: &[Method::GET, Method::DELETE],
         question: Some(QueryKind::Curve),
-        parameters: Some(api::ERASE_PARAMETERS),
+        parameters: Some(question::ERASE_PARAMETERS),
         put_parameters: &[],
         guard: Guard::Action(|r| {
             if r.method == Method::DELETE {
@@ -317,7 +317,7 @@ pub static ROUTES: &[Route] = &[
         path: "/v1/meters/:id/export",
         methods: GET,
         question: None,
-        parameters: Some(api::EXPORT_PARAMETERS),
+        parameters: Some(question::EXPORT_PARAMETERS),
         put_parameters: &[],
         guard: Guard::Action(|r| r.get().then_some(Action::Export { meter: r.meter })),
     },

@@ -18,8 +18,8 @@
 //! segment that cannot be read) cuts the stream: it is logged, the body ends without its last
 //! chunk (HTTP/1.1 chunked encoding) and the connection is closed, so the client sees a
 //! truncated body as an error, never a short answer that parses. In JSON and CSV the
-//! concatenated pieces are byte for byte the answer [`api::answer`] encodes; in Arrow they hold
-//! its rows, one record batch per slice of meters or month of the curve.
+//! concatenated pieces are byte for byte the answer [`body::answer_encoded`] writes; in Arrow
+//! they hold its rows, one record batch per slice of meters or month of the curve.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,11 +30,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
-use super::api::{self, Encoding, Limits, MeterEnergyJson, Question};
 use super::arrow::{self, ArrowStream};
-use super::error::ApiError;
+use super::body::{self, MeterEnergyJson};
+use super::error::{ApiError, HttpError};
 use crate::engine::Store;
 use crate::query::{self, Calendar, Period};
+use crate::question::{self, Encoding, Limits, Question};
 use crate::source::SeriesSource;
 
 /// Meters of fleet energy computed at once.
@@ -141,7 +142,7 @@ pub fn fleet_answer(
             calendar,
             meters,
         } => {
-            api::check_fleet_energy(src, *channel, calendar, meters.as_deref(), limits)?;
+            question::check_fleet_energy(src, *channel, calendar, meters.as_deref(), limits)?;
             let unit = "Wh";
             let (buf, writer) = match encoding {
                 Encoding::Json => (
@@ -206,8 +207,8 @@ pub fn fleet_answer(
             to_utc,
             meters,
         } => {
-            api::check_fleet_curve(src, meters.as_deref())?;
-            let unit = api::unit_of(*channel);
+            question::check_fleet_curve(src, meters.as_deref())?;
+            let unit = question::unit_of(*channel);
             let (buf, writer) = match encoding {
                 Encoding::Json => (
                     format!(
@@ -234,13 +235,13 @@ pub fn fleet_answer(
                 from_utc: *from_utc,
                 to_utc: *to_utc,
                 period: Period::Month,
-                tz: query::time_zone(api::DEFAULT_TZ)?,
+                tz: query::time_zone(question::DEFAULT_TZ)?,
             }
             .periods()?;
             for (from, to) in months {
                 let points = query::fleet_curve(src, *channel, from, to, meters.as_deref())?;
-                let points: Vec<api::FleetPointJson> =
-                    points.into_iter().map(api::FleetPointJson::from).collect();
+                let points: Vec<body::FleetPointJson> =
+                    points.into_iter().map(body::FleetPointJson::from).collect();
                 match pieces.writer {
                     Writer::Json { .. } => {
                         for p in &points {
@@ -278,7 +279,7 @@ pub async fn respond(
     limits: Limits,
     question: Question,
     encoding: Encoding,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let (tx, mut rx) = mpsc::channel::<Piece>(QUEUE_PIECES);
     tokio::task::spawn_blocking(move || {
         let snapshot = store.snapshot();
@@ -303,11 +304,9 @@ pub async fn respond(
     });
     let first = match rx.recv().await {
         Some(Piece::Bytes(bytes)) => bytes,
-        Some(Piece::Failed(e)) => return Err(e),
+        Some(Piece::Failed(e)) => return Err(e.into()),
         Some(Piece::Done) | None => {
-            return Err(ApiError::internal(
-                "the answer's worker ended before writing it",
-            ))
+            return Err(ApiError::internal("the answer's worker ended before writing it").into())
         }
     };
     let body = Body::from_stream(Streamed {
@@ -315,7 +314,7 @@ pub async fn respond(
         rx,
         ended: false,
     });
-    Ok(([(header::CONTENT_TYPE, encoding.content_type())], body).into_response())
+    Ok(([(header::CONTENT_TYPE, body::content_type(encoding))], body).into_response())
 }
 
 /// The body of a streamed answer: the first piece, then the producer's, until it says done. A

@@ -388,6 +388,22 @@ pub fn zigzagged_residuals(values: &[i32], lag: usize) -> Vec<u32> {
     residuals(values, lag, &mut r);
     r.into_iter().map(zigzag32).collect()
 }
+/// The length of the value section (§2.4) the writer codes for `values`, with the day's lag
+/// `day_lag` among its candidates (for the value-model study, `examples/value_models.rs`).
+#[doc(hidden)]
+pub fn value_section_len(values: &[i32], day_lag: Option<usize>) -> usize {
+    if values.is_empty() {
+        return 0;
+    }
+    with_encoder(|e| {
+        e.values.clear();
+        e.values.extend_from_slice(values);
+        let mut out = Vec::new();
+        e.encode_values(day_lag, &mut out);
+        out.len()
+    })
+}
+
 /// Lags sized exactly with the entropy codecs, best estimates first.
 const FINALISTS: usize = 3;
 
@@ -1011,5 +1027,24 @@ mod tests {
         };
         let err = decode(&mut Reader::new(&bytes, 0), v1, &mut out).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Corruption, "{err}");
+    }
+
+    #[test]
+    fn the_value_section_length_the_study_uses_is_what_the_writer_codes() {
+        // Two blocks with the same instants and qualities differ only in their value sections.
+        let points = generated_month();
+        let flat: Vec<Point> = points.iter().map(|p| Point { value: 7, ..*p }).collect();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode_into(&points, &mut a).expect("encodes");
+        encode_into(&flat, &mut b).expect("encodes");
+        let values: Vec<i32> = points.iter().map(|p| p.value).collect();
+        let sevens = vec![7; flat.len()];
+        let day = day_lag(&points);
+        assert_eq!(
+            a.len() - value_section_len(&values, day),
+            b.len() - value_section_len(&sevens, day)
+        );
+        assert!(value_section_len(&values, day) > value_section_len(&sevens, day));
+        assert_eq!(value_section_len(&[], day), 0);
     }
 }

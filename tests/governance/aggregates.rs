@@ -542,6 +542,7 @@ mod properties {
     use courbe::governance::groups::Membership;
     use courbe::governance::{Governance, GovernanceConfig};
     use courbe::{Channel, Point, Quality};
+    use courbe_server::governance::bodies::AggregatesBody;
     use proptest::prelude::*;
     use proptest::test_runner::RngSeed;
     use serde_json::Value;
@@ -654,7 +655,8 @@ mod properties {
             role: Role::PublicBody,
             subject: None,
         };
-        serde_json::to_value(aggregates::answer(store, gov, &who, &params).unwrap()).unwrap()
+        let answer = aggregates::answer(&*store.snapshot(), gov, &who, &params).unwrap();
+        serde_json::to_value(AggregatesBody::from(answer)).unwrap()
     }
 
     /// The Europe/Paris months holding `[from_utc, to_utc)`, as UTC instants.

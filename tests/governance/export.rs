@@ -4,7 +4,7 @@ use std::process::Command;
 
 use courbe::engine::{Options, Store};
 use courbe::Channel;
-use courbe_server::http::api::{Limits, QueryKind, QueryParams, Question};
+use courbe_server::question::{Limits, QueryKind, QueryParams, Question};
 
 use super::access::fleet_server;
 use super::support::*;
@@ -99,7 +99,7 @@ fn a_csv_export_round_trips_through_courbe_ingest_to_the_same_points() {
         let limits = Limits::default();
         let (question, encoding) = Question::from_params(kind, Some(A), &params, &limits).unwrap();
         let answer = |store: &Store| {
-            courbe_server::http::api::answer(&*store.snapshot(), &question, &limits)
+            courbe_server::http::body::answer(&*store.snapshot(), &question, &limits)
                 .unwrap()
                 .encode(encoding)
                 .unwrap()

@@ -13,7 +13,8 @@ use courbe::query::tariffs::{DayColours, TariffOption, TariffPlan};
 use courbe::query::{self, Calendar, EnergySource, Period};
 use courbe::source::{Chunk, SeriesSource, SourceError};
 use courbe::{Channel, Point, Quality};
-use courbe_server::http::api::{self, Answer, Asked, Limits, QueryKind, Question};
+use courbe_server::http::body::{self, AnswerBody};
+use courbe_server::question::{Asked, Limits, QueryKind, Question};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use proptest::prelude::*;
@@ -365,10 +366,10 @@ fn a_day_without_a_daily_value_falls_back_to_the_indexes_and_a_meter_change_to_n
     assert_eq!((got[0].points, got[0].expected_points), (29, 30));
 }
 
-fn api_answer(src: &dyn SeriesSource, kind: QueryKind, query: &str) -> Answer {
+fn api_answer(src: &dyn SeriesSource, kind: QueryKind, query: &str) -> AnswerBody {
     let limits = Limits::default();
     let asked = Asked::read(kind, Some("m0"), Some(query), &limits).unwrap();
-    api::answer(src, &asked.question, &limits).unwrap()
+    body::answer(src, &asked.question, &limits).unwrap()
 }
 
 #[test]
@@ -379,7 +380,7 @@ fn the_index_answer_holds_each_registers_reading_at_each_month_boundary() {
         QueryKind::Index,
         "from=2024-03-01&to=2024-06-01&period=month",
     );
-    let Answer::Index(body) = answer else {
+    let AnswerBody::Index(body) = answer else {
         panic!("not an index answer: {answer:?}");
     };
     assert_eq!(body.registers, ["HP", "HC"]);
@@ -409,7 +410,7 @@ fn the_index_answer_holds_each_registers_reading_at_each_month_boundary() {
     let holed = full.without(hp(), |_, p| {
         p.ts_utc == midnight(jiff::civil::date(2024, 4, 1))
     });
-    let Answer::Index(body) = api_answer(
+    let AnswerBody::Index(body) = api_answer(
         &holed,
         QueryKind::Index,
         "from=2024-03-01&to=2024-06-01&period=month",
@@ -439,7 +440,7 @@ fn index_questions_are_paris_dates_per_day_or_month() {
         ),
     ] {
         let err = Asked::read(QueryKind::Index, Some("m0"), Some(query), &limits)
-            .and_then(|a| api::answer(&full, &a.question, &limits))
+            .and_then(|a| body::answer(&full, &a.question, &limits))
             .unwrap_err();
         assert!(err.to_string().contains(why), "{query}: {err}");
     }
@@ -449,7 +450,7 @@ fn index_questions_are_paris_dates_per_day_or_month() {
 fn a_year_summary_from_daily_data_matches_the_curves_and_peaks_come_from_max_power() {
     let full = generate(5, 1);
     let no_curve = full.without(Channel::CONSUMPTION, |_, _| true);
-    let Answer::Summary(body) = api_answer(&no_curve, QueryKind::Summary, "year=2024") else {
+    let AnswerBody::Summary(body) = api_answer(&no_curve, QueryKind::Summary, "year=2024") else {
         panic!("not a summary");
     };
     assert_eq!(body.months.len(), 12);
@@ -488,7 +489,7 @@ fn a_year_summary_from_daily_data_matches_the_curves_and_peaks_come_from_max_pow
         peaks.iter().filter_map(|p| p.peak).map(|p| p.0).max()
     );
     let mut csv = Vec::new();
-    Answer::Summary(body).write_csv(&mut csv).unwrap();
+    AnswerBody::Summary(body).write_csv(&mut csv).unwrap();
     let csv = String::from_utf8(csv).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 14);
@@ -514,14 +515,14 @@ fn a_summary_without_curve_rights_leaves_out_the_peaks_the_curve_would_give() {
     let limits = Limits::default();
     let mut asked =
         Asked::read(QueryKind::Summary, Some("m0"), Some("year=2024"), &limits).unwrap();
-    let Answer::Summary(open) = api::answer(&src, &asked.question, &limits).unwrap() else {
+    let AnswerBody::Summary(open) = body::answer(&src, &asked.question, &limits).unwrap() else {
         panic!("not a summary");
     };
     assert_eq!(open.months[3].max_power.source, Some("curve"));
     if let Question::Summary { max_power_only, .. } = &mut asked.question {
         *max_power_only = true;
     }
-    let Answer::Summary(closed) = api::answer(&src, &asked.question, &limits).unwrap() else {
+    let AnswerBody::Summary(closed) = body::answer(&src, &asked.question, &limits).unwrap() else {
         panic!("not a summary");
     };
     assert_eq!(closed.months[3].max_power.value, None);

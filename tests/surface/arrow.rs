@@ -11,8 +11,9 @@ use arrow_array::types::{
     UInt8Type,
 };
 use arrow_array::{Array, RecordBatch};
-use courbe::api::{self, Asked, Encoding, Limits, QueryKind};
 use courbe::engine::{Options, Store};
+use courbe::question::{Asked, Encoding, Limits, QueryKind};
+use courbe_server::http::body;
 use courbe_server::http::stream::{self, Slicing};
 use courbe_server::http::ServerConfig;
 use serde_json::Value;
@@ -451,7 +452,7 @@ fn a_fleet_answer_streamed_in_pieces_is_the_whole_answer() {
             _ => QueryKind::FleetEnergy,
         };
         let asked = Asked::read(kind, None, Some(query), &limits).unwrap();
-        let (whole, _) = api::answer(&*store.snapshot(), &asked.question, &limits)
+        let (whole, _) = body::answer(&*store.snapshot(), &asked.question, &limits)
             .unwrap()
             .encode(encoding)
             .unwrap();

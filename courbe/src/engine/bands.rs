@@ -29,7 +29,9 @@
 //!
 //! # The file `seg-{file_id:020}.bands`
 //!
-//! Derived and rebuildable: built from the segment's blocks on first use, written through a
+//! Derived and rebuildable: built from the segment's blocks by the background builder once the
+//! segment is committed (`summarizer.rs`, `Options::background_summaries`), else on first use;
+//! written through a
 //! temporary file and a rename (not synced: a torn file fails its checksum and is rebuilt), never
 //! named by the MANIFEST, deleted with its segment (`remove_segments`) and, when its segment is
 //! not live, as garbage at open and after an erasure. An erased meter's summaries therefore go
@@ -38,7 +40,7 @@
 //!
 //! ```text
 //! 0   8  magic "CRBBANDS"
-//! 8   2  version, u16 LE (1)
+//! 8   2  version, u16 LE (2; a file of version 1 is rebuilt)
 //! 10  2  zero
 //! 12  8  segment file id, u64 LE
 //! 20  4  partition, u32 LE
@@ -47,11 +49,23 @@
 //! 36  4  crc32 of the body, u32 LE
 //! 40     body: per meter in increasing id order (the consumption series of the segment):
 //!          varint id length, id bytes (UTF-8), varint record length, the record: for each
-//!          day of the partition's month, varint point count; when not 0, varint
-//!          `step << 3 | first_at_start << 2 | unit` and six zigzag varints, the values in
-//!          W·s divided by 1 (`unit` 0), 60 (1) or 60 × step (2: the sum of the values in W,
-//!          what a curve without cut points gives)
+//!          day of the partition's month, a varint `head`:
+//!            0        no point starts on the day;
+//!            odd      the day has the point count and flags of the record's last day with
+//!                     points; `head >> 1` is the zero mask;
+//!            even     `head >> 1` is the point count, then varint flags
+//!                     `step << 3 | first_at_start << 2 | unit`, then varint zero mask;
+//!          then, for each band whose bit (`1 << band`) the zero mask does not set, a zigzag
+//!          varint: the band's value minus the same band's value on the record's last day
+//!          with points (0 before the first), the values being the W·s divided by 1 (`unit`
+//!          0), 60 (1) or 60 × step (2: the sum of the values in W, what a curve without cut
+//!          points gives), the largest that divides all six; a masked band is 0
 //! ```
+//!
+//! Version 2 against 1 (per meter-day: count, flags and six values): the count and flags are
+//! written only when they change and zero bands not at all (band 5 is 0 for curves on the
+//! clock), and each value is a difference from the day before (households repeat their days);
+//! measured in BENCHMARKS.md ("Offer comparison over a fleet").
 //!
 //! Bytes from disk never panic: every length is checked, and any fault (bad magic, version, file
 //! id, partition, length, checksum, varint, order) makes the reader rebuild the summaries.
@@ -73,8 +87,10 @@ pub const BANDS: usize = 6;
 pub const BAND_HOURS: [i8; 6] = [0, 1, 6, 7, 22, 24];
 
 const MAGIC: &[u8; 8] = b"CRBBANDS";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 const HEADER_LEN: usize = 40;
+/// Series built between two looks at the builder's `stop`.
+const STOP_EVERY: usize = 256;
 
 /// One meter-day of clock-band energy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -287,14 +303,19 @@ impl SegmentBands {
             at: 0,
         };
         let mut out = Vec::with_capacity(self.days);
+        let mut prev = Prev::default();
         for _ in 0..self.days {
-            out.push(r.day().ok()?);
+            out.push(r.day(&mut prev).ok()?);
         }
         Some(out)
     }
 
-    /// Builds the summaries of `seg`'s consumption series by decoding their blocks.
-    pub fn build(seg: &SegmentFile) -> Result<SegmentBands, Error> {
+    /// Builds the summaries of `seg`'s consumption series by decoding their blocks; `None`
+    /// when `stop` said so (asked between series).
+    pub fn build(
+        seg: &SegmentFile,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<SegmentBands>, Error> {
         let partition = seg.entry.partition;
         let (first_day, end_day) = partition_days(partition);
         let bad = |detail: String| Error::Corruption {
@@ -307,7 +328,10 @@ impl SegmentBands {
         let mut body = Vec::new();
         let mut meters: Vec<(Box<str>, usize, usize)> = Vec::new();
         let mut record = Vec::new();
-        for series in seg.segment().series() {
+        for (i, series) in seg.segment().series().enumerate() {
+            if i % STOP_EVERY == 0 && stop() {
+                return Ok(None);
+            }
             let series = series.map_err(|e| super::segments::corruption(&seg.path, e))?;
             if series.channel != Channel::CONSUMPTION {
                 continue;
@@ -323,8 +347,9 @@ impl SegmentBands {
             put_varint(&mut body, series.meter.len() as u64);
             body.extend_from_slice(series.meter.as_bytes());
             record.clear();
+            let mut prev = Prev::default();
             for day in &days {
-                put_day(&mut record, day);
+                put_day(&mut record, day, &mut prev);
             }
             put_varint(&mut body, record.len() as u64);
             let start = body.len();
@@ -332,19 +357,19 @@ impl SegmentBands {
             meters.push((Box::from(series.meter), start, body.len()));
         }
         meters.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(SegmentBands {
+        Ok(Some(SegmentBands {
             partition,
             first_day,
             days: (end_day - first_day) as usize,
             meters,
             bytes: Bytes::Owned(body),
-        })
+        }))
     }
 
-    /// The file's bytes for segment `file_id`.
-    pub fn encode(&self, file_id: u64) -> Vec<u8> {
+    /// The file's header for segment `file_id` (the body follows it).
+    fn header(&self, file_id: u64) -> Vec<u8> {
         let body = self.bytes();
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        let mut out = Vec::with_capacity(HEADER_LEN);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&[0, 0]);
@@ -353,7 +378,6 @@ impl SegmentBands {
         out.extend_from_slice(&(self.meters.len() as u32).to_le_bytes());
         out.extend_from_slice(&(body.len() as u64).to_le_bytes());
         out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-        out.extend_from_slice(body);
         out
     }
 
@@ -363,67 +387,94 @@ impl SegmentBands {
         file_id: u64,
         partition: u32,
     ) -> Result<SegmentBands, String> {
-        let bytes = map.bytes();
-        let header = bytes
-            .get(..HEADER_LEN)
-            .ok_or_else(|| format!("{} bytes, shorter than the header", bytes.len()))?;
-        let u16_at = |o: usize| u16::from_le_bytes([header[o], header[o + 1]]);
-        let u32_at =
-            |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
-        let u64_at = |o: usize| u64::from(u32_at(o)) | (u64::from(u32_at(o + 4)) << 32);
-        if &header[..8] != MAGIC {
-            return Err("bad magic".into());
-        }
-        if u16_at(8) != VERSION || u16_at(10) != 0 {
-            return Err(format!("version {}", u16_at(8)));
-        }
-        if u64_at(12) != file_id || u32_at(20) != partition {
+        let (written_for, meters) = parse(map.bytes())?;
+        if written_for != (file_id, partition) {
             return Err("written for another segment".into());
         }
-        let count = u32_at(24) as usize;
-        let body_len = usize::try_from(u64_at(28)).map_err(|_| "body length".to_string())?;
-        let body = bytes.get(HEADER_LEN..).unwrap_or_default();
-        if body.len() != body_len {
-            return Err(format!(
-                "body is {} bytes, the header says {body_len}",
-                body.len()
-            ));
-        }
-        if crc32fast::hash(body) != u32_at(36) {
-            return Err("checksum mismatch".into());
-        }
         let (first_day, end_day) = partition_days(partition);
-        let days = (end_day - first_day) as usize;
-        // Every meter id checked once, its record read when asked for ([`SegmentBands::of`]:
-        // one that does not read back is no summary); a meter count is bounded by the body.
-        let mut meters = Vec::with_capacity(count.min(body.len() / 2));
-        let mut r = Reader { bytes: body, at: 0 };
-        for _ in 0..count {
-            let len = usize::try_from(r.varint()?).map_err(|_| "id length".to_string())?;
-            let id = r.take(len)?;
-            let id = std::str::from_utf8(id).map_err(|_| "meter id is not UTF-8".to_string())?;
-            let len = usize::try_from(r.varint()?).map_err(|_| "record length".to_string())?;
-            let start = HEADER_LEN + r.at;
-            r.take(len)?;
-            if meters
-                .last()
-                .is_some_and(|(m, ..): &(Box<str>, usize, usize)| **m >= *id)
-            {
-                return Err("meters out of order".into());
-            }
-            meters.push((Box::from(id), start, HEADER_LEN + r.at));
-        }
-        if r.at != body.len() {
-            return Err("bytes after the last meter".into());
-        }
         Ok(SegmentBands {
             partition,
             first_day,
-            days,
+            days: (end_day - first_day) as usize,
             meters,
             bytes: Bytes::Mapped(map),
         })
     }
+}
+
+/// The segment file id and partition a summary file's header names, and every meter id with
+/// its record `[start, end)` in `bytes`, the header and checksum checked (records are read
+/// when asked for: [`SegmentBands::of`]; one that does not read back is no summary).
+#[allow(clippy::type_complexity)]
+fn parse(bytes: &[u8]) -> Result<((u64, u32), Vec<(Box<str>, usize, usize)>), String> {
+    let header = bytes
+        .get(..HEADER_LEN)
+        .ok_or_else(|| format!("{} bytes, shorter than the header", bytes.len()))?;
+    let u16_at = |o: usize| u16::from_le_bytes([header[o], header[o + 1]]);
+    let u32_at =
+        |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
+    let u64_at = |o: usize| u64::from(u32_at(o)) | (u64::from(u32_at(o + 4)) << 32);
+    if &header[..8] != MAGIC {
+        return Err("bad magic".into());
+    }
+    if u16_at(8) != VERSION || u16_at(10) != 0 {
+        return Err(format!("version {}", u16_at(8)));
+    }
+    let count = u32_at(24) as usize;
+    let body_len = usize::try_from(u64_at(28)).map_err(|_| "body length".to_string())?;
+    let body = bytes.get(HEADER_LEN..).unwrap_or_default();
+    if body.len() != body_len {
+        return Err(format!(
+            "body is {} bytes, the header says {body_len}",
+            body.len()
+        ));
+    }
+    if crc32fast::hash(body) != u32_at(36) {
+        return Err("checksum mismatch".into());
+    }
+    // A meter count is bounded by the body.
+    let mut meters = Vec::with_capacity(count.min(body.len() / 2));
+    let mut r = Reader { bytes: body, at: 0 };
+    for _ in 0..count {
+        let len = usize::try_from(r.varint()?).map_err(|_| "id length".to_string())?;
+        let id = r.take(len)?;
+        let id = std::str::from_utf8(id).map_err(|_| "meter id is not UTF-8".to_string())?;
+        let len = usize::try_from(r.varint()?).map_err(|_| "record length".to_string())?;
+        let start = HEADER_LEN + r.at;
+        r.take(len)?;
+        if meters
+            .last()
+            .is_some_and(|(m, ..): &(Box<str>, usize, usize)| **m >= *id)
+        {
+            return Err("meters out of order".into());
+        }
+        meters.push((Box::from(id), start, HEADER_LEN + r.at));
+    }
+    if r.at != body.len() {
+        return Err("bytes after the last meter".into());
+    }
+    Ok(((u64_at(12), u32_at(20)), meters))
+}
+
+/// Checks a summary file's bytes whole (header, checksum, every meter's days); returns the
+/// segment file id and the partition it was written for.
+pub fn check_file(bytes: &[u8]) -> Result<(u64, u32), String> {
+    let ((file_id, partition), meters) = parse(bytes)?;
+    let (first_day, end_day) = partition_days(partition);
+    for (id, start, end) in meters {
+        let mut r = Reader {
+            bytes: bytes.get(start..end).ok_or("record out of the file")?,
+            at: 0,
+        };
+        let mut prev = Prev::default();
+        for _ in first_day..end_day {
+            r.day(&mut prev).map_err(|e| format!("meter {id}: {e}"))?;
+        }
+        if r.at != end - start {
+            return Err(format!("meter {id}: bytes after its last day"));
+        }
+    }
+    Ok((file_id, partition))
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -443,9 +494,25 @@ fn unit_s(unit: u64, step_min: u16) -> i64 {
     }
 }
 
-fn put_day(out: &mut Vec<u8>, day: &DayBands) {
-    put_varint(out, u64::from(day.count));
+/// What a record's next day is written against: the shape (count and flags) and the values
+/// (in their units) of the last day with points.
+#[derive(Clone, Copy, Debug, Default)]
+struct Prev {
+    shape: Option<(u32, u64)>,
+    values: [i64; BANDS],
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+fn put_day(out: &mut Vec<u8>, day: &DayBands, prev: &mut Prev) {
     if day.count == 0 {
+        put_varint(out, 0);
         return;
     }
     let unit = [2, 1, 0]
@@ -455,15 +522,29 @@ fn put_day(out: &mut Vec<u8>, day: &DayBands) {
             day.ws.iter().all(|w| w % d == 0)
         })
         .unwrap_or(0);
-    put_varint(
-        out,
-        (u64::from(day.step_min) << 3) | (u64::from(day.first_at_start) << 2) | unit,
-    );
+    let flags = (u64::from(day.step_min) << 3) | (u64::from(day.first_at_start) << 2) | unit;
     let d = unit_s(unit, day.step_min);
-    for &w in &day.ws {
-        let w = w / d;
-        put_varint(out, ((w << 1) ^ (w >> 63)) as u64);
+    let values = day.ws.map(|w| w / d);
+    let zeros = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v == 0)
+        .fold(0u64, |m, (k, _)| m | 1 << k);
+    let shape = (day.count, flags);
+    if prev.shape == Some(shape) {
+        put_varint(out, (zeros << 1) | 1);
+    } else {
+        put_varint(out, u64::from(day.count) << 1);
+        put_varint(out, flags);
+        put_varint(out, zeros);
+        prev.shape = Some(shape);
     }
+    for (k, (&v, last)) in values.iter().zip(&prev.values).enumerate() {
+        if zeros & (1 << k) == 0 {
+            put_varint(out, zigzag(v.wrapping_sub(*last)));
+        }
+    }
+    prev.values = values;
 }
 
 struct Reader<'a> {
@@ -495,24 +576,41 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn day(&mut self) -> Result<DayBands, String> {
+    fn day(&mut self, prev: &mut Prev) -> Result<DayBands, String> {
+        let head = self.varint()?;
+        if head == 0 {
+            return Ok(DayBands::default());
+        }
+        let ((count, flags), zeros) = if head & 1 == 1 {
+            let shape = prev.shape.ok_or("a day like the last, and no day before")?;
+            (shape, head >> 1)
+        } else {
+            let count = u32::try_from(head >> 1).map_err(|_| "day count".to_string())?;
+            let shape = (count, self.varint()?);
+            prev.shape = Some(shape);
+            (shape, self.varint()?)
+        };
+        if zeros >= 1 << BANDS {
+            return Err(format!("zero bands {zeros:#x}"));
+        }
         let mut day = DayBands {
-            count: u32::try_from(self.varint()?).map_err(|_| "day count".to_string())?,
+            count,
+            step_min: u16::try_from(flags >> 3).map_err(|_| format!("day flags {flags}"))?,
+            first_at_start: flags & 4 != 0,
             ..DayBands::default()
         };
-        if day.count == 0 {
-            return Ok(day);
-        }
-        let flags = self.varint()?;
-        day.step_min = u16::try_from(flags >> 3).map_err(|_| format!("day flags {flags}"))?;
-        day.first_at_start = flags & 4 != 0;
         if flags & 3 == 3 {
             return Err(format!("day flags {flags}"));
         }
         let d = unit_s(flags & 3, day.step_min);
-        for w in &mut day.ws {
-            let z = self.varint()?;
-            let v = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        for (k, (w, last)) in day.ws.iter_mut().zip(prev.values.iter_mut()).enumerate() {
+            let v = if zeros & (1 << k) != 0 {
+                0
+            } else {
+                last.checked_add(unzigzag(self.varint()?))
+                    .ok_or("value overflow")?
+            };
+            *last = v;
             *w = v.checked_mul(d).ok_or("value overflow")?;
         }
         Ok(day)
@@ -527,33 +625,54 @@ pub fn path_of(seg: &SegmentFile) -> PathBuf {
         .join(file_name(seg.entry.file_id))
 }
 
-/// `seg`'s summaries: its file when it reads back whole, else built from its blocks and written
-/// (unless the segment was removed meanwhile; a failed write only costs a rebuild next time).
-pub fn load_or_build(fs: &dyn FileSystem, seg: &SegmentFile) -> Result<SegmentBands, Error> {
+/// `seg`'s summaries read from their file, `None` when there is none or it does not read back
+/// whole (a damaged file is logged: it is rebuilt, never trusted).
+pub fn read_file(fs: &dyn FileSystem, seg: &SegmentFile) -> Option<SegmentBands> {
     let path = path_of(seg);
-    if let Ok(map) = fs.map(&path) {
-        match SegmentBands::decode(map, seg.entry.file_id, seg.entry.partition) {
-            Ok(b) => return Ok(b),
-            Err(why) => {
-                tracing::warn!(path = %path.display(), %why, "rebuilding clock-band summaries")
-            }
+    let map = fs.map(&path).ok()?;
+    match SegmentBands::decode(map, seg.entry.file_id, seg.entry.partition) {
+        Ok(b) => Some(b),
+        Err(why) => {
+            tracing::warn!(path = %path.display(), %why, "rebuilding clock-band summaries");
+            None
         }
     }
-    let built = SegmentBands::build(seg)?;
-    let bytes = built.encode(seg.entry.file_id);
+}
+
+/// Writes `built` as `seg`'s summary file (through a temporary file and a rename, not synced)
+/// unless the segment was removed meanwhile; a failed write only costs a rebuild next time.
+/// Whether the file was written.
+pub fn write_file(fs: &dyn FileSystem, seg: &SegmentFile, built: &SegmentBands) -> bool {
+    let path = path_of(seg);
+    let header = built.header(seg.entry.file_id);
+    let mut written = false;
     seg.unless_removed(|| {
         let tmp = path.with_extension("bands.tmp");
         let write = || -> std::io::Result<()> {
             let mut f = fs.create(&tmp)?;
-            f.write_all(&bytes)?;
+            f.write_all(&header)?;
+            f.write_all(built.bytes())?;
             drop(f);
             fs.rename(&tmp, &path)
         };
-        if let Err(e) = write() {
-            tracing::warn!(path = %path.display(), error = %e, "clock-band summaries not written");
-            let _ = fs.remove(&tmp);
+        match write() {
+            Ok(()) => written = true,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "clock-band summaries not written");
+                let _ = fs.remove(&tmp);
+            }
         }
     });
+    written
+}
+
+/// `seg`'s summaries: its file when it reads back whole, else built from its blocks and written.
+pub fn load_or_build(fs: &dyn FileSystem, seg: &SegmentFile) -> Result<SegmentBands, Error> {
+    if let Some(b) = read_file(fs, seg) {
+        return Ok(b);
+    }
+    let built = SegmentBands::build(seg, &|| false)?.ok_or(Error::Closed)?;
+    write_file(fs, seg, &built);
     Ok(built)
 }
 
@@ -578,39 +697,54 @@ mod tests {
     #[test]
     fn day_records_read_back_and_bad_bytes_are_refused_without_panicking() {
         let mut body = Vec::new();
-        let day = |ws, step_min| DayBands {
+        let day = |ws, count, step_min| DayBands {
             ws,
-            count: 48,
+            count,
             step_min,
             first_at_start: true,
         };
         let days = [
-            day([60, -120, 0, 7_200_000, 3, 0], 30),
-            day([60, 120, 0, 7_200_000, 180, 0], 0),
+            day([60, -120, 0, 7_200_000, 3, 0], 48, 30),
+            day([60, 120, 0, 7_200_000, 180, 0], 48, 0),
             DayBands::default(),
+            day([1_800, 9_000, 1_800, 27_000, 3_600, 0], 48, 30),
+            // Like the last day: its shape is not written again; a band back from zero.
+            day([3_600, 9_000, 0, 27_000, 3_600, 1_800], 48, 30),
+            day([3_600, 9_000, 0, 27_000, 3_600, 1_800], 48, 30),
+            // A spring-forward day's 46 half-hours.
+            day([3_600, 5_400, 1_800, 36_000, 1_800, 0], 46, 30),
+            day([i64::MAX / 4, i64::MIN / 4, 0, 0, 0, 1], 3, 60),
         ];
+        let mut prev = Prev::default();
         for d in &days {
-            put_day(&mut body, d);
+            put_day(&mut body, d, &mut prev);
         }
         let mut r = Reader {
             bytes: &body,
             at: 0,
         };
+        let mut prev = Prev::default();
         for d in &days {
-            assert_eq!(r.day().unwrap(), *d);
+            assert_eq!(r.day(&mut prev).unwrap(), *d);
         }
+        assert_eq!(r.at, body.len());
         for cut in 0..body.len() {
             let mut r = Reader {
                 bytes: &body[..cut],
                 at: 0,
             };
-            assert!((0..3).map(|_| r.day()).any(|d| d.is_err()), "{cut}");
+            let mut prev = Prev::default();
+            assert!(
+                (0..days.len())
+                    .map(|_| r.day(&mut prev))
+                    .any(|d| d.is_err()),
+                "{cut}"
+            );
         }
-        let mut r = Reader {
-            bytes: &[0xff; 12],
-            at: 0,
-        };
-        assert!(r.day().is_err());
+        for bad in [&[0xff; 12][..], &[0x01], &[0x02, 0xf3, 0x01, 0x00]] {
+            let mut r = Reader { bytes: bad, at: 0 };
+            assert!(r.day(&mut Prev::default()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

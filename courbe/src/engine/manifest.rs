@@ -331,6 +331,30 @@ impl Manifest {
     }
 
     /// Replaces `dir/MANIFEST` atomically and durably (with every name created in `dir` so far).
+    /// The manifest a commit installs: it forgets the segments `removed` (file ids), names
+    /// `added`, starts the live logs at `wal_generation` (never earlier than now), records the
+    /// counters and the newest instant.
+    pub fn after_commit(
+        &self,
+        removed: &[u64],
+        added: impl IntoIterator<Item = SegmentEntry>,
+        wal_generation: u64,
+        next_seq: u64,
+        next_file_id: u64,
+        newest_ts: Option<i64>,
+    ) -> Manifest {
+        let mut next = self.clone();
+        next.segments.retain(|e| !removed.contains(&e.file_id));
+        next.segments.extend(added);
+        next.wal_generation = next.wal_generation.max(wal_generation);
+        next.next_seq = next_seq;
+        next.next_file_id = next_file_id;
+        if let Some(ts) = newest_ts {
+            next.newest_ts = next.newest_ts.max(ts);
+        }
+        next
+    }
+
     pub fn commit(&self, fs: &dyn FileSystem, dir: &Path) -> Result<(), Error> {
         let tmp = dir.join(TMP_NAME);
         let io = |path: PathBuf| move |source| Error::Io { path, source };

@@ -53,6 +53,7 @@ mod memtable;
 mod resolve;
 mod segments;
 mod snapshot;
+mod summarizer;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +91,14 @@ pub struct Options {
     /// [`Store::compact_by_policy`] after every flush. Off by default: an embedded store's files
     /// change only when its caller acts (tests count sync points); `courbe serve` turns it on.
     pub background_compaction: bool,
+    /// Whether a background thread builds each segment's clock-band summaries (`bands.rs`, read
+    /// by the fleet offer comparison) at open and after every flush, compaction or erasure that
+    /// writes a segment (`summarizer.rs`), so that no question pays for them. Off by default:
+    /// an embedded store writes only the files its caller's actions write, and one that never
+    /// compares offers would pay a decode of every segment written and about a quarter more
+    /// bytes for nothing; `courbe serve` turns it on. Without it, the first comparison over a
+    /// segment builds its summaries.
+    pub background_summaries: bool,
 }
 
 impl Default for Options {
@@ -99,6 +108,7 @@ impl Default for Options {
             retention_days: None,
             compaction: CompactionPolicy::default(),
             background_compaction: false,
+            background_summaries: false,
         }
     }
 }
@@ -595,6 +605,9 @@ pub struct Store {
     signal: Arc<FlushSignal>,
     /// Written by the background compactor: its figures so far and its last failure.
     pub(crate) compactor: parking_lot::Mutex<CompactorState>,
+    /// The background builder of clock-band summaries (`summarizer.rs`), when it runs.
+    summaries: Arc<summarizer::Summaries>,
+    summarizer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Flushes counted, and the store's end, for the background compactor.
@@ -610,6 +623,12 @@ impl Drop for Store {
     fn drop(&mut self) {
         // A flush in flight completes (or fails) before the directory lock is released.
         if let Some(handle) = self.flushing.get_mut().take() {
+            let _ = handle.join();
+        }
+        // The summary builder stops between two series and writes nothing after its join,
+        // so no summary file is written once the directory lock is released.
+        self.summaries.close();
+        if let Some(handle) = self.summarizer.get_mut().take() {
             let _ = handle.join();
         }
         self.signal.closing.store(true, Ordering::SeqCst);
@@ -661,36 +680,8 @@ impl Store {
         for entry in &man.segments {
             segments.push(Arc::new(SegmentFile::open(&*fs, &dir, *entry, &registers)?));
         }
-        segments.sort_by_key(|s| s.entry.seq);
 
-        let mut gens: Vec<u64> = names
-            .iter()
-            .filter_map(|n| wal::parse_file_name(n))
-            .filter(|&g| g >= man.wal_generation)
-            .collect();
-        gens.sort_unstable();
-        let memtable = Memtable::new();
-        let mut max_seq = 0u64;
         let mut dir_changed = false;
-        for (i, &g) in gens.iter().enumerate() {
-            let path = dir.join(wal::file_name(g));
-            let is_last = i + 1 == gens.len();
-            let r = wal::replay(&*fs, &path, is_last, registers.len(), |seq, batch| {
-                max_seq = max_seq.max(seq);
-                memtable.insert(seq, &batch);
-            })?;
-            // A log without a whole record (a torn header, or nothing logged) holds nothing.
-            let empty = r.valid_len <= wal::HEADER_LEN as u64;
-            if r.valid_len < r.file_len || empty {
-                if empty {
-                    fs.remove(&path).map_err(io_err(&path))?;
-                    dir_changed = true;
-                } else {
-                    fs.truncate(&path, r.valid_len).map_err(io_err(&path))?;
-                }
-            }
-        }
-
         // Garbage: logs before the manifest's generation, segments it does not name, temp files.
         let live: std::collections::HashSet<u64> = man.segments.iter().map(|s| s.file_id).collect();
         for name in &names {
@@ -711,6 +702,64 @@ impl Store {
                 dir_changed = true;
             }
         }
+        let mut gens: Vec<u64> = names
+            .iter()
+            .filter_map(|n| wal::parse_file_name(n))
+            .filter(|&g| g >= man.wal_generation)
+            .collect();
+        gens.sort_unstable();
+        // Every log but the last held a memtable handed to a flush that did not commit: each is
+        // written to segments once replayed, so the memtable never holds more than one log's
+        // batches (about `memtable_max_points`, as when the store ran).
+        let mut man = man;
+        let mut memtable = Memtable::new();
+        let mut max_seq = 0u64;
+        for (i, &g) in gens.iter().enumerate() {
+            let path = dir.join(wal::file_name(g));
+            let is_last = i + 1 == gens.len();
+            let r = wal::replay(&*fs, &path, is_last, registers.len(), |seq, batch| {
+                max_seq = max_seq.max(seq);
+                memtable.insert(seq, &batch);
+            })?;
+            // A log without a whole record (a torn header, or nothing logged) holds nothing.
+            let empty = r.valid_len <= wal::HEADER_LEN as u64;
+            if r.valid_len < r.file_len || empty {
+                if empty {
+                    fs.remove(&path).map_err(io_err(&path))?;
+                    dir_changed = true;
+                } else {
+                    fs.truncate(&path, r.valid_len).map_err(io_err(&path))?;
+                }
+            }
+            if !is_last && memtable.points() > 0 {
+                let next_seq = AtomicU64::new(man.next_seq);
+                let next_file_id = AtomicU64::new(man.next_file_id);
+                let (opened, _) = write_memtable_segments(
+                    &*fs,
+                    &dir,
+                    &next_seq,
+                    &next_file_id,
+                    &memtable,
+                    None,
+                    &registers,
+                )?;
+                let next = man.after_commit(
+                    &[],
+                    opened.iter().map(|s| s.entry),
+                    g + 1,
+                    next_seq.load(Ordering::SeqCst),
+                    next_file_id.load(Ordering::SeqCst),
+                    memtable.newest_ts(),
+                );
+                next.commit(&*fs, &dir)?;
+                man = next;
+                segments.extend(opened);
+                remove_logs_before(&*fs, &dir, g + 1)?;
+                memtable = Memtable::new();
+            }
+        }
+        segments.sort_by_key(|s| s.entry.seq);
+
         if dir_changed {
             fs.sync_dir(&dir).map_err(io_err(&dir))?;
         }
@@ -745,17 +794,38 @@ impl Store {
             flushing: parking_lot::Mutex::new(None),
             signal: Arc::new(FlushSignal::default()),
             compactor: parking_lot::Mutex::new(CompactorState::default()),
+            summaries: Arc::new(summarizer::Summaries::default()),
+            summarizer: parking_lot::Mutex::new(None),
         };
         if resume {
             // An erasure begun before a crash or a failure: the store is not used before it
             // is complete.
             store.resume_erasures()?;
         }
+        if store.options.background_summaries {
+            *store.summarizer.lock() = summarizer::spawn(
+                store.version.clone(),
+                store.fs.clone(),
+                store.summaries.clone(),
+            );
+        }
         Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Waits until the background summary builder (`Options::background_summaries`) has gone
+    /// through every segment committed before the call (tests and benchmarks); returns at once
+    /// when it does not run.
+    pub fn wait_for_summaries(&self) {
+        self.summaries.wait_caught_up();
+    }
+
+    /// Summary files the background builder has written since the store was opened.
+    pub fn summaries_built(&self) -> u64 {
+        self.summaries.built()
     }
 
     /// The manifest as last committed (a clone taken under its lock): with the segment files it
@@ -935,6 +1005,7 @@ impl Store {
             manifest: self.manifest.clone(),
             version: self.version.clone(),
             signal: self.signal.clone(),
+            summaries: self.summaries.clone(),
         }
     }
 
@@ -1167,6 +1238,7 @@ struct Core {
     manifest: Arc<parking_lot::Mutex<Manifest>>,
     version: Arc<parking_lot::RwLock<Arc<Version>>>,
     signal: Arc<FlushSignal>,
+    summaries: Arc<summarizer::Summaries>,
 }
 
 impl Core {
@@ -1179,36 +1251,15 @@ impl Core {
         erase: Option<&EraseSpec>,
         registers: &Arc<[Arc<str>]>,
     ) -> Result<(Vec<Arc<SegmentFile>>, u64), Error> {
-        let mut writer = SegmentWriter::new(
+        write_memtable_segments(
             &*self.fs,
             &self.dir,
-            None,
             &self.next_seq,
             &self.next_file_id,
+            mem,
+            erase,
             registers,
-        );
-        let mut chunk: Vec<(String, Channel, Vec<Point>)> = Vec::new();
-        let mut chunk_points = 0usize;
-        let erased = mem.for_each_series(erase, |m, c, pts| {
-            chunk_points += pts.len();
-            chunk.push((m.to_owned(), c, pts));
-            if chunk_points >= FLUSH_CHUNK_POINTS {
-                writer.add_many(&chunk)?;
-                chunk.clear();
-                chunk_points = 0;
-            }
-            Ok(())
-        })?;
-        writer.add_many(&chunk)?;
-        drop(chunk);
-        let written = writer.finish()?;
-        let mut opened = Vec::with_capacity(written.len());
-        for w in &written {
-            opened.push(Arc::new(SegmentFile::open(
-                &*self.fs, &self.dir, w.entry, registers,
-            )?));
-        }
-        Ok((opened, erased))
+        )
     }
 
     /// Writes `mem` (the immutable memtable, whose batches are all in logs before `new_gen`)
@@ -1243,16 +1294,15 @@ impl Core {
         memtables: Memtables,
     ) -> Result<(), Error> {
         let mut man = self.manifest.lock();
-        let mut next = man.clone();
-        next.segments
-            .retain(|e| !removed.iter().any(|r| r.entry.file_id == e.file_id));
-        next.segments.extend(added.iter().map(|s| s.entry));
-        next.wal_generation = next.wal_generation.max(wal_generation);
-        next.next_seq = self.next_seq.load(Ordering::SeqCst);
-        next.next_file_id = self.next_file_id.load(Ordering::SeqCst);
-        if let Some(ts) = newest_ts {
-            next.newest_ts = next.newest_ts.max(ts);
-        }
+        let removed_ids: Vec<u64> = removed.iter().map(|r| r.entry.file_id).collect();
+        let next = man.after_commit(
+            &removed_ids,
+            added.iter().map(|s| s.entry),
+            wal_generation,
+            self.next_seq.load(Ordering::SeqCst),
+            self.next_file_id.load(Ordering::SeqCst),
+            newest_ts,
+        );
         next.commit(&*self.fs, &self.dir)?;
         *man = next;
         let mut version = self.version.write();
@@ -1262,6 +1312,7 @@ impl Core {
             .filter(|s| !removed.iter().any(|r| r.entry.file_id == s.entry.file_id))
             .cloned()
             .collect();
+        let adds = !added.is_empty();
         segments.extend(added);
         segments.sort_by_key(|s| s.entry.seq);
         let (memtable, immutable) = match memtables {
@@ -1273,17 +1324,62 @@ impl Core {
         *version = Arc::new(Version::with_immutable(
             segments, memtable, immutable, registers,
         ));
+        drop(version);
+        if adds {
+            self.summaries.segments_added();
+        }
         Ok(())
     }
 
     fn remove_obsolete_logs(&self, first_live: u64) -> Result<(), Error> {
-        let names = self.fs.list_dir(&self.dir).map_err(io_err(&self.dir))?;
-        for name in names {
-            if wal::parse_file_name(&name).is_some_and(|g| g < first_live) {
-                let path = self.dir.join(&name);
-                self.fs.remove(&path).map_err(io_err(&path))?;
-            }
-        }
-        self.fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
+        remove_logs_before(&*self.fs, &self.dir, first_live)
     }
+}
+
+/// Writes `mem` (less what `erase` removes) as segments, one per month it touches, its series
+/// gathered in chunks whose partitions are encoded in parallel; returns them opened, with the
+/// points erased. Sequence numbers and file ids are drawn from the two counters.
+fn write_memtable_segments(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    next_seq: &AtomicU64,
+    next_file_id: &AtomicU64,
+    mem: &Memtable,
+    erase: Option<&EraseSpec>,
+    registers: &Arc<[Arc<str>]>,
+) -> Result<(Vec<Arc<SegmentFile>>, u64), Error> {
+    let mut writer = SegmentWriter::new(fs, dir, None, next_seq, next_file_id, registers);
+    let mut chunk: Vec<(String, Channel, Vec<Point>)> = Vec::new();
+    let mut chunk_points = 0usize;
+    let erased = mem.for_each_series(erase, |m, c, pts| {
+        chunk_points += pts.len();
+        chunk.push((m.to_owned(), c, pts));
+        if chunk_points >= FLUSH_CHUNK_POINTS {
+            writer.add_many(&chunk)?;
+            chunk.clear();
+            chunk_points = 0;
+        }
+        Ok(())
+    })?;
+    writer.add_many(&chunk)?;
+    drop(chunk);
+    let written = writer.finish()?;
+    let mut opened = Vec::with_capacity(written.len());
+    for w in &written {
+        opened.push(Arc::new(SegmentFile::open(fs, dir, w.entry, registers)?));
+    }
+    Ok((opened, erased))
+}
+
+/// Deletes the logs before generation `first_live` (every batch they hold is in segments a
+/// committed manifest names), then syncs the directory.
+fn remove_logs_before(fs: &dyn FileSystem, dir: &Path, first_live: u64) -> Result<(), Error> {
+    let names = fs.list_dir(dir).map_err(io_err(dir))?;
+    for name in names {
+        if wal::parse_file_name(&name).is_some_and(|g| g < first_live) {
+            let path = dir.join(&name);
+            fs.remove(&path).map_err(io_err(&path))?;
+        }
+    }
+    fs.sync_dir(dir).map_err(io_err(dir))
 }

@@ -220,9 +220,22 @@ pub struct SegmentFile {
     /// The clock-band summaries (`bands.rs`), read or built on first use, one builder at a time.
     bands: std::sync::OnceLock<Arc<super::bands::SegmentBands>>,
     bands_build: parking_lot::Mutex<()>,
+    /// The background builder found the summary file whole or wrote it.
+    bands_on_disk: std::sync::atomic::AtomicBool,
     /// Set once the file is deleted; a summary file is written only while it is not (the
     /// deleter takes the same lock), so none outlives its segment.
     removed: parking_lot::Mutex<bool>,
+}
+
+/// What [`SegmentFile::ensure_bands_file`] found or did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BandsFile {
+    /// Already on disk and whole (or in memory).
+    Present,
+    /// Built and written.
+    Built,
+    /// Not built: asked to stop, the segment removed, or the write failed.
+    Stopped,
 }
 
 /// What a segment says about the sums of one channel (format v5 rollups).
@@ -303,6 +316,7 @@ impl SegmentFile {
             rollups: std::sync::OnceLock::new(),
             bands: std::sync::OnceLock::new(),
             bands_build: parking_lot::Mutex::new(()),
+            bands_on_disk: std::sync::atomic::AtomicBool::new(false),
             removed: parking_lot::Mutex::new(false),
         })
     }
@@ -319,6 +333,40 @@ impl SegmentFile {
         }
         let built = Arc::new(super::bands::load_or_build(fs, self)?);
         Ok(self.bands.get_or_init(|| built).clone())
+    }
+
+    /// Makes sure the summary file is on disk and reads back whole, building and writing it
+    /// when not (the background builder, `Store`'s module docs), without keeping it in memory:
+    /// a question maps the file. One builder at a time with [`SegmentFile::bands`], so a
+    /// question that arrives during the build waits for it and reads the file. Gives up when
+    /// `stop` says so (asked between series) or the segment is removed.
+    pub fn ensure_bands_file(
+        &self,
+        fs: &dyn FileSystem,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<BandsFile, Error> {
+        use std::sync::atomic::Ordering;
+        let _one = self.bands_build.lock();
+        if self.bands.get().is_some() || self.bands_on_disk.load(Ordering::Acquire) {
+            return Ok(BandsFile::Present);
+        }
+        if *self.removed.lock() {
+            return Ok(BandsFile::Stopped);
+        }
+        if super::bands::read_file(fs, self).is_some() {
+            self.bands_on_disk.store(true, Ordering::Release);
+            return Ok(BandsFile::Present);
+        }
+        let removed = || *self.removed.lock();
+        let Some(built) = super::bands::SegmentBands::build(self, &|| stop() || removed())? else {
+            return Ok(BandsFile::Stopped);
+        };
+        if super::bands::write_file(fs, self, &built) {
+            self.bands_on_disk.store(true, Ordering::Release);
+            Ok(BandsFile::Built)
+        } else {
+            Ok(BandsFile::Stopped)
+        }
     }
 
     /// Runs `f` (writing a file derived from this segment) unless the segment was removed.

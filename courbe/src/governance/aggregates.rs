@@ -62,14 +62,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
-
 use super::auth::{Level, Principal, Role};
 use super::Governance;
-use crate::api::{format_ts, parse_channel, parse_meter_list, parse_range, parse_tz};
-use crate::engine::Store;
 use crate::error::ApiError;
 use crate::query::{Calendar, Period};
+use crate::question::{parse_channel, parse_meter_list, parse_range, parse_tz};
+use crate::source::SeriesSource;
 use crate::Channel;
 
 /// When a cell of an aggregate is suppressed.
@@ -380,18 +378,17 @@ pub(super) struct Table {
 
 impl Table {
     pub(super) fn load(
-        store: &Store,
+        series: &dyn SeriesSource,
         meters: &[String],
         channel: Channel,
         from_utc: i64,
         to_utc: i64,
     ) -> Result<Table, ApiError> {
-        let snapshot = store.snapshot();
         let mut by_meter = HashMap::with_capacity(meters.len());
         for m in meters {
-            let points = snapshot
-                .points(m, channel, from_utc - MAX_STEP_S, to_utc)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let points =
+                crate::query::series_points(series, m, channel, from_utc - MAX_STEP_S, to_utc)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
             by_meter.insert(m.clone(), meter_slots(&points, from_utc, to_utc));
         }
         Ok(Table {
@@ -624,47 +621,59 @@ impl Decisions {
     }
 }
 
-#[derive(Serialize)]
-pub(super) struct CellJson {
-    start: String,
-    end: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    meters: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    energy_wh: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    points: Option<Vec<CurvePointJson>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    suppressed: bool,
+/// One cell of an aggregate answer: a local day of a curve, or a period of energy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    pub start_utc: i64,
+    pub end_utc: i64,
+    /// `None`: suppressed (too few contributors, or one dominates).
+    pub figures: Option<CellFigures>,
 }
 
-#[derive(Serialize)]
-struct CurvePointJson {
-    ts: String,
-    value: i64,
-    meters: u32,
+/// What a published cell shows; `meters`: members with a non-zero reading in the cell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CellFigures {
+    Energy {
+        meters: u32,
+        energy_ws: i64,
+    },
+    Curve {
+        meters: u32,
+        points: Vec<CurvePoint>,
+    },
 }
 
-#[derive(Serialize)]
-pub(super) struct GroupJson {
-    pub(super) group: String,
-    pub(super) cells: Vec<CellJson>,
+/// One interval of a summed curve: W, and how many meters it sums.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CurvePoint {
+    pub ts_utc: i64,
+    pub value_w: i64,
+    pub meters: u32,
 }
 
-/// The body of `GET /v1/aggregates`.
-#[derive(Serialize)]
-pub struct AggregatesBody {
-    level: &'static str,
-    kind: &'static str,
-    channel: &'static str,
-    unit: &'static str,
-    tz: String,
-    period: &'static str,
-    min_meters: u32,
-    groups: Vec<GroupJson>,
+/// The cells of one group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupCells {
+    pub group: String,
+    pub cells: Vec<Cell>,
 }
 
-fn period_name(p: Period) -> &'static str {
+/// The answer of `GET /v1/aggregates`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregates {
+    /// `None`: an ad-hoc list of meters.
+    pub level: Option<Level>,
+    pub kind: Kind,
+    pub channel: Channel,
+    pub tz_name: String,
+    /// The period of a cell (a day for curves).
+    pub period: Period,
+    pub min_meters: u32,
+    pub groups: Vec<GroupCells>,
+}
+
+/// The name of a period in questions and answers.
+pub fn period_name(p: Period) -> &'static str {
     match p {
         Period::Day => "day",
         Period::Week => "week",
@@ -694,47 +703,40 @@ pub(super) fn group_cells(
     calendar: &Calendar,
     slots: &Slots,
     active: &dyn Fn(i64, i64) -> u32,
-) -> Result<Vec<CellJson>, ApiError> {
+) -> Result<Vec<Cell>, ApiError> {
     let spans = spans(kind, calendar)?;
     Ok(spans
         .into_iter()
         .map(|(start, end)| {
             if !publishable(slots, start, end) {
-                return CellJson {
-                    start: format_ts(start),
-                    end: format_ts(end),
-                    meters: None,
-                    energy_wh: None,
-                    points: None,
-                    suppressed: true,
+                return Cell {
+                    start_utc: start,
+                    end_utc: end,
+                    figures: None,
                 };
             }
             let inside = slots.range(start, end);
-            let (energy_wh, points) = match kind {
-                Kind::Curve => (
-                    None,
-                    Some(
-                        inside
-                            .map(|(ts, s)| CurvePointJson {
-                                ts: format_ts(ts),
-                                value: s.value_w(),
-                                meters: s.contributors,
-                            })
-                            .collect(),
-                    ),
-                ),
-                Kind::Energy => (
-                    Some(inside.map(|(_, s)| s.energy_ws).sum::<i64>() as f64 / 3_600.0),
-                    None,
-                ),
+            let meters = active(start, end);
+            let figures = match kind {
+                Kind::Curve => CellFigures::Curve {
+                    meters,
+                    points: inside
+                        .map(|(ts, s)| CurvePoint {
+                            ts_utc: ts,
+                            value_w: s.value_w(),
+                            meters: s.contributors,
+                        })
+                        .collect(),
+                },
+                Kind::Energy => CellFigures::Energy {
+                    meters,
+                    energy_ws: inside.map(|(_, s)| s.energy_ws).sum::<i64>(),
+                },
             };
-            CellJson {
-                start: format_ts(start),
-                end: format_ts(end),
-                meters: Some(active(start, end)),
-                energy_wh,
-                points,
-                suppressed: false,
+            Cell {
+                start_utc: start,
+                end_utc: end,
+                figures: Some(figures),
             }
         })
         .collect())
@@ -742,10 +744,10 @@ pub(super) fn group_cells(
 
 /// The groups of `params.level` (one when `params.code` is set) computed now from the store.
 fn live_groups(
-    store: &Store,
+    series: &dyn SeriesSource,
     gov: &Governance,
     params: &Params,
-) -> Result<Vec<GroupJson>, ApiError> {
+) -> Result<Vec<GroupCells>, ApiError> {
     let rule = gov.config().aggregates;
     let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
     let groups = gov.groups();
@@ -754,7 +756,7 @@ fn live_groups(
         .into_values()
         .next()
         .unwrap_or_default();
-    let table = Table::load(store, &all, params.channel, from_utc, to_utc)?;
+    let table = Table::load(series, &all, params.channel, from_utc, to_utc)?;
     let decisions = Decisions::compute(&groups, &table, &rule)?;
     let mut out = Vec::new();
     if let Some(at_level) = decisions.levels.get(&params.level) {
@@ -762,7 +764,7 @@ fn live_groups(
             if params.code.as_deref().is_some_and(|c| c != code) {
                 continue;
             }
-            out.push(GroupJson {
+            out.push(GroupCells {
                 group: code.clone(),
                 cells: group_cells(
                     params.kind,
@@ -776,20 +778,22 @@ fn live_groups(
     Ok(out)
 }
 
-/// Answers an aggregate question for `principal` (already authorised for its level).
+/// Answers an aggregate question for `principal` (already authorised for its level), live
+/// answers read from `series`: a store's snapshot, or the union of a cluster's shards, on
+/// which the suppression rules are then decided once, on the merged cells.
 pub fn answer(
-    store: &Store,
+    series: &dyn SeriesSource,
     gov: &Governance,
     principal: &Principal,
     params: &Params,
-) -> Result<AggregatesBody, ApiError> {
+) -> Result<Aggregates, ApiError> {
     let rule = gov.config().aggregates;
     spans(params.kind, &params.calendar)?;
     let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
     let (groups_out, min) = match &params.meters {
         Some(ids) => {
             // Ad-hoc groups are the operator's (see `authorize`): primary rule only.
-            let table = Table::load(store, ids, params.channel, from_utc, to_utc)?;
+            let table = Table::load(series, ids, params.channel, from_utc, to_utc)?;
             let min = rule.min_meters;
             let mut slots = table.slots(ids);
             for (_, s) in slots.iter_mut() {
@@ -798,7 +802,7 @@ pub fn answer(
             let active = |start, end| table.active(ids, start, end);
             let cells = group_cells(params.kind, &params.calendar, &slots, &active)?;
             (
-                vec![GroupJson {
+                vec![GroupCells {
                     group: "ad-hoc".into(),
                     cells,
                 }],
@@ -827,29 +831,21 @@ pub fn answer(
             match source {
                 // The minimum the releases were decided with (the smallest, across several).
                 Source::Release => super::releases::released_groups(gov, params)?,
-                Source::Live => (live_groups(store, gov, params)?, rule.min_for(params.level)),
+                Source::Live => (
+                    live_groups(series, gov, params)?,
+                    rule.min_for(params.level),
+                ),
             }
         }
     };
-    Ok(AggregatesBody {
-        level: if params.meters.is_some() {
-            "ad-hoc"
-        } else {
-            level_name(params.level)
-        },
-        kind: match params.kind {
-            Kind::Energy => "energy",
-            Kind::Curve => "curve",
-        },
-        channel: params.channel.as_str(),
-        unit: match params.kind {
-            Kind::Energy => "Wh",
-            Kind::Curve => "W",
-        },
-        tz: params.tz_name.clone(),
+    Ok(Aggregates {
+        level: params.meters.is_none().then_some(params.level),
+        kind: params.kind,
+        channel: params.channel,
+        tz_name: params.tz_name.clone(),
         period: match params.kind {
-            Kind::Energy => period_name(params.calendar.period),
-            Kind::Curve => "day",
+            Kind::Energy => params.calendar.period,
+            Kind::Curve => Period::Day,
         },
         min_meters: min,
         groups: groups_out,
@@ -859,7 +855,7 @@ pub fn answer(
 /// What `compare` shows of a group in one month: how many of its members had a non-zero reading
 /// and the first quartile, median and third quartile of their energies, in quarters of a W·s
 /// (an interpolation between order statistics falls on a quarter, so the integers are exact).
-pub(super) type Distribution = (u32, [i64; 3]);
+pub type Distribution = (u32, [i64; 3]);
 
 /// Quartiles (linear interpolation between order statistics) of sorted energies, in quarters
 /// of their unit.
@@ -901,37 +897,30 @@ pub(super) fn distribution(
     Some((u32::try_from(values.len()).ok()?, quartiles_x4(&values)?))
 }
 
-#[derive(Serialize)]
-struct DistributionJson {
-    level: &'static str,
-    group: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    meters: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    q1_wh: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    median_wh: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    q3_wh: Option<f64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    suppressed: bool,
+/// A group's distribution in one month of a comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupDistribution {
+    pub level: Level,
+    pub group: String,
+    /// `None`: suppressed.
+    pub distribution: Option<Distribution>,
 }
 
-#[derive(Serialize)]
-struct CompareMonthJson {
-    start: String,
-    end: String,
-    energy_wh: f64,
-    groups: Vec<DistributionJson>,
+/// One month of a comparison: the meter's energy and its groups' distributions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompareMonth {
+    pub start_utc: i64,
+    pub end_utc: i64,
+    pub energy_ws: i64,
+    pub groups: Vec<GroupDistribution>,
 }
 
-/// The body of `GET /v1/meters/{id}/compare`.
-#[derive(Serialize)]
-pub struct CompareBody {
-    meter: String,
-    unit: &'static str,
-    tz: String,
-    months: Vec<CompareMonthJson>,
+/// The answer of `GET /v1/meters/{id}/compare`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub meter: String,
+    pub tz_name: String,
+    pub months: Vec<CompareMonth>,
 }
 
 /// Refuses a comparison that is not of whole Europe/Paris months. Quartiles are order
@@ -946,26 +935,13 @@ pub fn check_whole_paris_months(params: &Params) -> Result<(), ApiError> {
         })
     };
     let (from, to) = (params.calendar.from_utc, params.calendar.to_utc);
-    if params.tz_name == crate::api::DEFAULT_TZ && month_start(from) && month_start(to) {
+    if params.tz_name == crate::question::DEFAULT_TZ && month_start(from) && month_start(to) {
         return Ok(());
     }
     Err(ApiError::invalid(
         "a comparison is of whole Europe/Paris months: `from` and `to` are the first of a \
          month (2024-01-01), `tz` is Europe/Paris",
     ))
-}
-
-fn distribution_json(level: Level, code: &str, d: Option<Distribution>) -> DistributionJson {
-    let wh = |x4: i64| x4 as f64 / 14_400.0;
-    DistributionJson {
-        level: level_name(level),
-        group: code.to_string(),
-        meters: d.map(|d| d.0),
-        q1_wh: d.map(|d| wh(d.1[0])),
-        median_wh: d.map(|d| wh(d.1[1])),
-        q3_wh: d.map(|d| wh(d.1[2])),
-        suppressed: d.is_none(),
-    }
 }
 
 /// A meter's monthly energy next to the quartiles of its IRIS, its commune and all meters,
@@ -977,12 +953,12 @@ fn distribution_json(level: Level, code: &str, d: Option<Distribution>) -> Distr
 /// not released is refused (`not_released`). The meter's own energy is read now: it is the
 /// caller's own data.
 pub fn compare(
-    store: &Store,
+    series: &dyn SeriesSource,
     gov: &Governance,
     principal: &Principal,
     meter: &str,
     params: &Params,
-) -> Result<CompareBody, ApiError> {
+) -> Result<Comparison, ApiError> {
     check_whole_paris_months(params)?;
     let groups_reg = gov.groups();
     let calendar = Calendar {
@@ -999,7 +975,7 @@ pub fn compare(
         .collect();
     let load = |meters: &[String]| {
         Table::load(
-            store,
+            series,
             meters,
             params.channel,
             calendar.from_utc,
@@ -1024,11 +1000,11 @@ pub fn compare(
                     .iter()
                     .filter_map(|(level, code)| {
                         let group = decisions.levels.get(level)?.get(code)?;
-                        Some(distribution_json(
-                            *level,
-                            code,
-                            distribution(&table, group, start, end),
-                        ))
+                        Some(GroupDistribution {
+                            level: *level,
+                            group: code.clone(),
+                            distribution: distribution(&table, group, start, end),
+                        })
                     })
                     .collect::<Vec<_>>()
             })
@@ -1041,28 +1017,30 @@ pub fn compare(
             .map(|month| {
                 month
                     .into_iter()
-                    .map(|(level, code, d)| distribution_json(level, &code, d))
+                    .map(|(level, group, distribution)| GroupDistribution {
+                        level,
+                        group,
+                        distribution,
+                    })
                     .collect()
             })
             .collect();
         (load(&[meter.to_string()])?, distributions)
     };
-    let wh = |ws: i64| ws as f64 / 3_600.0;
-    let out = months
+    let months = months
         .iter()
         .zip(distributions)
-        .map(|(&(start, end), groups)| CompareMonthJson {
-            start: format_ts(start),
-            end: format_ts(end),
-            energy_wh: wh(table.energy_ws(meter, start, end)),
+        .map(|(&(start, end), groups)| CompareMonth {
+            start_utc: start,
+            end_utc: end,
+            energy_ws: table.energy_ws(meter, start, end),
             groups,
         })
         .collect();
-    Ok(CompareBody {
+    Ok(Comparison {
         meter: meter.to_string(),
-        unit: "Wh",
-        tz: params.tz_name.clone(),
-        months: out,
+        tz_name: params.tz_name.clone(),
+        months,
     })
 }
 

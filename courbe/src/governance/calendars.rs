@@ -18,13 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use super::record_log::RecordLog;
 use super::Error;
-use crate::api::Question;
 use crate::engine::fs::FileSystem;
 use crate::query::calendar::{day_start_utc, TIME_MAX_UTC};
 use crate::query::tariffs::{
     date_of_day, day_number, Colour, DayColours, TariffOption, TariffPlan, TariffSpec, TARIFF_ZONE,
 };
 use crate::query::Tariff;
+use crate::question::Question;
 
 /// The registry's file inside the governance folder.
 pub const CALENDARS_LOG: &str = "calendars.log";

@@ -8,11 +8,11 @@
 //! - [`grants`]: a supplier's access to a meter's data of the kinds granted (daily, max_power,
 //!   curve) for at most three years;
 //! - [`groups`] and [`aggregates`]: sums over predefined groups with small cells suppressed;
-//! - [`export`]: everything held about a meter in an open format;
 //! - [`audit`]: every read of a meter by a supplier;
 //!
-//! The `/v1` endpoints of all of the above, the access-control middleware and the command line
-//! are the `courbe-server` package's (`courbe_server::governance`).
+//! The `/v1` endpoints of all of the above, the export of everything held about a meter (JSON or
+//! CSV), the access-control middleware and the command line are the `courbe-server` package's
+//! (`courbe_server::governance`).
 //!
 //! The registries live in `DATA/governance/`, one append-only file each ([`record_log`], a
 //! [`journal`](crate::journal) of JSON records written through the engine's `FileSystem`); the
@@ -23,7 +23,6 @@ pub mod audit;
 pub mod auth;
 pub mod calendars;
 pub mod consent;
-pub mod export;
 pub mod grants;
 pub mod groups;
 pub mod prices;

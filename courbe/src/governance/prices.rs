@@ -555,9 +555,10 @@ pub fn fleet_totals_by(
                 (
                     storage_format::block::DecodedBlock::default(),
                     vec![None; prepared.len()],
+                    cost::FleetCurve::default(),
                 )
             },
-            |(scratch, registers), meter| -> Result<Each, crate::query::QueryError> {
+            |(scratch, registers, curve), meter| -> Result<Each, crate::query::QueryError> {
                 let days = match by_bands {
                     true => match src.day_bands(meter, first_day, end_day)? {
                         Some(days) => {
@@ -575,8 +576,7 @@ pub fn fleet_totals_by(
                     .iter()
                     .zip(&from_bands)
                     .any(|(o, &b)| !o.is_dynamic() && !b);
-                let curve =
-                    cost::FleetOffer::read_for(&prepared, src, meter, scratch, regulated_curve)?;
+                cost::FleetOffer::read_for(&prepared, src, meter, scratch, regulated_curve, curve)?;
                 let mut totals = Vec::with_capacity(prepared.len());
                 for ((offer, registers), &b) in
                     prepared.iter().zip(registers.iter_mut()).zip(&from_bands)
@@ -589,7 +589,7 @@ pub fn fleet_totals_by(
                                     "clock-band summaries do not cover the range".into(),
                                 )
                             })?,
-                        _ => offer.cost(src, meter, &curve, registers, scratch)?,
+                        _ => offer.cost(src, meter, curve, registers, scratch)?,
                     };
                     let complete = periods.iter().all(|p| {
                         p.cost.unpriced_days == 0

@@ -67,12 +67,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::aggregates::{
-    Decisions, Distribution, GroupJson, Params, Slot, Slots, Suppression, Table, LEVELS, SLOT_S,
+    Decisions, Distribution, GroupCells, Params, Slot, Slots, Suppression, Table, LEVELS, SLOT_S,
 };
 use super::auth::Level;
 use super::groups::GroupRegistry;
 use super::{Error, Governance};
-use crate::api::format_ts;
 use crate::engine::fs::FileSystem;
 use crate::engine::Store;
 use crate::error::{ApiError, ErrorCode};
@@ -163,7 +162,8 @@ impl Month {
     }
 }
 
-/// What a release file holds.
+/// What a release file holds: its on-disk record (persistence, JSON compressed with zstd; the
+/// answers about releases are [`ReleaseSummary`], which the server writes as JSON).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Frozen {
     from_utc: i64,
@@ -185,12 +185,12 @@ pub struct Release {
 }
 
 /// What `POST` and `GET /v1/aggregates/releases` say of a release.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReleaseSummary {
-    pub from: String,
-    pub to: String,
-    pub channel: &'static str,
-    pub created: String,
+    pub from_utc: i64,
+    pub to_utc: i64,
+    pub channel: Channel,
+    pub created_utc: i64,
     pub months: usize,
     /// Groups × months frozen.
     pub group_months: usize,
@@ -201,10 +201,10 @@ pub struct ReleaseSummary {
 impl Release {
     pub fn summary(&self) -> ReleaseSummary {
         ReleaseSummary {
-            from: format_ts(self.frozen.from_utc),
-            to: format_ts(self.frozen.to_utc),
-            channel: self.channel.as_str(),
-            created: format_ts(self.frozen.created_utc),
+            from_utc: self.frozen.from_utc,
+            to_utc: self.frozen.to_utc,
+            channel: self.channel,
+            created_utc: self.frozen.created_utc,
             months: self.frozen.months.len(),
             group_months: self
                 .frozen
@@ -292,8 +292,8 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Release, Error> {
         .and_then(|d| d.take(MAX_PAYLOAD_BYTES).read_to_end(&mut json))
         .map_err(|e| bad(&format!("zstd: {e}")))?;
     let frozen: Frozen = serde_json::from_slice(&json).map_err(|e| bad(&format!("json: {e}")))?;
-    let channel =
-        crate::api::parse_channel(Some(&frozen.channel)).map_err(|_| bad("unknown channel"))?;
+    let channel = crate::question::parse_channel(Some(&frozen.channel))
+        .map_err(|_| bad("unknown channel"))?;
     for m in &frozen.months {
         m.check().map_err(|e| bad(&e))?;
     }
@@ -396,7 +396,7 @@ fn freeze_month(
         .into_values()
         .next()
         .unwrap_or_default();
-    let table = Table::load(store, &all, channel, from_utc, to_utc)?;
+    let table = Table::load(&*store.snapshot(), &all, channel, from_utc, to_utc)?;
     let decisions = Decisions::compute(groups, &table, rule)?;
     let index: HashMap<&str, u32> = all
         .iter()
@@ -620,7 +620,7 @@ pub(super) fn released_distributions(
 pub(super) fn released_groups(
     gov: &Governance,
     params: &Params,
-) -> Result<(Vec<GroupJson>, u32), ApiError> {
+) -> Result<(Vec<GroupCells>, u32), ApiError> {
     let (from, to) = (params.calendar.from_utc, params.calendar.to_utc);
     let list = gov.releases();
     let mut min = u32::MAX;
@@ -713,7 +713,7 @@ pub(super) fn released_groups(
             }
             seen.len() as u32
         };
-        out.push(GroupJson {
+        out.push(GroupCells {
             group: code.to_string(),
             cells: super::aggregates::group_cells(params.kind, &params.calendar, &slots, &active)?,
         });

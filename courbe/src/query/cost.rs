@@ -814,7 +814,7 @@ pub struct FleetOffer<'a> {
 #[derive(Clone, Debug)]
 enum FleetKind {
     Registers(super::tariffs::Registers),
-    Dynamic(Vec<crate::Point>),
+    Dynamic(super::spot::PriceIntegral),
 }
 
 /// One meter's consumption curve over a fleet question's range, read once for every offer.
@@ -823,7 +823,7 @@ pub struct FleetCurve {
     /// For regulated offers: the points the register walk visits.
     read: Option<super::energy::CurveRead>,
     /// For dynamic offers: the points meeting the range.
-    points: Option<Vec<crate::Point>>,
+    dynamic: Option<super::spot::CurveColumns>,
 }
 
 impl<'a> FleetOffer<'a> {
@@ -843,12 +843,9 @@ impl<'a> FleetOffer<'a> {
         let cuts = Cuts::new(grid, taxes, first_day, end_day, period)?;
         let (from, to) = cuts.range();
         let kind = match grid.dynamic_area() {
-            Some(area) => FleetKind::Dynamic(super::spot::spot_prices(
-                src,
-                &dynamic_series(area)?,
-                from,
-                to,
-            )?),
+            Some(area) => FleetKind::Dynamic(super::spot::PriceIntegral::new(
+                &super::spot::spot_prices(src, &dynamic_series(area)?, from, to)?,
+            )),
             None => FleetKind::Registers(super::tariffs::Registers::new(
                 plan,
                 colours,
@@ -1025,21 +1022,26 @@ impl<'a> FleetOffer<'a> {
         meter: &str,
         scratch: &mut storage_format::block::DecodedBlock,
     ) -> Result<FleetCurve, super::QueryError> {
-        FleetOffer::read_for(offers, src, meter, scratch, true)
+        let mut out = FleetCurve::default();
+        FleetOffer::read_for(offers, src, meter, scratch, true, &mut out)?;
+        Ok(out)
     }
 
-    /// [`FleetOffer::read`], reading the curve for the regulated offers only when
-    /// `regulated` (the others being priced from summaries).
+    /// [`FleetOffer::read`] into `out` (its buffers reused from meter to meter), reading the
+    /// curve for the regulated offers only when `regulated` (the others being priced from
+    /// summaries).
     pub fn read_for(
         offers: &[FleetOffer<'_>],
         src: &dyn crate::source::SeriesSource,
         meter: &str,
         scratch: &mut storage_format::block::DecodedBlock,
         regulated: bool,
-    ) -> Result<FleetCurve, super::QueryError> {
-        let mut out = FleetCurve::default();
+        out: &mut FleetCurve,
+    ) -> Result<(), super::QueryError> {
+        out.read = None;
+        let dynamic = out.dynamic.take();
         let Some(first) = offers.first() else {
-            return Ok(out);
+            return Ok(());
         };
         if !src.has_meter(meter) {
             return Err(super::QueryError::UnknownMeter(meter.to_owned()));
@@ -1059,11 +1061,11 @@ impl<'a> FleetOffer<'a> {
             .iter()
             .any(|o| matches!(o.kind, FleetKind::Dynamic(_)))
         {
-            out.points = Some(super::spot::series_points(
-                src, meter, channel, range.0, range.1,
-            )?);
+            let mut columns = dynamic.unwrap_or_default();
+            columns.read(src, meter, channel, range, scratch)?;
+            out.dynamic = Some(columns);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The cost of `meter` under this offer, equal to [`meter_cost_with`] without estimated
@@ -1078,11 +1080,11 @@ impl<'a> FleetOffer<'a> {
         scratch: &mut storage_format::block::DecodedBlock,
     ) -> Result<Vec<CostPeriod>, super::QueryError> {
         let spans = &self.cuts.spans;
-        let (energies, dynamic) = match (&self.kind, &curve.read, &curve.points) {
-            (FleetKind::Dynamic(prices), _, Some(points)) => {
+        let (energies, dynamic) = match (&self.kind, &curve.read, &curve.dynamic) {
+            (FleetKind::Dynamic(prices), _, Some(columns)) => {
                 let priced: Vec<super::spot::DynamicPeriod> = spans
                     .iter()
-                    .map(|&(a, b)| super::spot::period_cost(points, prices, a, b))
+                    .map(|&(a, b)| super::spot::period_cost_columns(columns, prices, a, b))
                     .collect();
                 dynamic_energies(&priced)
             }

@@ -53,6 +53,9 @@ use crate::{Channel, Quality};
 pub mod calendar;
 pub mod cost;
 mod curve;
+/// The resolved points of a series in `[from, to)`, none for an unknown meter (the governance
+/// aggregates read every member of a group, known or not).
+pub(crate) use curve::points as series_points;
 pub mod daily;
 mod energy;
 mod fleet;

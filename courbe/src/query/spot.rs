@@ -188,6 +188,199 @@ pub fn period_cost(curve: &[Point], prices: &[Point], a: i64, b: i64) -> Dynamic
     out
 }
 
+/// A curve's points meeting a range, as columns (what [`series_points`] gives, without a
+/// `Point` per reading): time-ordered, non-overlapping.
+#[derive(Clone, Debug, Default)]
+pub struct CurveColumns {
+    pub ts: Vec<i64>,
+    pub value: Vec<i32>,
+    pub step: Vec<u16>,
+}
+
+impl CurveColumns {
+    /// Reads the resolved points of `(id, channel)` meeting `[from, to)` into `self` (its
+    /// vectors reused), decoding through `scratch`.
+    pub fn read(
+        &mut self,
+        src: &dyn SeriesSource,
+        id: &str,
+        channel: Channel,
+        (from_utc, to_utc): (i64, i64),
+        scratch: &mut DecodedBlock,
+    ) -> Result<(), QueryError> {
+        self.ts.clear();
+        self.value.clear();
+        self.step.clear();
+        let mut sorted = true;
+        for chunk in src.chunks(
+            id,
+            channel,
+            from_utc.saturating_sub(MAX_CURVE_STEP_S),
+            to_utc,
+        )? {
+            chunk.decode_into(scratch)?;
+            let n = scratch
+                .ts_utc
+                .len()
+                .min(scratch.value.len())
+                .min(scratch.step_min.len());
+            let (ts, step) = (&scratch.ts_utc[..n], &scratch.step_min[..n]);
+            // A chunk's points are sorted and do not overlap, so their ends are sorted too:
+            // those meeting the range are one run, from the first ending after `from` to the
+            // last starting before `to`.
+            let j = ts.partition_point(|&t| t < to_utc);
+            let (mut i, mut hi) = (0, j);
+            while i < hi {
+                let mid = i + (hi - i) / 2;
+                if ts[mid] + 60 * i64::from(step[mid]) <= from_utc {
+                    i = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            if i < j {
+                sorted &= self.ts.last().is_none_or(|&last| last < ts[i]);
+                self.ts.extend_from_slice(&ts[i..j]);
+                self.value.extend_from_slice(&scratch.value[i..j]);
+                self.step.extend_from_slice(&step[i..j]);
+            }
+        }
+        if !sorted {
+            // Chunks come in time order; kept exact if a source ever breaks that.
+            let mut order: Vec<usize> = (0..self.ts.len()).collect();
+            order.sort_by_key(|&i| self.ts[i]);
+            self.ts = order.iter().map(|&i| self.ts[i]).collect();
+            self.value = order.iter().map(|&i| self.value[i]).collect();
+            self.step = order.iter().map(|&i| self.step[i]).collect();
+        }
+        Ok(())
+    }
+}
+
+/// A price series as the integral of its price over time: `cost(s, e)` is
+/// `Σ price × seconds` over `[s, e)` in two look-ups, and `priced(s, e)` the seconds a price
+/// covers, whatever the number of price intervals inside. Exactly what walking the intervals
+/// one by one sums ([`period_cost`]).
+#[derive(Clone, Debug, Default)]
+pub struct PriceIntegral {
+    /// Per price interval: start, end, price (c€/MWh), then the sum of `price × seconds` and
+    /// the seconds priced before its start.
+    start: Vec<i64>,
+    end: Vec<i64>,
+    price: Vec<i64>,
+    before: Vec<i128>,
+    priced_before: Vec<i64>,
+}
+
+impl PriceIntegral {
+    /// Of `prices`, sorted and non-overlapping (as [`series_points`] gives them).
+    pub fn new(prices: &[Point]) -> PriceIntegral {
+        let mut out = PriceIntegral::default();
+        let (mut sum, mut secs) = (0i128, 0i64);
+        for p in prices {
+            let (a, b) = (p.ts_utc, end(p));
+            out.start.push(a);
+            out.end.push(b);
+            out.price.push(i64::from(p.value));
+            out.before.push(sum);
+            out.priced_before.push(secs);
+            sum += i128::from(p.value) * i128::from(b - a);
+            secs += b - a;
+        }
+        out
+    }
+
+    /// `(Σ price × seconds, seconds priced)` over `[min, t)`, the price interval holding or
+    /// preceding `t` found from `hint` (moved forward, so time-ordered look-ups cost O(1)).
+    #[inline]
+    fn at(&self, t: i64, hint: &mut usize) -> (i128, i64) {
+        let n = self.start.len();
+        // The intervals starting at or before `t`: `k` of them; a few steps from the hint,
+        // else a binary search.
+        let mut k = (*hint).min(n);
+        if k > 0 && self.start[k - 1] > t {
+            k = self.start.partition_point(|&s| s <= t);
+        } else {
+            let mut steps = 0;
+            while k < n && self.start[k] <= t {
+                k += 1;
+                steps += 1;
+                if steps == 4 {
+                    k += self.start[k..].partition_point(|&s| s <= t);
+                    break;
+                }
+            }
+        }
+        *hint = k;
+        let Some(i) = k.checked_sub(1) else {
+            return (0, 0);
+        };
+        let inside = t.min(self.end[i]) - self.start[i];
+        (
+            self.before[i] + i128::from(self.price[i]) * i128::from(inside),
+            self.priced_before[i] + inside,
+        )
+    }
+}
+
+/// [`period_cost`] over columns and a [`PriceIntegral`]: the same figures, one pair of price
+/// look-ups per reading instead of a walk over the price intervals it meets.
+pub fn period_cost_columns(
+    curve: &CurveColumns,
+    prices: &PriceIntegral,
+    a: i64,
+    b: i64,
+) -> DynamicPeriod {
+    let mut out = DynamicPeriod {
+        from_utc: a,
+        to_utc: b,
+        energy_ws: 0,
+        cost_raw: 0,
+        cost_micro_eur: 0,
+        curve_s: 0,
+        curve_missing_s: 0,
+        unpriced_s: 0,
+    };
+    let n = curve.ts.len().min(curve.value.len()).min(curve.step.len());
+    let (ts, value, step) = (&curve.ts[..n], &curve.value[..n], &curve.step[..n]);
+    let end_of = |i: usize| ts[i] + 60 * i64::from(step[i]);
+    // Readings are sorted and do not overlap, so their ends are sorted too: the first one
+    // ending after `a`.
+    let (mut i, mut hi) = (0, n);
+    while i < hi {
+        let mid = i + (hi - i) / 2;
+        if end_of(mid) <= a {
+            i = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut hint = 0usize;
+    // The integral at the last reading's end: where the next one starts, on a curve without
+    // gaps.
+    let mut last = (i64::MIN, 0i128, 0i64);
+    while i < n && ts[i] < b {
+        let (s, e) = (ts[i].max(a), end_of(i).min(b));
+        if s < e {
+            let w = i64::from(value[i]);
+            out.curve_s += e - s;
+            out.energy_ws += w * (e - s);
+            let (cost_s, priced_s) = match last {
+                (t, cost, priced) if t == s => (cost, priced),
+                _ => prices.at(s, &mut hint),
+            };
+            let (cost_e, priced_e) = prices.at(e, &mut hint);
+            last = (e, cost_e, priced_e);
+            out.cost_raw += i128::from(w) * (cost_e - cost_s);
+            out.unpriced_s += (e - s) - (priced_e - priced_s);
+        }
+        i += 1;
+    }
+    out.curve_missing_s = (b - a) - out.curve_s;
+    out.cost_micro_eur = div_round(out.cost_raw, RAW_PER_MICRO_EUR) as i64;
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +418,56 @@ mod tests {
         );
         assert_eq!(c.cost_micro_eur, 25_000);
         assert!(!c.complete());
+    }
+
+    /// Sorted, non-overlapping intervals from `(gap, step index, value)` triples, starting at
+    /// `origin`; gaps in whole minutes, so starts fall anywhere.
+    fn intervals(origin: i64, spec: &[(u16, usize, i32)], steps: &[u16]) -> Vec<Point> {
+        let mut t = origin;
+        spec.iter()
+            .map(|&(gap, k, v)| {
+                t += 60 * i64::from(gap);
+                let point = p(t, v, steps[k % steps.len()]);
+                t = end(&point);
+                point
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pricing_columns_against_the_integral_of_prices_is_walking_every_price_interval(
+            curve in proptest::collection::vec((0u16..40, 0usize..5, -5_000i32..100_000), 0..60),
+            prices in proptest::collection::vec((0u16..50, 0usize..2, -50_000i32..300_000), 0..80),
+            cuts in proptest::collection::vec(-3_600i64..200_000, 1..6),
+        ) {
+            let curve = intervals(0, &curve, &[5, 10, 15, 30, 60]);
+            let prices = intervals(-7_200, &prices, &[15, 60]);
+            let columns = CurveColumns {
+                ts: curve.iter().map(|p| p.ts_utc).collect(),
+                value: curve.iter().map(|p| p.value).collect(),
+                step: curve.iter().map(|p| p.step_min).collect(),
+            };
+            let integral = PriceIntegral::new(&prices);
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            cuts.dedup();
+            for w in cuts.windows(2) {
+                proptest::prop_assert_eq!(
+                    period_cost_columns(&columns, &integral, w[0], w[1]),
+                    period_cost(&curve, &prices, w[0], w[1])
+                );
+            }
+            // Periods one after another reuse nothing between calls.
+            if let (Some(&a), Some(&b)) = (cuts.first(), cuts.last()) {
+                if a < b {
+                    proptest::prop_assert_eq!(
+                        period_cost_columns(&columns, &integral, a, b),
+                        period_cost(&curve, &prices, a, b)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

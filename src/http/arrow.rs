@@ -36,8 +36,9 @@ use arrow_ipc::writer::{
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::api::{
-    Answer, CurveBody, EnergyBody, FleetCurveBody, FleetEnergyBody, FleetPointJson, MeterEnergyJson,
+use super::body::{
+    AnswerBody, CurveBody, EnergyBody, FleetCurveBody, FleetEnergyBody, FleetPointJson,
+    MeterEnergyJson,
 };
 use crate::error::ApiError;
 use storage_format::block::DecodedBlock;
@@ -413,17 +414,18 @@ fn fleet_energy(body: &FleetEnergyBody) -> Result<Vec<u8>, ApiError> {
 }
 
 /// The Arrow stream of an answer that has one (curve points, energy, fleet curve, fleet energy).
-pub fn answer(answer: &Answer) -> Result<Vec<u8>, ApiError> {
+pub fn answer(answer: &AnswerBody) -> Result<Vec<u8>, ApiError> {
     match answer {
-        Answer::Curve(body) => curve_of_body(body),
-        Answer::Energy(body) => energy(body),
-        Answer::FleetCurve(body) => fleet_curve(body),
-        Answer::FleetEnergy(body) => fleet_energy(body),
-        Answer::CurveRuns(_) | Answer::Peak(_) | Answer::Index(_) | Answer::Summary(_) => {
-            Err(ApiError::internal(
-                "this answer has no Arrow shape (refused when the question was read)",
-            ))
-        }
+        AnswerBody::Curve(body) => curve_of_body(body),
+        AnswerBody::Energy(body) => energy(body),
+        AnswerBody::FleetCurve(body) => fleet_curve(body),
+        AnswerBody::FleetEnergy(body) => fleet_energy(body),
+        AnswerBody::CurveRuns(_)
+        | AnswerBody::Peak(_)
+        | AnswerBody::Index(_)
+        | AnswerBody::Summary(_) => Err(ApiError::internal(
+            "this answer has no Arrow shape (refused when the question was read)",
+        )),
     }
 }
 

@@ -8,9 +8,9 @@
 use serde::Serialize;
 
 use super::Governance;
-use crate::api::format_ts;
 use crate::engine::Store;
 use crate::error::{ApiError, ErrorCode};
+use crate::question::format_ts;
 use crate::source::SeriesSource;
 use crate::{Channel, Point};
 

@@ -1,20 +1,19 @@
-//! Questions and answers of the query API, independent of the transport.
+//! The questions a client asks, read from text parameters into typed values, and their answers
+//! as domain values: no transport, no JSON.
 //!
 //! The HTTP handlers and `courbe query` both build a [`Question`] from the same
-//! [`QueryParams`], answer it with [`answer`] and encode the [`Answer`] with
-//! [`Answer::to_json`] or [`Answer::write_csv`]: the two surfaces cannot disagree.
-
-use std::io;
+//! [`QueryParams`] and answer it with [`answer`]; the server writes the [`Answer`] as JSON, CSV
+//! or Arrow (`courbe_server::http::body`), so the two surfaces cannot disagree.
 
 use jiff::tz::TimeZone;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::error::{ApiError, ErrorCode};
 use crate::engine::Store;
 use crate::query::tariffs::TariffSpec;
 use crate::query::{self, Calendar, PeakSource, Period};
 use crate::source::SeriesSource;
-use crate::{Channel, Point, Quality};
+use crate::{Channel, Point};
 
 /// The zone of calendar questions and local dates when none is given.
 pub const DEFAULT_TZ: &str = crate::zone::PARIS;
@@ -53,7 +52,7 @@ pub struct QueryParams {
     pub tariff: Option<String>,
     pub channel: Option<String>,
     /// `json` or `csv`; for curves also `points` (JSON, the default) or `columns` (JSON runs);
-    /// for curves, energy and the fleet questions also `arrow` (Arrow IPC stream, [`super::arrow`]).
+    /// for curves, energy and the fleet questions also `arrow` (an Arrow IPC stream).
     pub format: Option<String>,
     /// Comma-separated meter ids for fleet questions.
     pub meters: Option<String>,
@@ -196,41 +195,14 @@ impl QueryKind {
     }
 }
 
-/// How an answer is written.
+/// The representation the `format` parameter asks for (read with the question, so that its
+/// refusal comes in the same order as the other parameters'); the server writes each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
     Json,
     Csv,
-    /// An Apache Arrow IPC stream ([`super::arrow`]).
+    /// An Apache Arrow IPC stream.
     Arrow,
-}
-
-impl Encoding {
-    /// The media type of an answer in this encoding.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Encoding::Json => "application/json",
-            Encoding::Csv => "text/csv; charset=utf-8",
-            Encoding::Arrow => super::arrow::MEDIA_TYPE,
-        }
-    }
-}
-
-/// Whether an `Accept` header asks for an Arrow IPC stream: one of its media ranges is
-/// [`super::arrow::MEDIA_TYPE`] (any case) with a quality above 0.
-pub fn accepts_arrow(accept: Option<&str>) -> bool {
-    accept.is_some_and(|accept| {
-        accept.split(',').any(|range| {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            media.eq_ignore_ascii_case(super::arrow::MEDIA_TYPE) && !refused
-        })
-    })
 }
 
 /// A range in a calendar, with the name the caller gave its zone.
@@ -463,21 +435,22 @@ impl Asked {
         query: Option<&str>,
         limits: &Limits,
     ) -> Result<Asked, ApiError> {
-        Asked::read_accepting(kind, meter, query, None, limits)
+        Asked::read_preferring(kind, meter, query, false, limits)
     }
 
-    /// [`Asked::read`], with the request's `Accept` header: a question without `format` that
-    /// has an Arrow answer is answered in Arrow when the header asks for it
-    /// ([`accepts_arrow`]); an explicit `format` wins, and other questions answer JSON.
-    pub fn read_accepting(
+    /// [`Asked::read`], for a request that asks for Arrow by other means than `format` (the
+    /// server reads it from the `Accept` header): a question without `format` that has an
+    /// Arrow answer is answered in Arrow when `prefers_arrow`; an explicit `format` wins, and
+    /// other questions answer JSON.
+    pub fn read_preferring(
         kind: QueryKind,
         meter: Option<&str>,
         query: Option<&str>,
-        accept: Option<&str>,
+        prefers_arrow: bool,
         limits: &Limits,
     ) -> Result<Asked, ApiError> {
         let mut params = QueryParams::from_query(query, kind.parameters())?;
-        if params.format.is_none() && kind.answers_arrow() && accepts_arrow(accept) {
+        if params.format.is_none() && kind.answers_arrow() && prefers_arrow {
             params.format = Some("arrow".to_string());
         }
         let (question, encoding) = Question::from_params(kind, meter, &params, limits)?;
@@ -710,22 +683,13 @@ impl EraseQuestion {
     }
 }
 
-/// What an erasure removed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct EraseBody {
-    pub meter: String,
-    pub points_removed: u64,
-}
-
 /// Erases as asked; the points are physically gone from disk when it returns.
-pub fn erase(store: &Store, question: &EraseQuestion) -> Result<EraseBody, ApiError> {
+pub fn erase(
+    store: &Store,
+    question: &EraseQuestion,
+) -> Result<crate::engine::EraseReport, ApiError> {
     ensure_meter(&*store.snapshot(), &question.meter)?;
-    let report = store.erase(&question.meter, question.range_utc)?;
-    Ok(EraseBody {
-        meter: question.meter.clone(),
-        points_removed: report.points_removed,
-    })
+    Ok(store.erase(&question.meter, question.range_utc)?)
 }
 
 /// The refusal of a request the caller's token does not allow; the same words whatever the
@@ -784,45 +748,12 @@ fn energy_by_register(
     };
     let periods =
         query::energy_by_register(src, meter, channel, &calendar.calendar, plan, colours)?;
-    Ok(Answer::Energy(EnergyBody {
+    Ok(Answer::EnergyByRegister {
         meter: meter.to_string(),
-        channel: channel.as_str(),
-        unit: "Wh",
+        channel,
         tz: calendar.tz_name.clone(),
-        periods: periods
-            .into_iter()
-            .map(|p| EnergyPeriodJson {
-                by_register: Some(
-                    p.by_register_ws
-                        .into_iter()
-                        .map(|(name, ws)| (name, ws as f64 / 3600.0))
-                        .collect(),
-                ),
-                ..EnergyPeriodJson::from(&p.period)
-            })
-            .collect(),
-    }))
-}
-
-impl From<&query::EnergyPeriod> for EnergyPeriodJson {
-    /// The period's figures, with its HP/HC split when it has one and no registers.
-    fn from(p: &query::EnergyPeriod) -> EnergyPeriodJson {
-        EnergyPeriodJson {
-            start_utc: p.start_utc,
-            end_utc: p.end_utc,
-            start: format_ts(p.start_utc),
-            end: format_ts(p.end_utc),
-            energy_wh: p.energy_wh(),
-            points: p.points,
-            expected_points: p.expected_points,
-            by_tariff: p.by_tariff_wmin.map(|(hp, hc)| ByTariff {
-                hp: hp / 60.0,
-                hc: hc / 60.0,
-            }),
-            by_register: None,
-            source: p.source.as_str(),
-        }
-    }
+        periods,
+    })
 }
 
 /// Refuses a fleet energy question whose listed meters are not all known, or whose answer would
@@ -865,34 +796,54 @@ pub fn check_fleet_curve(
     Ok(())
 }
 
-/// Answers `question` from `src` in `encoding`: the bytes and their media type. A curve in
-/// Arrow is written from the decoded columns themselves (no `Point`, no instant as text).
-pub fn answer_encoded(
-    src: &dyn SeriesSource,
-    question: &Question,
-    encoding: Encoding,
-    limits: &Limits,
-) -> Result<(Vec<u8>, &'static str), ApiError> {
-    match (question, encoding) {
-        (
-            Question::Curve {
-                meter,
-                channel,
-                from_utc,
-                to_utc,
-                columns: false,
-            },
-            Encoding::Arrow,
-        ) => {
-            ensure_meter(src, meter)?;
-            let bytes =
-                query::with_curve_columns(src, meter, *channel, *from_utc, *to_utc, |c| {
-                    super::arrow::curve(meter, channel.as_str(), unit_of(*channel), c)
-                })??;
-            Ok((bytes, encoding.content_type()))
-        }
-        _ => answer(src, question, limits)?.encode(encoding),
-    }
+/// The answer to a [`Question`]: the query's own values, with what the question said of them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    Curve {
+        meter: String,
+        channel: Channel,
+        points: Vec<Point>,
+    },
+    /// A curve as runs (`format=columns`).
+    CurveRuns {
+        meter: String,
+        channel: Channel,
+        runs: Vec<query::Run>,
+    },
+    Energy {
+        meter: String,
+        channel: Channel,
+        /// The zone's name as the caller gave it.
+        tz: String,
+        periods: Vec<query::EnergyPeriod>,
+    },
+    /// Energy split by the registers of a tariff option or of the meter's contracts.
+    EnergyByRegister {
+        meter: String,
+        channel: Channel,
+        tz: String,
+        periods: Vec<query::RegisterPeriod>,
+    },
+    Peak {
+        meter: String,
+        periods: Vec<query::PeakPeriod>,
+    },
+    FleetCurve {
+        channel: Channel,
+        points: Vec<query::FleetPoint>,
+    },
+    FleetEnergy {
+        tz: String,
+        meters: Vec<query::MeterEnergy>,
+    },
+    Index {
+        meter: String,
+        table: query::IndexTable,
+    },
+    Summary {
+        meter: String,
+        summary: query::YearSummary,
+    },
 }
 
 /// Answers `question` from `src`.
@@ -912,31 +863,18 @@ pub fn answer(
             ensure_meter(src, meter)?;
             if *columns {
                 let runs = query::curve_runs(src, meter, *channel, *from_utc, *to_utc)?;
-                Ok(Answer::CurveRuns(RunsBody {
+                Ok(Answer::CurveRuns {
                     meter: meter.clone(),
-                    channel: channel.as_str(),
-                    unit: unit_of(*channel),
-                    runs: runs
-                        .into_iter()
-                        .map(|r| RunJson {
-                            start_utc: r.start_utc,
-                            start: format_ts(r.start_utc),
-                            step_min: r.step_min,
-                            values: r.values,
-                            quality: r
-                                .quality
-                                .map(|q| q.into_iter().map(Quality::as_str).collect()),
-                        })
-                        .collect(),
-                }))
+                    channel: *channel,
+                    runs,
+                })
             } else {
                 let points = query::curve(src, meter, *channel, *from_utc, *to_utc)?;
-                Ok(Answer::Curve(CurveBody {
+                Ok(Answer::Curve {
                     meter: meter.clone(),
-                    channel: channel.as_str(),
-                    unit: unit_of(*channel),
-                    points: points.iter().map(PointJson::from).collect(),
-                }))
+                    channel: *channel,
+                    points,
+                })
             }
         }
         Question::Energy {
@@ -952,13 +890,12 @@ pub fn answer(
                 Some(spec) => return energy_by_register(src, meter, *channel, calendar, spec),
             };
             let periods = query::energy(src, meter, *channel, &calendar.calendar, hc)?;
-            Ok(Answer::Energy(EnergyBody {
+            Ok(Answer::Energy {
                 meter: meter.clone(),
-                channel: channel.as_str(),
-                unit: "Wh",
+                channel: *channel,
                 tz: calendar.tz_name.clone(),
-                periods: periods.iter().map(EnergyPeriodJson::from).collect(),
-            }))
+                periods,
+            })
         }
         Question::Peak {
             meter,
@@ -982,18 +919,18 @@ pub fn answer(
             {
                 return Err(forbidden());
             }
-            Ok(Answer::Peak(PeakBody {
+            Ok(Answer::Peak {
                 meter: meter.clone(),
-                periods: periods
-                    .into_iter()
-                    .map(|p| PeakPeriodJson::of(p.start_utc, p.end_utc, p.peak))
-                    .collect(),
-            }))
+                periods,
+            })
         }
         Question::Index { meter, calendar } => {
             ensure_meter(src, meter)?;
             let table = query::index(src, meter, &calendar.calendar)?;
-            Ok(Answer::Index(IndexBody::of(meter, &table)))
+            Ok(Answer::Index {
+                meter: meter.clone(),
+                table,
+            })
         }
         Question::Summary {
             meter,
@@ -1006,7 +943,10 @@ pub fn answer(
             if *max_power_only {
                 summary.keep_max_power_peaks_only();
             }
-            Ok(Answer::Summary(SummaryBody::of(meter, &summary)))
+            Ok(Answer::Summary {
+                meter: meter.clone(),
+                summary,
+            })
         }
         Question::FleetCurve {
             channel,
@@ -1016,11 +956,10 @@ pub fn answer(
         } => {
             check_fleet_curve(src, meters.as_deref())?;
             let points = query::fleet_curve(src, *channel, *from_utc, *to_utc, meters.as_deref())?;
-            Ok(Answer::FleetCurve(FleetCurveBody {
-                channel: channel.as_str(),
-                unit: unit_of(*channel),
-                points: points.into_iter().map(FleetPointJson::from).collect(),
-            }))
+            Ok(Answer::FleetCurve {
+                channel: *channel,
+                points,
+            })
         }
         Question::FleetEnergy {
             channel,
@@ -1028,13 +967,11 @@ pub fn answer(
             meters,
         } => {
             check_fleet_energy(src, *channel, calendar, meters.as_deref(), limits)?;
-            let answers =
-                query::fleet_energy(src, *channel, &calendar.calendar, meters.as_deref())?;
-            Ok(Answer::FleetEnergy(FleetEnergyBody {
-                unit: "Wh",
+            let meters = query::fleet_energy(src, *channel, &calendar.calendar, meters.as_deref())?;
+            Ok(Answer::FleetEnergy {
                 tz: calendar.tz_name.clone(),
-                meters: answers.into_iter().map(MeterEnergyJson::from).collect(),
-            }))
+                meters,
+            })
         }
     }
 }
@@ -1090,620 +1027,6 @@ pub fn unit_of(channel: Channel) -> &'static str {
         Channel::CONSUMPTION | Channel::PRODUCTION => "W",
         Channel::MAX_POWER => "VA",
         _ => "Wh",
-    }
-}
-
-/// The schemas utoipa cannot derive: maps whose values may be null.
-#[cfg(feature = "openapi")]
-mod openapi_schemas {
-    use utoipa::openapi::{RefOr, Schema};
-
-    fn map_of_nullable(value: serde_json::Value) -> RefOr<Schema> {
-        serde_json::from_value(serde_json::json!({
-            "type": "object",
-            "additionalProperties": {"oneOf": [value, {"type": "null"}]}
-        }))
-        .expect("a map schema")
-    }
-
-    /// Per register, its reading or null.
-    pub fn indexes() -> RefOr<Schema> {
-        map_of_nullable(serde_json::json!({"$ref": "#/components/schemas/IndexReadingJson"}))
-    }
-
-    /// Per register, Wh or null.
-    pub fn wh_by_register() -> RefOr<Schema> {
-        map_of_nullable(serde_json::json!({"type": "integer", "format": "int64"}))
-    }
-}
-
-/// The answer to a [`Question`], in the shapes of the contract.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Answer {
-    Curve(CurveBody),
-    CurveRuns(RunsBody),
-    Energy(EnergyBody),
-    Peak(PeakBody),
-    FleetCurve(FleetCurveBody),
-    FleetEnergy(FleetEnergyBody),
-    Index(IndexBody),
-    Summary(SummaryBody),
-}
-
-/// One register's index at an instant.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct IndexReadingJson {
-    pub wh: i64,
-    pub quality: &'static str,
-}
-
-/// One boundary of an index answer: per register, its reading or null.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct IndexRowJson {
-    pub at: String,
-    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::indexes))]
-    pub indexes: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct IndexBody {
-    pub meter: String,
-    pub unit: &'static str,
-    pub tz: &'static str,
-    pub registers: Vec<String>,
-    pub readings: Vec<IndexRowJson>,
-}
-
-impl IndexBody {
-    fn of(meter: &str, table: &query::IndexTable) -> IndexBody {
-        IndexBody {
-            meter: meter.to_string(),
-            unit: "Wh",
-            tz: query::daily::DAILY_TZ,
-            registers: table.registers.iter().map(|r| r.to_string()).collect(),
-            readings: table
-                .rows
-                .iter()
-                .map(|(at, readings)| IndexRowJson {
-                    at: format_ts(*at),
-                    indexes: table
-                        .registers
-                        .iter()
-                        .zip(readings)
-                        .map(|(name, r)| {
-                            (
-                                name.to_string(),
-                                r.map(|r| IndexReadingJson {
-                                    wh: r.wh,
-                                    quality: r.quality.as_str(),
-                                }),
-                            )
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// One month of a summary.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SummaryMonthJson {
-    pub start: String,
-    pub end: String,
-    /// The indexes at the month's first instant.
-    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::indexes))]
-    pub index_start: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
-    pub energy_wh: f64,
-    pub source: &'static str,
-    /// Per register, the difference of its indexes over the month (null where one is missing).
-    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::wh_by_register))]
-    pub by_register: std::collections::BTreeMap<String, Option<i64>>,
-    pub max_power: PeakPeriodJson,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SummaryYearJson {
-    pub energy_wh: f64,
-    pub source: &'static str,
-    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::wh_by_register))]
-    pub by_register: std::collections::BTreeMap<String, Option<i64>>,
-    pub max_power: PeakPeriodJson,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SummaryBody {
-    pub meter: String,
-    pub year: i16,
-    pub unit: &'static str,
-    pub tz: &'static str,
-    pub registers: Vec<String>,
-    pub months: Vec<SummaryMonthJson>,
-    /// The indexes at the end of the year.
-    #[cfg_attr(feature = "openapi", schema(schema_with = openapi_schemas::indexes))]
-    pub index_end: std::collections::BTreeMap<String, Option<IndexReadingJson>>,
-    pub year_total: SummaryYearJson,
-}
-
-impl SummaryBody {
-    fn of(meter: &str, s: &query::YearSummary) -> SummaryBody {
-        let names: Vec<String> = s.registers.iter().map(|r| r.to_string()).collect();
-        let index_row = |i: usize| -> std::collections::BTreeMap<String, Option<IndexReadingJson>> {
-            let row = s.indexes.rows.get(i).map(|r| r.1.as_slice()).unwrap_or(&[]);
-            names
-                .iter()
-                .enumerate()
-                .map(|(k, name)| {
-                    let reading = row.get(k).copied().flatten().map(|r| IndexReadingJson {
-                        wh: r.wh,
-                        quality: r.quality.as_str(),
-                    });
-                    (name.clone(), reading)
-                })
-                .collect()
-        };
-        let by_register =
-            |values: &[Option<i64>]| -> std::collections::BTreeMap<String, Option<i64>> {
-                names
-                    .iter()
-                    .enumerate()
-                    .map(|(k, name)| (name.clone(), values.get(k).copied().flatten()))
-                    .collect()
-            };
-        // A register's year is the sum of its months when every month has a difference.
-        let year_by_register: Vec<Option<i64>> = (0..names.len())
-            .map(|k| {
-                s.months
-                    .iter()
-                    .map(|m| m.by_register_wh.get(k).copied().flatten())
-                    .sum::<Option<i64>>()
-            })
-            .collect();
-        SummaryBody {
-            meter: meter.to_string(),
-            year: s.year,
-            unit: "Wh",
-            tz: query::daily::DAILY_TZ,
-            registers: names.clone(),
-            months: s
-                .months
-                .iter()
-                .enumerate()
-                .map(|(i, m)| SummaryMonthJson {
-                    start: format_ts(m.energy.start_utc),
-                    end: format_ts(m.energy.end_utc),
-                    index_start: index_row(i),
-                    energy_wh: m.energy.energy_wh(),
-                    source: m.energy.source.as_str(),
-                    by_register: by_register(&m.by_register_wh),
-                    max_power: PeakPeriodJson::of(m.energy.start_utc, m.energy.end_utc, m.peak),
-                })
-                .collect(),
-            index_end: index_row(s.months.len()),
-            year_total: SummaryYearJson {
-                energy_wh: s.total.energy_wh(),
-                source: s.total.source.as_str(),
-                by_register: by_register(&year_by_register),
-                max_power: PeakPeriodJson::of(s.total.start_utc, s.total.end_utc, s.peak),
-            },
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct CurveBody {
-    pub meter: String,
-    pub channel: &'static str,
-    pub unit: &'static str,
-    pub points: Vec<PointJson>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PointJson {
-    #[serde(skip)]
-    pub ts_utc: i64,
-    pub ts: String,
-    pub value: i32,
-    pub step_min: u16,
-    pub quality: &'static str,
-}
-
-impl From<&Point> for PointJson {
-    fn from(p: &Point) -> PointJson {
-        PointJson {
-            ts_utc: p.ts_utc,
-            ts: format_ts(p.ts_utc),
-            value: p.value,
-            step_min: p.step_min,
-            quality: p.quality.as_str(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct RunsBody {
-    pub meter: String,
-    pub channel: &'static str,
-    pub unit: &'static str,
-    pub runs: Vec<RunJson>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct RunJson {
-    #[serde(skip)]
-    pub start_utc: i64,
-    pub start: String,
-    pub step_min: u16,
-    pub values: Vec<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quality: Option<Vec<&'static str>>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct EnergyBody {
-    pub meter: String,
-    pub channel: &'static str,
-    pub unit: &'static str,
-    pub tz: String,
-    pub periods: Vec<EnergyPeriodJson>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct EnergyPeriodJson {
-    #[serde(skip)]
-    pub start_utc: i64,
-    #[serde(skip)]
-    pub end_utc: i64,
-    pub start: String,
-    pub end: String,
-    pub energy_wh: f64,
-    pub points: u64,
-    pub expected_points: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub by_tariff: Option<ByTariff>,
-    /// With `tariff=contract` or `tariff=option:...`: Wh per register (they add up to
-    /// `energy_wh`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub by_register: Option<std::collections::BTreeMap<String, f64>>,
-    /// `curve`, `daily`, `index` or `none` (see [`query::EnergySource`]); with `daily` and
-    /// `index`, `points` and `expected_points` count days.
-    pub source: &'static str,
-}
-
-/// Energy per tariff period, Wh.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ByTariff {
-    #[serde(rename = "HP")]
-    pub hp: f64,
-    #[serde(rename = "HC")]
-    pub hc: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PeakBody {
-    pub meter: String,
-    pub periods: Vec<PeakPeriodJson>,
-}
-
-/// A period without data has every field but `start` and `end` null.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PeakPeriodJson {
-    pub start: String,
-    pub end: String,
-    pub value: Option<i32>,
-    pub unit: Option<&'static str>,
-    pub at: Option<String>,
-    pub source: Option<&'static str>,
-}
-
-impl PeakPeriodJson {
-    /// `,value,unit,at,source` and the end of the line.
-    fn write_csv_tail(&self, out: &mut dyn io::Write) -> io::Result<()> {
-        writeln!(
-            out,
-            ",{},{},{},{}",
-            self.value.map(|v| v.to_string()).unwrap_or_default(),
-            self.unit.unwrap_or_default(),
-            self.at.as_deref().unwrap_or_default(),
-            self.source.unwrap_or_default()
-        )
-    }
-
-    fn of(start_utc: i64, end_utc: i64, peak: Option<(i32, i64, PeakSource)>) -> PeakPeriodJson {
-        let (value, unit, at, source) = match peak {
-            Some((value, at, PeakSource::MaxPower)) => (
-                Some(value),
-                Some("VA"),
-                Some(format_ts(at)),
-                Some("max_power"),
-            ),
-            Some((value, at, PeakSource::Curve)) => {
-                (Some(value), Some("W"), Some(format_ts(at)), Some("curve"))
-            }
-            None => (None, None, None, None),
-        };
-        PeakPeriodJson {
-            start: format_ts(start_utc),
-            end: format_ts(end_utc),
-            value,
-            unit,
-            at,
-            source,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct FleetCurveBody {
-    pub channel: &'static str,
-    pub unit: &'static str,
-    pub points: Vec<FleetPointJson>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct FleetPointJson {
-    #[serde(skip)]
-    pub ts_utc: i64,
-    pub ts: String,
-    pub value: i64,
-    pub meters: u32,
-}
-
-impl From<query::FleetPoint> for FleetPointJson {
-    fn from(p: query::FleetPoint) -> FleetPointJson {
-        FleetPointJson {
-            ts_utc: p.ts_utc,
-            ts: format_ts(p.ts_utc),
-            value: p.total,
-            meters: p.meters,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct FleetEnergyBody {
-    pub unit: &'static str,
-    pub tz: String,
-    pub meters: Vec<MeterEnergyJson>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct MeterEnergyJson {
-    pub meter: String,
-    pub periods: Vec<PeriodEnergyJson>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PeriodEnergyJson {
-    #[serde(skip)]
-    pub start_utc: i64,
-    #[serde(skip)]
-    pub end_utc: i64,
-    pub start: String,
-    pub end: String,
-    pub energy_wh: f64,
-}
-
-impl From<query::MeterEnergy> for MeterEnergyJson {
-    fn from(m: query::MeterEnergy) -> MeterEnergyJson {
-        MeterEnergyJson {
-            meter: m.meter,
-            periods: m
-                .periods
-                .into_iter()
-                .map(|p| PeriodEnergyJson {
-                    start_utc: p.start_utc,
-                    end_utc: p.end_utc,
-                    start: format_ts(p.start_utc),
-                    end: format_ts(p.end_utc),
-                    energy_wh: p.energy_wh(),
-                })
-                .collect(),
-        }
-    }
-}
-
-impl Answer {
-    /// Compact JSON, exactly as the HTTP API sends it.
-    pub fn to_json(&self) -> Result<String, ApiError> {
-        serde_json::to_string(self)
-            .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
-    }
-
-    /// CSV with a header line; curves in the native ingest format.
-    pub fn write_csv(&self, out: &mut dyn io::Write) -> io::Result<()> {
-        match self {
-            Answer::Curve(body) => {
-                writeln!(out, "meter_id,ts,value_w,quality,step_min")?;
-                for p in &body.points {
-                    writeln!(
-                        out,
-                        "{},{},{},{},{}",
-                        body.meter, p.ts, p.value, p.quality, p.step_min
-                    )?;
-                }
-            }
-            Answer::CurveRuns(body) => {
-                writeln!(out, "meter_id,ts,value_w,quality,step_min")?;
-                for run in &body.runs {
-                    for (i, value) in run.values.iter().enumerate() {
-                        let ts = run.start_utc + i as i64 * 60 * i64::from(run.step_min);
-                        let quality = run
-                            .quality
-                            .as_ref()
-                            .and_then(|q| q.get(i).copied())
-                            .unwrap_or("measured");
-                        writeln!(
-                            out,
-                            "{},{},{value},{quality},{}",
-                            body.meter,
-                            format_ts(ts),
-                            run.step_min
-                        )?;
-                    }
-                }
-            }
-            Answer::Energy(body) => {
-                let tariff = body.periods.iter().any(|p| p.by_tariff.is_some());
-                let registers: Vec<String> = body
-                    .periods
-                    .first()
-                    .and_then(|p| p.by_register.as_ref())
-                    .map(|r| r.keys().cloned().collect())
-                    .unwrap_or_default();
-                write!(out, "start,end,energy_wh,points,expected_points")?;
-                write!(out, "{}", if tariff { ",hp_wh,hc_wh" } else { "" })?;
-                for r in &registers {
-                    write!(out, ",{r}_wh")?;
-                }
-                writeln!(out, ",source")?;
-                for p in &body.periods {
-                    write!(
-                        out,
-                        "{},{},{},{},{}",
-                        p.start, p.end, p.energy_wh, p.points, p.expected_points
-                    )?;
-                    match &p.by_tariff {
-                        Some(t) => write!(out, ",{},{}", t.hp, t.hc)?,
-                        None if tariff => write!(out, ",,")?,
-                        None => {}
-                    }
-                    for r in &registers {
-                        let wh = p.by_register.as_ref().and_then(|b| b.get(r));
-                        write!(out, ",{}", wh.copied().unwrap_or(0.0))?;
-                    }
-                    writeln!(out, ",{}", p.source)?;
-                }
-            }
-            Answer::Peak(body) => {
-                writeln!(out, "start,end,value,unit,at,source")?;
-                for p in &body.periods {
-                    writeln!(
-                        out,
-                        "{},{},{},{},{},{}",
-                        p.start,
-                        p.end,
-                        p.value.map(|v| v.to_string()).unwrap_or_default(),
-                        p.unit.unwrap_or_default(),
-                        p.at.as_deref().unwrap_or_default(),
-                        p.source.unwrap_or_default()
-                    )?;
-                }
-            }
-            Answer::FleetCurve(body) => {
-                writeln!(out, "ts,value_w,meters")?;
-                for p in &body.points {
-                    writeln!(out, "{},{},{}", p.ts, p.value, p.meters)?;
-                }
-            }
-            Answer::FleetEnergy(body) => {
-                writeln!(out, "meter_id,start,end,energy_wh")?;
-                for m in &body.meters {
-                    for p in &m.periods {
-                        writeln!(out, "{},{},{},{}", m.meter, p.start, p.end, p.energy_wh)?;
-                    }
-                }
-            }
-            Answer::Index(body) => {
-                writeln!(out, "at,register,index_wh,quality")?;
-                for row in &body.readings {
-                    for (register, reading) in &row.indexes {
-                        match reading {
-                            Some(r) => {
-                                writeln!(out, "{},{register},{},{}", row.at, r.wh, r.quality)?
-                            }
-                            None => writeln!(out, "{},{register},,", row.at)?,
-                        }
-                    }
-                }
-            }
-            Answer::Summary(body) => {
-                write!(out, "start,end,energy_wh,source")?;
-                for r in &body.registers {
-                    write!(out, ",{r}_index_start_wh,{r}_index_start_quality,{r}_wh")?;
-                }
-                writeln!(
-                    out,
-                    ",max_power,max_power_unit,max_power_at,max_power_source"
-                )?;
-                for m in &body.months {
-                    write!(out, "{},{},{},{}", m.start, m.end, m.energy_wh, m.source)?;
-                    for r in &body.registers {
-                        let start = m.index_start.get(r).and_then(Option::as_ref);
-                        let wh = m.by_register.get(r).copied().flatten();
-                        write!(
-                            out,
-                            ",{},{},{}",
-                            start.map(|s| s.wh.to_string()).unwrap_or_default(),
-                            start.map(|s| s.quality).unwrap_or_default(),
-                            wh.map(|v| v.to_string()).unwrap_or_default()
-                        )?;
-                    }
-                    m.max_power.write_csv_tail(out)?;
-                }
-                // The year, like a month: the indexes at its start and each register's total.
-                let (first, last) = (body.months.first(), body.months.last());
-                write!(
-                    out,
-                    "{},{},{},{}",
-                    first.map(|m| m.start.as_str()).unwrap_or_default(),
-                    last.map(|m| m.end.as_str()).unwrap_or_default(),
-                    body.year_total.energy_wh,
-                    body.year_total.source
-                )?;
-                for r in &body.registers {
-                    let end = first
-                        .and_then(|m| m.index_start.get(r))
-                        .and_then(Option::as_ref);
-                    let wh = body.year_total.by_register.get(r).copied().flatten();
-                    write!(
-                        out,
-                        ",{},{},{}",
-                        end.map(|s| s.wh.to_string()).unwrap_or_default(),
-                        end.map(|s| s.quality).unwrap_or_default(),
-                        wh.map(|v| v.to_string()).unwrap_or_default()
-                    )?;
-                }
-                body.year_total.max_power.write_csv_tail(out)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The encoded answer and its media type.
-    pub fn encode(&self, encoding: Encoding) -> Result<(Vec<u8>, &'static str), ApiError> {
-        let bytes = match encoding {
-            Encoding::Json => self.to_json()?.into_bytes(),
-            Encoding::Csv => {
-                let mut out = Vec::new();
-                self.write_csv(&mut out)
-                    .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))?;
-                out
-            }
-            Encoding::Arrow => super::arrow::answer(self)?,
-        };
-        Ok((bytes, encoding.content_type()))
     }
 }
 
@@ -1981,38 +1304,19 @@ mod tests {
     }
 
     #[test]
-    fn an_accept_header_asks_for_arrow_only_by_its_media_type_with_a_quality_above_zero() {
-        let arrow = "application/vnd.apache.arrow.stream";
-        for yes in [
-            arrow,
-            "Application/VND.Apache.Arrow.Stream",
-            "text/csv, application/vnd.apache.arrow.stream;q=0.5",
-            " application/vnd.apache.arrow.stream ; q=1",
-        ] {
-            assert!(accepts_arrow(Some(yes)), "{yes}");
-        }
-        for no in [
-            "",
-            "*/*",
-            "application/json",
-            "application/vnd.apache.arrow.file",
-            "application/vnd.apache.arrow.stream;q=0",
-            "application/vnd.apache.arrow.stream; q=0.0",
-        ] {
-            assert!(!accepts_arrow(Some(no)), "{no}");
-        }
-        assert!(!accepts_arrow(None));
+    fn a_preference_for_arrow_applies_only_without_format_and_to_questions_with_an_arrow_answer() {
         let limits = Limits::default();
         let range = "from=2024-01-01&to=2024-01-02";
-        let read = |kind, query: &str, accept| {
-            Asked::read_accepting(kind, Some("m"), Some(query), accept, &limits)
+        let read = |kind, query: &str, prefers_arrow| {
+            Asked::read_preferring(kind, Some("m"), Some(query), prefers_arrow, &limits)
                 .unwrap()
                 .encoding
         };
-        assert_eq!(read(QueryKind::Curve, range, Some(arrow)), Encoding::Arrow);
+        assert_eq!(read(QueryKind::Curve, range, true), Encoding::Arrow);
+        assert_eq!(read(QueryKind::Curve, range, false), Encoding::Json);
         let csv = format!("{range}&format=csv");
-        assert_eq!(read(QueryKind::Curve, &csv, Some(arrow)), Encoding::Csv);
-        assert_eq!(read(QueryKind::Peak, range, Some(arrow)), Encoding::Json);
+        assert_eq!(read(QueryKind::Curve, &csv, true), Encoding::Csv);
+        assert_eq!(read(QueryKind::Peak, range, true), Encoding::Json);
         let e = Asked::read(
             QueryKind::Peak,
             Some("m"),
@@ -2026,72 +1330,5 @@ mod tests {
     #[test]
     fn timestamps_are_written_in_utc_with_z() {
         assert_eq!(format_ts(1_704_067_200), "2024-01-01T00:00:00Z");
-    }
-
-    #[test]
-    fn json_shapes_follow_the_contract() {
-        let energy = Answer::Energy(EnergyBody {
-            meter: "m".into(),
-            channel: "consumption",
-            unit: "Wh",
-            tz: "Europe/Paris".into(),
-            periods: vec![EnergyPeriodJson {
-                start_utc: 0,
-                end_utc: 86_400,
-                start: format_ts(0),
-                end: format_ts(86_400),
-                energy_wh: 12.5,
-                points: 47,
-                expected_points: 48,
-                by_tariff: Some(ByTariff { hp: 10.0, hc: 2.5 }),
-                by_register: None,
-                source: "curve",
-            }],
-        });
-        let v: serde_json::Value = serde_json::from_str(&energy.to_json().unwrap()).unwrap();
-        assert_eq!(v["unit"], "Wh");
-        assert_eq!(v["periods"][0]["by_tariff"]["HC"], 2.5);
-        assert_eq!(v["periods"][0]["energy_wh"], 12.5);
-        assert_eq!(v["periods"][0]["source"], "curve");
-
-        let runs = Answer::CurveRuns(RunsBody {
-            meter: "m".into(),
-            channel: "consumption",
-            unit: "W",
-            runs: vec![RunJson {
-                start_utc: 0,
-                start: format_ts(0),
-                step_min: 30,
-                values: vec![1, 2],
-                quality: None,
-            }],
-        });
-        let v: serde_json::Value = serde_json::from_str(&runs.to_json().unwrap()).unwrap();
-        assert!(v["runs"][0].get("quality").is_none());
-        assert_eq!(v["runs"][0]["values"], serde_json::json!([1, 2]));
-    }
-
-    #[test]
-    fn a_curve_in_csv_is_the_native_ingest_format() {
-        let curve = Answer::CurveRuns(RunsBody {
-            meter: "m".into(),
-            channel: "consumption",
-            unit: "W",
-            runs: vec![RunJson {
-                start_utc: 0,
-                start: format_ts(0),
-                step_min: 30,
-                values: vec![5, 7],
-                quality: Some(vec!["measured", "estimated"]),
-            }],
-        });
-        let mut out = Vec::new();
-        curve.write_csv(&mut out).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "meter_id,ts,value_w,quality,step_min\n\
-             m,1970-01-01T00:00:00Z,5,measured,30\n\
-             m,1970-01-01T00:30:00Z,7,estimated,30\n"
-        );
     }
 }
