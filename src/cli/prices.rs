@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::{open_existing_store, CliError};
 use crate::governance::prices::{self, load_demo};
-use crate::governance::prices_http::{distribution, resolve_offer};
+use crate::governance::prices_http::{distribution, paths_json, resolve_offer};
 use crate::governance::{Governance, GovernanceConfig};
 use crate::query::cost::day_of;
 
@@ -117,7 +117,7 @@ pub fn prices(data: &Path, args: &PricesArgs, out: &mut dyn Write) -> Result<(),
             let answer = serde_json::json!({
                 "a": a, "b": b, "from": from, "to": to,
                 "meters": counted, "skipped": skipped,
-                "paths": { "a": paths.first(), "b": paths.get(1) },
+                "paths": { "a": paths_json(paths.first()), "b": paths_json(paths.get(1)) },
                 "distribution": distribution(&mut savings),
             });
             writeln!(out, "{answer}").map_err(super::output_error)?;

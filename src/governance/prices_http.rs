@@ -1063,11 +1063,20 @@ async fn fleet_offers_get(
         "skipped": skipped,
         "paths": {
             "about": "meters priced from the clock-band summaries and from the curve, per offer",
-            "a": paths.first(),
-            "b": paths.get(1),
+            "a": paths_json(paths.first()),
+            "b": paths_json(paths.get(1)),
         },
         "distribution": distribution,
         "suppressed": distribution.is_none() && counted > 0,
     }))
     .into_response())
+}
+
+/// The JSON of how many meters an offer priced from summaries and from the curve (`null`: no
+/// such offer), in the fleet comparison's `paths`.
+pub(crate) fn paths_json(paths: Option<&prices::OfferPaths>) -> serde_json::Value {
+    paths.map_or(
+        serde_json::Value::Null,
+        |p| json!({ "summaries": p.summaries, "curve": p.curve }),
+    )
 }

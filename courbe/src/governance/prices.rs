@@ -505,7 +505,7 @@ pub enum FleetPath {
 }
 
 /// How many meters each offer priced from summaries and from the curve.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OfferPaths {
     pub summaries: usize,
     pub curve: usize,

@@ -296,7 +296,7 @@ pub const DYNAMIC_REGISTER: &str = "SPOT";
 const RAW_PER_EUR: i128 = 360_000_000_000;
 
 /// One line of a period's bill.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegisterCost {
     pub register: String,
     /// Energy, W·s (exact).
@@ -307,7 +307,7 @@ pub struct RegisterCost {
 }
 
 /// A tax line: every validity period of one tax name together.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaxCost {
     pub name: String,
     pub kind: TaxKind,
@@ -315,7 +315,7 @@ pub struct TaxCost {
 }
 
 /// The priced figures of one period.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeriodCost {
     pub registers: Vec<RegisterCost>,
     pub subscription_cents: i64,
