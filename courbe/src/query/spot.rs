@@ -44,6 +44,20 @@ pub struct DynamicPeriod {
 }
 
 impl DynamicPeriod {
+    /// `[from_utc, to_utc)` before any reading is counted.
+    fn empty(from_utc: i64, to_utc: i64) -> DynamicPeriod {
+        DynamicPeriod {
+            from_utc,
+            to_utc,
+            energy_ws: 0,
+            cost_raw: 0,
+            cost_micro_eur: 0,
+            curve_s: 0,
+            curve_missing_s: 0,
+            unpriced_s: 0,
+        }
+    }
+
     /// Whether every second of the period has a curve reading and a price.
     pub fn complete(&self) -> bool {
         self.curve_missing_s == 0 && self.unpriced_s == 0
@@ -147,16 +161,7 @@ fn end(p: &Point) -> i64 {
 
 /// The cost of `[a, b)`; `curve` and `prices` sorted and non-overlapping.
 pub fn period_cost(curve: &[Point], prices: &[Point], a: i64, b: i64) -> DynamicPeriod {
-    let mut out = DynamicPeriod {
-        from_utc: a,
-        to_utc: b,
-        energy_ws: 0,
-        cost_raw: 0,
-        cost_micro_eur: 0,
-        curve_s: 0,
-        curve_missing_s: 0,
-        unpriced_s: 0,
-    };
+    let mut out = DynamicPeriod::empty(a, b);
     let first = curve.partition_point(|p| end(p) <= a);
     let mut pi = prices.partition_point(|p| end(p) <= a);
     for c in curve[first..].iter().take_while(|p| p.ts_utc < b) {
@@ -331,16 +336,7 @@ pub fn period_cost_columns(
     a: i64,
     b: i64,
 ) -> DynamicPeriod {
-    let mut out = DynamicPeriod {
-        from_utc: a,
-        to_utc: b,
-        energy_ws: 0,
-        cost_raw: 0,
-        cost_micro_eur: 0,
-        curve_s: 0,
-        curve_missing_s: 0,
-        unpriced_s: 0,
-    };
+    let mut out = DynamicPeriod::empty(a, b);
     let n = curve.ts.len().min(curve.value.len()).min(curve.step.len());
     let (ts, value, step) = (&curve.ts[..n], &curve.value[..n], &curve.step[..n]);
     let end_of = |i: usize| ts[i] + 60 * i64::from(step[i]);
