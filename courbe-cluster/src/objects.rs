@@ -136,11 +136,16 @@ impl Objects {
             what: what(),
             source,
         })?;
+        self.counted_get(&bytes);
+        Ok(bytes)
+    }
+
+    /// One GET answered with `bytes`, in the traffic counters.
+    fn counted_get(&self, bytes: &Bytes) {
         self.counters.gets.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_got
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes)
     }
 
     /// Bytes `range` of the object `key` (one ranged GET).
@@ -153,10 +158,7 @@ impl Objects {
                 what: format!("GET {key} bytes {range:?}"),
                 source,
             })?;
-        self.counters.gets.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .bytes_got
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.counted_get(&bytes);
         Ok(bytes)
     }
 

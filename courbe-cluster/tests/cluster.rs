@@ -19,7 +19,7 @@ use courbe::engine::{Batch, Options, Store};
 use courbe::{Channel, Point};
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::writer::TakeOver;
-use courbe_cluster::{restore, Coordinator, Error, Objects, ShardWriter, WriterOptions};
+use courbe_cluster::{restore, Coordinator, Error, Objects, Restored, ShardWriter, WriterOptions};
 use courbe_workload::{Fleet, FleetConfig};
 use support::Servers;
 
@@ -56,6 +56,35 @@ fn batch_of(rows: &[(String, Point)]) -> Batch {
 }
 
 /// Every meter's whole consumption curve, as the store answers it.
+/// A cold reader of `layout`'s shard restored into `dir` with default options; `with_log`: the
+/// log objects after the last checkpoint replayed too.
+async fn cold_reader(
+    coord: &Coordinator,
+    objects: &Objects,
+    layout: &ShardLayout,
+    dir: &std::path::Path,
+    with_log: bool,
+) -> Restored {
+    restore(coord, objects, layout, dir, Options::default(), with_log)
+        .await
+        .expect("a cold reader opens")
+}
+
+/// `rows` with every value raised by `by` (late corrections of the same instants).
+fn raised(rows: &[(String, Point)], by: i32) -> Vec<(String, Point)> {
+    rows.iter()
+        .map(|(m, p)| {
+            (
+                m.clone(),
+                Point {
+                    value: p.value + by,
+                    ..*p
+                },
+            )
+        })
+        .collect()
+}
+
 fn curves(store: &Store, meters: &[String]) -> BTreeMap<String, Vec<Point>> {
     let snap = store.snapshot();
     meters
@@ -114,34 +143,13 @@ async fn a_cold_reader_rebuilt_from_object_storage_answers_every_meter_as_the_wr
         }
     }
     // Late data over a checkpointed day: the newest reading wins, in the reader too.
-    let late: Vec<(String, Point)> = days[2]
-        .iter()
-        .take(100)
-        .map(|(m, p)| {
-            (
-                m.clone(),
-                Point {
-                    value: p.value + 7,
-                    ..*p
-                },
-            )
-        })
-        .collect();
+    let late: Vec<(String, Point)> = raised(&days[2][..100], 7);
     writer.ingest(&batch_of(&late)).await.expect("acknowledged");
     writer.checkpoint().await.expect("a checkpoint");
     let expected = curves(writer.store(), &meters);
     assert!(expected.values().all(|c| !c.is_empty()));
 
-    let restored = restore(
-        &coord,
-        &objects,
-        &layout,
-        &servers.path("reader"),
-        Options::default(),
-        false,
-    )
-    .await
-    .expect("a cold reader opens");
+    let restored = cold_reader(&coord, &objects, &layout, &servers.path("reader"), false).await;
     assert_eq!(curves(&restored.store, &meters), expected);
     let segments = restored.store.committed_manifest().segments;
     let bytes: u64 = segments.iter().map(|s| s.len).sum();
@@ -162,30 +170,10 @@ async fn a_cold_reader_rebuilt_from_object_storage_answers_every_meter_as_the_wr
         .ingest(&batch_of(&late[..10]))
         .await
         .expect("acknowledged");
-    let tail: Vec<(String, Point)> = late[..10]
-        .iter()
-        .map(|(m, p)| {
-            (
-                m.clone(),
-                Point {
-                    value: p.value + 1,
-                    ..*p
-                },
-            )
-        })
-        .collect();
+    let tail: Vec<(String, Point)> = raised(&late[..10], 1);
     writer.ingest(&batch_of(&tail)).await.expect("acknowledged");
     let expected = curves(writer.store(), &meters);
-    let restored = restore(
-        &coord,
-        &objects,
-        &layout,
-        &servers.path("reader"),
-        Options::default(),
-        true,
-    )
-    .await
-    .expect("a reader with the log opens");
+    let restored = cold_reader(&coord, &objects, &layout, &servers.path("reader"), true).await;
     assert_eq!(restored.replayed, 2);
     assert_eq!(restored.fetched, 0, "the cached segments are reused");
     assert_eq!(curves(&restored.store, &meters), expected);
@@ -255,16 +243,7 @@ async fn a_writer_killed_mid_ingest_is_replaced_with_nothing_acknowledged_lost()
         .await
         .expect("b acknowledges");
     b.checkpoint().await.expect("b commits");
-    let restored = restore(
-        &coord,
-        &objects,
-        &layout,
-        &servers.path("r"),
-        Options::default(),
-        false,
-    )
-    .await
-    .expect("a reader opens");
+    let restored = cold_reader(&coord, &objects, &layout, &servers.path("r"), false).await;
     assert_eq!(curves(&restored.store, &meters), curves(b.store(), &meters));
 }
 
@@ -283,16 +262,7 @@ async fn while_etcd_is_stopped_writes_are_refused_and_a_reader_keeps_answering()
         w.ingest(&batch_of(rows)).await.expect("acknowledged");
     }
     w.checkpoint().await.expect("a checkpoint");
-    let reader = restore(
-        &coord,
-        &objects,
-        &layout,
-        &servers.path("r"),
-        Options::default(),
-        false,
-    )
-    .await
-    .expect("a reader opens");
+    let reader = cold_reader(&coord, &objects, &layout, &servers.path("r"), false).await;
     let before = curves(&reader.store, &meters);
 
     servers.etcd.stop();
@@ -368,16 +338,14 @@ async fn fleet_questions_over_three_shard_readers_equal_the_single_node_answers(
     let mut readers = Vec::new();
     for s in 0..shards {
         let layout = ShardLayout::new("courbe", "/courbe", s);
-        let r = restore(
+        let r = cold_reader(
             &coord,
             &objects,
             &layout,
             &servers.path(&format!("reader{s}")),
-            Options::default(),
             false,
         )
-        .await
-        .expect("a reader per shard");
+        .await;
         assert!(r.store.stats().meters > 0, "shard {s} holds meters");
         readers.push(r);
     }

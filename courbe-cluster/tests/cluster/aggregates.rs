@@ -8,9 +8,9 @@ use courbe::governance::groups::Membership;
 use courbe::governance::{Governance, GovernanceConfig};
 use courbe::source::SeriesSource;
 use courbe_cluster::layout::ShardLayout;
-use courbe_cluster::{restore, shard_of, ShardedSource};
+use courbe_cluster::{shard_of, ShardedSource};
 
-use super::{batch_of, day_batches, support::Servers, take_over};
+use super::{batch_of, cold_reader, day_batches, support::Servers, take_over};
 
 const RANGE: &str = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z&tz=Europe/Paris";
 
@@ -107,9 +107,7 @@ async fn fleet_aggregates_over_three_shards_suppress_the_merged_cells_as_one_nod
     for s in 0..shards {
         let layout = ShardLayout::new("courbe", "/courbe", s);
         let dir = servers.path(&format!("reader{s}"));
-        let r = restore(&coord, &objects, &layout, &dir, Options::default(), false)
-            .await
-            .expect("a reader per shard");
+        let r = cold_reader(&coord, &objects, &layout, &dir, false).await;
         readers.push(r);
     }
     let snaps: Vec<_> = readers.iter().map(|r| r.store.snapshot()).collect();

@@ -4,12 +4,14 @@
 
 use std::path::Path;
 
-use courbe::engine::{wal, Options};
+use courbe::engine::wal;
 use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
-use courbe_cluster::{restore, Objects};
+use courbe_cluster::Objects;
 
-use super::{assert_holds, batch_of, curves, day_batches, support::Servers, take_over};
+use super::{
+    assert_holds, batch_of, cold_reader, curves, day_batches, support::Servers, take_over,
+};
 
 /// Why the bytes of object `key` hold `meter`: its id in the raw bytes, a block of it in a
 /// decoded segment, a reading of it in a decoded log record.
@@ -88,16 +90,7 @@ async fn an_erased_meter_is_in_no_object_of_the_bucket_when_the_call_returns() {
         }
     }
     // Days 9-11 are only in log objects; a cold reader replaying them caches the meter too.
-    let reader = restore(
-        &coord,
-        &objects,
-        &layout,
-        &servers.path("reader"),
-        Options::default(),
-        true,
-    )
-    .await
-    .expect("a reader opens");
+    let reader = cold_reader(&coord, &objects, &layout, &servers.path("reader"), true).await;
     assert!(!curves(&reader.store, std::slice::from_ref(&erased))[&erased].is_empty());
     drop(reader);
     let before = traces_in_bucket(&objects, &erased).await;
@@ -137,16 +130,7 @@ async fn an_erased_meter_is_in_no_object_of_the_bucket_when_the_call_returns() {
     // A cold reader restored afterwards, in a fresh directory or over its old cache, does
     // not see the meter and keeps no file that names it.
     for dir in ["reader", "fresh"] {
-        let reader = restore(
-            &coord,
-            &objects,
-            &layout,
-            &servers.path(dir),
-            Options::default(),
-            true,
-        )
-        .await
-        .expect("a reader opens");
+        let reader = cold_reader(&coord, &objects, &layout, &servers.path(dir), true).await;
         assert!(curves(&reader.store, std::slice::from_ref(&erased))[&erased].is_empty());
         assert_eq!(
             curves(&reader.store, &meters),

@@ -5,9 +5,9 @@ use courbe::engine::Options;
 use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::ranged::allocated_bytes;
-use courbe_cluster::{restore, CacheOptions, RangedReader};
+use courbe_cluster::{CacheOptions, RangedReader};
 
-use super::{batch_of, curves, day_batches, support::Servers, take_over};
+use super::{batch_of, cold_reader, curves, day_batches, support::Servers, take_over};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs etcd and an S3 server: .ci/run runs them"]
@@ -27,16 +27,7 @@ async fn a_ranged_reader_fetches_index_pages_first_and_blocks_on_demand_within_i
         }
     }
     let expected = curves(writer.store(), &meters);
-    let whole = restore(
-        &coord,
-        &objects,
-        &layout,
-        &servers.path("whole"),
-        Options::default(),
-        false,
-    )
-    .await
-    .expect("a whole-object reader opens");
+    let whole = cold_reader(&coord, &objects, &layout, &servers.path("whole"), false).await;
     let segments = whole.store.committed_manifest().segments;
     let segment_bytes: u64 = segments.iter().map(|s| s.len).sum();
     drop(whole);
