@@ -102,6 +102,20 @@ pub struct ShardManifest {
     pub segments: BTreeMap<u64, String>,
 }
 
+impl ShardManifest {
+    /// The object key of segment `file_id`; a manifest object (`what`) that names a segment
+    /// without its key is corrupt.
+    pub fn segment_key(&self, what: &str, file_id: u64) -> Result<&str> {
+        self.segments
+            .get(&file_id)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Corrupt {
+                what: what.to_owned(),
+                detail: format!("segment {file_id} has no object key"),
+            })
+    }
+}
+
 /// Encodes a manifest object: magic, u32 LE length, JSON of `head`, the store's manifest bytes.
 pub fn encode_manifest_object(head: &ShardManifest, store_manifest: &[u8]) -> Vec<u8> {
     let json = serde_json::to_vec(head).unwrap_or_default();

@@ -140,13 +140,7 @@ impl RangedReader {
             let (h, store_bytes) = layout::decode_manifest_object(&key, &bytes)?;
             let man = Manifest::decode(&store_bytes, Path::new(&key))?;
             for entry in &man.segments {
-                let object = h
-                    .segments
-                    .get(&entry.file_id)
-                    .ok_or_else(|| Error::Corrupt {
-                        what: key.clone(),
-                        detail: format!("segment {} has no object key", entry.file_id),
-                    })?;
+                let object = h.segment_key(&key, entry.file_id)?;
                 let path = dir.join(manifest::segment_file_name(entry.file_id));
                 let (fetched, blocks_end) =
                     fetch_index_part(objects, object, entry.len, &path).await?;
@@ -158,7 +152,7 @@ impl RangedReader {
                     .map_err(io(&path))?;
                 segments.push(CachedSegment {
                     path,
-                    key: object.clone(),
+                    key: object.to_owned(),
                     file,
                     blocks_end,
                 });

@@ -58,17 +58,11 @@ pub async fn fetch_version(
         if cached {
             continue;
         }
-        let object = head
-            .segments
-            .get(&entry.file_id)
-            .ok_or_else(|| Error::Corrupt {
-                what: key.clone(),
-                detail: format!("segment {} has no object key", entry.file_id),
-            })?;
+        let object = head.segment_key(&key, entry.file_id)?;
         let data = objects.get(object).await?;
         if data.len() as u64 != entry.len {
             return Err(Error::Corrupt {
-                what: object.clone(),
+                what: object.to_owned(),
                 detail: format!("{} bytes, the manifest says {}", data.len(), entry.len),
             });
         }
