@@ -75,19 +75,28 @@ pub(crate) fn points(
     Ok(out)
 }
 
-/// Most points of the columns a thread keeps between answers (about 15 MiB); more are freed
-/// after the answer.
+/// Most points of a set of columns kept for the next answer (about 15 MiB); a larger set is
+/// freed after its answer.
 const MOST_KEPT: usize = 1 << 20;
 
-thread_local! {
-    /// The columns of the last curve answered on this thread and a decoded block: reused, so an
-    /// answer neither allocates nor faults in fresh pages for them.
-    static COLUMNS: std::cell::RefCell<(DecodedBlock, DecodedBlock)> = Default::default();
+/// The buffers of one curve answer: the columns and a decoded block.
+#[derive(Default)]
+struct Columns {
+    out: DecodedBlock,
+    scratch: DecodedBlock,
+}
+
+/// Sets of columns between answers, shared by every thread: an answer takes one and gives it
+/// back, so what is kept is bounded by [`most_sets_kept`] (about 30 MiB each at most), not by
+/// how many threads (tokio's blocking pool grows under load) ever answered a curve.
+static KEPT: parking_lot::Mutex<Vec<Columns>> = parking_lot::Mutex::new(Vec::new());
+
+fn most_sets_kept() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Calls `f` with the points of `(meter, channel)` in `[from, to)` as columns in time order (a
-/// block's columns are copied once, in range, no `Point` in between), from buffers this thread
-/// reuses.
+/// block's columns are copied once, in range, no `Point` in between), from reused buffers.
 pub(crate) fn with_columns<R>(
     src: &dyn SeriesSource,
     meter: &str,
@@ -96,41 +105,46 @@ pub(crate) fn with_columns<R>(
     f: impl FnOnce(&DecodedBlock) -> R,
 ) -> Result<R, QueryError> {
     let chunks = src.chunks(meter, channel, from, to)?;
-    COLUMNS.with(|cell| {
-        // A re-entrant call (none today) would get fresh buffers rather than a panic.
-        let mut fresh = None;
-        let mut kept = cell.try_borrow_mut().ok();
-        let (out, scratch) = match kept.as_deref_mut() {
-            Some(kept) => kept,
-            None => fresh.insert(Default::default()),
-        };
-        clear(out);
-        for chunk in &chunks {
-            match chunk {
-                Chunk::Block(b) => {
-                    if b.summary.last_ts < from || b.summary.first_ts >= to {
-                        continue;
-                    }
-                    chunk.decode_into(scratch)?;
-                    extend_in_range(out, scratch, (from, to));
+    let mut cols = KEPT.lock().pop().unwrap_or_default();
+    clear(&mut cols.out);
+    let filled = append_chunks(&chunks, (from, to), &mut cols.out, &mut cols.scratch);
+    let answer = filled.map(|()| f(&cols.out));
+    if cols.out.ts_utc.capacity() <= MOST_KEPT && cols.scratch.ts_utc.capacity() <= MOST_KEPT {
+        let mut kept = KEPT.lock();
+        if kept.len() < most_sets_kept() {
+            kept.push(cols);
+        }
+    }
+    answer
+}
+
+/// Appends to `out` the points of `chunks` in `[from, to)`, in order.
+fn append_chunks(
+    chunks: &[Chunk<'_>],
+    (from, to): (i64, i64),
+    out: &mut DecodedBlock,
+    scratch: &mut DecodedBlock,
+) -> Result<(), QueryError> {
+    for chunk in chunks {
+        match chunk {
+            Chunk::Block(b) => {
+                if b.summary.last_ts < from || b.summary.first_ts >= to {
+                    continue;
                 }
-                Chunk::Points(points) => {
-                    for p in points.iter().filter(|p| p.ts_utc >= from && p.ts_utc < to) {
-                        out.ts_utc.push(p.ts_utc);
-                        out.value.push(p.value);
-                        out.step_min.push(p.step_min);
-                        out.quality.push(p.quality);
-                    }
+                chunk.decode_into(scratch)?;
+                extend_in_range(out, scratch, (from, to));
+            }
+            Chunk::Points(points) => {
+                for p in points.iter().filter(|p| p.ts_utc >= from && p.ts_utc < to) {
+                    out.ts_utc.push(p.ts_utc);
+                    out.value.push(p.value);
+                    out.step_min.push(p.step_min);
+                    out.quality.push(p.quality);
                 }
             }
         }
-        let answer = f(out);
-        if out.ts_utc.capacity() > MOST_KEPT || scratch.ts_utc.capacity() > MOST_KEPT {
-            *out = DecodedBlock::default();
-            *scratch = DecodedBlock::default();
-        }
-        Ok(answer)
-    })
+    }
+    Ok(())
 }
 
 fn clear(columns: &mut DecodedBlock) {
@@ -232,6 +246,54 @@ mod tests {
                     quality: None
                 },
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod kept_tests {
+    use super::*;
+    use crate::engine::{Batch, Options, Store};
+
+    #[test]
+    fn columns_kept_between_answers_are_bounded_by_the_cores_not_by_the_threads_that_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let mut batch = Batch::new();
+        for k in 0..480 {
+            let point = Point {
+                ts_utc: 1_704_067_200 + k * 1800,
+                value: k as i32,
+                step_min: 30,
+                quality: Quality::Measured,
+            };
+            batch.push("m", Channel::CONSUMPTION, point).unwrap();
+        }
+        store.ingest(&batch).unwrap();
+        store.flush().unwrap();
+        let snap = store.snapshot();
+        let range = (1_704_067_200, 1_704_067_200 + 10 * 86_400);
+        let want = points(&*snap, "m", Channel::CONSUMPTION, range.0, range.1).unwrap();
+        let threads = 4 * most_sets_kept();
+        let barrier = std::sync::Barrier::new(threads);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let got = with_columns(&*snap, "m", Channel::CONSUMPTION, range, |cols| {
+                        // Every thread holds a set at once.
+                        barrier.wait();
+                        cols.points().collect::<Vec<Point>>()
+                    })
+                    .unwrap();
+                    assert_eq!(got, want);
+                });
+            }
+        });
+        // Other tests may take and give back sets meanwhile; none can raise the bound.
+        let kept = KEPT.lock().len();
+        assert!(
+            kept <= most_sets_kept(),
+            "{kept} sets kept after {threads} threads answered at once"
         );
     }
 }
