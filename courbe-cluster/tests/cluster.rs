@@ -8,6 +8,8 @@ mod support;
 mod aggregates;
 #[path = "cluster/erasure.rs"]
 mod erasure;
+#[path = "cluster/fanout.rs"]
+mod fanout;
 #[path = "cluster/ranged.rs"]
 mod ranged;
 
