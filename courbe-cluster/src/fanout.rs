@@ -235,6 +235,27 @@ pub struct CurvePartial {
     pub points: Vec<(i64, i64, u32)>,
 }
 
+/// A fleet energy question on the internal route: the public query string (read with the
+/// single node's parser) and the listed meters of the reader's shards, when a list was given.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnergyAsk {
+    pub query: String,
+    pub meters: Option<Vec<String>>,
+}
+
+/// One meter's energy per period, as the public answer shows it: `(start_utc, end_utc, Wh)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeterPeriods {
+    pub meter: String,
+    pub periods: Vec<(i64, i64, f64)>,
+}
+
+/// A fleet energy answer's part: the reader's meters, in meter order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnergyPartial {
+    pub meters: Vec<MeterPeriods>,
+}
+
 /// An aggregate question on the internal route: the public query string, read by the reader
 /// with the single node's parser.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -355,6 +376,68 @@ impl ReaderNode {
         })
     }
 
+    /// The energy per period of this node's meters (of the listed ones of its shards).
+    pub async fn energy(
+        &self,
+        ask: &EnergyAsk,
+        limits: &Limits,
+    ) -> Result<EnergyPartial, ApiError> {
+        let mut query = ask.query.clone();
+        // The meters are the router's list, cut to this node's shards.
+        query = strip_param(&query, "meters");
+        let asked = Asked::read(QueryKind::FleetEnergy, None, Some(&query), limits)?;
+        let Question::FleetEnergy {
+            channel, calendar, ..
+        } = asked.question
+        else {
+            return Err(ApiError::internal("a fleet energy question"));
+        };
+        let cal = &calendar.calendar;
+        let mut out = Vec::new();
+        for (shard, reader) in &self.shards {
+            let meters = match &ask.meters {
+                Some(list) => self.of_shard(*shard, list),
+                None => reader
+                    .read(&[], cal.from_utc, cal.to_utc, |src| src.meters(channel))
+                    .await
+                    .map_err(unavailable)?,
+            };
+            if meters.is_empty() {
+                continue;
+            }
+            let energies = reader
+                .read(
+                    &meters,
+                    cal.from_utc - courbe::source::MAX_CURVE_STEP_S * 2,
+                    cal.to_utc,
+                    |src| -> Result<_, ApiError> {
+                        question::check_fleet_energy(
+                            src,
+                            channel,
+                            &calendar,
+                            Some(&meters),
+                            limits,
+                        )?;
+                        Ok(query::fleet_energy(src, channel, cal, Some(&meters))?)
+                    },
+                )
+                .await
+                .map_err(unavailable)??;
+            out.extend(energies.into_iter().map(|m| {
+                MeterPeriods {
+                    meter: m.meter,
+                    periods: m
+                        .periods
+                        .iter()
+                        .map(|p| (p.start_utc, p.end_utc, p.energy_wh()))
+                        .collect(),
+                }
+            }));
+        }
+        out.sort_unstable_by(|a, b| a.meter.cmp(&b.meter));
+        Ok(EnergyPartial { meters: out })
+    }
+
     /// The unsuppressed group sums of this node's meters for an aggregate question.
     pub async fn aggregates(&self, ask: &AggregatesAsk) -> Result<Partials, ApiError> {
         let params = Params::from_query(&ask.query)?;
@@ -389,6 +472,15 @@ impl ReaderNode {
     }
 }
 
+/// `query` without its parameters named `name`.
+fn strip_param(query: &str, name: &str) -> String {
+    query
+        .split('&')
+        .filter(|kv| kv.split('=').next() != Some(name))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 fn unavailable(e: Error) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, e.to_string())
 }
@@ -418,6 +510,13 @@ impl Handler for ReaderNode {
             (Method::GET, Some("/shards")) => ok_json(&self.holding()),
             (Method::POST, Some("/partials/fleet-curve")) => {
                 match async { self.curve(&read_json(body)?).await }.await {
+                    Ok(p) => ok_json(&p),
+                    Err(e) => error_answer(&e),
+                }
+            }
+            (Method::POST, Some("/partials/fleet-energy")) => {
+                let limits = Limits::default();
+                match async { self.energy(&read_json(body)?, &limits).await }.await {
                     Ok(p) => ok_json(&p),
                     Err(e) => error_answer(&e),
                 }
@@ -635,6 +734,47 @@ impl Router {
         }))
     }
 
+    /// Every meter's energy per period for a fleet energy question (its query string and its
+    /// list of meters), in meter order, with the single node's limit on the answer's size.
+    pub async fn fleet_energy(
+        &self,
+        query: &str,
+        calendar: &question::CalendarQuestion,
+        meters: Option<&[String]>,
+    ) -> Result<Vec<MeterPeriods>, ApiError> {
+        let n = self.shard_count;
+        let parts: Vec<EnergyPartial> = self
+            .fan_out("/partials/fleet-energy", |r| {
+                let meters = meters.map(|list| {
+                    list.iter()
+                        .filter(|m| r.shards.contains(&shard_of(m, n)))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                });
+                if meters.as_ref().is_some_and(Vec::is_empty) {
+                    return None;
+                }
+                serde_json::to_value(EnergyAsk {
+                    query: query.to_owned(),
+                    meters,
+                })
+                .ok()
+            })
+            .await?;
+        let mut all: Vec<MeterPeriods> = parts.into_iter().flat_map(|p| p.meters).collect();
+        all.sort_unstable_by(|a, b| a.meter.cmp(&b.meter));
+        if meters.is_some() {
+            all.dedup_by(|a, b| a.meter == b.meter);
+        }
+        // The single node's bound on the answer, on every meter.
+        question::check_fleet_energy_size(
+            meters.map_or(all.len(), <[String]>::len),
+            calendar,
+            &self.limits,
+        )?;
+        Ok(all)
+    }
+
     /// The merged unsuppressed sums of an aggregate question (its query string).
     pub async fn partials(&self, query: &str) -> Result<Partials, ApiError> {
         let ask = serde_json::to_value(AggregatesAsk {
@@ -696,7 +836,7 @@ impl Router {
         let query = request.uri().query();
         if request.method() != Method::GET {
             return Err(match path {
-                "/v1/fleet/curve" | "/v1/aggregates" => ApiError::new(
+                "/v1/fleet/curve" | "/v1/fleet/energy" | "/v1/aggregates" => ApiError::new(
                     ErrorCode::MethodNotAllowed,
                     format!("{} is not allowed here", request.method()),
                 ),
@@ -727,6 +867,25 @@ impl Router {
                     .fleet_curve(channel, from_utc, to_utc, meters.as_deref())
                     .await?;
                 Ok(ok_json(&FleetCurveBody::new(channel, points)))
+            }
+            "/v1/fleet/energy" => {
+                self.admit(request.headers(), &Action::ReadFleet)?;
+                let asked = Asked::read(QueryKind::FleetEnergy, None, query, &self.limits)?;
+                let Question::FleetEnergy {
+                    calendar, meters, ..
+                } = asked.question
+                else {
+                    return Err(ApiError::internal("a fleet energy question"));
+                };
+                if asked.encoding != question::Encoding::Json {
+                    return Err(ApiError::invalid(
+                        "a router answers fleet energy in JSON only",
+                    ));
+                }
+                let all = self
+                    .fleet_energy(query.unwrap_or_default(), &calendar, meters.as_deref())
+                    .await?;
+                Ok(ok_json(&FleetEnergyBody::new(&calendar.tz_name, all)))
             }
             "/v1/aggregates" => {
                 let params = question::read_query(query)?;
@@ -830,6 +989,69 @@ impl FleetCurveBody {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The body of `GET /v1/fleet/energy` (JSON), as one node writes it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetEnergyBody {
+    pub unit: &'static str,
+    pub tz: String,
+    pub meters: Vec<MeterEnergyBody>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MeterEnergyBody {
+    pub meter: String,
+    pub periods: Vec<PeriodBody>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeriodBody {
+    pub start: String,
+    pub end: String,
+    pub energy_wh: f64,
+}
+
+impl FleetEnergyBody {
+    pub fn new(tz: &str, meters: Vec<MeterPeriods>) -> FleetEnergyBody {
+        FleetEnergyBody {
+            unit: "Wh",
+            tz: tz.to_owned(),
+            meters: meters
+                .into_iter()
+                .map(|m| MeterEnergyBody {
+                    meter: m.meter,
+                    periods: m
+                        .periods
+                        .into_iter()
+                        .map(|(start, end, energy_wh)| PeriodBody {
+                            start: question::format_ts(start),
+                            end: question::format_ts(end),
+                            energy_wh,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// One node's answer, from the library's values.
+    pub fn of(tz: &str, meters: Vec<query::MeterEnergy>) -> FleetEnergyBody {
+        FleetEnergyBody::new(
+            tz,
+            meters
+                .into_iter()
+                .map(|m| MeterPeriods {
+                    meter: m.meter,
+                    periods: m
+                        .periods
+                        .iter()
+                        .map(|p| (p.start_utc, p.end_utc, p.energy_wh()))
+                        .collect(),
+                })
+                .collect(),
+        )
     }
 }
 

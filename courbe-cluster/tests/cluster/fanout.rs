@@ -10,9 +10,11 @@ use courbe::governance::aggregates::{self, Params};
 use courbe::governance::auth::{token_hash, Principal, Role};
 use courbe::governance::groups::Membership;
 use courbe::governance::{Governance, GovernanceConfig};
-use courbe::question::Limits;
+use courbe::question::{Asked, Limits, QueryKind, Question};
 use courbe::Channel;
-use courbe_cluster::fanout::{status_of, AggregatesBody, FleetCurveBody, Running, INTERNAL};
+use courbe_cluster::fanout::{
+    status_of, AggregatesBody, FleetCurveBody, FleetEnergyBody, Running, INTERNAL,
+};
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::{shard_of, CacheOptions, RangedReader, ReaderNode, Router, Secret};
 use serde_json::Value;
@@ -336,6 +338,30 @@ async fn three_readers_behind_a_router_answer_fleet_questions_as_one_node_cell_f
         let routed = f.routed("/v1/fleet/curve", &query, OPERATOR).await;
         assert_eq!(routed, (200, expected), "meters {meters:?}");
     }
+    // The fleet energy, meter by meter and period by period.
+    for q in [
+        format!("period=day&{RANGE}"),
+        format!("period=week&{RANGE}&meters={}", list.join(",")),
+    ] {
+        let asked = Asked::read(QueryKind::FleetEnergy, None, Some(&q), &Limits::default())
+            .expect("a fleet energy question");
+        let Question::FleetEnergy {
+            channel,
+            calendar,
+            meters,
+        } = asked.question
+        else {
+            panic!("{q}: a fleet energy question");
+        };
+        let expected =
+            courbe::query::fleet_energy(&*one, channel, &calendar.calendar, meters.as_deref())
+                .expect("one node's fleet energy");
+        assert_eq!(expected.len(), meters.as_ref().map_or(60, Vec::len));
+        let expected =
+            serde_json::to_value(FleetEnergyBody::of(&calendar.tz_name, expected)).unwrap();
+        let routed = f.routed("/v1/fleet/energy", &q, OPERATOR).await;
+        assert_eq!(routed, (200, expected), "{q}");
+    }
     // An unknown meter is the caller's 404, as on one node.
     let routed = f
         .routed(
@@ -446,7 +472,12 @@ async fn the_internal_route_admits_only_the_cluster_secret_as_one_bearer_header(
 
     // The router's public port serves no internal path, whatever the token.
     for token in [Some(SECRET), Some(OPERATOR), None] {
-        for path in ["shards", "partials/aggregates", "partials/fleet-curve"] {
+        for path in [
+            "shards",
+            "partials/aggregates",
+            "partials/fleet-curve",
+            "partials/fleet-energy",
+        ] {
             let url = format!("{}{INTERNAL}/{path}", f.router.url());
             let mut get = client.get(&url);
             let mut post = client.post(&url).json(&query);
@@ -484,6 +515,7 @@ async fn a_reader_that_does_not_answer_fails_the_question_with_a_503_naming_its_
     tokio::time::sleep(Duration::from_millis(100)).await;
     for (path, query) in [
         ("/v1/aggregates", query.as_str()),
+        ("/v1/fleet/energy", RANGE),
         (
             "/v1/fleet/curve",
             "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z",
