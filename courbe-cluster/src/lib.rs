@@ -19,7 +19,7 @@ pub use coord::{Coordinator, Lease};
 pub use fanout::{ReaderNode, Router, Secret};
 pub use fleet::ShardedSource;
 pub use objects::Objects;
-pub use ranged::{CacheOptions, RangedReader};
+pub use ranged::{BlockCache, CacheOptions, RangedReader};
 pub use reader::{restore, Restored};
 pub use shard::shard_of;
 pub use writer::{Erased, ShardWriter, WriterOptions};

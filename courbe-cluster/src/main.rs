@@ -9,7 +9,7 @@
 //!   `courbe --data D serve` then serves.
 //! - `courbe-node read --shards 0,2 --dir D --governance G --listen ADDR --secret-file F ...`:
 //!   opens ranged readers of the shards named and answers the internal routes (partial sums
-//!   for a router) for their meters, within one byte bound per shard.
+//!   for a router) for their meters, within one byte bound shared by all of them.
 //! - `courbe-node route --readers URL,URL --governance G --listen ADDR --secret-file F ...`:
 //!   serves `GET /v1/fleet/curve` and `GET /v1/aggregates` as one node does, fanned out to the
 //!   readers (every shard of etcd's shard count must have one) and merged.
@@ -27,8 +27,8 @@ use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::objects::S3Config;
 use courbe_cluster::{
-    restore, shard_of, CacheOptions, Coordinator, Objects, RangedReader, ReaderNode, Router,
-    Secret, ShardWriter, WriterOptions,
+    restore, shard_of, BlockCache, CacheOptions, Coordinator, Objects, RangedReader, ReaderNode,
+    Router, Secret, ShardWriter, WriterOptions,
 };
 
 #[derive(Parser)]
@@ -142,7 +142,8 @@ enum Command {
         /// The directory of the ranged readers' sparse files (one folder per shard, emptied).
         #[arg(long)]
         dir: PathBuf,
-        /// Most bytes of blocks held per shard.
+        /// Most bytes of blocks held, all the shards read together (least recently read
+        /// chunks dropped first, whichever shard they belong to).
         #[arg(long, default_value_t = 1 << 30)]
         bound_bytes: u64,
     },
@@ -298,16 +299,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (coord, objects, shard_count) = cluster(&common).await?;
             let secret = serving.secret()?;
             let gov = serving.governance()?;
+            let cache =
+                BlockCache::new(CacheOptions::new(bound_bytes)).map_err(|e| e.to_string())?;
             let mut shards = Vec::new();
             for s in read_shards {
                 let layout = ShardLayout::new(&common.prefix, &format!("/{}", common.prefix), s);
-                let reader = RangedReader::open(
+                let reader = RangedReader::open_in(
                     &coord,
                     &objects,
                     &layout,
                     &dir.join(format!("shard-{s}")),
                     Options::default(),
-                    CacheOptions::new(bound_bytes),
+                    &cache,
                 )
                 .await
                 .map_err(|e| format!("shard {s}: {e}"))?;

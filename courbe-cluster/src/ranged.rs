@@ -6,7 +6,9 @@
 //! Blocks are fetched and held in aligned *chunks* of the block area (`chunk_bytes`, 64 KiB by
 //! default), consecutive missing chunks of a segment in one ranged GET. The chunks held are
 //! bounded in bytes: past the bound, the least recently read ones are dropped (punched out of
-//! the file, so the disk blocks are freed; a chunk is a whole number of disk blocks).
+//! the file, so the disk blocks are freed; a chunk is a whole number of disk blocks). One
+//! bound may be shared by the readers of every shard a node reads ([`BlockCache`]): the least
+//! recently read chunks are then dropped first across all of them.
 //!
 //! The engine reads these files as it reads any segment (mapped, shared): every byte it reads
 //! during a question was fetched before the question ran, and no group is dropped or written
@@ -17,6 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use courbe::engine::fs::{FileSystem, RealFs};
 use courbe::engine::manifest::{self, Manifest};
@@ -35,7 +38,7 @@ const FOOTER_LEN: u64 = 64;
 struct CachedSegment {
     path: PathBuf,
     key: String,
-    file: File,
+    file: Arc<File>,
     /// Where the blocks end (the index offset): chunks hold bytes of `HEADER_LEN..blocks_end`
     /// only, so dropping one never touches the header or the index part.
     blocks_end: u64,
@@ -44,19 +47,67 @@ struct CachedSegment {
 impl CachedSegment {
     /// The block bytes of chunk `n`.
     fn chunk(&self, n: u64, chunk_bytes: u64) -> std::ops::Range<u64> {
-        let start = (n * chunk_bytes).max(HEADER_LEN);
-        let end = ((n + 1) * chunk_bytes).min(self.blocks_end);
-        start..end.max(start)
+        chunk_of(n, chunk_bytes, self.blocks_end)
     }
+}
+
+/// The block bytes of chunk `n` of a segment whose blocks end at `blocks_end`.
+fn chunk_of(n: u64, chunk_bytes: u64, blocks_end: u64) -> std::ops::Range<u64> {
+    let start = (n * chunk_bytes).max(HEADER_LEN);
+    let end = ((n + 1) * chunk_bytes).min(blocks_end);
+    start..end.max(start)
 }
 
 #[derive(Default)]
 struct Cache {
-    /// (segment index, chunk number) to the clock of its last read, for the chunks held.
+    /// (segment number in `files`, chunk number) to the clock of its last read, for the
+    /// chunks held.
     held: HashMap<(usize, u64), u64>,
     bytes: u64,
     clock: u64,
     dropped: u64,
+    /// Every segment file of every reader sharing the cache, numbered in order of opening:
+    /// what dropping a chunk punches, whichever reader fetched it.
+    files: Vec<(PathBuf, Arc<File>, u64)>,
+}
+
+/// The byte bound of the blocks a node holds, shared by every ranged reader opened in it
+/// ([`RangedReader::open_in`]): past it, the least recently read chunks are dropped, whichever
+/// shard they belong to. Cloning it shares it.
+#[derive(Clone)]
+pub struct BlockCache {
+    inner: Arc<tokio::sync::RwLock<Cache>>,
+    options: CacheOptions,
+}
+
+impl BlockCache {
+    pub fn new(options: CacheOptions) -> Result<BlockCache> {
+        if options.chunk_bytes == 0 || options.chunk_bytes % 4096 != 0 {
+            return Err(Error::Invalid(format!(
+                "a chunk of {} bytes: a positive multiple of 4096 is needed",
+                options.chunk_bytes
+            )));
+        }
+        Ok(BlockCache {
+            inner: Arc::new(tokio::sync::RwLock::new(Cache::default())),
+            options,
+        })
+    }
+
+    pub fn options(&self) -> CacheOptions {
+        self.options
+    }
+
+    /// The blocks held by every reader sharing the cache (`index_bytes`: 0, a reader's own).
+    pub async fn stats(&self) -> CacheStats {
+        let cache = self.inner.read().await;
+        CacheStats {
+            index_bytes: 0,
+            block_bytes: cache.bytes,
+            chunks_held: cache.held.len(),
+            chunks_dropped: cache.dropped,
+        }
+    }
 }
 
 /// How a ranged reader caches blocks.
@@ -94,9 +145,9 @@ pub struct RangedReader {
     store: Store,
     objects: Objects,
     head: Option<ShardManifest>,
-    segments: Vec<CachedSegment>,
-    cache: tokio::sync::RwLock<Cache>,
-    options: CacheOptions,
+    /// Its segments, each with its number in the cache's files.
+    segments: Vec<(usize, CachedSegment)>,
+    cache: BlockCache,
     index_bytes: u64,
     /// What opening cost: the etcd read is not counted here (one).
     pub opened: Traffic,
@@ -120,12 +171,20 @@ impl RangedReader {
         options: Options,
         cache: CacheOptions,
     ) -> Result<RangedReader> {
-        if cache.chunk_bytes == 0 || cache.chunk_bytes % 4096 != 0 {
-            return Err(Error::Invalid(format!(
-                "a chunk of {} bytes: a positive multiple of 4096 is needed",
-                cache.chunk_bytes
-            )));
-        }
+        let cache = BlockCache::new(cache)?;
+        RangedReader::open_in(coord, objects, layout, dir, options, &cache).await
+    }
+
+    /// [`RangedReader::open`] within `cache`, a bound shared with the other readers of the
+    /// node.
+    pub async fn open_in(
+        coord: &Coordinator,
+        objects: &Objects,
+        layout: &ShardLayout,
+        dir: &Path,
+        options: Options,
+        cache: &BlockCache,
+    ) -> Result<RangedReader> {
         let before = objects.traffic();
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(io(dir))?;
@@ -153,7 +212,7 @@ impl RangedReader {
                 segments.push(CachedSegment {
                     path,
                     key: object.to_owned(),
-                    file,
+                    file: Arc::new(file),
                     blocks_end,
                 });
             }
@@ -162,13 +221,24 @@ impl RangedReader {
             head = Some(h);
         }
         let store = Store::open(dir, options)?;
+        let segments = {
+            let mut shared = cache.inner.write().await;
+            segments
+                .into_iter()
+                .map(|seg| {
+                    shared
+                        .files
+                        .push((seg.path.clone(), seg.file.clone(), seg.blocks_end));
+                    (shared.files.len() - 1, seg)
+                })
+                .collect()
+        };
         Ok(RangedReader {
             store,
             objects: objects.clone(),
             head,
             segments,
-            cache: tokio::sync::RwLock::new(Cache::default()),
-            options: cache,
+            cache: cache.clone(),
             index_bytes,
             opened: objects.traffic().since(&before),
         })
@@ -179,8 +249,9 @@ impl RangedReader {
         self.head.as_ref()
     }
 
+    /// Its index part, and the blocks held by every reader sharing its cache.
     pub async fn stats(&self) -> CacheStats {
-        let cache = self.cache.read().await;
+        let cache = self.cache.inner.read().await;
         CacheStats {
             index_bytes: self.index_bytes,
             block_bytes: cache.bytes,
@@ -199,7 +270,7 @@ impl RangedReader {
         to_utc: i64,
         question: impl FnOnce(&dyn SeriesSource) -> T,
     ) -> Result<T> {
-        let mut cache = self.cache.write().await;
+        let mut cache = self.cache.inner.write().await;
         self.fetch(&mut cache, meters, from_utc, to_utc).await?;
         let _shared = cache.downgrade();
         let snapshot = self.store.snapshot();
@@ -217,9 +288,9 @@ impl RangedReader {
     ) -> Result<()> {
         cache.clock += 1;
         let now = cache.clock;
-        let chunk_bytes = self.options.chunk_bytes;
+        let chunk_bytes = self.cache.options.chunk_bytes;
         let fs = RealFs;
-        for (i, seg) in self.segments.iter().enumerate() {
+        for &(i, ref seg) in &self.segments {
             let mut missing = std::collections::BTreeSet::new();
             {
                 let map = fs.map(&seg.path).map_err(io(&seg.path))?;
@@ -270,7 +341,7 @@ impl RangedReader {
                 }
             }
         }
-        while cache.bytes > self.options.bound_bytes {
+        while cache.bytes > self.cache.options.bound_bytes {
             let Some((oldest, _)) = cache
                 .held
                 .iter()
@@ -282,9 +353,11 @@ impl RangedReader {
                 break;
             };
             cache.held.remove(&oldest);
-            let seg = &self.segments[oldest.0];
-            let bytes = seg.chunk(oldest.1, chunk_bytes);
-            punch_hole(&seg.file, bytes.clone()).map_err(io(&seg.path))?;
+            let Some((path, file, blocks_end)) = cache.files.get(oldest.0).cloned() else {
+                continue;
+            };
+            let bytes = chunk_of(oldest.1, chunk_bytes, blocks_end);
+            punch_hole(&file, bytes.clone()).map_err(io(&path))?;
             cache.bytes -= bytes.end - bytes.start;
             cache.dropped += 1;
         }

@@ -16,7 +16,9 @@ use courbe_cluster::fanout::{
     status_of, AggregatesBody, FleetCurveBody, FleetEnergyBody, Running, INTERNAL,
 };
 use courbe_cluster::layout::ShardLayout;
-use courbe_cluster::{shard_of, CacheOptions, RangedReader, ReaderNode, Router, Secret};
+use courbe_cluster::{
+    shard_of, BlockCache, CacheOptions, RangedReader, ReaderNode, Router, Secret,
+};
 use serde_json::Value;
 
 use super::{batch_of, day_batches, support::Servers, take_over};
@@ -120,20 +122,16 @@ async fn fixture() -> Fixture {
     let secret = Secret::new(SECRET).expect("a secret");
     let mut readers = Vec::new();
     for (n, held) in [vec![0], vec![1], vec![2, 3]].into_iter().enumerate() {
+        // One byte bound per node, whatever number of shards it reads.
+        let cache = BlockCache::new(CacheOptions::new(1 << 20)).expect("a cache");
         let mut shards_held = Vec::new();
         for s in held {
             let layout = ShardLayout::new("courbe", "/courbe", s);
             let dir = servers.path(&format!("reader{n}/shard-{s}"));
-            let reader = RangedReader::open(
-                &coord,
-                &objects,
-                &layout,
-                &dir,
-                Options::default(),
-                CacheOptions::new(1 << 20),
-            )
-            .await
-            .expect("a ranged reader");
+            let reader =
+                RangedReader::open_in(&coord, &objects, &layout, &dir, Options::default(), &cache)
+                    .await
+                    .expect("a ranged reader");
             shards_held.push((s, reader));
         }
         let gov = Arc::new(governance(
