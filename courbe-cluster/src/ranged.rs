@@ -42,6 +42,30 @@ struct CachedSegment {
     /// Where the blocks end (the index offset): chunks hold bytes of `HEADER_LEN..blocks_end`
     /// only, so dropping one never touches the header or the index part.
     blocks_end: u64,
+    len: u64,
+}
+
+/// Removes from `dir` every file but the segment files of `segments` and their `.held`
+/// records (other versions' segments, the store's log, what a previous reader left).
+fn remove_others(dir: &Path, segments: &[CachedSegment]) -> Result<()> {
+    let keep: std::collections::BTreeSet<PathBuf> = segments
+        .iter()
+        .flat_map(|s| [s.path.clone(), held_path(&s.path)])
+        .collect();
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let path = e.path();
+        if keep.contains(&path) {
+            continue;
+        }
+        let removed = if e.file_type().map_err(io(&path))?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(io(&path))?;
+    }
+    Ok(())
 }
 
 impl CachedSegment {
@@ -68,7 +92,60 @@ struct Cache {
     dropped: u64,
     /// Every segment file of every reader sharing the cache, numbered in order of opening:
     /// what dropping a chunk punches, whichever reader fetched it.
-    files: Vec<(PathBuf, Arc<File>, u64)>,
+    files: Vec<CachedFile>,
+}
+
+#[derive(Clone)]
+struct CachedFile {
+    path: PathBuf,
+    file: Arc<File>,
+    blocks_end: u64,
+    /// The object it holds bytes of, recorded in its [`Held`] file.
+    key: String,
+    len: u64,
+}
+
+/// What a segment's sparse file holds, beside it (`<segment file>.held`, JSON): the object and
+/// the chunks of blocks written in it. Written after a chunk's bytes and before a chunk is
+/// punched, so it never names a chunk the file does not hold (a crash may leave a held chunk
+/// unnamed: it is fetched again).
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct Held {
+    key: String,
+    len: u64,
+    chunk_bytes: u64,
+    chunks: Vec<u64>,
+}
+
+fn held_path(segment: &Path) -> PathBuf {
+    segment.with_extension("held")
+}
+
+impl Cache {
+    /// Rewrites the [`Held`] file of file `i` from the chunks held now.
+    fn record(&self, i: usize, chunk_bytes: u64) -> Result<()> {
+        let Some(f) = self.files.get(i) else {
+            return Ok(());
+        };
+        let mut chunks: Vec<u64> = self
+            .held
+            .keys()
+            .filter(|(file, _)| *file == i)
+            .map(|&(_, n)| n)
+            .collect();
+        chunks.sort_unstable();
+        let held = Held {
+            key: f.key.clone(),
+            len: f.len,
+            chunk_bytes,
+            chunks,
+        };
+        let path = held_path(&f.path);
+        let tmp = path.with_extension("held.part");
+        let bytes = serde_json::to_vec(&held).map_err(|e| Error::Invalid(e.to_string()))?;
+        std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))
+    }
 }
 
 /// The byte bound of the blocks a node holds, shared by every ranged reader opened in it
@@ -161,8 +238,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 impl RangedReader {
-    /// Opens the version etcd points to in `dir` (emptied first): the manifest object, then
-    /// per segment three ranged GETs (footer, index part, header); no block is fetched.
+    /// Opens the version etcd points to in `dir`: the manifest object, then per segment three
+    /// ranged GETs (footer, index part, header), written over whatever the directory held; no
+    /// block is fetched. The blocks a previous reader left in `dir` are kept only for a
+    /// segment file of the same object, length and chunk size (its `.held` record), and every
+    /// block is checked by its group's crc when read; every other file is removed.
     pub async fn open(
         coord: &Coordinator,
         objects: &Objects,
@@ -186,12 +266,10 @@ impl RangedReader {
         cache: &BlockCache,
     ) -> Result<RangedReader> {
         let before = objects.traffic();
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io(dir))?;
-        }
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut head = None;
         let mut segments = Vec::new();
+        let mut kept: Vec<Vec<u64>> = Vec::new();
         let mut index_bytes = 0;
         if let Some(pointer) = coord.manifest_pointer(layout).await? {
             let key = layout.manifest_key(&pointer);
@@ -201,8 +279,26 @@ impl RangedReader {
             for entry in &man.segments {
                 let object = h.segment_key(&key, entry.file_id)?;
                 let path = dir.join(manifest::segment_file_name(entry.file_id));
+                let held: Option<Held> = std::fs::read(held_path(&path))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .filter(|h: &Held| {
+                        h.key == object
+                            && h.len == entry.len
+                            && h.chunk_bytes == cache.options.chunk_bytes
+                            && std::fs::metadata(&path).is_ok_and(|m| m.len() == entry.len)
+                    });
+                let chunks = match held {
+                    Some(h) => h.chunks,
+                    None => {
+                        // Nothing of it is trusted: a fresh sparse file.
+                        let _ = std::fs::remove_file(&path);
+                        Vec::new()
+                    }
+                };
                 let (fetched, blocks_end) =
                     fetch_index_part(objects, object, entry.len, &path).await?;
+                kept.push(chunks);
                 index_bytes += fetched;
                 let file = File::options()
                     .read(true)
@@ -214,24 +310,42 @@ impl RangedReader {
                     key: object.to_owned(),
                     file: Arc::new(file),
                     blocks_end,
+                    len: entry.len,
                 });
             }
+            remove_others(dir, &segments)?;
             let man_path = dir.join(manifest::FILE_NAME);
             std::fs::write(&man_path, &store_bytes).map_err(io(&man_path))?;
             head = Some(h);
+        } else {
+            remove_others(dir, &[])?;
         }
         let store = Store::open(dir, options)?;
-        let segments = {
+        let segments: Vec<(usize, CachedSegment)> = {
             let mut shared = cache.inner.write().await;
-            segments
-                .into_iter()
-                .map(|seg| {
-                    shared
-                        .files
-                        .push((seg.path.clone(), seg.file.clone(), seg.blocks_end));
-                    (shared.files.len() - 1, seg)
-                })
-                .collect()
+            let mut numbered = Vec::new();
+            for (seg, chunks) in segments.into_iter().zip(kept) {
+                shared.files.push(CachedFile {
+                    path: seg.path.clone(),
+                    file: seg.file.clone(),
+                    blocks_end: seg.blocks_end,
+                    key: seg.key.clone(),
+                    len: seg.len,
+                });
+                let i = shared.files.len() - 1;
+                // Kept chunks count in the bound, read longest ago.
+                for n in chunks {
+                    let bytes = seg.chunk(n, cache.options.chunk_bytes);
+                    if bytes.is_empty() || shared.held.contains_key(&(i, n)) {
+                        continue;
+                    }
+                    shared.held.insert((i, n), 0);
+                    shared.bytes += bytes.end - bytes.start;
+                }
+                shared.record(i, cache.options.chunk_bytes)?;
+                numbered.push((i, seg));
+            }
+            numbered
         };
         Ok(RangedReader {
             store,
@@ -314,6 +428,7 @@ impl RangedReader {
                     }
                 }
             }
+            let fetched_any = !missing.is_empty();
             // Consecutive missing chunks in one ranged GET.
             let mut runs: Vec<std::ops::Range<u64>> = Vec::new();
             for n in missing {
@@ -340,24 +455,47 @@ impl RangedReader {
                     cache.held.insert((i, n), now);
                 }
             }
+            if fetched_any {
+                cache.record(i, chunk_bytes)?;
+            }
         }
-        while cache.bytes > self.cache.options.bound_bytes {
-            let Some((oldest, _)) = cache
-                .held
-                .iter()
-                .filter(|(_, &last_read)| last_read < now)
-                .min_by_key(|(_, &last_read)| last_read)
-                .map(|(&k, &v)| (k, v))
-            else {
-                // This question needs more than the bound: held until the next one.
+        if cache.bytes <= self.cache.options.bound_bytes {
+            return Ok(());
+        }
+        // The least recently read chunks past the bound (not this question's), first out of
+        // the records, then out of the files.
+        let mut older: Vec<((usize, u64), u64)> = cache
+            .held
+            .iter()
+            .filter(|(_, &last_read)| last_read < now)
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        older.sort_unstable_by_key(|&(k, last_read)| (last_read, k));
+        let mut victims = Vec::new();
+        let mut bytes_left = cache.bytes;
+        for (k, _) in older {
+            if bytes_left <= self.cache.options.bound_bytes {
                 break;
-            };
-            cache.held.remove(&oldest);
-            let Some((path, file, blocks_end)) = cache.files.get(oldest.0).cloned() else {
+            }
+            let Some(f) = cache.files.get(k.0) else {
                 continue;
             };
-            let bytes = chunk_of(oldest.1, chunk_bytes, blocks_end);
-            punch_hole(&file, bytes.clone()).map_err(io(&path))?;
+            let bytes = chunk_of(k.1, chunk_bytes, f.blocks_end);
+            bytes_left -= bytes.end - bytes.start;
+            victims.push((k, bytes));
+        }
+        for (k, _) in &victims {
+            cache.held.remove(k);
+        }
+        let touched: std::collections::BTreeSet<usize> = victims.iter().map(|(k, _)| k.0).collect();
+        for &i in &touched {
+            cache.record(i, chunk_bytes)?;
+        }
+        for ((i, _), bytes) in victims {
+            let Some(f) = cache.files.get(i).cloned() else {
+                continue;
+            };
+            punch_hole(&f.file, bytes.clone()).map_err(io(&f.path))?;
             cache.bytes -= bytes.end - bytes.start;
             cache.dropped += 1;
         }
@@ -402,7 +540,7 @@ fn group_range(
 }
 
 /// Fetches the header, the index part and the footer of the segment object `key` (`len`
-/// bytes) into a sparse file `path` of that length; returns the bytes fetched and where the
+/// bytes) into a sparse file `path` of that length (written over a kept file's); returns the bytes fetched and where the
 /// blocks end (the index offset).
 async fn fetch_index_part(
     objects: &Objects,
@@ -435,7 +573,13 @@ async fn fetch_index_part(
         bytes::Bytes::new()
     };
     let header = objects.get_range(key, 0..HEADER_LEN).await?;
-    let file = File::create(path).map_err(io(path))?;
+    // Opened without truncation: the blocks of a kept file stay (see `RangedReader::open`).
+    let file = File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io(path))?;
     file.set_len(len).map_err(io(path))?;
     for (at, part) in [
         (0, &header),

@@ -74,9 +74,9 @@ async fn a_ranged_reader_fetches_index_pages_first_and_blocks_on_demand_within_i
     assert!(stats.chunks_dropped > 0, "{stats:?}");
     // What the disk holds: the index parts and at most the bound of blocks, not the segments
     // (plus, per segment, the disk blocks the header and the index part share with block
-    // chunks, and the manifest).
+    // chunks and its `.held` record, and the manifest).
     let on_disk = allocated_bytes(&dir);
-    let slack = 4096 * (2 * segments.len() as u64 + 2);
+    let slack = 4096 * (3 * segments.len() as u64 + 2);
     assert!(
         on_disk <= stats.index_bytes + bound + slack,
         "{on_disk} bytes on disk for {segment_bytes} bytes of segments, {stats:?}"
@@ -212,7 +212,8 @@ async fn one_byte_bound_is_shared_by_every_shard_a_node_reads_least_recently_rea
         .iter()
         .map(|(r, _)| r.head().map_or(0, |h| h.segments.len() as u64))
         .sum();
-    let slack = 4096 * (2 * segments + 4);
+    // Per segment: the blocks shared with the index part and the `.held` record.
+    let slack = 4096 * (3 * segments + 4);
     assert!(
         on_disk <= index + bound + slack,
         "{on_disk} bytes on disk for {segment_bytes} bytes of segments, {index} of index"
@@ -234,4 +235,115 @@ async fn one_byte_bound_is_shared_by_every_shard_a_node_reads_least_recently_rea
     let (_, got) = read(0, first.clone()).await;
     assert_eq!(got, expected[&first]);
     assert!(objects.traffic().since(&before).gets >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn blocks_kept_across_a_reader_restart_are_used_only_for_the_same_object() {
+    let servers = Servers::start().await;
+    let coord = servers.coordinator().await;
+    let objects = servers.objects();
+    let layout = ShardLayout::new("courbe", "/courbe", 0);
+    let (writer, _) = take_over(&servers, &coord, &objects, &layout, "w", "w")
+        .await
+        .expect("the writer takes the shard");
+    let (meters, days) = day_batches(60, 10, 53);
+    for rows in &days {
+        writer.ingest(&batch_of(rows)).await.expect("acknowledged");
+    }
+    writer.checkpoint().await.expect("a checkpoint");
+    let expected = curves(writer.store(), &meters);
+    let dir = servers.path("ranged");
+    let cache = CacheOptions {
+        bound_bytes: 1 << 30,
+        chunk_bytes: 4096,
+    };
+    let some = &meters[..20];
+    {
+        let first = RangedReader::open(&coord, &objects, &layout, &dir, Options::default(), cache)
+            .await
+            .expect("a ranged reader opens");
+        for m in some {
+            assert_eq!(ask(&first, m).await, expected[m]);
+        }
+    }
+    // Restarted over the same directory: the index parts are fetched again (never trusted),
+    // the blocks of the same objects are not.
+    let second = RangedReader::open(&coord, &objects, &layout, &dir, Options::default(), cache)
+        .await
+        .expect("a ranged reader opens again");
+    let segments = second.head().map_or(0, |h| h.segments.len() as u64);
+    assert_eq!(second.opened.gets, 1 + 3 * segments);
+    assert!(
+        second.stats().await.block_bytes > 0,
+        "the kept chunks are held"
+    );
+    let before = objects.traffic();
+    for m in some {
+        assert_eq!(ask(&second, m).await, expected[m], "meter {m}");
+    }
+    assert_eq!(
+        objects.traffic().since(&before).gets,
+        0,
+        "kept blocks answer"
+    );
+    assert!(ask(&second, &meters[59]).await == expected[&meters[59]]);
+    drop(second);
+
+    // A record naming another object, or a file of another length, keeps nothing.
+    for entry in std::fs::read_dir(&dir).expect("the directory") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "held") {
+            let text = std::fs::read_to_string(&path).expect("a record");
+            let forged = text.replacen("\"key\":\"", "\"key\":\"other/", 1);
+            assert_ne!(forged, text);
+            std::fs::write(&path, forged).expect("forged");
+        }
+    }
+    let third = RangedReader::open(&coord, &objects, &layout, &dir, Options::default(), cache)
+        .await
+        .expect("a ranged reader opens over forged records");
+    assert_eq!(third.stats().await.block_bytes, 0);
+    let before = objects.traffic();
+    assert_eq!(ask(&third, &some[0]).await, expected[&some[0]]);
+    assert!(objects.traffic().since(&before).gets >= 1, "fetched again");
+    drop(third);
+
+    // A new version (more data, compacted into new segments) removes the files of the old.
+    let (_, more) = day_batches(60, 12, 53);
+    for rows in &more[10..] {
+        writer.ingest(&batch_of(rows)).await.expect("acknowledged");
+    }
+    writer.store().compact().expect("a compaction");
+    writer.checkpoint().await.expect("a checkpoint");
+    let expected = curves(writer.store(), &meters);
+    let fourth = RangedReader::open(&coord, &objects, &layout, &dir, Options::default(), cache)
+        .await
+        .expect("a ranged reader of the new version");
+    let named: Vec<String> = fourth
+        .head()
+        .map(|h| h.segments.values().cloned().collect())
+        .unwrap_or_default();
+    assert!(!named.is_empty());
+    for m in some {
+        assert_eq!(ask(&fourth, m).await, expected[m], "meter {m}");
+    }
+    let files = std::fs::read_dir(&dir).expect("the directory").count();
+    let live = writer.store().committed_manifest().segments.len();
+    assert!(
+        files <= 2 * live + 4,
+        "{files} files for {live} segments: the old version's are gone"
+    );
+}
+
+/// One meter's whole curve through `reader`.
+async fn ask(reader: &RangedReader, m: &str) -> Vec<courbe::Point> {
+    let (from, to) = (0, 4_000_000_000);
+    reader
+        .read(&[m.to_owned()], from, to, |src| {
+            courbe::query::curve(src, m, Channel::CONSUMPTION, from, to)
+        })
+        .await
+        .expect("the blocks are held")
+        .expect("the question is answered")
 }
