@@ -42,6 +42,9 @@ pub const INTERNAL: &str = "/internal/v1";
 /// The longest request body a node reads (a fleet curve's meter list).
 const MAX_BODY_BYTES: usize = 8 << 20;
 
+/// The longest wait for a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The cluster's shared secret: what a router presents and a reader checks.
 #[derive(Clone)]
 pub struct Secret(Arc<[u8]>);
@@ -157,6 +160,8 @@ fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>) -> tokio::task::Joi
         let mut connections = tokio::task::JoinSet::new();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of descriptors, most likely: let connections end before the next accept.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
             let handler = handler.clone();
@@ -181,6 +186,8 @@ fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>) -> tokio::task::Joi
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(io, service)
                     .await;
             });
@@ -619,12 +626,14 @@ impl Router {
         &self.readers
     }
 
-    /// Serves the public routes on `listener`.
+    /// Serves the public routes on `listener`; refused on a non-loopback address without a
+    /// tokens file, as one node refuses it (every caller would be an operator).
     pub fn serve(self, listener: TcpListener) -> Result<Running> {
         let addr = listener.local_addr().map_err(|source| Error::Io {
             path: "listener".into(),
             source,
         })?;
+        self.gov.check_listen(addr).map_err(Error::Invalid)?;
         Ok(Running {
             addr,
             task: serve(listener, Arc::new(self)),

@@ -499,7 +499,32 @@ async fn the_internal_route_admits_only_the_cluster_secret_as_one_bearer_header(
         )
         .await;
     assert_eq!(status, 401);
+
+    // Without a tokens file every caller would be an operator: as one node, a router then
+    // serves loopback only.
+    let open_gov = servers_governance_without_tokens(&f.servers);
+    let urls: Vec<String> = f.readers.iter().map(Running::url).collect();
+    let router = Router::connect(
+        &urls,
+        SHARDS,
+        Secret::new(SECRET).expect("a secret"),
+        Arc::new(open_gov),
+        Limits::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("a router");
+    let everywhere = tokio::net::TcpListener::bind("0.0.0.0:0")
+        .await
+        .expect("a port");
+    let refused = router.serve(everywhere).err().expect("refused");
+    assert!(refused.to_string().contains("loopback only"), "{refused}");
     drop(f.servers);
+}
+
+fn servers_governance_without_tokens(servers: &Servers) -> Governance {
+    let dir = servers.path("open-gov");
+    Governance::open(&dir, GovernanceConfig::default()).expect("governance")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
