@@ -13,7 +13,11 @@
 //! 4. the cost of erasing one meter (requests, seconds);
 //! 5. three shard writers (three nodes, in this process) against one on the same data, then
 //!    questions to three shard readers (`ShardedSource`) against one reader, the governance
-//!    aggregates included.
+//!    aggregates included;
+//! 6. the same questions over HTTP: a router fanning out to three reader nodes (one shard
+//!    each, ranged readers) against a router over one reader node holding the one-shard copy,
+//!    with the process's CPU seconds, the readers' object-store traffic and the bytes of the
+//!    partial tables on the internal route.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -30,9 +34,19 @@ use courbe::source::SeriesSource;
 use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::{
-    restore, shard_of, CacheOptions, RangedReader, ShardWriter, ShardedSource, WriterOptions,
+    restore, shard_of, BlockCache, CacheOptions, RangedReader, ReaderNode, Router, Secret,
+    ShardWriter, ShardedSource, WriterOptions,
 };
 use courbe_workload::{Fleet, FleetConfig};
+
+/// CPU seconds of this process so far (user and system, every thread).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes the struct it is given, which lives for the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
 
 fn quantiles(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
@@ -427,5 +441,130 @@ async fn main() {
              {} meters {fleet_some:.3} ms; one meter's curve of the span {one_meter:.4} ms (medians of 21)",
             some.len()
         );
+    }
+
+    println!(
+        "== routers over HTTP: 3 reader nodes (one shard each) against 1 (the one-shard copy)"
+    );
+    let secret = Secret::new("a-loopback-secret-of-some-length").expect("a secret");
+    let gov = std::sync::Arc::new(gov);
+    let q_day = format!(
+        "from={}&to={}",
+        jiff::Timestamp::from_second(day.0).expect("a time"),
+        jiff::Timestamp::from_second(day.1).expect("a time")
+    );
+    let q_span = format!(
+        "from={}&to={}",
+        jiff::Timestamp::from_second(span.0).expect("a time"),
+        jiff::Timestamp::from_second(span.1).expect("a time")
+    );
+    let client = reqwest::Client::new();
+    for (prefix, shards) in [("one", 1u32), ("three", 3)] {
+        let before = objects.traffic();
+        let opened = Instant::now();
+        let mut nodes = Vec::new();
+        for sh in 0..shards {
+            let layout = ShardLayout::new(prefix, &format!("/{prefix}"), sh);
+            let cache = BlockCache::new(CacheOptions::new(1 << 30)).expect("a cache");
+            let r = RangedReader::open_in(
+                &coord,
+                &objects,
+                &layout,
+                &servers.path(&format!("{prefix}-node{sh}")),
+                Options::default(),
+                &cache,
+            )
+            .await
+            .expect("a ranged reader");
+            let node = ReaderNode::new(shards, vec![(sh, r)], gov.clone(), secret.clone())
+                .expect("a reader node");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a port");
+            nodes.push(node.serve(listener).expect("serving"));
+        }
+        let open_cost = objects.traffic().since(&before);
+        let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+        let router = Router::connect(
+            &urls,
+            shards,
+            secret.clone(),
+            gov.clone(),
+            courbe::question::Limits::default(),
+            Duration::from_secs(120),
+        )
+        .await
+        .expect("a router");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let router = router.serve(listener).expect("serving");
+        println!(
+            "{shards} reader node(s) opened in {:.3} s: {} GETs, {} bytes got",
+            opened.elapsed().as_secs_f64(),
+            open_cost.gets,
+            open_cost.bytes_got
+        );
+        let base = router.url();
+        for (what, path, query, n) in [
+            ("fleet curve of a day", "/v1/fleet/curve", q_day.clone(), 21),
+            (
+                "fleet energy by day over the span",
+                "/v1/fleet/energy",
+                format!("{q_span}&period=day"),
+                5,
+            ),
+            (
+                "IRIS energy by day over the span",
+                "/v1/aggregates",
+                format!("level=iris&kind=energy&period=day&tz=Europe/Paris&source=live&{q_span}"),
+                3,
+            ),
+        ] {
+            let url = format!("{base}{path}?{query}");
+            let mut walls = Vec::new();
+            let mut first_cost = None;
+            let mut body_bytes = 0;
+            let cpu_before = cpu_seconds();
+            for i in 0..n {
+                let before = objects.traffic();
+                let t = Instant::now();
+                let r = client.get(&url).send().await.expect("the router answers");
+                assert!(r.status().is_success(), "{what}: {}", r.status());
+                body_bytes = r.bytes().await.expect("a body").len();
+                walls.push(t.elapsed());
+                if i == 0 {
+                    first_cost = Some(objects.traffic().since(&before));
+                }
+            }
+            let cpu = (cpu_seconds() - cpu_before) / f64::from(n);
+            let (p50, _) = quantiles(walls);
+            let first = first_cost.unwrap_or_default();
+            println!(
+                "{shards} reader(s), {what}: {p50:.1} ms median of {n}, {:.1} ms CPU per question \
+                 (whole process); answer {body_bytes} bytes; the first fetched {} GETs, {} bytes",
+                cpu * 1e3,
+                first.gets,
+                first.bytes_got
+            );
+        }
+        // What the internal route carries: the partial table of each reader.
+        let ask = serde_json::json!({
+            "query": format!("level=iris&kind=energy&period=day&tz=Europe/Paris&source=live&{q_span}")
+        });
+        let mut sizes = Vec::new();
+        for url in &urls {
+            let r = client
+                .post(format!("{url}/internal/v1/partials/aggregates"))
+                .bearer_auth("a-loopback-secret-of-some-length")
+                .json(&ask)
+                .send()
+                .await
+                .expect("a reader answers");
+            sizes.push(r.bytes().await.expect("a body").len());
+        }
+        println!("{shards} reader(s): IRIS partial tables of {sizes:?} bytes (JSON)");
+        drop(router);
+        drop(nodes);
     }
 }

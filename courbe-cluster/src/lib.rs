@@ -6,6 +6,7 @@
 //! [`courbe::engine::Store`] in a local directory.
 
 pub mod coord;
+pub mod fanout;
 pub mod fleet;
 pub mod layout;
 pub mod objects;
@@ -15,9 +16,10 @@ pub mod shard;
 pub mod writer;
 
 pub use coord::{Coordinator, Lease};
+pub use fanout::{ReaderNode, Router, Secret};
 pub use fleet::ShardedSource;
 pub use objects::Objects;
-pub use ranged::{CacheOptions, RangedReader};
+pub use ranged::{BlockCache, CacheOptions, RangedReader};
 pub use reader::{restore, Restored};
 pub use shard::shard_of;
 pub use writer::{Erased, ShardWriter, WriterOptions};

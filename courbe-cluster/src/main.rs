@@ -7,17 +7,29 @@
 //! - `courbe-node restore --shard S --dir D ...`: rebuilds shard S's store in D from object
 //!   storage (the last checkpoint, plus the log after it with `--with-log`), which
 //!   `courbe --data D serve` then serves.
+//! - `courbe-node read --shards 0,2 --dir D --governance G --listen ADDR --secret-file F ...`:
+//!   opens ranged readers of the shards named and answers the internal routes (partial sums
+//!   for a router) for their meters, within one byte bound shared by all of them.
+//! - `courbe-node route --readers URL,URL --governance G --listen ADDR --secret-file F ...`:
+//!   serves `GET /v1/fleet/curve` and `GET /v1/aggregates` as one node does, fanned out to the
+//!   readers (every shard of etcd's shard count must have one) and merged.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use courbe::engine::{Batch, Options};
+use courbe::governance::{Governance, GovernanceConfig};
 use courbe::ingest::{self, Format};
+use courbe::question::Limits;
 use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::objects::S3Config;
-use courbe_cluster::{restore, shard_of, Coordinator, Objects, ShardWriter, WriterOptions};
+use courbe_cluster::{
+    restore, shard_of, BlockCache, CacheOptions, Coordinator, Objects, RangedReader, ReaderNode,
+    Router, Secret, ShardWriter, WriterOptions,
+};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +64,12 @@ struct Common {
     /// The cluster's shard count (recorded in etcd by the first node; later ones read it).
     #[arg(long, default_value_t = 16)]
     shards: u32,
+}
+
+#[derive(Args)]
+struct OneShard {
+    #[command(flatten)]
+    common: Common,
     #[arg(long)]
     shard: u32,
     /// The local store directory (emptied by `write`).
@@ -59,11 +77,44 @@ struct Common {
     dir: PathBuf,
 }
 
+#[derive(Args)]
+struct Serving {
+    /// The address served.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// The file holding the cluster's internal secret (at least 16 printable characters);
+    /// COURBE_INTERNAL_SECRET instead when absent.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// The governance directory (tokens, grants, groups): the same group registry on every
+    /// node.
+    #[arg(long)]
+    governance: PathBuf,
+}
+
+impl Serving {
+    fn secret(&self) -> Result<Secret, String> {
+        match &self.secret_file {
+            Some(path) => Secret::from_file(path).map_err(|e| e.to_string()),
+            None => Secret::new(&std::env::var("COURBE_INTERNAL_SECRET").map_err(|_| {
+                "no internal secret: --secret-file or COURBE_INTERNAL_SECRET".to_string()
+            })?)
+            .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn governance(&self) -> Result<Arc<Governance>, String> {
+        Governance::open(&self.governance, GovernanceConfig::default())
+            .map(Arc::new)
+            .map_err(|e| format!("{}: {e}", self.governance.display()))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     Write {
         #[command(flatten)]
-        common: Common,
+        one: OneShard,
         /// This node's name (the leader key's value).
         #[arg(long, default_value = "node")]
         node: String,
@@ -76,13 +127,54 @@ enum Command {
     },
     Restore {
         #[command(flatten)]
-        common: Common,
+        one: OneShard,
         #[arg(long)]
         with_log: bool,
     },
+    Read {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        serving: Serving,
+        /// The shards read, comma-separated.
+        #[arg(long = "read-shards", value_delimiter = ',')]
+        read_shards: Vec<u32>,
+        /// The directory of the ranged readers' sparse files (one folder per shard, emptied).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Most bytes of blocks held, all the shards read together (least recently read
+        /// chunks dropped first, whichever shard they belong to).
+        #[arg(long, default_value_t = 1 << 30)]
+        bound_bytes: u64,
+    },
+    Route {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        serving: Serving,
+        /// The readers' base URLs, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        readers: Vec<String>,
+        /// Longest wait for a reader's answer, seconds.
+        #[arg(long, default_value_t = 30)]
+        reader_timeout_s: u64,
+    },
 }
 
-async fn connect(c: &Common) -> Result<(Coordinator, Objects, ShardLayout, u32), String> {
+async fn connect(one: &OneShard) -> Result<(Coordinator, Objects, ShardLayout, u32), String> {
+    let (coord, objects, shards) = cluster(&one.common).await?;
+    if one.shard >= shards {
+        return Err(format!(
+            "shard {} is not below the shard count {shards}",
+            one.shard
+        ));
+    }
+    let c = &one.common;
+    let layout = ShardLayout::new(&c.prefix, &format!("/{}", c.prefix), one.shard);
+    Ok((coord, objects, layout, shards))
+}
+
+async fn cluster(c: &Common) -> Result<(Coordinator, Objects, u32), String> {
     let endpoints: Vec<String> = c.etcd.split(',').map(str::to_owned).collect();
     let coord = Coordinator::connect(&endpoints, &format!("/{}", c.prefix))
         .await
@@ -91,12 +183,6 @@ async fn connect(c: &Common) -> Result<(Coordinator, Objects, ShardLayout, u32),
         .shard_count(c.shards)
         .await
         .map_err(|e| e.to_string())?;
-    if c.shard >= shards {
-        return Err(format!(
-            "shard {} is not below the shard count {shards}",
-            c.shard
-        ));
-    }
     let objects = Objects::s3(&S3Config {
         endpoint: c.s3.clone(),
         bucket: c.bucket.clone(),
@@ -106,20 +192,28 @@ async fn connect(c: &Common) -> Result<(Coordinator, Objects, ShardLayout, u32),
         allow_http: c.s3.starts_with("http://"),
     })
     .map_err(|e| e.to_string())?;
-    let layout = ShardLayout::new(&c.prefix, &format!("/{}", c.prefix), c.shard);
-    Ok((coord, objects, layout, shards))
+    Ok((coord, objects, shards))
+}
+
+/// Serves until the process is stopped.
+async fn serve_forever(running: courbe_cluster::fanout::Running, what: &str) -> Result<(), String> {
+    eprintln!("{what} on {}", running.url());
+    std::future::pending::<()>().await;
+    drop(running);
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Write {
-            common,
+            one,
             node,
             batch_rows,
             checkpoint_every,
             lease_ttl_s,
         } => {
-            let (coord, objects, layout, shards) = connect(&common).await?;
+            let (coord, objects, layout, shards) = connect(&one).await?;
+            let common = &one;
             let mut options = WriterOptions::new(&node);
             options.lease_ttl_s = lease_ttl_s;
             let (writer, took) =
@@ -166,8 +260,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Restore { common, with_log } => {
-            let (coord, objects, layout, _) = connect(&common).await?;
+        Command::Restore { one, with_log } => {
+            let (coord, objects, layout, _) = connect(&one).await?;
+            let common = &one;
             let started = Instant::now();
             let r = restore(
                 &coord,
@@ -193,6 +288,64 @@ async fn run(cli: Cli) -> Result<(), String> {
                 r.traffic
             );
             Ok(())
+        }
+        Command::Read {
+            common,
+            serving,
+            read_shards,
+            dir,
+            bound_bytes,
+        } => {
+            let (coord, objects, shard_count) = cluster(&common).await?;
+            let secret = serving.secret()?;
+            let gov = serving.governance()?;
+            let cache =
+                BlockCache::new(CacheOptions::new(bound_bytes)).map_err(|e| e.to_string())?;
+            let mut shards = Vec::new();
+            for s in read_shards {
+                let layout = ShardLayout::new(&common.prefix, &format!("/{}", common.prefix), s);
+                let reader = RangedReader::open_in(
+                    &coord,
+                    &objects,
+                    &layout,
+                    &dir.join(format!("shard-{s}")),
+                    Options::default(),
+                    &cache,
+                )
+                .await
+                .map_err(|e| format!("shard {s}: {e}"))?;
+                shards.push((s, reader));
+            }
+            let node =
+                ReaderNode::new(shard_count, shards, gov, secret).map_err(|e| e.to_string())?;
+            let listener = tokio::net::TcpListener::bind(serving.listen)
+                .await
+                .map_err(|e| format!("{}: {e}", serving.listen))?;
+            serve_forever(node.serve(listener).map_err(|e| e.to_string())?, "reader").await
+        }
+        Command::Route {
+            common,
+            serving,
+            readers,
+            reader_timeout_s,
+        } => {
+            let (_, _, shard_count) = cluster(&common).await?;
+            let secret = serving.secret()?;
+            let gov = serving.governance()?;
+            let router = Router::connect(
+                &readers,
+                shard_count,
+                secret,
+                gov,
+                Limits::default(),
+                Duration::from_secs(reader_timeout_s),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let listener = tokio::net::TcpListener::bind(serving.listen)
+                .await
+                .map_err(|e| format!("{}: {e}", serving.listen))?;
+            serve_forever(router.serve(listener).map_err(|e| e.to_string())?, "router").await
         }
     }
 }

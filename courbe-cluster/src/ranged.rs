@@ -6,7 +6,9 @@
 //! Blocks are fetched and held in aligned *chunks* of the block area (`chunk_bytes`, 64 KiB by
 //! default), consecutive missing chunks of a segment in one ranged GET. The chunks held are
 //! bounded in bytes: past the bound, the least recently read ones are dropped (punched out of
-//! the file, so the disk blocks are freed; a chunk is a whole number of disk blocks).
+//! the file, so the disk blocks are freed; a chunk is a whole number of disk blocks). One
+//! bound may be shared by the readers of every shard a node reads ([`BlockCache`]): the least
+//! recently read chunks are then dropped first across all of them.
 //!
 //! The engine reads these files as it reads any segment (mapped, shared): every byte it reads
 //! during a question was fetched before the question ran, and no group is dropped or written
@@ -17,6 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use courbe::engine::fs::{FileSystem, RealFs};
 use courbe::engine::manifest::{self, Manifest};
@@ -35,28 +38,153 @@ const FOOTER_LEN: u64 = 64;
 struct CachedSegment {
     path: PathBuf,
     key: String,
-    file: File,
+    file: Arc<File>,
     /// Where the blocks end (the index offset): chunks hold bytes of `HEADER_LEN..blocks_end`
     /// only, so dropping one never touches the header or the index part.
     blocks_end: u64,
+    len: u64,
+}
+
+/// Removes from `dir` every file but the segment files of `segments` and their `.held`
+/// records (other versions' segments, the store's log, what a previous reader left).
+fn remove_others(dir: &Path, segments: &[CachedSegment]) -> Result<()> {
+    let keep: std::collections::BTreeSet<PathBuf> = segments
+        .iter()
+        .flat_map(|s| [s.path.clone(), held_path(&s.path)])
+        .collect();
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let path = e.path();
+        if keep.contains(&path) {
+            continue;
+        }
+        let removed = if e.file_type().map_err(io(&path))?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(io(&path))?;
+    }
+    Ok(())
 }
 
 impl CachedSegment {
     /// The block bytes of chunk `n`.
     fn chunk(&self, n: u64, chunk_bytes: u64) -> std::ops::Range<u64> {
-        let start = (n * chunk_bytes).max(HEADER_LEN);
-        let end = ((n + 1) * chunk_bytes).min(self.blocks_end);
-        start..end.max(start)
+        chunk_of(n, chunk_bytes, self.blocks_end)
     }
+}
+
+/// The block bytes of chunk `n` of a segment whose blocks end at `blocks_end`.
+fn chunk_of(n: u64, chunk_bytes: u64, blocks_end: u64) -> std::ops::Range<u64> {
+    let start = (n * chunk_bytes).max(HEADER_LEN);
+    let end = ((n + 1) * chunk_bytes).min(blocks_end);
+    start..end.max(start)
 }
 
 #[derive(Default)]
 struct Cache {
-    /// (segment index, chunk number) to the clock of its last read, for the chunks held.
+    /// (segment number in `files`, chunk number) to the clock of its last read, for the
+    /// chunks held.
     held: HashMap<(usize, u64), u64>,
     bytes: u64,
     clock: u64,
     dropped: u64,
+    /// Every segment file of every reader sharing the cache, numbered in order of opening:
+    /// what dropping a chunk punches, whichever reader fetched it.
+    files: Vec<CachedFile>,
+}
+
+#[derive(Clone)]
+struct CachedFile {
+    path: PathBuf,
+    file: Arc<File>,
+    blocks_end: u64,
+    /// The object it holds bytes of, recorded in its [`Held`] file.
+    key: String,
+    len: u64,
+}
+
+/// What a segment's sparse file holds, beside it (`<segment file>.held`, JSON): the object and
+/// the chunks of blocks written in it. Written after a chunk's bytes and before a chunk is
+/// punched, so it never names a chunk the file does not hold (a crash may leave a held chunk
+/// unnamed: it is fetched again).
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct Held {
+    key: String,
+    len: u64,
+    chunk_bytes: u64,
+    chunks: Vec<u64>,
+}
+
+fn held_path(segment: &Path) -> PathBuf {
+    segment.with_extension("held")
+}
+
+impl Cache {
+    /// Rewrites the [`Held`] file of file `i` from the chunks held now.
+    fn record(&self, i: usize, chunk_bytes: u64) -> Result<()> {
+        let Some(f) = self.files.get(i) else {
+            return Ok(());
+        };
+        let mut chunks: Vec<u64> = self
+            .held
+            .keys()
+            .filter(|(file, _)| *file == i)
+            .map(|&(_, n)| n)
+            .collect();
+        chunks.sort_unstable();
+        let held = Held {
+            key: f.key.clone(),
+            len: f.len,
+            chunk_bytes,
+            chunks,
+        };
+        let path = held_path(&f.path);
+        let tmp = path.with_extension("held.part");
+        let bytes = serde_json::to_vec(&held).map_err(|e| Error::Invalid(e.to_string()))?;
+        std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))
+    }
+}
+
+/// The byte bound of the blocks a node holds, shared by every ranged reader opened in it
+/// ([`RangedReader::open_in`]): past it, the least recently read chunks are dropped, whichever
+/// shard they belong to. Cloning it shares it.
+#[derive(Clone)]
+pub struct BlockCache {
+    inner: Arc<tokio::sync::RwLock<Cache>>,
+    options: CacheOptions,
+}
+
+impl BlockCache {
+    pub fn new(options: CacheOptions) -> Result<BlockCache> {
+        if options.chunk_bytes == 0 || options.chunk_bytes % 4096 != 0 {
+            return Err(Error::Invalid(format!(
+                "a chunk of {} bytes: a positive multiple of 4096 is needed",
+                options.chunk_bytes
+            )));
+        }
+        Ok(BlockCache {
+            inner: Arc::new(tokio::sync::RwLock::new(Cache::default())),
+            options,
+        })
+    }
+
+    pub fn options(&self) -> CacheOptions {
+        self.options
+    }
+
+    /// The blocks held by every reader sharing the cache (`index_bytes`: 0, a reader's own).
+    pub async fn stats(&self) -> CacheStats {
+        let cache = self.inner.read().await;
+        CacheStats {
+            index_bytes: 0,
+            block_bytes: cache.bytes,
+            chunks_held: cache.held.len(),
+            chunks_dropped: cache.dropped,
+        }
+    }
 }
 
 /// How a ranged reader caches blocks.
@@ -94,9 +222,9 @@ pub struct RangedReader {
     store: Store,
     objects: Objects,
     head: Option<ShardManifest>,
-    segments: Vec<CachedSegment>,
-    cache: tokio::sync::RwLock<Cache>,
-    options: CacheOptions,
+    /// Its segments, each with its number in the cache's files.
+    segments: Vec<(usize, CachedSegment)>,
+    cache: BlockCache,
     index_bytes: u64,
     /// What opening cost: the etcd read is not counted here (one).
     pub opened: Traffic,
@@ -110,8 +238,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 impl RangedReader {
-    /// Opens the version etcd points to in `dir` (emptied first): the manifest object, then
-    /// per segment three ranged GETs (footer, index part, header); no block is fetched.
+    /// Opens the version etcd points to in `dir`: the manifest object, then per segment three
+    /// ranged GETs (footer, index part, header), written over whatever the directory held; no
+    /// block is fetched. The blocks a previous reader left in `dir` are kept only for a
+    /// segment file of the same object, length and chunk size (its `.held` record), and every
+    /// block is checked by its group's crc when read; every other file is removed.
     pub async fn open(
         coord: &Coordinator,
         objects: &Objects,
@@ -120,19 +251,25 @@ impl RangedReader {
         options: Options,
         cache: CacheOptions,
     ) -> Result<RangedReader> {
-        if cache.chunk_bytes == 0 || cache.chunk_bytes % 4096 != 0 {
-            return Err(Error::Invalid(format!(
-                "a chunk of {} bytes: a positive multiple of 4096 is needed",
-                cache.chunk_bytes
-            )));
-        }
+        let cache = BlockCache::new(cache)?;
+        RangedReader::open_in(coord, objects, layout, dir, options, &cache).await
+    }
+
+    /// [`RangedReader::open`] within `cache`, a bound shared with the other readers of the
+    /// node.
+    pub async fn open_in(
+        coord: &Coordinator,
+        objects: &Objects,
+        layout: &ShardLayout,
+        dir: &Path,
+        options: Options,
+        cache: &BlockCache,
+    ) -> Result<RangedReader> {
         let before = objects.traffic();
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io(dir))?;
-        }
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut head = None;
         let mut segments = Vec::new();
+        let mut kept: Vec<Vec<u64>> = Vec::new();
         let mut index_bytes = 0;
         if let Some(pointer) = coord.manifest_pointer(layout).await? {
             let key = layout.manifest_key(&pointer);
@@ -142,8 +279,26 @@ impl RangedReader {
             for entry in &man.segments {
                 let object = h.segment_key(&key, entry.file_id)?;
                 let path = dir.join(manifest::segment_file_name(entry.file_id));
+                let held: Option<Held> = std::fs::read(held_path(&path))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .filter(|h: &Held| {
+                        h.key == object
+                            && h.len == entry.len
+                            && h.chunk_bytes == cache.options.chunk_bytes
+                            && std::fs::metadata(&path).is_ok_and(|m| m.len() == entry.len)
+                    });
+                let chunks = match held {
+                    Some(h) => h.chunks,
+                    None => {
+                        // Nothing of it is trusted: a fresh sparse file.
+                        let _ = std::fs::remove_file(&path);
+                        Vec::new()
+                    }
+                };
                 let (fetched, blocks_end) =
                     fetch_index_part(objects, object, entry.len, &path).await?;
+                kept.push(chunks);
                 index_bytes += fetched;
                 let file = File::options()
                     .read(true)
@@ -153,22 +308,51 @@ impl RangedReader {
                 segments.push(CachedSegment {
                     path,
                     key: object.to_owned(),
-                    file,
+                    file: Arc::new(file),
                     blocks_end,
+                    len: entry.len,
                 });
             }
+            remove_others(dir, &segments)?;
             let man_path = dir.join(manifest::FILE_NAME);
             std::fs::write(&man_path, &store_bytes).map_err(io(&man_path))?;
             head = Some(h);
+        } else {
+            remove_others(dir, &[])?;
         }
         let store = Store::open(dir, options)?;
+        let segments: Vec<(usize, CachedSegment)> = {
+            let mut shared = cache.inner.write().await;
+            let mut numbered = Vec::new();
+            for (seg, chunks) in segments.into_iter().zip(kept) {
+                shared.files.push(CachedFile {
+                    path: seg.path.clone(),
+                    file: seg.file.clone(),
+                    blocks_end: seg.blocks_end,
+                    key: seg.key.clone(),
+                    len: seg.len,
+                });
+                let i = shared.files.len() - 1;
+                // Kept chunks count in the bound, read longest ago.
+                for n in chunks {
+                    let bytes = seg.chunk(n, cache.options.chunk_bytes);
+                    if bytes.is_empty() || shared.held.contains_key(&(i, n)) {
+                        continue;
+                    }
+                    shared.held.insert((i, n), 0);
+                    shared.bytes += bytes.end - bytes.start;
+                }
+                shared.record(i, cache.options.chunk_bytes)?;
+                numbered.push((i, seg));
+            }
+            numbered
+        };
         Ok(RangedReader {
             store,
             objects: objects.clone(),
             head,
             segments,
-            cache: tokio::sync::RwLock::new(Cache::default()),
-            options: cache,
+            cache: cache.clone(),
             index_bytes,
             opened: objects.traffic().since(&before),
         })
@@ -179,8 +363,9 @@ impl RangedReader {
         self.head.as_ref()
     }
 
+    /// Its index part, and the blocks held by every reader sharing its cache.
     pub async fn stats(&self) -> CacheStats {
-        let cache = self.cache.read().await;
+        let cache = self.cache.inner.read().await;
         CacheStats {
             index_bytes: self.index_bytes,
             block_bytes: cache.bytes,
@@ -199,7 +384,7 @@ impl RangedReader {
         to_utc: i64,
         question: impl FnOnce(&dyn SeriesSource) -> T,
     ) -> Result<T> {
-        let mut cache = self.cache.write().await;
+        let mut cache = self.cache.inner.write().await;
         self.fetch(&mut cache, meters, from_utc, to_utc).await?;
         let _shared = cache.downgrade();
         let snapshot = self.store.snapshot();
@@ -217,9 +402,9 @@ impl RangedReader {
     ) -> Result<()> {
         cache.clock += 1;
         let now = cache.clock;
-        let chunk_bytes = self.options.chunk_bytes;
+        let chunk_bytes = self.cache.options.chunk_bytes;
         let fs = RealFs;
-        for (i, seg) in self.segments.iter().enumerate() {
+        for &(i, ref seg) in &self.segments {
             let mut missing = std::collections::BTreeSet::new();
             {
                 let map = fs.map(&seg.path).map_err(io(&seg.path))?;
@@ -243,6 +428,7 @@ impl RangedReader {
                     }
                 }
             }
+            let fetched_any = !missing.is_empty();
             // Consecutive missing chunks in one ranged GET.
             let mut runs: Vec<std::ops::Range<u64>> = Vec::new();
             for n in missing {
@@ -269,22 +455,47 @@ impl RangedReader {
                     cache.held.insert((i, n), now);
                 }
             }
+            if fetched_any {
+                cache.record(i, chunk_bytes)?;
+            }
         }
-        while cache.bytes > self.options.bound_bytes {
-            let Some((oldest, _)) = cache
-                .held
-                .iter()
-                .filter(|(_, &last_read)| last_read < now)
-                .min_by_key(|(_, &last_read)| last_read)
-                .map(|(&k, &v)| (k, v))
-            else {
-                // This question needs more than the bound: held until the next one.
+        if cache.bytes <= self.cache.options.bound_bytes {
+            return Ok(());
+        }
+        // The least recently read chunks past the bound (not this question's), first out of
+        // the records, then out of the files.
+        let mut older: Vec<((usize, u64), u64)> = cache
+            .held
+            .iter()
+            .filter(|(_, &last_read)| last_read < now)
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        older.sort_unstable_by_key(|&(k, last_read)| (last_read, k));
+        let mut victims = Vec::new();
+        let mut bytes_left = cache.bytes;
+        for (k, _) in older {
+            if bytes_left <= self.cache.options.bound_bytes {
                 break;
+            }
+            let Some(f) = cache.files.get(k.0) else {
+                continue;
             };
-            cache.held.remove(&oldest);
-            let seg = &self.segments[oldest.0];
-            let bytes = seg.chunk(oldest.1, chunk_bytes);
-            punch_hole(&seg.file, bytes.clone()).map_err(io(&seg.path))?;
+            let bytes = chunk_of(k.1, chunk_bytes, f.blocks_end);
+            bytes_left -= bytes.end - bytes.start;
+            victims.push((k, bytes));
+        }
+        for (k, _) in &victims {
+            cache.held.remove(k);
+        }
+        let touched: std::collections::BTreeSet<usize> = victims.iter().map(|(k, _)| k.0).collect();
+        for &i in &touched {
+            cache.record(i, chunk_bytes)?;
+        }
+        for ((i, _), bytes) in victims {
+            let Some(f) = cache.files.get(i).cloned() else {
+                continue;
+            };
+            punch_hole(&f.file, bytes.clone()).map_err(io(&f.path))?;
             cache.bytes -= bytes.end - bytes.start;
             cache.dropped += 1;
         }
@@ -329,7 +540,7 @@ fn group_range(
 }
 
 /// Fetches the header, the index part and the footer of the segment object `key` (`len`
-/// bytes) into a sparse file `path` of that length; returns the bytes fetched and where the
+/// bytes) into a sparse file `path` of that length (written over a kept file's); returns the bytes fetched and where the
 /// blocks end (the index offset).
 async fn fetch_index_part(
     objects: &Objects,
@@ -362,7 +573,13 @@ async fn fetch_index_part(
         bytes::Bytes::new()
     };
     let header = objects.get_range(key, 0..HEADER_LEN).await?;
-    let file = File::create(path).map_err(io(path))?;
+    // Opened without truncation: the blocks of a kept file stay (see `RangedReader::open`).
+    let file = File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io(path))?;
     file.set_len(len).map_err(io(path))?;
     for (at, part) in [
         (0, &header),

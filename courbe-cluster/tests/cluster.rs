@@ -8,6 +8,8 @@ mod support;
 mod aggregates;
 #[path = "cluster/erasure.rs"]
 mod erasure;
+#[path = "cluster/fanout.rs"]
+mod fanout;
 #[path = "cluster/ranged.rs"]
 mod ranged;
 
@@ -393,7 +395,8 @@ async fn fleet_questions_over_three_shard_readers_equal_the_single_node_answers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs etcd and an S3 server: .ci/run runs them"]
-async fn the_node_binary_writes_a_shard_from_csv_and_restores_it_elsewhere() {
+async fn the_node_binary_writes_a_shard_restores_it_elsewhere_and_serves_it_through_a_reader_and_a_router(
+) {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
@@ -463,4 +466,103 @@ async fn the_node_binary_writes_a_shard_from_csv_and_restores_it_elsewhere() {
     let want: Vec<Vec<(String, Point)>> = days.clone();
     assert_holds(&store, &meters, &want);
     assert_eq!(store.stats().points, points as u64);
+
+    // A reader node and a router, each its own process, answer the fleet curve as the store.
+    let secret_file = servers.path("secret");
+    std::fs::write(&secret_file, "a-secret-for-the-node-binary\n").expect("the secret file");
+    let common = |cmd: &mut Command| {
+        cmd.args([
+            "--etcd",
+            &servers.etcd.endpoint(),
+            "--s3",
+            &servers.s3_endpoint,
+        ])
+        .args([
+            "--access-key",
+            support::ACCESS_KEY,
+            "--secret-key",
+            support::SECRET_KEY,
+            "--shards",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    };
+    let (reader_port, router_port) = (support::free_port(), support::free_port());
+    let mut read = Command::new(env!("CARGO_BIN_EXE_courbe-node"));
+    read.arg("read");
+    common(&mut read);
+    read.args(["--read-shards", "0", "--dir"])
+        .arg(servers.path("node-r"))
+        .arg("--governance")
+        .arg(servers.path("gov-r"))
+        .args(["--listen", &format!("127.0.0.1:{reader_port}")])
+        .env("COURBE_INTERNAL_SECRET", "a-secret-for-the-node-binary");
+    let reader = KillOnDrop(read.spawn().expect("courbe-node read runs"));
+    let client = reqwest::Client::new();
+    let up = |url: String, token: Option<&'static str>| {
+        let client = client.clone();
+        async move {
+            for _ in 0..100 {
+                let mut r = client.get(&url);
+                if let Some(t) = token {
+                    r = r.bearer_auth(t);
+                }
+                if r.send().await.is_ok_and(|r| r.status().is_success()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{url} never answered");
+        }
+    };
+    up(
+        format!("http://127.0.0.1:{reader_port}/internal/v1/shards"),
+        Some("a-secret-for-the-node-binary"),
+    )
+    .await;
+    let mut route = Command::new(env!("CARGO_BIN_EXE_courbe-node"));
+    route.arg("route");
+    common(&mut route);
+    route
+        .args(["--readers", &format!("http://127.0.0.1:{reader_port}")])
+        .arg("--governance")
+        .arg(servers.path("gov-router"))
+        .args(["--listen", &format!("127.0.0.1:{router_port}")])
+        .arg("--secret-file")
+        .arg(&secret_file);
+    let router = KillOnDrop(route.spawn().expect("courbe-node route runs"));
+    up(format!("http://127.0.0.1:{router_port}/healthz"), None).await;
+    let (from, to) = (1_705_705_200, 1_705_964_400);
+    let expected =
+        courbe::query::fleet_curve(&*store.snapshot(), Channel::CONSUMPTION, from, to, None)
+            .expect("the store's fleet curve");
+    let expected = serde_json::to_value(courbe_cluster::fanout::FleetCurveBody::new(
+        Channel::CONSUMPTION,
+        expected,
+    ))
+    .expect("JSON");
+    let got: serde_json::Value = client
+        .get(format!(
+            "http://127.0.0.1:{router_port}/v1/fleet/curve?from=2024-01-19T23:00:00Z&to=2024-01-22T23:00:00Z"
+        ))
+        .send()
+        .await
+        .expect("the router answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(got, expected);
+    assert!(!expected["points"].as_array().expect("points").is_empty());
+    drop((reader, router));
+}
+
+/// A child process killed when dropped (a failed assertion included).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

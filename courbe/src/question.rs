@@ -772,6 +772,16 @@ pub fn check_fleet_energy(
         }
         None => src.meters(channel).len(),
     };
+    check_fleet_energy_size(meter_count, calendar, limits)
+}
+
+/// Refuses a fleet energy answer of `meter_count` meters that would be over
+/// [`Limits::max_fleet_energy_cells`] (a cluster's router checks its merged answer with it).
+pub fn check_fleet_energy_size(
+    meter_count: usize,
+    calendar: &CalendarQuestion,
+    limits: &Limits,
+) -> Result<(), ApiError> {
     let cal = &calendar.calendar;
     let periods = (cal.to_utc - cal.from_utc) / shortest_period_s(cal.period) + 2;
     let cells = (meter_count as u64).saturating_mul(periods.max(0) as u64);

@@ -931,3 +931,111 @@ fn a_range_across_two_releases_is_answered_as_live_with_each_meter_counted_once(
     );
     assert_eq!(cell(&two_days, "I1")["meters"], 12, "{two_days}");
 }
+
+/// The partial sums of disjoint sets of meters, merged, decide every cell as the sums of the
+/// whole fleet do: a cluster's router (which merges its readers' partials) answers as one node.
+#[test]
+fn partials_of_disjoint_meters_merged_decide_every_cell_as_the_whole_fleet_does() {
+    use courbe::engine::{Options, Store};
+    use courbe::governance::aggregates::{self, Params, Partials};
+    use courbe::governance::auth::{Principal, Role};
+    use courbe::governance::groups::Membership;
+    use courbe::governance::{Governance, GovernanceConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let whole = Store::open(dir.path().join("whole"), Options::default()).unwrap();
+    let parts: Vec<Store> = (0..3)
+        .map(|i| Store::open(dir.path().join(format!("part{i}")), Options::default()).unwrap())
+        .collect();
+    let gov = Governance::open(&dir.path().join("gov"), GovernanceConfig::default()).unwrap();
+    let fleet = courbe_workload::Fleet::new(courbe_workload::FleetConfig {
+        meters: 60,
+        days: 3,
+        seed: 29,
+        start: jiff::civil::date(2024, 3, 1),
+        ..courbe_workload::FleetConfig::default()
+    });
+    let mut memberships = Vec::new();
+    let mut all = Batch::new();
+    let mut split: Vec<Batch> = (0..3).map(|_| Batch::new()).collect();
+    for i in 0..60u32 {
+        let m = fleet.meter(i);
+        for r in &m.consumption {
+            let p = courbe::point_of(r);
+            all.push(&m.meter_id, courbe::Channel::CONSUMPTION, p)
+                .unwrap();
+            split[(i % 3) as usize]
+                .push(&m.meter_id, courbe::Channel::CONSUMPTION, p)
+                .unwrap();
+        }
+        // IRIS A: 16 meters (under 10 in every part, over it in all); B and C: 7 each
+        // (suppressed, their hidden part 14); D: the rest, in buildings and some houses.
+        let iris = match i {
+            0..=15 => "A",
+            16..=22 => "B",
+            23..=29 => "C",
+            _ => "D",
+        };
+        memberships.push(Membership {
+            meter: m.meter_id.clone(),
+            commune: "75056".into(),
+            iris: iris.into(),
+            building: (i >= 30 && i % 5 != 0).then(|| format!("b{}", i % 4)),
+        });
+    }
+    whole.ingest(&all).unwrap();
+    for (store, batch) in parts.iter().zip(&split) {
+        store.ingest(batch).unwrap();
+    }
+    gov.load_groups(memberships).unwrap();
+    let operator = Principal {
+        role: Role::Operator,
+        subject: None,
+    };
+    let range = "from=2024-03-01&to=2024-03-04&tz=Europe/Paris";
+    let ad_hoc: Vec<String> = (0..16).map(|i| fleet.meter(i).meter_id).collect();
+    let ad_hoc = format!("kind=energy&period=day&meters={}", ad_hoc.join(","));
+    for q in [
+        "level=all&kind=energy&period=day",
+        "level=commune&kind=curve",
+        "level=iris&kind=energy&period=day",
+        "level=iris&kind=energy&period=week",
+        "level=building&kind=curve",
+        "level=iris&code=A&kind=curve",
+        ad_hoc.as_str(),
+    ] {
+        let params = Params::from_query(&format!("{range}&{q}")).unwrap();
+        let one = aggregates::answer(&*whole.snapshot(), &gov, &operator, &params).unwrap();
+        let merged = aggregates::answer_with(&gov, &operator, &params, &|params| {
+            let mut merged: Option<Partials> = None;
+            for store in &parts {
+                let p = Partials::load(&*store.snapshot(), &gov.groups(), params)?;
+                match &mut merged {
+                    None => merged = Some(p),
+                    Some(m) => m.merge(p).map_err(courbe::error::ApiError::internal)?,
+                }
+            }
+            Ok(merged.expect("three parts"))
+        })
+        .unwrap();
+        assert_eq!(merged, one, "{q}");
+        if q.starts_with("level=iris&kind=energy&period=day") {
+            let cells = |code: &str| {
+                one.groups
+                    .iter()
+                    .find(|g| g.group == code)
+                    .map(|g| g.cells.iter().filter(|c| c.figures.is_some()).count())
+                    .unwrap_or(0)
+            };
+            assert!(cells("A") > 0, "A is published on the whole fleet: {one:?}");
+            assert_eq!((cells("B"), cells("C")), (0, 0));
+            // Each part alone holds too few of A to publish it.
+            for store in &parts {
+                let alone =
+                    aggregates::answer(&*store.snapshot(), &gov, &operator, &params).unwrap();
+                let a = alone.groups.iter().find(|g| g.group == "A").unwrap();
+                assert!(a.cells.iter().all(|c| c.figures.is_none()));
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ pub const ACCESS_KEY: &str = "courbe-test";
 pub const SECRET_KEY: &str = "courbe-test-secret";
 pub const BUCKET: &str = "courbe";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     l.local_addr().expect("its address").port()
 }

@@ -441,6 +441,202 @@ impl Table {
     }
 }
 
+/// One group's sums over some of its members: what a node holding some meters knows of it.
+/// Every field is a sum or a maximum over members, so the partials of disjoint sets of
+/// meters merge exactly into those of their union ([`Partials::merge`]).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartialGroup {
+    /// Per half-hour of the range: contributors, energy (W·s), the largest member's (W·s).
+    pub slots: Vec<(u32, i64, i64)>,
+    /// Per half-hour: contributors among the members in no group of the next level down.
+    pub orphans: Vec<u32>,
+    /// Per cell of the question (the groups answered only): members with a non-zero reading.
+    pub active: Vec<u32>,
+}
+
+/// The unsuppressed sums of every group over the meters one source holds, for one aggregate
+/// question: what a reader node answers a router. Cells no one may see are in it: it never
+/// leaves a node but to be merged, and the rules are decided on the merged sums only.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Partials {
+    /// The range, on the grid.
+    pub from_utc: i64,
+    pub to_utc: i64,
+    /// [`GroupRegistry::digest`](super::groups::GroupRegistry::digest) of the registry summed
+    /// with; `None` for an ad-hoc list of meters.
+    pub registry: Option<String>,
+    /// Level name (`all`, `commune`, `iris`, `building`, or `ad-hoc`), then group code.
+    pub levels: BTreeMap<String, BTreeMap<String, PartialGroup>>,
+}
+
+/// The cells of a question, its level and its code (all groups: `None`).
+type Answered<'a> = (&'a [(i64, i64)], Level, Option<&'a str>);
+
+/// The level and code of an ad-hoc list's one group in [`Partials`].
+const AD_HOC: &str = "ad-hoc";
+
+impl Partials {
+    fn len(&self) -> usize {
+        usize::try_from((self.to_utc - self.from_utc).div_euclid(SLOT_S)).unwrap_or(0)
+    }
+
+    fn group(table: &Table, members: &[String]) -> PartialGroup {
+        PartialGroup {
+            slots: table
+                .slots(members)
+                .slots
+                .iter()
+                .map(|s| (s.contributors, s.energy_ws, s.max_meter_ws))
+                .collect(),
+            orphans: Vec::new(),
+            active: Vec::new(),
+        }
+    }
+
+    /// Every group of `groups` summed over `table`; with `answered` (the cells of a question,
+    /// its level and code), the active members of each cell of the groups it answers.
+    fn of_groups(
+        groups: &super::groups::GroupRegistry,
+        table: &Table,
+        answered: Option<Answered<'_>>,
+    ) -> Partials {
+        let mut levels = BTreeMap::new();
+        for (i, level) in LEVELS.into_iter().enumerate() {
+            let child = LEVELS.get(i + 1).copied();
+            let mut at_level = BTreeMap::new();
+            for (code, members) in groups.groups(level) {
+                let mut group = Partials::group(table, &members);
+                if let Some(child) = child {
+                    let orphans: Vec<String> = members
+                        .iter()
+                        .filter(|m| groups.get(m).and_then(|ms| ms.code(child)).is_none())
+                        .cloned()
+                        .collect();
+                    group.orphans = table
+                        .slots(&orphans)
+                        .slots
+                        .iter()
+                        .map(|s| s.contributors)
+                        .collect();
+                }
+                if let Some((spans, asked, asked_code)) = answered {
+                    if asked == level && asked_code.is_none_or(|c| c == code) {
+                        group.active = spans
+                            .iter()
+                            .map(|&(start, end)| table.active(&members, start, end))
+                            .collect();
+                    }
+                }
+                at_level.insert(code, group);
+            }
+            levels.insert(level_name(level).to_string(), at_level);
+        }
+        Partials {
+            from_utc: table.from_utc,
+            to_utc: table.to_utc,
+            registry: Some(groups.digest()),
+            levels,
+        }
+    }
+
+    /// The sums of the meters `series` holds for the live answer of `params` (the groups of
+    /// `groups`, or the ad-hoc list of `params.meters`). Meters it does not hold count as
+    /// meters without readings, so a node holding some shards answers for its own meters.
+    pub fn load(
+        series: &dyn SeriesSource,
+        groups: &super::groups::GroupRegistry,
+        params: &Params,
+    ) -> Result<Partials, ApiError> {
+        let spans = spans(params.kind, &params.calendar)?;
+        let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
+        let held = |meters: Vec<String>| -> Vec<String> {
+            meters.into_iter().filter(|m| series.has_meter(m)).collect()
+        };
+        match &params.meters {
+            Some(ids) => {
+                let ids = held(ids.clone());
+                let table = Table::load(series, &ids, params.channel, from_utc, to_utc)?;
+                let mut group = Partials::group(&table, &ids);
+                group.active = spans
+                    .iter()
+                    .map(|&(start, end)| table.active(&ids, start, end))
+                    .collect();
+                let mut levels = BTreeMap::new();
+                levels.insert(
+                    AD_HOC.to_string(),
+                    BTreeMap::from([(AD_HOC.to_string(), group)]),
+                );
+                Ok(Partials {
+                    from_utc,
+                    to_utc,
+                    registry: None,
+                    levels,
+                })
+            }
+            None => {
+                let all = held(
+                    groups
+                        .groups(Level::All)
+                        .into_values()
+                        .next()
+                        .unwrap_or_default(),
+                );
+                let table = Table::load(series, &all, params.channel, from_utc, to_utc)?;
+                Ok(Partials::of_groups(
+                    groups,
+                    &table,
+                    Some((&spans, params.level, params.code.as_deref())),
+                ))
+            }
+        }
+    }
+
+    /// Adds `other`, the partials of meters disjoint from this one's, for the same question
+    /// and registry: sums add, the largest member's energy is the larger.
+    pub fn merge(&mut self, other: Partials) -> Result<(), String> {
+        if (self.from_utc, self.to_utc, &self.registry)
+            != (other.from_utc, other.to_utc, &other.registry)
+        {
+            return Err(format!(
+                "partial tables of different questions or registries: [{}, {}) {:?} and [{}, {}) {:?}",
+                self.from_utc, self.to_utc, self.registry, other.from_utc, other.to_utc, other.registry
+            ));
+        }
+        let len = self.len();
+        for (level, groups) in other.levels {
+            let mine = self.levels.entry(level.clone()).or_default();
+            for (code, g) in groups {
+                if g.slots.len() != len || g.orphans.len() > len {
+                    return Err(format!(
+                        "{level} {code:?}: {} slots, not {len}",
+                        g.slots.len()
+                    ));
+                }
+                let Some(m) = mine.get_mut(&code) else {
+                    mine.insert(code, g);
+                    continue;
+                };
+                let add = |a: &mut Vec<u32>, b: &[u32]| -> Result<(), String> {
+                    if a.is_empty() {
+                        a.resize(b.len(), 0);
+                    }
+                    if !b.is_empty() && b.len() != a.len() {
+                        return Err(format!("{level} {code:?}: counts of different lengths"));
+                    }
+                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                    Ok(())
+                };
+                for (x, y) in m.slots.iter_mut().zip(&g.slots) {
+                    *x = (x.0 + y.0, x.1 + y.1, x.2.max(y.2));
+                }
+                add(&mut m.orphans, &g.orphans)?;
+                add(&mut m.active, &g.active)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn passes_primary(slot: &Slot, min: u32, rule: &Suppression) -> bool {
     if slot.contributors < min.max(1) {
         return false;
@@ -465,6 +661,8 @@ fn publishable(slots: &Slots, start: i64, end: i64) -> bool {
 pub(super) struct Group {
     pub(super) members: Vec<String>,
     pub(super) slots: Slots,
+    /// Per slot: contributors among the members in no group of the next level down.
+    orphans: Vec<u32>,
 }
 
 /// Every group's slots at every level, with the final publication decisions.
@@ -483,17 +681,56 @@ impl Decisions {
         table: &Table,
         rule: &Suppression,
     ) -> Result<Decisions, ApiError> {
+        Decisions::of(groups, &Partials::of_groups(groups, table, None), rule)
+    }
+
+    /// The decisions of the groups `groups` from the sums of all their members (one node's
+    /// [`Partials`], or several merged): the one place the rules are applied.
+    fn of(
+        groups: &super::groups::GroupRegistry,
+        partials: &Partials,
+        rule: &Suppression,
+    ) -> Result<Decisions, ApiError> {
         groups.check_nesting().map_err(ApiError::internal)?;
+        if partials.registry.as_deref() != Some(groups.digest().as_str()) {
+            return Err(ApiError::internal(
+                "the partial tables were summed with another group registry",
+            ));
+        }
+        let len = partials.len();
         let mut levels = BTreeMap::new();
         for level in LEVELS {
             let min = rule.min_for(level);
             let mut at_level = BTreeMap::new();
+            let sums = partials.levels.get(level_name(level));
             for (code, members) in groups.groups(level) {
-                let mut slots = table.slots(&members);
+                let sums = sums.and_then(|l| l.get(&code));
+                let mut slots = Slots::new(partials.from_utc, len);
+                if let Some(sums) = sums {
+                    for (slot, &(contributors, energy_ws, max_meter_ws)) in
+                        slots.slots.iter_mut().zip(&sums.slots)
+                    {
+                        *slot = Slot {
+                            contributors,
+                            energy_ws,
+                            max_meter_ws,
+                            published: false,
+                        };
+                    }
+                }
                 for (_, s) in slots.iter_mut() {
                     s.published = passes_primary(s, min, rule);
                 }
-                at_level.insert(code, Group { members, slots });
+                let mut orphans = sums.map(|s| s.orphans.clone()).unwrap_or_default();
+                orphans.resize(len, 0);
+                at_level.insert(
+                    code,
+                    Group {
+                        members,
+                        slots,
+                        orphans,
+                    },
+                );
             }
             levels.insert(level, at_level);
         }
@@ -504,7 +741,7 @@ impl Decisions {
             let mut parent_withheld = false;
             for pair in LEVELS.windows(2) {
                 if let [parent, child] = pair {
-                    parent_withheld |= decisions.secondary(groups, *parent, *child, table, rule);
+                    parent_withheld |= decisions.secondary(groups, *parent, *child, rule);
                 }
             }
             if !parent_withheld {
@@ -522,7 +759,6 @@ impl Decisions {
         groups: &super::groups::GroupRegistry,
         parent: Level,
         child: Level,
-        table: &Table,
         rule: &Suppression,
     ) -> bool {
         let min = rule.min_for(child);
@@ -534,25 +770,16 @@ impl Decisions {
             .into_iter()
             .flat_map(|l| l.values_mut())
         {
-            // The children of this parent, and the members in no child.
+            // The children of this parent; the hidden part starts with its members in none.
             let mut kids: Vec<String> = Vec::new();
-            let mut orphans: Vec<String> = Vec::new();
             for m in &parent_group.members {
-                match groups.get(m).and_then(|ms| ms.code(child)) {
-                    Some(code) => {
-                        if !kids.iter().any(|k| k == code) {
-                            kids.push(code.to_string());
-                        }
+                if let Some(code) = groups.get(m).and_then(|ms| ms.code(child)) {
+                    if !kids.iter().any(|k| k == code) {
+                        kids.push(code.to_string());
                     }
-                    None => orphans.push(m.clone()),
                 }
             }
-            let mut hidden: Vec<u32> = table
-                .slots(&orphans)
-                .slots
-                .iter()
-                .map(|s| s.contributors)
-                .collect();
+            let mut hidden: Vec<u32> = parent_group.orphans.clone();
             for k in &kids {
                 let Some(kid) = children.get_mut(k) else {
                     continue;
@@ -742,22 +969,30 @@ pub(super) fn group_cells(
         .collect())
 }
 
-/// The groups of `params.level` (one when `params.code` is set) computed now from the store.
+/// The cells of a group from its slots and the active members of each of its cells.
+fn cells_of(
+    params: &Params,
+    slots: &Slots,
+    sums: Option<&PartialGroup>,
+) -> Result<Vec<Cell>, ApiError> {
+    let spans = spans(params.kind, &params.calendar)?;
+    let active = |start: i64, _end: i64| -> u32 {
+        let i = spans.iter().position(|&(s, _)| s == start);
+        i.and_then(|i| sums?.active.get(i).copied()).unwrap_or(0)
+    };
+    group_cells(params.kind, &params.calendar, slots, &active)
+}
+
+/// The groups of `params.level` (one when `params.code` is set) from the live sums of every
+/// member, decided here.
 fn live_groups(
-    series: &dyn SeriesSource,
+    partials: &Partials,
     gov: &Governance,
     params: &Params,
 ) -> Result<Vec<GroupCells>, ApiError> {
     let rule = gov.config().aggregates;
-    let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
-    let groups = gov.groups();
-    let all: Vec<String> = groups
-        .groups(Level::All)
-        .into_values()
-        .next()
-        .unwrap_or_default();
-    let table = Table::load(series, &all, params.channel, from_utc, to_utc)?;
-    let decisions = Decisions::compute(&groups, &table, &rule)?;
+    let decisions = Decisions::of(&gov.groups(), partials, &rule)?;
+    let sums = partials.levels.get(level_name(params.level));
     let mut out = Vec::new();
     if let Some(at_level) = decisions.levels.get(&params.level) {
         for (code, group) in at_level {
@@ -766,12 +1001,7 @@ fn live_groups(
             }
             out.push(GroupCells {
                 group: code.clone(),
-                cells: group_cells(
-                    params.kind,
-                    &params.calendar,
-                    &group.slots,
-                    &|start, end| table.active(&group.members, start, end),
-                )?,
+                cells: cells_of(params, &group.slots, sums.and_then(|l| l.get(code)))?,
             });
         }
     }
@@ -787,23 +1017,48 @@ pub fn answer(
     principal: &Principal,
     params: &Params,
 ) -> Result<Aggregates, ApiError> {
+    answer_with(gov, principal, params, &|params| {
+        Partials::load(series, &gov.groups(), params)
+    })
+}
+
+/// [`answer`] with the live sums from `live`: one node's [`Partials::load`], or a router's
+/// merge of its readers' partials. Every check and every rule is this function's, so both
+/// decide alike; `live` is called only for a live answer, after the checks.
+pub fn answer_with(
+    gov: &Governance,
+    principal: &Principal,
+    params: &Params,
+    live: &dyn Fn(&Params) -> Result<Partials, ApiError>,
+) -> Result<Aggregates, ApiError> {
     let rule = gov.config().aggregates;
     spans(params.kind, &params.calendar)?;
-    let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
     let (groups_out, min) = match &params.meters {
-        Some(ids) => {
+        Some(_) => {
             // Ad-hoc groups are the operator's (see `authorize`): primary rule only.
-            let table = Table::load(series, ids, params.channel, from_utc, to_utc)?;
+            let partials = live(params)?;
+            let sums = partials.levels.get(AD_HOC).and_then(|l| l.get(AD_HOC));
             let min = rule.min_meters;
-            let mut slots = table.slots(ids);
+            let mut slots = Slots::new(partials.from_utc, partials.len());
+            for (slot, &(contributors, energy_ws, max_meter_ws)) in slots
+                .slots
+                .iter_mut()
+                .zip(sums.map_or(&[][..], |s| &s.slots[..]))
+            {
+                *slot = Slot {
+                    contributors,
+                    energy_ws,
+                    max_meter_ws,
+                    published: false,
+                };
+            }
             for (_, s) in slots.iter_mut() {
                 s.published = passes_primary(s, min, &rule);
             }
-            let active = |start, end| table.active(ids, start, end);
-            let cells = group_cells(params.kind, &params.calendar, &slots, &active)?;
+            let cells = cells_of(params, &slots, sums)?;
             (
                 vec![GroupCells {
-                    group: "ad-hoc".into(),
+                    group: AD_HOC.into(),
                     cells,
                 }],
                 min,
@@ -832,7 +1087,7 @@ pub fn answer(
                 // The minimum the releases were decided with (the smallest, across several).
                 Source::Release => super::releases::released_groups(gov, params)?,
                 Source::Live => (
-                    live_groups(series, gov, params)?,
+                    live_groups(&live(params)?, gov, params)?,
                     rule.min_for(params.level),
                 ),
             }

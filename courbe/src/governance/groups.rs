@@ -86,6 +86,30 @@ impl GroupRegistry {
     }
 
     /// The groups at `level`: code to member meters (sorted), codes sorted.
+    /// SHA-256 of every membership in meter order (hex): equal on two nodes exactly when they
+    /// hold the same registry, so a cluster's nodes can check they group meters alike.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        let mut sorted: Vec<&Membership> = self.by_meter.values().collect();
+        sorted.sort_unstable_by(|a, b| a.meter.cmp(&b.meter));
+        let mut h = sha2::Sha256::new();
+        for m in sorted {
+            for field in [&m.meter, &m.commune, &m.iris] {
+                h.update(field.as_bytes());
+                h.update([0]);
+            }
+            match &m.building {
+                Some(b) => {
+                    h.update([1]);
+                    h.update(b.as_bytes());
+                }
+                None => h.update([2]),
+            }
+            h.update([0xff]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn groups(&self, level: Level) -> std::collections::BTreeMap<String, Vec<String>> {
         let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for m in self.by_meter.values() {

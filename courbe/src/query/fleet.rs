@@ -29,7 +29,7 @@ pub(crate) fn meter_list(
 }
 
 /// Merges two time-ordered fleet curves, adding totals and meter counts at equal instants.
-fn merge(a: Vec<FleetPoint>, b: Vec<FleetPoint>) -> Vec<FleetPoint> {
+pub(crate) fn merge(a: Vec<FleetPoint>, b: Vec<FleetPoint>) -> Vec<FleetPoint> {
     if a.is_empty() {
         return b;
     }

@@ -606,6 +606,13 @@ pub fn fleet_curve(
     fleet::curve(src, channel, from_utc, to_utc, &meters)
 }
 
+/// Two fleet curves of disjoint sets of meters added into the curve of their union: totals and
+/// meter counts added at equal instants, in time order (a cluster's router merges its
+/// readers' curves with it).
+pub fn merge_fleet_curves(a: Vec<FleetPoint>, b: Vec<FleetPoint>) -> Vec<FleetPoint> {
+    fleet::merge(a, b)
+}
+
 /// Every meter's (or `meters`') energy per period, like [`energy`] without tariff, sorted by
 /// meter id, computed on all cores.
 pub fn fleet_energy(

@@ -1,0 +1,557 @@
+//! Readers on separate nodes and a router, over HTTP on loopback: the router's public answers
+//! are one node's on the same data, suppression is decided on the merged sums, and the
+//! internal route that carries unsuppressed partials admits only the cluster's secret.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use courbe::engine::{Options, Store};
+use courbe::governance::aggregates::{self, Params};
+use courbe::governance::auth::{token_hash, Principal, Role};
+use courbe::governance::groups::Membership;
+use courbe::governance::{Governance, GovernanceConfig};
+use courbe::question::{Asked, Limits, QueryKind, Question};
+use courbe::Channel;
+use courbe_cluster::fanout::{
+    status_of, AggregatesBody, FleetCurveBody, FleetEnergyBody, Running, INTERNAL,
+};
+use courbe_cluster::layout::ShardLayout;
+use courbe_cluster::{
+    shard_of, BlockCache, CacheOptions, RangedReader, ReaderNode, Router, Secret,
+};
+use serde_json::Value;
+
+use super::{batch_of, day_batches, support::Servers, take_over};
+
+const RANGE: &str = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z&tz=Europe/Paris";
+const SECRET: &str = "a-cluster-secret-of-32-characters";
+const OPERATOR: &str = "operator-token";
+const PUBLIC: &str = "public-token";
+/// Shards of the cluster; the readers hold {0}, {1} and {2, 3}.
+const SHARDS: u32 = 4;
+
+/// One node, and the same data on a cluster of `SHARDS` shards read by three reader nodes
+/// behind a router, every node on loopback.
+struct Fixture {
+    servers: Servers,
+    single: Store,
+    single_gov: Governance,
+    readers: Vec<Running>,
+    router: Running,
+    meters: Vec<String>,
+}
+
+fn governance(servers: &Servers, name: &str, memberships: &[Membership]) -> Governance {
+    let dir = servers.path(name);
+    std::fs::create_dir_all(&dir).expect("a governance directory");
+    let tokens = dir.join("tokens");
+    std::fs::write(
+        &tokens,
+        format!(
+            "{} operator\n{} public\n",
+            token_hash(OPERATOR),
+            token_hash(PUBLIC)
+        ),
+    )
+    .expect("a tokens file");
+    let gov = Governance::open(
+        &dir,
+        GovernanceConfig {
+            tokens_path: Some(tokens),
+            ..GovernanceConfig::default()
+        },
+    )
+    .expect("governance");
+    gov.load_groups(memberships.to_vec())
+        .expect("the groups load");
+    gov
+}
+
+/// IRIS 101: 12 meters, under the minimum (10) on every shard, enough in all; 102 (6) and 103
+/// (5) under it anywhere; 104 the rest; one commune.
+fn iris_of(i: usize) -> &'static str {
+    match i {
+        0..=11 => "750560101",
+        12..=17 => "750560102",
+        18..=22 => "750560103",
+        _ => "750560104",
+    }
+}
+
+async fn fixture() -> Fixture {
+    let servers = Servers::start().await;
+    let coord = servers.coordinator().await;
+    let objects = servers.objects();
+    let shards = coord.shard_count(SHARDS).await.expect("the shard map");
+    let (meters, days) = day_batches(60, 5, 41);
+    let memberships: Vec<Membership> = meters
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Membership {
+            meter: m.clone(),
+            commune: "75056".into(),
+            iris: iris_of(i).into(),
+            building: (i >= 23).then(|| format!("B{}", i % 7)),
+        })
+        .collect();
+    let single = Store::open(servers.path("single"), Options::default()).expect("one node");
+    let single_gov = governance(&servers, "single-gov", &memberships);
+    let mut writers = Vec::new();
+    for s in 0..shards {
+        let layout = ShardLayout::new("courbe", "/courbe", s);
+        let node = format!("writer{s}");
+        let (w, _) = take_over(&servers, &coord, &objects, &layout, &node, &node)
+            .await
+            .expect("a writer per shard");
+        writers.push(w);
+    }
+    for rows in &days {
+        single.ingest(&batch_of(rows)).expect("single node");
+        for (s, w) in writers.iter().enumerate() {
+            let mine: Vec<_> = rows
+                .iter()
+                .filter(|(m, _)| shard_of(m, shards) as usize == s)
+                .cloned()
+                .collect();
+            w.ingest(&batch_of(&mine)).await.expect("acknowledged");
+        }
+    }
+    for w in &writers {
+        w.checkpoint().await.expect("a checkpoint");
+    }
+    let secret = Secret::new(SECRET).expect("a secret");
+    let mut readers = Vec::new();
+    for (n, held) in [vec![0], vec![1], vec![2, 3]].into_iter().enumerate() {
+        // One byte bound per node, whatever number of shards it reads.
+        let cache = BlockCache::new(CacheOptions::new(1 << 20)).expect("a cache");
+        let mut shards_held = Vec::new();
+        for s in held {
+            let layout = ShardLayout::new("courbe", "/courbe", s);
+            let dir = servers.path(&format!("reader{n}/shard-{s}"));
+            let reader =
+                RangedReader::open_in(&coord, &objects, &layout, &dir, Options::default(), &cache)
+                    .await
+                    .expect("a ranged reader");
+            shards_held.push((s, reader));
+        }
+        let gov = Arc::new(governance(
+            &servers,
+            &format!("reader{n}-gov"),
+            &memberships,
+        ));
+        let node =
+            ReaderNode::new(shards, shards_held, gov, secret.clone()).expect("a reader node");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        readers.push(node.serve(listener).expect("serving"));
+    }
+    let urls: Vec<String> = readers.iter().map(Running::url).collect();
+    let router = Router::connect(
+        &urls,
+        shards,
+        secret,
+        Arc::new(governance(&servers, "router-gov", &memberships)),
+        Limits::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("a router over every shard");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let router = router.serve(listener).expect("serving");
+    Fixture {
+        servers,
+        single,
+        single_gov,
+        readers,
+        router,
+        meters,
+    }
+}
+
+/// `GET url` with `token` as bearer: the status and the JSON body.
+async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.expect("the node answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.expect("a JSON body");
+    (status, body)
+}
+
+impl Fixture {
+    /// One node's answer to an aggregate question, as its status and JSON body.
+    fn one_node_aggregates(&self, principal: &Principal, query: &str) -> (u16, Value) {
+        let answer = Params::from_query(query).and_then(|params| {
+            aggregates::answer(
+                &*self.single.snapshot(),
+                &self.single_gov,
+                principal,
+                &params,
+            )
+        });
+        match answer {
+            Ok(a) => (
+                200,
+                serde_json::to_value(AggregatesBody::from(a)).expect("JSON"),
+            ),
+            Err(e) => (
+                status_of(e.code).as_u16(),
+                serde_json::json!({"error": {"code": e.code.as_str(), "message": e.client_message()}}),
+            ),
+        }
+    }
+
+    async fn routed(&self, path: &str, query: &str, token: &str) -> (u16, Value) {
+        get(&format!("{}{path}?{query}", self.router.url()), Some(token)).await
+    }
+}
+
+fn cells<'a>(body: &'a Value, code: &str) -> &'a Vec<Value> {
+    body["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["group"] == code))
+        .and_then(|g| g["cells"].as_array())
+        .unwrap_or_else(|| panic!("group {code} in {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn three_readers_behind_a_router_answer_fleet_questions_as_one_node_cell_for_cell() {
+    let f = fixture().await;
+    let operator = Principal {
+        role: Role::Operator,
+        subject: None,
+    };
+    let spread = &f.meters[..12];
+    let per_shard: Vec<usize> = (0..SHARDS)
+        .map(|s| spread.iter().filter(|m| shard_of(m, SHARDS) == s).count())
+        .collect();
+    assert!(
+        per_shard.iter().all(|&n| n < 10),
+        "IRIS 101 is under the minimum on every shard: {per_shard:?}"
+    );
+
+    // The governance aggregates, cell for cell.
+    let ad_hoc = format!("kind=energy&period=day&meters={}", spread.join(","));
+    let questions = [
+        "level=iris&kind=energy&period=day",
+        "level=iris&kind=curve",
+        "level=commune&kind=energy&period=week",
+        "level=all&kind=energy&period=day",
+        "level=building&kind=energy&period=day",
+        "level=iris&code=750560101&kind=energy&period=day",
+        &ad_hoc,
+    ];
+    for q in questions {
+        let query = format!("{q}&{RANGE}");
+        let routed = f.routed("/v1/aggregates", &query, OPERATOR).await;
+        assert_eq!(routed.0, 200, "{q}: {}", routed.1);
+        assert_eq!(
+            routed,
+            f.one_node_aggregates(&operator, &query),
+            "{q}: the router answers as one node"
+        );
+    }
+    // A group under the minimum on every reader but over it in all is published; groups
+    // under it in all are suppressed, through the router as on one node.
+    let (_, by_iris) = f
+        .routed(
+            "/v1/aggregates",
+            &format!("level=iris&kind=energy&period=day&{RANGE}"),
+            OPERATOR,
+        )
+        .await;
+    let spread_cells = cells(&by_iris, "750560101");
+    assert!(
+        spread_cells
+            .iter()
+            .any(|c| c.get("suppressed").is_none() && c["meters"] == 12),
+        "published where its 12 meters contribute in every half-hour: {spread_cells:?}"
+    );
+    for code in ["750560102", "750560103"] {
+        assert!(cells(&by_iris, code).iter().all(|c| c["suppressed"] == true
+            && c.get("energy_wh").is_none()
+            && c.get("meters").is_none()));
+    }
+    // Differencing: the commune minus its published IRIS is the hidden part (102 and 103,
+    // 11 meters), never one small IRIS alone.
+    let (_, commune) = f
+        .routed(
+            "/v1/aggregates",
+            &format!("level=commune&kind=energy&period=day&{RANGE}"),
+            OPERATOR,
+        )
+        .await;
+    for (day, cell) in cells(&commune, "75056").iter().enumerate() {
+        let published: u64 = ["750560101", "750560104"]
+            .iter()
+            .map(|c| cells(&by_iris, c)[day]["meters"].as_u64().unwrap_or(0))
+            .sum();
+        let hidden = cell["meters"].as_u64().unwrap_or(0) - published;
+        assert!(
+            hidden == 0 || hidden >= 10,
+            "day {day}: {hidden} meters hidden"
+        );
+    }
+
+    // Roles are checked where one node checks them: the public reads releases only.
+    for q in [
+        "level=iris&kind=energy&period=day",
+        "level=iris&kind=energy&period=day&source=live",
+        "level=building&kind=energy&period=day",
+    ] {
+        let query = format!("{q}&{RANGE}");
+        let public = Principal {
+            role: Role::Public,
+            subject: None,
+        };
+        let routed = f.routed("/v1/aggregates", &query, PUBLIC).await;
+        assert_ne!(routed.0, 200, "{q}: {}", routed.1);
+        if routed.0 == 403 {
+            assert_eq!(routed.1["error"]["code"], "forbidden");
+        } else {
+            assert_eq!(routed, f.one_node_aggregates(&public, &query), "{q}");
+        }
+    }
+
+    // The fleet curve, point for point: every meter, and a list of meters on several shards.
+    let one = f.single.snapshot();
+    let (from, to) = (1_705_791_600, 1_706_137_200);
+    let list: Vec<String> = f.meters.iter().step_by(7).cloned().collect();
+    for meters in [None, Some(list.clone())] {
+        let expected =
+            courbe::query::fleet_curve(&*one, Channel::CONSUMPTION, from, to, meters.as_deref())
+                .expect("one node's fleet curve");
+        let expected =
+            serde_json::to_value(FleetCurveBody::new(Channel::CONSUMPTION, expected)).unwrap();
+        let mut query = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z".to_string();
+        if let Some(list) = &meters {
+            query.push_str(&format!("&meters={}", list.join(",")));
+        }
+        let routed = f.routed("/v1/fleet/curve", &query, OPERATOR).await;
+        assert_eq!(routed, (200, expected), "meters {meters:?}");
+    }
+    // The fleet energy, meter by meter and period by period.
+    for q in [
+        format!("period=day&{RANGE}"),
+        format!("period=week&{RANGE}&meters={}", list.join(",")),
+    ] {
+        let asked = Asked::read(QueryKind::FleetEnergy, None, Some(&q), &Limits::default())
+            .expect("a fleet energy question");
+        let Question::FleetEnergy {
+            channel,
+            calendar,
+            meters,
+        } = asked.question
+        else {
+            panic!("{q}: a fleet energy question");
+        };
+        let expected =
+            courbe::query::fleet_energy(&*one, channel, &calendar.calendar, meters.as_deref())
+                .expect("one node's fleet energy");
+        assert_eq!(expected.len(), meters.as_ref().map_or(60, Vec::len));
+        let expected =
+            serde_json::to_value(FleetEnergyBody::of(&calendar.tz_name, expected)).unwrap();
+        let routed = f.routed("/v1/fleet/energy", &q, OPERATOR).await;
+        assert_eq!(routed, (200, expected), "{q}");
+    }
+    // An unknown meter is the caller's 404, as on one node.
+    let routed = f
+        .routed(
+            "/v1/fleet/curve",
+            "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z&meters=99999999999999",
+            OPERATOR,
+        )
+        .await;
+    assert_eq!(routed.0, 404, "{}", routed.1);
+    assert_eq!(routed.1["error"]["code"], "unknown_meter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn the_internal_route_admits_only_the_cluster_secret_as_one_bearer_header() {
+    let f = fixture().await;
+    let reader = f.readers[0].url();
+    let shards = format!("{reader}{INTERNAL}/shards");
+    let client = reqwest::Client::new();
+    let ask = |request: reqwest::RequestBuilder| async move {
+        let r = request.send().await.expect("the reader answers");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    let (status, body) = ask(client.get(&shards).bearer_auth(SECRET)).await;
+    assert_eq!(status, 200, "{body}");
+    let partials = format!("{reader}{INTERNAL}/partials/aggregates");
+    let query = serde_json::json!({"query": format!("level=iris&kind=energy&period=day&{RANGE}")});
+    let (status, body) = ask(client.post(&partials).bearer_auth(SECRET).json(&query)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("750560102"), "unsuppressed partials: {body}");
+
+    let attacks = [
+        ("no token", client.post(&partials).json(&query)),
+        (
+            "a wrong token",
+            client
+                .post(&partials)
+                .bearer_auth("a-cluster-secret-of-32-characterZ")
+                .json(&query),
+        ),
+        (
+            "a prefix of the secret",
+            client
+                .post(&partials)
+                .bearer_auth(&SECRET[..20])
+                .json(&query),
+        ),
+        (
+            "the secret and more",
+            client
+                .post(&partials)
+                .bearer_auth(format!("{SECRET}x"))
+                .json(&query),
+        ),
+        (
+            "the secret in the query string",
+            client
+                .post(format!(
+                    "{partials}?token={SECRET}&secret={SECRET}&access_token={SECRET}"
+                ))
+                .json(&query),
+        ),
+        (
+            "the secret as a basic password",
+            client
+                .post(&partials)
+                .basic_auth("router", Some(SECRET))
+                .json(&query),
+        ),
+        (
+            "the secret without its scheme",
+            client
+                .post(&partials)
+                .header("authorization", SECRET)
+                .json(&query),
+        ),
+        (
+            "a right and a wrong header",
+            client
+                .post(&partials)
+                .header("authorization", format!("Bearer {SECRET}"))
+                .header("authorization", "Bearer wrong-wrong-wrong-wrong")
+                .json(&query),
+        ),
+        (
+            "the right header twice",
+            client
+                .post(&partials)
+                .header("authorization", format!("Bearer {SECRET}"))
+                .header("authorization", format!("Bearer {SECRET}"))
+                .json(&query),
+        ),
+        (
+            "a public operator's token",
+            client.post(&partials).bearer_auth(OPERATOR).json(&query),
+        ),
+        ("no token, the shard list", client.get(&shards)),
+        (
+            "no token, a path that does not exist",
+            client.get(format!("{reader}{INTERNAL}/nothing")),
+        ),
+    ];
+    for (what, request) in attacks {
+        let (status, body) = ask(request).await;
+        assert_eq!(status, 401, "{what}: {:.300}", body);
+        assert!(!body.contains("750560"), "{what}: {body}");
+    }
+
+    // The router's public port serves no internal path, whatever the token.
+    for token in [Some(SECRET), Some(OPERATOR), None] {
+        for path in [
+            "shards",
+            "partials/aggregates",
+            "partials/fleet-curve",
+            "partials/fleet-energy",
+        ] {
+            let url = format!("{}{INTERNAL}/{path}", f.router.url());
+            let mut get = client.get(&url);
+            let mut post = client.post(&url).json(&query);
+            if let Some(t) = token {
+                get = get.bearer_auth(t);
+                post = post.bearer_auth(t);
+            }
+            for request in [get, post] {
+                let (status, body) = ask(request).await;
+                assert_eq!(status, 404, "{path} with {token:?}: {body}");
+                assert!(!body.contains("750560"), "{body}");
+            }
+        }
+    }
+    // The secret is no public token.
+    let (status, _) = f
+        .routed(
+            "/v1/aggregates",
+            &format!("level=iris&kind=energy&period=day&{RANGE}"),
+            SECRET,
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    // Without a tokens file every caller would be an operator: as one node, a router then
+    // serves loopback only.
+    let open_gov = servers_governance_without_tokens(&f.servers);
+    let urls: Vec<String> = f.readers.iter().map(Running::url).collect();
+    let router = Router::connect(
+        &urls,
+        SHARDS,
+        Secret::new(SECRET).expect("a secret"),
+        Arc::new(open_gov),
+        Limits::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("a router");
+    let everywhere = tokio::net::TcpListener::bind("0.0.0.0:0")
+        .await
+        .expect("a port");
+    let refused = router.serve(everywhere).err().expect("refused");
+    assert!(refused.to_string().contains("loopback only"), "{refused}");
+    drop(f.servers);
+}
+
+fn servers_governance_without_tokens(servers: &Servers) -> Governance {
+    let dir = servers.path("open-gov");
+    Governance::open(&dir, GovernanceConfig::default()).expect("governance")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn a_reader_that_does_not_answer_fails_the_question_with_a_503_naming_its_shards() {
+    let f = fixture().await;
+    let query = format!("level=iris&kind=energy&period=day&{RANGE}");
+    let (status, _) = f.routed("/v1/aggregates", &query, OPERATOR).await;
+    assert_eq!(status, 200);
+    f.readers[2].stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (path, query) in [
+        ("/v1/aggregates", query.as_str()),
+        ("/v1/fleet/energy", RANGE),
+        (
+            "/v1/fleet/curve",
+            "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z",
+        ),
+    ] {
+        let (status, body) = f.routed(path, query, OPERATOR).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "unavailable");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("shard 2, 3") && message.contains(&f.readers[2].url()),
+            "{path}: {message}"
+        );
+        assert!(body.get("groups").is_none() && body.get("points").is_none());
+    }
+}
