@@ -111,8 +111,9 @@ pub fn claim(channel: Channel, p: &Point) -> (i64, i64) {
 /// MAX_CURVE_STEP_S)` and keeps the points starting in `[from, to)`.
 ///
 /// Readings in time order (as callers pass them) are cut into clusters of overlapping claims:
-/// a reading no other one overlaps is kept as it is, and only each cluster of two or more is
-/// resolved by rank, so a series with a few re-sent intervals costs what those intervals cost.
+/// a reading no other one overlaps is kept as it is, readings of one same claim leave the
+/// highest ranked, and only the other clusters are resolved by rank, so a series with a few
+/// re-sent intervals costs what those intervals cost.
 pub fn resolve_newest_covering(channel: Channel, ranked: Vec<((u64, u64), Point)>) -> Vec<Point> {
     if !ranked.is_sorted_by_key(|r| r.1.ts_utc) {
         return resolve_by_rank(channel, ranked);
@@ -133,6 +134,21 @@ pub fn resolve_newest_covering(channel: Channel, ranked: Vec<((u64, u64), Point)
         let (cluster, tail) = rest.split_at(n);
         match cluster {
             [(_, p)] => out.push(*p),
+            // Readings of the same claim (a re-sent interval): the highest ranked takes it
+            // whole, the first of equal ranks as by rank.
+            [(_, p), more @ ..]
+                if more
+                    .iter()
+                    .all(|(_, q)| claim(channel, q) == claim(channel, p)) =>
+            {
+                let mut best = &cluster[0];
+                for r in more {
+                    if r.0 > best.0 {
+                        best = r;
+                    }
+                }
+                out.push(best.1);
+            }
             _ => out.extend(resolve_by_rank(channel, cluster.to_vec())),
         }
         rest = tail;
@@ -421,7 +437,12 @@ mod tests {
         fn resolving_cluster_by_cluster_gives_the_newest_reading_of_every_minute(
             channel in proptest::sample::select(vec![Channel::CONSUMPTION, Channel::MAX_POWER]),
             layers in proptest::collection::vec(
-                (0i64..300, proptest::sample::select(vec![10u16, 15, 30, 60]), 0usize..30),
+                (
+                    // Some layers re-send the same readings (same start and grid).
+                    proptest::prop_oneof![0i64..300, proptest::sample::select(vec![0i64, 12, 24])],
+                    proptest::sample::select(vec![10u16, 15, 30, 60]),
+                    0usize..30,
+                ),
                 1..5,
             ),
             values in proptest::collection::vec(-50i32..5000, 150),

@@ -1256,11 +1256,15 @@ pub fn merge_into(
 type Key = (String, Channel);
 
 /// Where a spread merge cuts the key space: the first key of every page of its largest input
-/// that starts about `range_bytes` of blocks after the last cut, in key order.
+/// that starts about `range_bytes` of blocks (less for a small input) after the last cut, in
+/// key order.
 fn split_keys(inputs: &[Arc<SegmentFile>], range_bytes: u64) -> Result<Vec<Key>, Error> {
     let Some(largest) = inputs.iter().max_by_key(|f| f.entry.len) else {
         return Ok(Vec::new());
     };
+    // At least about four ranges a thread, so that a small merge keeps every core busy too.
+    let threads = rayon::current_num_threads().max(1) as u64;
+    let range_bytes = range_bytes.min(largest.entry.len / (4 * threads)).max(1);
     let seg = largest.segment();
     let pages = u64::from(seg.page_count());
     let step = (pages * range_bytes)
