@@ -4,7 +4,10 @@
 //! - [`SegmentBuilder`] writes a segment as a stream of byte chunks: the caller appends what each
 //!   call leaves in `out` to its file, in order. Series keys `(meter, channel)` are added in strictly
 //!   increasing order (meter bytes, then channel code); within a key, blocks in increasing time
-//!   without overlap. Only the index is held in memory.
+//!   without overlap. Only the index is held in memory. Blocks may be encoded apart, on other
+//!   threads, into [`BlockRun`]s of consecutive keys, and appended in key order
+//!   ([`SegmentBuilder::append_run`]): the file is byte for byte the one the same calls on the
+//!   builder write.
 //! - [`Segment::open`] checks header and footer only (with the fence table, the footer area's
 //!   small top-level index: 74 bytes per ~2 KiB page); [`Segment::blocks`] binary-searches the index
 //!   through the slice (an mmap) and validates only the index parts it touches;
