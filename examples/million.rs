@@ -89,18 +89,20 @@ fn stat_cpu_s(stat: &str) -> f64 {
 }
 
 /// CPU seconds of this process but its thread named [`GENERATOR`] (Linux; 0 elsewhere).
-fn cpu_s_but_generator() -> f64 {
+/// `generator` holds the generator's CPU seconds last seen: once it has exited, its seconds stay
+/// in the process's total and are taken from there.
+fn cpu_s_but_generator(generator: &mut f64) -> f64 {
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let all = stat_cpu_s(&read(Path::new("/proc/self/stat")));
-    let generator: f64 = std::fs::read_dir("/proc/self/task")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| read(&e.path().join("comm")).trim() == GENERATOR)
-                .map(|e| stat_cpu_s(&read(&e.path().join("stat"))))
-                .sum()
-        })
-        .unwrap_or(0.0);
-    all - generator
+    let seen: Option<f64> = std::fs::read_dir("/proc/self/task").ok().and_then(|d| {
+        d.filter_map(|e| e.ok())
+            .find(|e| read(&e.path().join("comm")).trim() == GENERATOR)
+            .map(|e| stat_cpu_s(&read(&e.path().join("stat"))))
+    });
+    if let Some(s) = seen {
+        *generator = s;
+    }
+    all - *generator
 }
 
 /// CPU seconds of each thread of this process but [`GENERATOR`], by thread id (Linux).
@@ -291,7 +293,8 @@ fn ingest(
     let (mut flushed, mut compacted, mut last_bytes) = (0u64, 0u64, 0u64);
     let mut in_ingest = Duration::ZERO;
     let mut day_started = Instant::now();
-    let mut day_cpu = cpu_s_but_generator();
+    let mut generator_cpu = 0.0;
+    let mut day_cpu = cpu_s_but_generator(&mut generator_cpu);
     let segment_bytes = |s: &Store| -> u64 { s.partition_segments().iter().map(|p| p.2).sum() };
     for feed in rx {
         match feed {
@@ -303,16 +306,16 @@ fn ingest(
             }
             Feed::EndOfDay => {
                 let ingest_s = day_started.elapsed().as_secs_f64();
-                let cpu_ingested = cpu_s_but_generator();
+                let cpu_ingested = cpu_s_but_generator(&mut generator_cpu);
                 let threads_ingested = thread_cpu_s();
                 let t = Instant::now();
                 store.flush()?;
                 let flush_s = t.elapsed().as_secs_f64();
-                let cpu_flushed = cpu_s_but_generator();
+                let cpu_flushed = cpu_s_but_generator(&mut generator_cpu);
                 let threads_flushed = thread_cpu_s();
                 let t = Instant::now();
                 let report = store.compact_by_policy()?;
-                let cpu_compacted = cpu_s_but_generator();
+                let cpu_compacted = cpu_s_but_generator(&mut generator_cpu);
                 let threads_compacted = thread_cpu_s();
                 compacted += report.bytes_written;
                 // Segment bytes changed by the day's flushes, and by compaction (written less
@@ -361,7 +364,7 @@ fn ingest(
                 );
                 day_points = 0;
                 day_started = Instant::now();
-                day_cpu = cpu_s_but_generator();
+                day_cpu = cpu_s_but_generator(&mut generator_cpu);
             }
         }
     }
