@@ -1,6 +1,10 @@
-//! End-to-end engine benchmarks: durable ingest, one meter's year read from segments, open time.
+//! End-to-end engine benchmarks: durable ingest, one partition's flush and merge, one meter's
+//! year read from segments, open time.
 //!
-//! `cargo bench --bench engine` (add `-- ingest`, `-- read` or `-- open` for one group).
+//! `cargo bench --bench engine` (add `-- ingest`, `-- segment`, `-- read` or `-- open` for one
+//! group). `segment` writes one month as a day-by-day feed does, each way of
+//! `Options::spread_encoding`: a flush of one day of 20,000 meters, and the merge of four such
+//! days' segments.
 //! `COURBE_BENCH_OPEN_METERS` sets the size of the store opened by the `open` group (default
 //! 100,000 meters x 1 day); `examples/scale.rs` measures open time at 1,000,000 meters.
 
@@ -67,6 +71,76 @@ fn ingest(c: &mut Criterion) {
             i += 4;
         });
     });
+    group.finish();
+}
+
+/// One day of `meters` meters (consumption), day `day` of January 2024, in batches of 1,000.
+fn day_batches(meters: u32, day: u32) -> Vec<Batch> {
+    let fleet = Fleet::new(FleetConfig {
+        meters,
+        start: jiff::civil::date(2024, 1, 1) + jiff::Span::new().days(i64::from(day)),
+        days: 1,
+        ..FleetConfig::default()
+    });
+    batches(&fleet, meters / 1000, 1000)
+}
+
+/// A store in a fresh directory holding `days` flushed, each in its own segment, and `memtable`
+/// ingested but not flushed.
+fn month_store(
+    days: &[Vec<Batch>],
+    memtable: Option<&[Batch]>,
+    spread: bool,
+) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = Options {
+        memtable_max_points: usize::MAX,
+        spread_encoding: spread,
+        ..Options::default()
+    };
+    let store = Store::open(dir.path(), options).expect("open");
+    for day in days {
+        for b in day {
+            store.ingest(b).expect("ingest");
+        }
+        store.flush().expect("flush");
+    }
+    for b in memtable.unwrap_or_default() {
+        store.ingest(b).expect("ingest");
+    }
+    (dir, store)
+}
+
+fn segment(c: &mut Criterion) {
+    const METERS: u32 = 20_000;
+    let days: Vec<Vec<Batch>> = (0..4).map(|d| day_batches(METERS, d)).collect();
+    let day_points: u64 = days[0].iter().map(|b| b.len() as u64).sum();
+    let mut group = c.benchmark_group("segment");
+    group.sample_size(10);
+    for (name, spread) in [("spread", true), ("sequential", false)] {
+        group.throughput(Throughput::Elements(day_points));
+        group.bench_function(format!("flush_one_day_of_{METERS}_meters_{name}"), |b| {
+            b.iter_batched(
+                || month_store(&[], Some(&days[0]), spread),
+                |(dir, store)| {
+                    store.flush().expect("flush");
+                    (dir, store)
+                },
+                BatchSize::PerIteration,
+            );
+        });
+        group.throughput(Throughput::Elements(4 * day_points));
+        group.bench_function(format!("merge_four_days_of_{METERS}_meters_{name}"), |b| {
+            b.iter_batched(
+                || month_store(&days, None, spread),
+                |(dir, store)| {
+                    store.compact().expect("compact");
+                    (dir, store)
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
     group.finish();
 }
 
@@ -143,5 +217,5 @@ fn open(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ingest, read_year, open);
+criterion_group!(benches, ingest, segment, read_year, open);
 criterion_main!(benches);

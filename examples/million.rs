@@ -14,11 +14,17 @@
 //! Q5: every meter's monthly energy), with the peak RSS after each.
 //!
 //! ```text
-//! cargo run --release --example million -- [METERS] [DAYS] [DIR] [--memtable-points N] [--from-day K]
+//! cargo run --release --example million -- [METERS] [DAYS] [DIR] [--memtable-points N] [--from-day K] [--sequential-encoding]
 //! cargo run --release --example million -- query METERS DAYS DIR     # only the end part, on a store
 //! ```
 //!
 //! `--memtable-points` sets `Options::memtable_max_points` (default: `Options::default()`'s).
+//! `--sequential-encoding` turns `Options::spread_encoding` off (a flush encodes each month on
+//! one core, a merge runs on one), to compare with the default on the same binary.
+//! Each day's line ends with the CPU seconds of its ingest, flush and compaction (every thread
+//! of the process but the generator's, from `/proc`; 0 elsewhere), and the CPU seconds of the
+//! busiest thread in its flush and in its compaction (on a shared machine, what the wall time
+//! would be on idle cores, at best).
 //! A full memtable is flushed in the background while the next one fills, so the memtables
 //! may hold twice that many points at once.
 //!
@@ -67,6 +73,71 @@ fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+/// utime + stime, seconds, of a `/proc/.../stat` line.
+fn stat_cpu_s(stat: &str) -> f64 {
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of this process but its thread named [`GENERATOR`] (Linux; 0 elsewhere).
+/// `generator` holds the generator's CPU seconds last seen: once it has exited, its seconds stay
+/// in the process's total and are taken from there.
+fn cpu_s_but_generator(generator: &mut f64) -> f64 {
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let all = stat_cpu_s(&read(Path::new("/proc/self/stat")));
+    let seen: Option<f64> = std::fs::read_dir("/proc/self/task").ok().and_then(|d| {
+        d.filter_map(|e| e.ok())
+            .find(|e| read(&e.path().join("comm")).trim() == GENERATOR)
+            .map(|e| stat_cpu_s(&read(&e.path().join("stat"))))
+    });
+    if let Some(s) = seen {
+        *generator = s;
+    }
+    all - *generator
+}
+
+/// CPU seconds of each thread of this process but [`GENERATOR`], by thread id (Linux).
+fn thread_cpu_s() -> Vec<(String, f64)> {
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| read(&e.path().join("comm")).trim() != GENERATOR)
+                .map(|e| {
+                    let cpu = stat_cpu_s(&read(&e.path().join("stat")));
+                    (e.file_name().to_string_lossy().into_owned(), cpu)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The most CPU seconds one thread spent between two [`thread_cpu_s`] readings: a lower bound
+/// of the wall time of what ran between them on idle cores (the machine may be shared).
+fn busiest_thread_s(before: &[(String, f64)], after: &[(String, f64)]) -> f64 {
+    after
+        .iter()
+        .map(|(tid, cpu)| {
+            let was = before
+                .iter()
+                .find(|(t, _)| t == tid)
+                .map_or(0.0, |(_, c)| *c);
+            cpu - was
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The name of the thread that generates the days.
+const GENERATOR: &str = "generator";
 
 fn utc_now() -> String {
     jiff::Timestamp::now().strftime("%H:%M:%S").to_string()
@@ -130,6 +201,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         options.memtable_max_points = n;
         args.drain(at..at + 2);
     }
+    if let Some(at) = args.iter().position(|a| a == "--sequential-encoding") {
+        options.spread_encoding = false;
+        args.remove(at);
+    }
     let mut from_day = 1u32;
     if let Some(at) = args.iter().position(|a| a == "--from-day") {
         from_day = args.get(at + 1).ok_or("--from-day K")?.parse()?;
@@ -185,28 +260,30 @@ fn ingest(
     );
     let (tx, rx) = mpsc::sync_channel::<Feed>(4);
     let day_one = config.clone();
-    let generator = std::thread::spawn(move || {
-        for d in done..days {
-            // Each day's calendar and every meter's day are functions of the date alone, so
-            // a one-day fleet per day yields the days of the whole span's fleet.
-            let fleet = Fleet::new(FleetConfig {
-                start: day_one.start + jiff::Span::new().days(i64::from(d)),
-                days: 1,
-                ..day_one.clone()
-            });
-            let mut start = 0;
-            while start < meters {
-                let end = (start + METERS_PER_BATCH).min(meters);
-                if tx.send(Feed::Batch(batch_of(&fleet, start..end))).is_err() {
+    let generator = std::thread::Builder::new()
+        .name(GENERATOR.into())
+        .spawn(move || {
+            for d in done..days {
+                // Each day's calendar and every meter's day are functions of the date alone, so
+                // a one-day fleet per day yields the days of the whole span's fleet.
+                let fleet = Fleet::new(FleetConfig {
+                    start: day_one.start + jiff::Span::new().days(i64::from(d)),
+                    days: 1,
+                    ..day_one.clone()
+                });
+                let mut start = 0;
+                while start < meters {
+                    let end = (start + METERS_PER_BATCH).min(meters);
+                    if tx.send(Feed::Batch(batch_of(&fleet, start..end))).is_err() {
+                        return;
+                    }
+                    start = end;
+                }
+                if tx.send(Feed::EndOfDay).is_err() {
                     return;
                 }
-                start = end;
             }
-            if tx.send(Feed::EndOfDay).is_err() {
-                return;
-            }
-        }
-    });
+        })?;
 
     let store = Store::open(dir, options.clone())?;
     // Points already held by a resumed store, for bytes per point.
@@ -216,6 +293,8 @@ fn ingest(
     let (mut flushed, mut compacted, mut last_bytes) = (0u64, 0u64, 0u64);
     let mut in_ingest = Duration::ZERO;
     let mut day_started = Instant::now();
+    let mut generator_cpu = 0.0;
+    let mut day_cpu = cpu_s_but_generator(&mut generator_cpu);
     let segment_bytes = |s: &Store| -> u64 { s.partition_segments().iter().map(|p| p.2).sum() };
     for feed in rx {
         match feed {
@@ -227,11 +306,17 @@ fn ingest(
             }
             Feed::EndOfDay => {
                 let ingest_s = day_started.elapsed().as_secs_f64();
+                let cpu_ingested = cpu_s_but_generator(&mut generator_cpu);
+                let threads_ingested = thread_cpu_s();
                 let t = Instant::now();
                 store.flush()?;
                 let flush_s = t.elapsed().as_secs_f64();
+                let cpu_flushed = cpu_s_but_generator(&mut generator_cpu);
+                let threads_flushed = thread_cpu_s();
                 let t = Instant::now();
                 let report = store.compact_by_policy()?;
+                let cpu_compacted = cpu_s_but_generator(&mut generator_cpu);
+                let threads_compacted = thread_cpu_s();
                 compacted += report.bytes_written;
                 // Segment bytes changed by the day's flushes, and by compaction (written less
                 // read).
@@ -252,7 +337,9 @@ fn ingest(
                      {:.0} MB); total {points} points in {wall:.0} s = {:.2} M points/s; RSS \
                      {:.0} MiB ({:.0} anonymous, {:.0} mapped files), peak {:.0} MiB; {:.2} GB \
                      on disk, {:.3} B/pt; write \
-                     amplification {:.2}; segments per month [{}]; {} UTC, load {}",
+                     amplification {:.2}; segments per month [{}]; {} UTC, load {}; CPU s \
+                     ingest {:.2}, flush {:.2}, compaction {:.2}; busiest thread s flush {:.2}, \
+                     compaction {:.2}",
                     config.start + jiff::Span::new().days(i64::from(day - 1)),
                     ingest_s + flush_s + compact_s,
                     report.merges,
@@ -268,10 +355,16 @@ fn ingest(
                     (flushed + compacted) as f64 / flushed.max(1) as f64,
                     counts.join(" "),
                     utc_now(),
-                    load_average()
+                    load_average(),
+                    cpu_ingested - day_cpu,
+                    cpu_flushed - cpu_ingested,
+                    cpu_compacted - cpu_flushed,
+                    busiest_thread_s(&threads_ingested, &threads_flushed),
+                    busiest_thread_s(&threads_flushed, &threads_compacted)
                 );
                 day_points = 0;
                 day_started = Instant::now();
+                day_cpu = cpu_s_but_generator(&mut generator_cpu);
             }
         }
     }

@@ -109,18 +109,56 @@ pub fn claim(channel: Channel, p: &Point) -> (i64, i64) {
 /// Exact only for the points whose every overlapping reading is among `ranked`: a caller
 /// resolving `[from, to)` passes the readings of `[from - 2 * MAX_CURVE_STEP_S, to +
 /// MAX_CURVE_STEP_S)` and keeps the points starting in `[from, to)`.
-pub fn resolve_newest_covering(
-    channel: Channel,
-    mut ranked: Vec<((u64, u64), Point)>,
-) -> Vec<Point> {
-    let disjoint = |r: &[((u64, u64), Point)]| {
-        r.windows(2)
-            .all(|w| claim(channel, &w[0].1).1 <= w[1].1.ts_utc)
-    };
-    // Usual case: already in time order and disjoint (one step, no re-sent interval).
-    if disjoint(&ranked) {
-        return ranked.into_iter().map(|(_, p)| p).collect();
+///
+/// Readings in time order (as callers pass them) are cut into clusters of overlapping claims:
+/// a reading no other one overlaps is kept as it is, readings of one same claim leave the
+/// highest ranked, and only the other clusters are resolved by rank, so a series with a few
+/// re-sent intervals costs what those intervals cost.
+pub fn resolve_newest_covering(channel: Channel, ranked: Vec<((u64, u64), Point)>) -> Vec<Point> {
+    if !ranked.is_sorted_by_key(|r| r.1.ts_utc) {
+        return resolve_by_rank(channel, ranked);
     }
+    let mut out: Vec<Point> = Vec::with_capacity(ranked.len());
+    let mut rest = &ranked[..];
+    while let Some(first) = rest.first() {
+        // The cluster: readings starting before the furthest end of those before them.
+        let mut end = claim(channel, &first.1).1;
+        let mut n = 1;
+        while let Some(next) = rest.get(n) {
+            if next.1.ts_utc >= end {
+                break;
+            }
+            end = end.max(claim(channel, &next.1).1);
+            n += 1;
+        }
+        let (cluster, tail) = rest.split_at(n);
+        match cluster {
+            [(_, p)] => out.push(*p),
+            // Readings of the same claim (a re-sent interval): the highest ranked takes it
+            // whole, the first of equal ranks as by rank.
+            [(_, p), more @ ..]
+                if more
+                    .iter()
+                    .all(|(_, q)| claim(channel, q) == claim(channel, p)) =>
+            {
+                let mut best = &cluster[0];
+                for r in more {
+                    if r.0 > best.0 {
+                        best = r;
+                    }
+                }
+                out.push(best.1);
+            }
+            _ => out.extend(resolve_by_rank(channel, cluster.to_vec())),
+        }
+        rest = tail;
+    }
+    out
+}
+
+/// [`resolve_newest_covering`] by rank over all of `ranked` at once: each reading, from the
+/// highest ranked down, keeps the stretches of its claim no higher one claimed.
+fn resolve_by_rank(channel: Channel, mut ranked: Vec<((u64, u64), Point)>) -> Vec<Point> {
     ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
     // The union of the intervals of every reading ranked higher than the current one, as
     // disjoint, non-touching `start -> end` runs.
@@ -338,6 +376,109 @@ mod tests {
                 p(50, 10, 1)
             ]
         );
+    }
+
+    /// The rule minute by minute: each minute takes the highest-ranked reading covering it
+    /// (an instant, for `max_power`), and the minutes a reading wins in a row make one point.
+    fn resolved_minute_by_minute(channel: Channel, ranked: &[((u64, u64), Point)]) -> Vec<Point> {
+        let minutes = |p: &Point| {
+            let (a, b) = claim(channel, p);
+            (a.div_euclid(60), b.div_euclid(60).max(a.div_euclid(60) + 1))
+        };
+        let (Some(first), Some(last)) = (
+            ranked.iter().map(|r| minutes(&r.1).0).min(),
+            ranked.iter().map(|r| minutes(&r.1).1).max(),
+        ) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Point> = Vec::new();
+        let mut prev: Option<usize> = None;
+        for m in first..last {
+            let winner = ranked
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    if channel.has_intervals() {
+                        let (a, b) = minutes(&r.1);
+                        a <= m && m < b
+                    } else {
+                        r.1.ts_utc.div_euclid(60) == m
+                    }
+                })
+                .max_by_key(|(_, r)| r.0)
+                .map(|(i, _)| i);
+            match (winner, prev) {
+                (Some(w), Some(p)) if w == p && channel.has_intervals() => {
+                    if let Some(last) = out.last_mut() {
+                        last.step_min += 1;
+                    }
+                }
+                (Some(w), _) => {
+                    let p = ranked[w].1;
+                    out.push(if channel.has_intervals() {
+                        Point {
+                            ts_utc: 60 * m,
+                            step_min: 1,
+                            ..p
+                        }
+                    } else {
+                        p
+                    });
+                }
+                (None, _) => {}
+            }
+            prev = winner;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn resolving_cluster_by_cluster_gives_the_newest_reading_of_every_minute(
+            channel in proptest::sample::select(vec![Channel::CONSUMPTION, Channel::MAX_POWER]),
+            layers in proptest::collection::vec(
+                (
+                    // Some layers re-send the same readings (same start and grid).
+                    proptest::prop_oneof![0i64..300, proptest::sample::select(vec![0i64, 12, 24])],
+                    proptest::sample::select(vec![10u16, 15, 30, 60]),
+                    0usize..30,
+                ),
+                1..5,
+            ),
+            values in proptest::collection::vec(-50i32..5000, 150),
+            sorted in proptest::bool::ANY,
+        ) {
+            // Each layer a run of disjoint readings on its grid (a day re-sent, a late
+            // correction at another step), the layers overlapping in places only.
+            let mut ranked = Vec::new();
+            for (seq, &(start, step, len)) in layers.iter().enumerate() {
+                for k in 0..len {
+                    let min = 5 * start + i64::from(step) * k as i64;
+                    let v = values[(seq * 37 + k) % values.len()];
+                    ranked.push(((seq as u64, k as u64), p(min, step, v)));
+                }
+            }
+            let want = resolved_minute_by_minute(channel, &ranked);
+            if sorted {
+                ranked.sort_by_key(|(r, q)| (q.ts_utc, *r));
+            } else {
+                ranked.reverse();
+            }
+            let got = resolve_newest_covering(channel, ranked);
+            // The same instants and values once a reading's stretches are cut into minutes.
+            let minutes = |points: &[Point]| -> Vec<(i64, i32)> {
+                points
+                    .iter()
+                    .flat_map(|q| {
+                        let n = if channel.has_intervals() { i64::from(q.step_min) } else { 1 };
+                        (0..n).map(move |i| (q.ts_utc / 60 + i, q.value))
+                    })
+                    .collect()
+            };
+            proptest::prop_assert_eq!(minutes(&got), minutes(&want));
+            // No two points overlap.
+            proptest::prop_assert!(got.windows(2).all(|w| claim(channel, &w[0]).1 <= w[1].ts_utc));
+        }
     }
 
     #[test]

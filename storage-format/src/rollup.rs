@@ -208,6 +208,39 @@ impl Rollups {
         self.acc(channel).add_entries(entries);
     }
 
+    /// Adds what `other` holds (its sums at each instant, its series and carried counts), as if
+    /// the points, series and rollups added to it had been added here: sums are exact integers,
+    /// so the order in which they are added does not change them.
+    pub(crate) fn absorb(&mut self, other: &Rollups) {
+        for o in &other.accs {
+            let acc = self.acc(o.channel);
+            acc.series += o.series;
+            acc.overflow |= o.overflow;
+            acc.carried_block_points += o.carried_block_points;
+            acc.carried_rollup_points += o.carried_rollup_points;
+            let base = o.base.unwrap_or(0);
+            let dense = o
+                .dense
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.meters > 0)
+                .map(|(i, s)| (base + 60 * i as i64, s));
+            for (ts_utc, s) in dense.chain(o.sparse.iter().map(|(&ts, s)| (ts, s))) {
+                let slot = acc.slot(ts_utc);
+                let (Some(meters), Some(total)) = (
+                    slot.meters.checked_add(s.meters),
+                    slot.total.checked_add(s.total),
+                ) else {
+                    acc.overflow = true;
+                    continue;
+                };
+                slot.meters = meters;
+                slot.total = total;
+                slot.step_min = slot.step_min.max(s.step_min);
+            }
+        }
+    }
+
     /// The first channel whose blocks added without their points count other than the
     /// carried rollups say: `(channel, block points, rollup points)`.
     pub(crate) fn carried_mismatch(&self) -> Option<(Channel, u64, u64)> {

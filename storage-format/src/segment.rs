@@ -4,7 +4,10 @@
 //! - [`SegmentBuilder`] writes a segment as a stream of byte chunks: the caller appends what each
 //!   call leaves in `out` to its file, in order. Series keys `(meter, channel)` are added in strictly
 //!   increasing order (meter bytes, then channel code); within a key, blocks in increasing time
-//!   without overlap. Only the index is held in memory.
+//!   without overlap. Only the index is held in memory. Blocks may be encoded apart, on other
+//!   threads, into [`BlockRun`]s of consecutive keys, and appended in key order
+//!   ([`SegmentBuilder::append_run`]): the file is byte for byte the one the same calls on the
+//!   builder write.
 //! - [`Segment::open`] checks header and footer only (with the fence table, the footer area's
 //!   small top-level index: 74 bytes per ~2 KiB page); [`Segment::blocks`] binary-searches the index
 //!   through the slice (an mmap) and validates only the index parts it touches;
@@ -280,45 +283,8 @@ impl SegmentBuilder {
         out: &mut Vec<u8>,
     ) -> Result<BlockSummary, Error> {
         let same_key = self.check_key(meter, channel, points.first().map(|p| p.ts_utc))?;
-        if let (Some(first), Some(last)) = (points.first(), points.last()) {
-            if last.ts_utc.checked_sub(first.ts_utc).is_none() {
-                return Err(Error::InvalidArgument {
-                    what: format!("block of {meter} spans more than i64::MAX seconds"),
-                });
-            }
-        }
-        if Channel::from_u8(channel.code(), FORMAT_VERSION).is_none() {
-            return Err(Error::InvalidArgument {
-                what: format!("channel code {} is reserved", channel.code()),
-            });
-        }
         let start = out.len();
-        // An index channel codes its increments (`supports_index_increments`); its entry keeps
-        // the summary of its values.
-        let increments: Vec<Point>;
-        let coded = if channel.is_index() {
-            let mut prev = points.iter().map(|p| p.value).min().unwrap_or(0);
-            increments = points
-                .iter()
-                .map(|p| {
-                    let d = p.value.wrapping_sub(prev);
-                    prev = p.value;
-                    Point { value: d, ..*p }
-                })
-                .collect();
-            &increments[..]
-        } else {
-            points
-        };
-        // This crate writes the newest version only: bodies (`supports_headerless_blocks`).
-        let (summary, on_grid) = match block::encode_body_into(coded, out) {
-            Ok((_, header)) if channel.is_index() => (block::summarize(points), header.on_grid),
-            Ok((summary, header)) => (summary, header.on_grid),
-            Err(e) => {
-                out.truncate(start);
-                return Err(e);
-            }
-        };
+        let (summary, on_grid) = encode_points(meter, channel, points, out)?;
         self.record(meter, channel, same_key, out, start, summary, on_grid);
         if channel.has_intervals() {
             self.rollups.add_points(channel, points.iter().copied());
@@ -367,15 +333,7 @@ impl SegmentBuilder {
         out: &mut Vec<u8>,
         carried: bool,
     ) -> Result<BlockSummary, Error> {
-        if block.version != FORMAT_VERSION || block.increments != channel.is_index() {
-            return Err(Error::InvalidArgument {
-                what: format!(
-                    "a block of a version {} segment is not copied into version {FORMAT_VERSION}",
-                    block.version
-                ),
-            });
-        }
-        block.check_crc()?;
+        check_copied(channel, block)?;
         let same_key = self.check_key(meter, channel, Some(block.summary.first_ts))?;
         let decode = channel.has_intervals() && !carried;
         if decode {
@@ -393,6 +351,27 @@ impl SegmentBuilder {
                 .count_carried(channel, u64::from(summary.count));
         }
         Ok(summary)
+    }
+
+    /// Appends the blocks of `run` to `out`, in order, as the calls that added them to the run
+    /// would have if made here (same checks of the key order, same bytes, same index, same
+    /// sums). On an error, the blocks of the run before the failing one are appended.
+    pub fn append_run(&mut self, run: &BlockRun, out: &mut Vec<u8>) -> Result<(), Error> {
+        let mut at = 0usize;
+        for b in &run.blocks {
+            let meter = run
+                .meters
+                .get(b.meter.0 as usize..b.meter.1 as usize)
+                .unwrap_or_default();
+            let same_key = self.check_key(meter, b.channel, b.first_ts)?;
+            let end = at + b.len as usize;
+            let start = out.len();
+            out.extend_from_slice(run.bytes.get(at..end).unwrap_or_default());
+            at = end;
+            self.record(meter, b.channel, same_key, out, start, b.summary, b.on_grid);
+        }
+        self.rollups.absorb(&run.rollups);
+        Ok(())
     }
 
     /// Adds the sums of a rollup of `channel` (a channel with intervals) carried from a
@@ -649,6 +628,205 @@ impl SegmentBuilder {
             + registers.len() as u64
             + FOOTER_LEN as u64;
         Ok(self.stats)
+    }
+}
+
+/// Checks a block of `(meter, channel)` (all but its key order) and appends its encoding to
+/// `out`: its summary and whether every point is on the grid of its steps. Leaves `out` as it
+/// was on failure.
+fn encode_points(
+    meter: &str,
+    channel: Channel,
+    points: &[Point],
+    out: &mut Vec<u8>,
+) -> Result<(BlockSummary, bool), Error> {
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        if last.ts_utc.checked_sub(first.ts_utc).is_none() {
+            return Err(Error::InvalidArgument {
+                what: format!("block of {meter} spans more than i64::MAX seconds"),
+            });
+        }
+    }
+    if Channel::from_u8(channel.code(), FORMAT_VERSION).is_none() {
+        return Err(Error::InvalidArgument {
+            what: format!("channel code {} is reserved", channel.code()),
+        });
+    }
+    let start = out.len();
+    // An index channel codes its increments (`supports_index_increments`); its entry keeps
+    // the summary of its values.
+    let increments: Vec<Point>;
+    let coded = if channel.is_index() {
+        let mut prev = points.iter().map(|p| p.value).min().unwrap_or(0);
+        increments = points
+            .iter()
+            .map(|p| {
+                let d = p.value.wrapping_sub(prev);
+                prev = p.value;
+                Point { value: d, ..*p }
+            })
+            .collect();
+        &increments[..]
+    } else {
+        points
+    };
+    // This crate writes the newest version only: bodies (`supports_headerless_blocks`).
+    match block::encode_body_into(coded, out) {
+        Ok((_, header)) if channel.is_index() => Ok((block::summarize(points), header.on_grid)),
+        Ok((summary, header)) => Ok((summary, header.on_grid)),
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// Checks that `block` may be copied as it is into a segment of this version as a block of
+/// `channel`, and its checksum.
+fn check_copied(channel: Channel, block: &BlockRef<'_>) -> Result<(), Error> {
+    if block.version != FORMAT_VERSION || block.increments != channel.is_index() {
+        return Err(Error::InvalidArgument {
+            what: format!(
+                "a block of a version {} segment is not copied into version {FORMAT_VERSION}",
+                block.version
+            ),
+        });
+    }
+    block.check_crc()
+}
+
+/// One block of a [`BlockRun`].
+#[derive(Clone, Debug)]
+struct RunBlock {
+    /// Its meter: `BlockRun::meters[meter.0..meter.1]`.
+    meter: (u32, u32),
+    channel: Channel,
+    /// `ts_utc` of its first point (`None` for a block without points).
+    first_ts: Option<i64>,
+    len: u64,
+    summary: BlockSummary,
+    on_grid: bool,
+}
+
+/// Blocks of consecutive series encoded apart from any segment (on another thread, say), for
+/// [`SegmentBuilder::append_run`]: a segment built by appending runs is byte for byte the one
+/// built by making the same calls on the builder itself, in the same order. Each block is
+/// checked and encoded as the builder's call would; the key order is checked when the run is
+/// appended. The sums of the rollups are kept here and added to the segment's on append.
+#[derive(Debug, Default)]
+pub struct BlockRun {
+    bytes: Vec<u8>,
+    meters: String,
+    blocks: Vec<RunBlock>,
+    rollups: Rollups,
+    scratch: DecodedBlock,
+}
+
+impl BlockRun {
+    pub fn new() -> BlockRun {
+        BlockRun::default()
+    }
+
+    /// Whether no block was added.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Bytes of the blocks added.
+    pub fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The channel of every block added, in order.
+    pub fn channels(&self) -> impl Iterator<Item = Channel> + '_ {
+        self.blocks.iter().map(|b| b.channel)
+    }
+
+    fn push(
+        &mut self,
+        meter: &str,
+        channel: Channel,
+        first_ts: Option<i64>,
+        start: usize,
+        summary: BlockSummary,
+        on_grid: bool,
+    ) {
+        let same_meter = self.blocks.last().is_some_and(|b| {
+            self.meters.get(b.meter.0 as usize..b.meter.1 as usize) == Some(meter)
+        });
+        let at = match (same_meter, self.blocks.last()) {
+            (true, Some(b)) => b.meter,
+            _ => {
+                let from = self.meters.len() as u32;
+                self.meters.push_str(meter);
+                (from, self.meters.len() as u32)
+            }
+        };
+        self.blocks.push(RunBlock {
+            meter: at,
+            channel,
+            first_ts,
+            len: (self.bytes.len() - start) as u64,
+            summary,
+            on_grid,
+        });
+    }
+
+    /// What [`SegmentBuilder::add_block`] does, but for the key order.
+    pub fn add_block(
+        &mut self,
+        meter: &str,
+        channel: Channel,
+        points: &[Point],
+    ) -> Result<BlockSummary, Error> {
+        let start = self.bytes.len();
+        let (summary, on_grid) = encode_points(meter, channel, points, &mut self.bytes)?;
+        self.push(
+            meter,
+            channel,
+            points.first().map(|p| p.ts_utc),
+            start,
+            summary,
+            on_grid,
+        );
+        if channel.has_intervals() {
+            self.rollups.add_points(channel, points.iter().copied());
+        }
+        Ok(summary)
+    }
+
+    /// What [`SegmentBuilder::add_encoded_block`] (`carried` false) or
+    /// [`SegmentBuilder::add_encoded_block_carried`] (true) does, but for the key order.
+    pub fn add_encoded_block(
+        &mut self,
+        meter: &str,
+        channel: Channel,
+        block: &BlockRef<'_>,
+        carried: bool,
+    ) -> Result<BlockSummary, Error> {
+        check_copied(channel, block)?;
+        let decode = channel.has_intervals() && !carried;
+        if decode {
+            block.decode_into(&mut self.scratch)?;
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(block.bytes);
+        let summary = block.summary;
+        self.push(
+            meter,
+            channel,
+            Some(summary.first_ts),
+            start,
+            summary,
+            block.on_grid,
+        );
+        if decode {
+            self.rollups.add_points(channel, self.scratch.points());
+        } else if channel.has_intervals() {
+            self.rollups
+                .count_carried(channel, u64::from(summary.count));
+        }
+        Ok(summary)
     }
 }
 

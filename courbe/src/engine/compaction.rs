@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::manifest::PendingErase;
 use super::memtable::EraseSpec;
-use super::segments::{merge_into, partition_end, SegmentFile, SegmentWriter};
+use super::segments::{merge_into, partition_end, SegmentFile, SegmentWriter, SPREAD};
 use super::{valid_meter_id, CompactionReport, CompactorState, EraseReport, Error, Store};
 use crate::Channel;
 
@@ -38,7 +38,8 @@ impl Store {
             &self.next_seq,
             &self.next_file_id,
             &registers,
-        );
+        )
+        .with_spread(self.options.spread_encoding.then_some(SPREAD));
         let erased = merge_into(inputs, erase, &mut writer)?;
         let mut out = Vec::new();
         for w in writer.finish()? {

@@ -99,6 +99,12 @@ pub struct Options {
     /// bytes for nothing; `courbe serve` turns it on. Without it, the first comparison over a
     /// segment builds its summaries.
     pub background_summaries: bool,
+    /// Whether a segment is encoded on every core of rayon's pool: a flush's series and a
+    /// merge's key space cut into pieces encoded apart and appended in key order
+    /// (`segments::Spread`), the file byte for byte the one the sequential path writes. On by
+    /// default; off, a flush encodes each month it touches on one core and a merge runs on one
+    /// (what benches compare against).
+    pub spread_encoding: bool,
 }
 
 impl Default for Options {
@@ -109,6 +115,7 @@ impl Default for Options {
             compaction: CompactionPolicy::default(),
             background_compaction: false,
             background_summaries: false,
+            spread_encoding: true,
         }
     }
 }
@@ -737,11 +744,11 @@ impl Store {
                 let (opened, _) = write_memtable_segments(
                     &*fs,
                     &dir,
-                    &next_seq,
-                    &next_file_id,
+                    (&next_seq, &next_file_id),
                     &memtable,
                     None,
                     &registers,
+                    options.spread_encoding,
                 )?;
                 let next = man.after_commit(
                     &[],
@@ -1006,6 +1013,7 @@ impl Store {
             version: self.version.clone(),
             signal: self.signal.clone(),
             summaries: self.summaries.clone(),
+            spread_encoding: self.options.spread_encoding,
         }
     }
 
@@ -1239,6 +1247,8 @@ struct Core {
     version: Arc<parking_lot::RwLock<Arc<Version>>>,
     signal: Arc<FlushSignal>,
     summaries: Arc<summarizer::Summaries>,
+    /// `Options::spread_encoding`.
+    spread_encoding: bool,
 }
 
 impl Core {
@@ -1254,11 +1264,11 @@ impl Core {
         write_memtable_segments(
             &*self.fs,
             &self.dir,
-            &self.next_seq,
-            &self.next_file_id,
+            (&self.next_seq, &self.next_file_id),
             mem,
             erase,
             registers,
+            self.spread_encoding,
         )
     }
 
@@ -1337,18 +1347,20 @@ impl Core {
 }
 
 /// Writes `mem` (less what `erase` removes) as segments, one per month it touches, its series
-/// gathered in chunks whose partitions are encoded in parallel; returns them opened, with the
-/// points erased. Sequence numbers and file ids are drawn from the two counters.
+/// gathered in chunks encoded in parallel (`spread`: in pieces, `segments::Spread`; else
+/// one task per partition); returns them opened, with the points erased. Sequence numbers and
+/// file ids are drawn from the two counters.
 fn write_memtable_segments(
     fs: &dyn FileSystem,
     dir: &Path,
-    next_seq: &AtomicU64,
-    next_file_id: &AtomicU64,
+    (next_seq, next_file_id): (&AtomicU64, &AtomicU64),
     mem: &Memtable,
     erase: Option<&EraseSpec>,
     registers: &Arc<[Arc<str>]>,
+    spread: bool,
 ) -> Result<(Vec<Arc<SegmentFile>>, u64), Error> {
-    let mut writer = SegmentWriter::new(fs, dir, None, next_seq, next_file_id, registers);
+    let mut writer = SegmentWriter::new(fs, dir, None, next_seq, next_file_id, registers)
+        .with_spread(spread.then_some(segments::SPREAD));
     let mut chunk: Vec<(String, Channel, Vec<Point>)> = Vec::new();
     let mut chunk_points = 0usize;
     let erased = mem.for_each_series(erase, |m, c, pts| {

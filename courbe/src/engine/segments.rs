@@ -16,7 +16,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use storage_format::block::{DecodedBlock, MAX_POINTS};
 use storage_format::rollup::{ChannelRollup, RollupEntry};
-use storage_format::segment::{BlockRef, Segment, SegmentBuilder, SegmentMeta, SeriesRef};
+use storage_format::segment::{
+    BlockRef, BlockRun, Segment, SegmentBuilder, SegmentMeta, SeriesRef,
+};
 
 use super::fs::{FileSystem, MappedFile, WritableFile};
 use super::manifest::{segment_file_name, SegmentEntry};
@@ -597,6 +599,34 @@ enum Content<'b, 'r> {
 }
 
 impl Open {
+    /// Names in the segment the register of `channel` when it is an index channel.
+    fn name_register(&mut self, registers: &[Arc<str>], channel: Channel) -> Result<(), Error> {
+        if let Some(r) = channel.register_number() {
+            let Some(name) = registers.get(usize::from(r)) else {
+                return Err(Error::InvalidArgument(format!(
+                    "series of {channel:?}: register number {r} is not in the register table"
+                )));
+            };
+            self.builder
+                .name_register(channel, name)
+                .map_err(|e| corruption(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Appends what is buffered to the file once it reaches [`WRITE_CHUNK`].
+    fn spill(&mut self) -> Result<(), Error> {
+        if self.out.len() >= WRITE_CHUNK {
+            self.file.write_all(&self.out).map_err(|source| Error::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            self.entry.len += self.out.len() as u64;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
     fn add(
         &mut self,
         registers: &[Arc<str>],
@@ -604,16 +634,7 @@ impl Open {
         channel: Channel,
         content: Content<'_, '_>,
     ) -> Result<(), Error> {
-        if let Some(r) = channel.register_number() {
-            let Some(name) = registers.get(usize::from(r)) else {
-                return Err(Error::InvalidArgument(format!(
-                    "series {meter} {channel:?}: register number {r} is not in the register table"
-                )));
-            };
-            self.builder
-                .name_register(channel, name)
-                .map_err(|e| corruption(&self.path, e))?;
-        }
+        self.name_register(registers, channel)?;
         match content {
             Content::Points(points) => {
                 self.builder
@@ -629,16 +650,170 @@ impl Open {
             }
         }
         .map_err(|e| corruption(&self.path, e))?;
-        if self.out.len() >= WRITE_CHUNK {
-            self.file.write_all(&self.out).map_err(|source| Error::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-            self.entry.len += self.out.len() as u64;
-            self.out.clear();
+        self.spill()
+    }
+
+    /// Appends the blocks of `run`, encoded on another thread, as [`add`](Self::add) would have.
+    fn append(&mut self, registers: &[Arc<str>], run: &BlockRun) -> Result<(), Error> {
+        let mut named: Option<Channel> = None;
+        for channel in run.channels() {
+            if named != Some(channel) {
+                self.name_register(registers, channel)?;
+                named = Some(channel);
+            }
+        }
+        self.builder
+            .append_run(run, &mut self.out)
+            .map_err(|e| corruption(&self.path, e))?;
+        self.spill()
+    }
+}
+
+/// How a [`SegmentWriter`] spreads the encoding of a segment over rayon's pool: its key space
+/// cut into pieces encoded apart (in memory, as [`BlockRun`]s), which the writer appends in key
+/// order. At most two waves of `2 x threads` pieces are held at once, one being encoded while
+/// the other is appended. The file is byte for byte the one the sequential path writes.
+#[derive(Clone, Copy, Debug)]
+pub struct Spread {
+    /// A flush's piece: consecutive series of one partition, cut after this many points (a
+    /// series is never cut).
+    pub piece_points: usize,
+    /// A merge's piece: the keys of about this many bytes of its largest input, cut at the
+    /// first keys of its index pages.
+    pub range_bytes: u64,
+}
+
+/// What segments are written with unless told otherwise.
+pub const SPREAD: Spread = Spread {
+    piece_points: 1 << 16,
+    range_bytes: 1 << 20,
+};
+
+/// What one piece of a spread segment became.
+#[derive(Default)]
+struct Piece {
+    /// Runs of blocks, each of one partition, in the order they are appended.
+    runs: Vec<(u32, BlockRun)>,
+    /// Points an erasure removed.
+    erased: u64,
+    /// Per input of a merge, the end offset of the last block read.
+    read_to: Vec<u64>,
+}
+
+impl Piece {
+    /// The run blocks of partition `p` go to now.
+    fn run(&mut self, p: u32) -> &mut BlockRun {
+        if self.runs.last().is_none_or(|(q, _)| *q != p) {
+            self.runs.push((p, BlockRun::new()));
+        }
+        let last = self.runs.len() - 1;
+        &mut self.runs[last].1
+    }
+}
+
+/// Where a merge puts the blocks of the series it writes: the writer itself (sequential) or a
+/// piece encoded apart ([`Spread`]).
+trait MergeSink {
+    fn copy_blocks(
+        &mut self,
+        p: u32,
+        meter: &str,
+        channel: Channel,
+        blocks: &[BlockRef<'_>],
+        carried: bool,
+    ) -> Result<(), Error>;
+    fn add_series(&mut self, meter: &str, channel: Channel, points: &[Point]) -> Result<(), Error>;
+}
+
+impl MergeSink for SegmentWriter<'_> {
+    fn copy_blocks(
+        &mut self,
+        p: u32,
+        meter: &str,
+        channel: Channel,
+        blocks: &[BlockRef<'_>],
+        carried: bool,
+    ) -> Result<(), Error> {
+        SegmentWriter::copy_blocks(self, p, meter, channel, blocks, carried)
+    }
+
+    fn add_series(&mut self, meter: &str, channel: Channel, points: &[Point]) -> Result<(), Error> {
+        SegmentWriter::add_series(self, meter, channel, points)
+    }
+}
+
+/// A piece of a merge being encoded, naming `dir` in its errors.
+struct PieceSink<'d> {
+    dir: &'d Path,
+    piece: Piece,
+}
+
+impl MergeSink for PieceSink<'_> {
+    fn copy_blocks(
+        &mut self,
+        p: u32,
+        meter: &str,
+        channel: Channel,
+        blocks: &[BlockRef<'_>],
+        carried: bool,
+    ) -> Result<(), Error> {
+        let run = self.piece.run(p);
+        for b in blocks {
+            run.add_encoded_block(meter, channel, b, carried)
+                .map_err(|e| corruption(self.dir, e))?;
         }
         Ok(())
     }
+
+    fn add_series(&mut self, meter: &str, channel: Channel, points: &[Point]) -> Result<(), Error> {
+        check_resolved(meter, channel, points)?;
+        for (p, part) in partition_runs(points) {
+            let run = self.piece.run(p);
+            for block in part.chunks(MAX_POINTS) {
+                run.add_block(meter, channel, block)
+                    .map_err(|e| corruption(self.dir, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a series that is not resolved (a reading overlapping the next one).
+fn check_resolved(meter: &str, channel: Channel, points: &[Point]) -> Result<(), Error> {
+    match points
+        .windows(2)
+        .find(|w| crate::source::claim(channel, &w[0]).1 > w[1].ts_utc)
+    {
+        Some(w) => Err(Error::InvalidArgument(format!(
+            "series {meter} {channel:?} is not resolved: the reading at {} overlaps the one at {}",
+            w[0].ts_utc, w[1].ts_utc
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `points` (sorted by `ts_utc`) cut at partition boundaries: `(partition, range)` in order.
+fn partition_ranges(points: &[Point]) -> Vec<(u32, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while let Some(first) = points.get(start) {
+        let p = partition_of(first.ts_utc);
+        let end = partition_end(p);
+        let n = points[start..]
+            .iter()
+            .position(|x| x.ts_utc >= end)
+            .map_or(points.len(), |n| start + n);
+        out.push((p, start..n));
+        start = n;
+    }
+    out
+}
+
+/// `points` (sorted by `ts_utc`) cut at partition boundaries, in order.
+fn partition_runs(points: &[Point]) -> impl Iterator<Item = (u32, &[Point])> {
+    partition_ranges(points)
+        .into_iter()
+        .map(move |(p, r)| (p, points.get(r).unwrap_or_default()))
 }
 
 /// Writes segments, one per partition touched, with series added in key order.
@@ -653,6 +828,9 @@ pub struct SegmentWriter<'a> {
     /// The store's register table: each segment names the registers of the index channels it
     /// holds.
     registers: &'a [Arc<str>],
+    /// How [`add_many`](Self::add_many) and [`merge_into`] spread the encoding over rayon's
+    /// pool; `None`: on the calling thread (flush: one task per partition).
+    spread: Option<Spread>,
 }
 
 impl<'a> SegmentWriter<'a> {
@@ -672,7 +850,14 @@ impl<'a> SegmentWriter<'a> {
             next_seq,
             next_file_id,
             registers,
+            spread: Some(SPREAD),
         }
+    }
+
+    /// The writer with `spread` instead of [`SPREAD`]; `None`: the sequential path.
+    pub fn with_spread(mut self, spread: Option<Spread>) -> SegmentWriter<'a> {
+        self.spread = spread;
+        self
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -690,25 +875,8 @@ impl<'a> SegmentWriter<'a> {
         channel: Channel,
         points: &[Point],
     ) -> Result<(), Error> {
-        if let Some(w) = points
-            .windows(2)
-            .find(|w| crate::source::claim(channel, &w[0]).1 > w[1].ts_utc)
-        {
-            return Err(Error::InvalidArgument(format!(
-                "series {meter} {channel:?} is not resolved: the reading at {} overlaps the one at {}",
-                w[0].ts_utc, w[1].ts_utc
-            )));
-        }
-        let mut rest = points;
-        while let Some(first) = rest.first() {
-            let p = partition_of(first.ts_utc);
-            let end = partition_end(p);
-            let n = rest
-                .iter()
-                .position(|x| x.ts_utc >= end)
-                .unwrap_or(rest.len());
-            let (part, tail) = rest.split_at(n);
-            rest = tail;
+        check_resolved(meter, channel, points)?;
+        for (p, part) in partition_runs(points) {
             for block in part.chunks(MAX_POINTS) {
                 self.add_block(p, meter, channel, block)?;
             }
@@ -804,37 +972,60 @@ impl<'a> SegmentWriter<'a> {
     }
 
     /// Adds `series` (resolved, sorted by key, each as [`add_series`](Self::add_series)
-    /// requires), encoding the partitions they touch in parallel on rayon's pool: one task per
-    /// partition, each appending to its own segment in key order.
+    /// requires), encoding them in parallel on rayon's pool: spread ([`Spread`]) in pieces of
+    /// consecutive series, or else one task per partition, each appending to its own segment in
+    /// key order.
     pub fn add_many(&mut self, series: &[(String, Channel, Vec<Point>)]) -> Result<(), Error> {
         // Each series split into (partition, points) runs, and every partition opened first.
         let mut parts: BTreeMap<u32, Vec<SeriesRun>> = BTreeMap::new();
         for (i, (meter, channel, points)) in series.iter().enumerate() {
-            if let Some(w) = points
-                .windows(2)
-                .find(|w| crate::source::claim(*channel, &w[0]).1 > w[1].ts_utc)
-            {
-                return Err(Error::InvalidArgument(format!(
-                    "series {meter} {channel:?} is not resolved: the reading at {} overlaps the one at {}",
-                    w[0].ts_utc, w[1].ts_utc
-                )));
-            }
-            let mut start = 0;
-            while let Some(first) = points.get(start) {
-                let p = partition_of(first.ts_utc);
-                let end = partition_end(p);
-                let n = points[start..]
-                    .iter()
-                    .position(|x| x.ts_utc >= end)
-                    .map_or(points.len(), |n| start + n);
-                parts.entry(p).or_default().push((i, start..n));
-                start = n;
+            check_resolved(meter, *channel, points)?;
+            for (p, range) in partition_ranges(points) {
+                parts.entry(p).or_default().push((i, range));
             }
         }
         for &p in parts.keys() {
             self.open_partition(p)?;
         }
         let registers = self.registers;
+        if let Some(spread) = self.spread {
+            let mut pieces: Vec<(u32, Vec<SeriesRun>)> = Vec::new();
+            for (p, runs) in parts {
+                let mut points = 0usize;
+                for run in runs {
+                    if points >= spread.piece_points || pieces.last().is_none_or(|(q, _)| *q != p) {
+                        pieces.push((p, Vec::new()));
+                        points = 0;
+                    }
+                    points += run.1.len();
+                    if let Some((_, last)) = pieces.last_mut() {
+                        last.push(run);
+                    }
+                }
+            }
+            let dir = self.dir;
+            let encode = |k: usize| -> Result<Piece, Error> {
+                let mut piece = Piece::default();
+                let Some((p, runs)) = pieces.get(k) else {
+                    return Ok(piece);
+                };
+                let run = piece.run(*p);
+                for (i, range) in runs {
+                    let Some((meter, channel, points)) = series.get(*i) else {
+                        continue;
+                    };
+                    let points = points.get(range.clone()).unwrap_or_default();
+                    for block in points.chunks(MAX_POINTS) {
+                        run.add_block(meter, *channel, block)
+                            .map_err(|e| corruption(dir, e))?;
+                    }
+                }
+                Ok(piece)
+            };
+            return self
+                .spread_over_pool(pieces.len(), encode, |_| {})
+                .map(|_| ());
+        }
         let mut work: Vec<(&mut Open, Vec<SeriesRun>)> = self
             .open
             .iter_mut()
@@ -853,6 +1044,72 @@ impl<'a> SegmentWriter<'a> {
             }
             Ok(())
         })
+    }
+
+    /// Encodes pieces `0..n` with `encode` on rayon's pool, a wave of `2 x threads` at a time,
+    /// and appends them in order while the next wave is encoded; `appended` is told, after each
+    /// wave, the furthest offset of each input read so far. Returns the points erased.
+    fn spread_over_pool(
+        &mut self,
+        n: usize,
+        encode: impl Fn(usize) -> Result<Piece, Error> + Sync,
+        mut appended: impl FnMut(&[u64]),
+    ) -> Result<u64, Error> {
+        use rayon::prelude::*;
+        let wave = 2 * rayon::current_num_threads().max(1);
+        let mut erased = 0u64;
+        let mut read_to: Vec<u64> = Vec::new();
+        let mut encoded: Vec<Result<Piece, Error>> = Vec::new();
+        let mut next = 0;
+        loop {
+            let to = (next + wave).min(n);
+            let last = std::mem::take(&mut encoded);
+            let (done, more) = rayon::join(
+                || self.append_pieces(last),
+                || (next..to).into_par_iter().map(&encode).collect::<Vec<_>>(),
+            );
+            let (e, reached) = done?;
+            erased += e;
+            if read_to.len() < reached.len() {
+                read_to.resize(reached.len(), 0);
+            }
+            for (r, x) in read_to.iter_mut().zip(reached) {
+                *r = (*r).max(x);
+            }
+            appended(&read_to);
+            if next >= n {
+                return Ok(erased);
+            }
+            encoded = more;
+            next = to;
+        }
+    }
+
+    /// Appends encoded pieces in order; returns the points they erased and the furthest offset
+    /// of each input they read.
+    fn append_pieces(
+        &mut self,
+        pieces: Vec<Result<Piece, Error>>,
+    ) -> Result<(u64, Vec<u64>), Error> {
+        let registers = self.registers;
+        let mut erased = 0u64;
+        let mut read_to: Vec<u64> = Vec::new();
+        for piece in pieces {
+            let piece = piece?;
+            for (p, run) in &piece.runs {
+                if !run.is_empty() {
+                    self.open_partition(*p)?.append(registers, run)?;
+                }
+            }
+            erased += piece.erased;
+            if read_to.len() < piece.read_to.len() {
+                read_to.resize(piece.read_to.len(), 0);
+            }
+            for (r, x) in read_to.iter_mut().zip(&piece.read_to) {
+                *r = (*r).max(*x);
+            }
+        }
+        Ok((erased, read_to))
     }
 
     /// Finishes and syncs every segment; the caller names them in the manifest.
@@ -939,30 +1196,197 @@ fn carried_rollups<'a>(
 /// reading winning ([`crate::source`] module docs), dropping
 /// what `erase` covers, into `writer`. Returns the points erased.
 ///
-/// Memory: one series at a time, decoded; the blocks written go to the file in chunks; the
-/// inputs' pages read are let go every [`RELEASE_EVERY`] bytes, so a merge's resident memory
-/// does not grow with its inputs. A series only one input holds is copied as it is; its sums
-/// come from that input's rollup when [`carried_rollups`] allows, else from decoding it.
+/// Spread ([`Spread`], the writer's default), the key space is cut at first keys of the
+/// largest input's index pages and each range merged on rayon's pool into memory, appended in
+/// key order: the same bytes as the sequential path.
+///
+/// Memory: one series at a time per range, decoded; at most two waves of ranges encoded in
+/// memory; the blocks written go to the file in chunks; the inputs' pages read are let go every
+/// [`RELEASE_EVERY`] bytes (spread: after each wave), so a merge's resident memory does not
+/// grow with its inputs. A series only one input holds is copied as it is; its sums come from
+/// that input's rollup when [`carried_rollups`] allows, else from decoding it.
 pub fn merge_into(
     inputs: &[Arc<SegmentFile>],
     erase: Option<&EraseSpec>,
     writer: &mut SegmentWriter<'_>,
 ) -> Result<u64, Error> {
     let carried = carried_rollups(inputs, erase)?;
-    let mut segs = Vec::with_capacity(inputs.len());
-    for f in inputs {
-        segs.push((f, f.segment()));
+    let erased = match writer.spread {
+        None => merge_range(inputs, &carried, erase, (None, None), true, writer)?.0,
+        Some(spread) => {
+            let splits = split_keys(inputs, spread.range_bytes)?;
+            let dir = writer.dir;
+            let encode = |k: usize| -> Result<Piece, Error> {
+                let lo = k.checked_sub(1).and_then(|j| splits.get(j));
+                let hi = splits.get(k);
+                let mut sink = PieceSink {
+                    dir,
+                    piece: Piece::default(),
+                };
+                let (erased, read_to) =
+                    merge_range(inputs, &carried, erase, (lo, hi), false, &mut sink)?;
+                sink.piece.erased = erased;
+                sink.piece.read_to = read_to;
+                Ok(sink.piece)
+            };
+            let mut released = vec![0u64; inputs.len()];
+            let erased = writer.spread_over_pool(splits.len() + 1, encode, |read_to| {
+                for ((f, done), &to) in inputs.iter().zip(released.iter_mut()).zip(read_to) {
+                    if to >= *done + RELEASE_EVERY {
+                        f.release_before(to);
+                        *done = to;
+                    }
+                }
+            })?;
+            for f in inputs {
+                f.release_before(f.entry.len);
+            }
+            erased
+        }
+    };
+    for (f, channels) in inputs.iter().zip(&carried) {
+        for &(channel, entries) in channels {
+            writer.add_carried_rollup(f.entry.partition, channel, entries)?;
+        }
     }
-    let mut iters: Vec<_> = segs
+    Ok(erased)
+}
+
+/// A series key: meter, channel.
+type Key = (String, Channel);
+
+/// Where a spread merge cuts the key space: the first key of every page of its largest input
+/// that starts about `range_bytes` of blocks (less for a small input) after the last cut, in
+/// key order.
+fn split_keys(inputs: &[Arc<SegmentFile>], range_bytes: u64) -> Result<Vec<Key>, Error> {
+    let Some(largest) = inputs.iter().max_by_key(|f| f.entry.len) else {
+        return Ok(Vec::new());
+    };
+    // At least about four ranges a thread, so that a small merge keeps every core busy too.
+    let threads = rayon::current_num_threads().max(1) as u64;
+    let range_bytes = range_bytes.min(largest.entry.len / (4 * threads)).max(1);
+    let seg = largest.segment();
+    let pages = u64::from(seg.page_count());
+    let step = (pages * range_bytes)
+        .checked_div(largest.entry.len)
+        .unwrap_or(pages)
+        .max(1);
+    let mut keys = Vec::new();
+    for i in (step..pages).step_by(step as usize) {
+        let page = seg
+            .page_series(i as u32)
+            .map_err(|e| corruption(&largest.path, e))?;
+        if let Some(first) = page.first() {
+            keys.push((first.meter.to_owned(), first.channel));
+        }
+    }
+    Ok(keys)
+}
+
+/// Moves `to` past the last block of `series`.
+fn reach(to: &mut u64, series: &SeriesRef<'_>) {
+    if let Some(b) = series.blocks.last() {
+        *to = (*to).max(b.offset + b.encoded().len() as u64);
+    }
+}
+
+/// The series of a segment whose keys are in `[lo, hi)` (`None`: unbounded), in key order,
+/// read page by page from the page that would hold `lo`.
+struct KeyRange<'s> {
+    seg: Segment<'s>,
+    next_page: u32,
+    page: std::vec::IntoIter<SeriesRef<'s>>,
+    lo: Option<&'s Key>,
+    hi: Option<&'s Key>,
+    failed: Option<storage_format::Error>,
+}
+
+impl<'s> KeyRange<'s> {
+    fn new(seg: Segment<'s>, lo: Option<&'s Key>, hi: Option<&'s Key>) -> KeyRange<'s> {
+        let (next_page, failed) = match lo {
+            None => (0, None),
+            Some((m, c)) => match seg.page_of(m, *c) {
+                Ok(p) => (p.unwrap_or(0), None),
+                Err(e) => (0, Some(e)),
+            },
+        };
+        KeyRange {
+            seg,
+            next_page,
+            page: Vec::new().into_iter(),
+            lo,
+            hi,
+            failed,
+        }
+    }
+
+    fn stop(&mut self) {
+        self.next_page = u32::MAX;
+        self.page = Vec::new().into_iter();
+    }
+}
+
+impl<'s> Iterator for KeyRange<'s> {
+    type Item = Result<SeriesRef<'s>, storage_format::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.failed.take() {
+            self.stop();
+            return Some(Err(e));
+        }
+        loop {
+            if let Some(s) = self.page.next() {
+                let key = (s.meter.as_bytes(), s.channel);
+                if self.lo.is_some_and(|(m, c)| key < (m.as_bytes(), *c)) {
+                    continue;
+                }
+                if self.hi.is_some_and(|(m, c)| key >= (m.as_bytes(), *c)) {
+                    self.stop();
+                    return None;
+                }
+                return Some(Ok(s));
+            }
+            if self.next_page >= self.seg.page_count() {
+                return None;
+            }
+            match self.seg.page_series(self.next_page) {
+                Ok(series) => {
+                    self.page = series.into_iter();
+                    self.next_page += 1;
+                }
+                Err(e) => {
+                    self.stop();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Merges the series of `inputs` whose keys are in `keys` (`[lo, hi)`, `None`: unbounded) into
+/// `sink` ([`merge_into`]); with `release`, lets the inputs' pages read go every
+/// [`RELEASE_EVERY`] bytes. Returns the points erased and, per input, the end offset of the last
+/// block read.
+fn merge_range<S: MergeSink>(
+    inputs: &[Arc<SegmentFile>],
+    carried: &Carried<'_>,
+    erase: Option<&EraseSpec>,
+    keys: (Option<&Key>, Option<&Key>),
+    release: bool,
+    sink: &mut S,
+) -> Result<(u64, Vec<u64>), Error> {
+    let mut iters: Vec<_> = inputs
         .iter()
-        .map(|(f, s)| (*f, s.series().peekable()))
+        .map(|f| (f, KeyRange::new(f.segment(), keys.0, keys.1).peekable()))
         .collect();
     let mut released = vec![0u64; inputs.len()];
+    let mut read_to = vec![0u64; inputs.len()];
     let mut scratch = DecodedBlock::default();
     let mut erased = 0u64;
     loop {
         // Every input's blocks before its next series are read.
-        for ((f, it), done) in iters.iter_mut().zip(released.iter_mut()) {
+        let releasing = if release { iters.len() } else { 0 };
+        for ((f, it), done) in iters.iter_mut().zip(released.iter_mut()).take(releasing) {
             let next = match it.peek() {
                 Some(Ok(s)) => s.blocks.first().map_or(*done, |b| b.offset),
                 _ => f.entry.len,
@@ -1009,11 +1433,12 @@ pub fn merge_into(
                     continue;
                 }
                 if let Some(Ok(series)) = it.next() {
+                    reach(&mut read_to[i], &series);
                     for b in &series.blocks {
                         b.check_crc().map_err(|e| corruption(&f.path, e))?;
                     }
                     let sums_carried = carried[i].iter().any(|(c, _)| *c == channel);
-                    writer.copy_blocks(
+                    sink.copy_blocks(
                         f.entry.partition,
                         series.meter,
                         channel,
@@ -1028,7 +1453,7 @@ pub fn merge_into(
         }
         let mut merged: Vec<(u64, Point)> = Vec::new();
         let mut meter = String::new();
-        for (f, it) in iters.iter_mut() {
+        for (i, (f, it)) in iters.iter_mut().enumerate() {
             let take = matches!(it.peek(), Some(Ok(s)) if s.meter.as_bytes() == meter_bytes && s.channel == channel);
             if !take {
                 continue;
@@ -1036,6 +1461,7 @@ pub fn merge_into(
             let Some(Ok(series)) = it.next() else {
                 continue;
             };
+            reach(&mut read_to[i], &series);
             meter = series.meter.to_string();
             for b in &series.blocks {
                 b.decode_into(&mut scratch)
@@ -1053,15 +1479,10 @@ pub fn merge_into(
             erased += (before - points.len()) as u64;
         }
         if !points.is_empty() {
-            writer.add_series(&meter, channel, &points)?;
+            sink.add_series(&meter, channel, &points)?;
         }
     }
-    for (f, channels) in inputs.iter().zip(&carried) {
-        for &(channel, entries) in channels {
-            writer.add_carried_rollup(f.entry.partition, channel, entries)?;
-        }
-    }
-    Ok(erased)
+    Ok((erased, read_to))
 }
 
 #[cfg(test)]
@@ -1069,6 +1490,7 @@ mod tests {
     use super::super::fs::testing::SimFs;
     use super::*;
     use crate::Quality;
+    use proptest::prelude::*;
     use storage_format::segment::FOOTER_LEN;
 
     /// One segment of January 2024 (partition 648) holding `meters` meters: meter `i` has a
@@ -1108,6 +1530,182 @@ mod tests {
         let mut out = Vec::new();
         seg.for_each_block(meter, channel, |b| out.push(b)).unwrap();
         out
+    }
+
+    /// A spread small enough that a test's few series make many pieces and ranges.
+    const TINY: Spread = Spread {
+        piece_points: 40,
+        range_bytes: 1,
+    };
+
+    /// The registers index channel 0 names in the spread tests.
+    fn registers() -> Vec<Arc<str>> {
+        vec![Arc::from("BASE")]
+    }
+
+    /// Every file of `written` in `fs`, read back whole, with its manifest entry.
+    fn files(fs: &SimFs, dir: &Path, written: &[Written]) -> Vec<(u64, u32, Vec<u8>)> {
+        written
+            .iter()
+            .map(|w| {
+                let bytes = fs
+                    .read(&dir.join(segment_file_name(w.entry.file_id)))
+                    .unwrap();
+                assert_eq!(bytes.len() as u64, w.entry.len);
+                (w.entry.seq, w.entry.partition, bytes)
+            })
+            .collect()
+    }
+
+    /// `series` written by one writer into a fresh directory of `fs`, spread or not.
+    fn flushed(
+        fs: &SimFs,
+        dir: &Path,
+        series: &[(String, Channel, Vec<Point>)],
+        spread: Option<Spread>,
+        batches: usize,
+    ) -> Vec<Written> {
+        let (seq, file_id) = (AtomicU64::new(1), AtomicU64::new(1));
+        let registers = registers();
+        let mut writer =
+            SegmentWriter::new(fs, dir, None, &seq, &file_id, &registers).with_spread(spread);
+        let per = series.len().div_ceil(batches.max(1)).max(1);
+        for chunk in series.chunks(per) {
+            writer.add_many(chunk).unwrap();
+        }
+        writer.finish().unwrap()
+    }
+
+    /// One generated series: a meter, a channel and resolved points from `ts0` on, with gaps
+    /// (`skips`), steps of 10, 30 or 60 minutes and negative values.
+    fn series_strategy(ts0: i64) -> impl Strategy<Value = (u32, u8, Vec<Point>)> {
+        (
+            0u32..400,
+            prop::sample::select(vec![0u8, 0, 1, 2, 16]),
+            prop::sample::select(vec![10u16, 30, 60]),
+            prop::collection::vec((0i64..4, -5_000i32..20_000), 1..100),
+        )
+            .prop_map(move |(meter, code, step, raw)| {
+                let mut ts = ts0 + i64::from(meter % 7) * 3_600;
+                let mut points = Vec::with_capacity(raw.len());
+                let mut index = 1_000i32;
+                for (skip, v) in raw {
+                    ts += 60 * i64::from(step) * (1 + skip * i64::from(skip == 3));
+                    index = index.wrapping_add(v.abs() / 10);
+                    points.push(Point {
+                        ts_utc: ts,
+                        value: if code == 16 { index } else { v },
+                        step_min: step,
+                        quality: if v % 11 == 0 {
+                            Quality::Estimated
+                        } else {
+                            Quality::Measured
+                        },
+                    });
+                }
+                (meter, code, points)
+            })
+    }
+
+    /// Generated series in key order, one per key (later ones of a key dropped).
+    fn keyed(raw: Vec<(u32, u8, Vec<Point>)>) -> Vec<(String, Channel, Vec<Point>)> {
+        let mut by_key: BTreeMap<(String, u8), Vec<Point>> = BTreeMap::new();
+        for (meter, code, points) in raw {
+            by_key
+                .entry((format!("{:014}", 3 * meter), code))
+                .or_insert(points);
+        }
+        by_key
+            .into_iter()
+            .map(|((meter, code), points)| {
+                let channel = if code >= Channel::INDEX_FIRST_CODE {
+                    Channel::index(code - Channel::INDEX_FIRST_CODE).unwrap()
+                } else {
+                    Channel::from_u8(code, storage_format::segment::FORMAT_VERSION).unwrap()
+                };
+                (meter, channel, points)
+            })
+            .collect()
+    }
+
+    /// 2024-03-29T00:00:00Z: the Paris month ends on the 31st at 22:00Z, two days after the
+    /// clocks go forward, so generated series cross a DST day and a partition boundary.
+    const LATE_MARCH_2024: i64 = 1_711_670_400;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn a_spread_flush_writes_the_bytes_of_the_sequential_one(
+            raw in prop::collection::vec(series_strategy(LATE_MARCH_2024), 1..400),
+            batches in 1usize..4,
+        ) {
+            let series = keyed(raw);
+            let dir = Path::new("/flush");
+            let (a, b) = (SimFs::new(), SimFs::new());
+            let sequential = flushed(&a, dir, &series, None, batches);
+            let spread = flushed(&b, dir, &series, Some(TINY), batches);
+            prop_assert!(!sequential.is_empty());
+            prop_assert_eq!(files(&a, dir, &sequential), files(&b, dir, &spread));
+            let default = flushed(&SimFs::new(), dir, &series, Some(SPREAD), batches);
+            prop_assert_eq!(files(&a, dir, &sequential).len(), default.len());
+        }
+
+        #[test]
+        fn a_spread_merge_writes_the_bytes_of_the_sequential_one_with_late_corrections_and_erasures(
+            layers in prop::collection::vec(
+                prop::collection::vec(series_strategy(LATE_MARCH_2024 - 6 * 86_400), 1..300),
+                1..4,
+            ),
+            erase_meter in prop::option::of(0u32..400),
+            erase_range in prop::option::of((0i64..200, 1i64..200)),
+        ) {
+            // Each layer is a flush of its own (seq 1, 2, ...): later layers hold late
+            // corrections (same instants, other values or steps) of the earlier ones.
+            let fs = SimFs::new();
+            let dir = Path::new("/merge");
+            let registers = registers();
+            let (seq, file_id) = (AtomicU64::new(1), AtomicU64::new(1));
+            let mut inputs: Vec<Arc<SegmentFile>> = Vec::new();
+            for layer in layers {
+                let series = keyed(layer);
+                let mut writer = SegmentWriter::new(&fs, dir, None, &seq, &file_id, &registers)
+                    .with_spread(None);
+                writer.add_many(&series).unwrap();
+                for w in writer.finish().unwrap() {
+                    inputs.push(Arc::new(SegmentFile::open(&fs, dir, w.entry, &registers).unwrap()));
+                }
+            }
+            let erase = erase_meter.map(|m| EraseSpec {
+                meter: format!("{:014}", 3 * m),
+                range_utc: erase_range.map(|(from, len)| {
+                    let from = LATE_MARCH_2024 - 6 * 86_400 + from * 1_800;
+                    (from, from + len * 1_800)
+                }),
+            });
+            let mut partitions: Vec<u32> = inputs.iter().map(|f| f.entry.partition).collect();
+            partitions.sort_unstable();
+            partitions.dedup();
+            for p in partitions {
+                let group: Vec<Arc<SegmentFile>> =
+                    inputs.iter().filter(|f| f.entry.partition == p).cloned().collect();
+                let top = group.iter().map(|f| f.entry.seq).max().unwrap_or(0);
+                let mut out = Vec::new();
+                for spread in [None, Some(TINY), Some(SPREAD)] {
+                    let mut writer =
+                        SegmentWriter::new(&fs, dir, Some(top), &seq, &file_id, &registers)
+                            .with_spread(spread);
+                    let erased = merge_into(&group, erase.as_ref(), &mut writer).unwrap();
+                    let written = writer.finish().unwrap();
+                    out.push((erased, files(&fs, dir, &written)));
+                }
+                prop_assert_eq!(&out[0], &out[1]);
+                prop_assert_eq!(&out[0], &out[2]);
+                for (_, _, bytes) in &out[0].1 {
+                    storage_format::segment::Segment::open(bytes).unwrap().verify().unwrap();
+                }
+            }
+        }
     }
 
     #[test]
