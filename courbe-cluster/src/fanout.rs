@@ -6,7 +6,11 @@
 //! aggregates' unsuppressed per-group sums ([`Partials`]). A [`Router`] fans a fleet question
 //! out to the readers owning every shard, merges their partials (sums of disjoint meters, so
 //! exact) and answers it with the single node's code: the suppression rules are decided once,
-//! on the merged sums, by `courbe::governance::aggregates::answer_with`.
+//! on the merged sums, by `courbe::governance::aggregates::answer_with`, and every answer, an
+//! error's too, is written by the server package's own encoders (`courbe_server::http::stream`
+//! for fleet curves and energy in JSON, CSV and Arrow, `courbe_server::governance::bodies` for
+//! aggregates, `courbe_server::http::error` for statuses and error bodies), after the checks of
+//! one node's access guard in its order: a router's bytes are one node's.
 //!
 //! Partials hold cells no one may see. The internal routes answer only a request carrying the
 //! cluster's shared secret as its one `Authorization: Bearer` header (compared in constant
@@ -21,12 +25,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use courbe::error::{ApiError, ErrorCode};
-use courbe::governance::aggregates::{self, Aggregates, CellFigures, Kind, Params, Partials};
-use courbe::governance::auth::{Action, Decision, Level};
+use courbe::governance::aggregates::{self, Aggregates, Params, Partials};
+use courbe::governance::auth::{Action, Decision, Level, Principal};
 use courbe::governance::Governance;
 use courbe::query::{self, FleetPoint};
 use courbe::question::{self, Asked, Limits, QueryKind, Question};
 use courbe::Channel;
+use courbe_server::governance::bodies::AggregatesBody;
+use courbe_server::governance::http as gov_http;
+use courbe_server::http::body::{self, MeterEnergyJson, PeriodEnergyJson};
+use courbe_server::http::{error, stream};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -92,55 +100,38 @@ impl Secret {
     }
 }
 
-/// The HTTP status of every library error code (the single node's mapping,
-/// `courbe_server::http::error::status`, which this crate does not depend on).
-pub fn status_of(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::InvalidArgument
-        | ErrorCode::UnknownZone
-        | ErrorCode::UnknownPeriod
-        | ErrorCode::BadTariff
-        | ErrorCode::MalformedDocument => StatusCode::BAD_REQUEST,
-        ErrorCode::UnknownMeter | ErrorCode::NotFound | ErrorCode::NotReleased => {
-            StatusCode::NOT_FOUND
-        }
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
-        ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 type Answer = Response<Full<Bytes>>;
 
-fn json_answer(status: StatusCode, body: String) -> Answer {
+fn answer_of(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
-/// An error as the HTTP API answers it: `{"error": {"code", "message"}}`.
+/// An error as one node answers it: the server's status and JSON body
+/// (`courbe_server::http::error`); a 401 asks for a bearer token.
 pub fn error_answer(e: &ApiError) -> Answer {
-    let body = serde_json::json!({
-        "error": { "code": e.code.as_str(), "message": e.client_message() }
-    });
-    json_answer(status_of(e.code), body.to_string())
+    if e.code.is_server_side() {
+        tracing::error!(code = e.code.as_str(), message = %e.message, "server error");
+    }
+    let mut r = answer_of(
+        error::status(e.code),
+        "application/json",
+        error::to_json(e).into_bytes(),
+    );
+    if e.code == ErrorCode::Unauthorized {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
 }
 
+/// A value of the internal routes (partials) in JSON.
 fn ok_json<T: Serialize>(value: &T) -> Answer {
-    match serde_json::to_string(value) {
-        Ok(body) => json_answer(StatusCode::OK, body),
+    match serde_json::to_vec(value) {
+        Ok(body) => answer_of(StatusCode::OK, "application/json", body),
         Err(e) => error_answer(&ApiError::internal(e.to_string())),
     }
 }
@@ -805,7 +796,7 @@ impl Router {
     /// checks and rules) with the live sums merged from the readers.
     pub async fn aggregates(
         self: &Arc<Self>,
-        principal: courbe::governance::auth::Principal,
+        principal: Principal,
         query: &str,
     ) -> Result<Aggregates, ApiError> {
         let params = Params::from_query(query)?;
@@ -821,18 +812,10 @@ impl Router {
         .map_err(|e| ApiError::internal(e.to_string()))?
     }
 
-    /// The principal of a request allowed `action`, or the refusal.
-    fn admit(
-        &self,
-        headers: &HeaderMap,
-        action: &Action<'_>,
-    ) -> Result<courbe::governance::auth::Principal, ApiError> {
-        let principal = self
-            .gov
-            .authenticate(bearer(headers))
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing or unknown token"))?;
-        match self.gov.authorize(&principal, action) {
-            Decision::Allow => Ok(principal),
+    /// `principal`'s refusal unless it may do `action`.
+    fn authorize(&self, principal: &Principal, action: &Action<'_>) -> Result<(), ApiError> {
+        match self.gov.authorize(principal, action) {
+            Decision::Allow => Ok(()),
             Decision::Deny(why) => {
                 tracing::info!(who = %principal.label(), why, "forbidden");
                 Err(question::forbidden())
@@ -840,24 +823,50 @@ impl Router {
         }
     }
 
+    /// Answers a public request in the order of one node's access guard: the token, the query
+    /// string, the question (or the route's parameters), then access; then the answer, written
+    /// with the server's encoders.
     async fn public(self: Arc<Self>, request: &Request<Bytes>) -> Result<Answer, ApiError> {
         let path = request.uri().path();
         let query = request.uri().query();
+        let route = match path {
+            "/healthz" if request.method() == Method::GET => {
+                return Ok(answer_of(
+                    StatusCode::OK,
+                    "application/json",
+                    br#"{"status":"ok"}"#.to_vec(),
+                ))
+            }
+            "/v1/fleet/curve" | "/v1/fleet/energy" | "/v1/aggregates" => path,
+            _ => return Err(not_found(path)),
+        };
+        let principal = self
+            .gov
+            .authenticate(gov_http::bearer(request.headers()))
+            .ok_or_else(gov_http::token_required)?;
         if request.method() != Method::GET {
-            return Err(match path {
-                "/v1/fleet/curve" | "/v1/fleet/energy" | "/v1/aggregates" => ApiError::new(
-                    ErrorCode::MethodNotAllowed,
-                    format!("{} is not allowed here", request.method()),
-                ),
-                _ => not_found(path),
-            });
+            return Err(ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{} is not allowed here", request.method()),
+            ));
         }
-        match path {
-            "/healthz" => Ok(json_answer(StatusCode::OK, r#"{"status":"ok"}"#.into())),
+        let params = question::read_query(query)?;
+        let prefers_arrow = body::accepts_arrow(
+            request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        );
+        match route {
             "/v1/fleet/curve" => {
-                let principal_check = self.admit(request.headers(), &Action::ReadFleet);
-                principal_check?;
-                let asked = Asked::read(QueryKind::FleetCurve, None, query, &self.limits)?;
+                let asked = Asked::read_preferring(
+                    QueryKind::FleetCurve,
+                    None,
+                    query,
+                    prefers_arrow,
+                    &self.limits,
+                )?;
+                self.authorize(&principal, &Action::ReadFleet)?;
                 let Question::FleetCurve {
                     channel,
                     from_utc,
@@ -867,62 +876,79 @@ impl Router {
                 else {
                     return Err(ApiError::internal("a fleet curve question"));
                 };
-                if asked.encoding != question::Encoding::Json {
-                    return Err(ApiError::invalid(
-                        "a router answers fleet curves in JSON only",
-                    ));
-                }
                 let points = self
                     .fleet_curve(channel, from_utc, to_utc, meters.as_deref())
                     .await?;
-                Ok(ok_json(&FleetCurveBody::new(channel, points)))
+                let bytes =
+                    stream::fleet_curve_encoded(channel, from_utc, to_utc, points, asked.encoding)?;
+                Ok(answer_of(
+                    StatusCode::OK,
+                    body::content_type(asked.encoding),
+                    bytes,
+                ))
             }
             "/v1/fleet/energy" => {
-                self.admit(request.headers(), &Action::ReadFleet)?;
-                let asked = Asked::read(QueryKind::FleetEnergy, None, query, &self.limits)?;
+                let asked = Asked::read_preferring(
+                    QueryKind::FleetEnergy,
+                    None,
+                    query,
+                    prefers_arrow,
+                    &self.limits,
+                )?;
+                self.authorize(&principal, &Action::ReadFleet)?;
                 let Question::FleetEnergy {
                     calendar, meters, ..
                 } = asked.question
                 else {
                     return Err(ApiError::internal("a fleet energy question"));
                 };
-                if asked.encoding != question::Encoding::Json {
-                    return Err(ApiError::invalid(
-                        "a router answers fleet energy in JSON only",
-                    ));
-                }
                 let all = self
                     .fleet_energy(query.unwrap_or_default(), &calendar, meters.as_deref())
                     .await?;
-                Ok(ok_json(&FleetEnergyBody::new(&calendar.tz_name, all)))
+                let all: Vec<MeterEnergyJson> = all
+                    .into_iter()
+                    .map(|m| MeterEnergyJson {
+                        meter: m.meter,
+                        periods: m
+                            .periods
+                            .into_iter()
+                            .map(|(start, end, wh)| PeriodEnergyJson::new(start, end, wh))
+                            .collect(),
+                    })
+                    .collect();
+                let bytes = stream::fleet_energy_encoded(
+                    &calendar.tz_name,
+                    &all,
+                    asked.encoding,
+                    stream::Slicing::SERVER,
+                )?;
+                Ok(answer_of(
+                    StatusCode::OK,
+                    body::content_type(asked.encoding),
+                    bytes,
+                ))
             }
-            "/v1/aggregates" => {
-                let params = question::read_query(query)?;
+            _ => {
+                gov_http::check_parameters(route, &Method::GET, &params)?;
                 let param = |name: &str| {
                     params
                         .iter()
                         .find(|(k, _)| k == name)
                         .map(|(_, v)| v.as_str())
                 };
-                let level = match param("level").unwrap_or("commune") {
-                    "all" => Some(Level::All),
-                    "commune" => Some(Level::Commune),
-                    "iris" => Some(Level::Iris),
-                    "building" => Some(Level::Building),
-                    _ => None,
-                };
                 let action = Action::ReadAggregates {
                     // An unknown level is the answer's 400; for access it is the strictest.
-                    level: level.unwrap_or(Level::Building),
+                    level: gov_http::parse_level(param("level")).unwrap_or(Level::Building),
                     predefined: param("meters").is_none(),
                 };
-                let principal = self.admit(request.headers(), &action)?;
+                self.authorize(&principal, &action)?;
                 let answer = self
                     .aggregates(principal, query.unwrap_or_default())
                     .await?;
-                Ok(ok_json(&AggregatesBody::from(answer)))
+                let bytes = serde_json::to_vec(&AggregatesBody::from(answer))
+                    .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))?;
+                Ok(answer_of(StatusCode::OK, "application/json", bytes))
             }
-            _ => Err(not_found(path)),
         }
     }
 }
@@ -934,20 +960,6 @@ impl Handler for Router {
             Err(e) => error_answer(&e),
         }
     }
-}
-
-/// The bearer token of a request with exactly one `Authorization` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next()?.to_str().ok()?;
-    if values.next().is_some() {
-        return None;
-    }
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 fn parse_error(body: &[u8]) -> Option<ApiError> {
@@ -967,193 +979,4 @@ fn parse_error(body: &[u8]) -> Option<ApiError> {
     .into_iter()
     .find(|c| c.as_str() == code)?;
     Some(ApiError::new(code, message))
-}
-
-/// The body of `GET /v1/fleet/curve` (JSON), as one node writes it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FleetCurveBody {
-    pub channel: &'static str,
-    pub unit: &'static str,
-    pub points: Vec<FleetPointBody>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FleetPointBody {
-    pub ts: String,
-    pub value: i64,
-    pub meters: u32,
-}
-
-impl FleetCurveBody {
-    pub fn new(channel: Channel, points: Vec<FleetPoint>) -> FleetCurveBody {
-        FleetCurveBody {
-            channel: channel.as_str(),
-            unit: question::unit_of(channel),
-            points: points
-                .into_iter()
-                .map(|p| FleetPointBody {
-                    ts: question::format_ts(p.ts_utc),
-                    value: p.total,
-                    meters: p.meters,
-                })
-                .collect(),
-        }
-    }
-}
-
-/// The body of `GET /v1/fleet/energy` (JSON), as one node writes it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FleetEnergyBody {
-    pub unit: &'static str,
-    pub tz: String,
-    pub meters: Vec<MeterEnergyBody>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct MeterEnergyBody {
-    pub meter: String,
-    pub periods: Vec<PeriodBody>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PeriodBody {
-    pub start: String,
-    pub end: String,
-    pub energy_wh: f64,
-}
-
-impl FleetEnergyBody {
-    pub fn new(tz: &str, meters: Vec<MeterPeriods>) -> FleetEnergyBody {
-        FleetEnergyBody {
-            unit: "Wh",
-            tz: tz.to_owned(),
-            meters: meters
-                .into_iter()
-                .map(|m| MeterEnergyBody {
-                    meter: m.meter,
-                    periods: m
-                        .periods
-                        .into_iter()
-                        .map(|(start, end, energy_wh)| PeriodBody {
-                            start: question::format_ts(start),
-                            end: question::format_ts(end),
-                            energy_wh,
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-
-    /// One node's answer, from the library's values.
-    pub fn of(tz: &str, meters: Vec<query::MeterEnergy>) -> FleetEnergyBody {
-        FleetEnergyBody::new(
-            tz,
-            meters
-                .into_iter()
-                .map(|m| MeterPeriods {
-                    meter: m.meter,
-                    periods: m
-                        .periods
-                        .iter()
-                        .map(|p| (p.start_utc, p.end_utc, p.energy_wh()))
-                        .collect(),
-                })
-                .collect(),
-        )
-    }
-}
-
-/// The body of `GET /v1/aggregates`, as one node writes it (`src/governance/bodies.rs`).
-#[derive(Serialize)]
-pub struct AggregatesBody {
-    level: &'static str,
-    kind: &'static str,
-    channel: &'static str,
-    unit: &'static str,
-    tz: String,
-    period: &'static str,
-    min_meters: u32,
-    groups: Vec<GroupBody>,
-}
-
-#[derive(Serialize)]
-struct GroupBody {
-    group: String,
-    cells: Vec<CellBody>,
-}
-
-#[derive(Serialize)]
-struct CellBody {
-    start: String,
-    end: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    meters: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    energy_wh: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    points: Option<Vec<FleetPointBody>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    suppressed: bool,
-}
-
-impl From<Aggregates> for AggregatesBody {
-    fn from(a: Aggregates) -> AggregatesBody {
-        AggregatesBody {
-            level: a.level.map_or("ad-hoc", aggregates::level_name),
-            kind: match a.kind {
-                Kind::Energy => "energy",
-                Kind::Curve => "curve",
-            },
-            channel: a.channel.as_str(),
-            unit: match a.kind {
-                Kind::Energy => "Wh",
-                Kind::Curve => "W",
-            },
-            tz: a.tz_name,
-            period: aggregates::period_name(a.period),
-            min_meters: a.min_meters,
-            groups: a
-                .groups
-                .into_iter()
-                .map(|g| GroupBody {
-                    group: g.group,
-                    cells: g
-                        .cells
-                        .into_iter()
-                        .map(|cell| {
-                            let (meters, energy_wh, points) = match cell.figures {
-                                None => (None, None, None),
-                                Some(CellFigures::Energy { meters, energy_ws }) => {
-                                    (Some(meters), Some(energy_ws as f64 / 3_600.0), None)
-                                }
-                                Some(CellFigures::Curve { meters, points }) => (
-                                    Some(meters),
-                                    None,
-                                    Some(
-                                        points
-                                            .into_iter()
-                                            .map(|p| FleetPointBody {
-                                                ts: question::format_ts(p.ts_utc),
-                                                value: p.value_w,
-                                                meters: p.meters,
-                                            })
-                                            .collect(),
-                                    ),
-                                ),
-                            };
-                            CellBody {
-                                start: question::format_ts(cell.start_utc),
-                                end: question::format_ts(cell.end_utc),
-                                meters,
-                                energy_wh,
-                                points,
-                                suppressed: meters.is_none(),
-                            }
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
 }

@@ -18,10 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use courbe::engine::{Batch, Options, Store};
+use courbe::question::Answer;
 use courbe::{Channel, Point};
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::writer::TakeOver;
 use courbe_cluster::{restore, Coordinator, Error, Objects, Restored, ShardWriter, WriterOptions};
+use courbe_server::http::body::AnswerBody;
 use courbe_workload::{Fleet, FleetConfig};
 use support::Servers;
 
@@ -537,10 +539,10 @@ async fn the_node_binary_writes_a_shard_restores_it_elsewhere_and_serves_it_thro
     let expected =
         courbe::query::fleet_curve(&*store.snapshot(), Channel::CONSUMPTION, from, to, None)
             .expect("the store's fleet curve");
-    let expected = serde_json::to_value(courbe_cluster::fanout::FleetCurveBody::new(
-        Channel::CONSUMPTION,
-        expected,
-    ))
+    let expected = serde_json::to_value(AnswerBody::from(Answer::FleetCurve {
+        channel: Channel::CONSUMPTION,
+        points: expected,
+    }))
     .expect("JSON");
     let got: serde_json::Value = client
         .get(format!(

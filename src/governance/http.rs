@@ -119,12 +119,16 @@ pub fn attach<S: Clone + Send + Sync + 'static>(
         .layer(middleware::from_fn_with_state(guard_state, guard))
 }
 
-fn unauthorized() -> Response {
-    let mut response = HttpError(ApiError::new(
+/// The refusal of a request without a known bearer token (401, with `WWW-Authenticate: Bearer`).
+pub fn token_required() -> ApiError {
+    ApiError::new(
         ErrorCode::Unauthorized,
         "a valid bearer token is required (Authorization: Bearer TOKEN)",
-    ))
-    .into_response();
+    )
+}
+
+fn unauthorized() -> Response {
+    let mut response = HttpError(token_required()).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         header::HeaderValue::from_static("Bearer"),
@@ -134,7 +138,7 @@ fn unauthorized() -> Response {
 
 /// The bearer token of a request; none when the request carries two `Authorization` headers,
 /// since a proxy in front may read the other one.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next()?.to_str().ok()?;
     if values.next().is_some() {
@@ -147,7 +151,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-pub(crate) fn parse_level(text: Option<&str>) -> Option<Level> {
+pub fn parse_level(text: Option<&str>) -> Option<Level> {
     match text.unwrap_or("commune") {
         "all" => Some(Level::All),
         "commune" => Some(Level::Commune),
@@ -173,7 +177,7 @@ fn route_parameters(route: &str, method: &Method) -> Option<&'static [&'static s
 
 /// Refuses a parameter a request of `route` does not read, naming it, as a question's reader
 /// does.
-fn check_parameters(
+pub fn check_parameters(
     route: &str,
     method: &Method,
     params: &[(String, String)],

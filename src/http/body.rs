@@ -611,14 +611,21 @@ impl From<query::MeterEnergy> for MeterEnergyJson {
             periods: m
                 .periods
                 .into_iter()
-                .map(|p| PeriodEnergyJson {
-                    start_utc: p.start_utc,
-                    end_utc: p.end_utc,
-                    start: format_ts(p.start_utc),
-                    end: format_ts(p.end_utc),
-                    energy_wh: p.energy_wh(),
-                })
+                .map(|p| PeriodEnergyJson::new(p.start_utc, p.end_utc, p.energy_wh()))
                 .collect(),
+        }
+    }
+}
+
+impl PeriodEnergyJson {
+    /// A period's energy as a fleet energy answer shows it.
+    pub fn new(start_utc: i64, end_utc: i64, energy_wh: f64) -> PeriodEnergyJson {
+        PeriodEnergyJson {
+            start_utc,
+            end_utc,
+            start: format_ts(start_utc),
+            end: format_ts(end_utc),
+            energy_wh,
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::engine::Store;
 use crate::query::{self, Calendar, Period};
 use crate::question::{self, Encoding, Limits, Question};
 use crate::source::SeriesSource;
+use crate::Channel;
 
 /// Meters of fleet energy computed at once.
 pub const METERS_PER_SLICE: usize = 1_024;
@@ -125,6 +126,121 @@ fn json_text(text: &str) -> String {
     serde_json::Value::from(text).to_string()
 }
 
+/// A fleet energy answer's writer: its head written, then [`Pieces::meters`] per slice.
+fn energy_pieces<'a>(
+    tz_name: &str,
+    encoding: Encoding,
+    piece_bytes: usize,
+    sink: &'a mut dyn FnMut(Vec<u8>) -> Result<(), ApiError>,
+) -> Result<Pieces<'a>, ApiError> {
+    let unit = "Wh";
+    let (buf, writer) = match encoding {
+        Encoding::Json => (
+            format!(
+                r#"{{"unit":"{unit}","tz":{},"meters":["#,
+                json_text(tz_name)
+            )
+            .into_bytes(),
+            Writer::Json { first: true },
+        ),
+        Encoding::Csv => (b"meter_id,start,end,energy_wh\n".to_vec(), Writer::Csv),
+        Encoding::Arrow => {
+            let mut stream = ArrowStream::new(arrow::fleet_energy_schema(unit, tz_name))?;
+            (stream.take(), Writer::Arrow(Box::new(stream)))
+        }
+    };
+    Ok(Pieces {
+        piece_bytes,
+        buf,
+        writer,
+        sink,
+    })
+}
+
+/// A fleet curve answer's writer: its head written, then [`Pieces::points`] per month.
+fn curve_pieces<'a>(
+    channel: Channel,
+    encoding: Encoding,
+    piece_bytes: usize,
+    sink: &'a mut dyn FnMut(Vec<u8>) -> Result<(), ApiError>,
+) -> Result<Pieces<'a>, ApiError> {
+    let unit = question::unit_of(channel);
+    let (buf, writer) = match encoding {
+        Encoding::Json => (
+            format!(
+                r#"{{"channel":"{}","unit":"{unit}","points":["#,
+                channel.as_str()
+            )
+            .into_bytes(),
+            Writer::Json { first: true },
+        ),
+        Encoding::Csv => (b"ts,value_w,meters\n".to_vec(), Writer::Csv),
+        Encoding::Arrow => {
+            let mut stream = ArrowStream::new(arrow::fleet_curve_schema(channel.as_str(), unit))?;
+            (stream.take(), Writer::Arrow(Box::new(stream)))
+        }
+    };
+    Ok(Pieces {
+        piece_bytes,
+        buf,
+        writer,
+        sink,
+    })
+}
+
+impl Pieces<'_> {
+    /// One slice of a fleet energy answer's meters: JSON elements, CSV rows or one record batch.
+    fn meters(&mut self, slice: &[MeterEnergyJson]) -> Result<(), ApiError> {
+        match self.writer {
+            Writer::Json { .. } => {
+                for meter in slice {
+                    self.json_element(meter)?;
+                }
+            }
+            Writer::Csv => {
+                for m in slice {
+                    for p in &m.periods {
+                        let line = format!("{},{},{},{}\n", m.meter, p.start, p.end, p.energy_wh);
+                        self.buf.extend_from_slice(line.as_bytes());
+                    }
+                }
+            }
+            Writer::Arrow(_) => self.arrow_batch(arrow::fleet_energy_columns(slice))?,
+        }
+        self.flush_if_full()
+    }
+
+    /// One month of a fleet curve answer's points: JSON elements, CSV rows or one record batch.
+    fn points(&mut self, points: &[body::FleetPointJson]) -> Result<(), ApiError> {
+        match self.writer {
+            Writer::Json { .. } => {
+                for p in points {
+                    self.json_element(p)?;
+                }
+            }
+            Writer::Csv => {
+                for p in points {
+                    let line = format!("{},{},{}\n", p.ts, p.value, p.meters);
+                    self.buf.extend_from_slice(line.as_bytes());
+                }
+            }
+            Writer::Arrow(_) => self.arrow_batch(arrow::fleet_curve_columns(points))?,
+        }
+        self.flush_if_full()
+    }
+}
+
+/// The Europe/Paris months a fleet curve answer is computed and written by.
+fn curve_months(from_utc: i64, to_utc: i64) -> Result<Vec<(i64, i64)>, ApiError> {
+    Ok(Calendar {
+        from_utc,
+        to_utc,
+        period: Period::Month,
+        tz: query::time_zone(question::DEFAULT_TZ)?,
+    }
+    .periods()?)
+}
+
 /// Writes the answer to a fleet question in pieces to `sink`, in order; `sink` fails to stop
 /// the answer (the client went away). The last piece may be empty.
 pub fn fleet_answer(
@@ -135,7 +251,6 @@ pub fn fleet_answer(
     slicing: Slicing,
     sink: &mut dyn FnMut(Vec<u8>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
-    let piece_bytes = slicing.piece_bytes;
     match question {
         Question::FleetEnergy {
             channel,
@@ -143,29 +258,7 @@ pub fn fleet_answer(
             meters,
         } => {
             question::check_fleet_energy(src, *channel, calendar, meters.as_deref(), limits)?;
-            let unit = "Wh";
-            let (buf, writer) = match encoding {
-                Encoding::Json => (
-                    format!(
-                        r#"{{"unit":"{unit}","tz":{},"meters":["#,
-                        json_text(&calendar.tz_name)
-                    )
-                    .into_bytes(),
-                    Writer::Json { first: true },
-                ),
-                Encoding::Csv => (b"meter_id,start,end,energy_wh\n".to_vec(), Writer::Csv),
-                Encoding::Arrow => {
-                    let mut stream =
-                        ArrowStream::new(arrow::fleet_energy_schema(unit, &calendar.tz_name))?;
-                    (stream.take(), Writer::Arrow(Box::new(stream)))
-                }
-            };
-            let mut pieces = Pieces {
-                piece_bytes,
-                buf,
-                writer,
-                sink,
-            };
+            let mut pieces = energy_pieces(&calendar.tz_name, encoding, slicing.piece_bytes, sink)?;
             query::fleet_energy_each(
                 src,
                 *channel,
@@ -175,28 +268,7 @@ pub fn fleet_answer(
                 |slice| -> Result<(), ApiError> {
                     let slice: Vec<MeterEnergyJson> =
                         slice.into_iter().map(MeterEnergyJson::from).collect();
-                    match pieces.writer {
-                        Writer::Json { .. } => {
-                            for meter in &slice {
-                                pieces.json_element(meter)?;
-                            }
-                        }
-                        Writer::Csv => {
-                            for m in &slice {
-                                for p in &m.periods {
-                                    let line = format!(
-                                        "{},{},{},{}\n",
-                                        m.meter, p.start, p.end, p.energy_wh
-                                    );
-                                    pieces.buf.extend_from_slice(line.as_bytes());
-                                }
-                            }
-                        }
-                        Writer::Arrow(_) => {
-                            pieces.arrow_batch(arrow::fleet_energy_columns(&slice))?
-                        }
-                    }
-                    pieces.flush_if_full()
+                    pieces.meters(&slice)
                 },
             )?;
             pieces.finish(b"]}")
@@ -208,60 +280,70 @@ pub fn fleet_answer(
             meters,
         } => {
             question::check_fleet_curve(src, meters.as_deref())?;
-            let unit = question::unit_of(*channel);
-            let (buf, writer) = match encoding {
-                Encoding::Json => (
-                    format!(
-                        r#"{{"channel":"{}","unit":"{unit}","points":["#,
-                        channel.as_str()
-                    )
-                    .into_bytes(),
-                    Writer::Json { first: true },
-                ),
-                Encoding::Csv => (b"ts,value_w,meters\n".to_vec(), Writer::Csv),
-                Encoding::Arrow => {
-                    let mut stream =
-                        ArrowStream::new(arrow::fleet_curve_schema(channel.as_str(), unit))?;
-                    (stream.take(), Writer::Arrow(Box::new(stream)))
-                }
-            };
-            let mut pieces = Pieces {
-                piece_bytes,
-                buf,
-                writer,
-                sink,
-            };
-            let months = Calendar {
-                from_utc: *from_utc,
-                to_utc: *to_utc,
-                period: Period::Month,
-                tz: query::time_zone(question::DEFAULT_TZ)?,
-            }
-            .periods()?;
-            for (from, to) in months {
+            let mut pieces = curve_pieces(*channel, encoding, slicing.piece_bytes, sink)?;
+            for (from, to) in curve_months(*from_utc, *to_utc)? {
                 let points = query::fleet_curve(src, *channel, from, to, meters.as_deref())?;
                 let points: Vec<body::FleetPointJson> =
                     points.into_iter().map(body::FleetPointJson::from).collect();
-                match pieces.writer {
-                    Writer::Json { .. } => {
-                        for p in &points {
-                            pieces.json_element(p)?;
-                        }
-                    }
-                    Writer::Csv => {
-                        for p in &points {
-                            let line = format!("{},{},{}\n", p.ts, p.value, p.meters);
-                            pieces.buf.extend_from_slice(line.as_bytes());
-                        }
-                    }
-                    Writer::Arrow(_) => pieces.arrow_batch(arrow::fleet_curve_columns(&points))?,
-                }
-                pieces.flush_if_full()?;
+                pieces.points(&points)?;
             }
             pieces.finish(b"]}")
         }
         _ => Err(ApiError::internal("only fleet answers are streamed")),
     }
+}
+
+/// The whole answer to a fleet energy question whose meters' energies were computed elsewhere
+/// (by a cluster's readers), in meter order: byte for byte what [`fleet_answer`] writes for
+/// them with `slicing` (in Arrow, one record batch per slice of meters).
+pub fn fleet_energy_encoded(
+    tz_name: &str,
+    meters: &[MeterEnergyJson],
+    encoding: Encoding,
+    slicing: Slicing,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let mut sink = |piece: Vec<u8>| {
+        out.extend(piece);
+        Ok(())
+    };
+    let mut pieces = energy_pieces(tz_name, encoding, slicing.piece_bytes, &mut sink)?;
+    for slice in meters.chunks(slicing.meters_per_slice.max(1)) {
+        pieces.meters(slice)?;
+    }
+    pieces.finish(b"]}")?;
+    Ok(out)
+}
+
+/// The whole answer to a fleet curve question over `[from_utc, to_utc)` whose points were
+/// computed elsewhere (merged from a cluster's readers), in time order: byte for byte what
+/// [`fleet_answer`] writes for them (in Arrow, one record batch per Europe/Paris month).
+pub fn fleet_curve_encoded(
+    channel: Channel,
+    from_utc: i64,
+    to_utc: i64,
+    points: Vec<query::FleetPoint>,
+    encoding: Encoding,
+) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let mut sink = |piece: Vec<u8>| {
+        out.extend(piece);
+        Ok(())
+    };
+    let mut pieces = curve_pieces(channel, encoding, Slicing::SERVER.piece_bytes, &mut sink)?;
+    let mut points = points
+        .into_iter()
+        .map(body::FleetPointJson::from)
+        .peekable();
+    for (_, to) in curve_months(from_utc, to_utc)? {
+        let mut month = Vec::new();
+        while let Some(p) = points.next_if(|p| p.ts_utc < to) {
+            month.push(p);
+        }
+        pieces.points(&month)?;
+    }
+    pieces.finish(b"]}")?;
+    Ok(out)
 }
 
 /// What the producer hands the connection.

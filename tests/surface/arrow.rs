@@ -12,7 +12,7 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, RecordBatch};
 use courbe::engine::{Options, Store};
-use courbe::question::{Asked, Encoding, Limits, QueryKind};
+use courbe::question::{Asked, Encoding, Limits, QueryKind, Question};
 use courbe_server::http::body;
 use courbe_server::http::stream::{self, Slicing};
 use courbe_server::http::ServerConfig;
@@ -492,6 +492,80 @@ fn a_fleet_answer_streamed_in_pieces_is_the_whole_answer() {
             cut.concat(),
             "{path}"
         );
+    }
+}
+
+#[test]
+fn a_fleet_answer_written_from_values_computed_elsewhere_is_the_streamed_answer_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (data, _) = generated_store(dir.path());
+    let store = Store::open(std::path::Path::new(&data), Options::default()).unwrap();
+    let small = Slicing {
+        meters_per_slice: 7,
+        piece_bytes: 2_000,
+    };
+    let limits = Limits::default();
+    for format in ["json", "csv", "arrow"] {
+        for (route, query) in [
+            ("/v1/fleet/energy", format!("{RANGE}&period=day")),
+            ("/v1/fleet/energy", format!("{RANGE}&period=week&tz=UTC")),
+            ("/v1/fleet/curve", RANGE.to_string()),
+        ] {
+            let path = format!("{route}?{query}&format={format}");
+            let kind = match route {
+                "/v1/fleet/curve" => QueryKind::FleetCurve,
+                _ => QueryKind::FleetEnergy,
+            };
+            let asked = Asked::read(kind, None, Some(&path[route.len() + 1..]), &limits).unwrap();
+            let snapshot = store.snapshot();
+            for slicing in [small, Slicing::SERVER] {
+                let (streamed, encoding) = pieces(&store, &path, slicing);
+                // The values a cluster's router merges, written by the server's encoders.
+                let written = match &asked.question {
+                    Question::FleetEnergy {
+                        channel,
+                        calendar,
+                        meters,
+                    } => {
+                        let meters: Vec<body::MeterEnergyJson> = courbe::query::fleet_energy(
+                            &*snapshot,
+                            *channel,
+                            &calendar.calendar,
+                            meters.as_deref(),
+                        )
+                        .unwrap()
+                        .into_iter()
+                        .map(body::MeterEnergyJson::from)
+                        .collect();
+                        stream::fleet_energy_encoded(&calendar.tz_name, &meters, encoding, slicing)
+                    }
+                    Question::FleetCurve {
+                        channel,
+                        from_utc,
+                        to_utc,
+                        meters,
+                    } => {
+                        let points = courbe::query::fleet_curve(
+                            &*snapshot,
+                            *channel,
+                            *from_utc,
+                            *to_utc,
+                            meters.as_deref(),
+                        )
+                        .unwrap();
+                        stream::fleet_curve_encoded(*channel, *from_utc, *to_utc, points, encoding)
+                    }
+                    other => panic!("{path}: {other:?}"),
+                }
+                .expect("an answer");
+                assert!(
+                    streamed.concat() == written,
+                    "{path} with {slicing:?}: {} and {} bytes",
+                    streamed.concat().len(),
+                    written.len()
+                );
+            }
+        }
     }
 }
 

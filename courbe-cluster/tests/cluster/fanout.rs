@@ -1,6 +1,7 @@
 //! Readers on separate nodes and a router, over HTTP on loopback: the router's public answers
-//! are one node's on the same data, suppression is decided on the merged sums, and the
-//! internal route that carries unsuppressed partials admits only the cluster's secret.
+//! are one node's on the same data (its very bytes, in JSON, CSV and Arrow, errors included),
+//! suppression is decided on the merged sums, and the internal route that carries unsuppressed
+//! partials admits only the cluster's secret.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +11,16 @@ use courbe::governance::aggregates::{self, Params};
 use courbe::governance::auth::{token_hash, Principal, Role};
 use courbe::governance::groups::Membership;
 use courbe::governance::{Governance, GovernanceConfig};
-use courbe::question::{Asked, Limits, QueryKind, Question};
+use courbe::question::{Answer, Asked, Limits, QueryKind, Question};
 use courbe::Channel;
-use courbe_cluster::fanout::{
-    status_of, AggregatesBody, FleetCurveBody, FleetEnergyBody, Running, INTERNAL,
-};
+use courbe_cluster::fanout::{Running, INTERNAL};
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::{
     shard_of, BlockCache, CacheOptions, RangedReader, ReaderNode, Router, Secret,
 };
+use courbe_server::governance::bodies::AggregatesBody;
+use courbe_server::http::body::AnswerBody;
+use courbe_server::http::{error, ServerConfig};
 use serde_json::Value;
 
 use super::{batch_of, day_batches, support::Servers, take_over};
@@ -34,8 +36,10 @@ const SHARDS: u32 = 4;
 /// behind a router, every node on loopback.
 struct Fixture {
     servers: Servers,
-    single: Store,
-    single_gov: Governance,
+    single: Arc<Store>,
+    single_gov: Arc<Governance>,
+    /// The single node's HTTP server (`courbe serve`'s) over `single` and `single_gov`.
+    one_node: String,
     readers: Vec<Running>,
     router: Running,
     meters: Vec<String>,
@@ -94,8 +98,9 @@ async fn fixture() -> Fixture {
             building: (i >= 23).then(|| format!("B{}", i % 7)),
         })
         .collect();
-    let single = Store::open(servers.path("single"), Options::default()).expect("one node");
-    let single_gov = governance(&servers, "single-gov", &memberships);
+    let single =
+        Arc::new(Store::open(servers.path("single"), Options::default()).expect("one node"));
+    let single_gov = Arc::new(governance(&servers, "single-gov", &memberships));
     let mut writers = Vec::new();
     for s in 0..shards {
         let layout = ShardLayout::new("courbe", "/courbe", s);
@@ -161,10 +166,26 @@ async fn fixture() -> Fixture {
         .await
         .expect("a port");
     let router = router.serve(listener).expect("serving");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let one_node = format!("http://{}", listener.local_addr().expect("an address"));
+    let config = ServerConfig {
+        governance: Some(single_gov.clone()),
+        ..ServerConfig::default()
+    };
+    // Stopped with the test's runtime.
+    tokio::spawn(courbe_server::http::run(
+        listener,
+        single.clone(),
+        config,
+        std::future::pending(),
+    ));
     Fixture {
         servers,
         single,
         single_gov,
+        one_node,
         readers,
         router,
         meters,
@@ -181,6 +202,30 @@ async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = response.json().await.expect("a JSON body");
     (status, body)
+}
+
+/// What a node answers `GET url`: its status, the headers a client reads, its body's bytes.
+type Raw = (u16, Vec<(String, String)>, Vec<u8>);
+
+async fn get_raw(url: &str, token: Option<&str>, accept: Option<&str>) -> Raw {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    if let Some(a) = accept {
+        request = request.header("accept", a);
+    }
+    let response = request.send().await.expect("the node answers");
+    let status = response.status().as_u16();
+    let headers = ["content-type", "www-authenticate"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = response.headers().get(name)?.to_str().ok()?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect();
+    let body = response.bytes().await.expect("a whole body").to_vec();
+    (status, headers, body)
 }
 
 impl Fixture {
@@ -200,8 +245,8 @@ impl Fixture {
                 serde_json::to_value(AggregatesBody::from(a)).expect("JSON"),
             ),
             Err(e) => (
-                status_of(e.code).as_u16(),
-                serde_json::json!({"error": {"code": e.code.as_str(), "message": e.client_message()}}),
+                error::status(e.code).as_u16(),
+                serde_json::from_str(&error::to_json(&e)).expect("JSON"),
             ),
         }
     }
@@ -327,8 +372,11 @@ async fn three_readers_behind_a_router_answer_fleet_questions_as_one_node_cell_f
         let expected =
             courbe::query::fleet_curve(&*one, Channel::CONSUMPTION, from, to, meters.as_deref())
                 .expect("one node's fleet curve");
-        let expected =
-            serde_json::to_value(FleetCurveBody::new(Channel::CONSUMPTION, expected)).unwrap();
+        let expected = serde_json::to_value(AnswerBody::from(Answer::FleetCurve {
+            channel: Channel::CONSUMPTION,
+            points: expected,
+        }))
+        .unwrap();
         let mut query = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z".to_string();
         if let Some(list) = &meters {
             query.push_str(&format!("&meters={}", list.join(",")));
@@ -355,8 +403,11 @@ async fn three_readers_behind_a_router_answer_fleet_questions_as_one_node_cell_f
             courbe::query::fleet_energy(&*one, channel, &calendar.calendar, meters.as_deref())
                 .expect("one node's fleet energy");
         assert_eq!(expected.len(), meters.as_ref().map_or(60, Vec::len));
-        let expected =
-            serde_json::to_value(FleetEnergyBody::of(&calendar.tz_name, expected)).unwrap();
+        let expected = serde_json::to_value(AnswerBody::from(Answer::FleetEnergy {
+            tz: calendar.tz_name.clone(),
+            meters: expected,
+        }))
+        .unwrap();
         let routed = f.routed("/v1/fleet/energy", &q, OPERATOR).await;
         assert_eq!(routed, (200, expected), "{q}");
     }
@@ -370,6 +421,123 @@ async fn three_readers_behind_a_router_answer_fleet_questions_as_one_node_cell_f
         .await;
     assert_eq!(routed.0, 404, "{}", routed.1);
     assert_eq!(routed.1["error"]["code"], "unknown_meter");
+
+    // Byte for byte, the answers of one node (`courbe serve` over the same data): JSON, CSV and
+    // Arrow, asked by `format` or by `Accept`, and the refusals' statuses and bodies.
+    let days = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z";
+    // Two Paris months: in Arrow one record batch each, the second empty.
+    let months = "from=2024-01-20T23:00:00Z&to=2024-02-03T23:00:00Z";
+    let listed = format!("meters={}", list.join(","));
+    let arrow = "application/vnd.apache.arrow.stream";
+    let mut asks: Vec<(String, Option<&str>, Option<&str>)> = Vec::new();
+    for format in ["", "&format=json", "&format=csv", "&format=arrow"] {
+        for q in [
+            format!("/v1/fleet/curve?{days}{format}"),
+            format!("/v1/fleet/curve?{months}{format}"),
+            format!("/v1/fleet/curve?{days}&{listed}{format}"),
+            format!("/v1/fleet/energy?period=day&{RANGE}{format}"),
+            format!("/v1/fleet/energy?period=week&{RANGE}&{listed}{format}"),
+        ] {
+            asks.push((q, Some(OPERATOR), None));
+        }
+    }
+    for q in [
+        format!("/v1/fleet/curve?{days}"),
+        format!("/v1/fleet/energy?period=day&{RANGE}"),
+        // `format` wins over `Accept`.
+        format!("/v1/fleet/curve?{days}&format=csv"),
+    ] {
+        asks.push((q, Some(OPERATOR), Some(arrow)));
+    }
+    for (q, token) in [
+        (
+            format!("/v1/fleet/curve?{days}&meters=99999999999999"),
+            Some(OPERATOR),
+        ),
+        (
+            format!("/v1/fleet/energy?period=day&{RANGE}&meters=99999999999999"),
+            Some(OPERATOR),
+        ),
+        (
+            format!("/v1/fleet/curve?{days}&colour=blue"),
+            Some(OPERATOR),
+        ),
+        (format!("/v1/fleet/curve?{days}&format=xml"), Some(OPERATOR)),
+        (
+            "/v1/fleet/curve?from=2024-01-24T23:00:00Z&to=2024-01-20T23:00:00Z".to_string(),
+            Some(OPERATOR),
+        ),
+        (
+            format!("/v1/fleet/energy?period=fortnight&{RANGE}"),
+            Some(OPERATOR),
+        ),
+        (
+            format!("/v1/fleet/energy?period=day&{days}&tz=Mars/Olympus"),
+            Some(OPERATOR),
+        ),
+        (format!("/v1/fleet/curve?{days}"), None),
+        (format!("/v1/fleet/curve?{days}"), Some("not-a-token")),
+        (format!("/v1/fleet/energy?period=day&{RANGE}"), Some(PUBLIC)),
+        (
+            format!("/v1/aggregates?level=iris&kind=energy&period=day&{RANGE}"),
+            Some(OPERATOR),
+        ),
+        (
+            format!("/v1/aggregates?level=iris&kind=curve&{RANGE}"),
+            Some(OPERATOR),
+        ),
+        (
+            format!("/v1/aggregates?level=street&kind=energy&period=day&{RANGE}"),
+            Some(OPERATOR),
+        ),
+        (
+            format!("/v1/aggregates?level=iris&kind=energy&period=day&colour=blue&{RANGE}"),
+            Some(OPERATOR),
+        ),
+        (
+            format!("/v1/aggregates?level=iris&kind=energy&period=day&{RANGE}"),
+            Some(PUBLIC),
+        ),
+        (
+            format!("/v1/aggregates?level=iris&kind=energy&period=day&{RANGE}"),
+            None,
+        ),
+    ] {
+        asks.push((q, token, None));
+    }
+    let mut statuses = std::collections::BTreeSet::new();
+    let mut types = std::collections::BTreeSet::new();
+    for (q, token, accept) in &asks {
+        let routed = get_raw(&format!("{}{q}", f.router.url()), *token, *accept).await;
+        let one = get_raw(&format!("{}{q}", f.one_node), *token, *accept).await;
+        assert!(
+            routed == one,
+            "{q} (token {token:?}, accept {accept:?}): the router answers {} {:?} {:.400}, \
+             one node {} {:?} {:.400}",
+            routed.0,
+            routed.1,
+            String::from_utf8_lossy(&routed.2),
+            one.0,
+            one.1,
+            String::from_utf8_lossy(&one.2),
+        );
+        statuses.insert(one.0);
+        types.extend(one.1.iter().map(|(_, v)| v.clone()));
+        assert!(!one.2.is_empty(), "{q}");
+    }
+    assert_eq!(
+        statuses,
+        [200, 400, 401, 403, 404].into(),
+        "every kind of answer was compared"
+    );
+    for t in [
+        arrow,
+        "text/csv; charset=utf-8",
+        "application/json",
+        "Bearer",
+    ] {
+        assert!(types.contains(t), "{t} compared: {types:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
