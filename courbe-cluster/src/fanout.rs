@@ -523,8 +523,10 @@ impl ReaderNode {
             .calendars()
             .resolve(&mut question)
             .map_err(ApiError::invalid)?;
-        // The meter's every block: a question about one meter may read outside its range
-        // (an index's first reading, a curve's step before `from`).
+        // The meter's blocks in every segment, not only those meeting the question's range: a
+        // question may read before `from` (a curve's first step), and a block read but not
+        // fetched would be a checksum failure. On a cold cache this costs about one ranged GET
+        // per segment holding the meter.
         let meters = [ask.meter.clone()];
         let (bytes, content_type) = reader
             .read(&meters, i64::MIN, i64::MAX, |src| {
