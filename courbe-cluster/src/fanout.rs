@@ -932,9 +932,14 @@ impl Router {
             .authenticate(gov_http::bearer(request.headers()))
             .ok_or_else(gov_http::token_required)?;
         if request.method() != Method::GET {
+            // One node's words (its router's fallback); an erasure is the writer's.
             return Err(ApiError::new(
                 ErrorCode::MethodNotAllowed,
-                format!("{} is not allowed here", request.method()),
+                format!(
+                    "{} is not allowed on {}",
+                    request.method(),
+                    request.uri().path()
+                ),
             ));
         }
         // Decoded as one node's path extractor decodes it; the decoded id never travels in a

@@ -901,6 +901,25 @@ async fn a_one_meter_question_through_the_router_is_one_nodes_status_type_and_by
         assert_eq!(one.0, status, "{what}: {}", String::from_utf8_lossy(&one.2));
         assert_same(&routed, &one, what);
     }
+    // A method the route does not serve here: an erasure (DELETE) is a writer's, not a
+    // router's; the words are one node's 405.
+    for (method, route) in [
+        (reqwest::Method::POST, "energy"),
+        (reqwest::Method::PUT, "peak"),
+    ] {
+        let mut answers = Vec::new();
+        for base in [&f.one_node, &f.router.url()] {
+            let r = reqwest::Client::new()
+                .request(method.clone(), format!("{base}/v1/meters/{meter}/{route}"))
+                .bearer_auth(OPERATOR)
+                .send()
+                .await
+                .expect("the node answers");
+            answers.push((r.status().as_u16(), r.text().await.unwrap_or_default()));
+        }
+        assert_eq!(answers[0].0, 405, "{method} {route}: {}", answers[0].1);
+        assert_eq!(answers[1], answers[0], "{method} {route}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
