@@ -1235,3 +1235,31 @@ fn parse_error(body: &[u8]) -> Option<ApiError> {
     .find(|c| c.as_str() == code)?;
     Some(ApiError::new(code, message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_one_meter_route_is_the_servers_declared_route_asking_the_same_question() {
+        for segment in ["curve", "energy", "peak", "index", "summary"] {
+            let (kind, template) = meter_route(segment).expect("served");
+            let declared = routes::find(template).expect("declared by the server");
+            assert_eq!(declared.question, Some(kind), "{template}");
+            assert_eq!(
+                meter_path(&format!("/v1/meters/m%2F1/{segment}")),
+                Some(("m%2F1", kind, template))
+            );
+        }
+        for path in [
+            "/v1/meters//curve",
+            "/v1/meters/m/curve/",
+            "/v1/meters/m/live",
+            "/v1/meters/m/export",
+            "/v1/meters/m",
+            "/v1/meters/a/b/curve",
+        ] {
+            assert_eq!(meter_path(path), None, "{path}");
+        }
+    }
+}
