@@ -12,6 +12,12 @@
 //! aggregates, `courbe_server::http::error` for statuses and error bodies), after the checks of
 //! one node's access guard in its order: a router's bytes are one node's.
 //!
+//! A one-meter question (`/v1/meters/{id}/curve`, `energy`, `peak`, `index`, `summary`) is
+//! authorised by the router, which holds the tokens, grants and consents, then answered by the
+//! one reader holding the meter's shard with one node's code (`body::answer_encoded`); the
+//! router passes its status, content type and bytes through. A reader never answers a meter of
+//! a shard it does not hold.
+//!
 //! Partials hold cells no one may see. The internal routes answer only a request carrying the
 //! cluster's shared secret as its one `Authorization: Bearer` header (compared in constant
 //! time); the secret is never read from a query string, and the router's public port serves no
@@ -26,7 +32,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use courbe::error::{ApiError, ErrorCode};
 use courbe::governance::aggregates::{self, Aggregates, Params, Partials};
-use courbe::governance::auth::{Action, Decision, Level, Principal};
+use courbe::governance::audit::AuditRecord;
+use courbe::governance::auth::{Action, Decision, Level, Principal, Role};
+use courbe::governance::grants::Kinds;
 use courbe::governance::Governance;
 use courbe::query::{self, FleetPoint};
 use courbe::question::{self, Asked, Limits, QueryKind, Question};
@@ -34,7 +42,7 @@ use courbe::Channel;
 use courbe_server::governance::bodies::AggregatesBody;
 use courbe_server::governance::http as gov_http;
 use courbe_server::http::body::{self, MeterEnergyJson, PeriodEnergyJson};
-use courbe_server::http::{error, stream};
+use courbe_server::http::{error, routes, stream};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -261,6 +269,44 @@ pub struct AggregatesAsk {
     pub query: String,
 }
 
+/// A one-meter question on the internal route: the route's last segment (`curve`, `energy`,
+/// `peak`, `index`, `summary`), the meter (percent-decoded and checked by the router), the
+/// public query string (read by the reader with the single node's parser), whether `Accept`
+/// asked for Arrow, and the kinds of data the router's access decision lets it draw on
+/// ([`Kinds::names`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MeterAsk {
+    pub route: String,
+    pub meter: String,
+    pub query: Option<String>,
+    pub prefers_arrow: bool,
+    pub kinds: String,
+}
+
+/// The question kind and route template of a one-meter route's last segment: the routes whose
+/// answer one node reads from the meter's series.
+fn meter_route(segment: &str) -> Option<(QueryKind, &'static str)> {
+    Some(match segment {
+        "curve" => (QueryKind::Curve, "/v1/meters/:id/curve"),
+        "energy" => (QueryKind::Energy, "/v1/meters/:id/energy"),
+        "peak" => (QueryKind::Peak, "/v1/meters/:id/peak"),
+        "index" => (QueryKind::Index, "/v1/meters/:id/index"),
+        "summary" => (QueryKind::Summary, "/v1/meters/:id/summary"),
+        _ => return None,
+    })
+}
+
+/// The raw (still percent-encoded) meter id and question of a `/v1/meters/{id}/{route}` path
+/// the router serves: one segment each, as one node's router matches them.
+fn meter_path(path: &str) -> Option<(&str, QueryKind, &'static str)> {
+    let (raw_id, segment) = path.strip_prefix("/v1/meters/")?.split_once('/')?;
+    if raw_id.is_empty() {
+        return None;
+    }
+    let (kind, route) = meter_route(segment)?;
+    Some((raw_id, kind, route))
+}
+
 /// A node holding some shards of the cluster and answering partials for their meters.
 pub struct ReaderNode {
     shard_count: u32,
@@ -436,6 +482,61 @@ impl ReaderNode {
         Ok(EnergyPartial { meters: out })
     }
 
+    /// One meter's answer, as one node writes it (`body::answer_encoded`), once the router has
+    /// authorised it: the question is read again from the query string with the single node's
+    /// parser, narrowed to the kinds the router allowed, its calendar resolved. A meter of a
+    /// shard this node does not hold is refused (409), never answered empty.
+    pub async fn one_meter(&self, ask: &MeterAsk) -> Result<Answer, ApiError> {
+        question::check_meter_id(&ask.meter)?;
+        let shard = shard_of(&ask.meter, self.shard_count);
+        let Some((_, reader)) = self.shards.iter().find(|(s, _)| *s == shard) else {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "meter {:?} is of shard {shard}, which this reader does not hold",
+                    ask.meter
+                ),
+            ));
+        };
+        let (kind, _) = meter_route(&ask.route)
+            .ok_or_else(|| ApiError::invalid(format!("no one-meter route {:?}", ask.route)))?;
+        let kinds = if ask.kinds.is_empty() {
+            Kinds::NONE
+        } else {
+            Kinds::parse_list(ask.kinds.split(',')).map_err(ApiError::invalid)?
+        };
+        let limits = Limits::default();
+        let Asked {
+            mut question,
+            encoding,
+        } = Asked::read_preferring(
+            kind,
+            Some(&ask.meter),
+            ask.query.as_deref(),
+            ask.prefers_arrow,
+            &limits,
+        )?;
+        if !gov_http::draw_only_on(&mut question, kinds) {
+            return Err(question::forbidden());
+        }
+        self.gov
+            .calendars()
+            .resolve(&mut question)
+            .map_err(ApiError::invalid)?;
+        // The meter's blocks in every segment, not only those meeting the question's range: a
+        // question may read before `from` (a curve's first step), and a block read but not
+        // fetched would be a checksum failure. On a cold cache this costs about one ranged GET
+        // per segment holding the meter.
+        let meters = [ask.meter.clone()];
+        let (bytes, content_type) = reader
+            .read(&meters, i64::MIN, i64::MAX, |src| {
+                body::answer_encoded(src, &question, encoding, &limits)
+            })
+            .await
+            .map_err(unavailable)??;
+        Ok(answer_of(StatusCode::OK, content_type, bytes))
+    }
+
     /// The unsuppressed group sums of this node's meters for an aggregate question.
     pub async fn aggregates(&self, ask: &AggregatesAsk) -> Result<Partials, ApiError> {
         let params = Params::from_query(&ask.query)?;
@@ -516,6 +617,12 @@ impl Handler for ReaderNode {
                 let limits = Limits::default();
                 match async { self.energy(&read_json(body)?, &limits).await }.await {
                     Ok(p) => ok_json(&p),
+                    Err(e) => error_answer(&e),
+                }
+            }
+            (Method::POST, Some("/meter")) => {
+                match async { self.one_meter(&read_json(body)?).await }.await {
+                    Ok(a) => a,
                     Err(e) => error_answer(&e),
                 }
             }
@@ -638,21 +745,7 @@ impl Router {
         path: &str,
         body: &impl Serialize,
     ) -> Result<T, ApiError> {
-        let down = |detail: String| {
-            ApiError::new(
-                ErrorCode::Unavailable,
-                format!(
-                    "shard {} (reader {}) did not answer: {detail}",
-                    reader
-                        .shards
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    reader.url
-                ),
-            )
-        };
+        let down = |detail: String| down(reader, &detail);
         let response = self
             .client
             .post(format!("{}{INTERNAL}{path}", reader.url))
@@ -823,6 +916,144 @@ impl Router {
         }
     }
 
+    /// A one-meter question, in the order of one node's access guard: the token, the meter id,
+    /// the query string, the question, then access (and the kinds of data it may draw on);
+    /// then the one reader holding the meter's shard answers it and its status, content type
+    /// and bytes are passed through. A supplier's read is audited here, as one node audits it.
+    async fn one_meter(
+        &self,
+        request: &Request<Bytes>,
+        raw_id: &str,
+        kind: QueryKind,
+        route: &'static str,
+    ) -> Result<Answer, ApiError> {
+        let principal = self
+            .gov
+            .authenticate(gov_http::bearer(request.headers()))
+            .ok_or_else(gov_http::token_required)?;
+        if request.method() != Method::GET {
+            // One node's words (its router's fallback); an erasure is the writer's.
+            return Err(ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!(
+                    "{} is not allowed on {}",
+                    request.method(),
+                    request.uri().path()
+                ),
+            ));
+        }
+        // Decoded as one node's path extractor decodes it; the decoded id never travels in a
+        // path (the internal route carries it in its body).
+        let meter = percent_encoding::percent_decode_str(raw_id)
+            .decode_utf8()
+            .map_err(|_| ApiError::invalid("unreadable meter id: Invalid UTF-8 in `id`"))?
+            .into_owned();
+        question::check_meter_id(&meter)?;
+        let query = request.uri().query();
+        let params = question::read_query(query)?;
+        let prefers_arrow = body::accepts_arrow(
+            request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let mut asked =
+            Asked::read_preferring(kind, Some(&meter), query, prefers_arrow, &self.limits)?;
+        let action = routes::action_of(
+            route,
+            &routes::Asking {
+                method: &Method::GET,
+                meter: &meter,
+                question: Some(&asked.question),
+                params: &params,
+            },
+        )
+        .ok_or_else(|| ApiError::internal("a one-meter read has an action"))?;
+        let kinds = self
+            .gov
+            .authorize_kinds(&principal, &action)
+            .map_err(|why| {
+                tracing::info!(who = %principal.label(), route, why, "forbidden");
+                question::forbidden()
+            })?;
+        if !gov_http::draw_only_on(&mut asked.question, kinds) {
+            tracing::info!(who = %principal.label(), route, "forbidden: no source left");
+            return Err(question::forbidden());
+        }
+        let (from_utc, to_utc) = asked.question.range_utc();
+        let shard = shard_of(&meter, self.shard_count);
+        let reader = self
+            .readers
+            .iter()
+            .find(|r| r.shards.contains(&shard))
+            .ok_or_else(|| ApiError::internal(format!("shard {shard} has no reader")))?;
+        let ask = MeterAsk {
+            route: route.rsplit('/').next().unwrap_or_default().to_owned(),
+            meter: meter.clone(),
+            query: query.map(str::to_owned),
+            prefers_arrow,
+            kinds: kinds.names(),
+        };
+        let answer = self.ask_meter(reader, &ask).await?;
+        if principal.role == Role::Supplier && answer.status().is_success() {
+            let record = AuditRecord {
+                who: principal.label(),
+                at_utc: courbe::governance::now_utc(),
+                meter,
+                from_utc,
+                to_utc,
+                what: route.to_owned(),
+                kinds,
+            };
+            let gov = self.gov.clone();
+            let logged = tokio::task::spawn_blocking(move || gov.audit(record)).await;
+            if !matches!(logged, Ok(Ok(()))) {
+                // An unrecorded read is not served.
+                return Err(ApiError::internal(
+                    "the audit trail cannot record this read",
+                ));
+            }
+        }
+        Ok(answer)
+    }
+
+    /// `reader`'s answer to a one-meter question, passed through: its status, content type and
+    /// bytes, an answer or the caller's mistake (an unknown meter, a bad parameter). Anything
+    /// else (no answer, a refused secret, a misdirected meter, a reader's own failure) is 503,
+    /// naming the reader's shards.
+    async fn ask_meter(&self, reader: &ReaderLink, ask: &MeterAsk) -> Result<Answer, ApiError> {
+        let response = self
+            .client
+            .post(format!("{}{INTERNAL}/meter", reader.url))
+            .header(header::AUTHORIZATION, self.secret.header())
+            .json(ask)
+            .send()
+            .await
+            .map_err(|e| down(reader, &e.to_string()))?;
+        let status = response.status();
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| down(reader, &e.to_string()))?;
+        let passed = status.is_success()
+            || (status.is_client_error()
+                && status != StatusCode::UNAUTHORIZED
+                && status != StatusCode::CONFLICT);
+        if !passed {
+            return Err(down(
+                reader,
+                &format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+            ));
+        }
+        let mut r = Response::new(Full::new(bytes));
+        *r.status_mut() = status;
+        if let Some(ct) = content_type {
+            r.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        Ok(r)
+    }
+
     /// Answers a public request in the order of one node's access guard: the token, the query
     /// string, the question (or the route's parameters), then access; then the answer, written
     /// with the server's encoders.
@@ -838,7 +1069,14 @@ impl Router {
                 ))
             }
             "/v1/fleet/curve" | "/v1/fleet/energy" | "/v1/aggregates" => path,
-            _ => return Err(not_found(path)),
+            _ => {
+                return match meter_path(path) {
+                    Some((raw_id, kind, route)) => {
+                        self.one_meter(request, raw_id, kind, route).await
+                    }
+                    None => Err(not_found(path)),
+                }
+            }
         };
         let principal = self
             .gov
@@ -962,6 +1200,23 @@ impl Handler for Router {
     }
 }
 
+/// A reader's failure to answer: 503, naming its shards.
+fn down(reader: &ReaderLink, detail: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!(
+            "shard {} (reader {}) did not answer: {detail}",
+            reader
+                .shards
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            reader.url
+        ),
+    )
+}
+
 fn parse_error(body: &[u8]) -> Option<ApiError> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let code = v.pointer("/error/code")?.as_str()?;
@@ -979,4 +1234,32 @@ fn parse_error(body: &[u8]) -> Option<ApiError> {
     .into_iter()
     .find(|c| c.as_str() == code)?;
     Some(ApiError::new(code, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_one_meter_route_is_the_servers_declared_route_asking_the_same_question() {
+        for segment in ["curve", "energy", "peak", "index", "summary"] {
+            let (kind, template) = meter_route(segment).expect("served");
+            let declared = routes::find(template).expect("declared by the server");
+            assert_eq!(declared.question, Some(kind), "{template}");
+            assert_eq!(
+                meter_path(&format!("/v1/meters/m%2F1/{segment}")),
+                Some(("m%2F1", kind, template))
+            );
+        }
+        for path in [
+            "/v1/meters//curve",
+            "/v1/meters/m/curve/",
+            "/v1/meters/m/live",
+            "/v1/meters/m/export",
+            "/v1/meters/m",
+            "/v1/meters/a/b/curve",
+        ] {
+            assert_eq!(meter_path(path), None, "{path}");
+        }
+    }
 }

@@ -262,8 +262,9 @@ fn priced_action<'a>(access: &Access, meter: Option<&'a str>) -> Action<'a> {
 /// A peak from `max_power` is max_power data, from the curve curve data: the answer draws only
 /// on the sources the rule allowed and the question itself asked. A year's statement always
 /// has max_power (the rule asks it); its monthly peaks come from the curve only with curve
-/// rights. `false` when no source is left to answer from.
-fn draw_only_on(question: &mut Question, kinds: Kinds) -> bool {
+/// rights. `false` when no source is left to answer from. The router of a cluster narrows a
+/// one-meter question with it as this guard does.
+pub fn draw_only_on(question: &mut Question, kinds: Kinds) -> bool {
     match question {
         Question::Peak { sources, .. } => {
             *sources = PeakSources {

@@ -29,6 +29,8 @@ const RANGE: &str = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z&tz=Europe
 const SECRET: &str = "a-cluster-secret-of-32-characters";
 const OPERATOR: &str = "operator-token";
 const PUBLIC: &str = "public-token";
+/// The consumer of the first meter: its own meter only.
+const CONSUMER: &str = "consumer-token";
 /// Shards of the cluster; the readers hold {0}, {1} and {2, 3}.
 const SHARDS: u32 = 4;
 
@@ -52,9 +54,11 @@ fn governance(servers: &Servers, name: &str, memberships: &[Membership]) -> Gove
     std::fs::write(
         &tokens,
         format!(
-            "{} operator\n{} public\n",
+            "{} operator\n{} public\n{} consumer {}\n",
             token_hash(OPERATOR),
-            token_hash(PUBLIC)
+            token_hash(PUBLIC),
+            token_hash(CONSUMER),
+            memberships[0].meter
         ),
     )
     .expect("a tokens file");
@@ -722,4 +726,326 @@ async fn a_reader_that_does_not_answer_fails_the_question_with_a_503_naming_its_
         );
         assert!(body.get("groups").is_none() && body.get("points").is_none());
     }
+}
+
+impl Fixture {
+    /// A meter of each reader (readers hold {0}, {1} and {2, 3}).
+    fn meter_of_each_reader(&self) -> Vec<String> {
+        [vec![0], vec![1], vec![2, 3]]
+            .iter()
+            .map(|held| {
+                self.meters
+                    .iter()
+                    .find(|m| held.contains(&shard_of(m, SHARDS)))
+                    .expect("a meter on every reader")
+                    .clone()
+            })
+            .collect()
+    }
+
+    /// One node's and the router's raw answers to `GET path_and_query`.
+    async fn both(
+        &self,
+        path_and_query: &str,
+        token: Option<&str>,
+        accept: Option<&str>,
+    ) -> [Raw; 2] {
+        [
+            get_raw(&format!("{}{path_and_query}", self.one_node), token, accept).await,
+            get_raw(
+                &format!("{}{path_and_query}", self.router.url()),
+                token,
+                accept,
+            )
+            .await,
+        ]
+    }
+}
+
+/// The router's answer is one node's: status, headers and body bytes (a difference shown in
+/// text, cut short).
+fn assert_same(routed: &Raw, one: &Raw, what: &str) {
+    let text = |r: &Raw| String::from_utf8_lossy(&r.2[..r.2.len().min(300)]).into_owned();
+    assert_eq!(
+        (routed.0, &routed.1),
+        (one.0, &one.1),
+        "{what}: the router answered {} where one node answered {}",
+        text(routed),
+        text(one)
+    );
+    assert!(
+        routed.2 == one.2,
+        "{what}: {} bytes from the router, {} from one node: {} / {}",
+        routed.2.len(),
+        one.2.len(),
+        text(routed),
+        text(one)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn a_one_meter_question_through_the_router_is_one_nodes_status_type_and_bytes() {
+    let f = fixture().await;
+    let questions = [
+        ("curve", RANGE.to_owned()),
+        ("energy", format!("{RANGE}&period=day")),
+        ("peak", format!("{RANGE}&period=day")),
+        (
+            "index",
+            "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z&period=day".to_owned(),
+        ),
+        ("summary", "year=2024".to_owned()),
+    ];
+    let formats = [
+        ("", None),
+        ("&format=json", None),
+        ("&format=csv", None),
+        ("&format=arrow", None),
+        ("", Some("application/vnd.apache.arrow.stream")),
+    ];
+    let mut answered = 0;
+    for meter in f.meter_of_each_reader() {
+        for (route, query) in &questions {
+            for (format, accept) in formats {
+                let asked = format!("/v1/meters/{meter}/{route}?{query}{format}");
+                let [one, routed] = f.both(&asked, Some(OPERATOR), accept).await;
+                assert_same(&routed, &one, &format!("{asked} (accept {accept:?})"));
+                if one.0 == 200 {
+                    answered += 1;
+                }
+            }
+        }
+        // Every route answers this meter in JSON: the comparison is of real answers.
+        for (route, query) in &questions {
+            let [one, _] = f
+                .both(
+                    &format!("/v1/meters/{meter}/{route}?{query}"),
+                    Some(OPERATOR),
+                    None,
+                )
+                .await;
+            assert_eq!(one.0, 200, "{route}: {}", String::from_utf8_lossy(&one.2));
+            assert!(one.2.len() > 200, "{route}: a real answer");
+        }
+    }
+    // Per meter: 5 routes in JSON (twice), in CSV and by `Accept` (JSON where there is no
+    // Arrow answer), curve and energy in Arrow by `format` (the others' a 400).
+    assert_eq!(answered, 3 * 22, "answers compared");
+
+    let meter = &f.meters[0];
+    let refusals = [
+        (
+            "an unknown meter",
+            format!("/v1/meters/nosuchmeter/curve?{RANGE}"),
+            Some(OPERATOR),
+            404,
+        ),
+        (
+            "a bad parameter",
+            format!("/v1/meters/{meter}/curve?from=yesterday&to=2024-01-24T23:00:00Z"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an unknown parameter",
+            format!("/v1/meters/{meter}/energy?{RANGE}&period=day&colour=blue"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "a range past the limit",
+            format!("/v1/meters/{meter}/curve?from=2000-01-01T00:00:00Z&to=2024-01-01T00:00:00Z"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "no token",
+            format!("/v1/meters/{meter}/curve?{RANGE}"),
+            None,
+            401,
+        ),
+        (
+            "an unknown token",
+            format!("/v1/meters/{meter}/curve?{RANGE}"),
+            Some("not-a-token"),
+            401,
+        ),
+        (
+            "a role without access to the meter",
+            format!("/v1/meters/{meter}/curve?{RANGE}"),
+            Some(PUBLIC),
+            403,
+        ),
+        (
+            "a consumer for another meter",
+            format!("/v1/meters/{}/energy?{RANGE}&period=day", f.meters[1]),
+            Some(CONSUMER),
+            403,
+        ),
+        (
+            "a consumer for its own meter",
+            format!("/v1/meters/{meter}/energy?{RANGE}&period=day"),
+            Some(CONSUMER),
+            200,
+        ),
+        (
+            "a role without access to an unknown meter (no answer says it is unknown)",
+            format!("/v1/meters/nosuchmeter/peak?{RANGE}&period=day"),
+            Some(PUBLIC),
+            403,
+        ),
+    ];
+    for (what, asked, token, status) in refusals {
+        let [one, routed] = f.both(&asked, token, None).await;
+        assert_eq!(one.0, status, "{what}: {}", String::from_utf8_lossy(&one.2));
+        assert_same(&routed, &one, what);
+    }
+    // A method the route does not serve here: an erasure (DELETE) is a writer's, not a
+    // router's; the words are one node's 405.
+    for (method, route) in [
+        (reqwest::Method::POST, "energy"),
+        (reqwest::Method::PUT, "peak"),
+    ] {
+        let mut answers = Vec::new();
+        for base in [&f.one_node, &f.router.url()] {
+            let r = reqwest::Client::new()
+                .request(method.clone(), format!("{base}/v1/meters/{meter}/{route}"))
+                .bearer_auth(OPERATOR)
+                .send()
+                .await
+                .expect("the node answers");
+            answers.push((r.status().as_u16(), r.text().await.unwrap_or_default()));
+        }
+        assert_eq!(answers[0].0, 405, "{method} {route}: {}", answers[0].1);
+        assert_eq!(answers[1], answers[0], "{method} {route}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn the_internal_one_meter_route_answers_only_the_secret_and_only_for_a_held_shard() {
+    let f = fixture().await;
+    let client = reqwest::Client::new();
+    let ask = |request: reqwest::RequestBuilder| async move {
+        let r = request.send().await.expect("the node answers");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    let meters = f.meter_of_each_reader();
+    let body = |meter: &str| {
+        serde_json::json!({
+            "route": "curve",
+            "meter": meter,
+            "query": RANGE,
+            "prefers_arrow": false,
+            "kinds": "daily,max_power,curve",
+        })
+    };
+    let on_reader0 = format!("{}{INTERNAL}/meter", f.readers[0].url());
+    let (status, text) = ask(client
+        .post(&on_reader0)
+        .bearer_auth(SECRET)
+        .json(&body(&meters[0])))
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(&meters[0]), "{text}");
+
+    // Without the secret, nothing: not even whether the meter is held.
+    for (what, request) in [
+        ("no token", client.post(&on_reader0).json(&body(&meters[0]))),
+        (
+            "a caller's token",
+            client
+                .post(&on_reader0)
+                .bearer_auth(OPERATOR)
+                .json(&body(&meters[0])),
+        ),
+        (
+            "the secret in the query string",
+            client
+                .post(format!("{on_reader0}?token={SECRET}"))
+                .json(&body(&meters[0])),
+        ),
+    ] {
+        let (status, text) = ask(request).await;
+        assert_eq!(status, 401, "{what}: {text}");
+        assert!(!text.contains("points"), "{what}: {text}");
+    }
+
+    // A meter of a shard the reader does not hold: refused, naming the shard, never empty.
+    let elsewhere = &meters[1];
+    let (status, text) = ask(client
+        .post(&on_reader0)
+        .bearer_auth(SECRET)
+        .json(&body(elsewhere)))
+    .await;
+    assert_eq!(status, 409, "{text}");
+    assert!(
+        text.contains(&format!("shard {}", shard_of(elsewhere, SHARDS)))
+            && !text.contains("points"),
+        "{text}"
+    );
+    // A meter id the single node's check refuses, even with the secret.
+    for bad in ["../shards", "a/b", "", "x".repeat(65).as_str()] {
+        let (status, text) = ask(client
+            .post(&on_reader0)
+            .bearer_auth(SECRET)
+            .json(&body(bad)))
+        .await;
+        assert_eq!(status, 400, "{bad:?}: {text}");
+    }
+    // The router's public port serves no internal path, secret or not.
+    let (status, text) = ask(client
+        .post(format!("{}{INTERNAL}/meter", f.router.url()))
+        .bearer_auth(SECRET)
+        .json(&body(&meters[0])))
+    .await;
+    assert_eq!(status, 404, "{text}");
+
+    // Ids crafted to leave the path are read as one node reads them, and go nowhere else.
+    for crafted in [
+        format!("/v1/meters/..%2F..%2Finternal%2Fv1%2Fshards/curve?{RANGE}"),
+        format!("/v1/meters/%2e%2e/curve?{RANGE}"),
+        format!("/v1/meters/{}%2Fcurve/curve?{RANGE}", meters[0]),
+        format!("/v1/meters/{}%00/curve?{RANGE}", meters[0]),
+        format!("/v1/meters/%FF/curve?{RANGE}"),
+        format!("/v1/meters/../curve?{RANGE}"),
+        format!("/v1/meters/{}/curve/?{RANGE}", meters[0]),
+        format!("/v1/meters/{}/shards?{RANGE}", meters[0]),
+    ] {
+        let [one, routed] = f.both(&crafted, Some(OPERATOR), None).await;
+        assert_ne!(one.0, 200, "{crafted}");
+        assert_eq!(
+            routed.0,
+            one.0,
+            "{crafted}: {}",
+            String::from_utf8_lossy(&routed.2)
+        );
+        if !crafted.contains("%FF") {
+            assert_same(&routed, &one, &crafted);
+        }
+    }
+
+    // A stopped reader: its meters' questions are 503 naming its shard; the others' still
+    // answer (a one-meter question needs only its own shard).
+    f.readers[1].stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, body) = get(
+        &format!("{}/v1/meters/{}/curve?{RANGE}", f.router.url(), meters[1]),
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("shard 1 ") && message.contains(&f.readers[1].url()),
+        "{message}"
+    );
+    let (status, body) = get(
+        &format!("{}/v1/meters/{}/curve?{RANGE}", f.router.url(), meters[0]),
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
