@@ -644,6 +644,23 @@ pub struct ReaderLink {
     pub shards: Vec<u32>,
 }
 
+impl ReaderLink {
+    /// What this reader is asked of a question's meter list (in a cluster of `shard_count`
+    /// shards): `Some(None)` without a list (every meter), `Some(Some(those it holds))`, or
+    /// `None` when the list names none of its meters (it is not asked).
+    fn listed(&self, list: Option<&[String]>, shard_count: u32) -> Option<Option<Vec<String>>> {
+        let Some(list) = list else {
+            return Some(None);
+        };
+        let held: Vec<String> = list
+            .iter()
+            .filter(|m| self.shards.contains(&shard_of(m, shard_count)))
+            .cloned()
+            .collect();
+        (!held.is_empty()).then_some(Some(held))
+    }
+}
+
 /// Fans fleet questions out to the readers of every shard and answers them as one node does.
 pub struct Router {
     readers: Vec<ReaderLink>,
@@ -795,15 +812,7 @@ impl Router {
         let n = self.shard_count;
         let partials: Vec<CurvePartial> = self
             .fan_out("/partials/fleet-curve", |r| {
-                let meters = meters.map(|list| {
-                    list.iter()
-                        .filter(|m| r.shards.contains(&shard_of(m, n)))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                });
-                if meters.as_ref().is_some_and(Vec::is_empty) {
-                    return None;
-                }
+                let meters = r.listed(meters, n)?;
                 serde_json::to_value(CurveAsk {
                     channel: channel.as_str().to_owned(),
                     from_utc,
@@ -838,15 +847,7 @@ impl Router {
         let n = self.shard_count;
         let parts: Vec<EnergyPartial> = self
             .fan_out("/partials/fleet-energy", |r| {
-                let meters = meters.map(|list| {
-                    list.iter()
-                        .filter(|m| r.shards.contains(&shard_of(m, n)))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                });
-                if meters.as_ref().is_some_and(Vec::is_empty) {
-                    return None;
-                }
+                let meters = r.listed(meters, n)?;
                 serde_json::to_value(EnergyAsk {
                     query: query.to_owned(),
                     meters,
