@@ -637,6 +637,12 @@ impl Handler for ReaderNode {
     }
 }
 
+/// A read: `GET`, or `HEAD`, which one node answers as `GET` (hyper sends no body for it, the
+/// headers and `Content-Length` are the `GET`'s).
+fn reads(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
 /// One reader as the router knows it.
 #[derive(Clone, Debug)]
 pub struct ReaderLink {
@@ -932,7 +938,7 @@ impl Router {
             .gov
             .authenticate(gov_http::bearer(request.headers()))
             .ok_or_else(gov_http::token_required)?;
-        if request.method() != Method::GET {
+        if !reads(request.method()) {
             // One node's words (its router's fallback); an erasure is the writer's.
             return Err(ApiError::new(
                 ErrorCode::MethodNotAllowed,
@@ -1062,7 +1068,7 @@ impl Router {
         let path = request.uri().path();
         let query = request.uri().query();
         let route = match path {
-            "/healthz" if request.method() == Method::GET => {
+            "/healthz" if reads(request.method()) => {
                 return Ok(answer_of(
                     StatusCode::OK,
                     "application/json",
@@ -1083,7 +1089,7 @@ impl Router {
             .gov
             .authenticate(gov_http::bearer(request.headers()))
             .ok_or_else(gov_http::token_required)?;
-        if request.method() != Method::GET {
+        if !reads(request.method()) {
             return Err(ApiError::new(
                 ErrorCode::MethodNotAllowed,
                 format!("{} is not allowed here", request.method()),

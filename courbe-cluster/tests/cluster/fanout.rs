@@ -920,6 +920,36 @@ async fn a_one_meter_question_through_the_router_is_one_nodes_status_type_and_by
         assert_eq!(answers[0].0, 405, "{method} {route}: {}", answers[0].1);
         assert_eq!(answers[1], answers[0], "{method} {route}");
     }
+    // HEAD is answered as one node answers it: a GET's status and headers, no body.
+    for asked in [
+        format!("/v1/meters/{meter}/curve?{RANGE}&format=csv"),
+        format!("/v1/meters/{meter}/energy?{RANGE}&period=day"),
+        format!("/v1/meters/nosuchmeter/curve?{RANGE}"),
+    ] {
+        let mut answers = Vec::new();
+        for base in [&f.one_node, &f.router.url()] {
+            let r = reqwest::Client::new()
+                .head(format!("{base}{asked}"))
+                .bearer_auth(OPERATOR)
+                .send()
+                .await
+                .expect("the node answers");
+            let header = |name: reqwest::header::HeaderName| {
+                r.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap_or_default().to_owned())
+            };
+            let head = (
+                r.status().as_u16(),
+                header(reqwest::header::CONTENT_TYPE),
+                header(reqwest::header::CONTENT_LENGTH),
+            );
+            answers.push((head, r.bytes().await.unwrap_or_default().len()));
+        }
+        assert_ne!(answers[0].0 .0, 405, "HEAD {asked}");
+        assert_eq!(answers[0].1, 0, "HEAD {asked}: no body");
+        assert_eq!(answers[1], answers[0], "HEAD {asked}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
