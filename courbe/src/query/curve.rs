@@ -91,8 +91,11 @@ struct Columns {
 /// how many threads (tokio's blocking pool grows under load) ever answered a curve.
 static KEPT: parking_lot::Mutex<Vec<Columns>> = parking_lot::Mutex::new(Vec::new());
 
+/// The cores, read once: `available_parallelism` reads cgroup files on Linux, too slow for
+/// every answer.
 fn most_sets_kept() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// Calls `f` with the points of `(meter, channel)` in `[from, to)` as columns in time order (a
