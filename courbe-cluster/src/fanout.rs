@@ -958,12 +958,7 @@ impl Router {
         question::check_meter_id(&meter)?;
         let query = request.uri().query();
         let params = question::read_query(query)?;
-        let prefers_arrow = body::accepts_arrow(
-            request
-                .headers()
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let prefers_arrow = body::prefers_arrow(request.headers());
         let mut asked =
             Asked::read_preferring(kind, Some(&meter), query, prefers_arrow, &self.limits)?;
         let action = routes::action_of(
@@ -1096,12 +1091,7 @@ impl Router {
             ));
         }
         let params = question::read_query(query)?;
-        let prefers_arrow = body::accepts_arrow(
-            request
-                .headers()
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let prefers_arrow = body::prefers_arrow(request.headers());
         match route {
             "/v1/fleet/curve" => {
                 let asked = Asked::read_preferring(

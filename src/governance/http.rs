@@ -354,17 +354,14 @@ async fn guard(
     }
     let read = match (metering, kind) {
         (Some(endpoint), _) => dataconnect::read(endpoint, query.as_deref()).map(Some),
-        (None, Some(kind)) => {
-            let accept = crate::http::accept(request.headers());
-            Asked::read_preferring(
-                kind,
-                meter.as_deref(),
-                query.as_deref(),
-                crate::http::body::accepts_arrow(accept),
-                &state.limits,
-            )
-            .map(Some)
-        }
+        (None, Some(kind)) => Asked::read_preferring(
+            kind,
+            meter.as_deref(),
+            query.as_deref(),
+            crate::http::body::prefers_arrow(request.headers()),
+            &state.limits,
+        )
+        .map(Some),
         (None, None) => Ok(None),
     };
     let mut asked = match read {

@@ -27,6 +27,15 @@ pub fn content_type(encoding: Encoding) -> &'static str {
 
 /// Whether an `Accept` header asks for an Arrow IPC stream: one of its media ranges is
 /// [`super::arrow::MEDIA_TYPE`] (any case) with a quality above 0.
+/// Whether a request's `Accept` header asks for Arrow ([`accepts_arrow`]).
+pub fn prefers_arrow(headers: &axum::http::HeaderMap) -> bool {
+    accepts_arrow(
+        headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
 pub fn accepts_arrow(accept: Option<&str>) -> bool {
     accept.is_some_and(|accept| {
         accept.split(',').any(|range| {

@@ -482,7 +482,7 @@ async fn answer_query(
             kind,
             meter()?.as_deref(),
             uri.query(),
-            body::accepts_arrow(accept(headers)),
+            body::prefers_arrow(headers),
             &state.config.limits,
         )?,
     };
@@ -502,11 +502,6 @@ async fn answer_query(
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
-}
-
-/// The request's `Accept` header, when it is text.
-pub(crate) fn accept(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
 }
 
 type MeterPath = Result<Path<String>, axum::extract::rejection::PathRejection>;
