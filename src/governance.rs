@@ -9,4 +9,4 @@ mod calendars_http;
 pub mod cli;
 pub mod export;
 pub mod http;
-pub(crate) mod prices_http;
+pub mod prices_http;

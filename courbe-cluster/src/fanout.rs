@@ -34,13 +34,15 @@ use courbe::error::{ApiError, ErrorCode};
 use courbe::governance::aggregates::{self, Aggregates, Params, Partials};
 use courbe::governance::audit::AuditRecord;
 use courbe::governance::auth::{Action, Decision, Level, Principal, Role};
-use courbe::governance::grants::Kinds;
+use courbe::governance::grants::{DataKind, Kinds};
 use courbe::governance::Governance;
 use courbe::query::{self, FleetPoint};
 use courbe::question::{self, Asked, Limits, QueryKind, Question};
 use courbe::Channel;
 use courbe_server::governance::bodies::AggregatesBody;
 use courbe_server::governance::http as gov_http;
+use courbe_server::governance::prices_http::{self, Access, Priced};
+use courbe_server::governance::export;
 use courbe_server::http::body::{self, MeterEnergyJson, PeriodEnergyJson};
 use courbe_server::http::{error, routes, stream};
 use http_body_util::{BodyExt, Full, Limited};
@@ -270,10 +272,10 @@ pub struct AggregatesAsk {
 }
 
 /// A one-meter question on the internal route: the route's last segment (`curve`, `energy`,
-/// `peak`, `index`, `summary`), the meter (percent-decoded and checked by the router), the
-/// public query string (read by the reader with the single node's parser), whether `Accept`
-/// asked for Arrow, and the kinds of data the router's access decision lets it draw on
-/// ([`Kinds::names`]).
+/// `peak`, `index`, `summary`, `export`, `compare`, `cost`, `estimate`, `offers`), the meter
+/// (percent-decoded and checked by the router), the public query string (read by the reader
+/// with the single node's parser), whether `Accept` asked for Arrow, and the kinds of data the
+/// router's access decision lets it draw on ([`Kinds::names`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MeterAsk {
     pub route: String,
@@ -283,28 +285,88 @@ pub struct MeterAsk {
     pub kinds: String,
 }
 
-/// The question kind and route template of a one-meter route's last segment: the routes whose
-/// answer one node reads from the meter's series.
-fn meter_route(segment: &str) -> Option<(QueryKind, &'static str)> {
+/// What a one-meter route answers from, as one node's guard and handler read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MeterRoute {
+    /// A question about the meter's series ([`Asked`]), read by the guard.
+    Question(QueryKind),
+    /// Everything held about the meter, in an open format (`governance::export`).
+    Export,
+    /// The meter's monthly energy beside its groups' released distributions.
+    Compare,
+    /// A question about money (`governance::prices_http::read`).
+    Priced,
+}
+
+/// What a one-meter route's last segment answers from, and its route template: the routes
+/// whose answer one node reads from the meter's own series (and the governance state).
+fn meter_route(segment: &str) -> Option<(MeterRoute, &'static str)> {
+    use MeterRoute::{Compare, Export, Priced, Question};
     Some(match segment {
-        "curve" => (QueryKind::Curve, "/v1/meters/:id/curve"),
-        "energy" => (QueryKind::Energy, "/v1/meters/:id/energy"),
-        "peak" => (QueryKind::Peak, "/v1/meters/:id/peak"),
-        "index" => (QueryKind::Index, "/v1/meters/:id/index"),
-        "summary" => (QueryKind::Summary, "/v1/meters/:id/summary"),
+        "curve" => (Question(QueryKind::Curve), "/v1/meters/:id/curve"),
+        "energy" => (Question(QueryKind::Energy), "/v1/meters/:id/energy"),
+        "peak" => (Question(QueryKind::Peak), "/v1/meters/:id/peak"),
+        "index" => (Question(QueryKind::Index), "/v1/meters/:id/index"),
+        "summary" => (Question(QueryKind::Summary), "/v1/meters/:id/summary"),
+        "export" => (Export, "/v1/meters/:id/export"),
+        "compare" => (Compare, "/v1/meters/:id/compare"),
+        "cost" => (Priced, "/v1/meters/:id/cost"),
+        "estimate" => (Priced, "/v1/meters/:id/estimate"),
+        "offers" => (Priced, "/v1/meters/:id/offers"),
         _ => return None,
     })
 }
 
-/// The raw (still percent-encoded) meter id and question of a `/v1/meters/{id}/{route}` path
-/// the router serves: one segment each, as one node's router matches them.
-fn meter_path(path: &str) -> Option<(&str, QueryKind, &'static str)> {
+/// The raw (still percent-encoded) meter id and route of a `/v1/meters/{id}/{route}` path the
+/// router serves: one segment each, as one node's router matches them.
+fn meter_path(path: &str) -> Option<(&str, MeterRoute, &'static str)> {
     let (raw_id, segment) = path.strip_prefix("/v1/meters/")?.split_once('/')?;
     if raw_id.is_empty() {
         return None;
     }
-    let (kind, route) = meter_route(segment)?;
-    Some((raw_id, kind, route))
+    let (which, route) = meter_route(segment)?;
+    Some((raw_id, which, route))
+}
+
+/// The first offer of a priced question that is priced against a spot price series (a dynamic
+/// grid, named or as the meter's contract), as `gov` resolves it: that series is stored under
+/// its own id, in a shard of its own, which the meter's reader may not hold. An offer `gov`
+/// cannot resolve is left to the reader's answer (its 400).
+fn dynamic_offer(gov: &Governance, priced: &Priced) -> Option<String> {
+    let (meter, offers, first_day, end_day): (&str, Vec<&str>, i64, i64) = match priced {
+        Priced::Cost {
+            meter,
+            offer,
+            first_day,
+            end_day,
+            ..
+        } => (meter, vec![offer.as_str()], *first_day, *end_day),
+        Priced::Estimate {
+            meter,
+            offer,
+            since_day,
+            end_day,
+            ..
+        } => (meter, vec![offer.as_str()], *since_day, *end_day),
+        Priced::Offers {
+            meter,
+            offers,
+            first_day,
+            end_day,
+            ..
+        } => (
+            meter,
+            offers.iter().map(String::as_str).collect(),
+            *first_day,
+            *end_day,
+        ),
+        Priced::FleetOffers { .. } | Priced::Prices { .. } => return None,
+    };
+    offers.into_iter().find_map(|offer| {
+        let (grid, _, _) =
+            prices_http::resolve_offer(gov, meter, offer, first_day, end_day).ok()?;
+        grid.dynamic_area().is_some().then(|| offer.to_owned())
+    })
 }
 
 /// A node holding some shards of the cluster and answering partials for their meters.
@@ -482,10 +544,13 @@ impl ReaderNode {
         Ok(EnergyPartial { meters: out })
     }
 
-    /// One meter's answer, as one node writes it (`body::answer_encoded`), once the router has
-    /// authorised it: the question is read again from the query string with the single node's
-    /// parser, narrowed to the kinds the router allowed, its calendar resolved. A meter of a
-    /// shard this node does not hold is refused (409), never answered empty.
+    /// One meter's answer, as one node writes it, once the router has authorised it: the
+    /// question is read again from the query string with the single node's parser (a
+    /// question's, an export's, a comparison's or a priced route's), narrowed to the kinds the
+    /// router allowed, and answered with the single node's code from this node's shard and
+    /// governance state (calendars, prices, contracts, releases, consent and grants). A meter
+    /// of a shard this node does not hold is refused (409), never answered empty; a route it
+    /// does not know is refused (400), never answered as another.
     pub async fn one_meter(&self, ask: &MeterAsk) -> Result<Answer, ApiError> {
         question::check_meter_id(&ask.meter)?;
         let shard = shard_of(&ask.meter, self.shard_count);
@@ -498,43 +563,99 @@ impl ReaderNode {
                 ),
             ));
         };
-        let (kind, _) = meter_route(&ask.route)
+        let (which, route) = meter_route(&ask.route)
             .ok_or_else(|| ApiError::invalid(format!("no one-meter route {:?}", ask.route)))?;
         let kinds = if ask.kinds.is_empty() {
             Kinds::NONE
         } else {
             Kinds::parse_list(ask.kinds.split(',')).map_err(ApiError::invalid)?
         };
-        let limits = Limits::default();
-        let Asked {
-            mut question,
-            encoding,
-        } = Asked::read_preferring(
-            kind,
-            Some(&ask.meter),
-            ask.query.as_deref(),
-            ask.prefers_arrow,
-            &limits,
-        )?;
-        if !gov_http::draw_only_on(&mut question, kinds) {
-            return Err(question::forbidden());
-        }
-        self.gov
-            .calendars()
-            .resolve(&mut question)
-            .map_err(ApiError::invalid)?;
-        // The meter's blocks in every segment, not only those meeting the question's range: a
-        // question may read before `from` (a curve's first step), and a block read but not
-        // fetched would be a checksum failure. On a cold cache this costs about one ranged GET
-        // per segment holding the meter.
         let meters = [ask.meter.clone()];
-        let (bytes, content_type) = reader
-            .read(&meters, i64::MIN, i64::MAX, |src| {
-                body::answer_encoded(src, &question, encoding, &limits)
-            })
-            .await
-            .map_err(unavailable)??;
-        Ok(answer_of(StatusCode::OK, content_type, bytes))
+        let query = ask.query.as_deref();
+        match which {
+            MeterRoute::Question(kind) => {
+                let limits = Limits::default();
+                let Asked {
+                    mut question,
+                    encoding,
+                } = Asked::read_preferring(
+                    kind,
+                    Some(&ask.meter),
+                    query,
+                    ask.prefers_arrow,
+                    &limits,
+                )?;
+                if !gov_http::draw_only_on(&mut question, kinds) {
+                    return Err(question::forbidden());
+                }
+                self.gov
+                    .calendars()
+                    .resolve(&mut question)
+                    .map_err(ApiError::invalid)?;
+                // The meter's blocks in every segment, not only those meeting the question's
+                // range: a question may read before `from` (a curve's first step), and a block
+                // read but not fetched would be a checksum failure. On a cold cache this costs
+                // about one ranged GET per segment holding the meter.
+                let (bytes, content_type) = reader
+                    .read(&meters, i64::MIN, i64::MAX, |src| {
+                        body::answer_encoded(src, &question, encoding, &limits)
+                    })
+                    .await
+                    .map_err(unavailable)??;
+                Ok(answer_of(StatusCode::OK, content_type, bytes))
+            }
+            MeterRoute::Export => {
+                let (format, channel) = export::read_query(query)?;
+                // Buffered whole here (one node streams it): a meter's export is its own
+                // history, megabytes at most.
+                let bytes = reader
+                    .read_store(&meters, |store| {
+                        export::export(store, &self.gov, &ask.meter, format, channel)
+                    })
+                    .await
+                    .map_err(unavailable)??;
+                Ok(answer_of(
+                    StatusCode::OK,
+                    export::content_type(format),
+                    bytes,
+                ))
+            }
+            MeterRoute::Compare => {
+                // The router asks no operator's comparison (it ranks the meter among the whole
+                // fleet's curves, now); anyone else's reads the meter's own energy and the
+                // released distributions, the same for every role.
+                let principal = Principal {
+                    role: Role::Consumer,
+                    subject: Some(ask.meter.clone()),
+                };
+                let bytes = reader
+                    .read_store(&meters, |store| {
+                        gov_http::compare_answer(store, &self.gov, &principal, &ask.meter, query)
+                    })
+                    .await
+                    .map_err(unavailable)??;
+                Ok(answer_of(StatusCode::OK, "application/json", bytes))
+            }
+            MeterRoute::Priced => {
+                let params = question::read_query(query)?;
+                let (mut priced, _) =
+                    prices_http::read(route, &Method::GET, Some(&ask.meter), &params, &self.gov)?
+                        .ok_or_else(|| ApiError::internal("a priced route"))?;
+                priced.draw_only_on(kinds.contains(DataKind::Curve));
+                if let Some(offer) = dynamic_offer(&self.gov, &priced) {
+                    return Err(spot_elsewhere(&offer));
+                }
+                let answer = reader
+                    .read(&meters, i64::MIN, i64::MAX, |src| {
+                        prices_http::meter_answer(src, &self.gov, priced)
+                    })
+                    .await
+                    .map_err(unavailable)??;
+                let (bytes, content_type) =
+                    answer.ok_or_else(|| ApiError::internal("a meter's priced question"))?;
+                Ok(answer_of(StatusCode::OK, content_type, bytes))
+            }
+        }
     }
 
     /// The unsuppressed group sums of this node's meters for an aggregate question.
@@ -924,29 +1045,27 @@ impl Router {
     }
 
     /// A one-meter question, in the order of one node's access guard: the token, the meter id,
-    /// the query string, the question, then access (and the kinds of data it may draw on);
-    /// then the one reader holding the meter's shard answers it and its status, content type
-    /// and bytes are passed through. A supplier's read is audited here, as one node audits it.
+    /// the query string, the question (or the route's parameters, and a priced question read
+    /// whole), then access (and the kinds of data it may draw on); then the one reader holding
+    /// the meter's shard answers it and its status, content type and bytes are passed
+    /// through. A supplier's read is audited here, as one node audits it.
     async fn one_meter(
         &self,
         request: &Request<Bytes>,
         raw_id: &str,
-        kind: QueryKind,
+        which: MeterRoute,
         route: &'static str,
     ) -> Result<Answer, ApiError> {
         let principal = self
             .gov
             .authenticate(gov_http::bearer(request.headers()))
             .ok_or_else(gov_http::token_required)?;
-        if !reads(request.method()) {
+        let method = request.method();
+        if !reads(method) {
             // One node's words (its router's fallback); an erasure is the writer's.
             return Err(ApiError::new(
                 ErrorCode::MethodNotAllowed,
-                format!(
-                    "{} is not allowed on {}",
-                    request.method(),
-                    request.uri().path()
-                ),
+                format!("{method} is not allowed on {}", request.uri().path()),
             ));
         }
         // Decoded as one node's path extractor decodes it; the decoded id never travels in a
@@ -959,17 +1078,47 @@ impl Router {
         let query = request.uri().query();
         let params = question::read_query(query)?;
         let prefers_arrow = body::prefers_arrow(request.headers());
-        let mut asked =
-            Asked::read_preferring(kind, Some(&meter), query, prefers_arrow, &self.limits)?;
-        let action = routes::action_of(
-            route,
-            &routes::Asking {
-                method: &Method::GET,
-                meter: &meter,
-                question: Some(&asked.question),
-                params: &params,
-            },
-        )
+        let mut asked = None;
+        let mut priced = None;
+        let action = match which {
+            MeterRoute::Question(kind) => {
+                let a = asked.insert(Asked::read_preferring(
+                    kind,
+                    Some(&meter),
+                    query,
+                    prefers_arrow,
+                    &self.limits,
+                )?);
+                routes::action_of(
+                    route,
+                    &routes::Asking {
+                        method,
+                        meter: &meter,
+                        question: Some(&a.question),
+                        params: &params,
+                    },
+                )
+            }
+            _ => {
+                gov_http::check_parameters(route, method, &params)?;
+                match prices_http::read(route, method, Some(&meter), &params, &self.gov)? {
+                    Some((p, access)) => {
+                        let action = gov_http::priced_action(&access, Some(&meter));
+                        priced = Some((p, access));
+                        Some(action)
+                    }
+                    None => routes::action_of(
+                        route,
+                        &routes::Asking {
+                            method,
+                            meter: &meter,
+                            question: None,
+                            params: &params,
+                        },
+                    ),
+                }
+            }
+        }
         .ok_or_else(|| ApiError::internal("a one-meter read has an action"))?;
         let kinds = self
             .gov
@@ -978,11 +1127,38 @@ impl Router {
                 tracing::info!(who = %principal.label(), route, why, "forbidden");
                 question::forbidden()
             })?;
-        if !gov_http::draw_only_on(&mut asked.question, kinds) {
-            tracing::info!(who = %principal.label(), route, "forbidden: no source left");
-            return Err(question::forbidden());
+        // What a supplier's read is audited with: the range the answer reads.
+        let range = match (&mut asked, &mut priced) {
+            (Some(asked), _) => {
+                if !gov_http::draw_only_on(&mut asked.question, kinds) {
+                    tracing::info!(who = %principal.label(), route, "forbidden: no source left");
+                    return Err(question::forbidden());
+                }
+                Some(asked.question.range_utc())
+            }
+            (None, Some((p, access))) => {
+                p.draw_only_on(kinds.contains(DataKind::Curve));
+                if let Some(offer) = dynamic_offer(&self.gov, p) {
+                    return Err(spot_elsewhere(&offer));
+                }
+                match access {
+                    Access::Meter(summary) => Some(summary.range_utc),
+                    _ => None,
+                }
+            }
+            (None, None) => None,
+        };
+        if which == MeterRoute::Compare && principal.role == Role::Operator {
+            // What one node refuses of the question first, then what the router cannot answer.
+            let params = Params::from_query(query.unwrap_or_default())?;
+            aggregates::check_whole_paris_months(&params)?;
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "an operator's comparison ranks the meter among every meter of its groups, \
+                 read now; the router does not gather the fleet's curves for it: ask a single \
+                 node, or compare as the meter's consumer (released distributions)",
+            ));
         }
-        let (from_utc, to_utc) = asked.question.range_utc();
         let shard = shard_of(&meter, self.shard_count);
         let reader = self
             .readers
@@ -997,7 +1173,17 @@ impl Router {
             kinds: kinds.names(),
         };
         let answer = self.ask_meter(reader, &ask).await?;
-        if principal.role == Role::Supplier && answer.status().is_success() {
+        let audited = principal.role == Role::Supplier
+            && matches!(
+                action,
+                Action::ReadCurve { .. }
+                    | Action::ReadMeterSummary { .. }
+                    | Action::ReadIndex { .. }
+                    | Action::ReadYearSummary { .. }
+            );
+        if audited && answer.status().is_success() {
+            let (from_utc, to_utc) =
+                range.ok_or_else(|| ApiError::internal("a read without a range"))?;
             let record = AuditRecord {
                 who: principal.label(),
                 at_utc: courbe::governance::now_utc(),
@@ -1073,8 +1259,8 @@ impl Router {
             "/v1/fleet/curve" | "/v1/fleet/energy" | "/v1/aggregates" => path,
             _ => {
                 return match meter_path(path) {
-                    Some((raw_id, kind, route)) => {
-                        self.one_meter(request, raw_id, kind, route).await
+                    Some((raw_id, which, route)) => {
+                        self.one_meter(request, raw_id, which, route).await
                     }
                     None => Err(not_found(path)),
                 }
@@ -1197,6 +1383,19 @@ impl Handler for Router {
     }
 }
 
+/// The refusal of a priced question whose offer is priced against spot prices: the spot
+/// series is in a shard of its own, which the meter's reader may not hold (503, not the
+/// caller's mistake: one node answers it).
+fn spot_elsewhere(offer: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        format!(
+            "offer {offer:?} is priced against a spot price series, which the router does not \
+             bring to the meter's reader: ask a single node"
+        ),
+    )
+}
+
 /// A reader's failure to answer: 503, naming its shards.
 fn down(reader: &ReaderLink, detail: &str) -> ApiError {
     ApiError::new(
@@ -1239,22 +1438,42 @@ mod tests {
 
     #[test]
     fn every_one_meter_route_is_the_servers_declared_route_asking_the_same_question() {
-        for segment in ["curve", "energy", "peak", "index", "summary"] {
-            let (kind, template) = meter_route(segment).expect("served");
+        for segment in [
+            "curve", "energy", "peak", "index", "summary", "export", "compare", "cost",
+            "estimate", "offers",
+        ] {
+            let (which, template) = meter_route(segment).expect("served");
             let declared = routes::find(template).expect("declared by the server");
-            assert_eq!(declared.question, Some(kind), "{template}");
+            assert_eq!(template.rsplit('/').next(), Some(segment));
+            match which {
+                MeterRoute::Question(kind) => {
+                    assert_eq!(declared.question, Some(kind), "{template}")
+                }
+                MeterRoute::Priced => {
+                    assert!(matches!(declared.guard, routes::Guard::Priced), "{template}");
+                    assert_eq!(declared.question, None, "{template}");
+                }
+                MeterRoute::Export | MeterRoute::Compare => {
+                    assert!(matches!(declared.guard, routes::Guard::Action(_)), "{template}");
+                    assert_eq!(declared.question, None, "{template}");
+                }
+            }
             assert_eq!(
                 meter_path(&format!("/v1/meters/m%2F1/{segment}")),
-                Some(("m%2F1", kind, template))
+                Some(("m%2F1", which, template))
             );
         }
         for path in [
             "/v1/meters//curve",
             "/v1/meters/m/curve/",
             "/v1/meters/m/live",
-            "/v1/meters/m/export",
+            "/v1/meters/m/consent",
+            "/v1/meters/m/grants",
+            "/v1/meters/m/contracts",
+            "/v1/meters/m/export/",
             "/v1/meters/m",
             "/v1/meters/a/b/curve",
+            "/v1/fleet/offers",
         ] {
             assert_eq!(meter_path(path), None, "{path}");
         }

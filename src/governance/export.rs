@@ -114,6 +114,15 @@ pub fn holds(store: &Store, gov: &Governance, meter: &str) -> bool {
         || !gov.grants_of(meter).is_empty()
 }
 
+/// The format and channel an export's query string asks (`format`, `channel`; nothing else).
+pub fn read_query(query: Option<&str>) -> Result<(Format, Channel), ApiError> {
+    let params =
+        crate::question::QueryParams::from_query(query, crate::question::EXPORT_PARAMETERS)?;
+    let format = Format::parse(params.format.as_deref())?;
+    let channel = crate::question::parse_channel(params.channel.as_deref())?;
+    Ok((format, channel))
+}
+
 /// The content type of an export.
 pub fn content_type(format: Format) -> &'static str {
     match format {

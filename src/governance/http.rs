@@ -33,8 +33,7 @@ use crate::engine::Store;
 use crate::http::error::{ApiError, ErrorCode, HttpError};
 use crate::http::{blocking, dataconnect, routes};
 use crate::question::{
-    self, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind, QueryParams,
-    Question,
+    self, format_ts, parse_instant, parse_tz, Asked, Limits, PeakSources, QueryKind, Question,
 };
 
 /// Largest body of a groups upload.
@@ -246,7 +245,7 @@ fn action_of<'a>(
 }
 
 /// The action of a pricing route: a meter's cost is an energy question over the same days.
-fn priced_action<'a>(access: &Access, meter: Option<&'a str>) -> Action<'a> {
+pub fn priced_action<'a>(access: &Access, meter: Option<&'a str>) -> Action<'a> {
     match access {
         Access::Meter(summary) => Action::ReadMeterSummary {
             meter: meter.unwrap_or(""),
@@ -462,11 +461,15 @@ async fn ensure_held(s: &GovState, meter: &str) -> Result<(), ApiError> {
     if blocking(move || Ok(export::holds(&store, &gov, &id))).await? {
         Ok(())
     } else {
-        Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("nothing is held about meter {meter:?}"),
-        ))
+        Err(not_held(meter))
     }
+}
+
+fn not_held(meter: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("nothing is held about meter {meter:?}"),
+    )
 }
 
 /// Reads a request body whole: 413 past `max` bytes, 408 (and the connection closed) when it
@@ -763,9 +766,7 @@ async fn export_get(
     uri: axum::http::Uri,
 ) -> Result<Response, HttpError> {
     check_meter(&id)?;
-    let params = QueryParams::from_query(uri.query(), question::EXPORT_PARAMETERS)?;
-    let format = export::Format::parse(params.format.as_deref())?;
-    let channel = crate::question::parse_channel(params.channel.as_deref())?;
+    let (format, channel) = export::read_query(uri.query())?;
     let (store, gov, meter) = (s.store.clone(), s.gov.clone(), id.clone());
     if !blocking(move || Ok(export::holds(&store, &gov, &meter))).await? {
         return Err(ApiError::new(ErrorCode::UnknownMeter, format!("unknown meter {id:?}")).into());
@@ -936,14 +937,32 @@ async fn compare_get(
     uri: axum::http::Uri,
 ) -> Result<Response, HttpError> {
     check_meter(&id)?;
-    let params = aggregates::Params::from_query(uri.query().unwrap_or_default())?;
+    let query = uri.query().map(str::to_owned);
+    let body =
+        blocking(move || compare_answer(&s.store, &s.gov, &principal, &id, query.as_deref()))
+            .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The JSON body of `meter`'s comparison with its groups (the query string of
+/// `/v1/meters/{id}/compare`), once access is granted: 400 for what the query cannot ask, 404
+/// for a meter Courbe holds nothing about. One node's handler and a cluster's reader answer
+/// with it.
+pub fn compare_answer(
+    store: &Store,
+    gov: &Governance,
+    principal: &Principal,
+    meter: &str,
+    query: Option<&str>,
+) -> Result<Vec<u8>, ApiError> {
+    let params = aggregates::Params::from_query(query.unwrap_or_default())?;
     aggregates::check_whole_paris_months(&params)?;
-    ensure_held(&s, &id).await?;
-    let comparison = blocking(move || {
-        aggregates::compare(&*s.store.snapshot(), &s.gov, &principal, &id, &params)
-    })
-    .await?;
-    Ok(Json(CompareBody::from(comparison)).into_response())
+    if !export::holds(store, gov, meter) {
+        return Err(not_held(meter));
+    }
+    let comparison = aggregates::compare(&*store.snapshot(), gov, principal, meter, &params)?;
+    serde_json::to_vec(&CompareBody::from(comparison))
+        .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
 }
 
 #[cfg(test)]

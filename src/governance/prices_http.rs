@@ -79,15 +79,15 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
         )
         .route(
             crate::http::routes::declared("/v1/meters/:id/cost"),
-            get(cost_get),
+            get(meter_priced_get),
         )
         .route(
             crate::http::routes::declared("/v1/meters/:id/estimate"),
-            get(estimate_get),
+            get(meter_priced_get),
         )
         .route(
             crate::http::routes::declared("/v1/meters/:id/offers"),
-            get(offers_get),
+            get(meter_priced_get),
         )
         .route(
             crate::http::routes::declared("/v1/fleet/offers"),
@@ -102,7 +102,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(
 
 /// A question about money, read once by the guard.
 #[derive(Clone, Debug)]
-pub(crate) enum Priced {
+pub enum Priced {
     Cost {
         meter: String,
         first_day: i64,
@@ -140,7 +140,7 @@ pub(crate) enum Priced {
 impl Priced {
     /// Narrows the answer to the kinds access allowed: without curve rights, the energy of
     /// estimated curve points (sub-day figures) is neither computed nor shown.
-    pub(crate) fn draw_only_on(&mut self, curve_rights: bool) {
+    pub fn draw_only_on(&mut self, curve_rights: bool) {
         match self {
             Priced::Cost { curve, .. } | Priced::Estimate { curve, .. } => *curve &= curve_rights,
             _ => {}
@@ -149,7 +149,7 @@ impl Priced {
 }
 
 /// What the guard learns of a pricing route: the question, and for access the action.
-pub(crate) enum Access {
+pub enum Access {
     /// A meter's figures over whole Paris days: an energy question.
     Meter(Summary),
     ReadPrices,
@@ -239,7 +239,7 @@ fn meter_summary(
 
 /// Reads a pricing request (`None`: not a pricing route): the question and what access needs.
 /// Every refusal names what is wrong.
-pub(crate) fn read(
+pub fn read(
     route: &str,
     method: &Method,
     meter: Option<&str>,
@@ -431,7 +431,7 @@ fn bad_lines(bad: &[BadLine]) -> ApiError {
 }
 
 fn csv_response(text: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
+    ([(header::CONTENT_TYPE, CSV)], text).into_response()
 }
 
 fn priced_csv(priced: &Option<Extension<Priced>>) -> bool {
@@ -691,47 +691,114 @@ fn priced_of(priced: Option<Extension<Priced>>) -> Result<Priced, ApiError> {
         .ok_or_else(|| ApiError::internal("a pricing question the guard did not read"))
 }
 
-async fn cost_get(
+/// The body and content type of a meter's priced question (a cost, an estimate, an offers
+/// comparison) over `series`, priced with `gov`'s grids, taxes, calendars and contracts: what one
+/// node's handler sends, and what a reader of a cluster sends its router. `None` for a question
+/// that is not about one meter.
+pub fn meter_answer(
+    series: &dyn crate::source::SeriesSource,
+    gov: &Governance,
+    priced: Priced,
+) -> Result<Option<(Vec<u8>, &'static str)>, ApiError> {
+    let value = match priced {
+        Priced::Cost {
+            meter,
+            first_day,
+            end_day,
+            period,
+            offer,
+            csv,
+            curve,
+        } => cost_answer(
+            series,
+            gov,
+            &meter,
+            (first_day, end_day),
+            period,
+            &offer,
+            curve,
+            csv,
+        )?,
+        Priced::Estimate {
+            meter,
+            since_day,
+            end_day,
+            offer,
+            curve,
+        } => estimate_answer(series, gov, &meter, since_day, end_day, &offer, curve)?,
+        Priced::Offers {
+            meter,
+            offers,
+            first_day,
+            end_day,
+            csv,
+        } => offers_answer(series, gov, &meter, &offers, first_day, end_day, csv)?,
+        Priced::FleetOffers { .. } | Priced::Prices { .. } => return Ok(None),
+    };
+    Ok(Some(match value {
+        Written::Csv(text) => (text.into_bytes(), CSV),
+        Written::Json(v) => (
+            serde_json::to_vec(&v)
+                .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))?,
+            "application/json",
+        ),
+    }))
+}
+
+const CSV: &str = "text/csv; charset=utf-8";
+
+/// An answer before it is encoded.
+enum Written {
+    Csv(String),
+    Json(Value),
+}
+
+/// One node's handler of the meter's priced routes: the question the guard read, answered over
+/// the store's snapshot.
+async fn meter_priced_get(
     State(s): State<PricesState>,
     priced: Option<Extension<Priced>>,
 ) -> Result<Response, HttpError> {
-    let Priced::Cost {
-        meter,
-        first_day,
-        end_day,
-        period,
-        offer,
-        csv,
-        curve,
-    } = priced_of(priced)?
-    else {
-        return Err(ApiError::internal("not a cost question").into());
-    };
-    let (grid, plan, colours) = resolve_offer(&s.gov, &meter, &offer, first_day, end_day)?;
-    let taxes = s.gov.prices().taxes();
-    let store = s.store.clone();
-    let periods = blocking(move || {
-        let snapshot = store.snapshot();
-        Ok(cost::meter_cost_with(
-            &*snapshot,
-            &meter,
-            &grid,
-            &taxes,
-            &plan,
-            &colours,
-            first_day,
-            end_day,
-            Some(period),
-            curve,
-        )
-        .map(|p| (p, grid, meter))?)
+    let priced = priced_of(priced)?;
+    let answer = blocking(move || {
+        let snapshot = s.store.snapshot();
+        meter_answer(&*snapshot, &s.gov, priced)
     })
     .await?;
-    let (periods, grid, meter) = periods;
+    let (body, content_type) =
+        answer.ok_or_else(|| ApiError::internal("not a meter's priced question"))?;
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cost_answer(
+    series: &dyn crate::source::SeriesSource,
+    gov: &Governance,
+    meter: &str,
+    (first_day, end_day): (i64, i64),
+    period: Period,
+    offer: &str,
+    curve: bool,
+    csv: bool,
+) -> Result<Written, ApiError> {
+    let (grid, plan, colours) = resolve_offer(gov, meter, offer, first_day, end_day)?;
+    let taxes = gov.prices().taxes();
+    let periods = cost::meter_cost_with(
+        series,
+        meter,
+        &grid,
+        &taxes,
+        &plan,
+        &colours,
+        first_day,
+        end_day,
+        Some(period),
+        curve,
+    )?;
     if csv {
         let mut out = CSV_HEAD.to_string();
         periods_csv(&grid.name, &periods, &mut out);
-        return Ok(csv_response(out));
+        return Ok(Written::Csv(out));
     }
     let total: i64 = periods.iter().map(|p| p.cost.total_cents).sum();
     let list: Vec<Value> = periods
@@ -744,7 +811,7 @@ async fn cost_get(
             v
         })
         .collect();
-    Ok(Json(json!({
+    Ok(Written::Json(json!({
         "meter": meter,
         "offer": grid.name,
         "option": grid.option,
@@ -753,8 +820,7 @@ async fn cost_get(
         "rounding": ROUNDING,
         "periods": list,
         "total": money(total),
-    }))
-    .into_response())
+    })))
 }
 
 /// The last whole Paris day with data in `[first_day, end_day)`, as a day after it.
@@ -783,44 +849,28 @@ fn last_day_with_data(
         .map(|i| first_day + i as i64 + 1))
 }
 
-async fn estimate_get(
-    State(s): State<PricesState>,
-    priced: Option<Extension<Priced>>,
-) -> Result<Response, HttpError> {
-    let Priced::Estimate {
-        meter,
-        since_day,
-        end_day,
-        offer,
-        curve,
-    } = priced_of(priced)?
-    else {
-        return Err(ApiError::internal("not an estimate question").into());
-    };
-    let (grid, plan, colours) = resolve_offer(&s.gov, &meter, &offer, since_day, end_day)?;
-    let taxes = s.gov.prices().taxes();
-    let store = s.store.clone();
-    let m = meter.clone();
-    let answer = blocking(move || {
-        let snapshot = store.snapshot();
-        let Some(last) = last_day_with_data(&*snapshot, &m, since_day, end_day)? else {
-            return Ok(None);
-        };
-        let periods = cost::meter_cost(
-            &*snapshot, &m, &grid, &taxes, &plan, &colours, since_day, last, None,
-        )?;
-        Ok(Some((periods, last, grid)))
-    })
-    .await?;
-    let Some((periods, last, grid)) = answer else {
+fn estimate_answer(
+    series: &dyn crate::source::SeriesSource,
+    gov: &Governance,
+    meter: &str,
+    since_day: i64,
+    end_day: i64,
+    offer: &str,
+    curve: bool,
+) -> Result<Written, ApiError> {
+    let (grid, plan, colours) = resolve_offer(gov, meter, offer, since_day, end_day)?;
+    let taxes = gov.prices().taxes();
+    let Some(last) = last_day_with_data(series, meter, since_day, end_day)? else {
         return Err(ApiError::invalid(format!(
             "meter {meter} has no whole day with data since {}",
             date_text(since_day)
-        ))
-        .into());
+        )));
     };
+    let periods = cost::meter_cost(
+        series, meter, &grid, &taxes, &plan, &colours, since_day, last, None,
+    )?;
     let Some(p) = periods.first() else {
-        return Err(ApiError::internal("an estimate without a period").into());
+        return Err(ApiError::internal("an estimate without a period"));
     };
     let total_ws: i128 = p.cost.registers.iter().map(|r| r.ws).sum();
     // Energy-related euros (energy, per-kWh taxes, VAT on them) in proportion of the estimated
@@ -863,7 +913,7 @@ async fn estimate_get(
             sources_text(&p.sources)
         ),
     ];
-    Ok(Json(json!({
+    Ok(Written::Json(json!({
         "meter": meter,
         "offer": grid.name,
         "option": grid.option,
@@ -886,57 +936,44 @@ async fn estimate_get(
             Value::Null
         },
         "unpriced_days": p.cost.unpriced_days,
-    }))
-    .into_response())
+    })))
 }
 
-async fn offers_get(
-    State(s): State<PricesState>,
-    priced: Option<Extension<Priced>>,
-) -> Result<Response, HttpError> {
-    let Priced::Offers {
-        meter,
-        offers,
-        first_day,
-        end_day,
-        csv,
-    } = priced_of(priced)?
-    else {
-        return Err(ApiError::internal("not an offers question").into());
-    };
+fn offers_answer(
+    series: &dyn crate::source::SeriesSource,
+    gov: &Governance,
+    meter: &str,
+    offers: &[String],
+    first_day: i64,
+    end_day: i64,
+    csv: bool,
+) -> Result<Written, ApiError> {
     let mut resolved = Vec::new();
-    for o in &offers {
-        resolved.push(resolve_offer(&s.gov, &meter, o, first_day, end_day)?);
+    for o in offers {
+        resolved.push(resolve_offer(gov, meter, o, first_day, end_day)?);
     }
-    let taxes = s.gov.prices().taxes();
-    let store = s.store.clone();
-    let m = meter.clone();
-    let priced = blocking(move || {
-        let snapshot = store.snapshot();
-        let mut out = Vec::new();
-        for (grid, plan, colours) in resolved {
-            let periods = cost::meter_cost(
-                &*snapshot,
-                &m,
-                &grid,
-                &taxes,
-                &plan,
-                &colours,
-                first_day,
-                end_day,
-                Some(Period::Month),
-            )?;
-            out.push((grid, periods));
-        }
-        Ok(out)
-    })
-    .await?;
+    let taxes = gov.prices().taxes();
+    let mut priced = Vec::new();
+    for (grid, plan, colours) in resolved {
+        let periods = cost::meter_cost(
+            series,
+            meter,
+            &grid,
+            &taxes,
+            &plan,
+            &colours,
+            first_day,
+            end_day,
+            Some(Period::Month),
+        )?;
+        priced.push((grid, periods));
+    }
     if csv {
         let mut out = CSV_HEAD.to_string();
         for (grid, periods) in &priced {
             periods_csv(&grid.name, periods, &mut out);
         }
-        return Ok(csv_response(out));
+        return Ok(Written::Csv(out));
     }
     let totals: Vec<i64> = priced
         .iter()
@@ -981,7 +1018,7 @@ async fn offers_get(
             })
         })
         .collect();
-    Ok(Json(json!({
+    Ok(Written::Json(json!({
         "meter": meter,
         "from": date_text(first_day),
         "to": date_text(end_day),
@@ -989,8 +1026,7 @@ async fn offers_get(
         "rounding": ROUNDING,
         "offers": list,
         "cheapest": cheapest,
-    }))
-    .into_response())
+    })))
 }
 
 /// Quartiles (nearest rank on the sorted values) and mean (half up to the cent) of `values`.

@@ -43,6 +43,8 @@ struct Fixture {
     /// The single node's HTTP server (`courbe serve`'s) over `single` and `single_gov`.
     one_node: String,
     readers: Vec<Running>,
+    /// The readers' governance (in reader order), then the router's: each node's own state.
+    cluster_govs: Vec<Arc<Governance>>,
     router: Running,
     meters: Vec<String>,
 }
@@ -54,11 +56,15 @@ fn governance(servers: &Servers, name: &str, memberships: &[Membership]) -> Gove
     std::fs::write(
         &tokens,
         format!(
-            "{} operator\n{} public\n{} consumer {}\n",
+            "{} operator\n{} public\n{} consumer {}\n{}",
             token_hash(OPERATOR),
             token_hash(PUBLIC),
             token_hash(CONSUMER),
-            memberships[0].meter
+            memberships[0].meter,
+            memberships
+                .iter()
+                .map(|m| format!("{} consumer {}\n", token_hash(&consumer_of(&m.meter)), m.meter))
+                .collect::<String>()
         ),
     )
     .expect("a tokens file");
@@ -73,6 +79,11 @@ fn governance(servers: &Servers, name: &str, memberships: &[Membership]) -> Gove
     gov.load_groups(memberships.to_vec())
         .expect("the groups load");
     gov
+}
+
+/// The token of `meter`'s consumer (every meter has one).
+fn consumer_of(meter: &str) -> String {
+    format!("consumer-of-{meter}")
 }
 
 /// IRIS 101: 12 meters, under the minimum (10) on every shard, enough in all; 102 (6) and 103
@@ -130,6 +141,7 @@ async fn fixture() -> Fixture {
     }
     let secret = Secret::new(SECRET).expect("a secret");
     let mut readers = Vec::new();
+    let mut cluster_govs = Vec::new();
     for (n, held) in [vec![0], vec![1], vec![2, 3]].into_iter().enumerate() {
         // One byte bound per node, whatever number of shards it reads.
         let cache = BlockCache::new(CacheOptions::new(1 << 20)).expect("a cache");
@@ -148,6 +160,7 @@ async fn fixture() -> Fixture {
             &format!("reader{n}-gov"),
             &memberships,
         ));
+        cluster_govs.push(gov.clone());
         let node =
             ReaderNode::new(shards, shards_held, gov, secret.clone()).expect("a reader node");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -156,11 +169,13 @@ async fn fixture() -> Fixture {
         readers.push(node.serve(listener).expect("serving"));
     }
     let urls: Vec<String> = readers.iter().map(Running::url).collect();
+    let router_gov = Arc::new(governance(&servers, "router-gov", &memberships));
+    cluster_govs.push(router_gov.clone());
     let router = Router::connect(
         &urls,
         shards,
         secret,
-        Arc::new(governance(&servers, "router-gov", &memberships)),
+        router_gov,
         Limits::default(),
         Duration::from_secs(10),
     )
@@ -191,6 +206,7 @@ async fn fixture() -> Fixture {
         single_gov,
         one_node,
         readers,
+        cluster_govs,
         router,
         meters,
     }
@@ -221,7 +237,7 @@ async fn get_raw(url: &str, token: Option<&str>, accept: Option<&str>) -> Raw {
     }
     let response = request.send().await.expect("the node answers");
     let status = response.status().as_u16();
-    let headers = ["content-type", "www-authenticate"]
+    let headers = ["content-type", "www-authenticate", "content-disposition"]
         .into_iter()
         .filter_map(|name| {
             let value = response.headers().get(name)?.to_str().ok()?;
@@ -1089,4 +1105,315 @@ async fn the_internal_one_meter_route_answers_only_the_secret_and_only_for_a_hel
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// `raw` with the instant of an export (`"exported":"..."`, the time it was written) replaced:
+/// the rest of an export is compared byte for byte.
+fn export_time_masked(mut raw: Raw) -> Raw {
+    let key = b"\"exported\":\"";
+    if let Some(at) = raw.2.windows(key.len()).position(|w| w == key) {
+        let start = at + key.len();
+        if let Some(len) = raw.2[start..].iter().position(|&b| b == b'"') {
+            raw.2.splice(start..start + len, b"(the export's instant)".iter().copied());
+        }
+    }
+    raw
+}
+
+impl Fixture {
+    /// The grids and taxes of the demo price list, loaded into `govs`.
+    fn load_prices<'a>(govs: impl IntoIterator<Item = &'a Arc<Governance>>) {
+        use courbe::governance::prices::{demo_grids, demo_taxes};
+        for gov in govs {
+            gov.prices().set_grids(demo_grids()).expect("grids");
+            gov.prices().set_taxes(demo_taxes()).expect("taxes");
+        }
+    }
+
+    /// Every node's governance: one node's, the readers', the router's.
+    fn every_gov(&self) -> Vec<Arc<Governance>> {
+        let mut all = vec![self.single_gov.clone()];
+        all.extend(self.cluster_govs.iter().cloned());
+        all
+    }
+}
+
+/// A meter's priced questions (in January 2024, where the fixture has data), each format.
+fn priced_questions(meter: &str) -> Vec<String> {
+    let cost = format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25");
+    vec![
+        format!("{cost}&offer=bleu-base-6"),
+        format!("{cost}&offer=bleu-base-6&period=day"),
+        format!("{cost}&offer=bleu-hphc-6&period=day&format=csv"),
+        format!("{cost}&offer=bleu-tempo-6&period=year&format=json"),
+        format!("/v1/meters/{meter}/estimate?since=2024-01-20&offer=bleu-base-6"),
+        format!("/v1/meters/{meter}/estimate?since=2024-01-21&offer=bleu-hphc-6"),
+        format!("/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6&to=2024-02-01"),
+        format!(
+            "/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6,bleu-tempo-6&to=2024-02-01&format=csv"
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn a_meters_export_comparison_and_priced_answers_through_the_router_are_one_nodes() {
+    let f = fixture().await;
+    let meters = f.meter_of_each_reader();
+    let mut answered = 0;
+
+    // The export: every format, its type and (absent) filename header, byte for byte but for
+    // the instant it was written; the operator's and the meter's consumer's.
+    for meter in &meters {
+        for query in [
+            "",
+            "?format=json",
+            "?format=csv",
+            "?format=csv&channel=consumption",
+            "?format=csv&channel=production",
+            "?channel=max_power",
+        ] {
+            for token in [OPERATOR, consumer_of(meter).as_str()] {
+                let asked = format!("/v1/meters/{meter}/export{query}");
+                let [one, routed] = f.both(&asked, Some(token), None).await;
+                assert_eq!(one.0, 200, "{asked}: {}", String::from_utf8_lossy(&one.2));
+                assert_same(
+                    &export_time_masked(routed),
+                    &export_time_masked(one),
+                    &asked,
+                );
+                answered += 1;
+            }
+        }
+        let [one, _] = f
+            .both(&format!("/v1/meters/{meter}/export?format=csv"), Some(OPERATOR), None)
+            .await;
+        assert!(
+            one.2.len() > 10_000 && String::from_utf8_lossy(&one.2).contains(meter.as_str()),
+            "a real export of {meter}"
+        );
+    }
+
+    // Priced routes before any price is loaded anywhere: one node's refusal.
+    for meter in &meters {
+        for asked in priced_questions(meter) {
+            let [one, routed] = f.both(&asked, Some(OPERATOR), None).await;
+            assert_eq!(one.0, 400, "{asked}: {}", String::from_utf8_lossy(&one.2));
+            assert_same(&routed, &one, &format!("{asked}, no prices anywhere"));
+        }
+    }
+    // Prices on one node and the router, not yet on the readers: the readers' state answers
+    // (a 400 naming the offer), never another grid's figures.
+    Fixture::load_prices([&f.single_gov, &f.cluster_govs[3]]);
+    let asked = &priced_questions(&meters[0])[0];
+    let [one, routed] = f.both(asked, Some(OPERATOR), None).await;
+    assert_eq!(one.0, 200, "{}", String::from_utf8_lossy(&one.2));
+    let text = String::from_utf8_lossy(&routed.2);
+    assert_eq!(routed.0, 400, "{text}");
+    assert!(text.contains("unknown offer \\\"bleu-base-6\\\""), "{text}");
+    // The same prices everywhere: the same answers.
+    Fixture::load_prices(&f.cluster_govs[..3]);
+    for meter in &meters {
+        for asked in priced_questions(meter) {
+            for token in [OPERATOR, consumer_of(meter).as_str()] {
+                let [one, routed] = f.both(&asked, Some(token), None).await;
+                assert_eq!(one.0, 200, "{asked}: {}", String::from_utf8_lossy(&one.2));
+                assert_same(&routed, &one, &asked);
+                answered += 1;
+            }
+        }
+        let [one, _] = f
+            .both(&priced_questions(meter)[0], Some(OPERATOR), None)
+            .await;
+        let body: Value = serde_json::from_slice(&one.2).expect("JSON");
+        assert!(
+            body["total"]["cents"].as_i64().unwrap_or(0) > 0,
+            "a real cost: {body}"
+        );
+    }
+
+    // The comparison: before any release, one node's 404 (`not_released`); after the same
+    // release on every node, the same distributions.
+    let january = "from=2024-01-01&to=2024-02-01";
+    for meter in &meters {
+        let asked = format!("/v1/meters/{meter}/compare?{january}");
+        let [one, routed] = f.both(&asked, Some(&consumer_of(meter)), None).await;
+        assert_eq!(one.0, 404, "{asked}: {}", String::from_utf8_lossy(&one.2));
+        assert_same(&routed, &one, &format!("{asked}, not released"));
+    }
+    let (from_utc, to_utc) = (1_704_063_600, 1_706_742_000);
+    for gov in f.every_gov() {
+        gov.release(&f.single, from_utc, to_utc, Channel::CONSUMPTION)
+            .expect("January released");
+    }
+    for meter in &meters {
+        for query in [january.to_owned(), format!("{january}&channel=consumption")] {
+            let asked = format!("/v1/meters/{meter}/compare?{query}");
+            let [one, routed] = f.both(&asked, Some(&consumer_of(meter)), None).await;
+            assert_eq!(one.0, 200, "{asked}: {}", String::from_utf8_lossy(&one.2));
+            assert!(String::from_utf8_lossy(&one.2).contains("median_wh"));
+            assert_same(&routed, &one, &asked);
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 3 * (6 * 2 + 8 * 2 + 2), "answers compared");
+
+    // An operator's comparison ranks the meter among the whole fleet now: not routed (503,
+    // saying so), its bad questions refused as one node refuses them.
+    let (status, body) = get(
+        &format!("{}/v1/meters/{}/compare?{january}", f.router.url(), meters[0]),
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("single node")));
+    // A dynamic offer is priced against a spot series stored in a shard of its own: not
+    // routed either.
+    let (status, body) = get(
+        &format!(
+            "{}/v1/meters/{}/cost?from=2024-01-20&to=2024-01-25&offer=spot-dynamic-6",
+            f.router.url(),
+            meters[1]
+        ),
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("spot-dynamic-6")));
+
+    // Refusals, each one node's.
+    let meter = &meters[0];
+    let other = &meters[1];
+    let own = consumer_of(meter);
+    let cost = format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25&offer=bleu-base-6");
+    let refusals: Vec<(&str, String, Option<&str>, u16)> = vec![
+        ("an unknown meter's export", "/v1/meters/nosuchmeter/export".into(), Some(OPERATOR), 404),
+        (
+            "an unknown token on a comparison",
+            format!("/v1/meters/nosuchmeter/compare?{january}"),
+            Some("consumer-of-nosuchmeter"),
+            401,
+        ),
+        ("an unknown export format", format!("/v1/meters/{meter}/export?format=xml"), Some(OPERATOR), 400),
+        ("an unknown channel", format!("/v1/meters/{meter}/export?channel=gas"), Some(OPERATOR), 400),
+        (
+            "a repeated parameter",
+            format!("/v1/meters/{meter}/export?format=csv&format=json"),
+            Some(OPERATOR),
+            400,
+        ),
+        ("an unknown parameter", format!("/v1/meters/{meter}/export?colour=blue"), Some(OPERATOR), 400),
+        ("a bad day", format!("/v1/meters/{meter}/cost?from=yesterday&to=2024-01-25&offer=bleu-base-6"), Some(OPERATOR), 400),
+        ("an offer twice", format!("{cost}&offer=bleu-hphc-6"), Some(OPERATOR), 400),
+        ("an unknown offer", format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25&offer=nosuch"), Some(OPERATOR), 400),
+        ("a cost without an offer", format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25"), Some(OPERATOR), 400),
+        ("offers not on a month's first day", format!("/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6&to=2024-02-02"), Some(OPERATOR), 400),
+        ("a contract the meter does not have", format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25&offer=contract"), Some(OPERATOR), 400),
+        ("an estimate with no data since", format!("/v1/meters/{meter}/estimate?since=2025-01-01&offer=bleu-base-6"), Some(OPERATOR), 400),
+        ("an estimate from tomorrow", format!("/v1/meters/{meter}/estimate?since=2999-01-01&offer=bleu-base-6"), Some(OPERATOR), 400),
+        ("a comparison of part of a month", format!("/v1/meters/{meter}/compare?from=2024-01-02&to=2024-02-01"), Some(own.as_str()), 400),
+        ("a comparison's unknown parameter", format!("/v1/meters/{meter}/compare?{january}&offer=x"), Some(own.as_str()), 400),
+        ("an operator's comparison of part of a month", format!("/v1/meters/{meter}/compare?from=2024-01-02&to=2024-02-01"), Some(OPERATOR), 400),
+        ("no token on the export", format!("/v1/meters/{meter}/export"), None, 401),
+        ("no token on a cost", cost.clone(), None, 401),
+        ("an unknown token on the offers", format!("/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6"), Some("not-a-token"), 401),
+        ("a role without access to the export", format!("/v1/meters/{meter}/export"), Some(PUBLIC), 403),
+        ("a role without access to a cost", cost.clone(), Some(PUBLIC), 403),
+        ("a role without access to a comparison", format!("/v1/meters/{meter}/compare?{january}"), Some(PUBLIC), 403),
+        ("a consumer asking another meter's export", format!("/v1/meters/{other}/export"), Some(own.as_str()), 403),
+        ("a consumer asking another meter's export as CSV", format!("/v1/meters/{other}/export?format=csv"), Some(own.as_str()), 403),
+        ("a consumer asking another meter's cost", cost.replace(meter.as_str(), other), Some(own.as_str()), 403),
+        ("a consumer asking another meter's comparison", format!("/v1/meters/{other}/compare?{january}"), Some(own.as_str()), 403),
+        ("a consumer asking an unknown meter's export (no answer says it is unknown)", "/v1/meters/nosuchmeter/export".into(), Some(own.as_str()), 403),
+        ("a bad format for a role without access: access first", format!("/v1/meters/{meter}/export?format=xml"), Some(PUBLIC), 403),
+        ("a bad meter id", "/v1/meters/a%2Fb/export".into(), Some(OPERATOR), 400),
+    ];
+    for (what, asked, token, status) in refusals {
+        let [one, routed] = f.both(&asked, token, None).await;
+        assert_eq!(one.0, status, "{what}: {}", String::from_utf8_lossy(&one.2));
+        assert_same(&routed, &one, what);
+    }
+    // Methods these routes do not serve: one node's 405.
+    for route in ["export", "cost", "compare"] {
+        let mut answers = Vec::new();
+        for base in [&f.one_node, &f.router.url()] {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/v1/meters/{meter}/{route}"))
+                .bearer_auth(OPERATOR)
+                .send()
+                .await
+                .expect("the node answers");
+            answers.push((r.status().as_u16(), r.text().await.unwrap_or_default()));
+        }
+        assert_eq!(answers[0].0, 405, "POST {route}: {}", answers[0].1);
+        assert_eq!(answers[1], answers[0], "POST {route}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn the_internal_meter_route_refuses_a_route_it_does_not_know_and_any_caller_without_the_secret(
+) {
+    let f = fixture().await;
+    Fixture::load_prices(f.every_gov().iter());
+    let client = reqwest::Client::new();
+    let meter = &f.meter_of_each_reader()[0];
+    let on_reader0 = format!("{}{INTERNAL}/meter", f.readers[0].url());
+    let ask = |route: &str, query: &str, secret: Option<&str>| {
+        let mut request = client.post(&on_reader0).json(&serde_json::json!({
+            "route": route,
+            "meter": meter,
+            "query": query,
+            "prefers_arrow": false,
+            "kinds": "daily,max_power,curve",
+        }));
+        if let Some(s) = secret {
+            request = request.bearer_auth(s);
+        }
+        async move {
+            let r = request.send().await.expect("the node answers");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    let cost = "from=2024-01-20&to=2024-01-25&offer=bleu-base-6";
+    // With the secret: each new route answers.
+    for (route, query) in [("export", "format=csv"), ("cost", cost)] {
+        let (status, text) = ask(route, query, Some(SECRET)).await;
+        assert_eq!(status, 200, "{route}: {text}");
+    }
+    // Without it, nothing, whatever the route.
+    for (route, query) in [("export", "format=csv"), ("export", ""), ("cost", cost), ("compare", "")] {
+        for secret in [None, Some(OPERATOR), Some("a-cluster-secret-of-32-character")] {
+            let (status, text) = ask(route, query, secret).await;
+            assert_eq!(status, 401, "{route} with {secret:?}: {text}");
+            assert!(!text.contains(meter.as_str()), "{route}: {text}");
+        }
+    }
+    // A route it does not know: refused, never answered as another route.
+    for route in [
+        "live",
+        "consent",
+        "grants",
+        "contracts",
+        "erase",
+        "Export",
+        "export ",
+        "/export",
+        "../export",
+        "export/",
+        "",
+        "fleet/offers",
+        "offers/../export",
+    ] {
+        let (status, text) = ask(route, "format=csv", Some(SECRET)).await;
+        assert_eq!(status, 400, "{route:?}: {text}");
+        assert!(
+            text.contains("no one-meter route") && !text.contains("meter_id,ts"),
+            "{route:?}: {text}"
+        );
+    }
 }
