@@ -40,9 +40,9 @@ use courbe::query::{self, FleetPoint};
 use courbe::question::{self, Asked, Limits, QueryKind, Question};
 use courbe::Channel;
 use courbe_server::governance::bodies::AggregatesBody;
+use courbe_server::governance::export;
 use courbe_server::governance::http as gov_http;
 use courbe_server::governance::prices_http::{self, Access, Priced};
-use courbe_server::governance::export;
 use courbe_server::http::body::{self, MeterEnergyJson, PeriodEnergyJson};
 use courbe_server::http::{error, routes, stream};
 use http_body_util::{BodyExt, Full, Limited};
@@ -1439,8 +1439,8 @@ mod tests {
     #[test]
     fn every_one_meter_route_is_the_servers_declared_route_asking_the_same_question() {
         for segment in [
-            "curve", "energy", "peak", "index", "summary", "export", "compare", "cost",
-            "estimate", "offers",
+            "curve", "energy", "peak", "index", "summary", "export", "compare", "cost", "estimate",
+            "offers",
         ] {
             let (which, template) = meter_route(segment).expect("served");
             let declared = routes::find(template).expect("declared by the server");
@@ -1450,11 +1450,17 @@ mod tests {
                     assert_eq!(declared.question, Some(kind), "{template}")
                 }
                 MeterRoute::Priced => {
-                    assert!(matches!(declared.guard, routes::Guard::Priced), "{template}");
+                    assert!(
+                        matches!(declared.guard, routes::Guard::Priced),
+                        "{template}"
+                    );
                     assert_eq!(declared.question, None, "{template}");
                 }
                 MeterRoute::Export | MeterRoute::Compare => {
-                    assert!(matches!(declared.guard, routes::Guard::Action(_)), "{template}");
+                    assert!(
+                        matches!(declared.guard, routes::Guard::Action(_)),
+                        "{template}"
+                    );
                     assert_eq!(declared.question, None, "{template}");
                 }
             }

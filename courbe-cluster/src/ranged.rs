@@ -394,7 +394,11 @@ impl RangedReader {
     /// Runs `work` over the shard's store once every block of `meters` is held: for an answer
     /// written from the store itself (a meter's export, whose consent and grants come with
     /// it), which must read no other meter's blocks.
-    pub async fn read_store<T>(&self, meters: &[String], work: impl FnOnce(&Store) -> T) -> Result<T> {
+    pub async fn read_store<T>(
+        &self,
+        meters: &[String],
+        work: impl FnOnce(&Store) -> T,
+    ) -> Result<T> {
         let mut cache = self.cache.inner.write().await;
         self.fetch(&mut cache, meters, i64::MIN, i64::MAX).await?;
         let _shared = cache.downgrade();

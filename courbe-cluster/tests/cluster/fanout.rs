@@ -63,7 +63,11 @@ fn governance(servers: &Servers, name: &str, memberships: &[Membership]) -> Gove
             memberships[0].meter,
             memberships
                 .iter()
-                .map(|m| format!("{} consumer {}\n", token_hash(&consumer_of(&m.meter)), m.meter))
+                .map(|m| format!(
+                    "{} consumer {}\n",
+                    token_hash(&consumer_of(&m.meter)),
+                    m.meter
+                ))
                 .collect::<String>()
         ),
     )
@@ -1114,7 +1118,10 @@ fn export_time_masked(mut raw: Raw) -> Raw {
     if let Some(at) = raw.2.windows(key.len()).position(|w| w == key) {
         let start = at + key.len();
         if let Some(len) = raw.2[start..].iter().position(|&b| b == b'"') {
-            raw.2.splice(start..start + len, b"(the export's instant)".iter().copied());
+            raw.2.splice(
+                start..start + len,
+                b"(the export's instant)".iter().copied(),
+            );
         }
     }
     raw
@@ -1186,7 +1193,11 @@ async fn a_meters_export_comparison_and_priced_answers_through_the_router_are_on
             }
         }
         let [one, _] = f
-            .both(&format!("/v1/meters/{meter}/export?format=csv"), Some(OPERATOR), None)
+            .both(
+                &format!("/v1/meters/{meter}/export?format=csv"),
+                Some(OPERATOR),
+                None,
+            )
             .await;
         assert!(
             one.2.len() > 10_000 && String::from_utf8_lossy(&one.2).contains(meter.as_str()),
@@ -1261,7 +1272,11 @@ async fn a_meters_export_comparison_and_priced_answers_through_the_router_are_on
     // An operator's comparison ranks the meter among the whole fleet now: not routed (503,
     // saying so), its bad questions refused as one node refuses them.
     let (status, body) = get(
-        &format!("{}/v1/meters/{}/compare?{january}", f.router.url(), meters[0]),
+        &format!(
+            "{}/v1/meters/{}/compare?{january}",
+            f.router.url(),
+            meters[0]
+        ),
         Some(OPERATOR),
     )
     .await;
@@ -1291,46 +1306,181 @@ async fn a_meters_export_comparison_and_priced_answers_through_the_router_are_on
     let own = consumer_of(meter);
     let cost = format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25&offer=bleu-base-6");
     let refusals: Vec<(&str, String, Option<&str>, u16)> = vec![
-        ("an unknown meter's export", "/v1/meters/nosuchmeter/export".into(), Some(OPERATOR), 404),
+        (
+            "an unknown meter's export",
+            "/v1/meters/nosuchmeter/export".into(),
+            Some(OPERATOR),
+            404,
+        ),
         (
             "an unknown token on a comparison",
             format!("/v1/meters/nosuchmeter/compare?{january}"),
             Some("consumer-of-nosuchmeter"),
             401,
         ),
-        ("an unknown export format", format!("/v1/meters/{meter}/export?format=xml"), Some(OPERATOR), 400),
-        ("an unknown channel", format!("/v1/meters/{meter}/export?channel=gas"), Some(OPERATOR), 400),
+        (
+            "an unknown export format",
+            format!("/v1/meters/{meter}/export?format=xml"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an unknown channel",
+            format!("/v1/meters/{meter}/export?channel=gas"),
+            Some(OPERATOR),
+            400,
+        ),
         (
             "a repeated parameter",
             format!("/v1/meters/{meter}/export?format=csv&format=json"),
             Some(OPERATOR),
             400,
         ),
-        ("an unknown parameter", format!("/v1/meters/{meter}/export?colour=blue"), Some(OPERATOR), 400),
-        ("a bad day", format!("/v1/meters/{meter}/cost?from=yesterday&to=2024-01-25&offer=bleu-base-6"), Some(OPERATOR), 400),
-        ("an offer twice", format!("{cost}&offer=bleu-hphc-6"), Some(OPERATOR), 400),
-        ("an unknown offer", format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25&offer=nosuch"), Some(OPERATOR), 400),
-        ("a cost without an offer", format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25"), Some(OPERATOR), 400),
-        ("offers not on a month's first day", format!("/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6&to=2024-02-02"), Some(OPERATOR), 400),
-        ("a contract the meter does not have", format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25&offer=contract"), Some(OPERATOR), 400),
-        ("an estimate with no data since", format!("/v1/meters/{meter}/estimate?since=2025-01-01&offer=bleu-base-6"), Some(OPERATOR), 400),
-        ("an estimate from tomorrow", format!("/v1/meters/{meter}/estimate?since=2999-01-01&offer=bleu-base-6"), Some(OPERATOR), 400),
-        ("a comparison of part of a month", format!("/v1/meters/{meter}/compare?from=2024-01-02&to=2024-02-01"), Some(own.as_str()), 400),
-        ("a comparison's unknown parameter", format!("/v1/meters/{meter}/compare?{january}&offer=x"), Some(own.as_str()), 400),
-        ("an operator's comparison of part of a month", format!("/v1/meters/{meter}/compare?from=2024-01-02&to=2024-02-01"), Some(OPERATOR), 400),
-        ("no token on the export", format!("/v1/meters/{meter}/export"), None, 401),
+        (
+            "an unknown parameter",
+            format!("/v1/meters/{meter}/export?colour=blue"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "a bad day",
+            format!("/v1/meters/{meter}/cost?from=yesterday&to=2024-01-25&offer=bleu-base-6"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an offer twice",
+            format!("{cost}&offer=bleu-hphc-6"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an unknown offer",
+            format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25&offer=nosuch"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "a cost without an offer",
+            format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "offers not on a month's first day",
+            format!("/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6&to=2024-02-02"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "a contract the meter does not have",
+            format!("/v1/meters/{meter}/cost?from=2024-01-20&to=2024-01-25&offer=contract"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an estimate with no data since",
+            format!("/v1/meters/{meter}/estimate?since=2025-01-01&offer=bleu-base-6"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an estimate from tomorrow",
+            format!("/v1/meters/{meter}/estimate?since=2999-01-01&offer=bleu-base-6"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "a comparison of part of a month",
+            format!("/v1/meters/{meter}/compare?from=2024-01-02&to=2024-02-01"),
+            Some(own.as_str()),
+            400,
+        ),
+        (
+            "a comparison's unknown parameter",
+            format!("/v1/meters/{meter}/compare?{january}&offer=x"),
+            Some(own.as_str()),
+            400,
+        ),
+        (
+            "an operator's comparison of part of a month",
+            format!("/v1/meters/{meter}/compare?from=2024-01-02&to=2024-02-01"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "no token on the export",
+            format!("/v1/meters/{meter}/export"),
+            None,
+            401,
+        ),
         ("no token on a cost", cost.clone(), None, 401),
-        ("an unknown token on the offers", format!("/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6"), Some("not-a-token"), 401),
-        ("a role without access to the export", format!("/v1/meters/{meter}/export"), Some(PUBLIC), 403),
-        ("a role without access to a cost", cost.clone(), Some(PUBLIC), 403),
-        ("a role without access to a comparison", format!("/v1/meters/{meter}/compare?{january}"), Some(PUBLIC), 403),
-        ("a consumer asking another meter's export", format!("/v1/meters/{other}/export"), Some(own.as_str()), 403),
-        ("a consumer asking another meter's export as CSV", format!("/v1/meters/{other}/export?format=csv"), Some(own.as_str()), 403),
-        ("a consumer asking another meter's cost", cost.replace(meter.as_str(), other), Some(own.as_str()), 403),
-        ("a consumer asking another meter's comparison", format!("/v1/meters/{other}/compare?{january}"), Some(own.as_str()), 403),
-        ("a consumer asking an unknown meter's export (no answer says it is unknown)", "/v1/meters/nosuchmeter/export".into(), Some(own.as_str()), 403),
-        ("a bad format for a role without access: access first", format!("/v1/meters/{meter}/export?format=xml"), Some(PUBLIC), 403),
-        ("a bad meter id", "/v1/meters/a%2Fb/export".into(), Some(OPERATOR), 400),
+        (
+            "an unknown token on the offers",
+            format!("/v1/meters/{meter}/offers?offers=bleu-base-6,bleu-hphc-6"),
+            Some("not-a-token"),
+            401,
+        ),
+        (
+            "a role without access to the export",
+            format!("/v1/meters/{meter}/export"),
+            Some(PUBLIC),
+            403,
+        ),
+        (
+            "a role without access to a cost",
+            cost.clone(),
+            Some(PUBLIC),
+            403,
+        ),
+        (
+            "a role without access to a comparison",
+            format!("/v1/meters/{meter}/compare?{january}"),
+            Some(PUBLIC),
+            403,
+        ),
+        (
+            "a consumer asking another meter's export",
+            format!("/v1/meters/{other}/export"),
+            Some(own.as_str()),
+            403,
+        ),
+        (
+            "a consumer asking another meter's export as CSV",
+            format!("/v1/meters/{other}/export?format=csv"),
+            Some(own.as_str()),
+            403,
+        ),
+        (
+            "a consumer asking another meter's cost",
+            cost.replace(meter.as_str(), other),
+            Some(own.as_str()),
+            403,
+        ),
+        (
+            "a consumer asking another meter's comparison",
+            format!("/v1/meters/{other}/compare?{january}"),
+            Some(own.as_str()),
+            403,
+        ),
+        (
+            "a consumer asking an unknown meter's export (no answer says it is unknown)",
+            "/v1/meters/nosuchmeter/export".into(),
+            Some(own.as_str()),
+            403,
+        ),
+        (
+            "a bad format for a role without access: access first",
+            format!("/v1/meters/{meter}/export?format=xml"),
+            Some(PUBLIC),
+            403,
+        ),
+        (
+            "a bad meter id",
+            "/v1/meters/a%2Fb/export".into(),
+            Some(OPERATOR),
+            400,
+        ),
     ];
     for (what, asked, token, status) in refusals {
         let [one, routed] = f.both(&asked, token, None).await;
@@ -1386,8 +1536,17 @@ async fn the_internal_meter_route_refuses_a_route_it_does_not_know_and_any_calle
         assert_eq!(status, 200, "{route}: {text}");
     }
     // Without it, nothing, whatever the route.
-    for (route, query) in [("export", "format=csv"), ("export", ""), ("cost", cost), ("compare", "")] {
-        for secret in [None, Some(OPERATOR), Some("a-cluster-secret-of-32-character")] {
+    for (route, query) in [
+        ("export", "format=csv"),
+        ("export", ""),
+        ("cost", cost),
+        ("compare", ""),
+    ] {
+        for secret in [
+            None,
+            Some(OPERATOR),
+            Some("a-cluster-secret-of-32-character"),
+        ] {
             let (status, text) = ask(route, query, secret).await;
             assert_eq!(status, 401, "{route} with {secret:?}: {text}");
             assert!(!text.contains(meter.as_str()), "{route}: {text}");
