@@ -1535,6 +1535,33 @@ async fn the_internal_meter_route_refuses_a_route_it_does_not_know_and_any_calle
         let (status, text) = ask(route, query, Some(SECRET)).await;
         assert_eq!(status, 200, "{route}: {text}");
     }
+    // A priced answer is narrowed to the kinds the router allowed: without curve rights, no
+    // energy of estimated points (a sub-day figure).
+    let priced_with = |kinds: &str| {
+        let request = client
+            .post(&on_reader0)
+            .bearer_auth(SECRET)
+            .json(&serde_json::json!({
+                "route": "cost",
+                "meter": meter,
+                "query": format!("{cost}&period=day"),
+                "prefers_arrow": false,
+                "kinds": kinds,
+            }));
+        async move {
+            let r = request.send().await.expect("the node answers");
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.expect("JSON")
+        }
+    };
+    for (kinds, shown) in [("daily", false), ("daily,curve", true)] {
+        let body = priced_with(kinds).await;
+        let periods = body["periods"].as_array().expect("periods");
+        assert_eq!(periods.len(), 5, "{body}");
+        for p in periods {
+            assert_eq!(p["estimated_wh"].is_number(), shown, "{kinds}: {p}");
+        }
+    }
     // Without it, nothing, whatever the route.
     for (route, query) in [
         ("export", "format=csv"),
