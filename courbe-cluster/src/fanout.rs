@@ -35,8 +35,9 @@ use courbe::governance::aggregates::{self, Aggregates, Params, Partials};
 use courbe::governance::audit::AuditRecord;
 use courbe::governance::auth::{Action, Decision, Level, Principal, Role};
 use courbe::governance::grants::{DataKind, Kinds};
+use courbe::governance::prices::{self, FleetSavings, OfferPaths};
 use courbe::governance::Governance;
-use courbe::query::{self, FleetPoint};
+use courbe::query::{self, cost, FleetPoint};
 use courbe::question::{self, Asked, Limits, QueryKind, Question};
 use courbe::Channel;
 use courbe_server::governance::bodies::AggregatesBody;
@@ -56,6 +57,9 @@ use crate::{shard_of, Error, RangedReader, Result};
 
 /// The prefix of the internal routes (readers only).
 pub const INTERNAL: &str = "/internal/v1";
+
+/// The fleet comparison of two offers (fanned out, as the fleet curve).
+const FLEET_OFFERS: &str = "/v1/fleet/offers";
 
 /// The longest request body a node reads (a fleet curve's meter list).
 const MAX_BODY_BYTES: usize = 8 << 20;
@@ -264,6 +268,59 @@ pub struct EnergyPartial {
     pub meters: Vec<MeterPeriods>,
 }
 
+/// A fleet comparison of two offers on the internal route: the public query string, read by
+/// the reader with the single node's parser.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OffersAsk {
+    pub query: String,
+}
+
+/// A fleet comparison's part: the saving of every meter of the reader priced whole under both
+/// offers (cents, a before b), the meters skipped, and per offer the meters priced from the
+/// clock-band summaries and from the curve. Counts and a list of disjoint meters: merged
+/// exactly by concatenating and adding.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OffersPartial {
+    pub savings: Vec<i64>,
+    pub skipped: usize,
+    pub paths: Vec<(usize, usize)>,
+}
+
+impl OffersPartial {
+    fn of(s: FleetSavings) -> OffersPartial {
+        OffersPartial {
+            savings: s.savings,
+            skipped: s.skipped,
+            paths: s.paths.iter().map(|p| (p.summaries, p.curve)).collect(),
+        }
+    }
+
+    /// Adds `other`'s meters (disjoint from these).
+    fn merge(&mut self, other: OffersPartial) {
+        self.savings.extend(other.savings);
+        self.skipped += other.skipped;
+        if self.paths.len() < other.paths.len() {
+            self.paths.resize(other.paths.len(), (0, 0));
+        }
+        for (p, (summaries, curve)) in self.paths.iter_mut().zip(other.paths) {
+            p.0 += summaries;
+            p.1 += curve;
+        }
+    }
+
+    fn into_savings(self) -> FleetSavings {
+        FleetSavings {
+            savings: self.savings,
+            skipped: self.skipped,
+            paths: self
+                .paths
+                .into_iter()
+                .map(|(summaries, curve)| OfferPaths { summaries, curve })
+                .collect(),
+        }
+    }
+}
+
 /// An aggregate question on the internal route: the public query string, read by the reader
 /// with the single node's parser.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -360,7 +417,17 @@ fn dynamic_offer(gov: &Governance, priced: &Priced) -> Option<String> {
             *first_day,
             *end_day,
         ),
-        Priced::FleetOffers { .. } | Priced::Prices { .. } => return None,
+        Priced::FleetOffers {
+            offers,
+            first_day,
+            end_day,
+        } => (
+            "",
+            offers.iter().map(String::as_str).collect(),
+            *first_day,
+            *end_day,
+        ),
+        Priced::Prices { .. } => return None,
     };
     offers.into_iter().find_map(|offer| {
         let (grid, _, _) =
@@ -658,6 +725,57 @@ impl ReaderNode {
         }
     }
 
+    /// Every saving of a fleet comparison of two offers over this node's meters, priced with
+    /// this node's grids, taxes and calendars (`prices::fleet_savings`, one node's code, shard
+    /// by shard).
+    pub async fn offers(&self, ask: &OffersAsk) -> Result<OffersPartial, ApiError> {
+        let params = question::read_query(Some(&ask.query))?;
+        let priced = prices_http::read(FLEET_OFFERS, &Method::GET, None, &params, &self.gov)?;
+        let Some((
+            Priced::FleetOffers {
+                offers,
+                first_day,
+                end_day,
+            },
+            _,
+        )) = priced
+        else {
+            return Err(ApiError::internal("a fleet comparison"));
+        };
+        let mut resolved = Vec::new();
+        for o in &offers {
+            let r = prices_http::resolve_offer(&self.gov, "", o, first_day, end_day)?;
+            if r.0.dynamic_area().is_some() {
+                return Err(spot_elsewhere(o));
+            }
+            resolved.push(r);
+        }
+        let taxes = self.gov.prices().taxes();
+        let from = cost::paris_day_start(first_day)?;
+        let to = cost::paris_day_start(end_day)?;
+        let mut merged = OffersPartial::default();
+        for (_, reader) in &self.shards {
+            let meters = reader
+                .read(&[], from, to, prices::fleet_meters)
+                .await
+                .map_err(unavailable)?;
+            if meters.is_empty() {
+                continue;
+            }
+            let savings = reader
+                .read(
+                    &meters,
+                    from - courbe::source::MAX_CURVE_STEP_S * 2,
+                    to,
+                    |src| prices::fleet_savings(src, &resolved, &taxes, first_day, end_day),
+                )
+                .await
+                .map_err(unavailable)??;
+            merged.merge(OffersPartial::of(savings));
+        }
+        Ok(merged)
+    }
+
     /// The unsuppressed group sums of this node's meters for an aggregate question.
     pub async fn aggregates(&self, ask: &AggregatesAsk) -> Result<Partials, ApiError> {
         let params = Params::from_query(&ask.query)?;
@@ -744,6 +862,12 @@ impl Handler for ReaderNode {
             (Method::POST, Some("/meter")) => {
                 match async { self.one_meter(&read_json(body)?).await }.await {
                     Ok(a) => a,
+                    Err(e) => error_answer(&e),
+                }
+            }
+            (Method::POST, Some("/partials/fleet-offers")) => {
+                match async { self.offers(&read_json(body)?).await }.await {
+                    Ok(p) => ok_json(&p),
                     Err(e) => error_answer(&e),
                 }
             }
@@ -994,6 +1118,22 @@ impl Router {
             &self.limits,
         )?;
         Ok(all)
+    }
+
+    /// Every meter's saving of a fleet comparison (its query string), from every reader.
+    pub async fn fleet_offers(&self, query: &str) -> Result<FleetSavings, ApiError> {
+        let ask = serde_json::to_value(OffersAsk {
+            query: query.to_owned(),
+        })
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        let parts: Vec<OffersPartial> = self
+            .fan_out("/partials/fleet-offers", |_| Some(ask.clone()))
+            .await?;
+        let mut merged = OffersPartial::default();
+        for p in parts {
+            merged.merge(p);
+        }
+        Ok(merged.into_savings())
     }
 
     /// The merged unsuppressed sums of an aggregate question (its query string).
@@ -1256,7 +1396,7 @@ impl Router {
                     br#"{"status":"ok"}"#.to_vec(),
                 ))
             }
-            "/v1/fleet/curve" | "/v1/fleet/energy" | "/v1/aggregates" => path,
+            "/v1/fleet/curve" | "/v1/fleet/energy" | "/v1/aggregates" | FLEET_OFFERS => path,
             _ => {
                 return match meter_path(path) {
                     Some((raw_id, which, route)) => {
@@ -1348,6 +1488,35 @@ impl Router {
                     body::content_type(asked.encoding),
                     bytes,
                 ))
+            }
+            FLEET_OFFERS => {
+                gov_http::check_parameters(route, request.method(), &params)?;
+                let (priced, access) =
+                    prices_http::read(route, request.method(), None, &params, &self.gov)?
+                        .ok_or_else(|| ApiError::internal("a priced route"))?;
+                self.authorize(&principal, &gov_http::priced_action(&access, None))?;
+                if let Some(offer) = dynamic_offer(&self.gov, &priced) {
+                    return Err(spot_elsewhere(&offer));
+                }
+                let Priced::FleetOffers {
+                    offers,
+                    first_day,
+                    end_day,
+                } = priced
+                else {
+                    return Err(ApiError::internal("a fleet comparison"));
+                };
+                let savings = self.fleet_offers(query.unwrap_or_default()).await?;
+                let body = prices_http::fleet_offers_body(
+                    &offers,
+                    first_day,
+                    end_day,
+                    savings,
+                    principal.role == Role::Operator,
+                );
+                let bytes = serde_json::to_vec(&body)
+                    .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))?;
+                Ok(answer_of(StatusCode::OK, "application/json", bytes))
             }
             _ => {
                 gov_http::check_parameters(route, &Method::GET, &params)?;

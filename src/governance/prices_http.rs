@@ -1076,6 +1076,23 @@ async fn fleet_offers_get(
         )?)
     })
     .await?;
+    Ok(Json(fleet_offers_body(
+        &offers, first_day, end_day, savings, operator,
+    ))
+    .into_response())
+}
+
+/// The answer of a fleet comparison of `offers` (a, b) over Paris days `[first_day, end_day)`
+/// from every meter's saving: the distribution shown to an operator, or to anyone once it counts
+/// [`MIN_FLEET_OFFERS`] meters. One node and a cluster's router (with the savings of every
+/// reader's meters) write it.
+pub fn fleet_offers_body(
+    offers: &[String],
+    first_day: i64,
+    end_day: i64,
+    savings: prices::FleetSavings,
+    operator: bool,
+) -> Value {
     let prices::FleetSavings {
         mut savings,
         skipped,
@@ -1088,11 +1105,11 @@ async fn fleet_offers_get(
     } else {
         None
     };
-    Ok(Json(json!({
+    json!({
         "from": date_text(first_day),
         "to": date_text(end_day),
-        "a": offers[0],
-        "b": offers[1],
+        "a": offers.first(),
+        "b": offers.get(1),
         "saving": "cost under a minus cost under b, per meter, over the range",
         "currency": "EUR",
         "meters": counted,
@@ -1104,8 +1121,7 @@ async fn fleet_offers_get(
         },
         "distribution": distribution,
         "suppressed": distribution.is_none() && counted > 0,
-    }))
-    .into_response())
+    })
 }
 
 /// The JSON of how many meters an offer priced from summaries and from the curve (`null`: no

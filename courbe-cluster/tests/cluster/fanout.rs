@@ -29,6 +29,8 @@ const RANGE: &str = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z&tz=Europe
 const SECRET: &str = "a-cluster-secret-of-32-characters";
 const OPERATOR: &str = "operator-token";
 const PUBLIC: &str = "public-token";
+/// A public body: fleet comparisons of offers, aggregates.
+const PUBLIC_BODY: &str = "public-body-token";
 /// The consumer of the first meter: its own meter only.
 const CONSUMER: &str = "consumer-token";
 /// Shards of the cluster; the readers hold {0}, {1} and {2, 3}.
@@ -56,9 +58,10 @@ fn governance(servers: &Servers, name: &str, memberships: &[Membership]) -> Gove
     std::fs::write(
         &tokens,
         format!(
-            "{} operator\n{} public\n{} consumer {}\n{}",
+            "{} operator\n{} public\n{} public_body\n{} consumer {}\n{}",
             token_hash(OPERATOR),
             token_hash(PUBLIC),
+            token_hash(PUBLIC_BODY),
             token_hash(CONSUMER),
             memberships[0].meter,
             memberships
@@ -1602,4 +1605,160 @@ async fn the_internal_meter_route_refuses_a_route_it_does_not_know_and_any_calle
             "{route:?}: {text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs etcd and an S3 server: .ci/run runs them"]
+async fn a_fleet_comparison_of_offers_through_the_router_is_one_nodes() {
+    let f = fixture().await;
+    Fixture::load_prices(f.every_gov().iter());
+    // One node's points still in its memtable: the same savings, priced from the curve where
+    // the readers' segments give clock-band summaries (`paths` differs, nothing else).
+    let asked = "/v1/fleet/offers?offers=bleu-base-6,bleu-hphc-6&from=2024-01-20&to=2024-01-25";
+    let [one, routed] = f.both(asked, Some(OPERATOR), None).await;
+    let without_paths = |raw: &Raw| {
+        let mut v: Value = serde_json::from_slice(&raw.2).expect("JSON");
+        let paths = v.as_object_mut().and_then(|o| o.remove("paths"));
+        (v, paths)
+    };
+    let ((one_body, one_paths), (routed_body, routed_paths)) =
+        (without_paths(&one), without_paths(&routed));
+    assert_eq!(routed_body, one_body);
+    assert_eq!(one_paths.expect("paths")["a"]["curve"], 60);
+    assert_eq!(routed_paths.expect("paths")["a"]["summaries"], 60);
+    // Once flushed, byte for byte.
+    f.single.flush().expect("one node's segments");
+    let mut answered = 0;
+    for query in [
+        "offers=bleu-base-6,bleu-hphc-6&from=2024-01-20&to=2024-01-25",
+        "offers=bleu-hphc-6,bleu-base-6&from=2024-01-21&to=2024-01-24",
+        "offers=bleu-base-6,bleu-tempo-6&from=2024-01-20&to=2024-01-25",
+        "offers=bleu-base-6,bleu-hphc-6&from=2024-01-01&to=2024-02-01",
+        "offers=bleu-base-6,bleu-hphc-6&from=2024-03-01&to=2024-04-01",
+    ] {
+        for token in [OPERATOR, PUBLIC_BODY] {
+            let asked = format!("/v1/fleet/offers?{query}");
+            let [one, routed] = f.both(&asked, Some(token), None).await;
+            assert_eq!(one.0, 200, "{asked}: {}", String::from_utf8_lossy(&one.2));
+            assert_same(&routed, &one, &asked);
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 10);
+    // A real comparison: every meter of every reader priced, the distribution shown.
+    let [one, _] = f
+        .both(
+            "/v1/fleet/offers?offers=bleu-base-6,bleu-hphc-6&from=2024-01-20&to=2024-01-25",
+            Some(PUBLIC_BODY),
+            None,
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&one.2).expect("JSON");
+    assert_eq!(
+        body["meters"].as_u64().unwrap_or(0) + body["skipped"].as_u64().unwrap_or(0),
+        f.meters.len() as u64,
+        "{body}"
+    );
+    assert!(body["distribution"]["median"]["cents"].is_i64(), "{body}");
+
+    let range = "from=2024-01-20&to=2024-01-25";
+    for (what, asked, token, status) in [
+        (
+            "no token",
+            format!("offers=bleu-base-6,bleu-hphc-6&{range}"),
+            None,
+            401,
+        ),
+        (
+            "a role without access",
+            format!("offers=bleu-base-6,bleu-hphc-6&{range}"),
+            Some(PUBLIC),
+            403,
+        ),
+        (
+            "a consumer",
+            format!("offers=bleu-base-6,bleu-hphc-6&{range}"),
+            Some(CONSUMER),
+            403,
+        ),
+        (
+            "one offer",
+            format!("offers=bleu-base-6&{range}"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "three offers",
+            format!("offers=bleu-base-6,bleu-hphc-6,bleu-tempo-6&{range}"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an offer twice",
+            format!("offers=bleu-base-6,bleu-base-6&{range}"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "the contracts",
+            format!("offers=bleu-base-6,contract&{range}"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an unknown offer",
+            format!("offers=bleu-base-6,nosuch&{range}"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "a repeated parameter",
+            format!("offers=bleu-base-6,bleu-hphc-6&{range}&from=2024-01-21"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "an unknown parameter",
+            format!("offers=bleu-base-6,bleu-hphc-6&{range}&format=csv"),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "no range",
+            "offers=bleu-base-6,bleu-hphc-6".to_owned(),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "a bad day",
+            "offers=bleu-base-6,bleu-hphc-6&from=2024-01-20&to=tomorrow".to_owned(),
+            Some(OPERATOR),
+            400,
+        ),
+        (
+            "a range too long",
+            "offers=bleu-base-6,bleu-hphc-6&from=2000-01-01&to=2024-01-01".to_owned(),
+            Some(OPERATOR),
+            400,
+        ),
+    ] {
+        let [one, routed] = f
+            .both(&format!("/v1/fleet/offers?{asked}"), token, None)
+            .await;
+        assert_eq!(one.0, status, "{what}: {}", String::from_utf8_lossy(&one.2));
+        assert_same(&routed, &one, what);
+    }
+    // Priced against spot prices (a series of its own shard): refused by the router, saying so.
+    let (status, body) = get(
+        &format!(
+            "{}/v1/fleet/offers?offers=bleu-base-6,spot-dynamic-6&{range}",
+            f.router.url()
+        ),
+        Some(OPERATOR),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("spot-dynamic-6")));
 }
