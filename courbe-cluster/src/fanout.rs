@@ -2,21 +2,28 @@
 //!
 //! A [`ReaderNode`] holds some shards of the cluster (ranged readers, restored from object
 //! storage) and answers, on the internal routes under [`INTERNAL`], *partial* results for its
-//! own meters: a fleet curve's per-instant sums and meter counts, and the governance
-//! aggregates' unsuppressed per-group sums ([`Partials`]). A [`Router`] fans a fleet question
-//! out to the readers owning every shard, merges their partials (sums of disjoint meters, so
-//! exact) and answers it with the single node's code: the suppression rules are decided once,
-//! on the merged sums, by `courbe::governance::aggregates::answer_with`, and every answer, an
-//! error's too, is written by the server package's own encoders (`courbe_server::http::stream`
-//! for fleet curves and energy in JSON, CSV and Arrow, `courbe_server::governance::bodies` for
-//! aggregates, `courbe_server::http::error` for statuses and error bodies), after the checks of
-//! one node's access guard in its order: a router's bytes are one node's.
+//! own meters: a fleet curve's per-instant sums and meter counts, the governance aggregates'
+//! unsuppressed per-group sums ([`Partials`]), and every meter's saving of a fleet comparison
+//! of offers ([`OffersPartial`]). A [`Router`] fans a fleet question out to the readers owning
+//! every shard, merges their partials (sums of disjoint meters, so exact) and answers it with
+//! the single node's code: the suppression rules are decided once, on the merged sums, by
+//! `courbe::governance::aggregates::answer_with`, and every answer, an error's too, is written
+//! by the server package's own encoders (`courbe_server::http::stream` for fleet curves and
+//! energy in JSON, CSV and Arrow, `courbe_server::governance::bodies` for aggregates,
+//! `courbe_server::governance::prices_http::fleet_offers_body` for a fleet comparison of
+//! offers, `courbe_server::http::error` for statuses and error bodies), after the checks of one
+//! node's access guard in its order: a router's bytes are one node's.
 //!
-//! A one-meter question (`/v1/meters/{id}/curve`, `energy`, `peak`, `index`, `summary`) is
-//! authorised by the router, which holds the tokens, grants and consents, then answered by the
-//! one reader holding the meter's shard with one node's code (`body::answer_encoded`); the
-//! router passes its status, content type and bytes through. A reader never answers a meter of
-//! a shard it does not hold.
+//! A one-meter question (`/v1/meters/{id}/curve`, `energy`, `peak`, `index`, `summary`,
+//! `export`, `compare`, `cost`, `estimate`, `offers`) is authorised by the router, which holds
+//! the tokens, grants and consents, then answered by the one reader holding the meter's shard
+//! with one node's code (`body::answer_encoded`, `governance::export`,
+//! `governance::http::compare_answer`, `governance::prices_http::meter_answer`) and the
+//! reader's governance state (calendars, prices, contracts, releases); the router passes its
+//! status, content type and bytes through. A reader never answers a meter of a shard it does
+//! not hold, nor a route it does not know. What needs another shard's data is refused (503): an
+//! operator's comparison (the whole fleet, now), an offer priced against spot prices (a series
+//! of its own shard).
 //!
 //! Partials hold cells no one may see. The internal routes answer only a request carrying the
 //! cluster's shared secret as its one `Authorization: Bearer` header (compared in constant
