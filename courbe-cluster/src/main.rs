@@ -11,8 +11,10 @@
 //!   opens ranged readers of the shards named and answers the internal routes (partial sums
 //!   for a router) for their meters, within one byte bound shared by all of them.
 //! - `courbe-node route --readers URL,URL --governance G --listen ADDR --secret-file F ...`:
-//!   serves `GET /v1/fleet/curve` and `GET /v1/aggregates` as one node does, fanned out to the
-//!   readers (every shard of etcd's shard count must have one) and merged.
+//!   serves the fleet routes (`/v1/fleet/curve`, `energy`, `offers`, `/v1/aggregates`) as one
+//!   node does, fanned out to the readers (every shard of etcd's shard count must have one)
+//!   and merged, and a meter's read routes (curve, energy, peak, index, summary, export,
+//!   compare, cost, estimate, offers) from the one reader holding its shard.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,8 +88,9 @@ struct Serving {
     /// COURBE_INTERNAL_SECRET instead when absent.
     #[arg(long)]
     secret_file: Option<PathBuf>,
-    /// The governance directory (tokens, grants, groups): the same group registry on every
-    /// node.
+    /// The governance directory (tokens, grants, consent, groups, releases, calendars,
+    /// prices, contracts): the same on every node (the router decides access with its own,
+    /// a reader writes answers with its own).
     #[arg(long)]
     governance: PathBuf,
 }
