@@ -62,6 +62,10 @@ pub struct TakeOver {
     /// shard's objects deleted before the take-over returned (what an erasure interrupted
     /// after its commit, or a completed one, left in old versions).
     pub versions_deleted: u64,
+    /// Why old versions are left, when the bucket refused or kept one (an object lock, a
+    /// policy without s3:DeleteObjectVersion): the take-over still succeeds (the shard keeps a
+    /// writer), the error is logged, and the next erasure or take-over deletes them again.
+    pub versions_left: Option<String>,
 }
 
 /// What [`ShardWriter::erase`] did.
@@ -121,7 +125,8 @@ impl ShardWriter {
     /// erasure could not know whether old versions keep the bytes); a server that does not
     /// implement the request keeps no versions. On a bucket that keeps versions, every
     /// noncurrent version and delete marker under the shard's prefix is deleted before it
-    /// returns (see [`ShardWriter::erase`]).
+    /// returns (see [`ShardWriter::erase`]); one the bucket refuses or keeps is reported in
+    /// [`TakeOver::versions_left`], not a failure.
     pub async fn take_over(
         coord: &Coordinator,
         objects: &Objects,
@@ -203,7 +208,17 @@ impl ShardWriter {
             writer.commit(&mut state, sweep).await?;
         }
         if versioning.keeps_versions() {
-            report.versions_deleted = writer.purge_versions().await?;
+            match writer.purge_versions().await {
+                Ok(deleted) => report.versions_deleted = deleted,
+                Err(e) => {
+                    tracing::error!(
+                        shard = writer.layout.shard,
+                        error = %e,
+                        "old versions of the shard's objects are left in the bucket"
+                    );
+                    report.versions_left = Some(e.to_string());
+                }
+            }
         }
         Ok((writer, report))
     }

@@ -241,8 +241,20 @@ async fn an_erasure_the_bucket_refuses_or_ignores_a_version_deletion_of_fails_na
     );
     assert!(!kept().is_empty());
 
-    // The call again, on a bucket that deletes: done.
+    // A take-over while the bucket still refuses: the shard gets its writer, the versions
+    // left are reported.
     versions.ignore_version_deletes(false);
+    versions.refuse_version_deletes(true);
+    writer.abandon();
+    let (writer, took) = take_over(&servers, &coord, &objects, &layout, "b", "b")
+        .await
+        .expect("writer b takes the shard once a's lease has ended");
+    let left = took.versions_left.expect("the versions left are reported");
+    assert!(left.contains("403 AccessDenied"), "{left}");
+    assert!(!kept().is_empty());
+
+    // The call again, on a bucket that deletes: done (nothing more to erase in the store).
+    versions.refuse_version_deletes(false);
     let done = writer.erase(&erased, None).await.expect("the erasure");
     assert!(done.versions_deleted > 0, "{done:?}");
     assert_erased_everywhere(
