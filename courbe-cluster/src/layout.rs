@@ -33,6 +33,11 @@ impl ShardLayout {
         format!("{}/shards/{:04}", self.objects, self.shard)
     }
 
+    /// Every object of the shard has a key starting with this (`.../shards/<s>/`).
+    pub fn shard_prefix(&self) -> String {
+        format!("{}/", self.shard_dir())
+    }
+
     pub fn wal_dir(&self) -> String {
         format!("{}/wal", self.shard_dir())
     }

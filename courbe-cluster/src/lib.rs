@@ -13,6 +13,7 @@ pub mod objects;
 pub mod ranged;
 pub mod reader;
 pub mod shard;
+pub mod versions;
 pub mod writer;
 
 pub use coord::{Coordinator, Lease};
@@ -22,6 +23,7 @@ pub use objects::Objects;
 pub use ranged::{BlockCache, CacheOptions, RangedReader};
 pub use reader::{restore, Restored};
 pub use shard::shard_of;
+pub use versions::Versioning;
 pub use writer::{Erased, ShardWriter, WriterOptions};
 
 /// A failure of a cluster operation.
@@ -34,6 +36,9 @@ pub enum Error {
         what: String,
         source: object_store::Error,
     },
+    /// An S3 request `object_store` does not make (the bucket's versions) failed: the request
+    /// named, and why (the status and the server's error code and message).
+    S3 { what: String, detail: String },
     /// etcd failed or could not be reached.
     Etcd {
         what: String,
@@ -58,6 +63,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::Store(e) => write!(f, "local store: {e}"),
             Error::Objects { what, source } => write!(f, "object store, {what}: {source}"),
+            Error::S3 { what, detail } => write!(f, "object store, {what}: {detail}"),
             Error::Etcd { what, source } => write!(f, "etcd, {what}: {source}"),
             Error::LeaseLost { shard } => write!(
                 f,
@@ -77,7 +83,10 @@ impl std::error::Error for Error {
             Error::Objects { source, .. } => Some(source),
             Error::Etcd { source, .. } => Some(source),
             Error::Io { source, .. } => Some(source),
-            Error::LeaseLost { .. } | Error::Corrupt { .. } | Error::Invalid(_) => None,
+            Error::S3 { .. }
+            | Error::LeaseLost { .. }
+            | Error::Corrupt { .. }
+            | Error::Invalid(_) => None,
         }
     }
 }

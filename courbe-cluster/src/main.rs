@@ -224,8 +224,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .await
                     .map_err(|e| e.to_string())?;
             eprintln!(
-                "shard {}: epoch {}, from {:?}, {} segments fetched, {} logs replayed",
-                common.shard, took.epoch, took.from, took.segments_fetched, took.logs_replayed
+                "shard {}: epoch {}, from {:?}, {} segments fetched, {} logs replayed; bucket \
+                 versioning {:?}, {} old versions deleted",
+                common.shard,
+                took.epoch,
+                took.from,
+                took.segments_fetched,
+                took.logs_replayed,
+                took.versioning,
+                took.versions_deleted
             );
             let mut input = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut input)

@@ -9,6 +9,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::versions::{Purged, S3Api, Versioning};
 use crate::{Error, Result};
 
 /// Requests made and bytes moved so far.
@@ -55,6 +56,9 @@ struct Counters {
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
     counters: Arc<Counters>,
+    /// The bucket-level requests `object_store` does not make (versions); `None` for a store
+    /// given to [`Objects::new`], taken to keep no versions.
+    s3: Option<Arc<S3Api>>,
 }
 
 /// Where an S3-compatible store is and how to sign for it.
@@ -71,10 +75,12 @@ pub struct S3Config {
 }
 
 impl Objects {
+    /// Any `object_store` store; it is taken to keep no versions (a local or in-memory one).
     pub fn new(store: Arc<dyn ObjectStore>) -> Objects {
         Objects {
             store,
             counters: Arc::default(),
+            s3: None,
         }
     }
 
@@ -93,7 +99,10 @@ impl Objects {
                 what: format!("configuring {}", config.endpoint),
                 source,
             })?;
-        Ok(Objects::new(Arc::new(store)))
+        Ok(Objects {
+            s3: Some(Arc::new(S3Api::new(config)?)),
+            ..Objects::new(Arc::new(store))
+        })
     }
 
     pub fn traffic(&self) -> Traffic {
@@ -190,5 +199,65 @@ impl Objects {
                 source,
             }),
         }
+    }
+
+    /// The bucket's versioning (GetBucketVersioning; one GET in the counters). A store made by
+    /// [`Objects::new`] answers [`Versioning::Never`].
+    pub async fn versioning(&self) -> Result<Versioning> {
+        let Some(s3) = &self.s3 else {
+            return Ok(Versioning::Never);
+        };
+        let v = s3.versioning().await;
+        self.counters.gets.fetch_add(1, Ordering::Relaxed);
+        v
+    }
+
+    /// Deletes, by `versionId`, every noncurrent version and every delete marker whose key
+    /// starts with `prefix` (ListObjectVersions, paged; the noncurrent versions first, so that
+    /// removing a marker never makes old bytes current again), then lists again: `Ok` only
+    /// when none is left; otherwise an error naming a key and why (the server's refusal, or
+    /// a version still listed after a successful DELETE). The current version of a live
+    /// object is kept. Pages count as LISTs and version deletions as DELETEs.
+    pub async fn purge_versions(&self, prefix: &str) -> Result<Purged> {
+        let Some(s3) = &self.s3 else {
+            return Ok(Purged::default());
+        };
+        let mut purged = Purged::default();
+        let (listed, pages) = s3.list_versions(prefix).await?;
+        purged.pages += pages;
+        self.counters.lists.fetch_add(pages, Ordering::Relaxed);
+        let (markers, versions): (Vec<_>, Vec<_>) = listed
+            .into_iter()
+            .filter(|v| v.is_garbage())
+            .partition(|v| v.delete_marker);
+        for v in versions.iter().chain(&markers) {
+            s3.delete_version(v).await?;
+            self.counters.deletes.fetch_add(1, Ordering::Relaxed);
+            if v.delete_marker {
+                purged.delete_markers += 1;
+            } else {
+                purged.versions += 1;
+            }
+        }
+        let (left, pages) = s3.list_versions(prefix).await?;
+        purged.pages += pages;
+        self.counters.lists.fetch_add(pages, Ordering::Relaxed);
+        let left: Vec<_> = left.into_iter().filter(|v| v.is_garbage()).collect();
+        if let Some(v) = left.first() {
+            return Err(Error::S3 {
+                what: format!("DeleteObject {} versionId {}", v.key, v.version_id),
+                detail: format!(
+                    "the {} is still listed after its deletion was answered with success \
+                     ({} noncurrent versions or delete markers left under {prefix})",
+                    if v.delete_marker {
+                        "delete marker"
+                    } else {
+                        "version"
+                    },
+                    left.len()
+                ),
+            });
+        }
+        Ok(purged)
     }
 }

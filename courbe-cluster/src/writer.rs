@@ -13,6 +13,7 @@ use courbe::journal;
 use crate::layout::{self, ShardLayout, ShardManifest, WalPos};
 use crate::objects::Objects;
 use crate::reader::{fetch_version, replay_object, wal_after};
+use crate::versions::Versioning;
 use crate::{Coordinator, Error, Lease, Result};
 
 /// How a shard writer runs.
@@ -55,6 +56,16 @@ pub struct TakeOver {
     /// Erasures the manifest listed as pending (begun by a writer that died before finishing
     /// them), completed before this writer acknowledges anything.
     pub erasures_completed: usize,
+    /// The bucket's versioning, read before the lease was asked for.
+    pub versioning: Versioning,
+    /// On a bucket that keeps versions: the noncurrent versions and delete markers of the
+    /// shard's objects deleted before the take-over returned (what an erasure interrupted
+    /// after its commit, or a completed one, left in old versions).
+    pub versions_deleted: u64,
+    /// Why old versions are left, when the bucket refused or kept one (an object lock, a
+    /// policy without s3:DeleteObjectVersion): the take-over still succeeds (the shard keeps a
+    /// writer), the error is logged, and the next erasure or take-over deletes them again.
+    pub versions_left: Option<String>,
 }
 
 /// What [`ShardWriter::erase`] did.
@@ -63,6 +74,9 @@ pub struct Erased {
     pub points_removed: u64,
     /// Objects deleted after the commit (replaced segments, log and manifest objects).
     pub objects_deleted: u64,
+    /// On a bucket that keeps versions: the noncurrent versions and delete markers of the
+    /// shard's objects deleted by `versionId` afterwards.
+    pub versions_deleted: u64,
 }
 
 /// Which objects a commit deletes once the pointer has moved.
@@ -106,6 +120,13 @@ impl ShardWriter {
     /// Takes the shard (waiting for the current writer's lease to end), rebuilds its store in
     /// `dir` (emptied first) from the current manifest, replays the log objects after it, and
     /// checkpoints them under its own epoch. Needs a multi-threaded tokio runtime.
+    ///
+    /// It first reads the bucket's versioning and refuses to start when it cannot (an
+    /// erasure could not know whether old versions keep the bytes); a server that does not
+    /// implement the request keeps no versions. On a bucket that keeps versions, every
+    /// noncurrent version and delete marker under the shard's prefix is deleted before it
+    /// returns (see [`ShardWriter::erase`]); one the bucket refuses or keeps is reported in
+    /// [`TakeOver::versions_left`], not a failure.
     pub async fn take_over(
         coord: &Coordinator,
         objects: &Objects,
@@ -113,6 +134,16 @@ impl ShardWriter {
         dir: &Path,
         options: WriterOptions,
     ) -> Result<(ShardWriter, TakeOver)> {
+        let versioning = objects.versioning().await.map_err(|e| match e {
+            Error::S3 { what, detail } => Error::S3 {
+                what: format!(
+                    "shard {}: the writer does not start without the bucket's versioning: {what}",
+                    layout.shard
+                ),
+                detail,
+            },
+            other => other,
+        })?;
         let lease = coord.grant_lease(options.lease_ttl_s).await?;
         let epoch = coord
             .acquire(&layout, &options.node, &lease, options.acquire_wait)
@@ -127,6 +158,7 @@ impl ShardWriter {
         let mut report = TakeOver {
             epoch,
             from: pointer.clone(),
+            versioning,
             ..TakeOver::default()
         };
         let (version, wal_through, uploaded) = match &pointer {
@@ -174,6 +206,19 @@ impl ShardWriter {
         {
             let mut state = writer.state.lock().await;
             writer.commit(&mut state, sweep).await?;
+        }
+        if versioning.keeps_versions() {
+            match writer.purge_versions().await {
+                Ok(deleted) => report.versions_deleted = deleted,
+                Err(e) => {
+                    tracing::error!(
+                        shard = writer.layout.shard,
+                        error = %e,
+                        "old versions of the shard's objects are left in the bucket"
+                    );
+                    report.versions_left = Some(e.to_string());
+                }
+            }
         }
         Ok((writer, report))
     }
@@ -246,18 +291,42 @@ impl ShardWriter {
     /// 2. the local store erases (segments rewritten without the points);
     /// 3. a commit of the rewritten segments, then every object the new version does not name
     ///    is deleted at once: the replaced segments, every log object (all are covered, and
-    ///    they held the points), and the older manifest objects (the intent names the meter).
+    ///    they held the points), and the older manifest objects (the intent names the meter);
+    /// 4. on a bucket that keeps versions (its versioning, read first, is Enabled or
+    ///    Suspended), every noncurrent version and delete marker under the shard's prefix is
+    ///    deleted by `versionId`: the old bytes of every key deleted now or by an earlier
+    ///    sweep. The call fails, naming the key and why, if one is refused or still listed.
+    ///
+    /// A failure after step 3 leaves the points in old versions only: the next erasure or
+    /// take-over of the shard deletes them.
     pub async fn erase(&self, meter: &str, range_utc: Option<(i64, i64)>) -> Result<Erased> {
         let mut state = self.state.lock().await;
+        let versioning = self.objects.versioning().await?;
         self.commit_intent(&mut state, meter, range_utc).await?;
         let store = self.store.clone();
         let report = tokio::task::block_in_place(|| store.erase(meter, range_utc))?;
         let before = self.objects.traffic();
         self.commit(&mut state, Sweep::OnlyCurrent).await?;
+        let objects_deleted = self.objects.traffic().since(&before).deletes;
+        let versions_deleted = if versioning.keeps_versions() {
+            self.purge_versions().await?
+        } else {
+            0
+        };
         Ok(Erased {
             points_removed: report.points_removed,
-            objects_deleted: self.objects.traffic().since(&before).deletes,
+            objects_deleted,
+            versions_deleted,
         })
+    }
+
+    /// Step 4 of [`ShardWriter::erase`]: the noncurrent versions and delete markers deleted.
+    async fn purge_versions(&self) -> Result<u64> {
+        let purged = self
+            .objects
+            .purge_versions(&self.layout.shard_prefix())
+            .await?;
+        Ok(purged.versions + purged.delete_markers)
     }
 
     /// Step 1 of [`ShardWriter::erase`] alone: the intent is in the shard's current manifest

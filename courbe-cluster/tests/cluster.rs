@@ -12,6 +12,8 @@ mod erasure;
 mod fanout;
 #[path = "cluster/ranged.rs"]
 mod ranged;
+#[path = "cluster/versions.rs"]
+mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

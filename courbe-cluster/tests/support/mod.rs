@@ -4,8 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod versioned;
+
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -102,6 +104,17 @@ impl Drop for Servers {
 impl Servers {
     /// Starts both servers; panics (the test fails) when etcd is not installed.
     pub async fn start() -> Servers {
+        Servers::start_with(None).await.0
+    }
+
+    /// The same with the S3 server keeping versions as a versioned bucket does (`versioned`),
+    /// starting in `mode`; the handle sets its mode and attacks.
+    pub async fn start_versioned(mode: versioned::Mode) -> (Servers, versioned::Versions) {
+        let (servers, versions) = Servers::start_with(Some(mode)).await;
+        (servers, versions.expect("a versioned bucket"))
+    }
+
+    async fn start_with(mode: Option<versioned::Mode>) -> (Servers, Option<versioned::Versions>) {
         let binary = std::env::var_os("COURBE_ETCD")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/etcd"));
@@ -119,14 +132,28 @@ impl Servers {
             child: None,
         };
         etcd.spawn();
-        let (s3_endpoint, s3_task) = serve_s3(&dir.path().join("s3")).await;
+        let root = dir.path().join("s3");
+        std::fs::create_dir_all(root.join(BUCKET)).expect("the bucket's directory");
+        let (s3_endpoint, s3_task, versions) = match mode {
+            None => {
+                let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs over a directory");
+                let (endpoint, task) = serve_s3(fs).await;
+                (endpoint, task, None)
+            }
+            Some(mode) => {
+                let (fs, versions) = versioned::VersionedFs::new(&root, mode);
+                let (endpoint, task) = serve_s3(fs).await;
+                (endpoint, task, Some(versions))
+            }
+        };
         etcd.wait_ready().await;
-        Servers {
+        let servers = Servers {
             etcd,
             s3_endpoint,
             s3_task,
             dir,
-        }
+        };
+        (servers, versions)
     }
 
     pub fn objects(&self) -> Objects {
@@ -153,10 +180,9 @@ impl Servers {
     }
 }
 
-/// `s3s-fs` over `root` (bucket `courbe`) on a loopback port: its endpoint and its task.
-async fn serve_s3(root: &Path) -> (String, tokio::task::JoinHandle<()>) {
-    std::fs::create_dir_all(root.join(BUCKET)).expect("the bucket's directory");
-    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs over a directory");
+/// An S3 server (`s3s-fs` over a directory holding bucket `courbe`) on a loopback port: its
+/// endpoint and its task.
+async fn serve_s3(fs: impl s3s::S3) -> (String, tokio::task::JoinHandle<()>) {
     let mut builder = s3s::service::S3ServiceBuilder::new(fs);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
     let service = builder.build().into_shared();
