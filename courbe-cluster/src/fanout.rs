@@ -52,7 +52,7 @@ use courbe_server::governance::export;
 use courbe_server::governance::http as gov_http;
 use courbe_server::governance::prices_http::{self, Access, Priced};
 use courbe_server::http::body::{self, MeterEnergyJson, PeriodEnergyJson};
-use courbe_server::http::{error, routes, stream};
+use courbe_server::http::{self as server_http, error, routes, stream};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -182,6 +182,12 @@ fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>) -> tokio::task::Joi
                     let handler = handler.clone();
                     async move {
                         let (parts, body) = request.into_parts();
+                        // One node's refusals of an over-long target (414) or headers (431),
+                        // before the body is read or any route runs.
+                        if let Some(refusal) = server_http::head_refusal(&parts.uri, &parts.headers)
+                        {
+                            return Ok(error_answer(&refusal));
+                        }
                         let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
                             Ok(b) => b.to_bytes(),
                             Err(_) => {
@@ -196,10 +202,13 @@ fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>) -> tokio::task::Joi
                         Ok(handler.handle(Request::from_parts(parts, body)).await)
                     }
                 });
-                let io = hyper_util::rt::TokioIo::new(stream);
+                // hyper's own refusals (past one node's limits) written as one node writes them.
+                let io = hyper_util::rt::TokioIo::new(server_http::JsonRefusals::new(stream));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .max_headers(server_http::HYPER_MAX_HEADERS)
+                    .max_buf_size(server_http::HYPER_MAX_BUF_BYTES)
                     .serve_connection(io, service)
                     .await;
             });

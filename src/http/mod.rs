@@ -53,6 +53,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod prices;
 mod refusals;
+pub use refusals::JsonRefusals;
 pub mod routes;
 pub mod stream;
 
@@ -89,10 +90,10 @@ pub const MAX_HEADERS: usize = 100;
 /// Most bytes of header names and values of a request; more get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// hyper's own limits, above the ones checked here so that a request over those is answered by
-/// [`check_head`] with its size; a request over these is refused by hyper itself (431, or 414
-/// for a target over 65,534 bytes), which [`refusals`] turns into the same JSON errors.
-const HYPER_MAX_HEADERS: usize = 4 * MAX_HEADERS;
-const HYPER_MAX_BUF_BYTES: usize = 1024 * 1024;
+/// [`head_refusal`] with its size; a request over these is refused by hyper itself (431, or 414
+/// for a target over 65,534 bytes), which [`JsonRefusals`] turns into the same JSON errors.
+pub const HYPER_MAX_HEADERS: usize = 4 * MAX_HEADERS;
+pub const HYPER_MAX_BUF_BYTES: usize = 1024 * 1024;
 
 /// How a server behaves; `ServerConfig::default()` is what `courbe serve` uses.
 #[derive(Clone, Debug)]
@@ -258,9 +259,8 @@ pub async fn run(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         let service = TowerToHyperService::new(app.clone());
-        let connection = connections.watch(
-            http1.serve_connection(TokioIo::new(refusals::JsonRefusals::new(stream)), service),
-        );
+        let connection = connections
+            .watch(http1.serve_connection(TokioIo::new(JsonRefusals::new(stream)), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -345,34 +345,39 @@ pub fn router(store: Arc<Store>, config: ServerConfig) -> Router {
 /// Refuses, with a JSON error, a request target over [`MAX_URI_LEN`] (414) and headers over
 /// [`MAX_HEADERS`] lines or [`MAX_HEADER_BYTES`] bytes (431), before any route sees them.
 async fn check_head(request: Request, next: Next) -> Response {
-    let target_len = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
+    match head_refusal(request.uri(), request.headers()) {
+        Some(refusal) => HttpError(refusal).into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// The refusal of a request whose target is over [`MAX_URI_LEN`] bytes (414) or whose headers
+/// are over [`MAX_HEADERS`] lines or [`MAX_HEADER_BYTES`] bytes (431); `None` for any other. A
+/// server built on hyper without this crate's router (a cluster's router and readers) asks it
+/// too, so that every node refuses the same requests in the same words.
+pub fn head_refusal(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> Option<ApiError> {
+    let target_len = uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target_len > MAX_URI_LEN {
-        return HttpError(ApiError::new(
+        return Some(ApiError::new(
             ErrorCode::UriTooLong,
             format!("the request target is {target_len} bytes (at most {MAX_URI_LEN})"),
-        ))
-        .into_response();
+        ));
     }
-    let headers = request.headers();
     let header_bytes: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        return HttpError(ApiError::new(
+        return Some(ApiError::new(
             ErrorCode::HeadersTooLarge,
             format!(
                 "{} header lines of {header_bytes} bytes (at most {MAX_HEADERS} lines and \
                  {MAX_HEADER_BYTES} bytes)",
                 headers.len()
             ),
-        ))
-        .into_response();
+        ));
     }
-    next.run(request).await
+    None
 }
 
 /// Request log and metrics: route template, method, status, latency (never the query string).

@@ -18,7 +18,7 @@ use super::error::{ApiError, ErrorCode};
 const MAX_BARE_HEAD_LEN: usize = 1024;
 
 /// A connection whose bare refusals by hyper are sent as JSON errors.
-pub(crate) struct JsonRefusals<T> {
+pub struct JsonRefusals<T> {
     inner: T,
     /// Bytes of a rewritten refusal not yet written to `inner`.
     pending: Vec<u8>,
@@ -26,7 +26,7 @@ pub(crate) struct JsonRefusals<T> {
 }
 
 impl<T> JsonRefusals<T> {
-    pub(crate) fn new(inner: T) -> Self {
+    pub fn new(inner: T) -> Self {
         JsonRefusals {
             inner,
             pending: Vec::new(),
