@@ -122,6 +122,8 @@ impl Serving {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Takes --shard (waiting for its writer's lease to end) and ingests native CSV from
+    /// standard input, each batch logged to object storage before it is acknowledged.
     Write {
         #[command(flatten)]
         one: OneShard,
@@ -135,12 +137,16 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         lease_ttl_s: i64,
     },
+    /// Rebuilds --shard's store in --dir from object storage, for `courbe --data D serve`.
     Restore {
         #[command(flatten)]
         one: OneShard,
         #[arg(long)]
         with_log: bool,
     },
+    /// Serves the internal routes for --read-shards, and registers in etcd under a lease
+    /// (`<prefix>/readers/<lease id>`: --advertise, the shards, the shard count), deleted on
+    /// SIGINT or SIGTERM, lapsing --lease-ttl-s after the reader dies.
     Read {
         #[command(flatten)]
         common: Common,
@@ -165,6 +171,10 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         lease_ttl_s: i64,
     },
+    /// Serves the fleet routes and a meter's read routes from the readers registered in etcd
+    /// (checked before use, listed again every --refresh-ms), or from the fixed --readers list;
+    /// a shard's readers are asked in turn, the next one when one fails (no answer, a timeout,
+    /// a 5xx); 503 names the shard and every reader tried.
     Route {
         #[command(flatten)]
         common: Common,
