@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
 
 use crate::layout::ShardLayout;
 use crate::{Error, Result};
@@ -80,6 +80,52 @@ impl Coordinator {
             .await
             .map_err(etcd(format!("reading {key}")))?;
         Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
+    /// The keys under `<prefix>/<under>` and their values, in key order.
+    pub async fn list(&self, under: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let key = format!("{}{under}", self.prefix);
+        let resp = self
+            .client
+            .clone()
+            .get(key.as_str(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(etcd(format!("listing {key}")))?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.value().to_vec(),
+                )
+            })
+            .collect())
+    }
+
+    /// Whether `key` exists now.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.get(key).await?.is_some())
+    }
+
+    /// Puts `key` under `lease`: the key goes when the lease ends.
+    pub async fn put_leased(&self, key: &str, value: Vec<u8>, lease: &Lease) -> Result<()> {
+        self.client
+            .clone()
+            .put(key, value, Some(PutOptions::new().with_lease(lease.id)))
+            .await
+            .map_err(etcd(format!("writing {key}")))?;
+        Ok(())
+    }
+
+    /// Ends the lease `id` now (its keys are deleted).
+    pub async fn revoke(&self, id: i64) -> Result<()> {
+        self.client
+            .clone()
+            .lease_revoke(id)
+            .await
+            .map_err(etcd("revoking a lease"))?;
+        Ok(())
     }
 
     /// Grants a lease of `ttl` seconds and keeps it alive in the background until it is

@@ -255,6 +255,10 @@ pub struct CurveAsk {
     pub from_utc: i64,
     pub to_utc: i64,
     pub meters: Option<Vec<String>>,
+    /// The shards answered for (the router splits a question between several readers of
+    /// one shard); absent: every shard this reader holds. A shard not held is refused (409).
+    #[serde(default)]
+    pub shards: Option<Vec<u32>>,
 }
 
 /// A fleet curve's partial sums: `(ts_utc, total, meters)` per instant, in time order.
@@ -269,6 +273,10 @@ pub struct CurvePartial {
 pub struct EnergyAsk {
     pub query: String,
     pub meters: Option<Vec<String>>,
+    /// The shards answered for (the router splits a question between several readers of
+    /// one shard); absent: every shard this reader holds. A shard not held is refused (409).
+    #[serde(default)]
+    pub shards: Option<Vec<u32>>,
 }
 
 /// One meter's energy per period, as the public answer shows it: `(start_utc, end_utc, Wh)`.
@@ -289,6 +297,10 @@ pub struct EnergyPartial {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OffersAsk {
     pub query: String,
+    /// The shards answered for (the router splits a question between several readers of
+    /// one shard); absent: every shard this reader holds. A shard not held is refused (409).
+    #[serde(default)]
+    pub shards: Option<Vec<u32>>,
 }
 
 /// A fleet comparison's part: the saving of every meter of the reader priced whole under both
@@ -342,6 +354,10 @@ impl OffersPartial {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AggregatesAsk {
     pub query: String,
+    /// The shards answered for (the router splits a question between several readers of
+    /// one shard); absent: every shard this reader holds. A shard not held is refused (409).
+    #[serde(default)]
+    pub shards: Option<Vec<u32>>,
 }
 
 /// A one-meter question on the internal route: the route's last segment (`curve`, `energy`,
@@ -502,6 +518,25 @@ impl ReaderNode {
         }
     }
 
+    /// The shards a question asks for (`None`: every shard held), each with its reader; a
+    /// shard this node does not hold is refused (409), never answered empty.
+    fn held(&self, asked: &Option<Vec<u32>>) -> Result<Vec<&(u32, RangedReader)>, ApiError> {
+        let Some(asked) = asked else {
+            return Ok(self.shards.iter().collect());
+        };
+        asked
+            .iter()
+            .map(|s| {
+                self.shards.iter().find(|(h, _)| h == s).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::Conflict,
+                        format!("shard {s} is not held by this reader"),
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// The meters of `list` in shard `shard`.
     fn of_shard(&self, shard: u32, list: &[String]) -> Vec<String> {
         list.iter()
@@ -515,7 +550,7 @@ impl ReaderNode {
         let channel = question::parse_channel(Some(&ask.channel))?;
         let (from, to) = (ask.from_utc, ask.to_utc);
         let mut merged: Vec<FleetPoint> = Vec::new();
-        for (shard, reader) in &self.shards {
+        for (shard, reader) in self.held(&ask.shards)? {
             let meters = match &ask.meters {
                 Some(list) => self.of_shard(*shard, list),
                 None => {
@@ -583,7 +618,7 @@ impl ReaderNode {
         };
         let cal = &calendar.calendar;
         let mut out = Vec::new();
-        for (shard, reader) in &self.shards {
+        for (shard, reader) in self.held(&ask.shards)? {
             let meters = match &ask.meters {
                 Some(list) => self.of_shard(*shard, list),
                 None => reader
@@ -770,7 +805,7 @@ impl ReaderNode {
         let from = cost::paris_day_start(first_day)?;
         let to = cost::paris_day_start(end_day)?;
         let mut merged = OffersPartial::default();
-        for (_, reader) in &self.shards {
+        for (_, reader) in self.held(&ask.shards)? {
             let meters = reader
                 .read(&[], from, to, prices::fleet_meters)
                 .await
@@ -806,7 +841,7 @@ impl ReaderNode {
         };
         let (from, to) = (params.calendar.from_utc, params.calendar.to_utc);
         let mut merged: Option<Partials> = None;
-        for (shard, reader) in &self.shards {
+        for (shard, reader) in self.held(&ask.shards)? {
             let meters = self.of_shard(*shard, &listed);
             let partials = reader
                 .read(
@@ -905,32 +940,104 @@ fn reads(method: &Method) -> bool {
 }
 
 /// One reader as the router knows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReaderLink {
     pub url: String,
     pub shards: Vec<u32>,
 }
 
-impl ReaderLink {
-    /// What this reader is asked of a question's meter list (in a cluster of `shard_count`
-    /// shards): `Some(None)` without a list (every meter), `Some(Some(those it holds))`, or
-    /// `None` when the list names none of its meters (it is not asked).
-    fn listed(&self, list: Option<&[String]>, shard_count: u32) -> Option<Option<Vec<String>>> {
-        let Some(list) = list else {
-            return Some(None);
-        };
-        let held: Vec<String> = list
-            .iter()
-            .filter(|m| self.shards.contains(&shard_of(m, shard_count)))
+/// What a reader is asked of a question's meter list for `shards` (in a cluster of
+/// `shard_count` shards): `None` without a list (every meter), else the listed meters of those
+/// shards.
+fn listed(list: Option<&[String]>, shards: &[u32], shard_count: u32) -> Option<Vec<String>> {
+    list.map(|list| {
+        list.iter()
+            .filter(|m| shards.contains(&shard_of(m, shard_count)))
             .cloned()
-            .collect();
-        (!held.is_empty()).then_some(Some(held))
-    }
+            .collect()
+    })
 }
+
+/// `e` and its sources (a request's error names its cause only there: refused, timed out).
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Why a reader's answer is not used: the caller's own mistake the reader found (passed on,
+/// never asked of another reader), or the reader's failure (no answer, a timeout, a 5xx, a
+/// refused secret, a shard it does not hold, a body that does not parse: another reader of the
+/// shard is asked).
+enum Failure {
+    Caller(ApiError),
+    Down(String),
+}
+
+/// The readers of `shard` among `readers`, in the order a question asks them: rotated by
+/// `turn` (one turn per question), so that questions go round the readers of a shard.
+fn candidates(readers: &[ReaderLink], shard: u32, turn: usize) -> Vec<&ReaderLink> {
+    let mut c: Vec<&ReaderLink> = readers
+        .iter()
+        .filter(|r| r.shards.contains(&shard))
+        .collect();
+    if !c.is_empty() {
+        let k = turn % c.len();
+        c.rotate_left(k);
+    }
+    c
+}
+
+/// The readers a question's shards were asked of and why each failed, per shard.
+type Tried = std::collections::BTreeMap<u32, Vec<(String, String)>>;
+
+/// The 503 of shards no reader answered: the shards, and every reader tried with its failure
+/// (or that none is registered).
+fn exhausted(shards: &[u32], tried: &Tried) -> ApiError {
+    let list = shards
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut readers: Vec<&(String, String)> = Vec::new();
+    for s in shards {
+        for t in tried.get(s).into_iter().flatten() {
+            if !readers.contains(&t) {
+                readers.push(t);
+            }
+        }
+    }
+    let message = if readers.is_empty() {
+        format!("shard {list} has no reader (none registered, or none that passed the checks)")
+    } else {
+        format!(
+            "shard {list} did not answer: {}",
+            readers
+                .iter()
+                .map(|(url, why)| format!("reader {url}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    ApiError::new(ErrorCode::Unavailable, message)
+}
+
+/// The readers a router uses now: a fixed list, or the registered ones (`registry`), replaced
+/// whole when they change.
+pub(crate) type View = Arc<std::sync::RwLock<Vec<ReaderLink>>>;
 
 /// Fans fleet questions out to the readers of every shard and answers them as one node does.
 pub struct Router {
-    readers: Vec<ReaderLink>,
+    view: View,
+    /// One per question: where the rotation over a shard's readers starts.
+    turn: std::sync::atomic::AtomicUsize,
+    /// The registered readers' follower (`discover`); stopped with the router.
+    follower: Option<crate::registry::Follower>,
     shard_count: u32,
     secret: Secret,
     client: reqwest::Client,
@@ -938,11 +1045,52 @@ pub struct Router {
     limits: Limits,
 }
 
+/// The router's client of the readers, each request bounded by `timeout`.
+fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| Error::Invalid(format!("an HTTP client: {e}")))
+}
+
+/// The shards the reader at `url` holds, asked with the secret; refused (the reason) unless it
+/// answers 200 for a cluster of `shard_count` shards.
+pub(crate) async fn check_reader(
+    client: &reqwest::Client,
+    secret: &Secret,
+    url: &str,
+    shard_count: u32,
+) -> std::result::Result<Vec<u32>, String> {
+    let response = client
+        .get(format!("{url}{INTERNAL}/shards"))
+        .header(header::AUTHORIZATION, secret.header())
+        .send()
+        .await
+        .map_err(|e| with_sources(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("its shard list answered {status}"));
+    }
+    let holding: Holding = response.json().await.map_err(|e| with_sources(&e))?;
+    if holding.shard_count != shard_count {
+        return Err(format!(
+            "it reads a cluster of {} shards, not {shard_count}",
+            holding.shard_count
+        ));
+    }
+    if let Some(s) = holding.shards.iter().find(|&&s| s >= shard_count) {
+        return Err(format!("it holds shard {s}"));
+    }
+    Ok(holding.shards)
+}
+
 impl Router {
-    /// The router of the readers at `urls` for a cluster of `shard_count` shards (etcd's):
-    /// asks each reader which shards it holds, and refuses a map where a shard has no reader or
-    /// two. `gov` authenticates and authorises the public requests and holds the group
-    /// registry the readers must share.
+    /// The router of the readers at `urls`, a fixed list, for a cluster of `shard_count`
+    /// shards (etcd's): asks each reader which shards it holds, and refuses a reader that does
+    /// not answer, reads another shard count, or a list where a shard has no reader. Several
+    /// readers of one shard are used in turn, each asked when another fails. `gov`
+    /// authenticates and authorises the public requests and holds the group registry the
+    /// readers must share.
     pub async fn connect(
         urls: &[String],
         shard_count: u32,
@@ -951,51 +1099,22 @@ impl Router {
         limits: Limits,
         timeout: Duration,
     ) -> Result<Router> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Error::Invalid(format!("an HTTP client: {e}")))?;
+        let client = http_client(timeout)?;
         let mut readers = Vec::new();
-        let mut owner: Vec<Option<String>> = vec![None; shard_count as usize];
         for url in urls {
             let url = url.trim_end_matches('/').to_owned();
-            let holding: Holding = client
-                .get(format!("{url}{INTERNAL}/shards"))
-                .header(header::AUTHORIZATION, secret.header())
-                .send()
+            let shards = check_reader(&client, &secret, &url, shard_count)
                 .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| Error::Invalid(format!("reader {url}: {e}")))?
-                .json()
-                .await
-                .map_err(|e| Error::Invalid(format!("reader {url}: {e}")))?;
-            if holding.shard_count != shard_count {
-                return Err(Error::Invalid(format!(
-                    "reader {url} reads a cluster of {} shards, not {shard_count}",
-                    holding.shard_count
-                )));
-            }
-            for &s in &holding.shards {
-                match owner.get_mut(s as usize) {
-                    Some(Some(other)) => {
-                        return Err(Error::Invalid(format!(
-                            "shard {s} is read by both {other} and {url}"
-                        )))
-                    }
-                    Some(slot) => *slot = Some(url.clone()),
-                    None => return Err(Error::Invalid(format!("reader {url}: shard {s}"))),
-                }
-            }
-            readers.push(ReaderLink {
-                url,
-                shards: holding.shards,
-            });
+                .map_err(|why| Error::Invalid(format!("reader {url}: {why}")))?;
+            readers.push(ReaderLink { url, shards });
         }
-        if let Some(s) = owner.iter().position(Option::is_none) {
+        if let Some(s) = (0..shard_count).find(|s| !readers.iter().any(|r| r.shards.contains(s))) {
             return Err(Error::Invalid(format!("shard {s} has no reader")));
         }
         Ok(Router {
-            readers,
+            view: Arc::new(std::sync::RwLock::new(readers)),
+            turn: Default::default(),
+            follower: None,
             shard_count,
             secret,
             client,
@@ -1004,13 +1123,66 @@ impl Router {
         })
     }
 
-    pub fn readers(&self) -> &[ReaderLink] {
-        &self.readers
+    /// The router of the readers registered in etcd under `coord`'s prefix
+    /// (`registry::register`), for a cluster of `shard_count` shards: it lists them now and
+    /// every `refresh`, checks each new registration as `connect` checks a reader before
+    /// using it, and drops a reader whose key is gone (it exited, or its lease lapsed). While
+    /// etcd does not answer, the readers last seen are used. A shard without a reader makes
+    /// the questions needing it 503, not the start.
+    pub async fn discover(
+        coord: crate::Coordinator,
+        shard_count: u32,
+        secret: Secret,
+        gov: Arc<Governance>,
+        limits: Limits,
+        timeout: Duration,
+        refresh: Duration,
+    ) -> Result<Router> {
+        let client = http_client(timeout)?;
+        let view: View = Default::default();
+        let check = http_client(timeout.min(Duration::from_secs(2)))?;
+        let follower = crate::registry::Follower::start(
+            coord,
+            view.clone(),
+            check,
+            secret.clone(),
+            shard_count,
+            refresh,
+        )
+        .await?;
+        Ok(Router {
+            view,
+            turn: Default::default(),
+            follower: Some(follower),
+            shard_count,
+            secret,
+            client,
+            gov,
+            limits,
+        })
+    }
+
+    /// The readers used now.
+    pub fn readers(&self) -> Vec<ReaderLink> {
+        self.view.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The registrations seen and not used, with why (`discover`'s; none for a fixed list).
+    pub fn refused(&self) -> Vec<(String, String)> {
+        self.follower
+            .as_ref()
+            .map(crate::registry::Follower::refused)
+            .unwrap_or_default()
     }
 
     /// Serves the public routes on `listener`; refused on a non-loopback address without a
     /// tokens file, as one node refuses it (every caller would be an operator).
     pub fn serve(self, listener: TcpListener) -> Result<Running> {
+        Arc::new(self).serve_shared(listener)
+    }
+
+    /// `serve`, keeping a handle on the router (its `readers`, `refused`).
+    pub fn serve_shared(self: Arc<Self>, listener: TcpListener) -> Result<Running> {
         let addr = listener.local_addr().map_err(|source| Error::Io {
             path: "listener".into(),
             source,
@@ -1018,8 +1190,21 @@ impl Router {
         self.gov.check_listen(addr).map_err(Error::Invalid)?;
         Ok(Running {
             addr,
-            task: serve(listener, Arc::new(self)),
+            task: serve(listener, self),
         })
+    }
+
+    /// The shards a question's meter list needs (every shard without a list).
+    fn needed(&self, meters: Option<&[String]>) -> Vec<u32> {
+        match meters {
+            None => (0..self.shard_count).collect(),
+            Some(list) => {
+                let mut s: Vec<u32> = list.iter().map(|m| shard_of(m, self.shard_count)).collect();
+                s.sort_unstable();
+                s.dedup();
+                s
+            }
+        }
     }
 
     /// Asks `reader` the internal route `path` with `body`.
@@ -1028,8 +1213,8 @@ impl Router {
         reader: &ReaderLink,
         path: &str,
         body: &impl Serialize,
-    ) -> Result<T, ApiError> {
-        let down = |detail: String| down(reader, &detail);
+    ) -> Result<T, Failure> {
+        let down = |e: &dyn std::error::Error| Failure::Down(with_sources(e));
         let response = self
             .client
             .post(format!("{}{INTERNAL}{path}", reader.url))
@@ -1037,35 +1222,85 @@ impl Router {
             .json(body)
             .send()
             .await
-            .map_err(|e| down(e.to_string()))?;
+            .map_err(|e| down(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| down(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| down(&e))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| down(e.to_string()));
+            return serde_json::from_slice(&bytes).map_err(|e| down(&e));
         }
         // The caller's mistake a reader found (an unknown meter) is the caller's answer.
         if status.is_client_error() && status != StatusCode::UNAUTHORIZED {
             if let Some(e) = parse_error(&bytes) {
-                return Err(e);
+                return Err(Failure::Caller(e));
             }
         }
-        Err(down(format!(
+        Err(Failure::Down(format!(
             "{status}: {}",
             String::from_utf8_lossy(&bytes)
         )))
     }
 
-    /// Every reader's answer to `path`, or the first failure.
+    /// The answers to `path` covering each of the `needed` shards once: each shard is asked of
+    /// one of its readers (in turn, question by question; a reader already asked in this
+    /// question takes the other shards it holds), with `body` for the shards it answers; the
+    /// shards of a reader that fails are asked of their next readers, until one answers or
+    /// none is left (503 naming the shards and every reader tried). A caller's mistake found
+    /// by a reader is answered at once.
     async fn fan_out<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
-        body: impl Fn(&ReaderLink) -> Option<serde_json::Value>,
+        needed: Vec<u32>,
+        body: impl Fn(&[u32]) -> serde_json::Value,
     ) -> Result<Vec<T>, ApiError> {
-        let asks = self.readers.iter().filter_map(|r| {
-            let b = body(r)?;
-            Some(async move { self.ask::<T>(r, path, &b).await })
-        });
-        futures::future::join_all(asks).await.into_iter().collect()
+        let readers = self.readers();
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut pending = needed;
+        let mut tried = Tried::new();
+        let mut out = Vec::new();
+        while !pending.is_empty() {
+            let mut plan: Vec<(&ReaderLink, Vec<u32>)> = Vec::new();
+            let mut none = Vec::new();
+            for &s in &pending {
+                let failed = tried.get(&s);
+                let untried: Vec<&ReaderLink> = candidates(&readers, s, turn)
+                    .into_iter()
+                    .filter(|r| !failed.is_some_and(|f| f.iter().any(|(u, _)| *u == r.url)))
+                    .collect();
+                if let Some(i) = plan.iter().position(|(p, _)| untried.contains(p)) {
+                    plan[i].1.push(s);
+                } else if let Some(r) = untried.first() {
+                    plan.push((r, vec![s]));
+                } else {
+                    none.push(s);
+                }
+            }
+            if !none.is_empty() {
+                return Err(exhausted(&none, &tried));
+            }
+            let asks = plan.iter().map(|(r, shards)| {
+                let b = body(shards);
+                async move { (*r, shards, self.ask::<T>(r, path, &b).await) }
+            });
+            pending.clear();
+            for (r, shards, result) in futures::future::join_all(asks).await {
+                match result {
+                    Ok(t) => out.push(t),
+                    Err(Failure::Caller(e)) => return Err(e),
+                    Err(Failure::Down(why)) => {
+                        tracing::warn!(reader = %r.url, ?shards, %why, "a reader failed");
+                        for &s in shards {
+                            tried
+                                .entry(s)
+                                .or_default()
+                                .push((r.url.clone(), why.clone()));
+                            pending.push(s);
+                        }
+                    }
+                }
+            }
+            pending.sort_unstable();
+        }
+        Ok(out)
     }
 
     /// The fleet curve of a fleet curve question, merged from every reader.
@@ -1078,15 +1313,14 @@ impl Router {
     ) -> Result<Vec<FleetPoint>, ApiError> {
         let n = self.shard_count;
         let partials: Vec<CurvePartial> = self
-            .fan_out("/partials/fleet-curve", |r| {
-                let meters = r.listed(meters, n)?;
-                serde_json::to_value(CurveAsk {
+            .fan_out("/partials/fleet-curve", self.needed(meters), |shards| {
+                serde_json::json!(CurveAsk {
                     channel: channel.as_str().to_owned(),
                     from_utc,
                     to_utc,
-                    meters,
+                    meters: listed(meters, shards, n),
+                    shards: Some(shards.to_vec()),
                 })
-                .ok()
             })
             .await?;
         Ok(partials.into_iter().fold(Vec::new(), |acc, p| {
@@ -1113,13 +1347,12 @@ impl Router {
     ) -> Result<Vec<MeterPeriods>, ApiError> {
         let n = self.shard_count;
         let parts: Vec<EnergyPartial> = self
-            .fan_out("/partials/fleet-energy", |r| {
-                let meters = r.listed(meters, n)?;
-                serde_json::to_value(EnergyAsk {
+            .fan_out("/partials/fleet-energy", self.needed(meters), |shards| {
+                serde_json::json!(EnergyAsk {
                     query: query.to_owned(),
-                    meters,
+                    meters: listed(meters, shards, n),
+                    shards: Some(shards.to_vec()),
                 })
-                .ok()
             })
             .await?;
         let mut all: Vec<MeterPeriods> = parts.into_iter().flat_map(|p| p.meters).collect();
@@ -1138,12 +1371,13 @@ impl Router {
 
     /// Every meter's saving of a fleet comparison (its query string), from every reader.
     pub async fn fleet_offers(&self, query: &str) -> Result<FleetSavings, ApiError> {
-        let ask = serde_json::to_value(OffersAsk {
-            query: query.to_owned(),
-        })
-        .map_err(|e| ApiError::internal(e.to_string()))?;
         let parts: Vec<OffersPartial> = self
-            .fan_out("/partials/fleet-offers", |_| Some(ask.clone()))
+            .fan_out("/partials/fleet-offers", self.needed(None), |shards| {
+                serde_json::json!(OffersAsk {
+                    query: query.to_owned(),
+                    shards: Some(shards.to_vec()),
+                })
+            })
             .await?;
         let mut merged = OffersPartial::default();
         for p in parts {
@@ -1154,12 +1388,13 @@ impl Router {
 
     /// The merged unsuppressed sums of an aggregate question (its query string).
     pub async fn partials(&self, query: &str) -> Result<Partials, ApiError> {
-        let ask = serde_json::to_value(AggregatesAsk {
-            query: query.to_owned(),
-        })
-        .map_err(|e| ApiError::internal(e.to_string()))?;
         let all: Vec<Partials> = self
-            .fan_out("/partials/aggregates", |_| Some(ask.clone()))
+            .fan_out("/partials/aggregates", self.needed(None), |shards| {
+                serde_json::json!(AggregatesAsk {
+                    query: query.to_owned(),
+                    shards: Some(shards.to_vec()),
+                })
+            })
             .await?;
         let mut all = all.into_iter();
         let mut merged = all.next().ok_or_else(|| ApiError::internal("no reader"))?;
@@ -1316,11 +1551,6 @@ impl Router {
             ));
         }
         let shard = shard_of(&meter, self.shard_count);
-        let reader = self
-            .readers
-            .iter()
-            .find(|r| r.shards.contains(&shard))
-            .ok_or_else(|| ApiError::internal(format!("shard {shard} has no reader")))?;
         let ask = MeterAsk {
             route: route.rsplit('/').next().unwrap_or_default().to_owned(),
             meter: meter.clone(),
@@ -1328,7 +1558,7 @@ impl Router {
             prefers_arrow,
             kinds: kinds.names(),
         };
-        let answer = self.ask_meter(reader, &ask).await?;
+        let answer = self.ask_meter(shard, &ask).await?;
         let audited = principal.role == Role::Supplier
             && matches!(
                 action,
@@ -1361,11 +1591,36 @@ impl Router {
         Ok(answer)
     }
 
-    /// `reader`'s answer to a one-meter question, passed through: its status, content type and
-    /// bytes, an answer or the caller's mistake (an unknown meter, a bad parameter). Anything
-    /// else (no answer, a refused secret, a misdirected meter, a reader's own failure) is 503,
-    /// naming the reader's shards.
-    async fn ask_meter(&self, reader: &ReaderLink, ask: &MeterAsk) -> Result<Answer, ApiError> {
+    /// The answer of a reader of `shard` to a one-meter question, passed through: its status,
+    /// content type and bytes, an answer or the caller's mistake (an unknown meter, a bad
+    /// parameter). Anything else (no answer, a refused secret, a misdirected meter, a reader's
+    /// own failure) asks the shard's next reader, in turn; when none is left, 503 naming the
+    /// shard and every reader tried.
+    async fn ask_meter(&self, shard: u32, ask: &MeterAsk) -> Result<Answer, ApiError> {
+        let readers = self.readers();
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut tried = Tried::new();
+        for reader in candidates(&readers, shard, turn) {
+            match self.ask_meter_of(reader, ask).await {
+                Ok(answer) => return Ok(answer),
+                Err(why) => {
+                    tracing::warn!(reader = %reader.url, shard, %why, "a reader failed");
+                    tried
+                        .entry(shard)
+                        .or_default()
+                        .push((reader.url.clone(), why));
+                }
+            }
+        }
+        Err(exhausted(&[shard], &tried))
+    }
+
+    /// `reader`'s answer to a one-meter question passed through, or why it is not used.
+    async fn ask_meter_of(
+        &self,
+        reader: &ReaderLink,
+        ask: &MeterAsk,
+    ) -> std::result::Result<Answer, String> {
         let response = self
             .client
             .post(format!("{}{INTERNAL}/meter", reader.url))
@@ -1373,22 +1628,16 @@ impl Router {
             .json(ask)
             .send()
             .await
-            .map_err(|e| down(reader, &e.to_string()))?;
+            .map_err(|e| with_sources(&e))?;
         let status = response.status();
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| down(reader, &e.to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| with_sources(&e))?;
         let passed = status.is_success()
             || (status.is_client_error()
                 && status != StatusCode::UNAUTHORIZED
                 && status != StatusCode::CONFLICT);
         if !passed {
-            return Err(down(
-                reader,
-                &format!("{status}: {}", String::from_utf8_lossy(&bytes)),
-            ));
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
         }
         let mut r = Response::new(Full::new(bytes));
         *r.status_mut() = status;
@@ -1577,23 +1826,6 @@ fn spot_elsewhere(offer: &str) -> ApiError {
         format!(
             "offer {offer:?} is priced against a spot price series, which the router does not \
              bring to the meter's reader: ask a single node"
-        ),
-    )
-}
-
-/// A reader's failure to answer: 503, naming its shards.
-fn down(reader: &ReaderLink, detail: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::Unavailable,
-        format!(
-            "shard {} (reader {}) did not answer: {detail}",
-            reader
-                .shards
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            reader.url
         ),
     )
 }

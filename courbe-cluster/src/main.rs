@@ -10,11 +10,18 @@
 //! - `courbe-node read --shards 0,2 --dir D --governance G --listen ADDR --secret-file F ...`:
 //!   opens ranged readers of the shards named and answers the internal routes (partial sums
 //!   for a router) for their meters, within one byte bound shared by all of them.
-//! - `courbe-node route --readers URL,URL --governance G --listen ADDR --secret-file F ...`:
+//!   It registers itself in etcd (`<prefix>/readers/<lease>`: `--advertise` URL, its shards,
+//!   the shard count) under a lease of `--lease-ttl-s`, deleted when it exits on SIGINT or
+//!   SIGTERM, lapsing when it dies.
+//! - `courbe-node route --governance G --listen ADDR --secret-file F [--readers URL,URL] ...`:
 //!   serves the fleet routes (`/v1/fleet/curve`, `energy`, `offers`, `/v1/aggregates`) as one
-//!   node does, fanned out to the readers (every shard of etcd's shard count must have one)
-//!   and merged, and a meter's read routes (curve, energy, peak, index, summary, export,
-//!   compare, cost, estimate, offers) from the one reader holding its shard.
+//!   node does, fanned out to the readers and merged, and a meter's read routes (curve,
+//!   energy, peak, index, summary, export, compare, cost, estimate, offers) from a reader
+//!   holding its shard. The readers are those registered in etcd (listed every
+//!   `--refresh-ms`, each checked before use), or the fixed `--readers` list when given.
+//!   Several readers of a shard are asked in turn; one that fails (no answer, a timeout, a
+//!   5xx) is replaced by the next for that question; 503 names the shard and every reader
+//!   tried.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +36,8 @@ use courbe::Channel;
 use courbe_cluster::layout::ShardLayout;
 use courbe_cluster::objects::S3Config;
 use courbe_cluster::{
-    restore, shard_of, BlockCache, CacheOptions, Coordinator, Objects, RangedReader, ReaderNode,
-    Router, Secret, ShardWriter, WriterOptions,
+    register, restore, shard_of, BlockCache, CacheOptions, Coordinator, Objects, RangedReader,
+    ReaderNode, Registered, Registration, Router, Secret, ShardWriter, WriterOptions,
 };
 
 #[derive(Parser)]
@@ -115,6 +122,8 @@ impl Serving {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Takes --shard (waiting for its writer's lease to end) and ingests native CSV from
+    /// standard input, each batch logged to object storage before it is acknowledged.
     Write {
         #[command(flatten)]
         one: OneShard,
@@ -128,12 +137,16 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         lease_ttl_s: i64,
     },
+    /// Rebuilds --shard's store in --dir from object storage, for `courbe --data D serve`.
     Restore {
         #[command(flatten)]
         one: OneShard,
         #[arg(long)]
         with_log: bool,
     },
+    /// Serves the internal routes for --read-shards, and registers in etcd under a lease
+    /// (`<prefix>/readers/<lease id>`: --advertise, the shards, the shard count), deleted on
+    /// SIGINT or SIGTERM, lapsing --lease-ttl-s after the reader dies.
     Read {
         #[command(flatten)]
         common: Common,
@@ -149,15 +162,31 @@ enum Command {
         /// chunks dropped first, whichever shard they belong to).
         #[arg(long, default_value_t = 1 << 30)]
         bound_bytes: u64,
+        /// The base URL routers call, registered in etcd (`<prefix>/readers/<lease>`); by
+        /// default `http://` and the --listen address, which must then not be 0.0.0.0 or [::].
+        #[arg(long)]
+        advertise: Option<String>,
+        /// TTL of the registration's etcd lease, seconds: the key goes this long after the
+        /// reader dies or is cut from etcd (at once when it exits on SIGINT or SIGTERM).
+        #[arg(long, default_value_t = 10)]
+        lease_ttl_s: i64,
     },
+    /// Serves the fleet routes and a meter's read routes from the readers registered in etcd
+    /// (checked before use, listed again every --refresh-ms), or from the fixed --readers list;
+    /// a shard's readers are asked in turn, the next one when one fails (no answer, a timeout,
+    /// a 5xx); 503 names the shard and every reader tried.
     Route {
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
         serving: Serving,
-        /// The readers' base URLs, comma-separated.
+        /// A fixed list of readers' base URLs, comma-separated, used instead of the readers
+        /// registered in etcd (which are then not looked at).
         #[arg(long, value_delimiter = ',')]
         readers: Vec<String>,
+        /// How often the registered readers are listed again, milliseconds (without --readers).
+        #[arg(long, default_value_t = 1000)]
+        refresh_ms: u64,
         /// Longest wait for a reader's answer, seconds.
         #[arg(long, default_value_t = 30)]
         reader_timeout_s: u64,
@@ -198,11 +227,23 @@ async fn cluster(c: &Common) -> Result<(Coordinator, Objects, u32), String> {
     Ok((coord, objects, shards))
 }
 
-/// Serves until the process is stopped.
-async fn serve_forever(running: courbe_cluster::fanout::Running, what: &str) -> Result<(), String> {
+/// Serves until SIGINT or SIGTERM; then deletes the reader's registration, if any.
+async fn serve_forever(
+    running: courbe_cluster::fanout::Running,
+    what: &str,
+    registered: Option<Registered>,
+) -> Result<(), String> {
     eprintln!("{what} on {}", running.url());
-    std::future::pending::<()>().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
     drop(running);
+    if let Some(r) = registered {
+        r.leave().await.map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
@@ -305,7 +346,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             read_shards,
             dir,
             bound_bytes,
+            advertise,
+            lease_ttl_s,
         } => {
+            let url = match advertise {
+                Some(url) => url.trim_end_matches('/').to_owned(),
+                None if serving.listen.ip().is_unspecified() => {
+                    return Err(format!(
+                        "--listen {} is no address to call: give --advertise URL",
+                        serving.listen
+                    ))
+                }
+                None => format!("http://{}", serving.listen),
+            };
+            let held = read_shards.clone();
             let (coord, objects, shard_count) = cluster(&common).await?;
             let secret = serving.secret()?;
             let gov = serving.governance()?;
@@ -331,37 +385,68 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind(serving.listen)
                 .await
                 .map_err(|e| format!("{}: {e}", serving.listen))?;
-            serve_forever(node.serve(listener).map_err(|e| e.to_string())?, "reader").await
+            let running = node.serve(listener).map_err(|e| e.to_string())?;
+            let registration = Registration {
+                url,
+                shards: held,
+                shard_count,
+            };
+            let registered = register(&coord, &registration, lease_ttl_s)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("registered as {} ({})", registered.key(), registration.url);
+            serve_forever(running, "reader", Some(registered)).await
         }
         Command::Route {
             common,
             serving,
             readers,
+            refresh_ms,
             reader_timeout_s,
         } => {
-            let (_, _, shard_count) = cluster(&common).await?;
+            let (coord, _, shard_count) = cluster(&common).await?;
             let secret = serving.secret()?;
             let gov = serving.governance()?;
-            let router = Router::connect(
-                &readers,
-                shard_count,
-                secret,
-                gov,
-                Limits::default(),
-                Duration::from_secs(reader_timeout_s),
-            )
-            .await
+            let timeout = Duration::from_secs(reader_timeout_s);
+            let router = if readers.is_empty() {
+                Router::discover(
+                    coord,
+                    shard_count,
+                    secret,
+                    gov,
+                    Limits::default(),
+                    timeout,
+                    Duration::from_millis(refresh_ms.max(1)),
+                )
+                .await
+            } else {
+                Router::connect(
+                    &readers,
+                    shard_count,
+                    secret,
+                    gov,
+                    Limits::default(),
+                    timeout,
+                )
+                .await
+            }
             .map_err(|e| e.to_string())?;
             let listener = tokio::net::TcpListener::bind(serving.listen)
                 .await
                 .map_err(|e| format!("{}: {e}", serving.listen))?;
-            serve_forever(router.serve(listener).map_err(|e| e.to_string())?, "router").await
+            serve_forever(
+                router.serve(listener).map_err(|e| e.to_string())?,
+                "router",
+                None,
+            )
+            .await
         }
     }
 }
 
 fn main() {
     let cli = Cli::parse();
+    courbe_server::cli::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -12,6 +12,8 @@ mod erasure;
 mod fanout;
 #[path = "cluster/ranged.rs"]
 mod ranged;
+#[path = "cluster/registry.rs"]
+mod registry;
 #[path = "cluster/versions.rs"]
 mod versions;
 
@@ -528,8 +530,9 @@ async fn the_node_binary_writes_a_shard_restores_it_elsewhere_and_serves_it_thro
     let mut route = Command::new(env!("CARGO_BIN_EXE_courbe-node"));
     route.arg("route");
     common(&mut route);
+    // No --readers: the reader registered itself in etcd.
     route
-        .args(["--readers", &format!("http://127.0.0.1:{reader_port}")])
+        .args(["--refresh-ms", "100"])
         .arg("--governance")
         .arg(servers.path("gov-router"))
         .args(["--listen", &format!("127.0.0.1:{router_port}")])
@@ -558,6 +561,49 @@ async fn the_node_binary_writes_a_shard_restores_it_elsewhere_and_serves_it_thro
         .expect("JSON");
     assert_eq!(got, expected);
     assert!(!expected["points"].as_array().expect("points").is_empty());
+
+    // The reader's registration names it; it is deleted when the reader exits on SIGTERM.
+    let coord = servers.coordinator().await;
+    let registered = coord.list("readers/").await.expect("etcd answers");
+    assert_eq!(registered.len(), 1, "{registered:?}");
+    let value: serde_json::Value = serde_json::from_slice(&registered[0].1).expect("JSON");
+    assert_eq!(
+        value,
+        serde_json::json!({
+            "url": format!("http://127.0.0.1:{reader_port}"),
+            "shards": [0],
+            "shard_count": 1,
+        })
+    );
+    let mut reader = reader;
+    // SAFETY: a signal to the child this test started, by its id.
+    let sent = unsafe { libc::kill(reader.0.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    let exited = reader.0.wait().expect("the reader exits");
+    assert!(exited.success(), "{exited:?}");
+    assert!(coord
+        .list("readers/")
+        .await
+        .expect("etcd answers")
+        .is_empty());
+    // Without a reader, a fleet question is 503 naming the shard.
+    let mut message = String::new();
+    for _ in 0..100 {
+        let r = client
+            .get(format!(
+                "http://127.0.0.1:{router_port}/v1/fleet/curve?from=2024-01-19T23:00:00Z&to=2024-01-22T23:00:00Z"
+            ))
+            .send()
+            .await
+            .expect("the router answers");
+        // The first answers may still try the reader just gone, until the router lists again.
+        message = r.text().await.expect("a body");
+        if message.contains("has no reader") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(message.contains("shard 0 has no reader"), "{message}");
     drop((reader, router));
 }
 

@@ -25,16 +25,16 @@ use serde_json::Value;
 
 use super::{batch_of, day_batches, support::Servers, take_over};
 
-const RANGE: &str = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z&tz=Europe/Paris";
-const SECRET: &str = "a-cluster-secret-of-32-characters";
-const OPERATOR: &str = "operator-token";
+pub(super) const RANGE: &str = "from=2024-01-20T23:00:00Z&to=2024-01-24T23:00:00Z&tz=Europe/Paris";
+pub(super) const SECRET: &str = "a-cluster-secret-of-32-characters";
+pub(super) const OPERATOR: &str = "operator-token";
 const PUBLIC: &str = "public-token";
 /// A public body: fleet comparisons of offers, aggregates.
 const PUBLIC_BODY: &str = "public-body-token";
 /// The consumer of the first meter: its own meter only.
 const CONSUMER: &str = "consumer-token";
 /// Shards of the cluster; the readers hold {0}, {1} and {2, 3}.
-const SHARDS: u32 = 4;
+pub(super) const SHARDS: u32 = 4;
 
 /// One node, and the same data on a cluster of `SHARDS` shards read by three reader nodes
 /// behind a router, every node on loopback.
@@ -51,7 +51,7 @@ struct Fixture {
     meters: Vec<String>,
 }
 
-fn governance(servers: &Servers, name: &str, memberships: &[Membership]) -> Governance {
+pub(super) fn governance(servers: &Servers, name: &str, memberships: &[Membership]) -> Governance {
     let dir = servers.path(name);
     std::fs::create_dir_all(&dir).expect("a governance directory");
     let tokens = dir.join("tokens");
@@ -95,7 +95,7 @@ fn consumer_of(meter: &str) -> String {
 
 /// IRIS 101: 12 meters, under the minimum (10) on every shard, enough in all; 102 (6) and 103
 /// (5) under it anywhere; 104 the rest; one commune.
-fn iris_of(i: usize) -> &'static str {
+pub(super) fn iris_of(i: usize) -> &'static str {
     match i {
         0..=11 => "750560101",
         12..=17 => "750560102",
@@ -232,9 +232,9 @@ async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
 }
 
 /// What a node answers `GET url`: its status, the headers a client reads, its body's bytes.
-type Raw = (u16, Vec<(String, String)>, Vec<u8>);
+pub(super) type Raw = (u16, Vec<(String, String)>, Vec<u8>);
 
-async fn get_raw(url: &str, token: Option<&str>, accept: Option<&str>) -> Raw {
+pub(super) async fn get_raw(url: &str, token: Option<&str>, accept: Option<&str>) -> Raw {
     let mut request = reqwest::Client::new().get(url);
     if let Some(t) = token {
         request = request.bearer_auth(t);
@@ -787,7 +787,7 @@ impl Fixture {
 
 /// The router's answer is one node's: status, headers and body bytes (a difference shown in
 /// text, cut short).
-fn assert_same(routed: &Raw, one: &Raw, what: &str) {
+pub(super) fn assert_same(routed: &Raw, one: &Raw, what: &str) {
     let text = |r: &Raw| String::from_utf8_lossy(&r.2[..r.2.len().min(300)]).into_owned();
     assert_eq!(
         (routed.0, &routed.1),
