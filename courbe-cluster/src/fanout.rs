@@ -831,6 +831,7 @@ impl ReaderNode {
     pub async fn aggregates(&self, ask: &AggregatesAsk) -> Result<Partials, ApiError> {
         let params = Params::from_query(&ask.query)?;
         let groups = self.gov.groups();
+        let rule = self.gov.config().aggregates;
         let listed = match &params.meters {
             Some(ids) => ids.clone(),
             None => groups
@@ -848,7 +849,7 @@ impl ReaderNode {
                     &meters,
                     from - courbe::source::MAX_CURVE_STEP_S * 2,
                     to,
-                    |src| Partials::load(src, &groups, &params),
+                    |src| Partials::load(src, &groups, &params, &rule),
                 )
                 .await
                 .map_err(unavailable)??;
