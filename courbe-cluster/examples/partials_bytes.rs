@@ -67,9 +67,11 @@ fn main() {
     .expect("groups");
     let groups = gov.groups();
     let rule = gov.config().aggregates;
-    // A building minimum above the others: every group is summed, as before coverage.
+    // A building minimum above the others and a dominance rule: every group and every field
+    // is summed, as before coverage.
     let every = Suppression {
         building_min_meters: rule.min_meters + 1,
+        max_share: Some(1.0),
         ..rule
     };
     let from = series[0].consumption[0].ts_utc;

@@ -8,6 +8,7 @@
 //! - `from_utc`, `to_utc` (signed);
 //! - the registry: 0, or 1 and a string (a length, then UTF-8 bytes);
 //! - the coverage: 0 every group, 1 a level (its name), 2 a group (level, code), 3 ad hoc;
+//! - 1 when it holds the dominance rule's sums (`Partials::dominance`), else 0;
 //! - the count of levels, and per level its name, the count of its groups and per group its
 //!   code, then five columns: contributors, energy (W·s), largest member's energy, orphans,
 //!   active members.
@@ -61,6 +62,7 @@ pub fn encode(p: &Partials) -> Vec<u8> {
         }
         Coverage::AdHoc => out.push(3),
     }
+    out.push(u8::from(p.dominance));
     varint(&mut out, p.levels.len() as u64);
     for (level, groups) in &p.levels {
         string(&mut out, level);
@@ -116,6 +118,11 @@ pub fn decode(bytes: &[u8], max_groups: usize) -> Result<Partials, String> {
         3 => Coverage::AdHoc,
         other => return Err(format!("coverage tag {other}")),
     };
+    let dominance = match r.byte()? {
+        0 => false,
+        1 => true,
+        other => return Err(format!("dominance tag {other}")),
+    };
     let level_count = r.count(MAX_LEVELS, "levels")?;
     let mut levels = BTreeMap::new();
     let mut groups_left = max_groups as u64;
@@ -166,6 +173,7 @@ pub fn decode(bytes: &[u8], max_groups: usize) -> Result<Partials, String> {
         to_utc,
         registry,
         coverage,
+        dominance,
         levels,
     })
 }
@@ -396,6 +404,7 @@ mod tests {
             to_utc: from_utc + n * 1_800,
             registry: (next(&mut rng) % 2 == 0).then(|| "ab".repeat(32)),
             coverage,
+            dominance: next(&mut rng) % 2 == 0,
             levels,
         }
     }
@@ -489,6 +498,7 @@ mod tests {
             to_utc: 1_488 * 1_800,
             registry: None,
             coverage: Coverage::Level("iris".into()),
+            dominance: false,
             levels: BTreeMap::from([(
                 "iris".to_string(),
                 BTreeMap::from([("751010101".to_string(), group)]),

@@ -467,6 +467,10 @@ pub struct Partials {
     pub registry: Option<String>,
     /// Which groups it holds: [`Coverage::of`] the question, or every group.
     pub coverage: Coverage,
+    /// Whether it holds every group's largest member and the energy of the groups the
+    /// question does not answer, which only the dominance rule (`Suppression::max_share`)
+    /// reads; 0 in every such slot when not.
+    pub dominance: bool,
     /// Level name (`all`, `commune`, `iris`, `building`, or `ad-hoc`), then group code.
     pub levels: BTreeMap<String, BTreeMap<String, PartialGroup>>,
 }
@@ -621,6 +625,7 @@ impl Partials {
         table: &Table,
         answered: Option<Answered<'_>>,
         coverage: Coverage,
+        dominance: bool,
     ) -> Partials {
         let mut levels = BTreeMap::new();
         for (level, at) in coverage.scope(groups).unwrap_or_default() {
@@ -644,12 +649,21 @@ impl Partials {
                         .map(|s| s.contributors)
                         .collect();
                 }
-                if let Some((spans, asked, asked_code)) = answered {
-                    if asked == level && asked_code.is_none_or(|c| c == code) {
-                        group.active = spans
-                            .iter()
-                            .map(|&(start, end)| table.active(&members, start, end))
-                            .collect();
+                let answers = answered.is_some_and(|(_, asked, asked_code)| {
+                    asked == level && asked_code.is_none_or(|c| c == code)
+                });
+                if let (Some((spans, _, _)), true) = (answered, answers) {
+                    group.active = spans
+                        .iter()
+                        .map(|&(start, end)| table.active(&members, start, end))
+                        .collect();
+                }
+                if !dominance {
+                    for slot in &mut group.slots {
+                        slot.2 = 0;
+                        if !answers {
+                            slot.1 = 0;
+                        }
                     }
                 }
                 at_level.insert(code, group);
@@ -661,6 +675,7 @@ impl Partials {
             to_utc: table.to_utc,
             registry: Some(groups.digest()),
             coverage,
+            dominance,
             levels,
         }
     }
@@ -686,7 +701,13 @@ impl Partials {
         };
         let held: Vec<String> = listed.into_iter().filter(|m| series.has_meter(m)).collect();
         let table = Table::load(series, &held, params.channel, from_utc, to_utc)?;
-        Partials::of_table(groups, &table, params, Coverage::of(params, rule))
+        Partials::of_table(
+            groups,
+            &table,
+            params,
+            Coverage::of(params, rule),
+            rule.max_share.is_some(),
+        )
     }
 
     /// The sums of the meters of `table` for the live answer of `params`, over the groups of
@@ -696,6 +717,7 @@ impl Partials {
         table: &Table,
         params: &Params,
         coverage: Coverage,
+        dominance: bool,
     ) -> Result<Partials, ApiError> {
         let spans = spans(params.kind, &params.calendar)?;
         match &params.meters {
@@ -715,6 +737,7 @@ impl Partials {
                     to_utc: table.to_utc,
                     registry: None,
                     coverage: Coverage::AdHoc,
+                    dominance: true,
                     levels,
                 })
             }
@@ -723,6 +746,7 @@ impl Partials {
                 table,
                 Some((&spans, params.level, params.code.as_deref())),
                 coverage,
+                dominance,
             )),
         }
     }
@@ -738,10 +762,11 @@ impl Partials {
                 self.from_utc, self.to_utc, self.registry, other.from_utc, other.to_utc, other.registry
             ));
         }
-        if self.coverage != other.coverage {
+        if (&self.coverage, self.dominance) != (&other.coverage, other.dominance) {
             return Err(format!(
                 "partial tables of different groups: {:?} and {:?}",
-                self.coverage, other.coverage
+                (&self.coverage, self.dominance),
+                (&other.coverage, other.dominance)
             ));
         }
         let len = self.len();
@@ -825,7 +850,7 @@ impl Decisions {
     ) -> Result<Decisions, ApiError> {
         Decisions::of(
             groups,
-            &Partials::of_groups(groups, table, None, Coverage::Every),
+            &Partials::of_groups(groups, table, None, Coverage::Every, true),
             rule,
         )
     }
@@ -1144,10 +1169,12 @@ fn live_groups(
 ) -> Result<Vec<GroupCells>, ApiError> {
     let rule = gov.config().aggregates;
     let wanted = Coverage::of(params, &rule);
-    if partials.coverage != wanted && partials.coverage != Coverage::Every {
+    if partials.coverage != wanted && partials.coverage != Coverage::Every
+        || rule.max_share.is_some() && !partials.dominance
+    {
         return Err(ApiError::internal(format!(
-            "partial tables of {:?} do not decide {wanted:?}",
-            partials.coverage
+            "partial tables of {:?} (dominance: {}) do not decide {wanted:?}",
+            partials.coverage, partials.dominance
         )));
     }
     let decisions = Decisions::of(&gov.groups(), partials, &rule)?;
@@ -1589,13 +1616,15 @@ mod tests {
                         iris: format!("c{c}i{iris}"),
                         building,
                     });
-                    // Some meters read nothing, some every half-hour, most in between.
+                    // Some meters read nothing, some every half-hour, most in between; one in
+                    // six consumes 200 times as much (the dominance rule's case).
                     let rate = next(&mut rng) % 5;
+                    let scale = if next(&mut rng) % 6 == 0 { 200 } else { 1 };
                     let mut slots = Vec::new();
                     let mut slot = from_utc;
                     while slot < to_utc {
                         if next(&mut rng) % 4 < rate {
-                            let ws = 1 + (next(&mut rng) % 2_000) as i64;
+                            let ws = scale * (1 + (next(&mut rng) % 2_000) as i64);
                             slots.push((slot, ws * SLOT_S));
                         }
                         slot += SLOT_S;
@@ -1667,14 +1696,20 @@ mod tests {
                         Coverage::Every
                     };
                     let one = answer_with(&gov, &operator, &params, &|params| {
-                        Partials::of_table(&groups, &whole, params, every.clone())
+                        Partials::of_table(&groups, &whole, params, every.clone(), true)
                     })
                     .unwrap();
                     let coverage = Coverage::of(&params, &rule);
                     let mut merged: Option<Partials> = None;
                     for table in &tables {
-                        let p =
-                            Partials::of_table(&groups, table, &params, coverage.clone()).unwrap();
+                        let p = Partials::of_table(
+                            &groups,
+                            table,
+                            &params,
+                            coverage.clone(),
+                            rule.max_share.is_some(),
+                        )
+                        .unwrap();
                         match &mut merged {
                             None => merged = Some(p),
                             Some(m) => m.merge(p).unwrap(),
@@ -1684,6 +1719,40 @@ mod tests {
                     let answer =
                         answer_with(&gov, &operator, &params, &|_| Ok(merged.clone())).unwrap();
                     proptest::prop_assert_eq!(&answer, &one, "{} under {:?}", q, rule);
+                    // Each group held is its members' sums over every part; the largest member
+                    // and the energy of a group not answered only under a dominance rule.
+                    let dominance = rule.max_share.is_some();
+                    proptest::prop_assert_eq!(
+                        merged.dominance,
+                        dominance || params.meters.is_some()
+                    );
+                    for (name, held) in &merged.levels {
+                        let Some(&level) = LEVELS.iter().find(|&&l| level_name(l) == name) else {
+                            continue;
+                        };
+                        let at = groups.groups(level);
+                        for (code, group) in held {
+                            let answered = level == params.level
+                                && params.code.as_deref().is_none_or(|c| c == code);
+                            let sums = whole.slots(&at[code]);
+                            for (s, &(c, e, m)) in sums.slots.iter().zip(&group.slots) {
+                                let e_want = if answered || dominance {
+                                    s.energy_ws
+                                } else {
+                                    0
+                                };
+                                let m_want = if dominance { s.max_meter_ws } else { 0 };
+                                proptest::prop_assert_eq!(
+                                    (c, e, m),
+                                    (s.contributors, e_want, m_want),
+                                    "{} {} {}",
+                                    q,
+                                    name,
+                                    code
+                                );
+                            }
+                        }
+                    }
                     // Nothing below the question's level; for one group, only the children
                     // of its ancestors.
                     let asked = LEVELS.iter().position(|&l| l == params.level).unwrap();
