@@ -831,6 +831,7 @@ impl ReaderNode {
     pub async fn aggregates(&self, ask: &AggregatesAsk) -> Result<Partials, ApiError> {
         let params = Params::from_query(&ask.query)?;
         let groups = self.gov.groups();
+        let rule = self.gov.config().aggregates;
         let listed = match &params.meters {
             Some(ids) => ids.clone(),
             None => groups
@@ -848,7 +849,7 @@ impl ReaderNode {
                     &meters,
                     from - courbe::source::MAX_CURVE_STEP_S * 2,
                     to,
-                    |src| Partials::load(src, &groups, &params),
+                    |src| Partials::load(src, &groups, &params, &rule),
                 )
                 .await
                 .map_err(unavailable)??;
@@ -923,7 +924,19 @@ impl Handler for ReaderNode {
                 }
             }
             (Method::POST, Some("/partials/aggregates")) => {
+                let binary = request
+                    .headers()
+                    .get_all(header::ACCEPT)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .any(|t| t.split(';').next().map(str::trim) == Some(crate::wire::CONTENT_TYPE));
                 match async { self.aggregates(&read_json(body)?).await }.await {
+                    Ok(p) if binary => answer_of(
+                        StatusCode::OK,
+                        crate::wire::CONTENT_TYPE,
+                        crate::wire::encode(&p),
+                    ),
                     Ok(p) => ok_json(&p),
                     Err(e) => error_answer(&e),
                 }
@@ -937,6 +950,25 @@ impl Handler for ReaderNode {
 /// headers and `Content-Length` are the `GET`'s).
 fn reads(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
+}
+
+/// The encoding a router accepts from an internal route, and how it reads a body by its
+/// content type.
+struct Wanted<'a, T> {
+    accept: &'static str,
+    decode: &'a Decode<T>,
+}
+
+/// Reads a body by its content type.
+type Decode<T> = dyn Fn(Option<&str>, &[u8]) -> std::result::Result<T, String> + Sync;
+
+impl<T: for<'de> Deserialize<'de>> Wanted<'static, T> {
+    fn json() -> Self {
+        Wanted {
+            accept: "application/json",
+            decode: &|_, bytes| serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// One reader as the router knows it.
@@ -1207,26 +1239,33 @@ impl Router {
         }
     }
 
-    /// Asks `reader` the internal route `path` with `body`.
-    async fn ask<T: for<'de> Deserialize<'de>>(
+    /// Asks `reader` the internal route `path` with `body`, accepting `wanted`'s encoding.
+    async fn ask<T>(
         &self,
         reader: &ReaderLink,
         path: &str,
         body: &impl Serialize,
+        wanted: &Wanted<'_, T>,
     ) -> Result<T, Failure> {
         let down = |e: &dyn std::error::Error| Failure::Down(with_sources(e));
         let response = self
             .client
             .post(format!("{}{INTERNAL}{path}", reader.url))
             .header(header::AUTHORIZATION, self.secret.header())
+            .header(header::ACCEPT, wanted.accept)
             .json(body)
             .send()
             .await
             .map_err(|e| down(&e))?;
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.bytes().await.map_err(|e| down(&e))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| down(&e));
+            return (wanted.decode)(content_type.as_deref(), &bytes).map_err(Failure::Down);
         }
         // The caller's mistake a reader found (an unknown meter) is the caller's answer.
         if status.is_client_error() && status != StatusCode::UNAUTHORIZED {
@@ -1246,11 +1285,12 @@ impl Router {
     /// shards of a reader that fails are asked of their next readers, until one answers or
     /// none is left (503 naming the shards and every reader tried). A caller's mistake found
     /// by a reader is answered at once.
-    async fn fan_out<T: for<'de> Deserialize<'de>>(
+    async fn fan_out<T>(
         &self,
         path: &str,
         needed: Vec<u32>,
         body: impl Fn(&[u32]) -> serde_json::Value,
+        wanted: &Wanted<'_, T>,
     ) -> Result<Vec<T>, ApiError> {
         let readers = self.readers();
         let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1279,7 +1319,7 @@ impl Router {
             }
             let asks = plan.iter().map(|(r, shards)| {
                 let b = body(shards);
-                async move { (*r, shards, self.ask::<T>(r, path, &b).await) }
+                async move { (*r, shards, self.ask::<T>(r, path, &b, wanted).await) }
             });
             pending.clear();
             for (r, shards, result) in futures::future::join_all(asks).await {
@@ -1313,15 +1353,20 @@ impl Router {
     ) -> Result<Vec<FleetPoint>, ApiError> {
         let n = self.shard_count;
         let partials: Vec<CurvePartial> = self
-            .fan_out("/partials/fleet-curve", self.needed(meters), |shards| {
-                serde_json::json!(CurveAsk {
-                    channel: channel.as_str().to_owned(),
-                    from_utc,
-                    to_utc,
-                    meters: listed(meters, shards, n),
-                    shards: Some(shards.to_vec()),
-                })
-            })
+            .fan_out(
+                "/partials/fleet-curve",
+                self.needed(meters),
+                |shards| {
+                    serde_json::json!(CurveAsk {
+                        channel: channel.as_str().to_owned(),
+                        from_utc,
+                        to_utc,
+                        meters: listed(meters, shards, n),
+                        shards: Some(shards.to_vec()),
+                    })
+                },
+                &Wanted::json(),
+            )
             .await?;
         Ok(partials.into_iter().fold(Vec::new(), |acc, p| {
             let points = p
@@ -1347,13 +1392,18 @@ impl Router {
     ) -> Result<Vec<MeterPeriods>, ApiError> {
         let n = self.shard_count;
         let parts: Vec<EnergyPartial> = self
-            .fan_out("/partials/fleet-energy", self.needed(meters), |shards| {
-                serde_json::json!(EnergyAsk {
-                    query: query.to_owned(),
-                    meters: listed(meters, shards, n),
-                    shards: Some(shards.to_vec()),
-                })
-            })
+            .fan_out(
+                "/partials/fleet-energy",
+                self.needed(meters),
+                |shards| {
+                    serde_json::json!(EnergyAsk {
+                        query: query.to_owned(),
+                        meters: listed(meters, shards, n),
+                        shards: Some(shards.to_vec()),
+                    })
+                },
+                &Wanted::json(),
+            )
             .await?;
         let mut all: Vec<MeterPeriods> = parts.into_iter().flat_map(|p| p.meters).collect();
         all.sort_unstable_by(|a, b| a.meter.cmp(&b.meter));
@@ -1372,12 +1422,17 @@ impl Router {
     /// Every meter's saving of a fleet comparison (its query string), from every reader.
     pub async fn fleet_offers(&self, query: &str) -> Result<FleetSavings, ApiError> {
         let parts: Vec<OffersPartial> = self
-            .fan_out("/partials/fleet-offers", self.needed(None), |shards| {
-                serde_json::json!(OffersAsk {
-                    query: query.to_owned(),
-                    shards: Some(shards.to_vec()),
-                })
-            })
+            .fan_out(
+                "/partials/fleet-offers",
+                self.needed(None),
+                |shards| {
+                    serde_json::json!(OffersAsk {
+                        query: query.to_owned(),
+                        shards: Some(shards.to_vec()),
+                    })
+                },
+                &Wanted::json(),
+            )
             .await?;
         let mut merged = OffersPartial::default();
         for p in parts {
@@ -1388,13 +1443,28 @@ impl Router {
 
     /// The merged unsuppressed sums of an aggregate question (its query string).
     pub async fn partials(&self, query: &str) -> Result<Partials, ApiError> {
+        // A reader's partials hold at most every group of the registry (no more than one per
+        // member at each of the four levels), or one ad-hoc group.
+        let max_groups = 4 * self.gov.groups().len() + 1;
+        let decode = move |content_type: Option<&str>, bytes: &[u8]| match content_type {
+            Some(crate::wire::CONTENT_TYPE) => crate::wire::decode(bytes, max_groups),
+            _ => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        };
         let all: Vec<Partials> = self
-            .fan_out("/partials/aggregates", self.needed(None), |shards| {
-                serde_json::json!(AggregatesAsk {
-                    query: query.to_owned(),
-                    shards: Some(shards.to_vec()),
-                })
-            })
+            .fan_out(
+                "/partials/aggregates",
+                self.needed(None),
+                |shards| {
+                    serde_json::json!(AggregatesAsk {
+                        query: query.to_owned(),
+                        shards: Some(shards.to_vec()),
+                    })
+                },
+                &Wanted {
+                    accept: crate::wire::CONTENT_TYPE,
+                    decode: &decode,
+                },
+            )
             .await?;
         let mut all = all.into_iter();
         let mut merged = all.next().ok_or_else(|| ApiError::internal("no reader"))?;

@@ -15,6 +15,7 @@ pub mod reader;
 pub mod registry;
 pub mod shard;
 pub mod versions;
+pub mod wire;
 pub mod writer;
 
 pub use coord::{Coordinator, Lease};

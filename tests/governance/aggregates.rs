@@ -1009,7 +1009,12 @@ fn partials_of_disjoint_meters_merged_decide_every_cell_as_the_whole_fleet_does(
         let merged = aggregates::answer_with(&gov, &operator, &params, &|params| {
             let mut merged: Option<Partials> = None;
             for store in &parts {
-                let p = Partials::load(&*store.snapshot(), &gov.groups(), params)?;
+                let p = Partials::load(
+                    &*store.snapshot(),
+                    &gov.groups(),
+                    params,
+                    &gov.config().aggregates,
+                )?;
                 match &mut merged {
                     None => merged = Some(p),
                     Some(m) => m.merge(p).map_err(courbe::error::ApiError::internal)?,

@@ -585,6 +585,32 @@ async fn the_internal_route_admits_only_the_cluster_secret_as_one_bearer_header(
     let (status, body) = ask(client.post(&partials).bearer_auth(SECRET).json(&query)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("750560102"), "unsuppressed partials: {body}");
+    // Asked for the binary encoding (as the router asks), the same partials in fewer bytes.
+    let binary = client
+        .post(&partials)
+        .bearer_auth(SECRET)
+        .header("accept", courbe_cluster::wire::CONTENT_TYPE)
+        .json(&query)
+        .send()
+        .await
+        .expect("the reader answers");
+    assert_eq!(
+        binary.headers()["content-type"],
+        courbe_cluster::wire::CONTENT_TYPE
+    );
+    let binary = binary.bytes().await.expect("a body");
+    let from_json: aggregates::Partials = serde_json::from_str(&body).expect("JSON partials");
+    assert_eq!(
+        courbe_cluster::wire::decode(&binary, 1_000),
+        Ok(from_json),
+        "binary and JSON partials"
+    );
+    assert!(
+        binary.len() < body.len() / 3,
+        "{} bytes, JSON {}",
+        binary.len(),
+        body.len()
+    );
 
     let attacks = [
         ("no token", client.post(&partials).json(&query)),

@@ -465,9 +465,133 @@ pub struct Partials {
     /// [`GroupRegistry::digest`](super::groups::GroupRegistry::digest) of the registry summed
     /// with; `None` for an ad-hoc list of meters.
     pub registry: Option<String>,
+    /// Which groups it holds: [`Coverage::of`] the question, or every group.
+    pub coverage: Coverage,
+    /// Whether it holds every group's largest member and the energy of the groups the
+    /// question does not answer, which only the dominance rule (`Suppression::max_share`)
+    /// reads; 0 in every such slot when not.
+    pub dominance: bool,
     /// Level name (`all`, `commune`, `iris`, `building`, or `ad-hoc`), then group code.
     pub levels: BTreeMap<String, BTreeMap<String, PartialGroup>>,
 }
+
+/// Which groups a [`Partials`] holds: those whose sums the decisions of one question read.
+///
+/// A group's decision in a half-hour reads its own sums, its parent's decision and, through
+/// secondary suppression inside its parent, every sibling's sums and the parent's members in
+/// no child; so, up to `all`, its ancestors, their children and their orphans. A group's own
+/// children never change it while each level's minimum is at least the next level's (the
+/// hidden part of a published parent with no published child left is all its contributors,
+/// at least the parent's minimum): when the building minimum is above the others, every group
+/// is summed ([`Coverage::Every`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Coverage {
+    /// Every group of every level, and the orphans of every group with children.
+    Every,
+    /// Every group of this level and of the levels above it; the orphans of those above.
+    Level(String),
+    /// One group (possibly absent from the registry: then nothing): `all`, and down to the
+    /// group's level, the children of each of its ancestors, with the ancestors' orphans.
+    Group { level: String, code: String },
+    /// An ad-hoc list of meters, its one group.
+    AdHoc,
+}
+
+impl Coverage {
+    /// What the live answer of `params` decided with `rule` reads.
+    pub fn of(params: &Params, rule: &Suppression) -> Coverage {
+        if params.meters.is_some() {
+            return Coverage::AdHoc;
+        }
+        if rule.building_min_meters > rule.min_meters {
+            return Coverage::Every;
+        }
+        let level = level_name(params.level).to_string();
+        match &params.code {
+            None => Coverage::Level(level),
+            Some(code) => Coverage::Group {
+                level,
+                code: code.clone(),
+            },
+        }
+    }
+
+    /// The groups held, per level: code, members, and whether its orphans are summed (exactly
+    /// when all its children are held). `None` for an ad-hoc list or an unknown level.
+    fn scope(&self, groups: &super::groups::GroupRegistry) -> Option<Scope> {
+        let depth = |name: &str| LEVELS.iter().position(|&l| level_name(l) == name);
+        let mut scope: Scope = BTreeMap::new();
+        match self {
+            Coverage::AdHoc => return None,
+            Coverage::Every | Coverage::Level(_) => {
+                let last = match self {
+                    Coverage::Level(name) => depth(name)?,
+                    _ => LEVELS.len() - 1,
+                };
+                for (d, &level) in LEVELS.iter().enumerate().take(last + 1) {
+                    let orphans = d < last;
+                    scope.insert(
+                        level,
+                        groups
+                            .groups(level)
+                            .into_iter()
+                            .map(|(code, members)| (code, (members, orphans)))
+                            .collect(),
+                    );
+                }
+            }
+            Coverage::Group { level, code } => {
+                let d = depth(level)?;
+                let Some(members) = groups.groups(LEVELS[d]).remove(code) else {
+                    return Some(scope);
+                };
+                let Some(membership) = members.first().and_then(|m| groups.get(m)) else {
+                    return Some(scope);
+                };
+                // The group's ancestors, `all` first, then the group itself.
+                let path: Vec<&str> = LEVELS
+                    .iter()
+                    .take(d + 1)
+                    .filter_map(|&l| membership.code(l))
+                    .collect();
+                if path.len() != d + 1 {
+                    return Some(scope);
+                }
+                let all: BTreeMap<String, (Vec<String>, bool)> = groups
+                    .groups(Level::All)
+                    .into_iter()
+                    .map(|(code, members)| (code, (members, d > 0)))
+                    .collect();
+                scope.insert(Level::All, all);
+                for k in 1..=d {
+                    let (parent_level, level) = (LEVELS[k - 1], LEVELS[k]);
+                    let kids = groups
+                        .groups(level)
+                        .into_iter()
+                        .filter(|(_, members)| {
+                            members
+                                .first()
+                                .and_then(|m| groups.get(m))
+                                .and_then(|ms| ms.code(parent_level))
+                                == Some(path[k - 1])
+                        })
+                        .map(|(code, members)| {
+                            let orphans = k < d && code == path[k];
+                            (code, (members, orphans))
+                        })
+                        .collect();
+                    scope.insert(level, kids);
+                }
+            }
+        }
+        Some(scope)
+    }
+}
+
+/// The groups a [`Coverage`] holds: per level, code to members and whether its orphans are
+/// summed.
+type Scope = BTreeMap<Level, BTreeMap<String, (Vec<String>, bool)>>;
 
 /// The cells of a question, its level and its code (all groups: `None`).
 type Answered<'a> = (&'a [(i64, i64)], Level, Option<&'a str>);
@@ -493,20 +617,26 @@ impl Partials {
         }
     }
 
-    /// Every group of `groups` summed over `table`; with `answered` (the cells of a question,
-    /// its level and code), the active members of each cell of the groups it answers.
+    /// The groups of `coverage` summed over `table`; with `answered` (the cells of a
+    /// question, its level and code), the active members of each cell of the groups it
+    /// answers.
     fn of_groups(
         groups: &super::groups::GroupRegistry,
         table: &Table,
         answered: Option<Answered<'_>>,
+        coverage: Coverage,
+        dominance: bool,
     ) -> Partials {
         let mut levels = BTreeMap::new();
-        for (i, level) in LEVELS.into_iter().enumerate() {
-            let child = LEVELS.get(i + 1).copied();
+        for (level, at) in coverage.scope(groups).unwrap_or_default() {
+            let child = LEVELS
+                .iter()
+                .position(|&l| l == level)
+                .and_then(|i| LEVELS.get(i + 1).copied());
             let mut at_level = BTreeMap::new();
-            for (code, members) in groups.groups(level) {
+            for (code, (members, with_orphans)) in at {
                 let mut group = Partials::group(table, &members);
-                if let Some(child) = child {
+                if let (Some(child), true) = (child, with_orphans) {
                     let orphans: Vec<String> = members
                         .iter()
                         .filter(|m| groups.get(m).and_then(|ms| ms.code(child)).is_none())
@@ -519,12 +649,21 @@ impl Partials {
                         .map(|s| s.contributors)
                         .collect();
                 }
-                if let Some((spans, asked, asked_code)) = answered {
-                    if asked == level && asked_code.is_none_or(|c| c == code) {
-                        group.active = spans
-                            .iter()
-                            .map(|&(start, end)| table.active(&members, start, end))
-                            .collect();
+                let answers = answered.is_some_and(|(_, asked, asked_code)| {
+                    asked == level && asked_code.is_none_or(|c| c == code)
+                });
+                if let (Some((spans, _, _)), true) = (answered, answers) {
+                    group.active = spans
+                        .iter()
+                        .map(|&(start, end)| table.active(&members, start, end))
+                        .collect();
+                }
+                if !dominance {
+                    for slot in &mut group.slots {
+                        slot.2 = 0;
+                        if !answers {
+                            slot.1 = 0;
+                        }
                     }
                 }
                 at_level.insert(code, group);
@@ -535,31 +674,58 @@ impl Partials {
             from_utc: table.from_utc,
             to_utc: table.to_utc,
             registry: Some(groups.digest()),
+            coverage,
+            dominance,
             levels,
         }
     }
 
-    /// The sums of the meters `series` holds for the live answer of `params` (the groups of
-    /// `groups`, or the ad-hoc list of `params.meters`). Meters it does not hold count as
-    /// meters without readings, so a node holding some shards answers for its own meters.
+    /// The sums of the meters `series` holds for the live answer of `params` decided with
+    /// `rule` (the groups of `groups` it reads, [`Coverage::of`], or the ad-hoc list of
+    /// `params.meters`). Meters it does not hold count as meters without readings, so a node
+    /// holding some shards answers for its own meters.
     pub fn load(
         series: &dyn SeriesSource,
         groups: &super::groups::GroupRegistry,
         params: &Params,
+        rule: &Suppression,
+    ) -> Result<Partials, ApiError> {
+        let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
+        let listed = match &params.meters {
+            Some(ids) => ids.clone(),
+            None => groups
+                .groups(Level::All)
+                .into_values()
+                .next()
+                .unwrap_or_default(),
+        };
+        let held: Vec<String> = listed.into_iter().filter(|m| series.has_meter(m)).collect();
+        let table = Table::load(series, &held, params.channel, from_utc, to_utc)?;
+        Partials::of_table(
+            groups,
+            &table,
+            params,
+            Coverage::of(params, rule),
+            rule.max_share.is_some(),
+        )
+    }
+
+    /// The sums of the meters of `table` for the live answer of `params`, over the groups of
+    /// `coverage` (an ad-hoc list's one group when `params.meters` is set).
+    fn of_table(
+        groups: &super::groups::GroupRegistry,
+        table: &Table,
+        params: &Params,
+        coverage: Coverage,
+        dominance: bool,
     ) -> Result<Partials, ApiError> {
         let spans = spans(params.kind, &params.calendar)?;
-        let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
-        let held = |meters: Vec<String>| -> Vec<String> {
-            meters.into_iter().filter(|m| series.has_meter(m)).collect()
-        };
         match &params.meters {
             Some(ids) => {
-                let ids = held(ids.clone());
-                let table = Table::load(series, &ids, params.channel, from_utc, to_utc)?;
-                let mut group = Partials::group(&table, &ids);
+                let mut group = Partials::group(table, ids);
                 group.active = spans
                     .iter()
-                    .map(|&(start, end)| table.active(&ids, start, end))
+                    .map(|&(start, end)| table.active(ids, start, end))
                     .collect();
                 let mut levels = BTreeMap::new();
                 levels.insert(
@@ -567,27 +733,21 @@ impl Partials {
                     BTreeMap::from([(AD_HOC.to_string(), group)]),
                 );
                 Ok(Partials {
-                    from_utc,
-                    to_utc,
+                    from_utc: table.from_utc,
+                    to_utc: table.to_utc,
                     registry: None,
+                    coverage: Coverage::AdHoc,
+                    dominance: true,
                     levels,
                 })
             }
-            None => {
-                let all = held(
-                    groups
-                        .groups(Level::All)
-                        .into_values()
-                        .next()
-                        .unwrap_or_default(),
-                );
-                let table = Table::load(series, &all, params.channel, from_utc, to_utc)?;
-                Ok(Partials::of_groups(
-                    groups,
-                    &table,
-                    Some((&spans, params.level, params.code.as_deref())),
-                ))
-            }
+            None => Ok(Partials::of_groups(
+                groups,
+                table,
+                Some((&spans, params.level, params.code.as_deref())),
+                coverage,
+                dominance,
+            )),
         }
     }
 
@@ -600,6 +760,13 @@ impl Partials {
             return Err(format!(
                 "partial tables of different questions or registries: [{}, {}) {:?} and [{}, {}) {:?}",
                 self.from_utc, self.to_utc, self.registry, other.from_utc, other.to_utc, other.registry
+            ));
+        }
+        if (&self.coverage, self.dominance) != (&other.coverage, other.dominance) {
+            return Err(format!(
+                "partial tables of different groups: {:?} and {:?}",
+                (&self.coverage, self.dominance),
+                (&other.coverage, other.dominance)
             ));
         }
         let len = self.len();
@@ -681,7 +848,11 @@ impl Decisions {
         table: &Table,
         rule: &Suppression,
     ) -> Result<Decisions, ApiError> {
-        Decisions::of(groups, &Partials::of_groups(groups, table, None), rule)
+        Decisions::of(
+            groups,
+            &Partials::of_groups(groups, table, None, Coverage::Every, true),
+            rule,
+        )
     }
 
     /// The decisions of the groups `groups` from the sums of all their members (one node's
@@ -697,13 +868,19 @@ impl Decisions {
                 "the partial tables were summed with another group registry",
             ));
         }
+        let scope = partials.coverage.scope(groups).ok_or_else(|| {
+            ApiError::internal(format!(
+                "partial tables of {:?} decide no group",
+                partials.coverage
+            ))
+        })?;
         let len = partials.len();
         let mut levels = BTreeMap::new();
-        for level in LEVELS {
+        for (level, at) in scope {
             let min = rule.min_for(level);
             let mut at_level = BTreeMap::new();
             let sums = partials.levels.get(level_name(level));
-            for (code, members) in groups.groups(level) {
+            for (code, (members, _)) in at {
                 let sums = sums.and_then(|l| l.get(&code));
                 let mut slots = Slots::new(partials.from_utc, len);
                 if let Some(sums) = sums {
@@ -991,6 +1168,15 @@ fn live_groups(
     params: &Params,
 ) -> Result<Vec<GroupCells>, ApiError> {
     let rule = gov.config().aggregates;
+    let wanted = Coverage::of(params, &rule);
+    if partials.coverage != wanted && partials.coverage != Coverage::Every
+        || rule.max_share.is_some() && !partials.dominance
+    {
+        return Err(ApiError::internal(format!(
+            "partial tables of {:?} (dominance: {}) do not decide {wanted:?}",
+            partials.coverage, partials.dominance
+        )));
+    }
     let decisions = Decisions::of(&gov.groups(), partials, &rule)?;
     let sums = partials.levels.get(level_name(params.level));
     let mut out = Vec::new();
@@ -1018,7 +1204,7 @@ pub fn answer(
     params: &Params,
 ) -> Result<Aggregates, ApiError> {
     answer_with(gov, principal, params, &|params| {
-        Partials::load(series, &gov.groups(), params)
+        Partials::load(series, &gov.groups(), params, &gov.config().aggregates)
     })
 }
 
@@ -1037,6 +1223,12 @@ pub fn answer_with(
         Some(_) => {
             // Ad-hoc groups are the operator's (see `authorize`): primary rule only.
             let partials = live(params)?;
+            if partials.coverage != Coverage::AdHoc {
+                return Err(ApiError::internal(format!(
+                    "partial tables of {:?} answer no ad-hoc list",
+                    partials.coverage
+                )));
+            }
             let sums = partials.levels.get(AD_HOC).and_then(|l| l.get(AD_HOC));
             let min = rule.min_meters;
             let mut slots = Slots::new(partials.from_utc, partials.len());
@@ -1355,5 +1547,247 @@ mod tests {
             ..Slot::default()
         };
         assert_eq!(slot.value_w(), 10, "the mean power over the half-hour");
+    }
+
+    /// Restricted partials of disjoint meter sets, merged, decide as one node summing every
+    /// group (the pre-coverage computation): generated registries with several communes, IRIS
+    /// and buildings, meters in no building, groups under and at the thresholds, every level
+    /// and code (and one that does not exist), both kinds, ad-hoc lists, several rules.
+    #[test]
+    fn restricted_partials_of_disjoint_meters_merged_answer_as_every_group_summed_does() {
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+        use super::super::auth::{Principal, Role};
+        use super::super::groups::Membership;
+        use super::super::{Governance, GovernanceConfig};
+
+        /// splitmix64: the fleet of a case from its seed.
+        fn next(state: &mut u64) -> u64 {
+            *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = *state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        let (from_utc, to_utc) = (1_709_251_200, 1_709_251_200 + 2 * 86_400);
+        let operator = Principal {
+            role: Role::Operator,
+            subject: None,
+        };
+        let strategy = (
+            proptest::prelude::any::<u64>(),
+            2u32..=10,
+            1u32..=4,
+            proptest::option::of(proptest::sample::select(vec![0.3, 0.6])),
+            2usize..=4,
+        );
+        let mut runner = TestRunner::new_with_rng(
+            Config {
+                cases: 24,
+                failure_persistence: None,
+                ..Config::default()
+            },
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[0x16; 32]),
+        );
+        runner
+            .run(&strategy, |(seed, min, building_min, max_share, parts)| {
+                let mut rng = seed;
+                let rule = Suppression {
+                    min_meters: min,
+                    building_min_meters: building_min,
+                    max_share,
+                };
+                let communes = 1 + next(&mut rng) % 3;
+                let meters = 8 + next(&mut rng) % 50;
+                let mut memberships = Vec::new();
+                let mut by_meter = HashMap::new();
+                for i in 0..meters {
+                    let id = format!("{:014}", 10_000_000_000_000u64 + i);
+                    let c = next(&mut rng) % communes;
+                    let iris = next(&mut rng) % (1 + c);
+                    let building = match next(&mut rng) % 4 {
+                        0 => None,
+                        b => Some(format!("c{c}i{iris}b{}", b % (1 + iris))),
+                    };
+                    memberships.push(Membership {
+                        meter: id.clone(),
+                        commune: format!("c{c}"),
+                        iris: format!("c{c}i{iris}"),
+                        building,
+                    });
+                    // Some meters read nothing, some every half-hour, most in between; one in
+                    // six consumes 200 times as much (the dominance rule's case).
+                    let rate = next(&mut rng) % 5;
+                    let scale = if next(&mut rng) % 6 == 0 { 200 } else { 1 };
+                    let mut slots = Vec::new();
+                    let mut slot = from_utc;
+                    while slot < to_utc {
+                        if next(&mut rng) % 4 < rate {
+                            let ws = scale * (1 + (next(&mut rng) % 2_000) as i64);
+                            slots.push((slot, ws * SLOT_S));
+                        }
+                        slot += SLOT_S;
+                    }
+                    by_meter.insert(id, slots);
+                }
+                let dir = tempfile::tempdir().unwrap();
+                let gov = Governance::open(
+                    dir.path(),
+                    GovernanceConfig {
+                        aggregates: rule,
+                        ..GovernanceConfig::default()
+                    },
+                )
+                .unwrap();
+                gov.load_groups(memberships).unwrap();
+                let groups = gov.groups();
+                let whole = Table {
+                    from_utc,
+                    to_utc,
+                    by_meter: by_meter.clone(),
+                };
+                // Disjoint parts, as shards would split the meters.
+                let mut split: Vec<HashMap<String, MeterSlots>> = vec![HashMap::new(); parts];
+                for (id, slots) in by_meter {
+                    let part = (next(&mut rng) as usize) % parts;
+                    split[part].insert(id, slots);
+                }
+                let tables: Vec<Table> = split
+                    .into_iter()
+                    .map(|by_meter| Table {
+                        from_utc,
+                        to_utc,
+                        by_meter,
+                    })
+                    .collect();
+                let mut questions = Vec::new();
+                for level in LEVELS {
+                    let name = level_name(level);
+                    let mut codes: Vec<String> = vec![String::new(), "&code=nowhere".into()];
+                    codes.extend(
+                        groups
+                            .groups(level)
+                            .into_keys()
+                            .map(|code| format!("&code={code}")),
+                    );
+                    for code in codes {
+                        for kind in ["kind=energy&period=day", "kind=curve"] {
+                            questions.push(format!("level={name}{code}&{kind}"));
+                        }
+                    }
+                }
+                let listed: Vec<String> = (0..meters)
+                    .filter(|_| next(&mut rng) % 2 == 0)
+                    .map(|i| format!("{:014}", 10_000_000_000_000u64 + i))
+                    .chain(["99999999999999".to_string()])
+                    .collect();
+                questions.push(format!(
+                    "kind=energy&period=day&meters={}",
+                    listed.join(",")
+                ));
+                for q in questions {
+                    let params =
+                        Params::from_query(&format!("from=2024-03-01&to=2024-03-03&tz=UTC&{q}"))
+                            .unwrap();
+                    let every = if params.meters.is_some() {
+                        Coverage::AdHoc
+                    } else {
+                        Coverage::Every
+                    };
+                    let one = answer_with(&gov, &operator, &params, &|params| {
+                        Partials::of_table(&groups, &whole, params, every.clone(), true)
+                    })
+                    .unwrap();
+                    let coverage = Coverage::of(&params, &rule);
+                    let mut merged: Option<Partials> = None;
+                    for table in &tables {
+                        let p = Partials::of_table(
+                            &groups,
+                            table,
+                            &params,
+                            coverage.clone(),
+                            rule.max_share.is_some(),
+                        )
+                        .unwrap();
+                        match &mut merged {
+                            None => merged = Some(p),
+                            Some(m) => m.merge(p).unwrap(),
+                        }
+                    }
+                    let merged = merged.expect("two parts or more");
+                    let answer =
+                        answer_with(&gov, &operator, &params, &|_| Ok(merged.clone())).unwrap();
+                    proptest::prop_assert_eq!(&answer, &one, "{} under {:?}", q, rule);
+                    // Each group held is its members' sums over every part; the largest member
+                    // and the energy of a group not answered only under a dominance rule.
+                    let dominance = rule.max_share.is_some();
+                    proptest::prop_assert_eq!(
+                        merged.dominance,
+                        dominance || params.meters.is_some()
+                    );
+                    for (name, held) in &merged.levels {
+                        let Some(&level) = LEVELS.iter().find(|&&l| level_name(l) == name) else {
+                            continue;
+                        };
+                        let at = groups.groups(level);
+                        for (code, group) in held {
+                            let answered = level == params.level
+                                && params.code.as_deref().is_none_or(|c| c == code);
+                            let sums = whole.slots(&at[code]);
+                            for (s, &(c, e, m)) in sums.slots.iter().zip(&group.slots) {
+                                let e_want = if answered || dominance {
+                                    s.energy_ws
+                                } else {
+                                    0
+                                };
+                                let m_want = if dominance { s.max_meter_ws } else { 0 };
+                                proptest::prop_assert_eq!(
+                                    (c, e, m),
+                                    (s.contributors, e_want, m_want),
+                                    "{} {} {}",
+                                    q,
+                                    name,
+                                    code
+                                );
+                            }
+                        }
+                    }
+                    // Nothing below the question's level; for one group, only the children
+                    // of its ancestors.
+                    let asked = LEVELS.iter().position(|&l| l == params.level).unwrap();
+                    let path = params
+                        .code
+                        .as_ref()
+                        .and_then(|c| groups.groups(params.level).remove(c))
+                        .and_then(|members| groups.get(&members[0]).cloned());
+                    for (name, held) in &merged.levels {
+                        let k = LEVELS.iter().position(|&l| level_name(l) == name);
+                        let k = k.unwrap_or(usize::MAX);
+                        let under = coverage != Coverage::Every && coverage != Coverage::AdHoc;
+                        proptest::prop_assert!(!under || k <= asked, "{}: {} held", q, name);
+                        let (Some(path), Some(parent)) = (&path, k.checked_sub(1)) else {
+                            continue;
+                        };
+                        if !under {
+                            continue;
+                        }
+                        let at = groups.groups(LEVELS[k]);
+                        for code in held.keys() {
+                            let first = at.get(code).and_then(|m| groups.get(&m[0]));
+                            proptest::prop_assert_eq!(
+                                first.and_then(|m| m.code(LEVELS[parent])),
+                                path.code(LEVELS[parent]),
+                                "{}: {} {} held",
+                                q,
+                                name,
+                                code
+                            );
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 }
