@@ -832,14 +832,7 @@ impl ReaderNode {
         let params = Params::from_query(&ask.query)?;
         let groups = self.gov.groups();
         let rule = self.gov.config().aggregates;
-        let listed = match &params.meters {
-            Some(ids) => ids.clone(),
-            None => groups
-                .groups(Level::All)
-                .into_values()
-                .next()
-                .unwrap_or_default(),
-        };
+        let listed = params.listed_meters(&groups);
         let (from, to) = (params.calendar.from_utc, params.calendar.to_utc);
         let mut merged: Option<Partials> = None;
         for (shard, reader) in self.held(&ask.shards)? {
@@ -1629,14 +1622,7 @@ impl Router {
             kinds: kinds.names(),
         };
         let answer = self.ask_meter(shard, &ask).await?;
-        let audited = principal.role == Role::Supplier
-            && matches!(
-                action,
-                Action::ReadCurve { .. }
-                    | Action::ReadMeterSummary { .. }
-                    | Action::ReadIndex { .. }
-                    | Action::ReadYearSummary { .. }
-            );
+        let audited = gov_http::audited_read(&principal, &action);
         if audited && answer.status().is_success() {
             let (from_utc, to_utc) =
                 range.ok_or_else(|| ApiError::internal("a read without a range"))?;

@@ -135,6 +135,21 @@ fn unauthorized() -> Response {
     response
 }
 
+/// Whether a successful read by `principal` of `action` leaves an audit record: a supplier's
+/// reads of a meter's data (curve, summaries, index, consent). One node's guard and a cluster
+/// router decide it here, so that both audit the same reads.
+pub fn audited_read(principal: &Principal, action: &Action) -> bool {
+    principal.role == Role::Supplier
+        && matches!(
+            action,
+            Action::ReadCurve { .. }
+                | Action::ReadMeterSummary { .. }
+                | Action::ReadIndex { .. }
+                | Action::ReadYearSummary { .. }
+                | Action::ReadConsent { .. }
+        )
+}
+
 /// The bearer token of a request; none when the request carries two `Authorization` headers,
 /// since a proxy in front may read the other one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -400,15 +415,7 @@ async fn guard(
             return HttpError(question::forbidden()).into_response();
         }
     }
-    let audited = principal.role == Role::Supplier
-        && matches!(
-            action,
-            Action::ReadCurve { .. }
-                | Action::ReadMeterSummary { .. }
-                | Action::ReadIndex { .. }
-                | Action::ReadYearSummary { .. }
-                | Action::ReadConsent { .. }
-        );
+    let audited = audited_read(&principal, &action);
     // A consent answer is the meter's whole history: a read without bounds.
     let range = match action {
         Action::ReadConsent { .. } => Some((i64::MIN, i64::MAX)),

@@ -161,6 +161,18 @@ pub fn level_name(level: Level) -> &'static str {
 }
 
 impl Params {
+    /// The meters a question is about: its ad-hoc list, or every member of the registry.
+    pub fn listed_meters(&self, groups: &super::groups::GroupRegistry) -> Vec<String> {
+        match &self.meters {
+            Some(ids) => ids.clone(),
+            None => groups
+                .groups(Level::All)
+                .into_values()
+                .next()
+                .unwrap_or_default(),
+        }
+    }
+
     /// Reads the query string of a request (without its `?`; empty when there is none).
     pub fn from_query(query: &str) -> Result<Params, ApiError> {
         let raw: RawParams = serde_urlencoded::from_str(query).map_err(|e| {
@@ -691,14 +703,7 @@ impl Partials {
         rule: &Suppression,
     ) -> Result<Partials, ApiError> {
         let (from_utc, to_utc) = (params.calendar.from_utc, params.calendar.to_utc);
-        let listed = match &params.meters {
-            Some(ids) => ids.clone(),
-            None => groups
-                .groups(Level::All)
-                .into_values()
-                .next()
-                .unwrap_or_default(),
-        };
+        let listed = params.listed_meters(groups);
         let held: Vec<String> = listed.into_iter().filter(|m| series.has_meter(m)).collect();
         let table = Table::load(series, &held, params.channel, from_utc, to_utc)?;
         Partials::of_table(
