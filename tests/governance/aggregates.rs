@@ -987,7 +987,7 @@ fn partials_of_disjoint_meters_merged_decide_every_cell_as_the_whole_fleet_does(
     for (store, batch) in parts.iter().zip(&split) {
         store.ingest(batch).unwrap();
     }
-    gov.load_groups(memberships).unwrap();
+    gov.load_groups(memberships.clone()).unwrap();
     let operator = Principal {
         role: Role::Operator,
         subject: None,
@@ -1043,4 +1043,60 @@ fn partials_of_disjoint_meters_merged_decide_every_cell_as_the_whole_fleet_does(
             }
         }
     }
+
+    // By attack: partials that do not hold what the rule decides with are refused, never
+    // answered from. A reader summing for another question (fewer groups: no siblings of the
+    // asked IRIS), or under a laxer rule (no largest member, so no dominance check), or two
+    // readers disagreeing on either, would let the router publish a cell one node suppresses.
+    let strict = Governance::open(
+        &dir.path().join("gov-dominance"),
+        GovernanceConfig {
+            aggregates: aggregates::Suppression {
+                max_share: Some(0.5),
+                ..aggregates::Suppression::default()
+            },
+            ..GovernanceConfig::default()
+        },
+    )
+    .unwrap();
+    strict.load_groups(memberships).unwrap();
+    let iris = Params::from_query(&format!("{range}&level=iris&kind=energy&period=day")).unwrap();
+    let all = Params::from_query(&format!("{range}&level=all&kind=energy&period=day")).unwrap();
+    let load = |params: &Params, rule: &aggregates::Suppression| {
+        Partials::load(&*parts[0].snapshot(), &gov.groups(), params, rule).unwrap()
+    };
+    let lax = aggregates::Suppression::default();
+    let refused = |gov: &Governance, params: &Params, partials: Partials, what: &str| {
+        let e = aggregates::answer_with(gov, &operator, params, &|_| Ok(partials.clone()))
+            .expect_err(what);
+        assert_eq!(e.code, courbe::error::ErrorCode::Internal, "{what}: {e:?}");
+    };
+    refused(
+        &gov,
+        &iris,
+        load(&all, &lax),
+        "the partials of level=all for an IRIS question",
+    );
+    refused(
+        &strict,
+        &iris,
+        load(&iris, &lax),
+        "partials without the largest member under a dominance rule",
+    );
+    // The same partials under the rule they were loaded for are answered (the refusals above
+    // are about coverage, not about the partials themselves).
+    aggregates::answer_with(&gov, &operator, &iris, &|_| Ok(load(&iris, &lax))).unwrap();
+    aggregates::answer_with(&strict, &operator, &iris, &|_| {
+        Ok(load(&iris, &strict.config().aggregates))
+    })
+    .unwrap();
+    let mut narrow = load(&iris, &lax);
+    assert!(narrow.merge(load(&all, &lax)).is_err(), "merged coverages");
+    let mut lax_part = load(&iris, &lax);
+    assert!(
+        lax_part
+            .merge(load(&iris, &strict.config().aggregates))
+            .is_err(),
+        "merged dominance flags"
+    );
 }
