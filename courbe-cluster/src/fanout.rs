@@ -1438,7 +1438,7 @@ impl Router {
     pub async fn partials(&self, query: &str) -> Result<Partials, ApiError> {
         // A reader's partials hold at most every group of the registry (no more than one per
         // member at each of the four levels), or one ad-hoc group.
-        let max_groups = 4 * self.gov.groups().len() + 1;
+        let max_groups = 4 * self.gov.group_members() + 1;
         let decode = move |content_type: Option<&str>, bytes: &[u8]| match content_type {
             Some(crate::wire::CONTENT_TYPE) => crate::wire::decode(bytes, max_groups),
             _ => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
